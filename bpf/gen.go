@@ -1,0 +1,6 @@
+// Package bpf holds the agent's BPF programs, compiled by bpf2go into Go
+// bindings that are committed, so building the agent never needs clang.
+// scripts/generate.sh regenerates them; CI fails when they drift.
+package bpf
+
+//go:generate go tool bpf2go -cc ${BPF_CLANG} -cflags "-O2 -g -Wall -Werror -I. -I/usr/include/x86_64-linux-gnu" -tags linux -target amd64 -type exec_rec -type exit_rec -type fork_rec -type rec_header Process process.c

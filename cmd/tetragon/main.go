@@ -1,0 +1,56 @@
+// Command tetragon is the runtime-security agent.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tetragon-lite/tetragon/pkg/agent"
+	"github.com/tetragon-lite/tetragon/pkg/config"
+	"github.com/tetragon-lite/tetragon/pkg/logging"
+	"github.com/tetragon-lite/tetragon/pkg/version"
+)
+
+func newCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "tetragon",
+		Short:         "eBPF runtime-security agent: process execution and TracingPolicy events",
+		Version:       version.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			a, err := agent.Start(ctx, cfg, log)
+			if err != nil {
+				return err
+			}
+			<-ctx.Done()
+			log.Info().Msg("Received signal, shutting down...")
+			return a.Wait()
+		},
+	}
+	config.Flags(cmd.Flags())
+	return cmd
+}
+
+func main() {
+	if err := newCmd().ExecuteContext(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "tetragon:", err)
+		os.Exit(1)
+	}
+}

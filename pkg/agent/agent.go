@@ -1,0 +1,294 @@
+// Package agent wires the agent together: sensors, ring buffer, process
+// cache, event bus and the gRPC API, under one context.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/config"
+	"github.com/tetragon-lite/tetragon/pkg/eventbus"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/process"
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/server"
+)
+
+// BTF locations tried in order when --btf is not given. The first is where
+// the appliance mounts the host's BTF (as in Tetragon's docker instructions).
+func btfCandidates() []string { return []string{"/var/lib/tetragon/btf", "/sys/kernel/btf/vmlinux"} }
+
+// Agent is a running agent. Build it with Start; stop it by cancelling the
+// context given to Start and calling Wait.
+type Agent struct {
+	cfg   config.Config
+	log   zerolog.Logger
+	node  string
+	start time.Time
+
+	base   *sensor.Base
+	reader *observer.Reader
+	cache  *process.Cache
+	bus    *eventbus.Bus
+	grpc   *grpc.Server
+	ln     net.Listener
+
+	decodeErrors atomic.Uint64
+	ready        atomic.Bool
+	group        *errgroup.Group
+}
+
+// Start checks the environment, loads the sensors and starts serving. On
+// error nothing is left loaded, pinned or listening.
+func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("tetragon must run as root (it loads BPF programs): run it with sudo, or as a privileged container")
+	}
+	a = &Agent{cfg: cfg, log: log, start: time.Now()}
+	a.node = cfg.NodeName
+	if a.node == "" {
+		if a.node, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("reading host name (set --node-name): %w", err)
+		}
+	}
+	kernelTypes, btfPath, err := loadBTF(cfg.BTF)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("btf", btfPath).Msg("Kernel BTF found")
+
+	// Listen before loading anything: a second agent must fail here, with
+	// nothing of its own loaded.
+	a.ln, err = server.Listen(cfg.ServerAddress)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.closeListener()
+		}
+	}()
+	for _, fs := range []kernelfs.FS{kernelfs.BPF(), kernelfs.Tracing()} {
+		mounted, err := fs.Ensure()
+		if err != nil {
+			return nil, err
+		}
+		if mounted {
+			log.Info().Str("path", fs.Path).Str("type", fs.Type).Msg("Mounted missing filesystem")
+		}
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		// kernels >= 5.11 charge BPF memory to the cgroup; the rlimit is moot there
+		log.Debug().Err(err).Msg("Could not raise the memlock rlimit")
+	}
+
+	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.base.Close()
+		}
+	}()
+	a.reader, err = observer.NewReader(a.base.Events(), cfg.EventQueueSize, log)
+	if err != nil {
+		return nil, err
+	}
+
+	var boot unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
+		return nil, fmt.Errorf("reading the boot clock: %w", err)
+	}
+	a.cache = process.NewCache(process.Options{
+		Node:     a.node,
+		Clock:    process.NewClock(time.Now(), time.Duration(boot.Nano())),
+		// kthreadd (pid 2) lives in the initial namespaces and, unlike pid 1,
+		// is readable even when init is protected from ptrace
+		HostNs:   process.ReadNamespaces(cfg.ProcRoot + "/2"),
+		Max:      cfg.ProcessCacheSize,
+		ProcRoot: cfg.ProcRoot,
+	})
+	a.bus = eventbus.New()
+	svc := server.NewService(a.bus, a.Status, cfg.SubscriberQueue, log)
+	a.grpc = svc.Register()
+
+	g, gctx := errgroup.WithContext(ctx)
+	a.group = g
+	// The reader runs from here on, so records of processes that start
+	// while /proc is read queue up instead of being lost.
+	g.Go(func() error { return a.reader.Run(gctx) })
+	n, err := a.cache.LoadProc(cfg.ProcRoot)
+	if err != nil {
+		log.Warn().Err(err).Msg("Reading running processes failed; they will appear without details")
+	}
+	log.Info().Int("processes", n).Msg("Read running processes from procfs")
+	g.Go(func() error { return a.process(gctx) })
+	g.Go(func() error {
+		if err := a.grpc.Serve(a.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serving gRPC: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		a.stopServer()
+		return nil
+	})
+	a.ready.Store(true)
+	log.Info().Str("address", cfg.ServerAddress).Str("node", a.node).Msg("Listening for events...")
+	return a, nil
+}
+
+// Wait blocks until the agent stopped (its context was cancelled or a
+// component failed), then releases everything.
+func (a *Agent) Wait() error {
+	err := a.group.Wait()
+	a.ready.Store(false)
+	a.bus.Close()
+	a.closeListener()
+	if cerr := a.base.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
+	}
+	a.log.Info().Msg("Listening for events completed.")
+	return err
+}
+
+// Bus is where the agent publishes events (for in-process consumers).
+func (a *Agent) Bus() *eventbus.Bus { return a.bus }
+
+// Cache is the process cache.
+func (a *Agent) Cache() *process.Cache { return a.cache }
+
+func (a *Agent) stopServer() {
+	done := make(chan struct{})
+	go func() {
+		a.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		a.grpc.Stop()
+	}
+}
+
+func (a *Agent) closeListener() {
+	a.ln.Close()
+	if path, ok := socketPath(a.cfg.ServerAddress); ok {
+		os.Remove(path)
+	}
+}
+
+func socketPath(address string) (string, bool) {
+	if p, ok := strings.CutPrefix(address, "unix://"); ok {
+		return p, true
+	}
+	return address, strings.HasPrefix(address, "/")
+}
+
+// process decodes records in ring-buffer order, keeps the process cache and
+// publishes events. One goroutine, so records are handled in the order the
+// kernel wrote them.
+func (a *Agent) process(ctx context.Context) error {
+	var dec observer.Decoder
+	gc := time.NewTicker(500 * time.Millisecond)
+	defer gc.Stop()
+	for {
+		select {
+		case raw, ok := <-a.reader.Queue():
+			if !ok {
+				return nil
+			}
+			rec, err := dec.Decode(raw)
+			if err != nil {
+				if a.decodeErrors.Add(1) == 1 {
+					a.log.Warn().Err(err).Msg("Dropping a record that cannot be decoded (see tetra status for the count)")
+				}
+				continue
+			}
+			switch r := rec.(type) {
+			case *observer.Exec:
+				a.bus.Publish(a.cache.Exec(r))
+			case *observer.Exit:
+				a.bus.Publish(a.cache.Exit(r))
+			case *observer.Fork:
+				a.cache.Fork(r)
+			}
+		case now := <-gc.C:
+			a.cache.Collect(now)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// Status reports the agent's state and counters.
+func (a *Agent) Status() *api.AgentStatus {
+	ks, err := a.base.Stats()
+	if err != nil {
+		a.log.Debug().Err(err).Msg("Reading kernel counters")
+	}
+	bs := a.bus.Stats()
+	cs := a.cache.Stats()
+	return &api.AgentStatus{
+		Ready:         a.ready.Load(),
+		NodeName:      a.node,
+		StartTime:     timestamppb.New(a.start),
+		EventsTotal:   bs.Published,
+		RecordsTotal:  a.reader.Records(),
+		Losses: &api.LossCounters{
+			KernelRingbuf:   ks.RingbufDrops,
+			QueueOverflow:   a.reader.Dropped(),
+			SubscriberDrops: bs.Dropped,
+			DecodeErrors:    a.decodeErrors.Load(),
+		},
+		ProcessCacheSize:      uint64(cs.Size),
+		ProcessCacheEvictions: cs.Evictions,
+		UnresolvedEvents:      cs.Misses,
+		Subscribers:           uint32(bs.Subscribers),
+	}
+}
+
+// loadBTF finds the kernel's BTF. A nil spec means the running kernel's
+// own, which the library reads itself.
+func loadBTF(flag string) (*btf.Spec, string, error) {
+	paths := btfCandidates()
+	if flag != "" {
+		paths = []string{flag}
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			if flag != "" {
+				return nil, "", fmt.Errorf("kernel BTF %s: %w", p, err)
+			}
+			continue
+		}
+		if p == "/sys/kernel/btf/vmlinux" {
+			return nil, p, nil
+		}
+		spec, err := btf.LoadSpec(p)
+		if err != nil {
+			return nil, "", fmt.Errorf("loading kernel BTF %s: %w", p, err)
+		}
+		return spec, p, nil
+	}
+	return nil, "", fmt.Errorf("no kernel BTF found (tried %s): the kernel needs CONFIG_DEBUG_INFO_BTF; in a container mount the host's /sys/kernel/btf/vmlinux at /var/lib/tetragon/btf, or pass --btf FILE",
+		strings.Join(paths, ", "))
+}

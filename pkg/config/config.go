@@ -1,0 +1,161 @@
+// Package config assembles the agent's settings from, in increasing order of
+// precedence: defaults, /etc/tetragon/tetragon.yaml, the drop-in directory
+// /etc/tetragon/tetragon.conf.d (file name = key, content = value),
+// TETRAGON_* environment variables and command-line flags.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is the agent's typed configuration.
+type Config struct {
+	ServerAddress    string `mapstructure:"server-address"`
+	LogLevel         string `mapstructure:"log-level"`
+	LogFormat        string `mapstructure:"log-format"`
+	BPFDir           string `mapstructure:"bpf-dir"`
+	BTF              string `mapstructure:"btf"`
+	NodeName         string `mapstructure:"node-name"`
+	ProcRoot         string `mapstructure:"procfs"`
+	EventQueueSize   int    `mapstructure:"event-queue-size"`
+	SubscriberQueue  int    `mapstructure:"subscriber-queue-size"`
+	ProcessCacheSize int    `mapstructure:"process-cache-size"`
+	ConfigFile       string `mapstructure:"config-file"`
+	ConfigDir        string `mapstructure:"config-dir"`
+}
+
+// Default paths.
+const (
+	DefaultConfigFile = "/etc/tetragon/tetragon.yaml"
+	DefaultConfigDir  = "/etc/tetragon/tetragon.conf.d"
+	DefaultSocket     = "/var/run/tetragon/tetragon.sock"
+)
+
+// defaults lists every key with its default and help text; flags, viper
+// defaults and the docs come from this one table.
+var defaults = []struct {
+	key, help string
+	value     any
+}{
+	{"server-address", "gRPC address: a unix socket path (unix:///path or /path) or localhost:PORT", DefaultSocket},
+	{"log-level", "log level: trace, debug, info, warn, error", "info"},
+	{"log-format", "log format: text or json", "text"},
+	{"bpf-dir", "directory under /sys/fs/bpf for the agent's pins", "tetragon"},
+	{"btf", "kernel BTF file (default: /var/lib/tetragon/btf, then /sys/kernel/btf/vmlinux)", ""},
+	{"node-name", "node name put in events and exec ids (default: the host name)", ""},
+	{"procfs", "procfs of the host, read at startup for the running processes", "/proc"},
+	{"event-queue-size", "records queued between the ring buffer and the decoder", 65536},
+	{"subscriber-queue-size", "events queued per GetEvents client before it loses events", 10000},
+	{"process-cache-size", "processes kept in the process cache", 65536},
+	{"config-file", "configuration file", DefaultConfigFile},
+	{"config-dir", "drop-in configuration directory (file name = key, content = value)", DefaultConfigDir},
+}
+
+// Flags registers every setting as a flag on fs.
+func Flags(fs *pflag.FlagSet) {
+	for _, d := range defaults {
+		switch v := d.value.(type) {
+		case string:
+			fs.String(d.key, v, d.help)
+		case int:
+			fs.Int(d.key, v, d.help)
+		case bool:
+			fs.Bool(d.key, v, d.help)
+		}
+	}
+}
+
+// Load reads the configuration; flags are the parsed command line.
+func Load(flags *pflag.FlagSet) (Config, error) {
+	v := viper.New()
+	for _, d := range defaults {
+		v.SetDefault(d.key, d.value)
+	}
+	v.SetEnvPrefix("TETRAGON")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(flags); err != nil {
+		return Config{}, fmt.Errorf("binding flags: %w", err)
+	}
+
+	file := v.GetString("config-file")
+	if _, err := os.Stat(file); err == nil {
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return Config{}, fmt.Errorf("reading config file %s: %w", file, err)
+		}
+	} else if flags.Changed("config-file") {
+		return Config{}, fmt.Errorf("reading config file: %w", err)
+	}
+	if err := mergeDropIns(v, v.GetString("config-dir")); err != nil {
+		return Config{}, err
+	}
+
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return Config{}, fmt.Errorf("decoding configuration: %w", err)
+	}
+	return c, c.validate()
+}
+
+// mergeDropIns applies the drop-in directory. Its values rank above the
+// config file but below environment and flags, which viper's precedence
+// gives for free when they are merged as config.
+func mergeDropIns(v *viper.Viper, dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading config directory %s: %w", dir, err)
+	}
+	known := map[string]bool{}
+	for _, d := range defaults {
+		known[d.key] = true
+	}
+	m := map[string]any{}
+	for _, e := range ents {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if !known[e.Name()] {
+			return fmt.Errorf("config directory %s: unknown setting %q (file %s)", dir, e.Name(), filepath.Join(dir, e.Name()))
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", filepath.Join(dir, e.Name()), err)
+		}
+		m[e.Name()] = strings.TrimSpace(string(b))
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	if err := v.MergeConfigMap(m); err != nil {
+		return fmt.Errorf("merging config directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (c Config) validate() error {
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log-format %q: want text or json", c.LogFormat)
+	}
+	if c.EventQueueSize <= 0 || c.SubscriberQueue <= 0 || c.ProcessCacheSize <= 0 {
+		return errors.New("event-queue-size, subscriber-queue-size and process-cache-size must be positive")
+	}
+	if c.ServerAddress == "" {
+		return errors.New("server-address is empty")
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+// Package eventbus fans events out to subscribers, each with its own bounded
+// queue: a slow subscriber loses its own events (counted) and never slows
+// the agent or the other subscribers.
+package eventbus
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+)
+
+// Subscription is one subscriber's queue.
+type Subscription struct {
+	c       chan *api.GetEventsResponse
+	match   func(*api.GetEventsResponse) bool
+	dropped atomic.Uint64
+}
+
+// C delivers the events. It is closed when the bus closes.
+func (s *Subscription) C() <-chan *api.GetEventsResponse { return s.c }
+
+// Dropped is how many events this subscriber lost to a full queue.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Bus is safe for concurrent use.
+type Bus struct {
+	mu        sync.RWMutex
+	subs      map[*Subscription]struct{}
+	closed    bool
+	published atomic.Uint64
+	dropped   atomic.Uint64
+}
+
+// New returns an empty bus.
+func New() *Bus { return &Bus{subs: make(map[*Subscription]struct{})} }
+
+// Subscribe adds a subscriber with a queue of size events that receives the
+// events match accepts (all events when match is nil).
+func (b *Bus) Subscribe(size int, match func(*api.GetEventsResponse) bool) *Subscription {
+	s := &Subscription{c: make(chan *api.GetEventsResponse, size), match: match}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		close(s.c)
+		return s
+	}
+	b.subs[s] = struct{}{}
+	return s
+}
+
+// Unsubscribe removes s; its channel is not closed (the subscriber stops reading).
+func (b *Bus) Unsubscribe(s *Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.subs, s)
+}
+
+// Publish hands ev to every subscriber that wants it. Events are shared: no
+// one may modify them after publishing.
+func (b *Bus) Publish(ev *api.GetEventsResponse) {
+	b.published.Add(1)
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for s := range b.subs {
+		if s.match != nil && !s.match(ev) {
+			continue
+		}
+		select {
+		case s.c <- ev:
+		default:
+			s.dropped.Add(1)
+			b.dropped.Add(1)
+		}
+	}
+}
+
+// Stats are the bus counters.
+type Stats struct {
+	Published   uint64
+	Dropped     uint64
+	Subscribers int
+}
+
+// Stats reads the counters.
+func (b *Bus) Stats() Stats {
+	b.mu.RLock()
+	n := len(b.subs)
+	b.mu.RUnlock()
+	return Stats{Published: b.published.Load(), Dropped: b.dropped.Load(), Subscribers: n}
+}
+
+// Close closes every subscriber's channel; later subscriptions get a closed channel.
+func (b *Bus) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	for s := range b.subs {
+		close(s.c)
+	}
+	clear(b.subs)
+}

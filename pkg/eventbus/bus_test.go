@@ -1,0 +1,60 @@
+package eventbus
+
+import (
+	"testing"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+)
+
+func exec(bin string) *api.GetEventsResponse {
+	return &api.GetEventsResponse{Event: &api.GetEventsResponse_ProcessExec{
+		ProcessExec: &api.ProcessExec{Process: &api.Process{Binary: bin}}}}
+}
+
+func TestSlowSubscriberDropsOnlyItsOwn(t *testing.T) {
+	b := New()
+	slow := b.Subscribe(2, nil)
+	fast := b.Subscribe(100, nil)
+	for i := 0; i < 10; i++ {
+		b.Publish(exec("/bin/true"))
+	}
+	if got := len(fast.C()); got != 10 {
+		t.Fatalf("fast subscriber got %d events, want 10", got)
+	}
+	if got := slow.Dropped(); got != 8 {
+		t.Fatalf("slow subscriber dropped %d, want 8", got)
+	}
+	if st := b.Stats(); st.Dropped != 8 || st.Published != 10 || st.Subscribers != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestMatchFiltersBeforeQueueing(t *testing.T) {
+	b := New()
+	s := b.Subscribe(1, func(ev *api.GetEventsResponse) bool {
+		return ev.GetProcessExec().GetProcess().GetBinary() == "/bin/cat"
+	})
+	b.Publish(exec("/bin/true"))
+	b.Publish(exec("/bin/cat"))
+	b.Publish(exec("/bin/true"))
+	if s.Dropped() != 0 {
+		t.Fatalf("dropped %d events that did not match", s.Dropped())
+	}
+	if ev := <-s.C(); ev.GetProcessExec().GetProcess().GetBinary() != "/bin/cat" {
+		t.Fatalf("got %v", ev)
+	}
+}
+
+func TestCloseEndsSubscribers(t *testing.T) {
+	b := New()
+	s := b.Subscribe(1, nil)
+	b.Close()
+	if _, ok := <-s.C(); ok {
+		t.Fatal("channel open after Close")
+	}
+	late := b.Subscribe(1, nil)
+	if _, ok := <-late.C(); ok {
+		t.Fatal("subscription after Close is open")
+	}
+	b.Publish(exec("/bin/true")) // must not panic on closed channels
+}

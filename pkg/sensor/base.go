@@ -1,0 +1,108 @@
+// Package sensor loads the agent's BPF programs and attaches them.
+package sensor
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/tetragon-lite/tetragon/bpf"
+)
+
+// Kernel-side counters, indexes of the stats map (enum stat_index in bpf/lib/common.h).
+const (
+	statRingbufDrops = 0
+	statExec         = 1
+	statExit         = 2
+	statFork         = 3
+)
+
+// Stats are the base sensor's kernel-side counters, summed over CPUs.
+type Stats struct {
+	RingbufDrops uint64
+	Execs        uint64
+	Exits        uint64
+	Forks        uint64
+}
+
+// Options configure loading.
+type Options struct {
+	// KernelTypes is the kernel's BTF; nil means the running kernel's.
+	KernelTypes *btf.Spec
+}
+
+// Base is the base sensor: process exec, fork and exit.
+type Base struct {
+	objs  bpf.ProcessObjects
+	links []link.Link
+}
+
+// LoadBase loads and attaches the base sensor. On error nothing is left
+// loaded.
+func LoadBase(opts Options) (*Base, error) {
+	b := &Base{}
+	collOpts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: opts.KernelTypes}}
+	if err := bpf.LoadProcessObjects(&b.objs, collOpts); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading base sensor: %+v", ve)
+		}
+		return nil, fmt.Errorf("loading base sensor: %w", err)
+	}
+	progs := []struct {
+		name string
+		prog *ebpf.Program
+	}{
+		// fork before exec, exit last: a consumer never sees a child's exec
+		// before its fork record
+		{"sched_process_fork", b.objs.HandleFork},
+		{"sched_process_exec", b.objs.HandleExec},
+		{"sched_process_exit", b.objs.HandleExit},
+	}
+	for _, p := range progs {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("attaching tp_btf/%s: %w", p.name, err)
+		}
+		b.links = append(b.links, l)
+	}
+	return b, nil
+}
+
+// Events is the ring buffer all records arrive on.
+func (b *Base) Events() *ebpf.Map { return b.objs.Events }
+
+// Stats reads the kernel-side counters.
+func (b *Base) Stats() (Stats, error) {
+	var s Stats
+	for idx, dst := range map[uint32]*uint64{
+		statRingbufDrops: &s.RingbufDrops,
+		statExec:         &s.Execs,
+		statExit:         &s.Exits,
+		statFork:         &s.Forks,
+	} {
+		var perCPU []uint64
+		if err := b.objs.Stats.Lookup(idx, &perCPU); err != nil {
+			return Stats{}, fmt.Errorf("reading stats[%d]: %w", idx, err)
+		}
+		for _, v := range perCPU {
+			*dst += v
+		}
+	}
+	return s, nil
+}
+
+// Close detaches and unloads everything.
+func (b *Base) Close() error {
+	var errs []error
+	for _, l := range b.links {
+		errs = append(errs, l.Close())
+	}
+	b.links = nil
+	errs = append(errs, b.objs.Close())
+	return errors.Join(errs...)
+}

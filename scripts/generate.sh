@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerates every generated file: the protobuf/gRPC code and the bpf2go
+# objects. Needs protoc (Debian protobuf-compiler) and clang-19; the Go plugins
+# come from go.mod's tool directives, so their versions are pinned.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/" google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+PATH="$bin:$PATH" protoc -I pkg/api -I /usr/include \
+  --go_out=pkg/api --go_opt=paths=source_relative \
+  --go-grpc_out=pkg/api --go-grpc_opt=paths=source_relative \
+  pkg/api/tetragon.proto
+
+BPF_CLANG=${BPF_CLANG:-clang-19} go generate ./bpf/...
