@@ -117,8 +117,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent
 		return nil, fmt.Errorf("reading the boot clock: %w", err)
 	}
 	a.cache = process.NewCache(process.Options{
-		Node:     a.node,
-		Clock:    process.NewClock(time.Now(), time.Duration(boot.Nano())),
+		Node:  a.node,
+		Clock: process.NewClock(time.Now(), time.Duration(boot.Nano())),
 		// kthreadd (pid 2) lives in the initial namespaces and, unlike pid 1,
 		// is readable even when init is protected from ptrace
 		HostNs:   process.ReadNamespaces(cfg.ProcRoot + "/2"),
@@ -248,11 +248,11 @@ func (a *Agent) Status() *api.AgentStatus {
 	bs := a.bus.Stats()
 	cs := a.cache.Stats()
 	return &api.AgentStatus{
-		Ready:         a.ready.Load(),
-		NodeName:      a.node,
-		StartTime:     timestamppb.New(a.start),
-		EventsTotal:   bs.Published,
-		RecordsTotal:  a.reader.Records(),
+		Ready:        a.ready.Load(),
+		NodeName:     a.node,
+		StartTime:    timestamppb.New(a.start),
+		EventsTotal:  bs.Published,
+		RecordsTotal: a.reader.Records(),
 		Losses: &api.LossCounters{
 			KernelRingbuf:   ks.RingbufDrops,
 			QueueOverflow:   a.reader.Dropped(),

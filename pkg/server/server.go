@@ -49,7 +49,9 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	sub := s.bus.Subscribe(s.queueSize, m.Match)
+	// Filters run here, in this client's goroutine, not in the bus: a
+	// client's regexes must never slow the agent or other clients.
+	sub := s.bus.Subscribe(s.queueSize, nil)
 	defer s.bus.Unsubscribe(sub)
 	s.log.Debug().Msg("GetEvents client connected")
 	ctx := stream.Context()
@@ -60,6 +62,9 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 		case ev, ok := <-sub.C():
 			if !ok {
 				return nil
+			}
+			if !m.Match(ev) {
+				continue
 			}
 			if err := stream.Send(ev); err != nil {
 				if ctx.Err() != nil {

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/encoder"
+	"github.com/tetragon-lite/tetragon/pkg/filters"
+)
+
+type getEventsOptions struct {
+	output      string
+	color       string
+	timestamps  bool
+	processes   []string
+	pods        []string
+	containers  []string
+	host        bool
+	eventTypes  []string
+	policyNames []string
+	pids        pidList
+}
+
+// pidList is a comma-separated, repeatable list of pids.
+type pidList []uint32
+
+func (p *pidList) String() string {
+	s := make([]string, len(*p))
+	for i, v := range *p {
+		s[i] = strconv.FormatUint(uint64(v), 10)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *pidList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
+		if err != nil {
+			return fmt.Errorf("invalid pid %q", f)
+		}
+		*p = append(*p, uint32(n))
+	}
+	return nil
+}
+
+func (p *pidList) Type() string { return "pids" }
+
+func newGetEventsCmd(root *rootOptions) *cobra.Command {
+	o := &getEventsOptions{}
+	cmd := &cobra.Command{
+		Use:   "getevents",
+		Short: "Stream events from the agent",
+		Long: "Stream events from the agent until it stops or Ctrl-C, one per line.\n" +
+			"The filter flags build one allow filter: an event passes when it matches\n" +
+			"all the flags given, and any of the values of a flag.",
+		Example: "  tetra getevents -o compact --process curl\n" +
+			"  tetra getevents -e exec --containers '^web-' | jq .process_exec.process.binary",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runGetEvents(cmd, root, o) },
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "json", "output format: json or compact")
+	f.StringVar(&o.color, "color", "auto", "color the compact output: auto (on a terminal, unless NO_COLOR is set), always or never")
+	f.BoolVar(&o.timestamps, "timestamps", false, "prefix compact lines with the event time")
+	f.StringSliceVar(&o.processes, "process", nil, "only processes whose binary matches one of these regexes")
+	f.StringSliceVar(&o.pods, "pods", nil, "only processes whose container name matches one of these regexes (Tetragon's pod filter)")
+	f.StringSliceVar(&o.containers, "containers", nil, "only processes whose container name matches one of these regexes")
+	f.BoolVar(&o.host, "host", false, "only processes outside any container")
+	f.StringSliceVarP(&o.eventTypes, "event-types", "e", nil,
+		"only these event types: "+strings.Join(eventTypeNames(), ", ")+" (case-insensitive), or "+strings.Join(shortEventTypeNames(), ", "))
+	f.StringSliceVar(&o.policyNames, "policy-names", nil, "only events from these tracing policies")
+	f.Var(&o.pids, "pid", "only these process ids")
+	cmd.MarkFlagsMutuallyExclusive("host", "pods")
+	cmd.MarkFlagsMutuallyExclusive("host", "containers")
+	return cmd
+}
+
+func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) error {
+	enc, err := o.encoder(cmd.OutOrStdout())
+	if err != nil {
+		return err
+	}
+	req, err := o.request()
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	conn, err := root.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	stream, err := api.NewFineGuidanceSensorsClient(conn).GetEvents(ctx, req)
+	if err != nil {
+		return rpcError("requesting events", err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				// Ctrl-C: the user is done, not an error.
+				return nil
+			}
+			return rpcError("receiving events from the agent", err)
+		}
+		if err := enc.Encode(ev); err != nil {
+			return err
+		}
+	}
+}
+
+func (o *getEventsOptions) encoder(w io.Writer) (encoder.Encoder, error) {
+	switch o.output {
+	case "json":
+		return encoder.NewJSON(w), nil
+	case "compact":
+		mode, err := encoder.ParseColorMode(o.color)
+		if err != nil {
+			return nil, err
+		}
+		// https://no-color.org: a user's standing wish, overridden by an explicit --color always.
+		if mode == encoder.ColorAuto && os.Getenv("NO_COLOR") != "" {
+			mode = encoder.ColorNever
+		}
+		return encoder.NewCompact(w, encoder.CompactOptions{Color: mode, Timestamps: o.timestamps}), nil
+	}
+	return nil, fmt.Errorf("invalid output format %q: want json or compact", o.output)
+}
+
+// request builds one allow filter from the flags, or none when no filter
+// flag is set. The regexes are compiled here too, so that a bad one is
+// reported, with its flag, before connecting.
+func (o *getEventsOptions) request() (*api.GetEventsRequest, error) {
+	for _, c := range []struct {
+		flag string
+		f    *api.Filter
+	}{
+		{"--process", &api.Filter{BinaryRegex: o.processes}},
+		{"--pods", &api.Filter{PodRegex: o.pods}},
+		{"--containers", &api.Filter{ContainerNameRegex: o.containers}},
+	} {
+		if _, err := filters.New([]*api.Filter{c.f}, nil); err != nil {
+			return nil, fmt.Errorf("invalid %s: %w", c.flag, errors.Unwrap(err))
+		}
+	}
+	f := &api.Filter{
+		BinaryRegex:        o.processes,
+		PodRegex:           o.pods,
+		ContainerNameRegex: o.containers,
+		PolicyNames:        o.policyNames,
+		Pid:                o.pids,
+	}
+	types, err := parseEventTypes(o.eventTypes)
+	if err != nil {
+		return nil, err
+	}
+	f.EventSet = types
+	if o.host {
+		f.InContainer = wrapperspb.Bool(false)
+	}
+	req := &api.GetEventsRequest{}
+	if isEmptyFilter(f) {
+		return req, nil
+	}
+	if _, err := filters.New([]*api.Filter{f}, nil); err != nil {
+		// Each regex compiled alone; together they exceed the budget.
+		return nil, fmt.Errorf("invalid filter flags: %w", err)
+	}
+	req.AllowList = []*api.Filter{f}
+	return req, nil
+}
+
+func isEmptyFilter(f *api.Filter) bool {
+	return len(f.BinaryRegex) == 0 && len(f.PodRegex) == 0 && len(f.ContainerNameRegex) == 0 &&
+		len(f.PolicyNames) == 0 && len(f.Pid) == 0 && len(f.EventSet) == 0 && f.InContainer == nil
+}
+
+// parseEventTypes accepts the API's names (PROCESS_EXEC) in any case, and
+// the short forms (exec): the names without PROCESS_.
+func parseEventTypes(in []string) ([]api.EventType, error) {
+	var out []api.EventType
+	for _, s := range in {
+		name := strings.ToUpper(strings.TrimSpace(s))
+		if !strings.HasPrefix(name, "PROCESS_") {
+			name = "PROCESS_" + name
+		}
+		v, ok := api.EventType_value[name]
+		if !ok || v == int32(api.EventType_UNDEF) {
+			return nil, fmt.Errorf("invalid event type %q: want one of %s, or %s",
+				s, strings.Join(eventTypeNames(), ", "), strings.Join(shortEventTypeNames(), ", "))
+		}
+		if t := api.EventType(v); !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// eventTypeNames lists the API's event types in enum order, without UNDEF.
+func eventTypeNames() []string {
+	var nums []int32
+	for n := range api.EventType_name {
+		if n != int32(api.EventType_UNDEF) {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	names := make([]string, len(nums))
+	for i, n := range nums {
+		names[i] = api.EventType_name[n]
+	}
+	return names
+}
+
+func shortEventTypeNames() []string {
+	names := eventTypeNames()
+	for i, n := range names {
+		names[i] = strings.ToLower(strings.TrimPrefix(n, "PROCESS_"))
+	}
+	return names
+}

@@ -1,0 +1,545 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/version"
+)
+
+// testAgent stands in for the agent: the CLI is the unit under test, the
+// gRPC server, socket and client stack are real.
+type testAgent struct {
+	api.UnimplementedFineGuidanceSensorsServer
+	events []*api.GetEventsResponse
+	// endErr ends the stream after the events; nil ends it cleanly (EOF).
+	endErr error
+	// hold keeps the stream open after the events until the client leaves.
+	hold     bool
+	health   *api.GetHealthStatusResponse
+	requests chan *api.GetEventsRequest
+}
+
+func (a *testAgent) GetEvents(req *api.GetEventsRequest, s grpc.ServerStreamingServer[api.GetEventsResponse]) error {
+	a.requests <- req
+	for _, ev := range a.events {
+		if err := s.Send(ev); err != nil {
+			return err
+		}
+	}
+	if a.hold {
+		<-s.Context().Done()
+		return s.Context().Err()
+	}
+	return a.endErr
+}
+
+func (a *testAgent) GetHealth(context.Context, *api.GetHealthStatusRequest) (*api.GetHealthStatusResponse, error) {
+	return a.health, nil
+}
+
+func (a *testAgent) GetVersion(context.Context, *api.GetVersionRequest) (*api.GetVersionResponse, error) {
+	return &api.GetVersionResponse{Version: "v9.8.7-agent"}, nil
+}
+
+// start serves a on a unix socket and returns its path.
+func start(t *testing.T, a *testAgent) string {
+	t.Helper()
+	a.requests = make(chan *api.GetEventsRequest, 16)
+	sock := filepath.Join(t.TempDir(), "tetragon.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	api.RegisterFineGuidanceSensorsServer(s, a)
+	go s.Serve(l)
+	t.Cleanup(s.Stop)
+	return sock
+}
+
+// lockedBuffer lets the test read output while the command writes it.
+type lockedBuffer struct {
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{}
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wrote != nil {
+		select {
+		case l.wrote <- struct{}{}:
+		default:
+		}
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func run(t *testing.T, out *lockedBuffer, args ...string) error {
+	t.Helper()
+	cmd := newRootCmd()
+	cmd.SetOut(out)
+	cmd.SetErr(out)
+	cmd.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return cmd.ExecuteContext(ctx)
+}
+
+var when = time.Date(2025, 3, 14, 15, 9, 26, 535_000_000, time.UTC)
+
+func proc(pid uint32, binary, args string) *api.Process {
+	return &api.Process{Pid: wrapperspb.UInt32(pid), Binary: binary, Arguments: args}
+}
+
+func events() []*api.GetEventsResponse {
+	parent := proc(1, "/usr/bin/bash", "")
+	web := proc(77, "/usr/sbin/nginx", "-g daemon")
+	web.Docker = "0123456789abcdef"
+	web.Container = &api.Container{Id: "0123456789abcdef", Name: "web-1"}
+	return []*api.GetEventsResponse{
+		{
+			Event:    &api.GetEventsResponse_ProcessExec{ProcessExec: &api.ProcessExec{Process: proc(42, "/usr/bin/curl", "https://ebpf.io"), Parent: parent}},
+			NodeName: "node1", Time: timestamppb.New(when),
+		},
+		{
+			Event:    &api.GetEventsResponse_ProcessExec{ProcessExec: &api.ProcessExec{Process: web, Parent: parent}},
+			NodeName: "node1", Time: timestamppb.New(when.Add(time.Millisecond)),
+		},
+		{
+			Event:    &api.GetEventsResponse_ProcessExit{ProcessExit: &api.ProcessExit{Process: proc(42, "/usr/bin/curl", "https://ebpf.io"), Parent: parent, Status: 22}},
+			NodeName: "node1", Time: timestamppb.New(when.Add(time.Second)),
+		},
+		{
+			Event:    &api.GetEventsResponse_ProcessExit{ProcessExit: &api.ProcessExit{Process: web, Parent: parent, Signal: "SIGKILL"}},
+			NodeName: "node1", Time: timestamppb.New(when.Add(2 * time.Second)),
+		},
+	}
+}
+
+func TestGetEventsCompact(t *testing.T) {
+	a := &testAgent{events: events()}
+	sock := start(t, a)
+	var out lockedBuffer
+	if err := run(t, &out, "--server-address", sock, "getevents", "-o", "compact"); err != nil {
+		t.Fatal(err)
+	}
+	want := "🚀 process node1 /usr/bin/curl https://ebpf.io\n" +
+		"🚀 process web-1 /usr/sbin/nginx -g daemon\n" +
+		"💥 exit    node1 /usr/bin/curl https://ebpf.io 22\n" +
+		"💥 exit    web-1 /usr/sbin/nginx -g daemon SIGKILL\n"
+	if got := out.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if req := <-a.requests; len(req.GetAllowList()) != 0 || len(req.GetDenyList()) != 0 {
+		t.Errorf("no filter flags, but the agent got filters: %v", req)
+	}
+}
+
+func TestGetEventsCompactColorTimestamps(t *testing.T) {
+	a := &testAgent{events: events()[2:3]}
+	sock := start(t, a)
+	var out lockedBuffer
+	if err := run(t, &out, "getevents", "--server-address", "unix://"+sock, "-o", "compact", "--color", "always", "--timestamps"); err != nil {
+		t.Fatal(err)
+	}
+	want := "2025-03-14T15:09:27.535Z 💥 exit    \x1b[35mnode1\x1b[0m \x1b[34m/usr/bin/curl\x1b[0m \x1b[36mhttps://ebpf.io\x1b[0m \x1b[31m22\x1b[0m\n"
+	if got := out.String(); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestGetEventsJSONDefault(t *testing.T) {
+	a := &testAgent{events: events()}
+	sock := start(t, a)
+	var out lockedBuffer
+	if err := run(t, &out, "--server-address", sock, "getevents"); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("want 4 JSON lines, got:\n%s", out.String())
+	}
+	var ev struct {
+		ProcessExec struct {
+			Process struct {
+				Binary    string `json:"binary"`
+				Pid       int    `json:"pid"`
+				Container struct {
+					Name string `json:"name"`
+				} `json:"container"`
+			} `json:"process"`
+		} `json:"process_exec"`
+		NodeName string `json:"node_name"`
+		Time     string `json:"time"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &ev); err != nil {
+		t.Fatalf("%v: %s", err, lines[1])
+	}
+	if p := ev.ProcessExec.Process; p.Binary != "/usr/sbin/nginx" || p.Pid != 77 || p.Container.Name != "web-1" ||
+		ev.NodeName != "node1" || ev.Time != "2025-03-14T15:09:26.536Z" {
+		t.Errorf("decoded %+v from %s", ev, lines[1])
+	}
+	var exit map[string]any
+	if err := json.Unmarshal([]byte(lines[3]), &exit); err != nil {
+		t.Fatal(err)
+	}
+	if x, _ := exit["process_exit"].(map[string]any); x["signal"] != "SIGKILL" {
+		t.Errorf("exit line %s", lines[3])
+	}
+}
+
+func TestGetEventsFiltersReachTheAgent(t *testing.T) {
+	a := &testAgent{}
+	sock := start(t, a)
+	var out lockedBuffer
+	err := run(t, &out, "--server-address", sock, "getevents",
+		"--process", "curl$,wget", "--process", "^/bin/", "--pods", "web", "--containers", "^web-1$",
+		"-e", "exec,PROCESS_EXIT", "--event-types", "Process_Kprobe,lsm,exec",
+		"--policy-names", "net,files", "--pid", "42,43", "--pid", "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &api.GetEventsRequest{AllowList: []*api.Filter{{
+		BinaryRegex:        []string{"curl$", "wget", "^/bin/"},
+		PodRegex:           []string{"web"},
+		ContainerNameRegex: []string{"^web-1$"},
+		EventSet:           []api.EventType{api.EventType_PROCESS_EXEC, api.EventType_PROCESS_EXIT, api.EventType_PROCESS_KPROBE, api.EventType_PROCESS_LSM},
+		PolicyNames:        []string{"net", "files"},
+		Pid:                []uint32{42, 43, 7},
+	}}}
+	if got := <-a.requests; !proto.Equal(got, want) {
+		t.Errorf("agent got %v\nwant %v", got, want)
+	}
+
+	if err := run(t, &out, "--server-address", sock, "getevents", "--host", "-e", "tracepoint,uprobe"); err != nil {
+		t.Fatal(err)
+	}
+	want = &api.GetEventsRequest{AllowList: []*api.Filter{{
+		EventSet:    []api.EventType{api.EventType_PROCESS_TRACEPOINT, api.EventType_PROCESS_UPROBE},
+		InContainer: wrapperspb.Bool(false),
+	}}}
+	if got := <-a.requests; !proto.Equal(got, want) {
+		t.Errorf("agent got %v\nwant %v", got, want)
+	}
+}
+
+func TestGetEventsBadFlags(t *testing.T) {
+	a := &testAgent{}
+	sock := start(t, a)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-o", "yaml"}, `invalid output format "yaml": want json or compact`},
+		{[]string{"-o", "compact", "--color", "sometimes"}, `invalid color mode "sometimes"`},
+		{[]string{"-e", "exec,fork"}, `invalid event type "fork": want one of PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_LSM, or exec, exit, kprobe, tracepoint, uprobe, lsm`},
+		{[]string{"-e", "undef"}, `invalid event type "undef"`},
+		{[]string{"--process", "a("}, `invalid --process: binary_regex "a(": error parsing regexp: missing closing )`},
+		{[]string{"--pods", "["}, `invalid --pods: pod_regex "["`},
+		{[]string{"--containers", "x{5000}"}, `invalid --containers: container_name_regex "x{5000}"`},
+		{[]string{"--pid", "12,x"}, `invalid pid "x"`},
+		{[]string{"--pid", "4294967296"}, `invalid pid "4294967296"`},
+		{[]string{"--host", "--containers", "web"}, "[containers host] were all set"},
+	}
+	for _, tt := range tests {
+		var out lockedBuffer
+		err := run(t, &out, append([]string{"--server-address", sock, "getevents"}, tt.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want %q", tt.args, err, tt.want)
+		}
+	}
+	select {
+	case req := <-a.requests:
+		t.Errorf("invalid flags, yet the agent got a request: %v", req)
+	default:
+	}
+}
+
+func TestGetEventsBrokenStream(t *testing.T) {
+	a := &testAgent{events: events()[:1], endErr: status.Error(codes.Internal, "ring buffer reader died")}
+	sock := start(t, a)
+	var out lockedBuffer
+	err := run(t, &out, "--server-address", sock, "getevents", "-o", "compact")
+	want := "receiving events from the agent: ring buffer reader died (Internal)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+	if got := out.String(); got != "🚀 process node1 /usr/bin/curl https://ebpf.io\n" {
+		t.Errorf("the event before the break was not printed: %q", got)
+	}
+}
+
+// The agent going away mid-stream is an error too, not a clean end.
+func TestGetEventsAgentStops(t *testing.T) {
+	a := &testAgent{events: events()[:1], hold: true}
+	a.requests = make(chan *api.GetEventsRequest, 1)
+	sock := filepath.Join(t.TempDir(), "tetragon.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	api.RegisterFineGuidanceSensorsServer(s, a)
+	go s.Serve(l)
+	defer s.Stop()
+
+	out := &lockedBuffer{wrote: make(chan struct{}, 1)}
+	go func() {
+		<-out.wrote
+		s.Stop()
+	}()
+	err = run(t, out, "--server-address", sock, "getevents", "-o", "compact")
+	if err == nil || !strings.Contains(err.Error(), "receiving events from the agent") || !strings.Contains(err.Error(), "Unavailable") {
+		t.Errorf("error %v, want a broken stream", err)
+	}
+}
+
+// Ctrl-C ends the stream cleanly: a real SIGINT to this process, caught by
+// the command's signal context.
+func TestGetEventsInterrupt(t *testing.T) {
+	a := &testAgent{events: events()[:2], hold: true}
+	sock := start(t, a)
+	out := &lockedBuffer{wrote: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() { done <- run(t, out, "--server-address", sock, "getevents", "-o", "compact") }()
+
+	// Each event is written as it arrives, not when the stream ends.
+	deadline := time.After(10 * time.Second)
+	for out.String() != "🚀 process node1 /usr/bin/curl https://ebpf.io\n🚀 process web-1 /usr/sbin/nginx -g daemon\n" {
+		select {
+		case <-out.wrote:
+		case err := <-done:
+			t.Fatalf("command ended before the interrupt: %v", err)
+		case <-deadline:
+			t.Fatalf("events not written while the stream is open; output so far %q", out.String())
+		}
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("interrupted getevents returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("getevents did not stop on SIGINT")
+	}
+}
+
+func TestGetEventsNoAgent(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "tetragon.sock")
+	var out lockedBuffer
+	err := run(t, &out, "--server-address", sock, "getevents")
+	want := "cannot reach the agent at " + sock + ": is tetragon running? (dial unix " + sock + ": connect: no such file or directory)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant  %s", err, want)
+	}
+}
+
+func health(start time.Time) *api.GetHealthStatusResponse {
+	return &api.GetHealthStatusResponse{
+		HealthStatus: []*api.HealthStatus{{
+			Event: api.HealthStatusType_HEALTH_STATUS_TYPE_STATUS, Status: api.HealthStatusResult_HEALTH_STATUS_RUNNING, Details: "all sensors loaded",
+		}},
+		Agent: &api.AgentStatus{
+			Ready: true, NodeName: "node1", StartTime: timestamppb.New(start),
+			EventsTotal: 1234, RecordsTotal: 1300,
+			Losses:           &api.LossCounters{KernelRingbuf: 1, QueueOverflow: 2, SubscriberDrops: 3, DecodeErrors: 4},
+			ProcessCacheSize: 321, ProcessCacheEvictions: 6, UnresolvedEvents: 5, Subscribers: 2,
+			KernelFeatures: map[string]bool{"tracepoint": true, "kprobe": false, "uprobe": true, "bpf_lsm": false},
+		},
+	}
+}
+
+const wantStatus = `Health:                   running (all sensors loaded)
+Ready:                    yes
+Node:                     node1
+Uptime:                   1h30m5s (since 2025-03-14T13:39:21Z)
+Events total:             1234
+Records total:            1300
+Lost, kernel ringbuf:     1
+Lost, queue overflow:     2
+Lost, subscriber drops:   3
+Lost, decode errors:      4
+Unresolved events:        5
+Process cache size:       321
+Process cache evictions:  6
+Subscribers:              2
+Kernel features:
+  bpf_lsm     no
+  kprobe      no
+  tracepoint  yes
+  uprobe      yes
+`
+
+func TestStatusText(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeStatusText(&b, health(when.Add(-90*time.Minute-5*time.Second)), when); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != wantStatus {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), wantStatus)
+	}
+
+	b.Reset()
+	if err := writeStatusText(&b, &api.GetHealthStatusResponse{}, when); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"Ready:  ", "Uptime:  ", "Kernel features:  "} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("empty status lacks %q:\n%s", line, b.String())
+		}
+	}
+	if !strings.Contains(b.String(), "Lost, decode errors:      0\n") || !strings.Contains(b.String(), "Uptime:                   unknown\n") {
+		t.Errorf("empty status:\n%s", b.String())
+	}
+}
+
+func TestStatusCommand(t *testing.T) {
+	a := &testAgent{health: health(time.Now().Add(-2 * time.Hour))}
+	sock := start(t, a)
+	var out lockedBuffer
+	if err := run(t, &out, "--server-address", sock, "status"); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	// All but the uptime line, which depends on the clock.
+	for _, line := range strings.Split(wantStatus, "\n") {
+		if strings.HasPrefix(line, "Uptime:") {
+			continue
+		}
+		if !strings.Contains(got, line+"\n") {
+			t.Errorf("status output lacks %q:\n%s", line, got)
+		}
+	}
+	if !strings.Contains(got, "Uptime:                   2h0m") {
+		t.Errorf("uptime line:\n%s", got)
+	}
+
+	var js lockedBuffer
+	if err := run(t, &js, "--server-address", sock, "status", "-o", "json"); err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		HealthStatus []struct {
+			Status string `json:"status"`
+		} `json:"health_status"`
+		Agent struct {
+			Ready          bool            `json:"ready"`
+			NodeName       string          `json:"node_name"`
+			EventsTotal    string          `json:"events_total"`
+			Losses         map[string]any  `json:"losses"`
+			Subscribers    int             `json:"subscribers"`
+			KernelFeatures map[string]bool `json:"kernel_features"`
+		} `json:"agent"`
+	}
+	if err := json.Unmarshal([]byte(js.String()), &resp); err != nil {
+		t.Fatalf("%v:\n%s", err, js.String())
+	}
+	if len(resp.HealthStatus) != 1 || resp.HealthStatus[0].Status != "HEALTH_STATUS_RUNNING" ||
+		!resp.Agent.Ready || resp.Agent.NodeName != "node1" || resp.Agent.EventsTotal != "1234" ||
+		resp.Agent.Losses["decode_errors"] != "4" || resp.Agent.Subscribers != 2 ||
+		!resp.Agent.KernelFeatures["tracepoint"] || resp.Agent.KernelFeatures["kprobe"] {
+		t.Errorf("decoded %+v from\n%s", resp, js.String())
+	}
+
+	// Zero counters are printed too.
+	a.health.Agent.Losses = &api.LossCounters{}
+	js = lockedBuffer{}
+	if err := run(t, &js, "--server-address", sock, "status", "-o", "json"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js.String(), `"kernel_ringbuf": "0"`) {
+		t.Errorf("zero loss counter missing:\n%s", js.String())
+	}
+
+	if err := run(t, &js, "--server-address", sock, "status", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "want text or json") {
+		t.Errorf("-o yaml: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	sock := start(t, &testAgent{})
+	var out lockedBuffer
+	if err := run(t, &out, "--server-address", sock, "version"); err != nil {
+		t.Fatal(err)
+	}
+	want := "Client version: " + version.Version + "\nServer version: v9.8.7-agent\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}
+
+func TestVersionOverTCP(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	api.RegisterFineGuidanceSensorsServer(s, &testAgent{})
+	go s.Serve(l)
+	defer s.Stop()
+	var out lockedBuffer
+	if err := run(t, &out, "--server-address", l.Addr().String(), "version"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(out.String(), "Server version: v9.8.7-agent\n") {
+		t.Errorf("got %q", out.String())
+	}
+}
+
+func TestVersionNoAgent(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "tetragon.sock")
+	var out lockedBuffer
+	err := run(t, &out, "--server-address", sock, "version")
+	if out.String() != "Client version: "+version.Version+"\n" {
+		t.Errorf("output %q, want the client version only", out.String())
+	}
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the agent at "+sock+": is tetragon running?") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	o := &rootOptions{}
+	if d, err := o.callTimeout(); err != nil || d != defaultTimeout {
+		t.Errorf("default: %v, %v", d, err)
+	}
+	o.timeout = "250ms"
+	if d, err := o.callTimeout(); err != nil || d != 250*time.Millisecond {
+		t.Errorf("250ms: %v, %v", d, err)
+	}
+	for _, bad := range []string{"soon", "-1s", "0"} {
+		o.timeout = bad
+		if _, err := o.callTimeout(); err == nil || !strings.Contains(err.Error(), "invalid timeout") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

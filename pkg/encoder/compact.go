@@ -1,0 +1,204 @@
+package encoder
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/mattn/go-isatty"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+)
+
+// ColorMode says when the compact encoder colors its output.
+type ColorMode string
+
+const (
+	// ColorAuto colors only when the writer is a terminal.
+	ColorAuto ColorMode = "auto"
+	// ColorAlways colors even into pipes and files (e.g. for `less -R`).
+	ColorAlways ColorMode = "always"
+	// ColorNever writes no escape codes.
+	ColorNever ColorMode = "never"
+)
+
+// ParseColorMode accepts auto, always and never.
+func ParseColorMode(s string) (ColorMode, error) {
+	switch m := ColorMode(strings.ToLower(s)); m {
+	case ColorAuto, ColorAlways, ColorNever:
+		return m, nil
+	}
+	return "", fmt.Errorf("invalid color mode %q: want auto, always or never", s)
+}
+
+// CompactOptions configure NewCompact.
+type CompactOptions struct {
+	Color ColorMode
+	// Timestamps prefixes each line with the event time (RFC 3339, ms, UTC).
+	Timestamps bool
+}
+
+// ANSI SGR sequences.
+const (
+	red     = "\x1b[31m"
+	blue    = "\x1b[34m"
+	magenta = "\x1b[35m"
+	cyan    = "\x1b[36m"
+	reset   = "\x1b[0m"
+)
+
+// labelWidth is the width of the longest label word, "process": labels are
+// padded to it so that sources line up.
+const labelWidth = 7
+
+// timeLayout is RFC 3339 with milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Compact writes one emoji line per event.
+type Compact struct {
+	w          io.Writer
+	color      bool
+	timestamps bool
+	buf        strings.Builder
+}
+
+// NewCompact returns a compact encoder writing to w. With ColorAuto it
+// colors when w is an *os.File on a terminal. It is not safe for concurrent
+// use.
+func NewCompact(w io.Writer, opts CompactOptions) *Compact {
+	color := false
+	switch opts.Color {
+	case ColorAlways:
+		color = true
+	case ColorAuto:
+		if f, ok := w.(*os.File); ok {
+			color = isatty.IsTerminal(f.Fd())
+		}
+	}
+	return &Compact{w: w, color: color, timestamps: opts.Timestamps}
+}
+
+// Encode writes ev as one line. Kinds this encoder has no case for get a
+// generic line naming the kind; it never fails on an event's content.
+func (c *Compact) Encode(ev *api.GetEventsResponse) error {
+	c.buf.Reset()
+	if c.timestamps {
+		if t := ev.GetTime(); t != nil {
+			c.buf.WriteString(t.AsTime().UTC().Format(timeLayout))
+		} else {
+			// Keeps the columns of lines with and without a time aligned.
+			fmt.Fprintf(&c.buf, "%-*s", len("2006-01-02T15:04:05.000Z"), "-")
+		}
+		c.buf.WriteByte(' ')
+	}
+	switch e := ev.GetEvent().(type) {
+	case *api.GetEventsResponse_ProcessExec:
+		p := e.ProcessExec.GetProcess()
+		c.line("🚀", "process", ev.GetNodeName(), p)
+	case *api.GetEventsResponse_ProcessExit:
+		x := e.ProcessExit
+		c.line("💥", "exit", ev.GetNodeName(), x.GetProcess())
+		status, paint := strconv.FormatUint(uint64(x.GetStatus()), 10), ""
+		if x.GetSignal() != "" {
+			status = x.GetSignal()
+		}
+		if x.GetSignal() != "" || x.GetStatus() != 0 {
+			paint = red
+		}
+		c.part(paint, status)
+	default:
+		c.generic(ev)
+	}
+	c.buf.WriteByte('\n')
+	if _, err := io.WriteString(c.w, c.buf.String()); err != nil {
+		return fmt.Errorf("writing event: %w", err)
+	}
+	return nil
+}
+
+// line writes the parts every process event has: emoji, label, source,
+// binary and arguments (the latter left out when empty).
+func (c *Compact) line(emoji, label, node string, p *api.Process) {
+	fmt.Fprintf(&c.buf, "%s %-*s", emoji, labelWidth, label)
+	c.part(magenta, source(node, p))
+	c.part(blue, p.GetBinary())
+	c.part(cyan, p.GetArguments())
+}
+
+// generic renders a kind without its own case: the oneof's field name
+// (process_kprobe -> kprobe), and the process if the kind has one; a kind
+// unknown to this build (from a newer agent) shows as "unknown".
+func (c *Compact) generic(ev *api.GetEventsResponse) {
+	kind, p := "unknown", (*api.Process)(nil)
+	m := ev.ProtoReflect()
+	if od := m.Descriptor().Oneofs().ByName("event"); od != nil {
+		if fd := m.WhichOneof(od); fd != nil {
+			kind = strings.TrimPrefix(string(fd.Name()), "process_")
+			if fd.Message() != nil {
+				p = processField(m.Get(fd).Message())
+			}
+		}
+	}
+	c.line("❓", kind, ev.GetNodeName(), p)
+}
+
+func processField(m protoreflect.Message) *api.Process {
+	fd := m.Descriptor().Fields().ByName("process")
+	if fd == nil || fd.Message() == nil || !m.Has(fd) {
+		return nil
+	}
+	p, _ := m.Get(fd).Message().Interface().(*api.Process)
+	return p
+}
+
+// part appends a space and s, colored, unless s is empty.
+func (c *Compact) part(color, s string) {
+	if s == "" {
+		return
+	}
+	c.buf.WriteByte(' ')
+	if c.color && color != "" {
+		c.buf.WriteString(color)
+		writeSafe(&c.buf, s)
+		c.buf.WriteString(reset)
+		return
+	}
+	writeSafe(&c.buf, s)
+}
+
+// writeSafe escapes control, line-separator and bidi-override characters:
+// arguments and binary names come from the watched processes, and must
+// neither break the one-line-per-event format, nor send escape sequences to
+// the reader's terminal, nor reorder what the reader sees.
+func writeSafe(b *strings.Builder, s string) {
+	for _, r := range s {
+		switch {
+		case !unicode.IsControl(r) && !unicode.In(r, unicode.Zl, unicode.Zp, unicode.Bidi_Control):
+			b.WriteRune(r)
+		case r <= 0xff:
+			fmt.Fprintf(b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(b, `\u%04x`, r)
+		}
+	}
+}
+
+// source is where the process runs: its container's name, else its short
+// container id, else the node.
+func source(node string, p *api.Process) string {
+	if name := p.GetContainer().GetName(); name != "" {
+		return name
+	}
+	id := p.GetDocker()
+	if id == "" {
+		id = p.GetContainer().GetId()
+	}
+	if id != "" {
+		return id[:min(len(id), 12)]
+	}
+	return node
+}

@@ -1,0 +1,77 @@
+package filters
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+)
+
+// FuzzMatch feeds arbitrary regexes (as an untrusted client would send) to
+// New and checks Match against the plain regexp package: New accepts exactly
+// the compilable regexes within the length bound, an allow filter passes
+// what the regex matches and the same filter as deny passes the rest.
+func FuzzMatch(f *testing.F) {
+	f.Add("curl$", "/usr/bin/curl", "-s https://example.com", "web-1", uint32(42))
+	f.Add("(a+)+$", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", "", "", uint32(1))
+	f.Add("a(", "/bin/a(", "", "", uint32(0))
+	f.Add(`\p{Greek}+`, "/opt/αβγ", "x", "ctr", uint32(7))
+	f.Add("", "", "", "", uint32(0))
+	f.Fuzz(func(t *testing.T, re, binary, args, ctrName string, pid uint32) {
+		allow := []*api.Filter{{BinaryRegex: []string{re}}}
+		m, err := New(allow, nil)
+		ref, refErr := regexp.Compile(re)
+		size, _ := programSize(re)
+		tooBig := len(re) > MaxRegexLen || size > MaxRegexProgram
+		switch {
+		case tooBig && err == nil:
+			t.Fatalf("New accepted a %d-byte regex of %d instructions", len(re), size)
+		case !tooBig && (err == nil) != (refErr == nil):
+			t.Fatalf("New error %v, regexp.Compile error %v", err, refErr)
+		case err != nil:
+			if !strings.Contains(err.Error(), "binary_regex") {
+				t.Fatalf("error %q does not name the field", err)
+			}
+			return
+		}
+
+		p := &api.Process{Binary: binary, Arguments: args}
+		if ctrName != "" {
+			p.Container = &api.Container{Name: ctrName}
+		}
+		ev := execEvent(p, &api.Process{Binary: args})
+		want := ref.MatchString(binary)
+		if got := m.Match(ev); got != want {
+			t.Fatalf("allow binary_regex %q on %q: Match = %v, regexp says %v", re, binary, got, want)
+		}
+		d, err := New(nil, allow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.Match(ev); got == want {
+			t.Fatalf("deny binary_regex %q on %q: Match = %v, want %v", re, binary, got, !want)
+		}
+
+		// The same regex in every regex field: all must hold for the filter.
+		every := &api.Filter{
+			BinaryRegex: []string{re}, ArgumentsRegex: []string{re}, ParentBinaryRegex: []string{re},
+			PodRegex: []string{re}, ContainerNameRegex: []string{re}, Pid: []uint32{pid},
+		}
+		all, err := New([]*api.Filter{every}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Pid = wrapperspb.UInt32(pid)
+		wantAll := ref.MatchString(binary) && ref.MatchString(args) && ctrName != "" && ref.MatchString(ctrName)
+		if got := all.Match(ev); got != wantAll {
+			t.Fatalf("filter %v on %v: Match = %v, want %v", every, ev, got, wantAll)
+		}
+		p.Pid = wrapperspb.UInt32(pid + 1)
+		if all.Match(ev) {
+			t.Fatalf("filter %v matched pid %d", every, pid+1)
+		}
+	})
+}
