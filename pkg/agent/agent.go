@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/probe"
 	"github.com/tetragon-lite/tetragon/pkg/process"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/server"
@@ -48,6 +50,8 @@ type Agent struct {
 	bus    *eventbus.Bus
 	grpc   *grpc.Server
 	ln     net.Listener
+
+	kernel probe.Report
 
 	decodeErrors atomic.Uint64
 	ready        atomic.Bool
@@ -93,6 +97,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent
 			log.Info().Str("path", fs.Path).Str("type", fs.Type).Msg("Mounted missing filesystem")
 		}
 	}
+	a.kernel, err = probe.Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("kernel", a.kernel.Kernel).Strs("available", a.kernel.Available()).
+		Dur("took", a.kernel.Duration).Msg("Probed kernel features")
 	if err := rlimit.RemoveMemlock(); err != nil {
 		// kernels >= 5.11 charge BPF memory to the cgroup; the rlimit is moot there
 		log.Debug().Err(err).Msg("Could not raise the memlock rlimit")
@@ -151,6 +161,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent
 		a.stopServer()
 		return nil
 	})
+	// Loading parsed the kernel's BTF: tens of MiB of heap that is garbage
+	// now; hand it back instead of carrying it as idle RSS.
+	debug.FreeOSMemory()
 	a.ready.Store(true)
 	log.Info().Str("address", cfg.ServerAddress).Str("node", a.node).Msg("Listening for events...")
 	return a, nil
@@ -263,6 +276,7 @@ func (a *Agent) Status() *api.AgentStatus {
 		ProcessCacheEvictions: cs.Evictions,
 		UnresolvedEvents:      cs.Misses,
 		Subscribers:           uint32(bs.Subscribers),
+		KernelFeatures:        a.kernel.Map(),
 	}
 }
 
