@@ -8,6 +8,17 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Indexes of the per-CPU counters user space reads for loss accounting. */
+enum stat_index {
+	STAT_RINGBUF_DROPS = 0,
+	STAT_EXEC = 1,
+	STAT_EXIT = 2,
+	STAT_FORK = 3,
+	STAT_MAX = 8,
+};
+
+DEFINE_STATS(STAT_MAX)
+
 #define ARGS_MAX_LEN 8192
 #define ARGS_MASK (ARGS_MAX_LEN - 1)
 #define CGROUP_NAME_LEN 128

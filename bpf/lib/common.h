@@ -15,6 +15,7 @@ enum record_op {
 	OP_EXEC = 1,
 	OP_EXIT = 2,
 	OP_FORK = 3,
+	OP_GENERIC = 4,
 };
 
 struct rec_header {
@@ -25,34 +26,25 @@ struct rec_header {
 	__u64 ktime; /* CLOCK_BOOTTIME ns */
 };
 
-/* Indexes of the per-CPU counters user space reads for loss accounting. */
-enum stat_index {
-	STAT_RINGBUF_DROPS = 0,
-	STAT_EXEC = 1,
-	STAT_EXIT = 2,
-	STAT_FORK = 3,
-	STAT_MAX = 8,
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
-
-static __always_inline void stat_inc(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
-
-	if (v)
-		*v += 1;
-}
+/* Each object declares its own per-CPU counter map named stats. */
+#define DEFINE_STATS(n)                                      \
+	struct {                                             \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);     \
+		__uint(max_entries, n);                      \
+		__type(key, __u32);                          \
+		__type(value, __u64);                        \
+	} stats SEC(".maps");                                \
+	static __always_inline void stat_inc(__u32 idx)      \
+	{                                                    \
+		__u64 *v = bpf_map_lookup_elem(&stats, &idx); \
+		if (v)                                       \
+			*v += 1;                             \
+	}
 
 static __always_inline void rec_init(struct rec_header *h, __u8 op, __u32 size)
 {

@@ -1,0 +1,301 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/tetragon-lite/tetragon/bpf"
+)
+
+// Limits of one generic hook, as compiled into bpf/generic.c.
+const (
+	MaxArgs       = 5
+	MaxSelectors  = 5
+	MaxMatchArgs  = 5
+	MaxIntValues  = 8
+	MaxStringArgs = 2
+	// MaxMatchString is the longest string a string operator can match
+	// (the LPM trie's key data, less the terminating NUL).
+	MaxMatchString = 254
+	sysTableLen    = 512
+)
+
+// ArgSource says where a hook argument comes from (enum arg_src).
+type ArgSource uint8
+
+// Argument sources.
+const (
+	SrcReg     ArgSource = 1 // syscall argument register (integer)
+	SrcRet     ArgSource = 2 // syscall return value
+	SrcRegFile ArgSource = 3 // file behind the fd in a syscall argument
+	SrcRetFile ArgSource = 4 // file behind the returned fd
+	SrcVarFile ArgSource = 5 // file behind the fd the syscall variant names
+	SrcVarMask ArgSource = 6 // access mask the syscall variant implies
+	SrcRegUstr ArgSource = 7 // user-space string in a syscall argument
+	SrcVarPath ArgSource = 8 // variant's file, or its user-space path string
+)
+
+// ArgKind is how an argument's value is kept (enum arg_type).
+type ArgKind uint8
+
+// Argument kinds.
+const (
+	KindInt  ArgKind = 1
+	KindPath ArgKind = 2
+	KindFD   ArgKind = 3
+)
+
+// Op is a selector operator (enum match_op).
+type Op uint8
+
+// Operators.
+const (
+	OpEqual     Op = 1
+	OpNotEqual  Op = 2
+	OpPrefix    Op = 3
+	OpNotPrefix Op = 4
+	OpMask      Op = 5
+	OpGT        Op = 6
+	OpLT        Op = 7
+)
+
+// Action flags.
+const (
+	ActPost    = 1
+	ActSigkill = 2
+	ActSignal  = 4
+)
+
+// Syscall table flags (SE_* in bpf/generic.c).
+const (
+	OnEnter  = 1
+	OnExit   = 2
+	RetOK    = 4
+	NeedFile = 8
+)
+
+// Variant fd sources besides a register index.
+const (
+	VarFDRet = 6
+	VarNoFD  = 7
+)
+
+// Variant is one reading of a syscall: which fd it acts on and with what access.
+type Variant struct {
+	FD   uint8
+	Mask uint8
+}
+
+// Syscall is one syscall a hook attaches to.
+type Syscall struct {
+	Flags    uint8
+	Variants []Variant
+}
+
+// Arg is a hook argument.
+type Arg struct {
+	Source ArgSource
+	Reg    uint8
+	Kind   ArgKind
+}
+
+// Match is one matchArgs entry.
+type Match struct {
+	Arg     int
+	Op      Op
+	Ints    []int64
+	Strings []string
+}
+
+// Selector is one selector: all its matches must hold.
+type Selector struct {
+	Matches []Match
+	Actions uint8
+	Signal  uint8
+}
+
+// HookSpec is a compiled hook: everything bpf/generic.c needs.
+type HookSpec struct {
+	ID        uint32
+	Syscalls  map[uint32]Syscall
+	Args      []Arg
+	Selectors []Selector
+}
+
+// GenericStats are a hook's kernel-side counters.
+type GenericStats struct {
+	Calls, Matched, Posted, Drops, Signals uint64
+}
+
+// Generic is one loaded hook.
+type Generic struct {
+	objs  bpf.GenericObjects
+	links []link.Link
+}
+
+// LoadGeneric loads and attaches a hook whose records go to events.
+// On error nothing stays loaded.
+func LoadGeneric(spec HookSpec, events *ebpf.Map, opts Options) (*Generic, error) {
+	conf, strs, err := encodeConf(spec)
+	if err != nil {
+		return nil, err
+	}
+	g := &Generic{}
+	collOpts := &ebpf.CollectionOptions{
+		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
+		MapReplacements: map[string]*ebpf.Map{"events": events},
+	}
+	if err := bpf.LoadGenericObjects(&g.objs, collOpts); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading hook: %+v", ve)
+		}
+		return nil, fmt.Errorf("loading hook: %w", err)
+	}
+	fail := func(err error) (*Generic, error) {
+		g.Close()
+		return nil, err
+	}
+	if err := g.objs.Conf.Put(uint32(0), conf); err != nil {
+		return fail(fmt.Errorf("writing hook config: %w", err))
+	}
+	for _, k := range strs {
+		if err := g.objs.Strings.Put(k, uint8(1)); err != nil {
+			return fail(fmt.Errorf("writing match strings: %w", err))
+		}
+	}
+	var enter, exit bool
+	for nr, sc := range spec.Syscalls {
+		var e bpf.GenericSysEntry
+		e.Flags = sc.Flags
+		e.Nvariants = uint8(len(sc.Variants))
+		for i, v := range sc.Variants {
+			e.V[i].FdSrc, e.V[i].Mask = v.FD, v.Mask
+		}
+		if err := g.objs.SysTable.Put(nr, e); err != nil {
+			return fail(fmt.Errorf("writing syscall table entry %d: %w", nr, err))
+		}
+		enter = enter || sc.Flags&OnEnter != 0
+		exit = exit || sc.Flags&OnExit != 0
+	}
+	// attach only the directions in use: each raw syscall program costs
+	// every syscall on the host
+	for _, p := range []struct {
+		use  bool
+		name string
+		prog *ebpf.Program
+	}{{enter, "sys_enter", g.objs.GenSysEnter}, {exit, "sys_exit", g.objs.GenSysExit}} {
+		if !p.use {
+			continue
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fail(fmt.Errorf("attaching tp_btf/%s: %w", p.name, err))
+		}
+		g.links = append(g.links, l)
+	}
+	return g, nil
+}
+
+func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) {
+	var c bpf.GenericGenConf
+	var keys []bpf.GenericLpmKey
+	if len(spec.Args) > MaxArgs || len(spec.Selectors) > MaxSelectors {
+		return c, nil, fmt.Errorf("hook has %d args and %d selectors, at most %d and %d", len(spec.Args), len(spec.Selectors), MaxArgs, MaxSelectors)
+	}
+	for nr, sc := range spec.Syscalls {
+		if nr >= sysTableLen || len(sc.Variants) == 0 || len(sc.Variants) > 2 {
+			return c, nil, fmt.Errorf("syscall %d: bad table entry", nr)
+		}
+	}
+	c.HookId = spec.ID
+	c.Nargs = uint8(len(spec.Args))
+	c.Nsel = uint8(len(spec.Selectors))
+	strSlot := uint8(0)
+	for i, a := range spec.Args {
+		c.Args[i].Src, c.Args[i].Reg, c.Args[i].Type = uint8(a.Source), a.Reg, uint8(a.Kind)
+		if a.Kind == KindPath || a.Kind == KindFD {
+			if strSlot == MaxStringArgs {
+				return c, nil, fmt.Errorf("at most %d path or string arguments per hook", MaxStringArgs)
+			}
+			c.Args[i].Str = strSlot
+			strSlot++
+		}
+	}
+	for si, s := range spec.Selectors {
+		if len(s.Matches) > MaxMatchArgs {
+			return c, nil, fmt.Errorf("selector %d: %d matchArgs, at most %d", si, len(s.Matches), MaxMatchArgs)
+		}
+		sel := &c.Sel[si]
+		sel.Nmatch, sel.Actions, sel.Sig = uint8(len(s.Matches)), s.Actions, s.Signal
+		for mi, m := range s.Matches {
+			if m.Arg < 0 || m.Arg >= len(spec.Args) {
+				return c, nil, fmt.Errorf("selector %d: matchArgs on undeclared argument %d", si, m.Arg)
+			}
+			cm := &sel.M[mi]
+			cm.Arg, cm.Op = uint8(m.Arg), uint8(m.Op)
+			cm.Slot = uint32(si*MaxMatchArgs + mi + 1)
+			if spec.Args[m.Arg].Kind == KindInt {
+				if len(m.Ints) > MaxIntValues {
+					return c, nil, fmt.Errorf("selector %d: %d integer values, at most %d", si, len(m.Ints), MaxIntValues)
+				}
+				cm.Nvals = uint8(len(m.Ints))
+				copy(cm.Vals[:], m.Ints)
+				continue
+			}
+			for _, v := range m.Strings {
+				k, err := lpmKey(cm.Slot, v, m.Op == OpEqual || m.Op == OpNotEqual)
+				if err != nil {
+					return c, nil, fmt.Errorf("selector %d: %w", si, err)
+				}
+				keys = append(keys, k)
+			}
+		}
+	}
+	return c, keys, nil
+}
+
+// lpmKey encodes a match string. Whole-string matches keep the NUL, so they
+// only match a looked-up string that ends there too.
+func lpmKey(slot uint32, s string, whole bool) (bpf.GenericLpmKey, error) {
+	var k bpf.GenericLpmKey
+	if len(s) > MaxMatchString {
+		return k, fmt.Errorf("value %.40q... is %d bytes, at most %d can be matched in the kernel", s, len(s), MaxMatchString)
+	}
+	k.Slot = uint8(slot)
+	n := copy(k.Data[:], s)
+	if whole {
+		n++ // the NUL, already zero
+	}
+	k.Prefixlen = uint32(8 + 8*n)
+	return k, nil
+}
+
+// Stats reads the hook's counters.
+func (g *Generic) Stats() (GenericStats, error) {
+	var s GenericStats
+	for idx, dst := range []*uint64{&s.Calls, &s.Matched, &s.Posted, &s.Drops, &s.Signals} {
+		var perCPU []uint64
+		if err := g.objs.Stats.Lookup(uint32(idx), &perCPU); err != nil {
+			return GenericStats{}, fmt.Errorf("reading hook stats[%d]: %w", idx, err)
+		}
+		for _, v := range perCPU {
+			*dst += v
+		}
+	}
+	return s, nil
+}
+
+// Close detaches and unloads the hook.
+func (g *Generic) Close() error {
+	var errs []error
+	for _, l := range g.links {
+		errs = append(errs, l.Close())
+	}
+	g.links = nil
+	errs = append(errs, g.objs.Close())
+	return errors.Join(errs...)
+}

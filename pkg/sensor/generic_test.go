@@ -1,0 +1,88 @@
+package sensor
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+var openFamily = map[uint32]Syscall{
+	2: {Flags: OnExit | RetOK, Variants: []Variant{{FD: VarFDRet}}}, 257: {Flags: OnExit | RetOK, Variants: []Variant{{FD: VarFDRet}}},
+}
+
+func newRing(t *testing.T) *ebpf.Map {
+	t.Helper()
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// TestGenericSigkillOnOpen is the seed's enforcement policy at the sensor
+// level: fd_install(fd, file) with file Equal /tmp/<x> and Sigkill.
+func TestGenericSigkillOnOpen(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "tetragon")
+	other := filepath.Join(dir, "other")
+	for _, f := range []string{target, other} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ring := newRing(t)
+	g, err := LoadGeneric(HookSpec{
+		ID:       7,
+		Syscalls: openFamily,
+		Args:     []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+		Selectors: []Selector{{
+			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
+			Actions: ActPost | ActSigkill,
+		}},
+	}, ring, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	err = exec.Command("cat", target).Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("cat %s: %v, want killed by SIGKILL", target, err)
+	}
+	if out, err := exec.Command("cat", other).CombinedOutput(); err != nil || string(out) != "x" {
+		t.Fatalf("cat %s: %v %q, want untouched", other, err, out)
+	}
+	rd, err := ringbuf.NewReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	rd.SetDeadline(time.Now().Add(2 * time.Second))
+	rec, err := rd.Read()
+	if err != nil {
+		t.Fatalf("no record: %v", err)
+	}
+	if len(rec.RawSample) < 100 {
+		t.Fatalf("short record %d", len(rec.RawSample))
+	}
+	st, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Matched != 1 || st.Signals != 1 || st.Posted != 1 || st.Calls < 2 {
+		t.Fatalf("stats %+v: want exactly one match, kill and record", st)
+	}
+}
