@@ -15,3 +15,4 @@ PATH="$bin:$PATH" protoc -I pkg/api -I /usr/include \
   pkg/api/tetragon.proto
 
 BPF_CLANG=${BPF_CLANG:-clang-19} go generate ./bpf/...
+scripts/gen-syscalls.sh

@@ -20,10 +20,12 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/config"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
+	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/probe"
@@ -45,6 +47,7 @@ type Agent struct {
 	start time.Time
 
 	base   *sensor.Base
+	hooks  *hooks.Manager
 	reader *observer.Reader
 	cache  *process.Cache
 	bus    *eventbus.Bus
@@ -117,6 +120,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent
 			a.base.Close()
 		}
 	}()
+	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes})
+	defer func() {
+		if err != nil {
+			a.hooks.Close()
+		}
+	}()
 	a.reader, err = observer.NewReader(a.base.Events(), cfg.EventQueueSize, log)
 	if err != nil {
 		return nil, err
@@ -176,6 +185,9 @@ func (a *Agent) Wait() error {
 	a.ready.Store(false)
 	a.bus.Close()
 	a.closeListener()
+	if cerr := a.hooks.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("unloading policies: %w", cerr))
+	}
 	if cerr := a.base.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
 	}
@@ -243,12 +255,36 @@ func (a *Agent) process(ctx context.Context) error {
 				a.bus.Publish(a.cache.Exit(r))
 			case *observer.Fork:
 				a.cache.Fork(r)
+			case *observer.Generic:
+				if ev := a.policyEvent(r); ev != nil {
+					a.bus.Publish(ev)
+				}
 			}
 		case now := <-gc.C:
 			a.cache.Collect(now)
 		case <-ctx.Done():
 			return nil
 		}
+	}
+}
+
+// Hooks is the policy hook manager.
+func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
+
+// policyEvent builds a policy hook's event with the calling process.
+func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
+	k, ok := a.hooks.Event(r)
+	if !ok {
+		return nil // its policy was unloaded while the record was queued
+	}
+	k.Process, k.Parent, ok = a.cache.GetWithParent(r.Pid)
+	if !ok {
+		k.Process = &api.Process{Pid: wrapperspb.UInt32(r.Pid), Tid: wrapperspb.UInt32(r.Tid), Flags: "miss"}
+	}
+	return &api.GetEventsResponse{
+		Event:    &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k},
+		NodeName: a.node,
+		Time:     a.cache.Timestamp(r.Ktime),
 	}
 }
 

@@ -190,6 +190,79 @@ func (CapabilitiesType) EnumDescriptor() ([]byte, []int) {
 	return file_tetragon_proto_rawDescGZIP(), []int{0}
 }
 
+type KprobeAction int32
+
+const (
+	KprobeAction_KPROBE_ACTION_UNKNOWN    KprobeAction = 0
+	KprobeAction_KPROBE_ACTION_POST       KprobeAction = 1
+	KprobeAction_KPROBE_ACTION_FOLLOWFD   KprobeAction = 2
+	KprobeAction_KPROBE_ACTION_SIGKILL    KprobeAction = 3
+	KprobeAction_KPROBE_ACTION_UNFOLLOWFD KprobeAction = 4
+	KprobeAction_KPROBE_ACTION_OVERRIDE   KprobeAction = 5
+	KprobeAction_KPROBE_ACTION_COPYFD     KprobeAction = 6
+	KprobeAction_KPROBE_ACTION_GETURL     KprobeAction = 7
+	KprobeAction_KPROBE_ACTION_DNSLOOKUP  KprobeAction = 8
+	KprobeAction_KPROBE_ACTION_NOPOST     KprobeAction = 9
+	KprobeAction_KPROBE_ACTION_SIGNAL     KprobeAction = 10
+)
+
+// Enum value maps for KprobeAction.
+var (
+	KprobeAction_name = map[int32]string{
+		0:  "KPROBE_ACTION_UNKNOWN",
+		1:  "KPROBE_ACTION_POST",
+		2:  "KPROBE_ACTION_FOLLOWFD",
+		3:  "KPROBE_ACTION_SIGKILL",
+		4:  "KPROBE_ACTION_UNFOLLOWFD",
+		5:  "KPROBE_ACTION_OVERRIDE",
+		6:  "KPROBE_ACTION_COPYFD",
+		7:  "KPROBE_ACTION_GETURL",
+		8:  "KPROBE_ACTION_DNSLOOKUP",
+		9:  "KPROBE_ACTION_NOPOST",
+		10: "KPROBE_ACTION_SIGNAL",
+	}
+	KprobeAction_value = map[string]int32{
+		"KPROBE_ACTION_UNKNOWN":    0,
+		"KPROBE_ACTION_POST":       1,
+		"KPROBE_ACTION_FOLLOWFD":   2,
+		"KPROBE_ACTION_SIGKILL":    3,
+		"KPROBE_ACTION_UNFOLLOWFD": 4,
+		"KPROBE_ACTION_OVERRIDE":   5,
+		"KPROBE_ACTION_COPYFD":     6,
+		"KPROBE_ACTION_GETURL":     7,
+		"KPROBE_ACTION_DNSLOOKUP":  8,
+		"KPROBE_ACTION_NOPOST":     9,
+		"KPROBE_ACTION_SIGNAL":     10,
+	}
+)
+
+func (x KprobeAction) Enum() *KprobeAction {
+	p := new(KprobeAction)
+	*p = x
+	return p
+}
+
+func (x KprobeAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KprobeAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_tetragon_proto_enumTypes[1].Descriptor()
+}
+
+func (KprobeAction) Type() protoreflect.EnumType {
+	return &file_tetragon_proto_enumTypes[1]
+}
+
+func (x KprobeAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KprobeAction.Descriptor instead.
+func (KprobeAction) EnumDescriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{1}
+}
+
 type EventType int32
 
 const (
@@ -235,11 +308,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[1].Descriptor()
+	return file_tetragon_proto_enumTypes[2].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[1]
+	return &file_tetragon_proto_enumTypes[2]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -248,7 +321,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{1}
+	return file_tetragon_proto_rawDescGZIP(), []int{2}
 }
 
 type HealthStatusType int32
@@ -281,11 +354,11 @@ func (x HealthStatusType) String() string {
 }
 
 func (HealthStatusType) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[2].Descriptor()
+	return file_tetragon_proto_enumTypes[3].Descriptor()
 }
 
 func (HealthStatusType) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[2]
+	return &file_tetragon_proto_enumTypes[3]
 }
 
 func (x HealthStatusType) Number() protoreflect.EnumNumber {
@@ -294,7 +367,7 @@ func (x HealthStatusType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HealthStatusType.Descriptor instead.
 func (HealthStatusType) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{2}
+	return file_tetragon_proto_rawDescGZIP(), []int{3}
 }
 
 type HealthStatusResult int32
@@ -333,11 +406,11 @@ func (x HealthStatusResult) String() string {
 }
 
 func (HealthStatusResult) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[3].Descriptor()
+	return file_tetragon_proto_enumTypes[4].Descriptor()
 }
 
 func (HealthStatusResult) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[3]
+	return &file_tetragon_proto_enumTypes[4]
 }
 
 func (x HealthStatusResult) Number() protoreflect.EnumNumber {
@@ -346,7 +419,7 @@ func (x HealthStatusResult) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HealthStatusResult.Descriptor instead.
 func (HealthStatusResult) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{3}
+	return file_tetragon_proto_rawDescGZIP(), []int{4}
 }
 
 type Capabilities struct {
@@ -1125,12 +1198,453 @@ func (x *ProcessExit) GetTime() *timestamppb.Timestamp {
 	return nil
 }
 
+type KprobeFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mount         string                 `protobuf:"bytes,1,opt,name=mount,proto3" json:"mount,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Flags         string                 `protobuf:"bytes,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	Permission    string                 `protobuf:"bytes,4,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeFile) Reset() {
+	*x = KprobeFile{}
+	mi := &file_tetragon_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeFile) ProtoMessage() {}
+
+func (x *KprobeFile) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeFile.ProtoReflect.Descriptor instead.
+func (*KprobeFile) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *KprobeFile) GetMount() string {
+	if x != nil {
+		return x.Mount
+	}
+	return ""
+}
+
+func (x *KprobeFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *KprobeFile) GetFlags() string {
+	if x != nil {
+		return x.Flags
+	}
+	return ""
+}
+
+func (x *KprobeFile) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+type KprobePath struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mount         string                 `protobuf:"bytes,1,opt,name=mount,proto3" json:"mount,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Flags         string                 `protobuf:"bytes,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	Permission    string                 `protobuf:"bytes,4,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobePath) Reset() {
+	*x = KprobePath{}
+	mi := &file_tetragon_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobePath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobePath) ProtoMessage() {}
+
+func (x *KprobePath) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobePath.ProtoReflect.Descriptor instead.
+func (*KprobePath) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *KprobePath) GetMount() string {
+	if x != nil {
+		return x.Mount
+	}
+	return ""
+}
+
+func (x *KprobePath) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *KprobePath) GetFlags() string {
+	if x != nil {
+		return x.Flags
+	}
+	return ""
+}
+
+func (x *KprobePath) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+type KprobeArgument struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Arg:
+	//
+	//	*KprobeArgument_StringArg
+	//	*KprobeArgument_IntArg
+	//	*KprobeArgument_SizeArg
+	//	*KprobeArgument_BytesArg
+	//	*KprobeArgument_PathArg
+	//	*KprobeArgument_FileArg
+	//	*KprobeArgument_LongArg
+	//	*KprobeArgument_UintArg
+	Arg           isKprobeArgument_Arg `protobuf_oneof:"arg"`
+	Label         string               `protobuf:"bytes,18,opt,name=label,proto3" json:"label,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeArgument) Reset() {
+	*x = KprobeArgument{}
+	mi := &file_tetragon_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeArgument) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeArgument) ProtoMessage() {}
+
+func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
+func (*KprobeArgument) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
+	if x != nil {
+		return x.Arg
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetStringArg() string {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_StringArg); ok {
+			return x.StringArg
+		}
+	}
+	return ""
+}
+
+func (x *KprobeArgument) GetIntArg() int32 {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_IntArg); ok {
+			return x.IntArg
+		}
+	}
+	return 0
+}
+
+func (x *KprobeArgument) GetSizeArg() uint64 {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_SizeArg); ok {
+			return x.SizeArg
+		}
+	}
+	return 0
+}
+
+func (x *KprobeArgument) GetBytesArg() []byte {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_BytesArg); ok {
+			return x.BytesArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetPathArg() *KprobePath {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_PathArg); ok {
+			return x.PathArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetFileArg() *KprobeFile {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_FileArg); ok {
+			return x.FileArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetLongArg() int64 {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_LongArg); ok {
+			return x.LongArg
+		}
+	}
+	return 0
+}
+
+func (x *KprobeArgument) GetUintArg() uint32 {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_UintArg); ok {
+			return x.UintArg
+		}
+	}
+	return 0
+}
+
+func (x *KprobeArgument) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+type isKprobeArgument_Arg interface {
+	isKprobeArgument_Arg()
+}
+
+type KprobeArgument_StringArg struct {
+	StringArg string `protobuf:"bytes,1,opt,name=string_arg,json=stringArg,proto3,oneof"`
+}
+
+type KprobeArgument_IntArg struct {
+	IntArg int32 `protobuf:"varint,2,opt,name=int_arg,json=intArg,proto3,oneof"`
+}
+
+type KprobeArgument_SizeArg struct {
+	SizeArg uint64 `protobuf:"varint,4,opt,name=size_arg,json=sizeArg,proto3,oneof"`
+}
+
+type KprobeArgument_BytesArg struct {
+	BytesArg []byte `protobuf:"bytes,5,opt,name=bytes_arg,json=bytesArg,proto3,oneof"`
+}
+
+type KprobeArgument_PathArg struct {
+	PathArg *KprobePath `protobuf:"bytes,6,opt,name=path_arg,json=pathArg,proto3,oneof"`
+}
+
+type KprobeArgument_FileArg struct {
+	FileArg *KprobeFile `protobuf:"bytes,7,opt,name=file_arg,json=fileArg,proto3,oneof"`
+}
+
+type KprobeArgument_LongArg struct {
+	LongArg int64 `protobuf:"varint,11,opt,name=long_arg,json=longArg,proto3,oneof"`
+}
+
+type KprobeArgument_UintArg struct {
+	UintArg uint32 `protobuf:"varint,15,opt,name=uint_arg,json=uintArg,proto3,oneof"`
+}
+
+func (*KprobeArgument_StringArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_IntArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_SizeArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_BytesArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_PathArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_FileArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
+
+type ProcessKprobe struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Process      *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	Parent       *Process               `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
+	FunctionName string                 `protobuf:"bytes,3,opt,name=function_name,json=functionName,proto3" json:"function_name,omitempty"`
+	Args         []*KprobeArgument      `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	Return       *KprobeArgument        `protobuf:"bytes,5,opt,name=return,proto3" json:"return,omitempty"`
+	Action       KprobeAction           `protobuf:"varint,6,opt,name=action,proto3,enum=tetragon.KprobeAction" json:"action,omitempty"`
+	PolicyName   string                 `protobuf:"bytes,8,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	Message      string                 `protobuf:"bytes,11,opt,name=message,proto3" json:"message,omitempty"`
+	Tags         []string               `protobuf:"bytes,12,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Ours: the hook mechanism that served the call: kprobe, fentry,
+	// lsm, tracepoint, uprobe or syscall-tracepoint.
+	Mechanism     string `protobuf:"bytes,100,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessKprobe) Reset() {
+	*x = ProcessKprobe{}
+	mi := &file_tetragon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessKprobe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessKprobe) ProtoMessage() {}
+
+func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
+func (*ProcessKprobe) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ProcessKprobe) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetFunctionName() string {
+	if x != nil {
+		return x.FunctionName
+	}
+	return ""
+}
+
+func (x *ProcessKprobe) GetArgs() []*KprobeArgument {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetReturn() *KprobeArgument {
+	if x != nil {
+		return x.Return
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetAction() KprobeAction {
+	if x != nil {
+		return x.Action
+	}
+	return KprobeAction_KPROBE_ACTION_UNKNOWN
+}
+
+func (x *ProcessKprobe) GetPolicyName() string {
+	if x != nil {
+		return x.PolicyName
+	}
+	return ""
+}
+
+func (x *ProcessKprobe) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProcessKprobe) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
 type GetEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
 	//
 	//	*GetEventsResponse_ProcessExec
 	//	*GetEventsResponse_ProcessExit
+	//	*GetEventsResponse_ProcessKprobe
 	Event         isGetEventsResponse_Event `protobuf_oneof:"event"`
 	NodeName      string                    `protobuf:"bytes,1000,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	Time          *timestamppb.Timestamp    `protobuf:"bytes,1001,opt,name=time,proto3" json:"time,omitempty"`
@@ -1140,7 +1654,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[9]
+	mi := &file_tetragon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1666,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[9]
+	mi := &file_tetragon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1679,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{9}
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -1188,6 +1702,15 @@ func (x *GetEventsResponse) GetProcessExit() *ProcessExit {
 	if x != nil {
 		if x, ok := x.Event.(*GetEventsResponse_ProcessExit); ok {
 			return x.ProcessExit
+		}
+	}
+	return nil
+}
+
+func (x *GetEventsResponse) GetProcessKprobe() *ProcessKprobe {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessKprobe); ok {
+			return x.ProcessKprobe
 		}
 	}
 	return nil
@@ -1219,9 +1742,15 @@ type GetEventsResponse_ProcessExit struct {
 	ProcessExit *ProcessExit `protobuf:"bytes,5,opt,name=process_exit,json=processExit,proto3,oneof"`
 }
 
+type GetEventsResponse_ProcessKprobe struct {
+	ProcessKprobe *ProcessKprobe `protobuf:"bytes,9,opt,name=process_kprobe,json=processKprobe,proto3,oneof"`
+}
+
 func (*GetEventsResponse_ProcessExec) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessExit) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessKprobe) isGetEventsResponse_Event() {}
 
 // A filter matches an event when every field that is set matches; a list
 // field matches when any of its entries does.
@@ -1245,7 +1774,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[10]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1786,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[10]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1799,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{10}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -1346,7 +1875,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1887,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1900,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{11}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -1399,7 +1928,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1940,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1953,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -1465,7 +1994,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +2006,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +2019,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -1542,7 +2071,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +2083,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +2096,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -1656,7 +2185,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +2197,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +2210,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -1701,7 +2230,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +2242,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +2255,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -1751,7 +2280,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +2292,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +2305,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 type GetVersionResponse struct {
@@ -1788,7 +2317,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +2329,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +2342,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -1897,10 +2426,51 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12\x16\n" +
 	"\x06signal\x18\x03 \x01(\tR\x06signal\x12\x16\n" +
 	"\x06status\x18\x04 \x01(\rR\x06status\x12.\n" +
-	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xe3\x01\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"l\n" +
+	"\n" +
+	"KprobeFile\x12\x14\n" +
+	"\x05mount\x18\x01 \x01(\tR\x05mount\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05flags\x18\x03 \x01(\tR\x05flags\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x04 \x01(\tR\n" +
+	"permission\"l\n" +
+	"\n" +
+	"KprobePath\x12\x14\n" +
+	"\x05mount\x18\x01 \x01(\tR\x05mount\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05flags\x18\x03 \x01(\tR\x05flags\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x04 \x01(\tR\n" +
+	"permission\"\xc5\x02\n" +
+	"\x0eKprobeArgument\x12\x1f\n" +
+	"\n" +
+	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
+	"\aint_arg\x18\x02 \x01(\x05H\x00R\x06intArg\x12\x1b\n" +
+	"\bsize_arg\x18\x04 \x01(\x04H\x00R\asizeArg\x12\x1d\n" +
+	"\tbytes_arg\x18\x05 \x01(\fH\x00R\bbytesArg\x121\n" +
+	"\bpath_arg\x18\x06 \x01(\v2\x14.tetragon.KprobePathH\x00R\apathArg\x121\n" +
+	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x12\x1b\n" +
+	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12\x1b\n" +
+	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12\x14\n" +
+	"\x05label\x18\x12 \x01(\tR\x05labelB\x05\n" +
+	"\x03arg\"\x89\x03\n" +
+	"\rProcessKprobe\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
+	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12#\n" +
+	"\rfunction_name\x18\x03 \x01(\tR\ffunctionName\x12,\n" +
+	"\x04args\x18\x04 \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x120\n" +
+	"\x06return\x18\x05 \x01(\v2\x18.tetragon.KprobeArgumentR\x06return\x12.\n" +
+	"\x06action\x18\x06 \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1f\n" +
+	"\vpolicy_name\x18\b \x01(\tR\n" +
+	"policyName\x12\x18\n" +
+	"\amessage\x18\v \x01(\tR\amessage\x12\x12\n" +
+	"\x04tags\x18\f \x03(\tR\x04tags\x12\x1c\n" +
+	"\tmechanism\x18d \x01(\tR\tmechanism\"\xa5\x02\n" +
 	"\x11GetEventsResponse\x12:\n" +
 	"\fprocess_exec\x18\x01 \x01(\v2\x15.tetragon.ProcessExecH\x00R\vprocessExec\x12:\n" +
-	"\fprocess_exit\x18\x05 \x01(\v2\x15.tetragon.ProcessExitH\x00R\vprocessExit\x12\x1c\n" +
+	"\fprocess_exit\x18\x05 \x01(\v2\x15.tetragon.ProcessExitH\x00R\vprocessExit\x12@\n" +
+	"\x0eprocess_kprobe\x18\t \x01(\v2\x17.tetragon.ProcessKprobeH\x00R\rprocessKprobe\x12\x1c\n" +
 	"\tnode_name\x18\xe8\a \x01(\tR\bnodeName\x12/\n" +
 	"\x04time\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\a\n" +
 	"\x05event\"\xf9\x02\n" +
@@ -2000,7 +2570,20 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0eCAP_AUDIT_READ\x10%\x12\x0f\n" +
 	"\vCAP_PERFMON\x10&\x12\v\n" +
 	"\aCAP_BPF\x10'\x12\x1a\n" +
-	"\x16CAP_CHECKPOINT_RESTORE\x10(*\x8b\x01\n" +
+	"\x16CAP_CHECKPOINT_RESTORE\x10(*\xb7\x02\n" +
+	"\fKprobeAction\x12\x19\n" +
+	"\x15KPROBE_ACTION_UNKNOWN\x10\x00\x12\x16\n" +
+	"\x12KPROBE_ACTION_POST\x10\x01\x12\x1a\n" +
+	"\x16KPROBE_ACTION_FOLLOWFD\x10\x02\x12\x19\n" +
+	"\x15KPROBE_ACTION_SIGKILL\x10\x03\x12\x1c\n" +
+	"\x18KPROBE_ACTION_UNFOLLOWFD\x10\x04\x12\x1a\n" +
+	"\x16KPROBE_ACTION_OVERRIDE\x10\x05\x12\x18\n" +
+	"\x14KPROBE_ACTION_COPYFD\x10\x06\x12\x18\n" +
+	"\x14KPROBE_ACTION_GETURL\x10\a\x12\x1b\n" +
+	"\x17KPROBE_ACTION_DNSLOOKUP\x10\b\x12\x18\n" +
+	"\x14KPROBE_ACTION_NOPOST\x10\t\x12\x18\n" +
+	"\x14KPROBE_ACTION_SIGNAL\x10\n" +
+	"*\x8b\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +
@@ -2036,101 +2619,114 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 	return file_tetragon_proto_rawDescData
 }
 
-var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),           // 0: tetragon.CapabilitiesType
-	(EventType)(0),                  // 1: tetragon.EventType
-	(HealthStatusType)(0),           // 2: tetragon.HealthStatusType
-	(HealthStatusResult)(0),         // 3: tetragon.HealthStatusResult
-	(*Capabilities)(nil),            // 4: tetragon.Capabilities
-	(*Namespace)(nil),               // 5: tetragon.Namespace
-	(*Namespaces)(nil),              // 6: tetragon.Namespaces
-	(*ProcessCredentials)(nil),      // 7: tetragon.ProcessCredentials
-	(*Image)(nil),                   // 8: tetragon.Image
-	(*Container)(nil),               // 9: tetragon.Container
-	(*Process)(nil),                 // 10: tetragon.Process
-	(*ProcessExec)(nil),             // 11: tetragon.ProcessExec
-	(*ProcessExit)(nil),             // 12: tetragon.ProcessExit
-	(*GetEventsResponse)(nil),       // 13: tetragon.GetEventsResponse
-	(*Filter)(nil),                  // 14: tetragon.Filter
-	(*GetEventsRequest)(nil),        // 15: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),            // 16: tetragon.HealthStatus
-	(*LossCounters)(nil),            // 17: tetragon.LossCounters
-	(*AgentStatus)(nil),             // 18: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),  // 19: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil), // 20: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),       // 21: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),      // 22: tetragon.GetVersionResponse
-	nil,                             // 23: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),  // 24: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),   // 25: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),    // 26: google.protobuf.BoolValue
+	(KprobeAction)(0),               // 1: tetragon.KprobeAction
+	(EventType)(0),                  // 2: tetragon.EventType
+	(HealthStatusType)(0),           // 3: tetragon.HealthStatusType
+	(HealthStatusResult)(0),         // 4: tetragon.HealthStatusResult
+	(*Capabilities)(nil),            // 5: tetragon.Capabilities
+	(*Namespace)(nil),               // 6: tetragon.Namespace
+	(*Namespaces)(nil),              // 7: tetragon.Namespaces
+	(*ProcessCredentials)(nil),      // 8: tetragon.ProcessCredentials
+	(*Image)(nil),                   // 9: tetragon.Image
+	(*Container)(nil),               // 10: tetragon.Container
+	(*Process)(nil),                 // 11: tetragon.Process
+	(*ProcessExec)(nil),             // 12: tetragon.ProcessExec
+	(*ProcessExit)(nil),             // 13: tetragon.ProcessExit
+	(*KprobeFile)(nil),              // 14: tetragon.KprobeFile
+	(*KprobePath)(nil),              // 15: tetragon.KprobePath
+	(*KprobeArgument)(nil),          // 16: tetragon.KprobeArgument
+	(*ProcessKprobe)(nil),           // 17: tetragon.ProcessKprobe
+	(*GetEventsResponse)(nil),       // 18: tetragon.GetEventsResponse
+	(*Filter)(nil),                  // 19: tetragon.Filter
+	(*GetEventsRequest)(nil),        // 20: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),            // 21: tetragon.HealthStatus
+	(*LossCounters)(nil),            // 22: tetragon.LossCounters
+	(*AgentStatus)(nil),             // 23: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),  // 24: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil), // 25: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),       // 26: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),      // 27: tetragon.GetVersionResponse
+	nil,                             // 28: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),  // 29: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),    // 31: google.protobuf.BoolValue
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,  // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
 	0,  // 1: tetragon.Capabilities.effective:type_name -> tetragon.CapabilitiesType
 	0,  // 2: tetragon.Capabilities.inheritable:type_name -> tetragon.CapabilitiesType
-	5,  // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
-	5,  // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
-	5,  // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
-	5,  // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
-	5,  // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
-	5,  // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
-	5,  // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
-	5,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
-	5,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
-	5,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	24, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	24, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	24, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	24, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	24, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	24, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	24, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	24, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
-	8,  // 21: tetragon.Container.image:type_name -> tetragon.Image
-	25, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	24, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	24, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	25, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	24, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
-	4,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
-	6,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	24, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
-	7,  // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	9,  // 31: tetragon.Process.container:type_name -> tetragon.Container
-	10, // 32: tetragon.ProcessExec.process:type_name -> tetragon.Process
-	10, // 33: tetragon.ProcessExec.parent:type_name -> tetragon.Process
-	10, // 34: tetragon.ProcessExit.process:type_name -> tetragon.Process
-	10, // 35: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	25, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	11, // 37: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	12, // 38: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	25, // 39: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	1,  // 40: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	26, // 41: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	14, // 42: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	14, // 43: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	2,  // 44: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	3,  // 45: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	25, // 46: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	17, // 47: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	23, // 48: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	2,  // 49: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	16, // 50: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	18, // 51: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	15, // 52: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	19, // 53: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	21, // 54: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	13, // 55: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	20, // 56: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	22, // 57: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	55, // [55:58] is the sub-list for method output_type
-	52, // [52:55] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	6,  // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
+	6,  // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
+	6,  // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
+	6,  // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
+	6,  // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
+	6,  // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
+	6,  // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
+	6,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
+	6,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
+	6,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
+	29, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	29, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	29, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	29, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	29, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	29, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	29, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	29, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	9,  // 21: tetragon.Container.image:type_name -> tetragon.Image
+	30, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	29, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	29, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	30, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	29, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	5,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
+	7,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
+	29, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	8,  // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
+	10, // 31: tetragon.Process.container:type_name -> tetragon.Container
+	11, // 32: tetragon.ProcessExec.process:type_name -> tetragon.Process
+	11, // 33: tetragon.ProcessExec.parent:type_name -> tetragon.Process
+	11, // 34: tetragon.ProcessExit.process:type_name -> tetragon.Process
+	11, // 35: tetragon.ProcessExit.parent:type_name -> tetragon.Process
+	30, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	15, // 37: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	14, // 38: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	11, // 39: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	11, // 40: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	16, // 41: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	16, // 42: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,  // 43: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	12, // 44: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	13, // 45: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	17, // 46: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	30, // 47: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 48: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	31, // 49: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	19, // 50: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	19, // 51: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,  // 52: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,  // 53: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	30, // 54: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	22, // 55: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	28, // 56: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,  // 57: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	21, // 58: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	23, // 59: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	20, // 60: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	24, // 61: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	26, // 62: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	18, // 63: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	25, // 64: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	27, // 65: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	63, // [63:66] is the sub-list for method output_type
+	60, // [60:63] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -2138,17 +2734,28 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[9].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[11].OneofWrappers = []any{
+		(*KprobeArgument_StringArg)(nil),
+		(*KprobeArgument_IntArg)(nil),
+		(*KprobeArgument_SizeArg)(nil),
+		(*KprobeArgument_BytesArg)(nil),
+		(*KprobeArgument_PathArg)(nil),
+		(*KprobeArgument_FileArg)(nil),
+		(*KprobeArgument_LongArg)(nil),
+		(*KprobeArgument_UintArg)(nil),
+	}
+	file_tetragon_proto_msgTypes[13].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
+		(*GetEventsResponse_ProcessKprobe)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   20,
+			NumEnums:      5,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

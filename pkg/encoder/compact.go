@@ -110,6 +110,8 @@ func (c *Compact) Encode(ev *api.GetEventsResponse) error {
 			paint = red
 		}
 		c.part(paint, status)
+	case *api.GetEventsResponse_ProcessKprobe:
+		c.kprobe(ev.GetNodeName(), e.ProcessKprobe)
 	default:
 		c.generic(ev)
 	}
@@ -123,10 +125,117 @@ func (c *Compact) Encode(ev *api.GetEventsResponse) error {
 // line writes the parts every process event has: emoji, label, source,
 // binary and arguments (the latter left out when empty).
 func (c *Compact) line(emoji, label, node string, p *api.Process) {
+	c.head(emoji, label, node, p)
+	c.part(cyan, p.GetArguments())
+}
+
+// head writes emoji, label, source and binary.
+func (c *Compact) head(emoji, label, node string, p *api.Process) {
 	fmt.Fprintf(&c.buf, "%s %-*s", emoji, labelWidth, label)
 	c.part(magenta, source(node, p))
 	c.part(blue, p.GetBinary())
-	c.part(cyan, p.GetArguments())
+}
+
+// Kernel access mask bits (MAY_* in include/linux/fs.h).
+const mayWrite = 2
+
+// kprobe renders a policy event the way Tetragon labels the common hooks:
+// file reads and writes, opens, mmaps and truncates by what they do, other
+// calls as "syscall" with the function and its arguments.
+func (c *Compact) kprobe(node string, k *api.ProcessKprobe) {
+	args := k.GetArgs()
+	fn := k.GetFunctionName()
+	emoji, label, detail := "❓", "syscall", strings.TrimSpace(fn+" "+argsText(args))
+	switch strings.TrimPrefix(strings.TrimPrefix(fn, "__x64_"), "__arm64_") {
+	case "security_file_permission":
+		emoji, label, detail = "📚", "read", argPath(args, 0)
+		if len(args) > 1 && argInt(args[1])&mayWrite != 0 {
+			emoji, label = "📝", "write"
+		}
+	case "fd_install", "security_file_open":
+		emoji, label, detail = "📬", "open", firstPath(args)
+	case "security_mmap_file":
+		emoji, label, detail = "📝", "mmap", argPath(args, 0)
+		if len(args) > 1 {
+			detail += " " + protLetters(argInt(args[1]))
+		}
+	case "security_path_truncate", "security_file_truncate":
+		emoji, label, detail = "📝", "truncate", argPath(args, 0)
+	case "sys_read", "sys_pread64":
+		emoji, label, detail = "📚", "read", argsText(args)
+	case "sys_write", "sys_pwrite64":
+		emoji, label, detail = "📝", "write", argsText(args)
+	}
+	// as in Tetragon: the binary without its arguments, then what it touched
+	c.head(emoji, label, node, k.GetProcess())
+	c.part(cyan, detail)
+}
+
+func argInt(a *api.KprobeArgument) int64 {
+	switch v := a.GetArg().(type) {
+	case *api.KprobeArgument_IntArg:
+		return int64(v.IntArg)
+	case *api.KprobeArgument_UintArg:
+		return int64(v.UintArg)
+	case *api.KprobeArgument_LongArg:
+		return v.LongArg
+	case *api.KprobeArgument_SizeArg:
+		return int64(v.SizeArg)
+	}
+	return 0
+}
+
+func argText(a *api.KprobeArgument) string {
+	switch v := a.GetArg().(type) {
+	case *api.KprobeArgument_FileArg:
+		return v.FileArg.GetPath()
+	case *api.KprobeArgument_PathArg:
+		return v.PathArg.GetPath()
+	case *api.KprobeArgument_StringArg:
+		return v.StringArg
+	case *api.KprobeArgument_BytesArg:
+		return fmt.Sprintf("%d bytes", len(v.BytesArg))
+	case nil:
+		return ""
+	}
+	return strconv.FormatInt(argInt(a), 10)
+}
+
+func argPath(args []*api.KprobeArgument, i int) string {
+	if i >= len(args) {
+		return ""
+	}
+	return argText(args[i])
+}
+
+// firstPath is the first file, path or string argument.
+func firstPath(args []*api.KprobeArgument) string {
+	for _, a := range args {
+		switch a.GetArg().(type) {
+		case *api.KprobeArgument_FileArg, *api.KprobeArgument_PathArg, *api.KprobeArgument_StringArg:
+			return argText(a)
+		}
+	}
+	return ""
+}
+
+func argsText(args []*api.KprobeArgument) string {
+	parts := make([]string, 0, len(args))
+	for _, a := range args {
+		parts = append(parts, argText(a))
+	}
+	return strings.Join(parts, " ")
+}
+
+// protLetters renders mmap's PROT_READ|PROT_WRITE|PROT_EXEC as "rwx".
+func protLetters(prot int64) string {
+	b := []byte("---")
+	for i, l := range "rwx" {
+		if prot&(1<<i) != 0 {
+			b[i] = byte(l)
+		}
+	}
+	return string(b)
 }
 
 // generic renders a kind without its own case: the oneof's field name

@@ -59,21 +59,38 @@ func withContainer(p *api.Process, id, name string) *api.Process {
 	return p
 }
 
-// unknownKind is what a newer agent's event kind (field 9, process_kprobe in
-// Tetragon) looks like to this build: no oneof set, payload in unknown fields.
+// unknownKind is what a newer agent's event kind (a field number this build
+// does not know) looks like: no oneof set, payload in unknown fields.
 func unknownKind(t *testing.T) *api.GetEventsResponse {
 	t.Helper()
 	raw, err := proto.Marshal(&api.GetEventsResponse{NodeName: "node1", Time: timestamppb.New(when)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw = protowire.AppendTag(raw, 9, protowire.BytesType)
+	raw = protowire.AppendTag(raw, 50, protowire.BytesType)
 	raw = protowire.AppendBytes(raw, []byte{0x0a, 0x00})
 	ev := &api.GetEventsResponse{}
 	if err := proto.Unmarshal(raw, ev); err != nil {
 		t.Fatal(err)
 	}
 	return ev
+}
+
+func kprobe(p *api.Process, fn string, action api.KprobeAction, args ...*api.KprobeArgument) *api.GetEventsResponse {
+	return &api.GetEventsResponse{
+		Event: &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: &api.ProcessKprobe{
+			Process: p, FunctionName: fn, Args: args, Action: action, PolicyName: "file-monitoring"}},
+		NodeName: "node1",
+		Time:     timestamppb.New(when),
+	}
+}
+
+func fileArg(path string) *api.KprobeArgument {
+	return &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: path}}}
+}
+
+func intArg(v int32) *api.KprobeArgument {
+	return &api.KprobeArgument{Arg: &api.KprobeArgument_IntArg{IntArg: v}}
 }
 
 func events(t *testing.T) []*api.GetEventsResponse {
@@ -88,6 +105,12 @@ func events(t *testing.T) []*api.GetEventsResponse {
 		exit(withContainer(proc(77, "/usr/sbin/nginx", `-g "daemon off;"`), longID, "web-1"), "SIGKILL", 0),
 		exec(proc(44, "/tmp/evil\x1b]0;owned\x07", "a\x1b[31mb\nc\u202etxt.exe\x7f")),
 		exec(nil),
+		kprobe(withContainer(proc(80, "/bin/cat", "/etc/shadow"), longID, "xwing"), "security_file_permission", api.KprobeAction_KPROBE_ACTION_POST, fileArg("/etc/shadow"), intArg(4)),
+		kprobe(proc(81, "/bin/bash", `-c "echo foo >> /etc/bar"`), "security_file_permission", api.KprobeAction_KPROBE_ACTION_POST, fileArg("/etc/bar"), intArg(2)),
+		kprobe(proc(82, "/bin/cat", "/tmp/tetragon"), "fd_install", api.KprobeAction_KPROBE_ACTION_SIGKILL, intArg(3), fileArg("/tmp/tetragon")),
+		kprobe(proc(83, "/usr/bin/python3", "x.py"), "security_mmap_file", api.KprobeAction_KPROBE_ACTION_POST, fileArg("/usr/lib/libc.so.6"), intArg(5), intArg(2)),
+		kprobe(proc(84, "/usr/bin/truncate", "-s0 /etc/motd"), "security_path_truncate", api.KprobeAction_KPROBE_ACTION_POST, &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: "/etc/motd"}}}),
+		kprobe(proc(85, "/usr/bin/touch", "/tmp/x"), "sys_openat", api.KprobeAction_KPROBE_ACTION_POST, intArg(-100), &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: "/tmp/x"}}),
 		unknownKind(t),
 		{},
 	}
@@ -148,6 +171,12 @@ func TestCompactLines(t *testing.T) {
 		`💥 exit    web-1 /usr/sbin/nginx -g "daemon off;" SIGKILL`,
 		`🚀 process node1 /tmp/evil\x1b]0;owned\x07 a\x1b[31mb\x0ac\u202etxt.exe\x7f`,
 		"🚀 process node1",
+		"📚 read    xwing /bin/cat /etc/shadow",
+		"📝 write   node1 /bin/bash /etc/bar",
+		"📬 open    node1 /bin/cat /tmp/tetragon",
+		"📝 mmap    node1 /usr/bin/python3 /usr/lib/libc.so.6 r-x",
+		"📝 truncate node1 /usr/bin/truncate /etc/motd",
+		"❓ syscall node1 /usr/bin/touch sys_openat -100 /tmp/x",
 		"❓ unknown node1",
 		"❓ unknown",
 		"",

@@ -16,6 +16,8 @@ const (
 	OpExec = 1
 	OpExit = 2
 	OpFork = 3
+	// OpGeneric is a TracingPolicy hook's record.
+	OpGeneric = 4
 
 	RecordVersion = 1
 )
@@ -82,10 +84,32 @@ type Fork struct {
 	Ppid, NsPid uint32
 }
 
+// Path flags of a hook's string argument (PATH_F_* in bpf/lib/path.h).
+const (
+	PathTruncated   = 1
+	PathDeleted     = 2
+	PathUnreachable = 4
+)
+
+// Generic is a decoded TracingPolicy hook record.
+type Generic struct {
+	Ktime    uint64
+	Pid, Tid uint32
+	HookID   uint32
+	Syscall  uint32
+	Selector uint32
+	Actions  uint32
+	Ret      int64
+	Ints     [5]int64
+	Strs     [2]string
+	StrFlags [2]uint16
+}
+
 // Decoder decodes raw ring-buffer records. It is not safe for concurrent use:
 // it reuses one scratch record, so decoding allocates only the strings.
 type Decoder struct {
 	exec bpf.ProcessExecRec
+	gen  bpf.GenericGenRec
 }
 
 func asBytes[T any](v *T) []byte {
@@ -132,6 +156,12 @@ func (d *Decoder) Decode(raw []byte) (any, error) {
 			return nil, err
 		}
 		return &Fork{Ktime: r.Hdr.Ktime, Pid: r.Pid, Tid: r.Tid, Ppid: r.Ppid, NsPid: r.Nspid}, nil
+	case OpGeneric:
+		g, err := d.decodeGeneric(raw[:h.Size])
+		if err != nil {
+			return nil, err
+		}
+		return g, nil
 	default:
 		return nil, fmt.Errorf("%w: unknown op %d", errMalformed, h.Op)
 	}
@@ -171,6 +201,32 @@ func (d *Decoder) decodeExec(raw []byte) (*Exec, error) {
 		Args:       bytes.Clone(data[bl+cl : bl+cl+al]),
 	}
 	return e, nil
+}
+
+func (d *Decoder) decodeGeneric(raw []byte) (*Generic, error) {
+	r := &d.gen
+	dataOff := int(unsafe.Offsetof(r.Data))
+	if len(raw) < dataOff {
+		return nil, fmt.Errorf("%w: hook record of %d bytes, want at least %d", errMalformed, len(raw), dataOff)
+	}
+	copy(asBytes(r), raw)
+	g := &Generic{
+		Ktime: r.Hdr.Ktime, Pid: r.Pid, Tid: r.Tid, HookID: r.HookId, Syscall: r.Syscall,
+		Selector: r.Sel, Actions: r.Actions, Ret: r.Ret, Ints: r.Ints, StrFlags: r.StrFlags,
+	}
+	data := raw[dataOff:]
+	const slot = len(r.Data) / 2
+	for i, n := range r.StrLen {
+		start, end := i*slot, i*slot+int(n)
+		if n == 0 {
+			continue
+		}
+		if int(n) > slot || end > len(data) {
+			return nil, fmt.Errorf("%w: hook string %d of %d bytes exceeds the record", errMalformed, i, n)
+		}
+		g.Strs[i] = string(data[start:end])
+	}
+	return g, nil
 }
 
 func cString(b []byte) string {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/cgroup"
@@ -147,6 +148,21 @@ func (c *Cache) Exit(x *observer.Exit) *api.GetEventsResponse {
 		NodeName: c.opts.Node,
 		Time:     ev.Time,
 	}
+}
+
+// Timestamp converts a record's boot-clock time to a timestamp.
+func (c *Cache) Timestamp(ktime uint64) *timestamppb.Timestamp { return c.opts.Clock.Timestamp(ktime) }
+
+// GetWithParent returns the running process with this pid and its parent.
+func (c *Cache) GetWithParent(pid uint32) (*api.Process, *api.Process, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.byPid[pid]
+	if n == nil {
+		c.misses++
+		return nil, nil, false
+	}
+	return n.proc, procOf(n.parent), true
 }
 
 // Get returns the running process with this pid.

@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/eventbus"
+	"github.com/tetragon-lite/tetragon/pkg/hooks"
+)
+
+// kprobeEvents subscribes to the policy events of processes running in dir.
+func kprobeEvents(a *Agent, dir string) *eventbus.Subscription {
+	return a.Bus().Subscribe(100000, func(ev *api.GetEventsResponse) bool {
+		return ev.GetProcessKprobe().GetProcess().GetCwd() == dir
+	})
+}
+
+func nextKprobe(t *testing.T, sub *eventbus.Subscription) *api.ProcessKprobe {
+	t.Helper()
+	select {
+	case ev := <-sub.C():
+		return ev.GetProcessKprobe()
+	case <-time.After(5 * time.Second):
+		t.Fatal("no policy event within 5s")
+	}
+	return nil
+}
+
+func filePath(a *api.KprobeArgument) string {
+	if f := a.GetFileArg(); f != nil {
+		return f.GetPath()
+	}
+	return a.GetPathArg().GetPath()
+}
+
+func TestEnforcementPolicyKillsOnOpen(t *testing.T) {
+	a := startAgent(t)
+	dir := workdir(t)
+	target, other := filepath.Join(dir, "tetragon"), filepath.Join(dir, "other")
+	for _, f := range []string{target, other} {
+		if err := os.WriteFile(f, []byte("secret"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := a.Hooks().Load("enforcement", []hooks.HookDecl{{
+		Call: "fd_install",
+		Args: []hooks.ArgDecl{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
+		Selectors: []hooks.SelectorDecl{{
+			MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Equal", Values: []string{target}}},
+			Actions:   []hooks.ActionDecl{{Action: "Sigkill"}},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := kprobeEvents(a, dir)
+
+	cmd := exec.Command("cat", target)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL || len(out) != 0 {
+		t.Fatalf("cat %s: %v, output %q: want killed before reading", target, err, out)
+	}
+	cmd = exec.Command("cat", other)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil || string(out) != "secret" {
+		t.Fatalf("cat %s: %v %q: want untouched", other, err, out)
+	}
+	k := nextKprobe(t, sub)
+	if k.GetFunctionName() != "fd_install" || k.GetAction() != api.KprobeAction_KPROBE_ACTION_SIGKILL ||
+		k.GetPolicyName() != "enforcement" || len(k.GetArgs()) != 2 || filePath(k.GetArgs()[1]) != target ||
+		!strings.HasSuffix(k.GetProcess().GetBinary(), "/cat") && !strings.HasSuffix(k.GetProcess().GetBinary(), "/busybox") ||
+		k.GetMechanism() != hooks.MechSyscallTracepoint {
+		t.Fatalf("event: %v", k)
+	}
+	if k.GetProcess().GetArguments() != target || k.GetParent() == nil {
+		t.Fatalf("event process %v parent %v", k.GetProcess(), k.GetParent())
+	}
+	select {
+	case ev := <-sub.C():
+		t.Fatalf("unexpected second event: %v", ev)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestFileMonitoringReadWriteSplit(t *testing.T) {
+	a := startAgent(t)
+	dir := workdir(t)
+	secret := filepath.Join(dir, "shadow")
+	watched := filepath.Join(dir, "etc") + "/"
+	plain := filepath.Join(dir, "plain")
+	os.Mkdir(watched, 0o755)
+	for _, f := range []string{secret, plain} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := a.Hooks().Load("file-monitoring", []hooks.HookDecl{{
+		Call: "security_file_permission",
+		Args: []hooks.ArgDecl{{Index: 0, Type: "file"}, {Index: 1, Type: "int"}},
+		Selectors: []hooks.SelectorDecl{
+			{MatchArgs: []hooks.MatchDecl{
+				{Index: 0, Operator: "Equal", Values: []string{secret}},
+				{Index: 1, Operator: "Mask", Values: []string{"4"}},
+			}},
+			{MatchArgs: []hooks.MatchDecl{
+				{Index: 0, Operator: "Prefix", Values: []string{watched}},
+				{Index: 1, Operator: "Mask", Values: []string{"2"}},
+			}},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := kprobeEvents(a, dir)
+	before := a.Hooks().Status()[0].Hooks[0].Stats
+
+	// non-sensitive reads: many calls, no match, no record
+	for i := 0; i < 20; i++ {
+		run(t, dir, "cat", plain)
+	}
+	mid := a.Hooks().Status()[0].Hooks[0].Stats
+	if mid.Calls <= before.Calls || mid.Matched != before.Matched || mid.Posted != before.Posted {
+		t.Fatalf("non-sensitive reads: counters before %+v after %+v: want calls to rise and nothing matched", before, mid)
+	}
+
+	// cat reads twice (the data, then end of file): each read is a
+	// security_file_permission call, as with a kprobe
+	run(t, dir, "cat", secret)
+	run(t, dir, "sh", "-c", "echo foo >> "+watched+"bar")
+	reads := 0
+	for {
+		k := nextKprobe(t, sub)
+		path, mask := filePath(k.GetArgs()[0]), k.GetArgs()[1].GetIntArg()
+		if mask == 4 && path == secret && strings.Contains(k.GetProcess().GetArguments(), secret) {
+			reads++
+			continue
+		}
+		if mask != 2 || path != watched+"bar" || reads == 0 {
+			t.Fatalf("after %d reads of %s, event: %v", reads, secret, k)
+		}
+		break
+	}
+	after := a.Hooks().Status()[0].Hooks[0].Stats
+	if after.Posted != mid.Posted+uint64(reads)+1 {
+		t.Fatalf("records posted %d, want exactly %d more than %d", after.Posted, reads+1, mid.Posted)
+	}
+}
+
+func TestPolicyLoadErrorsLeaveNothing(t *testing.T) {
+	a := startAgent(t)
+	cases := map[string]hooks.HookDecl{
+		"unmapped function": {Call: "tcp_v4_connect", Args: []hooks.ArgDecl{{Index: 0, Type: "sock"}}},
+		"override":          {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{Actions: []hooks.ActionDecl{{Action: "Override", ArgError: -1}}}}},
+		"type mismatch":     {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 0, Type: "file"}}},
+		"long value":        {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{strings.Repeat("a", 300)}}}}}},
+	}
+	for name, d := range cases {
+		good := hooks.HookDecl{Call: "security_file_open", Args: []hooks.ArgDecl{{Index: 0, Type: "file"}}}
+		if err := a.Hooks().Load(name, []hooks.HookDecl{good, d}); err == nil {
+			t.Errorf("%s: loaded", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+	if st := a.Hooks().Status(); len(st) != 0 {
+		t.Fatalf("failed loads left %v", st)
+	}
+}

@@ -1,0 +1,136 @@
+// Package hooks turns TracingPolicy hooks into loaded kernel hooks: it picks
+// the mechanism the kernel offers, compiles arguments and selectors into the
+// generic hook's data, and turns the hook's records into events.
+package hooks
+
+import (
+	"strings"
+
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+)
+
+// Kernel access masks (MAY_* in include/linux/fs.h).
+const (
+	mayWrite = 2
+	mayRead  = 4
+)
+
+// x86_64 syscall numbers the mapping uses.
+const (
+	sysRead           = 0
+	sysWrite          = 1
+	sysOpen           = 2
+	sysMmap           = 9
+	sysPread64        = 17
+	sysPwrite64       = 18
+	sysReadv          = 19
+	sysWritev         = 20
+	sysSendfile       = 40
+	sysTruncate       = 76
+	sysFtruncate      = 77
+	sysCreat          = 85
+	sysOpenat         = 257
+	sysSplice         = 275
+	sysPreadv         = 295
+	sysPwritev        = 296
+	sysOpenByHandleAt = 304
+	sysCopyFileRange  = 326
+	sysPreadv2        = 327
+	sysPwritev2       = 328
+	sysOpenat2        = 437
+)
+
+// funcMapping serves a kernel function through syscall tracepoints: the
+// syscalls whose work passes through the function, and where each of the
+// function's arguments comes from.
+type funcMapping struct {
+	syscalls map[uint32]sensor.Syscall
+	// args[i] is the source of the function's argument i
+	args []sensor.Arg
+	// when describes, for the docs and the log, where the call is seen
+	when string
+}
+
+func variant(fd, mask uint8) []sensor.Variant { return []sensor.Variant{{FD: fd, Mask: mask}} }
+
+func openFamily() map[uint32]sensor.Syscall {
+	m := map[uint32]sensor.Syscall{}
+	for _, nr := range []uint32{sysOpen, sysOpenat, sysOpenat2, sysCreat, sysOpenByHandleAt} {
+		m[nr] = sensor.Syscall{Flags: sensor.OnExit | sensor.RetOK, Variants: variant(sensor.VarFDRet, 0)}
+	}
+	return m
+}
+
+func readWriteFamily() map[uint32]sensor.Syscall {
+	m := map[uint32]sensor.Syscall{}
+	for _, nr := range []uint32{sysRead, sysPread64, sysReadv, sysPreadv, sysPreadv2} {
+		m[nr] = sensor.Syscall{Flags: sensor.OnEnter, Variants: variant(0, mayRead)}
+	}
+	for _, nr := range []uint32{sysWrite, sysPwrite64, sysWritev, sysPwritev, sysPwritev2} {
+		m[nr] = sensor.Syscall{Flags: sensor.OnEnter, Variants: variant(0, mayWrite)}
+	}
+	// two files: the source is read, the destination written
+	m[sysSendfile] = sensor.Syscall{Flags: sensor.OnEnter, Variants: []sensor.Variant{{FD: 1, Mask: mayRead}, {FD: 0, Mask: mayWrite}}}
+	m[sysCopyFileRange] = sensor.Syscall{Flags: sensor.OnEnter, Variants: []sensor.Variant{{FD: 0, Mask: mayRead}, {FD: 2, Mask: mayWrite}}}
+	m[sysSplice] = sensor.Syscall{Flags: sensor.OnEnter, Variants: []sensor.Variant{{FD: 0, Mask: mayRead}, {FD: 2, Mask: mayWrite}}}
+	return m
+}
+
+// syscallMapping returns how a kernel function is served through syscall
+// tracepoints, and false when its meaning does not map onto syscalls.
+func syscallMapping(fn string) (funcMapping, bool) {
+	file := sensor.Arg{Kind: sensor.KindPath}
+	switch fn {
+	case "fd_install":
+		return funcMapping{
+			syscalls: openFamily(),
+			args: []sensor.Arg{
+				{Source: sensor.SrcRet, Kind: sensor.KindInt},
+				{Source: sensor.SrcRetFile, Kind: sensor.KindPath},
+			},
+			when: "on return from open, openat, openat2, creat and open_by_handle_at",
+		}, true
+	case "security_file_open":
+		file.Source = sensor.SrcRetFile
+		return funcMapping{syscalls: openFamily(), args: []sensor.Arg{file},
+			when: "on return from the open family"}, true
+	case "security_file_permission":
+		file.Source = sensor.SrcVarFile
+		return funcMapping{
+			syscalls: readWriteFamily(),
+			args:     []sensor.Arg{file, {Source: sensor.SrcVarMask, Kind: sensor.KindInt}},
+			when:     "on entry to the read and write families, sendfile, copy_file_range and splice",
+		}, true
+	case "security_mmap_file":
+		file.Source = sensor.SrcVarFile
+		return funcMapping{
+			syscalls: map[uint32]sensor.Syscall{sysMmap: {Flags: sensor.OnEnter | sensor.NeedFile, Variants: variant(4, 0)}},
+			args: []sensor.Arg{file,
+				{Source: sensor.SrcReg, Reg: 2, Kind: sensor.KindInt},
+				{Source: sensor.SrcReg, Reg: 3, Kind: sensor.KindInt}},
+			when: "on entry to mmap of a file",
+		}, true
+	case "security_path_truncate", "security_file_truncate":
+		file.Source = sensor.SrcVarPath
+		return funcMapping{
+			syscalls: map[uint32]sensor.Syscall{
+				sysTruncate:  {Flags: sensor.OnEnter, Variants: variant(sensor.VarNoFD, mayWrite)},
+				sysFtruncate: {Flags: sensor.OnEnter, Variants: variant(0, mayWrite)},
+			},
+			args: []sensor.Arg{file},
+			when: "on entry to truncate and ftruncate",
+		}, true
+	}
+	return funcMapping{}, false
+}
+
+// syscallName strips the prefixes Tetragon accepts for syscall hooks:
+// sys_openat, __x64_sys_openat and __se_sys_openat all mean openat.
+func syscallName(call string) string {
+	for _, p := range []string{"__x64_sys_", "__ia32_sys_", "__se_sys_", "__arm64_sys_", "ksys_", "sys_"} {
+		if s, ok := strings.CutPrefix(call, p); ok {
+			return s
+		}
+	}
+	return call
+}
