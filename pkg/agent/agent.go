@@ -24,6 +24,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/config"
+	"github.com/tetragon-lite/tetragon/pkg/container"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
@@ -47,6 +48,7 @@ type Agent struct {
 	start time.Time
 
 	base   *sensor.Base
+	docker *container.Watcher
 	hooks  *hooks.Manager
 	reader *observer.Reader
 	cache  *process.Cache
@@ -135,14 +137,20 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
 		return nil, fmt.Errorf("reading the boot clock: %w", err)
 	}
+	var containers func(string) *api.Container
+	if cfg.DockerSocket != "" {
+		a.docker = container.New(log, container.Options{SocketPath: cfg.DockerSocket})
+		containers = a.containerInfo
+	}
 	a.cache = process.NewCache(process.Options{
 		Node:  a.node,
 		Clock: process.NewClock(time.Now(), time.Duration(boot.Nano())),
 		// kthreadd (pid 2) lives in the initial namespaces and, unlike pid 1,
 		// is readable even when init is protected from ptrace
-		HostNs:   process.ReadNamespaces(cfg.ProcRoot + "/2"),
-		Max:      cfg.ProcessCacheSize,
-		ProcRoot: cfg.ProcRoot,
+		HostNs:     process.ReadNamespaces(cfg.ProcRoot + "/2"),
+		Max:        cfg.ProcessCacheSize,
+		ProcRoot:   cfg.ProcRoot,
+		Containers: containers,
 	})
 	a.bus = eventbus.New()
 	svc := server.NewService(a.bus, a.Status, cfg.SubscriberQueue, log)
@@ -153,6 +161,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent
 	// The reader runs from here on, so records of processes that start
 	// while /proc is read queue up instead of being lost.
 	g.Go(func() error { return a.reader.Run(gctx) })
+	if a.docker != nil {
+		g.Go(func() error { return a.docker.Run(gctx) })
+	}
 	n, err := a.cache.LoadProc(cfg.ProcRoot)
 	if err != nil {
 		log.Warn().Err(err).Msg("Reading running processes failed; they will appear without details")
@@ -185,6 +196,9 @@ func (a *Agent) Wait() error {
 	a.ready.Store(false)
 	a.bus.Close()
 	a.closeListener()
+	if a.docker != nil {
+		a.docker.Close()
+	}
 	if cerr := a.hooks.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("unloading policies: %w", cerr))
 	}
@@ -266,6 +280,28 @@ func (a *Agent) process(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// containerInfo resolves a container id through the Docker API; a miss
+// waits at most for one bounded inspect.
+func (a *Agent) containerInfo(id string) *api.Container {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	info, ok := a.docker.Lookup(ctx, id)
+	if !ok {
+		return &api.Container{Id: id}
+	}
+	c := &api.Container{
+		Id:             info.ID,
+		Name:           info.Name,
+		Image:          &api.Image{Id: info.ImageID, Name: info.Image},
+		ComposeProject: info.ComposeProject,
+		ComposeService: info.ComposeService,
+	}
+	if !info.Started.IsZero() {
+		c.StartTime = timestamppb.New(info.Started)
+	}
+	return c
 }
 
 // Hooks is the policy hook manager.

@@ -30,6 +30,7 @@ type Config struct {
 	ProcessCacheSize int    `mapstructure:"process-cache-size"`
 	ConfigFile       string `mapstructure:"config-file"`
 	ConfigDir        string `mapstructure:"config-dir"`
+	DockerSocket     string `mapstructure:"docker-socket"`
 }
 
 // Default paths.
@@ -55,6 +56,7 @@ var defaults = []struct {
 	{"event-queue-size", "records queued between the ring buffer and the decoder", 65536},
 	{"subscriber-queue-size", "events queued per GetEvents client before it loses events", 10000},
 	{"process-cache-size", "processes kept in the process cache", 65536},
+	{"docker-socket", "Docker Engine API socket, for container names (empty: no Docker metadata)", "/var/run/docker.sock"},
 	{"config-file", "configuration file", DefaultConfigFile},
 	{"config-dir", "drop-in configuration directory (file name = key, content = value)", DefaultConfigDir},
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// ProcRoot, when set, is read for a parent the cache does not know
 	// (one that started while the agent was starting).
 	ProcRoot string
+	// Containers, when set, resolves a container id to its metadata. It
+	// may block briefly (a bounded Docker API call for a new container),
+	// so it is called without the cache's lock held.
+	Containers func(id string) *api.Container
 }
 
 // Cache is safe for concurrent use.
@@ -84,10 +88,13 @@ func (c *Cache) Stats() Stats {
 
 // Exec records an exec and returns its event.
 func (c *Cache) Exec(e *observer.Exec) *api.GetEventsResponse {
+	id := cgroup.ContainerID(e.CgroupName)
+	ctr := c.container(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	parent := c.lookupParent(e.Ppid)
 	p := c.execProcess(e, parent)
+	p.Docker, p.Container = id, ctr
 	old := c.byPid[e.Pid]
 	n := c.store(e.Pid, p, parent)
 	if old != nil {
@@ -211,6 +218,13 @@ func (c *Cache) free(n *entry, now time.Time) {
 	}
 }
 
+func (c *Cache) container(id string) *api.Container {
+	if id == "" || c.opts.Containers == nil {
+		return nil
+	}
+	return c.opts.Containers(id)
+}
+
 // lookupParent finds a parent, falling back to procfs for one that started
 // before the agent could see it; the caller holds mu.
 func (c *Cache) lookupParent(ppid uint32) *entry {
@@ -290,7 +304,6 @@ func (c *Cache) execProcess(e *observer.Exec, parent *entry) *api.Process {
 		Arguments: Arguments(e.Args, e.Flags&observer.ExecTruncArgs != 0),
 		Flags:     strings.Join(flags, " "),
 		StartTime: c.opts.Clock.Timestamp(e.Ktime),
-		Docker:    cgroup.ContainerID(e.CgroupName),
 		CgroupId:  e.CgroupID,
 		Cap: &api.Capabilities{
 			Permitted:   capsList(e.CapPermitted),

@@ -113,6 +113,7 @@ func (c *Cache) readProc(root string, pid uint32) (procProcess, error) {
 		Flags:     flags,
 		StartTime: c.opts.Clock.Timestamp(ktime),
 		Docker:    containerID,
+		Container: c.container(containerID),
 		Cap: &api.Capabilities{
 			Permitted:   capsList(status.caps["CapPrm"]),
 			Effective:   capsList(status.caps["CapEff"]),
