@@ -1,0 +1,171 @@
+// Command tetragon-bench measures the agent's cost side by side on this
+// machine and prints ratios (see docs/performance.md).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/rs/zerolog"
+
+	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 7, "interleaved rounds per mode")
+	window := flag.Duration("window", 500*time.Millisecond, "measuring window per round")
+	flag.Parse()
+	if err := run(*rounds, *window); err != nil {
+		fmt.Fprintln(os.Stderr, "tetragon-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// loop runs open/read/close of a non-sensitive file for d and returns ops/s.
+func loop(path string, d time.Duration) (float64, error) {
+	buf := make([]byte, 64)
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		for i := 0; i < 256; i++ {
+			f, err := os.Open(path)
+			if err != nil {
+				return 0, err
+			}
+			if _, err := f.Read(buf); err != nil {
+				f.Close()
+				return 0, err
+			}
+			f.Close()
+		}
+		n += 256
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// emptyRawSyscallHooks attaches programs that do nothing to tp_btf
+// sys_enter and sys_exit: the floor any syscall-tracepoint hook pays.
+func emptyRawSyscallHooks() (func(), error) {
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for _, tp := range []string{"sys_enter", "sys_exit"} {
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: tp, License: "GPL",
+			Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("loading empty %s program: %w", tp, err)
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			prog.Close()
+			closeAll()
+			return nil, fmt.Errorf("attaching empty %s program: %w", tp, err)
+		}
+		closers = append(closers, func() { l.Close(); prog.Close() })
+	}
+	return closeAll, nil
+}
+
+// fileMonitoring loads the quickstart's read/write hooks on the syscall
+// mapping, with its sensitive prefixes, none of which the loop touches.
+func fileMonitoring() (func(), error) {
+	ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
+	if err != nil {
+		return nil, err
+	}
+	m := hooks.NewManager(zerolog.Nop(), ring, sensor.Options{})
+	err = m.Load("file-monitoring", []hooks.HookDecl{
+		{
+			Call: "security_file_permission",
+			Args: []hooks.ArgDecl{{Index: 0, Type: "file"}, {Index: 1, Type: "int"}},
+			Selectors: []hooks.SelectorDecl{
+				{MatchArgs: []hooks.MatchDecl{
+					{Index: 0, Operator: "Prefix", Values: []string{"/etc/shadow", "/etc/sudoers", "/root/.ssh", "/boot"}},
+					{Index: 1, Operator: "Mask", Values: []string{"4"}},
+				}},
+				{MatchArgs: []hooks.MatchDecl{
+					{Index: 0, Operator: "Prefix", Values: []string{"/etc/", "/bin/", "/usr/bin/", "/lib/", "/usr/lib/"}},
+					{Index: 1, Operator: "Mask", Values: []string{"2"}},
+				}},
+			},
+		},
+	})
+	if err != nil {
+		ring.Close()
+		return nil, err
+	}
+	return func() { m.Close(); ring.Close() }, nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func run(rounds int, window time.Duration) error {
+	if os.Geteuid() != 0 {
+		return errors.New("run as root: the benchmark loads BPF programs")
+	}
+	if _, err := btf.LoadKernelSpec(); err != nil {
+		return fmt.Errorf("kernel BTF: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "tetragon-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "plain.txt")
+	if err := os.WriteFile(path, []byte("not sensitive\n"), 0o644); err != nil {
+		return err
+	}
+	type mode struct {
+		name  string
+		setup func() (func(), error)
+		ops   []float64
+	}
+	modes := []*mode{
+		{name: "no agent", setup: func() (func(), error) { return func() {}, nil }},
+		{name: "floor (empty raw sys_enter+sys_exit)", setup: emptyRawSyscallHooks},
+		{name: "agent (file-monitoring policy)", setup: fileMonitoring},
+	}
+	fmt.Printf("syscall overhead: open/read/close of %s, %d rounds x %v per mode, interleaved\n", path, rounds, window)
+	for r := 0; r < rounds; r++ {
+		for _, m := range modes {
+			teardown, err := m.setup()
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			ops, err := loop(path, window)
+			teardown()
+			if err != nil {
+				return err
+			}
+			m.ops = append(m.ops, ops)
+			fmt.Printf("  round %d  %-40s %10.0f ops/s\n", r+1, m.name, ops)
+		}
+	}
+	none, floor, agent := median(modes[0].ops), median(modes[1].ops), median(modes[2].ops)
+	fmt.Printf("\n%-40s %12s %10s\n", "mode", "median ops/s", "÷ none")
+	for _, m := range modes {
+		fmt.Printf("%-40s %12.0f %10.3f\n", m.name, median(m.ops), median(m.ops)/none)
+	}
+	fmt.Printf("\nagent ÷ floor = %.3f (goal >= 0.97)\nagent ÷ no agent = %.3f\nfloor ÷ no agent = %.3f\n", agent/floor, agent/none, floor/none)
+	return nil
+}
