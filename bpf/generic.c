@@ -27,6 +27,7 @@ enum gen_stat {
 	GS_POSTED = 2,   /* records written */
 	GS_DROPS = 3,    /* records lost: ring buffer full */
 	GS_SIGNALS = 4,  /* Sigkill/Signal actions taken */
+	GS_CACHED = 5,   /* calls decided by the verdict cache */
 	GS_MAX = 8,
 };
 
@@ -114,7 +115,10 @@ struct gen_conf {
 	__u32 hook_id;
 	__u8 nargs;
 	__u8 nsel;
-	__u8 pad[2];
+	/* the verdict depends only on the variant's file path and mask, so a
+	 * "no selector matched" can be remembered per file (see verdicts) */
+	__u8 cacheable;
+	__u8 pad;
 	struct arg_conf args[MAX_ARGS];
 	struct selector sel[MAX_SELECTORS];
 };
@@ -175,6 +179,53 @@ struct {
 	__type(value, struct gen_rec);
 } rec_heap SEC(".maps");
 
+/* Verdict cache: resolving a path costs a dentry walk, which a read-heavy
+ * workload would pay on every read. A file whose path matched no selector
+ * is remembered by what determines its path as this task sees it (dentry,
+ * mount, the task's root) and the access mask. Anything that can change a
+ * cached file's path (rename, mount changes, chroot) bumps the generation,
+ * which invalidates every entry at once. */
+struct verdict_key {
+	__u64 dentry;
+	__u64 mnt;
+	__u64 root;
+	__u64 mask;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct verdict_key);
+	__type(value, __u64); /* generation */
+} verdicts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} generation SEC(".maps");
+
+/* x86_64 syscalls that can change which path a dentry has */
+static __always_inline bool changes_paths(long nr)
+{
+	switch (nr) {
+	case 82:  /* rename */
+	case 264: /* renameat */
+	case 316: /* renameat2 */
+	case 165: /* mount */
+	case 166: /* umount2 */
+	case 155: /* pivot_root */
+	case 161: /* chroot */
+	case 272: /* unshare */
+	case 308: /* setns */
+	case 429: /* move_mount */
+	case 442: /* mount_setattr */
+		return true;
+	}
+	return false;
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -208,6 +259,30 @@ static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 	arr = BPF_CORE_READ(fdt, fd);
 	bpf_probe_read_kernel(&f, sizeof(f), &arr[fd & 0xfffff]);
 	return f;
+}
+
+/* file_identity fills the verdict key of the file behind fd with as few
+ * helper calls as possible: it runs on every mapped call (every read and
+ * write for security_file_permission), so the task walk uses direct BTF
+ * loads and the file is read with two probe reads. Returns false when fd
+ * is not an open file. */
+static __always_inline bool file_identity(long fd, struct verdict_key *vk)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = t->files->fdt;
+	struct file *f = NULL;
+	struct path p = {};
+
+	if (fd < 0 || fd >= fdt->max_fds)
+		return false;
+	bpf_probe_read_kernel(&f, sizeof(f), (void *)fdt->fd + (fd & 0xfffff) * sizeof(f));
+	if (!f)
+		return false;
+	bpf_probe_read_kernel(&p, sizeof(p), __builtin_preserve_access_index(&f->f_path));
+	vk->dentry = (__u64)p.dentry;
+	vk->mnt = (__u64)p.mnt;
+	vk->root = (__u64)t->fs->root.dentry;
+	return true;
 }
 
 /* put_file_path resolves f's path into string slot s of r. */
@@ -372,76 +447,118 @@ static __always_inline void fill_args(struct gen_conf *c, struct gen_rec *r, str
 	}
 }
 
-static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
-{
+struct variant_ctx {
+	struct pt_regs *regs;
 	struct sys_entry *e;
 	struct gen_conf *c;
 	struct gen_rec *r;
-	struct task_struct *t;
-	__u32 zero = 0, key = nr;
+	long nr;
+	long ret;
 	__u64 id;
+};
+
+/* handle_variant evaluates one reading of the call. It runs under bpf_loop
+ * so the verifier checks it once, not once per variant. */
+static long handle_variant(__u32 vi, void *data)
+{
+	struct variant_ctx *x = data;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct gen_conf *c = x->c;
+	struct gen_rec *r = x->r;
+	struct verdict_key vk = {};
+	struct sys_variant *v;
+	__u64 gen_before = 0;
+	__u32 zero = 0, size, acts;
+	int s;
+
+	if (vi >= 2)
+		return 1;
+	v = &x->e->v[vi];
+	if ((x->e->flags & SE_NEED_FILE) && v->fd_src < 6 && !fd_file(t, reg_arg(x->regs, v->fd_src)))
+		return 0;
+	if (c->cacheable && v->fd_src != VAR_NO_FD) {
+		__u64 *gen = bpf_map_lookup_elem(&generation, &zero), *seen;
+
+		vk.mask = v->mask;
+		if (gen)
+			gen_before = *gen;
+		if (file_identity(v->fd_src == VAR_FD_RET ? x->ret : reg_arg(x->regs, v->fd_src & 7), &vk)) {
+			seen = bpf_map_lookup_elem(&verdicts, &vk);
+			if (gen && seen && *seen == gen_before) {
+				stat_inc(GS_CACHED);
+				return 0;
+			}
+		}
+	}
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, x->regs, v, x->ret, t);
+	s = select(c, r);
+	if (s < 0) {
+		/* stored with the generation read before the path was resolved:
+		 * a rename meanwhile makes the entry stale */
+		if (c->cacheable && v->fd_src != VAR_NO_FD && vk.dentry)
+			bpf_map_update_elem(&verdicts, &vk, &gen_before, BPF_ANY);
+		return 0;
+	}
+	stat_inc(GS_MATCHED);
+	acts = s < MAX_SELECTORS ? c->sel[s].actions : ACT_POST;
+	if (acts & ACT_SIGKILL) {
+		bpf_send_signal(9);
+		stat_inc(GS_SIGNALS);
+	} else if ((acts & ACT_SIGNAL) && s < MAX_SELECTORS) {
+		bpf_send_signal(c->sel[s].sig);
+		stat_inc(GS_SIGNALS);
+	}
+	if (!(acts & ACT_POST))
+		return 0;
+	r->pid = x->id >> 32;
+	r->tid = (__u32)x->id;
+	r->hook_id = c->hook_id;
+	r->syscall = x->nr;
+	r->sel = s;
+	r->actions = acts;
+	r->ret = x->ret;
+	/* send only the used part of data */
+	if (r->str_len[1])
+		size = offsetof(struct gen_rec, data) + STR_LEN + (r->str_len[1] & PATH_MASK);
+	else
+		size = offsetof(struct gen_rec, data) + (r->str_len[0] & PATH_MASK);
+	if (size > sizeof(*r))
+		size = sizeof(*r);
+	rec_init(&r->hdr, OP_GENERIC, size);
+	if (bpf_ringbuf_output(&events, r, size, 0))
+		stat_inc(GS_DROPS);
+	else
+		stat_inc(GS_POSTED);
+	return 0;
+}
+
+static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
+{
+	struct variant_ctx x = {.regs = regs, .nr = nr, .ret = ret};
+	__u32 zero = 0, key = nr;
 
 	if (nr < 0 || nr >= SYS_TABLE_LEN)
 		return 0;
-	e = bpf_map_lookup_elem(&sys_table, &key);
-	if (!e || !(e->flags & when))
+	if (changes_paths(nr)) {
+		__u64 *gen = bpf_map_lookup_elem(&generation, &zero);
+
+		if (gen)
+			__sync_fetch_and_add(gen, 1);
+	}
+	x.e = bpf_map_lookup_elem(&sys_table, &key);
+	if (!x.e || !(x.e->flags & when))
 		return 0;
-	if ((e->flags & SE_RET_OK) && ret < 0)
+	if ((x.e->flags & SE_RET_OK) && ret < 0)
 		return 0;
-	c = bpf_map_lookup_elem(&conf, &zero);
-	r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!c || !r)
+	x.c = bpf_map_lookup_elem(&conf, &zero);
+	x.r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!x.c || !x.r)
 		return 0;
 	stat_inc(GS_CALLS);
-	t = (struct task_struct *)bpf_get_current_task();
-	id = bpf_get_current_pid_tgid();
-
-	for (int vi = 0; vi < 2; vi++) {
-		struct sys_variant *v = &e->v[vi];
-		__u32 size, acts;
-		int s;
-
-		if (vi >= e->nvariants)
-			break;
-		if ((e->flags & SE_NEED_FILE) && v->fd_src < 6 && !fd_file(t, reg_arg(regs, v->fd_src)))
-			continue;
-		r->str_len[0] = r->str_len[1] = 0;
-		r->str_flags[0] = r->str_flags[1] = 0;
-		fill_args(c, r, regs, v, ret, t);
-		s = select(c, r);
-		if (s < 0)
-			continue;
-		stat_inc(GS_MATCHED);
-		acts = s < MAX_SELECTORS ? c->sel[s].actions : ACT_POST;
-		if (acts & ACT_SIGKILL) {
-			bpf_send_signal(9);
-			stat_inc(GS_SIGNALS);
-		} else if ((acts & ACT_SIGNAL) && s < MAX_SELECTORS) {
-			bpf_send_signal(c->sel[s].sig);
-			stat_inc(GS_SIGNALS);
-		}
-		if (!(acts & ACT_POST))
-			continue;
-		r->pid = id >> 32;
-		r->tid = (__u32)id;
-		r->hook_id = c->hook_id;
-		r->syscall = nr;
-		r->sel = s;
-		r->actions = acts;
-		r->ret = ret;
-		/* send only the used part of data */
-		if (r->str_len[1])
-			size = offsetof(struct gen_rec, data) + STR_LEN + (r->str_len[1] & PATH_MASK);
-		else
-			size = offsetof(struct gen_rec, data) + (r->str_len[0] & PATH_MASK);
-		if (size > sizeof(*r))
-			size = sizeof(*r);
-		rec_init(&r->hdr, OP_GENERIC, size);
-		if (bpf_ringbuf_output(&events, r, size, 0))
-			stat_inc(GS_DROPS);
-		else
-			stat_inc(GS_POSTED);
-	}
+	x.id = bpf_get_current_pid_tgid();
+	bpf_loop(x.e->nvariants, handle_variant, &x, 0);
 	return 0;
 }
 

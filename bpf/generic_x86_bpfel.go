@@ -14,12 +14,13 @@ import (
 )
 
 type GenericGenConf struct {
-	_      structs.HostLayout
-	HookId uint32
-	Nargs  uint8
-	Nsel   uint8
-	Pad    [2]uint8
-	Args   [5]struct {
+	_         structs.HostLayout
+	HookId    uint32
+	Nargs     uint8
+	Nsel      uint8
+	Cacheable uint8
+	Pad       uint8
+	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
 		Reg  uint8
@@ -94,18 +95,28 @@ type GenericSysEntry struct {
 	}
 }
 
+type GenericVerdictKey struct {
+	_      structs.HostLayout
+	Dentry uint64
+	Mnt    uint64
+	Root   uint64
+	Mask   uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	GenericMapConf           = "conf"
 	GenericMapEvents         = "events"
+	GenericMapGeneration     = "generation"
 	GenericMapKeyHeap        = "key_heap"
 	GenericMapPathHeap       = "path_heap"
 	GenericMapRecHeap        = "rec_heap"
 	GenericMapStats          = "stats"
 	GenericMapStrings        = "strings"
 	GenericMapSysTable       = "sys_table"
+	GenericMapVerdicts       = "verdicts"
 	GenericProgGenSysEnter   = "gen_sys_enter"
 	GenericProgGenSysExit    = "gen_sys_exit"
 	GenericVarUnusedGenConf  = "unused_gen_conf"
@@ -164,14 +175,16 @@ type GenericProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type GenericMapSpecs struct {
-	Conf     *ebpf.MapSpec `ebpf:"conf"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	KeyHeap  *ebpf.MapSpec `ebpf:"key_heap"`
-	PathHeap *ebpf.MapSpec `ebpf:"path_heap"`
-	RecHeap  *ebpf.MapSpec `ebpf:"rec_heap"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
-	Strings  *ebpf.MapSpec `ebpf:"strings"`
-	SysTable *ebpf.MapSpec `ebpf:"sys_table"`
+	Conf       *ebpf.MapSpec `ebpf:"conf"`
+	Events     *ebpf.MapSpec `ebpf:"events"`
+	Generation *ebpf.MapSpec `ebpf:"generation"`
+	KeyHeap    *ebpf.MapSpec `ebpf:"key_heap"`
+	PathHeap   *ebpf.MapSpec `ebpf:"path_heap"`
+	RecHeap    *ebpf.MapSpec `ebpf:"rec_heap"`
+	Stats      *ebpf.MapSpec `ebpf:"stats"`
+	Strings    *ebpf.MapSpec `ebpf:"strings"`
+	SysTable   *ebpf.MapSpec `ebpf:"sys_table"`
+	Verdicts   *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // GenericVariableSpecs contains global variables before they are loaded into the kernel.
@@ -204,26 +217,30 @@ func (o *GenericObjects) Close() error {
 //
 // It can be passed to LoadGenericObjects or ebpf.CollectionSpec.LoadAndAssign.
 type GenericMaps struct {
-	Conf     *ebpf.Map `ebpf:"conf"`
-	Events   *ebpf.Map `ebpf:"events"`
-	KeyHeap  *ebpf.Map `ebpf:"key_heap"`
-	PathHeap *ebpf.Map `ebpf:"path_heap"`
-	RecHeap  *ebpf.Map `ebpf:"rec_heap"`
-	Stats    *ebpf.Map `ebpf:"stats"`
-	Strings  *ebpf.Map `ebpf:"strings"`
-	SysTable *ebpf.Map `ebpf:"sys_table"`
+	Conf       *ebpf.Map `ebpf:"conf"`
+	Events     *ebpf.Map `ebpf:"events"`
+	Generation *ebpf.Map `ebpf:"generation"`
+	KeyHeap    *ebpf.Map `ebpf:"key_heap"`
+	PathHeap   *ebpf.Map `ebpf:"path_heap"`
+	RecHeap    *ebpf.Map `ebpf:"rec_heap"`
+	Stats      *ebpf.Map `ebpf:"stats"`
+	Strings    *ebpf.Map `ebpf:"strings"`
+	SysTable   *ebpf.Map `ebpf:"sys_table"`
+	Verdicts   *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *GenericMaps) Close() error {
 	return _GenericClose(
 		m.Conf,
 		m.Events,
+		m.Generation,
 		m.KeyHeap,
 		m.PathHeap,
 		m.RecHeap,
 		m.Stats,
 		m.Strings,
 		m.SysTable,
+		m.Verdicts,
 	)
 }
 

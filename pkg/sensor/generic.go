@@ -128,6 +128,8 @@ type HookSpec struct {
 // GenericStats are a hook's kernel-side counters.
 type GenericStats struct {
 	Calls, Matched, Posted, Drops, Signals uint64
+	// Cached counts calls decided by the kernel's verdict cache.
+	Cached uint64
 }
 
 // Generic is one loaded hook.
@@ -214,6 +216,7 @@ func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) 
 	c.HookId = spec.ID
 	c.Nargs = uint8(len(spec.Args))
 	c.Nsel = uint8(len(spec.Selectors))
+	c.Cacheable = boolByte(cacheable(spec))
 	strSlot := uint8(0)
 	for i, a := range spec.Args {
 		c.Args[i].Src, c.Args[i].Reg, c.Args[i].Type = uint8(a.Source), a.Reg, uint8(a.Kind)
@@ -258,6 +261,29 @@ func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) 
 	return c, keys, nil
 }
 
+// cacheable reports whether a hook's verdict depends only on the file a
+// syscall variant acts on and its access mask, so that the kernel may
+// remember files that matched no selector. Selectors on anything else
+// about the call or the caller must make this false.
+func cacheable(spec HookSpec) bool {
+	if len(spec.Selectors) == 0 {
+		return false
+	}
+	for _, a := range spec.Args {
+		if a.Source != SrcVarFile && a.Source != SrcVarMask {
+			return false
+		}
+	}
+	return true
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // lpmKey encodes a match string. Whole-string matches keep the NUL, so they
 // only match a looked-up string that ends there too.
 func lpmKey(slot uint32, s string, whole bool) (bpf.GenericLpmKey, error) {
@@ -277,7 +303,7 @@ func lpmKey(slot uint32, s string, whole bool) (bpf.GenericLpmKey, error) {
 // Stats reads the hook's counters.
 func (g *Generic) Stats() (GenericStats, error) {
 	var s GenericStats
-	for idx, dst := range []*uint64{&s.Calls, &s.Matched, &s.Posted, &s.Drops, &s.Signals} {
+	for idx, dst := range []*uint64{&s.Calls, &s.Matched, &s.Posted, &s.Drops, &s.Signals, &s.Cached} {
 		var perCPU []uint64
 		if err := g.objs.Stats.Lookup(uint32(idx), &perCPU); err != nil {
 			return GenericStats{}, fmt.Errorf("reading hook stats[%d]: %w", idx, err)

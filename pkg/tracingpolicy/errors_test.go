@@ -1,0 +1,362 @@
+package tracingpolicy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// header is the start of every policy in the table below; the body starts
+// on line 6.
+const header = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n"
+
+// fdInstall declares fd_install's arguments (lines 6-12); selectors follow
+// from line 13.
+const fdInstall = `  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - {index: 0, type: int}
+    - {index: 1, type: file}
+    selectors:
+`
+
+func TestErrorMessages(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown type", header + `  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - index: 1
+      type: "fil"
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, nop)`}},
+		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: cred}\n",
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "cred" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, nop)`}},
+		{"unknown field with suggestion", header + `  kprobes:
+  - calll: fd_install
+`, []string{
+			`x.yaml:7:5: spec.kprobes[0].calll: unknown field "calll" (did you mean "call"?)`,
+			`x.yaml:7:5: spec.kprobes[0]: missing required field "call"`,
+		}},
+		{"unknown field listing valid ones", header + `  kprobes:
+  - call: sys_openat
+    frobnicate: 1
+`, []string{`x.yaml:8:5: spec.kprobes[0].frobnicate: unknown field "frobnicate" (valid fields: args, selectors, message, tags, call, syscall, return, returnArg, returnArgAction, ignore)`}},
+		{"wrong scalar type", header + `  kprobes:
+  - call: sys_openat
+    syscall: "yes"
+    args:
+    - index: "0"
+      type: int
+`, []string{
+			`x.yaml:8:14: spec.kprobes[0].syscall: must be true or false, got string "yes"`,
+			`x.yaml:10:14: spec.kprobes[0].args[0].index: must be an integer, got string "0"`,
+		}},
+		{"list expected", header + `  kprobes:
+    call: sys_openat
+`, []string{`x.yaml:7:5: spec.kprobes: must be a list, got a mapping`}},
+		{"mapping expected", header + `  kprobes:
+  - sys_openat
+`, []string{`x.yaml:7:5: spec.kprobes[0]: must be a mapping, got string "sys_openat"`}},
+		{"duplicate field", header + `  kprobes:
+  - call: sys_openat
+    call: sys_write
+`, []string{`x.yaml:8:5: spec.kprobes[0].call: duplicate field (first set at line 7)`}},
+		{"arg index out of range", header + `  kprobes:
+  - call: sys_openat
+    args:
+    - {index: 6, type: int}
+`, []string{`x.yaml:9:15: spec.kprobes[0].args[0].index: must be an integer between 0 and 5, got 6`}},
+		{"duplicate arg index", header + `  kprobes:
+  - call: sys_openat
+    args:
+    - {index: 1, type: int}
+    - {index: 1, type: string}
+`, []string{`x.yaml:10:7: spec.kprobes[0].args[1]: argument index 1 is already declared by args[0]`}},
+		{"too many args", header + `  kprobes:
+  - call: sys_openat
+    args: [{index: 0, type: int}, {index: 1, type: int}, {index: 2, type: int}, {index: 3, type: int}, {index: 4, type: int}, {index: 5, type: int}]
+`, []string{`x.yaml:8:11: spec.kprobes[0].args: has 6 entries, at most 5 are allowed`}},
+		{"syscall default on a kernel function", header + `  kprobes:
+  - call: fd_install
+`, []string{`x.yaml:7:11: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`}},
+		{"explicit syscall on a kernel function", header + `  kprobes:
+  - call: fd_install
+    syscall: true
+`, []string{`x.yaml:8:14: spec.kprobes[0].syscall: "fd_install" is not a system call: set "syscall: false" to probe a kernel function`}},
+		{"kernel object on a syscall", header + `  kprobes:
+  - call: sys_openat
+    syscall: true
+    args:
+    - {index: 1, type: file}
+`, []string{`x.yaml:10:24: spec.kprobes[0].args[0].type: type file reads a kernel object, but system call arguments are integers and user-space pointers (use fd, int, string or char_buf)`}},
+		{"matchArgs index not declared", header + fdInstall + `    - matchArgs:
+      - index: 2
+        operator: Equal
+        values: ["1"]
+`, []string{`x.yaml:14:16: spec.kprobes[0].selectors[0].matchArgs[0].index: argument index 2 is not declared in args (declared: 0, 1)`}},
+		{"unknown operator", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: Prefx
+        values: ["/etc"]
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT))`}},
+		{"unsupported operator", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: InMap
+        values: ["/etc"]
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "InMap" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT))`}},
+		{"prefix on an integer", header + fdInstall + `    - matchArgs:
+      - index: 0
+        operator: Prefix
+        values: ["3"]
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan)`}},
+		{"mask on a path", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: Mask
+        values: ["3"]
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Mask does not apply to type file (strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix)`}},
+		{"not a number", header + fdInstall + `    - matchArgs:
+      - index: 0
+        operator: Equal
+        values: ["3", "three", "0x10"]
+`, []string{`x.yaml:16:23: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: value "three" is not an integer (type int)`}},
+		{"number out of range", header + `  kprobes:
+  - call: security_mmap_file
+    syscall: false
+    args:
+    - {index: 1, type: uint32}
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: Mask
+        values: ["-1", "0x100000000"]
+`, []string{
+			`x.yaml:15:18: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: value "-1" is not an integer (type uint32)`,
+			`x.yaml:15:24: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: value "0x100000000" is out of range for type uint32`,
+		}},
+		{"GreaterThan takes one value", header + fdInstall + `    - matchArgs:
+      - index: 0
+        operator: GT
+        values: ["1", "2"]
+`, []string{`x.yaml:16:17: spec.kprobes[0].selectors[0].matchArgs[0].values: operator GreaterThan takes exactly one value, got 2`}},
+		{"empty values", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: Equal
+        values: []
+`, []string{`x.yaml:16:17: spec.kprobes[0].selectors[0].matchArgs[0].values: values must not be empty`}},
+		{"empty string value", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: Prefix
+        values: [""]
+`, []string{`x.yaml:16:18: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: empty string`}},
+		{"too many selectors", header + fdInstall + strings.Repeat("    - matchActions: [{action: Post}]\n", 6),
+			[]string{`x.yaml:13:5: spec.kprobes[0].selectors: has 6 entries, at most 5 are allowed`}},
+		{"unsupported action", header + fdInstall + `    - matchActions:
+      - action: FollowFD
+        argFd: 0
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override)`}},
+		{"unknown action", header + fdInstall + `    - matchActions:
+      - action: Explode
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override)`}},
+		{"override needs argError", header + `  kprobes:
+  - call: sys_openat
+    selectors:
+    - matchActions:
+      - action: Override
+`, []string{`x.yaml:10:9: spec.kprobes[0].selectors[0].matchActions[0]: action Override needs argError (the error to return, e.g. -1 for EPERM)`}},
+		{"override on a plain kernel function", header + fdInstall + `    - matchActions:
+      - action: Override
+        argError: -1
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: Override works only on system calls (syscall: true) and security_* functions`}},
+		{"signal needs argSig", header + fdInstall + `    - matchActions:
+      - action: Signal
+`, []string{`x.yaml:14:9: spec.kprobes[0].selectors[0].matchActions[0]: action Signal needs argSig (the signal number, 1..64)`}},
+		{"argSig out of range", header + fdInstall + `    - matchActions:
+      - action: Signal
+        argSig: 65
+`, []string{`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argSig: must be an integer between 1 and 64, got 65`}},
+		{"field of another action", header + fdInstall + `    - matchActions:
+      - action: Sigkill
+        argSig: 9
+        argFd: 0
+`, []string{
+			`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argSig: argSig applies to action Signal only`,
+			`x.yaml:16:16: spec.kprobes[0].selectors[0].matchActions[0].argFd: argFd does not apply to action Sigkill`,
+		}},
+		{"bad rateLimit", header + fdInstall + `    - matchActions:
+      - action: Post
+        rateLimit: "5x"
+`, []string{`x.yaml:15:20: spec.kprobes[0].selectors[0].matchActions[0].rateLimit: invalid rateLimit "5x": want a positive whole number of seconds, optionally with suffix s, m or h (e.g. 30s, 5m, 1h)`}},
+		{"rateLimit on Sigkill", header + fdInstall + `    - matchActions:
+      - action: Sigkill
+        rateLimit: 5s
+`, []string{`x.yaml:15:20: spec.kprobes[0].selectors[0].matchActions[0].rateLimit: rateLimit applies to action Post only`}},
+		{"stack traces not supported", header + fdInstall + `    - matchActions:
+      - action: Post
+        kernelStackTrace: true
+`, []string{`x.yaml:15:27: spec.kprobes[0].selectors[0].matchActions[0].kernelStackTrace: kernelStackTrace is not supported by this agent`}},
+		{"Post and NoPost", header + fdInstall + `    - matchActions:
+      - action: Post
+      - action: NoPost
+`, []string{`x.yaml:14:7: spec.kprobes[0].selectors[0].matchActions: actions Post and NoPost contradict each other`}},
+		{"return selector without return", header + `  kprobes:
+  - call: sys_openat
+    returnArg: {index: 0, type: int}
+    selectors:
+    - matchReturnArgs:
+      - {operator: LT, values: ["0"]}
+`, []string{
+			`x.yaml:8:16: spec.kprobes[0].returnArg: returnArg needs "return: true"`,
+			`x.yaml:11:9: spec.kprobes[0].selectors[0].matchReturnArgs[0]: matchReturnArgs needs "return: true" on the hook`,
+		}},
+		{"return selector without returnArg", header + `  kprobes:
+  - call: sys_openat
+    return: true
+    selectors:
+    - matchReturnArgs:
+      - {operator: LT, values: ["0"]}
+`, []string{`x.yaml:11:9: spec.kprobes[0].selectors[0].matchReturnArgs[0]: matchReturnArgs needs returnArg to declare the return value's type`}},
+		{"not supported filter", header + fdInstall + `    - matchNamespaceChanges:
+      - {operator: In, values: [Mnt]}
+`, []string{`x.yaml:13:7: spec.kprobes[0].selectors[0].matchNamespaceChanges: matchNamespaceChanges is not supported by this agent`}},
+		{"resolve not supported", header + `  kprobes:
+  - call: sys_openat
+    args:
+    - {index: 0, type: int, resolve: "f_path"}
+`, []string{`x.yaml:9:29: spec.kprobes[0].args[0].resolve: resolve is not supported by this agent`}},
+		{"matchBinaries relative path", header + fdInstall + `    - matchBinaries:
+      - operator: In
+        values: ["cat", "/usr/bin/tail"]
+`, []string{`x.yaml:15:18: spec.kprobes[0].selectors[0].matchBinaries[0].values[0]: binary "cat" must be an absolute path (matchBinaries compares the executable's full path)`}},
+		{"matchPIDs operator", header + fdInstall + `    - matchPIDs:
+      - operator: Equal
+        values: [1]
+`, []string{`x.yaml:14:19: spec.kprobes[0].selectors[0].matchPIDs[0].operator: unknown operator "Equal" (supported: In, NotIn)`}},
+		{"matchNamespaces values", header + fdInstall + `    - matchNamespaces:
+      - namespace: Mnt
+        operator: In
+        values: ["host_ns", "mine"]
+`, []string{`x.yaml:16:29: spec.kprobes[0].selectors[0].matchNamespaces[0].values[1]: namespace value "mine" must be a namespace inode number or "host_ns"`}},
+		{"unknown capability", header + fdInstall + `    - matchCapabilities:
+      - operator: In
+        values: ["CAP_SYS_ADMIN", "CAP_WIZARD"]
+`, []string{`x.yaml:15:35: spec.kprobes[0].selectors[0].matchCapabilities[0].values[1]: unknown capability "CAP_WIZARD" (expected a name such as CAP_SYS_ADMIN)`}},
+		{"message too long", header + `  kprobes:
+  - call: sys_openat
+    message: "` + strings.Repeat("m", 257) + `"
+`, []string{`x.yaml:8:14: spec.kprobes[0].message: message has 257 characters, at most 256 are allowed`}},
+		{"value too long", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: Equal
+        values: ["/` + strings.Repeat("a", MaxValueLen) + `"]
+`, []string{`x.yaml:16:18: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: string of 4097 bytes is longer than 4096 bytes`}},
+		{"bad policy name", strings.Replace(header, "name: p", "name: My_Policy", 1) + "  kprobes: [{call: sys_openat}]\n",
+			[]string{`x.yaml:4:9: metadata.name: invalid policy name "My_Policy": must consist of lower case letters, digits, '-' and '.'`}},
+		{"missing metadata name", "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata: {}\nspec:\n  kprobes: [{call: sys_openat}]\n",
+			[]string{`x.yaml:3:11: metadata: missing required field "name"`}},
+		{"wrong apiVersion", strings.Replace(header, "v1alpha1", "v2", 1) + "  kprobes: [{call: sys_openat}]\n",
+			[]string{`x.yaml:1:13: apiVersion: apiVersion must be cilium.io/v1alpha1, got "cilium.io/v2"`}},
+		{"misspelt kind", strings.Replace(header, "TracingPolicy", "tracingpolicy", 1) + "  kprobes: [{call: sys_openat}]\n",
+			[]string{`x.yaml:2:7: kind: kind "tracingpolicy" must be spelt TracingPolicy or TracingPolicyNamespaced`}},
+		{"namespaced without namespace", strings.Replace(header, "TracingPolicy", "TracingPolicyNamespaced", 1) + "  kprobes: [{call: sys_openat}]\n",
+			[]string{`x.yaml:4:3: metadata: missing required field "namespace" (a TracingPolicyNamespaced is namespaced)`}},
+		{"cluster policy with namespace", strings.Replace(header, "name: p", "name: p\n  namespace: default", 1) + "  kprobes: [{call: sys_openat}]\n",
+			[]string{`x.yaml:5:14: metadata.namespace: a TracingPolicy is cluster-wide and takes no namespace (use kind TracingPolicyNamespaced)`}},
+		{"no hooks", header + "  options: []\n",
+			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, tracepoints, lsmhooks or uprobes)`}},
+		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  usdts: []\n",
+			[]string{`x.yaml:7:3: spec.usdts: usdts is not supported by this agent`}},
+		{"unknown option", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: turbo, value: \"on\"}\n",
+			[]string{`x.yaml:8:12: spec.options[0].name: unknown option "turbo" (supported: policy-mode, disable-kprobe-multi, disable-uprobe-multi)`}},
+		{"bad policy-mode", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: policy-mode, value: block}\n",
+			[]string{`x.yaml:8:32: spec.options[0].value: policy-mode must be enforce or monitor, got "block"`}},
+		{"lsm hook with prefix", header + "  lsmhooks:\n  - hook: security_file_open\n",
+			[]string{`x.yaml:7:11: spec.lsmhooks[0].hook: LSM hooks are named without the security_ prefix ("file_open", not "security_file_open")`}},
+		{"override on a tracepoint", header + `  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_openat
+    selectors:
+    - matchActions: [{action: Override, argError: -1}]
+`, []string{`x.yaml:10:31: spec.tracepoints[0].selectors[0].matchActions[0].action: Override is not possible on tracepoints`}},
+		{"uprobe needs symbols", header + "  uprobes:\n  - path: /bin/bash\n",
+			[]string{`x.yaml:7:5: spec.uprobes[0]: missing required field "symbols" (or "offsets")`}},
+		{"uprobe relative path", header + "  uprobes:\n  - path: bash\n    symbols: [readline]\n",
+			[]string{`x.yaml:7:11: spec.uprobes[0].path: path must be absolute, got "bash"`}},
+		{"char_buf attribute on another type", header + `  kprobes:
+  - call: sys_write
+    args:
+    - {index: 0, type: fd, sizeArgIndex: 3}
+`, []string{`x.yaml:9:42: spec.kprobes[0].args[0].sizeArgIndex: sizeArgIndex applies to char_buf arguments only (this one is fd)`}},
+		{"syntax error", header + "  kprobes:\n  - call: [sys_openat\n",
+			[]string{`x.yaml:7: invalid YAML: did not find expected ',' or ']'`}},
+		{"bad indentation", header + "  kprobes:\n  - call: sys_openat\n   syscall: true\n",
+			[]string{`x.yaml:8: invalid YAML: did not find expected key`}},
+		{"tab indentation", header + "  kprobes:\n  - call: sys_openat\n\tsyscall: true\n",
+			[]string{`x.yaml:8: invalid YAML: found a tab character that violates indentation`}},
+		{"mistake after a multi-line flow list", header + "  kprobes:\n  - call: sys_openat\n    tags: [\n      a,\n      b,\n    ]\n    message: x: y\n",
+			[]string{`x.yaml:12: invalid YAML: mapping values are not allowed in this context`}},
+		{"unclosed flow list", header + "  kprobes:\n  - call: sys_openat\n    tags: [\n      a,\n      b,\n    message: x\n",
+			[]string{`x.yaml:8: invalid YAML: did not find expected ',' or ']'`}},
+		{"unclosed quote", header + "  kprobes:\n  - call: \"sys_openat\n  - call: sys_write\n",
+			[]string{`x.yaml:7: invalid YAML: found unexpected end of stream`}},
+		{"unknown anchor", header + "  kprobes:\n  - call: sys_openat\n    args: *nope\n",
+			[]string{`x.yaml:8: invalid YAML: unknown anchor 'nope' referenced`}},
+		{"duplicate policy name", header + "  kprobes: [{call: sys_openat}]\n---\n" + header + "  kprobes: [{call: sys_write}]\n",
+			[]string{`x.yaml:8:1: policy "p" is defined twice in this file (first at line 1)`}},
+		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
+			[]string{
+				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, nop)`,
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pols, err := Parse("x.yaml", []byte(c.yaml))
+			if err == nil {
+				t.Fatalf("parsed %d policies, want errors:\n%s", len(pols), strings.Join(c.want, "\n"))
+			}
+			var list *ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("error %v (%T) is not an *ErrorList", err, err)
+			}
+			var got []string
+			for _, e := range list.Errors {
+				got = append(got, e.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+			}
+			if err.Error() != strings.Join(c.want, "\n") {
+				t.Errorf("Error() = %q, want the errors one per line", err.Error())
+			}
+			if pols != nil {
+				t.Errorf("got policies %v alongside errors", pols)
+			}
+		})
+	}
+}
+
+func TestErrorListFormatting(t *testing.T) {
+	l := &ErrorList{}
+	for i := 1; i <= maxReported+3; i++ {
+		l.Errors = append(l.Errors, FieldError{File: "f.yaml", Line: i, Column: 2, Path: "spec", Msg: "bad"})
+	}
+	lines := strings.Split(l.Error(), "\n")
+	if len(lines) != maxReported+1 || lines[0] != "f.yaml:1:2: spec: bad" || lines[maxReported] != "... and 3 more errors" {
+		t.Fatalf("Error() lines: first %q last %q (%d lines)", lines[0], lines[len(lines)-1], len(lines))
+	}
+	if got := (FieldError{File: "f.yaml", Msg: "too big"}).Error(); got != "f.yaml: too big" {
+		t.Fatalf("file-level error: %q", got)
+	}
+	if got := (FieldError{File: "f.yaml", Line: 3, Msg: "bad YAML"}).Error(); got != "f.yaml:3: bad YAML" {
+		t.Fatalf("line-only error: %q", got)
+	}
+	var fe FieldError
+	if !errors.As(error(l), &fe) || fe.Line != 1 {
+		t.Fatalf("errors.As through ErrorList: %+v", fe)
+	}
+}

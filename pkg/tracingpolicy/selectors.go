@@ -1,0 +1,492 @@
+package tracingpolicy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// selectors decodes a hook's selectors list (n may be nil: none).
+func (d *decoder) selectors(n *yaml.Node, p fieldPath, h *hookCtx) []Selector {
+	if n == nil {
+		return nil
+	}
+	var out []Selector
+	d.list(n, p, MaxSelectors, func(_ int, v *yaml.Node, ip fieldPath) {
+		out = append(out, d.selector(v, ip, h))
+	})
+	return out
+}
+
+func (d *decoder) selector(n *yaml.Node, p fieldPath, h *hookCtx) Selector {
+	s := Selector{Src: d.src(n, p)}
+	filters := func(decode func(i int, v *yaml.Node, ip fieldPath)) func(v *yaml.Node, fp fieldPath) {
+		return func(v *yaml.Node, fp fieldPath) { d.list(v, fp, MaxFilters, decode) }
+	}
+	d.mapping(n, p, []field{
+		{name: "matchPIDs", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			s.MatchPIDs = append(s.MatchPIDs, d.matchPID(v, ip))
+		})},
+		{name: "matchArgs", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			if a, ok := d.matchArg(v, ip, h, false); ok {
+				s.MatchArgs = append(s.MatchArgs, a)
+			}
+		})},
+		{name: "matchReturnArgs", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			if a, ok := d.matchArg(v, ip, h, true); ok {
+				s.MatchReturnArgs = append(s.MatchReturnArgs, a)
+			}
+		})},
+		{name: "matchBinaries", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			s.MatchBinaries = append(s.MatchBinaries, d.matchBinary(v, ip))
+		})},
+		{name: "matchNamespaces", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			s.MatchNamespaces = append(s.MatchNamespaces, d.matchNamespace(v, ip))
+		})},
+		{name: "matchCapabilities", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			s.MatchCapabilities = append(s.MatchCapabilities, d.matchCapability(v, ip))
+		})},
+		{name: "matchActions", decode: func(v *yaml.Node, fp fieldPath) { s.MatchActions = d.actions(v, fp, h) }},
+		// Tetragon filters this agent does not implement.
+		{name: "matchNamespaceChanges"}, {name: "matchCapabilityChanges"}, {name: "matchParentBinaries"},
+		{name: "matchData"}, {name: "matchReturnActions"},
+	})
+	return s
+}
+
+func (d *decoder) setOperator(v *yaml.Node, fp fieldPath) SetOperator {
+	s, ok := d.str(v, fp)
+	if !ok {
+		return ""
+	}
+	switch SetOperator(s) {
+	case OpIn, OpNotIn:
+		return SetOperator(s)
+	}
+	d.errorf(v, fp, "unknown operator %q (supported: In, NotIn)", truncate(s))
+	return ""
+}
+
+// values decodes a required, non-empty values list.
+func (d *decoder) values(v *yaml.Node, fp fieldPath) ([]string, []*yaml.Node) {
+	vals, nodes := d.strings(v, fp, MaxValues)
+	if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+		d.errorf(v, fp, "values must not be empty")
+	}
+	return vals, nodes
+}
+
+func (d *decoder) matchPID(n *yaml.Node, p fieldPath) PIDSelector {
+	s := PIDSelector{Src: d.src(n, p)}
+	d.mapping(n, p, []field{
+		{name: "operator", required: true, decode: func(v *yaml.Node, fp fieldPath) { s.Operator = d.setOperator(v, fp) }},
+		{name: "values", required: true, decode: func(v *yaml.Node, fp fieldPath) {
+			d.list(v, fp, MaxValues, func(_ int, item *yaml.Node, ip fieldPath) {
+				if pid, ok := d.integer(item, ip, 0, 1<<32-1); ok {
+					s.Values = append(s.Values, uint32(pid))
+				}
+			})
+			if v.Kind == yaml.SequenceNode && len(v.Content) == 0 {
+				d.errorf(v, fp, "values must not be empty")
+			}
+		}},
+		{name: "followForks", decode: func(v *yaml.Node, fp fieldPath) { s.FollowForks, _ = d.boolean(v, fp) }},
+		{name: "isNamespacePID", decode: func(v *yaml.Node, fp fieldPath) { s.IsNamespacePID, _ = d.boolean(v, fp) }},
+	})
+	return s
+}
+
+// matchArg decodes a matchArgs (or, with ret, matchReturnArgs) entry and
+// checks it against the argument it refers to.
+func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (ArgSelector, bool) {
+	a := ArgSelector{Src: d.src(n, p)}
+	before := len(d.errs.Errors)
+	var indexNode, opNode, valuesNode *yaml.Node
+	var valueNodes []*yaml.Node
+	ok := d.mapping(n, p, []field{
+		// index defaults to 0 as in Tetragon's CRD (where it is optional).
+		{name: "index", decode: func(v *yaml.Node, fp fieldPath) {
+			indexNode = v
+			if i, ok := d.integer(v, fp, 0, 1<<31-1); ok {
+				a.Index = uint32(i)
+			}
+		}},
+		{name: "operator", required: true, decode: func(v *yaml.Node, fp fieldPath) {
+			opNode = v
+			s, ok := d.str(v, fp)
+			if !ok {
+				return
+			}
+			if op, ok := parseOperator(s); ok {
+				a.Operator = op
+				return
+			}
+			if unsupportedOperator(s) {
+				d.errorf(v, fp, "operator %q is not supported by this agent (supported: %s)", s, operatorNames)
+				return
+			}
+			d.errorf(v, fp, "unknown operator %q (supported: %s)", truncate(s), operatorNames)
+		}},
+		{name: "values", required: true, decode: func(v *yaml.Node, fp fieldPath) {
+			valuesNode = v
+			a.Values, valueNodes = d.values(v, fp)
+		}},
+		{name: "args"},
+	})
+	if !ok || len(d.errs.Errors) > before {
+		return a, false
+	}
+
+	// Find the argument the filter applies to.
+	var t ArgType
+	if ret {
+		switch {
+		case h.kind == hookTracepoint || h.kind == hookLsm:
+			d.errorf(n, p, "matchReturnArgs needs a return value, which %s do not have", hookName(h.kind))
+			return a, false
+		case !h.ret:
+			d.errorf(n, p, "matchReturnArgs needs \"return: true\" on the hook")
+			return a, false
+		case h.retArg == nil:
+			d.errorf(n, p, "matchReturnArgs needs returnArg to declare the return value's type")
+			return a, false
+		}
+		if indexNode != nil && a.Index != 0 {
+			d.errorf(indexNode, p.field("index"), "the return value has index 0, got %d", a.Index)
+			return a, false
+		}
+		t = h.retArg.Type
+	} else {
+		arg, found := findArg(h.args, a.Index)
+		if !found {
+			at := indexNode
+			if at == nil {
+				at = n
+			}
+			d.errorf(at, p.field("index"), "argument index %d is not declared in args (declared: %s)", a.Index, declaredIndexes(h.args))
+			return a, false
+		}
+		t = arg.Type
+	}
+	a.ArgType = t
+	if t == "" {
+		return a, false // the type itself was invalid, already reported
+	}
+	class := t.Class()
+	if !a.Operator.appliesTo(class) {
+		d.errorf(opNode, p.field("operator"), "operator %s does not apply to type %s (%s)", a.Operator, t, operatorsFor(class))
+		return a, false
+	}
+	if (a.Operator == OpGreaterThan || a.Operator == OpLessThan) && len(a.Values) != 1 {
+		d.errorf(valuesNode, p.field("values"), "operator %s takes exactly one value, got %d", a.Operator, len(a.Values))
+		return a, false
+	}
+	if class == ClassInt {
+		a.IntValues = make([]int64, 0, len(a.Values))
+		for i, s := range a.Values {
+			v, err := parseInt(strings.TrimSpace(s), t)
+			if err != nil {
+				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
+				continue
+			}
+			a.IntValues = append(a.IntValues, v)
+		}
+	}
+	return a, len(d.errs.Errors) == before
+}
+
+func hookName(k hookKind) string {
+	switch k {
+	case hookTracepoint:
+		return "tracepoints"
+	case hookLsm:
+		return "LSM hooks"
+	case hookUprobe:
+		return "uprobes"
+	}
+	return "kprobes"
+}
+
+func declaredIndexes(args []ArgSpec) string {
+	if len(args) == 0 {
+		return "none"
+	}
+	var s []string
+	for _, a := range args {
+		s = append(s, strconv.Itoa(int(a.Index)))
+	}
+	return strings.Join(s, ", ")
+}
+
+func operatorsFor(c ArgClass) string {
+	switch c {
+	case ClassInt:
+		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan"
+	case ClassString, ClassPath:
+		return "strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix"
+	case ClassSocket:
+		return "no operator is supported on sockets"
+	}
+	return "nop arguments are not read and cannot be matched"
+}
+
+func (d *decoder) matchBinary(n *yaml.Node, p fieldPath) BinarySelector {
+	s := BinarySelector{Src: d.src(n, p)}
+	var valueNodes []*yaml.Node
+	d.mapping(n, p, []field{
+		{name: "operator", required: true, decode: func(v *yaml.Node, fp fieldPath) {
+			str, ok := d.str(v, fp)
+			if !ok {
+				return
+			}
+			switch op := BinaryOperator(str); op {
+			case BinIn, BinNotIn, BinPrefix, BinNotPrefix, BinPostfix, BinNotPostfix:
+				s.Operator = op
+			default:
+				d.errorf(v, fp, "unknown operator %q (supported: In, NotIn, Prefix, NotPrefix, Postfix, NotPostfix)", truncate(str))
+			}
+		}},
+		{name: "values", required: true, decode: func(v *yaml.Node, fp fieldPath) { s.Values, valueNodes = d.values(v, fp) }},
+		{name: "followChildren", decode: func(v *yaml.Node, fp fieldPath) { s.FollowChildren, _ = d.boolean(v, fp) }},
+	})
+	switch s.Operator {
+	case BinIn, BinNotIn, BinPrefix, BinNotPrefix:
+		for i, v := range s.Values {
+			if !strings.HasPrefix(v, "/") {
+				d.errorf(valueNodes[i], p.field("values").index(i), "binary %q must be an absolute path (matchBinaries compares the executable's full path)", truncate(v))
+			}
+		}
+	}
+	return s
+}
+
+func (d *decoder) matchNamespace(n *yaml.Node, p fieldPath) NamespaceSelector {
+	s := NamespaceSelector{Src: d.src(n, p)}
+	var valueNodes []*yaml.Node
+	d.mapping(n, p, []field{
+		{name: "namespace", required: true, decode: func(v *yaml.Node, fp fieldPath) {
+			str, ok := d.str(v, fp)
+			if !ok {
+				return
+			}
+			switch ns := NamespaceType(str); ns {
+			case NsUts, NsIpc, NsMnt, NsPid, NsPidForChildren, NsNet, NsTime, NsTimeForChildren, NsCgroup, NsUser:
+				s.Namespace = ns
+			default:
+				d.errorf(v, fp, "unknown namespace %q (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)", truncate(str))
+			}
+		}},
+		{name: "operator", required: true, decode: func(v *yaml.Node, fp fieldPath) { s.Operator = d.setOperator(v, fp) }},
+		{name: "values", required: true, decode: func(v *yaml.Node, fp fieldPath) { s.Values, valueNodes = d.values(v, fp) }},
+	})
+	for i, v := range s.Values {
+		if v == HostNS {
+			s.HostNS = true
+			continue
+		}
+		id, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			d.errorf(valueNodes[i], p.field("values").index(i), "namespace value %q must be a namespace inode number or %q", truncate(v), HostNS)
+			continue
+		}
+		s.IDs = append(s.IDs, uint32(id))
+	}
+	return s
+}
+
+func (d *decoder) matchCapability(n *yaml.Node, p fieldPath) CapabilitiesSelector {
+	s := CapabilitiesSelector{Type: CapEffective, Src: d.src(n, p)}
+	var valueNodes []*yaml.Node
+	d.mapping(n, p, []field{
+		{name: "type", decode: func(v *yaml.Node, fp fieldPath) {
+			str, ok := d.str(v, fp)
+			if !ok {
+				return
+			}
+			switch t := CapabilityType(str); t {
+			case CapEffective, CapInheritable, CapPermitted:
+				s.Type = t
+			default:
+				d.errorf(v, fp, "unknown capability type %q (supported: Effective, Inheritable, Permitted)", truncate(str))
+			}
+		}},
+		{name: "operator", required: true, decode: func(v *yaml.Node, fp fieldPath) { s.Operator = d.setOperator(v, fp) }},
+		{name: "isNamespaceCapability", decode: func(v *yaml.Node, fp fieldPath) { s.IsNamespaceCapability, _ = d.boolean(v, fp) }},
+		{name: "values", required: true, decode: func(v *yaml.Node, fp fieldPath) { s.Values, valueNodes = d.values(v, fp) }},
+	})
+	for i, v := range s.Values {
+		num, ok := capabilityNumber(v)
+		if !ok {
+			d.errorf(valueNodes[i], p.field("values").index(i), "unknown capability %q (expected a name such as CAP_SYS_ADMIN)", truncate(v))
+			continue
+		}
+		s.Values[i] = strings.ToUpper(v)
+		s.Mask |= 1 << num
+	}
+	return s
+}
+
+// actions decodes a matchActions list.
+func (d *decoder) actions(n *yaml.Node, p fieldPath, h *hookCtx) []ActionSelector {
+	var out []ActionSelector
+	seen := map[Action]int{}
+	d.list(n, p, MaxFilters, func(i int, v *yaml.Node, ip fieldPath) {
+		a, ok := d.action(v, ip, h)
+		if !ok {
+			return
+		}
+		if prev, dup := seen[a.Action]; dup {
+			d.errorf(v, ip, "action %s is already listed at matchActions[%d]", a.Action, prev)
+			return
+		}
+		seen[a.Action] = i
+		out = append(out, a)
+	})
+	_, post := seen[ActionPost]
+	if _, noPost := seen[ActionNoPost]; post && noPost {
+		d.errorf(n, p, "actions Post and NoPost contradict each other")
+	}
+	return out
+}
+
+func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector, bool) {
+	a := ActionSelector{Src: d.src(n, p)}
+	before := len(d.errs.Errors)
+	type seenField struct {
+		node *yaml.Node
+		name string
+	}
+	var actionNode, argErrorNode, argSigNode, rateNode, scopeNode *yaml.Node
+	var foreign []seenField // fields of actions this agent does not implement
+	other := func(name string) field {
+		return field{name: name, decode: func(v *yaml.Node, fp fieldPath) {
+			foreign = append(foreign, seenField{v, name})
+		}}
+	}
+	unsupportedFlag := func(name string) field {
+		return field{name: name, decode: func(v *yaml.Node, fp fieldPath) {
+			if b, ok := d.boolean(v, fp); ok && b {
+				d.errorf(v, fp, "%s is not supported by this agent", name)
+			}
+		}}
+	}
+	ok := d.mapping(n, p, []field{
+		{name: "action", required: true, decode: func(v *yaml.Node, fp fieldPath) {
+			actionNode = v
+			s, ok := d.str(v, fp)
+			if !ok {
+				return
+			}
+			switch act := Action(s); act {
+			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride:
+				a.Action = act
+			default:
+				if unsupportedAction(s) {
+					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override)", s)
+				} else {
+					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override)", truncate(s))
+				}
+			}
+		}},
+		{name: "argError", decode: func(v *yaml.Node, fp fieldPath) {
+			argErrorNode = v
+			if e, ok := d.integer(v, fp, -1<<31, 1<<31-1); ok {
+				a.ArgError = int32(e)
+			}
+		}},
+		{name: "argSig", decode: func(v *yaml.Node, fp fieldPath) {
+			argSigNode = v
+			if sig, ok := d.integer(v, fp, 1, maxSignal); ok {
+				a.ArgSig = uint32(sig)
+			}
+		}},
+		{name: "rateLimit", decode: func(v *yaml.Node, fp fieldPath) {
+			rateNode = v
+			if s, ok := d.str(v, fp); ok {
+				dur, err := parseRateLimit(s)
+				if err != nil {
+					d.errorf(v, fp, "%v", err)
+				}
+				a.RateLimit = dur
+			}
+		}},
+		{name: "rateLimitScope", decode: func(v *yaml.Node, fp fieldPath) {
+			scopeNode = v
+			if s, ok := d.str(v, fp); ok {
+				switch sc := RateLimitScope(s); sc {
+				case ScopeThread, ScopeProcess, ScopeGlobal:
+					a.RateLimitScope = sc
+				default:
+					d.errorf(v, fp, "unknown rateLimitScope %q (supported: thread, process, global)", truncate(s))
+				}
+			}
+		}},
+		unsupportedFlag("kernelStackTrace"), unsupportedFlag("userStackTrace"), unsupportedFlag("imaHash"),
+		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"), other("argSock"),
+		other("argIndex"), other("argValue"), other("argRegs"),
+	})
+	if !ok || a.Action == "" {
+		return a, false
+	}
+	for _, f := range foreign {
+		d.errorf(f.node, p.field(f.name), "%s does not apply to action %s", f.name, a.Action)
+	}
+	switch a.Action {
+	case ActionOverride:
+		if argErrorNode == nil {
+			d.errorf(n, p, "action Override needs argError (the error to return, e.g. -1 for EPERM)")
+		}
+		if !h.override {
+			d.errorf(actionNode, p.field("action"), "%s", h.overrideWhy)
+		}
+	case ActionSignal:
+		if argSigNode == nil {
+			d.errorf(n, p, "action Signal needs argSig (the signal number, %s)", signalRange())
+		}
+	}
+	if argErrorNode != nil && a.Action != ActionOverride {
+		d.errorf(argErrorNode, p.field("argError"), "argError applies to action Override only")
+	}
+	if argSigNode != nil && a.Action != ActionSignal {
+		d.errorf(argSigNode, p.field("argSig"), "argSig applies to action Signal only")
+	}
+	if rateNode != nil && a.Action != ActionPost {
+		d.errorf(rateNode, p.field("rateLimit"), "rateLimit applies to action Post only")
+	}
+	if scopeNode != nil {
+		if rateNode == nil || a.Action != ActionPost {
+			d.errorf(scopeNode, p.field("rateLimitScope"), "rateLimitScope applies to action Post with a rateLimit only")
+		}
+	} else if a.RateLimit > 0 {
+		a.RateLimitScope = ScopeThread
+	}
+	return a, len(d.errs.Errors) == before
+}
+
+// parseRateLimit reads Tetragon's rate limit syntax: a whole number of
+// seconds, optionally suffixed s, m or h.
+func parseRateLimit(s string) (time.Duration, error) {
+	num, unit := s, time.Second
+	if s != "" {
+		switch s[len(s)-1] {
+		case 's':
+			num = s[:len(s)-1]
+		case 'm':
+			num, unit = s[:len(s)-1], time.Minute
+		case 'h':
+			num, unit = s[:len(s)-1], time.Hour
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("invalid rateLimit %q: want a positive whole number of seconds, optionally with suffix s, m or h (e.g. 30s, 5m, 1h)", truncate(s))
+	}
+	d := time.Duration(n) * unit
+	if d > 7*24*time.Hour {
+		return 0, fmt.Errorf("invalid rateLimit %q: at most a week", truncate(s))
+	}
+	return d, nil
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The project's test command (README: `sudo scripts/test.sh`): generated-code
+# drift, vet, then the privileged suites on every kernel lane. Prints one
+# summary line per lane and a total; exits non-zero if anything failed.
+# LANES="host" scripts/test.sh runs a subset.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (the suites load BPF programs)" >&2; exit 1; }
+
+status=0
+step() { echo; echo "==> $*"; }
+
+step "generated code drift"
+scripts/check-generated.sh || status=1
+
+step "go vet"
+go vet ./... || status=1
+
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+for lane in ${LANES:-host debian-6.1 debian-6.12}; do
+  step "lane $lane"
+  scripts/lane/run.sh "$lane" 2>&1 | tee -a /dev/stderr | grep -E '^lane [^ ]+: [0-9]+ passed, [0-9]+ failed' >>"$summary"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+done
+
+echo
+cat "$summary"
+awk '{p+=$3; f+=$5; s+=$7} END {printf "tests: %d passed, %d failed, %d skipped\n", p, f, s}' "$summary"
+exit $status
