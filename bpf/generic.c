@@ -60,6 +60,8 @@ enum match_op {
 	MOP_MASK,
 	MOP_GT,
 	MOP_LT,
+	MOP_POSTFIX,
+	MOP_NOT_POSTFIX,
 };
 
 #define ACT_POST 1
@@ -314,7 +316,38 @@ static __always_inline void put_user_str(struct gen_rec *r, __u32 s, long uptr)
 	r->str_flags[s & 1] = n == STR_LEN ? PATH_F_TRUNCATED : 0;
 }
 
-static __always_inline bool match_str(struct gen_rec *r, __u32 s, __u32 slot)
+struct rev_ctx {
+	__u32 base;
+	__u32 len;
+};
+
+/* rev_byte puts byte i from the end of a record string at key position i.
+ * Under bpf_loop, so the verifier checks one byte, not 254. */
+static long rev_byte(__u32 i, void *data)
+{
+	struct rev_ctx *rc = data;
+	struct lpm_key *k;
+	struct gen_rec *r;
+	__u32 zero = 0;
+
+	k = bpf_map_lookup_elem(&key_heap, &zero);
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!k || !r || i >= rc->len)
+		return 1;
+	/* a separate bound the compiler cannot fold into the one above */
+	barrier_var(i);
+	if (i >= LPM_DATA)
+		return 1;
+	k->data[i] = r->data[(rc->base + rc->len - 1 - i) & (MAX_STRS * STR_LEN - 1)];
+	return 0;
+}
+
+/* match_str looks string slot s of r up among the values of match slot.
+ * Equal entries are stored with their NUL, so they match only whole
+ * strings; Prefix entries without, so they match any string they start.
+ * Postfix entries are stored reversed and looked up with the string's
+ * reversed tail. */
+static __always_inline bool match_str(struct gen_rec *r, __u32 s, __u32 slot, bool postfix)
 {
 	struct lpm_key *k;
 	__u32 zero = 0, len = r->str_len[s & 1];
@@ -322,15 +355,21 @@ static __always_inline bool match_str(struct gen_rec *r, __u32 s, __u32 slot)
 	k = bpf_map_lookup_elem(&key_heap, &zero);
 	if (!k)
 		return false;
-	if (len > LPM_DATA - 1)
-		len = LPM_DATA - 1;
-	bpf_probe_read_kernel(k->data, LPM_DATA, &r->data[(s & 1) * STR_LEN]);
-	/* the NUL ends the string, so Equal entries (stored with it) match
-	 * only whole strings and Prefix entries (stored without) any prefix */
-	if (len < LPM_DATA)
+	if (postfix) {
+		struct rev_ctx rc = {.base = (s & 1) * STR_LEN, .len = len};
+
+		if (len > LPM_DATA)
+			len = LPM_DATA;
+		bpf_loop(len, rev_byte, &rc, 0);
+		k->prefixlen = 8 + len * 8;
+	} else {
+		if (len > LPM_DATA - 1)
+			len = LPM_DATA - 1;
+		bpf_probe_read_kernel(k->data, LPM_DATA, &r->data[(s & 1) * STR_LEN]);
 		k->data[len] = 0;
+		k->prefixlen = 8 + (len + 1) * 8;
+	}
 	k->slot = slot;
-	k->prefixlen = 8 + (len + 1) * 8;
 	return bpf_map_lookup_elem(&strings, k) != NULL;
 }
 
@@ -385,10 +424,10 @@ static __always_inline int select(struct gen_conf *c, struct gen_rec *r)
 				break;
 			}
 			a = &c->args[ai];
-			if (m->op == MOP_PREFIX || m->op == MOP_NOT_PREFIX ||
-			    (a->type != T_INT && (m->op == MOP_EQUAL || m->op == MOP_NOT_EQUAL))) {
-				hit = match_str(r, a->str, m->slot);
-				if (m->op == MOP_NOT_PREFIX || m->op == MOP_NOT_EQUAL)
+			if (a->type != T_INT) {
+				hit = match_str(r, a->str, m->slot,
+						m->op == MOP_POSTFIX || m->op == MOP_NOT_POSTFIX);
+				if (m->op == MOP_NOT_PREFIX || m->op == MOP_NOT_EQUAL || m->op == MOP_NOT_POSTFIX)
 					hit = !hit;
 			} else {
 				hit = match_int(r->ints[ai], m);

@@ -17,11 +17,19 @@ scripts/check-generated.sh || status=1
 step "go vet"
 go vet ./... || status=1
 
+# The qemu lanes exist for kernel-dependent code; pkg/container talks to the
+# host's Docker engine, which the guests do not have, so it runs on the host
+# lane only.
+qemu_pkgs=$(go list ./... | grep -v '/pkg/container$')
+
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
 for lane in ${LANES:-host debian-6.1 debian-6.12}; do
   step "lane $lane"
-  scripts/lane/run.sh "$lane" 2>&1 | tee -a /dev/stderr | grep -E '^lane [^ ]+: [0-9]+ passed, [0-9]+ failed' >>"$summary"
+  pkgs=./...
+  [ "$lane" = host ] || pkgs=$qemu_pkgs
+  # shellcheck disable=SC2086 # one argument per package
+  scripts/lane/run.sh "$lane" $pkgs 2>&1 | tee -a /dev/stderr | grep -E '^lane [^ ]+: [0-9]+ passed, [0-9]+ failed' >>"$summary"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 done
 

@@ -93,7 +93,11 @@ static long path_walk_step(__u32 i, void *data)
 		return 1;
 	}
 	pos = c->pos - len;
-	bpf_probe_read_kernel(&s->buf[pos & PATH_MASK], len & NAME_MAX_LEN, name.name);
+	/* clang drops a mask it can prove redundant, and 6.12's verifier then
+	 * loses len's unsigned bound across the compare above: force it */
+	barrier_var(len);
+	len &= NAME_MAX_LEN;
+	bpf_probe_read_kernel(&s->buf[pos & PATH_MASK], len, name.name);
 	pos--;
 	s->buf[pos & PATH_MASK] = '/';
 	c->pos = pos;

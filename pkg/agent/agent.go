@@ -30,6 +30,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/policydir"
 	"github.com/tetragon-lite/tetragon/pkg/process"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/server"
@@ -65,11 +66,13 @@ type Agent struct {
 
 // Start checks the environment, loads the sensors and starts serving. On
 // error nothing is left loaded, pinned or listening.
-func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent, err error) {
+func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("tetragon must run as root (it loads BPF programs): run it with sudo, or as a privileged container")
 	}
-	a = &Agent{cfg: cfg, log: log, start: time.Now()}
+	// a is not the named result: the cleanups deferred below need it after
+	// an error return has set the result to nil
+	a := &Agent{cfg: cfg, log: log, start: time.Now()}
 	a.node = cfg.NodeName
 	if a.node == "" {
 		if a.node, err = os.Hostname(); err != nil {
@@ -181,6 +184,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (a *Agent
 		a.stopServer()
 		return nil
 	})
+	// Ready means enforcing: the startup policies attach first.
+	a.loadPolicies()
 	// Loading parsed the kernel's BTF: tens of MiB of heap that is garbage
 	// now; hand it back instead of carrying it as idle RSS.
 	debug.FreeOSMemory()
@@ -304,6 +309,44 @@ func (a *Agent) containerInfo(id string) *api.Container {
 	return c
 }
 
+// loadPolicies loads the policy files of the configured directories and
+// file. A bad file is logged with its place and skipped: the agent and the
+// other policies keep running.
+func (a *Agent) loadPolicies() {
+	var files []string
+	if a.cfg.TracingPolicy != "" {
+		files = append(files, a.cfg.TracingPolicy)
+	}
+	scan := policydir.Read(a.cfg.PolicyDirs(), files)
+	for _, w := range scan.Warnings {
+		a.log.Warn().Err(w).Msg("Policy directory")
+	}
+	for _, sk := range scan.Skipped {
+		a.log.Debug().Err(sk).Msg("Not a TracingPolicy file, ignored")
+	}
+	for _, f := range scan.Files {
+		if f.Err != nil {
+			a.logPolicyError(f.Path, f.Err)
+			continue
+		}
+		for _, p := range f.Policies {
+			if err := a.hooks.LoadPolicy(p); err != nil {
+				a.logPolicyError(f.Path, err)
+				continue
+			}
+			a.log.Info().Str("file", f.Path).Str("policy", p.Metadata.Name).Bool("enforces", p.Enforces() && p.Spec.Mode != "monitor").Msg("Loaded tracing policy")
+		}
+	}
+}
+
+// logPolicyError logs each problem of a policy file on its own line: a
+// file can have many, each with its own file:line:col.
+func (a *Agent) logPolicyError(path string, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		a.log.Error().Str("file", path).Msg("Policy not loaded: " + line)
+	}
+}
+
 // Hooks is the policy hook manager.
 func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 
@@ -311,7 +354,7 @@ func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
 	k, ok := a.hooks.Event(r)
 	if !ok {
-		return nil // its policy was unloaded while the record was queued
+		return nil // rate-limited, or its policy was unloaded while the record was queued
 	}
 	k.Process, k.Parent, ok = a.cache.GetWithParent(r.Pid)
 	if !ok {

@@ -379,8 +379,9 @@ func TestThreadsMakeNoEvents(t *testing.T) {
 func TestProcessesRunningBeforeStart(t *testing.T) {
 	requireRoot(t)
 	dir := workdir(t)
-	// a shell that starts before the agent and execs cat after it
-	cmd := exec.Command("sh", "-c", "read x; cat /etc/hostname >/dev/null")
+	// a shell that starts before the agent and execs cat after it; the
+	// trailing ":" keeps busybox sh from exec'ing its last command in place
+	cmd := exec.Command("sh", "-c", "read x; cat /etc/hostname >/dev/null; :")
 	cmd.Dir = dir
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -401,7 +402,7 @@ func TestProcessesRunningBeforeStart(t *testing.T) {
 	}
 	parent := cat.GetParent()
 	if parent.GetPid().GetValue() != uint32(cmd.Process.Pid) || !strings.Contains(parent.GetFlags(), "procFS") ||
-		parent.GetArguments() != `-c "read x; cat /etc/hostname >/dev/null"` || parent.GetBinary() != realPath(t, "sh") {
+		parent.GetArguments() != `-c "read x; cat /etc/hostname >/dev/null; :"` || parent.GetBinary() != realPath(t, "sh") {
 		t.Fatalf("cat's parent from procfs: %v", parent)
 	}
 	if parent.GetParentExecId() == "" {

@@ -31,6 +31,8 @@ type Config struct {
 	ConfigFile       string `mapstructure:"config-file"`
 	ConfigDir        string `mapstructure:"config-dir"`
 	DockerSocket     string `mapstructure:"docker-socket"`
+	TracingPolicy    string `mapstructure:"tracing-policy"`
+	TracingPolicyDir string `mapstructure:"tracing-policy-dir"`
 }
 
 // Default paths.
@@ -38,6 +40,7 @@ const (
 	DefaultConfigFile = "/etc/tetragon/tetragon.yaml"
 	DefaultConfigDir  = "/etc/tetragon/tetragon.conf.d"
 	DefaultSocket     = "/var/run/tetragon/tetragon.sock"
+	DefaultPolicyDir  = "/etc/tetragon"
 )
 
 // defaults lists every key with its default and help text; flags, viper
@@ -57,6 +60,8 @@ var defaults = []struct {
 	{"subscriber-queue-size", "events queued per GetEvents client before it loses events", 10000},
 	{"process-cache-size", "processes kept in the process cache", 65536},
 	{"docker-socket", "Docker Engine API socket, for container names (empty: no Docker metadata)", "/var/run/docker.sock"},
+	{"tracing-policy", "a TracingPolicy file to load at startup", ""},
+	{"tracing-policy-dir", "directory whose *.yaml TracingPolicy files are loaded, with its tetragon.tp.d subdirectory (empty: none)", DefaultPolicyDir},
 	{"config-file", "configuration file", DefaultConfigFile},
 	{"config-dir", "drop-in configuration directory (file name = key, content = value)", DefaultConfigDir},
 }
@@ -107,6 +112,15 @@ func Load(flags *pflag.FlagSet) (Config, error) {
 		return Config{}, fmt.Errorf("decoding configuration: %w", err)
 	}
 	return c, c.validate()
+}
+
+// PolicyDirs lists the directories policies are read from: the policy
+// directory and, as in Tetragon, its tetragon.tp.d subdirectory.
+func (c Config) PolicyDirs() []string {
+	if c.TracingPolicyDir == "" {
+		return nil
+	}
+	return []string{c.TracingPolicyDir, filepath.Join(c.TracingPolicyDir, "tetragon.tp.d")}
 }
 
 // mergeDropIns applies the drop-in directory. Its values rank above the

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -204,13 +203,9 @@ func TestCostlyRegex(t *testing.T) {
 		alts = append(alts, fmt.Sprintf(".{%d}", i))
 	}
 	slow := "(?:" + strings.Join(alts, "|") + ")z"
-	start := time.Now()
 	_, err := New([]*api.Filter{{ArgumentsRegex: []string{slow}}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "arguments_regex") || !strings.Contains(err.Error(), "instructions, the limit is 1000") {
 		t.Errorf("costly regex: error %v", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("refusing took %v", d)
 	}
 	if len(err.Error()) > 300 {
 		t.Errorf("error message is %d bytes long: %s", len(err.Error()), err)
@@ -223,12 +218,8 @@ func TestCostlyRegex(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := execEvent(proc(1, "/"+strings.Repeat("a", 4095), ""), nil)
-	start = time.Now()
 	if m.Match(ev) {
 		t.Error("matched a binary without z")
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("matching took %v", d)
 	}
 
 	// The budget is shared by all the regexes of both lists.
@@ -288,19 +279,34 @@ func TestUnknownKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw = protowire.AppendTag(raw, 9, protowire.BytesType)
+	raw = protowire.AppendTag(raw, 50, protowire.BytesType)
 	raw = protowire.AppendBytes(raw, []byte{0x0a, 0x00})
 	ev := &api.GetEventsResponse{}
 	if err := proto.Unmarshal(raw, ev); err != nil {
 		t.Fatal(err)
 	}
 	if ev.GetEvent() != nil {
-		t.Fatalf("field 9 decoded as a known kind: %v", ev)
+		t.Fatalf("field 50 decoded as a known kind: %v", ev)
 	}
 	all, _ := New(nil, nil)
 	byKind, _ := New([]*api.Filter{{EventSet: []api.EventType{api.EventType_PROCESS_EXEC}}}, nil)
 	host, _ := New([]*api.Filter{{InContainer: wrapperspb.Bool(false)}}, nil)
 	if !all.Match(ev) || byKind.Match(ev) || host.Match(ev) {
 		t.Errorf("unknown kind: all=%v byKind=%v host=%v, want true false false", all.Match(ev), byKind.Match(ev), host.Match(ev))
+	}
+}
+
+// BenchmarkRegexAtLimit matches a regex at the per-regex program limit
+// against a PATH_MAX-long binary: the worst case a client can ask for.
+func BenchmarkRegexAtLimit(b *testing.B) {
+	m, err := New([]*api.Filter{{BinaryRegex: []string{".{990}z"}}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := execEvent(proc(1, "/"+strings.Repeat("a", 4095), ""), nil)
+	for b.Loop() {
+		if m.Match(ev) {
+			b.Fatal("matched a binary without z")
+		}
 	}
 }

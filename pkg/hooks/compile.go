@@ -3,8 +3,10 @@ package hooks
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // ArgDecl is a declared hook argument.
@@ -26,12 +28,17 @@ type ActionDecl struct {
 	Action   string
 	ArgSig   uint32
 	ArgError int32
+	// RateLimit (Post): events of one selector are posted at most once per
+	// period and scope ("thread" by default, "process" or "global").
+	RateLimit      time.Duration
+	RateLimitScope string
 }
 
 // SelectorDecl is one selector.
 type SelectorDecl struct {
 	MatchArgs []MatchDecl
 	Actions   []ActionDecl
+	Src       tracingpolicy.Source
 }
 
 // HookDecl is one kprobes: entry of a policy, as the policy states it.
@@ -44,6 +51,9 @@ type HookDecl struct {
 	Selectors []SelectorDecl
 	Message   string
 	Tags      []string
+	// Src locates the hook in its policy file, for errors; zero for hooks
+	// not read from a file.
+	Src tracingpolicy.Source
 }
 
 // Mechanism names reported in events and listings.
@@ -57,6 +67,13 @@ type hookInfo struct {
 	mechanism string
 	// argOrder[i] is the declared arg whose value sits in record slot i
 	argOrder []ArgDecl
+	// limits[i] is selector i's Post rate limit, if it has one
+	limits []rateLimit
+}
+
+type rateLimit struct {
+	period time.Duration
+	scope  string
 }
 
 func isIntType(t string) bool {
@@ -158,6 +175,13 @@ func compileSyscallMapping(d HookDecl, id uint32) (sensor.HookSpec, hookInfo, er
 		if err != nil {
 			return spec, info, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 		}
+		var rl rateLimit
+		for _, a := range s.Actions {
+			if a.RateLimit > 0 {
+				rl = rateLimit{period: a.RateLimit, scope: a.RateLimitScope}
+			}
+		}
+		info.limits = append(info.limits, rl)
 		sel.Actions, sel.Signal = acts, sig
 		spec.Selectors = append(spec.Selectors, sel)
 	}
@@ -176,6 +200,10 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 		cm.Op = sensor.OpPrefix
 	case "NotPrefix":
 		cm.Op = sensor.OpNotPrefix
+	case "Postfix":
+		cm.Op = sensor.OpPostfix
+	case "NotPostfix":
+		cm.Op = sensor.OpNotPostfix
 	case "Mask":
 		cm.Op = sensor.OpMask
 	case "GreaterThan", "GT":
@@ -186,7 +214,7 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 		return cm, fmt.Errorf("operator %q is not supported by the syscall-tracepoint mechanism", m.Operator)
 	}
 	switch cm.Op {
-	case sensor.OpPrefix, sensor.OpNotPrefix:
+	case sensor.OpPrefix, sensor.OpNotPrefix, sensor.OpPostfix, sensor.OpNotPostfix:
 		if isInt {
 			return cm, fmt.Errorf("operator %s needs a string or path argument", m.Operator)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/rs/zerolog"
@@ -12,6 +13,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // ErrConflict means a policy of that name is loaded already.
@@ -52,11 +54,35 @@ type Manager struct {
 	nextID   uint32
 	hooks    map[uint32]*hookInfo
 	policies map[string]*loadedPolicy
+
+	limitMu sync.Mutex
+	// until holds, per rate-limited selector and scope, the kernel time
+	// before which its events are not posted again
+	until       map[limitKey]uint64
+	rateLimited atomic.Uint64
 }
+
+type limitKey struct {
+	hook, sel, id uint32
+}
+
+// maxLimitKeys bounds the rate limiter's memory; past it, expired entries
+// are dropped.
+const maxLimitKeys = 1 << 16
 
 // NewManager returns a manager whose hooks write to events.
 func NewManager(log zerolog.Logger, events *ebpf.Map, opts sensor.Options) *Manager {
-	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*hookInfo{}, policies: map[string]*loadedPolicy{}}
+	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*hookInfo{}, policies: map[string]*loadedPolicy{},
+		until: map[limitKey]uint64{}}
+}
+
+// LoadPolicy loads a parsed TracingPolicy under its metadata name.
+func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
+	decls, err := FromPolicy(p)
+	if err != nil {
+		return err
+	}
+	return m.Load(p.Metadata.Name, decls)
 }
 
 // Load compiles and attaches every hook of a policy; if one fails, none
@@ -75,15 +101,19 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 	for i, d := range hooks {
 		d.Policy = policy
 		id := base + uint32(i) + 1
+		where := fmt.Sprintf("kprobes[%d]", i)
+		if d.Src != (tracingpolicy.Source{}) {
+			where = d.Src.String()
+		}
 		spec, info, err := compileSyscallMapping(d, id)
 		if err != nil {
 			lp.close()
-			return fmt.Errorf("policy %q: kprobes[%d]: %w", policy, i, err)
+			return fmt.Errorf("policy %q: %s: %w", policy, where, err)
 		}
 		g, err := sensor.LoadGeneric(spec, m.events, m.opts)
 		if err != nil {
 			lp.close()
-			return fmt.Errorf("policy %q: kprobes[%d] %s: %w", policy, i, d.Call, err)
+			return fmt.Errorf("policy %q: %s %s: %w", policy, where, d.Call, err)
 		}
 		lp.hooks = append(lp.hooks, &loadedHook{id: id, gen: g, info: &info})
 		m.log.Info().Str("policy", policy).Str("call", d.Call).Str("mechanism", info.mechanism).Msg("Hook attached")
@@ -161,14 +191,52 @@ func (lp *loadedPolicy) close() error {
 	return errors.Join(errs...)
 }
 
+// RateLimited counts the events rate limits held back.
+func (m *Manager) RateLimited() uint64 { return m.rateLimited.Load() }
+
+// limited applies a selector's rate limit to a record. The limit is kept
+// in user space: the kernel still sends every matching record.
+func (m *Manager) limited(info *hookInfo, g *observer.Generic) bool {
+	if int(g.Selector) >= len(info.limits) || info.limits[g.Selector].period <= 0 {
+		return false
+	}
+	rl := info.limits[g.Selector]
+	k := limitKey{hook: g.HookID, sel: g.Selector}
+	switch rl.scope {
+	case "process":
+		k.id = g.Pid
+	case "global":
+	default:
+		k.id = g.Tid
+	}
+	m.limitMu.Lock()
+	defer m.limitMu.Unlock()
+	if g.Ktime < m.until[k] {
+		m.rateLimited.Add(1)
+		return true
+	}
+	if len(m.until) >= maxLimitKeys {
+		for key, until := range m.until {
+			if until <= g.Ktime {
+				delete(m.until, key)
+			}
+		}
+		if len(m.until) >= maxLimitKeys {
+			clear(m.until) // all live: forget them rather than grow
+		}
+	}
+	m.until[k] = g.Ktime + uint64(rl.period.Nanoseconds())
+	return false
+}
+
 // Event turns a hook record into a process_kprobe event without its
-// process, which the caller adds. It returns false for a record of a hook
-// that is no longer loaded.
+// process, which the caller adds. It returns false for a record that makes
+// no event: its hook is no longer loaded, or a rate limit holds it back.
 func (m *Manager) Event(g *observer.Generic) (*api.ProcessKprobe, bool) {
 	m.mu.RLock()
 	info := m.hooks[g.HookID]
 	m.mu.RUnlock()
-	if info == nil {
+	if info == nil || m.limited(info, g) {
 		return nil, false
 	}
 	ev := &api.ProcessKprobe{

@@ -53,13 +53,15 @@ type Op uint8
 
 // Operators.
 const (
-	OpEqual     Op = 1
-	OpNotEqual  Op = 2
-	OpPrefix    Op = 3
-	OpNotPrefix Op = 4
-	OpMask      Op = 5
-	OpGT        Op = 6
-	OpLT        Op = 7
+	OpEqual      Op = 1
+	OpNotEqual   Op = 2
+	OpPrefix     Op = 3
+	OpNotPrefix  Op = 4
+	OpMask       Op = 5
+	OpGT         Op = 6
+	OpLT         Op = 7
+	OpPostfix    Op = 8
+	OpNotPostfix Op = 9
 )
 
 // Action flags.
@@ -250,7 +252,7 @@ func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) 
 				continue
 			}
 			for _, v := range m.Strings {
-				k, err := lpmKey(cm.Slot, v, m.Op == OpEqual || m.Op == OpNotEqual)
+				k, err := lpmKey(cm.Slot, v, m.Op)
 				if err != nil {
 					return c, nil, fmt.Errorf("selector %d: %w", si, err)
 				}
@@ -284,17 +286,26 @@ func boolByte(b bool) uint8 {
 	return 0
 }
 
-// lpmKey encodes a match string. Whole-string matches keep the NUL, so they
-// only match a looked-up string that ends there too.
-func lpmKey(slot uint32, s string, whole bool) (bpf.GenericLpmKey, error) {
+// lpmKey encodes a match string the way match_str in bpf/generic.c looks it
+// up. Whole-string matches keep the NUL, so they only match a looked-up
+// string that ends there too; Postfix values are stored reversed.
+func lpmKey(slot uint32, s string, op Op) (bpf.GenericLpmKey, error) {
 	var k bpf.GenericLpmKey
 	if len(s) > MaxMatchString {
 		return k, fmt.Errorf("value %.40q... is %d bytes, at most %d can be matched in the kernel", s, len(s), MaxMatchString)
 	}
 	k.Slot = uint8(slot)
-	n := copy(k.Data[:], s)
-	if whole {
+	n := len(s)
+	switch op {
+	case OpPostfix, OpNotPostfix:
+		for i := range n {
+			k.Data[i] = s[n-1-i]
+		}
+	case OpEqual, OpNotEqual:
+		copy(k.Data[:], s)
 		n++ // the NUL, already zero
+	default:
+		copy(k.Data[:], s)
 	}
 	k.Prefixlen = uint32(8 + 8*n)
 	return k, nil

@@ -86,3 +86,57 @@ func TestGenericSigkillOnOpen(t *testing.T) {
 		t.Fatalf("stats %+v: want exactly one match, kill and record", st)
 	}
 }
+
+// TestGenericStringOperators opens a set of files under a fresh directory
+// and counts, per selector, the opens the kernel matched.
+func TestGenericStringOperators(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	files := []string{"a.secret", "b.txt", "secret.b", "c.secret.old", "dsecret"}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inDir := Match{Arg: 1, Op: OpPrefix, Strings: []string{dir + "/"}}
+	for _, tc := range []struct {
+		name  string
+		match Match
+		want  uint64
+	}{
+		{"Postfix", Match{Arg: 1, Op: OpPostfix, Strings: []string{".secret", ".txt"}}, 2},
+		{"NotPostfix", Match{Arg: 1, Op: OpNotPostfix, Strings: []string{"secret"}}, 3},
+		{"Equal", Match{Arg: 1, Op: OpEqual, Strings: []string{filepath.Join(dir, "b.txt")}}, 1},
+		{"NotEqual", Match{Arg: 1, Op: OpNotEqual, Strings: []string{filepath.Join(dir, "b.txt")}}, 4},
+		{"Prefix", Match{Arg: 1, Op: OpPrefix, Strings: []string{filepath.Join(dir, "secret")}}, 1},
+		{"NotPrefix", Match{Arg: 1, Op: OpNotPrefix, Strings: []string{filepath.Join(dir, "secret")}}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := LoadGeneric(HookSpec{
+				ID:        1,
+				Syscalls:  openFamily,
+				Args:      []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+				Selectors: []Selector{{Matches: []Match{inDir, tc.match}, Actions: 0}},
+			}, newRing(t), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			args := []string{}
+			for _, f := range files {
+				args = append(args, filepath.Join(dir, f))
+			}
+			if out, err := exec.Command("cat", args...).CombinedOutput(); err != nil {
+				t.Fatalf("cat: %v %s", err, out)
+			}
+			st, err := g.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Matched != tc.want {
+				t.Fatalf("%d of %v matched, want %d (stats %+v)", st.Matched, files, tc.want, st)
+			}
+		})
+	}
+}

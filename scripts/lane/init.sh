@@ -5,8 +5,8 @@
 # placeholders.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 export TETRAGON_LANE=@LANE@ TETRAGON_LANE_FEATURES=@FEATURES@
-export TETRAGON_LANE_BINDIR=/usr/local/bin
-export PATH=$TETRAGON_LANE_BINDIR:$PATH
+export TETRAGON_PREBUILT_DIR=/usr/local/bin
+export PATH=$TETRAGON_PREBUILT_DIR:$PATH
 
 mnt() { mount -t "$1" "$1" "$2" || echo "@@lane warning: mounting $1 at $2 failed"; }
 mount -t proc proc /proc
@@ -29,7 +29,7 @@ ip link set lo up
 # The line may hold firmware escape codes: start a fresh one.
 echo
 echo "@@lane begin $(uname -r) lsm=$(cat /sys/kernel/security/lsm) cpus=$(nproc)"
-if [ -x "$TETRAGON_LANE_BINDIR/tetra" ]; then
+if [ -x "$TETRAGON_PREBUILT_DIR/tetra" ]; then
 	echo "@@lane tetra probe"
 	tetra probe
 fi

@@ -91,6 +91,8 @@ build_initramfs() {
 	# What workloads in tests expect of a minimal system.
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+	printf 'root:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
+	chmod 640 "$root/etc/shadow"
 	echo lane >"$root/etc/hostname"
 	printf '127.0.0.1 localhost lane\n::1 localhost\n' >"$root/etc/hosts"
 
@@ -120,7 +122,7 @@ build_initramfs() {
 	printf '%s\n' "${list[@]}" >"$root/tests/list"
 
 	# The guest has no Go toolchain: the commands come prebuilt, on PATH
-	# and in $TETRAGON_LANE_BINDIR, for tests that run them.
+	# and in $TETRAGON_PREBUILT_DIR, for tests that run them.
 	local cmd
 	for cmd in cmd/*/; do
 		cmd=$(basename "$cmd")

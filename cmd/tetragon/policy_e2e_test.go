@@ -1,0 +1,144 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// enforcementPolicy is the persistent-enforcement seed's policy, with the
+// file it protects moved into a test directory.
+const enforcementPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "enforcement"
+spec:
+  kprobes:
+  - call: "fd_install"
+    syscall: false
+    args:
+    - index: 0
+      type: int
+    - index: 1
+      type: "file"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Equal"
+        values:
+        - "%s"
+      matchActions:
+      - action: Sigkill
+`
+
+// TestSeedEnforcementFromPolicyDir: the seed's Sigkill policy, read from the
+// policy directory at startup, enforces the moment the agent reports ready.
+func TestSeedEnforcementFromPolicyDir(t *testing.T) {
+	b := build(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "tetragon")
+	if err := os.WriteFile(target, []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policies := t.TempDir()
+	os.Chmod(policies, 0o755)
+	if err := os.WriteFile(filepath.Join(policies, "enforcement.yaml"), fmt.Appendf(nil, enforcementPolicy, target), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// the agent's own config file lives next to policies; it is no policy
+	if err := os.WriteFile(filepath.Join(policies, "tetragon.yaml"), []byte("log-level: info\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, b, "--tracing-policy-dir", policies)
+
+	// no sleep: ready means enforcing
+	out, err := exec.Command("cat", target).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("cat %s right after ready: %v %q, want killed\nagent log:\n%s", target, err, out, a.logs)
+	}
+	if out, err := exec.Command("cat", filepath.Join(dir, "..", filepath.Base(dir), "tetragon")).CombinedOutput(); err == nil {
+		t.Fatalf("cat through a non-canonical path read %q: the policy matches the resolved path", out)
+	}
+	if strings.Contains(a.logs.String(), "Policy not loaded") {
+		t.Fatalf("agent log reports a policy error:\n%s", a.logs)
+	}
+}
+
+// TestSeedFileMonitoring: the shipped file-monitoring policy, unchanged,
+// reports the quickstart's read and write with the compact lines it shows.
+func TestSeedFileMonitoring(t *testing.T) {
+	b := build(t)
+	policy, err := filepath.Abs("../../policies/file-monitoring.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, b, "--tracing-policy", policy)
+	host, _ := os.Hostname()
+	cat, _ := filepath.EvalSymlinks("/bin/cat")
+	sh, _ := filepath.EvalSymlinks("/bin/sh")
+
+	lines := getevents(t, b, a.socket, "-o", "compact", "--color", "never", "--host", "--process", "^"+cat+"$")
+	exec.Command("cat", "/etc/shadow").Run()
+	got := waitLines(t, lines, "/etc/shadow", 3)
+	want := []string{
+		fmt.Sprintf("🚀 process %s %s /etc/shadow", host, cat),
+		fmt.Sprintf("📚 read    %s %s /etc/shadow", host, cat),
+	}
+	if got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("cat /etc/shadow:\n%s\nwant first:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	bar := fmt.Sprintf("/etc/bar-e2e-%d", time.Now().UnixNano())
+	t.Cleanup(func() { os.Remove(bar) })
+	lines = getevents(t, b, a.socket, "-o", "compact", "--color", "never", "--host", "--process", "^"+sh+"$")
+	script := "echo foo >> " + bar
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v %s", script, err, out)
+	}
+	got = waitLines(t, lines, bar, 3)
+	want = []string{
+		fmt.Sprintf("🚀 process %s %s -c \"%s\"", host, sh, script),
+		fmt.Sprintf("📝 write   %s %s %s", host, sh, bar),
+		fmt.Sprintf("💥 exit    %s %s -c \"%s\" 0", host, sh, script),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("%s:\n%s\nwant:\n%s", script, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestBadPolicyFileKeepsAgentUp: a broken file is reported with its place;
+// the agent starts and serves the good policy next to it.
+func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
+	b := build(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "tetragon")
+	os.WriteFile(target, []byte("x"), 0o644)
+	policies := t.TempDir()
+	os.Chmod(policies, 0o755)
+	os.WriteFile(filepath.Join(policies, "a-broken.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: broken\nspec:\n  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 0\n      type: nosuchtype\n"), 0o644)
+	os.WriteFile(filepath.Join(policies, "b-unmapped.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: unmapped\nspec:\n  kprobes:\n  - call: tcp_v4_connect\n    syscall: false\n"), 0o644)
+	os.WriteFile(filepath.Join(policies, "c-good.yaml"), fmt.Appendf(nil, enforcementPolicy, target), 0o644)
+	a := startAgent(t, b, "--tracing-policy-dir", policies)
+
+	err := exec.Command("cat", target).Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the good policy does not enforce: cat: %v\nagent log:\n%s", err, a.logs)
+	}
+	logs := a.logs.String()
+	for _, want := range []string{
+		"a-broken.yaml:11:13: spec.kprobes[0].args[0].type",
+		"b-unmapped.yaml:7:5: spec.kprobes[0]: tcp_v4_connect",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("agent log lacks %q:\n%s", want, logs)
+		}
+	}
+}

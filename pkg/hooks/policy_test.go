@@ -1,0 +1,136 @@
+package hooks
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+func parse(t *testing.T, y string) *tp.TracingPolicy {
+	t.Helper()
+	ps, err := tp.Parse("p.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps[0]
+}
+
+const killOpen = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: kill
+spec:
+  %s
+  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - index: 1
+      type: file
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: Postfix
+        values: [".key"]
+      matchActions:
+      - action: Sigkill
+      - action: Post
+        rateLimit: 2s
+        rateLimitScope: process
+`
+
+func TestFromPolicyModes(t *testing.T) {
+	enforce := parse(t, strings.Replace(killOpen, "  %s\n", "", 1))
+	d, err := FromPolicy(enforce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d) != 1 || d[0].Call != "fd_install" || d[0].Syscall || d[0].Src.Line != 7 {
+		t.Fatalf("decls %+v", d)
+	}
+	acts := d[0].Selectors[0].Actions
+	if len(acts) != 2 || acts[0].Action != "Sigkill" || acts[1].RateLimit != 2*time.Second || acts[1].RateLimitScope != "process" {
+		t.Fatalf("actions %+v", acts)
+	}
+	if m := d[0].Selectors[0].MatchArgs[0]; m.Operator != "Postfix" || m.Values[0] != ".key" {
+		t.Fatalf("match %+v", m)
+	}
+
+	monitor := parse(t, strings.Replace(killOpen, "%s", "options:\n  - name: policy-mode\n    value: monitor", 1))
+	d, err = FromPolicy(monitor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acts := d[0].Selectors[0].Actions; len(acts) != 1 || acts[0].Action != "Post" {
+		t.Fatalf("monitor mode kept %+v, want only Post", acts)
+	}
+}
+
+func TestFromPolicyRefusesWhatItCannotServe(t *testing.T) {
+	p := parse(t, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: partial
+spec:
+  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - index: 1
+      type: file
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values: ["/usr/bin/cat"]
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_openat
+`)
+	_, err := FromPolicy(p)
+	if err == nil {
+		t.Fatal("a policy with matchBinaries and a tracepoint loaded")
+	}
+	for _, want := range []string{
+		`policy "partial"`,
+		"p.yaml:13:7: spec.kprobes[0].selectors[0]: matchBinaries is not supported yet",
+		"p.yaml:17:5: spec.tracepoints[0]: tracepoint hooks are not supported yet",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestRateLimitPerScope(t *testing.T) {
+	m := NewManager(zeroLog(), nil, sensorOptions())
+	info := &hookInfo{limits: []rateLimit{{period: time.Second, scope: "process"}, {}}}
+	sec := uint64(time.Second)
+	for i, c := range []struct {
+		g    observer.Generic
+		want bool
+	}{
+		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 1 * sec}, false},
+		{observer.Generic{HookID: 1, Pid: 10, Tid: 12, Ktime: 1*sec + 1}, true}, // same process
+		{observer.Generic{HookID: 1, Pid: 20, Tid: 21, Ktime: 1*sec + 2}, false},
+		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 2 * sec}, false}, // period over
+		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 2 * sec, Selector: 1}, false},
+		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 2 * sec, Selector: 1}, false}, // no limit
+	} {
+		if got := m.limited(info, &c.g); got != c.want {
+			t.Errorf("record %d: limited=%v, want %v", i, got, c.want)
+		}
+	}
+	if m.RateLimited() != 1 {
+		t.Errorf("RateLimited()=%d, want 1", m.RateLimited())
+	}
+}
+
+func zeroLog() zerolog.Logger { return zerolog.Nop() }
+
+func sensorOptions() sensor.Options { return sensor.Options{} }

@@ -1,0 +1,102 @@
+// Package policydir finds TracingPolicy files on disk: the policy
+// directories (not recursive) and files named one by one.
+package policydir
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// File is one policy file and what parsing it gave.
+type File struct {
+	Path     string
+	Policies []*tp.TracingPolicy
+	// Err is the file's parse or read error; nil for a good file.
+	Err error
+}
+
+// Scan is the outcome of reading the policy directories.
+type Scan struct {
+	Files []File
+	// Skipped lists files that hold no TracingPolicy (the agent's own
+	// tetragon.yaml, say), with why.
+	Skipped []error
+	// Warnings are problems that do not stop loading, such as a policy
+	// directory others than root may write to.
+	Warnings []error
+}
+
+// IsPolicyFile reports whether a directory entry's name is one the agent
+// reads: YAML by extension, and not hidden (editors' swap files, the
+// ..data entries of a Kubernetes ConfigMap volume).
+func IsPolicyFile(name string) bool {
+	if strings.HasPrefix(name, ".") {
+		return false
+	}
+	ext := filepath.Ext(name)
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// Read parses the policy files of dirs, in name order, then files. A
+// directory that does not exist is not an error: it may be created later.
+func Read(dirs, files []string) Scan {
+	var s Scan
+	var paths []string
+	for _, dir := range dirs {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			s.Warnings = append(s.Warnings, fmt.Errorf("reading policy directory: %w", err))
+			continue
+		}
+		if err := checkOwnership(dir); err != nil {
+			s.Warnings = append(s.Warnings, err)
+		}
+		var names []string
+		for _, e := range ents {
+			// a symlink may point at a regular file (ConfigMap volumes)
+			if !e.IsDir() && IsPolicyFile(e.Name()) {
+				names = append(names, e.Name())
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			paths = append(paths, filepath.Join(dir, n))
+		}
+	}
+	paths = append(paths, files...)
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			continue
+		}
+		pols, err := tp.ParseFile(p)
+		if errors.Is(err, tp.ErrNotPolicy) {
+			s.Skipped = append(s.Skipped, fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		s.Files = append(s.Files, File{Path: p, Policies: pols, Err: err})
+	}
+	return s
+}
+
+// checkOwnership warns about a policy directory that others than root can
+// write to: a policy there can kill any process on the host.
+func checkOwnership(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("policy directory %s is writable by group or others (mode %v): anyone who can write there can kill any process; chmod go-w %s", dir, st.Mode().Perm(), dir)
+	}
+	return nil
+}
