@@ -46,10 +46,16 @@ func IsPolicyFile(name string) bool {
 
 // Read parses the policy files of dirs, in name order, then files. A
 // directory that does not exist is not an error: it may be created later.
+// A "directory" that is a file is read as one: `docker run -v
+// policy.yaml:/etc/tetragon/` mounts a single file there.
 func Read(dirs, files []string) Scan {
 	var s Scan
 	var paths []string
 	for _, dir := range dirs {
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			paths = append(paths, dir)
+			continue
+		}
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

@@ -58,6 +58,8 @@ func TestBTFFuncProto(t *testing.T) {
 func TestKernelAcceptsPolicies(t *testing.T) {
 	k := kernelBTF(t)
 	files, _ := filepath.Glob("../../policies/*.yaml")
+	examples, _ := filepath.Glob("../../policies/examples/*.yaml")
+	files = append(files, examples...)
 	files = append(files, "testdata/enforcement.yaml", "testdata/file_monitoring.yaml")
 	for _, f := range files {
 		pols, err := ParseFile(f)

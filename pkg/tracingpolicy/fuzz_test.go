@@ -15,6 +15,8 @@ import (
 // seedFiles are the policies the fuzzers start from.
 func seedFiles(f *testing.F) [][]byte {
 	files, _ := filepath.Glob("../../policies/*.yaml")
+	examples, _ := filepath.Glob("../../policies/examples/*.yaml")
+	files = append(files, examples...)
 	more, _ := filepath.Glob("testdata/*.yaml")
 	var out [][]byte
 	for _, name := range append(files, more...) {

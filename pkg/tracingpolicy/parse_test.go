@@ -114,14 +114,16 @@ func TestShippedPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"enforcement.yaml", "file-monitoring-enforce.yaml", "file-monitoring.yaml",
-		"kill-binary-exec.yaml", "sys-openat-write.yaml", "tcp-connect.yaml"}
+	examples, _ := filepath.Glob(filepath.Join(dir, "examples", "*"))
+	files = append(files, examples...)
+	want := []string{"enforcement.yaml", "file-monitoring.yaml",
+		"file-monitoring-enforce.yaml", "kill-binary-exec.yaml", "sys-openat-write.yaml", "tcp-connect.yaml"}
 	var yamls []string
 	names := map[string]string{}
 	for _, f := range files {
 		base := filepath.Base(f)
 		if !strings.HasSuffix(base, ".yaml") {
-			if base != "README.md" {
+			if base != "README.md" && base != "examples" {
 				t.Errorf("unexpected file %s in policies/", base)
 			}
 			continue
@@ -149,14 +151,14 @@ func TestShippedPolicies(t *testing.T) {
 	if !reflect.DeepEqual(yamls, want) {
 		t.Errorf("policies/ holds %v, want %v", yamls, want)
 	}
-	pols, err := ParseFile(filepath.Join(dir, "file-monitoring-enforce.yaml"))
+	pols, err := ParseFile(filepath.Join(dir, "examples", "file-monitoring-enforce.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pols[0].Spec.Mode != ModeMonitor || !pols[0].Enforces() {
 		t.Errorf("file-monitoring-enforce.yaml ships in mode %q, enforcing %v: want monitor mode on enforcing selectors", pols[0].Spec.Mode, pols[0].Enforces())
 	}
-	for file, enforces := range map[string]bool{"file-monitoring.yaml": false, "tcp-connect.yaml": false, "enforcement.yaml": true, "kill-binary-exec.yaml": true} {
+	for file, enforces := range map[string]bool{"file-monitoring.yaml": false, "examples/tcp-connect.yaml": false, "enforcement.yaml": true, "examples/kill-binary-exec.yaml": true} {
 		pols, err := ParseFile(filepath.Join(dir, file))
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +167,7 @@ func TestShippedPolicies(t *testing.T) {
 			t.Errorf("%s: Enforces() = %v", file, !enforces)
 		}
 	}
-	pols, err = ParseFile(filepath.Join(dir, "sys-openat-write.yaml"))
+	pols, err = ParseFile(filepath.Join(dir, "examples", "sys-openat-write.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
