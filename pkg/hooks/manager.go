@@ -19,9 +19,18 @@ import (
 // ErrConflict means a policy of that name is loaded already.
 var ErrConflict = errors.New("a policy with this name is already loaded")
 
+// hookObject is a loaded, attached hook of any mechanism.
+type hookObject interface {
+	Stats() (sensor.GenericStats, error)
+	// Pin pins what keeps the hook attached under dir.
+	Pin(dir string) error
+	// Close releases the agent's handles; a pinned hook stays attached.
+	Close() error
+}
+
 type loadedHook struct {
 	id   uint32
-	gen  *sensor.Generic
+	obj  hookObject
 	info *hookInfo
 }
 
@@ -115,7 +124,7 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 			lp.close()
 			return fmt.Errorf("policy %q: %s %s: %w", policy, where, d.Call, err)
 		}
-		lp.hooks = append(lp.hooks, &loadedHook{id: id, gen: g, info: &info})
+		lp.hooks = append(lp.hooks, &loadedHook{id: id, obj: g, info: &info})
 		m.log.Info().Str("policy", policy).Str("call", d.Call).Str("mechanism", info.mechanism).Msg("Hook attached")
 	}
 
@@ -157,7 +166,7 @@ func (m *Manager) Status() []PolicyStatus {
 	for _, lp := range m.policies {
 		ps := PolicyStatus{Name: lp.name}
 		for _, h := range lp.hooks {
-			st, err := h.gen.Stats()
+			st, err := h.obj.Stats()
 			if err != nil {
 				m.log.Debug().Err(err).Msg("Reading hook counters")
 			}
@@ -185,7 +194,7 @@ func (m *Manager) Close() error {
 func (lp *loadedPolicy) close() error {
 	var errs []error
 	for _, h := range lp.hooks {
-		errs = append(errs, h.gen.Close())
+		errs = append(errs, h.obj.Close())
 	}
 	lp.hooks = nil
 	return errors.Join(errs...)

@@ -326,7 +326,14 @@ func (g *Generic) Stats() (GenericStats, error) {
 	return s, nil
 }
 
-// Close detaches and unloads the hook.
+// Pin pins the hook's links (and its counters) under dir, so that it stays
+// attached after the agent's file descriptors are closed: the
+// --keep-sensors-on-exit path. Removing dir detaches it.
+func (g *Generic) Pin(dir string) error {
+	return pinAll(dir, g.links, map[string]*ebpf.Map{"stats": g.objs.Stats})
+}
+
+// Close detaches and unloads the hook, unless it is pinned.
 func (g *Generic) Close() error {
 	var errs []error
 	for _, l := range g.links {
