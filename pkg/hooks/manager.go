@@ -114,18 +114,13 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 		if d.Src != (tracingpolicy.Source{}) {
 			where = d.Src.String()
 		}
-		spec, info, err := compileSyscallMapping(d, id)
+		h, err := m.attach(d, id)
 		if err != nil {
 			lp.close()
 			return fmt.Errorf("policy %q: %s: %w", policy, where, err)
 		}
-		g, err := sensor.LoadGeneric(spec, m.events, m.opts)
-		if err != nil {
-			lp.close()
-			return fmt.Errorf("policy %q: %s %s: %w", policy, where, d.Call, err)
-		}
-		lp.hooks = append(lp.hooks, &loadedHook{id: id, obj: g, info: &info})
-		m.log.Info().Str("policy", policy).Str("call", d.Call).Str("mechanism", info.mechanism).Msg("Hook attached")
+		lp.hooks = append(lp.hooks, h)
+		m.log.Info().Str("policy", policy).Str("call", d.Call).Str("mechanism", h.info.mechanism).Msg("Hook attached")
 	}
 
 	m.mu.Lock()
@@ -139,6 +134,19 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 		m.hooks[h.id] = h.info
 	}
 	return nil
+}
+
+// attach compiles one hook for the mechanism that serves it and attaches it.
+func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
+	spec, info, err := compileSyscallMapping(d, id)
+	if err != nil {
+		return nil, err
+	}
+	g, err := sensor.LoadGeneric(spec, m.events, m.opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Call, err)
+	}
+	return &loadedHook{id: id, obj: g, info: &info}, nil
 }
 
 // Unload detaches a policy's hooks.
