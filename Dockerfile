@@ -40,9 +40,11 @@ LABEL org.opencontainers.image.title="tetragon" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=binaries /out/tetragon /out/tetra /usr/bin/
-# Users bind-mount their own policies over /etc/tetragon; the shipped ones stay
-# available under /usr/share.
-COPY policies/ /etc/tetragon/
+# Active by default: only the top-level policies (enforcement.yaml,
+# file-monitoring.yaml). Users bind-mount their own directory or file over
+# /etc/tetragon; every shipped policy, examples/ included, stays available
+# under /usr/share/tetragon/policies to copy from.
+COPY policies/*.yaml /etc/tetragon/
 COPY policies/ /usr/share/tetragon/policies/
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # Loading BPF needs root; the base image may default to another user.

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -63,6 +64,7 @@ func build(t *testing.T) binaries {
 type agentProc struct {
 	cmd    *exec.Cmd
 	socket string
+	bpfDir string
 	logs   *bytes.Buffer
 }
 
@@ -71,7 +73,14 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "tetragon.sock")
 	a := &agentProc{socket: sock, logs: &bytes.Buffer{}}
-	a.cmd = exec.Command(b.tetragon, append([]string{"--server-address", sock, "--config-dir", t.TempDir()}, args...)...)
+	// a bpffs directory of its own (packages' tests run in parallel),
+	// unless the test names one
+	bpfDir := fmt.Sprintf("tetragon-e2e-%d", time.Now().UnixNano())
+	if i := slices.Index(args, "--bpf-dir"); i >= 0 && i+1 < len(args) {
+		bpfDir = args[i+1]
+	}
+	a.bpfDir = "/sys/fs/bpf/" + bpfDir
+	a.cmd = exec.Command(b.tetragon, append([]string{"--server-address", sock, "--config-dir", t.TempDir(), "--bpf-dir", bpfDir}, args...)...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -84,6 +93,9 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 		if t.Failed() {
 			t.Logf("agent log:\n%s", a.logs)
 		}
+		// what --keep-sensors-on-exit tests leave behind
+		os.RemoveAll(a.bpfDir)
+		os.RemoveAll(a.bpfDir + "_old")
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -253,6 +265,9 @@ func TestShutdownRemovesEverything(t *testing.T) {
 	}
 	if _, err := os.Stat(a.socket); !os.IsNotExist(err) {
 		t.Fatalf("socket still there after shutdown: %v", err)
+	}
+	if _, err := os.Stat(a.bpfDir); !os.IsNotExist(err) {
+		t.Fatalf("pins still there after shutdown without --keep-sensors-on-exit: %v", err)
 	}
 	if !strings.Contains(a.logs.String(), "Listening for events completed") {
 		t.Fatalf("no clean-shutdown line in the log:\n%s", a.logs)

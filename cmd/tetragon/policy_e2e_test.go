@@ -142,3 +142,89 @@ func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
 		}
 	}
 }
+
+// prober runs cat on target as fast as it can until stop is closed, and
+// counts the reads that got through and the runs that were killed.
+func prober(target string, stop <-chan struct{}) <-chan [2]int {
+	res := make(chan [2]int, 1)
+	go func() {
+		var read, killed int
+		for {
+			select {
+			case <-stop:
+				res <- [2]int{read, killed}
+				return
+			default:
+			}
+			err := exec.Command("cat", target).Run()
+			var ee *exec.ExitError
+			switch {
+			case err == nil:
+				read++
+			case errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
+				killed++
+			}
+		}
+	}()
+	return res
+}
+
+// TestPersistentEnforcement is the persistent-enforcement seed: with
+// --keep-sensors-on-exit the policy keeps killing while the agent is down
+// and through its restart, with no gap.
+func TestPersistentEnforcement(t *testing.T) {
+	b := build(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "tetragon")
+	os.WriteFile(target, []byte("secret\n"), 0o644)
+	policies := t.TempDir()
+	os.Chmod(policies, 0o755)
+	os.WriteFile(filepath.Join(policies, "enforcement.yaml"), fmt.Appendf(nil, enforcementPolicy, target), 0o644)
+	bpfDir := fmt.Sprintf("tetragon-keep-%d", time.Now().UnixNano())
+	args := []string{"--tracing-policy-dir", policies, "--bpf-dir", bpfDir, "--keep-sensors-on-exit"}
+	pins := "/sys/fs/bpf/" + bpfDir
+
+	first := startAgent(t, b, args...)
+	stop := make(chan struct{})
+	counts := prober(target, stop)
+
+	first.cmd.Process.Signal(syscall.SIGINT)
+	if err := first.cmd.Wait(); err != nil {
+		t.Fatalf("agent exit: %v\n%s", err, first.logs)
+	}
+	// down: the pinned policy still enforces
+	err := exec.Command("cat", target).Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("agent down: cat %s: %v, want killed", target, err)
+	}
+	if _, err := os.Stat(filepath.Join(pins, "policies", "enforcement")); err != nil {
+		t.Fatalf("no pinned policy while the agent is down: %v", err)
+	}
+
+	second := startAgent(t, b, args...)
+	close(stop)
+	got := <-counts
+	if got[0] != 0 || got[1] == 0 {
+		t.Fatalf("during the restart: %d reads got through, %d killed; want 0 and some", got[0], got[1])
+	}
+	t.Logf("restart: %d attempts, all killed", got[1])
+	for _, want := range []string{"Found pinned sensors of a previous run", "Removed the previous run's pinned sensors"} {
+		if !strings.Contains(second.logs.String(), want) {
+			t.Errorf("second agent's log lacks %q:\n%s", want, second.logs)
+		}
+	}
+	if _, err := os.Stat(pins + "_old"); !os.IsNotExist(err) {
+		t.Errorf("%s_old is still there: %v", pins, err)
+	}
+
+	// removing the pins is what ends enforcement
+	second.cmd.Process.Signal(syscall.SIGTERM)
+	second.cmd.Wait()
+	if err := os.RemoveAll(pins); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cat", target).CombinedOutput(); err != nil || string(out) != "secret\n" {
+		t.Fatalf("after removing the pins: cat: %v %q, want the file", err, out)
+	}
+}

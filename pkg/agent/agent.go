@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -48,14 +49,16 @@ type Agent struct {
 	node  string
 	start time.Time
 
-	base   *sensor.Base
-	docker *container.Watcher
-	hooks  *hooks.Manager
-	reader *observer.Reader
-	cache  *process.Cache
-	bus    *eventbus.Bus
-	grpc   *grpc.Server
-	ln     net.Listener
+	// pinRoot is /sys/fs/bpf/<bpf-dir>; empty when pinning nothing
+	pinRoot string
+	base    *sensor.Base
+	docker  *container.Watcher
+	hooks   *hooks.Manager
+	reader  *observer.Reader
+	cache   *process.Cache
+	bus     *eventbus.Bus
+	grpc    *grpc.Server
+	ln      net.Listener
 
 	kernel probe.Report
 
@@ -116,9 +119,25 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		log.Debug().Err(err).Msg("Could not raise the memlock rlimit")
 	}
 
+	if err := a.rotatePins(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && a.pinRoot != "" {
+			// runs after the deferred closes below: nothing of this run
+			// stays pinned; a previous run's _old tree keeps enforcing
+			os.RemoveAll(a.pinRoot)
+		}
+	}()
 	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
 	if err != nil {
 		return nil, err
+	}
+	if a.pinRoot != "" {
+		if err := a.base.Pin(filepath.Join(a.pinRoot, "base")); err != nil {
+			a.base.Close()
+			return nil, fmt.Errorf("pinning the base sensor: %w", err)
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -126,6 +145,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		}
 	}()
 	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes})
+	if a.pinRoot != "" {
+		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
+	}
 	defer func() {
 		if err != nil {
 			a.hooks.Close()
@@ -184,8 +206,10 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		a.stopServer()
 		return nil
 	})
-	// Ready means enforcing: the startup policies attach first.
+	// Ready means enforcing: the startup policies attach first, and only
+	// then does the previous run's pinned enforcement go.
 	a.loadPolicies()
+	a.dropOldPins()
 	// Loading parsed the kernel's BTF: tens of MiB of heap that is garbage
 	// now; hand it back instead of carrying it as idle RSS.
 	debug.FreeOSMemory()
@@ -204,11 +228,20 @@ func (a *Agent) Wait() error {
 	if a.docker != nil {
 		a.docker.Close()
 	}
-	if cerr := a.hooks.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("unloading policies: %w", cerr))
-	}
-	if cerr := a.base.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
+	if a.cfg.KeepSensors && a.pinRoot != "" {
+		// handles closed, pins left: the kernel keeps enforcing
+		err = errors.Join(err, a.hooks.Keep(), a.base.Close())
+		a.log.Info().Str("pins", a.pinRoot).Msg("Sensors and policies stay loaded (--keep-sensors-on-exit)")
+	} else {
+		if cerr := a.hooks.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("unloading policies: %w", cerr))
+		}
+		if cerr := a.base.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
+		}
+		if a.pinRoot != "" {
+			err = errors.Join(err, os.RemoveAll(a.pinRoot))
+		}
 	}
 	a.log.Info().Msg("Listening for events completed.")
 	return err
@@ -307,6 +340,46 @@ func (a *Agent) containerInfo(id string) *api.Container {
 		c.StartTime = timestamppb.New(info.Started)
 	}
 	return c
+}
+
+// rotatePins moves what a previous run left pinned (with
+// --keep-sensors-on-exit, or after a crash) to <bpf-dir>_old: it keeps
+// enforcing until this run's policies are attached (dropOldPins).
+func (a *Agent) rotatePins() error {
+	if a.cfg.BPFDir == "" {
+		return nil
+	}
+	a.pinRoot = filepath.Join(kernelfs.BPF().Path, a.cfg.BPFDir)
+	old := a.pinRoot + "_old"
+	if _, err := os.Stat(a.pinRoot); err != nil {
+		return nil
+	}
+	// an _old next to a live tree is from a start that died before it
+	// finished; the live tree is newer
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("removing %s: %w", old, err)
+	}
+	if err := os.Rename(a.pinRoot, old); err != nil {
+		return fmt.Errorf("moving the previous run's pins aside (%s): %w", a.pinRoot, err)
+	}
+	a.log.Info().Str("from", a.pinRoot).Str("to", old).Msg("Found pinned sensors of a previous run; they enforce until the policies are loaded")
+	return nil
+}
+
+// dropOldPins detaches the previous run's pinned sensors.
+func (a *Agent) dropOldPins() {
+	if a.pinRoot == "" {
+		return
+	}
+	old := a.pinRoot + "_old"
+	if _, err := os.Stat(old); err != nil {
+		return
+	}
+	if err := os.RemoveAll(old); err != nil {
+		a.log.Warn().Err(err).Str("path", old).Msg("Removing the previous run's pins")
+		return
+	}
+	a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
 }
 
 // loadPolicies loads the policy files of the configured directories and

@@ -33,6 +33,7 @@ type Config struct {
 	DockerSocket     string `mapstructure:"docker-socket"`
 	TracingPolicy    string `mapstructure:"tracing-policy"`
 	TracingPolicyDir string `mapstructure:"tracing-policy-dir"`
+	KeepSensors      bool   `mapstructure:"keep-sensors-on-exit"`
 }
 
 // Default paths.
@@ -52,7 +53,8 @@ var defaults = []struct {
 	{"server-address", "gRPC address: a unix socket path (unix:///path or /path) or localhost:PORT", DefaultSocket},
 	{"log-level", "log level: trace, debug, info, warn, error", "info"},
 	{"log-format", "log format: text or json", "text"},
-	{"bpf-dir", "directory under /sys/fs/bpf for the agent's pins", "tetragon"},
+	{"bpf-dir", "directory under /sys/fs/bpf for the agent's pins (empty: pin nothing)", "tetragon"},
+	{"keep-sensors-on-exit", "leave sensors and policies pinned and enforcing after the agent exits", false},
 	{"btf", "kernel BTF file (default: /var/lib/tetragon/btf, then /sys/kernel/btf/vmlinux)", ""},
 	{"node-name", "node name put in events and exec ids (default: the host name)", ""},
 	{"procfs", "procfs of the host, read at startup for the running processes", "/proc"},

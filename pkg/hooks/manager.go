@@ -3,7 +3,12 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"syscall"
 	"sync"
 	"sync/atomic"
 
@@ -37,6 +42,8 @@ type loadedHook struct {
 type loadedPolicy struct {
 	name  string
 	hooks []*loadedHook
+	// dir holds this version's pins; empty when not pinning
+	dir string
 }
 
 // HookStatus describes one loaded hook.
@@ -59,8 +66,13 @@ type Manager struct {
 	events *ebpf.Map
 	opts   sensor.Options
 
+	// pinRoot is the bpffs directory policies are pinned under, one
+	// subdirectory per policy and version; empty: no pins
+	pinRoot string
+
 	mu       sync.RWMutex
 	nextID   uint32
+	version  uint64
 	hooks    map[uint32]*hookInfo
 	policies map[string]*loadedPolicy
 
@@ -85,6 +97,15 @@ func NewManager(log zerolog.Logger, events *ebpf.Map, opts sensor.Options) *Mana
 		until: map[limitKey]uint64{}}
 }
 
+// PinUnder makes the manager pin every hook it attaches from now on under
+// dir (a bpffs directory), dir/<policy>/<version>/hook<i>. Call it before
+// loading anything.
+func (m *Manager) PinUnder(dir string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pinRoot = dir
+}
+
 // LoadPolicy loads a parsed TracingPolicy under its metadata name.
 func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
 	decls, err := FromPolicy(p)
@@ -94,19 +115,74 @@ func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
 	return m.Load(p.Metadata.Name, decls)
 }
 
+// ReplacePolicy loads a new version of a loaded policy; see Replace.
+func (m *Manager) ReplacePolicy(p *tracingpolicy.TracingPolicy) error {
+	decls, err := FromPolicy(p)
+	if err != nil {
+		return err
+	}
+	return m.Replace(p.Metadata.Name, decls)
+}
+
 // Load compiles and attaches every hook of a policy; if one fails, none
 // stays loaded.
 func (m *Manager) Load(policy string, hooks []HookDecl) error {
-	m.mu.Lock()
-	if _, ok := m.policies[policy]; ok {
-		m.mu.Unlock()
+	m.mu.RLock()
+	_, exists := m.policies[policy]
+	m.mu.RUnlock()
+	if exists {
 		return fmt.Errorf("policy %q: %w", policy, ErrConflict)
 	}
+	lp, err := m.build(policy, hooks)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.policies[policy]; ok {
+		lp.remove()
+		return fmt.Errorf("policy %q: %w", policy, ErrConflict)
+	}
+	m.install(lp)
+	return nil
+}
+
+// Replace swaps a loaded policy for a new version, make-before-break: the
+// new hooks are attached (and pinned) before the old ones are detached, so
+// at no moment does neither enforce. If the new version fails, the old one
+// stays as it was.
+func (m *Manager) Replace(policy string, hooks []HookDecl) error {
+	lp, err := m.build(policy, hooks)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	old := m.policies[policy]
+	if old != nil {
+		for _, h := range old.hooks {
+			delete(m.hooks, h.id)
+		}
+	}
+	m.install(lp)
+	m.mu.Unlock()
+	if old == nil {
+		return nil
+	}
+	return old.remove()
+}
+
+// build attaches a policy's hooks without publishing them.
+func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) {
+	m.mu.Lock()
 	base := m.nextID
 	m.nextID += uint32(len(hooks))
+	m.version++
+	lp := &loadedPolicy{name: policy}
+	if m.pinRoot != "" {
+		lp.dir = filepath.Join(m.pinRoot, policy, strconv.FormatUint(m.version, 10))
+	}
 	m.mu.Unlock()
 
-	lp := &loadedPolicy{name: policy}
 	for i, d := range hooks {
 		d.Policy = policy
 		id := base + uint32(i) + 1
@@ -116,24 +192,27 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 		}
 		h, err := m.attach(d, id)
 		if err != nil {
-			lp.close()
-			return fmt.Errorf("policy %q: %s: %w", policy, where, err)
+			lp.remove()
+			return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
 		}
 		lp.hooks = append(lp.hooks, h)
+		if lp.dir != "" {
+			if err := h.obj.Pin(filepath.Join(lp.dir, fmt.Sprintf("hook%d", i))); err != nil {
+				lp.remove()
+				return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
+			}
+		}
 		m.log.Info().Str("policy", policy).Str("call", d.Call).Str("mechanism", h.info.mechanism).Msg("Hook attached")
 	}
+	return lp, nil
+}
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.policies[policy]; ok {
-		lp.close()
-		return fmt.Errorf("policy %q: %w", policy, ErrConflict)
-	}
-	m.policies[policy] = lp
+// install publishes a built policy; m.mu is held.
+func (m *Manager) install(lp *loadedPolicy) {
+	m.policies[lp.name] = lp
 	for _, h := range lp.hooks {
 		m.hooks[h.id] = h.info
 	}
-	return nil
 }
 
 // attach compiles one hook for the mechanism that serves it and attaches it.
@@ -163,7 +242,7 @@ func (m *Manager) Unload(policy string) error {
 	if !ok {
 		return fmt.Errorf("policy %q is not loaded", policy)
 	}
-	return lp.close()
+	return lp.remove()
 }
 
 // Status lists the loaded policies, sorted by name.
@@ -186,25 +265,53 @@ func (m *Manager) Status() []PolicyStatus {
 	return out
 }
 
-// Close unloads everything.
-func (m *Manager) Close() error {
+// Close unloads everything and removes its pins.
+func (m *Manager) Close() error { return m.release(false) }
+
+// Keep releases the agent's handles but leaves every pinned hook attached,
+// so enforcement holds while the agent is down (--keep-sensors-on-exit).
+func (m *Manager) Keep() error { return m.release(true) }
+
+func (m *Manager) release(keep bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
 	for name, lp := range m.policies {
-		errs = append(errs, lp.close())
+		if keep {
+			errs = append(errs, lp.close())
+		} else {
+			errs = append(errs, lp.remove())
+		}
 		delete(m.policies, name)
 	}
 	clear(m.hooks)
+	if !keep && m.pinRoot != "" {
+		errs = append(errs, os.RemoveAll(m.pinRoot))
+	}
 	return errors.Join(errs...)
 }
 
+// close releases the policy's handles; pinned hooks stay attached.
 func (lp *loadedPolicy) close() error {
 	var errs []error
 	for _, h := range lp.hooks {
 		errs = append(errs, h.obj.Close())
 	}
 	lp.hooks = nil
+	return errors.Join(errs...)
+}
+
+// remove detaches the policy: handles closed and pins removed.
+func (lp *loadedPolicy) remove() error {
+	err := lp.close()
+	if lp.dir == "" {
+		return err
+	}
+	// the version directory, then the policy's if no other version is left
+	errs := []error{err, os.RemoveAll(lp.dir)}
+	if rmErr := os.Remove(filepath.Dir(lp.dir)); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && !errors.Is(rmErr, syscall.ENOTEMPTY) {
+		errs = append(errs, rmErr)
+	}
 	return errors.Join(errs...)
 }
 

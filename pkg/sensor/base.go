@@ -96,7 +96,13 @@ func (b *Base) Stats() (Stats, error) {
 	return s, nil
 }
 
-// Close detaches and unloads everything.
+// Pin pins the base sensor's links and maps under dir, so it keeps
+// running, and its ring buffer keeps filling, while the agent is down.
+func (b *Base) Pin(dir string) error {
+	return pinAll(dir, b.links, map[string]*ebpf.Map{"events": b.objs.Events, "stats": b.objs.Stats})
+}
+
+// Close detaches and unloads everything that is not pinned.
 func (b *Base) Close() error {
 	var errs []error
 	for _, l := range b.links {
