@@ -97,7 +97,10 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 		os.RemoveAll(a.bpfDir)
 		os.RemoveAll(a.bpfDir + "_old")
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	// generous: under the qemu lanes' emulation, verifying one policy hook
+	// takes seconds
+	const readyWithin = 90 * time.Second
+	deadline := time.Now().Add(readyWithin)
 	for {
 		out, err := exec.Command(b.tetra, "--server-address", sock, "status", "-o", "json").CombinedOutput()
 		var st struct {
@@ -109,7 +112,7 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 			return a
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("agent not ready after 20s: %v\n%s\nagent log:\n%s", err, out, a.logs)
+			t.Fatalf("agent not ready after %v: %v\n%s\nagent log:\n%s", readyWithin, err, out, a.logs)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
