@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 		newStatusCmd(opts),
 		newVersionCmd(opts),
 		newProbeCmd(),
+		newTracingPolicyCmd(opts),
 	)
 	return root
 }

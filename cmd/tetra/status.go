@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
@@ -33,7 +34,7 @@ func newStatusCmd(root *rootOptions) *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				return writeStatusJSON(cmd.OutOrStdout(), resp)
+				return writeProtoJSON(cmd.OutOrStdout(), resp)
 			}
 			return writeStatusText(cmd.OutOrStdout(), resp, time.Now())
 		},
@@ -43,19 +44,12 @@ func newStatusCmd(root *rootOptions) *cobra.Command {
 }
 
 func getHealth(ctx context.Context, root *rootOptions) (*api.GetHealthStatusResponse, error) {
-	timeout, err := root.callTimeout()
-	if err != nil {
-		return nil, err
-	}
-	conn, err := root.dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	resp, err := api.NewFineGuidanceSensorsClient(conn).GetHealth(ctx, &api.GetHealthStatusRequest{
-		EventSet: []api.HealthStatusType{api.HealthStatusType_HEALTH_STATUS_TYPE_STATUS},
+	var resp *api.GetHealthStatusResponse
+	err := withClient(ctx, root, 0, func(ctx context.Context, c api.FineGuidanceSensorsClient) (err error) {
+		resp, err = c.GetHealth(ctx, &api.GetHealthStatusRequest{
+			EventSet: []api.HealthStatusType{api.HealthStatusType_HEALTH_STATUS_TYPE_STATUS},
+		})
+		return err
 	})
 	if err != nil {
 		return nil, rpcError("getting the agent's status", err)
@@ -63,12 +57,12 @@ func getHealth(ctx context.Context, root *rootOptions) (*api.GetHealthStatusResp
 	return resp, nil
 }
 
-// writeStatusJSON writes every field, zeros included: a counter at 0 is
+// writeProtoJSON writes every field, zeros included: a counter at 0 is
 // information.
-func writeStatusJSON(w io.Writer, resp *api.GetHealthStatusResponse) error {
+func writeProtoJSON(w io.Writer, resp proto.Message) error {
 	raw, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(resp)
 	if err != nil {
-		return fmt.Errorf("marshalling status: %w", err)
+		return fmt.Errorf("marshalling the answer: %w", err)
 	}
 	var b bytes.Buffer
 	if err := json.Indent(&b, raw, "", "  "); err != nil {

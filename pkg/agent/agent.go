@@ -30,7 +30,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
-	"github.com/tetragon-lite/tetragon/pkg/policydir"
+	"github.com/tetragon-lite/tetragon/pkg/policywatch"
 	"github.com/tetragon-lite/tetragon/pkg/probe"
 	"github.com/tetragon-lite/tetragon/pkg/process"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
@@ -54,11 +54,14 @@ type Agent struct {
 	base    *sensor.Base
 	docker  *container.Watcher
 	hooks   *hooks.Manager
-	reader  *observer.Reader
-	cache   *process.Cache
-	bus     *eventbus.Bus
-	grpc    *grpc.Server
-	ln      net.Listener
+	// policies are the known policies; watcher keeps the file ones current
+	policies *policywatch.Registry
+	watcher  *policywatch.Watcher
+	reader   *observer.Reader
+	cache    *process.Cache
+	bus      *eventbus.Bus
+	grpc     *grpc.Server
+	ln       net.Listener
 
 	kernel probe.Report
 
@@ -148,6 +151,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	if a.pinRoot != "" {
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
 	}
+	a.policies = policywatch.NewRegistry(log, a.hooks)
+	var policyFiles []string
+	if cfg.TracingPolicy != "" {
+		policyFiles = append(policyFiles, cfg.TracingPolicy)
+	}
+	a.watcher = policywatch.NewWatcher(log, a.policies, cfg.PolicyDirs(), policyFiles)
 	defer func() {
 		if err != nil {
 			a.hooks.Close()
@@ -179,6 +188,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	})
 	a.bus = eventbus.New()
 	svc := server.NewService(a.bus, a.Status, cfg.SubscriberQueue, log)
+	svc.ServePolicies(a.policies)
 	a.grpc = svc.Register()
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -195,6 +205,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	}
 	log.Info().Int("processes", n).Msg("Read running processes from procfs")
 	g.Go(func() error { return a.process(gctx) })
+	g.Go(func() error { return a.watcher.Run(gctx) })
 	g.Go(func() error {
 		if err := a.grpc.Serve(a.ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("serving gRPC: %w", err)
@@ -208,7 +219,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	})
 	// Ready means enforcing: the startup policies attach first, and only
 	// then does the previous run's pinned enforcement go.
-	a.loadPolicies()
+	a.watcher.Sync()
 	a.dropOldPins()
 	// Loading parsed the kernel's BTF: tens of MiB of heap that is garbage
 	// now; hand it back instead of carrying it as idle RSS.
@@ -380,44 +391,6 @@ func (a *Agent) dropOldPins() {
 		return
 	}
 	a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
-}
-
-// loadPolicies loads the policy files of the configured directories and
-// file. A bad file is logged with its place and skipped: the agent and the
-// other policies keep running.
-func (a *Agent) loadPolicies() {
-	var files []string
-	if a.cfg.TracingPolicy != "" {
-		files = append(files, a.cfg.TracingPolicy)
-	}
-	scan := policydir.Read(a.cfg.PolicyDirs(), files)
-	for _, w := range scan.Warnings {
-		a.log.Warn().Err(w).Msg("Policy directory")
-	}
-	for _, sk := range scan.Skipped {
-		a.log.Debug().Err(sk).Msg("Not a TracingPolicy file, ignored")
-	}
-	for _, f := range scan.Files {
-		if f.Err != nil {
-			a.logPolicyError(f.Path, f.Err)
-			continue
-		}
-		for _, p := range f.Policies {
-			if err := a.hooks.LoadPolicy(p); err != nil {
-				a.logPolicyError(f.Path, err)
-				continue
-			}
-			a.log.Info().Str("file", f.Path).Str("policy", p.Metadata.Name).Bool("enforces", p.Enforces() && p.Spec.Mode != "monitor").Msg("Loaded tracing policy")
-		}
-	}
-}
-
-// logPolicyError logs each problem of a policy file on its own line: a
-// file can have many, each with its own file:line:col.
-func (a *Agent) logPolicyError(path string, err error) {
-	for _, line := range strings.Split(err.Error(), "\n") {
-		a.log.Error().Str("file", path).Msg("Policy not loaded: " + line)
-	}
 }
 
 // Hooks is the policy hook manager.

@@ -422,6 +422,59 @@ func (HealthStatusResult) EnumDescriptor() ([]byte, []int) {
 	return file_tetragon_proto_rawDescGZIP(), []int{4}
 }
 
+type TracingPolicyState int32
+
+const (
+	TracingPolicyState_TP_STATE_UNKNOWN  TracingPolicyState = 0
+	TracingPolicyState_TP_STATE_ENABLED  TracingPolicyState = 1
+	TracingPolicyState_TP_STATE_DISABLED TracingPolicyState = 2
+	// Known, but no version of it is loaded.
+	TracingPolicyState_TP_STATE_LOAD_ERROR TracingPolicyState = 3
+)
+
+// Enum value maps for TracingPolicyState.
+var (
+	TracingPolicyState_name = map[int32]string{
+		0: "TP_STATE_UNKNOWN",
+		1: "TP_STATE_ENABLED",
+		2: "TP_STATE_DISABLED",
+		3: "TP_STATE_LOAD_ERROR",
+	}
+	TracingPolicyState_value = map[string]int32{
+		"TP_STATE_UNKNOWN":    0,
+		"TP_STATE_ENABLED":    1,
+		"TP_STATE_DISABLED":   2,
+		"TP_STATE_LOAD_ERROR": 3,
+	}
+)
+
+func (x TracingPolicyState) Enum() *TracingPolicyState {
+	p := new(TracingPolicyState)
+	*p = x
+	return p
+}
+
+func (x TracingPolicyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TracingPolicyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_tetragon_proto_enumTypes[5].Descriptor()
+}
+
+func (TracingPolicyState) Type() protoreflect.EnumType {
+	return &file_tetragon_proto_enumTypes[5]
+}
+
+func (x TracingPolicyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TracingPolicyState.Descriptor instead.
+func (TracingPolicyState) EnumDescriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{5}
+}
+
 type Capabilities struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Permitted     []CapabilitiesType     `protobuf:"varint,1,rep,packed,name=permitted,proto3,enum=tetragon.CapabilitiesType" json:"permitted,omitempty"`
@@ -2352,6 +2405,464 @@ func (x *GetVersionResponse) GetVersion() string {
 	return ""
 }
 
+// One attached hook of a policy.
+type TracingPolicyHook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Call  string                 `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
+	// How the hook is served: "kprobe", "syscall-tracepoint", ...
+	Mechanism string `protobuf:"bytes,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	// Calls the hook saw, matched by a selector, events posted, signals sent.
+	Calls   uint64 `protobuf:"varint,3,opt,name=calls,proto3" json:"calls,omitempty"`
+	Matched uint64 `protobuf:"varint,4,opt,name=matched,proto3" json:"matched,omitempty"`
+	Posted  uint64 `protobuf:"varint,5,opt,name=posted,proto3" json:"posted,omitempty"`
+	Signals uint64 `protobuf:"varint,6,opt,name=signals,proto3" json:"signals,omitempty"`
+	// Records lost because the ring buffer was full.
+	Drops         uint64 `protobuf:"varint,7,opt,name=drops,proto3" json:"drops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TracingPolicyHook) Reset() {
+	*x = TracingPolicyHook{}
+	mi := &file_tetragon_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TracingPolicyHook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TracingPolicyHook) ProtoMessage() {}
+
+func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
+func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TracingPolicyHook) GetCall() string {
+	if x != nil {
+		return x.Call
+	}
+	return ""
+}
+
+func (x *TracingPolicyHook) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *TracingPolicyHook) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *TracingPolicyHook) GetMatched() uint64 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
+func (x *TracingPolicyHook) GetPosted() uint64 {
+	if x != nil {
+		return x.Posted
+	}
+	return 0
+}
+
+func (x *TracingPolicyHook) GetSignals() uint64 {
+	if x != nil {
+		return x.Signals
+	}
+	return 0
+}
+
+func (x *TracingPolicyHook) GetDrops() uint64 {
+	if x != nil {
+		return x.Drops
+	}
+	return 0
+}
+
+type TracingPolicyStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The policy file, or "api" for a policy added with AddTracingPolicy.
+	Source string             `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	State  TracingPolicyState `protobuf:"varint,3,opt,name=state,proto3,enum=tetragon.TracingPolicyState" json:"state,omitempty"`
+	// The last load error. An enabled policy with an error still enforces
+	// its last good version.
+	Error string               `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Hooks []*TracingPolicyHook `protobuf:"bytes,5,rep,name=hooks,proto3" json:"hooks,omitempty"`
+	// "enforce" or "monitor" (policy-mode), and whether it can act on
+	// processes (Sigkill, Signal, Override).
+	Mode          string `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
+	Enforces      bool   `protobuf:"varint,7,opt,name=enforces,proto3" json:"enforces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TracingPolicyStatus) Reset() {
+	*x = TracingPolicyStatus{}
+	mi := &file_tetragon_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TracingPolicyStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TracingPolicyStatus) ProtoMessage() {}
+
+func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
+func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TracingPolicyStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TracingPolicyStatus) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *TracingPolicyStatus) GetState() TracingPolicyState {
+	if x != nil {
+		return x.State
+	}
+	return TracingPolicyState_TP_STATE_UNKNOWN
+}
+
+func (x *TracingPolicyStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TracingPolicyStatus) GetHooks() []*TracingPolicyHook {
+	if x != nil {
+		return x.Hooks
+	}
+	return nil
+}
+
+func (x *TracingPolicyStatus) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *TracingPolicyStatus) GetEnforces() bool {
+	if x != nil {
+		return x.Enforces
+	}
+	return false
+}
+
+type ListTracingPoliciesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTracingPoliciesRequest) Reset() {
+	*x = ListTracingPoliciesRequest{}
+	mi := &file_tetragon_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTracingPoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTracingPoliciesRequest) ProtoMessage() {}
+
+func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
+}
+
+type ListTracingPoliciesResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Policies []*TracingPolicyStatus `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	// Policy versions loaded and failed loads since the agent started.
+	Loads         uint64 `protobuf:"varint,2,opt,name=loads,proto3" json:"loads,omitempty"`
+	LoadErrors    uint64 `protobuf:"varint,3,opt,name=load_errors,json=loadErrors,proto3" json:"load_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTracingPoliciesResponse) Reset() {
+	*x = ListTracingPoliciesResponse{}
+	mi := &file_tetragon_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTracingPoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTracingPoliciesResponse) ProtoMessage() {}
+
+func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *ListTracingPoliciesResponse) GetLoads() uint64 {
+	if x != nil {
+		return x.Loads
+	}
+	return 0
+}
+
+func (x *ListTracingPoliciesResponse) GetLoadErrors() uint64 {
+	if x != nil {
+		return x.LoadErrors
+	}
+	return 0
+}
+
+type AddTracingPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Yaml          string                 `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTracingPolicyRequest) Reset() {
+	*x = AddTracingPolicyRequest{}
+	mi := &file_tetragon_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTracingPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTracingPolicyRequest) ProtoMessage() {}
+
+func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
+func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AddTracingPolicyRequest) GetYaml() string {
+	if x != nil {
+		return x.Yaml
+	}
+	return ""
+}
+
+type AddTracingPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddTracingPolicyResponse) Reset() {
+	*x = AddTracingPolicyResponse{}
+	mi := &file_tetragon_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddTracingPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddTracingPolicyResponse) ProtoMessage() {}
+
+func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
+func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AddTracingPolicyResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type TracingPolicyNameRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TracingPolicyNameRequest) Reset() {
+	*x = TracingPolicyNameRequest{}
+	mi := &file_tetragon_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TracingPolicyNameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TracingPolicyNameRequest) ProtoMessage() {}
+
+func (x *TracingPolicyNameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TracingPolicyNameRequest.ProtoReflect.Descriptor instead.
+func (*TracingPolicyNameRequest) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TracingPolicyNameRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type TracingPolicyNameResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TracingPolicyNameResponse) Reset() {
+	*x = TracingPolicyNameResponse{}
+	mi := &file_tetragon_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TracingPolicyNameResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TracingPolicyNameResponse) ProtoMessage() {}
+
+func (x *TracingPolicyNameResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TracingPolicyNameResponse.ProtoReflect.Descriptor instead.
+func (*TracingPolicyNameResponse) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
+}
+
 var File_tetragon_proto protoreflect.FileDescriptor
 
 const file_tetragon_proto_rawDesc = "" +
@@ -2522,7 +3033,36 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05agent\x18d \x01(\v2\x15.tetragon.AgentStatusR\x05agent\"\x13\n" +
 	"\x11GetVersionRequest\".\n" +
 	"\x12GetVersionResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion*\xa4\x06\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\"\xbd\x01\n" +
+	"\x11TracingPolicyHook\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\tR\x04call\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\tR\tmechanism\x12\x14\n" +
+	"\x05calls\x18\x03 \x01(\x04R\x05calls\x12\x18\n" +
+	"\amatched\x18\x04 \x01(\x04R\amatched\x12\x16\n" +
+	"\x06posted\x18\x05 \x01(\x04R\x06posted\x12\x18\n" +
+	"\asignals\x18\x06 \x01(\x04R\asignals\x12\x14\n" +
+	"\x05drops\x18\a \x01(\x04R\x05drops\"\xee\x01\n" +
+	"\x13TracingPolicyStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x122\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x1c.tetragon.TracingPolicyStateR\x05state\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x121\n" +
+	"\x05hooks\x18\x05 \x03(\v2\x1b.tetragon.TracingPolicyHookR\x05hooks\x12\x12\n" +
+	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x1a\n" +
+	"\benforces\x18\a \x01(\bR\benforces\"\x1c\n" +
+	"\x1aListTracingPoliciesRequest\"\x8f\x01\n" +
+	"\x1bListTracingPoliciesResponse\x129\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x1d.tetragon.TracingPolicyStatusR\bpolicies\x12\x14\n" +
+	"\x05loads\x18\x02 \x01(\x04R\x05loads\x12\x1f\n" +
+	"\vload_errors\x18\x03 \x01(\x04R\n" +
+	"loadErrors\"-\n" +
+	"\x17AddTracingPolicyRequest\x12\x12\n" +
+	"\x04yaml\x18\x01 \x01(\tR\x04yaml\".\n" +
+	"\x18AddTracingPolicyResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\".\n" +
+	"\x18TracingPolicyNameRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x1b\n" +
+	"\x19TracingPolicyNameResponse*\xa4\x06\n" +
 	"\x10CapabilitiesType\x12\r\n" +
 	"\tCAP_CHOWN\x10\x00\x12\x10\n" +
 	"\fDAC_OVERRIDE\x10\x01\x12\x17\n" +
@@ -2600,12 +3140,22 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x13HEALTH_STATUS_UNDEF\x10\x00\x12\x19\n" +
 	"\x15HEALTH_STATUS_RUNNING\x10\x01\x12\x19\n" +
 	"\x15HEALTH_STATUS_STOPPED\x10\x02\x12\x17\n" +
-	"\x13HEALTH_STATUS_ERROR\x10\x032\xfe\x01\n" +
+	"\x13HEALTH_STATUS_ERROR\x10\x03*p\n" +
+	"\x12TracingPolicyState\x12\x14\n" +
+	"\x10TP_STATE_UNKNOWN\x10\x00\x12\x14\n" +
+	"\x10TP_STATE_ENABLED\x10\x01\x12\x15\n" +
+	"\x11TP_STATE_DISABLED\x10\x02\x12\x17\n" +
+	"\x13TP_STATE_LOAD_ERROR\x10\x032\xe8\x05\n" +
 	"\x13FineGuidanceSensors\x12H\n" +
 	"\tGetEvents\x12\x1a.tetragon.GetEventsRequest\x1a\x1b.tetragon.GetEventsResponse\"\x000\x01\x12R\n" +
 	"\tGetHealth\x12 .tetragon.GetHealthStatusRequest\x1a!.tetragon.GetHealthStatusResponse\"\x00\x12I\n" +
 	"\n" +
-	"GetVersion\x12\x1b.tetragon.GetVersionRequest\x1a\x1c.tetragon.GetVersionResponse\"\x00B/Z-github.com/tetragon-lite/tetragon/pkg/api;apib\x06proto3"
+	"GetVersion\x12\x1b.tetragon.GetVersionRequest\x1a\x1c.tetragon.GetVersionResponse\"\x00\x12d\n" +
+	"\x13ListTracingPolicies\x12$.tetragon.ListTracingPoliciesRequest\x1a%.tetragon.ListTracingPoliciesResponse\"\x00\x12[\n" +
+	"\x10AddTracingPolicy\x12!.tetragon.AddTracingPolicyRequest\x1a\".tetragon.AddTracingPolicyResponse\"\x00\x12`\n" +
+	"\x13DeleteTracingPolicy\x12\".tetragon.TracingPolicyNameRequest\x1a#.tetragon.TracingPolicyNameResponse\"\x00\x12`\n" +
+	"\x13EnableTracingPolicy\x12\".tetragon.TracingPolicyNameRequest\x1a#.tetragon.TracingPolicyNameResponse\"\x00\x12a\n" +
+	"\x14DisableTracingPolicy\x12\".tetragon.TracingPolicyNameRequest\x1a#.tetragon.TracingPolicyNameResponse\"\x00B/Z-github.com/tetragon-lite/tetragon/pkg/api;apib\x06proto3"
 
 var (
 	file_tetragon_proto_rawDescOnce sync.Once
@@ -2619,114 +3169,136 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 	return file_tetragon_proto_rawDescData
 }
 
-var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_tetragon_proto_goTypes = []any{
-	(CapabilitiesType)(0),           // 0: tetragon.CapabilitiesType
-	(KprobeAction)(0),               // 1: tetragon.KprobeAction
-	(EventType)(0),                  // 2: tetragon.EventType
-	(HealthStatusType)(0),           // 3: tetragon.HealthStatusType
-	(HealthStatusResult)(0),         // 4: tetragon.HealthStatusResult
-	(*Capabilities)(nil),            // 5: tetragon.Capabilities
-	(*Namespace)(nil),               // 6: tetragon.Namespace
-	(*Namespaces)(nil),              // 7: tetragon.Namespaces
-	(*ProcessCredentials)(nil),      // 8: tetragon.ProcessCredentials
-	(*Image)(nil),                   // 9: tetragon.Image
-	(*Container)(nil),               // 10: tetragon.Container
-	(*Process)(nil),                 // 11: tetragon.Process
-	(*ProcessExec)(nil),             // 12: tetragon.ProcessExec
-	(*ProcessExit)(nil),             // 13: tetragon.ProcessExit
-	(*KprobeFile)(nil),              // 14: tetragon.KprobeFile
-	(*KprobePath)(nil),              // 15: tetragon.KprobePath
-	(*KprobeArgument)(nil),          // 16: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),           // 17: tetragon.ProcessKprobe
-	(*GetEventsResponse)(nil),       // 18: tetragon.GetEventsResponse
-	(*Filter)(nil),                  // 19: tetragon.Filter
-	(*GetEventsRequest)(nil),        // 20: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),            // 21: tetragon.HealthStatus
-	(*LossCounters)(nil),            // 22: tetragon.LossCounters
-	(*AgentStatus)(nil),             // 23: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),  // 24: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil), // 25: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),       // 26: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),      // 27: tetragon.GetVersionResponse
-	nil,                             // 28: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),  // 29: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),    // 31: google.protobuf.BoolValue
+	(CapabilitiesType)(0),               // 0: tetragon.CapabilitiesType
+	(KprobeAction)(0),                   // 1: tetragon.KprobeAction
+	(EventType)(0),                      // 2: tetragon.EventType
+	(HealthStatusType)(0),               // 3: tetragon.HealthStatusType
+	(HealthStatusResult)(0),             // 4: tetragon.HealthStatusResult
+	(TracingPolicyState)(0),             // 5: tetragon.TracingPolicyState
+	(*Capabilities)(nil),                // 6: tetragon.Capabilities
+	(*Namespace)(nil),                   // 7: tetragon.Namespace
+	(*Namespaces)(nil),                  // 8: tetragon.Namespaces
+	(*ProcessCredentials)(nil),          // 9: tetragon.ProcessCredentials
+	(*Image)(nil),                       // 10: tetragon.Image
+	(*Container)(nil),                   // 11: tetragon.Container
+	(*Process)(nil),                     // 12: tetragon.Process
+	(*ProcessExec)(nil),                 // 13: tetragon.ProcessExec
+	(*ProcessExit)(nil),                 // 14: tetragon.ProcessExit
+	(*KprobeFile)(nil),                  // 15: tetragon.KprobeFile
+	(*KprobePath)(nil),                  // 16: tetragon.KprobePath
+	(*KprobeArgument)(nil),              // 17: tetragon.KprobeArgument
+	(*ProcessKprobe)(nil),               // 18: tetragon.ProcessKprobe
+	(*GetEventsResponse)(nil),           // 19: tetragon.GetEventsResponse
+	(*Filter)(nil),                      // 20: tetragon.Filter
+	(*GetEventsRequest)(nil),            // 21: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                // 22: tetragon.HealthStatus
+	(*LossCounters)(nil),                // 23: tetragon.LossCounters
+	(*AgentStatus)(nil),                 // 24: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),      // 25: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),     // 26: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),           // 27: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),          // 28: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),           // 29: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),         // 30: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),  // 31: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil), // 32: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),     // 33: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),    // 34: tetragon.AddTracingPolicyResponse
+	(*TracingPolicyNameRequest)(nil),    // 35: tetragon.TracingPolicyNameRequest
+	(*TracingPolicyNameResponse)(nil),   // 36: tetragon.TracingPolicyNameResponse
+	nil,                                 // 37: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),      // 38: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),       // 39: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),        // 40: google.protobuf.BoolValue
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,  // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
 	0,  // 1: tetragon.Capabilities.effective:type_name -> tetragon.CapabilitiesType
 	0,  // 2: tetragon.Capabilities.inheritable:type_name -> tetragon.CapabilitiesType
-	6,  // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
-	6,  // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
-	6,  // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
-	6,  // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
-	6,  // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
-	6,  // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
-	6,  // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
-	6,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
-	6,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
-	6,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	29, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	29, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	29, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	29, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	29, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	29, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	29, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	29, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
-	9,  // 21: tetragon.Container.image:type_name -> tetragon.Image
-	30, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	29, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	29, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	30, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	29, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
-	5,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
-	7,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	29, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
-	8,  // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	10, // 31: tetragon.Process.container:type_name -> tetragon.Container
-	11, // 32: tetragon.ProcessExec.process:type_name -> tetragon.Process
-	11, // 33: tetragon.ProcessExec.parent:type_name -> tetragon.Process
-	11, // 34: tetragon.ProcessExit.process:type_name -> tetragon.Process
-	11, // 35: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	30, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	15, // 37: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	14, // 38: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	11, // 39: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	11, // 40: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	16, // 41: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	16, // 42: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	7,  // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
+	7,  // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
+	7,  // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
+	7,  // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
+	7,  // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
+	7,  // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
+	7,  // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
+	7,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
+	7,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
+	7,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
+	38, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	38, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	38, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	38, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	38, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	38, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	38, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	38, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	10, // 21: tetragon.Container.image:type_name -> tetragon.Image
+	39, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	38, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	38, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	39, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	38, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	6,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
+	8,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
+	38, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	9,  // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
+	11, // 31: tetragon.Process.container:type_name -> tetragon.Container
+	12, // 32: tetragon.ProcessExec.process:type_name -> tetragon.Process
+	12, // 33: tetragon.ProcessExec.parent:type_name -> tetragon.Process
+	12, // 34: tetragon.ProcessExit.process:type_name -> tetragon.Process
+	12, // 35: tetragon.ProcessExit.parent:type_name -> tetragon.Process
+	39, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	16, // 37: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	15, // 38: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	12, // 39: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	12, // 40: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	17, // 41: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	17, // 42: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
 	1,  // 43: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	12, // 44: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	13, // 45: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	17, // 46: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	30, // 47: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	13, // 44: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	14, // 45: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	18, // 46: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	39, // 47: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
 	2,  // 48: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	31, // 49: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	19, // 50: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	19, // 51: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	40, // 49: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	20, // 50: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	20, // 51: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
 	3,  // 52: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
 	4,  // 53: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	30, // 54: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	22, // 55: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	28, // 56: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	39, // 54: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	23, // 55: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	37, // 56: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
 	3,  // 57: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	21, // 58: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	23, // 59: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	20, // 60: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	24, // 61: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	26, // 62: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	18, // 63: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	25, // 64: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	27, // 65: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	63, // [63:66] is the sub-list for method output_type
-	60, // [60:63] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	22, // 58: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	24, // 59: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,  // 60: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	29, // 61: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	30, // 62: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	21, // 63: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	25, // 64: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	27, // 65: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	31, // 66: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	33, // 67: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	35, // 68: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	35, // 69: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	35, // 70: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	19, // 71: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	26, // 72: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	28, // 73: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	32, // 74: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	34, // 75: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	36, // 76: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	36, // 77: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	36, // 78: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	71, // [71:79] is the sub-list for method output_type
+	63, // [63:71] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -2754,8 +3326,8 @@ func file_tetragon_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   24,
+			NumEnums:      6,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

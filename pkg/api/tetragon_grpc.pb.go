@@ -23,9 +23,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FineGuidanceSensors_GetEvents_FullMethodName  = "/tetragon.FineGuidanceSensors/GetEvents"
-	FineGuidanceSensors_GetHealth_FullMethodName  = "/tetragon.FineGuidanceSensors/GetHealth"
-	FineGuidanceSensors_GetVersion_FullMethodName = "/tetragon.FineGuidanceSensors/GetVersion"
+	FineGuidanceSensors_GetEvents_FullMethodName            = "/tetragon.FineGuidanceSensors/GetEvents"
+	FineGuidanceSensors_GetHealth_FullMethodName            = "/tetragon.FineGuidanceSensors/GetHealth"
+	FineGuidanceSensors_GetVersion_FullMethodName           = "/tetragon.FineGuidanceSensors/GetVersion"
+	FineGuidanceSensors_ListTracingPolicies_FullMethodName  = "/tetragon.FineGuidanceSensors/ListTracingPolicies"
+	FineGuidanceSensors_AddTracingPolicy_FullMethodName     = "/tetragon.FineGuidanceSensors/AddTracingPolicy"
+	FineGuidanceSensors_DeleteTracingPolicy_FullMethodName  = "/tetragon.FineGuidanceSensors/DeleteTracingPolicy"
+	FineGuidanceSensors_EnableTracingPolicy_FullMethodName  = "/tetragon.FineGuidanceSensors/EnableTracingPolicy"
+	FineGuidanceSensors_DisableTracingPolicy_FullMethodName = "/tetragon.FineGuidanceSensors/DisableTracingPolicy"
 )
 
 // FineGuidanceSensorsClient is the client API for FineGuidanceSensors service.
@@ -35,6 +40,12 @@ type FineGuidanceSensorsClient interface {
 	GetEvents(ctx context.Context, in *GetEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetEventsResponse], error)
 	GetHealth(ctx context.Context, in *GetHealthStatusRequest, opts ...grpc.CallOption) (*GetHealthStatusResponse, error)
 	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
+	ListTracingPolicies(ctx context.Context, in *ListTracingPoliciesRequest, opts ...grpc.CallOption) (*ListTracingPoliciesResponse, error)
+	// Returns once the policy enforces.
+	AddTracingPolicy(ctx context.Context, in *AddTracingPolicyRequest, opts ...grpc.CallOption) (*AddTracingPolicyResponse, error)
+	DeleteTracingPolicy(ctx context.Context, in *TracingPolicyNameRequest, opts ...grpc.CallOption) (*TracingPolicyNameResponse, error)
+	EnableTracingPolicy(ctx context.Context, in *TracingPolicyNameRequest, opts ...grpc.CallOption) (*TracingPolicyNameResponse, error)
+	DisableTracingPolicy(ctx context.Context, in *TracingPolicyNameRequest, opts ...grpc.CallOption) (*TracingPolicyNameResponse, error)
 }
 
 type fineGuidanceSensorsClient struct {
@@ -84,6 +95,56 @@ func (c *fineGuidanceSensorsClient) GetVersion(ctx context.Context, in *GetVersi
 	return out, nil
 }
 
+func (c *fineGuidanceSensorsClient) ListTracingPolicies(ctx context.Context, in *ListTracingPoliciesRequest, opts ...grpc.CallOption) (*ListTracingPoliciesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTracingPoliciesResponse)
+	err := c.cc.Invoke(ctx, FineGuidanceSensors_ListTracingPolicies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fineGuidanceSensorsClient) AddTracingPolicy(ctx context.Context, in *AddTracingPolicyRequest, opts ...grpc.CallOption) (*AddTracingPolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddTracingPolicyResponse)
+	err := c.cc.Invoke(ctx, FineGuidanceSensors_AddTracingPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fineGuidanceSensorsClient) DeleteTracingPolicy(ctx context.Context, in *TracingPolicyNameRequest, opts ...grpc.CallOption) (*TracingPolicyNameResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TracingPolicyNameResponse)
+	err := c.cc.Invoke(ctx, FineGuidanceSensors_DeleteTracingPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fineGuidanceSensorsClient) EnableTracingPolicy(ctx context.Context, in *TracingPolicyNameRequest, opts ...grpc.CallOption) (*TracingPolicyNameResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TracingPolicyNameResponse)
+	err := c.cc.Invoke(ctx, FineGuidanceSensors_EnableTracingPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fineGuidanceSensorsClient) DisableTracingPolicy(ctx context.Context, in *TracingPolicyNameRequest, opts ...grpc.CallOption) (*TracingPolicyNameResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TracingPolicyNameResponse)
+	err := c.cc.Invoke(ctx, FineGuidanceSensors_DisableTracingPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FineGuidanceSensorsServer is the server API for FineGuidanceSensors service.
 // All implementations must embed UnimplementedFineGuidanceSensorsServer
 // for forward compatibility.
@@ -91,6 +152,12 @@ type FineGuidanceSensorsServer interface {
 	GetEvents(*GetEventsRequest, grpc.ServerStreamingServer[GetEventsResponse]) error
 	GetHealth(context.Context, *GetHealthStatusRequest) (*GetHealthStatusResponse, error)
 	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)
+	ListTracingPolicies(context.Context, *ListTracingPoliciesRequest) (*ListTracingPoliciesResponse, error)
+	// Returns once the policy enforces.
+	AddTracingPolicy(context.Context, *AddTracingPolicyRequest) (*AddTracingPolicyResponse, error)
+	DeleteTracingPolicy(context.Context, *TracingPolicyNameRequest) (*TracingPolicyNameResponse, error)
+	EnableTracingPolicy(context.Context, *TracingPolicyNameRequest) (*TracingPolicyNameResponse, error)
+	DisableTracingPolicy(context.Context, *TracingPolicyNameRequest) (*TracingPolicyNameResponse, error)
 	mustEmbedUnimplementedFineGuidanceSensorsServer()
 }
 
@@ -109,6 +176,21 @@ func (UnimplementedFineGuidanceSensorsServer) GetHealth(context.Context, *GetHea
 }
 func (UnimplementedFineGuidanceSensorsServer) GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetVersion not implemented")
+}
+func (UnimplementedFineGuidanceSensorsServer) ListTracingPolicies(context.Context, *ListTracingPoliciesRequest) (*ListTracingPoliciesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTracingPolicies not implemented")
+}
+func (UnimplementedFineGuidanceSensorsServer) AddTracingPolicy(context.Context, *AddTracingPolicyRequest) (*AddTracingPolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddTracingPolicy not implemented")
+}
+func (UnimplementedFineGuidanceSensorsServer) DeleteTracingPolicy(context.Context, *TracingPolicyNameRequest) (*TracingPolicyNameResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteTracingPolicy not implemented")
+}
+func (UnimplementedFineGuidanceSensorsServer) EnableTracingPolicy(context.Context, *TracingPolicyNameRequest) (*TracingPolicyNameResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableTracingPolicy not implemented")
+}
+func (UnimplementedFineGuidanceSensorsServer) DisableTracingPolicy(context.Context, *TracingPolicyNameRequest) (*TracingPolicyNameResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableTracingPolicy not implemented")
 }
 func (UnimplementedFineGuidanceSensorsServer) mustEmbedUnimplementedFineGuidanceSensorsServer() {}
 func (UnimplementedFineGuidanceSensorsServer) testEmbeddedByValue()                             {}
@@ -178,6 +260,96 @@ func _FineGuidanceSensors_GetVersion_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FineGuidanceSensors_ListTracingPolicies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTracingPoliciesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FineGuidanceSensorsServer).ListTracingPolicies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FineGuidanceSensors_ListTracingPolicies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FineGuidanceSensorsServer).ListTracingPolicies(ctx, req.(*ListTracingPoliciesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FineGuidanceSensors_AddTracingPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddTracingPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FineGuidanceSensorsServer).AddTracingPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FineGuidanceSensors_AddTracingPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FineGuidanceSensorsServer).AddTracingPolicy(ctx, req.(*AddTracingPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FineGuidanceSensors_DeleteTracingPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TracingPolicyNameRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FineGuidanceSensorsServer).DeleteTracingPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FineGuidanceSensors_DeleteTracingPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FineGuidanceSensorsServer).DeleteTracingPolicy(ctx, req.(*TracingPolicyNameRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FineGuidanceSensors_EnableTracingPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TracingPolicyNameRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FineGuidanceSensorsServer).EnableTracingPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FineGuidanceSensors_EnableTracingPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FineGuidanceSensorsServer).EnableTracingPolicy(ctx, req.(*TracingPolicyNameRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FineGuidanceSensors_DisableTracingPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TracingPolicyNameRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FineGuidanceSensorsServer).DisableTracingPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FineGuidanceSensors_DisableTracingPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FineGuidanceSensorsServer).DisableTracingPolicy(ctx, req.(*TracingPolicyNameRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FineGuidanceSensors_ServiceDesc is the grpc.ServiceDesc for FineGuidanceSensors service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -192,6 +364,26 @@ var FineGuidanceSensors_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetVersion",
 			Handler:    _FineGuidanceSensors_GetVersion_Handler,
+		},
+		{
+			MethodName: "ListTracingPolicies",
+			Handler:    _FineGuidanceSensors_ListTracingPolicies_Handler,
+		},
+		{
+			MethodName: "AddTracingPolicy",
+			Handler:    _FineGuidanceSensors_AddTracingPolicy_Handler,
+		},
+		{
+			MethodName: "DeleteTracingPolicy",
+			Handler:    _FineGuidanceSensors_DeleteTracingPolicy_Handler,
+		},
+		{
+			MethodName: "EnableTracingPolicy",
+			Handler:    _FineGuidanceSensors_EnableTracingPolicy_Handler,
+		},
+		{
+			MethodName: "DisableTracingPolicy",
+			Handler:    _FineGuidanceSensors_DisableTracingPolicy_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

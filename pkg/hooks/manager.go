@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"syscall"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/rs/zerolog"

@@ -3,20 +3,26 @@
 package policydir
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // File is one policy file and what parsing it gave.
 type File struct {
-	Path     string
+	Path string
+	// Hash is the SHA-256 of the content read; unchanged content is not
+	// loaded again.
+	Hash     [sha256.Size]byte
 	Policies []*tp.TracingPolicy
 	// Err is the file's parse or read error; nil for a good file.
 	Err error
@@ -57,7 +63,7 @@ func Read(dirs, files []string) Scan {
 			continue
 		}
 		ents, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			continue
 		}
 		if err != nil {
@@ -81,17 +87,42 @@ func Read(dirs, files []string) Scan {
 	}
 	paths = append(paths, files...)
 	for _, p := range paths {
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
+		f, skip := readFile(p)
+		if skip != nil {
+			s.Skipped = append(s.Skipped, skip)
 			continue
 		}
-		pols, err := tp.ParseFile(p)
-		if errors.Is(err, tp.ErrNotPolicy) {
-			s.Skipped = append(s.Skipped, fmt.Errorf("%s: %w", p, err))
-			continue
-		}
-		s.Files = append(s.Files, File{Path: p, Policies: pols, Err: err})
+		s.Files = append(s.Files, f)
 	}
 	return s
+}
+
+// readFile reads and parses one file. A file without any policy is
+// skipped (skip says why); a directory is skipped silently.
+func readFile(path string) (f File, skip error) {
+	f.Path = path
+	fd, err := os.Open(path)
+	if err != nil {
+		f.Err = fmt.Errorf("reading policy file: %w", err)
+		return f, nil
+	}
+	defer fd.Close()
+	if st, err := fd.Stat(); err == nil && st.IsDir() {
+		return f, fmt.Errorf("%s: a directory", path)
+	}
+	// one byte past the limit tells "at" from "over" without reading a
+	// huge file whole
+	data, err := io.ReadAll(io.LimitReader(fd, tp.MaxFileSize+1))
+	if err != nil {
+		f.Err = fmt.Errorf("reading policy file %s: %w", path, err)
+		return f, nil
+	}
+	f.Hash = sha256.Sum256(data)
+	f.Policies, f.Err = tp.Parse(filepath.Base(path), data)
+	if errors.Is(f.Err, tp.ErrNotPolicy) {
+		return f, fmt.Errorf("%s: %w", path, f.Err)
+	}
+	return f, nil
 }
 
 // checkOwnership warns about a policy directory that others than root can

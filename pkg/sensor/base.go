@@ -32,6 +32,10 @@ type Stats struct {
 type Options struct {
 	// KernelTypes is the kernel's BTF; nil means the running kernel's.
 	KernelTypes *btf.Spec
+	// Features says which hook mechanisms and helpers the kernel offers,
+	// by pkg/probe feature name (probe.Report.Map); nil means unknown, and
+	// only what needs no probing (raw tracepoints) is used.
+	Features map[string]bool
 }
 
 // Base is the base sensor: process exec, fork and exit.

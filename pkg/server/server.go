@@ -27,6 +27,7 @@ type Service struct {
 	status    StatusFunc
 	queueSize int
 	log       zerolog.Logger
+	policies  Policies
 }
 
 // NewService returns the API over bus.

@@ -1,0 +1,38 @@
+package policywatch
+
+import (
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// ListAPI is List in the API's terms.
+func (r *Registry) ListAPI() *api.ListTracingPoliciesResponse {
+	loads, errs := r.Counters()
+	res := &api.ListTracingPoliciesResponse{Loads: loads, LoadErrors: errs}
+	for _, e := range r.List() {
+		st := &api.TracingPolicyStatus{Name: e.Name, Source: e.Source, Error: e.Error, Mode: string(tp.ModeEnforce)}
+		switch e.State {
+		case Enabled:
+			st.State = api.TracingPolicyState_TP_STATE_ENABLED
+		case Disabled:
+			st.State = api.TracingPolicyState_TP_STATE_DISABLED
+		case LoadError:
+			st.State = api.TracingPolicyState_TP_STATE_LOAD_ERROR
+		}
+		if e.Policy != nil {
+			if e.Policy.Spec.Mode == tp.ModeMonitor {
+				st.Mode = string(tp.ModeMonitor)
+			}
+			st.Enforces = e.Policy.Enforces() && e.Policy.Spec.Mode != tp.ModeMonitor
+		}
+		for _, h := range e.Hooks {
+			st.Hooks = append(st.Hooks, &api.TracingPolicyHook{
+				Call: h.Call, Mechanism: h.Mechanism,
+				Calls: h.Stats.Calls, Matched: h.Stats.Matched, Posted: h.Stats.Posted,
+				Signals: h.Stats.Signals, Drops: h.Stats.Drops,
+			})
+		}
+		res.Policies = append(res.Policies, st)
+	}
+	return res
+}

@@ -1,0 +1,320 @@
+// Package policywatch keeps the loaded policies in step with the policy
+// files on disk and with what clients add through the API.
+package policywatch
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/policydir"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// Loader attaches and detaches policies; *hooks.Manager is one.
+type Loader interface {
+	LoadPolicy(p *tp.TracingPolicy) error
+	ReplacePolicy(p *tp.TracingPolicy) error
+	Unload(name string) error
+	Status() []hooks.PolicyStatus
+}
+
+// State is a policy's state, as `tetra tracingpolicy list` shows it.
+type State string
+
+// Policy states.
+const (
+	Enabled  State = "enabled"
+	Disabled State = "disabled"
+	// LoadError: the policy is known but no version of it is loaded.
+	LoadError State = "load_error"
+)
+
+// SourceAPI marks policies added through the API rather than from a file.
+const SourceAPI = "api"
+
+// Entry is one policy the registry knows.
+type Entry struct {
+	Name string
+	// Source is the file the policy comes from, or SourceAPI.
+	Source string
+	State  State
+	// Error is the last load error. An enabled policy with an error is
+	// still enforcing its last good version.
+	Error  string
+	Policy *tp.TracingPolicy
+	Hooks  []hooks.HookStatus
+}
+
+// ErrNotFound means no policy has that name.
+var ErrNotFound = errors.New("no such policy")
+
+// Registry holds the policies of files and of the API, and their states.
+// It is safe for concurrent use.
+type Registry struct {
+	log    zerolog.Logger
+	loader Loader
+
+	mu      sync.Mutex
+	entries map[string]*Entry
+	files   map[string]fileState
+
+	reloads atomic.Uint64
+	errors  atomic.Uint64
+}
+
+// fileState is what the last sync made of a file.
+type fileState struct {
+	hash  [32]byte
+	names []string
+}
+
+// NewRegistry returns an empty registry loading through loader.
+func NewRegistry(log zerolog.Logger, loader Loader) *Registry {
+	return &Registry{log: log, loader: loader, entries: map[string]*Entry{}, files: map[string]fileState{}}
+}
+
+// Counters returns how many policy versions were loaded (first loads and
+// reloads) and how many load attempts failed.
+func (r *Registry) Counters() (reloads, errors uint64) { return r.reloads.Load(), r.errors.Load() }
+
+// Sync brings the file-sourced policies in line with a scan of the policy
+// files: new files load, changed files reload make-before-break, files gone
+// unload. A file that fails keeps its last good policies enforcing.
+func (r *Registry) Sync(scan policydir.Scan) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	for _, f := range scan.Files {
+		if errors.Is(f.Err, fs.ErrNotExist) {
+			continue // deleted while it was being read: gone
+		}
+		seen[f.Path] = true
+		prev, known := r.files[f.Path]
+		if known && prev.hash == f.Hash {
+			continue // unchanged content: no reload
+		}
+		if f.Err != nil {
+			r.fail(f.Path, prev.names, f.Err)
+			r.files[f.Path] = fileState{hash: f.Hash, names: prev.names}
+			continue
+		}
+		r.files[f.Path] = fileState{hash: f.Hash, names: r.syncFile(f, prev.names)}
+	}
+	for path, st := range r.files {
+		if seen[path] {
+			continue
+		}
+		for _, name := range st.names {
+			r.remove(name, path)
+		}
+		delete(r.files, path)
+		r.log.Info().Str("file", path).Msg("Policy file removed; its policies are unloaded")
+	}
+}
+
+// syncFile loads a good file's policies and unloads the ones it no longer
+// has; it returns the names it now owns. r.mu is held.
+func (r *Registry) syncFile(f policydir.File, before []string) []string {
+	var owned []string
+	for _, p := range f.Policies {
+		name := p.Metadata.Name
+		e := r.entries[name]
+		if e != nil && e.Source != f.Path {
+			r.fail(f.Path, nil, fmt.Errorf("policy %q: a policy of that name is already loaded from %s; this one is ignored", name, e.Source))
+			continue
+		}
+		owned = append(owned, name)
+		if e == nil {
+			e = &Entry{Name: name, Source: f.Path, State: Enabled}
+			r.entries[name] = e
+			r.load(e, p, false)
+			continue
+		}
+		r.load(e, p, e.State == Enabled)
+	}
+	for _, name := range before {
+		if !slices.Contains(owned, name) {
+			r.remove(name, f.Path)
+		}
+	}
+	return owned
+}
+
+// load loads p as e's policy; replace swaps it for the loaded version.
+// On failure an enabled entry keeps its last good version. r.mu is held.
+func (r *Registry) load(e *Entry, p *tp.TracingPolicy, replace bool) {
+	if e.State == Disabled {
+		e.Policy = p // takes effect when enabled
+		return
+	}
+	var err error
+	if replace {
+		err = r.loader.ReplacePolicy(p)
+	} else {
+		err = r.loader.LoadPolicy(p)
+	}
+	if err != nil {
+		r.errors.Add(1)
+		e.Error = err.Error()
+		if !replace {
+			e.State = LoadError
+			e.Policy = p
+		}
+		r.logError(e.Source, err, replace)
+		return
+	}
+	r.reloads.Add(1)
+	e.State, e.Error, e.Policy = Enabled, "", p
+	ev := r.log.Info().Str("policy", e.Name).Str("source", e.Source).Bool("enforces", p.Enforces() && p.Spec.Mode != tp.ModeMonitor)
+	if replace {
+		ev.Msg("Reloaded tracing policy")
+	} else {
+		ev.Msg("Loaded tracing policy")
+	}
+}
+
+// fail records a file that could not be used; its policies keep their
+// last good version. r.mu is held.
+func (r *Registry) fail(path string, names []string, err error) {
+	r.errors.Add(1)
+	for _, n := range names {
+		if e := r.entries[n]; e != nil && e.Source == path {
+			e.Error = err.Error()
+		}
+	}
+	r.logError(path, err, len(names) > 0)
+}
+
+func (r *Registry) logError(source string, err error, keptOld bool) {
+	msg := "Policy not loaded: "
+	if keptOld {
+		msg = "Policy not reloaded, the last good version stays: "
+	}
+	// one line per problem: a file can have many, each with its place
+	for _, line := range strings.Split(err.Error(), "\n") {
+		r.log.Error().Str("file", source).Msg(msg + line)
+	}
+}
+
+// remove unloads and forgets the policy name if source owns it. r.mu is
+// held.
+func (r *Registry) remove(name, source string) {
+	e := r.entries[name]
+	if e == nil || e.Source != source {
+		return
+	}
+	delete(r.entries, name)
+	if e.State != Enabled {
+		return
+	}
+	if err := r.loader.Unload(name); err != nil {
+		r.log.Warn().Err(err).Str("policy", name).Msg("Unloading policy")
+		return
+	}
+	r.log.Info().Str("policy", name).Str("source", source).Msg("Unloaded tracing policy")
+}
+
+// Add loads a policy given as YAML through the API. It returns once the
+// policy enforces.
+func (r *Registry) Add(yaml []byte) (string, error) {
+	pols, err := tp.Parse("request", yaml)
+	if err != nil {
+		return "", err
+	}
+	if len(pols) != 1 {
+		return "", fmt.Errorf("the request holds %d policies; add them one at a time", len(pols))
+	}
+	p := pols[0]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.entries[p.Metadata.Name]; e != nil {
+		return "", fmt.Errorf("policy %q (from %s): %w", e.Name, e.Source, hooks.ErrConflict)
+	}
+	if err := r.loader.LoadPolicy(p); err != nil {
+		r.errors.Add(1)
+		return "", err
+	}
+	r.reloads.Add(1)
+	r.entries[p.Metadata.Name] = &Entry{Name: p.Metadata.Name, Source: SourceAPI, State: Enabled, Policy: p}
+	r.log.Info().Str("policy", p.Metadata.Name).Str("source", SourceAPI).Msg("Loaded tracing policy")
+	return p.Metadata.Name, nil
+}
+
+// Delete unloads an API-added policy. A file's policy goes with its file.
+func (r *Registry) Delete(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[name]
+	if e == nil {
+		return fmt.Errorf("policy %q: %w", name, ErrNotFound)
+	}
+	if e.Source != SourceAPI {
+		return fmt.Errorf("policy %q comes from %s: remove the file (or disable the policy)", name, e.Source)
+	}
+	r.remove(name, SourceAPI)
+	return nil
+}
+
+// Enable loads a disabled policy again.
+func (r *Registry) Enable(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[name]
+	if e == nil {
+		return fmt.Errorf("policy %q: %w", name, ErrNotFound)
+	}
+	if e.State == Enabled {
+		return nil
+	}
+	e.State = LoadError
+	r.load(e, e.Policy, false)
+	if e.State != Enabled {
+		return errors.New(e.Error)
+	}
+	return nil
+}
+
+// Disable unloads a policy but keeps it listed, to be enabled again.
+func (r *Registry) Disable(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[name]
+	if e == nil {
+		return fmt.Errorf("policy %q: %w", name, ErrNotFound)
+	}
+	if e.State == Enabled {
+		if err := r.loader.Unload(name); err != nil {
+			return err
+		}
+	}
+	e.State = Disabled
+	r.log.Info().Str("policy", name).Msg("Disabled tracing policy")
+	return nil
+}
+
+// List returns every known policy, sorted by name, with its hooks' state.
+func (r *Registry) List() []Entry {
+	status := map[string][]hooks.HookStatus{}
+	for _, ps := range r.loader.Status() {
+		status[ps.Name] = ps.Hooks
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Entry, 0, len(r.entries))
+	for _, e := range r.entries {
+		c := *e
+		c.Hooks = status[e.Name]
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
