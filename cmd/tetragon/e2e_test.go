@@ -80,7 +80,8 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 		bpfDir = args[i+1]
 	}
 	a.bpfDir = "/sys/fs/bpf/" + bpfDir
-	a.cmd = exec.Command(b.tetragon, append([]string{"--server-address", sock, "--config-dir", t.TempDir(), "--bpf-dir", bpfDir}, args...)...)
+	a.cmd = exec.Command(b.tetragon, append([]string{"--server-address", sock, "--config-dir", t.TempDir(), "--bpf-dir", bpfDir,
+		"--api-policy-dir", filepath.Join(os.TempDir(), bpfDir+"-api")}, args...)...)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -96,6 +97,7 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 		// what --keep-sensors-on-exit tests leave behind
 		os.RemoveAll(a.bpfDir)
 		os.RemoveAll(a.bpfDir + "_old")
+		os.RemoveAll(filepath.Join(os.TempDir(), filepath.Base(a.bpfDir)+"-api"))
 	})
 	// generous: under the qemu lanes' emulation, verifying one policy hook
 	// takes seconds

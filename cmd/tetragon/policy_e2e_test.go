@@ -185,6 +185,11 @@ func TestPersistentEnforcement(t *testing.T) {
 	pins := "/sys/fs/bpf/" + bpfDir
 
 	first := startAgent(t, b, args...)
+	pf := filepath.Join(t.TempDir(), "api.yaml")
+	os.WriteFile(pf, policyWith("api-added", target+"-api"), 0o644)
+	if out, err := exec.Command(b.tetra, "--server-address", first.socket, "tracingpolicy", "add", pf).CombinedOutput(); err != nil {
+		t.Fatalf("tracingpolicy add: %v\n%s", err, out)
+	}
 	stop := make(chan struct{})
 	counts := prober(target, stop)
 
@@ -203,6 +208,9 @@ func TestPersistentEnforcement(t *testing.T) {
 	}
 
 	second := startAgent(t, b, args...)
+	if out, err := exec.Command(b.tetra, "--server-address", second.socket, "tracingpolicy", "list").CombinedOutput(); err != nil || !strings.Contains(string(out), "api-added") {
+		t.Errorf("the API-added policy did not survive the restart: %v\n%s", err, out)
+	}
 	close(stop)
 	got := <-counts
 	if got[0] != 0 || got[1] == 0 {

@@ -220,6 +220,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	// Ready means enforcing: the startup policies attach first, and only
 	// then does the previous run's pinned enforcement go.
 	a.watcher.Sync()
+	if cfg.KeepSensors && cfg.APIPolicyDir != "" {
+		if err := a.policies.PersistAPI(cfg.APIPolicyDir); err != nil {
+			log.Warn().Err(err).Msg("Policies added through the API will not survive a restart")
+		}
+	}
 	a.dropOldPins()
 	// Loading parsed the kernel's BTF: tens of MiB of heap that is garbage
 	// now; hand it back instead of carrying it as idle RSS.

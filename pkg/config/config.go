@@ -34,6 +34,7 @@ type Config struct {
 	TracingPolicy    string `mapstructure:"tracing-policy"`
 	TracingPolicyDir string `mapstructure:"tracing-policy-dir"`
 	KeepSensors      bool   `mapstructure:"keep-sensors-on-exit"`
+	APIPolicyDir     string `mapstructure:"api-policy-dir"`
 }
 
 // Default paths.
@@ -55,6 +56,7 @@ var defaults = []struct {
 	{"log-format", "log format: text or json", "text"},
 	{"bpf-dir", "directory under /sys/fs/bpf for the agent's pins (empty: pin nothing)", "tetragon"},
 	{"keep-sensors-on-exit", "leave sensors and policies pinned and enforcing after the agent exits", false},
+	{"api-policy-dir", "with --keep-sensors-on-exit, where policies added with tetra tracingpolicy add are kept across restarts", "/var/lib/tetragon/api-policies"},
 	{"btf", "kernel BTF file (default: /var/lib/tetragon/btf, then /sys/kernel/btf/vmlinux)", ""},
 	{"node-name", "node name put in events and exec ids (default: the host name)", ""},
 	{"procfs", "procfs of the host, read at startup for the running processes", "/proc"},

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -66,6 +68,9 @@ type Registry struct {
 	mu      sync.Mutex
 	entries map[string]*Entry
 	files   map[string]fileState
+	// apiDir, when set, keeps a copy of each API-added policy, so that it
+	// survives a restart (--keep-sensors-on-exit)
+	apiDir string
 
 	reloads atomic.Uint64
 	errors  atomic.Uint64
@@ -75,6 +80,9 @@ type Registry struct {
 type fileState struct {
 	hash  [32]byte
 	names []string
+	// conflicted: some of the file's policies were refused for their
+	// name; they are tried again when another file goes
+	conflicted bool
 }
 
 // NewRegistry returns an empty registry loading through loader.
@@ -92,14 +100,30 @@ func (r *Registry) Counters() (reloads, errors uint64) { return r.reloads.Load()
 func (r *Registry) Sync(scan policydir.Scan) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	seen := map[string]bool{}
+	present := map[string]bool{}
 	for _, f := range scan.Files {
-		if errors.Is(f.Err, fs.ErrNotExist) {
-			continue // deleted while it was being read: gone
+		// deleted while it was being read: gone
+		present[f.Path] = !errors.Is(f.Err, fs.ErrNotExist)
+	}
+	// removals first: a name a removed file frees can go to another file
+	removed := false
+	for path, st := range r.files {
+		if present[path] {
+			continue
 		}
-		seen[f.Path] = true
+		for _, name := range st.names {
+			r.remove(name, path)
+		}
+		delete(r.files, path)
+		removed = true
+		r.log.Info().Str("file", path).Msg("Policy file removed; its policies are unloaded")
+	}
+	for _, f := range scan.Files {
+		if !present[f.Path] {
+			continue
+		}
 		prev, known := r.files[f.Path]
-		if known && prev.hash == f.Hash {
+		if known && prev.hash == f.Hash && !(removed && prev.conflicted) {
 			continue // unchanged content: no reload
 		}
 		if f.Err != nil {
@@ -107,28 +131,20 @@ func (r *Registry) Sync(scan policydir.Scan) {
 			r.files[f.Path] = fileState{hash: f.Hash, names: prev.names}
 			continue
 		}
-		r.files[f.Path] = fileState{hash: f.Hash, names: r.syncFile(f, prev.names)}
-	}
-	for path, st := range r.files {
-		if seen[path] {
-			continue
-		}
-		for _, name := range st.names {
-			r.remove(name, path)
-		}
-		delete(r.files, path)
-		r.log.Info().Str("file", path).Msg("Policy file removed; its policies are unloaded")
+		names, conflicted := r.syncFile(f, prev.names)
+		r.files[f.Path] = fileState{hash: f.Hash, names: names, conflicted: conflicted}
 	}
 }
 
 // syncFile loads a good file's policies and unloads the ones it no longer
-// has; it returns the names it now owns. r.mu is held.
-func (r *Registry) syncFile(f policydir.File, before []string) []string {
-	var owned []string
+// has; it returns the names it now owns, and whether some of its policies
+// were refused because another source has their name. r.mu is held.
+func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, conflicted bool) {
 	for _, p := range f.Policies {
 		name := p.Metadata.Name
 		e := r.entries[name]
 		if e != nil && e.Source != f.Path {
+			conflicted = true
 			r.fail(f.Path, nil, fmt.Errorf("policy %q: a policy of that name is already loaded from %s; this one is ignored", name, e.Source))
 			continue
 		}
@@ -146,7 +162,7 @@ func (r *Registry) syncFile(f policydir.File, before []string) []string {
 			r.remove(name, f.Path)
 		}
 	}
-	return owned
+	return owned, conflicted
 }
 
 // load loads p as e's policy; replace swaps it for the loaded version.
@@ -223,9 +239,40 @@ func (r *Registry) remove(name, source string) {
 	r.log.Info().Str("policy", name).Str("source", source).Msg("Unloaded tracing policy")
 }
 
+// PersistAPI keeps API-added policies as files in dir from now on, and
+// loads the ones a previous run kept there.
+func (r *Registry) PersistAPI(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the API policy directory: %w", err)
+	}
+	r.mu.Lock()
+	r.apiDir = dir
+	r.mu.Unlock()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading the API policy directory: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() || !policydir.IsPolicyFile(e.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		data, err := os.ReadFile(path)
+		if err == nil {
+			_, err = r.add(data, false)
+		}
+		if err != nil {
+			r.logError(path, err, false)
+		}
+	}
+	return nil
+}
+
 // Add loads a policy given as YAML through the API. It returns once the
 // policy enforces.
-func (r *Registry) Add(yaml []byte) (string, error) {
+func (r *Registry) Add(yaml []byte) (string, error) { return r.add(yaml, true) }
+
+func (r *Registry) add(yaml []byte, persist bool) (string, error) {
 	pols, err := tp.Parse("request", yaml)
 	if err != nil {
 		return "", err
@@ -245,6 +292,11 @@ func (r *Registry) Add(yaml []byte) (string, error) {
 	}
 	r.reloads.Add(1)
 	r.entries[p.Metadata.Name] = &Entry{Name: p.Metadata.Name, Source: SourceAPI, State: Enabled, Policy: p}
+	if persist && r.apiDir != "" {
+		if err := os.WriteFile(r.apiFile(p.Metadata.Name), yaml, 0o600); err != nil {
+			r.log.Warn().Err(err).Str("policy", p.Metadata.Name).Msg("The policy is loaded but will not survive a restart")
+		}
+	}
 	r.log.Info().Str("policy", p.Metadata.Name).Str("source", SourceAPI).Msg("Loaded tracing policy")
 	return p.Metadata.Name, nil
 }
@@ -261,8 +313,17 @@ func (r *Registry) Delete(name string) error {
 		return fmt.Errorf("policy %q comes from %s: remove the file (or disable the policy)", name, e.Source)
 	}
 	r.remove(name, SourceAPI)
+	if r.apiDir != "" {
+		if err := os.Remove(r.apiFile(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("policy %q is unloaded, but its kept copy is not removed: %w", name, err)
+		}
+	}
 	return nil
 }
+
+// apiFile is where an API-added policy is kept; policy names are DNS
+// subdomains (the parser checks), safe as file names.
+func (r *Registry) apiFile(name string) string { return filepath.Join(r.apiDir, name+".yaml") }
 
 // Enable loads a disabled policy again.
 func (r *Registry) Enable(name string) error {
