@@ -40,11 +40,11 @@ LABEL org.opencontainers.image.title="tetragon" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=binaries /out/tetragon /out/tetra /usr/bin/
-# Active by default: only the top-level policies (enforcement.yaml,
-# file-monitoring.yaml). Users bind-mount their own directory or file over
-# /etc/tetragon; every shipped policy, examples/ included, stays available
-# under /usr/share/tetragon/policies to copy from.
-COPY policies/*.yaml /etc/tetragon/
+# No /etc/tetragon: users mount their policy directory there (compose mounts
+# ./policies), or a single policy file as in `docker run -v
+# file.yaml:/etc/tetragon/`, which Docker refuses over a directory. Without
+# either the agent traces process execution only, as Tetragon does. Every
+# shipped policy, examples/ included, is under /usr/share/tetragon/policies.
 COPY policies/ /usr/share/tetragon/policies/
 ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # Loading BPF needs root; the base image may default to another user.

@@ -17,13 +17,21 @@ scripts/check-generated.sh || status=1
 step "go vet"
 go vet ./... || status=1
 
-# The qemu lanes exist for kernel-dependent code; pkg/container talks to the
-# host's Docker engine, which the guests do not have, so it runs on the host
-# lane only.
-qemu_pkgs=$(go list ./... | grep -v '/pkg/container$')
+# The qemu lanes exist for kernel-dependent code; pkg/container and the
+# appliance suite talk to the host's Docker engine, which the guests do not
+# have, so they run on the host lane only.
+qemu_pkgs=$(go list ./... | grep -v -e '/pkg/container$' -e '/test/appliance$')
+
+# Pins a killed test run left (a timeout skips its cleanups) keep their
+# programs attached, and some of them kill: remove them before and after.
+clean_test_pins() {
+  rm -rf /sys/fs/bpf/tetragon-e2e-* /sys/fs/bpf/tetragon-keep-* /sys/fs/bpf/tetragon-test* /sys/fs/bpf/appliance-* 2>/dev/null || true
+}
+clean_test_pins
+trap clean_test_pins EXIT
 
 summary=$(mktemp)
-trap 'rm -f "$summary"' EXIT
+trap 'rm -f "$summary"; clean_test_pins' EXIT
 for lane in ${LANES:-host debian-6.1 debian-6.12}; do
   step "lane $lane"
   pkgs=./...

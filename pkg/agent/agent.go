@@ -64,6 +64,10 @@ type Agent struct {
 	ln       net.Listener
 
 	kernel probe.Report
+	// backlog carries the records a previous run's ring buffer kept
+	backlog chan [][]byte
+	// downtimeRecords/Lost: what the previous run's buffer held and lost
+	downtimeRecords, downtimeLost atomic.Uint64
 
 	decodeErrors atomic.Uint64
 	ready        atomic.Bool
@@ -78,7 +82,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	}
 	// a is not the named result: the cleanups deferred below need it after
 	// an error return has set the result to nil
-	a := &Agent{cfg: cfg, log: log, start: time.Now()}
+	a := &Agent{cfg: cfg, log: log, start: time.Now(), backlog: make(chan [][]byte, 1)}
 	a.node = cfg.NodeName
 	if a.node == "" {
 		if a.node, err = os.Hostname(); err != nil {
@@ -252,11 +256,12 @@ func (a *Agent) Wait() error {
 		if cerr := a.hooks.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("unloading policies: %w", cerr))
 		}
-		if cerr := a.base.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
-		}
+		// unpin before closing: the close then detaches, synchronously
 		if a.pinRoot != "" {
 			err = errors.Join(err, os.RemoveAll(a.pinRoot))
+		}
+		if cerr := a.base.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
 		}
 	}
 	a.log.Info().Msg("Listening for events completed.")
@@ -309,29 +314,38 @@ func (a *Agent) process(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			rec, err := dec.Decode(raw)
-			if err != nil {
-				if a.decodeErrors.Add(1) == 1 {
-					a.log.Warn().Err(err).Msg("Dropping a record that cannot be decoded (see tetra status for the count)")
-				}
-				continue
-			}
-			switch r := rec.(type) {
-			case *observer.Exec:
-				a.bus.Publish(a.cache.Exec(r))
-			case *observer.Exit:
-				a.bus.Publish(a.cache.Exit(r))
-			case *observer.Fork:
-				a.cache.Fork(r)
-			case *observer.Generic:
-				if ev := a.policyEvent(r); ev != nil {
-					a.bus.Publish(ev)
-				}
+			a.handle(&dec, raw)
+		case recs := <-a.backlog:
+			for _, raw := range recs {
+				a.handle(&dec, raw)
 			}
 		case now := <-gc.C:
 			a.cache.Collect(now)
 		case <-ctx.Done():
 			return nil
+		}
+	}
+}
+
+// handle turns one raw record into events.
+func (a *Agent) handle(dec *observer.Decoder, raw []byte) {
+	rec, err := dec.Decode(raw)
+	if err != nil {
+		if a.decodeErrors.Add(1) == 1 {
+			a.log.Warn().Err(err).Msg("Dropping a record that cannot be decoded (see tetra status for the count)")
+		}
+		return
+	}
+	switch r := rec.(type) {
+	case *observer.Exec:
+		a.bus.Publish(a.cache.Exec(r))
+	case *observer.Exit:
+		a.bus.Publish(a.cache.Exit(r))
+	case *observer.Fork:
+		a.cache.Fork(r)
+	case *observer.Generic:
+		if ev := a.policyEvent(r); ev != nil {
+			a.bus.Publish(ev)
 		}
 	}
 }
@@ -382,7 +396,9 @@ func (a *Agent) rotatePins() error {
 	return nil
 }
 
-// dropOldPins detaches the previous run's pinned sensors.
+// dropOldPins detaches the previous run's pinned sensors, then hands what
+// their ring buffer recorded while no agent was reading to the event
+// pipeline: unpinning first stops the writers, so nothing comes in between.
 func (a *Agent) dropOldPins() {
 	if a.pinRoot == "" {
 		return
@@ -391,11 +407,28 @@ func (a *Agent) dropOldPins() {
 	if _, err := os.Stat(old); err != nil {
 		return
 	}
-	if err := os.RemoveAll(old); err != nil {
+	prev, perr := sensor.OpenPinnedBase(filepath.Join(old, "base"))
+	if err := sensor.RemovePinned(old); err != nil {
 		a.log.Warn().Err(err).Str("path", old).Msg("Removing the previous run's pins")
+	} else {
+		a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
+	}
+	if perr != nil {
+		a.log.Warn().Err(perr).Msg("Events recorded while the agent was down are lost")
 		return
 	}
-	a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
+	defer prev.Close()
+	recs, err := observer.Drain(prev.Events)
+	if err != nil {
+		a.log.Warn().Err(err).Msg("Events recorded while the agent was down are discarded")
+		return
+	}
+	st, _ := prev.Stats()
+	a.downtimeRecords.Store(uint64(len(recs)))
+	a.downtimeLost.Store(st.RingbufDrops)
+	a.backlog <- recs
+	a.log.Info().Int("events", len(recs)).Uint64("lost", st.RingbufDrops).
+		Msg("Delivering the events recorded while the agent was down")
 }
 
 // Hooks is the policy hook manager.
@@ -443,6 +476,8 @@ func (a *Agent) Status() *api.AgentStatus {
 		UnresolvedEvents:      cs.Misses,
 		Subscribers:           uint32(bs.Subscribers),
 		KernelFeatures:        a.kernel.Map(),
+		DowntimeRecords:       a.downtimeRecords.Load(),
+		DowntimeLost:          a.downtimeLost.Load(),
 	}
 }
 

@@ -2118,8 +2118,12 @@ type AgentStatus struct {
 	Subscribers      uint32 `protobuf:"varint,10,opt,name=subscribers,proto3" json:"subscribers,omitempty"`
 	// Kernel hook mechanisms this kernel offers, from the capability probe.
 	KernelFeatures map[string]bool `protobuf:"bytes,11,rep,name=kernel_features,json=kernelFeatures,proto3" json:"kernel_features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Records a previous run's pinned sensors kept while no agent was
+	// running, delivered at startup, and those its full ring buffer lost.
+	DowntimeRecords uint64 `protobuf:"varint,12,opt,name=downtime_records,json=downtimeRecords,proto3" json:"downtime_records,omitempty"`
+	DowntimeLost    uint64 `protobuf:"varint,13,opt,name=downtime_lost,json=downtimeLost,proto3" json:"downtime_lost,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AgentStatus) Reset() {
@@ -2227,6 +2231,20 @@ func (x *AgentStatus) GetKernelFeatures() map[string]bool {
 		return x.KernelFeatures
 	}
 	return nil
+}
+
+func (x *AgentStatus) GetDowntimeRecords() uint64 {
+	if x != nil {
+		return x.DowntimeRecords
+	}
+	return 0
+}
+
+func (x *AgentStatus) GetDowntimeLost() uint64 {
+	if x != nil {
+		return x.DowntimeLost
+	}
+	return 0
 }
 
 type GetHealthStatusRequest struct {
@@ -3008,7 +3026,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0ekernel_ringbuf\x18\x01 \x01(\x04R\rkernelRingbuf\x12%\n" +
 	"\x0equeue_overflow\x18\x02 \x01(\x04R\rqueueOverflow\x12)\n" +
 	"\x10subscriber_drops\x18\x03 \x01(\x04R\x0fsubscriberDrops\x12#\n" +
-	"\rdecode_errors\x18\x04 \x01(\x04R\fdecodeErrors\"\xbf\x04\n" +
+	"\rdecode_errors\x18\x04 \x01(\x04R\fdecodeErrors\"\x8f\x05\n" +
 	"\vAgentStatus\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x129\n" +
@@ -3022,7 +3040,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x11unresolved_events\x18\t \x01(\x04R\x10unresolvedEvents\x12 \n" +
 	"\vsubscribers\x18\n" +
 	" \x01(\rR\vsubscribers\x12R\n" +
-	"\x0fkernel_features\x18\v \x03(\v2).tetragon.AgentStatus.KernelFeaturesEntryR\x0ekernelFeatures\x1aA\n" +
+	"\x0fkernel_features\x18\v \x03(\v2).tetragon.AgentStatus.KernelFeaturesEntryR\x0ekernelFeatures\x12)\n" +
+	"\x10downtime_records\x18\f \x01(\x04R\x0fdowntimeRecords\x12#\n" +
+	"\rdowntime_lost\x18\r \x01(\x04R\fdowntimeLost\x1aA\n" +
 	"\x13KernelFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"Q\n" +

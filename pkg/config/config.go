@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -132,7 +133,8 @@ func (c Config) PolicyDirs() []string {
 // gives for free when they are merged as config.
 func mergeDropIns(v *viper.Viper, dir string) error {
 	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	// ENOTDIR: /etc/tetragon may be a single policy file mounted there
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil
 	}
 	if err != nil {

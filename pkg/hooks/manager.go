@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -71,7 +72,6 @@ type Manager struct {
 	pinRoot string
 
 	mu       sync.RWMutex
-	nextID   uint32
 	version  uint64
 	hooks    map[uint32]*hookInfo
 	policies map[string]*loadedPolicy
@@ -174,8 +174,7 @@ func (m *Manager) Replace(policy string, hooks []HookDecl) error {
 // build attaches a policy's hooks without publishing them.
 func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) {
 	m.mu.Lock()
-	base := m.nextID
-	m.nextID += uint32(len(hooks))
+	ids := m.hookIDs(policy, hooks)
 	m.version++
 	lp := &loadedPolicy{name: policy}
 	if m.pinRoot != "" {
@@ -185,7 +184,7 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 
 	for i, d := range hooks {
 		d.Policy = policy
-		id := base + uint32(i) + 1
+		id := ids[i]
 		where := fmt.Sprintf("kprobes[%d]", i)
 		if d.Src != (tracingpolicy.Source{}) {
 			where = d.Src.String()
@@ -205,6 +204,33 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 		m.log.Info().Str("policy", policy).Str("call", d.Call).Str("mechanism", h.info.mechanism).Msg("Hook attached")
 	}
 	return lp, nil
+}
+
+// hookIDs gives each hook of a policy an id derived from what it is, so
+// that the same policy loaded again, by this run or the next, has the same
+// ids: records a pinned hook wrote while no agent was running still find
+// their hook after a restart. A collision with another policy's hook moves
+// on to the next id. m.mu is held.
+func (m *Manager) hookIDs(policy string, hooks []HookDecl) []uint32 {
+	taken := map[uint32]bool{0: true}
+	for id, info := range m.hooks {
+		if info.decl.Policy != policy {
+			taken[id] = true
+		}
+	}
+	ids := make([]uint32, len(hooks))
+	for i, d := range hooks {
+		h := fnv.New32a()
+		d.Policy = policy
+		fmt.Fprintf(h, "%d %+v", i, d)
+		id := h.Sum32()
+		for taken[id] {
+			id++
+		}
+		taken[id] = true
+		ids[i] = id
+	}
+	return ids
 }
 
 // install publishes a built policy; m.mu is held.
@@ -301,18 +327,19 @@ func (lp *loadedPolicy) close() error {
 	return errors.Join(errs...)
 }
 
-// remove detaches the policy: handles closed and pins removed.
+// remove detaches the policy: pins removed, then handles closed. In that
+// order the detach happens when our handle closes, synchronously; a link
+// whose last reference is its pin is released by a kernel worker, later.
 func (lp *loadedPolicy) remove() error {
-	err := lp.close()
-	if lp.dir == "" {
-		return err
+	var errs []error
+	if lp.dir != "" {
+		errs = append(errs, os.RemoveAll(lp.dir))
+		// the policy's directory too, if no other version is left
+		if err := os.Remove(filepath.Dir(lp.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+			errs = append(errs, err)
+		}
 	}
-	// the version directory, then the policy's if no other version is left
-	errs := []error{err, os.RemoveAll(lp.dir)}
-	if rmErr := os.Remove(filepath.Dir(lp.dir)); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && !errors.Is(rmErr, syscall.ENOTEMPTY) {
-		errs = append(errs, rmErr)
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, lp.close())...)
 }
 
 // RateLimited counts the events rate limits held back.

@@ -81,7 +81,9 @@ func LoadBase(opts Options) (*Base, error) {
 func (b *Base) Events() *ebpf.Map { return b.objs.Events }
 
 // Stats reads the kernel-side counters.
-func (b *Base) Stats() (Stats, error) {
+func (b *Base) Stats() (Stats, error) { return readStats(b.objs.Stats) }
+
+func readStats(m *ebpf.Map) (Stats, error) {
 	var s Stats
 	for idx, dst := range map[uint32]*uint64{
 		statRingbufDrops: &s.RingbufDrops,
@@ -90,7 +92,7 @@ func (b *Base) Stats() (Stats, error) {
 		statFork:         &s.Forks,
 	} {
 		var perCPU []uint64
-		if err := b.objs.Stats.Lookup(idx, &perCPU); err != nil {
+		if err := m.Lookup(idx, &perCPU); err != nil {
 			return Stats{}, fmt.Errorf("reading stats[%d]: %w", idx, err)
 		}
 		for _, v := range perCPU {

@@ -1,9 +1,12 @@
 package sensor
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -29,4 +32,30 @@ func pinAll(dir string, links []link.Link, maps map[string]*ebpf.Map) error {
 		}
 	}
 	return nil
+}
+
+// RemovePinned detaches everything pinned under dir and removes the pins.
+// Unpinning alone would leave the detach to a kernel worker, some time
+// later; holding each link open across the unpin and closing it then
+// detaches it before this returns.
+func RemovePinned(dir string) error {
+	var links []link.Link
+	var errs []error
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasPrefix(d.Name(), "link") {
+			return nil
+		}
+		l, err := link.LoadPinnedLink(path, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("opening pinned link %s: %w", path, err))
+			return nil
+		}
+		links = append(links, l)
+		return nil
+	})
+	errs = append(errs, os.RemoveAll(dir))
+	for _, l := range links {
+		errs = append(errs, l.Close())
+	}
+	return errors.Join(errs...)
 }

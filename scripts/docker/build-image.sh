@@ -10,7 +10,8 @@
 #   BASE_IMAGE   runtime base image      (default tetragon-test/busybox:latest)
 #   GO_IMAGE     image of the first stage, needs only /bin/sh and cp here
 #                                        (default: BASE_IMAGE)
-#   VERSION      version stamped in      (default: git describe, if any)
+#   VERSION      version stamped in      (default: git describe, else
+#                                        pkg/version's default)
 #
 # With a registry, build straight from the repository instead:
 #   docker build -t tetragon-lite/tetragon .
@@ -21,6 +22,10 @@ BASE_IMAGE=${BASE_IMAGE:-tetragon-test/busybox:latest}
 GO_IMAGE=${GO_IMAGE:-$BASE_IMAGE}
 if [ -z "${VERSION:-}" ]; then
 	VERSION=$(git -C "$repo" describe --tags --always --dirty 2>/dev/null || true)
+fi
+if [ -z "$VERSION" ]; then
+	# Not a git checkout: the version the binaries report by default.
+	VERSION=$(sed -n 's/^var Version = "\(.*\)"$/\1/p' "$repo/pkg/version/version.go")
 fi
 REVISION=$(git -C "$repo" rev-parse HEAD 2>/dev/null || true)
 
