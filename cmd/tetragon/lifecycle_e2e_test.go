@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // killed reports whether cat of path was killed by SIGKILL.
@@ -31,18 +33,6 @@ func waitKilled(t *testing.T, path string, want bool, within time.Duration) time
 		}
 	}
 	return time.Since(start)
-}
-
-// policyWith is the seed's enforcement policy named name, killing on open
-// of any of paths.
-func policyWith(name string, paths ...string) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: %q\nspec:\n  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 0\n      type: int\n    - index: 1\n      type: file\n    selectors:\n    - matchArgs:\n      - index: 1\n        operator: Equal\n        values:\n", name)
-	for _, p := range paths {
-		fmt.Fprintf(&b, "        - %q\n", p)
-	}
-	b.WriteString("      matchActions:\n      - action: Sigkill\n")
-	return []byte(b.String())
 }
 
 func writeAtomic(t *testing.T, path string, data []byte) {
@@ -91,14 +81,14 @@ func TestHotReloadWithoutGap(t *testing.T) {
 	always := tg[edits]
 	dir := policyDir(t)
 	file := filepath.Join(dir, "enforcement.yaml")
-	os.WriteFile(file, policyWith("enforcement", always), 0o644)
+	os.WriteFile(file, testutil.KillOnOpenPolicy("enforcement", always), 0o644)
 	startAgent(t, b, "--tracing-policy-dir", dir)
 
 	stop := make(chan struct{})
 	counts := prober(always, stop)
 	var lat []time.Duration
 	for i := range edits {
-		data := policyWith("enforcement", always, tg[i])
+		data := testutil.KillOnOpenPolicy("enforcement", always, tg[i])
 		if i%2 == 0 {
 			os.WriteFile(file, data, 0o644)
 		} else {
@@ -163,7 +153,7 @@ func TestPolicyFilesLifecycle(t *testing.T) {
 	dir := policyDir(t)
 	// ConfigMap layout: name.yaml -> ..data/name.yaml, ..data -> ..v1
 	os.Mkdir(filepath.Join(dir, "..v1"), 0o755)
-	os.WriteFile(filepath.Join(dir, "..v1", "cm.yaml"), policyWith("cm", tg[0]), 0o644)
+	os.WriteFile(filepath.Join(dir, "..v1", "cm.yaml"), testutil.KillOnOpenPolicy("cm", tg[0]), 0o644)
 	os.Symlink("..v1", filepath.Join(dir, "..data"))
 	os.Symlink("..data/cm.yaml", filepath.Join(dir, "cm.yaml"))
 	a := startAgent(t, b, "--tracing-policy-dir", dir)
@@ -195,7 +185,7 @@ func TestPolicyFilesLifecycle(t *testing.T) {
 
 	// the next good swap reloads
 	os.Mkdir(filepath.Join(dir, "..v3"), 0o755)
-	os.WriteFile(filepath.Join(dir, "..v3", "cm.yaml"), policyWith("cm", tg[1]), 0o644)
+	os.WriteFile(filepath.Join(dir, "..v3", "cm.yaml"), testutil.KillOnOpenPolicy("cm", tg[1]), 0o644)
 	os.Symlink("..v3", filepath.Join(dir, "..data_tmp"))
 	os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data"))
 	waitKilled(t, tg[1], true, 60*time.Second)
@@ -203,7 +193,7 @@ func TestPolicyFilesLifecycle(t *testing.T) {
 
 	// a file renamed into the directory loads
 	other := filepath.Join(t.TempDir(), "moved.yaml")
-	os.WriteFile(other, policyWith("moved", tg[2]), 0o644)
+	os.WriteFile(other, testutil.KillOnOpenPolicy("moved", tg[2]), 0o644)
 	if err := os.Rename(other, filepath.Join(dir, "moved.yaml")); err != nil {
 		t.Fatal(err)
 	}
@@ -224,10 +214,10 @@ func TestTracingPolicyAPI(t *testing.T) {
 	b := build(t)
 	tg := targets(t, 1)
 	dir := policyDir(t)
-	os.WriteFile(filepath.Join(dir, "file.yaml"), policyWith("from-file", tg[0]+"-never"), 0o644)
+	os.WriteFile(filepath.Join(dir, "file.yaml"), testutil.KillOnOpenPolicy("from-file", tg[0]+"-never"), 0o644)
 	a := startAgent(t, b, "--tracing-policy-dir", dir)
 	pf := filepath.Join(t.TempDir(), "p.yaml")
-	os.WriteFile(pf, policyWith("api-policy", tg[0]), 0o644)
+	os.WriteFile(pf, testutil.KillOnOpenPolicy("api-policy", tg[0]), 0o644)
 
 	if out, err := tetra(t, b, a, "tracingpolicy", "add", pf); err != nil {
 		t.Fatalf("add: %v\n%s", err, out)

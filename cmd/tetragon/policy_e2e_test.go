@@ -12,32 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// enforcementPolicy is the persistent-enforcement seed's policy, with the
-// file it protects moved into a test directory.
-const enforcementPolicy = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "enforcement"
-spec:
-  kprobes:
-  - call: "fd_install"
-    syscall: false
-    args:
-    - index: 0
-      type: int
-    - index: 1
-      type: "file"
-    selectors:
-    - matchArgs:
-      - index: 1
-        operator: "Equal"
-        values:
-        - "%s"
-      matchActions:
-      - action: Sigkill
-`
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
 
 // TestSeedEnforcementFromPolicyDir: the seed's Sigkill policy, read from the
 // policy directory at startup, enforces the moment the agent reports ready.
@@ -50,7 +27,7 @@ func TestSeedEnforcementFromPolicyDir(t *testing.T) {
 	}
 	policies := t.TempDir()
 	os.Chmod(policies, 0o755)
-	if err := os.WriteFile(filepath.Join(policies, "enforcement.yaml"), fmt.Appendf(nil, enforcementPolicy, target), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(policies, "enforcement.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// the agent's own config file lives next to policies; it is no policy
@@ -126,7 +103,7 @@ func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
 	os.Chmod(policies, 0o755)
 	os.WriteFile(filepath.Join(policies, "a-broken.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: broken\nspec:\n  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 0\n      type: nosuchtype\n"), 0o644)
 	os.WriteFile(filepath.Join(policies, "b-unmapped.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: unmapped\nspec:\n  kprobes:\n  - call: tcp_v4_connect\n    syscall: false\n"), 0o644)
-	os.WriteFile(filepath.Join(policies, "c-good.yaml"), fmt.Appendf(nil, enforcementPolicy, target), 0o644)
+	os.WriteFile(filepath.Join(policies, "c-good.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644)
 	a := startAgent(t, b, "--tracing-policy-dir", policies)
 
 	err := exec.Command("cat", target).Run()
@@ -181,14 +158,14 @@ func TestPersistentEnforcement(t *testing.T) {
 	os.WriteFile(target, []byte("secret\n"), 0o644)
 	policies := t.TempDir()
 	os.Chmod(policies, 0o755)
-	os.WriteFile(filepath.Join(policies, "enforcement.yaml"), fmt.Appendf(nil, enforcementPolicy, target), 0o644)
+	os.WriteFile(filepath.Join(policies, "enforcement.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644)
 	bpfDir := fmt.Sprintf("tetragon-keep-%d", time.Now().UnixNano())
 	args := []string{"--tracing-policy-dir", policies, "--bpf-dir", bpfDir, "--keep-sensors-on-exit"}
 	pins := "/sys/fs/bpf/" + bpfDir
 
 	first := startAgent(t, b, args...)
 	pf := filepath.Join(t.TempDir(), "api.yaml")
-	os.WriteFile(pf, policyWith("api-added", target+"-api"), 0o644)
+	os.WriteFile(pf, testutil.KillOnOpenPolicy("api-added", target+"-api"), 0o644)
 	if out, err := exec.Command(b.tetra, "--server-address", first.socket, "tracingpolicy", "add", pf).CombinedOutput(); err != nil {
 		t.Fatalf("tracingpolicy add: %v\n%s", err, out)
 	}

@@ -305,9 +305,9 @@ func (r *Registry) add(yaml []byte, persist bool) (string, error) {
 func (r *Registry) Delete(name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.entries[name]
-	if e == nil {
-		return fmt.Errorf("policy %q: %w", name, ErrNotFound)
+	e, err := r.entry(name)
+	if err != nil {
+		return err
 	}
 	if e.Source != SourceAPI {
 		return fmt.Errorf("policy %q comes from %s: remove the file (or disable the policy)", name, e.Source)
@@ -329,9 +329,9 @@ func (r *Registry) apiFile(name string) string { return filepath.Join(r.apiDir, 
 func (r *Registry) Enable(name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.entries[name]
-	if e == nil {
-		return fmt.Errorf("policy %q: %w", name, ErrNotFound)
+	e, err := r.entry(name)
+	if err != nil {
+		return err
 	}
 	if e.State == Enabled {
 		return nil
@@ -348,9 +348,9 @@ func (r *Registry) Enable(name string) error {
 func (r *Registry) Disable(name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.entries[name]
-	if e == nil {
-		return fmt.Errorf("policy %q: %w", name, ErrNotFound)
+	e, err := r.entry(name)
+	if err != nil {
+		return err
 	}
 	if e.State == Enabled {
 		if err := r.loader.Unload(name); err != nil {
@@ -360,6 +360,14 @@ func (r *Registry) Disable(name string) error {
 	e.State = Disabled
 	r.log.Info().Str("policy", name).Msg("Disabled tracing policy")
 	return nil
+}
+
+// entry looks a policy up by name; r.mu is held.
+func (r *Registry) entry(name string) (*Entry, error) {
+	if e := r.entries[name]; e != nil {
+		return e, nil
+	}
+	return nil, fmt.Errorf("policy %q: %w", name, ErrNotFound)
 }
 
 // List returns every known policy, sorted by name, with its hooks' state.

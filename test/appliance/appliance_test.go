@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // In the busybox base image every applet is a link to /bin/busybox, which is
@@ -228,30 +230,9 @@ func TestAppliance(t *testing.T) {
 		}
 		file := filepath.Join(policies, "reload-"+suite.run+".yaml")
 		t.Cleanup(func() { os.Remove(file) })
-		policy := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "reload-%s"
-spec:
-  kprobes:
-  - call: "fd_install"
-    syscall: false
-    args:
-    - index: 0
-      type: int
-    - index: 1
-      type: "file"
-    selectors:
-    - matchArgs:
-      - index: 1
-        operator: "Equal"
-        values:
-        - %q
-      matchActions:
-      - action: Sigkill
-`, suite.run, target)
+		policy := testutil.KillOnOpenPolicy("reload-"+suite.run, target)
 		dropped := time.Now()
-		if err := os.WriteFile(file, []byte(policy), 0o644); err != nil {
+		if err := os.WriteFile(file, policy, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, time.Minute, "the dropped policy kills cat "+target, func() bool {

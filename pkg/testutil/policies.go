@@ -1,0 +1,36 @@
+package testutil
+
+import (
+	"fmt"
+	"strings"
+)
+
+// KillOnOpenPolicy is the persistent-enforcement guide's policy, named
+// name, killing whatever opens one of paths (fd_install, file Equal).
+func KillOnOpenPolicy(name string, paths ...string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: %q
+spec:
+  kprobes:
+  - call: "fd_install"
+    syscall: false
+    args:
+    - index: 0
+      type: int
+    - index: 1
+      type: "file"
+    selectors:
+    - matchArgs:
+      - index: 1
+        operator: "Equal"
+        values:
+`, name)
+	for _, p := range paths {
+		fmt.Fprintf(&b, "        - %q\n", p)
+	}
+	b.WriteString("      matchActions:\n      - action: Sigkill\n")
+	return []byte(b.String())
+}
