@@ -34,7 +34,7 @@ type GenericGenConf struct {
 		Actions uint8
 		Sig     uint8
 		Pad     uint8
-		_       [4]byte
+		Err     int32
 		M       [5]struct {
 			_     structs.HostLayout
 			Arg   uint8

@@ -63,8 +63,14 @@ static long path_walk_step(__u32 i, void *data)
 	parent = BPF_CORE_READ(d, d_parent);
 	if (d == mnt_root || d == parent) {
 		struct mount *m = c->mnt;
-		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+		struct mount *mp;
 
+		/* no mount given: the path within the dentry's file system */
+		if (!vm) {
+			c->done = true;
+			return 1;
+		}
+		mp = BPF_CORE_READ(m, mnt_parent);
 		if (m != mp) {
 			/* cross to the mount point in the parent mount */
 			c->dentry = BPF_CORE_READ(m, mnt_mountpoint);
@@ -107,7 +113,9 @@ static long path_walk_step(__u32 i, void *data)
 
 /* resolve_path writes the absolute path of (vfsmnt, dentry), as seen from
  * task's root, to the scratch buffer and returns its offset there; the path
- * runs from that offset to PATH_MAX_LEN (so its length is PATH_MAX_LEN - off). */
+ * runs from that offset to PATH_MAX_LEN (so its length is PATH_MAX_LEN - off).
+ * With a NULL vfsmnt it is the path from the root of dentry's file system
+ * (a kprobe's struct dentry * argument carries no mount). */
 static __always_inline __u32 resolve_path(struct task_struct *task, struct vfsmount *vfsmnt,
 					  struct dentry *dentry, __u32 *flags)
 {

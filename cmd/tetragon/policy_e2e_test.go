@@ -102,7 +102,7 @@ func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
 	policies := t.TempDir()
 	os.Chmod(policies, 0o755)
 	os.WriteFile(filepath.Join(policies, "a-broken.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: broken\nspec:\n  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 0\n      type: nosuchtype\n"), 0o644)
-	os.WriteFile(filepath.Join(policies, "b-unmapped.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: unmapped\nspec:\n  kprobes:\n  - call: tcp_v4_connect\n    syscall: false\n"), 0o644)
+	os.WriteFile(filepath.Join(policies, "b-unmapped.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: unmapped\nspec:\n  kprobes:\n  - call: no_such_kernel_function\n    syscall: false\n"), 0o644)
 	os.WriteFile(filepath.Join(policies, "c-good.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644)
 	a := startAgent(t, b, "--tracing-policy-dir", policies)
 
@@ -114,7 +114,7 @@ func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
 	logs := a.logs.String()
 	for _, want := range []string{
 		"a-broken.yaml:11:13: spec.kprobes[0].args[0].type",
-		"b-unmapped.yaml:7:5: spec.kprobes[0]: tcp_v4_connect",
+		"b-unmapped.yaml:7:5: spec.kprobes[0]: no_such_kernel_function",
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("agent log lacks %q:\n%s", want, logs)

@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 			os.RemoveAll(a.pinRoot)
 		}
 	}()
-	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
+	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 			a.base.Close()
 		}
 	}()
-	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes})
+	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
 	if a.pinRoot != "" {
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
 	}

@@ -51,6 +51,10 @@ type HookDecl struct {
 	Selectors []SelectorDecl
 	Message   string
 	Tags      []string
+	// Mechanism is the policy's hook-mechanism option: "" or "auto" lets
+	// the kernel's features decide, MechKprobe or MechSyscallTracepoint
+	// forces one.
+	Mechanism string
 	// Src locates the hook in its policy file, for errors; zero for hooks
 	// not read from a file.
 	Src tracingpolicy.Source
@@ -59,6 +63,10 @@ type HookDecl struct {
 // Mechanism names reported in events and listings.
 const (
 	MechSyscallTracepoint = "syscall-tracepoint"
+	MechKprobe            = "kprobe"
+	// MechFmodRet serves hooks with an Override selector where the kernel
+	// has fmod_ret but no bpf_override_return.
+	MechFmodRet = "fmod_ret"
 )
 
 // hookInfo is what user space needs to turn a hook's records into events.
@@ -93,8 +101,9 @@ func isPathType(t string) bool {
 	return false
 }
 
-// compileSyscallMapping compiles a hook for the syscall-tracepoint mechanism.
-func compileSyscallMapping(d HookDecl, id uint32) (sensor.HookSpec, hookInfo, error) {
+// compileSyscallMapping compiles a hook for the syscall-tracepoint
+// mechanism; why says why that mechanism serves it, for errors.
+func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, hookInfo, error) {
 	spec := sensor.HookSpec{ID: id}
 	info := hookInfo{decl: d, mechanism: MechSyscallTracepoint}
 	var sources []sensor.Arg // by function argument index
@@ -126,7 +135,7 @@ func compileSyscallMapping(d HookDecl, id uint32) (sensor.HookSpec, hookInfo, er
 	} else {
 		m, ok := syscallMapping(d.Call)
 		if !ok {
-			return spec, info, fmt.Errorf("%s: this kernel has neither kprobes nor fentry, and %s has no syscall-tracepoint mapping (mapped: fd_install, security_file_open, security_file_permission, security_mmap_file, security_path_truncate, security_file_truncate and syscalls)", d.Call, d.Call)
+			return spec, info, fmt.Errorf("%s: %s, and %s has no syscall-tracepoint mapping (mapped: fd_install, security_file_open, security_file_permission, security_mmap_file, security_path_truncate, security_file_truncate and syscalls)", d.Call, why, d.Call)
 		}
 		if d.Return {
 			return spec, info, fmt.Errorf("%s: return probes are not available through the syscall-tracepoint mapping", d.Call)
@@ -158,22 +167,35 @@ func compileSyscallMapping(d HookDecl, id uint32) (sensor.HookSpec, hookInfo, er
 		return spec, info, fmt.Errorf("%s: %d arguments, at most %d", d.Call, len(spec.Args), sensor.MaxArgs)
 	}
 
+	noOverride := fmt.Errorf("action Override needs bpf_override_return, fmod_ret or BPF LSM, which the syscall-tracepoint mechanism does not have; it serves this hook because %s", why)
+	var err error
+	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, noOverride)
+	return spec, info, err
+}
+
+// compileSelectors compiles a hook's selectors over its compiled args;
+// slot maps a declared argument index to its record slot. overrideErr says
+// why the mechanism cannot serve Override, nil when it can.
+func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideErr error) ([]sensor.Selector, []rateLimit, error) {
+	var sels []sensor.Selector
+	var limits []rateLimit
 	for si, s := range d.Selectors {
 		sel := sensor.Selector{}
 		for _, m := range s.MatchArgs {
 			i, ok := slot[m.Index]
 			if !ok {
-				return spec, info, fmt.Errorf("%s: selectors[%d]: matchArgs index %d is not a declared argument", d.Call, si, m.Index)
+				return nil, nil, fmt.Errorf("%s: selectors[%d]: matchArgs index %d is not a declared argument", d.Call, si, m.Index)
 			}
-			cm, err := compileMatch(spec.Args[i], i, m)
+			cm, err := compileMatch(args[i], i, m)
 			if err != nil {
-				return spec, info, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
+				return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 			}
 			sel.Matches = append(sel.Matches, cm)
 		}
-		acts, sig, err := compileActions(s.Actions)
+		var err error
+		sel.Actions, sel.Signal, sel.Error, err = compileActions(s.Actions, overrideErr)
 		if err != nil {
-			return spec, info, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
+			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 		}
 		var rl rateLimit
 		for _, a := range s.Actions {
@@ -181,11 +203,10 @@ func compileSyscallMapping(d HookDecl, id uint32) (sensor.HookSpec, hookInfo, er
 				rl = rateLimit{period: a.RateLimit, scope: a.RateLimitScope}
 			}
 		}
-		info.limits = append(info.limits, rl)
-		sel.Actions, sel.Signal = acts, sig
-		spec.Selectors = append(spec.Selectors, sel)
+		limits = append(limits, rl)
+		sels = append(sels, sel)
 	}
-	return spec, info, nil
+	return sels, limits, nil
 }
 
 func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
@@ -211,7 +232,7 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	case "LessThan", "LT":
 		cm.Op = sensor.OpLT
 	default:
-		return cm, fmt.Errorf("operator %q is not supported by the syscall-tracepoint mechanism", m.Operator)
+		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan)", m.Operator)
 	}
 	switch cm.Op {
 	case sensor.OpPrefix, sensor.OpNotPrefix, sensor.OpPostfix, sensor.OpNotPostfix:
@@ -244,12 +265,14 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	return cm, nil
 }
 
-func compileActions(acts []ActionDecl) (uint8, uint8, error) {
+// compileActions returns a selector's action flags, signal and Override
+// error value. overrideErr is the error for Override where the mechanism
+// cannot serve it, nil where it can.
+func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, errno int32, err error) {
 	if len(acts) == 0 {
-		return sensor.ActPost, 0, nil
+		return sensor.ActPost, 0, 0, nil
 	}
-	flags, post := uint8(0), true
-	var sig uint8
+	post := true
 	for _, a := range acts {
 		switch a.Action {
 		case "Post":
@@ -259,18 +282,34 @@ func compileActions(acts []ActionDecl) (uint8, uint8, error) {
 			flags |= sensor.ActSigkill
 		case "Signal":
 			if a.ArgSig == 0 || a.ArgSig > 64 {
-				return 0, 0, fmt.Errorf("action Signal needs argSig between 1 and 64, got %d", a.ArgSig)
+				return 0, 0, 0, fmt.Errorf("action Signal needs argSig between 1 and 64, got %d", a.ArgSig)
 			}
 			flags |= sensor.ActSignal
 			sig = uint8(a.ArgSig)
 		case "Override":
-			return 0, 0, fmt.Errorf("action Override needs bpf_override_return, fmod_ret or BPF LSM, and this kernel has none of them: Override cannot be served by the syscall-tracepoint mechanism")
+			if overrideErr != nil {
+				return 0, 0, 0, overrideErr
+			}
+			flags |= sensor.ActOverride
+			errno = a.ArgError
 		default:
-			return 0, 0, fmt.Errorf("action %q is not supported", a.Action)
+			return 0, 0, 0, fmt.Errorf("action %q is not supported", a.Action)
 		}
 	}
 	if post {
 		flags |= sensor.ActPost
 	}
-	return flags, sig, nil
+	return flags, sig, errno, nil
+}
+
+// hasOverride reports whether any selector of d overrides the return value.
+func hasOverride(d HookDecl) bool {
+	for _, s := range d.Selectors {
+		for _, a := range s.Actions {
+			if a.Action == "Override" {
+				return true
+			}
+		}
+	}
+	return false
 }

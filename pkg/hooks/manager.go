@@ -243,15 +243,21 @@ func (m *Manager) install(lp *loadedPolicy) {
 
 // attach compiles one hook for the mechanism that serves it and attaches it.
 func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
-	spec, info, err := compileSyscallMapping(d, id)
-	if err != nil {
-		return nil, err
-	}
-	g, err := sensor.LoadGeneric(spec, m.events, m.opts)
+	mech, why, err := chooseMechanism(d, m.opts.Features)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Call, err)
 	}
-	return &loadedHook{id: id, obj: g, info: &info}, nil
+	var obj hookObject
+	var info hookInfo
+	if mech == MechKprobe {
+		obj, info, err = loadKprobeHook(d, id, m.events, m.opts)
+	} else {
+		obj, info, err = loadSyscallHook(d, id, why, m.events, m.opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &loadedHook{id: id, obj: obj, info: &info}, nil
 }
 
 // Unload detaches a policy's hooks.
@@ -403,6 +409,8 @@ func (m *Manager) Event(g *observer.Generic) (*api.ProcessKprobe, bool) {
 		ev.Action = api.KprobeAction_KPROBE_ACTION_SIGKILL
 	case g.Actions&sensor.ActSignal != 0:
 		ev.Action = api.KprobeAction_KPROBE_ACTION_SIGNAL
+	case g.Actions&sensor.ActOverride != 0:
+		ev.Action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
 	}
 	str := 0
 	for i, a := range info.argOrder {

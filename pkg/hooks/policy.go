@@ -40,13 +40,14 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	var decls []HookDecl
 	for _, k := range p.Spec.KProbes {
 		d := HookDecl{
-			Policy:  p.Metadata.Name,
-			Call:    k.Call,
-			Syscall: k.Syscall,
-			Return:  k.Return,
-			Message: k.Message,
-			Tags:    k.Tags,
-			Src:     k.Src,
+			Policy:    p.Metadata.Name,
+			Call:      k.Call,
+			Syscall:   k.Syscall,
+			Return:    k.Return,
+			Message:   k.Message,
+			Tags:      k.Tags,
+			Mechanism: string(p.Spec.HookMechanism),
+			Src:       k.Src,
 		}
 		if k.ReturnArg != nil && k.ReturnArgAction != "" {
 			refuse(k.ReturnArg.Src, "returnArgAction is not supported")

@@ -10,7 +10,8 @@ import (
 	"github.com/tetragon-lite/tetragon/bpf"
 )
 
-// Limits of one generic hook, as compiled into bpf/generic.c.
+// Limits of one hook, as compiled into bpf/lib/hook.h (shared by
+// bpf/generic.c and bpf/kprobe.c).
 const (
 	MaxArgs       = 5
 	MaxSelectors  = 5
@@ -23,19 +24,28 @@ const (
 	sysTableLen    = 512
 )
 
-// ArgSource says where a hook argument comes from (enum arg_src).
+// ArgSource says where a hook argument comes from (enum arg_src). Reg is
+// the syscall argument register for the syscall-tracepoint mapping and the
+// function's parameter index for a kprobe.
 type ArgSource uint8
 
 // Argument sources.
 const (
-	SrcReg     ArgSource = 1 // syscall argument register (integer)
-	SrcRet     ArgSource = 2 // syscall return value
-	SrcRegFile ArgSource = 3 // file behind the fd in a syscall argument
+	SrcReg     ArgSource = 1 // argument Reg (integer)
+	SrcRet     ArgSource = 2 // return value
+	SrcRegFile ArgSource = 3 // file behind the fd in argument Reg
 	SrcRetFile ArgSource = 4 // file behind the returned fd
 	SrcVarFile ArgSource = 5 // file behind the fd the syscall variant names
 	SrcVarMask ArgSource = 6 // access mask the syscall variant implies
-	SrcRegUstr ArgSource = 7 // user-space string in a syscall argument
+	SrcRegUstr ArgSource = 7 // user-space string in argument Reg
 	SrcVarPath ArgSource = 8 // variant's file, or its user-space path string
+
+	// Kernel-pointer parameters of a kprobe.
+	SrcRegKFile    ArgSource = 9  // struct file *
+	SrcRegKPath    ArgSource = 10 // struct path *
+	SrcRegDentry   ArgSource = 11 // struct dentry * (path within its file system)
+	SrcRegStr      ArgSource = 12 // char * in kernel or user memory
+	SrcRegFilename ArgSource = 13 // struct filename *
 )
 
 // ArgKind is how an argument's value is kept (enum arg_type).
@@ -69,6 +79,9 @@ const (
 	ActPost    = 1
 	ActSigkill = 2
 	ActSignal  = 4
+	// ActOverride makes the function return Selector.Error instead of
+	// running; only the fmod_ret program of bpf/kprobe.c carries it out.
+	ActOverride = 8
 )
 
 // Syscall table flags (SE_* in bpf/generic.c).
@@ -102,6 +115,12 @@ type Arg struct {
 	Source ArgSource
 	Reg    uint8
 	Kind   ArgKind
+	// Size is an integer's width in bytes (1, 2, 4; 0 means 8) and Signed
+	// its signedness: a register carrying a narrower parameter has
+	// undefined upper bits, which the kprobe program clears or extends.
+	// The syscall-tracepoint mapping reads whole registers.
+	Size   uint8
+	Signed bool
 }
 
 // Match is one matchArgs entry.
@@ -117,6 +136,8 @@ type Selector struct {
 	Matches []Match
 	Actions uint8
 	Signal  uint8
+	// Error is what the function returns under ActOverride.
+	Error int32
 }
 
 // HookSpec is a compiled hook: everything bpf/generic.c needs.
@@ -235,7 +256,7 @@ func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) 
 			return c, nil, fmt.Errorf("selector %d: %d matchArgs, at most %d", si, len(s.Matches), MaxMatchArgs)
 		}
 		sel := &c.Sel[si]
-		sel.Nmatch, sel.Actions, sel.Sig = uint8(len(s.Matches)), s.Actions, s.Signal
+		sel.Nmatch, sel.Actions, sel.Sig, sel.Err = uint8(len(s.Matches)), s.Actions, s.Signal, s.Error
 		for mi, m := range s.Matches {
 			if m.Arg < 0 || m.Arg >= len(spec.Args) {
 				return c, nil, fmt.Errorf("selector %d: matchArgs on undeclared argument %d", si, m.Arg)
@@ -312,11 +333,15 @@ func lpmKey(slot uint32, s string, op Op) (bpf.GenericLpmKey, error) {
 }
 
 // Stats reads the hook's counters.
-func (g *Generic) Stats() (GenericStats, error) {
+func (g *Generic) Stats() (GenericStats, error) { return readGenericStats(g.objs.Stats) }
+
+// readGenericStats sums a hook object's per-CPU counters (enum gen_stat in
+// bpf/lib/hook.h).
+func readGenericStats(stats *ebpf.Map) (GenericStats, error) {
 	var s GenericStats
 	for idx, dst := range []*uint64{&s.Calls, &s.Matched, &s.Posted, &s.Drops, &s.Signals, &s.Cached} {
 		var perCPU []uint64
-		if err := g.objs.Stats.Lookup(uint32(idx), &perCPU); err != nil {
+		if err := stats.Lookup(uint32(idx), &perCPU); err != nil {
 			return GenericStats{}, fmt.Errorf("reading hook stats[%d]: %w", idx, err)
 		}
 		for _, v := range perCPU {

@@ -50,8 +50,9 @@
 // imaHash.
 //
 // spec.options: policy-mode (enforce or monitor, also parsed into
-// Spec.Mode), disable-kprobe-multi and disable-uprobe-multi (accepted, no
-// effect). podSelector and containerSelector are parsed and their shape
+// Spec.Mode), hook-mechanism (auto, kprobe or syscall-tracepoint, into
+// Spec.HookMechanism; this agent's own), disable-kprobe-multi and
+// disable-uprobe-multi (accepted, no effect). podSelector and containerSelector are parsed and their shape
 // checked.
 //
 // # Files and documents

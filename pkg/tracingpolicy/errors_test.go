@@ -271,9 +271,11 @@ func TestErrorMessages(t *testing.T) {
 		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  usdts: []\n",
 			[]string{`x.yaml:7:3: spec.usdts: usdts is not supported by this agent`}},
 		{"unknown option", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: turbo, value: \"on\"}\n",
-			[]string{`x.yaml:8:12: spec.options[0].name: unknown option "turbo" (supported: policy-mode, disable-kprobe-multi, disable-uprobe-multi)`}},
+			[]string{`x.yaml:8:12: spec.options[0].name: unknown option "turbo" (supported: policy-mode, hook-mechanism, disable-kprobe-multi, disable-uprobe-multi)`}},
 		{"bad policy-mode", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: policy-mode, value: block}\n",
 			[]string{`x.yaml:8:32: spec.options[0].value: policy-mode must be enforce or monitor, got "block"`}},
+		{"bad hook-mechanism", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: hook-mechanism, value: fentry}\n",
+			[]string{`x.yaml:8:35: spec.options[0].value: hook-mechanism must be auto, kprobe or syscall-tracepoint, got "fentry"`}},
 		{"lsm hook with prefix", header + "  lsmhooks:\n  - hook: security_file_open\n",
 			[]string{`x.yaml:7:11: spec.lsmhooks[0].hook: LSM hooks are named without the security_ prefix ("file_open", not "security_file_open")`}},
 		{"override on a tracepoint", header + `  tracepoints:

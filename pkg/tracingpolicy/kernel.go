@@ -98,6 +98,16 @@ func fits(t ArgType, c CType) (bool, string) {
 	return false, "a type this agent cannot read"
 }
 
+// ArgFits reports whether an argument of type t can be read from a
+// parameter of C type c, and if not, what t needs. Hook compilers use it to
+// refuse, at load, a hook whose arguments the kernel's prototype
+// contradicts.
+func ArgFits(t ArgType, c CType) (bool, string) { return fits(t, c) }
+
+// SyscallSymbol is the kernel symbol of system call name's entry point on
+// this architecture (__x64_sys_openat for openat on amd64).
+func SyscallSymbol(name string) string { return syscallSymbolPrefix() + name }
+
 // syscallSymbolPrefix is the prefix of the kernel's system call entry
 // points on this architecture.
 func syscallSymbolPrefix() string {

@@ -433,7 +433,8 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 	}
 }
 
-// option checks a spec.options entry; policy-mode sets s.Mode.
+// option checks a spec.options entry; policy-mode sets s.Mode and
+// hook-mechanism s.HookMechanism.
 func (d *decoder) option(o *OptionSpec, s *Spec, nameNode, valueNode *yaml.Node, p fieldPath) {
 	at := valueNode
 	if at == nil {
@@ -447,6 +448,14 @@ func (d *decoder) option(o *OptionSpec, s *Spec, nameNode, valueNode *yaml.Node,
 		default:
 			d.errorf(at, p.field("value"), "policy-mode must be %s or %s, got %q", ModeEnforce, ModeMonitor, truncate(o.Value))
 		}
+	case "hook-mechanism":
+		switch m := HookMechanism(o.Value); m {
+		case MechanismAuto, MechanismKprobe, MechanismSyscallTracepoint:
+			s.HookMechanism = m
+		default:
+			d.errorf(at, p.field("value"), "hook-mechanism must be %s, %s or %s, got %q",
+				MechanismAuto, MechanismKprobe, MechanismSyscallTracepoint, truncate(o.Value))
+		}
 	case "disable-kprobe-multi", "disable-uprobe-multi":
 		// Tetragon tuning knobs for its attach method; nothing to tune here,
 		// but the policy stays valid.
@@ -456,7 +465,7 @@ func (d *decoder) option(o *OptionSpec, s *Spec, nameNode, valueNode *yaml.Node,
 			d.errorf(at, p.field("value"), "option %s takes true or false, got %q", o.Name, truncate(o.Value))
 		}
 	default:
-		d.errorf(nameNode, p.field("name"), "unknown option %q (supported: policy-mode, disable-kprobe-multi, disable-uprobe-multi)", truncate(o.Name))
+		d.errorf(nameNode, p.field("name"), "unknown option %q (supported: policy-mode, hook-mechanism, disable-kprobe-multi, disable-uprobe-multi)", truncate(o.Name))
 	}
 }
 

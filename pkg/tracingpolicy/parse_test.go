@@ -414,6 +414,7 @@ func TestOtherHooks(t *testing.T) {
   options:
   - {name: policy-mode, value: monitor}
   - {name: disable-kprobe-multi, value: "true"}
+  - {name: hook-mechanism, value: syscall-tracepoint}
 `)
 	s := p.Spec
 	if tp := s.Tracepoints[0]; tp.Subsystem != "sched" || tp.Event != "sched_process_exec" || tp.Raw || tp.Args[0].Index != 4 ||
@@ -427,8 +428,8 @@ func TestOtherHooks(t *testing.T) {
 		u.Selectors[0].MatchActions[0].ArgSig != 19 {
 		t.Errorf("uprobe: %+v", u)
 	}
-	if s.Mode != ModeMonitor || len(s.Options) != 2 || s.Options[1].Value != "true" {
-		t.Errorf("options: mode %q %+v", s.Mode, s.Options)
+	if s.Mode != ModeMonitor || len(s.Options) != 3 || s.Options[1].Value != "true" || s.HookMechanism != MechanismSyscallTracepoint {
+		t.Errorf("options: mode %q mechanism %q %+v", s.Mode, s.HookMechanism, s.Options)
 	}
 }
 

@@ -128,12 +128,15 @@ type Spec struct {
 	LsmHooks    []LsmHookSpec
 	UProbes     []UProbeSpec
 	// Options as written. The known ones are policy-mode (also parsed into
-	// Mode), disable-kprobe-multi and disable-uprobe-multi; others are
-	// rejected.
+	// Mode), hook-mechanism (into HookMechanism), disable-kprobe-multi and
+	// disable-uprobe-multi; others are rejected.
 	Options []OptionSpec
 	// Mode is the policy-mode option: "" (not set: enforce), ModeEnforce or
 	// ModeMonitor.
 	Mode PolicyMode
+	// HookMechanism is the hook-mechanism option: "" (not set: auto) or
+	// one of the Mechanism* values.
+	HookMechanism HookMechanism
 	// PodSelector restricts the policy to pods with matching labels. Its
 	// shape is validated; there are no pods without Kubernetes, so what it
 	// means here is the caller's decision.
@@ -156,6 +159,19 @@ type PolicyMode string
 const (
 	ModeEnforce PolicyMode = "enforce"
 	ModeMonitor PolicyMode = "monitor"
+)
+
+// HookMechanism is how a policy's kprobes: hooks are served (option
+// hook-mechanism, an option of this agent, not of Tetragon).
+type HookMechanism string
+
+// Hook mechanisms. Auto uses kprobes where the kernel has them and the
+// syscall-tracepoint mapping elsewhere; the other two force one of them, so
+// that both can be compared on one kernel.
+const (
+	MechanismAuto              HookMechanism = "auto"
+	MechanismKprobe            HookMechanism = "kprobe"
+	MechanismSyscallTracepoint HookMechanism = "syscall-tracepoint"
 )
 
 // OptionSpec is a spec.options entry.

@@ -1,0 +1,246 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* One TracingPolicy hook on one kernel function, served by a kprobe (or a
+ * kretprobe for return: true, or an fmod_ret program for Override). Like
+ * generic.c, the object is loaded once per hook and configured by data: the
+ * arguments (which parameter, read as what) and the selectors, in the same
+ * layout (lib/hook.h), so both objects match and record alike.
+ *
+ * Settings fixed at load time are volatile consts: the verifier then drops
+ * the branches a hook does not use (a syscall wrapper's inner registers,
+ * parameters the function does not have). */
+#include "lib/common.h"
+#include "lib/path.h"
+#include "lib/hook.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* the function is an arch syscall entry point (__x64_sys_*): its one
+ * parameter is the user registers, and the syscall's arguments are there */
+volatile const bool syscall_wrapper = false;
+/* syscall number recorded for a syscall_wrapper hook */
+volatile const __u32 syscall_nr = 0;
+/* parameters to read (no more than the function has) */
+volatile const __u32 nparams = 0;
+/* return: true: the entry probe only saves the parameters, the return
+ * probe evaluates the selectors with them and the return value */
+volatile const bool at_return = false;
+/* per argument slot: integer width in bytes (0: 8) and signedness. Not in
+ * struct arg_conf, which generic.c shares: widening arg_conf made the
+ * verifier process 9% more instructions for generic.c's sys_exit program
+ * (514k -> 562k of the 1M limit, on 6.18). */
+volatile const __u8 arg_size[MAX_ARGS] = {};
+volatile const __u8 arg_signed[MAX_ARGS] = {};
+
+/* 8 slots so that an index masked with 7 stays in bounds */
+struct raw_args {
+	__u64 a[8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid: one call in flight per thread */
+	__type(value, struct raw_args);
+} entries SEC(".maps");
+
+/* extend gives a register the value of argument slot i's declared width:
+ * the upper bits of a register carrying a 32-bit parameter are undefined */
+static __always_inline __s64 extend(__u64 v, __u32 i)
+{
+	bool sign;
+
+	if (i >= MAX_ARGS)
+		return v;
+	sign = arg_signed[i];
+	switch (arg_size[i]) {
+	case 1:
+		return sign ? (__s64)(__s8)v : (__s64)(__u8)v;
+	case 2:
+		return sign ? (__s64)(__s16)v : (__s64)(__u16)v;
+	case 4:
+		return sign ? (__s64)(__s32)v : (__s64)(__u32)v;
+	}
+	return v;
+}
+
+/* put_str reads a char * that may point to kernel or user memory: BTF does
+ * not say which, and a kernel read of a user address fails cleanly. */
+static __always_inline void put_str(struct gen_rec *r, __u32 s, const void *p)
+{
+	char *dst = &r->data[(s & 1) * STR_LEN];
+	long n = bpf_probe_read_kernel_str(dst, STR_LEN, p);
+
+	if (n < 0)
+		n = bpf_probe_read_user_str(dst, STR_LEN, p);
+	r->str_len[s & 1] = n > 0 ? (n - 1) & PATH_MASK : 0;
+	r->str_flags[s & 1] = n == STR_LEN ? PATH_F_TRUNCATED : 0;
+}
+
+static __always_inline void fill_args(struct gen_conf *c, struct gen_rec *r, struct raw_args *ra,
+				      long ret, struct task_struct *t)
+{
+	for (int i = 0; i < MAX_ARGS; i++) {
+		struct arg_conf *a = &c->args[i];
+		struct vfsmount *mnt = NULL;
+		struct dentry *dentry = NULL;
+		struct file *f = NULL;
+		__u64 v;
+
+		if (i >= c->nargs)
+			break;
+		v = ra->a[a->reg & 7];
+		r->ints[i] = 0;
+		switch (a->src) {
+		case SRC_REG:
+			r->ints[i] = extend(v, i);
+			break;
+		case SRC_RET:
+			r->ints[i] = ret;
+			break;
+		case SRC_REG_USTR:
+			put_user_str(r, a->str, v);
+			break;
+		case SRC_REG_STR:
+			put_str(r, a->str, (const void *)v);
+			break;
+		case SRC_REG_FILENAME:
+			put_str(r, a->str, BPF_CORE_READ((struct filename *)v, name));
+			break;
+		case SRC_REG_FILE:
+			r->ints[i] = extend(v, i);
+			f = fd_file(t, r->ints[i]);
+			break;
+		case SRC_REG_KFILE:
+			f = (struct file *)v;
+			break;
+		case SRC_REG_KPATH:
+			mnt = BPF_CORE_READ((struct path *)v, mnt);
+			dentry = BPF_CORE_READ((struct path *)v, dentry);
+			break;
+		case SRC_REG_DENTRY:
+			dentry = (struct dentry *)v;
+			break;
+		}
+		if (f) {
+			mnt = BPF_CORE_READ(f, f_path.mnt);
+			dentry = BPF_CORE_READ(f, f_path.dentry);
+		}
+		/* one walk per argument, whatever led to the dentry */
+		if (dentry)
+			put_path(r, a->str, t, mnt, dentry);
+	}
+}
+
+/* evaluate runs the selectors on one call and carries out the actions of
+ * the one that matched; it returns the value an Override selector asks the
+ * function to return, else 0. */
+static __always_inline long evaluate(struct raw_args *ra, long ret)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct gen_conf *c;
+	struct gen_rec *r;
+	__u32 zero = 0;
+	int s;
+
+	c = bpf_map_lookup_elem(&conf, &zero);
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!c || !r)
+		return 0;
+	stat_inc(GS_CALLS);
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, ra, ret, t);
+	s = select(c, r);
+	if (s < 0)
+		return 0;
+	act_and_post(c, r, s, bpf_get_current_pid_tgid(), syscall_nr, ret);
+	if (s < MAX_SELECTORS && (c->sel[s].actions & ACT_OVERRIDE))
+		return c->sel[s].err;
+	return 0;
+}
+
+/* syscall_args replaces a syscall entry point's one parameter, the user
+ * registers the syscall took, with the syscall's arguments. */
+static __always_inline void syscall_args(struct raw_args *ra)
+{
+	struct pt_regs *regs = (struct pt_regs *)ra->a[0];
+
+	if (nparams > 0)
+		ra->a[0] = BPF_CORE_READ(regs, di);
+	if (nparams > 1)
+		ra->a[1] = BPF_CORE_READ(regs, si);
+	if (nparams > 2)
+		ra->a[2] = BPF_CORE_READ(regs, dx);
+	if (nparams > 3)
+		ra->a[3] = BPF_CORE_READ(regs, r10);
+	if (nparams > 4)
+		ra->a[4] = BPF_CORE_READ(regs, r8);
+	if (nparams > 5)
+		ra->a[5] = BPF_CORE_READ(regs, r9);
+}
+
+/* load_args reads the parameters at function entry. */
+static __always_inline void load_args(struct pt_regs *ctx, struct raw_args *ra)
+{
+	ra->a[0] = ctx->di;
+	ra->a[1] = ctx->si;
+	ra->a[2] = ctx->dx;
+	ra->a[3] = ctx->cx;
+	ra->a[4] = ctx->r8;
+	ra->a[5] = ctx->r9;
+	if (syscall_wrapper)
+		syscall_args(ra);
+}
+
+SEC("kprobe")
+int gen_kprobe(struct pt_regs *ctx)
+{
+	struct raw_args ra = {};
+
+	load_args(ctx, &ra);
+	if (at_return) {
+		__u64 id = bpf_get_current_pid_tgid();
+
+		bpf_map_update_elem(&entries, &id, &ra, BPF_ANY);
+		return 0;
+	}
+	evaluate(&ra, 0);
+	return 0;
+}
+
+SEC("kretprobe")
+int gen_kretprobe(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct raw_args ra, *saved;
+
+	saved = bpf_map_lookup_elem(&entries, &id);
+	if (!saved)
+		return 0;
+	ra = *saved;
+	bpf_map_delete_elem(&entries, &id);
+	evaluate(&ra, ctx->ax);
+	return 0;
+}
+
+/* gen_fmod_ret serves hooks with an Override selector on functions that
+ * allow their return value to be modified (security_* hooks, and functions
+ * marked for error injection): a non-zero return skips the function. */
+SEC("fmod_ret")
+int gen_fmod_ret(__u64 *ctx)
+{
+	struct raw_args ra = {};
+
+	/* bpf_get_func_arg bounds the index by the function's arity at run
+	 * time; ctx[i] would need a constant i the verifier can check */
+	for (int i = 0; i < 6; i++) {
+		if (i >= nparams)
+			break;
+		bpf_get_func_arg(ctx, i, &ra.a[i]);
+	}
+	if (syscall_wrapper)
+		syscall_args(&ra);
+	return evaluate(&ra, 0);
+}

@@ -1,0 +1,325 @@
+package hooks
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/rs/zerolog"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// dupHelperEnv makes the test binary a helper process that holds a file
+// open from before a policy loads, and dup()s it when told to.
+const dupHelperEnv = "TETRAGON_HOOKS_DUP_HELPER"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(dupHelperEnv); path != "" {
+		os.Exit(dupHelper(path))
+	}
+	os.Exit(m.Run())
+}
+
+// dupHelper opens path, says "ready", waits for a line on stdin, then
+// duplicates the descriptor with dup(2), which installs the same file in
+// a new descriptor (fd_install) without opening anything.
+func dupHelper(path string) int {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return 1
+	}
+	if _, err := syscall.Dup(int(f.Fd())); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("survived")
+	return 0
+}
+
+// dupProcess is a running dupHelper.
+type dupProcess struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+func (h *harness) startDupHelper(t *testing.T, path string) *dupProcess {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), dupHelperEnv+"="+path)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.pids[uint32(cmd.Process.Pid)] = "dup-helper"
+	h.mu.Unlock()
+	p := &dupProcess{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := p.out.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("dup helper: %q %v", line, err)
+	}
+	return p
+}
+
+// dup tells the helper to dup its descriptor and reports whether it was
+// killed by SIGKILL doing so.
+func (p *dupProcess) dup(t *testing.T) (killed bool) {
+	t.Helper()
+	io.WriteString(p.in, "go\n")
+	line, _ := p.out.ReadString('\n')
+	err := p.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+		return true
+	}
+	if err != nil || line != "survived\n" {
+		t.Fatalf("dup helper: %q %v", line, err)
+	}
+	return false
+}
+
+// harness loads policies through one Manager whose hooks write to a ring
+// buffer of its own, and turns the records of the test's own processes
+// into one-line summaries.
+type harness struct {
+	mech     string
+	features map[string]bool
+	dir      string
+	m        *Manager
+	rd       *ringbuf.Reader
+
+	mu   sync.Mutex
+	pids map[uint32]string // pid -> name of a process the test ran
+}
+
+func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
+	t.Helper()
+	// the size the hook objects declare for the shared ring buffer
+	ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := ringbuf.NewReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{mech: mech, features: features, dir: t.TempDir(), rd: rd, pids: map[uint32]string{},
+		m: NewManager(zerolog.Nop(), ring, sensor.Options{Features: features})}
+	t.Cleanup(func() {
+		if err := h.m.Close(); err != nil {
+			t.Errorf("closing hooks: %v", err)
+		}
+		rd.Close()
+		ring.Close()
+	})
+	return h
+}
+
+// load loads a policy whose YAML has %[1]s for the hook-mechanism option and
+// %[2]s for the test's directory, and checks the mechanism it got.
+func (h *harness) load(t *testing.T, policy string) { h.loadWith(t, policy, h.mech) }
+
+// loadWith loads a policy through mechanism mech.
+func (h *harness) loadWith(t *testing.T, policy, mech string) {
+	t.Helper()
+	start := time.Now()
+	name, err := h.tryLoad(t, policy, mech)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("policy %s loaded through %s in %v", name, mech, time.Since(start).Round(time.Millisecond))
+	if got := h.mechanismOf(t, name); got != mech {
+		t.Fatalf("policy %s is served by %s, want %s", name, got, mech)
+	}
+}
+
+// tryLoad loads a policy with its hook-mechanism option set to option and
+// returns the policy's name and the load error.
+func (h *harness) tryLoad(t *testing.T, policy, option string) (string, error) {
+	t.Helper()
+	ps, err := tp.Parse("policy.yaml", fmt.Appendf(nil, policy, option, h.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps[0].Metadata.Name, h.m.LoadPolicy(ps[0])
+}
+
+// mechanismOf returns the mechanism serving the one hook of policy name.
+func (h *harness) mechanismOf(t *testing.T, name string) string {
+	t.Helper()
+	for _, p := range h.m.Status() {
+		if p.Name == name && len(p.Hooks) == 1 {
+			return p.Hooks[0].Mechanism
+		}
+	}
+	t.Fatalf("policy %s is not loaded with one hook: %+v", name, h.m.Status())
+	return ""
+}
+
+// event is a summarized event of a process the test ran.
+type event struct {
+	policy string
+	// text is "<name> <function> <action> <args>", the test directory
+	// written as $DIR
+	text  string
+	ktime uint64
+}
+
+// stats returns the counters of the only hook loaded.
+func (h *harness) stats(t *testing.T) sensor.GenericStats {
+	t.Helper()
+	st := h.m.Status()
+	if len(st) != 1 || len(st[0].Hooks) != 1 {
+		t.Fatalf("status %+v, want one policy with one hook", st)
+	}
+	return st[0].Hooks[0].Stats
+}
+
+// run runs name with args in the test directory and returns its output,
+// and whether SIGKILL ended it; any other failure fails the test.
+func (h *harness) run(t *testing.T, name string, args ...string) (out string, killed bool) {
+	t.Helper()
+	out, err := h.start(t, name, args...)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+		return out, true
+	}
+	if err != nil {
+		t.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+	return out, false
+}
+
+// runFails runs a command that must exit with an error, and returns its
+// output and error.
+func (h *harness) runFails(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	out, err := h.start(t, name, args...)
+	if err == nil {
+		t.Fatalf("%s %v succeeded: %s", name, args, out)
+	}
+	return out, err
+}
+
+// start runs a command, noting its pid so that its events are kept.
+func (h *harness) start(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = h.dir
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.pids[uint32(cmd.Process.Pid)] = name
+	h.mu.Unlock()
+	err := cmd.Wait()
+	return buf.String(), err
+}
+
+// events drains the ring buffer and summarizes, in order, the events of
+// processes started by run, with the test directory written as $DIR so
+// that runs in different directories compare equal. A record of a process
+// the test did not start is ignored.
+func (h *harness) events(t *testing.T) []event {
+	t.Helper()
+	var out []event
+	var d observer.Decoder
+	for {
+		h.rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		rec, err := h.rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := d.Decode(rec.RawSample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, ok := v.(*observer.Generic)
+		if !ok {
+			continue
+		}
+		h.mu.Lock()
+		name, ours := h.pids[g.Pid]
+		h.mu.Unlock()
+		if !ours {
+			continue
+		}
+		ev, ok := h.m.Event(g)
+		if !ok {
+			t.Fatalf("record of hook %d made no event", g.HookID)
+		}
+		e := strings.ReplaceAll(fmt.Sprintf("%s %s %s %s", name, ev.GetFunctionName(),
+			strings.TrimPrefix(ev.GetAction().String(), "KPROBE_ACTION_"), argsString(ev.GetArgs())), h.dir, "$DIR")
+		// the syscall (the mapping's records carry it) says where it was seen
+		t.Logf("%s: %s: %s (syscall %d, ktime %d)", h.mech, ev.GetPolicyName(), e, g.Syscall, g.Ktime)
+		out = append(out, event{policy: ev.GetPolicyName(), text: e, ktime: g.Ktime})
+	}
+}
+
+func argsString(args []*api.KprobeArgument) string {
+	var parts []string
+	for _, a := range args {
+		switch {
+		case a.GetFileArg() != nil:
+			parts = append(parts, "file:"+a.GetFileArg().GetPath())
+		case a.GetPathArg() != nil:
+			parts = append(parts, "path:"+a.GetPathArg().GetPath())
+		case a.GetStringArg() != "":
+			parts = append(parts, "string:"+a.GetStringArg())
+		default:
+			parts = append(parts, fmt.Sprintf("int:%d", a.GetIntArg()))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// writeFiles creates files (relative to dir) with their contents.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

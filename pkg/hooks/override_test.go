@@ -1,0 +1,76 @@
+package hooks
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// An Override selector: opening the protected file fails with EPERM.
+const overridePolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "override"
+spec:
+  options:
+  - name: hook-mechanism
+    value: "%[1]s"
+  kprobes:
+  - call: "security_file_open"
+    syscall: false
+    args:
+    - index: 0
+      type: "file"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "%[2]s/tetragon"
+      matchActions:
+      - action: Override
+        argError: -1
+`
+
+func TestOverride(t *testing.T) {
+	testutil.RequireRoot(t)
+	features := testutil.Kernel(t).Map()
+
+	t.Run("syscall-tracepoint refuses", func(t *testing.T) {
+		h := newHarness(t, MechSyscallTracepoint, features)
+		_, err := h.tryLoad(t, overridePolicy, MechSyscallTracepoint)
+		if err == nil || !strings.Contains(err.Error(), "action Override needs bpf_override_return, fmod_ret or BPF LSM") ||
+			!strings.Contains(err.Error(), "the policy asks for hook-mechanism syscall-tracepoint") {
+			t.Fatalf("error %v, want Override refused, saying why the mapping serves the hook", err)
+		}
+		if st := h.m.Status(); len(st) != 0 {
+			t.Fatalf("the refused policy left %+v", st)
+		}
+	})
+
+	t.Run("fmod_ret", func(t *testing.T) {
+		testutil.RequireFeature(t, "kprobe")
+		testutil.RequireFeature(t, "fmod_ret")
+		h := newHarness(t, MechKprobe, features)
+		writeFiles(t, h.dir, map[string]string{"tetragon": "secret", "other": "x"})
+		name, err := h.tryLoad(t, overridePolicy, "auto")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mech := h.mechanismOf(t, name); mech != MechFmodRet {
+			t.Fatalf("Override hook served by %s, want %s", mech, MechFmodRet)
+		}
+		if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "tetragon")); !strings.Contains(out, "Operation not permitted") {
+			t.Fatalf("cat of the protected file: %q, want EPERM", out)
+		}
+		if out, killed := h.run(t, "cat", filepath.Join(h.dir, "other")); killed || out != "x" {
+			t.Fatalf("cat other: %q, want untouched", out)
+		}
+		evs := h.events(t)
+		if len(evs) != 1 || !strings.HasPrefix(evs[0].text, "cat security_file_open ") || !strings.HasSuffix(evs[0].text, " file:$DIR/tetragon") {
+			t.Fatalf("events %v, want one for cat's open of the protected file", evs)
+		}
+	})
+}

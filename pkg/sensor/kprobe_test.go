@@ -1,0 +1,270 @@
+package sensor
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// fdInstallArgs reads fd_install(unsigned int fd, struct file *file).
+var fdInstallArgs = []Arg{
+	{Source: SrcReg, Reg: 0, Kind: KindInt, Size: 4},
+	{Source: SrcRegKFile, Reg: 1, Kind: KindPath},
+}
+
+// TestKprobeVerifies loads every program shape of bpf/kprobe.c with every
+// argument source, without attaching: the verifier's verdict does not
+// depend on whether the kernel can attach kprobes, so this runs on the
+// host too.
+func TestKprobeVerifies(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "bpf_loop")
+	// every source, two string-like arguments per hook at most
+	all := []Arg{
+		{Source: SrcRegKFile, Reg: 0, Kind: KindPath},
+		{Source: SrcReg, Reg: 1, Kind: KindInt, Size: 4, Signed: true},
+		{Source: SrcRegKPath, Reg: 2, Kind: KindPath},
+		{Source: SrcRet, Kind: KindInt},
+	}
+	strs := []Arg{
+		{Source: SrcRegStr, Reg: 0, Kind: KindPath},
+		{Source: SrcReg, Reg: 1, Kind: KindInt, Size: 2},
+		{Source: SrcRegFilename, Reg: 2, Kind: KindPath},
+	}
+	dentry := []Arg{{Source: SrcRegDentry, Reg: 0, Kind: KindPath}, {Source: SrcReg, Reg: 1, Kind: KindInt, Size: 1}}
+	sysArgs := []Arg{
+		{Source: SrcRegFile, Reg: 0, Kind: KindFD, Size: 4, Signed: true},
+		{Source: SrcRegUstr, Reg: 1, Kind: KindPath},
+		{Source: SrcReg, Reg: 2, Kind: KindInt},
+	}
+	sels := []Selector{
+		{Matches: []Match{{Arg: 0, Op: OpPostfix, Strings: []string{".key"}}, {Arg: 1, Op: OpMask, Ints: []int64{4}}}, Actions: ActPost | ActSigkill},
+		{Matches: []Match{{Arg: 0, Op: OpNotPrefix, Strings: []string{"/etc/"}}}, Actions: ActSignal, Signal: 10},
+	}
+	for _, tc := range []struct {
+		name string
+		spec KprobeSpec
+	}{
+		{"entry", KprobeSpec{Symbol: "security_file_permission", Params: 6, Args: all, Selectors: sels}},
+		{"strings", KprobeSpec{Symbol: "do_filp_open", Params: 3, Args: strs, Selectors: sels}},
+		{"dentry", KprobeSpec{Symbol: "security_inode_unlink", Params: 2, Args: dentry, Selectors: sels}},
+		{"return", KprobeSpec{Symbol: "security_file_permission", Params: 6, Return: true, Args: all, Selectors: sels}},
+		{"syscall", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Args: sysArgs, Selectors: sels}},
+		{"syscall return", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true, Args: sysArgs, Selectors: sels}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := loadKprobe(tc.spec, newRing(t), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := k.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("fmod_ret", func(t *testing.T) {
+		testutil.RequireFeature(t, "fmod_ret")
+		override := append([]Selector{{Matches: sels[0].Matches, Actions: ActOverride | ActPost, Error: -1}}, sels[1])
+		k, err := loadKprobe(KprobeSpec{Symbol: "security_file_permission", Params: 2, Override: true,
+			Args: all[:2], Selectors: override}, newRing(t), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Close()
+	})
+}
+
+// readGeneric reads the next hook record from ring.
+func readGeneric(t *testing.T, ring *ebpf.Map) *observer.Generic {
+	t.Helper()
+	rd, err := ringbuf.NewReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	rd.SetDeadline(time.Now().Add(2 * time.Second))
+	rec, err := rd.Read()
+	if err != nil {
+		t.Fatalf("no record: %v", err)
+	}
+	var d observer.Decoder
+	v, err := d.Decode(rec.RawSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := v.(*observer.Generic)
+	if !ok {
+		t.Fatalf("record %T, want a hook record", v)
+	}
+	return g
+}
+
+func twoFiles(t *testing.T) (target, other string) {
+	t.Helper()
+	dir := t.TempDir()
+	target, other = filepath.Join(dir, "tetragon"), filepath.Join(dir, "other")
+	for _, f := range []string{target, other} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return target, other
+}
+
+// TestKprobeSigkillOnOpen is the seed's enforcement policy on a real
+// fd_install kprobe.
+func TestKprobeSigkillOnOpen(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	target, other := twoFiles(t)
+	ring := newRing(t)
+	k, err := LoadKprobe(KprobeSpec{
+		ID: 3, Symbol: "fd_install", Params: 2, Args: fdInstallArgs,
+		Selectors: []Selector{{
+			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
+			Actions: ActPost | ActSigkill,
+		}},
+	}, ring, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+
+	out, err := exec.Command("cat", target).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL || len(out) != 0 {
+		t.Fatalf("cat %s: %v, output %q: want killed before reading", target, err, out)
+	}
+	if out, err := exec.Command("cat", other).CombinedOutput(); err != nil || string(out) != "x" {
+		t.Fatalf("cat %s: %v %q, want untouched", other, err, out)
+	}
+	g := readGeneric(t, ring)
+	// the file is the first string-valued argument: string slot 0
+	if g.HookID != 3 || g.Strs[0] != target || g.Ints[0] < 0 || g.Ints[0] > 1024 || g.Actions != ActPost|ActSigkill {
+		t.Fatalf("record %+v", g)
+	}
+	st, err := k.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Matched != 1 || st.Signals != 1 || st.Posted != 1 || st.Calls < 2 {
+		t.Fatalf("stats %+v: want exactly one match, kill and record", st)
+	}
+}
+
+// TestKprobePinnedKeepsEnforcing is persistent enforcement through a
+// kprobe: with its link pinned, the hook keeps killing after the loader's
+// handles are closed, until the pin directory is removed.
+func TestKprobePinnedKeepsEnforcing(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	testutil.RequireFeature(t, "link_pinning")
+	if _, err := kernelfs.BPF().Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := twoFiles(t)
+	k, err := LoadKprobe(KprobeSpec{
+		Symbol: "fd_install", Params: 2, Args: fdInstallArgs,
+		Selectors: []Selector{{Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}}, Actions: ActSigkill}},
+	}, newRing(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(kernelfs.BPF().Path, "kprobe-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := k.Pin(filepath.Join(dir, "hook")); err != nil {
+		k.Close()
+		t.Fatal(err)
+	}
+	if err := k.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = exec.Command("cat", target).Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("cat with the hook pinned and closed: %v, want killed", err)
+	}
+	// detaches before it returns, which a bare unlink does not promise
+	if err := RemovePinned(dir); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cat", target).CombinedOutput(); err != nil || string(out) != "x" {
+		t.Fatalf("cat after removing the pins: %v %q, want untouched", err, out)
+	}
+}
+
+// TestKprobeSyscallReturn hooks openat's arch entry point at return: the
+// path comes from the user registers the syscall took, and the record
+// carries the returned fd.
+func TestKprobeSyscallReturn(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kretprobe")
+	target, _ := twoFiles(t)
+	ring := newRing(t)
+	k, err := LoadKprobe(KprobeSpec{
+		ID: 4, Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 2, Return: true,
+		Args: []Arg{
+			{Source: SrcReg, Reg: 0, Kind: KindInt, Size: 4, Signed: true},
+			{Source: SrcRegUstr, Reg: 1, Kind: KindPath},
+		},
+		Selectors: []Selector{{Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}}, Actions: ActPost}},
+	}, ring, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if out, err := exec.Command("cat", target).CombinedOutput(); err != nil {
+		t.Fatalf("cat: %v %s", err, out)
+	}
+	g := readGeneric(t, ring)
+	// AT_FDCWD is -100: only a sign-extended 32-bit read gives it
+	if g.Syscall != 257 || g.Strs[0] != target || g.Ints[0] != -100 || g.Ret < 3 {
+		t.Fatalf("record %+v: want openat(AT_FDCWD, %s) returning an fd", g, target)
+	}
+}
+
+// TestKprobeOverride serves an Override selector with fmod_ret on
+// security_file_open: opening the protected file fails with EPERM.
+func TestKprobeOverride(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "fmod_ret")
+	target, other := twoFiles(t)
+	ring := newRing(t)
+	k, err := LoadKprobe(KprobeSpec{
+		ID: 5, Symbol: "security_file_open", Params: 1, Override: true,
+		Args: []Arg{{Source: SrcRegKFile, Reg: 0, Kind: KindPath}},
+		Selectors: []Selector{{
+			Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{target}}},
+			Actions: ActPost | ActOverride, Error: -int32(syscall.EPERM),
+		}},
+	}, ring, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	out, err := exec.Command("cat", target).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Operation not permitted") {
+		t.Fatalf("cat %s: %v %q, want EPERM", target, err, out)
+	}
+	if out, err := exec.Command("cat", other).CombinedOutput(); err != nil || string(out) != "x" {
+		t.Fatalf("cat %s: %v %q, want untouched", other, err, out)
+	}
+	if g := readGeneric(t, ring); g.Strs[0] != target || g.Actions&ActOverride == 0 {
+		t.Fatalf("record %+v", g)
+	}
+}
