@@ -116,47 +116,70 @@ static __always_inline bool file_identity(long fd, struct verdict_key *vk)
 	return true;
 }
 
+struct fill_ctx {
+	struct gen_conf *c;
+	struct gen_rec *r;
+	struct pt_regs *regs;
+	struct sys_variant *v;
+	struct task_struct *t;
+	long ret;
+};
+
+/* fill_arg reads argument i of the call into the record. Under bpf_loop,
+ * so the verifier checks one argument's path resolution, not five. */
+static long fill_arg(__u32 idx, void *data)
+{
+	struct fill_ctx *x = data;
+	/* masked first: see eval_match in lib/hook.h */
+	__u32 i = idx & 7;
+	struct gen_rec *r = x->r;
+	struct sys_variant *v = x->v;
+	struct arg_conf *a;
+	long fd;
+
+	if (i >= MAX_ARGS)
+		return 1;
+	a = &x->c->args[i];
+	r->ints[i] = 0;
+	switch (a->src) {
+	case SRC_REG:
+		r->ints[i] = reg_arg(x->regs, a->reg);
+		break;
+	case SRC_RET:
+		r->ints[i] = x->ret;
+		break;
+	case SRC_VAR_MASK:
+		r->ints[i] = v->mask;
+		break;
+	case SRC_REG_USTR:
+		put_user_str(r, a->str, reg_arg(x->regs, a->reg));
+		break;
+	case SRC_REG_FILE:
+	case SRC_RET_FILE:
+	case SRC_VAR_FILE:
+	case SRC_VAR_PATH:
+		if (a->src == SRC_REG_FILE)
+			fd = reg_arg(x->regs, a->reg);
+		else if (a->src == SRC_RET_FILE || v->fd_src == VAR_FD_RET)
+			fd = x->ret;
+		else if (v->fd_src == VAR_NO_FD) {
+			put_user_str(r, a->str, reg_arg(x->regs, 0));
+			break;
+		} else
+			fd = reg_arg(x->regs, v->fd_src);
+		r->ints[i] = fd;
+		put_file_path(r, a->str, x->t, fd_file(x->t, fd));
+		break;
+	}
+	return 0;
+}
+
 static __always_inline void fill_args(struct gen_conf *c, struct gen_rec *r, struct pt_regs *regs,
 				      struct sys_variant *v, long ret, struct task_struct *t)
 {
-	for (int i = 0; i < MAX_ARGS; i++) {
-		struct arg_conf *a = &c->args[i];
-		long fd;
+	struct fill_ctx x = {.c = c, .r = r, .regs = regs, .v = v, .t = t, .ret = ret};
 
-		if (i >= c->nargs)
-			break;
-		r->ints[i] = 0;
-		switch (a->src) {
-		case SRC_REG:
-			r->ints[i] = reg_arg(regs, a->reg);
-			break;
-		case SRC_RET:
-			r->ints[i] = ret;
-			break;
-		case SRC_VAR_MASK:
-			r->ints[i] = v->mask;
-			break;
-		case SRC_REG_USTR:
-			put_user_str(r, a->str, reg_arg(regs, a->reg));
-			break;
-		case SRC_REG_FILE:
-		case SRC_RET_FILE:
-		case SRC_VAR_FILE:
-		case SRC_VAR_PATH:
-			if (a->src == SRC_REG_FILE)
-				fd = reg_arg(regs, a->reg);
-			else if (a->src == SRC_RET_FILE || v->fd_src == VAR_FD_RET)
-				fd = ret;
-			else if (v->fd_src == VAR_NO_FD) {
-				put_user_str(r, a->str, reg_arg(regs, 0));
-				break;
-			} else
-				fd = reg_arg(regs, v->fd_src);
-			r->ints[i] = fd;
-			put_file_path(r, a->str, t, fd_file(t, fd));
-			break;
-		}
-	}
+	bpf_loop(c->nargs, fill_arg, &x, 0);
 }
 
 struct variant_ctx {

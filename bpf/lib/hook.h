@@ -317,48 +317,89 @@ static __always_inline bool match_int(__s64 x, struct match_arg *m)
 	return m->op == MOP_NOT_EQUAL ? !hit : hit;
 }
 
+struct match_ctx {
+	struct gen_conf *c;
+	struct gen_rec *r;
+	__u32 sel;
+	bool ok;
+};
+
+/* eval_match checks matchArgs entry j of one selector; it stops the loop
+ * at the first entry that does not hold. */
+static long eval_match(__u32 j, void *data)
+{
+	struct match_ctx *x = data;
+	/* masked to 3 bits first: the verifier sees the index arrive as a full
+	 * 64-bit register, and a compare on a zero-extended copy would not
+	 * bound it */
+	__u32 mi = j & 7, si = x->sel & 7;
+	struct selector *sel;
+	struct match_arg *m;
+	struct arg_conf *a;
+	__u32 ai;
+	bool hit;
+
+	if (mi >= MAX_MATCH_ARGS || si >= MAX_SELECTORS) {
+		x->ok = false;
+		return 1;
+	}
+	sel = &x->c->sel[si];
+	m = &sel->m[mi];
+	ai = m->arg;
+	if (ai >= MAX_ARGS) {
+		x->ok = false;
+		return 1;
+	}
+	a = &x->c->args[ai];
+	if (a->type != T_INT) {
+		hit = match_str(x->r, a->str, m->slot, m->op == MOP_POSTFIX || m->op == MOP_NOT_POSTFIX);
+		if (m->op == MOP_NOT_PREFIX || m->op == MOP_NOT_EQUAL || m->op == MOP_NOT_POSTFIX)
+			hit = !hit;
+	} else {
+		hit = match_int(x->r->ints[ai], m);
+	}
+	if (!hit) {
+		x->ok = false;
+		return 1;
+	}
+	return 0;
+}
+
+struct select_ctx {
+	struct gen_conf *c;
+	struct gen_rec *r;
+	int found;
+};
+
+/* eval_selector checks selector s; it stops the loop at the first one
+ * whose every matchArgs entry holds. */
+static long eval_selector(__u32 s, void *data)
+{
+	struct select_ctx *x = data;
+	struct match_ctx m = {.c = x->c, .r = x->r, .sel = s, .ok = true};
+
+	if (s >= MAX_SELECTORS)
+		return 1;
+	bpf_loop(x->c->sel[s].nmatch, eval_match, &m, 0);
+	if (!m.ok)
+		return 0;
+	x->found = s;
+	return 1;
+}
+
 /* select returns the index of the first selector whose every matchArgs
- * entry holds, or -1. No selectors means every call matches. */
+ * entry holds, or -1. No selectors means every call matches. The loops
+ * run under bpf_loop: the verifier then checks one selector and one match
+ * instead of every combination of the unrolled loops, which kept a hook's
+ * load in the seconds. */
 static __always_inline int select(struct gen_conf *c, struct gen_rec *r)
 {
+	struct select_ctx x = {.c = c, .r = r, .found = -1};
+
 	if (c->nsel == 0)
 		return MAX_SELECTORS;
-	for (int s = 0; s < MAX_SELECTORS; s++) {
-		struct selector *sel = &c->sel[s];
-		bool ok = true;
-
-		if (s >= c->nsel)
-			break;
-		for (int j = 0; j < MAX_MATCH_ARGS; j++) {
-			struct match_arg *m = &sel->m[j];
-			struct arg_conf *a;
-			__u32 ai = m->arg;
-			bool hit;
-
-			if (j >= sel->nmatch)
-				break;
-			if (ai >= MAX_ARGS) {
-				ok = false;
-				break;
-			}
-			a = &c->args[ai];
-			if (a->type != T_INT) {
-				hit = match_str(r, a->str, m->slot,
-						m->op == MOP_POSTFIX || m->op == MOP_NOT_POSTFIX);
-				if (m->op == MOP_NOT_PREFIX || m->op == MOP_NOT_EQUAL || m->op == MOP_NOT_POSTFIX)
-					hit = !hit;
-			} else {
-				hit = match_int(r->ints[ai], m);
-			}
-			if (!hit) {
-				ok = false;
-				break;
-			}
-		}
-		if (ok)
-			return s;
-	}
-	return -1;
+	bpf_loop(c->nsel, eval_selector, &x, 0);
+	return x.found;
 }
 
 /* act_and_post carries out the actions of selector s (MAX_SELECTORS: the
