@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,14 +19,35 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/probe"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 func main() {
 	rounds := flag.Int("rounds", 7, "interleaved rounds per mode")
 	window := flag.Duration("window", 500*time.Millisecond, "measuring window per round")
+	policy := flag.String("policy", "policies/file-monitoring.yaml", "the policy the syscall benchmark loads")
+	edits := flag.Int("edits", 100, "policy file edits the reload benchmark times")
+	only := flag.String("only", "", "run one part: syscall or reload")
 	flag.Parse()
-	if err := run(*rounds, *window); err != nil {
+	err := func() error {
+		if os.Geteuid() != 0 {
+			return errors.New("run as root: the benchmark loads BPF programs")
+		}
+		if *only != "reload" {
+			if err := syscallOverhead(*rounds, *window, *policy); err != nil {
+				return fmt.Errorf("syscall overhead: %w", err)
+			}
+		}
+		if *only != "syscall" {
+			if err := reloadLatency(*edits); err != nil {
+				return fmt.Errorf("reload latency: %w", err)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "tetragon-bench:", err)
 		os.Exit(1)
 	}
@@ -82,35 +104,26 @@ func emptyRawSyscallHooks() (func(), error) {
 	return closeAll, nil
 }
 
-// fileMonitoring loads the quickstart's read/write hooks on the syscall
-// mapping, with its sensitive prefixes, none of which the loop touches.
-func fileMonitoring() (func(), error) {
-	ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
-	if err != nil {
-		return nil, err
+// fileMonitoring loads the shipped file-monitoring policy as the agent
+// would on this kernel (its mechanism chosen from the probe); the loop
+// touches none of its paths.
+func fileMonitoring(policy string, features map[string]bool) func() (func(), error) {
+	return func() (func(), error) {
+		pols, err := tracingpolicy.ParseFile(policy)
+		if err != nil {
+			return nil, err
+		}
+		ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
+		if err != nil {
+			return nil, err
+		}
+		m := hooks.NewManager(zerolog.Nop(), ring, sensor.Options{Features: features})
+		if err := m.LoadPolicy(pols[0]); err != nil {
+			ring.Close()
+			return nil, err
+		}
+		return func() { m.Close(); ring.Close() }, nil
 	}
-	m := hooks.NewManager(zerolog.Nop(), ring, sensor.Options{})
-	err = m.Load("file-monitoring", []hooks.HookDecl{
-		{
-			Call: "security_file_permission",
-			Args: []hooks.ArgDecl{{Index: 0, Type: "file"}, {Index: 1, Type: "int"}},
-			Selectors: []hooks.SelectorDecl{
-				{MatchArgs: []hooks.MatchDecl{
-					{Index: 0, Operator: "Prefix", Values: []string{"/etc/shadow", "/etc/sudoers", "/root/.ssh", "/boot"}},
-					{Index: 1, Operator: "Mask", Values: []string{"4"}},
-				}},
-				{MatchArgs: []hooks.MatchDecl{
-					{Index: 0, Operator: "Prefix", Values: []string{"/etc/", "/bin/", "/usr/bin/", "/lib/", "/usr/lib/"}},
-					{Index: 1, Operator: "Mask", Values: []string{"2"}},
-				}},
-			},
-		},
-	})
-	if err != nil {
-		ring.Close()
-		return nil, err
-	}
-	return func() { m.Close(); ring.Close() }, nil
 }
 
 func median(v []float64) float64 {
@@ -119,12 +132,13 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func run(rounds int, window time.Duration) error {
-	if os.Geteuid() != 0 {
-		return errors.New("run as root: the benchmark loads BPF programs")
-	}
+func syscallOverhead(rounds int, window time.Duration, policy string) error {
 	if _, err := btf.LoadKernelSpec(); err != nil {
 		return fmt.Errorf("kernel BTF: %w", err)
+	}
+	report, err := probe.Run(context.Background())
+	if err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "tetragon-bench-")
 	if err != nil {
@@ -143,7 +157,7 @@ func run(rounds int, window time.Duration) error {
 	modes := []*mode{
 		{name: "no agent", setup: func() (func(), error) { return func() {}, nil }},
 		{name: "floor (empty raw sys_enter+sys_exit)", setup: emptyRawSyscallHooks},
-		{name: "agent (file-monitoring policy)", setup: fileMonitoring},
+		{name: "agent (" + filepath.Base(policy) + ")", setup: fileMonitoring(policy, report.Map())},
 	}
 	fmt.Printf("syscall overhead: open/read/close of %s, %d rounds x %v per mode, interleaved\n", path, rounds, window)
 	for r := 0; r < rounds; r++ {

@@ -157,9 +157,23 @@ type GenericStats struct {
 
 // Generic is one loaded hook.
 type Generic struct {
-	objs  bpf.GenericObjects
+	maps  bpf.GenericMaps
+	progs []*ebpf.Program
 	links []link.Link
 }
+
+// Only the programs a hook attaches are loaded: verifying the other
+// direction would double the load time for nothing.
+type (
+	genericEnter struct {
+		bpf.GenericMaps
+		Prog *ebpf.Program `ebpf:"gen_sys_enter"`
+	}
+	genericExit struct {
+		bpf.GenericMaps
+		Prog *ebpf.Program `ebpf:"gen_sys_exit"`
+	}
+)
 
 // LoadGeneric loads and attaches a hook whose records go to events.
 // On error nothing stays loaded.
@@ -168,31 +182,60 @@ func LoadGeneric(spec HookSpec, events *ebpf.Map, opts Options) (*Generic, error
 	if err != nil {
 		return nil, err
 	}
-	g := &Generic{}
+	var enter, exit bool
+	for _, sc := range spec.Syscalls {
+		enter = enter || sc.Flags&OnEnter != 0
+		exit = exit || sc.Flags&OnExit != 0
+	}
+	collSpec, err := bpf.LoadGeneric()
+	if err != nil {
+		return nil, fmt.Errorf("reading the hook object: %w", err)
+	}
 	collOpts := &ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
 		MapReplacements: map[string]*ebpf.Map{"events": events},
 	}
-	if err := bpf.LoadGenericObjects(&g.objs, collOpts); err != nil {
+	g := &Generic{}
+	var attach []string
+	loadErr := func() error {
+		// the maps are shared: the second program reuses the first one's
+		if enter {
+			var o genericEnter
+			if err := collSpec.LoadAndAssign(&o, collOpts); err != nil {
+				return err
+			}
+			g.maps, g.progs, attach = o.GenericMaps, append(g.progs, o.Prog), append(attach, "sys_enter")
+			collOpts.MapReplacements = mapsByName(g.maps, events)
+		}
+		if exit {
+			var o genericExit
+			if err := collSpec.LoadAndAssign(&o, collOpts); err != nil {
+				return err
+			}
+			g.maps, g.progs, attach = o.GenericMaps, append(g.progs, o.Prog), append(attach, "sys_exit")
+		}
+		return nil
+	}()
+	if loadErr != nil {
+		g.Close()
 		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
+		if errors.As(loadErr, &ve) {
 			return nil, fmt.Errorf("loading hook: %+v", ve)
 		}
-		return nil, fmt.Errorf("loading hook: %w", err)
+		return nil, fmt.Errorf("loading hook: %w", loadErr)
 	}
 	fail := func(err error) (*Generic, error) {
 		g.Close()
 		return nil, err
 	}
-	if err := g.objs.Conf.Put(uint32(0), conf); err != nil {
+	if err := g.maps.Conf.Put(uint32(0), conf); err != nil {
 		return fail(fmt.Errorf("writing hook config: %w", err))
 	}
 	for _, k := range strs {
-		if err := g.objs.Strings.Put(k, uint8(1)); err != nil {
+		if err := g.maps.Strings.Put(k, uint8(1)); err != nil {
 			return fail(fmt.Errorf("writing match strings: %w", err))
 		}
 	}
-	var enter, exit bool
 	for nr, sc := range spec.Syscalls {
 		var e bpf.GenericSysEntry
 		e.Flags = sc.Flags
@@ -200,29 +243,30 @@ func LoadGeneric(spec HookSpec, events *ebpf.Map, opts Options) (*Generic, error
 		for i, v := range sc.Variants {
 			e.V[i].FdSrc, e.V[i].Mask = v.FD, v.Mask
 		}
-		if err := g.objs.SysTable.Put(nr, e); err != nil {
+		if err := g.maps.SysTable.Put(nr, e); err != nil {
 			return fail(fmt.Errorf("writing syscall table entry %d: %w", nr, err))
 		}
-		enter = enter || sc.Flags&OnEnter != 0
-		exit = exit || sc.Flags&OnExit != 0
 	}
-	// attach only the directions in use: each raw syscall program costs
-	// every syscall on the host
-	for _, p := range []struct {
-		use  bool
-		name string
-		prog *ebpf.Program
-	}{{enter, "sys_enter", g.objs.GenSysEnter}, {exit, "sys_exit", g.objs.GenSysExit}} {
-		if !p.use {
-			continue
-		}
-		l, err := link.AttachTracing(link.TracingOptions{Program: p.prog, AttachType: ebpf.AttachTraceRawTp})
+	// attached last, once the tables are filled: each raw syscall program
+	// costs every syscall on the host
+	for i, prog := range g.progs {
+		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 		if err != nil {
-			return fail(fmt.Errorf("attaching tp_btf/%s: %w", p.name, err))
+			return fail(fmt.Errorf("attaching tp_btf/%s: %w", attach[i], err))
 		}
 		g.links = append(g.links, l)
 	}
 	return g, nil
+}
+
+// mapsByName lists a loaded hook's maps for MapReplacements, so that a
+// second program shares them.
+func mapsByName(m bpf.GenericMaps, events *ebpf.Map) map[string]*ebpf.Map {
+	return map[string]*ebpf.Map{
+		"conf": m.Conf, "events": events, "generation": m.Generation, "key_heap": m.KeyHeap,
+		"path_heap": m.PathHeap, "rec_heap": m.RecHeap, "stats": m.Stats, "strings": m.Strings,
+		"sys_table": m.SysTable, "verdicts": m.Verdicts,
+	}
 }
 
 func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) {
@@ -333,7 +377,7 @@ func lpmKey(slot uint32, s string, op Op) (bpf.GenericLpmKey, error) {
 }
 
 // Stats reads the hook's counters.
-func (g *Generic) Stats() (GenericStats, error) { return readGenericStats(g.objs.Stats) }
+func (g *Generic) Stats() (GenericStats, error) { return readGenericStats(g.maps.Stats) }
 
 // readGenericStats sums a hook object's per-CPU counters (enum gen_stat in
 // bpf/lib/hook.h).
@@ -355,7 +399,7 @@ func readGenericStats(stats *ebpf.Map) (GenericStats, error) {
 // attached after the agent's file descriptors are closed: the
 // --keep-sensors-on-exit path. Removing dir detaches it.
 func (g *Generic) Pin(dir string) error {
-	return pinAll(dir, g.links, map[string]*ebpf.Map{"stats": g.objs.Stats})
+	return pinAll(dir, g.links, map[string]*ebpf.Map{"stats": g.maps.Stats})
 }
 
 // Close detaches and unloads the hook, unless it is pinned.
@@ -365,6 +409,10 @@ func (g *Generic) Close() error {
 		errs = append(errs, l.Close())
 	}
 	g.links = nil
-	errs = append(errs, g.objs.Close())
+	for _, p := range g.progs {
+		errs = append(errs, p.Close())
+	}
+	g.progs = nil
+	errs = append(errs, g.maps.Close())
 	return errors.Join(errs...)
 }
