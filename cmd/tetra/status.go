@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -34,14 +35,28 @@ func newStatusCmd(root *rootOptions) *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				return writeProtoJSON(cmd.OutOrStdout(), resp)
+				err = writeProtoJSON(cmd.OutOrStdout(), resp)
+			} else {
+				err = writeStatusText(cmd.OutOrStdout(), resp, time.Now())
 			}
-			return writeStatusText(cmd.OutOrStdout(), resp, time.Now())
+			if err != nil {
+				return err
+			}
+			// the image's HEALTHCHECK runs this command: it fails until
+			// the agent enforces its startup policies
+			if !resp.GetAgent().GetReady() {
+				return errNotReady
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
+
+// errNotReady makes `tetra status` exit non-zero, after printing the status,
+// while the agent starts (its startup policies are not all attached) or stops.
+var errNotReady = errors.New("the agent is not ready: it is starting (attaching its startup policies) or stopping")
 
 func getHealth(ctx context.Context, root *rootOptions) (*api.GetHealthStatusResponse, error) {
 	var resp *api.GetHealthStatusResponse

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -371,27 +372,31 @@ func health(start time.Time) *api.GetHealthStatusResponse {
 		Agent: &api.AgentStatus{
 			Ready: true, NodeName: "node1", StartTime: timestamppb.New(start),
 			EventsTotal: 1234, RecordsTotal: 1300,
-			Losses:           &api.LossCounters{KernelRingbuf: 1, QueueOverflow: 2, SubscriberDrops: 3, DecodeErrors: 4},
+			Losses: &api.LossCounters{KernelRingbuf: 1, QueueOverflow: 2, SubscriberDrops: 3, DecodeErrors: 4,
+				ExportQueueOverflow: 7, ExportRateLimited: 8, ExportWriteErrors: 9},
 			ProcessCacheSize: 321, ProcessCacheEvictions: 6, UnresolvedEvents: 5, Subscribers: 2,
 			KernelFeatures: map[string]bool{"tracepoint": true, "kprobe": false, "uprobe": true, "bpf_lsm": false},
 		},
 	}
 }
 
-const wantStatus = `Health:                   running (all sensors loaded)
-Ready:                    yes
-Node:                     node1
-Uptime:                   1h30m5s (since 2025-03-14T13:39:21Z)
-Events total:             1234
-Records total:            1300
-Lost, kernel ringbuf:     1
-Lost, queue overflow:     2
-Lost, subscriber drops:   3
-Lost, decode errors:      4
-Unresolved events:        5
-Process cache size:       321
-Process cache evictions:  6
-Subscribers:              2
+const wantStatus = `Health:                       running (all sensors loaded)
+Ready:                        yes
+Node:                         node1
+Uptime:                       1h30m5s (since 2025-03-14T13:39:21Z)
+Events total:                 1234
+Records total:                1300
+Lost, kernel ringbuf:         1
+Lost, queue overflow:         2
+Lost, subscriber drops:       3
+Lost, decode errors:          4
+Lost, export queue overflow:  7
+Lost, export rate limited:    8
+Lost, export write errors:    9
+Unresolved events:            5
+Process cache size:           321
+Process cache evictions:      6
+Subscribers:                  2
 Kernel features:
   bpf_lsm     no
   kprobe      no
@@ -417,7 +422,7 @@ func TestStatusText(t *testing.T) {
 			t.Errorf("empty status lacks %q:\n%s", line, b.String())
 		}
 	}
-	if !strings.Contains(b.String(), "Lost, decode errors:      0\n") || !strings.Contains(b.String(), "Uptime:                   unknown\n") {
+	if !strings.Contains(b.String(), "Lost, decode errors:          0\n") || !strings.Contains(b.String(), "Uptime:                       unknown\n") {
 		t.Errorf("empty status:\n%s", b.String())
 	}
 }
@@ -439,7 +444,7 @@ func TestStatusCommand(t *testing.T) {
 			t.Errorf("status output lacks %q:\n%s", line, got)
 		}
 	}
-	if !strings.Contains(got, "Uptime:                   2h0m") {
+	if !strings.Contains(got, "Uptime:                       2h0m") {
 		t.Errorf("uptime line:\n%s", got)
 	}
 
@@ -540,6 +545,24 @@ func TestTimeout(t *testing.T) {
 		o.timeout = bad
 		if _, err := o.callTimeout(); err == nil || !strings.Contains(err.Error(), "invalid timeout") {
 			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// TestStatusNotReadyFails: the image's HEALTHCHECK is `tetra status`, so it
+// must fail while the agent is not ready, after printing the status.
+func TestStatusNotReadyFails(t *testing.T) {
+	h := health(time.Now())
+	h.Agent.Ready = false
+	sock := start(t, &testAgent{health: h})
+	for _, args := range [][]string{{"status"}, {"status", "-o", "json"}} {
+		var out lockedBuffer
+		err := run(t, &out, append([]string{"--server-address", sock}, args...)...)
+		if !errors.Is(err, errNotReady) {
+			t.Errorf("%v while not ready: %v, want errNotReady", args, err)
+		}
+		if !strings.Contains(out.String(), "Ready:                        no") && !strings.Contains(out.String(), `"ready": false`) {
+			t.Errorf("%v printed no status:\n%s", args, out.String())
 		}
 	}
 }

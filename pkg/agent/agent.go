@@ -27,8 +27,10 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/config"
 	"github.com/tetragon-lite/tetragon/pkg/container"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
+	"github.com/tetragon-lite/tetragon/pkg/exporter"
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
+	"github.com/tetragon-lite/tetragon/pkg/metrics"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
 	"github.com/tetragon-lite/tetragon/pkg/probe"
@@ -62,6 +64,14 @@ type Agent struct {
 	bus      *eventbus.Bus
 	grpc     *grpc.Server
 	ln       net.Listener
+
+	// events counts the published events by type and policy, for metrics
+	events metrics.EventCounter
+	// metricsSrv and health are the HTTP endpoints; nil when off
+	metricsSrv *httpServer
+	health     *httpServer
+	// exporter writes events to --export-filename; nil when off
+	exporter *exporter.Exporter
 
 	kernel probe.Report
 	// backlog carries the records a previous run's ring buffer kept
@@ -106,6 +116,27 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 			a.closeListener()
 		}
 	}()
+	if err := a.listenHTTP(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.health.stop()
+			a.metricsSrv.stop()
+		}
+	}()
+	a.bus = eventbus.New()
+	defer func() {
+		if err != nil {
+			a.bus.Close() // ends the exporter
+		}
+	}()
+	if cfg.ExportFilename != "" {
+		// before loading anything: a bad export file fails the start at once
+		if err := a.startExporter(); err != nil {
+			return nil, err
+		}
+	}
 	for _, fs := range []kernelfs.FS{kernelfs.BPF(), kernelfs.Tracing()} {
 		mounted, err := fs.Ensure()
 		if err != nil {
@@ -136,7 +167,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 			os.RemoveAll(a.pinRoot)
 		}
 	}()
-	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
+	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
 	if err != nil {
 		return nil, err
 	}
@@ -190,11 +221,14 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		ProcRoot:   cfg.ProcRoot,
 		Containers: containers,
 	})
-	a.bus = eventbus.New()
 	svc := server.NewService(a.bus, a.Status, cfg.SubscriberQueue, log)
 	svc.ServePolicies(a.policies)
 	a.grpc = svc.Register()
 
+	if a.metricsSrv != nil {
+		// before the watcher runs: it reports reload latencies
+		a.serveMetrics()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	a.group = g
 	// The reader runs from here on, so records of processes that start
@@ -216,9 +250,13 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		}
 		return nil
 	})
+	if a.metricsSrv != nil {
+		g.Go(a.metricsSrv.serve)
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		a.stopServer()
+		a.metricsSrv.stop()
 		return nil
 	})
 	// Ready means enforcing: the startup policies attach first, and only
@@ -234,6 +272,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	// now; hand it back instead of carrying it as idle RSS.
 	debug.FreeOSMemory()
 	a.ready.Store(true)
+	if a.metricsSrv != nil {
+		log.Info().Str("address", a.metricsSrv.addr()).Msg("Serving metrics at /metrics")
+		if !metrics.BPFStatsEnabled() {
+			log.Info().Msg("Per-program BPF run counts and times are not available: kernel.bpf_stats_enabled is 0")
+		}
+	}
+	if a.health != nil {
+		log.Info().Str("address", a.health.addr()).Msg("Serving health at /healthz")
+	}
 	log.Info().Str("address", cfg.ServerAddress).Str("node", a.node).Msg("Listening for events...")
 	return a, nil
 }
@@ -264,6 +311,8 @@ func (a *Agent) Wait() error {
 			err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
 		}
 	}
+	a.waitExporter()
+	a.health.stop()
 	a.log.Info().Msg("Listening for events completed.")
 	return err
 }
@@ -338,16 +387,22 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte) {
 	}
 	switch r := rec.(type) {
 	case *observer.Exec:
-		a.bus.Publish(a.cache.Exec(r))
+		a.publish(a.cache.Exec(r))
 	case *observer.Exit:
-		a.bus.Publish(a.cache.Exit(r))
+		a.publish(a.cache.Exit(r))
 	case *observer.Fork:
 		a.cache.Fork(r)
 	case *observer.Generic:
 		if ev := a.policyEvent(r); ev != nil {
-			a.bus.Publish(ev)
+			a.publish(ev)
 		}
 	}
+}
+
+// publish counts an event and hands it to the subscribers.
+func (a *Agent) publish(ev *api.GetEventsResponse) {
+	a.events.Count(ev)
+	a.bus.Publish(ev)
 }
 
 // containerInfo resolves a container id through the Docker API; a miss
@@ -457,6 +512,12 @@ func (a *Agent) Status() *api.AgentStatus {
 	if err != nil {
 		a.log.Debug().Err(err).Msg("Reading kernel counters")
 	}
+	// the exporter is a bus subscriber too: its losses are its own
+	// counters, not a GetEvents client's
+	var es exporter.Stats
+	if a.exporter != nil {
+		es = a.exporter.Stats()
+	}
 	bs := a.bus.Stats()
 	cs := a.cache.Stats()
 	return &api.AgentStatus{
@@ -468,8 +529,12 @@ func (a *Agent) Status() *api.AgentStatus {
 		Losses: &api.LossCounters{
 			KernelRingbuf:   ks.RingbufDrops,
 			QueueOverflow:   a.reader.Dropped(),
-			SubscriberDrops: bs.Dropped,
+			SubscriberDrops: bs.Dropped - min(bs.Dropped, es.QueueDropped),
 			DecodeErrors:    a.decodeErrors.Load(),
+
+			ExportQueueOverflow: es.QueueDropped,
+			ExportRateLimited:   es.RateLimited,
+			ExportWriteErrors:   es.WriteErrors,
 		},
 		ProcessCacheSize:      uint64(cs.Size),
 		ProcessCacheEvictions: cs.Evictions,

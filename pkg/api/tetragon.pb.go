@@ -2040,9 +2040,14 @@ type LossCounters struct {
 	// Events dropped because a GetEvents client was too slow, summed over clients.
 	SubscriberDrops uint64 `protobuf:"varint,3,opt,name=subscriber_drops,json=subscriberDrops,proto3" json:"subscriber_drops,omitempty"`
 	// Records that could not be decoded.
-	DecodeErrors  uint64 `protobuf:"varint,4,opt,name=decode_errors,json=decodeErrors,proto3" json:"decode_errors,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DecodeErrors uint64 `protobuf:"varint,4,opt,name=decode_errors,json=decodeErrors,proto3" json:"decode_errors,omitempty"`
+	// Events the file exporter (--export-filename) lost: its queue was full
+	// (a slow disk), the export rate limit held them back, or writing failed.
+	ExportQueueOverflow uint64 `protobuf:"varint,5,opt,name=export_queue_overflow,json=exportQueueOverflow,proto3" json:"export_queue_overflow,omitempty"`
+	ExportRateLimited   uint64 `protobuf:"varint,6,opt,name=export_rate_limited,json=exportRateLimited,proto3" json:"export_rate_limited,omitempty"`
+	ExportWriteErrors   uint64 `protobuf:"varint,7,opt,name=export_write_errors,json=exportWriteErrors,proto3" json:"export_write_errors,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *LossCounters) Reset() {
@@ -2099,6 +2104,27 @@ func (x *LossCounters) GetSubscriberDrops() uint64 {
 func (x *LossCounters) GetDecodeErrors() uint64 {
 	if x != nil {
 		return x.DecodeErrors
+	}
+	return 0
+}
+
+func (x *LossCounters) GetExportQueueOverflow() uint64 {
+	if x != nil {
+		return x.ExportQueueOverflow
+	}
+	return 0
+}
+
+func (x *LossCounters) GetExportRateLimited() uint64 {
+	if x != nil {
+		return x.ExportRateLimited
+	}
+	return 0
+}
+
+func (x *LossCounters) GetExportWriteErrors() uint64 {
+	if x != nil {
+		return x.ExportWriteErrors
 	}
 	return 0
 }
@@ -3021,12 +3047,15 @@ const file_tetragon_proto_rawDesc = "" +
 	"\fHealthStatus\x120\n" +
 	"\x05event\x18\x01 \x01(\x0e2\x1a.tetragon.HealthStatusTypeR\x05event\x124\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1c.tetragon.HealthStatusResultR\x06status\x12\x18\n" +
-	"\adetails\x18\x03 \x01(\tR\adetails\"\xac\x01\n" +
+	"\adetails\x18\x03 \x01(\tR\adetails\"\xc0\x02\n" +
 	"\fLossCounters\x12%\n" +
 	"\x0ekernel_ringbuf\x18\x01 \x01(\x04R\rkernelRingbuf\x12%\n" +
 	"\x0equeue_overflow\x18\x02 \x01(\x04R\rqueueOverflow\x12)\n" +
 	"\x10subscriber_drops\x18\x03 \x01(\x04R\x0fsubscriberDrops\x12#\n" +
-	"\rdecode_errors\x18\x04 \x01(\x04R\fdecodeErrors\"\x8f\x05\n" +
+	"\rdecode_errors\x18\x04 \x01(\x04R\fdecodeErrors\x122\n" +
+	"\x15export_queue_overflow\x18\x05 \x01(\x04R\x13exportQueueOverflow\x12.\n" +
+	"\x13export_rate_limited\x18\x06 \x01(\x04R\x11exportRateLimited\x12.\n" +
+	"\x13export_write_errors\x18\a \x01(\x04R\x11exportWriteErrors\"\x8f\x05\n" +
 	"\vAgentStatus\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x129\n" +

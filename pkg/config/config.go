@@ -15,6 +15,9 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/filters"
 )
 
 // Config is the agent's typed configuration.
@@ -36,6 +39,17 @@ type Config struct {
 	TracingPolicyDir string `mapstructure:"tracing-policy-dir"`
 	KeepSensors      bool   `mapstructure:"keep-sensors-on-exit"`
 	APIPolicyDir     string `mapstructure:"api-policy-dir"`
+
+	MetricsServer  string `mapstructure:"metrics-server"`
+	HealthServer   string `mapstructure:"health-server-address"`
+	ExportFilename string `mapstructure:"export-filename"`
+	ExportMaxSize  int    `mapstructure:"export-file-max-size-mb"`
+	ExportBackups  int    `mapstructure:"export-file-max-backups"`
+	ExportCompress bool   `mapstructure:"export-file-compress"`
+	ExportAllow    string `mapstructure:"export-allowlist"`
+	ExportDeny     string `mapstructure:"export-denylist"`
+	ExportRate     int    `mapstructure:"export-rate-limit"`
+	ExportQueue    int    `mapstructure:"export-queue-size"`
 }
 
 // Default paths.
@@ -67,6 +81,16 @@ var defaults = []struct {
 	{"docker-socket", "Docker Engine API socket, for container names (empty: no Docker metadata)", "/var/run/docker.sock"},
 	{"tracing-policy", "a TracingPolicy file to load at startup", ""},
 	{"tracing-policy-dir", "directory whose *.yaml TracingPolicy files are loaded, with its tetragon.tp.d subdirectory (empty: none)", DefaultPolicyDir},
+	{"metrics-server", "address of the Prometheus metrics endpoint, served at /metrics: :2112 for every interface, 127.0.0.1:2112 for loopback only (empty: off)", ""},
+	{"health-server-address", "address of the health endpoint GET /healthz: 200 once the startup policies are attached, 503 before (empty: off)", ""},
+	{"export-filename", "write every event to this file as a JSON line, as tetra getevents -o json prints it (empty: no export)", ""},
+	{"export-file-max-size-mb", "size in MiB at which the export file is rotated", 10},
+	{"export-file-max-backups", "rotated export files kept (0: all)", 5},
+	{"export-file-compress", "gzip rotated export files", false},
+	{"export-allowlist", "export only events matching one of these GetEvents filters: JSON objects, one per line, e.g. {\"event_set\":[\"PROCESS_EXEC\"]}", ""},
+	{"export-denylist", "do not export events matching one of these GetEvents filters (same format as --export-allowlist)", ""},
+	{"export-rate-limit", "most events exported per minute; the rest are dropped, counted and reported in rate_limit_info lines (-1: no limit)", -1},
+	{"export-queue-size", "events queued for the export file; past it a slow disk loses events (counted), never slows the agent", 10000},
 	{"config-file", "configuration file", DefaultConfigFile},
 	{"config-dir", "drop-in configuration directory (file name = key, content = value)", DefaultConfigDir},
 }
@@ -179,5 +203,31 @@ func (c Config) validate() error {
 	if c.ServerAddress == "" {
 		return errors.New("server-address is empty")
 	}
+	if c.ExportFilename != "" {
+		if c.ExportMaxSize <= 0 || c.ExportQueue <= 0 {
+			return errors.New("export-file-max-size-mb and export-queue-size must be positive")
+		}
+		if c.ExportBackups < 0 {
+			return errors.New("export-file-max-backups must be 0 (keep all) or more")
+		}
+		if _, _, err := c.ExportFilters(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// ExportFilters parses --export-allowlist and --export-denylist.
+func (c Config) ExportFilters() (allow, deny []*api.Filter, err error) {
+	if allow, err = filters.ParseList(c.ExportAllow); err != nil {
+		return nil, nil, fmt.Errorf("export-allowlist: %w", err)
+	}
+	if deny, err = filters.ParseList(c.ExportDeny); err != nil {
+		return nil, nil, fmt.Errorf("export-denylist: %w", err)
+	}
+	// compiling checks the regexes and their cost, as GetEvents does
+	if _, err := filters.New(allow, deny); err != nil {
+		return nil, nil, fmt.Errorf("export filters: %w", err)
+	}
+	return allow, deny, nil
 }

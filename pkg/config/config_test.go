@@ -75,3 +75,30 @@ func TestErrors(t *testing.T) {
 		t.Error("log-format xml must be an error")
 	}
 }
+
+func TestObservabilitySettings(t *testing.T) {
+	t.Setenv("TETRAGON_EXPORT_ALLOWLIST", "{\"event_set\":[\"PROCESS_EXEC\"]}\n{\"binary_regex\":[\"curl$\"]}")
+	c, err := load(t, "--config-dir", t.TempDir(), "--config-file", "/dev/null",
+		"--metrics-server", "127.0.0.1:2112", "--health-server-address", ":6789",
+		"--export-filename", "/var/log/tetragon/tetragon.log", "--export-denylist", `{"pid":[1]}`, "--export-rate-limit", "100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsServer != "127.0.0.1:2112" || c.HealthServer != ":6789" || c.ExportRate != 100 ||
+		c.ExportMaxSize != 10 || c.ExportBackups != 5 || c.ExportCompress || c.ExportQueue != 10000 {
+		t.Fatalf("settings: %+v", c)
+	}
+	allow, deny, err := c.ExportFilters()
+	if err != nil || len(allow) != 2 || len(deny) != 1 || deny[0].GetPid()[0] != 1 {
+		t.Fatalf("filters: %v %v %v", allow, deny, err)
+	}
+	for _, args := range [][]string{
+		{"--export-filename", "/tmp/x", "--export-allowlist", `{"event_set":["NOPE"]}`},
+		{"--export-filename", "/tmp/x", "--export-denylist", `{"binary_regex":["("]}`},
+		{"--export-filename", "/tmp/x", "--export-file-max-size-mb", "0"},
+	} {
+		if _, err := load(t, append([]string{"--config-dir", t.TempDir(), "--config-file", "/dev/null"}, args...)...); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}

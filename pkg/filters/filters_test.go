@@ -310,3 +310,22 @@ func BenchmarkRegexAtLimit(b *testing.B) {
 		}
 	}
 }
+
+func TestParseList(t *testing.T) {
+	fs, err := ParseList("{\"event_set\":[\"PROCESS_EXEC\"]}\n\n{\"binaryRegex\":[\"curl$\"],\"in_container\":false}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 2 || len(fs[0].GetEventSet()) != 1 || fs[0].GetEventSet()[0] != api.EventType_PROCESS_EXEC ||
+		fs[1].GetBinaryRegex()[0] != "curl$" || fs[1].GetInContainer() == nil || fs[1].GetInContainer().GetValue() {
+		t.Fatalf("parsed %v", fs)
+	}
+	if fs, err := ParseList("  \n"); err != nil || len(fs) != 0 {
+		t.Fatalf("blank list: %v %v", fs, err)
+	}
+	for _, bad := range []string{`{"event_set":["NO_SUCH_TYPE"]}`, `{"binary_regexp":["x"]}`, `{"pid":[1]`, `[1]`} {
+		if _, err := ParseList(bad); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

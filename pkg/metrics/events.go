@@ -1,0 +1,60 @@
+package metrics
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+)
+
+// EventCounter counts published events by type, and policy events by
+// policy and hook. Count is on the event path, so it costs an atomic add or
+// two and a lock-free map lookup, not a label-vector lookup per event.
+// It is safe for concurrent use.
+type EventCounter struct {
+	exec, exit, kprobe atomic.Uint64
+	// hooks maps hookKey to *atomic.Uint64; the set of keys only grows,
+	// bounded by the policies loaded over the agent's life
+	hooks sync.Map
+}
+
+type hookKey struct{ policy, hook string }
+
+// Count counts one published event.
+func (c *EventCounter) Count(ev *api.GetEventsResponse) {
+	switch e := ev.GetEvent().(type) {
+	case *api.GetEventsResponse_ProcessExec:
+		c.exec.Add(1)
+	case *api.GetEventsResponse_ProcessExit:
+		c.exit.Add(1)
+	case *api.GetEventsResponse_ProcessKprobe:
+		c.kprobe.Add(1)
+		k := hookKey{e.ProcessKprobe.GetPolicyName(), HookLabel(e.ProcessKprobe.GetFunctionName())}
+		v, ok := c.hooks.Load(k)
+		if !ok {
+			v, _ = c.hooks.LoadOrStore(k, new(atomic.Uint64))
+		}
+		v.(*atomic.Uint64).Add(1)
+	}
+}
+
+// HookLabel is the hook label of a kprobes: hook on call, Tetragon's
+// "kprobe:<function>" whichever mechanism serves it.
+func HookLabel(call string) string { return "kprobe:" + call }
+
+// byType returns the counts by Tetragon's event type name.
+func (c *EventCounter) byType() map[string]uint64 {
+	return map[string]uint64{
+		api.EventType_PROCESS_EXEC.String():   c.exec.Load(),
+		api.EventType_PROCESS_EXIT.String():   c.exit.Load(),
+		api.EventType_PROCESS_KPROBE.String(): c.kprobe.Load(),
+	}
+}
+
+func (c *EventCounter) byHook(f func(policy, hook string, n uint64)) {
+	c.hooks.Range(func(k, v any) bool {
+		hk := k.(hookKey)
+		f(hk.policy, hk.hook, v.(*atomic.Uint64).Load())
+		return true
+	})
+}
