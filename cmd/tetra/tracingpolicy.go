@@ -134,25 +134,28 @@ var stateNames = map[api.TracingPolicyState]string{
 // its error if any.
 func writePolicies(w io.Writer, resp *api.ListTracingPoliciesResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tSOURCE\tHOOK\tMECHANISM\tEVENTS\tACTIONS")
+	fmt.Fprintln(tw, "NAME\tSTATE\tMODE\tKERNEL MEMORY\tSOURCE\tHOOK\tMECHANISM\tEVENTS\tACTIONS")
 	for _, p := range resp.GetPolicies() {
 		state := stateNames[p.GetState()]
 		if state == "" {
 			state = "unknown"
 		}
+		// "enforce" is the default policy-mode; a policy without enforcing
+		// actions only observes either way
 		mode := p.GetMode()
-		if !p.GetEnforces() {
-			mode += " (observe)"
+		if mode == "enforce" && !p.GetEnforces() {
+			mode = "observe"
 		}
+		mem := fmt.Sprintf("%d KiB", p.GetKernelMemoryBytes()/1024)
 		if len(p.GetHooks()) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\n", p.GetName(), state, mode, p.GetSource())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t%s\t-\t-\t-\t-\n", p.GetName(), state, mode, p.GetSource())
 		}
 		for i, h := range p.GetHooks() {
-			name, st, md, src := p.GetName(), state, mode, p.GetSource()
+			name, st, md, km, src := p.GetName(), state, mode, mem, p.GetSource()
 			if i > 0 {
-				name, st, md, src = "", "", "", ""
+				name, st, md, km, src = "", "", "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", name, st, md, src, h.GetCall(), h.GetMechanism(), h.GetPosted(), h.GetSignals())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", name, st, md, km, src, h.GetCall(), h.GetMechanism(), h.GetPosted(), h.GetSignals())
 		}
 		if e := p.GetError(); e != "" {
 			fmt.Fprintf(tw, "\terror: %s\n", strings.ReplaceAll(e, "\n", "; "))

@@ -114,6 +114,7 @@ type listing struct {
 		Source string `json:"source"`
 		State  string `json:"state"`
 		Error  string `json:"error"`
+		Memory string `json:"kernel_memory_bytes"`
 		Hooks  []struct {
 			Call      string `json:"call"`
 			Mechanism string `json:"mechanism"`
@@ -233,7 +234,7 @@ func TestTracingPolicyAPI(t *testing.T) {
 	}
 	p := l.Policies[0]
 	if p.Name != "api-policy" || p.Source != "api" || p.State != "TP_STATE_ENABLED" || len(p.Hooks) != 1 ||
-		p.Hooks[0].Call != "fd_install" || p.Hooks[0].Mechanism == "" || p.Hooks[0].Signals != "1" {
+		p.Hooks[0].Call != "fd_install" || p.Hooks[0].Mechanism == "" || p.Hooks[0].Signals != "1" || p.Memory == "0" {
 		t.Fatalf("listed: %+v", p)
 	}
 	text, err := tetra(t, b, a, "tracingpolicy", "list")

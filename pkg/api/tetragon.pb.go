@@ -2461,7 +2461,9 @@ type TracingPolicyHook struct {
 	Posted  uint64 `protobuf:"varint,5,opt,name=posted,proto3" json:"posted,omitempty"`
 	Signals uint64 `protobuf:"varint,6,opt,name=signals,proto3" json:"signals,omitempty"`
 	// Records lost because the ring buffer was full.
-	Drops         uint64 `protobuf:"varint,7,opt,name=drops,proto3" json:"drops,omitempty"`
+	Drops uint64 `protobuf:"varint,7,opt,name=drops,proto3" json:"drops,omitempty"`
+	// What the kernel charges for the hook's programs and maps.
+	MemoryBytes   uint64 `protobuf:"varint,8,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2545,6 +2547,13 @@ func (x *TracingPolicyHook) GetDrops() uint64 {
 	return 0
 }
 
+func (x *TracingPolicyHook) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
 type TracingPolicyStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2557,10 +2566,12 @@ type TracingPolicyStatus struct {
 	Hooks []*TracingPolicyHook `protobuf:"bytes,5,rep,name=hooks,proto3" json:"hooks,omitempty"`
 	// "enforce" or "monitor" (policy-mode), and whether it can act on
 	// processes (Sigkill, Signal, Override).
-	Mode          string `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
-	Enforces      bool   `protobuf:"varint,7,opt,name=enforces,proto3" json:"enforces,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Mode     string `protobuf:"bytes,6,opt,name=mode,proto3" json:"mode,omitempty"`
+	Enforces bool   `protobuf:"varint,7,opt,name=enforces,proto3" json:"enforces,omitempty"`
+	// Kernel memory of all its hooks.
+	KernelMemoryBytes uint64 `protobuf:"varint,8,opt,name=kernel_memory_bytes,json=kernelMemoryBytes,proto3" json:"kernel_memory_bytes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *TracingPolicyStatus) Reset() {
@@ -2640,6 +2651,13 @@ func (x *TracingPolicyStatus) GetEnforces() bool {
 		return x.Enforces
 	}
 	return false
+}
+
+func (x *TracingPolicyStatus) GetKernelMemoryBytes() uint64 {
+	if x != nil {
+		return x.KernelMemoryBytes
+	}
+	return 0
 }
 
 type ListTracingPoliciesRequest struct {
@@ -3082,7 +3100,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05agent\x18d \x01(\v2\x15.tetragon.AgentStatusR\x05agent\"\x13\n" +
 	"\x11GetVersionRequest\".\n" +
 	"\x12GetVersionResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion\"\xbd\x01\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\"\xe0\x01\n" +
 	"\x11TracingPolicyHook\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\tR\x04call\x12\x1c\n" +
 	"\tmechanism\x18\x02 \x01(\tR\tmechanism\x12\x14\n" +
@@ -3090,7 +3108,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\amatched\x18\x04 \x01(\x04R\amatched\x12\x16\n" +
 	"\x06posted\x18\x05 \x01(\x04R\x06posted\x12\x18\n" +
 	"\asignals\x18\x06 \x01(\x04R\asignals\x12\x14\n" +
-	"\x05drops\x18\a \x01(\x04R\x05drops\"\xee\x01\n" +
+	"\x05drops\x18\a \x01(\x04R\x05drops\x12!\n" +
+	"\fmemory_bytes\x18\b \x01(\x04R\vmemoryBytes\"\x9e\x02\n" +
 	"\x13TracingPolicyStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x122\n" +
@@ -3098,7 +3117,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x121\n" +
 	"\x05hooks\x18\x05 \x03(\v2\x1b.tetragon.TracingPolicyHookR\x05hooks\x12\x12\n" +
 	"\x04mode\x18\x06 \x01(\tR\x04mode\x12\x1a\n" +
-	"\benforces\x18\a \x01(\bR\benforces\"\x1c\n" +
+	"\benforces\x18\a \x01(\bR\benforces\x12.\n" +
+	"\x13kernel_memory_bytes\x18\b \x01(\x04R\x11kernelMemoryBytes\"\x1c\n" +
 	"\x1aListTracingPoliciesRequest\"\x8f\x01\n" +
 	"\x1bListTracingPoliciesResponse\x129\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x1d.tetragon.TracingPolicyStatusR\bpolicies\x12\x14\n" +

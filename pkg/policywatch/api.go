@@ -29,8 +29,9 @@ func (r *Registry) ListAPI() *api.ListTracingPoliciesResponse {
 			st.Hooks = append(st.Hooks, &api.TracingPolicyHook{
 				Call: h.Call, Mechanism: h.Mechanism,
 				Calls: h.Stats.Calls, Matched: h.Stats.Matched, Posted: h.Stats.Posted,
-				Signals: h.Stats.Signals, Drops: h.Stats.Drops,
+				Signals: h.Stats.Signals, Drops: h.Stats.Drops, MemoryBytes: h.Stats.MemoryBytes,
 			})
+			st.KernelMemoryBytes += h.Stats.MemoryBytes
 		}
 		res.Policies = append(res.Policies, st)
 	}

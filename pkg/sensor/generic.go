@@ -153,6 +153,9 @@ type GenericStats struct {
 	Calls, Matched, Posted, Drops, Signals uint64
 	// Cached counts calls decided by the kernel's verdict cache.
 	Cached uint64
+	// MemoryBytes is what the kernel charges for the hook's programs and
+	// maps (the shared ring buffer not included).
+	MemoryBytes uint64
 }
 
 // Generic is one loaded hook.
@@ -377,7 +380,12 @@ func lpmKey(slot uint32, s string, op Op) (bpf.GenericLpmKey, error) {
 }
 
 // Stats reads the hook's counters.
-func (g *Generic) Stats() (GenericStats, error) { return readGenericStats(g.maps.Stats) }
+func (g *Generic) Stats() (GenericStats, error) {
+	s, err := readGenericStats(g.maps.Stats)
+	m := g.maps
+	s.MemoryBytes = memlock(g.progs, []*ebpf.Map{m.Conf, m.Generation, m.KeyHeap, m.PathHeap, m.RecHeap, m.Stats, m.Strings, m.SysTable, m.Verdicts})
+	return s, err
+}
 
 // readGenericStats sums a hook object's per-CPU counters (enum gen_stat in
 // bpf/lib/hook.h).

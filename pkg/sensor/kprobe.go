@@ -185,7 +185,19 @@ func attachKernelFunc(prog, symbol string, p *ebpf.Program) (link.Link, error) {
 // Stats reads the hook's counters (Cached stays zero: the kprobe object
 // keeps no verdict cache, as nothing would tell it about renames).
 func (k *Kprobe) Stats() (GenericStats, error) {
-	return readGenericStats(k.coll.Maps["stats"])
+	s, err := readGenericStats(k.coll.Maps["stats"])
+	var progs []*ebpf.Program
+	for _, p := range k.coll.Programs {
+		progs = append(progs, p)
+	}
+	var maps []*ebpf.Map
+	for name, m := range k.coll.Maps {
+		if name != "events" {
+			maps = append(maps, m)
+		}
+	}
+	s.MemoryBytes = memlock(progs, maps)
+	return s, err
 }
 
 // Pin pins the hook's links (and its counters) under dir, so that it stays

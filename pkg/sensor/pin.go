@@ -59,3 +59,24 @@ func RemovePinned(dir string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// memlock sums what the kernel charges for programs and maps. The ring
+// buffer all hooks share is the base sensor's, and not passed here.
+func memlock(progs []*ebpf.Program, maps []*ebpf.Map) uint64 {
+	var n uint64
+	for _, p := range progs {
+		if info, err := p.Info(); err == nil {
+			if m, ok := info.Memlock(); ok {
+				n += m
+			}
+		}
+	}
+	for _, m := range maps {
+		if info, err := m.Info(); err == nil {
+			if b, ok := info.Memlock(); ok {
+				n += b
+			}
+		}
+	}
+	return n
+}
