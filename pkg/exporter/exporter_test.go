@@ -82,7 +82,7 @@ func startAgent(t *testing.T, set func(*config.Config)) (*agent.Agent, func()) {
 }
 
 // workload runs n processes of /bin/true with arguments marker-<i> in a
-// shell loop, and returns true's resolved path.
+// shell loop.
 func workload(t *testing.T, marker string, n int) {
 	t.Helper()
 	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do /bin/true %s-$i; i=$((i+1)); done`, n, marker)
