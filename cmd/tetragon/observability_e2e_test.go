@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,8 +17,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // freeAddr is a loopback address with a port free a moment ago.
@@ -79,16 +76,7 @@ func labelsMatch(m *dto.Metric, kv []string) bool {
 // metrics and `tetra status`, and GetEvents clients lose nothing.
 func TestMetricsHealthExport(t *testing.T) {
 	b := build(t)
-	dir := t.TempDir()
-	target := filepath.Join(dir, "tetragon")
-	if err := os.WriteFile(target, []byte("secret\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	policies := t.TempDir()
-	os.Chmod(policies, 0o755)
-	if err := os.WriteFile(filepath.Join(policies, "enforcement.yaml"), testutil.KillOnOpenPolicy("e2e-kill", target), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	target, policies := enforcedFile(t)
 	fifo := filepath.Join(t.TempDir(), "export.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -141,7 +129,7 @@ func TestMetricsHealthExport(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		n, _ := scrapeValue(t, metrics, "tetragon_events_total", "type", "PROCESS_EXEC")
-		kills, _ := scrapeValue(t, metrics, "tetragon_policy_actions_total", "policy", "e2e-kill", "hook", "kprobe:fd_install", "action", "signal")
+		kills, _ := scrapeValue(t, metrics, "tetragon_policy_actions_total", "policy", "enforcement", "hook", "kprobe:fd_install", "action", "signal")
 		lost, _ := scrapeValue(t, metrics, "tetragon_export_queue_events_dropped_total")
 		if n >= execs+2 && kills == 1 && lost > 0 {
 			break

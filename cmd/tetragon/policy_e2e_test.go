@@ -16,20 +16,27 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
+// enforcedFile makes a file holding "secret\n" and a policy directory with
+// the enforcement guide's policy protecting it.
+func enforcedFile(t *testing.T) (target, policies string) {
+	t.Helper()
+	target = filepath.Join(t.TempDir(), "tetragon")
+	if err := os.WriteFile(target, []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policies = policyDir(t)
+	if err := os.WriteFile(filepath.Join(policies, "enforcement.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return target, policies
+}
+
 // TestSeedEnforcementFromPolicyDir: the seed's Sigkill policy, read from the
 // policy directory at startup, enforces the moment the agent reports ready.
 func TestSeedEnforcementFromPolicyDir(t *testing.T) {
 	b := build(t)
-	dir := t.TempDir()
-	target := filepath.Join(dir, "tetragon")
-	if err := os.WriteFile(target, []byte("secret\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	policies := t.TempDir()
-	os.Chmod(policies, 0o755)
-	if err := os.WriteFile(filepath.Join(policies, "enforcement.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	target, policies := enforcedFile(t)
+	dir := filepath.Dir(target)
 	// the agent's own config file lives next to policies; it is no policy
 	if err := os.WriteFile(filepath.Join(policies, "tetragon.yaml"), []byte("log-level: info\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -153,12 +160,7 @@ func prober(target string, stop <-chan struct{}) <-chan [2]int {
 // and through its restart, with no gap.
 func TestPersistentEnforcement(t *testing.T) {
 	b := build(t)
-	dir := t.TempDir()
-	target := filepath.Join(dir, "tetragon")
-	os.WriteFile(target, []byte("secret\n"), 0o644)
-	policies := t.TempDir()
-	os.Chmod(policies, 0o755)
-	os.WriteFile(filepath.Join(policies, "enforcement.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644)
+	target, policies := enforcedFile(t)
 	bpfDir := fmt.Sprintf("tetragon-keep-%d", time.Now().UnixNano())
 	args := []string{"--tracing-policy-dir", policies, "--bpf-dir", bpfDir, "--keep-sensors-on-exit"}
 	pins := "/sys/fs/bpf/" + bpfDir
