@@ -336,6 +336,7 @@ func (r *Registry) Enable(name string) error {
 	if e.State == Enabled {
 		return nil
 	}
+	// not loaded, so a first load; load() leaves a disabled entry alone
 	e.State = LoadError
 	r.load(e, e.Policy, false)
 	if e.State != Enabled {
