@@ -200,25 +200,23 @@ func LoadGeneric(spec HookSpec, events *ebpf.Map, opts Options) (*Generic, error
 	}
 	g := &Generic{}
 	var attach []string
-	loadErr := func() error {
-		// the maps are shared: the second program reuses the first one's
-		if enter {
-			var o genericEnter
-			if err := collSpec.LoadAndAssign(&o, collOpts); err != nil {
-				return err
-			}
-			g.maps, g.progs, attach = o.GenericMaps, append(g.progs, o.Prog), append(attach, "sys_enter")
-			collOpts.MapReplacements = mapsByName(g.maps, events)
-		}
-		if exit {
-			var o genericExit
-			if err := collSpec.LoadAndAssign(&o, collOpts); err != nil {
-				return err
-			}
-			g.maps, g.progs, attach = o.GenericMaps, append(g.progs, o.Prog), append(attach, "sys_exit")
-		}
-		return nil
-	}()
+	var loadErr error
+	switch {
+	case enter && exit:
+		var o bpf.GenericObjects
+		loadErr = collSpec.LoadAndAssign(&o, collOpts)
+		g.maps, g.progs, attach = o.GenericMaps, []*ebpf.Program{o.GenSysEnter, o.GenSysExit}, []string{"sys_enter", "sys_exit"}
+	case enter:
+		var o genericEnter
+		loadErr = collSpec.LoadAndAssign(&o, collOpts)
+		g.maps, g.progs, attach = o.GenericMaps, []*ebpf.Program{o.Prog}, []string{"sys_enter"}
+	case exit:
+		var o genericExit
+		loadErr = collSpec.LoadAndAssign(&o, collOpts)
+		g.maps, g.progs, attach = o.GenericMaps, []*ebpf.Program{o.Prog}, []string{"sys_exit"}
+	default:
+		return nil, errors.New("hook has no syscall to attach to")
+	}
 	if loadErr != nil {
 		g.Close()
 		var ve *ebpf.VerifierError
@@ -260,16 +258,6 @@ func LoadGeneric(spec HookSpec, events *ebpf.Map, opts Options) (*Generic, error
 		g.links = append(g.links, l)
 	}
 	return g, nil
-}
-
-// mapsByName lists a loaded hook's maps for MapReplacements, so that a
-// second program shares them.
-func mapsByName(m bpf.GenericMaps, events *ebpf.Map) map[string]*ebpf.Map {
-	return map[string]*ebpf.Map{
-		"conf": m.Conf, "events": events, "generation": m.Generation, "key_heap": m.KeyHeap,
-		"path_heap": m.PathHeap, "rec_heap": m.RecHeap, "stats": m.Stats, "strings": m.Strings,
-		"sys_table": m.SysTable, "verdicts": m.Verdicts,
-	}
 }
 
 func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) {
