@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,13 +15,6 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/config"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
-
-// killed reports whether cat of path dies of SIGKILL.
-func killed(path string) bool {
-	err := exec.Command("cat", path).Run()
-	var ee *exec.ExitError
-	return errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
-}
 
 // reloadLatency runs an agent watching a policy directory and rewrites a
 // kill policy edits times, each version protecting one more file; it
@@ -80,7 +70,7 @@ func reloadLatency(edits int) error {
 				return
 			default:
 			}
-			if !killed(always) {
+			if !testutil.CatKilled(always) {
 				n++
 			}
 			time.Sleep(time.Millisecond) // about every millisecond, as the issue asks
@@ -94,7 +84,7 @@ func reloadLatency(edits int) error {
 		if err := os.WriteFile(file, testutil.KillOnOpenPolicy("reload", always, targets[i]), 0o644); err != nil {
 			return err
 		}
-		for !killed(targets[i]) {
+		for !testutil.CatKilled(targets[i]) {
 			if time.Since(written) > time.Minute {
 				return fmt.Errorf("edit %d not enforcing after a minute", i)
 			}

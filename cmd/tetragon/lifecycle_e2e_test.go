@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,18 +15,11 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
-// killed reports whether cat of path was killed by SIGKILL.
-func killed(path string) bool {
-	err := exec.Command("cat", path).Run()
-	var ee *exec.ExitError
-	return errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
-}
-
 // waitKilled polls until cat of path is killed, or fails the test.
 func waitKilled(t *testing.T, path string, want bool, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for killed(path) != want {
+	for testutil.CatKilled(path) != want {
 		if time.Since(start) > within {
 			t.Fatalf("cat %s: killed=%v after %v, want %v", path, !want, within, want)
 		}
@@ -100,7 +92,7 @@ func TestHotReloadWithoutGap(t *testing.T) {
 		t.Fatalf("during %d reloads: %d opens of the protected file got through, %d were killed", edits, got[0], got[1])
 	}
 	// the last version alone is in force: the one before no longer is
-	if edits > 1 && killed(tg[edits-2]) {
+	if edits > 1 && testutil.CatKilled(tg[edits-2]) {
 		t.Errorf("%s is still protected by an old version", tg[edits-2])
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -178,7 +170,7 @@ func TestPolicyFilesLifecycle(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !killed(tg[0]) {
+	if !testutil.CatKilled(tg[0]) {
 		t.Fatal("the last good version stopped enforcing after a broken edit")
 	}
 
@@ -221,7 +213,7 @@ func TestTracingPolicyAPI(t *testing.T) {
 	if out, err := tetra(t, b, a, "tracingpolicy", "add", pf); err != nil {
 		t.Fatalf("add: %v\n%s", err, out)
 	}
-	if !killed(tg[0]) { // no wait: add returns once enforcing
+	if !testutil.CatKilled(tg[0]) { // no wait: add returns once enforcing
 		t.Fatal("not enforcing right after add returned")
 	}
 	out, err := tetra(t, b, a, "tracingpolicy", "add", pf)
@@ -253,7 +245,7 @@ func TestTracingPolicyAPI(t *testing.T) {
 		if out, err := tetra(t, b, a, append([]string{"tracingpolicy"}, step.args...)...); err != nil {
 			t.Fatalf("%v: %v\n%s", step.args, err, out)
 		}
-		if killed(tg[0]) != step.killed {
+		if testutil.CatKilled(tg[0]) != step.killed {
 			t.Fatalf("after %v: killed=%v", step.args, !step.killed)
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // freeAddr is a loopback address with a port free a moment ago.
@@ -118,8 +119,7 @@ func TestMetricsHealthExport(t *testing.T) {
 	marker := fmt.Sprintf("/etc/hostname-metrics-%d", time.Now().UnixNano())
 	exec.Command("cat", marker).Run()
 	err := exec.Command("cat", target).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s: %v, want killed", target, err)
 	}
 	// the pipeline flows whatever the export file does

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -45,8 +44,7 @@ func TestSeedEnforcementFromPolicyDir(t *testing.T) {
 
 	// no sleep: ready means enforcing
 	out, err := exec.Command("cat", target).CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s right after ready: %v %q, want killed\nagent log:\n%s", target, err, out, a.logs)
 	}
 	if out, err := exec.Command("cat", filepath.Join(dir, "..", filepath.Base(dir), "tetragon")).CombinedOutput(); err == nil {
@@ -114,8 +112,7 @@ func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
 	a := startAgent(t, b, "--tracing-policy-dir", policies)
 
 	err := exec.Command("cat", target).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("the good policy does not enforce: cat: %v\nagent log:\n%s", err, a.logs)
 	}
 	logs := a.logs.String()
@@ -143,11 +140,10 @@ func prober(target string, stop <-chan struct{}) <-chan [2]int {
 			default:
 			}
 			err := exec.Command("cat", target).Run()
-			var ee *exec.ExitError
 			switch {
 			case err == nil:
 				read++
-			case errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
+			case testutil.KilledBySIGKILL(err):
 				killed++
 			}
 		}
@@ -180,8 +176,7 @@ func TestPersistentEnforcement(t *testing.T) {
 	}
 	// down: the pinned policy still enforces
 	err := exec.Command("cat", target).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("agent down: cat %s: %v, want killed", target, err)
 	}
 	if _, err := os.Stat(filepath.Join(pins, "policies", "enforcement")); err != nil {

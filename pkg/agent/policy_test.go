@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,8 +64,7 @@ func TestEnforcementPolicyKillsOnOpen(t *testing.T) {
 	cmd := exec.Command("cat", target)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL || len(out) != 0 {
+	if !testutil.KilledBySIGKILL(err) || len(out) != 0 {
 		t.Fatalf("cat %s: %v, output %q: want killed before reading", target, err, out)
 	}
 	cmd = exec.Command("cat", other)

@@ -22,6 +22,8 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // dupHelperEnv makes the test binary a helper process that holds a file
@@ -100,8 +102,7 @@ func (p *dupProcess) dup(t *testing.T) (killed bool) {
 	io.WriteString(p.in, "go\n")
 	line, _ := p.out.ReadString('\n')
 	err := p.cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+	if testutil.KilledBySIGKILL(err) {
 		return true
 	}
 	if err != nil || line != "survived\n" {
@@ -212,8 +213,7 @@ func (h *harness) stats(t *testing.T) sensor.GenericStats {
 func (h *harness) run(t *testing.T, name string, args ...string) (out string, killed bool) {
 	t.Helper()
 	out, err := h.start(t, name, args...)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
+	if testutil.KilledBySIGKILL(err) {
 		return out, true
 	}
 	if err != nil {

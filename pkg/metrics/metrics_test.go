@@ -5,7 +5,6 @@ package metrics_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -162,11 +160,6 @@ func eventually(t *testing.T, addr string, what string, cond func(families) bool
 	}
 }
 
-func killed(err error) bool {
-	var ee *exec.ExitError
-	return errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
-}
-
 func TestScrapeRealAgent(t *testing.T) {
 	requireRoot(t)
 	work := t.TempDir()
@@ -226,7 +219,7 @@ func TestScrapeRealAgent(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cat %s: %v %s", other, err, out)
 	}
-	if out, err := exec.Command("cat", target).CombinedOutput(); !killed(err) {
+	if out, err := exec.Command("cat", target).CombinedOutput(); !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s: %v %q, want killed", target, err, out)
 	}
 	f = eventually(t, addr, "the workload's events", func(f families) bool {
@@ -266,7 +259,7 @@ func TestScrapeRealAgent(t *testing.T) {
 	if sum := h.GetSampleSum(); sum < 0.1 || sum > 60 {
 		t.Errorf("reload latency %vs", sum)
 	}
-	if out, err := exec.Command("cat", other).CombinedOutput(); !killed(err) {
+	if out, err := exec.Command("cat", other).CombinedOutput(); !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s after the reload: %v %q, want killed", other, err, out)
 	}
 
@@ -311,7 +304,7 @@ func testProgramStats(t *testing.T, addr, target string) {
 		}
 		t.Cleanup(func() { os.WriteFile(sysctl, []byte("0"), 0o644) })
 	}
-	if out, err := exec.Command("cat", target).CombinedOutput(); !killed(err) {
+	if out, err := exec.Command("cat", target).CombinedOutput(); !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s: %v %q, want killed", target, err, out)
 	}
 	f := eventually(t, addr, "program run counts", func(f families) bool {

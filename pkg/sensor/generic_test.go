@@ -1,11 +1,9 @@
 package sensor
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,8 +56,7 @@ func TestGenericSigkillOnOpen(t *testing.T) {
 	defer g.Close()
 
 	err = exec.Command("cat", target).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s: %v, want killed by SIGKILL", target, err)
 	}
 	if out, err := exec.Command("cat", other).CombinedOutput(); err != nil || string(out) != "x" {

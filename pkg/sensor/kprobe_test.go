@@ -1,7 +1,6 @@
 package sensor
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,8 +142,7 @@ func TestKprobeSigkillOnOpen(t *testing.T) {
 	defer k.Close()
 
 	out, err := exec.Command("cat", target).CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL || len(out) != 0 {
+	if !testutil.KilledBySIGKILL(err) || len(out) != 0 {
 		t.Fatalf("cat %s: %v, output %q: want killed before reading", target, err, out)
 	}
 	if out, err := exec.Command("cat", other).CombinedOutput(); err != nil || string(out) != "x" {
@@ -195,8 +193,7 @@ func TestKprobePinnedKeepsEnforcing(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = exec.Command("cat", target).Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+	if !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat with the hook pinned and closed: %v, want killed", err)
 	}
 	// detaches before it returns, which a bare unlink does not promise

@@ -1,8 +1,11 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
+	"syscall"
 )
 
 // KillOnOpenPolicy is the persistent-enforcement guide's policy, named
@@ -33,4 +36,16 @@ spec:
 	}
 	b.WriteString("      matchActions:\n      - action: Sigkill\n")
 	return []byte(b.String())
+}
+
+// KilledBySIGKILL reports whether err, from running a command, says the
+// process died of SIGKILL: what an enforcing policy does to it.
+func KilledBySIGKILL(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
+}
+
+// CatKilled runs cat on path and reports whether it was killed by SIGKILL.
+func CatKilled(path string) bool {
+	return KilledBySIGKILL(exec.Command("cat", path).Run())
 }
