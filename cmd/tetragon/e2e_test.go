@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 type binaries struct{ tetragon, tetra string }
@@ -52,12 +54,7 @@ func TestMain(m *testing.M) {
 
 func build(t *testing.T) binaries {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("end-to-end tests must run as root in CI")
-		}
-		t.Skip("needs root to load BPF")
-	}
+	testutil.RequireRoot(t)
 	return built
 }
 

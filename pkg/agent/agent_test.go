@@ -16,6 +16,8 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/config"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // testConfig is the default configuration with a private socket.
@@ -33,20 +35,10 @@ func testConfig(t *testing.T) config.Config {
 	}
 }
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("privileged tests must run as root in CI")
-		}
-		t.Skip("needs root to load BPF")
-	}
-}
-
 // startAgent runs an agent for the test's duration.
 func startAgent(t *testing.T) *Agent {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	a, err := Start(ctx, testConfig(t), log)
@@ -377,7 +369,7 @@ func TestThreadsMakeNoEvents(t *testing.T) {
 }
 
 func TestProcessesRunningBeforeStart(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	dir := workdir(t)
 	// a shell that starts before the agent and execs cat after it; the
 	// trailing ":" keeps busybox sh from exec'ing its last command in place

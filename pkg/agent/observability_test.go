@@ -11,13 +11,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/config"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // TestObservabilityStartFailures: a taken metrics port, or an export file
 // that cannot be one, fails the start with one clear error and leaves
 // nothing behind: no socket, no pins, no port held.
 func TestObservabilityStartFailures(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

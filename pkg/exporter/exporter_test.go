@@ -25,17 +25,9 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/agent"
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/config"
-)
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("privileged tests must run as root in CI")
-		}
-		t.Skip("needs root to load BPF")
-	}
-}
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
 
 var agents atomic.Int32
 
@@ -44,7 +36,7 @@ var agents atomic.Int32
 // returned stop stops it (at most once; cleanup does it otherwise).
 func startAgent(t *testing.T, set func(*config.Config)) (*agent.Agent, func()) {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	cfg := config.Config{
 		ServerAddress:    filepath.Join(t.TempDir(), "tetragon.sock"),
 		LogLevel:         "info",

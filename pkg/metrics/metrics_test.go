@@ -25,21 +25,11 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("privileged tests must run as root in CI")
-		}
-		t.Skip("needs root to load BPF")
-	}
-}
-
 // startAgent runs an agent with its own socket and pin directory (packages'
 // tests run in parallel) and the metrics endpoint on a free loopback port.
 func startAgent(t *testing.T, policyDir string) *agent.Agent {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	cfg := config.Config{
 		ServerAddress:    filepath.Join(t.TempDir(), "tetragon.sock"),
 		LogLevel:         "info",
@@ -161,7 +151,7 @@ func eventually(t *testing.T, addr string, what string, cond func(families) bool
 }
 
 func TestScrapeRealAgent(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t)
 	work := t.TempDir()
 	target, other := filepath.Join(work, "tetragon"), filepath.Join(work, "other")
 	for _, f := range []string{target, other} {
