@@ -13,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
+	"github.com/tetragon-lite/tetragon/pkg/metrics"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -31,43 +28,15 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// scrapeValue GETs /metrics, parses it with the Prometheus text parser and
-// sums the series of name that carry labels.
+// scrapeValue scrapes the agent's metrics and sums the series of name that
+// carry labels.
 func scrapeValue(t *testing.T, addr, name string, labels ...string) (float64, bool) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	f, err := metrics.Scrape(addr)
 	if err != nil {
-		t.Fatalf("scraping: %v", err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing the scrape: %v", err)
-	}
-	var sum float64
-	found := false
-	for _, m := range fams[name].GetMetric() {
-		if !labelsMatch(m, labels) {
-			continue
-		}
-		found = true
-		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-	}
-	return sum, found
-}
-
-func labelsMatch(m *dto.Metric, kv []string) bool {
-	have := map[string]string{}
-	for _, l := range m.GetLabel() {
-		have[l.GetName()] = l.GetValue()
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if have[kv[i]] != kv[i+1] {
-			return false
-		}
-	}
-	return true
+	return f.Value(name, labels...)
 }
 
 // TestMetricsHealthExport runs the agent as the compose file does, with

@@ -6,7 +6,6 @@ package metrics_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,13 +14,11 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/agent"
 	"github.com/tetragon-lite/tetragon/pkg/config"
+	"github.com/tetragon-lite/tetragon/pkg/metrics"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -59,73 +56,29 @@ func startAgent(t *testing.T, policyDir string) *agent.Agent {
 	return a
 }
 
-type families map[string]*dto.MetricFamily
+type families = metrics.Families
 
 // scrape GETs /metrics and parses it as Prometheus does.
 func scrape(t *testing.T, addr string) families {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/metrics", nil)
-	req.Header.Set("Accept", "text/plain")
-	resp, err := http.DefaultClient.Do(req)
+	f, err := metrics.Scrape(addr)
 	if err != nil {
-		t.Fatalf("scraping: %v", err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("scraping: %s", resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing the scrape: %v", err)
-	}
-	return fams
-}
-
-// value sums the series of name that have (at least) labels, a
-// histogram's by their sample counts; ok is false when there is none.
-func (f families) value(name string, labels ...string) (sum float64, ok bool) {
-	for _, m := range f[name].GetMetric() {
-		if !hasLabels(m, labels) {
-			continue
-		}
-		ok = true
-		switch {
-		case m.GetCounter() != nil:
-			sum += m.GetCounter().GetValue()
-		case m.GetGauge() != nil:
-			sum += m.GetGauge().GetValue()
-		case m.GetHistogram() != nil:
-			sum += float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return sum, ok
-}
-
-func hasLabels(m *dto.Metric, kv []string) bool {
-	have := map[string]string{}
-	for _, l := range m.GetLabel() {
-		have[l.GetName()] = l.GetValue()
-	}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if have[kv[i]] != kv[i+1] {
-			return false
-		}
-	}
-	return true
+	return f
 }
 
 // get fails the test when the series is missing.
-func (f families) get(t *testing.T, name string, labels ...string) float64 {
+func get(t *testing.T, f families, name string, labels ...string) float64 {
 	t.Helper()
-	v, ok := f.value(name, labels...)
+	v, ok := f.Value(name, labels...)
 	if !ok {
-		t.Fatalf("no series %s%v in the scrape; families: %s", name, labels, f.names())
+		t.Fatalf("no series %s%v in the scrape; families: %s", name, labels, names(f))
 	}
 	return v
 }
 
-func (f families) names() string {
+func names(f families) string {
 	var n []string
 	for k := range f {
 		n = append(n, k)
@@ -172,7 +125,7 @@ func TestScrapeRealAgent(t *testing.T) {
 	hook := []string{"policy", "metrics-kill", "hook", "kprobe:fd_install"}
 
 	f := scrape(t, addr)
-	execs := f.get(t, "tetragon_events_total", "type", "PROCESS_EXEC")
+	execs := get(t, f, "tetragon_events_total", "type", "PROCESS_EXEC")
 	for _, c := range []struct {
 		name   string
 		labels []string
@@ -190,17 +143,17 @@ func TestScrapeRealAgent(t *testing.T) {
 		{"tetragon_decode_errors_total", nil, 0},
 		{"tetragon_build_info", nil, 1},
 	} {
-		if got := f.get(t, c.name, c.labels...); got != c.want {
+		if got := get(t, f, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
 	for _, name := range []string{"tetragon_process_cache_size", "go_goroutines", "process_resident_memory_bytes"} {
-		if v := f.get(t, name); v <= 0 {
+		if v := get(t, f, name); v <= 0 {
 			t.Errorf("%s = %v, want > 0", name, v)
 		}
 	}
-	f.get(t, "tetragon_docker_lookups_total")
-	if _, ok := f.value("tetragon_events_exported_total"); ok {
+	get(t, f, "tetragon_docker_lookups_total")
+	if _, ok := f.Value("tetragon_events_exported_total"); ok {
 		t.Error("export metrics without --export-filename")
 	}
 
@@ -213,23 +166,23 @@ func TestScrapeRealAgent(t *testing.T) {
 		t.Fatalf("cat %s: %v %q, want killed", target, err, out)
 	}
 	f = eventually(t, addr, "the workload's events", func(f families) bool {
-		n, _ := f.value("tetragon_events_total", "type", "PROCESS_EXEC")
-		ev, _ := f.value("tetragon_policy_events_total", hook...)
+		n, _ := f.Value("tetragon_events_total", "type", "PROCESS_EXEC")
+		ev, _ := f.Value("tetragon_policy_events_total", hook...)
 		return n >= execs+2 && ev == 1
 	})
-	if got := f.get(t, "tetragon_policy_actions_total", append(hook, "action", "signal")...); got != 1 {
+	if got := get(t, f, "tetragon_policy_actions_total", append(hook, "action", "signal")...); got != 1 {
 		t.Errorf("actions after one kill: %v, want 1", got)
 	}
-	if got := f.get(t, "tetragon_policy_hook_matched_total", hook...); got != 1 {
+	if got := get(t, f, "tetragon_policy_hook_matched_total", hook...); got != 1 {
 		t.Errorf("matched calls after one kill: %v, want 1", got)
 	}
-	if got := f.get(t, "tetragon_policy_hook_calls_total", hook...); got < 2 {
+	if got := get(t, f, "tetragon_policy_hook_calls_total", hook...); got < 2 {
 		t.Errorf("hook calls %v: both cats opened a file", got)
 	}
-	if got := f.get(t, "tetragon_observer_ringbuf_events_received_total"); got < 4 {
+	if got := get(t, f, "tetragon_observer_ringbuf_events_received_total"); got < 4 {
 		t.Errorf("records read %v, want the cats' at least", got)
 	}
-	if got := f.get(t, "tetragon_events_total", "type", "PROCESS_EXIT"); got < 2 {
+	if got := get(t, f, "tetragon_events_total", "type", "PROCESS_EXIT"); got < 2 {
 		t.Errorf("exits %v, want the cats' at least", got)
 	}
 
@@ -238,10 +191,10 @@ func TestScrapeRealAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	f = eventually(t, addr, "the reload", func(f families) bool {
-		n, _ := f.value("tetragon_policy_reload_latency_seconds")
+		n, _ := f.Value("tetragon_policy_reload_latency_seconds")
 		return n == 1
 	})
-	if got := f.get(t, "tetragon_policy_loads_total"); got != 2 {
+	if got := get(t, f, "tetragon_policy_loads_total"); got != 2 {
 		t.Errorf("loads after a reload: %v, want 2", got)
 	}
 	h := f["tetragon_policy_reload_latency_seconds"].GetMetric()[0].GetHistogram()
@@ -259,13 +212,13 @@ func TestScrapeRealAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	f = eventually(t, addr, "the load error", func(f families) bool {
-		n, _ := f.value("tetragon_policy_load_errors_total")
+		n, _ := f.Value("tetragon_policy_load_errors_total")
 		return n == 1
 	})
-	if got := f.get(t, "tetragon_policy_reload_latency_seconds"); got != 1 {
+	if got := get(t, f, "tetragon_policy_reload_latency_seconds"); got != 1 {
 		t.Errorf("latency samples after a failed load: %v, want still 1", got)
 	}
-	if got := f.get(t, "tetragon_policy_loads_total"); got != 2 {
+	if got := get(t, f, "tetragon_policy_loads_total"); got != 2 {
 		t.Errorf("loads after a failed load: %v, want still 2", got)
 	}
 
@@ -283,10 +236,10 @@ func testProgramStats(t *testing.T, addr, target string) {
 	}
 	if strings.TrimSpace(string(was)) == "0" {
 		f := scrape(t, addr)
-		if got := f.get(t, "tetragon_bpf_stats_enabled"); got != 0 {
+		if got := get(t, f, "tetragon_bpf_stats_enabled"); got != 0 {
 			t.Errorf("tetragon_bpf_stats_enabled %v with the sysctl at 0", got)
 		}
-		if _, ok := f.value("tetragon_overhead_program_runs_total"); ok {
+		if _, ok := f.Value("tetragon_overhead_program_runs_total"); ok {
 			t.Error("program run counts reported with kernel.bpf_stats_enabled 0")
 		}
 		if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
@@ -298,19 +251,19 @@ func testProgramStats(t *testing.T, addr, target string) {
 		t.Fatalf("cat %s: %v %q, want killed", target, err, out)
 	}
 	f := eventually(t, addr, "program run counts", func(f families) bool {
-		base, _ := f.value("tetragon_overhead_program_runs_total", "sensor", "base", "program", "handle_exec")
-		hook, _ := f.value("tetragon_overhead_program_runs_total", "policy", "metrics-kill", "attach", "fd_install")
+		base, _ := f.Value("tetragon_overhead_program_runs_total", "sensor", "base", "program", "handle_exec")
+		hook, _ := f.Value("tetragon_overhead_program_runs_total", "policy", "metrics-kill", "attach", "fd_install")
 		return base > 0 && hook > 0
 	})
-	if got := f.get(t, "tetragon_bpf_stats_enabled"); got != 1 {
+	if got := get(t, f, "tetragon_bpf_stats_enabled"); got != 1 {
 		t.Errorf("tetragon_bpf_stats_enabled %v with the sysctl at 1", got)
 	}
-	if got := f.get(t, "tetragon_overhead_program_seconds_total", "policy", "metrics-kill", "attach", "fd_install"); got <= 0 {
+	if got := get(t, f, "tetragon_overhead_program_seconds_total", "policy", "metrics-kill", "attach", "fd_install"); got <= 0 {
 		t.Errorf("hook run time %v, want > 0", got)
 	}
 	// the base sensor's three programs, known by their pins
 	for _, p := range []string{"handle_exec", "handle_exit", "handle_fork"} {
-		if _, ok := f.value("tetragon_overhead_program_runs_total", "sensor", "base", "program", p); !ok {
+		if _, ok := f.Value("tetragon_overhead_program_runs_total", "sensor", "base", "program", p); !ok {
 			t.Errorf("no run count for the base sensor's %s", p)
 		}
 	}
