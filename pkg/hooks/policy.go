@@ -59,13 +59,18 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 			d.Args = append(d.Args, ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label})
 		}
 		for _, s := range k.Selectors {
-			for what, n := range map[string]int{
-				"matchPIDs": len(s.MatchPIDs), "matchBinaries": len(s.MatchBinaries),
-				"matchNamespaces": len(s.MatchNamespaces), "matchCapabilities": len(s.MatchCapabilities),
-				"matchReturnArgs": len(s.MatchReturnArgs),
+			// a slice, not a map: the errors come out in the same order
+			// every time
+			for _, f := range []struct {
+				what string
+				n    int
+			}{
+				{"matchPIDs", len(s.MatchPIDs)}, {"matchBinaries", len(s.MatchBinaries)},
+				{"matchNamespaces", len(s.MatchNamespaces)}, {"matchCapabilities", len(s.MatchCapabilities)},
+				{"matchReturnArgs", len(s.MatchReturnArgs)},
 			} {
-				if n > 0 {
-					refuse(s.Src, "%s is not supported yet (supported: matchArgs, matchActions)", what)
+				if f.n > 0 {
+					refuse(s.Src, "%s is not supported yet (supported: matchArgs, matchActions)", f.what)
 				}
 			}
 			sd := SelectorDecl{Src: s.Src}
