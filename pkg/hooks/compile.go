@@ -41,9 +41,25 @@ type SelectorDecl struct {
 	Src       tracingpolicy.Source
 }
 
-// HookDecl is one kprobes: entry of a policy, as the policy states it.
+// HookKind says which list of a policy a hook comes from.
+type HookKind string
+
+// Hook kinds.
+const (
+	KindKprobe     HookKind = "kprobe"
+	KindTracepoint HookKind = "tracepoint"
+	KindUprobe     HookKind = "uprobe"
+	KindLSM        HookKind = "lsm"
+)
+
+// HookDecl is one hook of a policy (a kprobes:, tracepoints:, uprobes: or
+// lsmhooks: entry, one per symbol for uprobes), as the policy states it.
 type HookDecl struct {
-	Policy    string
+	// Kind is the list the hook comes from; "" is KindKprobe.
+	Kind   HookKind
+	Policy string
+	// Call is the kernel function (kprobes), the LSM hook (lsmhooks) or
+	// the symbol (uprobes).
 	Call      string
 	Syscall   bool
 	Return    bool
