@@ -1,11 +1,15 @@
 //go:build ignore
 
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* One TracingPolicy hook on one kernel function, served by a kprobe (or a
- * kretprobe for return: true, or an fmod_ret program for Override). Like
- * generic.c, the object is loaded once per hook and configured by data: the
- * arguments (which parameter, read as what) and the selectors, in the same
- * layout (lib/hook.h), so both objects match and record alike.
+/* One TracingPolicy hook whose program receives the hooked call's
+ * parameters: a kprobe on a kernel function (a kretprobe too for return:
+ * true, an fmod_ret program for Override), a BPF LSM program (lsmhooks:), a
+ * perf or raw tracepoint (tracepoints:), or a uprobe on a user function
+ * (uprobes:, which run kprobe-type programs). Each program only gathers the
+ * parameters into struct raw_args; what follows is common. Like generic.c,
+ * the object is loaded once per hook and configured by data: the arguments
+ * (which parameter, read as what) and the selectors, in the same layout
+ * (lib/hook.h), so both objects match and record alike.
  *
  * Settings fixed at load time are volatile consts: the verifier then drops
  * the branches a hook does not use (a syscall wrapper's inner registers,
@@ -32,6 +36,18 @@ volatile const bool at_return = false;
  * (514k -> 562k of the 1M limit, on 6.18). */
 volatile const __u8 arg_size[MAX_ARGS] = {};
 volatile const __u8 arg_signed[MAX_ARGS] = {};
+
+/* tracepoints: where the format field behind parameter slot i sits in the
+ * record, its size in bytes, and how it is read (enum tp_read) */
+volatile const __u16 tp_off[6] = {};
+volatile const __u8 tp_size[6] = {};
+volatile const __u8 tp_read[6] = {};
+
+enum tp_read {
+	TP_VALUE = 0,    /* an integer or pointer of tp_size bytes */
+	TP_ADDR = 1,     /* an array (char comm[16]): its address */
+	TP_DATA_LOC = 2, /* __data_loc: a u32 locating the data in the record */
+};
 
 /* 8 slots so that an index masked with 7 stays in bounds */
 struct raw_args {
@@ -243,4 +259,100 @@ int gen_fmod_ret(__u64 *ctx)
 	if (syscall_wrapper)
 		syscall_args(&ra);
 	return evaluate(&ra, 0);
+}
+
+/* gen_lsm serves lsmhooks: BPF LSM programs run where the kernel consults
+ * its security modules, so a non-zero return (Override) denies the
+ * operation. */
+SEC("lsm")
+int gen_lsm(__u64 *ctx)
+{
+	struct raw_args ra = {};
+	long err;
+
+	for (int i = 0; i < 6; i++) {
+		if (i >= nparams)
+			break;
+		bpf_get_func_arg(ctx, i, &ra.a[i]);
+	}
+	err = evaluate(&ra, 0);
+	/* the kernel accepts only 0 or a negative errno from LSM programs */
+	if (err > 0 || err < -4095)
+		err = -1;
+	return err;
+}
+
+/* tp_field reads format field slot i of a tracepoint record. */
+static __always_inline __u64 tp_field(void *ctx, int i)
+{
+	__u64 v = 0;
+	__u32 loc = 0;
+	void *p;
+
+	if (i >= 6)
+		return 0;
+	p = ctx + tp_off[i];
+	switch (tp_read[i]) {
+	case TP_ADDR:
+		return (__u64)p;
+	case TP_DATA_LOC:
+		/* low 16 bits: offset from the record's start; high: length */
+		bpf_probe_read_kernel(&loc, sizeof(loc), p);
+		return (__u64)(ctx + (loc & 0xffff));
+	}
+	/* constant sizes: the helper's size must be known to the verifier */
+	switch (tp_size[i]) {
+	case 1:
+		bpf_probe_read_kernel(&v, 1, p);
+		break;
+	case 2:
+		bpf_probe_read_kernel(&v, 2, p);
+		break;
+	case 4:
+		bpf_probe_read_kernel(&v, 4, p);
+		break;
+	default:
+		bpf_probe_read_kernel(&v, 8, p);
+	}
+	return v;
+}
+
+/* gen_tracepoint serves tracepoints: hooks on a perf tracepoint, whose
+ * context is the event's record as its format file describes it. */
+SEC("tracepoint")
+int gen_tracepoint(void *ctx)
+{
+	struct raw_args ra = {};
+
+	for (int i = 0; i < 6; i++) {
+		if (i >= nparams)
+			break;
+		ra.a[i] = tp_field(ctx, i);
+	}
+	evaluate(&ra, 0);
+	return 0;
+}
+
+/* gen_raw_tp serves tracepoints: with raw: true, whose parameters are the
+ * tracepoint's TP_PROTO arguments. The context allows constant offsets
+ * only, hence no loop. */
+SEC("raw_tracepoint")
+int gen_raw_tp(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct raw_args ra = {};
+
+	if (nparams > 0)
+		ra.a[0] = ctx->args[0];
+	if (nparams > 1)
+		ra.a[1] = ctx->args[1];
+	if (nparams > 2)
+		ra.a[2] = ctx->args[2];
+	if (nparams > 3)
+		ra.a[3] = ctx->args[3];
+	if (nparams > 4)
+		ra.a[4] = ctx->args[4];
+	if (nparams > 5)
+		ra.a[5] = ctx->args[5];
+	evaluate(&ra, 0);
+	return 0;
 }

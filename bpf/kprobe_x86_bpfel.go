@@ -102,12 +102,18 @@ const (
 	KprobeProgGenFmodRet    = "gen_fmod_ret"
 	KprobeProgGenKprobe     = "gen_kprobe"
 	KprobeProgGenKretprobe  = "gen_kretprobe"
+	KprobeProgGenLsm        = "gen_lsm"
+	KprobeProgGenRawTp      = "gen_raw_tp"
+	KprobeProgGenTracepoint = "gen_tracepoint"
 	KprobeVarArgSigned      = "arg_signed"
 	KprobeVarArgSize        = "arg_size"
 	KprobeVarAtReturn       = "at_return"
 	KprobeVarNparams        = "nparams"
 	KprobeVarSyscallNr      = "syscall_nr"
 	KprobeVarSyscallWrapper = "syscall_wrapper"
+	KprobeVarTpOff          = "tp_off"
+	KprobeVarTpRead         = "tp_read"
+	KprobeVarTpSize         = "tp_size"
 	KprobeVarUnusedGenConf  = "unused_gen_conf"
 	KprobeVarUnusedGenRec   = "unused_gen_rec"
 	KprobeVarUnusedLpmKey   = "unused_lpm_key"
@@ -155,9 +161,12 @@ type KprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type KprobeProgramSpecs struct {
-	GenFmodRet   *ebpf.ProgramSpec `ebpf:"gen_fmod_ret"`
-	GenKprobe    *ebpf.ProgramSpec `ebpf:"gen_kprobe"`
-	GenKretprobe *ebpf.ProgramSpec `ebpf:"gen_kretprobe"`
+	GenFmodRet    *ebpf.ProgramSpec `ebpf:"gen_fmod_ret"`
+	GenKprobe     *ebpf.ProgramSpec `ebpf:"gen_kprobe"`
+	GenKretprobe  *ebpf.ProgramSpec `ebpf:"gen_kretprobe"`
+	GenLsm        *ebpf.ProgramSpec `ebpf:"gen_lsm"`
+	GenRawTp      *ebpf.ProgramSpec `ebpf:"gen_raw_tp"`
+	GenTracepoint *ebpf.ProgramSpec `ebpf:"gen_tracepoint"`
 }
 
 // KprobeMapSpecs contains maps before they are loaded into the kernel.
@@ -184,6 +193,9 @@ type KprobeVariableSpecs struct {
 	Nparams        *ebpf.VariableSpec `ebpf:"nparams"`
 	SyscallNr      *ebpf.VariableSpec `ebpf:"syscall_nr"`
 	SyscallWrapper *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
+	TpOff          *ebpf.VariableSpec `ebpf:"tp_off"`
+	TpRead         *ebpf.VariableSpec `ebpf:"tp_read"`
+	TpSize         *ebpf.VariableSpec `ebpf:"tp_size"`
 	UnusedGenConf  *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
 	UnusedGenRec   *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
 	UnusedLpmKey   *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
@@ -242,6 +254,9 @@ type KprobeVariables struct {
 	Nparams        *ebpf.Variable `ebpf:"nparams"`
 	SyscallNr      *ebpf.Variable `ebpf:"syscall_nr"`
 	SyscallWrapper *ebpf.Variable `ebpf:"syscall_wrapper"`
+	TpOff          *ebpf.Variable `ebpf:"tp_off"`
+	TpRead         *ebpf.Variable `ebpf:"tp_read"`
+	TpSize         *ebpf.Variable `ebpf:"tp_size"`
 	UnusedGenConf  *ebpf.Variable `ebpf:"unused_gen_conf"`
 	UnusedGenRec   *ebpf.Variable `ebpf:"unused_gen_rec"`
 	UnusedLpmKey   *ebpf.Variable `ebpf:"unused_lpm_key"`
@@ -251,9 +266,12 @@ type KprobeVariables struct {
 //
 // It can be passed to LoadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type KprobePrograms struct {
-	GenFmodRet   *ebpf.Program `ebpf:"gen_fmod_ret"`
-	GenKprobe    *ebpf.Program `ebpf:"gen_kprobe"`
-	GenKretprobe *ebpf.Program `ebpf:"gen_kretprobe"`
+	GenFmodRet    *ebpf.Program `ebpf:"gen_fmod_ret"`
+	GenKprobe     *ebpf.Program `ebpf:"gen_kprobe"`
+	GenKretprobe  *ebpf.Program `ebpf:"gen_kretprobe"`
+	GenLsm        *ebpf.Program `ebpf:"gen_lsm"`
+	GenRawTp      *ebpf.Program `ebpf:"gen_raw_tp"`
+	GenTracepoint *ebpf.Program `ebpf:"gen_tracepoint"`
 }
 
 func (p *KprobePrograms) Close() error {
@@ -261,6 +279,9 @@ func (p *KprobePrograms) Close() error {
 		p.GenFmodRet,
 		p.GenKprobe,
 		p.GenKretprobe,
+		p.GenLsm,
+		p.GenRawTp,
+		p.GenTracepoint,
 	)
 }
 

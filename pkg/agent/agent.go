@@ -491,19 +491,16 @@ func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 
 // policyEvent builds a policy hook's event with the calling process.
 func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
-	k, ok := a.hooks.Event(r)
+	proc, parent, ok := a.cache.GetWithParent(r.Pid)
+	if !ok {
+		proc = &api.Process{Pid: wrapperspb.UInt32(r.Pid), Tid: wrapperspb.UInt32(r.Tid), Flags: "miss"}
+	}
+	ev, ok := a.hooks.Event(r, proc, parent)
 	if !ok {
 		return nil // rate-limited, or its policy was unloaded while the record was queued
 	}
-	k.Process, k.Parent, ok = a.cache.GetWithParent(r.Pid)
-	if !ok {
-		k.Process = &api.Process{Pid: wrapperspb.UInt32(r.Pid), Tid: wrapperspb.UInt32(r.Tid), Flags: "miss"}
-	}
-	return &api.GetEventsResponse{
-		Event:    &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k},
-		NodeName: a.node,
-		Time:     a.cache.Timestamp(r.Ktime),
-	}
+	ev.NodeName, ev.Time = a.node, a.cache.Timestamp(r.Ktime)
+	return ev
 }
 
 // Status reports the agent's state and counters.

@@ -1691,6 +1691,349 @@ func (x *ProcessKprobe) GetMechanism() string {
 	return ""
 }
 
+type ProcessTracepoint struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Process    *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	Parent     *Process               `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
+	Subsys     string                 `protobuf:"bytes,4,opt,name=subsys,proto3" json:"subsys,omitempty"`
+	Event      string                 `protobuf:"bytes,5,opt,name=event,proto3" json:"event,omitempty"`
+	Args       []*KprobeArgument      `protobuf:"bytes,6,rep,name=args,proto3" json:"args,omitempty"`
+	PolicyName string                 `protobuf:"bytes,7,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	Action     KprobeAction           `protobuf:"varint,8,opt,name=action,proto3,enum=tetragon.KprobeAction" json:"action,omitempty"`
+	Message    string                 `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
+	Tags       []string               `protobuf:"bytes,10,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Ours, as in ProcessKprobe: tracepoint or raw_tracepoint.
+	Mechanism     string `protobuf:"bytes,100,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessTracepoint) Reset() {
+	*x = ProcessTracepoint{}
+	mi := &file_tetragon_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessTracepoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessTracepoint) ProtoMessage() {}
+
+func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
+func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ProcessTracepoint) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessTracepoint) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *ProcessTracepoint) GetSubsys() string {
+	if x != nil {
+		return x.Subsys
+	}
+	return ""
+}
+
+func (x *ProcessTracepoint) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *ProcessTracepoint) GetArgs() []*KprobeArgument {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessTracepoint) GetPolicyName() string {
+	if x != nil {
+		return x.PolicyName
+	}
+	return ""
+}
+
+func (x *ProcessTracepoint) GetAction() KprobeAction {
+	if x != nil {
+		return x.Action
+	}
+	return KprobeAction_KPROBE_ACTION_UNKNOWN
+}
+
+func (x *ProcessTracepoint) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProcessTracepoint) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessTracepoint) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+type ProcessUprobe struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Process    *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	Parent     *Process               `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
+	Path       string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Symbol     string                 `protobuf:"bytes,4,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	PolicyName string                 `protobuf:"bytes,5,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	Message    string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	Args       []*KprobeArgument      `protobuf:"bytes,7,rep,name=args,proto3" json:"args,omitempty"`
+	Tags       []string               `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Ours: uprobes report their action too (Post, Sigkill, Signal).
+	Action        KprobeAction `protobuf:"varint,101,opt,name=action,proto3,enum=tetragon.KprobeAction" json:"action,omitempty"`
+	Mechanism     string       `protobuf:"bytes,100,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessUprobe) Reset() {
+	*x = ProcessUprobe{}
+	mi := &file_tetragon_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessUprobe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessUprobe) ProtoMessage() {}
+
+func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
+func (*ProcessUprobe) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ProcessUprobe) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessUprobe) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *ProcessUprobe) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ProcessUprobe) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *ProcessUprobe) GetPolicyName() string {
+	if x != nil {
+		return x.PolicyName
+	}
+	return ""
+}
+
+func (x *ProcessUprobe) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProcessUprobe) GetArgs() []*KprobeArgument {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessUprobe) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessUprobe) GetAction() KprobeAction {
+	if x != nil {
+		return x.Action
+	}
+	return KprobeAction_KPROBE_ACTION_UNKNOWN
+}
+
+func (x *ProcessUprobe) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+type ProcessLsm struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Process      *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	Parent       *Process               `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
+	FunctionName string                 `protobuf:"bytes,3,opt,name=function_name,json=functionName,proto3" json:"function_name,omitempty"`
+	PolicyName   string                 `protobuf:"bytes,5,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	Message      string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	Args         []*KprobeArgument      `protobuf:"bytes,7,rep,name=args,proto3" json:"args,omitempty"`
+	Action       KprobeAction           `protobuf:"varint,8,opt,name=action,proto3,enum=tetragon.KprobeAction" json:"action,omitempty"`
+	Tags         []string               `protobuf:"bytes,9,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Ours, as in ProcessKprobe: lsm.
+	Mechanism     string `protobuf:"bytes,100,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessLsm) Reset() {
+	*x = ProcessLsm{}
+	mi := &file_tetragon_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessLsm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessLsm) ProtoMessage() {}
+
+func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
+func (*ProcessLsm) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ProcessLsm) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessLsm) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *ProcessLsm) GetFunctionName() string {
+	if x != nil {
+		return x.FunctionName
+	}
+	return ""
+}
+
+func (x *ProcessLsm) GetPolicyName() string {
+	if x != nil {
+		return x.PolicyName
+	}
+	return ""
+}
+
+func (x *ProcessLsm) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProcessLsm) GetArgs() []*KprobeArgument {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessLsm) GetAction() KprobeAction {
+	if x != nil {
+		return x.Action
+	}
+	return KprobeAction_KPROBE_ACTION_UNKNOWN
+}
+
+func (x *ProcessLsm) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessLsm) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
 type GetEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -1698,6 +2041,9 @@ type GetEventsResponse struct {
 	//	*GetEventsResponse_ProcessExec
 	//	*GetEventsResponse_ProcessExit
 	//	*GetEventsResponse_ProcessKprobe
+	//	*GetEventsResponse_ProcessTracepoint
+	//	*GetEventsResponse_ProcessUprobe
+	//	*GetEventsResponse_ProcessLsm
 	Event         isGetEventsResponse_Event `protobuf_oneof:"event"`
 	NodeName      string                    `protobuf:"bytes,1000,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	Time          *timestamppb.Timestamp    `protobuf:"bytes,1001,opt,name=time,proto3" json:"time,omitempty"`
@@ -1707,7 +2053,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2065,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2078,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -1769,6 +2115,33 @@ func (x *GetEventsResponse) GetProcessKprobe() *ProcessKprobe {
 	return nil
 }
 
+func (x *GetEventsResponse) GetProcessTracepoint() *ProcessTracepoint {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessTracepoint); ok {
+			return x.ProcessTracepoint
+		}
+	}
+	return nil
+}
+
+func (x *GetEventsResponse) GetProcessUprobe() *ProcessUprobe {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessUprobe); ok {
+			return x.ProcessUprobe
+		}
+	}
+	return nil
+}
+
+func (x *GetEventsResponse) GetProcessLsm() *ProcessLsm {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessLsm); ok {
+			return x.ProcessLsm
+		}
+	}
+	return nil
+}
+
 func (x *GetEventsResponse) GetNodeName() string {
 	if x != nil {
 		return x.NodeName
@@ -1799,11 +2172,29 @@ type GetEventsResponse_ProcessKprobe struct {
 	ProcessKprobe *ProcessKprobe `protobuf:"bytes,9,opt,name=process_kprobe,json=processKprobe,proto3,oneof"`
 }
 
+type GetEventsResponse_ProcessTracepoint struct {
+	ProcessTracepoint *ProcessTracepoint `protobuf:"bytes,10,opt,name=process_tracepoint,json=processTracepoint,proto3,oneof"`
+}
+
+type GetEventsResponse_ProcessUprobe struct {
+	ProcessUprobe *ProcessUprobe `protobuf:"bytes,12,opt,name=process_uprobe,json=processUprobe,proto3,oneof"`
+}
+
+type GetEventsResponse_ProcessLsm struct {
+	ProcessLsm *ProcessLsm `protobuf:"bytes,28,opt,name=process_lsm,json=processLsm,proto3,oneof"`
+}
+
 func (*GetEventsResponse_ProcessExec) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessExit) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessKprobe) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessTracepoint) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessUprobe) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessLsm) isGetEventsResponse_Event() {}
 
 // A filter matches an event when every field that is set matches; a list
 // field matches when any of its entries does.
@@ -1827,7 +2218,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2230,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2243,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -1928,7 +2319,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2331,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2344,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -1981,7 +2372,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2384,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2397,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -2052,7 +2443,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2455,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2468,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -2154,7 +2545,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2557,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2570,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -2282,7 +2673,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2685,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2698,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -2327,7 +2718,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2730,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2352,7 +2743,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -2377,7 +2768,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2780,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2793,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 type GetVersionResponse struct {
@@ -2414,7 +2805,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2426,7 +2817,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2830,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -2470,7 +2861,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2873,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2886,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -2576,7 +2967,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +2979,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +2992,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TracingPolicyStatus) GetName() string {
@@ -2668,7 +3059,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +3071,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +3084,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -2708,7 +3099,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +3111,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +3124,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -2766,7 +3157,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2778,7 +3169,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2791,7 +3182,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -2810,7 +3201,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +3213,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +3226,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -2854,7 +3245,7 @@ type TracingPolicyNameRequest struct {
 
 func (x *TracingPolicyNameRequest) Reset() {
 	*x = TracingPolicyNameRequest{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +3257,7 @@ func (x *TracingPolicyNameRequest) String() string {
 func (*TracingPolicyNameRequest) ProtoMessage() {}
 
 func (x *TracingPolicyNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +3270,7 @@ func (x *TracingPolicyNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyNameRequest.ProtoReflect.Descriptor instead.
 func (*TracingPolicyNameRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TracingPolicyNameRequest) GetName() string {
@@ -2897,7 +3288,7 @@ type TracingPolicyNameResponse struct {
 
 func (x *TracingPolicyNameResponse) Reset() {
 	*x = TracingPolicyNameResponse{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +3300,7 @@ func (x *TracingPolicyNameResponse) String() string {
 func (*TracingPolicyNameResponse) ProtoMessage() {}
 
 func (x *TracingPolicyNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2922,7 +3313,7 @@ func (x *TracingPolicyNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyNameResponse.ProtoReflect.Descriptor instead.
 func (*TracingPolicyNameResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -3039,11 +3430,53 @@ const file_tetragon_proto_rawDesc = "" +
 	"policyName\x12\x18\n" +
 	"\amessage\x18\v \x01(\tR\amessage\x12\x12\n" +
 	"\x04tags\x18\f \x03(\tR\x04tags\x12\x1c\n" +
-	"\tmechanism\x18d \x01(\tR\tmechanism\"\xa5\x02\n" +
+	"\tmechanism\x18d \x01(\tR\tmechanism\"\xe4\x02\n" +
+	"\x11ProcessTracepoint\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
+	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12\x16\n" +
+	"\x06subsys\x18\x04 \x01(\tR\x06subsys\x12\x14\n" +
+	"\x05event\x18\x05 \x01(\tR\x05event\x12,\n" +
+	"\x04args\x18\x06 \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x1f\n" +
+	"\vpolicy_name\x18\a \x01(\tR\n" +
+	"policyName\x12.\n" +
+	"\x06action\x18\b \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x18\n" +
+	"\amessage\x18\t \x01(\tR\amessage\x12\x12\n" +
+	"\x04tags\x18\n" +
+	" \x03(\tR\x04tags\x12\x1c\n" +
+	"\tmechanism\x18d \x01(\tR\tmechanism\"\xde\x02\n" +
+	"\rProcessUprobe\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
+	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x16\n" +
+	"\x06symbol\x18\x04 \x01(\tR\x06symbol\x12\x1f\n" +
+	"\vpolicy_name\x18\x05 \x01(\tR\n" +
+	"policyName\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12,\n" +
+	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x12\n" +
+	"\x04tags\x18\b \x03(\tR\x04tags\x12.\n" +
+	"\x06action\x18e \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1c\n" +
+	"\tmechanism\x18d \x01(\tR\tmechanism\"\xd4\x02\n" +
+	"\n" +
+	"ProcessLsm\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
+	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12#\n" +
+	"\rfunction_name\x18\x03 \x01(\tR\ffunctionName\x12\x1f\n" +
+	"\vpolicy_name\x18\x05 \x01(\tR\n" +
+	"policyName\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12,\n" +
+	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12.\n" +
+	"\x06action\x18\b \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x12\n" +
+	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1c\n" +
+	"\tmechanism\x18d \x01(\tR\tmechanism\"\xee\x03\n" +
 	"\x11GetEventsResponse\x12:\n" +
 	"\fprocess_exec\x18\x01 \x01(\v2\x15.tetragon.ProcessExecH\x00R\vprocessExec\x12:\n" +
 	"\fprocess_exit\x18\x05 \x01(\v2\x15.tetragon.ProcessExitH\x00R\vprocessExit\x12@\n" +
-	"\x0eprocess_kprobe\x18\t \x01(\v2\x17.tetragon.ProcessKprobeH\x00R\rprocessKprobe\x12\x1c\n" +
+	"\x0eprocess_kprobe\x18\t \x01(\v2\x17.tetragon.ProcessKprobeH\x00R\rprocessKprobe\x12L\n" +
+	"\x12process_tracepoint\x18\n" +
+	" \x01(\v2\x1b.tetragon.ProcessTracepointH\x00R\x11processTracepoint\x12@\n" +
+	"\x0eprocess_uprobe\x18\f \x01(\v2\x17.tetragon.ProcessUprobeH\x00R\rprocessUprobe\x127\n" +
+	"\vprocess_lsm\x18\x1c \x01(\v2\x14.tetragon.ProcessLsmH\x00R\n" +
+	"processLsm\x12\x1c\n" +
 	"\tnode_name\x18\xe8\a \x01(\tR\bnodeName\x12/\n" +
 	"\x04time\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\a\n" +
 	"\x05event\"\xf9\x02\n" +
@@ -3239,7 +3672,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),               // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                   // 1: tetragon.KprobeAction
@@ -3260,28 +3693,31 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobePath)(nil),                  // 16: tetragon.KprobePath
 	(*KprobeArgument)(nil),              // 17: tetragon.KprobeArgument
 	(*ProcessKprobe)(nil),               // 18: tetragon.ProcessKprobe
-	(*GetEventsResponse)(nil),           // 19: tetragon.GetEventsResponse
-	(*Filter)(nil),                      // 20: tetragon.Filter
-	(*GetEventsRequest)(nil),            // 21: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                // 22: tetragon.HealthStatus
-	(*LossCounters)(nil),                // 23: tetragon.LossCounters
-	(*AgentStatus)(nil),                 // 24: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),      // 25: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),     // 26: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),           // 27: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),          // 28: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),           // 29: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),         // 30: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),  // 31: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil), // 32: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),     // 33: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),    // 34: tetragon.AddTracingPolicyResponse
-	(*TracingPolicyNameRequest)(nil),    // 35: tetragon.TracingPolicyNameRequest
-	(*TracingPolicyNameResponse)(nil),   // 36: tetragon.TracingPolicyNameResponse
-	nil,                                 // 37: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),      // 38: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),       // 39: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),        // 40: google.protobuf.BoolValue
+	(*ProcessTracepoint)(nil),           // 19: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),               // 20: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                  // 21: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),           // 22: tetragon.GetEventsResponse
+	(*Filter)(nil),                      // 23: tetragon.Filter
+	(*GetEventsRequest)(nil),            // 24: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                // 25: tetragon.HealthStatus
+	(*LossCounters)(nil),                // 26: tetragon.LossCounters
+	(*AgentStatus)(nil),                 // 27: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),      // 28: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),     // 29: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),           // 30: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),          // 31: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),           // 32: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),         // 33: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),  // 34: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil), // 35: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),     // 36: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),    // 37: tetragon.AddTracingPolicyResponse
+	(*TracingPolicyNameRequest)(nil),    // 38: tetragon.TracingPolicyNameRequest
+	(*TracingPolicyNameResponse)(nil),   // 39: tetragon.TracingPolicyNameResponse
+	nil,                                 // 40: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),      // 41: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),        // 43: google.protobuf.BoolValue
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,  // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -3297,30 +3733,30 @@ var file_tetragon_proto_depIdxs = []int32{
 	7,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	7,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	7,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	38, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	38, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	38, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	38, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	38, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	38, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	38, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	38, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	41, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	41, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	41, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	41, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	41, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	41, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	41, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	41, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	10, // 21: tetragon.Container.image:type_name -> tetragon.Image
-	39, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	38, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	38, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	39, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	38, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	42, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	41, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	41, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	42, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	41, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	6,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	8,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	38, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	41, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	9,  // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
 	11, // 31: tetragon.Process.container:type_name -> tetragon.Container
 	12, // 32: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	12, // 33: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	12, // 34: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	12, // 35: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	39, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	42, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
 	16, // 37: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
 	15, // 38: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
 	12, // 39: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
@@ -3328,46 +3764,61 @@ var file_tetragon_proto_depIdxs = []int32{
 	17, // 41: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
 	17, // 42: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
 	1,  // 43: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	13, // 44: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	14, // 45: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	18, // 46: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	39, // 47: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 48: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	40, // 49: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	20, // 50: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	20, // 51: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,  // 52: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,  // 53: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	39, // 54: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	23, // 55: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	37, // 56: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,  // 57: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	22, // 58: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	24, // 59: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,  // 60: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	29, // 61: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	30, // 62: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	21, // 63: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	25, // 64: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	27, // 65: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	31, // 66: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	33, // 67: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	35, // 68: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
-	35, // 69: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
-	35, // 70: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
-	19, // 71: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	26, // 72: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	28, // 73: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	32, // 74: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	34, // 75: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	36, // 76: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
-	36, // 77: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
-	36, // 78: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
-	71, // [71:79] is the sub-list for method output_type
-	63, // [63:71] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	12, // 44: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	12, // 45: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	17, // 46: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,  // 47: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	12, // 48: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	12, // 49: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	17, // 50: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,  // 51: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	12, // 52: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	12, // 53: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	17, // 54: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,  // 55: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	13, // 56: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	14, // 57: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	18, // 58: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	19, // 59: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	20, // 60: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	21, // 61: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	42, // 62: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 63: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	43, // 64: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	23, // 65: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	23, // 66: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,  // 67: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,  // 68: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	42, // 69: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	26, // 70: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	40, // 71: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,  // 72: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	25, // 73: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	27, // 74: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,  // 75: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	32, // 76: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	33, // 77: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	24, // 78: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	28, // 79: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	30, // 80: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	34, // 81: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	36, // 82: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	38, // 83: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	38, // 84: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	38, // 85: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	22, // 86: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	29, // 87: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	31, // 88: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	35, // 89: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	37, // 90: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	39, // 91: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	39, // 92: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	39, // 93: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	86, // [86:94] is the sub-list for method output_type
+	78, // [78:86] is the sub-list for method input_type
+	78, // [78:78] is the sub-list for extension type_name
+	78, // [78:78] is the sub-list for extension extendee
+	0,  // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -3385,10 +3836,13 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_LongArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[13].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[16].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
+		(*GetEventsResponse_ProcessTracepoint)(nil),
+		(*GetEventsResponse_ProcessUprobe)(nil),
+		(*GetEventsResponse_ProcessLsm)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3396,7 +3850,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

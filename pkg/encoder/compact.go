@@ -112,6 +112,18 @@ func (c *Compact) Encode(ev *api.GetEventsResponse) error {
 		c.part(paint, status)
 	case *api.GetEventsResponse_ProcessKprobe:
 		c.kprobe(ev.GetNodeName(), e.ProcessKprobe)
+	case *api.GetEventsResponse_ProcessTracepoint:
+		t := e.ProcessTracepoint
+		c.head("⁉️", "tracepoint", ev.GetNodeName(), t.GetProcess())
+		c.part(cyan, strings.TrimSpace(t.GetSubsys()+" "+t.GetEvent()+" "+argsText(t.GetArgs())))
+	case *api.GetEventsResponse_ProcessUprobe:
+		u := e.ProcessUprobe
+		c.head("🕵️", "uprobe", ev.GetNodeName(), u.GetProcess())
+		c.part(cyan, strings.TrimSpace(u.GetPath()+" "+u.GetSymbol()+" "+argsText(u.GetArgs())))
+	case *api.GetEventsResponse_ProcessLsm:
+		l := e.ProcessLsm
+		c.head("🔒", "LSM", ev.GetNodeName(), l.GetProcess())
+		c.part(cyan, strings.TrimSpace(l.GetFunctionName()+" "+argsText(l.GetArgs())))
 	default:
 		c.generic(ev)
 	}

@@ -60,9 +60,17 @@ type HookDecl struct {
 	Policy string
 	// Call is the kernel function (kprobes), the LSM hook (lsmhooks) or
 	// the symbol (uprobes).
-	Call      string
-	Syscall   bool
-	Return    bool
+	Call    string
+	Syscall bool
+	Return  bool
+	// Subsystem and Raw: a tracepoint's group (Call is its event), and
+	// whether it is read as a raw tracepoint.
+	Subsystem string
+	Raw       bool
+	// Path is a uprobe's executable; Offset, when not zero, the probed
+	// file offset (Call then names it for messages).
+	Path      string
+	Offset    uint64
 	Args      []ArgDecl
 	Selectors []SelectorDecl
 	Message   string
@@ -82,7 +90,11 @@ const (
 	MechKprobe            = "kprobe"
 	// MechFmodRet serves hooks with an Override selector where the kernel
 	// has fmod_ret but no bpf_override_return.
-	MechFmodRet = "fmod_ret"
+	MechFmodRet       = "fmod_ret"
+	MechLSM           = "lsm"
+	MechTracepoint    = "tracepoint"
+	MechRawTracepoint = "raw_tracepoint"
+	MechUprobe        = "uprobe"
 )
 
 // hookInfo is what user space needs to turn a hook's records into events.

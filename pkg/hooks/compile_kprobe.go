@@ -10,8 +10,8 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-// compileKprobe compiles a hook for the kprobe mechanism: a kprobe on the
-// function itself (a kretprobe too for return: true), or an fmod_ret
+// compileKprobe compiles a kprobes: hook for the kprobe mechanism: a kprobe
+// on the function itself (a kretprobe too for return: true), or an fmod_ret
 // program when a selector overrides the return value. Syscall hooks attach
 // to the arch entry point (__x64_sys_openat) and read the syscall's
 // arguments from the user registers it takes. Declared argument types are
@@ -20,55 +20,26 @@ import (
 func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.KprobeSpec, hookInfo, error) {
 	spec := sensor.KprobeSpec{ID: id, Return: d.Return}
 	info := hookInfo{decl: d, mechanism: MechKprobe}
-	var proto tracingpolicy.FuncProto
 	name := syscallName(d.Call)
 	nr, isSyscall := syscallNumbers()[name]
+	var source argSource
 	if isSyscall && (d.Syscall || name != d.Call) {
 		spec.Symbol, spec.Syscall, spec.SyscallNr = tracingpolicy.SyscallSymbol(name), true, nr
 		if _, err := k.Func(spec.Symbol); err != nil {
 			return spec, info, fmt.Errorf("%s: system call %s: %w", d.Call, name, err)
 		}
+		source = registerSource("a system call")
 	} else {
-		var err error
-		if proto, err = k.Func(d.Call); err != nil {
-			return spec, info, fmt.Errorf("%s: %w", d.Call, err)
-		}
-		spec.Symbol = d.Call
-	}
-	arity := len(proto.Params)
-	if spec.Syscall {
-		arity = sensor.MaxParams
-	}
-
-	sources := make([]sensor.Arg, sensor.MaxParams) // by parameter index
-	slot := map[int]int{}
-	for _, a := range d.Args {
-		if a.Index < 0 || a.Index >= arity || a.Index >= sensor.MaxParams {
-			return spec, info, fmt.Errorf("%s: argument index %d: the function has %d parameters (at most %d can be read)", d.Call, a.Index, arity, sensor.MaxParams)
-		}
-		t := tracingpolicy.ArgType(a.Type)
-		if !spec.Syscall {
-			param := proto.Params[a.Index]
-			if ok, need := tracingpolicy.ArgFits(t, param.Type); !ok {
-				return spec, info, fmt.Errorf("%s: argument %d: type %s does not fit parameter %d (%s): %s needs %s", d.Call, a.Index, a.Type, a.Index, param.Type, a.Type, need)
-			}
-		}
-		src, err := kprobeSource(a, spec.Syscall)
+		proto, err := k.Func(d.Call)
 		if err != nil {
 			return spec, info, fmt.Errorf("%s: %w", d.Call, err)
 		}
-		if _, dup := slot[a.Index]; dup {
-			return spec, info, fmt.Errorf("%s: argument index %d declared twice", d.Call, a.Index)
-		}
-		sources[a.Index] = src
-		spec.Params = max(spec.Params, a.Index+1)
-		// record slots: the declared args, in declaration order
-		slot[a.Index] = len(spec.Args)
-		spec.Args = append(spec.Args, src)
-		info.argOrder = append(info.argOrder, a)
+		spec.Symbol = d.Call
+		source = protoSource(proto)
 	}
-	if len(spec.Args) > sensor.MaxArgs {
-		return spec, info, fmt.Errorf("%s: %d arguments, at most %d", d.Call, len(spec.Args), sensor.MaxArgs)
+	slot, err := compileArgs(d, &spec, &info, source)
+	if err != nil {
+		return spec, info, err
 	}
 
 	var overrideErr error
@@ -84,26 +55,94 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 			spec.Override, info.mechanism = true, MechFmodRet
 		}
 	}
-	var err error
 	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, overrideErr)
 	return spec, info, err
 }
 
-// kprobeSource says how the kprobe program reads a declared argument.
-func kprobeSource(a ArgDecl, syscall bool) (sensor.Arg, error) {
+// compileLSM compiles an lsmhooks: hook: a BPF LSM program on the hook,
+// whose parameters are those of the bpf_lsm_<hook> stub's BTF prototype.
+// Override returns its error from the hook, which denies the operation.
+func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.KprobeSpec, hookInfo, error) {
+	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachLSM, Symbol: d.Call}
+	info := hookInfo{decl: d, mechanism: MechLSM}
+	proto, err := k.Func("bpf_lsm_" + d.Call)
+	if err != nil {
+		return spec, info, fmt.Errorf("LSM hook %s: %w", d.Call, err)
+	}
+	slot, err := compileArgs(d, &spec, &info, protoSource(proto))
+	if err != nil {
+		return spec, info, err
+	}
+	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, nil)
+	return spec, info, err
+}
+
+// compileUprobe compiles a uprobes: hook on one symbol (or file offset):
+// its arguments are read from the registers the x86_64 C calling convention
+// passes them in, and strings from the process's memory.
+func compileUprobe(d HookDecl, id uint32) (sensor.KprobeSpec, hookInfo, error) {
+	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: d.Path, Offset: d.Offset, Return: d.Return}
+	info := hookInfo{decl: d, mechanism: MechUprobe}
+	slot, err := compileArgs(d, &spec, &info, registerSource("a user function"))
+	if err != nil {
+		return spec, info, err
+	}
+	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot,
+		fmt.Errorf("action Override is not possible on uprobes"))
+	return spec, info, err
+}
+
+// argSource says how a hook's program reads one declared argument; it sets
+// the argument's parameter slot (Reg).
+type argSource func(spec *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error)
+
+// compileArgs compiles d's declared arguments into spec, in declaration
+// order (their record slots), and returns the record slot of each declared
+// index.
+func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source argSource) (map[int]int, error) {
+	slot := map[int]int{}
+	for _, a := range d.Args {
+		if _, dup := slot[a.Index]; dup {
+			return nil, fmt.Errorf("%s: argument index %d declared twice", d.Call, a.Index)
+		}
+		arg, err := source(spec, a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Call, err)
+		}
+		spec.Params = max(spec.Params, int(arg.Reg)+1)
+		slot[a.Index] = len(spec.Args)
+		spec.Args = append(spec.Args, arg)
+		info.argOrder = append(info.argOrder, a)
+	}
+	if len(spec.Args) > sensor.MaxArgs {
+		return nil, fmt.Errorf("%s: %d arguments, at most %d", d.Call, len(spec.Args), sensor.MaxArgs)
+	}
+	return slot, nil
+}
+
+// protoSource reads the parameters of a kernel function (or LSM hook or raw
+// tracepoint) as its BTF prototype declares them, refusing a declared type
+// that does not fit.
+func protoSource(proto tracingpolicy.FuncProto) argSource {
+	return func(_ *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
+		if a.Index < 0 || a.Index >= len(proto.Params) || a.Index >= sensor.MaxParams {
+			return sensor.Arg{}, fmt.Errorf("argument index %d: the function has %d parameters (at most %d can be read)", a.Index, len(proto.Params), sensor.MaxParams)
+		}
+		param := proto.Params[a.Index]
+		if ok, need := tracingpolicy.ArgFits(tracingpolicy.ArgType(a.Type), param.Type); !ok {
+			return sensor.Arg{}, fmt.Errorf("argument %d: type %s does not fit parameter %d (%s): %s needs %s", a.Index, a.Type, a.Index, param.Type, a.Type, need)
+		}
+		return kernelSource(a)
+	}
+}
+
+// kernelSource says how a kernel function's parameter is read as a's type.
+func kernelSource(a ArgDecl) (sensor.Arg, error) {
 	t := tracingpolicy.ArgType(a.Type)
 	arg := sensor.Arg{Reg: uint8(a.Index), Kind: sensor.KindPath}
 	switch {
-	case isIntType(a.Type):
-		arg.Source, arg.Kind = sensor.SrcReg, sensor.KindInt
-		arg.Size, arg.Signed = uint8(t.Size()), t.Signed()
-		if arg.Size == 8 {
-			arg.Size = 0 // the whole register
-		}
-	case t == tracingpolicy.TypeFd:
-		arg.Source, arg.Kind, arg.Size, arg.Signed = sensor.SrcRegFile, sensor.KindFD, 4, true
-	case syscall && (t == tracingpolicy.TypeString || t == tracingpolicy.TypeFilename):
-		arg.Source = sensor.SrcRegUstr
+	case isIntType(a.Type), t == tracingpolicy.TypeFd:
+		return intSource(a), nil
 	case t == tracingpolicy.TypeString:
 		arg.Source = sensor.SrcRegStr
 	case t == tracingpolicy.TypeFilename:
@@ -115,20 +154,46 @@ func kprobeSource(a ArgDecl, syscall bool) (sensor.Arg, error) {
 	case t == tracingpolicy.TypeDentry:
 		arg.Source = sensor.SrcRegDentry
 	default:
-		what := "kernel functions"
-		if syscall {
-			what = "syscall hooks"
-		}
-		return arg, fmt.Errorf("argument %d: type %q is not supported on %s by the kprobe mechanism (supported: integer types, fd, file, path, dentry, string, filename)", a.Index, a.Type, what)
-	}
-	if syscall && (arg.Source == sensor.SrcRegKFile || arg.Source == sensor.SrcRegKPath || arg.Source == sensor.SrcRegDentry) {
-		return arg, fmt.Errorf("argument %d: a system call takes no %s (use fd)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename)", a.Index, a.Type)
 	}
 	return arg, nil
 }
 
+// intSource reads an integer (or fd) parameter from slot a.Index.
+func intSource(a ArgDecl) sensor.Arg {
+	t := tracingpolicy.ArgType(a.Type)
+	if t == tracingpolicy.TypeFd {
+		return sensor.Arg{Source: sensor.SrcRegFile, Reg: uint8(a.Index), Kind: sensor.KindFD, Size: 4, Signed: true}
+	}
+	arg := sensor.Arg{Source: sensor.SrcReg, Reg: uint8(a.Index), Kind: sensor.KindInt, Size: uint8(t.Size()), Signed: t.Signed()}
+	if arg.Size == 8 {
+		arg.Size = 0 // the whole register
+	}
+	return arg
+}
+
+// registerSource reads the arguments a user-space caller passed in
+// registers (a system call's, or a C function's under a uprobe): integers,
+// fds, and strings in the caller's memory. what names the callee for
+// errors.
+func registerSource(what string) argSource {
+	return func(_ *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
+		if a.Index < 0 || a.Index >= sensor.MaxParams {
+			return sensor.Arg{}, fmt.Errorf("argument index %d: %s passes at most %d arguments in registers", a.Index, what, sensor.MaxParams)
+		}
+		t := tracingpolicy.ArgType(a.Type)
+		switch {
+		case isIntType(a.Type), t == tracingpolicy.TypeFd:
+			return intSource(a), nil
+		case t == tracingpolicy.TypeString, t == tracingpolicy.TypeFilename, t == tracingpolicy.TypeCharBuf:
+			return sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
+		}
+		return sensor.Arg{}, fmt.Errorf("argument %d: type %q cannot be read from %s (supported: integer types, fd, string, filename, char_buf)", a.Index, a.Type, what)
+	}
+}
+
 // kernelFuncs returns the prototypes of the kernel the hooks load into.
-func kernelFuncs(opts sensor.Options) (tracingpolicy.Kernel, error) {
+func kernelFuncs(opts sensor.Options) (*tracingpolicy.BTFKernel, error) {
 	if opts.KernelTypes != nil {
 		return tracingpolicy.NewBTFKernel(opts.KernelTypes), nil
 	}

@@ -95,7 +95,7 @@ func TestCompileKprobeErrors(t *testing.T) {
 		"index range":    {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 2, Type: "int"}}}, "the function has 2 parameters"},
 		"unknown":        {HookDecl{Call: "no_such_function"}, "kernel function not found"},
 		"char_buf":       {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 1, Type: "char_buf"}}}, "type char_buf does not fit"},
-		"syscall file":   {HookDecl{Call: "sys_openat", Syscall: true, Args: []ArgDecl{{Index: 1, Type: "file"}}}, "a system call takes no file (use fd)"},
+		"syscall file":   {HookDecl{Call: "sys_openat", Syscall: true, Args: []ArgDecl{{Index: 1, Type: "file"}}}, `type "file" cannot be read from a system call`},
 		"unknown sys":    {HookDecl{Call: "sys_openat2", Syscall: true}, "system call openat2"},
 		"duplicate":      {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "int"}, {Index: 0, Type: "int"}}}, "declared twice"},
 		"unsupported op": {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "int"}}, Selectors: []SelectorDecl{{MatchArgs: []MatchDecl{{Index: 0, Operator: "Prefix", Values: []string{"1"}}}}}}, "operator Prefix needs a string or path argument"},

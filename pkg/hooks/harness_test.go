@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(dupHelperEnv); path != "" {
 		os.Exit(dupHelper(path))
 	}
+	if code, ok := helperMain(); ok {
+		os.Exit(code)
+	}
 	os.Exit(m.Run())
 }
 
@@ -281,16 +284,40 @@ func (h *harness) events(t *testing.T) []event {
 		if !ours {
 			continue
 		}
-		ev, ok := h.m.Event(g)
+		resp, ok := h.m.Event(g, nil, nil)
 		if !ok {
 			t.Fatalf("record of hook %d made no event", g.HookID)
 		}
-		e := strings.ReplaceAll(fmt.Sprintf("%s %s %s %s", name, ev.GetFunctionName(),
-			strings.TrimPrefix(ev.GetAction().String(), "KPROBE_ACTION_"), argsString(ev.GetArgs())), h.dir, "$DIR")
+		policy, hook, action, args := summarize(t, resp)
+		e := strings.ReplaceAll(fmt.Sprintf("%s %s %s %s", name, hook,
+			strings.TrimPrefix(action.String(), "KPROBE_ACTION_"), argsString(args)), h.dir, "$DIR")
 		// the syscall (the mapping's records carry it) says where it was seen
-		t.Logf("%s: %s: %s (syscall %d, ktime %d)", h.mech, ev.GetPolicyName(), e, g.Syscall, g.Ktime)
-		out = append(out, event{policy: ev.GetPolicyName(), text: e, ktime: g.Ktime})
+		t.Logf("%s: %s: %s (syscall %d, ktime %d)", h.mech, policy, e, g.Syscall, g.Ktime)
+		out = append(out, event{policy: policy, text: e, ktime: g.Ktime})
 	}
+}
+
+// summarize returns what the tests compare of a policy event of any kind;
+// hook is the function, LSM hook, group/event of a tracepoint, or symbol
+// of a uprobe.
+func summarize(t *testing.T, resp *api.GetEventsResponse) (policy, hook string, action api.KprobeAction, args []*api.KprobeArgument) {
+	t.Helper()
+	switch e := resp.GetEvent().(type) {
+	case *api.GetEventsResponse_ProcessKprobe:
+		k := e.ProcessKprobe
+		return k.GetPolicyName(), k.GetFunctionName(), k.GetAction(), k.GetArgs()
+	case *api.GetEventsResponse_ProcessTracepoint:
+		k := e.ProcessTracepoint
+		return k.GetPolicyName(), k.GetSubsys() + "/" + k.GetEvent(), k.GetAction(), k.GetArgs()
+	case *api.GetEventsResponse_ProcessUprobe:
+		k := e.ProcessUprobe
+		return k.GetPolicyName(), k.GetSymbol(), k.GetAction(), k.GetArgs()
+	case *api.GetEventsResponse_ProcessLsm:
+		k := e.ProcessLsm
+		return k.GetPolicyName(), k.GetFunctionName(), k.GetAction(), k.GetArgs()
+	}
+	t.Fatalf("event %v is no policy event", resp)
+	return
 }
 
 func argsString(args []*api.KprobeArgument) string {
@@ -303,6 +330,12 @@ func argsString(args []*api.KprobeArgument) string {
 			parts = append(parts, "path:"+a.GetPathArg().GetPath())
 		case a.GetStringArg() != "":
 			parts = append(parts, "string:"+a.GetStringArg())
+		case a.GetLongArg() != 0:
+			parts = append(parts, fmt.Sprintf("long:%d", a.GetLongArg()))
+		case a.GetSizeArg() != 0:
+			parts = append(parts, fmt.Sprintf("size:%d", a.GetSizeArg()))
+		case a.GetUintArg() != 0:
+			parts = append(parts, fmt.Sprintf("uint:%d", a.GetUintArg()))
 		default:
 			parts = append(parts, fmt.Sprintf("int:%d", a.GetIntArg()))
 		}

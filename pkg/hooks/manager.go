@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -49,6 +50,9 @@ type loadedPolicy struct {
 
 // HookStatus describes one loaded hook.
 type HookStatus struct {
+	// Kind is kprobe, tracepoint, uprobe or lsm; Call names the hook
+	// within its kind (function, group/event, path and symbol, LSM hook).
+	Kind      string
 	Call      string
 	Mechanism string
 	Stats     sensor.GenericStats
@@ -201,7 +205,7 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 				return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
 			}
 		}
-		m.log.Info().Str("policy", policy).Str("call", d.Call).Str("mechanism", h.info.mechanism).Msg("Hook attached")
+		m.log.Info().Str("policy", policy).Str("hook", hookName(d)).Str("mechanism", h.info.mechanism).Msg("Hook attached")
 	}
 	return lp, nil
 }
@@ -245,14 +249,17 @@ func (m *Manager) install(lp *loadedPolicy) {
 func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	mech, why, err := chooseMechanism(d, m.opts.Features)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.Call, err)
+		return nil, fmt.Errorf("%s: %w", hookName(d), err)
 	}
 	var obj hookObject
 	var info hookInfo
-	if mech == MechKprobe {
+	switch mech {
+	case MechKprobe:
 		obj, info, err = loadKprobeHook(d, id, m.events, m.opts)
-	} else {
+	case MechSyscallTracepoint:
 		obj, info, err = loadSyscallHook(d, id, why, m.events, m.opts)
+	default:
+		obj, info, err = loadFuncHook(d, id, m.events, m.opts)
 	}
 	if err != nil {
 		return nil, err
@@ -289,7 +296,7 @@ func (m *Manager) Status() []PolicyStatus {
 			if err != nil {
 				m.log.Debug().Err(err).Msg("Reading hook counters")
 			}
-			ps.Hooks = append(ps.Hooks, HookStatus{Call: h.info.decl.Call, Mechanism: h.info.mechanism, Stats: st})
+			ps.Hooks = append(ps.Hooks, HookStatus{Kind: string(cmp.Or(h.info.decl.Kind, KindKprobe)), Call: hookName(h.info.decl), Mechanism: h.info.mechanism, Stats: st})
 		}
 		out = append(out, ps)
 	}
@@ -386,32 +393,62 @@ func (m *Manager) limited(info *hookInfo, g *observer.Generic) bool {
 	return false
 }
 
-// Event turns a hook record into a process_kprobe event without its
-// process, which the caller adds. It returns false for a record that makes
-// no event: its hook is no longer loaded, or a rate limit holds it back.
-func (m *Manager) Event(g *observer.Generic) (*api.ProcessKprobe, bool) {
+// Event turns a hook record into the event of its hook's kind
+// (process_kprobe, process_tracepoint, process_uprobe or process_lsm) for
+// the calling process and its parent. It returns false for a record that
+// makes no event: its hook is no longer loaded, or a rate limit holds it
+// back.
+func (m *Manager) Event(g *observer.Generic, process, parent *api.Process) (*api.GetEventsResponse, bool) {
 	m.mu.RLock()
 	info := m.hooks[g.HookID]
 	m.mu.RUnlock()
 	if info == nil || m.limited(info, g) {
 		return nil, false
 	}
-	ev := &api.ProcessKprobe{
-		FunctionName: info.decl.Call,
-		PolicyName:   info.decl.Policy,
-		Message:      info.decl.Message,
-		Tags:         info.decl.Tags,
-		Mechanism:    info.mechanism,
-		Action:       api.KprobeAction_KPROBE_ACTION_POST,
-	}
+	d := info.decl
+	action := api.KprobeAction_KPROBE_ACTION_POST
 	switch {
 	case g.Actions&sensor.ActSigkill != 0:
-		ev.Action = api.KprobeAction_KPROBE_ACTION_SIGKILL
+		action = api.KprobeAction_KPROBE_ACTION_SIGKILL
 	case g.Actions&sensor.ActSignal != 0:
-		ev.Action = api.KprobeAction_KPROBE_ACTION_SIGNAL
+		action = api.KprobeAction_KPROBE_ACTION_SIGNAL
 	case g.Actions&sensor.ActOverride != 0:
-		ev.Action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
+		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
 	}
+	args := eventArgs(info, g)
+	ev := &api.GetEventsResponse{}
+	switch d.Kind {
+	case KindTracepoint:
+		ev.Event = &api.GetEventsResponse_ProcessTracepoint{ProcessTracepoint: &api.ProcessTracepoint{
+			Process: process, Parent: parent, Subsys: d.Subsystem, Event: d.Call, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
+		}}
+	case KindUprobe:
+		ev.Event = &api.GetEventsResponse_ProcessUprobe{ProcessUprobe: &api.ProcessUprobe{
+			Process: process, Parent: parent, Path: d.Path, Symbol: d.Call, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
+		}}
+	case KindLSM:
+		ev.Event = &api.GetEventsResponse_ProcessLsm{ProcessLsm: &api.ProcessLsm{
+			Process: process, Parent: parent, FunctionName: d.Call, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
+		}}
+	default:
+		k := &api.ProcessKprobe{
+			Process: process, Parent: parent, FunctionName: d.Call, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
+		}
+		if d.Return {
+			k.Return = &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: g.Ret}}
+		}
+		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
+	}
+	return ev, true
+}
+
+// eventArgs decodes a record's arguments as the hook declared them.
+func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
+	var args []*api.KprobeArgument
 	str := 0
 	for i, a := range info.argOrder {
 		var arg *api.KprobeArgument
@@ -432,10 +469,7 @@ func (m *Manager) Event(g *observer.Generic) (*api.ProcessKprobe, bool) {
 			}
 		}
 		arg.Label = a.Label
-		ev.Args = append(ev.Args, arg)
+		args = append(args, arg)
 	}
-	if info.decl.Return {
-		ev.Return = &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: g.Ret}}
-	}
-	return ev, true
+	return args
 }

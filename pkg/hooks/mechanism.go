@@ -17,6 +17,28 @@ import (
 // error naming the missing feature. why says, for the mapping's errors,
 // why the mapping was chosen.
 func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, err error) {
+	if d.Kind != "" && d.Kind != KindKprobe {
+		// one mechanism each; the hook-mechanism option is about kprobes:
+		need := map[HookKind][2]string{
+			KindTracepoint: {MechTracepoint, probe.Tracepoint},
+			KindUprobe:     {MechUprobe, probe.Uprobe},
+			KindLSM:        {MechLSM, probe.BPFLSM},
+		}[d.Kind]
+		if d.Kind == KindTracepoint && d.Raw {
+			need = [2]string{MechRawTracepoint, probe.RawTracepoint}
+		}
+		if need[0] == "" {
+			return "", "", fmt.Errorf("unknown hook kind %q", d.Kind)
+		}
+		if !features[need[1]] {
+			hint := ""
+			if d.Kind == KindLSM {
+				hint = "; the kernel needs CONFIG_BPF_LSM and bpf in its lsm= boot list"
+			}
+			return "", "", fmt.Errorf("%s hooks need %s programs, which this kernel cannot attach (probe feature %s)%s", d.Kind, need[0], need[1], hint)
+		}
+		return need[0], "", nil
+	}
 	missing := ""
 	switch {
 	case !features[probe.Kprobe]:
@@ -56,6 +78,49 @@ func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options
 		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
 	}
 	return k, info, nil
+}
+
+// loadFuncHook compiles and attaches a hook of another kind than kprobes:
+// tracepoints, uprobes and LSM hooks are served by bpf/kprobe.c's
+// programs too.
+func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
+	var spec sensor.KprobeSpec
+	var info hookInfo
+	var err error
+	switch d.Kind {
+	case KindUprobe:
+		spec, info, err = compileUprobe(d, id)
+	default:
+		funcs, ferr := kernelFuncs(opts)
+		if ferr != nil {
+			return nil, hookInfo{}, fmt.Errorf("%s: %w", hookName(d), ferr)
+		}
+		if d.Kind == KindLSM {
+			spec, info, err = compileLSM(d, id, funcs)
+		} else {
+			spec, info, err = compileTracepoint(d, id, funcs)
+		}
+	}
+	if err != nil {
+		return nil, info, err
+	}
+	k, err := sensor.LoadKprobe(spec, events, opts)
+	if err != nil {
+		return nil, info, fmt.Errorf("%s: %w", hookName(d), err)
+	}
+	return k, info, nil
+}
+
+// hookName names a hook in messages and listings: its function, LSM hook,
+// group/event, or path and symbol.
+func hookName(d HookDecl) string {
+	switch d.Kind {
+	case KindTracepoint:
+		return d.Subsystem + "/" + d.Call
+	case KindUprobe:
+		return d.Path + " " + d.Call
+	}
+	return d.Call
 }
 
 // loadSyscallHook compiles and attaches d through the syscall-tracepoint

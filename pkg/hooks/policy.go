@@ -17,15 +17,6 @@ import (
 // and the hooks only report, as in Tetragon.
 func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	c := converter{policy: p.Metadata.Name, monitor: p.Spec.Mode == tp.ModeMonitor, mechanism: string(p.Spec.HookMechanism)}
-	for _, t := range p.Spec.Tracepoints {
-		c.refuse(t.Src, "tracepoint hooks are not supported yet (only kprobes:)")
-	}
-	for _, l := range p.Spec.LsmHooks {
-		c.refuse(l.Src, "lsmhooks need BPF LSM, which this agent does not attach yet")
-	}
-	for _, u := range p.Spec.UProbes {
-		c.refuse(u.Src, "uprobes are not supported yet")
-	}
 	if p.Spec.PodSelector != nil {
 		c.refuse(p.Spec.PodSelector.Src, "podSelector needs Kubernetes pod labels, which a Docker host does not have")
 	}
@@ -41,6 +32,30 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 			c.refuse(k.ReturnArg.Src, "returnArgAction is not supported")
 		}
 		decls = append(decls, d)
+	}
+	for _, t := range p.Spec.Tracepoints {
+		d := c.hook(KindTracepoint, t.Event, t.Args, t.Selectors, t.Message, t.Tags, t.Src)
+		d.Subsystem, d.Raw = t.Subsystem, t.Raw
+		decls = append(decls, d)
+	}
+	for _, l := range p.Spec.LsmHooks {
+		decls = append(decls, c.hook(KindLSM, l.Hook, l.Args, l.Selectors, l.Message, l.Tags, l.Src))
+	}
+	for _, u := range p.Spec.UProbes {
+		if u.ReturnArg != nil {
+			c.refuse(u.ReturnArg.Src, "returnArg is not supported on uprobes")
+		}
+		// one hook per symbol (or offset), as in Tetragon
+		for _, sym := range u.Symbols {
+			d := c.hook(KindUprobe, sym, u.Args, u.Selectors, u.Message, u.Tags, u.Src)
+			d.Path, d.Return = u.Path, u.Return
+			decls = append(decls, d)
+		}
+		for _, off := range u.Offsets {
+			d := c.hook(KindUprobe, fmt.Sprintf("%#x", off), u.Args, u.Selectors, u.Message, u.Tags, u.Src)
+			d.Path, d.Offset, d.Return = u.Path, off, u.Return
+			decls = append(decls, d)
+		}
 	}
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("policy %q: %w", p.Metadata.Name, errors.Join(c.errs...))

@@ -78,28 +78,31 @@ kind: TracingPolicy
 metadata:
   name: partial
 spec:
+  podSelector:
+    matchLabels:
+      app: web
   kprobes:
-  - call: fd_install
-    syscall: false
+  - call: sys_read
     args:
     - index: 1
-      type: file
-    selectors:
-    - matchBinaries:
-      - operator: In
-        values: ["/usr/bin/cat"]
-  tracepoints:
-  - subsystem: syscalls
-    event: sys_enter_openat
+      type: char_buf
+      sizeArgIndex: 3
+  uprobes:
+  - path: /bin/sh
+    symbols: ["main"]
+    return: true
+    returnArg:
+      type: int
 `)
 	_, err := FromPolicy(p)
 	if err == nil {
-		t.Fatal("a policy with matchBinaries and a tracepoint loaded")
+		t.Fatal("a policy with a podSelector, char_buf options and a uprobe returnArg loaded")
 	}
 	for _, want := range []string{
 		`policy "partial"`,
-		"p.yaml:13:7: spec.kprobes[0].selectors[0]: matchBinaries is not supported yet",
-		"p.yaml:17:5: spec.tracepoints[0]: tracepoint hooks are not supported yet",
+		"p.yaml:7:5: spec.podSelector: podSelector needs Kubernetes pod labels",
+		"p.yaml:12:7: spec.kprobes[0].args[0]: char_buf options (maxData, returnCopy, sizeArgIndex) are not supported",
+		"p.yaml:20:7: spec.uprobes[0].returnArg: returnArg is not supported on uprobes",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

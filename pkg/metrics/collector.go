@@ -128,7 +128,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	perHook := map[hookKey]*sums{}
 	for _, ps := range hookStatus {
 		for _, h := range ps.Hooks {
-			k := hookKey{ps.Name, HookLabel(h.Call)}
+			k := hookKey{ps.Name, HookLabel(h.Kind, h.Call)}
 			s := perHook[k]
 			if s == nil {
 				s = &sums{}

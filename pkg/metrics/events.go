@@ -12,7 +12,7 @@ import (
 // two and a lock-free map lookup, not a label-vector lookup per event.
 // It is safe for concurrent use.
 type EventCounter struct {
-	exec, exit, kprobe atomic.Uint64
+	exec, exit, kprobe, tracepoint, uprobe, lsm atomic.Uint64
 	// hooks maps hookKey to *atomic.Uint64; the set of keys only grows,
 	// bounded by the policies loaded over the agent's life
 	hooks sync.Map
@@ -29,25 +29,44 @@ func (c *EventCounter) Count(ev *api.GetEventsResponse) {
 		c.exit.Add(1)
 	case *api.GetEventsResponse_ProcessKprobe:
 		c.kprobe.Add(1)
-		k := hookKey{e.ProcessKprobe.GetPolicyName(), HookLabel(e.ProcessKprobe.GetFunctionName())}
-		v, ok := c.hooks.Load(k)
-		if !ok {
-			v, _ = c.hooks.LoadOrStore(k, new(atomic.Uint64))
-		}
-		v.(*atomic.Uint64).Add(1)
+		c.hook(e.ProcessKprobe.GetPolicyName(), HookLabel("kprobe", e.ProcessKprobe.GetFunctionName()))
+	case *api.GetEventsResponse_ProcessTracepoint:
+		t := e.ProcessTracepoint
+		c.tracepoint.Add(1)
+		c.hook(t.GetPolicyName(), HookLabel("tracepoint", t.GetSubsys()+"/"+t.GetEvent()))
+	case *api.GetEventsResponse_ProcessUprobe:
+		u := e.ProcessUprobe
+		c.uprobe.Add(1)
+		c.hook(u.GetPolicyName(), HookLabel("uprobe", u.GetPath()+" "+u.GetSymbol()))
+	case *api.GetEventsResponse_ProcessLsm:
+		c.lsm.Add(1)
+		c.hook(e.ProcessLsm.GetPolicyName(), HookLabel("lsm", e.ProcessLsm.GetFunctionName()))
 	}
 }
 
-// HookLabel is the hook label of a kprobes: hook on call, Tetragon's
-// "kprobe:<function>" whichever mechanism serves it.
-func HookLabel(call string) string { return "kprobe:" + call }
+func (c *EventCounter) hook(policy, label string) {
+	k := hookKey{policy, label}
+	v, ok := c.hooks.Load(k)
+	if !ok {
+		v, _ = c.hooks.LoadOrStore(k, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(1)
+}
+
+// HookLabel is a hook's label, as Tetragon writes it: "kprobe:<function>"
+// (whichever mechanism serves it), "tracepoint:<group>/<event>",
+// "uprobe:<path> <symbol>", "lsm:<hook>".
+func HookLabel(kind, name string) string { return kind + ":" + name }
 
 // byType returns the counts by Tetragon's event type name.
 func (c *EventCounter) byType() map[string]uint64 {
 	return map[string]uint64{
-		api.EventType_PROCESS_EXEC.String():   c.exec.Load(),
-		api.EventType_PROCESS_EXIT.String():   c.exit.Load(),
-		api.EventType_PROCESS_KPROBE.String(): c.kprobe.Load(),
+		api.EventType_PROCESS_EXEC.String():       c.exec.Load(),
+		api.EventType_PROCESS_EXIT.String():       c.exit.Load(),
+		api.EventType_PROCESS_KPROBE.String():     c.kprobe.Load(),
+		api.EventType_PROCESS_TRACEPOINT.String(): c.tracepoint.Load(),
+		api.EventType_PROCESS_UPROBE.String():     c.uprobe.Load(),
+		api.EventType_PROCESS_LSM.String():        c.lsm.Load(),
 	}
 }
 

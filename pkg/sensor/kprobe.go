@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -15,12 +16,59 @@ import (
 // x86_64 calling convention passes six in registers).
 const MaxParams = 6
 
-// KprobeSpec is a compiled hook on one kernel function: everything
-// bpf/kprobe.c needs.
+// Attach says what a hook served by bpf/kprobe.c attaches to.
+type Attach int
+
+// Attach points.
+const (
+	// AttachKprobe: a kernel function, by kprobe (kretprobe for Return,
+	// fmod_ret for Override).
+	AttachKprobe Attach = iota
+	// AttachLSM: a BPF LSM program on hook Symbol (file_open); Override
+	// denies the operation.
+	AttachLSM
+	// AttachTracepoint: perf tracepoint Group/Symbol; Fields say where the
+	// parameters are in its record.
+	AttachTracepoint
+	// AttachRawTracepoint: raw tracepoint Symbol; the parameters are its
+	// TP_PROTO arguments.
+	AttachRawTracepoint
+	// AttachUprobe: function Symbol (or file Offset) of executable Path
+	// (uretprobe for Return).
+	AttachUprobe
+)
+
+// How a tracepoint field is read into a parameter slot.
+const (
+	FieldValue   uint8 = 0 // an integer or pointer
+	FieldAddr    uint8 = 1 // an array: its address
+	FieldDataLoc uint8 = 2 // __data_loc: the data it locates
+)
+
+// TracepointField locates the format field behind one parameter slot.
+type TracepointField struct {
+	Offset uint16
+	Size   uint8
+	Read   uint8 // FieldValue, FieldAddr or FieldDataLoc
+}
+
+// KprobeSpec is a compiled hook whose program gets the hooked call's
+// parameters (kprobe, LSM, tracepoint or uprobe): everything bpf/kprobe.c
+// needs.
 type KprobeSpec struct {
-	ID uint32
-	// Symbol is the kernel function the hook attaches to.
+	ID     uint32
+	Attach Attach
+	// Symbol is the kernel function, LSM hook, tracepoint or user
+	// function the hook attaches to.
 	Symbol string
+	// Group is a perf tracepoint's subsystem.
+	Group string
+	// Fields are the tracepoint fields behind parameter slots 0..Params-1.
+	Fields []TracepointField
+	// Path is a uprobe's executable; Offset, when not zero, the probed
+	// instruction's file offset (Symbol is then only a name for messages).
+	Path   string
+	Offset uint64
 	// Syscall says Symbol is an arch syscall entry point (__x64_sys_*):
 	// the parameters are then the syscall's arguments, read from the user
 	// registers it takes, and SyscallNr goes into the records.
@@ -57,7 +105,7 @@ func LoadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		return nil, err
 	}
 	for _, name := range k.progs {
-		l, err := attachKernelFunc(name, spec.Symbol, k.coll.Programs[name])
+		l, err := attach(spec, name, k.coll.Programs[name])
 		if err != nil {
 			k.Close()
 			return nil, err
@@ -91,6 +139,16 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 			sizes[i], signed[i] = a.Size, boolByte(a.Signed)
 		}
 	}
+	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
+		return nil, fmt.Errorf("tracepoint hook reads %d parameters and locates %d", spec.Params, len(spec.Fields))
+	}
+	var tpOff [MaxParams]uint16
+	var tpSize, tpRead [MaxParams]uint8
+	for i, f := range spec.Fields {
+		if i < MaxParams {
+			tpOff[i], tpSize[i], tpRead[i] = f.Offset, f.Size, f.Read
+		}
+	}
 	for name, v := range map[string]any{
 		"syscall_wrapper": spec.Syscall,
 		"syscall_nr":      spec.SyscallNr,
@@ -98,6 +156,9 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		"at_return":       spec.Return,
 		"arg_size":        sizes,
 		"arg_signed":      signed,
+		"tp_off":          tpOff,
+		"tp_size":         tpSize,
+		"tp_read":         tpRead,
 	} {
 		if err := cs.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("setting %s: %w", name, err)
@@ -107,6 +168,13 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	// verification, and the fmod_ret one cannot load where fentry is missing.
 	progs := []string{"gen_kprobe"}
 	switch {
+	case spec.Attach == AttachLSM:
+		progs = []string{"gen_lsm"}
+		cs.Programs["gen_lsm"].AttachTo = spec.Symbol
+	case spec.Attach == AttachTracepoint:
+		progs = []string{"gen_tracepoint"}
+	case spec.Attach == AttachRawTracepoint:
+		progs = []string{"gen_raw_tp"}
 	case spec.Override:
 		progs = []string{"gen_fmod_ret"}
 		cs.Programs["gen_fmod_ret"].AttachTo = spec.Symbol
@@ -130,8 +198,8 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		MapReplacements: map[string]*ebpf.Map{"events": events},
 	})
 	if err != nil {
-		what := "kprobe hook"
-		if spec.Override {
+		what := spec.Attach.String() + " hook"
+		if spec.Override && spec.Attach == AttachKprobe {
 			// the kernel lets BPF change the return value of security_*
 			// functions and of functions marked for error injection only
 			what = "fmod_ret hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection)"
@@ -159,25 +227,59 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	return k, nil
 }
 
-func attachKernelFunc(prog, symbol string, p *ebpf.Program) (link.Link, error) {
+func (a Attach) String() string {
+	switch a {
+	case AttachLSM:
+		return "BPF LSM"
+	case AttachTracepoint:
+		return "tracepoint"
+	case AttachRawTracepoint:
+		return "raw tracepoint"
+	case AttachUprobe:
+		return "uprobe"
+	}
+	return "kprobe"
+}
+
+// attach attaches loaded program prog of the hook.
+func attach(spec KprobeSpec, prog string, p *ebpf.Program) (link.Link, error) {
 	var l link.Link
 	var err error
-	switch prog {
-	case "gen_fmod_ret":
+	what := spec.Symbol
+	switch {
+	case prog == "gen_fmod_ret":
 		l, err = link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachModifyReturn})
+	case prog == "gen_lsm":
+		l, err = link.AttachLSM(link.LSMOptions{Program: p})
+	case prog == "gen_tracepoint":
+		what = spec.Group + "/" + spec.Symbol
+		l, err = link.Tracepoint(spec.Group, spec.Symbol, p, nil)
+	case prog == "gen_raw_tp":
+		l, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: spec.Symbol, Program: p})
+	case spec.Attach == AttachUprobe:
+		what = spec.Path + " " + spec.Symbol
+		var ex *link.Executable
+		ex, err = link.OpenExecutable(spec.Path)
 		if err != nil {
-			return nil, fmt.Errorf("attaching fmod_ret to %s: %w", symbol, err)
+			break
 		}
-	case "gen_kretprobe":
-		l, err = link.Kretprobe(symbol, p, nil)
-		if err != nil {
-			return nil, fmt.Errorf("attaching kretprobe to %s: %w", symbol, err)
+		// a non-zero Address is the file offset probed; the symbol is
+		// then not looked up
+		opts := &link.UprobeOptions{Address: spec.Offset}
+		if prog == "gen_kretprobe" {
+			l, err = ex.Uretprobe(spec.Symbol, p, opts)
+			prog = "uretprobe"
+		} else {
+			l, err = ex.Uprobe(spec.Symbol, p, opts)
+			prog = "uprobe"
 		}
+	case prog == "gen_kretprobe":
+		l, err = link.Kretprobe(spec.Symbol, p, nil)
 	default:
-		l, err = link.Kprobe(symbol, p, nil)
-		if err != nil {
-			return nil, fmt.Errorf("attaching kprobe to %s: %w", symbol, err)
-		}
+		l, err = link.Kprobe(spec.Symbol, p, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("attaching %s to %s: %w", strings.TrimPrefix(prog, "gen_"), what, err)
 	}
 	return l, nil
 }

@@ -45,13 +45,43 @@ func (b *BTFKernel) Func(name string) (FuncProto, error) {
 		if !ok {
 			return FuncProto{}, fmt.Errorf("BTF function %s has no prototype", name)
 		}
-		out := FuncProto{Name: name, Return: cType(proto.Return)}
-		for _, p := range proto.Params {
-			out.Params = append(out.Params, Param{Name: p.Name, Type: cType(p.Type)})
-		}
-		return out, nil
+		return funcProto(name, proto), nil
 	}
 	return FuncProto{}, fmt.Errorf("%s is not a function: %w", name, ErrFuncNotFound)
+}
+
+func funcProto(name string, proto *btf.FuncProto) FuncProto {
+	out := FuncProto{Name: name, Return: cType(proto.Return)}
+	for _, p := range proto.Params {
+		out.Params = append(out.Params, Param{Name: p.Name, Type: cType(p.Type)})
+	}
+	return out
+}
+
+// RawTracepoint returns the TP_PROTO arguments of tracepoint event, which
+// a raw tracepoint program receives. The kernel describes them with the
+// typedef btf_trace_<event>, a pointer to a function whose first parameter
+// is the tracepoint's private data, not an argument.
+func (b *BTFKernel) RawTracepoint(event string) (FuncProto, error) {
+	name := "btf_trace_" + event
+	var td *btf.Typedef
+	if err := b.spec.TypeByName(name, &td); err != nil {
+		if errors.Is(err, btf.ErrNotFound) {
+			return FuncProto{}, fmt.Errorf("no tracepoint %s in the kernel's BTF (no %s): %w", event, name, ErrFuncNotFound)
+		}
+		return FuncProto{}, fmt.Errorf("looking up %s in BTF: %w", name, err)
+	}
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return FuncProto{}, fmt.Errorf("BTF %s is not a function pointer", name)
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	if !ok || len(proto.Params) == 0 {
+		return FuncProto{}, fmt.Errorf("BTF %s is not a tracepoint prototype", name)
+	}
+	out := funcProto(event, proto)
+	out.Params = out.Params[1:]
+	return out, nil
 }
 
 // cType reduces a BTF type to what argument checks need.
