@@ -229,3 +229,81 @@ func TestPersistentEnforcement(t *testing.T) {
 	}
 	waitKilled(t, target, false, 10*time.Second)
 }
+
+// TestTracepointAndUprobePolicies: tracepoints: and uprobes: hooks through
+// the agent, with the compact lines tetra prints for them. The uprobe goes
+// on main.main of a copy of tetra (a binary with its symbols), with
+// Sigkill, so running the copy kills it; the tracepoint reports opens of one
+// file.
+func TestTracepointAndUprobePolicies(t *testing.T) {
+	b := build(t)
+	testutil.RequireFeature(t, "tracepoint")
+	testutil.RequireFeature(t, "uprobe")
+	dir := t.TempDir()
+	probed := filepath.Join(dir, "tetra-probed")
+	data, err := os.ReadFile(b.tetra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(probed, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "marker")
+	if err := os.WriteFile(marker, []byte("m"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policy, fmt.Appendf(nil, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "kinds"
+spec:
+  tracepoints:
+  - subsystem: "syscalls"
+    event: "sys_enter_openat"
+    args:
+    - index: 6
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 6
+        operator: "Equal"
+        values:
+        - "%[1]s"
+  uprobes:
+  - path: "%[2]s"
+    symbols:
+    - "main.main"
+    selectors:
+    - matchActions:
+      - action: Sigkill
+`, marker, probed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, b, "--tracing-policy", policy)
+	host, _ := os.Hostname()
+	cat, _ := filepath.EvalSymlinks("/bin/cat")
+
+	lines := getevents(t, b, a.socket, "-o", "compact", "--color", "never", "--host")
+	if err := exec.Command("cat", marker).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command(probed, "version").Run(); !testutil.KilledBySIGKILL(err) {
+		t.Fatalf("%s version: %v, want killed by the uprobe's Sigkill", probed, err)
+	}
+	// the policy events, among the exec and exit lines of both processes
+	var policyLines []string
+	for len(policyLines) < 2 {
+		l := waitLines(t, lines, dir, 1)[0]
+		if !strings.HasPrefix(l, "🚀") && !strings.HasPrefix(l, "💥") {
+			policyLines = append(policyLines, l)
+		}
+	}
+	want := []string{
+		fmt.Sprintf("⁉️ tracepoint %s %s syscalls sys_enter_openat %s", host, cat, marker),
+		fmt.Sprintf("🕵️ uprobe  %s %s %s main.main", host, probed, probed),
+	}
+	if strings.Join(policyLines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("policy events:\n%s\nwant:\n%s", strings.Join(policyLines, "\n"), strings.Join(want, "\n"))
+	}
+}

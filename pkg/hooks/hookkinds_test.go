@@ -332,3 +332,80 @@ func TestUprobeSigkill(t *testing.T) {
 		"helper "+sym+" SIGKILL long:4242",
 		"helper "+sym+" POST long:500")
 }
+
+const lsmPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "lsm-file-open"
+spec:
+  lsmhooks:
+  - hook: "file_open"
+    args:
+    - index: 0
+      type: "file"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "%[2]s/denied"
+      matchActions:
+      - action: Override
+        argError: -1
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "%[2]s/tetragon"
+      matchActions:
+      - action: Sigkill
+`
+
+// lsmhooks: a BPF LSM program on file_open denies one file (Override),
+// kills the opener of another (Sigkill), and lets the rest through.
+func TestLSMHook(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "bpf_lsm")
+	h := newHarness(t, MechLSM, testutil.Kernel(t).Map())
+	writeFiles(t, h.dir, map[string]string{"denied": "d", "tetragon": "secret", "other": "x"})
+	h.loadPolicy(t, MechLSM, lsmPolicy)
+	if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "denied")); !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("cat of the denied file: %q, want EPERM", out)
+	}
+	if _, killed := h.run(t, "cat", filepath.Join(h.dir, "tetragon")); !killed {
+		t.Fatal("cat of the protected file was not killed")
+	}
+	if out, killed := h.run(t, "cat", filepath.Join(h.dir, "other")); killed || out != "x" {
+		t.Fatalf("cat other: %q killed=%v", out, killed)
+	}
+	wantEvents(t, h.events(t),
+		"cat file_open OVERRIDE file:$DIR/denied",
+		"cat file_open SIGKILL file:$DIR/tetragon")
+}
+
+// A hook kind the kernel cannot serve is a load error that names what the
+// kernel lacks, and leaves nothing loaded.
+func TestHookKindMissingFeature(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, tc := range []struct {
+		policy, missing string
+		extra           []any
+	}{
+		{lsmPolicy, "bpf_lsm", nil},
+		{openatPolicy, "tracepoint", nil},
+		{uprobePolicy, "uprobe", []any{"/bin/sh", 4096}},
+	} {
+		h := newHarness(t, "", map[string]bool{})
+		ps, err := tp.Parse("policy.yaml", fmt.Appendf(nil, tc.policy, append([]any{"", h.dir}, tc.extra...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.m.LoadPolicy(ps[0])
+		if err == nil || !strings.Contains(err.Error(), "(probe feature "+tc.missing+")") {
+			t.Errorf("error %v, want it to name probe feature %s", err, tc.missing)
+		}
+		if st := h.m.Status(); len(st) != 0 {
+			t.Errorf("the refused policy left %+v", st)
+		}
+	}
+}
