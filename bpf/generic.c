@@ -228,7 +228,7 @@ static long handle_variant(__u32 vi, void *data)
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
 	fill_args(c, r, x->regs, v, x->ret, t);
-	s = select(c, r);
+	s = select(c, r, x->ret);
 	if (s < 0) {
 		/* stored with the generation read before the path was resolved:
 		 * a rename meanwhile makes the entry stale */

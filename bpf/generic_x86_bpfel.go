@@ -35,13 +35,15 @@ type GenericGenConf struct {
 		Sig     uint8
 		Pad     uint8
 		Err     int32
-		M       [5]struct {
+		M       [8]struct {
 			_     structs.HostLayout
 			Arg   uint8
 			Op    uint8
 			Nvals uint8
-			Pad   uint8
-			Slot  uint32
+			Kind  uint8
+			Flags uint8
+			Size  uint8
+			Slot  uint16
 			Vals  [8]int64
 		}
 	}

@@ -168,7 +168,7 @@ static __always_inline long evaluate(struct raw_args *ra, long ret)
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
 	fill_args(c, r, ra, ret, t);
-	s = select(c, r);
+	s = select(c, r, ret);
 	if (s < 0)
 		return 0;
 	act_and_post(c, r, s, bpf_get_current_pid_tgid(), syscall_nr, ret);

@@ -13,7 +13,9 @@
 
 #define MAX_ARGS 5
 #define MAX_SELECTORS 5
-#define MAX_MATCH_ARGS 5
+/* filter entries per selector, all lists together (matchArgs, matchPIDs,
+ * matchBinaries, ...): 8 so that an index masked with 7 stays in bounds */
+#define MAX_MATCH_ARGS 8
 #define MAX_VALUES 8
 #define MAX_STRS 2
 #define STR_LEN PATH_MAX_LEN
@@ -70,6 +72,49 @@ enum match_op {
 	MOP_NOT_POSTFIX,
 };
 
+/* What a selector entry filters on. Entries of one selector are ANDed,
+ * whatever their kind; user space orders them cheapest first, since the
+ * first that does not hold ends the selector. */
+enum match_kind {
+	MK_ARG = 0, /* matchArgs: record slot arg */
+	MK_RET,     /* matchReturnArgs: the return value, narrowed to size bytes */
+	MK_PID,     /* matchPIDs: the process id (tgid) */
+	MK_NS,      /* matchNamespaces: arg is enum ns_kind, vals the inode numbers */
+	MK_CAPS,    /* matchCapabilities: arg is enum cap_set, vals[0] the mask */
+	MK_BINARY,  /* matchBinaries: the executable's path, strings at slot */
+};
+
+/* match_arg.flags */
+#define MF_FOLLOW 1 /* followForks / followChildren: the process or an ancestor */
+#define MF_NS_PID 2 /* isNamespacePID: the pid in the process's own pid namespace */
+#define MF_NS_CAP 4 /* isNamespaceCapability: only outside the user namespace vals[1] */
+#define MF_SIGNED 8 /* MK_RET: sign-extend from size bytes */
+
+/* the namespaces matchNamespaces names, in Tetragon's order */
+enum ns_kind {
+	NSK_UTS = 0,
+	NSK_IPC,
+	NSK_MNT,
+	NSK_PID,
+	NSK_PID_FOR_CHILDREN,
+	NSK_NET,
+	NSK_TIME,
+	NSK_TIME_FOR_CHILDREN,
+	NSK_CGROUP,
+	NSK_USER,
+};
+
+enum cap_set {
+	CAPS_EFFECTIVE = 0,
+	CAPS_INHERITABLE,
+	CAPS_PERMITTED,
+};
+
+/* How far followForks and followChildren look up the process tree
+ * (real_parent links). Deeper ancestors are not seen: the walk is paid on
+ * every evaluation of the entry. */
+#define MAX_ANCESTORS 32
+
 #define ACT_POST 1
 #define ACT_SIGKILL 2
 #define ACT_SIGNAL 4
@@ -83,11 +128,13 @@ struct arg_conf {
 };
 
 struct match_arg {
-	__u8 arg;
+	__u8 arg; /* record slot (MK_ARG), enum ns_kind (MK_NS), enum cap_set (MK_CAPS) */
 	__u8 op;
 	__u8 nvals;
-	__u8 pad;
-	__u32 slot; /* LPM slot for string operators */
+	__u8 kind;  /* enum match_kind */
+	__u8 flags; /* MF_* */
+	__u8 size;  /* MK_RET: the return value's width in bytes (0: 8) */
+	__u16 slot; /* LPM slot for string operators */
 	__s64 vals[MAX_VALUES];
 };
 
@@ -234,61 +281,81 @@ static __always_inline void put_user_str(struct gen_rec *r, __u32 s, long uptr)
 	r->str_flags[s & 1] = n == STR_LEN ? PATH_F_TRUNCATED : 0;
 }
 
-struct rev_ctx {
-	__u32 base;
-	__u32 len;
-};
-
-/* rev_byte puts byte i from the end of a record string at key position i.
- * Under bpf_loop, so the verifier checks one byte, not 254. */
-static long rev_byte(__u32 i, void *data)
+/* swap_byte swaps key bytes i and n-1-i (n at data), reversing the key's
+ * first n bytes. Under bpf_loop, so the verifier checks one swap, not 127. */
+static long swap_byte(__u32 i, void *data)
 {
-	struct rev_ctx *rc = data;
+	__u32 n = *(__u32 *)data, zero = 0;
 	struct lpm_key *k;
-	struct gen_rec *r;
-	__u32 zero = 0;
+	__u64 a, b;
+	__u8 c;
 
 	k = bpf_map_lookup_elem(&key_heap, &zero);
-	r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!k || !r || i >= rc->len)
+	if (!k || i >= n / 2)
 		return 1;
-	/* a separate bound the compiler cannot fold into the one above */
-	barrier_var(i);
-	if (i >= LPM_DATA)
+	/* masked first, as in eval_match: a compare on the full registers
+	 * would not bound them */
+	a = i & 0xff;
+	b = (n - 1 - i) & 0xff;
+	barrier_var(a);
+	barrier_var(b);
+	if (a >= LPM_DATA || b >= LPM_DATA)
 		return 1;
-	k->data[i] = r->data[(rc->base + rc->len - 1 - i) & (MAX_STRS * STR_LEN - 1)];
+	c = k->data[a];
+	k->data[a] = k->data[b];
+	k->data[b] = c;
 	return 0;
 }
 
-/* match_str looks string slot s of r up among the values of match slot.
+/* match_bytes looks the len-byte string at s (kernel memory: a record
+ * string or the path scratch buffer) up among the values of match slot.
  * Equal entries are stored with their NUL, so they match only whole
  * strings; Prefix entries without, so they match any string they start.
  * Postfix entries are stored reversed and looked up with the string's
  * reversed tail. */
-static __always_inline bool match_str(struct gen_rec *r, __u32 s, __u32 slot, bool postfix)
+static __always_inline bool match_bytes(const char *s, __u32 len, __u32 slot, bool postfix)
 {
 	struct lpm_key *k;
-	__u32 zero = 0, len = r->str_len[s & 1];
+	__u32 zero = 0;
 
 	k = bpf_map_lookup_elem(&key_heap, &zero);
 	if (!k)
 		return false;
 	if (postfix) {
-		struct rev_ctx rc = {.base = (s & 1) * STR_LEN, .len = len};
+		__u32 n = len;
 
-		if (len > LPM_DATA)
-			len = LPM_DATA;
-		bpf_loop(len, rev_byte, &rc, 0);
-		k->prefixlen = 8 + len * 8;
+		if (len > LPM_DATA) {
+			s += len - LPM_DATA;
+			n = LPM_DATA;
+		}
+		/* a no-op the verifier needs: clang may otherwise size the read
+		 * with a register whose bound it never checked */
+		barrier_var(n);
+		n &= 0xff;
+		bpf_probe_read_kernel(k->data, n, s);
+		bpf_loop(n / 2, swap_byte, &n, 0);
+		k->prefixlen = 8 + n * 8;
 	} else {
 		if (len > LPM_DATA - 1)
 			len = LPM_DATA - 1;
-		bpf_probe_read_kernel(k->data, LPM_DATA, &r->data[(s & 1) * STR_LEN]);
+		bpf_probe_read_kernel(k->data, LPM_DATA, s);
 		k->data[len] = 0;
 		k->prefixlen = 8 + (len + 1) * 8;
 	}
 	k->slot = slot;
 	return bpf_map_lookup_elem(&strings, k) != NULL;
+}
+
+static __always_inline bool in_set(__s64 x, struct match_arg *m)
+{
+	bool hit = false;
+
+	for (int i = 0; i < MAX_VALUES; i++) {
+		if (i >= m->nvals)
+			break;
+		hit |= x == m->vals[i];
+	}
+	return hit;
 }
 
 static __always_inline bool match_int(__s64 x, struct match_arg *m)
@@ -317,15 +384,221 @@ static __always_inline bool match_int(__s64 x, struct match_arg *m)
 	return m->op == MOP_NOT_EQUAL ? !hit : hit;
 }
 
+static __always_inline bool negated(struct match_arg *m)
+{
+	return m->op == MOP_NOT_EQUAL || m->op == MOP_NOT_PREFIX || m->op == MOP_NOT_POSTFIX;
+}
+
+/* ret_value narrows the return value to the declared width of returnArg:
+ * a kretprobe reads the whole register, whose upper half is undefined
+ * after a function returning int. */
+static __always_inline __s64 ret_value(long ret, struct match_arg *m)
+{
+	bool sign = m->flags & MF_SIGNED;
+
+	switch (m->size) {
+	case 1:
+		return sign ? (__s64)(__s8)ret : (__s64)(__u8)ret;
+	case 2:
+		return sign ? (__s64)(__s16)ret : (__s64)(__u16)ret;
+	case 4:
+		return sign ? (__s64)(__s32)ret : (__s64)(__u32)ret;
+	}
+	return ret;
+}
+
+/* upid_of returns the innermost (pid number, namespace) of pid: the one
+ * its task sees itself as. */
+static __always_inline struct upid upid_of(struct pid *pid)
+{
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid up = {};
+
+	bpf_core_read(&up, sizeof(up), &pid->numbers[level & 31]);
+	return up;
+}
+
+/* ns_inum returns the inode number of namespace kind of task t, as
+ * /proc/<pid>/ns/<kind> shows it. */
+static __always_inline __s64 ns_inum(struct task_struct *t, __u32 kind)
+{
+	struct nsproxy *ns = BPF_CORE_READ(t, nsproxy);
+
+	switch (kind) {
+	case NSK_UTS:
+		return BPF_CORE_READ(ns, uts_ns, ns.inum);
+	case NSK_IPC:
+		return BPF_CORE_READ(ns, ipc_ns, ns.inum);
+	case NSK_MNT:
+		return BPF_CORE_READ(ns, mnt_ns, ns.inum);
+	case NSK_PID: {
+		struct upid up = upid_of(BPF_CORE_READ(t, thread_pid));
+
+		return BPF_CORE_READ(up.ns, ns.inum);
+	}
+	case NSK_PID_FOR_CHILDREN:
+		return BPF_CORE_READ(ns, pid_ns_for_children, ns.inum);
+	case NSK_NET:
+		return BPF_CORE_READ(ns, net_ns, ns.inum);
+	case NSK_TIME:
+		return BPF_CORE_READ(ns, time_ns, ns.inum);
+	case NSK_TIME_FOR_CHILDREN:
+		return BPF_CORE_READ(ns, time_ns_for_children, ns.inum);
+	case NSK_CGROUP:
+		return BPF_CORE_READ(ns, cgroup_ns, ns.inum);
+	case NSK_USER:
+		return BPF_CORE_READ(t, cred, user_ns, ns.inum);
+	}
+	return 0;
+}
+
+/* match_caps checks a matchCapabilities entry on t's credentials: In holds
+ * when the set has any of the listed capabilities, NotIn when it has none.
+ * With isNamespaceCapability neither holds in the host's user namespace
+ * (vals[1]), as in Tetragon: the entry is about capabilities a process
+ * holds over a user namespace of its own. */
+static __always_inline bool match_caps(struct task_struct *t, struct match_arg *m)
+{
+	const struct cred *c = BPF_CORE_READ(t, cred);
+	__u64 caps = 0;
+	bool hit;
+
+	if ((m->flags & MF_NS_CAP) && BPF_CORE_READ(c, user_ns, ns.inum) == (__u32)m->vals[1])
+		return false;
+	/* 8 bytes on every kernel: {u64 val} since 6.3, {u32 cap[2]} before */
+	switch (m->arg) {
+	case CAPS_EFFECTIVE:
+		bpf_core_read(&caps, sizeof(caps), &c->cap_effective);
+		break;
+	case CAPS_INHERITABLE:
+		bpf_core_read(&caps, sizeof(caps), &c->cap_inheritable);
+		break;
+	case CAPS_PERMITTED:
+		bpf_core_read(&caps, sizeof(caps), &c->cap_permitted);
+		break;
+	}
+	hit = (caps & m->vals[0]) != 0;
+	return m->op == MOP_NOT_EQUAL ? !hit : hit;
+}
+
+/* match_exe looks the path of executable f, as task t sees it, up among
+ * the values of match slot. */
+static __always_inline bool match_exe(struct task_struct *t, struct file *f, __u32 slot, bool postfix)
+{
+	struct path_scratch *s;
+	__u32 zero = 0, flags = 0, pos;
+
+	pos = resolve_path(t, BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry), &flags);
+	s = bpf_map_lookup_elem(&path_heap, &zero);
+	if (!s || pos >= PATH_MAX_LEN)
+		return false;
+	/* the path runs from pos to the end of the buffer */
+	return match_bytes(&s->buf[pos & PATH_MASK], PATH_MAX_LEN - pos, slot, postfix);
+}
+
+struct proc_ctx {
+	struct match_arg *m;
+	struct task_struct *t;
+	/* the executable last looked up: a process that forked without
+	 * exec shares its parent's, which is then not resolved again */
+	struct file *last;
+	bool hit;
+};
+
+/* proc_step checks the process of task x->t against the positive form of
+ * a matchPIDs or matchBinaries entry (In, Prefix, Postfix), then moves to
+ * its parent. It stops at the first process that matches and at the top
+ * of the tree (the parent of init is the idle task, tgid 0); bpf_loop's
+ * count bounds the walk: 1, or MAX_ANCESTORS with MF_FOLLOW. */
+static long proc_step(__u32 i, void *data)
+{
+	struct proc_ctx *x = data;
+	struct task_struct *t = x->t, *p;
+	struct match_arg *m = x->m;
+	struct file *f;
+
+	if (m->kind == MK_PID) {
+		__s64 pid = BPF_CORE_READ(t, tgid);
+
+		if (m->flags & MF_NS_PID) {
+			struct upid up = upid_of(BPF_CORE_READ(t, group_leader, thread_pid));
+
+			pid = up.nr;
+		}
+		x->hit = in_set(pid, m);
+	} else {
+		f = BPF_CORE_READ(t, mm, exe_file);
+		if (f && f != x->last) {
+			x->last = f;
+			x->hit = match_exe(t, f, m->slot, m->op == MOP_POSTFIX || m->op == MOP_NOT_POSTFIX);
+		}
+	}
+	if (x->hit)
+		return 1;
+	p = BPF_CORE_READ(t, real_parent);
+	if (!p || p == t || BPF_CORE_READ(p, tgid) == 0)
+		return 1;
+	x->t = p;
+	return 0;
+}
+
+/* match_process checks an entry on the current process: matchNamespaces,
+ * matchCapabilities, and matchPIDs or matchBinaries, with MF_FOLLOW on its
+ * ancestors too. A global function: the verifier checks it once, on its
+ * own, where a static one is checked again in every pass over the
+ * bpf_loop callbacks that call it (inline, these filters made the
+ * syscall-tracepoint program's verification 4 times as long). */
+__noinline int match_process(struct match_arg *m)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct proc_ctx p = {};
+
+	if (!m)
+		return 0;
+	switch (m->kind) {
+	case MK_NS:
+		return match_int(ns_inum(t, m->arg), m);
+	case MK_CAPS:
+		return match_caps(t, m);
+	case MK_PID:
+	case MK_BINARY:
+		p.m = m;
+		p.t = t;
+		bpf_loop(m->flags & MF_FOLLOW ? MAX_ANCESTORS : 1, proc_step, &p, 0);
+		return negated(m) ? !p.hit : p.hit;
+	}
+	return 0;
+}
+
+/* match_value is match_int as a global function, as match_process. */
+__noinline int match_value(__s64 x, struct match_arg *m)
+{
+	return m && match_int(x, m);
+}
+
+/* match_rec_str looks string slot s of the record up among the values of
+ * match slot. Global, as match_process. */
+__noinline int match_rec_str(__u32 s, __u32 slot, __u32 postfix)
+{
+	struct gen_rec *r;
+	__u32 zero = 0;
+
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!r)
+		return 0;
+	return match_bytes(&r->data[(s & 1) * STR_LEN], r->str_len[s & 1], slot, postfix);
+}
+
 struct match_ctx {
 	struct gen_conf *c;
 	struct gen_rec *r;
+	long ret;
 	__u32 sel;
 	bool ok;
 };
 
-/* eval_match checks matchArgs entry j of one selector; it stops the loop
- * at the first entry that does not hold. */
+/* eval_match checks filter entry j of one selector; it stops the loop at
+ * the first entry that does not hold. */
 static long eval_match(__u32 j, void *data)
 {
 	struct match_ctx *x = data;
@@ -337,6 +610,7 @@ static long eval_match(__u32 j, void *data)
 	struct match_arg *m;
 	struct arg_conf *a;
 	__u32 ai;
+	__s64 v;
 	bool hit;
 
 	if (mi >= MAX_MATCH_ARGS || si >= MAX_SELECTORS) {
@@ -345,19 +619,30 @@ static long eval_match(__u32 j, void *data)
 	}
 	sel = &x->c->sel[si];
 	m = &sel->m[mi];
-	ai = m->arg;
-	if (ai >= MAX_ARGS) {
-		x->ok = false;
-		return 1;
-	}
-	a = &x->c->args[ai];
-	if (a->type != T_INT) {
-		hit = match_str(x->r, a->str, m->slot, m->op == MOP_POSTFIX || m->op == MOP_NOT_POSTFIX);
-		if (m->op == MOP_NOT_PREFIX || m->op == MOP_NOT_EQUAL || m->op == MOP_NOT_POSTFIX)
-			hit = !hit;
+	/* one inlined match_int for both integer kinds: each copy is an
+	 * unrolled loop the verifier walks */
+	if (m->kind == MK_RET) {
+		v = ret_value(x->ret, m);
+	} else if (m->kind != MK_ARG) {
+		hit = match_process(m);
+		goto out;
 	} else {
-		hit = match_int(x->r->ints[ai], m);
+		ai = m->arg;
+		if (ai >= MAX_ARGS) {
+			x->ok = false;
+			return 1;
+		}
+		a = &x->c->args[ai];
+		if (a->type != T_INT) {
+			hit = match_rec_str(a->str, m->slot, m->op == MOP_POSTFIX || m->op == MOP_NOT_POSTFIX);
+			if (negated(m))
+				hit = !hit;
+			goto out;
+		}
+		v = x->r->ints[ai];
 	}
+	hit = match_value(v, m);
+out:
 	if (!hit) {
 		x->ok = false;
 		return 1;
@@ -368,15 +653,16 @@ static long eval_match(__u32 j, void *data)
 struct select_ctx {
 	struct gen_conf *c;
 	struct gen_rec *r;
+	long ret;
 	int found;
 };
 
 /* eval_selector checks selector s; it stops the loop at the first one
- * whose every matchArgs entry holds. */
+ * whose every filter entry holds. */
 static long eval_selector(__u32 s, void *data)
 {
 	struct select_ctx *x = data;
-	struct match_ctx m = {.c = x->c, .r = x->r, .sel = s, .ok = true};
+	struct match_ctx m = {.c = x->c, .r = x->r, .ret = x->ret, .sel = s, .ok = true};
 
 	if (s >= MAX_SELECTORS)
 		return 1;
@@ -387,14 +673,14 @@ static long eval_selector(__u32 s, void *data)
 	return 1;
 }
 
-/* select returns the index of the first selector whose every matchArgs
- * entry holds, or -1. No selectors means every call matches. The loops
- * run under bpf_loop: the verifier then checks one selector and one match
- * instead of every combination of the unrolled loops, which kept a hook's
- * load in the seconds. */
-static __always_inline int select(struct gen_conf *c, struct gen_rec *r)
+/* select returns the index of the first selector whose every filter entry
+ * holds for a call that returned ret (0 at entry), or -1. No selectors
+ * means every call matches. The loops run under bpf_loop: the verifier
+ * then checks one selector and one entry instead of every combination of
+ * the unrolled loops, which kept a hook's load in the seconds. */
+static __always_inline int select(struct gen_conf *c, struct gen_rec *r, long ret)
 {
-	struct select_ctx x = {.c = c, .r = r, .found = -1};
+	struct select_ctx x = {.c = c, .r = r, .ret = ret, .found = -1};
 
 	if (c->nsel == 0)
 		return MAX_SELECTORS;

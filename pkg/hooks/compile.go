@@ -2,7 +2,10 @@ package hooks
 
 import (
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
@@ -16,11 +19,14 @@ type ArgDecl struct {
 	Label string
 }
 
-// MatchDecl is a matchArgs entry.
+// MatchDecl is a matchArgs or matchReturnArgs entry.
 type MatchDecl struct {
 	Index    int
 	Operator string
 	Values   []string
+	// Type is the declared type of the return value (returnArg), for
+	// matchReturnArgs.
+	Type string
 }
 
 // ActionDecl is a matchActions entry.
@@ -34,11 +40,20 @@ type ActionDecl struct {
 	RateLimitScope string
 }
 
-// SelectorDecl is one selector.
+// SelectorDecl is one selector. Its filters are ANDed, whatever list they
+// are in; a hook's selectors are ORed, the first that matches deciding.
 type SelectorDecl struct {
-	MatchArgs []MatchDecl
-	Actions   []ActionDecl
-	Src       tracingpolicy.Source
+	MatchArgs       []MatchDecl
+	MatchReturnArgs []MatchDecl
+	// The process filters, as parsed; namespace values "host_ns" and
+	// isNamespaceCapability are resolved against /proc/1/ns when the hook
+	// is compiled.
+	MatchPIDs         []tracingpolicy.PIDSelector
+	MatchBinaries     []tracingpolicy.BinarySelector
+	MatchNamespaces   []tracingpolicy.NamespaceSelector
+	MatchCapabilities []tracingpolicy.CapabilitiesSelector
+	Actions           []ActionDecl
+	Src               tracingpolicy.Source
 }
 
 // HookKind says which list of a policy a hook comes from.
@@ -209,18 +224,11 @@ func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideE
 	var limits []rateLimit
 	for si, s := range d.Selectors {
 		sel := sensor.Selector{}
-		for _, m := range s.MatchArgs {
-			i, ok := slot[m.Index]
-			if !ok {
-				return nil, nil, fmt.Errorf("%s: selectors[%d]: matchArgs index %d is not a declared argument", d.Call, si, m.Index)
-			}
-			cm, err := compileMatch(args[i], i, m)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
-			}
-			sel.Matches = append(sel.Matches, cm)
-		}
 		var err error
+		sel.Matches, err = compileFilters(d, s, args, slot)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
+		}
 		sel.Actions, sel.Signal, sel.Error, err = compileActions(s.Actions, overrideErr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
@@ -235,6 +243,279 @@ func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideE
 		sels = append(sels, sel)
 	}
 	return sels, limits, nil
+}
+
+// compileFilters compiles the filters of one selector into the kernel's
+// filter entries, cheapest first: the kernel evaluates them in order and
+// stops at the first that does not hold, so a call that fails on an
+// integer is never made to resolve an executable's path.
+func compileFilters(d HookDecl, s SelectorDecl, args []sensor.Arg, slot map[int]int) ([]sensor.Match, error) {
+	var out []sensor.Match
+	for _, m := range s.MatchReturnArgs {
+		cm, err := compileReturnMatch(d, m)
+		if err != nil {
+			return nil, fmt.Errorf("matchReturnArgs: %w", err)
+		}
+		out = append(out, cm)
+	}
+	for _, m := range s.MatchArgs {
+		i, ok := slot[m.Index]
+		if !ok {
+			return nil, fmt.Errorf("matchArgs index %d is not a declared argument", m.Index)
+		}
+		cm, err := compileMatch(args[i], i, m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cm)
+	}
+	for _, n := range s.MatchNamespaces {
+		cm, err := compileNamespace(n)
+		if err != nil {
+			return nil, fmt.Errorf("matchNamespaces: %w", err)
+		}
+		out = append(out, cm)
+	}
+	for _, c := range s.MatchCapabilities {
+		cm, err := compileCapabilities(c)
+		if err != nil {
+			return nil, fmt.Errorf("matchCapabilities: %w", err)
+		}
+		out = append(out, cm)
+	}
+	// the ancestor walks last among the pid entries
+	pids := slices.Clone(s.MatchPIDs)
+	slices.SortStableFunc(pids, func(a, b tracingpolicy.PIDSelector) int { return cmpBool(a.FollowForks, b.FollowForks) })
+	for _, p := range pids {
+		cm, err := compilePIDs(p)
+		if err != nil {
+			return nil, fmt.Errorf("matchPIDs: %w", err)
+		}
+		out = append(out, cm)
+	}
+	for _, b := range s.MatchBinaries {
+		cm, err := compileBinaries(b)
+		if err != nil {
+			return nil, fmt.Errorf("matchBinaries: %w", err)
+		}
+		out = append(out, cm)
+	}
+	if len(out) > sensor.MaxMatchArgs {
+		return nil, fmt.Errorf("%d filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces and matchCapabilities together), at most %d", len(out), sensor.MaxMatchArgs)
+	}
+	return out, nil
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
+}
+
+// setOp compiles In and NotIn.
+func setOp(op string) (sensor.Op, error) {
+	switch op {
+	case string(tracingpolicy.OpIn):
+		return sensor.OpEqual, nil
+	case string(tracingpolicy.OpNotIn):
+		return sensor.OpNotEqual, nil
+	}
+	return 0, fmt.Errorf("operator %q is not supported (supported: In, NotIn)", op)
+}
+
+func checkValues(n int) error {
+	if n == 0 {
+		return fmt.Errorf("no values")
+	}
+	if n > sensor.MaxIntValues {
+		return fmt.Errorf("%d values, at most %d in the kernel", n, sensor.MaxIntValues)
+	}
+	return nil
+}
+
+// compileReturnMatch compiles a matchReturnArgs entry: an integer
+// operator on the return value, read at the width returnArg declares.
+func compileReturnMatch(d HookDecl, m MatchDecl) (sensor.Match, error) {
+	if !d.Return {
+		return sensor.Match{}, fmt.Errorf("the hook has no return value to match (it needs return: true)")
+	}
+	if !isIntType(m.Type) {
+		return sensor.Match{}, fmt.Errorf("the return value is declared %q; only integer return values can be matched in the kernel", m.Type)
+	}
+	cm, err := compileMatch(sensor.Arg{Kind: sensor.KindInt}, 0, m)
+	if err != nil {
+		return cm, err
+	}
+	t := tracingpolicy.ArgType(m.Type)
+	cm.Kind, cm.Arg, cm.Size, cm.Signed = sensor.MatchReturn, 0, uint8(t.Size()), t.Signed()
+	if cm.Size == 8 {
+		cm.Size = 0 // the whole value
+	}
+	return cm, nil
+}
+
+// compilePIDs compiles a matchPIDs entry: the process id (tgid), or with
+// isNamespacePID the id the process has in its own pid namespace; with
+// followForks the process or any ancestor (see MAX_ANCESTORS in
+// bpf/lib/hook.h).
+func compilePIDs(p tracingpolicy.PIDSelector) (sensor.Match, error) {
+	op, err := setOp(string(p.Operator))
+	if err != nil {
+		return sensor.Match{}, err
+	}
+	if err := checkValues(len(p.Values)); err != nil {
+		return sensor.Match{}, err
+	}
+	cm := sensor.Match{Kind: sensor.MatchPID, Op: op, Follow: p.FollowForks, NamespacePID: p.IsNamespacePID}
+	for _, v := range p.Values {
+		cm.Ints = append(cm.Ints, int64(v))
+	}
+	return cm, nil
+}
+
+// binaryOp maps a matchBinaries operator to the string operator the
+// kernel shares with matchArgs.
+func binaryOp(op tracingpolicy.BinaryOperator) (sensor.Op, bool) {
+	switch op {
+	case tracingpolicy.BinIn:
+		return sensor.OpEqual, true
+	case tracingpolicy.BinNotIn:
+		return sensor.OpNotEqual, true
+	case tracingpolicy.BinPrefix:
+		return sensor.OpPrefix, true
+	case tracingpolicy.BinNotPrefix:
+		return sensor.OpNotPrefix, true
+	case tracingpolicy.BinPostfix:
+		return sensor.OpPostfix, true
+	case tracingpolicy.BinNotPostfix:
+		return sensor.OpNotPostfix, true
+	}
+	return 0, false
+}
+
+// compileBinaries compiles a matchBinaries entry on the path of the
+// process's executable; with followChildren a descendant of a matching
+// process matches too.
+func compileBinaries(b tracingpolicy.BinarySelector) (sensor.Match, error) {
+	op, ok := binaryOp(b.Operator)
+	if !ok {
+		return sensor.Match{}, fmt.Errorf("operator %q is not supported (supported: In, NotIn, Prefix, NotPrefix, Postfix, NotPostfix)", b.Operator)
+	}
+	if len(b.Values) == 0 {
+		return sensor.Match{}, fmt.Errorf("no values")
+	}
+	for _, v := range b.Values {
+		if len(v) > sensor.MaxMatchString {
+			return sensor.Match{}, fmt.Errorf("binary %.40q... is %d bytes, at most %d can be matched in the kernel", v, len(v), sensor.MaxMatchString)
+		}
+	}
+	return sensor.Match{Kind: sensor.MatchBinary, Op: op, Strings: b.Values, Follow: b.FollowChildren}, nil
+}
+
+// nsKind maps a matchNamespaces namespace to the kernel's kind and its
+// /proc/<pid>/ns entry.
+func nsKind(ns tracingpolicy.NamespaceType) (kind sensor.NsKind, proc string, ok bool) {
+	switch ns {
+	case tracingpolicy.NsUts:
+		return sensor.NsUts, "uts", true
+	case tracingpolicy.NsIpc:
+		return sensor.NsIpc, "ipc", true
+	case tracingpolicy.NsMnt:
+		return sensor.NsMnt, "mnt", true
+	case tracingpolicy.NsPid:
+		return sensor.NsPid, "pid", true
+	case tracingpolicy.NsPidForChildren:
+		return sensor.NsPidForChildren, "pid_for_children", true
+	case tracingpolicy.NsNet:
+		return sensor.NsNet, "net", true
+	case tracingpolicy.NsTime:
+		return sensor.NsTime, "time", true
+	case tracingpolicy.NsTimeForChildren:
+		return sensor.NsTimeForChildren, "time_for_children", true
+	case tracingpolicy.NsCgroup:
+		return sensor.NsCgroup, "cgroup", true
+	case tracingpolicy.NsUser:
+		return sensor.NsUser, "user", true
+	}
+	return 0, "", false
+}
+
+// hostNamespace returns the inode number of namespace proc (an entry of
+// /proc/<pid>/ns) of pid 1, the host's init: the agent runs in the host's
+// pid namespace (--pid=host), so that is what host_ns means.
+func hostNamespace(proc string) (uint32, error) {
+	fi, err := os.Stat("/proc/1/ns/" + proc)
+	if err != nil {
+		return 0, fmt.Errorf("reading the host's %s namespace: %w", proc, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("reading the host's %s namespace: no inode number", proc)
+	}
+	return uint32(st.Ino), nil
+}
+
+// compileNamespace compiles a matchNamespaces entry: the inode number of
+// the calling task's namespace, In or NotIn the values.
+func compileNamespace(n tracingpolicy.NamespaceSelector) (sensor.Match, error) {
+	kind, proc, ok := nsKind(n.Namespace)
+	if !ok {
+		return sensor.Match{}, fmt.Errorf("namespace %q is not supported (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)", n.Namespace)
+	}
+	op, err := setOp(string(n.Operator))
+	if err != nil {
+		return sensor.Match{}, err
+	}
+	cm := sensor.Match{Kind: sensor.MatchNamespace, Arg: int(kind), Op: op}
+	for _, id := range n.IDs {
+		cm.Ints = append(cm.Ints, int64(id))
+	}
+	if n.HostNS {
+		id, err := hostNamespace(proc)
+		if err != nil {
+			return cm, fmt.Errorf("%s %s: %w", n.Namespace, tracingpolicy.HostNS, err)
+		}
+		cm.Ints = append(cm.Ints, int64(id))
+	}
+	return cm, checkValues(len(cm.Ints))
+}
+
+// compileCapabilities compiles a matchCapabilities entry: In holds when
+// the set has any of the capabilities, NotIn when it has none. With
+// isNamespaceCapability neither holds for a process in the host's user
+// namespace, as in Tetragon.
+func compileCapabilities(c tracingpolicy.CapabilitiesSelector) (sensor.Match, error) {
+	var set sensor.CapSet
+	switch c.Type {
+	case tracingpolicy.CapEffective, "": // Tetragon's default
+		set = sensor.CapsEffective
+	case tracingpolicy.CapInheritable:
+		set = sensor.CapsInheritable
+	case tracingpolicy.CapPermitted:
+		set = sensor.CapsPermitted
+	default:
+		return sensor.Match{}, fmt.Errorf("capability type %q is not supported (supported: Effective, Inheritable, Permitted)", c.Type)
+	}
+	op, err := setOp(string(c.Operator))
+	if err != nil {
+		return sensor.Match{}, err
+	}
+	if c.Mask == 0 {
+		return sensor.Match{}, fmt.Errorf("no capabilities")
+	}
+	cm := sensor.Match{Kind: sensor.MatchCaps, Arg: int(set), Op: op, Ints: []int64{int64(c.Mask)}}
+	if c.IsNamespaceCapability {
+		id, err := hostNamespace("user")
+		if err != nil {
+			return cm, fmt.Errorf("isNamespaceCapability: %w", err)
+		}
+		cm.HostUserNS = id
+	}
+	return cm, nil
 }
 
 func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {

@@ -99,32 +99,23 @@ func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []t
 	return d
 }
 
-// selector converts one selector.
+// selector converts one selector. Every filter the parser accepts
+// (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces,
+// matchCapabilities) is evaluated in the kernel; the process filters are
+// carried as parsed.
 func (c *converter) selector(s tp.Selector) SelectorDecl {
-	// a slice, not a map: the errors come out in the same order every time
-	for _, f := range []struct {
-		what string
-		n    int
-	}{
-		{"matchPIDs", len(s.MatchPIDs)}, {"matchBinaries", len(s.MatchBinaries)},
-		{"matchNamespaces", len(s.MatchNamespaces)}, {"matchCapabilities", len(s.MatchCapabilities)},
-		{"matchReturnArgs", len(s.MatchReturnArgs)},
-	} {
-		if f.n > 0 {
-			c.refuse(s.Src, "%s is not supported yet (supported: matchArgs, matchActions)", f.what)
-		}
+	sd := SelectorDecl{
+		Src:       s.Src,
+		MatchPIDs: s.MatchPIDs, MatchBinaries: s.MatchBinaries,
+		MatchNamespaces: s.MatchNamespaces, MatchCapabilities: s.MatchCapabilities,
 	}
-	sd := SelectorDecl{Src: s.Src}
 	for _, m := range s.MatchArgs {
-		md := MatchDecl{Index: int(m.Index), Operator: string(m.Operator), Values: m.Values}
-		if m.IntValues != nil {
-			// canonical decimal: the parser accepts 0x/0o/0b forms
-			md.Values = make([]string, len(m.IntValues))
-			for i, v := range m.IntValues {
-				md.Values[i] = strconv.FormatInt(v, 10)
-			}
-		}
-		sd.MatchArgs = append(sd.MatchArgs, md)
+		sd.MatchArgs = append(sd.MatchArgs, matchDecl(m))
+	}
+	for _, m := range s.MatchReturnArgs {
+		md := matchDecl(m)
+		md.Type = string(m.ArgType)
+		sd.MatchReturnArgs = append(sd.MatchReturnArgs, md)
 	}
 	for _, a := range s.MatchActions {
 		if c.monitor && a.Action.Enforces() {
@@ -136,4 +127,16 @@ func (c *converter) selector(s tp.Selector) SelectorDecl {
 		})
 	}
 	return sd
+}
+
+func matchDecl(m tp.ArgSelector) MatchDecl {
+	md := MatchDecl{Index: int(m.Index), Operator: string(m.Operator), Values: m.Values}
+	if m.IntValues != nil {
+		// canonical decimal: the parser accepts 0x/0o/0b forms
+		md.Values = make([]string, len(m.IntValues))
+		for i, v := range m.IntValues {
+			md.Values[i] = strconv.FormatInt(v, 10)
+		}
+	}
+	return md
 }

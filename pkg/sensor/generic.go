@@ -13,9 +13,12 @@ import (
 // Limits of one hook, as compiled into bpf/lib/hook.h (shared by
 // bpf/generic.c and bpf/kprobe.c).
 const (
-	MaxArgs       = 5
-	MaxSelectors  = 5
-	MaxMatchArgs  = 5
+	MaxArgs      = 5
+	MaxSelectors = 5
+	// MaxMatchArgs bounds the filter entries of one selector, all lists
+	// together (matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
+	// matchNamespaces, matchCapabilities).
+	MaxMatchArgs  = 8
 	MaxIntValues  = 8
 	MaxStringArgs = 2
 	// MaxMatchString is the longest string a string operator can match
@@ -123,12 +126,81 @@ type Arg struct {
 	Signed bool
 }
 
-// Match is one matchArgs entry.
+// MatchKind says what a selector entry filters on (enum match_kind).
+type MatchKind uint8
+
+// Match kinds.
+const (
+	MatchArg       MatchKind = 0 // matchArgs: argument Arg
+	MatchReturn    MatchKind = 1 // matchReturnArgs: the return value
+	MatchPID       MatchKind = 2 // matchPIDs: the process id (Ints)
+	MatchNamespace MatchKind = 3 // matchNamespaces: namespace Arg (NsKind) in Ints
+	MatchCaps      MatchKind = 4 // matchCapabilities: set Arg (CapSet) against the mask Ints[0]
+	MatchBinary    MatchKind = 5 // matchBinaries: the executable's path (Strings)
+)
+
+// NsKind is a namespace kind of matchNamespaces (enum ns_kind).
+type NsKind uint8
+
+// Namespace kinds, in Tetragon's order.
+const (
+	NsUts NsKind = iota
+	NsIpc
+	NsMnt
+	NsPid
+	NsPidForChildren
+	NsNet
+	NsTime
+	NsTimeForChildren
+	NsCgroup
+	NsUser
+	nsKinds
+)
+
+// CapSet is a capability set of matchCapabilities (enum cap_set).
+type CapSet uint8
+
+// Capability sets.
+const (
+	CapsEffective CapSet = iota
+	CapsInheritable
+	CapsPermitted
+	capSets
+)
+
+// match_arg.flags (MF_* in bpf/lib/hook.h)
+const (
+	mfFollow = 1
+	mfNsPID  = 2
+	mfNsCap  = 4
+	mfSigned = 8
+)
+
+// Match is one filter entry of a selector. Op is OpEqual for In and
+// OpNotEqual for NotIn.
 type Match struct {
+	Kind MatchKind
+	// Arg is the argument's record slot (MatchArg), the NsKind
+	// (MatchNamespace) or the CapSet (MatchCaps).
 	Arg     int
 	Op      Op
 	Ints    []int64
 	Strings []string
+	// Follow also matches descendants of a matching process (followForks,
+	// followChildren), up to the kernel's ancestor bound.
+	Follow bool
+	// NamespacePID compares the pid as the process sees it in its own pid
+	// namespace (isNamespacePID).
+	NamespacePID bool
+	// HostUserNS, when not 0, is the inode number of the host's user
+	// namespace, where a MatchCaps entry then never holds
+	// (isNamespaceCapability).
+	HostUserNS uint32
+	// Size and Signed give the width of a MatchReturn value (1, 2, 4; 0
+	// means 8): the register a kretprobe reads has undefined upper bits
+	// after a function that returns a narrower type.
+	Size   uint8
+	Signed bool
 }
 
 // Selector is one selector: all its matches must hold.
@@ -288,35 +360,124 @@ func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) 
 	}
 	for si, s := range spec.Selectors {
 		if len(s.Matches) > MaxMatchArgs {
-			return c, nil, fmt.Errorf("selector %d: %d matchArgs, at most %d", si, len(s.Matches), MaxMatchArgs)
+			return c, nil, fmt.Errorf("selector %d: %d filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces and matchCapabilities together), at most %d", si, len(s.Matches), MaxMatchArgs)
 		}
 		sel := &c.Sel[si]
 		sel.Nmatch, sel.Actions, sel.Sig, sel.Err = uint8(len(s.Matches)), s.Actions, s.Signal, s.Error
 		for mi, m := range s.Matches {
-			if m.Arg < 0 || m.Arg >= len(spec.Args) {
-				return c, nil, fmt.Errorf("selector %d: matchArgs on undeclared argument %d", si, m.Arg)
+			slot := uint16(si*MaxMatchArgs + mi + 1)
+			var e matchArg
+			strs, err := encodeMatch(&e, m, spec.Args, slot)
+			if err != nil {
+				return c, nil, fmt.Errorf("selector %d: %w", si, err)
 			}
 			cm := &sel.M[mi]
-			cm.Arg, cm.Op = uint8(m.Arg), uint8(m.Op)
-			cm.Slot = uint32(si*MaxMatchArgs + mi + 1)
-			if spec.Args[m.Arg].Kind == KindInt {
-				if len(m.Ints) > MaxIntValues {
-					return c, nil, fmt.Errorf("selector %d: %d integer values, at most %d", si, len(m.Ints), MaxIntValues)
-				}
-				cm.Nvals = uint8(len(m.Ints))
-				copy(cm.Vals[:], m.Ints)
-				continue
-			}
-			for _, v := range m.Strings {
-				k, err := lpmKey(cm.Slot, v, m.Op)
-				if err != nil {
-					return c, nil, fmt.Errorf("selector %d: %w", si, err)
-				}
-				keys = append(keys, k)
-			}
+			cm.Arg, cm.Op, cm.Nvals, cm.Kind, cm.Flags, cm.Size, cm.Slot, cm.Vals = e.Arg, e.Op, e.Nvals, e.Kind, e.Flags, e.Size, e.Slot, e.Vals
+			keys = append(keys, strs...)
 		}
 	}
 	return c, keys, nil
+}
+
+// encodeMatch fills one struct match_arg and returns the LPM keys of its
+// strings, which go to the LPM slot given.
+func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.GenericLpmKey, error) {
+	cm.Kind, cm.Op, cm.Slot = uint8(m.Kind), uint8(m.Op), slot
+	if m.Follow {
+		cm.Flags |= mfFollow
+	}
+	ints := func(what string) error {
+		if len(m.Ints) > MaxIntValues {
+			return fmt.Errorf("%s: %d values, at most %d", what, len(m.Ints), MaxIntValues)
+		}
+		cm.Nvals = uint8(len(m.Ints))
+		copy(cm.Vals[:], m.Ints)
+		return nil
+	}
+	inOrNotIn := func(what string) error {
+		if m.Op != OpEqual && m.Op != OpNotEqual {
+			return fmt.Errorf("%s: operator %d, want In or NotIn", what, m.Op)
+		}
+		return nil
+	}
+	switch m.Kind {
+	case MatchArg:
+		if m.Arg < 0 || m.Arg >= len(args) {
+			return nil, fmt.Errorf("matchArgs on undeclared argument %d", m.Arg)
+		}
+		cm.Arg = uint8(m.Arg)
+		if args[m.Arg].Kind == KindInt {
+			return nil, ints("matchArgs")
+		}
+		return lpmKeys(slot, m.Strings, m.Op)
+	case MatchReturn:
+		if m.Size != 0 && m.Size != 1 && m.Size != 2 && m.Size != 4 && m.Size != 8 {
+			return nil, fmt.Errorf("matchReturnArgs: return value of %d bytes", m.Size)
+		}
+		cm.Size = m.Size % 8
+		if m.Signed {
+			cm.Flags |= mfSigned
+		}
+		return nil, ints("matchReturnArgs")
+	case MatchPID:
+		if m.NamespacePID {
+			cm.Flags |= mfNsPID
+		}
+		if err := inOrNotIn("matchPIDs"); err != nil {
+			return nil, err
+		}
+		return nil, ints("matchPIDs")
+	case MatchNamespace:
+		if m.Arg < 0 || m.Arg >= int(nsKinds) {
+			return nil, fmt.Errorf("matchNamespaces: namespace kind %d", m.Arg)
+		}
+		cm.Arg = uint8(m.Arg)
+		if err := inOrNotIn("matchNamespaces"); err != nil {
+			return nil, err
+		}
+		return nil, ints("matchNamespaces")
+	case MatchCaps:
+		if m.Arg < 0 || m.Arg >= int(capSets) || len(m.Ints) != 1 {
+			return nil, fmt.Errorf("matchCapabilities: capability set %d with %d masks, want one", m.Arg, len(m.Ints))
+		}
+		if err := inOrNotIn("matchCapabilities"); err != nil {
+			return nil, err
+		}
+		cm.Arg, cm.Nvals, cm.Vals[0] = uint8(m.Arg), 1, m.Ints[0]
+		if m.HostUserNS != 0 {
+			cm.Flags |= mfNsCap
+			cm.Vals[1] = int64(m.HostUserNS)
+		}
+		return nil, nil
+	case MatchBinary:
+		return lpmKeys(slot, m.Strings, m.Op)
+	}
+	return nil, fmt.Errorf("unknown filter kind %d", m.Kind)
+}
+
+// matchArg holds the fields of struct match_arg (the generated type is
+// an unnamed struct inside bpf.GenericGenConf).
+type matchArg struct {
+	Arg   uint8
+	Op    uint8
+	Nvals uint8
+	Kind  uint8
+	Flags uint8
+	Size  uint8
+	Slot  uint16
+	Vals  [8]int64
+}
+
+func lpmKeys(slot uint16, strs []string, op Op) ([]bpf.GenericLpmKey, error) {
+	var keys []bpf.GenericLpmKey
+	for _, v := range strs {
+		k, err := lpmKey(slot, v, op)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // cacheable reports whether a hook's verdict depends only on the file a
@@ -326,6 +487,13 @@ func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) 
 func cacheable(spec HookSpec) bool {
 	if len(spec.Selectors) == 0 {
 		return false
+	}
+	for _, s := range spec.Selectors {
+		for _, m := range s.Matches {
+			if m.Kind != MatchArg {
+				return false
+			}
+		}
 	}
 	for _, a := range spec.Args {
 		if a.Source != SrcVarFile && a.Source != SrcVarMask {
@@ -345,7 +513,7 @@ func boolByte(b bool) uint8 {
 // lpmKey encodes a match string the way match_str in bpf/generic.c looks it
 // up. Whole-string matches keep the NUL, so they only match a looked-up
 // string that ends there too; Postfix values are stored reversed.
-func lpmKey(slot uint32, s string, op Op) (bpf.GenericLpmKey, error) {
+func lpmKey(slot uint16, s string, op Op) (bpf.GenericLpmKey, error) {
 	var k bpf.GenericLpmKey
 	if len(s) > MaxMatchString {
 		return k, fmt.Errorf("value %.40q... is %d bytes, at most %d can be matched in the kernel", s, len(s), MaxMatchString)
