@@ -17,6 +17,7 @@
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"
+#include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -47,6 +48,24 @@ enum tp_read {
 	TP_VALUE = 0,    /* an integer or pointer of tp_size bytes */
 	TP_ADDR = 1,     /* an array (char comm[16]): its address */
 	TP_DATA_LOC = 2, /* __data_loc: a u32 locating the data in the record */
+};
+
+/* Sources only this object reads (enum arg_src continued): sockets, whose
+ * fields are copied into the argument's string slot as struct sock_data
+ * for user space to format. */
+#define SRC_REG_SOCK 32     /* struct sock * */
+#define SRC_REG_SOCKADDR 33 /* struct sockaddr *, kernel or user memory */
+
+struct sock_data {
+	__u16 family;
+	__u16 type;
+	__u16 protocol;
+	__u16 sport; /* host order */
+	__u16 dport; /* host order */
+	__u8 state;
+	__u8 pad[5];
+	__u8 saddr[16]; /* network order; 4 bytes for AF_INET */
+	__u8 daddr[16];
 };
 
 /* 8 slots so that an index masked with 7 stays in bounds */
@@ -94,6 +113,41 @@ static __always_inline void put_str(struct gen_rec *r, __u32 s, const void *p)
 	r->str_flags[s & 1] = n == STR_LEN ? PATH_F_TRUNCATED : 0;
 }
 
+static __always_inline void put_sock(struct gen_rec *r, __u32 s, struct sock *sk)
+{
+	struct sock_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	d->type = BPF_CORE_READ(sk, sk_type);
+	d->protocol = BPF_CORE_READ(sk, sk_protocol);
+	d->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	d->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	d->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (d->family == 10 /* AF_INET6 */) {
+		BPF_CORE_READ_INTO(&d->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&d->daddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		BPF_CORE_READ_INTO((__u32 *)d->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)d->daddr, sk, __sk_common.skc_daddr);
+	}
+	r->str_len[s & 1] = sizeof(*d);
+}
+
+/* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
+ * bytes; user space reads the family first). */
+static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
+{
+	char *dst = &r->data[(s & 1) * STR_LEN];
+
+	if (bpf_probe_read_kernel(dst, sizeof(struct sockaddr_in6), p) &&
+	    bpf_probe_read_user(dst, sizeof(struct sockaddr_in6), p)) {
+		r->str_len[s & 1] = 0;
+		return;
+	}
+	r->str_len[s & 1] = sizeof(struct sockaddr_in6);
+}
+
 static __always_inline void fill_args(struct gen_conf *c, struct gen_rec *r, struct raw_args *ra,
 				      long ret, struct task_struct *t)
 {
@@ -137,6 +191,12 @@ static __always_inline void fill_args(struct gen_conf *c, struct gen_rec *r, str
 			break;
 		case SRC_REG_DENTRY:
 			dentry = (struct dentry *)v;
+			break;
+		case SRC_REG_SOCK:
+			put_sock(r, a->str, (struct sock *)v);
+			break;
+		case SRC_REG_SOCKADDR:
+			put_sockaddr(r, a->str, (const void *)v);
 			break;
 		}
 		if (f) {

@@ -1387,6 +1387,166 @@ func (x *KprobePath) GetPermission() string {
 	return ""
 }
 
+type KprobeSock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Family        string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Saddr         string                 `protobuf:"bytes,6,opt,name=saddr,proto3" json:"saddr,omitempty"`
+	Daddr         string                 `protobuf:"bytes,7,opt,name=daddr,proto3" json:"daddr,omitempty"`
+	Sport         uint32                 `protobuf:"varint,8,opt,name=sport,proto3" json:"sport,omitempty"`
+	Dport         uint32                 `protobuf:"varint,9,opt,name=dport,proto3" json:"dport,omitempty"`
+	State         string                 `protobuf:"bytes,11,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeSock) Reset() {
+	*x = KprobeSock{}
+	mi := &file_tetragon_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeSock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeSock) ProtoMessage() {}
+
+func (x *KprobeSock) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeSock.ProtoReflect.Descriptor instead.
+func (*KprobeSock) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *KprobeSock) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *KprobeSock) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *KprobeSock) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *KprobeSock) GetSaddr() string {
+	if x != nil {
+		return x.Saddr
+	}
+	return ""
+}
+
+func (x *KprobeSock) GetDaddr() string {
+	if x != nil {
+		return x.Daddr
+	}
+	return ""
+}
+
+func (x *KprobeSock) GetSport() uint32 {
+	if x != nil {
+		return x.Sport
+	}
+	return 0
+}
+
+func (x *KprobeSock) GetDport() uint32 {
+	if x != nil {
+		return x.Dport
+	}
+	return 0
+}
+
+func (x *KprobeSock) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type KprobeSockaddr struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Family        string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Port          uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeSockaddr) Reset() {
+	*x = KprobeSockaddr{}
+	mi := &file_tetragon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeSockaddr) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeSockaddr) ProtoMessage() {}
+
+func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
+func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *KprobeSockaddr) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *KprobeSockaddr) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *KprobeSockaddr) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
 type KprobeArgument struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Arg:
@@ -1397,8 +1557,10 @@ type KprobeArgument struct {
 	//	*KprobeArgument_BytesArg
 	//	*KprobeArgument_PathArg
 	//	*KprobeArgument_FileArg
+	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
 	//	*KprobeArgument_UintArg
+	//	*KprobeArgument_SockaddrArg
 	Arg           isKprobeArgument_Arg `protobuf_oneof:"arg"`
 	Label         string               `protobuf:"bytes,18,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1407,7 +1569,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1581,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1594,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{11}
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -1496,6 +1658,15 @@ func (x *KprobeArgument) GetFileArg() *KprobeFile {
 	return nil
 }
 
+func (x *KprobeArgument) GetSockArg() *KprobeSock {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_SockArg); ok {
+			return x.SockArg
+		}
+	}
+	return nil
+}
+
 func (x *KprobeArgument) GetLongArg() int64 {
 	if x != nil {
 		if x, ok := x.Arg.(*KprobeArgument_LongArg); ok {
@@ -1512,6 +1683,15 @@ func (x *KprobeArgument) GetUintArg() uint32 {
 		}
 	}
 	return 0
+}
+
+func (x *KprobeArgument) GetSockaddrArg() *KprobeSockaddr {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_SockaddrArg); ok {
+			return x.SockaddrArg
+		}
+	}
+	return nil
 }
 
 func (x *KprobeArgument) GetLabel() string {
@@ -1549,12 +1729,20 @@ type KprobeArgument_FileArg struct {
 	FileArg *KprobeFile `protobuf:"bytes,7,opt,name=file_arg,json=fileArg,proto3,oneof"`
 }
 
+type KprobeArgument_SockArg struct {
+	SockArg *KprobeSock `protobuf:"bytes,8,opt,name=sock_arg,json=sockArg,proto3,oneof"`
+}
+
 type KprobeArgument_LongArg struct {
 	LongArg int64 `protobuf:"varint,11,opt,name=long_arg,json=longArg,proto3,oneof"`
 }
 
 type KprobeArgument_UintArg struct {
 	UintArg uint32 `protobuf:"varint,15,opt,name=uint_arg,json=uintArg,proto3,oneof"`
+}
+
+type KprobeArgument_SockaddrArg struct {
+	SockaddrArg *KprobeSockaddr `protobuf:"bytes,29,opt,name=sockaddr_arg,json=sockaddrArg,proto3,oneof"`
 }
 
 func (*KprobeArgument_StringArg) isKprobeArgument_Arg() {}
@@ -1569,9 +1757,13 @@ func (*KprobeArgument_PathArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_FileArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_SockArg) isKprobeArgument_Arg() {}
+
 func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_SockaddrArg) isKprobeArgument_Arg() {}
 
 type ProcessKprobe struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -1593,7 +1785,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1797,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1810,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -1710,7 +1902,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1914,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1927,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -1827,7 +2019,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2031,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2044,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -1943,7 +2135,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2147,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2160,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2053,7 +2245,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2257,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2078,7 +2270,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -2218,7 +2410,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2422,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2435,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -2319,7 +2511,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2523,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2536,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -2372,7 +2564,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2576,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2589,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -2443,7 +2635,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2455,7 +2647,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2468,7 +2660,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -2545,7 +2737,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2557,7 +2749,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2570,7 +2762,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -2673,7 +2865,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2877,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2890,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -2718,7 +2910,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2922,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2935,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -2768,7 +2960,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2780,7 +2972,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2793,7 +2985,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 type GetVersionResponse struct {
@@ -2805,7 +2997,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +3009,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +3022,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -2861,7 +3053,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +3065,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +3078,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -2967,7 +3159,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2979,7 +3171,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2992,7 +3184,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TracingPolicyStatus) GetName() string {
@@ -3059,7 +3251,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3263,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3276,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3099,7 +3291,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3111,7 +3303,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3124,7 +3316,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3157,7 +3349,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3361,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3374,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3201,7 +3393,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3405,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3418,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -3245,7 +3437,7 @@ type TracingPolicyNameRequest struct {
 
 func (x *TracingPolicyNameRequest) Reset() {
 	*x = TracingPolicyNameRequest{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3257,7 +3449,7 @@ func (x *TracingPolicyNameRequest) String() string {
 func (*TracingPolicyNameRequest) ProtoMessage() {}
 
 func (x *TracingPolicyNameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3270,7 +3462,7 @@ func (x *TracingPolicyNameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyNameRequest.ProtoReflect.Descriptor instead.
 func (*TracingPolicyNameRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TracingPolicyNameRequest) GetName() string {
@@ -3288,7 +3480,7 @@ type TracingPolicyNameResponse struct {
 
 func (x *TracingPolicyNameResponse) Reset() {
 	*x = TracingPolicyNameResponse{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3492,7 @@ func (x *TracingPolicyNameResponse) String() string {
 func (*TracingPolicyNameResponse) ProtoMessage() {}
 
 func (x *TracingPolicyNameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3505,7 @@ func (x *TracingPolicyNameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyNameResponse.ProtoReflect.Descriptor instead.
 func (*TracingPolicyNameResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -3406,7 +3598,21 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05flags\x18\x03 \x01(\tR\x05flags\x12\x1e\n" +
 	"\n" +
 	"permission\x18\x04 \x01(\tR\n" +
-	"permission\"\xc5\x02\n" +
+	"permission\"\xc2\x01\n" +
+	"\n" +
+	"KprobeSock\x12\x16\n" +
+	"\x06family\x18\x01 \x01(\tR\x06family\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x14\n" +
+	"\x05saddr\x18\x06 \x01(\tR\x05saddr\x12\x14\n" +
+	"\x05daddr\x18\a \x01(\tR\x05daddr\x12\x14\n" +
+	"\x05sport\x18\b \x01(\rR\x05sport\x12\x14\n" +
+	"\x05dport\x18\t \x01(\rR\x05dport\x12\x14\n" +
+	"\x05state\x18\v \x01(\tR\x05state\"P\n" +
+	"\x0eKprobeSockaddr\x12\x16\n" +
+	"\x06family\x18\x01 \x01(\tR\x06family\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\"\xb7\x03\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -3414,9 +3620,11 @@ const file_tetragon_proto_rawDesc = "" +
 	"\bsize_arg\x18\x04 \x01(\x04H\x00R\asizeArg\x12\x1d\n" +
 	"\tbytes_arg\x18\x05 \x01(\fH\x00R\bbytesArg\x121\n" +
 	"\bpath_arg\x18\x06 \x01(\v2\x14.tetragon.KprobePathH\x00R\apathArg\x121\n" +
-	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x12\x1b\n" +
+	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x121\n" +
+	"\bsock_arg\x18\b \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
 	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12\x1b\n" +
-	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12\x14\n" +
+	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12=\n" +
+	"\fsockaddr_arg\x18\x1d \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x12\x14\n" +
 	"\x05label\x18\x12 \x01(\tR\x05labelB\x05\n" +
 	"\x03arg\"\x89\x03\n" +
 	"\rProcessKprobe\x12+\n" +
@@ -3672,7 +3880,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),               // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                   // 1: tetragon.KprobeAction
@@ -3691,33 +3899,35 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessExit)(nil),                 // 14: tetragon.ProcessExit
 	(*KprobeFile)(nil),                  // 15: tetragon.KprobeFile
 	(*KprobePath)(nil),                  // 16: tetragon.KprobePath
-	(*KprobeArgument)(nil),              // 17: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),               // 18: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),           // 19: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),               // 20: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                  // 21: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),           // 22: tetragon.GetEventsResponse
-	(*Filter)(nil),                      // 23: tetragon.Filter
-	(*GetEventsRequest)(nil),            // 24: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                // 25: tetragon.HealthStatus
-	(*LossCounters)(nil),                // 26: tetragon.LossCounters
-	(*AgentStatus)(nil),                 // 27: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),      // 28: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),     // 29: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),           // 30: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),          // 31: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),           // 32: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),         // 33: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),  // 34: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil), // 35: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),     // 36: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),    // 37: tetragon.AddTracingPolicyResponse
-	(*TracingPolicyNameRequest)(nil),    // 38: tetragon.TracingPolicyNameRequest
-	(*TracingPolicyNameResponse)(nil),   // 39: tetragon.TracingPolicyNameResponse
-	nil,                                 // 40: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),      // 41: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),       // 42: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),        // 43: google.protobuf.BoolValue
+	(*KprobeSock)(nil),                  // 17: tetragon.KprobeSock
+	(*KprobeSockaddr)(nil),              // 18: tetragon.KprobeSockaddr
+	(*KprobeArgument)(nil),              // 19: tetragon.KprobeArgument
+	(*ProcessKprobe)(nil),               // 20: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),           // 21: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),               // 22: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                  // 23: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),           // 24: tetragon.GetEventsResponse
+	(*Filter)(nil),                      // 25: tetragon.Filter
+	(*GetEventsRequest)(nil),            // 26: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                // 27: tetragon.HealthStatus
+	(*LossCounters)(nil),                // 28: tetragon.LossCounters
+	(*AgentStatus)(nil),                 // 29: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),      // 30: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),     // 31: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),           // 32: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),          // 33: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),           // 34: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),         // 35: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),  // 36: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil), // 37: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),     // 38: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),    // 39: tetragon.AddTracingPolicyResponse
+	(*TracingPolicyNameRequest)(nil),    // 40: tetragon.TracingPolicyNameRequest
+	(*TracingPolicyNameResponse)(nil),   // 41: tetragon.TracingPolicyNameResponse
+	nil,                                 // 42: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),      // 43: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),       // 44: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),        // 45: google.protobuf.BoolValue
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,  // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -3733,92 +3943,94 @@ var file_tetragon_proto_depIdxs = []int32{
 	7,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	7,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	7,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	41, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	41, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	41, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	41, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	41, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	41, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	41, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	41, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	43, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	43, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	43, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	43, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	43, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	43, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	43, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	43, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	10, // 21: tetragon.Container.image:type_name -> tetragon.Image
-	42, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	41, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	41, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	42, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	41, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	44, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	43, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	43, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	44, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	43, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	6,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	8,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	41, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	43, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	9,  // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
 	11, // 31: tetragon.Process.container:type_name -> tetragon.Container
 	12, // 32: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	12, // 33: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	12, // 34: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	12, // 35: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	42, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	44, // 36: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
 	16, // 37: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
 	15, // 38: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	12, // 39: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	12, // 40: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	17, // 41: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	17, // 42: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,  // 43: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	12, // 44: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	12, // 45: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	17, // 46: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,  // 47: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	12, // 48: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	12, // 49: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	17, // 50: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,  // 51: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	12, // 52: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	12, // 53: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	17, // 54: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,  // 55: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	13, // 56: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	14, // 57: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	18, // 58: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	19, // 59: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	20, // 60: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	21, // 61: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	42, // 62: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 63: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	43, // 64: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	23, // 65: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	23, // 66: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,  // 67: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,  // 68: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	42, // 69: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	26, // 70: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	40, // 71: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,  // 72: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	25, // 73: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	27, // 74: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,  // 75: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	32, // 76: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	33, // 77: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	24, // 78: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	28, // 79: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	30, // 80: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	34, // 81: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	36, // 82: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	38, // 83: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
-	38, // 84: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
-	38, // 85: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
-	22, // 86: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	29, // 87: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	31, // 88: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	35, // 89: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	37, // 90: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	39, // 91: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
-	39, // 92: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
-	39, // 93: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
-	86, // [86:94] is the sub-list for method output_type
-	78, // [78:86] is the sub-list for method input_type
-	78, // [78:78] is the sub-list for extension type_name
-	78, // [78:78] is the sub-list for extension extendee
-	0,  // [0:78] is the sub-list for field type_name
+	17, // 39: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	18, // 40: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	12, // 41: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	12, // 42: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	19, // 43: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	19, // 44: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,  // 45: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	12, // 46: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	12, // 47: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	19, // 48: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,  // 49: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	12, // 50: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	12, // 51: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	19, // 52: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,  // 53: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	12, // 54: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	12, // 55: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	19, // 56: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,  // 57: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	13, // 58: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	14, // 59: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	20, // 60: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	21, // 61: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	22, // 62: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	23, // 63: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	44, // 64: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 65: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	45, // 66: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	25, // 67: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	25, // 68: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,  // 69: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,  // 70: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	44, // 71: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	28, // 72: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	42, // 73: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,  // 74: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	27, // 75: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	29, // 76: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,  // 77: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	34, // 78: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	35, // 79: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	26, // 80: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	30, // 81: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	32, // 82: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	36, // 83: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	38, // 84: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	40, // 85: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	40, // 86: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	40, // 87: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.TracingPolicyNameRequest
+	24, // 88: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	31, // 89: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	33, // 90: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	37, // 91: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	39, // 92: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	41, // 93: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	41, // 94: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	41, // 95: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.TracingPolicyNameResponse
+	88, // [88:96] is the sub-list for method output_type
+	80, // [80:88] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -3826,17 +4038,19 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[11].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[13].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SizeArg)(nil),
 		(*KprobeArgument_BytesArg)(nil),
 		(*KprobeArgument_PathArg)(nil),
 		(*KprobeArgument_FileArg)(nil),
+		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
+		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[16].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[18].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -3850,7 +4064,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -3,6 +3,7 @@ package encoder
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -164,6 +165,10 @@ func (c *Compact) kprobe(node string, k *api.ProcessKprobe) {
 		if len(args) > 1 && argInt(args[1])&mayWrite != 0 {
 			emoji, label = "📝", "write"
 		}
+	case "tcp_connect", "tcp_v4_connect", "tcp_v6_connect":
+		emoji, label, detail = "🔌", "connect", firstSock(args)
+	case "tcp_close":
+		emoji, label, detail = "🧹", "close", firstSock(args)
 	case "fd_install", "security_file_open":
 		emoji, label, detail = "📬", "open", firstPath(args)
 	case "security_mmap_file":
@@ -205,12 +210,36 @@ func argText(a *api.KprobeArgument) string {
 		return v.PathArg.GetPath()
 	case *api.KprobeArgument_StringArg:
 		return v.StringArg
+	case *api.KprobeArgument_SockArg:
+		return sockText(v.SockArg)
+	case *api.KprobeArgument_SockaddrArg:
+		return hostPort(v.SockaddrArg.GetAddr(), v.SockaddrArg.GetPort())
 	case *api.KprobeArgument_BytesArg:
 		return fmt.Sprintf("%d bytes", len(v.BytesArg))
 	case nil:
 		return ""
 	}
 	return strconv.FormatInt(argInt(a), 10)
+}
+
+// firstSock renders the first socket argument as Tetragon does:
+// "tcp 10.0.0.1:40000 -> 10.0.0.2:80".
+func firstSock(args []*api.KprobeArgument) string {
+	for _, a := range args {
+		if s := a.GetSockArg(); s != nil {
+			return sockText(s)
+		}
+	}
+	return argsText(args)
+}
+
+func sockText(s *api.KprobeSock) string {
+	proto := strings.ToLower(strings.TrimPrefix(s.GetProtocol(), "IPPROTO_"))
+	return fmt.Sprintf("%s %s -> %s", proto, hostPort(s.GetSaddr(), s.GetSport()), hostPort(s.GetDaddr(), s.GetDport()))
+}
+
+func hostPort(addr string, port uint32) string {
+	return net.JoinHostPort(addr, strconv.FormatUint(uint64(port), 10))
 }
 
 func argPath(args []*api.KprobeArgument, i int) string {

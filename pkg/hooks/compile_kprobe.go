@@ -153,8 +153,12 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegKPath
 	case t == tracingpolicy.TypeDentry:
 		arg.Source = sensor.SrcRegDentry
+	case t == tracingpolicy.TypeSock:
+		arg.Source = sensor.SrcRegSock
+	case t == tracingpolicy.TypeSockaddr:
+		arg.Source = sensor.SrcRegSockaddr
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr)", a.Index, a.Type)
 	}
 	return arg, nil
 }
@@ -187,8 +191,10 @@ func registerSource(what string) argSource {
 			return intSource(a), nil
 		case t == tracingpolicy.TypeString, t == tracingpolicy.TypeFilename, t == tracingpolicy.TypeCharBuf:
 			return sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
+		case t == tracingpolicy.TypeSockaddr:
+			return sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
 		}
-		return sensor.Arg{}, fmt.Errorf("argument %d: type %q cannot be read from %s (supported: integer types, fd, string, filename, char_buf)", a.Index, a.Type, what)
+		return sensor.Arg{}, fmt.Errorf("argument %d: type %q cannot be read from %s (supported: integer types, fd, string, filename, char_buf, sockaddr)", a.Index, a.Type, what)
 	}
 }
 

@@ -330,6 +330,13 @@ func argsString(args []*api.KprobeArgument) string {
 			parts = append(parts, "path:"+a.GetPathArg().GetPath())
 		case a.GetStringArg() != "":
 			parts = append(parts, "string:"+a.GetStringArg())
+		case a.GetSockArg() != nil:
+			s := a.GetSockArg()
+			parts = append(parts, fmt.Sprintf("sock:%s/%s/%s/%s:%d->%s:%d/%s", s.GetFamily(), s.GetType(), s.GetProtocol(),
+				s.GetSaddr(), s.GetSport(), s.GetDaddr(), s.GetDport(), s.GetState()))
+		case a.GetSockaddrArg() != nil:
+			s := a.GetSockaddrArg()
+			parts = append(parts, fmt.Sprintf("sockaddr:%s/%s:%d", s.GetFamily(), s.GetAddr(), s.GetPort()))
 		case a.GetLongArg() != 0:
 			parts = append(parts, fmt.Sprintf("long:%d", a.GetLongArg()))
 		case a.GetSizeArg() != 0:

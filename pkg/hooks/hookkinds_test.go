@@ -191,17 +191,25 @@ spec:
 // and %[3]s... for extra, and checks that its one hook is served by mech.
 func (h *harness) loadPolicy(t *testing.T, mech, policy string, extra ...any) {
 	t.Helper()
+	p := h.parse(t, policy, extra...)
+	if err := h.m.LoadPolicy(p); err != nil {
+		t.Fatal(err)
+	}
+	name := p.Metadata.Name
+	if got := h.mechanismOf(t, name); got != mech {
+		t.Fatalf("policy %s is served by %s, want %s", name, got, mech)
+	}
+}
+
+// parse parses a policy whose YAML has %[2]s for the test's directory and
+// %[3]s... for extra.
+func (h *harness) parse(t *testing.T, policy string, extra ...any) *tp.TracingPolicy {
+	t.Helper()
 	ps, err := tp.Parse("policy.yaml", fmt.Appendf(nil, policy, append([]any{"", h.dir}, extra...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := ps[0].Metadata.Name
-	if err := h.m.LoadPolicy(ps[0]); err != nil {
-		t.Fatal(err)
-	}
-	if got := h.mechanismOf(t, name); got != mech {
-		t.Fatalf("policy %s is served by %s, want %s", name, got, mech)
-	}
+	return ps[0]
 }
 
 func wantEvents(t *testing.T, got []event, want ...string) {
@@ -396,11 +404,7 @@ func TestHookKindMissingFeature(t *testing.T) {
 		{uprobePolicy, "uprobe", []any{"/bin/sh", 4096}},
 	} {
 		h := newHarness(t, "", map[string]bool{})
-		ps, err := tp.Parse("policy.yaml", fmt.Appendf(nil, tc.policy, append([]any{"", h.dir}, tc.extra...)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = h.m.LoadPolicy(ps[0])
+		err := h.m.LoadPolicy(h.parse(t, tc.policy, tc.extra...))
 		if err == nil || !strings.Contains(err.Error(), "(probe feature "+tc.missing+")") {
 			t.Errorf("error %v, want it to name probe feature %s", err, tc.missing)
 		}

@@ -462,6 +462,10 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 			case "fd":
 			case "file":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: validUTF8(path), Flags: pathFlags(flags)}}}
+			case "sock":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
+			case "sockaddr":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
 			case "path", "dentry":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: validUTF8(path), Flags: pathFlags(flags)}}}
 			default:

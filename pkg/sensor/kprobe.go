@@ -38,6 +38,14 @@ const (
 	AttachUprobe
 )
 
+// Argument sources only bpf/kprobe.c reads: the socket's fields, or the
+// socket address, are copied into the argument's string slot (see
+// struct sock_data there).
+const (
+	SrcRegSock     ArgSource = 32 // struct sock *
+	SrcRegSockaddr ArgSource = 33 // struct sockaddr *, kernel or user memory
+)
+
 // How a tracepoint field is read into a parameter slot.
 const (
 	FieldValue   uint8 = 0 // an integer or pointer

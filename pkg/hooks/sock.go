@@ -1,0 +1,81 @@
+package hooks
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strconv"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+)
+
+// Linux constants, by the names Tetragon reports.
+var (
+	familyNames   = map[uint16]string{1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6"}
+	sockTypeNames = map[uint16]string{1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 5: "SOCK_SEQPACKET"}
+	protoNames    = map[uint16]string{1: "IPPROTO_ICMP", 6: "IPPROTO_TCP", 17: "IPPROTO_UDP", 58: "IPPROTO_ICMPV6", 132: "IPPROTO_SCTP"}
+	tcpStateNames = map[uint8]string{
+		1: "TCP_ESTABLISHED", 2: "TCP_SYN_SENT", 3: "TCP_SYN_RECV", 4: "TCP_FIN_WAIT1", 5: "TCP_FIN_WAIT2",
+		6: "TCP_TIME_WAIT", 7: "TCP_CLOSE", 8: "TCP_CLOSE_WAIT", 9: "TCP_LAST_ACK", 10: "TCP_LISTEN",
+		11: "TCP_CLOSING", 12: "TCP_NEW_SYN_RECV",
+	}
+)
+
+const (
+	afInet  = 2
+	afInet6 = 10
+)
+
+// name is k's name, or k in decimal for a value without one.
+func name[K uint8 | uint16](names map[K]string, k K) string {
+	if n, ok := names[k]; ok {
+		return n
+	}
+	return strconv.FormatUint(uint64(k), 10)
+}
+
+// sockArg decodes struct sock_data (bpf/kprobe.c): family, type and
+// protocol, source port, destination port (host order), state, then the
+// addresses at 16 and 32 (network order).
+func sockArg(b []byte) *api.KprobeSock {
+	if len(b) < 48 {
+		return &api.KprobeSock{}
+	}
+	le := binary.LittleEndian
+	family := le.Uint16(b[0:])
+	s := &api.KprobeSock{
+		Family:   name(familyNames, family),
+		Type:     name(sockTypeNames, le.Uint16(b[2:])),
+		Protocol: name(protoNames, le.Uint16(b[4:])),
+		Sport:    uint32(le.Uint16(b[6:])),
+		Dport:    uint32(le.Uint16(b[8:])),
+		State:    name(tcpStateNames, b[10]),
+	}
+	s.Saddr, s.Daddr = addr(family, b[16:32]), addr(family, b[32:48])
+	return s
+}
+
+// sockaddrArg decodes a struct sockaddr_in or sockaddr_in6.
+func sockaddrArg(b []byte) *api.KprobeSockaddr {
+	if len(b) < 2 {
+		return &api.KprobeSockaddr{}
+	}
+	family := binary.LittleEndian.Uint16(b)
+	s := &api.KprobeSockaddr{Family: name(familyNames, family)}
+	switch {
+	case family == afInet && len(b) >= 8:
+		s.Port, s.Addr = uint32(binary.BigEndian.Uint16(b[2:])), addr(family, b[4:8])
+	case family == afInet6 && len(b) >= 24:
+		s.Port, s.Addr = uint32(binary.BigEndian.Uint16(b[2:])), addr(family, b[8:24])
+	}
+	return s
+}
+
+func addr(family uint16, b []byte) string {
+	switch {
+	case family == afInet && len(b) >= 4:
+		return netip.AddrFrom4([4]byte(b[:4])).String()
+	case family == afInet6 && len(b) >= 16:
+		return netip.AddrFrom16([16]byte(b[:16])).String()
+	}
+	return ""
+}
