@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -412,4 +413,44 @@ func TestHookKindMissingFeature(t *testing.T) {
 			t.Errorf("the refused policy left %+v", st)
 		}
 	}
+}
+
+// The shipped tracepoint example reports a ptrace attach, with the
+// request and target pid, and nothing for other ptrace requests.
+func TestPtraceAttachExample(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tracepoint")
+	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
+	ps, err := tp.ParseFile("../../policies/examples/ptrace-attach.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.LoadPolicy(ps[0]); err != nil {
+		t.Fatal(err)
+	}
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleep.Process.Kill(); sleep.Wait() }()
+	pid := sleep.Process.Pid
+	h.mu.Lock()
+	h.pids[uint32(os.Getpid())] = "test"
+	h.mu.Unlock()
+	// ptrace requests are per thread: attach, wait and detach on one
+	func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := syscall.PtraceAttach(pid); err != nil {
+			t.Fatal(err)
+		}
+		var ws syscall.WaitStatus
+		if _, err := syscall.Wait4(pid, &ws, syscall.WALL, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.PtraceDetach(pid); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	wantEvents(t, h.events(t), fmt.Sprintf("test syscalls/sys_enter_ptrace POST long:16 long:%d", pid))
 }

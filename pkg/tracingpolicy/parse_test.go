@@ -117,7 +117,7 @@ func TestShippedPolicies(t *testing.T) {
 	examples, _ := filepath.Glob(filepath.Join(dir, "examples", "*"))
 	files = append(files, examples...)
 	want := []string{"enforcement.yaml", "file-monitoring.yaml",
-		"file-monitoring-enforce.yaml", "kill-binary-exec.yaml", "sys-openat-write.yaml", "tcp-connect.yaml"}
+		"file-monitoring-enforce.yaml", "kill-binary-exec.yaml", "ptrace-attach.yaml", "sys-openat-write.yaml", "tcp-connect.yaml"}
 	var yamls []string
 	names := map[string]string{}
 	for _, f := range files {
