@@ -174,10 +174,15 @@ static long fill_arg(__u32 idx, void *data)
 	return 0;
 }
 
-static __always_inline void fill_args(struct gen_conf *c, struct gen_rec *r, struct pt_regs *regs,
-				      struct sys_variant *v, long ret, struct task_struct *t)
+/* fill_args reads the call's arguments into the record. Not inlined: its
+ * frame is then not under the selector evaluation's, whose chain of
+ * bpf_loop callbacks and functions must fit the 512-byte combined stack
+ * that 6.1's verifier checks. */
+static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct pt_regs *regs,
+				 struct sys_variant *v, long ret)
 {
-	struct fill_ctx x = {.c = c, .r = r, .regs = regs, .v = v, .t = t, .ret = ret};
+	struct fill_ctx x = {.c = c, .r = r, .regs = regs, .v = v, .ret = ret,
+			     .t = (struct task_struct *)bpf_get_current_task()};
 
 	bpf_loop(c->nargs, fill_arg, &x, 0);
 }
@@ -227,7 +232,7 @@ static long handle_variant(__u32 vi, void *data)
 	}
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
-	fill_args(c, r, x->regs, v, x->ret, t);
+	fill_args(c, r, x->regs, v, x->ret);
 	s = select(c, r, x->ret);
 	if (s < 0) {
 		/* stored with the generation read before the path was resolved:

@@ -148,8 +148,12 @@ static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void 
 	r->str_len[s & 1] = sizeof(struct sockaddr_in6);
 }
 
-static __always_inline void fill_args(struct gen_conf *c, struct gen_rec *r, struct raw_args *ra,
-				      long ret, struct task_struct *t)
+/* Not inlined: its frame (the path walk's context among others) is then
+ * not under the selector evaluation's, whose chain of bpf_loop callbacks
+ * and functions must fit the 512-byte combined stack 6.1's verifier
+ * checks. */
+static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct raw_args *ra,
+				 long ret, struct task_struct *t)
 {
 	for (int i = 0; i < MAX_ARGS; i++) {
 		struct arg_conf *a = &c->args[i];

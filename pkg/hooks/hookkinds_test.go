@@ -206,7 +206,13 @@ func (h *harness) loadPolicy(t *testing.T, mech, policy string, extra ...any) {
 // %[3]s... for extra.
 func (h *harness) parse(t *testing.T, policy string, extra ...any) *tp.TracingPolicy {
 	t.Helper()
-	ps, err := tp.Parse("policy.yaml", fmt.Appendf(nil, policy, append([]any{"", h.dir}, extra...)...))
+	text := []byte(policy)
+	if strings.Contains(policy, "%[") {
+		// without explicit-index verbs fmt would append the unused
+		// arguments as %!(EXTRA ...)
+		text = fmt.Appendf(nil, policy, append([]any{"", h.dir}, extra...)...)
+	}
+	ps, err := tp.Parse("policy.yaml", text)
 	if err != nil {
 		t.Fatal(err)
 	}
