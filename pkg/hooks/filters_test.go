@@ -1,0 +1,659 @@
+package hooks
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// shorter names for the parsed filters the compile test builds
+type (
+	tpPID       = tp.PIDSelector
+	tpBinary    = tp.BinarySelector
+	tpNamespace = tp.NamespaceSelector
+	tpCaps      = tp.CapabilitiesSelector
+)
+
+// The process filters (matchBinaries, matchPIDs, matchNamespaces,
+// matchCapabilities) and matchReturnArgs, evaluated in the kernel, on real
+// workloads. Each policy hooks fd_install; selector i pairs the filter
+// under test with the file data<i> of the test directory, so the file an
+// event names tells which selector matched, and the events of one policy
+// show every operator's match and non-match at once.
+
+// filterPolicy returns a policy (a template for harness.load) whose
+// selector i matches opens of data<i> that pass filters[i], a YAML
+// fragment at the selector's indentation.
+func filterPolicy(name string, filters ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: %q
+spec:
+  options:
+  - name: hook-mechanism
+    value: "%%[1]s"
+  kprobes:
+  - call: "fd_install"
+    syscall: false
+    args:
+    - index: 1
+      type: "file"
+    selectors:
+`, name)
+	for i, f := range filters {
+		fmt.Fprintf(&b, `    - matchArgs:
+      - index: 1
+        operator: "Equal"
+        values:
+        - "%%[2]s/data%d"
+%s`, i, f)
+	}
+	return b.String()
+}
+
+// filterEnv is a test directory with data files and copies of cat and sh
+// in two directories, so that two processes differ only by the path of
+// their executable. Busybox (the lanes' userland) picks the applet from
+// argv[0]'s base name, so its copies still run cat and sh.
+type filterEnv struct {
+	h *harness
+}
+
+func newFilterEnv(t *testing.T, mech string) *filterEnv {
+	t.Helper()
+	h := newHarness(t, mech, testutil.Kernel(t).Map())
+	files := map[string]string{}
+	for i := range 5 {
+		files[fmt.Sprintf("data%d", i)] = "x"
+	}
+	writeFiles(t, h.dir, files)
+	for _, c := range []struct{ tool, dst string }{{"cat", "a/cat"}, {"cat", "b/cat"}, {"sh", "a/sh"}} {
+		copyExecutable(t, c.tool, filepath.Join(h.dir, c.dst))
+	}
+	// other users run the copies and read the data files (matchCapabilities)
+	for _, d := range []string{filepath.Dir(h.dir), h.dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &filterEnv{h: h}
+}
+
+// copyExecutable copies the executable that tool names on PATH to dst.
+func copyExecutable(t *testing.T, tool, dst string) {
+	t.Helper()
+	src, err := exec.LookPath(tool)
+	if err != nil {
+		t.Skipf("%s is not installed: %v", tool, err)
+	}
+	if src, err = filepath.EvalSymlinks(src); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// path returns the absolute path of a file of the test directory.
+func (e *filterEnv) path(rel string) string { return filepath.Join(e.h.dir, rel) }
+
+// run runs argv in the test directory with attr, naming its events name,
+// and waits for it; it may fail (cat of a missing file).
+func (e *filterEnv) run(t *testing.T, name string, attr *syscall.SysProcAttr, argv ...string) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.SysProcAttr = e.h.dir, attr
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	e.h.mu.Lock()
+	e.h.pids[uint32(cmd.Process.Pid)] = name
+	e.h.mu.Unlock()
+	if err := cmd.Wait(); err != nil {
+		t.Logf("%s %v: %v: %s", name, argv, err, out.String())
+	}
+}
+
+// waiter is a shell that runs a script once told to, so that its pid is
+// known before the policy that names it loads.
+type waiter struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+}
+
+func (e *filterEnv) startWaiter(t *testing.T, name, script string) *waiter {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", "read go; "+script)
+	cmd.Dir = e.h.dir
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	e.h.mu.Lock()
+	e.h.pids[uint32(cmd.Process.Pid)] = name
+	e.h.mu.Unlock()
+	return &waiter{cmd: cmd, in: in}
+}
+
+func (w *waiter) pid() int { return w.cmd.Process.Pid }
+
+// release runs the waiter's script and waits for it.
+func (w *waiter) release(t *testing.T) {
+	t.Helper()
+	if _, err := io.WriteString(w.in, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Wait(); err != nil {
+		t.Fatalf("waiter: %v", err)
+	}
+}
+
+// events returns, in order, "<name> <file>" for each event, name being
+// the name a process was started with, or "child" for the processes
+// they started. Only the test's workloads open the data files, so every
+// record is one of theirs.
+func (e *filterEnv) events(t *testing.T) []string {
+	t.Helper()
+	h := e.h
+	var out []string
+	var d observer.Decoder
+	for {
+		h.rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		rec, err := h.rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := d.Decode(rec.RawSample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, ok := v.(*observer.Generic)
+		if !ok {
+			continue
+		}
+		resp, ok := h.m.Event(g, nil, nil)
+		if !ok {
+			t.Fatalf("record of hook %d made no event", g.HookID)
+		}
+		_, hook, action, args := summarize(t, resp)
+		h.mu.Lock()
+		name, ok := h.pids[g.Pid]
+		h.mu.Unlock()
+		if !ok {
+			name = "child"
+		}
+		ev := strings.ReplaceAll(fmt.Sprintf("%s %s %s %s", name, hook, strings.TrimPrefix(action.String(), "KPROBE_ACTION_"), argsString(args)), h.dir, "$DIR")
+		t.Logf("%s: %s", h.mech, ev)
+		out = append(out, ev)
+	}
+}
+
+// check compares the events with want, written "<name> <data file>" for
+// fd_install posts, and checks that nothing else reached the ring buffer:
+// a call no selector matches must write no record.
+func (e *filterEnv) check(t *testing.T, want ...string) {
+	t.Helper()
+	got := e.events(t)
+	var exp []string
+	for _, w := range want {
+		name, file, _ := strings.Cut(w, " ")
+		exp = append(exp, fmt.Sprintf("%s fd_install POST file:$DIR/%s", name, file))
+	}
+	if !slices.Equal(got, exp) {
+		t.Fatalf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(exp, "\n  "))
+	}
+	if st := e.h.stats(t); st.Posted != uint64(len(got)) {
+		t.Fatalf("the hook posted %d records for %d events", st.Posted, len(got))
+	}
+}
+
+// forEachMechanism runs f through each mechanism the kernel offers.
+func forEachMechanism(t *testing.T, f func(t *testing.T, mech string)) {
+	testutil.RequireRoot(t)
+	for _, mech := range mechanisms {
+		t.Run(mech.name, func(t *testing.T) {
+			testutil.RequireFeature(t, mech.feature)
+			f(t, mech.name)
+		})
+	}
+}
+
+func TestMatchBinaries(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		t.Run("operators", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			acat := e.path("a/cat")
+			e.h.load(t, filterPolicy("binaries",
+				`      matchBinaries:
+      - operator: In
+        values: ["%[2]s/a/cat"]
+`, `      matchBinaries:
+      - operator: NotIn
+        values: ["%[2]s/a/cat"]
+`, `      matchBinaries:
+      - operator: Prefix
+        values: ["%[2]s/a/"]
+`, `      matchBinaries:
+      - operator: NotPrefix
+        values: ["%[2]s/a/"]
+`, `      matchBinaries:
+      - operator: Postfix
+        values: ["/a/cat"]
+`))
+			for i := range 5 {
+				data := fmt.Sprintf("data%d", i)
+				e.run(t, "a/cat", nil, acat, data)
+				e.run(t, "b/cat", nil, e.path("b/cat"), data)
+			}
+			e.check(t, "a/cat data0", "b/cat data1", "a/cat data2", "b/cat data3", "a/cat data4")
+		})
+		t.Run("followChildren", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			ash, bcat := e.path("a/sh"), e.path("b/cat")
+			e.h.load(t, filterPolicy("binaries-follow",
+				`      matchBinaries:
+      - operator: NotPostfix
+        values: ["/a/cat"]
+`, `      matchBinaries:
+      - operator: In
+        values: ["%[2]s/a/sh"]
+        followChildren: true
+`, `      matchBinaries:
+      - operator: In
+        values: ["%[2]s/a/sh"]
+`, `      matchBinaries:
+      - operator: NotIn
+        values: ["%[2]s/a/sh"]
+        followChildren: true
+`))
+			e.run(t, "a/cat", nil, e.path("a/cat"), "data0")
+			e.run(t, "b/cat", nil, bcat, "data0")
+			// "; true" makes the shell fork for cat instead of exec'ing it
+			for i := 1; i <= 3; i++ {
+				script := fmt.Sprintf("%s data%d; true", bcat, i)
+				e.run(t, "a/sh", nil, ash, "-c", script)
+				e.run(t, "sh", nil, "sh", "-c", script)
+			}
+			// data1: a/sh's child; data2: nobody (cat is not a/sh);
+			// data3: the child of the sh that is not a/sh
+			e.check(t, "b/cat data0", "child data1", "child data3")
+		})
+	})
+}
+
+func TestMatchPIDs(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		t.Run("operators", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			bcat := e.path("b/cat")
+			// exec: the waiter itself opens; "; true": a child of it does
+			w := []*waiter{
+				e.startWaiter(t, "w0", "exec "+bcat+" data0"),
+				e.startWaiter(t, "w1", "exec "+bcat+" data1"),
+				e.startWaiter(t, "w2", bcat+" data2; true"),
+				e.startWaiter(t, "w3", bcat+" data3; true"),
+				e.startWaiter(t, "w4", bcat+" data4; true"),
+			}
+			e.h.load(t, filterPolicy("pids",
+				fmt.Sprintf(`      matchPIDs:
+      - operator: In
+        values: [%d]
+`, w[0].pid()), fmt.Sprintf(`      matchPIDs:
+      - operator: NotIn
+        values: [%d]
+`, w[1].pid()), fmt.Sprintf(`      matchPIDs:
+      - operator: In
+        values: [%d]
+        followForks: true
+`, w[2].pid()), fmt.Sprintf(`      matchPIDs:
+      - operator: In
+        values: [%d]
+`, w[3].pid()), fmt.Sprintf(`      matchPIDs:
+      - operator: NotIn
+        values: [%d]
+        followForks: true
+`, w[4].pid())))
+			for i, wi := range w {
+				wi.release(t)
+				e.run(t, "b/cat", nil, bcat, fmt.Sprintf("data%d", i))
+			}
+			e.check(t, "w0 data0", "b/cat data1", "child data2", "b/cat data4")
+		})
+		t.Run("isNamespacePID", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			bcat := e.path("b/cat")
+			e.h.load(t, filterPolicy("nspid", `      matchPIDs:
+      - operator: In
+        values: [1]
+        isNamespacePID: true
+`, `      matchPIDs:
+      - operator: In
+        values: [1]
+`, `      matchPIDs:
+      - operator: NotIn
+        values: [1]
+        isNamespacePID: true
+`))
+			// the first process of a new pid namespace is its pid 1
+			newPID := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+			for i := range 3 {
+				data := fmt.Sprintf("data%d", i)
+				e.run(t, "newpid", newPID, bcat, data)
+				e.run(t, "b/cat", nil, bcat, data)
+			}
+			e.check(t, "newpid data0", "b/cat data2")
+		})
+	})
+}
+
+// ownNamespace returns the inode number of namespace proc of the test
+// process, which its children inherit.
+func ownNamespace(t *testing.T, proc string) uint64 {
+	t.Helper()
+	fi, err := os.Stat("/proc/self/ns/" + proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+func nsFilter(ns, op string, value any) string {
+	return fmt.Sprintf(`      - namespace: %s
+        operator: %s
+        values: ["%v"]
+`, ns, op, value)
+}
+
+func TestMatchNamespaces(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		t.Run("inode numbers", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			bcat := e.path("b/cat")
+			own := func(p string) uint64 { return ownNamespace(t, p) }
+			e.h.load(t, filterPolicy("namespaces",
+				"      matchNamespaces:\n"+nsFilter("Net", "In", own("net")),
+				"      matchNamespaces:\n"+nsFilter("Net", "NotIn", own("net")),
+				// every other kind at once: one read of the wrong
+				// namespace and the selector never matches
+				"      matchNamespaces:\n"+nsFilter("Uts", "In", own("uts"))+nsFilter("Ipc", "In", own("ipc"))+
+					nsFilter("Mnt", "In", own("mnt"))+nsFilter("Pid", "In", own("pid"))+
+					nsFilter("PidForChildren", "In", own("pid_for_children"))+nsFilter("Time", "In", own("time"))+
+					nsFilter("TimeForChildren", "In", own("time_for_children")),
+				"      matchNamespaces:\n"+nsFilter("Cgroup", "In", own("cgroup"))+nsFilter("User", "In", own("user")),
+				"      matchNamespaces:\n"+nsFilter("Mnt", "NotIn", own("mnt")),
+			))
+			for i, c := range []struct {
+				name  string
+				flags uintptr
+			}{{"newnet", syscall.CLONE_NEWNET}, {"newnet", syscall.CLONE_NEWNET}, {"newuts", syscall.CLONE_NEWUTS},
+				{"newcgroup", syscall.CLONE_NEWCGROUP}, {"newmnt", syscall.CLONE_NEWNS}} {
+				data := fmt.Sprintf("data%d", i)
+				e.run(t, c.name, &syscall.SysProcAttr{Cloneflags: c.flags}, bcat, data)
+				e.run(t, "b/cat", nil, bcat, data)
+			}
+			e.check(t, "b/cat data0", "newnet data1", "b/cat data2", "b/cat data3", "newmnt data4")
+		})
+		t.Run("host_ns", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			bcat := e.path("b/cat")
+			policy := filterPolicy("host-ns",
+				"      matchNamespaces:\n"+nsFilter("Net", "In", "host_ns"),
+				"      matchNamespaces:\n"+nsFilter("Net", "NotIn", "host_ns"))
+			if _, err := os.Stat("/proc/1/ns/net"); err != nil {
+				// where pid 1's namespaces cannot be read (a sandbox
+				// that hides its init), host_ns is a load error saying so
+				_, lerr := e.h.tryLoad(t, policy, mech)
+				if lerr == nil || !strings.Contains(lerr.Error(), "Net host_ns: reading the host's net namespace") {
+					t.Fatalf("load error %v, want the host's net namespace unreadable (%v)", lerr, err)
+				}
+				return
+			}
+			if ownNamespace(t, "net") != hostInode(t, "net") {
+				t.Skip("the test does not run in pid 1's network namespace")
+			}
+			e.h.load(t, policy)
+			newNet := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+			for i := range 2 {
+				data := fmt.Sprintf("data%d", i)
+				e.run(t, "newnet", newNet, bcat, data)
+				e.run(t, "b/cat", nil, bcat, data)
+			}
+			e.check(t, "b/cat data0", "newnet data1")
+		})
+	})
+}
+
+func hostInode(t *testing.T, proc string) uint64 {
+	t.Helper()
+	fi, err := os.Stat("/proc/1/ns/" + proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+func capsFilter(typ, op string, extra string) string {
+	return fmt.Sprintf(`      matchCapabilities:
+      - type: %s
+        operator: %s
+        values: ["CAP_SYS_ADMIN"]
+%s`, typ, op, extra)
+}
+
+func TestMatchCapabilities(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		t.Run("sets", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			bcat := e.path("b/cat")
+			e.h.load(t, filterPolicy("caps",
+				capsFilter("Effective", "In", ""),
+				capsFilter("Effective", "NotIn", ""),
+				capsFilter("Permitted", "In", ""),
+				capsFilter("Inheritable", "In", ""),
+			))
+			// a user other than root loses its capabilities at exec
+			nobody := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			// an ambient capability is inheritable too
+			ambient := &syscall.SysProcAttr{AmbientCaps: []uintptr{21 /* CAP_SYS_ADMIN */}}
+			for i := range 3 {
+				data := fmt.Sprintf("data%d", i)
+				e.run(t, "root", nil, bcat, data)
+				e.run(t, "nobody", nobody, bcat, data)
+			}
+			e.run(t, "root", nil, bcat, "data3")
+			e.run(t, "ambient", ambient, bcat, "data3")
+			e.check(t, "root data0", "nobody data1", "root data2", "ambient data3")
+		})
+		t.Run("isNamespaceCapability", func(t *testing.T) {
+			e := newFilterEnv(t, mech)
+			bcat := e.path("b/cat")
+			policy := filterPolicy("ns-caps", capsFilter("Effective", "In", "        isNamespaceCapability: true\n"))
+			if _, err := os.Stat("/proc/1/ns/user"); err != nil {
+				_, lerr := e.h.tryLoad(t, policy, mech)
+				if lerr == nil || !strings.Contains(lerr.Error(), "isNamespaceCapability: reading the host's user namespace") {
+					t.Fatalf("load error %v, want the host's user namespace unreadable (%v)", lerr, err)
+				}
+				return
+			}
+			if ownNamespace(t, "user") != hostInode(t, "user") {
+				t.Skip("the test does not run in pid 1's user namespace")
+			}
+			e.h.load(t, policy)
+			// root of a user namespace of its own has every capability there
+			newUser := &syscall.SysProcAttr{
+				Cloneflags:  syscall.CLONE_NEWUSER,
+				UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+				GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
+			}
+			e.run(t, "root", nil, bcat, "data0")
+			e.run(t, "newuser", newUser, bcat, "data0")
+			e.check(t, "newuser data0")
+		})
+	})
+}
+
+// returnPolicy hooks openat's return; selector i matches opens of paths
+// starting with data<i> whose return value passes filters[i].
+func returnPolicy(filters ...string) string {
+	var b strings.Builder
+	b.WriteString(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "return-args"
+spec:
+  options:
+  - name: hook-mechanism
+    value: "%[1]s"
+  kprobes:
+  - call: "sys_openat"
+    syscall: true
+    return: true
+    args:
+    - index: 1
+      type: "string"
+    returnArg:
+      index: 0
+      type: "int"
+    selectors:
+`)
+	for i, f := range filters {
+		fmt.Fprintf(&b, `    - matchArgs:
+      - index: 1
+        operator: "Prefix"
+        values:
+        - "%%[2]s/data%d"
+      matchReturnArgs:
+%s`, i, f)
+	}
+	return b.String()
+}
+
+func TestMatchReturnArgs(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		e := newFilterEnv(t, mech)
+		bcat := e.path("b/cat")
+		ret := func(op, v string) string {
+			return fmt.Sprintf("      - index: 0\n        operator: %s\n        values: [\"%s\"]\n", op, v)
+		}
+		e.h.load(t, returnPolicy(ret("LessThan", "0"), ret("GreaterThan", "-1"), ret("Equal", "-2"), ret("NotEqual", "-2")))
+		for i := range 4 {
+			data := e.path(fmt.Sprintf("data%d", i))
+			e.run(t, "cat", nil, bcat, data)
+			e.run(t, "missing", nil, bcat, data+".missing")
+		}
+		got := e.events(t)
+		want := []string{
+			"missing sys_openat POST string:$DIR/data0.missing",
+			"cat sys_openat POST string:$DIR/data1",
+			"missing sys_openat POST string:$DIR/data2.missing",
+			"cat sys_openat POST string:$DIR/data3",
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		if st := e.h.stats(t); st.Posted != uint64(len(got)) {
+			t.Fatalf("the hook posted %d records for %d events", st.Posted, len(got))
+		}
+	})
+}
+
+// TestCompileFilters checks the compile step's refusals: each names the
+// filter and what is allowed.
+func TestCompileFilters(t *testing.T) {
+	args := []ArgDecl{{Index: 1, Type: "file"}}
+	nine := make([]uint32, 9)
+	for _, c := range []struct {
+		name string
+		ret  bool
+		sel  SelectorDecl
+		want string
+	}{
+		{"pid operator", false, SelectorDecl{MatchPIDs: []tpPID{{Operator: "Equal", Values: []uint32{1}}}},
+			`matchPIDs: operator "Equal" is not supported (supported: In, NotIn)`},
+		{"too many pids", false, SelectorDecl{MatchPIDs: []tpPID{{Operator: "In", Values: nine}}},
+			"matchPIDs: 9 values, at most 8 in the kernel"},
+		{"binary operator", false, SelectorDecl{MatchBinaries: []tpBinary{{Operator: "Equal", Values: []string{"/bin/sh"}}}},
+			`matchBinaries: operator "Equal" is not supported (supported: In, NotIn, Prefix, NotPrefix, Postfix, NotPostfix)`},
+		{"long binary", false, SelectorDecl{MatchBinaries: []tpBinary{{Operator: "In", Values: []string{"/" + strings.Repeat("x", 300)}}}},
+			"is 301 bytes, at most 254 can be matched in the kernel"},
+		{"namespace", false, SelectorDecl{MatchNamespaces: []tpNamespace{{Namespace: "Kube", Operator: "In", IDs: []uint32{1}}}},
+			`matchNamespaces: namespace "Kube" is not supported (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)`},
+		{"too many namespaces", false, SelectorDecl{MatchNamespaces: []tpNamespace{{Namespace: "Net", Operator: "In", IDs: nine}}},
+			"matchNamespaces: 9 values, at most 8 in the kernel"},
+		{"capability operator", false, SelectorDecl{MatchCapabilities: []tpCaps{{Type: "Effective", Operator: "Prefix", Mask: 1}}},
+			`matchCapabilities: operator "Prefix" is not supported (supported: In, NotIn)`},
+		{"return without return", false, SelectorDecl{MatchReturnArgs: []MatchDecl{{Operator: "Equal", Values: []string{"0"}, Type: "int"}}},
+			"matchReturnArgs: the hook has no return value to match (it needs return: true)"},
+		{"string return", true, SelectorDecl{MatchReturnArgs: []MatchDecl{{Operator: "Equal", Values: []string{"x"}, Type: "string"}}},
+			`matchReturnArgs: the return value is declared "string"; only integer return values can be matched in the kernel`},
+		{"return operator", true, SelectorDecl{MatchReturnArgs: []MatchDecl{{Operator: "Prefix", Values: []string{"1"}, Type: "int"}}},
+			"matchReturnArgs: operator Prefix needs a string or path argument"},
+		{"too many entries", false, SelectorDecl{MatchPIDs: slices.Repeat([]tpPID{{Operator: "In", Values: []uint32{1}}}, 9)},
+			"9 filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces and matchCapabilities together), at most 8"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := HookDecl{Call: "fd_install", Return: c.ret, Args: args, Selectors: []SelectorDecl{c.sel}}
+			_, _, err := compileSelectors(d, []sensor.Arg{{Source: sensor.SrcRegKFile, Kind: sensor.KindPath}}, map[int]int{1: 0}, nil)
+			if err == nil || !strings.Contains(err.Error(), "fd_install: selectors[0]: ") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want %q", err, c.want)
+			}
+		})
+	}
+
+	// what compiles: cheapest entries first, the ancestor walks last
+	d := HookDecl{Call: "sys_openat", Return: true, Args: args, Selectors: []SelectorDecl{{
+		MatchBinaries:     []tpBinary{{Operator: "NotPostfix", Values: []string{"/sh"}, FollowChildren: true}},
+		MatchPIDs:         []tpPID{{Operator: "In", Values: []uint32{7}, FollowForks: true}, {Operator: "NotIn", Values: []uint32{8}, IsNamespacePID: true}},
+		MatchCapabilities: []tpCaps{{Operator: "In", Mask: 1 << 21}},
+		MatchNamespaces:   []tpNamespace{{Namespace: "Net", Operator: "NotIn", IDs: []uint32{4026531840}}},
+		MatchReturnArgs:   []MatchDecl{{Operator: "LessThan", Values: []string{"0"}, Type: "int"}},
+		MatchArgs:         []MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{"/etc/"}}},
+	}}}
+	sels, _, err := compileSelectors(d, []sensor.Arg{{Source: sensor.SrcRegKFile, Kind: sensor.KindPath}}, map[int]int{1: 0}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sensor.Match{
+		{Kind: sensor.MatchReturn, Op: sensor.OpLT, Ints: []int64{0}, Size: 4, Signed: true},
+		{Kind: sensor.MatchArg, Op: sensor.OpPrefix, Strings: []string{"/etc/"}},
+		{Kind: sensor.MatchNamespace, Arg: int(sensor.NsNet), Op: sensor.OpNotEqual, Ints: []int64{4026531840}},
+		{Kind: sensor.MatchCaps, Arg: int(sensor.CapsEffective), Op: sensor.OpEqual, Ints: []int64{1 << 21}},
+		{Kind: sensor.MatchPID, Op: sensor.OpNotEqual, Ints: []int64{8}, NamespacePID: true},
+		{Kind: sensor.MatchPID, Op: sensor.OpEqual, Ints: []int64{7}, Follow: true},
+		{Kind: sensor.MatchBinary, Op: sensor.OpNotPostfix, Strings: []string{"/sh"}, Follow: true},
+	}
+	if got := sels[0].Matches; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("entries\n  %+v\nwant\n  %+v", got, want)
+	}
+}

@@ -1,0 +1,139 @@
+package sensor
+
+import (
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// everyFilter has one selector entry of each kind, with every flag.
+var everyFilter = []Selector{
+	{Matches: []Match{
+		{Kind: MatchReturn, Op: OpLT, Ints: []int64{0}, Size: 4, Signed: true},
+		{Kind: MatchArg, Arg: 1, Op: OpPostfix, Strings: []string{".key"}},
+		{Kind: MatchNamespace, Arg: int(NsNet), Op: OpNotEqual, Ints: []int64{4026531840}},
+		{Kind: MatchCaps, Arg: int(CapsEffective), Op: OpEqual, Ints: []int64{1 << 21}, HostUserNS: 4026531837},
+		{Kind: MatchPID, Op: OpNotEqual, Ints: []int64{1}, NamespacePID: true},
+		{Kind: MatchPID, Op: OpEqual, Ints: []int64{1}, Follow: true},
+		{Kind: MatchBinary, Op: OpNotPostfix, Strings: []string{"/sh"}, Follow: true},
+		{Kind: MatchBinary, Op: OpPrefix, Strings: []string{"/usr/"}},
+	}, Actions: ActPost},
+	{Matches: []Match{{Kind: MatchBinary, Op: OpEqual, Strings: []string{"/usr/bin/cat"}}}, Actions: ActPost},
+}
+
+// verified returns how many instructions the verifier processed for p.
+func verified(t *testing.T, p *ebpf.Program) uint32 {
+	t.Helper()
+	info, err := p.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, ok := info.VerifiedInstructions()
+	if !ok {
+		t.Skip("the kernel does not report verified instructions")
+	}
+	return n
+}
+
+// TestFiltersVerify loads both hook objects with a selector entry of every
+// kind and reports what the verifier processed: the selector code is
+// shared (bpf/lib/hook.h), and its cost is paid at every policy load. The
+// ceiling is twice what 6.18 measures, to catch a change that makes the
+// verifier walk the filters once per enclosing loop again (205k for
+// gen_sys_exit before the process filters became global functions).
+func TestFiltersVerify(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "bpf_loop")
+	args := []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}}
+	g, err := LoadGeneric(HookSpec{ID: 1, Syscalls: map[uint32]Syscall{
+		257: {Flags: OnExit, Variants: []Variant{{FD: VarFDRet}}}, 2: {Flags: OnEnter, Variants: []Variant{{FD: VarNoFD}}},
+	}, Args: args, Selectors: everyFilter}, newRing(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, p := range g.progs {
+		n := verified(t, p)
+		t.Logf("syscall-tracepoint: %v verified in %d instructions", p, n)
+		if n > 60000 {
+			t.Errorf("%v: %d instructions verified, want at most 60000", p, n)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		spec KprobeSpec
+	}{
+		{"entry", KprobeSpec{Symbol: "fd_install", Params: 2, Args: fdInstallArgs, Selectors: everyFilter}},
+		{"return", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true,
+			Args: []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRegUstr, Reg: 1, Kind: KindPath}}, Selectors: everyFilter}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := loadKprobe(tc.spec, newRing(t), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Close()
+			for _, name := range k.progs {
+				n := verified(t, k.coll.Programs[name])
+				t.Logf("kprobe: %s verified in %d instructions", name, n)
+				if n > 40000 {
+					t.Errorf("%s: %d instructions verified, want at most 40000", name, n)
+				}
+			}
+		})
+	}
+}
+
+// TestEncodeFilters checks the configuration the kernel reads for the
+// process filters, and that they turn the verdict cache off: the cache
+// remembers files, and these verdicts depend on the caller.
+func TestEncodeFilters(t *testing.T) {
+	spec := HookSpec{Args: []Arg{{Source: SrcVarMask, Kind: KindInt}, {Source: SrcVarFile, Kind: KindPath}}, Selectors: []Selector{
+		{Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpPrefix, Strings: []string{"/etc/"}}}},
+	}}
+	if !cacheable(spec) {
+		t.Fatal("a file-only selector is not cacheable")
+	}
+	spec.Selectors = append(spec.Selectors, everyFilter[0])
+	if cacheable(spec) {
+		t.Fatal("a hook with process filters is cacheable")
+	}
+	c, keys, err := encodeConf(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cacheable != 0 || c.Sel[1].Nmatch != 8 {
+		t.Fatalf("cacheable %d, %d entries", c.Cacheable, c.Sel[1].Nmatch)
+	}
+	m := c.Sel[1].M
+	for i, want := range []struct{ kind, flags, size, arg uint8 }{
+		{uint8(MatchReturn), mfSigned, 4, 0}, {uint8(MatchArg), 0, 0, 1}, {uint8(MatchNamespace), 0, 0, uint8(NsNet)},
+		{uint8(MatchCaps), mfNsCap, 0, uint8(CapsEffective)}, {uint8(MatchPID), mfNsPID, 0, 0},
+		{uint8(MatchPID), mfFollow, 0, 0}, {uint8(MatchBinary), mfFollow, 0, 0}, {uint8(MatchBinary), 0, 0, 0},
+	} {
+		if m[i].Kind != want.kind || m[i].Flags != want.flags || m[i].Size != want.size || m[i].Arg != want.arg {
+			t.Errorf("entry %d: %+v, want %+v", i, m[i], want)
+		}
+	}
+	if m[3].Vals[0] != 1<<21 || m[3].Vals[1] != 4026531837 || m[3].Nvals != 1 {
+		t.Errorf("capabilities entry %+v", m[3])
+	}
+	// /etc/, .key, /sh and /usr/: one key each, in the slot of its entry
+	if len(keys) != 4 || keys[3].Slot != uint8(1*MaxMatchArgs+7+1) {
+		t.Fatalf("keys %+v", keys)
+	}
+
+	for _, bad := range []Match{
+		{Kind: MatchPID, Op: OpPrefix, Ints: []int64{1}},
+		{Kind: MatchNamespace, Arg: 10, Op: OpEqual, Ints: []int64{1}},
+		{Kind: MatchCaps, Arg: 0, Op: OpEqual},
+		{Kind: MatchReturn, Op: OpEqual, Size: 3},
+		{Kind: 9},
+	} {
+		if _, _, err := encodeConf(HookSpec{Selectors: []Selector{{Matches: []Match{bad}}}}); err == nil {
+			t.Errorf("%+v encoded", bad)
+		}
+	}
+}
