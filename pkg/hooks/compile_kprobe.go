@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -81,7 +82,7 @@ func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.KprobeSpe
 // its arguments are read from the registers the x86_64 C calling convention
 // passes them in, and strings from the process's memory.
 func compileUprobe(d HookDecl, id uint32) (sensor.KprobeSpec, hookInfo, error) {
-	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: d.Path, Offset: d.Offset, Return: d.Return}
+	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: hostPath(d.Path), Offset: d.Offset, Return: d.Return}
 	info := hookInfo{decl: d, mechanism: MechUprobe}
 	slot, err := compileArgs(d, &spec, &info, registerSource("a user function"))
 	if err != nil {
@@ -90,6 +91,18 @@ func compileUprobe(d HookDecl, id uint32) (sensor.KprobeSpec, hookInfo, error) {
 	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot,
 		fmt.Errorf("action Override is not possible on uprobes"))
 	return spec, info, err
+}
+
+// hostPath returns where the host's file path is seen from the agent. In
+// the appliance the agent has a file system of its own but shares the
+// host's pid namespace (--pid=host), so the host's root is pid 1's; a
+// uprobe path in a policy names the host's binary, as it does for Tetragon
+// on the host. Outside a container /proc/1/root is / and nothing changes.
+func hostPath(path string) string {
+	if st, err := os.Stat("/proc/1/root" + path); err == nil && !st.IsDir() {
+		return "/proc/1/root" + path
+	}
+	return path
 }
 
 // argSource says how a hook's program reads one declared argument; it sets
