@@ -9,7 +9,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -17,6 +21,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/probe"
@@ -24,33 +29,119 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
+// result is one row of the final table.
+type result struct {
+	part  string // the letter: a..e
+	what  string
+	value string
+	goal  string
+	met   string // yes, NO, or — where there is no goal
+}
+
+// partNames are the benchmarks -only selects from, in the order they run.
+func partNames() []string { return []string{"syscall", "events", "reload"} }
+
 func main() {
 	rounds := flag.Int("rounds", 7, "interleaved rounds per mode")
 	window := flag.Duration("window", 500*time.Millisecond, "measuring window per round")
 	policy := flag.String("policy", "policies/file-monitoring.yaml", "the policy the syscall benchmark loads")
 	edits := flag.Int("edits", 100, "policy file edits the reload benchmark times")
-	only := flag.String("only", "", "run one part: syscall or reload")
+	only := flag.String("only", "", "run only these parts, comma-separated: syscall (a), events (b, c, e: a real agent and tetra), reload (d)")
+	rates := flag.String("rates", "10000,25000,50000,100000,200000,0", "events: read rates offered to the agent, events/s; 0 is as fast as one thread reads")
+	step := flag.Duration("step", 5*time.Second, "events: how long each read rate runs")
+	execs := flag.Int("execs", 10000, "events: processes in the exec storm")
+	workers := flag.Int("exec-workers", 2, "events: shells starting the exec storm's processes in parallel")
+	settle := flag.Duration("settle", 8*time.Second, "events: wait after the agent is ready before reading its idle RSS")
+	tetragonBin := flag.String("tetragon", "", "events: the agent binary (default: build ./cmd/tetragon)")
+	tetraBin := flag.String("tetra", "", "events: the tetra binary (default: build ./cmd/tetra)")
+	profile := flag.String("profile", "", "events: write CPU profiles of the agent and tetra to this directory")
 	flag.Parse()
 	err := func() error {
 		if os.Geteuid() != 0 {
 			return errors.New("run as root: the benchmark loads BPF programs")
 		}
-		if *only != "reload" {
-			if err := syscallOverhead(*rounds, *window, *policy); err != nil {
+		run := map[string]bool{}
+		for _, p := range strings.Split(*only, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			if !slices.Contains(partNames(), p) {
+				return fmt.Errorf("-only %q: want some of %s", p, strings.Join(partNames(), ", "))
+			}
+			run[p] = true
+		}
+		if len(run) == 0 {
+			for _, p := range partNames() {
+				run[p] = true
+			}
+		}
+		if (*tetragonBin == "") != (*tetraBin == "") {
+			return errors.New("-tetragon and -tetra go together")
+		}
+		offered, err := parseRates(*rates)
+		if err != nil {
+			return err
+		}
+		var results []result
+		if run["syscall"] {
+			r, err := syscallOverhead(*rounds, *window, *policy)
+			if err != nil {
 				return fmt.Errorf("syscall overhead: %w", err)
 			}
+			results = append(results, r...)
 		}
-		if *only != "syscall" {
-			if err := reloadLatency(*edits); err != nil {
+		if run["events"] {
+			r, err := eventsBenchmarks(eventsOptions{
+				bins:  binaries{tetragon: *tetragonBin, tetra: *tetraBin},
+				rates: offered, step: *step, execs: *execs, workers: *workers, settle: *settle, profile: *profile,
+			})
+			if err != nil {
+				return fmt.Errorf("events: %w", err)
+			}
+			results = append(results, r...)
+		}
+		if run["reload"] {
+			r, err := reloadLatency(*edits)
+			if err != nil {
 				return fmt.Errorf("reload latency: %w", err)
 			}
+			results = append(results, r...)
 		}
+		printResults(results)
 		return nil
 	}()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tetragon-bench:", err)
 		os.Exit(1)
 	}
+}
+
+func parseRates(s string) ([]int, error) {
+	var rates []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("-rates: %q is not a rate (events/s, 0 for as fast as possible)", f)
+		}
+		rates = append(rates, n)
+	}
+	return rates, nil
+}
+
+// printResults prints the final table, the part's letter first.
+func printResults(results []result) {
+	machine := "unknown kernel"
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		machine = unix.ByteSliceToString(u.Release[:])
+	}
+	fmt.Printf("\nresults (%d CPUs, Linux %s, %s)\n", runtime.NumCPU(), machine, runtime.Version())
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "part\tmeasure\tvalue\tgoal\tmet")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.part, r.what, r.value, r.goal, r.met)
+	}
+	tw.Flush()
 }
 
 // loop runs open/read/close of a non-sensitive file for d and returns ops/s.
@@ -176,22 +267,22 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func syscallOverhead(rounds int, window time.Duration, policy string) error {
+func syscallOverhead(rounds int, window time.Duration, policy string) ([]result, error) {
 	if _, err := btf.LoadKernelSpec(); err != nil {
-		return fmt.Errorf("kernel BTF: %w", err)
+		return nil, fmt.Errorf("kernel BTF: %w", err)
 	}
 	report, err := probe.Run(context.Background())
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("probing the kernel: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "tetragon-bench-")
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "plain.txt")
 	if err := os.WriteFile(path, []byte("not sensitive\n"), 0o644); err != nil {
-		return err
+		return nil, fmt.Errorf("writing the loop's file: %w", err)
 	}
 	type mode struct {
 		name  string
@@ -201,7 +292,7 @@ func syscallOverhead(rounds int, window time.Duration, policy string) error {
 	agent := fileMonitoring(policy, report.Map())
 	points, err := attachPoints(agent)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("counting the agent's attach points: %w", err)
 	}
 	modes := []*mode{
 		{name: "no agent", setup: func() (func(), error) { return func() {}, nil }},
@@ -213,12 +304,12 @@ func syscallOverhead(rounds int, window time.Duration, policy string) error {
 		for _, m := range modes {
 			teardown, err := m.setup()
 			if err != nil {
-				return fmt.Errorf("%s: %w", m.name, err)
+				return nil, fmt.Errorf("%s: %w", m.name, err)
 			}
 			ops, err := loop(path, window)
 			teardown()
 			if err != nil {
-				return err
+				return nil, fmt.Errorf("open/read/close loop: %w", err)
 			}
 			m.ops = append(m.ops, ops)
 			fmt.Printf("  round %d  %-40s %10.0f ops/s\n", r+1, m.name, ops)
@@ -230,5 +321,8 @@ func syscallOverhead(rounds int, window time.Duration, policy string) error {
 		fmt.Printf("%-40s %12.0f %10.3f\n", m.name, median(m.ops), median(m.ops)/none)
 	}
 	fmt.Printf("\nagent ÷ floor = %.3f (goal >= 0.97)\nagent ÷ no agent = %.3f\nfloor ÷ no agent = %.3f\n", withAgent/floor, withAgent/none, floor/none)
-	return nil
+	return []result{
+		{"a", "syscall overhead, agent ÷ floor", fmt.Sprintf("%.3f", withAgent/floor), ">= 0.97", metStr(withAgent/floor >= 0.97)},
+		{"a", "agent ÷ no agent, floor ÷ no agent", fmt.Sprintf("%.3f, %.3f", withAgent/none, floor/none), "", "—"},
+	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -20,32 +21,34 @@ import (
 // kill policy edits times, each version protecting one more file; it
 // times each from the write to the new version killing, while checking
 // that the file every version protects never gets read.
-func reloadLatency(edits int) error {
+func reloadLatency(edits int) ([]result, error) {
 	dir, err := os.MkdirTemp("", "tetragon-bench-reload-")
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	policies := filepath.Join(dir, "policies")
-	os.Mkdir(policies, 0o755)
+	if err := os.Mkdir(policies, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the policy directory: %w", err)
+	}
 	var targets []string
 	for i := range edits + 1 {
 		p := filepath.Join(dir, fmt.Sprintf("t%d", i))
 		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-			return err
+			return nil, fmt.Errorf("writing a protected file: %w", err)
 		}
 		targets = append(targets, p)
 	}
 	always := targets[edits]
 	file := filepath.Join(policies, "reload.yaml")
 	if err := os.WriteFile(file, testutil.KillOnOpenPolicy("reload", always), 0o644); err != nil {
-		return err
+		return nil, fmt.Errorf("writing the policy: %w", err)
 	}
 	flags := pflag.NewFlagSet("agent", pflag.ContinueOnError)
 	config.Flags(flags)
 	cfg, err := config.Load(flags)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("agent configuration: %w", err)
 	}
 	cfg.ServerAddress = filepath.Join(dir, "tetragon.sock")
 	cfg.BPFDir = fmt.Sprintf("tetragon-bench-%d", os.Getpid())
@@ -55,7 +58,7 @@ func reloadLatency(edits int) error {
 	a, err := agent.Start(ctx, cfg, zerolog.Nop())
 	if err != nil {
 		cancel()
-		return err
+		return nil, fmt.Errorf("starting the agent: %w", err)
 	}
 	defer func() { cancel(); a.Wait() }()
 
@@ -82,11 +85,11 @@ func reloadLatency(edits int) error {
 	for i := range edits {
 		written := time.Now()
 		if err := os.WriteFile(file, testutil.KillOnOpenPolicy("reload", always, targets[i]), 0o644); err != nil {
-			return err
+			return nil, fmt.Errorf("rewriting the policy: %w", err)
 		}
 		for !testutil.CatKilled(targets[i]) {
 			if time.Since(written) > time.Minute {
-				return fmt.Errorf("edit %d not enforcing after a minute", i)
+				return nil, fmt.Errorf("edit %d not enforcing after a minute", i)
 			}
 		}
 		lat = append(lat, time.Since(written))
@@ -99,5 +102,9 @@ func reloadLatency(edits int) error {
 	slices.Sort(lat)
 	fmt.Printf("\nreload p50 %v, p99 %v, max %v (goal p99 < 250ms); reads of the always-protected file that got through: %d (must be 0)\n",
 		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), gap)
-	return nil
+	p99 := lat[len(lat)*99/100]
+	return []result{
+		{"d", fmt.Sprintf("reload latency p99 (p50), %d edits", edits), fmt.Sprintf("%v (%v)", p99.Round(time.Millisecond), lat[len(lat)/2].Round(time.Millisecond)), "< 250ms", metStr(p99 < 250*time.Millisecond)},
+		{"d", "enforcement gap: reads that got through", strconv.Itoa(gap), "0", metStr(gap == 0)},
+	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 )
 
 func newCmd() *cobra.Command {
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:           "tetragon",
 		Short:         "eBPF runtime-security agent: process execution and TracingPolicy events",
@@ -35,6 +37,13 @@ func newCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			a, err := agent.Start(ctx, cfg, log)
 			if err != nil {
 				return err
@@ -45,7 +54,28 @@ func newCmd() *cobra.Command {
 		},
 	}
 	config.Flags(cmd.Flags())
+	// Not a setting (config.Load ignores it): tetragon-bench -profile uses
+	// it to show where the agent's time goes under load.
+	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the agent to this file until it stops")
+	_ = cmd.Flags().MarkHidden("cpu-profile")
 	return cmd
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func main() {

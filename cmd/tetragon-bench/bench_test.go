@@ -1,0 +1,119 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	// a command name with a space and a parenthesis, as a process may
+	// name itself
+	line := []byte("4242 (tetra (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 75 0 0 20 0 9 0 123 0 0\n")
+	got, err := parseStatCPU(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3250 * time.Millisecond; got != want {
+		t.Errorf("CPU time %v, want %v (utime 250 + stime 75 ticks)", got, want)
+	}
+	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 ten 12"} {
+		if _, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("parseStatCPU(%q) did not fail", bad)
+		}
+	}
+}
+
+func TestCPUTimeOfSelf(t *testing.T) {
+	// real /proc: spin a little and see it counted
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+	}
+	after, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Errorf("CPU time did not grow: %v, then %v", before, after)
+	}
+}
+
+func TestParseStatusKB(t *testing.T) {
+	status := []byte("Name:\ttetragon\nVmHWM:\t   60000 kB\nVmRSS:\t   43008 kB\nRssAnon:\t    7000 kB\n")
+	got, err := parseStatusKB(status, "VmRSS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 43008<<10 {
+		t.Errorf("VmRSS %d, want %d", got, 43008<<10)
+	}
+	if _, err := parseStatusKB(status, "VmSwap"); err == nil {
+		t.Error("a missing key did not fail")
+	}
+	if _, err := parseStatusKB([]byte("VmRSS:\t12 MB\n"), "VmRSS"); err == nil {
+		t.Error("a unit other than kB did not fail")
+	}
+	if n, err := rss(os.Getpid()); err != nil || n == 0 {
+		t.Errorf("rss of this process: %d, %v", n, err)
+	}
+}
+
+func TestPairs(t *testing.T) {
+	p := &pairs{binary: "/tmp/b/bench-true", seen: map[string]uint8{}}
+	for _, l := range []string{
+		`{"process_exec":{"process":{"exec_id":"a","binary":"/tmp/b/bench-true"}}}`,
+		`{"process_exit":{"process":{"exec_id":"a","binary":"/tmp/b/bench-true"},"status":0}}`,
+		`{"process_exec":{"process":{"exec_id":"b","binary":"/tmp/b/bench-true"}}}`,
+		`{"process_exit":{"process":{"exec_id":"c","binary":"/tmp/b/bench-true"}}}`,
+		// the shell that runs the storm names the binary in its arguments only
+		`{"process_exec":{"process":{"exec_id":"d","binary":"/bin/sh","arguments":"-c /tmp/b/bench-true"}}}`,
+		`not json`,
+	} {
+		p.line([]byte(l))
+	}
+	both, execOnly, exitOnly := p.count()
+	if both != 1 || execOnly != 1 || exitOnly != 1 {
+		t.Errorf("pairs %d, exec only %d, exit only %d; want 1, 1, 1", both, execOnly, exitOnly)
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	got, err := parseRates("1000, 0,200000")
+	if err != nil || len(got) != 3 || got[0] != 1000 || got[1] != 0 || got[2] != 200000 {
+		t.Errorf("parseRates: %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "x", "-5", "1,,2"} {
+		if _, err := parseRates(bad); err == nil {
+			t.Errorf("parseRates(%q) did not fail", bad)
+		}
+	}
+}
+
+// The benchmark's policy must be one the agent loads.
+func TestReadPolicyParses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "read.yaml")
+	if err := os.WriteFile(path, readPolicy("/tmp/watched dir"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pols, err := tracingpolicy.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pols) != 1 || pols[0].Metadata.Name != readPolicyName {
+		t.Errorf("parsed %+v", pols)
+	}
+}
+
+func TestLosses(t *testing.T) {
+	a := losses{kernel: 5, queue: 1, subscriber: 10, decode: 0}
+	b := losses{kernel: 2, queue: 1, subscriber: 4, decode: 0}
+	if d := a.sub(b); d != (losses{kernel: 3, subscriber: 6}) || d.total() != 9 {
+		t.Errorf("sub %+v, total %v", d, d.total())
+	}
+}
