@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/cpuprofile"
 	"github.com/tetragon-lite/tetragon/pkg/encoder"
 	"github.com/tetragon-lite/tetragon/pkg/filters"
 )
@@ -118,7 +118,7 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.cpuProfile != "" {
-		stopProfile, err := startCPUProfile(o.cpuProfile)
+		stopProfile, err := cpuprofile.Start(o.cpuProfile)
 		if err != nil {
 			return err
 		}
@@ -182,23 +182,6 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 		return nil
 	}
 	return rpcError("receiving events from the agent", err)
-}
-
-// startCPUProfile profiles the process into path until the returned
-// function runs.
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("creating the CPU profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting the CPU profile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
 }
 
 func (o *getEventsOptions) encoder(w io.Writer) (encoder.Encoder, error) {

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tetragon-lite/tetragon/pkg/agent"
 	"github.com/tetragon-lite/tetragon/pkg/config"
+	"github.com/tetragon-lite/tetragon/pkg/cpuprofile"
 	"github.com/tetragon-lite/tetragon/pkg/logging"
 	"github.com/tetragon-lite/tetragon/pkg/version"
 )
@@ -38,7 +38,7 @@ func newCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if cpuProfile != "" {
-				stopProfile, err := startCPUProfile(cpuProfile)
+				stopProfile, err := cpuprofile.Start(cpuProfile)
 				if err != nil {
 					return err
 				}
@@ -59,23 +59,6 @@ func newCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the agent to this file until it stops")
 	_ = cmd.Flags().MarkHidden("cpu-profile")
 	return cmd
-}
-
-// startCPUProfile profiles the process into path until the returned
-// function runs.
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("creating the CPU profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting the CPU profile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
 }
 
 func main() {

@@ -130,7 +130,9 @@ func corpus(t testing.TB) []*api.GetEventsResponse {
 	if tt, ok := t.(*testing.T); ok {
 		evs = append(evs, events(tt)...)
 	}
-	ts := func(sec int64, nsec int32) *timestamppb.Timestamp { return &timestamppb.Timestamp{Seconds: sec, Nanos: nsec} }
+	ts := func(sec int64, nsec int32) *timestamppb.Timestamp {
+		return &timestamppb.Timestamp{Seconds: sec, Nanos: nsec}
+	}
 	var ctl strings.Builder
 	for c := range 0x20 {
 		ctl.WriteByte(byte(c))

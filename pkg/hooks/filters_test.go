@@ -1,7 +1,6 @@
 package hooks
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,9 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -176,47 +173,18 @@ func (w *waiter) release(t *testing.T) {
 	}
 }
 
-// events returns, in order, "<name> <file>" for each event, name being
-// the name a process was started with, or "child" for the processes
-// they started. Only the test's workloads open the data files, so every
-// record is one of theirs.
+// events returns, in order, "<name> <hook> <action> <args>" for each
+// event, name being the name a process was started with, or "child" for
+// the processes they started. Only the test's workloads open the data
+// files, so every record is one of theirs.
 func (e *filterEnv) events(t *testing.T) []string {
 	t.Helper()
-	h := e.h
+	e.h.others = "child"
 	var out []string
-	var d observer.Decoder
-	for {
-		h.rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
-		rec, err := h.rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := d.Decode(rec.RawSample)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, ok := v.(*observer.Generic)
-		if !ok {
-			continue
-		}
-		resp, ok := h.m.Event(g, nil, nil)
-		if !ok {
-			t.Fatalf("record of hook %d made no event", g.HookID)
-		}
-		_, hook, action, args := summarize(t, resp)
-		h.mu.Lock()
-		name, ok := h.pids[g.Pid]
-		h.mu.Unlock()
-		if !ok {
-			name = "child"
-		}
-		ev := strings.ReplaceAll(fmt.Sprintf("%s %s %s %s", name, hook, strings.TrimPrefix(action.String(), "KPROBE_ACTION_"), argsString(args)), h.dir, "$DIR")
-		t.Logf("%s: %s", h.mech, ev)
-		out = append(out, ev)
+	for _, ev := range e.h.events(t) {
+		out = append(out, ev.text)
 	}
+	return out
 }
 
 // check compares the events with want, written "<name> <data file>" for

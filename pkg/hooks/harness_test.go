@@ -126,6 +126,9 @@ type harness struct {
 
 	mu   sync.Mutex
 	pids map[uint32]string // pid -> name of a process the test ran
+	// others names the records of processes the test did not start;
+	// empty: they are ignored
+	others string
 }
 
 func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
@@ -282,7 +285,10 @@ func (h *harness) events(t *testing.T) []event {
 		name, ours := h.pids[g.Pid]
 		h.mu.Unlock()
 		if !ours {
-			continue
+			if h.others == "" {
+				continue
+			}
+			name = h.others
 		}
 		resp, ok := h.m.Event(g, nil, nil)
 		if !ok {
