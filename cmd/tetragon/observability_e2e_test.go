@@ -94,6 +94,11 @@ func TestMetricsHealthExport(t *testing.T) {
 	// the pipeline flows whatever the export file does
 	waitLines(t, lines, marker, 2)
 	waitLines(t, lines, target, 3)
+	// more events than the export queue (8) holds while nothing reads the
+	// FIFO, whatever else the host is doing
+	for range 10 {
+		exec.Command("true").Run()
+	}
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -156,10 +156,11 @@ func TestFileMonitoringReadWriteSplit(t *testing.T) {
 func TestPolicyLoadErrorsLeaveNothing(t *testing.T) {
 	a := startAgent(t)
 	cases := map[string]hooks.HookDecl{
-		"unmapped function": {Call: "tcp_v4_connect", Args: []hooks.ArgDecl{{Index: 0, Type: "sock"}}},
-		"override":          {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{Actions: []hooks.ActionDecl{{Action: "Override", ArgError: -1}}}}},
-		"type mismatch":     {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 0, Type: "file"}}},
-		"long value":        {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{strings.Repeat("a", 300)}}}}}},
+		// neither a kernel function nor mapped, on every kernel
+		"unknown function": {Call: "tetragon_no_such_function", Args: []hooks.ArgDecl{{Index: 0, Type: "int"}}},
+		"override":         {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{Actions: []hooks.ActionDecl{{Action: "Override", ArgError: -1}}}}},
+		"type mismatch":    {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 0, Type: "file"}}},
+		"long value":       {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{strings.Repeat("a", 300)}}}}}},
 	}
 	for name, d := range cases {
 		good := hooks.HookDecl{Call: "security_file_open", Args: []hooks.ArgDecl{{Index: 0, Type: "file"}}}

@@ -1,0 +1,77 @@
+package hooks
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// FuzzCompile runs what a policy file goes through before anything
+// reaches the kernel: parsing, conversion to hooks (FromPolicy) and the
+// compilation of arguments and selectors into the tables the BPF programs
+// read, for the syscall-tracepoint mapping and for uprobes, which need no
+// kernel to compile. None of it may panic or hang, whatever the file says;
+// a compiled hook must stay within the limits the BPF objects assume.
+func FuzzCompile(f *testing.F) {
+	files, _ := filepath.Glob("../../policies/*.yaml")
+	examples, _ := filepath.Glob("../../policies/examples/*.yaml")
+	for _, name := range append(files, examples...) {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: f
+spec:
+  uprobes:
+  - path: /bin/sh
+    symbols: [main]
+    args: [{index: 0, type: int}, {index: 1, type: string}]
+    selectors:
+    - matchArgs: [{index: 1, operator: Postfix, values: [sh]}]
+      matchBinaries: [{operator: NotIn, values: [/bin/sh], followChildren: true}]
+      matchPIDs: [{operator: In, values: [1], followForks: true, isNamespacePID: true}]
+      matchCapabilities: [{type: Effective, operator: In, values: [CAP_SYS_ADMIN]}]
+      matchActions: [{action: Sigkill}]
+`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pols, err := tp.Parse("f.yaml", data)
+		if err != nil {
+			return
+		}
+		for _, p := range pols {
+			decls, err := FromPolicy(p)
+			if err != nil {
+				continue
+			}
+			for i, d := range decls {
+				var args, sels, params int
+				switch d.Kind {
+				case KindUprobe:
+					spec, _, err := compileUprobe(d, uint32(i))
+					if err != nil {
+						continue
+					}
+					args, sels, params = len(spec.Args), len(spec.Selectors), spec.Params
+				case KindKprobe, "":
+					spec, _, err := compileSyscallMapping(d, uint32(i), "fuzzing")
+					if err != nil {
+						continue
+					}
+					args, sels = len(spec.Args), len(spec.Selectors)
+				default:
+					continue
+				}
+				if args > 5 || sels > 5 || params > 6 {
+					t.Fatalf("hook %s compiled to %d arguments, %d selectors, %d parameters", d.Call, args, sels, params)
+				}
+			}
+		}
+	})
+}
