@@ -7,12 +7,14 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,6 +114,11 @@ func (r Report) Available() []string {
 // a feature that cannot be tried is reported unavailable with the reason.
 func Run(ctx context.Context) (Report, error) {
 	start := time.Now()
+	// as the agent does before loading anything: an EPERM from a load is
+	// then never the memlock limit (see reason)
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return Report{}, fmt.Errorf("removing the memlock limit: %w", err)
+	}
 	p := newProber()
 	checks := p.checks()
 	rep := Report{Kernel: kernelRelease(), Features: make([]Feature, len(checks))}
@@ -124,7 +131,7 @@ func Run(ctx context.Context) (Report, error) {
 			if err := ctx.Err(); err != nil {
 				f.Reason = err.Error()
 			} else if err := c.run(); err != nil {
-				f.Reason = oneLine(err.Error())
+				f.Reason = reason(err)
 			} else {
 				f.Available = true
 			}
@@ -145,6 +152,21 @@ func kernelRelease() string {
 		return "unknown"
 	}
 	return unix.ByteSliceToString(u.Release[:])
+}
+
+// memlockHint is what cilium/ebpf adds to any EPERM from a program load.
+const memlockHint = " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)"
+
+// reason is the one-line reason of a failed check. Run has removed the
+// memlock limit (or the kernel charges BPF memory to the cgroup, 5.11 and
+// later), so a load refused with EPERM is the kernel refusing the program
+// type: the library's memlock hint is replaced by that.
+func reason(err error) string {
+	msg := oneLine(err.Error())
+	if errors.Is(err, unix.EPERM) && strings.Contains(msg, memlockHint) {
+		msg = strings.Replace(msg, memlockHint, "", 1) + " (the kernel refuses this program type even to root; not a memlock limit)"
+	}
+	return msg
 }
 
 // oneLine keeps a reason printable in a table: verifier errors span lines.

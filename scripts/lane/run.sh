@@ -39,7 +39,12 @@ features=$(lane_features "$lane") || { echo "unknown lane: $lane" >&2; usage; }
 export PATH=$PATH:/usr/local/go/bin
 cd "$repo" || exit 2
 mkdir -p "$LANE_CACHE/logs"
-log=$LANE_CACHE/logs/$lane.log
+# one log per run, so that two runs of a lane at once keep their own;
+# <lane>.log points at the newest, and the 10 newest of a lane are kept
+log=$LANE_CACHE/logs/$lane-$(date +%Y%m%d-%H%M%S)-$$.log
+: >"$log"
+ln -sfn "$(basename "$log")" "$LANE_CACHE/logs/$lane.log"
+ls -1t "$LANE_CACHE/logs/$lane"-*.log 2>/dev/null | tail -n +11 | xargs -r rm -f
 work=$(mktemp -d /tmp/tetragon-lane-"$lane".XXXXXX)
 cleanup() {
 	if [ "${LANE_KEEP:-}" = 1 ]; then
