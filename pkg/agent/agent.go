@@ -491,11 +491,13 @@ func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 
 // policyEvent builds a policy hook's event with the calling process.
 func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
-	proc, parent, ok := a.cache.GetWithParent(r.Pid)
-	if !ok {
-		proc = &api.Process{Pid: wrapperspb.UInt32(r.Pid), Tid: wrapperspb.UInt32(r.Tid), Flags: "miss"}
-	}
-	ev, ok := a.hooks.Event(r, proc, parent)
+	ev, ok := a.hooks.Event(r, func() (*api.Process, *api.Process) {
+		proc, parent, ok := a.cache.GetWithParent(r.Pid)
+		if !ok {
+			proc = &api.Process{Pid: wrapperspb.UInt32(r.Pid), Tid: wrapperspb.UInt32(r.Tid), Flags: "miss"}
+		}
+		return proc, parent
+	})
 	if !ok {
 		return nil // rate-limited, or its policy was unloaded while the record was queued
 	}

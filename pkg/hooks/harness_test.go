@@ -158,11 +158,13 @@ func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
 // %[2]s for the test's directory, and checks the mechanism it got.
 func (h *harness) load(t *testing.T, policy string) { h.loadWith(t, policy, h.mech) }
 
-// loadWith loads a policy through mechanism mech.
-func (h *harness) loadWith(t *testing.T, policy, mech string) {
+// loadWith loads a policy through mechanism mech (also its
+// hook-mechanism option), with extra for %[3]s..., and checks the
+// mechanism it got.
+func (h *harness) loadWith(t *testing.T, policy, mech string, extra ...any) {
 	t.Helper()
 	start := time.Now()
-	name, err := h.tryLoad(t, policy, mech)
+	name, err := h.tryLoad(t, policy, mech, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,13 +176,27 @@ func (h *harness) loadWith(t *testing.T, policy, mech string) {
 
 // tryLoad loads a policy with its hook-mechanism option set to option and
 // returns the policy's name and the load error.
-func (h *harness) tryLoad(t *testing.T, policy, option string) (string, error) {
+func (h *harness) tryLoad(t *testing.T, policy, option string, extra ...any) (string, error) {
 	t.Helper()
-	ps, err := tp.Parse("policy.yaml", fmt.Appendf(nil, policy, option, h.dir))
+	p := h.parse(t, policy, option, extra...)
+	return p.Metadata.Name, h.m.LoadPolicy(p)
+}
+
+// parse parses a policy whose YAML has %[1]s for the hook-mechanism
+// option, %[2]s for the test's directory and %[3]s... for extra.
+func (h *harness) parse(t *testing.T, policy, option string, extra ...any) *tp.TracingPolicy {
+	t.Helper()
+	text := []byte(policy)
+	if strings.Contains(policy, "%[") {
+		// without explicit-index verbs fmt would append the unused
+		// arguments as %!(EXTRA ...)
+		text = fmt.Appendf(nil, policy, append([]any{option, h.dir}, extra...)...)
+	}
+	ps, err := tp.Parse("policy.yaml", text)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ps[0].Metadata.Name, h.m.LoadPolicy(ps[0])
+	return ps[0]
 }
 
 // mechanismOf returns the mechanism serving the one hook of policy name.
@@ -290,7 +306,7 @@ func (h *harness) events(t *testing.T) []event {
 			}
 			name = h.others
 		}
-		resp, ok := h.m.Event(g, nil, nil)
+		resp, ok := h.m.Event(g, func() (*api.Process, *api.Process) { return nil, nil })
 		if !ok {
 			t.Fatalf("record of hook %d made no event", g.HookID)
 		}

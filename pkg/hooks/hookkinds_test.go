@@ -188,37 +188,6 @@ spec:
         - "100"
 `
 
-// loadPolicy loads a policy whose YAML has %[2]s for the test's directory
-// and %[3]s... for extra, and checks that its one hook is served by mech.
-func (h *harness) loadPolicy(t *testing.T, mech, policy string, extra ...any) {
-	t.Helper()
-	p := h.parse(t, policy, extra...)
-	if err := h.m.LoadPolicy(p); err != nil {
-		t.Fatal(err)
-	}
-	name := p.Metadata.Name
-	if got := h.mechanismOf(t, name); got != mech {
-		t.Fatalf("policy %s is served by %s, want %s", name, got, mech)
-	}
-}
-
-// parse parses a policy whose YAML has %[2]s for the test's directory and
-// %[3]s... for extra.
-func (h *harness) parse(t *testing.T, policy string, extra ...any) *tp.TracingPolicy {
-	t.Helper()
-	text := []byte(policy)
-	if strings.Contains(policy, "%[") {
-		// without explicit-index verbs fmt would append the unused
-		// arguments as %!(EXTRA ...)
-		text = fmt.Appendf(nil, policy, append([]any{"", h.dir}, extra...)...)
-	}
-	ps, err := tp.Parse("policy.yaml", text)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ps[0]
-}
-
 func wantEvents(t *testing.T, got []event, want ...string) {
 	t.Helper()
 	var texts []string
@@ -246,7 +215,7 @@ func TestTracepointRawSyscalls(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			testutil.RequireFeature(t, map[string]string{MechTracepoint: "tracepoint", MechRawTracepoint: "raw_tracepoint"}[tc.mech])
 			h := newHarness(t, tc.mech, features)
-			h.loadPolicy(t, tc.mech, rawSyscallsPolicy, tc.raw, tc.index)
+			h.loadWith(t, rawSyscallsPolicy, tc.mech, tc.raw, tc.index)
 			if !h.runHelper(t, syscallHelperEnv, strconv.Itoa(killedSyscall)) {
 				t.Fatal("system call 4042 was not killed")
 			}
@@ -267,7 +236,7 @@ func TestTracepointOpenatPrefix(t *testing.T) {
 	testutil.RequireFeature(t, "tracepoint")
 	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"tetragon": "secret", "watched": "w", "other": "x"})
-	h.loadPolicy(t, MechTracepoint, openatPolicy)
+	h.loadWith(t, openatPolicy, MechTracepoint)
 	if _, killed := h.run(t, "cat", filepath.Join(h.dir, "tetragon")); !killed {
 		t.Fatal("cat of the protected file was not killed")
 	}
@@ -294,7 +263,7 @@ func TestTracepointDataLoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
-	h.loadPolicy(t, MechTracepoint, execTracepointPolicy, bin)
+	h.loadWith(t, execTracepointPolicy, MechTracepoint, bin)
 	h.run(t, bin)
 	h.run(t, "cat", "/dev/null")
 	wantEvents(t, h.events(t), bin+" sched/sched_process_exec POST string:"+bin)
@@ -332,7 +301,7 @@ func TestUprobeSigkill(t *testing.T) {
 	}
 	off := funcOffset(t, self, uprobeTarget)
 	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
-	h.loadPolicy(t, MechUprobe, uprobePolicy, self, off)
+	h.loadWith(t, uprobePolicy, MechUprobe, self, off)
 	if !h.runHelper(t, uprobeHelperEnv, "4242") {
 		t.Fatal("the call with 4242 was not killed")
 	}
@@ -383,7 +352,7 @@ func TestLSMHook(t *testing.T) {
 	testutil.RequireFeature(t, "bpf_lsm")
 	h := newHarness(t, MechLSM, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"denied": "d", "tetragon": "secret", "other": "x"})
-	h.loadPolicy(t, MechLSM, lsmPolicy)
+	h.loadWith(t, lsmPolicy, MechLSM)
 	if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "denied")); !strings.Contains(out, "Operation not permitted") {
 		t.Fatalf("cat of the denied file: %q, want EPERM", out)
 	}
@@ -411,7 +380,7 @@ func TestHookKindMissingFeature(t *testing.T) {
 		{uprobePolicy, "uprobe", []any{"/bin/sh", 4096}},
 	} {
 		h := newHarness(t, "", map[string]bool{})
-		err := h.m.LoadPolicy(h.parse(t, tc.policy, tc.extra...))
+		err := h.m.LoadPolicy(h.parse(t, tc.policy, "", tc.extra...))
 		if err == nil || !strings.Contains(err.Error(), "(probe feature "+tc.missing+")") {
 			t.Errorf("error %v, want it to name probe feature %s", err, tc.missing)
 		}

@@ -394,17 +394,18 @@ func (m *Manager) limited(info *hookInfo, g *observer.Generic) bool {
 }
 
 // Event turns a hook record into the event of its hook's kind
-// (process_kprobe, process_tracepoint, process_uprobe or process_lsm) for
-// the calling process and its parent. It returns false for a record that
-// makes no event: its hook is no longer loaded, or a rate limit holds it
-// back.
-func (m *Manager) Event(g *observer.Generic, process, parent *api.Process) (*api.GetEventsResponse, bool) {
+// (process_kprobe, process_tracepoint, process_uprobe or process_lsm),
+// with the calling process and its parent from processes. It returns false
+// for a record that makes no event: its hook is no longer loaded, or a rate
+// limit holds it back; processes is then not called.
+func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *api.Process)) (*api.GetEventsResponse, bool) {
 	m.mu.RLock()
 	info := m.hooks[g.HookID]
 	m.mu.RUnlock()
 	if info == nil || m.limited(info, g) {
 		return nil, false
 	}
+	process, parent := processes()
 	d := info.decl
 	action := api.KprobeAction_KPROBE_ACTION_POST
 	switch {

@@ -17,27 +17,30 @@ import (
 // error naming the missing feature. why says, for the mapping's errors,
 // why the mapping was chosen.
 func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, err error) {
-	if d.Kind != "" && d.Kind != KindKprobe {
+	var feature string
+	switch {
+	case d.Kind == "", d.Kind == KindKprobe:
+	case d.Kind == KindTracepoint && d.Raw:
+		mech, feature = MechRawTracepoint, probe.RawTracepoint
+	case d.Kind == KindTracepoint:
+		mech, feature = MechTracepoint, probe.Tracepoint
+	case d.Kind == KindUprobe:
+		mech, feature = MechUprobe, probe.Uprobe
+	case d.Kind == KindLSM:
+		mech, feature = MechLSM, probe.BPFLSM
+	default:
+		return "", "", fmt.Errorf("unknown hook kind %q", d.Kind)
+	}
+	if mech != "" {
 		// one mechanism each; the hook-mechanism option is about kprobes:
-		need := map[HookKind][2]string{
-			KindTracepoint: {MechTracepoint, probe.Tracepoint},
-			KindUprobe:     {MechUprobe, probe.Uprobe},
-			KindLSM:        {MechLSM, probe.BPFLSM},
-		}[d.Kind]
-		if d.Kind == KindTracepoint && d.Raw {
-			need = [2]string{MechRawTracepoint, probe.RawTracepoint}
-		}
-		if need[0] == "" {
-			return "", "", fmt.Errorf("unknown hook kind %q", d.Kind)
-		}
-		if !features[need[1]] {
+		if !features[feature] {
 			hint := ""
 			if d.Kind == KindLSM {
 				hint = "; the kernel needs CONFIG_BPF_LSM and bpf in its lsm= boot list"
 			}
-			return "", "", fmt.Errorf("%s hooks need %s programs, which this kernel cannot attach (probe feature %s)%s", d.Kind, need[0], need[1], hint)
+			return "", "", fmt.Errorf("%s hooks need %s programs, which this kernel cannot attach (probe feature %s)%s", d.Kind, mech, feature, hint)
 		}
-		return need[0], "", nil
+		return mech, "", nil
 	}
 	missing := ""
 	switch {

@@ -35,7 +35,7 @@ func TestSockArguments(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
 	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
-	ps := h.parse(t, sockPolicy)
+	ps := h.parse(t, sockPolicy, "")
 	if err := h.m.LoadPolicy(ps); err != nil {
 		t.Fatal(err)
 	}

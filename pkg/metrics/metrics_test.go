@@ -232,7 +232,7 @@ func testProgramStats(t *testing.T, addr, target string) {
 	const sysctl = "/proc/sys/kernel/bpf_stats_enabled"
 	was, err := os.ReadFile(sysctl)
 	if err != nil {
-		t.Skipf("no %s: %v", sysctl, err)
+		t.Skipf("kernel lacks BPF run-time stats (bpf_stats, no %s): %v", sysctl, err)
 	}
 	if strings.TrimSpace(string(was)) == "0" {
 		f := scrape(t, addr)
@@ -243,7 +243,7 @@ func testProgramStats(t *testing.T, addr, target string) {
 			t.Error("program run counts reported with kernel.bpf_stats_enabled 0")
 		}
 		if err := os.WriteFile(sysctl, []byte("1"), 0o644); err != nil {
-			t.Skipf("cannot turn on BPF stats: %v", err)
+			t.Fatalf("turning on BPF stats as root: %v", err)
 		}
 		t.Cleanup(func() { os.WriteFile(sysctl, []byte("0"), 0o644) })
 	}
