@@ -8,8 +8,16 @@ cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (the suites load BPF programs)" >&2; exit 1; }
 
+export PATH=$PATH:/usr/local/go/bin
 status=0
 step() { echo; echo "==> $*"; }
+
+# A fresh machine lacks the toolchain, the lane kernels and dockerd; this only
+# does what is missing. SKIP_INSTALL=1 skips it (a machine set up by hand).
+if [ "${SKIP_INSTALL:-}" != 1 ]; then
+	step "installing what is missing"
+	scripts/install-deps.sh || { echo "test.sh: installing the test dependencies failed" >&2; exit 1; }
+fi
 
 step "generated code drift"
 scripts/check-generated.sh || status=1

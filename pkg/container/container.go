@@ -46,8 +46,13 @@ type Options struct {
 	// InspectTimeout bounds the inspect call of a Lookup miss (default 500ms): the
 	// caller is on the event path and must not stall on a slow daemon.
 	InspectTimeout time.Duration
-	// NegativeTTL is how long an id that Docker does not know (or failed to
-	// inspect) is answered "unknown" without asking again (default 5s).
+	// MissWait bounds how long a Lookup miss waits, for the inspect call or
+	// for the events stream to name the container, whichever comes first
+	// (default 1s; the caller's context may end it sooner).
+	MissWait time.Duration
+	// NegativeTTL is how long an id that Docker does not know is answered
+	// "unknown" without asking again (default 5s). A failed or timed-out
+	// inspect is not remembered: on a busy host it says nothing about the id.
 	NegativeTTL time.Duration
 	// ForgetAfter is how long a container that died or was removed stays in the
 	// map, for the events of its processes still in flight (default 60s).
@@ -62,6 +67,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.InspectTimeout <= 0 {
 		o.InspectTimeout = 500 * time.Millisecond
+	}
+	if o.MissWait <= 0 {
+		o.MissWait = time.Second
 	}
 	if o.NegativeTTL <= 0 {
 		o.NegativeTTL = 5 * time.Second
@@ -98,6 +106,10 @@ func (o Options) clientOptions() []client.Opt {
 	return opts
 }
 
+// streamGrace is how long a Lookup miss still waits for the events stream
+// after Docker answered that it does not know the id.
+const streamGrace = 250 * time.Millisecond
+
 // maxNegative bounds the negative cache, so a flood of distinct unknown ids cannot
 // grow memory; past it, unknown ids are simply not remembered.
 const maxNegative = 4096
@@ -111,7 +123,7 @@ type entry struct {
 
 // Stats are the Watcher's counters, for metrics and the status command.
 type Stats struct {
-	Connected  bool   // a Docker connection is up and the events stream followed
+	Connected  bool   // the running containers are listed and the events stream followed
 	Containers int    // containers in the map, including recently removed ones
 	Lookups    uint64 // Lookup calls
 	Misses     uint64 // Lookup calls that found nothing
@@ -131,10 +143,16 @@ type Watcher struct {
 	// cli is the client of the live session, nil while disconnected: Lookup only
 	// inspects when a daemon is known to be there.
 	cli atomic.Pointer[client.Client]
+	// following is true once a session has listed the running containers and
+	// follows the events stream: what Stats reports as Connected.
+	following atomic.Bool
 
 	mu       sync.RWMutex
 	entries  map[string]*entry
 	negative map[string]time.Time // id -> answer "unknown" until then
+	// changed is closed, and replaced, when a container is added: Lookup
+	// misses wait on it for the events stream.
+	changed chan struct{}
 
 	inspectGroup singleflight.Group
 	inspectSlots chan struct{}
@@ -154,6 +172,7 @@ func New(log zerolog.Logger, opts Options) *Watcher {
 		clientOpts:   opts.clientOptions(),
 		entries:      make(map[string]*entry),
 		negative:     make(map[string]time.Time),
+		changed:      make(chan struct{}),
 		inspectSlots: make(chan struct{}, opts.MaxInspects),
 		closed:       make(chan struct{}),
 	}
@@ -167,8 +186,10 @@ func (w *Watcher) Close() error {
 }
 
 // Lookup returns the container with this full id. A miss in the map is answered by
-// an inspect call bounded by Options.InspectTimeout when Docker is connected;
-// unknown ids are remembered for Options.NegativeTTL.
+// an inspect call bounded by Options.InspectTimeout when Docker is connected, or
+// by the events stream catching up, whichever comes first, for at most
+// Options.MissWait;
+// ids Docker does not know are remembered for Options.NegativeTTL.
 func (w *Watcher) Lookup(ctx context.Context, id string) (Info, bool) {
 	w.lookups.Add(1)
 	info, ok := w.lookup(ctx, id)
@@ -182,19 +203,11 @@ func (w *Watcher) lookup(ctx context.Context, id string) (Info, bool) {
 	if id == "" {
 		return Info{}, false
 	}
-	now := time.Now()
-	w.mu.RLock()
-	e, known := w.entries[id]
-	var info Info
-	if known {
-		info = e.info
-	}
-	negUntil, negative := w.negative[id]
-	w.mu.RUnlock()
+	info, known, negative, changed := w.fromMap(id, time.Now())
 	if known {
 		return info, true
 	}
-	if negative && now.Before(negUntil) {
+	if negative {
 		return Info{}, false
 	}
 	cli := w.cli.Load()
@@ -203,48 +216,98 @@ func (w *Watcher) lookup(ctx context.Context, id string) (Info, bool) {
 	}
 	// Concurrent misses for one id share one call; the caller's cancellation does
 	// not abort the call the others wait on, the timeout bounds it.
-	v, _, _ := w.inspectGroup.Do(id, func() (any, error) {
+	inspected := w.inspectGroup.DoChan(id, func() (any, error) {
 		ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.InspectTimeout)
 		defer cancel()
-		info, found := w.inspectForLookup(ictx, cli, id)
-		return lookupResult{info, found}, nil
+		return w.inspectForLookup(ictx, cli, id), nil
 	})
-	r := v.(lookupResult)
-	return r.info, r.found
+	// The events stream may be behind (a busy host): its create event names
+	// the container even when the inspect is slow, or comes after a
+	// short-lived container was removed. So wait for whichever comes first,
+	// for at most MissWait.
+	ctx, cancel := context.WithTimeout(ctx, w.opts.MissWait)
+	defer cancel()
+	var graceDone <-chan time.Time
+	for {
+		select {
+		case r := <-inspected:
+			res := r.Val.(lookupResult)
+			if res.found {
+				return res.info, true
+			}
+			inspected = nil
+			if res.unknown {
+				// Only a lagging stream can still tell, and its create event
+				// came before anything this id ran: a short grace instead of
+				// the whole wait, so that ids of other runtimes' containers
+				// cost little. A failed inspect says nothing: wait on.
+				grace := time.NewTimer(streamGrace)
+				defer grace.Stop()
+				graceDone = grace.C
+			}
+		case <-changed:
+			info, known, _, next := w.fromMap(id, time.Now())
+			if known {
+				return info, true
+			}
+			changed = next
+		case <-graceDone:
+			return Info{}, false
+		case <-ctx.Done():
+			return Info{}, false
+		case <-w.closed:
+			return Info{}, false
+		}
+	}
 }
 
+// fromMap answers from the map: the container if known, whether it is in the
+// negative cache, and a channel closed at the map's next change.
+func (w *Watcher) fromMap(id string, now time.Time) (info Info, known, negative bool, changed <-chan struct{}) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if e, ok := w.entries[id]; ok {
+		return e.info, true, false, nil
+	}
+	until, neg := w.negative[id]
+	return Info{}, false, neg && now.Before(until), w.changed
+}
+
+// lookupResult is an inspect call's answer: found, unknown to Docker, or
+// neither (the call failed).
 type lookupResult struct {
-	info  Info
-	found bool
+	info    Info
+	found   bool
+	unknown bool
 }
 
-func (w *Watcher) inspectForLookup(ctx context.Context, cli *client.Client, id string) (Info, bool) {
+func (w *Watcher) inspectForLookup(ctx context.Context, cli *client.Client, id string) lookupResult {
 	select {
 	case w.inspectSlots <- struct{}{}:
 		defer func() { <-w.inspectSlots }()
 	case <-ctx.Done():
 		w.inspectErrors.Add(1)
-		w.rememberUnknown(id, w.opts.NegativeTTL)
-		return Info{}, false
+		return lookupResult{}
 	}
 	w.inspects.Add(1)
 	resp, err := cli.ContainerInspect(ctx, id)
 	if err != nil {
-		if !client.IsErrNotFound(err) {
-			w.inspectErrors.Add(1)
-			w.log.Debug().Err(err).Str("id", id).Msg("inspecting container")
+		if client.IsErrNotFound(err) {
+			w.rememberUnknown(id, w.opts.NegativeTTL)
+			return lookupResult{unknown: true}
 		}
-		w.rememberUnknown(id, w.opts.NegativeTTL)
-		return Info{}, false
+		w.inspectErrors.Add(1)
+		w.log.Debug().Err(err).Str("id", id).Msg("inspecting container")
+		return lookupResult{}
 	}
 	info, running, ok := infoFromInspect(resp)
 	// Docker resolves names and id prefixes too; only the exact id is an answer.
 	if !ok || info.ID != id {
 		w.rememberUnknown(id, w.opts.NegativeTTL)
-		return Info{}, false
+		return lookupResult{unknown: true}
 	}
 	w.storeFromLookup(info, running)
-	return info, true
+	return lookupResult{info: info, found: true}
 }
 
 // storeFromLookup adds an inspected container unless the events stream got there
@@ -264,7 +327,15 @@ func (w *Watcher) storeFromLookup(info Info, running bool) {
 	if !running {
 		e.goneAt = now
 	}
-	w.entries[info.ID] = e
+	w.addLocked(e)
+}
+
+// addLocked stores e and wakes the Lookup calls waiting for a container; the
+// caller holds mu for writing.
+func (w *Watcher) addLocked(e *entry) {
+	w.entries[e.info.ID] = e
+	close(w.changed)
+	w.changed = make(chan struct{})
 }
 
 func (w *Watcher) rememberUnknown(id string, ttl time.Duration) {
@@ -286,7 +357,7 @@ func (w *Watcher) Stats() Stats {
 	n := len(w.entries)
 	w.mu.RUnlock()
 	return Stats{
-		Connected:     w.cli.Load() != nil,
+		Connected:     w.following.Load(),
 		Containers:    n,
 		Lookups:       w.lookups.Load(),
 		Misses:        w.misses.Load(),

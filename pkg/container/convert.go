@@ -42,12 +42,15 @@ func infoFromSummary(c container.Summary) Info {
 	return info
 }
 
-// infoFromStartEvent converts a start event, used when inspecting the container
-// failed. Docker puts the container's labels, "name" and "image" in the attributes;
-// the image id is not there.
-func infoFromStartEvent(m events.Message) Info {
+// infoFromEvent converts a create or start event. Docker puts the container's
+// labels, "name" and "image" in the attributes; the image id is not there. A
+// start event's time is the container's start time.
+func infoFromEvent(m events.Message) Info {
 	a := m.Actor.Attributes
-	info := Info{ID: m.Actor.ID, Name: a["name"], Image: a["image"], Started: eventTime(m)}
+	info := Info{ID: m.Actor.ID, Name: a["name"], Image: a["image"]}
+	if m.Action == events.ActionStart {
+		info.Started = eventTime(m)
+	}
 	setCompose(&info, a)
 	return info
 }

@@ -65,9 +65,9 @@ func TestInfoFromStartEvent(t *testing.T) {
 			"name": "web", "image": "nginx", LabelComposeProject: "p", LabelComposeService: "s",
 		}},
 	}
-	got := infoFromStartEvent(m)
+	got := infoFromEvent(m)
 	want := Info{ID: "abc", Name: "web", Image: "nginx", Started: time.Unix(0, 1_700_000_000_123_000_000), ComposeProject: "p", ComposeService: "s"}
 	if got != want {
-		t.Errorf("infoFromStartEvent = %+v, want %+v", got, want)
+		t.Errorf("infoFromEvent = %+v, want %+v", got, want)
 	}
 }

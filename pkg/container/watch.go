@@ -112,6 +112,7 @@ func (w *Watcher) session(ctx context.Context, recovering bool) (connected bool,
 	// applied after it, and applying them twice is harmless.
 	msgs, errs := cli.Events(sctx, events.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("event", string(events.ActionCreate)),
 		filters.Arg("event", string(events.ActionStart)),
 		filters.Arg("event", string(events.ActionDie)),
 		filters.Arg("event", string(events.ActionDestroy)),
@@ -131,6 +132,8 @@ func (w *Watcher) session(ctx context.Context, recovering bool) (connected bool,
 	} else {
 		ev.Msg("connected to docker; following container events")
 	}
+	w.following.Store(true)
+	defer w.following.Store(false)
 
 	for {
 		select {
@@ -207,6 +210,12 @@ func (w *Watcher) apply(ctx context.Context, cli *client.Client, m events.Messag
 		return
 	}
 	switch m.Action {
+	case events.ActionCreate:
+		// The name is known before the container's first process runs: record
+		// it from the event itself, with no inspect call, so that even a
+		// container that is gone a moment later (docker run --rm) is named.
+		// Its start event adds the image id and start time.
+		w.upsert(infoFromEvent(m), true)
 	case events.ActionStart:
 		info, running, err := w.inspect(ctx, cli, id)
 		switch {
@@ -219,7 +228,7 @@ func (w *Watcher) apply(ctx context.Context, cli *client.Client, m events.Messag
 				return
 			}
 			w.log.Debug().Err(err).Str("id", id).Msg("using start event data")
-			w.upsert(infoFromStartEvent(m), true)
+			w.upsert(infoFromEvent(m), true)
 		}
 	case events.ActionDie:
 		w.markGone(id, false)
@@ -256,7 +265,7 @@ func (w *Watcher) upsert(info Info, running bool) {
 	} else {
 		delete(w.negative, info.ID)
 	}
-	w.entries[info.ID] = e
+	w.addLocked(e)
 }
 
 // markGone starts the forgetting clock of a container that died or was destroyed.

@@ -73,13 +73,14 @@ run_host() {
 		echo "== cmd/tetra does not build, no probe table:"
 		sed 's/^/   /' "$work/tetra-build.log"
 	fi
-	echo "== go test -p 1 -v -count=1 ${pkgs[*]}"
+	echo "== go test -p 1 -v -count=1 -timeout 30m ${pkgs[*]}"
 	# -p 1: the privileged suites watch the whole host (every exec goes
 	# through every agent's process cache and export file), so one
 	# package's workload must not run during another's assertions, as
-	# they do in the qemu lanes
+	# they do in the qemu lanes. 30m: the appliance suite builds the image
+	# first, minutes on a cold cache.
 	TETRAGON_LANE=host TETRAGON_LANE_FEATURES=$features \
-		go test -p 1 -v -count=1 "${pkgs[@]}" 2>&1 | tee "$log"
+		go test -p 1 -v -count=1 -timeout 30m "${pkgs[@]}" 2>&1 | tee "$log"
 	echo "== lane host took $(elapsed); log: $log"
 	"$work/summary" -lane host "$log"
 }

@@ -79,8 +79,9 @@ func setup(cleanup *[]func()) {
 	suite.base = baseImage
 	start := time.Now()
 
-	// dockerd, the base image and Compose.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// dockerd, the base image and Compose, then the image: a cold Go build of
+	// the static binaries takes minutes on a busy 2-CPU machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(repo, "scripts/docker/ensure-dockerd.sh"))
 	cmd.Env = append(os.Environ(), "WITH_COMPOSE=1", "TEST_IMAGE="+suite.base)
