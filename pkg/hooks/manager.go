@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -175,6 +176,15 @@ func (m *Manager) Replace(policy string, hooks []HookDecl) error {
 	return old.remove()
 }
 
+// PinName is a policy's directory name under the pin root. bpffs refuses
+// names with a dot (its files are named by the kernel, and "." marks them),
+// and Tetragon's policy names are DNS subdomains, often dotted
+// ("process.credentials.changes.at.syscalls"): "%" and "." are escaped as
+// "%25" and "%2e", so distinct names stay distinct.
+func PinName(policy string) string {
+	return strings.NewReplacer("%", "%25", ".", "%2e").Replace(policy)
+}
+
 // build attaches a policy's hooks without publishing them.
 func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) {
 	m.mu.Lock()
@@ -182,7 +192,7 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 	m.version++
 	lp := &loadedPolicy{name: policy}
 	if m.pinRoot != "" {
-		lp.dir = filepath.Join(m.pinRoot, policy, strconv.FormatUint(m.version, 10))
+		lp.dir = filepath.Join(m.pinRoot, PinName(policy), strconv.FormatUint(m.version, 10))
 	}
 	m.mu.Unlock()
 

@@ -143,10 +143,11 @@ func statsMapOwners(pinRoot string, policies []hooks.PolicyStatus) map[ebpf.MapI
 	}
 	for _, ps := range policies {
 		// one directory per version; mid-reload there are two
-		versions, _ := os.ReadDir(filepath.Join(pinRoot, "policies", ps.Name))
+		dir := filepath.Join(pinRoot, "policies", hooks.PinName(ps.Name))
+		versions, _ := os.ReadDir(dir)
 		for _, v := range versions {
 			for i, h := range ps.Hooks {
-				path := filepath.Join(pinRoot, "policies", ps.Name, v.Name(), fmt.Sprintf("hook%d", i), "stats")
+				path := filepath.Join(dir, v.Name(), fmt.Sprintf("hook%d", i), "stats")
 				if id, ok := pinnedMapID(path); ok {
 					out[id] = programLabels{sensor: h.Mechanism, policy: ps.Name, attach: h.Call}
 				}
