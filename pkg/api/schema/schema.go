@@ -397,15 +397,31 @@ func fieldType(f protoreflect.FieldDescriptor) string {
 // field it does not know, at any depth, unless it is in the private range.
 // A field with Tetragon's number but another wire type counts as unknown.
 func (l *Layout) Decode(name protoreflect.FullName, b []byte) error {
+	_, err := l.Read(name, b)
+	return err
+}
+
+// Read is Decode that also returns the message as Tetragon's client sees
+// it: Tetragon's fields only, read by their names.
+func (l *Layout) Read(name protoreflect.FullName, b []byte) (protoreflect.Message, error) {
+	m, err := l.New(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := proto.Unmarshal(b, m.Interface()); err != nil {
+		return nil, fmt.Errorf("as Tetragon's %s: %w", name, err)
+	}
+	return m, unknown(m, string(name))
+}
+
+// New returns an empty message of the layout (e.g. a request as Tetragon's
+// client builds it).
+func (l *Layout) New(name protoreflect.FullName) (protoreflect.Message, error) {
 	d := l.file.Messages().ByName(name.Name())
 	if name.Parent() != "tetragon" || d == nil {
-		return fmt.Errorf("%s is not a message of the layout", name)
+		return nil, fmt.Errorf("%s is not a message of the layout", name)
 	}
-	m := dynamicpb.NewMessage(d)
-	if err := proto.Unmarshal(b, m); err != nil {
-		return fmt.Errorf("as Tetragon's %s: %w", name, err)
-	}
-	return unknown(m, string(name))
+	return dynamicpb.NewMessage(d), nil
 }
 
 // unknown fails on a non-private unknown field in m or below.
