@@ -4,7 +4,7 @@
 // what this agent sends and jq recipes keep working.
 //
 // Field numbers, types and enum values of every message and field Tetragon
-// also has are Tetragon's; pkg/api/testdata/tetragon-fields.txt lists them,
+// also has are Tetragon's; pkg/api/schema/tetragon-fields.txt lists them,
 // written from Tetragon's published schema, and TestTetragonLayout fails on
 // any difference. Fields that are this agent's own are numbered from 10000
 // to 19999, a range Tetragon leaves free in every message (its highest
