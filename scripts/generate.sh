@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every generated file: the protobuf/gRPC code and the bpf2go
-# objects. Needs protoc (Debian protobuf-compiler) and clang-19; the Go plugins
+# objects. Needs protoc (Debian protobuf-compiler, plus libprotobuf-dev for
+# google/protobuf/*.proto in /usr/include) and clang-19; the Go plugins
 # come from go.mod's tool directives, so their versions are pinned.
 set -euo pipefail
 cd "$(dirname "$0")/.."

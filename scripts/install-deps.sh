@@ -8,10 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-# clang-19 + libbpf-dev + bpftool: BPF objects; protoc: the API; jq: the
+# clang-19 + libbpf-dev + bpftool: BPF objects; protoc + libprotobuf-dev (its
+# well-known types, wrappers.proto): the API; jq: the
 # README's JSON recipes used by the tests; docker-compose: the appliance suite
 # starts the agent with docker-compose.yml.
-pkgs=(clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler jq ca-certificates docker-compose)
+pkgs=(clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler libprotobuf-dev jq ca-certificates docker-compose)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -70,14 +70,14 @@ func newTracingPolicyCmd(root *rootOptions) *cobra.Command {
 			return nil
 		},
 	}
-	byName := func(use, short, done string, call func(api.FineGuidanceSensorsClient, context.Context, *api.TracingPolicyNameRequest) error) *cobra.Command {
+	byName := func(use, short, done string, call func(c api.FineGuidanceSensorsClient, ctx context.Context, name string) error) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " NAME",
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				err := withClient(cmd.Context(), root, addTimeout, func(ctx context.Context, c api.FineGuidanceSensorsClient) error {
-					return call(c, ctx, &api.TracingPolicyNameRequest{Name: args[0]})
+					return call(c, ctx, args[0])
 				})
 				if err != nil {
 					return rpcError(use+" "+args[0], err)
@@ -88,16 +88,16 @@ func newTracingPolicyCmd(root *rootOptions) *cobra.Command {
 		}
 	}
 	cmd.AddCommand(list, add,
-		byName("delete", "Unload a policy added with add", "deleted", func(c api.FineGuidanceSensorsClient, ctx context.Context, r *api.TracingPolicyNameRequest) error {
-			_, err := c.DeleteTracingPolicy(ctx, r)
+		byName("delete", "Unload a policy added with add", "deleted", func(c api.FineGuidanceSensorsClient, ctx context.Context, name string) error {
+			_, err := c.DeleteTracingPolicy(ctx, &api.DeleteTracingPolicyRequest{Name: name})
 			return err
 		}),
-		byName("enable", "Load a disabled policy again", "enabled", func(c api.FineGuidanceSensorsClient, ctx context.Context, r *api.TracingPolicyNameRequest) error {
-			_, err := c.EnableTracingPolicy(ctx, r)
+		byName("enable", "Load a disabled policy again", "enabled", func(c api.FineGuidanceSensorsClient, ctx context.Context, name string) error {
+			_, err := c.EnableTracingPolicy(ctx, &api.EnableTracingPolicyRequest{Name: name})
 			return err
 		}),
-		byName("disable", "Unload a policy but keep it listed", "disabled", func(c api.FineGuidanceSensorsClient, ctx context.Context, r *api.TracingPolicyNameRequest) error {
-			_, err := c.DisableTracingPolicy(ctx, r)
+		byName("disable", "Unload a policy but keep it listed", "disabled", func(c api.FineGuidanceSensorsClient, ctx context.Context, name string) error {
+			_, err := c.DisableTracingPolicy(ctx, &api.DisableTracingPolicyRequest{Name: name})
 			return err
 		}),
 	)
@@ -128,6 +128,15 @@ var stateNames = map[api.TracingPolicyState]string{
 	api.TracingPolicyState_TP_STATE_ENABLED:    "enabled",
 	api.TracingPolicyState_TP_STATE_DISABLED:   "disabled",
 	api.TracingPolicyState_TP_STATE_LOAD_ERROR: "load_error",
+	api.TracingPolicyState_TP_STATE_ERROR:      "error",
+	api.TracingPolicyState_TP_STATE_LOADING:    "loading",
+	api.TracingPolicyState_TP_STATE_UNLOADING:  "unloading",
+}
+
+var modeNames = map[api.TracingPolicyMode]string{
+	api.TracingPolicyMode_TP_MODE_ENFORCE:      "enforce",
+	api.TracingPolicyMode_TP_MODE_MONITOR:      "monitor",
+	api.TracingPolicyMode_TP_MODE_MONITOR_ONLY: "monitor_only",
 }
 
 // writePolicies prints one line per policy, then its hooks indented, then
@@ -142,8 +151,11 @@ func writePolicies(w io.Writer, resp *api.ListTracingPoliciesResponse) error {
 		}
 		// "enforce" is the default policy-mode; a policy without enforcing
 		// actions only observes either way
-		mode := p.GetMode()
-		if mode == "enforce" && !p.GetEnforces() {
+		mode := modeNames[p.GetMode()]
+		if mode == "" {
+			mode = "unknown"
+		}
+		if p.GetMode() == api.TracingPolicyMode_TP_MODE_ENFORCE && !p.GetEnforces() {
 			mode = "observe"
 		}
 		mem := fmt.Sprintf("%d KiB", p.GetKernelMemoryBytes()/1024)

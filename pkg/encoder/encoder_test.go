@@ -3,6 +3,7 @@ package encoder
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -432,5 +433,44 @@ func TestOneWritePerEvent(t *testing.T) {
 	}
 	if err := NewCompact(failWriter{}, CompactOptions{}).Encode(ev); err == nil || !strings.Contains(err.Error(), "writing event") {
 		t.Errorf("compact to a failing writer: %v", err)
+	}
+}
+
+// A policy's message and tags: Tetragon's compact encoder labels a kprobe
+// event by its function and never prints them (its kprobe case reads only
+// the function name and arguments), so neither does this one; the JSON
+// carries them, and policy_name and return_action, under Tetragon's names.
+func TestPolicyMessageAndTags(t *testing.T) {
+	plain := kprobe(proc(9, "/bin/cat", "/etc/shadow"), "security_file_permission", api.KprobeAction_KPROBE_ACTION_POST, fileArg("/etc/shadow"), intArg(4))
+	ev := proto.Clone(plain).(*api.GetEventsResponse)
+	k := ev.GetProcessKprobe()
+	k.PolicyName, k.Message, k.Tags = "file-monitoring", "Sensitive file read", []string{"observability.filesystem", "cis"}
+	k.Return, k.ReturnAction = &api.KprobeArgument{Arg: &api.KprobeArgument_IntArg{IntArg: 0}}, api.KprobeAction_KPROBE_ACTION_POST
+
+	compact := func(ev *api.GetEventsResponse) string {
+		var b bytes.Buffer
+		if err := NewCompact(&b, CompactOptions{Color: ColorNever}).Encode(ev); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if got, want := compact(ev), "📚 read    node1 /bin/cat /etc/shadow\n"; got != want || compact(plain) != want {
+		t.Fatalf("compact: %q (without message %q), want %q", got, compact(plain), want)
+	}
+
+	var b bytes.Buffer
+	if err := NewJSON(&b).Encode(ev); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	assertPath(t, m, "process_kprobe.policy_name", "file-monitoring")
+	assertPath(t, m, "process_kprobe.message", "Sensitive file read")
+	assertPath(t, m, "process_kprobe.return_action", "KPROBE_ACTION_POST")
+	assertPath(t, m, "process_kprobe.action", "KPROBE_ACTION_POST")
+	if tags := fmt.Sprint(m["process_kprobe"].(map[string]any)["tags"]); tags != "[observability.filesystem cis]" {
+		t.Errorf("tags: %s", tags)
 	}
 }

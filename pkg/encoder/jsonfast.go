@@ -309,6 +309,10 @@ func (w *fastWriter) processKprobe(m *api.ProcessKprobe) {
 		w.enum(api.KprobeAction_name, int32(a))
 	}
 	w.stringField(&first, "policy_name", m.GetPolicyName())
+	if a := m.GetReturnAction(); a != 0 {
+		w.key(&first, "return_action")
+		w.enum(api.KprobeAction_name, int32(a))
+	}
 	w.stringField(&first, "message", m.GetMessage())
 	if tags := m.GetTags(); len(tags) > 0 {
 		w.key(&first, "tags")
@@ -448,7 +452,11 @@ func (w *fastWriter) process(p *api.Process) {
 		w.key(&first, "process_credentials")
 		w.credentials(c)
 	}
-	w.boolField(&first, "in_init_tree", p.GetInInitTree())
+	if v := p.GetInInitTree(); v != nil {
+		// a google.protobuf.BoolValue: set means written, false included
+		w.key(&first, "in_init_tree")
+		w.buf = strconv.AppendBool(w.buf, v.GetValue())
+	}
 	if c := p.GetContainer(); c != nil {
 		w.key(&first, "container")
 		w.container(c)

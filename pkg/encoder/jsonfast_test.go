@@ -117,7 +117,7 @@ func fullProcess(pid uint32, binary, args string) *api.Process {
 		Fsgid: wrapperspb.UInt32(math.MaxUint32),
 	}
 	p.CgroupId = math.MaxUint64
-	p.InInitTree = true
+	p.InInitTree = wrapperspb.Bool(true)
 	return p
 }
 
@@ -179,6 +179,11 @@ func corpus(t testing.TB) []*api.GetEventsResponse {
 	kp.GetProcessKprobe().Message = weird
 	kp.GetProcessKprobe().Tags = []string{"a", "", weird}
 	kp.GetProcessKprobe().Mechanism = "syscall-tracepoint"
+	kp.GetProcessKprobe().ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
+	notInInitTree := exec(fullProcess(8, "/x", ""))
+	notInInitTree.GetProcessExec().Process.InInitTree = wrapperspb.Bool(false)
+	unknownReturnAction := kprobe(proc(1, "/x", ""), "f", 0)
+	unknownReturnAction.GetProcessKprobe().ReturnAction = api.KprobeAction(78)
 	unknownAction := kprobe(proc(1, "/x", ""), "f", api.KprobeAction(77))
 	unknownCap := exec(fullProcess(5, "/x", ""))
 	unknownCap.GetProcessExec().Process.Cap.Inheritable = []api.CapabilitiesType{api.CapabilitiesType(99), api.CapabilitiesType_CAP_CHOWN}
@@ -188,7 +193,7 @@ func corpus(t testing.TB) []*api.GetEventsResponse {
 	exitAll.GetProcessExit().Time = ts(0, 1)
 
 	evs = append(evs,
-		kp, unknownAction, unknownCap, badUTF8, badUTF8Arg, exitAll,
+		kp, unknownAction, notInInitTree, unknownReturnAction, unknownCap, badUTF8, badUTF8Arg, exitAll,
 		exec(fullProcess(7, "", "")),
 		exec(&api.Process{}),
 		&api.GetEventsResponse{Event: &api.GetEventsResponse_ProcessExec{ProcessExec: &api.ProcessExec{}}},

@@ -451,6 +451,9 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 		}
 		if d.Return {
 			k.Return = &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: g.Ret}}
+			// the return probe posted the event: returnArgAction is Post,
+			// the only one this agent takes, as Tetragon reports it
+			k.ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
 		}
 		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
 	}

@@ -1,19 +1,26 @@
 package policywatch
 
 import (
+	"slices"
+
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-// ListAPI is List in the API's terms.
+// ListAPI is List in the API's terms: Tetragon's TracingPolicyStatus
+// fields, then this agent's own (source, hooks, enforces).
 func (r *Registry) ListAPI() *api.ListTracingPoliciesResponse {
 	loads, errs := r.Counters()
 	res := &api.ListTracingPoliciesResponse{Loads: loads, LoadErrors: errs}
 	for _, e := range r.List() {
-		st := &api.TracingPolicyStatus{Name: e.Name, Source: e.Source, Error: e.Error, Mode: string(tp.ModeEnforce)}
+		st := &api.TracingPolicyStatus{
+			Id: e.ID, Name: e.Name, Info: e.Source, Source: e.Source, Error: e.Error,
+			Mode: api.TracingPolicyMode_TP_MODE_ENFORCE,
+		}
 		switch e.State {
 		case Enabled:
 			st.State = api.TracingPolicyState_TP_STATE_ENABLED
+			st.Enabled = true
 		case Disabled:
 			st.State = api.TracingPolicyState_TP_STATE_DISABLED
 		case LoadError:
@@ -21,7 +28,7 @@ func (r *Registry) ListAPI() *api.ListTracingPoliciesResponse {
 		}
 		if e.Policy != nil {
 			if e.Policy.Spec.Mode == tp.ModeMonitor {
-				st.Mode = string(tp.ModeMonitor)
+				st.Mode = api.TracingPolicyMode_TP_MODE_MONITOR
 			}
 			st.Enforces = e.Policy.Enforces() && e.Policy.Spec.Mode != tp.ModeMonitor
 		}
@@ -32,6 +39,10 @@ func (r *Registry) ListAPI() *api.ListTracingPoliciesResponse {
 				Signals: h.Stats.Signals, Drops: h.Stats.Drops, MemoryBytes: h.Stats.MemoryBytes,
 			})
 			st.KernelMemoryBytes += h.Stats.MemoryBytes
+			// Tetragon names its sensors for the hook kind they serve
+			if s := "generic_" + h.Kind; !slices.Contains(st.Sensors, s) {
+				st.Sensors = append(st.Sensors, s)
+			}
 		}
 		res.Policies = append(res.Policies, st)
 	}

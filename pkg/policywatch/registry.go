@@ -45,6 +45,9 @@ const SourceAPI = "api"
 
 // Entry is one policy the registry knows.
 type Entry struct {
+	// ID numbers the policies from 1 in the order the registry first saw
+	// them (Tetragon's TracingPolicyStatus.id).
+	ID   uint64
 	Name string
 	// Source is the file the policy comes from, or SourceAPI.
 	Source string
@@ -71,6 +74,8 @@ type Registry struct {
 	// apiDir, when set, keeps a copy of each API-added policy, so that it
 	// survives a restart (--keep-sensors-on-exit)
 	apiDir string
+	// lastID is the ID of the newest entry
+	lastID uint64
 
 	reloads atomic.Uint64
 	errors  atomic.Uint64
@@ -150,7 +155,8 @@ func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, 
 		}
 		owned = append(owned, name)
 		if e == nil {
-			e = &Entry{Name: name, Source: f.Path, State: Enabled}
+			r.lastID++
+			e = &Entry{ID: r.lastID, Name: name, Source: f.Path, State: Enabled}
 			r.entries[name] = e
 			r.load(e, p, false)
 			continue
@@ -291,7 +297,8 @@ func (r *Registry) add(yaml []byte, persist bool) (string, error) {
 		return "", err
 	}
 	r.reloads.Add(1)
-	r.entries[p.Metadata.Name] = &Entry{Name: p.Metadata.Name, Source: SourceAPI, State: Enabled, Policy: p}
+	r.lastID++
+	r.entries[p.Metadata.Name] = &Entry{ID: r.lastID, Name: p.Metadata.Name, Source: SourceAPI, State: Enabled, Policy: p}
 	if persist && r.apiDir != "" {
 		if err := os.WriteFile(r.apiFile(p.Metadata.Name), yaml, 0o600); err != nil {
 			r.log.Warn().Err(err).Str("policy", p.Metadata.Name).Msg("The policy is loaded but will not survive a restart")

@@ -70,27 +70,39 @@ func (s *Service) AddTracingPolicy(_ context.Context, req *api.AddTracingPolicyR
 }
 
 // DeleteTracingPolicy unloads a policy added through the API.
-func (s *Service) DeleteTracingPolicy(_ context.Context, req *api.TracingPolicyNameRequest) (*api.TracingPolicyNameResponse, error) {
-	return s.byName(req, Policies.Delete)
+func (s *Service) DeleteTracingPolicy(_ context.Context, req *api.DeleteTracingPolicyRequest) (*api.DeleteTracingPolicyResponse, error) {
+	if err := s.byName(req.GetName(), req.GetNamespace(), Policies.Delete); err != nil {
+		return nil, err
+	}
+	return &api.DeleteTracingPolicyResponse{}, nil
 }
 
 // EnableTracingPolicy loads a disabled policy again.
-func (s *Service) EnableTracingPolicy(_ context.Context, req *api.TracingPolicyNameRequest) (*api.TracingPolicyNameResponse, error) {
-	return s.byName(req, Policies.Enable)
+func (s *Service) EnableTracingPolicy(_ context.Context, req *api.EnableTracingPolicyRequest) (*api.EnableTracingPolicyResponse, error) {
+	if err := s.byName(req.GetName(), req.GetNamespace(), Policies.Enable); err != nil {
+		return nil, err
+	}
+	return &api.EnableTracingPolicyResponse{}, nil
 }
 
 // DisableTracingPolicy unloads a policy but keeps it listed.
-func (s *Service) DisableTracingPolicy(_ context.Context, req *api.TracingPolicyNameRequest) (*api.TracingPolicyNameResponse, error) {
-	return s.byName(req, Policies.Disable)
-}
-
-func (s *Service) byName(req *api.TracingPolicyNameRequest, op func(Policies, string) error) (*api.TracingPolicyNameResponse, error) {
-	p, err := s.policyAPI()
-	if err != nil {
+func (s *Service) DisableTracingPolicy(_ context.Context, req *api.DisableTracingPolicyRequest) (*api.DisableTracingPolicyResponse, error) {
+	if err := s.byName(req.GetName(), req.GetNamespace(), Policies.Disable); err != nil {
 		return nil, err
 	}
-	if err := op(p, req.GetName()); err != nil {
-		return nil, policyError(err)
+	return &api.DisableTracingPolicyResponse{}, nil
+}
+
+// byName applies op to the policy called name. Every policy here is
+// cluster-wide in Tetragon's terms: a namespaced name matches none, rather
+// than acting on a global policy of the same name.
+func (s *Service) byName(name, namespace string, op func(Policies, string) error) error {
+	p, err := s.policyAPI()
+	if err != nil {
+		return err
 	}
-	return &api.TracingPolicyNameResponse{}, nil
+	if namespace != "" {
+		return status.Errorf(codes.NotFound, "policy %q in namespace %q: this agent has no namespaced policies", name, namespace)
+	}
+	return policyError(op(p, name))
 }

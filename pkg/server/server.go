@@ -4,12 +4,15 @@ package server
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
@@ -46,6 +49,9 @@ func (s *Service) Register() *grpc.Server {
 // GetEvents streams events matching the request's filters until the client
 // goes away or the agent stops.
 func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSensors_GetEventsServer) error {
+	if err := unservedFields(req); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
 	m, err := filters.New(req.GetAllowList(), req.GetDenyList())
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
@@ -94,4 +100,42 @@ func (s *Service) GetHealth(_ context.Context, _ *api.GetHealthStatusRequest) (*
 // GetVersion reports the agent's version.
 func (s *Service) GetVersion(context.Context, *api.GetVersionRequest) (*api.GetVersionResponse, error) {
 	return &api.GetVersionResponse{Version: version.Version}, nil
+}
+
+// unservedFields refuses a request that sets fields this agent does not
+// know: a Tetragon client may ask for what Tetragon's schema has and this
+// agent does not serve (field filters, aggregation, label or namespace
+// filters), and streaming everything instead would be a filter silently
+// ignored.
+func unservedFields(req *api.GetEventsRequest) error {
+	if u := req.ProtoReflect().GetUnknown(); len(u) > 0 {
+		return fmt.Errorf("GetEventsRequest sets fields this agent does not serve (field %s)", fieldNumbers(u))
+	}
+	for _, list := range [][]*api.Filter{req.GetAllowList(), req.GetDenyList()} {
+		for _, f := range list {
+			if u := f.ProtoReflect().GetUnknown(); len(u) > 0 {
+				return fmt.Errorf("a filter sets fields this agent does not serve (Filter field %s)", fieldNumbers(u))
+			}
+		}
+	}
+	return nil
+}
+
+// fieldNumbers lists the field numbers in raw wire-format bytes.
+func fieldNumbers(b []byte) string {
+	var nums []string
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			break
+		}
+		b = b[m:]
+		nums = append(nums, strconv.Itoa(int(num)))
+	}
+	return strings.Join(nums, ", ")
 }
