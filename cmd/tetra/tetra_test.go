@@ -566,3 +566,64 @@ func TestStatusNotReadyFails(t *testing.T) {
 		}
 	}
 }
+
+// policyAgent answers AddTracingPolicy with what it received.
+type policyAgent struct {
+	testAgent
+	added chan string
+}
+
+func (a *policyAgent) AddTracingPolicy(_ context.Context, req *api.AddTracingPolicyRequest) (*api.AddTracingPolicyResponse, error) {
+	a.added <- req.GetYaml()
+	return &api.AddTracingPolicyResponse{Name: "p"}, nil
+}
+
+// TestAddReadsOnlyRegularFiles: `tracingpolicy add /dev/zero` once read
+// without bound (849 MB in 4 s) and a FIFO hung it. Both are refused at
+// once, a file over the policy size limit too, and nothing is sent.
+func TestAddReadsOnlyRegularFiles(t *testing.T) {
+	a := &policyAgent{added: make(chan string, 4)}
+	a.requests = make(chan *api.GetEventsRequest, 16)
+	sock := filepath.Join(t.TempDir(), "tetragon.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	api.RegisterFineGuidanceSensorsServer(s, a)
+	go s.Serve(l)
+	t.Cleanup(s.Stop)
+
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "p.yaml")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	os.WriteFile(big, make([]byte, 1<<20+1), 0o644)
+	for _, c := range []struct{ path, want string }{
+		{"/dev/zero", "/dev/zero: not a regular file (character device)"},
+		{fifo, fifo + ": not a regular file (fifo)"},
+		{big, big + ": larger than the 1048576-byte limit for policy files"},
+		{dir, dir + ": not a regular file (directory)"},
+	} {
+		out := &lockedBuffer{}
+		start := time.Now()
+		err := run(t, out, "--server-address", sock, "tracingpolicy", "add", c.path)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("add %s: %v, want %q", c.path, err, c.want)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("add %s took %v", c.path, d)
+		}
+	}
+	if len(a.added) != 0 {
+		t.Fatalf("%d requests reached the agent", len(a.added))
+	}
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("kind: TracingPolicy\n"), 0o644)
+	out := &lockedBuffer{}
+	if err := run(t, out, "--server-address", sock, "tracingpolicy", "add", good); err != nil || <-a.added != "kind: TracingPolicy\n" {
+		t.Fatalf("add of a regular file: %v\n%s", err, out)
+	}
+}

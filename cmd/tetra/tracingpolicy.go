@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/regfile"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // addTimeout bounds `tracingpolicy add`: the call returns only once every
@@ -54,7 +56,14 @@ func newTracingPolicyCmd(root *rootOptions) *cobra.Command {
 		Short: "Load a policy file; returns once the policy enforces",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := os.ReadFile(args[0])
+			// Bounded, non-blocking, regular files only: /dev/zero once
+			// took 849 MB in 4 s, and a FIFO hung the command. The agent
+			// refuses policies over tp.MaxFileSize (well under its 4 MiB
+			// gRPC message limit), so reading more is never useful.
+			data, err := regfile.Read(args[0], tp.MaxFileSize)
+			if errors.Is(err, regfile.ErrTooLarge) {
+				return fmt.Errorf("%s: larger than the %d-byte limit for policy files", args[0], tp.MaxFileSize)
+			}
 			if err != nil {
 				return err
 			}

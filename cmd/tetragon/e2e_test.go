@@ -68,6 +68,14 @@ type agentProc struct {
 // startAgent runs tetragon and waits until tetra status says it is ready.
 func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 	t.Helper()
+	a := launchAgent(t, b, args...)
+	a.waitReady(t, b)
+	return a
+}
+
+// launchAgent runs tetragon, stopped and cleaned up when the test ends.
+func launchAgent(t *testing.T, b binaries, args ...string) *agentProc {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "tetragon.sock")
 	a := &agentProc{socket: sock, logs: &bytes.Buffer{}}
 	// a bpffs directory of its own (packages' tests run in parallel),
@@ -96,6 +104,13 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 		os.RemoveAll(a.bpfDir + "_old")
 		os.RemoveAll(filepath.Join(os.TempDir(), filepath.Base(a.bpfDir)+"-api"))
 	})
+	return a
+}
+
+// waitReady waits until tetra status says the agent is ready.
+func (a *agentProc) waitReady(t *testing.T, b binaries) {
+	t.Helper()
+	sock := a.socket
 	// generous: under the qemu lanes' emulation, verifying one policy hook
 	// takes seconds
 	const readyWithin = 90 * time.Second
@@ -108,7 +123,7 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 			} `json:"agent"`
 		}
 		if err == nil && json.Unmarshal(out, &st) == nil && st.Agent.Ready {
-			return a
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("agent not ready after %v: %v\n%s\nagent log:\n%s", readyWithin, err, out, a.logs)

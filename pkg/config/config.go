@@ -5,11 +5,13 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/filters"
+	"github.com/tetragon-lite/tetragon/pkg/regfile"
 )
 
 // Config is the agent's typed configuration.
@@ -50,6 +53,11 @@ type Config struct {
 	ExportDeny     string `mapstructure:"export-denylist"`
 	ExportRate     int    `mapstructure:"export-rate-limit"`
 	ExportQueue    int    `mapstructure:"export-queue-size"`
+
+	// Warnings are problems Load found that do not stop the agent, such
+	// as a key in the config file that no setting has; the agent logs
+	// them once its logger exists.
+	Warnings []string `mapstructure:"-"`
 }
 
 // Default paths.
@@ -122,14 +130,21 @@ func Load(flags *pflag.FlagSet) (Config, error) {
 		return Config{}, fmt.Errorf("binding flags: %w", err)
 	}
 
+	var warnings []string
 	file := v.GetString("config-file")
-	if _, err := os.Stat(file); err == nil {
-		v.SetConfigFile(file)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return Config{}, fmt.Errorf("reading config file %s: %w", file, err)
+	// non-blocking, regular files only: a FIFO given as the config file
+	// once hung the agent before it logged a line
+	data, err := regfile.Read(file, maxConfigSize)
+	switch {
+	case file == os.DevNull:
+		// the usual way to say "no config file"; a device, but it never blocks
+	case err == nil:
+		if warnings, err = readConfig(v, file, data); err != nil {
+			return Config{}, err
 		}
-	} else if flags.Changed("config-file") {
+	// ENOTDIR: /etc/tetragon may be a single policy file mounted there
+	case (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) && !flags.Changed("config-file"):
+	default:
 		return Config{}, fmt.Errorf("reading config file: %w", err)
 	}
 	if err := mergeDropIns(v, v.GetString("config-dir")); err != nil {
@@ -140,7 +155,48 @@ func Load(flags *pflag.FlagSet) (Config, error) {
 	if err := v.Unmarshal(&c); err != nil {
 		return Config{}, fmt.Errorf("decoding configuration: %w", err)
 	}
+	c.Warnings = warnings
 	return c, c.validate()
+}
+
+// maxConfigSize bounds the config file and each drop-in: settings are a
+// few lines, and a bound keeps a wrong path (/dev/zero, a huge log) from
+// filling memory.
+const maxConfigSize = 1 << 20
+
+// readConfig merges the config file's settings into v. A key no setting
+// has is not an error (a newer or an older agent may know it) but is
+// reported: a typo must not pass for a setting in silence.
+func readConfig(v *viper.Viper, file string, data []byte) (warnings []string, err error) {
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("reading config file %s: %w", file, err)
+	}
+	keys := viper.New()
+	keys.SetConfigType("yaml")
+	if err := keys.ReadConfig(bytes.NewReader(data)); err != nil {
+		return nil, fmt.Errorf("reading config file %s: %w", file, err)
+	}
+	seen := map[string]bool{}
+	for _, k := range keys.AllKeys() {
+		top, _, _ := strings.Cut(k, ".")
+		if !known(top) && !seen[top] {
+			seen[top] = true
+			warnings = append(warnings, fmt.Sprintf("config file %s: unknown key %q, ignored", file, top))
+		}
+	}
+	sort.Strings(warnings)
+	return warnings, nil
+}
+
+// known reports whether key is a setting.
+func known(key string) bool {
+	for _, d := range defaults {
+		if d.key == key {
+			return true
+		}
+	}
+	return false
 }
 
 // PolicyDirs lists the directories policies are read from: the policy
@@ -164,21 +220,17 @@ func mergeDropIns(v *viper.Viper, dir string) error {
 	if err != nil {
 		return fmt.Errorf("reading config directory %s: %w", dir, err)
 	}
-	known := map[string]bool{}
-	for _, d := range defaults {
-		known[d.key] = true
-	}
 	m := map[string]any{}
 	for _, e := range ents {
 		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		if !known[e.Name()] {
+		if !known(e.Name()) {
 			return fmt.Errorf("config directory %s: unknown setting %q (file %s)", dir, e.Name(), filepath.Join(dir, e.Name()))
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		b, err := regfile.Read(filepath.Join(dir, e.Name()), maxConfigSize)
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", filepath.Join(dir, e.Name()), err)
+			return fmt.Errorf("reading config directory %s: %w", dir, err)
 		}
 		m[e.Name()] = strings.TrimSpace(string(b))
 	}
@@ -197,19 +249,32 @@ func (c Config) validate() error {
 	default:
 		return fmt.Errorf("log-format %q: want text or json", c.LogFormat)
 	}
-	if c.EventQueueSize <= 0 || c.SubscriberQueue <= 0 || c.ProcessCacheSize <= 0 {
-		return errors.New("event-queue-size, subscriber-queue-size and process-cache-size must be positive")
+	// Every limit is checked, used or not: a negative one is a mistake
+	// (-7 once passed for "no limit"), whichever feature it belongs to.
+	for _, l := range []struct {
+		key   string
+		value int
+	}{
+		{"event-queue-size", c.EventQueueSize},
+		{"subscriber-queue-size", c.SubscriberQueue},
+		{"process-cache-size", c.ProcessCacheSize},
+		{"export-file-max-size-mb", c.ExportMaxSize},
+		{"export-queue-size", c.ExportQueue},
+	} {
+		if l.value <= 0 {
+			return fmt.Errorf("%s %d: want a positive number", l.key, l.value)
+		}
+	}
+	if c.ExportBackups < 0 {
+		return fmt.Errorf("export-file-max-backups %d: want 0 (keep all) or more", c.ExportBackups)
+	}
+	if c.ExportRate < -1 {
+		return fmt.Errorf("export-rate-limit %d: want -1 (no limit) or a number of events per minute", c.ExportRate)
 	}
 	if c.ServerAddress == "" {
 		return errors.New("server-address is empty")
 	}
 	if c.ExportFilename != "" {
-		if c.ExportMaxSize <= 0 || c.ExportQueue <= 0 {
-			return errors.New("export-file-max-size-mb and export-queue-size must be positive")
-		}
-		if c.ExportBackups < 0 {
-			return errors.New("export-file-max-backups must be 0 (keep all) or more")
-		}
 		if _, _, err := c.ExportFilters(); err != nil {
 			return err
 		}

@@ -1,9 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -99,6 +104,90 @@ func TestObservabilitySettings(t *testing.T) {
 	} {
 		if _, err := load(t, append([]string{"--config-dir", t.TempDir(), "--config-file", "/dev/null"}, args...)...); err == nil {
 			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+// TestNegativeLimitsRefused: --export-rate-limit -7 once passed for "no
+// limit"; every numeric limit refuses what makes no sense, naming the
+// setting and the value, whether its feature is on or not.
+func TestNegativeLimitsRefused(t *testing.T) {
+	for _, c := range []struct{ flag, value, want string }{
+		{"--export-rate-limit", "-7", "export-rate-limit -7: want -1 (no limit) or a number of events per minute"},
+		{"--export-file-max-backups", "-1", "export-file-max-backups -1: want 0 (keep all) or more"},
+		{"--export-file-max-size-mb", "-3", "export-file-max-size-mb -3: want a positive number"},
+		{"--export-queue-size", "-1", "export-queue-size -1: want a positive number"},
+		{"--event-queue-size", "-5", "event-queue-size -5: want a positive number"},
+		{"--subscriber-queue-size", "0", "subscriber-queue-size 0: want a positive number"},
+		{"--process-cache-size", "-1", "process-cache-size -1: want a positive number"},
+	} {
+		_, err := load(t, "--config-dir", t.TempDir(), "--config-file", os.DevNull, c.flag+"="+c.value)
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s %s: %v, want %q", c.flag, c.value, err, c.want)
+		}
+	}
+	// -1 is the documented "no limit"
+	if c, err := load(t, "--config-dir", t.TempDir(), "--config-file", os.DevNull, "--export-rate-limit=-1"); err != nil || c.ExportRate != -1 {
+		t.Fatalf("export-rate-limit -1: %v", err)
+	}
+	// from the config file too
+	file := filepath.Join(t.TempDir(), "tetragon.yaml")
+	os.WriteFile(file, []byte("export-rate-limit: -7\n"), 0o600)
+	if _, err := load(t, "--config-dir", t.TempDir(), "--config-file", file); err == nil || !strings.Contains(err.Error(), "export-rate-limit -7") {
+		t.Fatalf("export-rate-limit -7 in the config file: %v", err)
+	}
+}
+
+// TestUnknownConfigKeyWarned: a key no setting has (a typo) was ignored
+// without a word; it is reported, naming the key and the file.
+func TestUnknownConfigKeyWarned(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tetragon.yaml")
+	os.WriteFile(file, []byte("log-level: debug\nexport-rate-limt: 100\nexport:\n  nested: 1\n"), 0o600)
+	c, err := load(t, "--config-dir", t.TempDir(), "--config-file", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("config file %s: unknown key %q, ignored", file, "export"),
+		fmt.Sprintf("config file %s: unknown key %q, ignored", file, "export-rate-limt"),
+	}
+	if !slices.Equal(c.Warnings, want) || c.LogLevel != "debug" {
+		t.Fatalf("warnings %q, want %q (log-level %q)", c.Warnings, want, c.LogLevel)
+	}
+}
+
+// TestConfigFileFIFO: a FIFO as the config file (or a drop-in) once hung
+// the agent before its first log line; it is refused at once.
+func TestConfigFileFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dropins := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dropins, "log-level"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config-file", fifo, "--config-dir", t.TempDir()}, "reading config file: " + fifo + ": not a regular file (fifo)"},
+		{[]string{"--config-file", "/dev/zero", "--config-dir", t.TempDir()}, "reading config file: /dev/zero: not a regular file (character device)"},
+		{[]string{"--config-file", os.DevNull, "--config-dir", dropins}, "reading config directory " + dropins + ": " + filepath.Join(dropins, "log-level") + ": not a regular file (fifo)"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := load(t, c.args...)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || err.Error() != c.want {
+				t.Errorf("%q: %v, want %q", c.args, err, c.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q: Load blocks", c.args)
 		}
 	}
 }

@@ -80,6 +80,10 @@ type Manager struct {
 	version  uint64
 	hooks    map[uint32]*hookInfo
 	policies map[string]*loadedPolicy
+	// stale are pin directories of versions that are no longer ours but
+	// could not be unpinned (too many open files, say): the kernel still
+	// runs them, so Sweep tries again until they are gone
+	stale []string
 
 	limitMu sync.Mutex
 	// until holds, per rate-limited selector and scope, the kernel time
@@ -143,12 +147,13 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, ok := m.policies[policy]; ok {
-		lp.remove()
+		m.mu.Unlock()
+		m.discard(lp)
 		return fmt.Errorf("policy %q: %w", policy, ErrConflict)
 	}
 	m.install(lp)
+	m.mu.Unlock()
 	return nil
 }
 
@@ -170,10 +175,11 @@ func (m *Manager) Replace(policy string, hooks []HookDecl) error {
 	}
 	m.install(lp)
 	m.mu.Unlock()
-	if old == nil {
-		return nil
+	if old != nil {
+		// the new version enforces; an old one left pinned is swept later
+		m.discard(old)
 	}
-	return old.remove()
+	return nil
 }
 
 // PinName is a policy's directory name under the pin root. bpffs refuses
@@ -205,13 +211,13 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 		}
 		h, err := m.attach(d, id)
 		if err != nil {
-			lp.remove()
+			m.discard(lp)
 			return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
 		}
 		lp.hooks = append(lp.hooks, h)
 		if lp.dir != "" {
 			if err := h.obj.Pin(filepath.Join(lp.dir, fmt.Sprintf("hook%d", i))); err != nil {
-				lp.remove()
+				m.discard(lp)
 				return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
 			}
 		}
@@ -277,21 +283,59 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
 }
 
-// Unload detaches a policy's hooks.
+// Unload detaches a policy's hooks. If its pins cannot be removed, the
+// policy stays loaded (it still enforces through them) and Unload can be
+// tried again: forgetting it would leave it enforcing unseen.
 func (m *Manager) Unload(policy string) error {
-	m.mu.Lock()
+	m.mu.RLock()
 	lp, ok := m.policies[policy]
-	if ok {
-		delete(m.policies, policy)
-		for _, h := range lp.hooks {
-			delete(m.hooks, h.id)
-		}
-	}
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if !ok {
 		return fmt.Errorf("policy %q is not loaded", policy)
 	}
-	return lp.remove()
+	// the caller (the registry) serialises loads and unloads of a policy,
+	// so lp is still the published version after the unpin
+	if err := lp.unpin(); err != nil {
+		return fmt.Errorf("policy %q stays loaded: %w", policy, err)
+	}
+	m.mu.Lock()
+	delete(m.policies, policy)
+	for _, h := range lp.hooks {
+		delete(m.hooks, h.id)
+	}
+	m.mu.Unlock()
+	return lp.close()
+}
+
+// discard detaches a version that is not (or no longer) published; pins
+// that cannot be removed now are kept for Sweep. m.mu is not held.
+func (m *Manager) discard(lp *loadedPolicy) {
+	if err := lp.unpin(); err != nil {
+		m.log.Error().Err(err).Str("policy", lp.name).Msg("A version stays pinned and enforcing; removing it is tried again")
+		m.mu.Lock()
+		m.stale = append(m.stale, lp.dir)
+		m.mu.Unlock()
+	}
+	if err := lp.close(); err != nil {
+		m.log.Warn().Err(err).Str("policy", lp.name).Msg("Closing a version's handles")
+	}
+}
+
+// Sweep removes the pins of old versions that could not be removed
+// before, and returns how many are still left.
+func (m *Manager) Sweep() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	left := m.stale[:0]
+	for _, dir := range m.stale {
+		if err := unpinDir(dir); err != nil {
+			left = append(left, dir)
+			continue
+		}
+		m.log.Info().Str("pins", dir).Msg("Removed an old version's pins")
+	}
+	m.stale = left
+	return len(m.stale)
 }
 
 // Status lists the loaded policies, sorted by name.
@@ -326,11 +370,10 @@ func (m *Manager) release(keep bool) error {
 	defer m.mu.Unlock()
 	var errs []error
 	for name, lp := range m.policies {
-		if keep {
-			errs = append(errs, lp.close())
-		} else {
-			errs = append(errs, lp.remove())
+		if !keep {
+			errs = append(errs, lp.unpin())
 		}
+		errs = append(errs, lp.close())
 		delete(m.policies, name)
 	}
 	clear(m.hooks)
@@ -350,19 +393,26 @@ func (lp *loadedPolicy) close() error {
 	return errors.Join(errs...)
 }
 
-// remove detaches the policy: pins removed, then handles closed. In that
-// order the detach happens when our handle closes, synchronously; a link
-// whose last reference is its pin is released by a kernel worker, later.
-func (lp *loadedPolicy) remove() error {
-	var errs []error
-	if lp.dir != "" {
-		errs = append(errs, os.RemoveAll(lp.dir))
-		// the policy's directory too, if no other version is left
-		if err := os.Remove(filepath.Dir(lp.dir)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
-			errs = append(errs, err)
-		}
+// unpin removes the policy's pins. Pins first, then handles closed: in
+// that order the detach happens when our handle closes, synchronously; a
+// link whose last reference is its pin is released by a kernel worker,
+// later.
+func (lp *loadedPolicy) unpin() error {
+	if lp.dir == "" {
+		return nil
 	}
-	return errors.Join(append(errs, lp.close())...)
+	return unpinDir(lp.dir)
+}
+
+func unpinDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("removing pins %s: %w", dir, err)
+	}
+	// the policy's directory too, if no other version is left
+	if err := os.Remove(filepath.Dir(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+		return fmt.Errorf("removing pins %s: %w", filepath.Dir(dir), err)
+	}
+	return nil
 }
 
 // RateLimited counts the events rate limits held back.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tetragon-lite/tetragon/pkg/regfile"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -37,6 +38,15 @@ type Scan struct {
 	// Warnings are problems that do not stop loading, such as a policy
 	// directory others than root may write to.
 	Warnings []error
+	// Unreadable lists the directories (cleaned paths) whose listing failed
+	// for another reason than not existing (too many open files, say).
+	// What they held is unknown, not gone: their files must keep their
+	// policies.
+	Unreadable []string
+	// Retry says that something could not be read for a reason that may
+	// pass (a directory listing, or a file's open or read, failed): scan
+	// again later rather than wait for the next change.
+	Retry bool
 }
 
 // IsPolicyFile reports whether a directory entry's name is one the agent
@@ -67,7 +77,10 @@ func Read(dirs, files []string) Scan {
 			continue
 		}
 		if err != nil {
-			s.Warnings = append(s.Warnings, fmt.Errorf("reading policy directory: %w", err))
+			// never "empty": an EMFILE here once unloaded every policy
+			s.Warnings = append(s.Warnings, fmt.Errorf("reading policy directory %s (its policies stay as they are; retrying): %w", dir, err))
+			s.Unreadable = append(s.Unreadable, filepath.Clean(dir))
+			s.Retry = true
 			continue
 		}
 		if err := checkOwnership(dir); err != nil {
@@ -92,29 +105,46 @@ func Read(dirs, files []string) Scan {
 			s.Skipped = append(s.Skipped, skip)
 			continue
 		}
+		if errors.Is(f.Err, errRead) {
+			s.Retry = true
+		}
 		s.Files = append(s.Files, f)
 	}
 	return s
 }
 
+// errRead marks a file's open or read failure that may pass (not a missing
+// file, not a FIFO or a device where a file should be).
+var errRead = errors.New("reading policy file")
+
 // readFile reads and parses one file. A file without any policy is
 // skipped (skip says why); a directory is skipped silently.
 func readFile(path string) (f File, skip error) {
 	f.Path = path
-	fd, err := os.Open(path)
+	// non-blocking, regular files only: a FIFO here once hung the
+	// watcher, and with it every later load and the agent's shutdown
+	fd, err := regfile.Open(path)
 	if err != nil {
-		f.Err = fmt.Errorf("reading policy file: %w", err)
+		if errors.Is(err, regfile.ErrNotRegular) {
+			if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+				return f, fmt.Errorf("%s: a directory", path)
+			}
+			f.Err = err
+			return f, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			f.Err = fmt.Errorf("reading policy file: %w", err)
+		} else {
+			f.Err = fmt.Errorf("%w: %w", errRead, err)
+		}
 		return f, nil
 	}
 	defer fd.Close()
-	if st, err := fd.Stat(); err == nil && st.IsDir() {
-		return f, fmt.Errorf("%s: a directory", path)
-	}
 	// one byte past the limit tells "at" from "over" without reading a
-	// huge file whole
+	// huge file whole; the parser reports "over" with the file's name
 	data, err := io.ReadAll(io.LimitReader(fd, tp.MaxFileSize+1))
 	if err != nil {
-		f.Err = fmt.Errorf("reading policy file %s: %w", path, err)
+		f.Err = fmt.Errorf("%w %s: %w", errRead, path, err)
 		return f, nil
 	}
 	f.Hash = sha256.Sum256(data)

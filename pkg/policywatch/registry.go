@@ -13,11 +13,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/policydir"
+	"github.com/tetragon-lite/tetragon/pkg/regfile"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -25,8 +27,12 @@ import (
 type Loader interface {
 	LoadPolicy(p *tp.TracingPolicy) error
 	ReplacePolicy(p *tp.TracingPolicy) error
+	// Unload detaches a policy; on error the policy is still loaded.
 	Unload(name string) error
 	Status() []hooks.PolicyStatus
+	// Sweep retries removing old versions that could not be removed, and
+	// returns how many are left.
+	Sweep() int
 }
 
 // State is a policy's state, as `tetra tracingpolicy list` shows it.
@@ -88,6 +94,9 @@ type fileState struct {
 	// conflicted: some of the file's policies were refused for their
 	// name; they are tried again when another file goes
 	conflicted bool
+	// again: a load or an unload failed for a reason that may pass (too
+	// many open files); the next sync tries the file again, unchanged
+	again bool
 }
 
 // NewRegistry returns an empty registry loading through loader.
@@ -101,10 +110,15 @@ func (r *Registry) Counters() (reloads, errors uint64) { return r.reloads.Load()
 
 // Sync brings the file-sourced policies in line with a scan of the policy
 // files: new files load, changed files reload make-before-break, files gone
-// unload. A file that fails keeps its last good policies enforcing.
-func (r *Registry) Sync(scan policydir.Scan) {
+// unload. A file that fails keeps its last good policies enforcing. What
+// could not be read is not taken as gone: the files of a directory the scan
+// could not list keep their policies. Sync reports whether it should run
+// again later, for something that may pass (a read or a load that failed
+// for want of file descriptors or memory, an unload that failed).
+func (r *Registry) Sync(scan policydir.Scan) (retry bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	retry = scan.Retry
 	present := map[string]bool{}
 	for _, f := range scan.Files {
 		// deleted while it was being read: gone
@@ -113,11 +127,20 @@ func (r *Registry) Sync(scan policydir.Scan) {
 	// removals first: a name a removed file frees can go to another file
 	removed := false
 	for path, st := range r.files {
-		if present[path] {
+		if present[path] || slices.Contains(scan.Unreadable, filepath.Dir(path)) {
 			continue
 		}
+		var left []string
 		for _, name := range st.names {
-			r.remove(name, path)
+			if !r.remove(name, path) {
+				left = append(left, name)
+			}
+		}
+		if len(left) > 0 {
+			// still enforcing: the registry keeps them, as the kernel does
+			r.files[path] = fileState{names: left}
+			retry = true
+			continue
 		}
 		delete(r.files, path)
 		removed = true
@@ -128,7 +151,7 @@ func (r *Registry) Sync(scan policydir.Scan) {
 			continue
 		}
 		prev, known := r.files[f.Path]
-		if known && prev.hash == f.Hash && !(removed && prev.conflicted) {
+		if known && prev.hash == f.Hash && !(removed && prev.conflicted) && !prev.again {
 			continue // unchanged content: no reload
 		}
 		if f.Err != nil {
@@ -136,15 +159,32 @@ func (r *Registry) Sync(scan policydir.Scan) {
 			r.files[f.Path] = fileState{hash: f.Hash, names: prev.names}
 			continue
 		}
-		names, conflicted := r.syncFile(f, prev.names)
-		r.files[f.Path] = fileState{hash: f.Hash, names: names, conflicted: conflicted}
+		names, conflicted, again := r.syncFile(f, prev.names)
+		r.files[f.Path] = fileState{hash: f.Hash, names: names, conflicted: conflicted, again: again}
+		retry = retry || again
 	}
+	if r.loader.Sweep() > 0 {
+		retry = true
+	}
+	return retry
+}
+
+// transient reports whether a load failed for want of a resource that may
+// come back, so that the same file is tried again without a change.
+func transient(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.EAGAIN, syscall.EINTR, syscall.ENOBUFS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // syncFile loads a good file's policies and unloads the ones it no longer
-// has; it returns the names it now owns, and whether some of its policies
-// were refused because another source has their name. r.mu is held.
-func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, conflicted bool) {
+// has; it returns the names it now owns, whether some of its policies
+// were refused because another source has their name, and whether a load
+// or an unload should be tried again. r.mu is held.
+func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, conflicted, again bool) {
 	for _, p := range f.Policies {
 		name := p.Metadata.Name
 		e := r.entries[name]
@@ -158,25 +198,26 @@ func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, 
 			r.lastID++
 			e = &Entry{ID: r.lastID, Name: name, Source: f.Path, State: Enabled}
 			r.entries[name] = e
-			r.load(e, p, false)
-			continue
 		}
-		r.load(e, p, e.State == Enabled)
+		if err := r.load(e, p, e.State == Enabled && e.Policy != nil); err != nil && transient(err) {
+			again = true
+		}
 	}
 	for _, name := range before {
-		if !slices.Contains(owned, name) {
-			r.remove(name, f.Path)
+		if !slices.Contains(owned, name) && !r.remove(name, f.Path) {
+			owned = append(owned, name) // still loaded, still the file's
+			again = true
 		}
 	}
-	return owned, conflicted
+	return owned, conflicted, again
 }
 
 // load loads p as e's policy; replace swaps it for the loaded version.
 // On failure an enabled entry keeps its last good version. r.mu is held.
-func (r *Registry) load(e *Entry, p *tp.TracingPolicy, replace bool) {
+func (r *Registry) load(e *Entry, p *tp.TracingPolicy, replace bool) error {
 	if e.State == Disabled {
 		e.Policy = p // takes effect when enabled
-		return
+		return nil
 	}
 	var err error
 	if replace {
@@ -192,7 +233,7 @@ func (r *Registry) load(e *Entry, p *tp.TracingPolicy, replace bool) {
 			e.Policy = p
 		}
 		r.logError(e.Source, err, replace)
-		return
+		return err
 	}
 	r.reloads.Add(1)
 	e.State, e.Error, e.Policy = Enabled, "", p
@@ -202,6 +243,7 @@ func (r *Registry) load(e *Entry, p *tp.TracingPolicy, replace bool) {
 	} else {
 		ev.Msg("Loaded tracing policy")
 	}
+	return nil
 }
 
 // fail records a file that could not be used; its policies keep their
@@ -227,33 +269,42 @@ func (r *Registry) logError(source string, err error, keptOld bool) {
 	}
 }
 
-// remove unloads and forgets the policy name if source owns it. r.mu is
-// held.
-func (r *Registry) remove(name, source string) {
+// remove unloads and forgets the policy name if source owns it. A policy
+// that cannot be unloaded stays, enabled, with the error: it still
+// enforces, and the registry says what the kernel does. It reports whether
+// the policy is gone. r.mu is held.
+func (r *Registry) remove(name, source string) bool {
 	e := r.entries[name]
 	if e == nil || e.Source != source {
-		return
+		return true
+	}
+	if e.State == Enabled {
+		if err := r.loader.Unload(name); err != nil {
+			r.errors.Add(1)
+			e.Error = fmt.Sprintf("not unloaded, still enforcing: %v", err)
+			r.log.Error().Err(err).Str("policy", name).Str("source", source).Msg("Policy not unloaded; it still enforces, and unloading is tried again")
+			return false
+		}
+		r.log.Info().Str("policy", name).Str("source", source).Msg("Unloaded tracing policy")
 	}
 	delete(r.entries, name)
-	if e.State != Enabled {
-		return
-	}
-	if err := r.loader.Unload(name); err != nil {
-		r.log.Warn().Err(err).Str("policy", name).Msg("Unloading policy")
-		return
-	}
-	r.log.Info().Str("policy", name).Str("source", source).Msg("Unloaded tracing policy")
+	return true
 }
 
+// ErrNotKept means an API-added policy could not be kept in the API policy
+// directory, so it would not survive a restart; it is not loaded.
+var ErrNotKept = errors.New("the policy would not survive a restart")
+
 // PersistAPI keeps API-added policies as files in dir from now on, and
-// loads the ones a previous run kept there.
+// loads the ones a previous run kept there. From the call on, an add that
+// cannot be kept fails, even when dir cannot be created now.
 func (r *Registry) PersistAPI(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating the API policy directory: %w", err)
-	}
 	r.mu.Lock()
 	r.apiDir = dir
 	r.mu.Unlock()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating the API policy directory: %w", err)
+	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("reading the API policy directory: %w", err)
@@ -263,7 +314,7 @@ func (r *Registry) PersistAPI(dir string) error {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(path)
+		data, err := regfile.Read(path, tp.MaxFileSize)
 		if err == nil {
 			_, err = r.add(data, false)
 		}
@@ -292,18 +343,30 @@ func (r *Registry) add(yaml []byte, persist bool) (string, error) {
 	if e := r.entries[p.Metadata.Name]; e != nil {
 		return "", fmt.Errorf("policy %q (from %s): %w", e.Name, e.Source, hooks.ErrConflict)
 	}
+	// Kept before it loads: "added" with --keep-sensors-on-exit promises
+	// that the policy survives a restart, and a policy that would not is
+	// refused (fail closed) rather than loaded with a warning only the
+	// agent's log shows.
+	kept := ""
+	if persist && r.apiDir != "" {
+		kept = r.apiFile(p.Metadata.Name)
+		if err := writeFile(kept, yaml); err != nil {
+			r.errors.Add(1)
+			return "", fmt.Errorf("policy %q not added: %w: keeping it in the API policy directory (--api-policy-dir): %w", p.Metadata.Name, ErrNotKept, err)
+		}
+	}
 	if err := r.loader.LoadPolicy(p); err != nil {
 		r.errors.Add(1)
+		if kept != "" {
+			if rerr := os.Remove(kept); rerr != nil {
+				r.log.Warn().Err(rerr).Str("file", kept).Msg("A policy that failed to load stays in the API policy directory; the next start tries it again")
+			}
+		}
 		return "", err
 	}
 	r.reloads.Add(1)
 	r.lastID++
 	r.entries[p.Metadata.Name] = &Entry{ID: r.lastID, Name: p.Metadata.Name, Source: SourceAPI, State: Enabled, Policy: p}
-	if persist && r.apiDir != "" {
-		if err := os.WriteFile(r.apiFile(p.Metadata.Name), yaml, 0o600); err != nil {
-			r.log.Warn().Err(err).Str("policy", p.Metadata.Name).Msg("The policy is loaded but will not survive a restart")
-		}
-	}
 	r.log.Info().Str("policy", p.Metadata.Name).Str("source", SourceAPI).Msg("Loaded tracing policy")
 	return p.Metadata.Name, nil
 }
@@ -319,13 +382,40 @@ func (r *Registry) Delete(name string) error {
 	if e.Source != SourceAPI {
 		return fmt.Errorf("policy %q comes from %s: remove the file (or disable the policy)", name, e.Source)
 	}
-	r.remove(name, SourceAPI)
+	if !r.remove(name, SourceAPI) {
+		return fmt.Errorf("policy %q: %s", name, r.entries[name].Error)
+	}
 	if r.apiDir != "" {
 		if err := os.Remove(r.apiFile(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("policy %q is unloaded, but its kept copy is not removed: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// writeFile writes a kept policy whole or not at all: a crash mid-write
+// must not leave a truncated policy for the next start.
+func writeFile(path string, data []byte) error {
+	// created now if it could not be when the agent started
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename; cleans up a failure
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
 }
 
 // apiFile is where an API-added policy is kept; policy names are DNS

@@ -1,18 +1,22 @@
 package policywatch
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/policydir"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -22,20 +26,32 @@ import (
 type recorder struct {
 	ops    []string
 	loaded map[string]bool
+	// failWith, when set, fails every load, replace and unload as the
+	// kernel side does when the agent is out of file descriptors
+	failWith error
+	// stale is what Sweep reports left
+	stale int
 }
 
 func (r *recorder) do(op string, p *tp.TracingPolicy) error {
 	r.ops = append(r.ops, op+" "+p.Metadata.Name)
+	if r.failWith != nil {
+		return r.failWith
+	}
 	if p.Spec.KProbes[0].Call == "fail_me" {
 		return errors.New("fail_me: no such function")
 	}
 	r.loaded[p.Metadata.Name] = true
 	return nil
 }
+func (r *recorder) Sweep() int                              { return r.stale }
 func (r *recorder) LoadPolicy(p *tp.TracingPolicy) error    { return r.do("load", p) }
 func (r *recorder) ReplacePolicy(p *tp.TracingPolicy) error { return r.do("replace", p) }
 func (r *recorder) Unload(name string) error {
 	r.ops = append(r.ops, "unload "+name)
+	if r.failWith != nil {
+		return r.failWith
+	}
 	delete(r.loaded, name)
 	return nil
 }
@@ -50,11 +66,15 @@ type fixture struct {
 	dir string
 	rec *recorder
 	reg *Registry
+	log *bytes.Buffer
+	// retry is what the last sync said
+	retry bool
 }
 
 func newFixture(t *testing.T) *fixture {
 	rec := &recorder{loaded: map[string]bool{}}
-	return &fixture{t: t, dir: t.TempDir(), rec: rec, reg: NewRegistry(zerolog.Nop(), rec)}
+	log := &bytes.Buffer{}
+	return &fixture{t: t, dir: t.TempDir(), rec: rec, reg: NewRegistry(zerolog.New(log), rec), log: log}
 }
 
 func (f *fixture) write(name, content string) {
@@ -65,8 +85,12 @@ func (f *fixture) write(name, content string) {
 
 // sync rescans and returns the loader calls it caused.
 func (f *fixture) sync() []string {
+	return f.syncScan(policydir.Read([]string{f.dir}, nil))
+}
+
+func (f *fixture) syncScan(scan policydir.Scan) []string {
 	f.rec.ops = nil
-	f.reg.Sync(policydir.Read([]string{f.dir}, nil))
+	f.retry = f.reg.Sync(scan)
 	return f.rec.ops
 }
 
@@ -183,5 +207,174 @@ func TestAPIPoliciesAndStates(t *testing.T) {
 	}
 	if err := g.reg.Delete("api"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// TestFIFOInPolicyDirectory: a symlink x.yaml to a FIFO no one writes to
+// once hung the scan for good. It is reported with its place and kind, and
+// the other files load.
+func TestFIFOInPolicyDirectory(t *testing.T) {
+	f := newFixture(t)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(fifo, filepath.Join(f.dir, "x.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(f.dir, "zero.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	f.write("z.yaml", policy("z", "fd_install"))
+	done := make(chan []string, 1)
+	go func() { done <- f.sync() }()
+	select {
+	case ops := <-done:
+		f.expect("a FIFO, a device and a good file", ops, "load z")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the scan blocks on the FIFO")
+	}
+	for _, want := range []string{"x.yaml: not a regular file (fifo)", "zero.yaml: not a regular file (character device)"} {
+		if !strings.Contains(f.log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, f.log)
+		}
+	}
+	if f.retry {
+		t.Error("a FIFO is not a passing trouble; no retry is due")
+	}
+}
+
+// TestUnreadableDirectoryIsNotEmpty: a directory that cannot be listed
+// (the agent out of file descriptors) once counted as "every file deleted"
+// and unloaded them all. Its files keep their policies, a retry is asked
+// for, and the next good scan loads what was added meanwhile.
+func TestUnreadableDirectoryIsNotEmpty(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.yaml", policy("a", "fd_install"))
+	f.expect("first sync", f.sync(), "load a")
+	f.write("b.yaml", policy("b", "fd_install"))
+
+	scan := policydir.Read([]string{f.dir}, nil)
+	withFewFiles(t, func() { scan = policydir.Read([]string{f.dir}, nil) })
+	if !slices.Equal(scan.Unreadable, []string{f.dir}) || !scan.Retry || len(scan.Files) != 0 {
+		t.Fatalf("scan out of file descriptors: %+v", scan)
+	}
+	if len(scan.Warnings) != 1 || !strings.Contains(scan.Warnings[0].Error(), f.dir) || !strings.Contains(scan.Warnings[0].Error(), "too many open files") {
+		t.Fatalf("warnings: %v, want one naming the directory and the error", scan.Warnings)
+	}
+	f.expect("unreadable directory", f.syncScan(scan))
+	if e := f.entry("a"); e.State != Enabled || !f.rec.loaded["a"] || !f.retry {
+		t.Fatalf("after an unreadable scan: %+v, loaded %v, retry %v", e, f.rec.loaded, f.retry)
+	}
+	f.expect("readable again", f.sync(), "load b")
+	if f.retry || len(f.reg.List()) != 2 {
+		t.Fatalf("after recovery: retry %v, %+v", f.retry, f.reg.List())
+	}
+}
+
+// withFewFiles runs fn with the process's open-file limit at what is open
+// now, so that any new open fails with EMFILE.
+func withFewFiles(t *testing.T, fn func()) {
+	t.Helper()
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	// open returns the lowest free descriptor: with the limit at it,
+	// every open fails
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := null.Fd()
+	null.Close()
+	low := old
+	low.Cur = uint64(free)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	fn()
+}
+
+// TestFailedUnloadKeepsThePolicy: a policy whose unload fails (its pins
+// could not be removed) still enforces, so the registry keeps it, with
+// the error, and unloads it on a later sync; it once forgot it while the
+// pins kept killing, then loaded a second, untracked copy.
+func TestFailedUnloadKeepsThePolicy(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.yaml", policy("a", "fd_install"))
+	f.sync()
+	os.Remove(filepath.Join(f.dir, "a.yaml"))
+	f.rec.failWith = fmt.Errorf("removing pins: %w", syscall.EMFILE)
+	f.expect("unload fails", f.sync(), "unload a")
+	if e := f.entry("a"); e.State != Enabled || !strings.Contains(e.Error, "still enforcing") || !f.retry {
+		t.Fatalf("after a failed unload: %+v, retry %v", e, f.retry)
+	}
+	// the file comes back before the retry: one copy, replaced
+	f.rec.failWith = nil
+	f.write("a.yaml", policy("a", "fd_install"))
+	f.expect("file back", f.sync(), "replace a")
+	os.Remove(filepath.Join(f.dir, "a.yaml"))
+	f.rec.failWith = syscall.EMFILE
+	f.sync()
+	f.rec.failWith = nil
+	f.expect("retry", f.sync(), "unload a")
+	if len(f.reg.List()) != 0 || f.retry {
+		t.Fatalf("after the retry: %+v, retry %v", f.reg.List(), f.retry)
+	}
+	// old versions the loader could not sweep yet keep the retries going
+	f.rec.stale = 1
+	if f.sync(); !f.retry {
+		t.Fatal("stale versions left, and no retry asked for")
+	}
+}
+
+// TestTransientLoadFailureIsRetried: a file whose load failed for want of
+// file descriptors is loaded again by the next sync, unchanged.
+func TestTransientLoadFailureIsRetried(t *testing.T) {
+	f := newFixture(t)
+	f.write("a.yaml", policy("a", "fd_install"))
+	f.rec.failWith = fmt.Errorf("loading: %w", syscall.EMFILE)
+	f.expect("load fails", f.sync(), "load a")
+	if e := f.entry("a"); e.State != LoadError || !f.retry {
+		t.Fatalf("after a failed load: %+v, retry %v", e, f.retry)
+	}
+	f.rec.failWith = nil
+	f.expect("retry", f.sync(), "load a")
+	if e := f.entry("a"); e.State != Enabled || f.retry {
+		t.Fatalf("after the retry: %+v, retry %v", e, f.retry)
+	}
+	// a failure that will not pass is not retried
+	f.write("a.yaml", policy("a", "fail_me"))
+	f.sync()
+	if f.expect("no retry", f.sync()); f.retry {
+		t.Fatal("retry asked for a policy that cannot load")
+	}
+}
+
+// TestAddToReadOnlyAPIDirFails: with --keep-sensors-on-exit, "added"
+// promises the policy survives a restart. Where the API policy directory
+// is read-only, add fails with the reason and loads nothing.
+func TestAddToReadOnlyAPIDirFails(t *testing.T) {
+	testutil.RequireRoot(t) // a read-only mount: root writes through mode bits
+	keep := t.TempDir()
+	if err := syscall.Mount("tmpfs", keep, "tmpfs", syscall.MS_RDONLY, "size=64k"); err != nil {
+		t.Fatalf("mounting a read-only tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(keep, syscall.MNT_DETACH) })
+	for _, dir := range []string{keep, filepath.Join(keep, "missing")} {
+		f := newFixture(t)
+		err := f.reg.PersistAPI(dir)
+		if (dir == keep) != (err == nil) {
+			t.Fatalf("PersistAPI(%s): %v", dir, err)
+		}
+		_, err = f.reg.Add([]byte(policy("api", "fd_install")))
+		if !errors.Is(err, ErrNotKept) || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), "--api-policy-dir") {
+			t.Fatalf("add with %s read-only: %v", dir, err)
+		}
+		if len(f.rec.ops) != 0 || len(f.reg.List()) != 0 {
+			t.Fatalf("add that cannot be kept: loader calls %q, entries %+v", f.rec.ops, f.reg.List())
+		}
 	}
 }

@@ -29,16 +29,35 @@ type Watcher struct {
 	// versions attached: the reload latency metric. It runs on the
 	// watcher's goroutine.
 	Reloaded func(time.Duration)
+	// RetryMin and RetryMax bound the wait before a rescan after one that
+	// could not read or load everything (too many open files, say); it
+	// doubles from RetryMin while the trouble lasts.
+	RetryMin, RetryMax time.Duration
+
+	// retry hears from Sync that a rescan should follow
+	retry chan struct{}
 }
 
 // NewWatcher returns a watcher of dirs (policy directories, or single
 // policy files in their place) and of files named one by one.
 func NewWatcher(log zerolog.Logger, reg *Registry, dirs, files []string) *Watcher {
-	return &Watcher{log: log, reg: reg, dirs: dirs, files: files, Debounce: 100 * time.Millisecond, MaxDelay: time.Second}
+	return &Watcher{log: log, reg: reg, dirs: dirs, files: files, Debounce: 100 * time.Millisecond, MaxDelay: time.Second,
+		RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second, retry: make(chan struct{}, 1)}
 }
 
-// Sync reads every policy file once and loads what changed.
+// Sync reads every policy file once and loads what changed. If something
+// could not be read or loaded for a reason that may pass, Run (when it
+// runs) scans again later.
 func (w *Watcher) Sync() {
+	if w.sync() {
+		select {
+		case w.retry <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *Watcher) sync() (retry bool) {
 	scan := policydir.Read(w.dirs, w.files)
 	for _, warn := range scan.Warnings {
 		w.log.Warn().Err(warn).Msg("Policy directory")
@@ -47,7 +66,7 @@ func (w *Watcher) Sync() {
 		w.log.Debug().Err(sk).Msg("Not a TracingPolicy file, ignored")
 	}
 	w.log.Debug().Int("files", len(scan.Files)).Msg("Policy files scanned")
-	w.reg.Sync(scan)
+	return w.reg.Sync(scan)
 }
 
 // Run watches until ctx is done. It watches directories, not files: editors
@@ -65,10 +84,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	var timer <-chan time.Time
 	var first time.Time
+	// backoff is the wait before the next retry; 0: none pending
+	var backoff time.Duration
+	var retryTimer <-chan time.Time
+	scheduleRetry := func() {
+		backoff = min(max(2*backoff, w.RetryMin), w.RetryMax)
+		retryTimer = time.After(backoff)
+		w.log.Debug().Dur("in", backoff).Msg("Policy rescan scheduled")
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-w.retry:
+			if retryTimer == nil {
+				scheduleRetry()
+			}
+		case <-retryTimer:
+			retryTimer = nil
+			if w.sync() {
+				scheduleRetry()
+			} else {
+				backoff = 0
+			}
+			w.addWatches(fw, watched)
 		case ev, ok := <-fw.Events:
 			if !ok {
 				return nil
@@ -101,7 +140,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// loads counted around the rescan: an API add at the same
 			// moment may count in, which only makes one sample a reload
 			loads, _ := w.reg.Counters()
-			w.Sync()
+			if w.sync() {
+				if retryTimer == nil {
+					scheduleRetry()
+				}
+			} else {
+				backoff, retryTimer = 0, nil
+			}
 			if after, _ := w.reg.Counters(); after > loads && w.Reloaded != nil {
 				w.Reloaded(time.Since(first))
 			}

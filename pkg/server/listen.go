@@ -8,16 +8,33 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // ErrInUse means another process serves on the socket.
 var ErrInUse = errors.New("address in use")
 
-// Listen opens the API listener. address is a unix socket path ("/path" or
+// MaxConnections bounds the API's open connections. Past it, new ones wait
+// in the kernel's backlog, costing the agent nothing: 20,200 half-open
+// connections once took every file descriptor the agent had, and with
+// them its policy directory reads and policy loads.
+const MaxConnections = 256
+
+// Listen opens the API listener, which accepts at most MaxConnections
+// connections at a time. address is a unix socket path ("/path" or
 // "unix:///path"), created with mode 0600, or host:port, which must be a
 // loopback address: the API can kill processes through policies, so it is
 // never exposed beyond the host by accident.
 func Listen(address string) (net.Listener, error) {
+	l, err := listen(address)
+	if err != nil {
+		return nil, err
+	}
+	return netutil.LimitListener(l, MaxConnections), nil
+}
+
+func listen(address string) (net.Listener, error) {
 	path, isUnix := strings.CutPrefix(address, "unix://")
 	if isUnix || strings.HasPrefix(address, "/") {
 		return listenUnix(path)

@@ -43,6 +43,9 @@ func policyError(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, hooks.ErrConflict):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, policywatch.ErrNotKept):
+		// the request was fine; the agent's API policy directory is not
+		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return status.Error(codes.InvalidArgument, err.Error())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
@@ -38,9 +39,14 @@ func NewService(bus *eventbus.Bus, status StatusFunc, queueSize int, log zerolog
 	return &Service{bus: bus, status: status, queueSize: queueSize, log: log}
 }
 
+// handshakeTimeout bounds a new connection's HTTP/2 handshake: a client
+// that connects and sends nothing holds one of MaxConnections for this
+// long, not for the default 120 s.
+const handshakeTimeout = 10 * time.Second
+
 // Register builds a gRPC server with the service and reflection (so grpcurl works).
 func (s *Service) Register() *grpc.Server {
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout))
 	api.RegisterFineGuidanceSensorsServer(g, s)
 	reflection.Register(g)
 	return g
