@@ -28,6 +28,18 @@ struct sys_variant {
 #define SE_EXIT 2
 #define SE_RET_OK 4 /* only successful calls (ret >= 0) */
 #define SE_NEED_FILE 8 /* only calls whose variant fd is an open file (mmap) */
+/* A return probe on the mapped function: its return value is derived from
+ * the syscall's at sys_exit. A syscall that succeeded got past the
+ * function, which therefore returned 0. A failed one gives no record unless
+ * SE_REFUSALS says its EACCES/EPERM can only be the function's refusal:
+ * otherwise the error may come from a step before the function (which then
+ * never ran) or after it (which then returned 0). docs/mechanisms.md has
+ * the derivation per function. */
+#define SE_FUNC_RET 16
+#define SE_REFUSALS 32
+
+#define EPERM 1
+#define EACCES 13
 
 struct sys_entry {
 	__u8 flags;
@@ -193,7 +205,8 @@ struct variant_ctx {
 	struct gen_conf *c;
 	struct gen_rec *r;
 	long nr;
-	long ret;
+	long ret;  /* the syscall's return (0 at entry) */
+	long fret; /* the value selectors and the record see as the return */
 	__u64 id;
 };
 
@@ -233,7 +246,7 @@ static long handle_variant(__u32 vi, void *data)
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
 	fill_args(c, r, x->regs, v, x->ret);
-	s = select(c, r, x->ret);
+	s = select(c, r, x->fret);
 	if (s < 0) {
 		/* stored with the generation read before the path was resolved:
 		 * a rename meanwhile makes the entry stale */
@@ -241,8 +254,27 @@ static long handle_variant(__u32 vi, void *data)
 			bpf_map_update_elem(&verdicts, &vk, &gen_before, BPF_ANY);
 		return 0;
 	}
-	act_and_post(c, r, s, x->id, x->nr, x->ret);
+	act_and_post(c, r, s, x->id, x->nr, x->fret);
 	return 0;
+}
+
+#define NO_RET (-0x7fffffffffffffffL - 1) /* no syscall returns it */
+
+/* func_ret returns the value selectors and the record see as the return
+ * of a call that returned ret: the syscall's own, or with SE_FUNC_RET the
+ * mapped function's as derived from it, NO_RET when the syscall's says
+ * nothing certain. A global function: the verifier sees its result as one
+ * unknown value, where inline, every distinct value (0, -EACCES, -EPERM,
+ * the syscall's) would have it check the selector evaluation once more. */
+__noinline long func_ret(long ret, __u32 flags)
+{
+	if (!(flags & SE_FUNC_RET))
+		return ret;
+	if (ret >= 0)
+		return 0;
+	if ((flags & SE_REFUSALS) && (ret == -EACCES || ret == -EPERM))
+		return ret;
+	return NO_RET;
 }
 
 static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
@@ -262,6 +294,9 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	if (!x.e || !(x.e->flags & when))
 		return 0;
 	if ((x.e->flags & SE_RET_OK) && ret < 0)
+		return 0;
+	x.fret = func_ret(ret, x.e->flags);
+	if (x.fret == NO_RET)
 		return 0;
 	x.c = bpf_map_lookup_elem(&conf, &zero);
 	x.r = bpf_map_lookup_elem(&rec_heap, &zero);

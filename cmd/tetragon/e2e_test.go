@@ -28,6 +28,9 @@ type binaries struct{ tetragon, tetra string }
 var built binaries
 
 func TestMain(m *testing.M) {
+	if code, ok := fileHelper(); ok {
+		os.Exit(code)
+	}
 	code := func() int {
 		if pre := os.Getenv("TETRAGON_PREBUILT_DIR"); pre != "" {
 			// the kernel lanes ship prebuilt static binaries (no Go toolchain in the guest)

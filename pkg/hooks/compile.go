@@ -78,6 +78,9 @@ type HookDecl struct {
 	Call    string
 	Syscall bool
 	Return  bool
+	// ReturnType is returnArg's type ("" without returnArg): the event
+	// reports the return value as that type, as Tetragon does.
+	ReturnType string
 	// Subsystem and Raw: a tracepoint's group (Call is its event), and
 	// whether it is read as a raw tracepoint.
 	Subsystem string
@@ -120,6 +123,10 @@ type hookInfo struct {
 	argOrder []ArgDecl
 	// limits[i] is selector i's Post rate limit, if it has one
 	limits []rateLimit
+	// noReturn: a return probe whose function returns void, served where
+	// the value is known to be absent (the mapping), so the event has no
+	// return value
+	noReturn bool
 }
 
 type rateLimit struct {
@@ -180,10 +187,15 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 		if !ok {
 			return spec, info, fmt.Errorf("%s: %s, and %s has no syscall-tracepoint mapping (mapped: fd_install, security_file_open, security_file_permission, security_mmap_file, security_path_truncate, security_file_truncate and syscalls)", d.Call, why, d.Call)
 		}
-		if d.Return {
-			return spec, info, fmt.Errorf("%s: return probes are not available through the syscall-tracepoint mapping", d.Call)
-		}
 		spec.Syscalls = m.syscalls
+		if d.Return {
+			if err := checkMappedReturn(d, m); err != nil {
+				return spec, info, err
+			}
+			spec.Syscalls = m.returnTable()
+			// a void function has no return value to report
+			info.noReturn = m.void
+		}
 		sources = m.args
 		for _, a := range d.Args {
 			if a.Index < 0 || a.Index >= len(sources) {
@@ -214,6 +226,71 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	var err error
 	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, noOverride)
 	return spec, info, err
+}
+
+// checkMappedReturn refuses what a return probe through the mapping asks
+// for and cannot be told at the syscall's exit: a return value of a void
+// function, and a matchReturnArgs entry that holds for none of the values
+// the mapping reports (the calls it would match are the ones the mapping
+// cannot see, so it would silently never match).
+func checkMappedReturn(d HookDecl, m funcMapping) error {
+	if m.void && d.ReturnType != "" {
+		return fmt.Errorf("%s: returnArg: %s returns void, so there is no return value to report", d.Call, d.Call)
+	}
+	for si, s := range d.Selectors {
+		for _, rm := range s.MatchReturnArgs {
+			if m.void {
+				return fmt.Errorf("%s: selectors[%d]: matchReturnArgs: %s returns void, so there is no return value to match", d.Call, si, d.Call)
+			}
+			cm, err := compileReturnMatch(d, rm)
+			if err != nil {
+				return fmt.Errorf("%s: selectors[%d]: matchReturnArgs: %w", d.Call, si, err)
+			}
+			vals := m.returnValues()
+			if !slices.ContainsFunc(vals, func(v int64) bool { return returnHolds(cm, v) }) {
+				return fmt.Errorf("%s: selectors[%d]: matchReturnArgs %s %v holds for none of the return values the syscall-tracepoint mapping can report for %s (%v): %s", d.Call, si, rm.Operator, rm.Values, d.Call, vals, m.failures)
+			}
+		}
+	}
+	return nil
+}
+
+// returnHolds evaluates a compiled matchReturnArgs entry on v as the kernel
+// does (ret_value and match_int in bpf/lib/hook.h).
+func returnHolds(cm sensor.Match, v int64) bool {
+	switch cm.Size {
+	case 1:
+		v = narrow(v, 8, cm.Signed)
+	case 2:
+		v = narrow(v, 16, cm.Signed)
+	case 4:
+		v = narrow(v, 32, cm.Signed)
+	}
+	hit := false
+	for _, x := range cm.Ints {
+		switch cm.Op {
+		case sensor.OpEqual, sensor.OpNotEqual:
+			hit = hit || v == x
+		case sensor.OpMask:
+			hit = hit || v&x != 0
+		case sensor.OpGT:
+			hit = hit || v > x
+		case sensor.OpLT:
+			hit = hit || v < x
+		}
+	}
+	if cm.Op == sensor.OpNotEqual {
+		return !hit
+	}
+	return hit
+}
+
+func narrow(v int64, bits uint, signed bool) int64 {
+	shift := 64 - bits
+	if signed {
+		return v << shift >> shift
+	}
+	return int64(uint64(v) << shift >> shift)
 }
 
 // compileSelectors compiles a hook's selectors over its compiled args;

@@ -218,6 +218,9 @@ type event struct {
 	// written as $DIR
 	text  string
 	ktime uint64
+	// ret is a return probe's return value as "<kind>:<value>", "" when
+	// the event has none
+	ret string
 }
 
 // stats returns the counters of the only hook loaded.
@@ -315,7 +318,11 @@ func (h *harness) events(t *testing.T) []event {
 			strings.TrimPrefix(action.String(), "KPROBE_ACTION_"), argsString(args)), h.dir, "$DIR")
 		// the syscall (the mapping's records carry it) says where it was seen
 		t.Logf("%s: %s: %s (syscall %d, ktime %d)", h.mech, policy, e, g.Syscall, g.Ktime)
-		out = append(out, event{policy: policy, text: e, ktime: g.Ktime})
+		ev := event{policy: policy, text: e, ktime: g.Ktime}
+		if r := resp.GetProcessKprobe().GetReturn(); r != nil {
+			ev.ret = argsString([]*api.KprobeArgument{r})
+		}
+		out = append(out, ev)
 	}
 }
 

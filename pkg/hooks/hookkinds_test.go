@@ -37,6 +37,9 @@ func helperMain() (code int, ok bool) {
 		fmt.Println("survived", errno)
 		return 0, true
 	}
+	if code, ok := fileHelperMain(); ok {
+		return code, true
+	}
 	if v := os.Getenv(uprobeHelperEnv); v != "" {
 		n, _ := strconv.Atoi(v)
 		fmt.Println("survived", uprobeTarget(1, 2, 3, n))

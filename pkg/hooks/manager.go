@@ -500,14 +500,25 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
 		}
 		if d.Return {
-			k.Return = &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: g.Ret}}
 			// the return probe posted the event: returnArgAction is Post,
 			// the only one this agent takes, as Tetragon reports it
 			k.ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
+			if !info.noReturn {
+				k.Return = returnArg(d.ReturnType, g.Ret)
+			}
 		}
 		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
 	}
 	return ev, true
+}
+
+// returnArg reports a return value as returnArg declares it (an "int" as
+// int_arg, as Tetragon does); without returnArg, the whole value.
+func returnArg(typ string, v int64) *api.KprobeArgument {
+	if isIntType(typ) {
+		return intArg(typ, v)
+	}
+	return &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: v}}
 }
 
 // eventArgs decodes a record's arguments as the hook declared them.

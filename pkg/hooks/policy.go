@@ -28,9 +28,11 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	for _, k := range p.Spec.KProbes {
 		d := c.hook(KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
 		d.Syscall, d.Return = k.Syscall, k.Return
-		if k.ReturnArg != nil && k.ReturnArgAction != "" {
-			c.refuse(k.ReturnArg.Src, "returnArgAction is not supported")
+		if k.ReturnArg != nil {
+			d.ReturnType = string(k.ReturnArg.Type)
 		}
+		// returnArgAction: the parser accepts only Post, the default:
+		// the return value is posted with the event
 		decls = append(decls, d)
 	}
 	for _, t := range p.Spec.Tracepoints {

@@ -49,6 +49,46 @@ type funcMapping struct {
 	args []sensor.Arg
 	// when describes, for the docs and the log, where the call is seen
 	when string
+	// For return probes (return: true), served at the syscall's exit:
+	// refusals are the syscalls whose EACCES or EPERM can only be the
+	// function's own refusal (see returnTable); void says the function
+	// returns nothing; failures says, for errors, why a failed syscall
+	// gives no return value.
+	refusals map[uint32]bool
+	void     bool
+	failures string
+}
+
+// Errors an LSM refusal gives (errno).
+const (
+	errEPERM  = 1
+	errEACCES = 13
+)
+
+// returnTable is the syscall table of a return probe on the function: every
+// syscall is seen at its exit, where the function's return value is derived
+// from the syscall's (FuncRet in bpf/generic.c): a syscall that succeeded
+// got past the function, which returned 0; a failed one gives a record only
+// where refusals says its EACCES or EPERM was the function's.
+func (m funcMapping) returnTable() map[uint32]sensor.Syscall {
+	out := make(map[uint32]sensor.Syscall, len(m.syscalls))
+	for nr, sc := range m.syscalls {
+		flags := sc.Flags&^sensor.OnEnter | sensor.OnExit | sensor.FuncRet
+		if m.refusals[nr] {
+			flags |= sensor.Refusals
+		}
+		out[nr] = sensor.Syscall{Flags: flags, Variants: sc.Variants}
+	}
+	return out
+}
+
+// returnValues lists the return values the mapping reports for the
+// function: 0, and the refusals' errors where there are any.
+func (m funcMapping) returnValues() []int64 {
+	if len(m.refusals) > 0 {
+		return []int64{0, -errEACCES, -errEPERM}
+	}
+	return []int64{0}
 }
 
 func variant(fd, mask uint8) []sensor.Variant { return []sensor.Variant{{FD: fd, Mask: mask}} }
@@ -60,6 +100,14 @@ func openFamily() map[uint32]sensor.Syscall {
 	}
 	return m
 }
+
+// oneFileReadWrite are the read and write syscalls that act on one file.
+// Before security_file_permission they fail only with EBADF, EINVAL,
+// EFAULT, EOVERFLOW or ESPIPE (vfs_read, vfs_write, rw_verify_area), so an
+// EACCES or EPERM is the check's refusal, or the file's own read or write
+// operation refusing after it (docs/mechanisms.md).
+var oneFileReadWrite = []uint32{sysRead, sysPread64, sysReadv, sysPreadv, sysPreadv2,
+	sysWrite, sysPwrite64, sysWritev, sysPwritev, sysPwritev2}
 
 func readWriteFamily() map[uint32]sensor.Syscall {
 	m := map[uint32]sensor.Syscall{}
@@ -80,6 +128,7 @@ func readWriteFamily() map[uint32]sensor.Syscall {
 // tracepoints, and false when its meaning does not map onto syscalls.
 func syscallMapping(fn string) (funcMapping, bool) {
 	file := sensor.Arg{Kind: sensor.KindPath}
+	const openFailures = "a failed open leaves no file descriptor, so the mapping has no file to report, and its EACCES or EPERM may come from the permission checks of the path walk, before the function"
 	switch fn {
 	case "fd_install":
 		return funcMapping{
@@ -88,18 +137,22 @@ func syscallMapping(fn string) (funcMapping, bool) {
 				{Source: sensor.SrcRet, Kind: sensor.KindInt},
 				{Source: sensor.SrcRetFile, Kind: sensor.KindPath},
 			},
-			when: "on return from open, openat, openat2, creat and open_by_handle_at",
+			when:     "on return from open, openat, openat2, creat and open_by_handle_at",
+			void:     true,
+			failures: "fd_install runs only for an open that succeeded",
 		}, true
 	case "security_file_open":
 		file.Source = sensor.SrcRetFile
 		return funcMapping{syscalls: openFamily(), args: []sensor.Arg{file},
-			when: "on return from the open family"}, true
+			when: "on return from the open family", failures: openFailures}, true
 	case "security_file_permission":
 		file.Source = sensor.SrcVarFile
 		return funcMapping{
 			syscalls: readWriteFamily(),
 			args:     []sensor.Arg{file, {Source: sensor.SrcVarMask, Kind: sensor.KindInt}},
 			when:     "on entry to the read and write families, sendfile, copy_file_range and splice",
+			refusals: setOf(oneFileReadWrite),
+			failures: "a failed sendfile, copy_file_range or splice does not say which of its two files was refused, and an error other than EACCES or EPERM may come from a step before the check (which then did not run) or after it (which then returned 0)",
 		}, true
 	case "security_mmap_file":
 		file.Source = sensor.SrcVarFile
@@ -108,7 +161,8 @@ func syscallMapping(fn string) (funcMapping, bool) {
 			args: []sensor.Arg{file,
 				{Source: sensor.SrcReg, Reg: 2, Kind: sensor.KindInt},
 				{Source: sensor.SrcReg, Reg: 3, Kind: sensor.KindInt}},
-			when: "on entry to mmap of a file",
+			when:     "on entry to mmap of a file",
+			failures: "mmap itself refuses with EACCES or EPERM after the check (a file not open for writing mapped shared and writable, a noexec mount), and other errors may come from before the check",
 		}, true
 	case "security_path_truncate", "security_file_truncate":
 		file.Source = sensor.SrcVarPath
@@ -117,11 +171,20 @@ func syscallMapping(fn string) (funcMapping, bool) {
 				sysTruncate:  {Flags: sensor.OnEnter, Variants: variant(sensor.VarNoFD, mayWrite)},
 				sysFtruncate: {Flags: sensor.OnEnter, Variants: variant(0, mayWrite)},
 			},
-			args: []sensor.Arg{file},
-			when: "on entry to truncate and ftruncate",
+			args:     []sensor.Arg{file},
+			when:     "on entry to truncate and ftruncate",
+			failures: "truncate and ftruncate refuse with EACCES or EPERM before the check too (file permissions, append-only files)",
 		}, true
 	}
 	return funcMapping{}, false
+}
+
+func setOf(nrs []uint32) map[uint32]bool {
+	m := make(map[uint32]bool, len(nrs))
+	for _, nr := range nrs {
+		m[nr] = true
+	}
+	return m
 }
 
 // syscallName strips the prefixes Tetragon accepts for syscall hooks:

@@ -93,6 +93,13 @@ const (
 	OnExit   = 2
 	RetOK    = 4
 	NeedFile = 8
+	// FuncRet: a return probe on the mapped function, whose return value
+	// is derived from the syscall's at sys_exit (0 when the syscall
+	// succeeded; no record when it failed, unless Refusals).
+	FuncRet = 16
+	// Refusals: with FuncRet, the syscall's EACCES or EPERM is the
+	// function's own refusal and is reported as its return value.
+	Refusals = 32
 )
 
 // Variant fd sources besides a register index.

@@ -127,8 +127,11 @@ build_initramfs() {
 		[ -d "$rel/testdata" ] && cp -r "$rel/testdata" "$root/tests/$rel/"
 		list+=("$pkg $rel $(basename "$bin")")
 	done < <(go list -e -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' "${pkgs[@]}")
-	# Tests may read the shipped policies relative to their package.
+	# Tests may read the shipped policies, and the shared fixtures of
+	# test/testdata (files of Tetragon's as published), relative to their
+	# package.
 	[ -d policies ] && cp -r policies "$root/tests/"
+	[ -d test/testdata ] && mkdir -p "$root/tests/test" && cp -r test/testdata "$root/tests/test/"
 	printf '%s\n' "${list[@]}" >"$root/tests/list"
 
 	# The guest has no Go toolchain: the commands come prebuilt, on PATH
