@@ -430,11 +430,24 @@ func TestWithoutDockerSocket(t *testing.T) {
 // policy file onto /etc/tetragon/.
 func TestSeedDockerRun(t *testing.T) {
 	requireSuite(t)
-	name := "tetragon-e2e-seed-" + suite.run
+	for _, tc := range []struct {
+		name, file, policy string
+	}{
+		{"shipped", filepath.Join("policies", "file-monitoring.yaml"), "file-monitoring"},
+		// Tetragon's examples/quickstart/file_monitoring.yaml as published:
+		// return probes on three functions (issue 14).
+		{"quickstart", filepath.Join("test", "testdata", "tetragon", "examples", "quickstart", "file_monitoring.yaml"), "file-monitoring-filtered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { seedDockerRun(t, tc.name, tc.file, tc.policy) })
+	}
+}
+
+func seedDockerRun(t *testing.T, variant, file, policyName string) {
+	name := "tetragon-e2e-seed-" + variant + "-" + suite.run
 	a := &agent{name: name, bpfDir: "appliance-" + name}
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "file_monitoring.yaml")
-	data, err := os.ReadFile(filepath.Join(suite.repo, "policies", "file-monitoring.yaml"))
+	data, err := os.ReadFile(filepath.Join(suite.repo, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,22 +477,27 @@ func TestSeedDockerRun(t *testing.T) {
 	a.waitReady(t, started)
 	logs := a.logs(t)
 	loaded := regexp.MustCompile(`Loaded tracing policy .*`).FindAllString(logs, -1)
-	if len(loaded) != 1 || !regexp.MustCompile(`(file|source)=/etc/tetragon( |$)`).MatchString(loaded[0]) || !strings.Contains(loaded[0], "policy=file-monitoring") {
-		t.Fatalf("want file-monitoring loaded from the file /etc/tetragon, and nothing else; log:\n%s", logs)
+	if len(loaded) != 1 || !regexp.MustCompile(`(file|source)=/etc/tetragon( |$)`).MatchString(loaded[0]) || !strings.Contains(loaded[0], "policy="+policyName+" ") {
+		t.Fatalf("want %s loaded from the file /etc/tetragon, and nothing else; log:\n%s", policyName, logs)
 	}
 
 	// The seed mounts no docker.sock: events name containers by id.
 	ev := a.getevents(t, "-o", "compact")
-	x := "xwing-" + suite.run + "-seed"
-	removeContainerAtEnd(t, x)
-	short := docker(t, "create", "--name", x, "--label", "org.tetragon-lite.e2e="+suite.run, suite.base, "sh", "-c", "cat /etc/shadow")[:12]
-	if r := dockerResult(t, "start", "-a", x); r.code != 0 {
-		t.Fatalf("cat /etc/shadow in %s: exit %d, %s", x, r.code, r.stderr)
-	}
-	got := ev.collect(t, 30*time.Second, time.Second, func(l string) bool {
-		return strings.HasPrefix(l, "💥 exit    "+short+" ")
-	})
-	if !slices.Contains(got, fmt.Sprintf(`📚 read    %s %s /etc/shadow`, short, busybox)) {
-		t.Fatalf("no read event for /etc/shadow in %s (%s):\n%s", x, short, strings.Join(got, "\n"))
+	for _, c := range []struct{ cmd, want string }{
+		{"cat /etc/shadow", "📚 read    %s %s /etc/shadow"},
+		{"echo foo >> /etc/bar", "📝 write   %s %s /etc/bar"},
+	} {
+		x := fmt.Sprintf("xwing-%s-seed-%s-%d", suite.run, variant, len(c.cmd))
+		removeContainerAtEnd(t, x)
+		short := docker(t, "create", "--name", x, "--label", "org.tetragon-lite.e2e="+suite.run, suite.base, "sh", "-c", c.cmd)[:12]
+		if r := dockerResult(t, "start", "-a", x); r.code != 0 {
+			t.Fatalf("%s in %s: exit %d, %s", c.cmd, x, r.code, r.stderr)
+		}
+		got := ev.collect(t, 30*time.Second, time.Second, func(l string) bool {
+			return strings.HasPrefix(l, "💥 exit    "+short+" ")
+		})
+		if want := fmt.Sprintf(c.want, short, busybox); !slices.Contains(got, want) {
+			t.Fatalf("%s in %s (%s): no %q in:\n%s", c.cmd, x, short, want, strings.Join(got, "\n"))
+		}
 	}
 }
