@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/config"
@@ -442,5 +443,51 @@ func TestBurstEveryExecHasItsExit(t *testing.T) {
 	}
 	if size := a.Cache().Stats().Size; size > base+50 {
 		t.Fatalf("process cache holds %d entries after the burst, baseline %d", size, base)
+	}
+}
+
+// TestMemfdExec runs a binary from a memfd (fileless execution, as runc
+// init does): its file sits on the kernel's internal shmem mount, outside
+// any mount tree, and the exec event must name it as /proc/PID/exe does,
+// "/memfd:NAME (deleted)", not "/".
+func TestMemfdExec(t *testing.T) {
+	a := startAgent(t)
+	dir := workdir(t)
+	sub := subscribe(a, dir)
+
+	bin, err := os.ReadFile(realPath(t, "sleep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.MemfdCreate("tetragon-fileless", 0)
+	if err != nil {
+		t.Fatalf("memfd_create: %v", err)
+	}
+	mf := os.NewFile(uintptr(fd), "memfd")
+	defer mf.Close()
+	if _, err := mf.Write(bin); err != nil {
+		t.Fatal(err)
+	}
+	// the child execs its own fd 3, the memfd
+	cmd := exec.Command("/proc/self/fd/3", "5")
+	cmd.Args[0] = "sleep" // busybox picks its applet by argv[0]
+	cmd.Dir = dir
+	cmd.ExtraFiles = []*os.File{mf}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("exec from memfd: %v", err)
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/memfd:tetragon-fileless (deleted)"; exe != want {
+		t.Fatalf("kernel names the memfd binary %q, want %q", exe, want)
+	}
+	evs := collect(t, sub, 10*time.Second, func(evs []*api.GetEventsResponse) bool { return countExits(evs) >= 1 })
+	e := evs[0].GetProcessExec().GetProcess()
+	if e.GetBinary() != exe || e.GetArguments() != "5" {
+		t.Errorf("memfd exec: binary %q args %q, want %q (as /proc/%d/exe) and \"5\"", e.GetBinary(), e.GetArguments(), exe, cmd.Process.Pid)
 	}
 }
