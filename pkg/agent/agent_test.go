@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/config"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
 
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
@@ -302,7 +303,8 @@ func TestHostileArguments(t *testing.T) {
 		!strings.Contains(execs[0].GetFlags(), "truncArgs") {
 		t.Errorf("long argv: %d bytes, flags %q: want truncated to the 8 KiB limit with truncArgs", len(args), execs[0].GetFlags())
 	}
-	if got := execs[1].GetArguments(); got != "caf\uFFFD \"\" \"x y\"" {
+	// bytes that are not UTF-8 escaped, not lost (package escape)
+	if got := execs[1].GetArguments(); got != `caf\xe9 "" "x y"` {
 		t.Errorf("non-UTF-8 / empty / spaced args rendered %q", got)
 	}
 	if got := execs[2].GetArguments(); got != "" {
@@ -489,5 +491,39 @@ func TestMemfdExec(t *testing.T) {
 	e := evs[0].GetProcessExec().GetProcess()
 	if e.GetBinary() != exe || e.GetArguments() != "5" {
 		t.Errorf("memfd exec: binary %q args %q, want %q (as /proc/%d/exe) and \"5\"", e.GetBinary(), e.GetArguments(), exe, cmd.Process.Pid)
+	}
+}
+
+// TestNonUTF8BinaryAndArguments runs a binary whose path is not UTF-8 with
+// arguments that are not either: the event keeps every byte, escaped, and
+// unescaping gives the kernel's bytes back.
+func TestNonUTF8BinaryAndArguments(t *testing.T) {
+	a := startAgent(t)
+	dir := workdir(t)
+	sub := subscribe(a, dir)
+
+	bin, err := os.ReadFile(realPath(t, "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "tr\xffue")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	arg := "a\xfe\\x41"
+	run(t, dir, path, arg)
+	evs := collect(t, sub, 10*time.Second, func(evs []*api.GetEventsResponse) bool { return countExits(evs) >= 1 })
+	e := evs[0].GetProcessExec().GetProcess()
+	if want := dir + `/tr\xffue`; e.GetBinary() != want {
+		t.Errorf("binary %q, want %q", e.GetBinary(), want)
+	}
+	if want := `a\xfe\\x41`; e.GetArguments() != want {
+		t.Errorf("arguments %q, want %q", e.GetArguments(), want)
+	}
+	if b, err := escape.Unescape(e.GetBinary()); err != nil || string(b) != path {
+		t.Errorf("unescaped binary %q, %v: want %q", b, err, path)
+	}
+	if b, err := escape.Unescape(e.GetArguments()); err != nil || string(b) != arg {
+		t.Errorf("unescaped arguments %q, %v: want %q", b, err, arg)
 	}
 }
