@@ -478,7 +478,19 @@ func TestMemfdExec(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("exec from memfd: %v", err)
 	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+	// read while it runs; until the kernel has switched the child to the
+	// new program, exe may still name this test binary
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exe string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		exe, err = os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+		if err != nil || exe != self || time.Now().After(deadline) {
+			break
+		}
+	}
 	cmd.Process.Kill()
 	cmd.Wait()
 	if err != nil {
