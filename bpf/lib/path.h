@@ -45,15 +45,63 @@ static __always_inline struct mount *real_mount(struct vfsmount *vfsmnt)
 	return (struct mount *)((char *)vfsmnt - bpf_core_field_offset(struct mount, mnt));
 }
 
+/* prepend_name writes "/" and d's name in front of the path built so far;
+ * false when it does not fit (the path is then marked truncated and done) */
+static __always_inline bool prepend_name(struct walk_ctx *c, struct dentry *d)
+{
+	struct path_scratch *s;
+	struct qstr name;
+	__u32 zero = 0, len, pos;
+
+	s = bpf_map_lookup_elem(&path_heap, &zero);
+	if (!s)
+		return false;
+	name = BPF_CORE_READ(d, d_name);
+	len = name.len;
+	if (len > NAME_MAX_LEN)
+		len = NAME_MAX_LEN;
+	/* keep pos >= 1 so the final length fits in PATH_MASK */
+	if (c->pos < len + 2) {
+		c->flags |= PATH_F_TRUNCATED;
+		c->done = true;
+		return false;
+	}
+	pos = c->pos - len;
+	/* clang drops a mask it can prove redundant, and 6.12's verifier then
+	 * loses len's unsigned bound across the compare above: force it */
+	barrier_var(len);
+	len &= NAME_MAX_LEN;
+	bpf_probe_read_kernel(&s->buf[pos & PATH_MASK], len, name.name);
+	pos--;
+	s->buf[pos & PATH_MASK] = '/';
+	c->pos = pos;
+	return true;
+}
+
+/* pseudo_file reports a file the kernel names with simple_dname(): a shmem
+ * or hugetlbfs file made by alloc_file_pseudo() (memfd_create, SysV shared
+ * memory, shared anonymous mappings). Its dentry has no parent and sits on
+ * an internal mount no mount tree reaches, so walking up finds nothing; the
+ * kernel's d_path() (and so /proc/PID/exe) calls it "/NAME (deleted)", with
+ * NAME "memfd:<name>" for a memfd. The dentry operations are checked first:
+ * ordinary tmpfs files have none with d_dname. */
+static __always_inline bool pseudo_file(struct dentry *d)
+{
+	const struct dentry_operations *ops = BPF_CORE_READ(d, d_op);
+	unsigned long magic;
+
+	if (!ops || !BPF_CORE_READ(ops, d_dname))
+		return false;
+	magic = BPF_CORE_READ(d, d_sb, s_magic);
+	return magic == 0x01021994 /* TMPFS_MAGIC */ || magic == 0x958458f6 /* HUGETLBFS_MAGIC */;
+}
+
 static long path_walk_step(__u32 i, void *data)
 {
 	struct walk_ctx *c = data;
 	struct dentry *d = c->dentry;
 	struct vfsmount *vm = c->vfsmnt;
 	struct dentry *parent, *mnt_root;
-	struct path_scratch *s;
-	struct qstr name;
-	__u32 zero = 0, len, pos;
 
 	if (d == c->root_dentry && vm == c->root_mnt) {
 		c->done = true;
@@ -85,28 +133,8 @@ static long path_walk_step(__u32 i, void *data)
 		return 1;
 	}
 
-	s = bpf_map_lookup_elem(&path_heap, &zero);
-	if (!s)
+	if (!prepend_name(c, d))
 		return 1;
-	name = BPF_CORE_READ(d, d_name);
-	len = name.len;
-	if (len > NAME_MAX_LEN)
-		len = NAME_MAX_LEN;
-	/* keep pos >= 1 so the final length fits in PATH_MASK */
-	if (c->pos < len + 2) {
-		c->flags |= PATH_F_TRUNCATED;
-		c->done = true;
-		return 1;
-	}
-	pos = c->pos - len;
-	/* clang drops a mask it can prove redundant, and 6.12's verifier then
-	 * loses len's unsigned bound across the compare above: force it */
-	barrier_var(len);
-	len &= NAME_MAX_LEN;
-	bpf_probe_read_kernel(&s->buf[pos & PATH_MASK], len, name.name);
-	pos--;
-	s->buf[pos & PATH_MASK] = '/';
-	c->pos = pos;
 	c->dentry = parent;
 	return 0;
 }
@@ -133,11 +161,21 @@ static __always_inline __u32 resolve_path(struct task_struct *task, struct vfsmo
 	c.root_mnt = BPF_CORE_READ(task, fs, root.mnt);
 	c.pos = PATH_MAX_LEN;
 
+	if (pseudo_file(dentry)) {
+		/* the " (deleted)" simple_dname() always appends is the
+		 * deleted flag */
+		c.flags |= PATH_F_DELETED;
+		prepend_name(&c, dentry);
+		c.done = true;
+		goto out;
+	}
+
 	/* d_unlinked(): unhashed and not a root */
 	if (!BPF_CORE_READ(dentry, d_hash.pprev) && BPF_CORE_READ(dentry, d_parent) != dentry)
 		c.flags |= PATH_F_DELETED;
 
 	bpf_loop(PATH_WALK_STEPS, path_walk_step, &c, 0);
+out:
 	if (!c.done)
 		c.flags |= PATH_F_TRUNCATED;
 	if (c.pos == PATH_MAX_LEN) {

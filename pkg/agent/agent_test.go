@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/config"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
 
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
@@ -301,7 +303,8 @@ func TestHostileArguments(t *testing.T) {
 		!strings.Contains(execs[0].GetFlags(), "truncArgs") {
 		t.Errorf("long argv: %d bytes, flags %q: want truncated to the 8 KiB limit with truncArgs", len(args), execs[0].GetFlags())
 	}
-	if got := execs[1].GetArguments(); got != "caf\uFFFD \"\" \"x y\"" {
+	// bytes that are not UTF-8 escaped, not lost (package escape)
+	if got := execs[1].GetArguments(); got != `caf\xe9 "" "x y"` {
 		t.Errorf("non-UTF-8 / empty / spaced args rendered %q", got)
 	}
 	if got := execs[2].GetArguments(); got != "" {
@@ -442,5 +445,97 @@ func TestBurstEveryExecHasItsExit(t *testing.T) {
 	}
 	if size := a.Cache().Stats().Size; size > base+50 {
 		t.Fatalf("process cache holds %d entries after the burst, baseline %d", size, base)
+	}
+}
+
+// TestMemfdExec runs a binary from a memfd (fileless execution, as runc
+// init does): its file sits on the kernel's internal shmem mount, outside
+// any mount tree, and the exec event must name it as /proc/PID/exe does,
+// "/memfd:NAME (deleted)", not "/".
+func TestMemfdExec(t *testing.T) {
+	a := startAgent(t)
+	dir := workdir(t)
+	sub := subscribe(a, dir)
+
+	bin, err := os.ReadFile(realPath(t, "sleep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.MemfdCreate("tetragon-fileless", 0)
+	if err != nil {
+		t.Fatalf("memfd_create: %v", err)
+	}
+	mf := os.NewFile(uintptr(fd), "memfd")
+	defer mf.Close()
+	if _, err := mf.Write(bin); err != nil {
+		t.Fatal(err)
+	}
+	// the child execs its own fd 3, the memfd
+	cmd := exec.Command("/proc/self/fd/3", "5")
+	cmd.Args[0] = "sleep" // busybox picks its applet by argv[0]
+	cmd.Dir = dir
+	cmd.ExtraFiles = []*os.File{mf}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("exec from memfd: %v", err)
+	}
+	// read while it runs; until the kernel has switched the child to the
+	// new program, exe may still name this test binary
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exe string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		exe, err = os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+		if err != nil || exe != self || time.Now().After(deadline) {
+			break
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/memfd:tetragon-fileless (deleted)"; exe != want {
+		t.Fatalf("kernel names the memfd binary %q, want %q", exe, want)
+	}
+	evs := collect(t, sub, 10*time.Second, func(evs []*api.GetEventsResponse) bool { return countExits(evs) >= 1 })
+	e := evs[0].GetProcessExec().GetProcess()
+	if e.GetBinary() != exe || e.GetArguments() != "5" {
+		t.Errorf("memfd exec: binary %q args %q, want %q (as /proc/%d/exe) and \"5\"", e.GetBinary(), e.GetArguments(), exe, cmd.Process.Pid)
+	}
+}
+
+// TestNonUTF8BinaryAndArguments runs a binary whose path is not UTF-8 with
+// arguments that are not either: the event keeps every byte, escaped, and
+// unescaping gives the kernel's bytes back.
+func TestNonUTF8BinaryAndArguments(t *testing.T) {
+	a := startAgent(t)
+	dir := workdir(t)
+	sub := subscribe(a, dir)
+
+	bin, err := os.ReadFile(realPath(t, "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "tr\xffue")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	arg := "a\xfe\\x41"
+	run(t, dir, path, arg)
+	evs := collect(t, sub, 10*time.Second, func(evs []*api.GetEventsResponse) bool { return countExits(evs) >= 1 })
+	e := evs[0].GetProcessExec().GetProcess()
+	if want := dir + `/tr\xffue`; e.GetBinary() != want {
+		t.Errorf("binary %q, want %q", e.GetBinary(), want)
+	}
+	if want := `a\xfe\\x41`; e.GetArguments() != want {
+		t.Errorf("arguments %q, want %q", e.GetArguments(), want)
+	}
+	if b, err := escape.Unescape(e.GetBinary()); err != nil || string(b) != path {
+		t.Errorf("unescaped binary %q, %v: want %q", b, err, path)
+	}
+	if b, err := escape.Unescape(e.GetArguments()); err != nil || string(b) != arg {
+		t.Errorf("unescaped arguments %q, %v: want %q", b, err, arg)
 	}
 }

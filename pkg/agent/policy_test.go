@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
@@ -150,6 +151,40 @@ func TestFileMonitoringReadWriteSplit(t *testing.T) {
 	after := a.Hooks().Status()[0].Hooks[0].Stats
 	if after.Posted != mid.Posted+uint64(reads)+1 {
 		t.Fatalf("records posted %d, want exactly %d more than %d", after.Posted, reads+1, mid.Posted)
+	}
+}
+
+// TestNonUTF8FilePath opens, with cat under a policy, a file whose name is
+// not UTF-8: the path argument keeps every byte, escaped (package escape).
+func TestNonUTF8FilePath(t *testing.T) {
+	a := startAgent(t)
+	dir := workdir(t)
+	target := filepath.Join(dir, "caf\xe9\\x41")
+	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Hooks().Load("non-utf8", []hooks.HookDecl{{
+		Call: "fd_install",
+		Args: []hooks.ArgDecl{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
+		Selectors: []hooks.SelectorDecl{{
+			MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{dir + "/caf"}}},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := kprobeEvents(a, dir)
+	run(t, dir, "cat", target)
+	k := nextKprobe(t, sub)
+	want := dir + `/caf\xe9\\x41`
+	if got := filePath(k.GetArgs()[1]); got != want {
+		t.Errorf("path argument %q, want %q", got, want)
+	}
+	if got := k.GetProcess().GetArguments(); got != want {
+		t.Errorf("cat's arguments %q, want %q", got, want)
+	}
+	if b, err := escape.Unescape(filePath(k.GetArgs()[1])); err != nil || string(b) != target {
+		t.Errorf("unescaped path %q, %v: want %q", b, err, target)
 	}
 }
 

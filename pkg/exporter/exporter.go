@@ -81,7 +81,7 @@ type Exporter struct {
 	opts    Options
 	sub     *eventbus.Subscription
 	match   *filters.Matcher
-	file    *lumberjack.Logger
+	file    *lineFile
 	enc     *encoder.JSON
 	limiter *rate.Limiter
 	done    chan struct{}
@@ -121,13 +121,17 @@ func New(bus *eventbus.Bus, opts Options, log zerolog.Logger) (*Exporter, error)
 		log:   log.With().Str("component", "exporter").Logger(),
 		opts:  opts,
 		match: m,
-		file: &lumberjack.Logger{
+		done:  make(chan struct{}),
+	}
+	e.file = &lineFile{
+		name: opts.Filename,
+		lj: &lumberjack.Logger{
 			Filename:   opts.Filename,
 			MaxSize:    opts.MaxSizeMB,
 			MaxBackups: opts.MaxBackups,
 			Compress:   opts.Compress,
 		},
-		done: make(chan struct{}),
+		log: e.log,
 	}
 	e.enc = encoder.NewJSON(countingWriter{e})
 	if opts.RateLimit > 0 {
@@ -266,7 +270,7 @@ func (e *Exporter) Stats() Stats {
 
 // countingWriter writes to the exporter's file and counts the bytes. The
 // encoder writes each line with one Write, which lumberjack never splits
-// across a rotation.
+// across a rotation, and lineFile writes whole or not at all.
 type countingWriter struct{ e *Exporter }
 
 func (w countingWriter) Write(p []byte) (int, error) {

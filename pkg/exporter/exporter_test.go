@@ -367,3 +367,142 @@ func TestExportSlowDiskDoesNotBlock(t *testing.T) {
 		t.Errorf("stopping with a stuck export file took %v", d)
 	}
 }
+
+// waitExport reads the export until done says the lines are there, failing
+// (readExport) on any line that is not whole JSON.
+func waitExport(t *testing.T, dir string, what string, done func([]line) bool) []line {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		lines, _, _ := readExport(t, dir)
+		if done(lines) {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s, no %s in the export (%d lines)", what, len(lines))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestExportFullDisk fills the export file's file system (a 256 KiB tmpfs)
+// until writes fail with ENOSPC, frees space and exports more: every line
+// must be whole JSON, the file must end with a newline, the failures must
+// be counted, and the events after the space came back must all be there.
+func TestExportFullDisk(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"); err != nil {
+		t.Fatalf("mounting a 256 KiB tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	// most of the space goes to a file removed later: the space that comes back
+	filler := filepath.Join(dir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 200<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("full-%d", time.Now().UnixNano())
+	a, _ := startAgent(t, func(c *config.Config) {
+		c.ExportFilename = filepath.Join(dir, "tetragon.log")
+		c.ExportAllow = fmt.Sprintf(`{"arguments_regex":[%q]}`, marker)
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for a.Status().GetLosses().GetExportWriteErrors() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("after 60s the 256 KiB file system is still not full")
+		}
+		workload(t, marker+"-fill", 20)
+		time.Sleep(100 * time.Millisecond)
+	}
+	// the exporter may still be writing (failing) the last events: wait
+	// until it has stopped, so the space freed is the after events'
+	for errs := uint64(0); ; time.Sleep(500 * time.Millisecond) {
+		e := a.Status().GetLosses().GetExportWriteErrors()
+		if e == errs {
+			break
+		}
+		errs = e
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	after := marker + "-after"
+	workload(t, after, n)
+	lines := waitExport(t, dir, "exits of the processes run after the space came back", func(lines []line) bool {
+		_, exits := marked(lines, after)
+		return len(exits) >= n+1
+	})
+	execs, exits := marked(lines, after)
+	if len(execs) != n+1 || len(exits) != n+1 {
+		t.Errorf("after the space came back: %d execs and %d exits, want %d each", len(execs), len(exits), n+1)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "tetragon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		t.Errorf("the export file does not end with a newline: ...%q", data[max(len(data)-80, 0):])
+	}
+	if e := a.Status().GetLosses().GetExportWriteErrors(); e == 0 {
+		t.Errorf("write errors counted: %d", e)
+	}
+}
+
+// TestExportFileMovedOrDeleted: when someone renames the export file, and
+// later deletes it, the agent goes on writing in a new file at the path,
+// not in the moved or unlinked one.
+func TestExportFileMovedOrDeleted(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "tetragon.log")
+	marker := fmt.Sprintf("moved-%d", time.Now().UnixNano())
+	a, _ := startAgent(t, func(c *config.Config) {
+		c.ExportFilename = name
+		c.ExportAllow = fmt.Sprintf(`{"arguments_regex":[%q]}`, marker)
+	})
+	step := func(m string) {
+		t.Helper()
+		workload(t, m, 3)
+		waitExport(t, dir, m, func(lines []line) bool {
+			_, exits := marked(lines, m)
+			return len(exits) >= 4
+		})
+	}
+	step(marker + "-first")
+	if err := os.Rename(name, name+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	// the path is checked at most once a second
+	time.Sleep(1200 * time.Millisecond)
+	step(marker + "-second")
+	moved, err := os.ReadFile(name + ".moved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatalf("no new export file after the rename: %v", err)
+	}
+	if !strings.Contains(string(moved), marker+"-first") || strings.Contains(string(moved), marker+"-second") {
+		t.Errorf("the moved file has the events of after the move")
+	}
+	if !strings.Contains(string(cur), marker+"-second") || strings.Contains(string(cur), marker+"-first") {
+		t.Errorf("the new file at the path lacks the events of after the move")
+	}
+
+	if err := os.Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	step(marker + "-third")
+	cur, err = os.ReadFile(name)
+	if err != nil {
+		t.Fatalf("no new export file after the delete: %v", err)
+	}
+	if !strings.Contains(string(cur), marker+"-third") || strings.Contains(string(cur), marker+"-second") {
+		t.Errorf("the new file at the path lacks the events of after the delete")
+	}
+	if l := a.Status().GetLosses(); l.GetExportWriteErrors() != 0 {
+		t.Errorf("export losses: %v", l)
+	}
+}

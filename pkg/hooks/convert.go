@@ -32,5 +32,3 @@ func pathFlags(f uint16) string {
 	}
 	return strings.Join(out, " ")
 }
-
-func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -536,15 +537,15 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 			switch a.Type {
 			case "fd":
 			case "file":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: validUTF8(path), Flags: pathFlags(flags)}}}
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "sock":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
 			case "path", "dentry":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: validUTF8(path), Flags: pathFlags(flags)}}}
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			default:
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: validUTF8(path)}}
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: escape.String(path)}}
 			}
 		}
 		arg.Label = a.Label

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/cgroup"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 )
 
@@ -277,7 +278,7 @@ func procOf(n *entry) *api.Process {
 
 func (c *Cache) execProcess(e *observer.Exec, parent *entry) *api.Process {
 	flags := []string{"execve"}
-	binary := validUTF8(e.Binary)
+	binary := escape.String(e.Binary)
 	if e.Flags&observer.ExecDeletedBinary != 0 {
 		binary += " (deleted)"
 	}
@@ -299,7 +300,7 @@ func (c *Cache) execProcess(e *observer.Exec, parent *entry) *api.Process {
 		Tid:       u32(e.Tid),
 		Uid:       u32(e.UID),
 		Auid:      u32(e.AUID),
-		Cwd:       validUTF8(e.Cwd),
+		Cwd:       escape.String(e.Cwd),
 		Binary:    binary,
 		Arguments: Arguments(e.Args, e.Flags&observer.ExecTruncArgs != 0),
 		Flags:     strings.Join(flags, " "),

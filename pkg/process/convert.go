@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 )
 
@@ -23,7 +24,8 @@ func ExecID(node string, ktime uint64, pid uint32) string {
 
 // Arguments renders argv without argv[0] the way Tetragon does: joined by
 // spaces, an argument with a space in it double-quoted. Bytes that are not
-// UTF-8 become U+FFFD (protobuf strings must be UTF-8).
+// UTF-8 are escaped (package escape): protobuf strings must be UTF-8, and
+// the bytes stay recoverable.
 func Arguments(argv []byte, truncated bool) string {
 	if len(argv) == 0 {
 		return ""
@@ -40,7 +42,7 @@ func Arguments(argv []byte, truncated bool) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		s := strings.ToValidUTF8(string(p), "\uFFFD")
+		s := escape.Bytes(p)
 		if s == "" || strings.ContainsAny(s, " \t\n") {
 			b.WriteByte('"')
 			b.WriteString(strings.ReplaceAll(s, `"`, `\"`))
@@ -51,9 +53,6 @@ func Arguments(argv []byte, truncated bool) string {
 	}
 	return b.String()
 }
-
-// validUTF8 makes a kernel-provided string safe for protobuf.
-func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // capsList expands a capability bitmask into Tetragon's enum list.
 func capsList(mask uint64) []api.CapabilitiesType {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/cgroup"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 )
 
@@ -107,8 +108,8 @@ func (c *Cache) readProc(root string, pid uint32) (procProcess, error) {
 		Tid:       u32(pid),
 		Uid:       u32(status.ids["Uid"][0]),
 		Auid:      u32(auid),
-		Cwd:       validUTF8(cwd),
-		Binary:    validUTF8(binary),
+		Cwd:       escape.String(cwd),
+		Binary:    escape.String(binary),
 		Arguments: Arguments(cmdline, false),
 		Flags:     flags,
 		StartTime: c.opts.Clock.Timestamp(ktime),
