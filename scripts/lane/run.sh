@@ -8,7 +8,7 @@
 #   scripts/lane/run.sh debian-6.12 [packages...]   # Debian 6.12 under qemu (TCG)
 #
 # Packages default to ./... . Must run as root. Environment knobs:
-#   LANE_TIMEOUT      guest wall-clock limit in seconds (default 900)
+#   LANE_TIMEOUT      guest wall-clock limit in seconds (default 1500: a busy host slows TCG)
 #   LANE_PKG_TIMEOUT  go test -test.timeout per package in the guest (default 10m)
 #   LANE_MEM, LANE_SMP  guest memory and CPUs (default 2G, 2)
 #   LANE_ACCEL        qemu -accel (default tcg,thread=single; never kvm)
@@ -164,13 +164,13 @@ run_qemu() {
 	echo "== lane $lane: kernel $vmlinuz, features $features"
 	echo "== building the initramfs"
 	build_initramfs
-	echo "== booting (TCG; timeout ${LANE_TIMEOUT:-900}s) after $(elapsed)"
+	echo "== booting (TCG; timeout ${LANE_TIMEOUT:-1500}s) after $(elapsed)"
 	cp "$work/prelude" "$log"
 	# KVM guests hang on these machines: TCG only, never -enable-kvm. And
 	# single-threaded TCG: with one host thread per vCPU, patching the
 	# sys_enter static key while the other vCPU runs syscalls left both
 	# vCPUs spinning in syscall_trace_enter (soft lockups) -- see README.md.
-	timeout "${LANE_TIMEOUT:-900}" qemu-system-x86_64 \
+	timeout "${LANE_TIMEOUT:-1500}" qemu-system-x86_64 \
 		-machine q35 -accel "${LANE_ACCEL:-tcg,thread=single}" -cpu max -m "${LANE_MEM:-2G}" -smp "${LANE_SMP:-2}" \
 		-nographic -no-reboot \
 		-kernel "$vmlinuz" -initrd "$work/initrd.gz" \
@@ -179,7 +179,7 @@ run_qemu() {
 	status=${PIPESTATUS[0]}
 	case $status in
 	0) ;;
-	124) infra+=(-infra-error "the guest did not power off within ${LANE_TIMEOUT:-900}s") ;;
+	124) infra+=(-infra-error "the guest did not power off within ${LANE_TIMEOUT:-1500}s") ;;
 	*) infra+=(-infra-error "qemu exited with status $status") ;;
 	esac
 	echo "== lane $lane took $(elapsed); console log: $log"
