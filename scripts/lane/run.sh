@@ -148,8 +148,8 @@ build_initramfs() {
 	done
 
 	sed -e "s|@FEATURES@|$features|" -e "s|@LANE@|$lane|" \
-		-e "s|@PKG_TIMEOUT@|${LANE_PKG_TIMEOUT:-10m}|" \
-		-e "s|@TEST_ARGS@|${LANE_TEST_ARGS:-}|" "$here/init.sh" >"$root/init"
+		-e "s|@PKG_TIMEOUT@|${LANE_PKG_TIMEOUT:-10m}|" "$here/init.sh" >"$root/init"
+	printf '%s\n' "${LANE_TEST_ARGS:-}" >"$root/tests/test-args"
 	chmod 755 "$root/init"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) | gzip -1 >"$work/initrd.gz"
 	echo "   initramfs $(du -h "$work/initrd.gz" | cut -f1) ($(du -sh "$root" | cut -f1) unpacked)"
