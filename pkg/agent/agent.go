@@ -86,6 +86,7 @@ type Agent struct {
 	// not stopping, and every policy file enforcing (notReady).
 	started, stopping atomic.Bool
 	group             *errgroup.Group
+	cancelRun         context.CancelFunc
 }
 
 // Start checks the environment, loads the sensors and starts serving. On
@@ -247,8 +248,19 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		// before the watcher runs: it reports reload latencies
 		a.serveMetrics()
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// runCtx ends what runs from here on when the start fails after it
+	// (ctx is the caller's, and it goes on)
+	runCtx, cancelRun := context.WithCancel(ctx)
+	a.cancelRun = cancelRun
+	g, gctx := errgroup.WithContext(runCtx)
 	a.group = g
+	defer func() {
+		if err != nil {
+			// before the deferred closes above: nothing runs on what they close
+			cancelRun()
+			g.Wait()
+		}
+	}()
 	// The reader runs from here on, so records of processes that start
 	// while /proc is read queue up instead of being lost.
 	g.Go(func() error { return a.reader.Run(gctx) })
@@ -319,6 +331,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 // component failed), then releases everything.
 func (a *Agent) Wait() error {
 	err := a.group.Wait()
+	a.cancelRun()
 	a.stopping.Store(true)
 	a.bus.Close()
 	a.closeListener()

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
@@ -42,6 +45,37 @@ func TestBPFDirLock(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	if err := again.release(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStartFailsOnBrokenTracingPolicy: Start gives the located error and
+// leaves nothing behind: no socket, pins or lock, nothing running on what
+// it closed; the same directory then starts.
+func TestStartFailsOnBrokenTracingPolicy(t *testing.T) {
+	testutil.RequireRoot(t)
+	cfg := testConfig(t)
+	cfg.TracingPolicy = filepath.Join(t.TempDir(), "broken.yaml")
+	os.WriteFile(cfg.TracingPolicy, []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: broken\nspec:\n  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 0\n      type: nosuchtype\n"), 0o644)
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+	_, err := Start(context.Background(), cfg, log)
+	if err == nil || !strings.Contains(err.Error(), "--tracing-policy "+cfg.TracingPolicy+" does not load:\nbroken.yaml:11:13:") {
+		t.Fatalf("start: %v", err)
+	}
+	for _, p := range []string{cfg.ServerAddress, "/sys/fs/bpf/" + cfg.BPFDir, "/sys/fs/bpf/" + cfg.BPFDir + "_lock"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left after a failed start: %v", p, err)
+		}
+	}
+	cfg.TracingPolicy = ""
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := Start(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("start after the failed one: %v", err)
+	}
+	cancel()
+	if err := a.Wait(); err != nil {
 		t.Fatal(err)
 	}
 }
