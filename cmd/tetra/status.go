@@ -55,8 +55,9 @@ func newStatusCmd(root *rootOptions) *cobra.Command {
 }
 
 // errNotReady makes `tetra status` exit non-zero, after printing the status,
-// while the agent starts (its startup policies are not all attached) or stops.
-var errNotReady = errors.New("the agent is not ready: it is starting (attaching its startup policies) or stopping")
+// while the agent starts (its startup policies are not all attached), stops,
+// or has a policy file that does not enforce.
+var errNotReady = errors.New("the agent is not ready: it is starting (attaching its startup policies) or stopping, or a policy file does not enforce (see Not ready above)")
 
 func getHealth(ctx context.Context, root *rootOptions) (*api.GetHealthStatusResponse, error) {
 	var resp *api.GetHealthStatusResponse
@@ -101,6 +102,9 @@ func writeStatusText(w io.Writer, resp *api.GetHealthStatusResponse, now time.Ti
 		row("Health", s)
 	}
 	row("Ready", yesNo(a.GetReady()))
+	for _, why := range a.GetNotReady() {
+		row("Not ready", why)
+	}
 	row("Node", a.GetNodeName())
 	if st := a.GetStartTime(); st != nil {
 		start := st.AsTime()

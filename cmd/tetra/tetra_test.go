@@ -554,6 +554,8 @@ func TestTimeout(t *testing.T) {
 func TestStatusNotReadyFails(t *testing.T) {
 	h := health(time.Now())
 	h.Agent.Ready = false
+	why := "not enforcing: /etc/tetragon/x.yaml: x.yaml:3:1: boom"
+	h.Agent.NotReady = []string{why}
 	sock := start(t, &testAgent{health: h})
 	for _, args := range [][]string{{"status"}, {"status", "-o", "json"}} {
 		var out lockedBuffer
@@ -563,6 +565,9 @@ func TestStatusNotReadyFails(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "Ready:                        no") && !strings.Contains(out.String(), `"ready": false`) {
 			t.Errorf("%v printed no status:\n%s", args, out.String())
+		}
+		if !strings.Contains(out.String(), "Not ready:                    "+why) && !strings.Contains(out.String(), `"not_ready": [`+"\n"+`      "`+why+`"`) {
+			t.Errorf("%v does not say why:\n%s", args, out.String())
 		}
 	}
 }

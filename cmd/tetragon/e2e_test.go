@@ -72,11 +72,17 @@ type agentProc struct {
 func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 	t.Helper()
 	a := launchAgent(t, b, args...)
-	a.waitReady(t, b)
+	a.waitStatus(t, b, "ready", func(st agentStatus) bool { return st.Ready })
 	return a
 }
 
-// launchAgent runs tetragon, stopped and cleaned up when the test ends.
+// agentStatus is what the tests read of `tetra status -o json`.
+type agentStatus struct {
+	Ready    bool     `json:"ready"`
+	NotReady []string `json:"not_ready"`
+}
+
+// launchAgent runs tetragon, without waiting for anything.
 func launchAgent(t *testing.T, b binaries, args ...string) *agentProc {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "tetragon.sock")
@@ -105,31 +111,34 @@ func launchAgent(t *testing.T, b binaries, args ...string) *agentProc {
 		// what --keep-sensors-on-exit tests leave behind
 		os.RemoveAll(a.bpfDir)
 		os.RemoveAll(a.bpfDir + "_old")
+		os.RemoveAll(a.bpfDir + "_lock") // what kill -9 leaves
 		os.RemoveAll(filepath.Join(os.TempDir(), filepath.Base(a.bpfDir)+"-api"))
 	})
 	return a
 }
 
-// waitReady waits until tetra status says the agent is ready.
-func (a *agentProc) waitReady(t *testing.T, b binaries) {
+// waitStatus polls `tetra status -o json` until the agent's status
+// satisfies ok (what it waits for, in the failure message), and returns it.
+func (a *agentProc) waitStatus(t *testing.T, b binaries, what string, ok func(agentStatus) bool) agentStatus {
 	t.Helper()
-	sock := a.socket
 	// generous: under the qemu lanes' emulation, verifying one policy hook
 	// takes seconds
-	const readyWithin = 90 * time.Second
-	deadline := time.Now().Add(readyWithin)
+	const within = 90 * time.Second
+	deadline := time.Now().Add(within)
 	for {
-		out, err := exec.Command(b.tetra, "--server-address", sock, "status", "-o", "json").CombinedOutput()
+		var stderr bytes.Buffer
+		cmd := exec.Command(b.tetra, "--server-address", a.socket, "status", "-o", "json")
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		var st struct {
-			Agent struct {
-				Ready bool `json:"ready"`
-			} `json:"agent"`
+			Agent agentStatus `json:"agent"`
 		}
-		if err == nil && json.Unmarshal(out, &st) == nil && st.Agent.Ready {
-			return
+		// not ready makes tetra status exit 1, after printing the status
+		if json.Unmarshal(out, &st) == nil && ok(st.Agent) {
+			return st.Agent
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("agent not ready after %v: %v\n%s\nagent log:\n%s", readyWithin, err, out, a.logs)
+			t.Fatalf("agent not %s after %v: %v\n%s%s\nagent log:\n%s", what, within, err, out, &stderr, a.logs)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

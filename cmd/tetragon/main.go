@@ -38,8 +38,18 @@ func newCmd() *cobra.Command {
 			for _, w := range cfg.Warnings {
 				log.Warn().Msg(w)
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			// SIGHUP stops the agent cleanly, as SIGTERM does: it is what
+			// a closed terminal or ssh session sends, and dying of it
+			// would leave pins, socket and enforcement behind.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
+			// A log reader that goes away (`tetragon | head`) must not
+			// kill the agent: unless SIGPIPE is caught, Go exits on a
+			// write to a closed pipe on fd 1 or 2. Caught, the write
+			// fails with EPIPE and the log line is lost, nothing more.
+			// Notify rather than Ignore: an ignored SIGPIPE would be
+			// inherited by the programs the agent runs.
+			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 			if cpuProfile != "" {
 				stopProfile, err := cpuprofile.Start(cpuProfile)
 				if err != nil {

@@ -98,7 +98,8 @@ func TestSeedFileMonitoring(t *testing.T) {
 }
 
 // TestBadPolicyFileKeepsAgentUp: a broken file is reported with its place;
-// the agent starts and serves the good policy next to it.
+// the agent starts and serves the good policy next to it, but does not say
+// it is ready.
 func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
 	b := build(t)
 	dir := t.TempDir()
@@ -109,7 +110,15 @@ func TestBadPolicyFileKeepsAgentUp(t *testing.T) {
 	os.WriteFile(filepath.Join(policies, "a-broken.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: broken\nspec:\n  kprobes:\n  - call: fd_install\n    syscall: false\n    args:\n    - index: 0\n      type: nosuchtype\n"), 0o644)
 	os.WriteFile(filepath.Join(policies, "b-unmapped.yaml"), []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: unmapped\nspec:\n  kprobes:\n  - call: no_such_kernel_function\n    syscall: false\n"), 0o644)
 	os.WriteFile(filepath.Join(policies, "c-good.yaml"), testutil.KillOnOpenPolicy("enforcement", target), 0o644)
-	a := startAgent(t, b, "--tracing-policy-dir", policies)
+	a := launchAgent(t, b, "--tracing-policy-dir", policies)
+	// up and enforcing what loads, but not ready: not everything enforces
+	st := a.waitStatus(t, b, "started", func(st agentStatus) bool {
+		return len(st.NotReady) > 0 && !strings.HasPrefix(st.NotReady[0], "starting")
+	})
+	if st.Ready || len(st.NotReady) != 2 || !strings.Contains(st.NotReady[0], "a-broken.yaml:11:13:") ||
+		!strings.Contains(st.NotReady[1], `policy "unmapped": b-unmapped.yaml:7:5:`) {
+		t.Fatalf("status: %+v, want not ready, naming both broken files", st)
+	}
 
 	err := exec.Command("cat", target).Run()
 	if !testutil.KilledBySIGKILL(err) {

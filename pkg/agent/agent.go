@@ -53,6 +53,8 @@ type Agent struct {
 
 	// pinRoot is /sys/fs/bpf/<bpf-dir>; empty when pinning nothing
 	pinRoot string
+	// pinLock keeps other agents off pinRoot while this one runs
+	pinLock *bpfDirLock
 	base    *sensor.Base
 	docker  *container.Watcher
 	hooks   *hooks.Manager
@@ -80,8 +82,11 @@ type Agent struct {
 	downtimeRecords, downtimeLost atomic.Uint64
 
 	decodeErrors atomic.Uint64
-	ready        atomic.Bool
-	group        *errgroup.Group
+	// started: Start finished; stopping: Wait began. Ready is started,
+	// not stopping, and every policy file enforcing (notReady).
+	started, stopping atomic.Bool
+	group             *errgroup.Group
+	cancelRun         context.CancelFunc
 }
 
 // Start checks the environment, loads the sensors and starts serving. On
@@ -157,14 +162,28 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		log.Debug().Err(err).Msg("Could not raise the memlock rlimit")
 	}
 
+	if cfg.BPFDir != "" {
+		// before anything under the directory is touched: another live
+		// agent's pins are not a previous run's
+		if a.pinLock, err = lockBPFDir(filepath.Join(kernelfs.BPF().Path, cfg.BPFDir)); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				a.pinLock.release()
+			}
+		}()
+	}
 	if err := a.rotatePins(); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil && a.pinRoot != "" {
 			// runs after the deferred closes below: nothing of this run
-			// stays pinned; a previous run's _old tree keeps enforcing
+			// stays pinned, and a previous run's pins go back in place,
+			// enforcing as they did before this start
 			os.RemoveAll(a.pinRoot)
+			a.restoreOldPins()
 		}
 	}()
 	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
@@ -229,8 +248,19 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		// before the watcher runs: it reports reload latencies
 		a.serveMetrics()
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// runCtx ends what runs from here on when the start fails after it
+	// (ctx is the caller's, and it goes on)
+	runCtx, cancelRun := context.WithCancel(ctx)
+	a.cancelRun = cancelRun
+	g, gctx := errgroup.WithContext(runCtx)
 	a.group = g
+	defer func() {
+		if err != nil {
+			// before the deferred closes above: nothing runs on what they close
+			cancelRun()
+			g.Wait()
+		}
+	}()
 	// The reader runs from here on, so records of processes that start
 	// while /proc is read queue up instead of being lost.
 	g.Go(func() error { return a.reader.Run(gctx) })
@@ -255,6 +285,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	}
 	g.Go(func() error {
 		<-gctx.Done()
+		a.stopping.Store(true)
 		a.stopServer()
 		a.metricsSrv.stop()
 		return nil
@@ -262,16 +293,27 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	// Ready means enforcing: the startup policies attach first, and only
 	// then does the previous run's pinned enforcement go.
 	a.watcher.Sync()
+	if cfg.TracingPolicy != "" {
+		// named on the command line: the agent is run for it, and must
+		// not run without it
+		if err := a.checkNamedPolicy(cfg.TracingPolicy); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.KeepSensors && cfg.APIPolicyDir != "" {
 		if err := a.policies.PersistAPI(cfg.APIPolicyDir); err != nil {
-			log.Warn().Err(err).Msg("Policies added through the API will not survive a restart")
+			log.Warn().Err(err).Msg("The API policy directory is unusable: tracingpolicy add is refused until it can keep what it adds")
 		}
 	}
 	a.dropOldPins()
 	// Loading parsed the kernel's BTF: tens of MiB of heap that is garbage
 	// now; hand it back instead of carrying it as idle RSS.
 	debug.FreeOSMemory()
-	a.ready.Store(true)
+	a.started.Store(true)
+	for _, p := range a.policies.Problems() {
+		log.Error().Str("file", p.Source).Str("policy", p.Policy).Str("error", p.Err).
+			Msg("Not ready: a policy file does not enforce (tetra status lists why); fix the file and it loads")
+	}
 	if a.metricsSrv != nil {
 		log.Info().Str("address", a.metricsSrv.addr()).Msg("Serving metrics at /metrics")
 		if !metrics.BPFStatsEnabled() {
@@ -289,7 +331,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 // component failed), then releases everything.
 func (a *Agent) Wait() error {
 	err := a.group.Wait()
-	a.ready.Store(false)
+	a.cancelRun()
+	a.stopping.Store(true)
 	a.bus.Close()
 	a.closeListener()
 	if a.docker != nil {
@@ -313,8 +356,46 @@ func (a *Agent) Wait() error {
 	}
 	a.waitExporter()
 	a.health.stop()
+	// last: another agent may take the directory from here on
+	err = errors.Join(err, a.pinLock.release())
 	a.log.Info().Msg("Listening for events completed.")
 	return err
+}
+
+// checkNamedPolicy fails the start when the policy file named with
+// --tracing-policy holds no policy or does not load, with each error and
+// its place.
+func (a *Agent) checkNamedPolicy(path string) error {
+	if !a.policies.Known(path) {
+		return fmt.Errorf("--tracing-policy %s: the file holds no TracingPolicy (kind: TracingPolicy)", path)
+	}
+	probs := a.policies.Problems(path)
+	if len(probs) == 0 {
+		return nil
+	}
+	lines := make([]string, len(probs))
+	for i, p := range probs {
+		lines[i] = p.Detail()
+	}
+	return fmt.Errorf("--tracing-policy %s does not load:\n%s", path, strings.Join(lines, "\n"))
+}
+
+// notReady says why the agent is not ready; empty when it is. Ready means
+// enforcing what it was given: started, not stopping, and every policy
+// file's policies attached (a bad edit that keeps its last good version
+// still enforces).
+func (a *Agent) notReady() []string {
+	switch {
+	case a.stopping.Load():
+		return []string{"stopping"}
+	case !a.started.Load():
+		return []string{"starting: attaching the startup policies"}
+	}
+	var out []string
+	for _, p := range a.policies.Problems() {
+		out = append(out, "not enforcing: "+p.String())
+	}
+	return out
 }
 
 // Bus is where the agent publishes events (for in-process consumers).
@@ -451,6 +532,21 @@ func (a *Agent) rotatePins() error {
 	return nil
 }
 
+// restoreOldPins puts a previous run's pins back after a start that failed,
+// so that they keep enforcing and the next start finds them as this one
+// did. pinRoot holds nothing of this run by now.
+func (a *Agent) restoreOldPins() {
+	old := a.pinRoot + "_old"
+	if _, err := os.Stat(old); err != nil {
+		return
+	}
+	if err := os.Rename(old, a.pinRoot); err != nil {
+		a.log.Warn().Err(err).Str("path", old).Msg("The previous run's pins stay at the _old path (they keep enforcing)")
+		return
+	}
+	a.log.Info().Str("path", a.pinRoot).Msg("Start failed: the previous run's pinned sensors stay in place and keep enforcing")
+}
+
 // dropOldPins detaches the previous run's pinned sensors, then hands what
 // their ring buffer recorded while no agent was reading to the event
 // pipeline: unpinning first stops the writers, so nothing comes in between.
@@ -519,8 +615,10 @@ func (a *Agent) Status() *api.AgentStatus {
 	}
 	bs := a.bus.Stats()
 	cs := a.cache.Stats()
+	notReady := a.notReady()
 	return &api.AgentStatus{
-		Ready:        a.ready.Load(),
+		Ready:        len(notReady) == 0,
+		NotReady:     notReady,
 		NodeName:     a.node,
 		StartTime:    timestamppb.New(a.start),
 		EventsTotal:  bs.Published,

@@ -26,10 +26,12 @@ import (
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	return config.Config{
-		ServerAddress:    filepath.Join(t.TempDir(), "tetragon.sock"),
-		LogLevel:         "info",
-		LogFormat:        "text",
-		BPFDir:           "tetragon-test",
+		ServerAddress: filepath.Join(t.TempDir(), "tetragon.sock"),
+		LogLevel:      "info",
+		LogFormat:     "text",
+		// its own: tests of other packages run agents at the same time,
+		// and one --bpf-dir takes one agent
+		BPFDir:           fmt.Sprintf("tetragon-test-%d", time.Now().UnixNano()),
 		ProcRoot:         "/proc",
 		EventQueueSize:   65536,
 		SubscriberQueue:  100000,

@@ -18,7 +18,7 @@ const exportDrainTimeout = 5 * time.Second
 // something to report (serveMetrics).
 func (a *Agent) listenHTTP() error {
 	if addr := a.cfg.HealthServer; addr != "" {
-		srv, err := listenHTTP("health", addr, health.Handler(a.ready.Load))
+		srv, err := listenHTTP("health", addr, health.Handler(a.notReady))
 		if err != nil {
 			return err
 		}

@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -37,7 +39,7 @@ func TestObservabilityStartFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			cfg.BPFDir = "tetragon-test-obs-fail"
+			cfg.BPFDir = fmt.Sprintf("tetragon-test-obs-fail-%d", time.Now().UnixNano())
 			cfg.HealthServer = freeAddr(t)
 			c.set(&cfg)
 			_, err := Start(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
@@ -47,8 +49,10 @@ func TestObservabilityStartFailures(t *testing.T) {
 			if _, err := os.Stat(cfg.ServerAddress); !os.IsNotExist(err) {
 				t.Errorf("socket left behind: %v", err)
 			}
-			if _, err := os.Stat(filepath.Join("/sys/fs/bpf", cfg.BPFDir)); !os.IsNotExist(err) {
-				t.Errorf("pins left behind: %v", err)
+			for _, p := range []string{"", "_lock"} {
+				if _, err := os.Stat(filepath.Join("/sys/fs/bpf", cfg.BPFDir+p)); !os.IsNotExist(err) {
+					t.Errorf("pins or lock left behind: %v", err)
+				}
 			}
 			l, err := net.Listen("tcp", cfg.HealthServer)
 			if err != nil {

@@ -2812,8 +2812,12 @@ type AgentStatus struct {
 	// running, delivered at startup, and those its full ring buffer lost.
 	DowntimeRecords uint64 `protobuf:"varint,12,opt,name=downtime_records,json=downtimeRecords,proto3" json:"downtime_records,omitempty"`
 	DowntimeLost    uint64 `protobuf:"varint,13,opt,name=downtime_lost,json=downtimeLost,proto3" json:"downtime_lost,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Why the agent is not ready, one line each: it is starting or
+	// stopping, or a policy file (or a policy of one) does not enforce,
+	// with the file and the error. Empty when ready.
+	NotReady      []string `protobuf:"bytes,14,rep,name=not_ready,json=notReady,proto3" json:"not_ready,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentStatus) Reset() {
@@ -2935,6 +2939,13 @@ func (x *AgentStatus) GetDowntimeLost() uint64 {
 		return x.DowntimeLost
 	}
 	return 0
+}
+
+func (x *AgentStatus) GetNotReady() []string {
+	if x != nil {
+		return x.NotReady
+	}
+	return nil
 }
 
 type GetHealthStatusRequest struct {
@@ -4040,7 +4051,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\rdecode_errors\x18\x04 \x01(\x04R\fdecodeErrors\x122\n" +
 	"\x15export_queue_overflow\x18\x05 \x01(\x04R\x13exportQueueOverflow\x12.\n" +
 	"\x13export_rate_limited\x18\x06 \x01(\x04R\x11exportRateLimited\x12.\n" +
-	"\x13export_write_errors\x18\a \x01(\x04R\x11exportWriteErrors\"\x8f\x05\n" +
+	"\x13export_write_errors\x18\a \x01(\x04R\x11exportWriteErrors\"\xac\x05\n" +
 	"\vAgentStatus\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x129\n" +
@@ -4056,7 +4067,8 @@ const file_tetragon_proto_rawDesc = "" +
 	" \x01(\rR\vsubscribers\x12R\n" +
 	"\x0fkernel_features\x18\v \x03(\v2).tetragon.AgentStatus.KernelFeaturesEntryR\x0ekernelFeatures\x12)\n" +
 	"\x10downtime_records\x18\f \x01(\x04R\x0fdowntimeRecords\x12#\n" +
-	"\rdowntime_lost\x18\r \x01(\x04R\fdowntimeLost\x1aA\n" +
+	"\rdowntime_lost\x18\r \x01(\x04R\fdowntimeLost\x12\x1b\n" +
+	"\tnot_ready\x18\x0e \x03(\tR\bnotReady\x1aA\n" +
 	"\x13KernelFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"Q\n" +

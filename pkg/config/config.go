@@ -87,7 +87,7 @@ var defaults = []struct {
 	{"subscriber-queue-size", "events queued per GetEvents client before it loses events", 10000},
 	{"process-cache-size", "processes kept in the process cache", 65536},
 	{"docker-socket", "Docker Engine API socket, for container names (empty: no Docker metadata)", "/var/run/docker.sock"},
-	{"tracing-policy", "a TracingPolicy file to load at startup", ""},
+	{"tracing-policy", "a TracingPolicy file to load at startup; the agent exits if it does not load", ""},
 	{"tracing-policy-dir", "directory whose *.yaml TracingPolicy files are loaded, with its tetragon.tp.d subdirectory (empty: none)", DefaultPolicyDir},
 	{"metrics-server", "address of the Prometheus metrics endpoint, served at /metrics: :2112 for every interface, 127.0.0.1:2112 for loopback only (empty: off)", ""},
 	{"health-server-address", "address of the health endpoint GET /healthz: 200 once the startup policies are attached, 503 before (empty: off)", ""},

@@ -97,6 +97,11 @@ type fileState struct {
 	// again: a load or an unload failed for a reason that may pass (too
 	// many open files); the next sync tries the file again, unchanged
 	again bool
+	// err is why the file gives nothing to enforce: it cannot be read or
+	// parsed and no earlier version of it loaded, or some of its policies
+	// were refused for their name. Load errors of its policies are on
+	// their entries.
+	err error
 }
 
 // NewRegistry returns an empty registry loading through loader.
@@ -125,7 +130,7 @@ func (r *Registry) Sync(scan policydir.Scan) (retry bool) {
 		present[f.Path] = !errors.Is(f.Err, fs.ErrNotExist)
 	}
 	// removals first: a name a removed file frees can go to another file
-	removed := false
+	freed := false
 	for path, st := range r.files {
 		if present[path] || slices.Contains(scan.Unreadable, filepath.Dir(path)) {
 			continue
@@ -143,25 +148,43 @@ func (r *Registry) Sync(scan policydir.Scan) (retry bool) {
 			continue
 		}
 		delete(r.files, path)
-		removed = true
+		freed = true
 		r.log.Info().Str("file", path).Msg("Policy file removed; its policies are unloaded")
 	}
-	for _, f := range scan.Files {
-		if !present[f.Path] {
-			continue
+	// A changed file can free a name too; a file refused that name earlier
+	// in this pass gets it in a second one.
+	for pass := 0; pass < 2; pass++ {
+		freedBefore := freed
+		for _, f := range scan.Files {
+			if !present[f.Path] {
+				continue
+			}
+			prev, known := r.files[f.Path]
+			// unchanged content: no reload, unless a name was freed for it or
+			// its last load or unload failed for something that may pass
+			// (tried once a sync)
+			if known && prev.hash == f.Hash && !(freed && prev.conflicted) && !(pass == 0 && prev.again) {
+				continue
+			}
+			if f.Err != nil {
+				r.fail(f.Path, prev.names, f.Err)
+				st := fileState{hash: f.Hash, names: prev.names}
+				if len(prev.names) == 0 {
+					st.err = f.Err
+				}
+				r.files[f.Path] = st
+				continue
+			}
+			names, again, refused := r.syncFile(f, prev.names)
+			r.files[f.Path] = fileState{hash: f.Hash, names: names, conflicted: refused != nil, err: refused, again: again}
+			retry = retry || again
+			for _, n := range prev.names {
+				freed = freed || !slices.Contains(names, n)
+			}
 		}
-		prev, known := r.files[f.Path]
-		if known && prev.hash == f.Hash && !(removed && prev.conflicted) && !prev.again {
-			continue // unchanged content: no reload
+		if freed == freedBefore {
+			break
 		}
-		if f.Err != nil {
-			r.fail(f.Path, prev.names, f.Err)
-			r.files[f.Path] = fileState{hash: f.Hash, names: prev.names}
-			continue
-		}
-		names, conflicted, again := r.syncFile(f, prev.names)
-		r.files[f.Path] = fileState{hash: f.Hash, names: names, conflicted: conflicted, again: again}
-		retry = retry || again
 	}
 	if r.loader.Sweep() > 0 {
 		retry = true
@@ -181,16 +204,17 @@ func transient(err error) bool {
 }
 
 // syncFile loads a good file's policies and unloads the ones it no longer
-// has; it returns the names it now owns, whether some of its policies
-// were refused because another source has their name, and whether a load
-// or an unload should be tried again. r.mu is held.
-func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, conflicted, again bool) {
+// has; it returns the names it now owns, whether a load or an unload should
+// be tried again, and why some of its policies were refused because another
+// source has their name (nil if none was). r.mu is held.
+func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, again bool, refused error) {
 	for _, p := range f.Policies {
 		name := p.Metadata.Name
 		e := r.entries[name]
 		if e != nil && e.Source != f.Path {
-			conflicted = true
-			r.fail(f.Path, nil, fmt.Errorf("policy %q: a policy of that name is already loaded from %s; this one is ignored", name, e.Source))
+			err := fmt.Errorf("policy %q: a policy of that name is already loaded from %s; this one is ignored", name, e.Source)
+			refused = errors.Join(refused, err)
+			r.fail(f.Path, nil, err)
 			continue
 		}
 		owned = append(owned, name)
@@ -209,7 +233,68 @@ func (r *Registry) syncFile(f policydir.File, before []string) (owned []string, 
 			again = true
 		}
 	}
-	return owned, conflicted, again
+	return owned, again, refused
+}
+
+// Problem is a policy file, or a policy of one, that does not enforce.
+type Problem struct {
+	// Source is the policy file.
+	Source string
+	// Policy is the policy's name; empty when the whole file failed.
+	Policy string
+	Err    string
+}
+
+func (p Problem) String() string { return p.Source + ": " + p.Detail() }
+
+// Detail is the error, naming the policy once (the loader's errors name
+// it already).
+func (p Problem) Detail() string {
+	if prefix := fmt.Sprintf("policy %q", p.Policy); p.Policy != "" && !strings.HasPrefix(p.Err, prefix) {
+		return prefix + ": " + p.Err
+	}
+	return p.Err
+}
+
+// Problems lists what of the policy files does not enforce: files that
+// cannot be read or parsed and never loaded, policies that failed to
+// load, and policies refused for a name another file has. A policy that
+// keeps its last good version after a bad edit enforces and is not a
+// problem; nor is a disabled one (disabling is a choice). With paths,
+// only those files count.
+func (r *Registry) Problems(paths ...string) []Problem {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Problem
+	for path, st := range r.files {
+		if len(paths) > 0 && !slices.Contains(paths, path) {
+			continue
+		}
+		if st.err != nil {
+			out = append(out, Problem{Source: path, Err: st.err.Error()})
+		}
+		for _, n := range st.names {
+			if e := r.entries[n]; e != nil && e.Source == path && e.State == LoadError {
+				out = append(out, Problem{Source: path, Policy: n, Err: e.Error})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Policy < out[j].Policy
+	})
+	return out
+}
+
+// Known reports whether the last sync read path as a policy file (a file
+// without any TracingPolicy in it is not one).
+func (r *Registry) Known(path string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.files[path]
+	return ok
 }
 
 // load loads p as e's policy; replace swaps it for the loaded version.

@@ -378,3 +378,59 @@ func TestAddToReadOnlyAPIDirFails(t *testing.T) {
 		}
 	}
 }
+
+// TestProblems: what does not enforce is reported, with its file; a bad
+// edit that keeps the last good version, and a disabled policy, are not
+// problems.
+func TestProblems(t *testing.T) {
+	f := newFixture(t)
+	f.write("good.yaml", policy("good", "fd_install"))
+	f.write("broken.yaml", "kind: TracingPolicy\n  bad: [")
+	f.write("unloadable.yaml", policy("unloadable", "fail_me"))
+	f.write("dup.yaml", policy("good", "security_file_open")+"---\n"+policy("other", "fd_install"))
+	f.sync()
+	var got []string
+	for _, p := range f.reg.Problems() {
+		got = append(got, filepath.Base(p.Source)+"|"+p.Policy+"|"+p.Detail())
+	}
+	want := []string{
+		"broken.yaml||broken.yaml:2:",
+		`good.yaml||policy "good": a policy of that name is already loaded from ` + filepath.Join(f.dir, "dup.yaml"),
+		`unloadable.yaml|unloadable|policy "unloadable": fail_me: no such function`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("problems %q, want %d like %q", got, len(want), want)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Fatalf("problem %d: %q, want it to start with %q", i, got[i], want[i])
+		}
+	}
+	if p := f.reg.Problems(filepath.Join(f.dir, "dup.yaml")); len(p) != 0 {
+		t.Fatalf("dup.yaml: %v", p)
+	}
+
+	// fixed (dup.yaml's change frees the name good.yaml was refused,
+	// though good.yaml is unchanged), or broken again after a good
+	// version, or disabled: enforcing or chosen
+	f.write("broken.yaml", policy("was-broken", "fd_install"))
+	f.write("unloadable.yaml", policy("unloadable", "fd_install"))
+	f.write("dup.yaml", policy("other", "fd_install"))
+	f.sync()
+	f.write("broken.yaml", "kind: TracingPolicy\n  bad: [")
+	f.sync()
+	if p := f.reg.Problems(); len(p) != 0 {
+		t.Fatalf("after the fixes and a bad edit of a good file: %v", p)
+	}
+	f.write("late.yaml", policy("late", "fail_me"))
+	f.sync()
+	if p := f.reg.Problems(); len(p) != 1 || p[0].Policy != "late" {
+		t.Fatalf("a failing file added later: %v", p)
+	}
+	if err := f.reg.Disable("late"); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.reg.Problems(); len(p) != 0 {
+		t.Fatalf("after disabling the failing policy: %v", p)
+	}
+}

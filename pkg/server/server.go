@@ -95,7 +95,10 @@ func (s *Service) GetHealth(_ context.Context, _ *api.GetHealthStatusRequest) (*
 	res := api.HealthStatusResult_HEALTH_STATUS_RUNNING
 	details := "running"
 	if !st.GetReady() {
-		res, details = api.HealthStatusResult_HEALTH_STATUS_STOPPED, "starting"
+		res, details = api.HealthStatusResult_HEALTH_STATUS_STOPPED, "not ready"
+		if why := st.GetNotReady(); len(why) > 0 {
+			details = strings.Join(why, "; ")
+		}
 	}
 	return &api.GetHealthStatusResponse{
 		HealthStatus: []*api.HealthStatus{{Event: api.HealthStatusType_HEALTH_STATUS_TYPE_STATUS, Status: res, Details: details}},

@@ -181,7 +181,7 @@ func (a *agent) composeRun(t testing.TB, args ...string) string {
 // removePins removes what the agent left under /sys/fs/bpf: a test must not
 // leave a Sigkill policy behind on the host.
 func (a *agent) removePins(t testing.TB) {
-	for _, dir := range []string{a.bpfDir, a.bpfDir + "_old"} {
+	for _, dir := range []string{a.bpfDir, a.bpfDir + "_old", a.bpfDir + "_lock"} {
 		p := filepath.Join("/sys/fs/bpf", dir)
 		if _, err := os.Stat(p); err == nil {
 			if err := os.RemoveAll(p); err != nil {
