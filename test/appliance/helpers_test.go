@@ -367,12 +367,14 @@ func sameLines(t *testing.T, what string, got, want []string) {
 
 // runtimeInit matches the compact lines of the container runtime's own
 // `runc init`, which some runc versions (Debian 12's 1.1.5+ds1-1+deb12u1
-// among them) execute inside the container's cgroup, from a memfd copy of
-// runc, before the entrypoint: one exec and the exits of its helper
-// processes. They are real executions in the container and the agent shows
-// them (README, "What a container's events show"); the checks here are about
-// the workload, and must hold with any runtime version.
-var runtimeInit = regexp.MustCompile(`^(🚀 process|💥 exit   ) \S+ /\S*runc\S*( \(deleted\))? init( 0)?$`)
+// among them) execute inside the container's cgroup before the entrypoint:
+// one exec and the exits of its helper processes. runc 1.1 runs a copy of
+// itself that the kernel names "/" (a read-only bind mount of the binary,
+// detached: /proc/PID/exe says "/" too) or "/memfd:runc_cloned:... (deleted)"
+// (its memfd fallback). They are real executions in the container and the
+// agent shows them (README); the checks here are about the workload, and
+// must hold with any runtime version.
+var runtimeInit = regexp.MustCompile(`^(🚀 process|💥 exit   ) \S+ (/|/\S*runc\S*( \(deleted\))?) init( 0)?$`)
 
 // withoutRuntimeInit drops the runtime's lines, logging them.
 func withoutRuntimeInit(t *testing.T, lines []string) []string {
@@ -426,13 +428,14 @@ func TestRuntimeInitLines(t *testing.T) {
 		"🚀 process xwing /memfd:runc_cloned:/proc/self/exe (deleted) init",
 		"💥 exit    xwing /memfd:runc_cloned:/proc/self/exe (deleted) init 0",
 		"🚀 process 9d2860e54ea6 /usr/sbin/runc init",
+		"🚀 process xwing / init", // runc's detached bind mount of itself
+		"💥 exit    xwing / init 0",
 	} {
 		if !runtimeInit.MatchString(l) {
 			t.Errorf("%q is runc's own line, not matched", l)
 		}
 	}
 	for _, l := range []string{
-		"🚀 process xwing / init",                                             // a binary the agent could not name is a defect, not runc
 		"🚀 process xwing /bin/busybox init",                                  // a workload's own init
 		"💥 exit    xwing /memfd:runc_cloned:/proc/self/exe (deleted) init 1", // runc init failing is worth seeing
 		`🚀 process xwing /bin/busybox -c "runc init"`,
