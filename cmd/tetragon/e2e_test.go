@@ -28,7 +28,7 @@ type binaries struct{ tetragon, tetra string }
 var built binaries
 
 func TestMain(m *testing.M) {
-	if code, ok := fileHelper(); ok {
+	if code, ok := testutil.FileHelper(); ok {
 		os.Exit(code)
 	}
 	code := func() int {

@@ -8,52 +8,16 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // quickstartPolicy is Tetragon's examples/quickstart/file_monitoring.yaml,
 // byte for byte: return probes (return: true, returnArg int) on
 // security_file_permission, security_mmap_file and security_path_truncate.
 const quickstartPolicy = "../../test/testdata/tetragon/examples/quickstart/file_monitoring.yaml"
-
-// fileHelperEnv makes the test binary a helper that does one file
-// operation on a path: "<op>:<path>".
-const fileHelperEnv = "TETRAGON_E2E_FILE_HELPER"
-
-// fileHelper runs the helper the environment asks for; ok is false when it
-// asks for none.
-func fileHelper() (code int, ok bool) {
-	v := os.Getenv(fileHelperEnv)
-	if v == "" {
-		return 0, false
-	}
-	op, path, _ := strings.Cut(v, ":")
-	switch op {
-	case "mmap":
-		// shared and read-only: the quickstart's security_mmap_file selector
-		// (PROT_READ, MAP_SHARED) on a sensitive file
-		f, err := os.Open(path)
-		if err != nil {
-			fmt.Println(err)
-			return 1, true
-		}
-		if _, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED); err != nil {
-			fmt.Println("mmap:", err)
-			return 1, true
-		}
-	case "truncate":
-		if err := syscall.Truncate(path, 0); err != nil {
-			fmt.Println("truncate:", err)
-			return 1, true
-		}
-	default:
-		fmt.Println("unknown helper operation", op)
-		return 1, true
-	}
-	return 0, true
-}
 
 // waitUntil collects lines containing marker until one also contains end.
 func waitUntil(t *testing.T, lines <-chan string, marker, end string) []string {
@@ -155,7 +119,7 @@ func quickstartScenario(t *testing.T, b binaries, a *agentProc) {
 	jsonLines := getevents(t, b, a.socket, "-o", "json", "--process", "^"+regexp.QuoteMeta(self)+"$")
 	for _, op := range []struct{ name, path string }{{"mmap", "/etc/shadow"}, {"truncate", bar}} {
 		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), fileHelperEnv+"="+op.name+":"+op.path)
+		cmd.Env = append(os.Environ(), testutil.FileHelperEnv+"="+op.name+":"+op.path)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s helper on %s: %v %s", op.name, op.path, err, out)
 		}

@@ -37,7 +37,7 @@ func helperMain() (code int, ok bool) {
 		fmt.Println("survived", errno)
 		return 0, true
 	}
-	if code, ok := fileHelperMain(); ok {
+	if code, ok := testutil.FileHelper(); ok {
 		return code, true
 	}
 	if v := os.Getenv(uprobeHelperEnv); v != "" {

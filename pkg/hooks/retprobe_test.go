@@ -7,61 +7,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
-
-// fileHelperEnv makes the test binary a helper that does one file
-// operation the return-probe tests watch: "<op>:<path>".
-const fileHelperEnv = "TETRAGON_HOOKS_FILE_HELPER"
-
-// fileHelperMain runs the file helper the environment asks for; ok is
-// false when it asks for none. Each operation prints its outcome, so the
-// test can check the kernel did what the expected events say.
-func fileHelperMain() (code int, ok bool) {
-	v := os.Getenv(fileHelperEnv)
-	if v == "" {
-		return 0, false
-	}
-	op, path, _ := strings.Cut(v, ":")
-	switch op {
-	case "mmap":
-		// shared and read-only: what the quickstart policy's security_mmap_file
-		// selector watches. Then shared and writable on the same read-only
-		// descriptor, which mmap refuses with EACCES after the check passed.
-		f, err := os.Open(path)
-		if err != nil {
-			fmt.Println(err)
-			return 1, true
-		}
-		b, err := syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ, syscall.MAP_SHARED)
-		if err != nil {
-			fmt.Println("mmap read:", err)
-			return 1, true
-		}
-		fmt.Printf("mapped %q\n", strings.TrimRight(string(b), "\x00"))
-		_, err = syscall.Mmap(int(f.Fd()), 0, 4096, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-		fmt.Println("mmap write:", err)
-	case "truncate":
-		fmt.Println("truncate:", syscall.Truncate(path, 0))
-	case "readdir":
-		// read(2) on a directory: the permission check passes, then the
-		// directory's read operation fails with EISDIR
-		f, err := os.Open(path)
-		if err != nil {
-			fmt.Println(err)
-			return 1, true
-		}
-		_, err = syscall.Read(int(f.Fd()), make([]byte, 16))
-		fmt.Println("read:", err)
-	default:
-		fmt.Println("unknown helper operation", op)
-		return 1, true
-	}
-	return 0, true
-}
 
 // runFileHelper runs the file helper as a process of the test, named op in
 // events, and returns its output.
@@ -72,7 +21,7 @@ func (h *harness) runFileHelper(t *testing.T, op, path string) string {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), fileHelperEnv+"="+op+":"+path)
+	cmd.Env = append(os.Environ(), testutil.FileHelperEnv+"="+op+":"+path)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -198,14 +147,14 @@ func TestReturnProbes(t *testing.T) {
 			h := newHarness(t, mech, feats)
 			writeFiles(t, h.dir, map[string]string{"data": "secret"})
 			h.load(t, retPolicy("security_mmap_file", mmapArgs, 0, []string{"data"}, "", false))
-			if out := h.runFileHelper(t, "mmap", filepath.Join(h.dir, "data")); out != "mapped \"secret\"\nmmap write: permission denied\n" {
+			if out := h.runFileHelper(t, "mmap-rw", filepath.Join(h.dir, "data")); out != "mapped \"secret\"\nmmap write: permission denied\n" {
 				t.Fatalf("mmap helper: %q", out)
 			}
 			// PROT_READ, MAP_SHARED
-			want := []string{"mmap security_mmap_file POST file:$DIR/data uint:1 uint:1 => int:0"}
+			want := []string{"mmap-rw security_mmap_file POST file:$DIR/data uint:1 uint:1 => int:0"}
 			if kprobe {
 				// the writable mapping passed the check; mmap refused it after
-				want = append(want, "mmap security_mmap_file POST file:$DIR/data uint:3 uint:1 => int:0")
+				want = append(want, "mmap-rw security_mmap_file POST file:$DIR/data uint:3 uint:1 => int:0")
 			}
 			checkEvents(t, "mmap of data", retEvents(t, h), want)
 		})
