@@ -3,10 +3,10 @@ package hooks
 import (
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // pinnedObject stands in for a loaded hook: its pin is a file, as a bpffs
@@ -32,29 +32,6 @@ func version(t *testing.T, m *Manager, policy, v string) (*loadedPolicy, *pinned
 	return lp, obj
 }
 
-// outOfFiles runs fn with the process's open-file limit at what is open
-// now, so that removing a pin directory fails with EMFILE.
-func outOfFiles(t *testing.T, fn func()) {
-	t.Helper()
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	free := null.Fd() // the next open gets this one
-	null.Close()
-	low := old
-	low.Cur = uint64(free)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
-	fn()
-}
-
 // TestUnpinFailureKeepsTrack: out of file descriptors, an unload that
 // cannot remove the pins once dropped the policy while the pins kept it
 // attached, so a later load made a second, untracked copy. The policy
@@ -67,7 +44,7 @@ func TestUnpinFailureKeepsTrack(t *testing.T) {
 	m.install(lp)
 
 	var err error
-	outOfFiles(t, func() { err = m.Unload("p") })
+	testutil.WithoutFreeFiles(t, func() { err = m.Unload("p") })
 	if err == nil || len(m.Status()) != 1 || obj.closed != 0 {
 		t.Fatalf("unload out of descriptors: %v; loaded %v, closed %d; want an error and p still loaded", err, m.Status(), obj.closed)
 	}
@@ -87,7 +64,7 @@ func TestUnpinFailureKeepsTrack(t *testing.T) {
 	m.mu.Lock()
 	delete(m.policies, "q")
 	m.mu.Unlock()
-	outOfFiles(t, func() { m.discard(old) })
+	testutil.WithoutFreeFiles(t, func() { m.discard(old) })
 	if oldObj.closed != 1 || len(m.stale) != 1 {
 		t.Fatalf("old version: closed %d, stale %v", oldObj.closed, m.stale)
 	}

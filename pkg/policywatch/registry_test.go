@@ -255,7 +255,7 @@ func TestUnreadableDirectoryIsNotEmpty(t *testing.T) {
 	f.write("b.yaml", policy("b", "fd_install"))
 
 	scan := policydir.Read([]string{f.dir}, nil)
-	withFewFiles(t, func() { scan = policydir.Read([]string{f.dir}, nil) })
+	testutil.WithoutFreeFiles(t, func() { scan = policydir.Read([]string{f.dir}, nil) })
 	if !slices.Equal(scan.Unreadable, []string{f.dir}) || !scan.Retry || len(scan.Files) != 0 {
 		t.Fatalf("scan out of file descriptors: %+v", scan)
 	}
@@ -270,31 +270,6 @@ func TestUnreadableDirectoryIsNotEmpty(t *testing.T) {
 	if f.retry || len(f.reg.List()) != 2 {
 		t.Fatalf("after recovery: retry %v, %+v", f.retry, f.reg.List())
 	}
-}
-
-// withFewFiles runs fn with the process's open-file limit at what is open
-// now, so that any new open fails with EMFILE.
-func withFewFiles(t *testing.T, fn func()) {
-	t.Helper()
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	// open returns the lowest free descriptor: with the limit at it,
-	// every open fails
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		t.Fatal(err)
-	}
-	free := null.Fd()
-	null.Close()
-	low := old
-	low.Cur = uint64(free)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
-	fn()
 }
 
 // TestFailedUnloadKeepsThePolicy: a policy whose unload fails (its pins
