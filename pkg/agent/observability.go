@@ -100,6 +100,9 @@ func (a *Agent) waitExporter() {
 	select {
 	case <-a.exporter.Done():
 	case <-time.After(exportDrainTimeout):
+		// the write that holds it up may still return; nothing more is
+		// written or opened at the path after the agent has stopped
+		a.exporter.Abandon()
 		a.log.Warn().Str("file", a.cfg.ExportFilename).Dur("waited", exportDrainTimeout).
 			Msg("The export file is not writable in time; the events still queued for it are lost")
 	}

@@ -92,7 +92,16 @@ type Exporter struct {
 	// only Run's goroutine touches it
 	pendingDrops uint64
 	lastErrLog   time.Time
+	// abandoned: the agent stopped waiting for the file (Abandon); what is
+	// still queued is dropped, and the file is neither written nor opened
+	// again (a write stuck on a FIFO or a hung disk may still return)
+	abandoned atomic.Bool
 }
+
+// Abandon makes Run drop what is still queued instead of writing it, and
+// close the file: the agent is stopping and gave up waiting for a write
+// that does not return. Safe to call from any goroutine.
+func (e *Exporter) Abandon() { e.abandoned.Store(true) }
 
 // New checks the options, opens nothing yet (the file is created on the
 // first event) and subscribes to bus, so no event published from now on is
@@ -191,6 +200,10 @@ func (e *Exporter) Run() {
 func (e *Exporter) Done() <-chan struct{} { return e.done }
 
 func (e *Exporter) handle(ev *api.GetEventsResponse) {
+	if e.abandoned.Load() {
+		e.writeErrors.Add(1)
+		return
+	}
 	if !e.match.Match(ev) {
 		return
 	}
@@ -210,7 +223,7 @@ func (e *Exporter) handle(ev *api.GetEventsResponse) {
 // reportDrops writes Tetragon's rate_limit_info event for the events the
 // rate limit dropped since the last report.
 func (e *Exporter) reportDrops() {
-	if e.pendingDrops == 0 {
+	if e.pendingDrops == 0 || e.abandoned.Load() {
 		return
 	}
 	ts, err := protojson.Marshal(timestamppb.Now())
