@@ -78,8 +78,25 @@ func startAgent(t *testing.T, b binaries, args ...string) *agentProc {
 
 // agentStatus is what the tests read of `tetra status -o json`.
 type agentStatus struct {
-	Ready    bool     `json:"ready"`
-	NotReady []string `json:"not_ready"`
+	Ready       bool     `json:"ready"`
+	NotReady    []string `json:"not_ready"`
+	Subscribers int      `json:"subscribers"`
+}
+
+// status reads `tetra status -o json` once (it exits 1 when not ready,
+// after printing the status).
+func status(b binaries, sock string) (agentStatus, error) {
+	var stderr bytes.Buffer
+	cmd := exec.Command(b.tetra, "--server-address", sock, "status", "-o", "json")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var st struct {
+		Agent agentStatus `json:"agent"`
+	}
+	if jerr := json.Unmarshal(out, &st); jerr != nil {
+		return st.Agent, fmt.Errorf("tetra status: %v, %v: %q %s", err, jerr, out, &stderr)
+	}
+	return st.Agent, nil
 }
 
 // launchAgent runs tetragon, without waiting for anything.
@@ -126,19 +143,12 @@ func (a *agentProc) waitStatus(t *testing.T, b binaries, what string, ok func(ag
 	const within = 90 * time.Second
 	deadline := time.Now().Add(within)
 	for {
-		var stderr bytes.Buffer
-		cmd := exec.Command(b.tetra, "--server-address", a.socket, "status", "-o", "json")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		var st struct {
-			Agent agentStatus `json:"agent"`
-		}
-		// not ready makes tetra status exit 1, after printing the status
-		if json.Unmarshal(out, &st) == nil && ok(st.Agent) {
-			return st.Agent
+		st, err := status(b, a.socket)
+		if err == nil && ok(st) {
+			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("agent not %s after %v: %v\n%s%s\nagent log:\n%s", what, within, err, out, &stderr, a.logs)
+			t.Fatalf("agent not %s after %v: %+v %v\nagent log:\n%s", what, within, st, err, a.logs)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -147,6 +157,10 @@ func (a *agentProc) waitStatus(t *testing.T, b binaries, what string, ok func(ag
 // getevents runs `tetra getevents` and returns a channel of its output lines.
 func getevents(t *testing.T, b binaries, sock string, args ...string) <-chan string {
 	t.Helper()
+	before, err := status(b, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, b.tetra, append([]string{"--server-address", sock, "getevents"}, args...)...)
 	out, err := cmd.StdoutPipe()
@@ -167,10 +181,19 @@ func getevents(t *testing.T, b binaries, sock string, args ...string) <-chan str
 			lines <- sc.Text()
 		}
 	}()
-	// the subscription is in place once the stream is open; give the
-	// client a moment to connect before the workload starts
-	time.Sleep(500 * time.Millisecond)
-	return lines
+	// the workload must not start before the subscription is in place:
+	// under the qemu lanes' emulation tetra takes seconds to connect
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := status(b, sock)
+		if err == nil && st.Subscribers > before.Subscribers {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tetra getevents %v did not subscribe within 60s (subscribers %d, before %d): %v", args, st.Subscribers, before.Subscribers, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitLines collects lines containing marker until want are seen.
