@@ -422,12 +422,16 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 				s.Options = append(s.Options, o)
 			})
 		}},
+		{name: "lists", decode: func(v *yaml.Node, fp fieldPath) { d.lists(v, fp, s) }},
 		{name: "podSelector", decode: func(v *yaml.Node, fp fieldPath) { s.PodSelector = d.labelSelector(v, fp, false) }},
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
 		// Tetragon features this agent does not implement.
-		{name: "fentries"}, {name: "usdts"}, {name: "enforcers"}, {name: "lists"}, {name: "loader"},
+		{name: "fentries"}, {name: "usdts"}, {name: "enforcers"}, {name: "loader"},
 		{name: "hostSelector"},
 	})
+	if ok {
+		d.checkListCalls(s)
+	}
 	if ok && declared == 0 {
 		d.errorf(n, p, "the policy declares no hooks (kprobes, tracepoints, lsmhooks or uprobes)")
 	}
