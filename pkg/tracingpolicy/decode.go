@@ -19,6 +19,8 @@ type decoder struct {
 	// listCalls locates, by hook, what checkListCalls reports on the
 	// kprobes whose call is "list:NAME"
 	listCalls map[Source]listCall
+	// macros are the current spec's selectorsMacros, by name
+	macros map[string]*yaml.Node
 }
 
 // listCall is where a list kprobe's call is written, and its syscall

@@ -1,7 +1,10 @@
 package tracingpolicy
 
 import (
+	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -148,4 +151,138 @@ func (d *decoder) checkListCalls(s *Spec) {
 			}
 		}
 	}
+}
+
+// Selector macros (spec.selectorsMacros, Tetragon 1.6): named selector
+// fragments a selector pulls in with macros: [NAME, ...]. The expansion is
+// purely textual, done on the YAML before the selector is decoded, so a
+// macro's filters are checked against each hook that uses them and their
+// errors point into the macro's text. As in Tetragon, a filter list (say
+// matchArgs) may come from the selector or from one macro, not from both,
+// and a macro cannot use macros.
+
+// scanMacros records the spec's selectorsMacros before the spec is decoded,
+// since hooks may come before the macros in the file.
+func (d *decoder) scanMacros(n *yaml.Node) {
+	d.macros = nil
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || !strings.EqualFold(k.Value, "selectorsMacros") {
+			continue
+		}
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		if v.Kind != yaml.MappingNode {
+			return // reported by macrosField
+		}
+		d.macros = map[string]*yaml.Node{}
+		for j := 0; j+1 < len(v.Content); j += 2 {
+			mv := v.Content[j+1]
+			if mv.Kind == yaml.AliasNode && mv.Alias != nil {
+				mv = mv.Alias
+			}
+			if _, dup := d.macros[v.Content[j].Value]; !dup {
+				d.macros[v.Content[j].Value] = mv
+			}
+		}
+		return
+	}
+}
+
+// macrosField checks spec.selectorsMacros' shape; each macro's filters are
+// checked where a selector uses it.
+func (d *decoder) macrosField(n *yaml.Node, p fieldPath) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, p, "must be a mapping of macro names to selectors, got %s", describe(n))
+		return
+	}
+	seen := map[string]int{}
+	for _, pr := range d.pairs(n, p, 0) {
+		k := pr.key
+		name := k.Value
+		mp := p.field(name)
+		if line, dup := seen[name]; dup {
+			d.errorf(k, mp, "macro %q is defined twice (first at line %d)", truncate(name), line)
+			continue
+		}
+		seen[name] = k.Line
+		v := d.deref(pr.value, mp)
+		if v == nil {
+			continue
+		}
+		if v.Kind != yaml.MappingNode {
+			d.errorf(v, mp, "a macro must be a selector (a mapping), got %s", describe(v))
+			continue
+		}
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			if strings.EqualFold(v.Content[i].Value, "macros") {
+				d.errorf(v.Content[i], mp.field("macros"), "a macro cannot use other macros")
+			}
+		}
+	}
+}
+
+// expandMacros returns selector n with the macros it names merged in.
+func (d *decoder) expandMacros(n *yaml.Node, p fieldPath) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return n
+	}
+	at := -1
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode && strings.EqualFold(k.Value, "macros") {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return n
+	}
+	mp := p.field("macros")
+	names, nodes := d.strings(n.Content[at+1], mp, MaxFilters)
+	out := *n
+	out.Content = append(append([]*yaml.Node{}, n.Content[:at]...), n.Content[at+2:]...)
+	from := map[string]string{} // filter key -> who set it
+	for i := 0; i+1 < len(out.Content); i += 2 {
+		from[strings.ToLower(out.Content[i].Value)] = "the selector"
+	}
+	for i, name := range names {
+		m, ok := d.macros[name]
+		if !ok {
+			if len(d.macros) == 0 {
+				d.errorf(nodes[i], mp.index(i), "macro %q is used, but spec.selectorsMacros defines no macros", truncate(name))
+			} else {
+				d.errorf(nodes[i], mp.index(i), "undefined macro %q (spec.selectorsMacros defines %s)", truncate(name), macroNames(d.macros))
+			}
+			continue
+		}
+		if m.Kind != yaml.MappingNode {
+			continue // reported by macrosField
+		}
+		for j := 0; j+1 < len(m.Content); j += 2 {
+			key := strings.ToLower(m.Content[j].Value)
+			if key == "macros" {
+				continue // reported by macrosField
+			}
+			if who, dup := from[key]; dup {
+				d.errorf(nodes[i], mp.index(i), "macro %q sets %s, which %s sets too (a filter list comes from one place)", truncate(name), m.Content[j].Value, who)
+				continue
+			}
+			from[key] = fmt.Sprintf("macro %q", truncate(name))
+			out.Content = append(out.Content, m.Content[j], m.Content[j+1])
+		}
+	}
+	return &out
+}
+
+func macroNames(m map[string]*yaml.Node) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, strconv.Quote(truncate(n)))
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }

@@ -372,6 +372,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 			decode(item, ip)
 		})
 	}
+	d.scanMacros(n)
 	ok := d.mapping(n, p, []field{
 		{name: "kprobes", decode: func(v *yaml.Node, fp fieldPath) {
 			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
@@ -423,6 +424,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 			})
 		}},
 		{name: "lists", decode: func(v *yaml.Node, fp fieldPath) { d.lists(v, fp, s) }},
+		{name: "selectorsMacros", decode: d.macrosField},
 		{name: "podSelector", decode: func(v *yaml.Node, fp fieldPath) { s.PodSelector = d.labelSelector(v, fp, false) }},
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
 		// Tetragon features this agent does not implement.

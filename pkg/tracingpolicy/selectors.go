@@ -16,7 +16,7 @@ func (d *decoder) selectors(n *yaml.Node, p fieldPath, h *hookCtx) []Selector {
 	}
 	var out []Selector
 	d.list(n, p, MaxSelectors, func(_ int, v *yaml.Node, ip fieldPath) {
-		out = append(out, d.selector(v, ip, h))
+		out = append(out, d.selector(d.expandMacros(v, ip), ip, h))
 	})
 	return out
 }
