@@ -3,6 +3,7 @@ package hooks
 import (
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -74,10 +75,11 @@ func TestSyscallList(t *testing.T) {
 		// matched the file behind the fd, the event reports the fd number,
 		// as for a single system call.
 		read, closed := tp.SyscallSymbol("read"), tp.SyscallSymbol("close")
-		wantEvents := []string{
-			"$DIR/a/cat " + read + " POST int:3",
-			"$DIR/a/cat " + read + " POST int:3",
-			"$DIR/a/cat " + closed + " POST int:3",
+		wantEvents := []string{"$DIR/a/cat " + closed + " POST int:3"}
+		if out, _ := exec.Command(e.path("a/cat"), "--version").Output(); strings.Contains(string(out), "GNU coreutils") {
+			// GNU cat reads until EOF; busybox's (the lanes') copies
+			// with sendfile, whose argument 0 is stdout
+			wantEvents = append([]string{"$DIR/a/cat " + read + " POST int:3", "$DIR/a/cat " + read + " POST int:3"}, wantEvents...)
 		}
 		var got []string
 		for _, ev := range e.h.events(t) {

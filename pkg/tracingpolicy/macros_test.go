@@ -108,3 +108,12 @@ func TestSelectorMacroErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestLoader(t *testing.T) {
+	parseOne(t, header+"  loader: false\n  kprobes: [{call: sys_openat}]\n")
+	_, err := Parse("x.yaml", []byte(header+"  loader: true\n  kprobes: [{call: sys_openat}]\n"))
+	want := `x.yaml:6:11: spec.loader: loader (Tetragon's process_loader events for executable files a process maps) is not implemented by this agent`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %s", err, want)
+	}
+}

@@ -428,7 +428,14 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		{name: "podSelector", decode: func(v *yaml.Node, fp fieldPath) { s.PodSelector = d.labelSelector(v, fp, false) }},
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
 		// Tetragon features this agent does not implement.
-		{name: "fentries"}, {name: "usdts"}, {name: "enforcers"}, {name: "loader"},
+		{name: "fentries"}, {name: "usdts"}, {name: "enforcers"},
+		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
+			// false asks for nothing; true asks for Tetragon's loader
+			// sensor, not built here
+			if on, ok := d.boolean(v, fp); ok && on {
+				d.errorf(v, fp, "loader (Tetragon's process_loader events for executable files a process maps) is not implemented by this agent")
+			}
+		}},
 		{name: "hostSelector"},
 	})
 	if ok {
