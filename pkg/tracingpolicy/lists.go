@@ -262,6 +262,11 @@ func (d *decoder) expandMacros(n *yaml.Node, p fieldPath) *yaml.Node {
 		if m.Kind != yaml.MappingNode {
 			continue // reported by macrosField
 		}
+		// each use copies the macro's keys: charged like a visit, so that
+		// a large macro used by every selector cannot multiply the work
+		if !d.charge(m, mp.index(i), len(m.Content)/2) {
+			return &out
+		}
 		for j := 0; j+1 < len(m.Content); j += 2 {
 			key := strings.ToLower(m.Content[j].Value)
 			if key == "macros" {
