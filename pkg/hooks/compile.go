@@ -100,6 +100,11 @@ type HookDecl struct {
 	// Src locates the hook in its policy file, for errors; zero for hooks
 	// not read from a file.
 	Src tracingpolicy.Source
+	// List is set for a kprobe whose call is "list:NAME" (Call): the
+	// manager expands it (lists.go) into one hook per function, or, for a
+	// list of system calls served by the syscall-tracepoint mapping, into
+	// one hook whose table holds every listed system call.
+	List ListDecl
 }
 
 // Mechanism names reported in events and listings.
@@ -127,6 +132,9 @@ type hookInfo struct {
 	// the value is known to be absent (the mapping), so the event has no
 	// return value
 	noReturn bool
+	// funcs names, for a hook serving a list of system calls, the
+	// function of each syscall number its records carry
+	funcs map[uint32]string
 }
 
 type rateLimit struct {
@@ -157,14 +165,21 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	spec := sensor.HookSpec{ID: id}
 	info := hookInfo{decl: d, mechanism: MechSyscallTracepoint}
 	var sources []sensor.Arg // by function argument index
+	var err error
 	name := syscallName(d.Call)
 	nr, isSyscall := syscallNumbers()[name]
-	if isSyscall && (d.Syscall || name != d.Call) {
+	if d.List.Name != "" || isSyscall && (d.Syscall || name != d.Call) {
 		flags := uint8(sensor.OnEnter)
 		if d.Return {
 			flags = sensor.OnExit
 		}
 		spec.Syscalls = map[uint32]sensor.Syscall{nr: {Flags: flags, Variants: []sensor.Variant{{FD: sensor.VarFDRet}}}}
+		if d.List.Name != "" {
+			// a list of system calls: one table entry each (lists.go)
+			if spec.Syscalls, info.funcs, err = listTable(d, flags); err != nil {
+				return spec, info, err
+			}
+		}
 		for i := 0; i < 6; i++ {
 			sources = append(sources, sensor.Arg{Source: sensor.SrcReg, Reg: uint8(i), Kind: sensor.KindInt})
 		}
@@ -223,7 +238,6 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	}
 
 	noOverride := fmt.Errorf("action Override needs bpf_override_return, fmod_ret or BPF LSM, which the syscall-tracepoint mechanism does not have; it serves this hook because %s", why)
-	var err error
 	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, noOverride)
 	return spec, info, err
 }

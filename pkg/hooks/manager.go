@@ -194,6 +194,10 @@ func PinName(policy string) string {
 
 // build attaches a policy's hooks without publishing them.
 func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) {
+	hooks, err := expandLists(hooks, m.opts)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", policy, err)
+	}
 	m.mu.Lock()
 	ids := m.hookIDs(policy, hooks)
 	m.version++
@@ -496,8 +500,12 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
 		}}
 	default:
+		fn := d.Call
+		if f, ok := info.funcs[g.Syscall]; ok {
+			fn = f // the listed system call this record is of
+		}
 		k := &api.ProcessKprobe{
-			Process: process, Parent: parent, FunctionName: d.Call, Args: args,
+			Process: process, Parent: parent, FunctionName: fn, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
 		}
 		if d.Return {

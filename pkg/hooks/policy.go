@@ -28,6 +28,11 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	for _, k := range p.Spec.KProbes {
 		d := c.hook(KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
 		d.Syscall, d.Return = k.Syscall, k.Return
+		if k.List != "" {
+			// the parser checked that the list exists
+			l, _ := p.Spec.List(k.List)
+			d.List = ListDecl{Name: l.Name, Type: string(l.Type), Funcs: l.Values, Pattern: l.Pattern}
+		}
 		if k.ReturnArg != nil {
 			d.ReturnType = string(k.ReturnArg.Type)
 		}

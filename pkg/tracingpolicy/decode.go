@@ -16,6 +16,19 @@ type decoder struct {
 	// budget is the number of nodes the walk may still visit.
 	budget    int
 	exhausted bool
+	// listCalls locates, by hook, what checkListCalls reports on the
+	// kprobes whose call is "list:NAME"
+	listCalls map[Source]listCall
+	// macros are the current spec's selectorsMacros, by name
+	macros map[string]*yaml.Node
+}
+
+// listCall is where a list kprobe's call is written, and its syscall
+// field if it is (a list call takes its kind from the list, and a
+// contrary syscall field is an error).
+type listCall struct {
+	call    Source
+	syscall *Source
 }
 
 // fieldPath is a dotted field path, e.g. spec.kprobes[0].args.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,10 +129,22 @@ func checkPolicy(t *testing.T, p *TracingPolicy) {
 	}
 	for _, k := range p.Spec.KProbes {
 		checkArgs(k.Args)
-		if k.Syscall && k.SyscallName() == "" {
+		override := k.Syscall || strings.HasPrefix(k.Call, "security_")
+		if k.List != "" {
+			l, ok := p.Spec.List(k.List)
+			if !ok || k.Call != ListPrefix+k.List || k.Syscall != l.Type.Syscalls() {
+				t.Fatalf("list kprobe %+v with list %+v", k, l)
+			}
+			override = k.Syscall || !l.Type.Generated() && !slices.ContainsFunc(l.Values, func(v string) bool { return !strings.HasPrefix(v, "security_") })
+		} else if k.Syscall && k.SyscallName() == "" {
 			t.Fatalf("syscall kprobe %q", k.Call)
 		}
-		checkSelectors(k.Selectors, k.Args, k.ReturnArg, k.Syscall || strings.HasPrefix(k.Call, "security_"))
+		checkSelectors(k.Selectors, k.Args, k.ReturnArg, override)
+	}
+	for _, l := range p.Spec.Lists {
+		if l.Type.Generated() != (len(l.Values) == 0) || (l.Type == ListGeneratedFtrace) != (l.Pattern != "") {
+			t.Fatalf("accepted list %+v", l)
+		}
 	}
 	for _, tp := range p.Spec.Tracepoints {
 		checkSelectors(tp.Selectors, tp.Args, nil, false)

@@ -61,13 +61,22 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 	k := KProbeSpec{Syscall: true, Src: d.src(n, p)}
 	var c common
 	var callNode, syscallNode, retArgNode, retActionNode *yaml.Node
+	var callSrc Source
+	var syscallSrc *Source
 	before := len(d.errs.Errors)
 	fields := append(d.commonFields(&c, hookKprobe),
 		field{name: "call", required: true, decode: func(v *yaml.Node, fp fieldPath) {
 			callNode = v
 			if s, ok := d.str(v, fp); ok {
 				k.Call = s
-				if msg := checkSymbol(s); msg != "" {
+				callSrc = d.src(v, fp)
+				if name, isList := strings.CutPrefix(s, ListPrefix); isList {
+					// checked against spec.lists once the spec is read
+					k.List = name
+					if name == "" {
+						d.errorf(v, fp, "%q names no list (write list:NAME with a spec.lists name)", s)
+					}
+				} else if msg := checkSymbol(s); msg != "" {
 					d.errorf(v, fp, "invalid function name %q: %s", truncate(s), msg)
 				}
 			}
@@ -75,6 +84,8 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 		field{name: "syscall", decode: func(v *yaml.Node, fp fieldPath) {
 			syscallNode = v
 			k.Syscall, _ = d.boolean(v, fp)
+			src := d.src(v, fp)
+			syscallSrc = &src
 		}},
 		field{name: "return", decode: func(v *yaml.Node, fp fieldPath) { k.Return, _ = d.boolean(v, fp) }},
 		field{name: "returnArg", decode: func(v *yaml.Node, fp fieldPath) {
@@ -108,7 +119,14 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 	}
 	k.Args, k.Message, k.Tags = c.args, c.message, c.tags
 
-	if k.Call != "" && k.Syscall && syscallName(k.Call) == "" {
+	isList := strings.HasPrefix(k.Call, ListPrefix)
+	if k.List != "" {
+		if d.listCalls == nil {
+			d.listCalls = map[Source]listCall{}
+		}
+		d.listCalls[k.Src] = listCall{call: callSrc, syscall: syscallSrc}
+	}
+	if !isList && k.Call != "" && k.Syscall && syscallName(k.Call) == "" {
 		at, atPath := callNode, p.field("call")
 		if syscallNode != nil {
 			at, atPath = syscallNode, p.field("syscall")
@@ -119,7 +137,7 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 		}
 		d.errorf(at, atPath, "%q is not a system call: %s \"syscall: false\" to probe a kernel function", truncate(k.Call), why)
 	}
-	if k.Syscall {
+	if k.Syscall && !isList {
 		for _, a := range k.Args {
 			if kernelObject(a.Type) {
 				d.add(a.TypeSrc.Errorf("type %s reads a kernel object, but system call arguments are integers and user-space pointers (use fd, int, string or char_buf)", a.Type))
@@ -134,6 +152,9 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 	}
 	ctx := hookCtx{kind: hookKprobe, args: k.Args, ret: k.Return, retArg: k.ReturnArg}
 	switch {
+	case isList:
+		// the list's kind decides: checked by checkListCalls
+		ctx.override = true
 	case k.Syscall, strings.HasPrefix(k.Call, "security_"):
 		ctx.override = true
 	default:

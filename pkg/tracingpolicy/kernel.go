@@ -132,6 +132,10 @@ func syscallSymbolPrefix() string {
 func (p *TracingPolicy) ValidateKernel(k Kernel) (notes []string, err error) {
 	errs := &ErrorList{}
 	for _, kp := range p.Spec.KProbes {
+		if kp.List != "" {
+			notes = append(notes, fmt.Sprintf("%s: the functions of list %q are checked when the policy is loaded", kp.Src, kp.List))
+			continue
+		}
 		if kp.Syscall {
 			name := syscallSymbolPrefix() + kp.SyscallName()
 			if _, err := k.Func(name); err != nil {

@@ -372,6 +372,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 			decode(item, ip)
 		})
 	}
+	d.scanMacros(n)
 	ok := d.mapping(n, p, []field{
 		{name: "kprobes", decode: func(v *yaml.Node, fp fieldPath) {
 			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
@@ -422,12 +423,24 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 				s.Options = append(s.Options, o)
 			})
 		}},
+		{name: "lists", decode: func(v *yaml.Node, fp fieldPath) { d.lists(v, fp, s) }},
+		{name: "selectorsMacros", decode: d.macrosField},
 		{name: "podSelector", decode: func(v *yaml.Node, fp fieldPath) { s.PodSelector = d.labelSelector(v, fp, false) }},
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
 		// Tetragon features this agent does not implement.
-		{name: "fentries"}, {name: "usdts"}, {name: "enforcers"}, {name: "lists"}, {name: "loader"},
+		{name: "fentries"}, {name: "usdts"}, {name: "enforcers"},
+		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
+			// false asks for nothing; true asks for Tetragon's loader
+			// sensor, not built here
+			if on, ok := d.boolean(v, fp); ok && on {
+				d.errorf(v, fp, "loader (Tetragon's process_loader events for executable files a process maps) is not implemented by this agent")
+			}
+		}},
 		{name: "hostSelector"},
 	})
+	if ok {
+		d.checkListCalls(s)
+	}
 	if ok && declared == 0 {
 		d.errorf(n, p, "the policy declares no hooks (kprobes, tracepoints, lsmhooks or uprobes)")
 	}

@@ -16,7 +16,7 @@ func (d *decoder) selectors(n *yaml.Node, p fieldPath, h *hookCtx) []Selector {
 	}
 	var out []Selector
 	d.list(n, p, MaxSelectors, func(_ int, v *yaml.Node, ip fieldPath) {
-		out = append(out, d.selector(v, ip, h))
+		out = append(out, d.selector(d.expandMacros(v, ip), ip, h))
 	})
 	return out
 }
@@ -447,8 +447,11 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			d.errorf(n, p, "action Signal needs argSig (the signal number, %s)", signalRange())
 		}
 	}
+	// argError next to another action is accepted and has no effect, as in
+	// Tetragon, whose validation does not tie it to Override (its
+	// examples set it on Sigkill); only Override returns it.
 	if argErrorNode != nil && a.Action != ActionOverride {
-		d.errorf(argErrorNode, p.field("argError"), "argError applies to action Override only")
+		a.ArgError = 0
 	}
 	if argSigNode != nil && a.Action != ActionSignal {
 		d.errorf(argSigNode, p.field("argSig"), "argSig applies to action Signal only")

@@ -144,6 +144,52 @@ type Spec struct {
 	// ContainerSelector restricts the policy to containers; as in Tetragon
 	// the only key is "name" (the container name).
 	ContainerSelector *LabelSelector
+	// Lists are the spec.lists entries, named sets of functions a kprobe
+	// names with call: "list:NAME".
+	Lists []ListSpec
+}
+
+// ListType is a spec.lists entry's type.
+type ListType string
+
+// List types, as in Tetragon. ListPlain (type not set) holds kernel
+// function names; ListSyscalls system calls (sys_dup, __x64_sys_dup, ...);
+// the generated ones are filled from the running kernel when the policy is
+// loaded: every system call it has, or every function of tracefs
+// available_filter_functions that Pattern (a regular expression) matches.
+const (
+	ListPlain             ListType = ""
+	ListSyscalls          ListType = "syscalls"
+	ListGeneratedSyscalls ListType = "generated_syscalls"
+	ListGeneratedFtrace   ListType = "generated_ftrace"
+)
+
+// Syscalls reports whether the list holds system calls.
+func (t ListType) Syscalls() bool { return t == ListSyscalls || t == ListGeneratedSyscalls }
+
+// Generated reports whether the list is filled from the running kernel.
+func (t ListType) Generated() bool { return t == ListGeneratedSyscalls || t == ListGeneratedFtrace }
+
+// ListSpec is a spec.lists entry.
+type ListSpec struct {
+	Name string
+	Type ListType
+	// Values as written: function names, or for ListSyscalls system call
+	// names in any form SyscallName accepts. Empty for generated lists.
+	Values []string
+	// Pattern is the regular expression of a ListGeneratedFtrace list.
+	Pattern string
+	Src     Source
+}
+
+// List returns the spec.lists entry named name.
+func (s *Spec) List(name string) (ListSpec, bool) {
+	for _, l := range s.Lists {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return ListSpec{}, false
 }
 
 // Hooks returns the number of hooks the spec declares.
@@ -198,7 +244,12 @@ type LabelSelectorRequirement struct {
 
 // KProbeSpec is a spec.kprobes entry.
 type KProbeSpec struct {
+	// Call is the function, or "list:NAME" for every function of the
+	// spec.lists entry List.
 	Call string
+	// List is the list's name when Call is "list:NAME"; Syscall is then
+	// the list's kind (a syscalls or generated_syscalls list).
+	List string
 	// Syscall tells that Call is a system call (default true, as in
 	// Tetragon's CRD). Call may then be written sys_openat or with an
 	// architecture prefix (__x64_sys_openat).
@@ -218,6 +269,9 @@ type KProbeSpec struct {
 	IgnoreCallNotFound bool
 	Src                Source
 }
+
+// ListPrefix starts a call naming a spec.lists entry.
+const ListPrefix = "list:"
 
 // ReturnArgPost is the only supported returnArgAction.
 const ReturnArgPost = "Post"
