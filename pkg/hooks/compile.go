@@ -597,6 +597,9 @@ func compileCapabilities(c tracingpolicy.CapabilitiesSelector) (sensor.Match, er
 
 func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	cm := sensor.Match{Arg: slot}
+	if op := tracingpolicy.Operator(m.Operator); op.Socket() {
+		return compileSockMatch(arg, slot, op, m.Values)
+	}
 	isInt := arg.Kind == sensor.KindInt
 	switch m.Operator {
 	case "Equal":
@@ -618,7 +621,7 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	case "LessThan", "LT":
 		cm.Op = sensor.OpLT
 	default:
-		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan)", m.Operator)
+		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
 	}
 	switch cm.Op {
 	case sensor.OpPrefix, sensor.OpNotPrefix, sensor.OpPostfix, sensor.OpNotPostfix:
