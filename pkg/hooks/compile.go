@@ -178,8 +178,11 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}
 			case a.Type == "fd":
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegFile, Reg: uint8(a.Index), Kind: sensor.KindFD}
+			case a.Type == "sockaddr":
+				// connect, bind, sendto...: the caller's socket address
+				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}
 			default:
-				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd)", d.Call, a.Index, a.Type)
+				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr)", d.Call, a.Index, a.Type)
 			}
 		}
 	} else {

@@ -79,6 +79,9 @@ func runSockCases(t *testing.T, mech, network, hook string, index int, cases fun
 		if err := h.m.LoadPolicy(h.parse(t, sockOpsPolicy, mech, hook, index, c.op, quoted)); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		if i == 0 {
+			t.Logf("served by %s", h.mechanismOf(t, "sockops"))
+		}
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ln.Addr().(*net.TCPAddr).IP, Port: sport}}
 		conn, err := d.Dial(network, ln.Addr().String())
 		if err != nil {
@@ -144,6 +147,27 @@ func TestSockaddrOperators(t *testing.T) {
 				{"NotSAddr", []string{"127.0.0.1"}, false},
 				{"Family", []string{"AF_INET"}, true},
 				{"Family", []string{"AF_INET6", "1"}, false},
+			}
+		})
+	})
+	// the same through a syscall hook: the syscall-tracepoint mapping
+	// where there are no kprobes, else a kprobe on the syscall
+	t.Run("sys_connect", func(t *testing.T) {
+		sys := `  kprobes:
+  - call: "sys_connect"
+    syscall: true
+    args:
+    - index: 0
+      type: "int"
+    - index: 1
+      type: "sockaddr"`
+		runSockCases(t, MechSyscallTracepoint, "tcp4", sys, 1, func(port, _ int) []sockCase {
+			return []sockCase{
+				{"SPort", []string{fmt.Sprint(port)}, true},
+				{"NotSPort", []string{fmt.Sprint(port)}, false},
+				{"SAddr", []string{"127.0.0.0/8"}, true},
+				{"NotSAddr", []string{"127.0.0.0/8"}, false},
+				{"Family", []string{"AF_INET6"}, false},
 			}
 		})
 	})
