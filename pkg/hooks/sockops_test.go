@@ -9,6 +9,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // sockCase is one socket-operator filter and whether a connection to a
@@ -246,6 +247,49 @@ func TestCompileSockMatch(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("%s %v: got\n%s\nwant\n%s", tc.op, tc.values, got, tc.want)
+		}
+	}
+}
+
+// policies/examples/tcp-connect.yaml drops connections to loopback in the
+// kernel: a connection to a loopback listener matches its DAddr selector
+// (NoPost), so it is counted as matched and nothing is posted.
+func TestTcpConnectExample(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h.mu.Lock()
+	h.pids[uint32(os.Getpid())] = "test"
+	h.mu.Unlock()
+	ps, err := tp.ParseFile("../../policies/examples/tcp-connect.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.LoadPolicy(ps[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, network := range []string{"tcp4", "tcp6"} {
+		addr := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network]
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			t.Logf("no %s loopback: %v", network, err)
+			continue
+		}
+		before := h.stats(t).Matched
+		c, err := net.Dial(network, ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		ln.Close()
+		port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+		for _, e := range h.events(t) {
+			if strings.Contains(e.text, port) {
+				t.Errorf("%s: connection to loopback posted: %s", network, e.text)
+			}
+		}
+		if after := h.stats(t).Matched; after <= before {
+			t.Errorf("%s: matched %d before the connection, %d after: the loopback selector did not match", network, before, after)
 		}
 	}
 }
