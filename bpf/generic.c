@@ -128,6 +128,21 @@ static __always_inline bool file_identity(long fd, struct verdict_key *vk)
 	return true;
 }
 
+/* put_user_sockaddr copies the struct sockaddr_in or sockaddr_in6 a
+ * syscall was given (connect, bind, sendto) into string slot s of r, as
+ * kprobe.c does: selectors (match_sock) and user space read the family
+ * first. */
+static __always_inline void put_user_sockaddr(struct gen_rec *r, __u32 s, long uptr)
+{
+	char *dst = &r->data[(s & 1) * STR_LEN];
+
+	if (bpf_probe_read_user(dst, sizeof(struct sockaddr_in6), (void *)uptr)) {
+		r->str_len[s & 1] = 0;
+		return;
+	}
+	r->str_len[s & 1] = sizeof(struct sockaddr_in6);
+}
+
 struct fill_ctx {
 	struct gen_conf *c;
 	struct gen_rec *r;
@@ -165,6 +180,9 @@ static long fill_arg(__u32 idx, void *data)
 		break;
 	case SRC_REG_USTR:
 		put_user_str(r, a->str, reg_arg(x->regs, a->reg));
+		break;
+	case SRC_REG_SOCKADDR:
+		put_user_sockaddr(r, a->str, reg_arg(x->regs, a->reg));
 		break;
 	case SRC_REG_FILE:
 	case SRC_RET_FILE:

@@ -17,7 +17,6 @@
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"
-#include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -48,24 +47,6 @@ enum tp_read {
 	TP_VALUE = 0,    /* an integer or pointer of tp_size bytes */
 	TP_ADDR = 1,     /* an array (char comm[16]): its address */
 	TP_DATA_LOC = 2, /* __data_loc: a u32 locating the data in the record */
-};
-
-/* Sources only this object reads (enum arg_src continued): sockets, whose
- * fields are copied into the argument's string slot as struct sock_data
- * for user space to format. */
-#define SRC_REG_SOCK 32     /* struct sock * */
-#define SRC_REG_SOCKADDR 33 /* struct sockaddr *, kernel or user memory */
-
-struct sock_data {
-	__u16 family;
-	__u16 type;
-	__u16 protocol;
-	__u16 sport; /* host order */
-	__u16 dport; /* host order */
-	__u8 state;
-	__u8 pad[5];
-	__u8 saddr[16]; /* network order; 4 bytes for AF_INET */
-	__u8 daddr[16];
 };
 
 /* 8 slots so that an index masked with 7 stays in bounds */

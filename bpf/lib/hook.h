@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "path.h"
+#include <bpf/bpf_endian.h>
 
 #define MAX_ARGS 5
 #define MAX_SELECTORS 5
@@ -52,6 +53,11 @@ enum arg_src {
 	SRC_REG_DENTRY,   /* struct dentry *: its path within its file system */
 	SRC_REG_STR,      /* char *, kernel or user memory */
 	SRC_REG_FILENAME, /* struct filename * */
+	/* read by kprobe.c only: the socket's fields, or the socket address,
+	 * are copied into the argument's string slot (struct sock_data, or
+	 * struct sockaddr_in/in6 as it is) */
+	SRC_REG_SOCK = 32,     /* struct sock * */
+	SRC_REG_SOCKADDR = 33, /* struct sockaddr *, kernel or user memory */
 };
 
 enum arg_type {
@@ -70,7 +76,40 @@ enum match_op {
 	MOP_LT,
 	MOP_POSTFIX,
 	MOP_NOT_POSTFIX,
+	/* Tetragon's socket operators, on SRC_REG_SOCK and SRC_REG_SOCKADDR
+	 * arguments (match_sock). Addresses are looked up in the LPM trie;
+	 * the other fields are compared with ranges, lo | hi << 32 */
+	MOP_SADDR,
+	MOP_NOT_SADDR,
+	MOP_DADDR,
+	MOP_NOT_DADDR,
+	MOP_SPORT,
+	MOP_NOT_SPORT,
+	MOP_DPORT,
+	MOP_NOT_DPORT,
+	MOP_PROTOCOL,
+	MOP_FAMILY,
+	MOP_STATE,
 };
+
+/* the fields of a struct sock, as kprobe.c's put_sock copies them into
+ * an argument's string slot for selectors and user space */
+struct sock_data {
+	__u16 family;
+	__u16 type;
+	__u16 protocol;
+	__u16 sport; /* host order */
+	__u16 dport; /* host order */
+	__u8 state;
+	__u8 pad[5];
+	__u8 saddr[16]; /* network order; 4 bytes for AF_INET */
+	__u8 daddr[16];
+};
+
+/* the first key byte of an address in the LPM trie: addresses of both
+ * families share a match slot, so the family is part of the prefix */
+#define ADDR_KEY_V4 4
+#define ADDR_KEY_V6 6
 
 /* What a selector entry filters on. Entries of one selector are ANDed,
  * whatever their kind; user space orders them cheapest first, since the
@@ -589,6 +628,97 @@ __noinline int match_rec_str(__u32 s, __u32 slot, __u32 postfix)
 	return match_bytes(&r->data[(s & 1) * STR_LEN], r->str_len[s & 1], slot, postfix);
 }
 
+/* match_sock checks a socket operator on the sock or sockaddr argument
+ * (src) whose fields are in string slot s of the record. A sockaddr has
+ * one address and port, which Tetragon's operators name SAddr and SPort.
+ * An argument that could not be read holds for no operator, negated or
+ * not; an address of a family other than AF_INET and AF_INET6 is in no
+ * CIDR. Global, as match_process. */
+__noinline int match_sock(struct match_arg *m, __u32 s, __u32 src)
+{
+	struct gen_rec *r;
+	struct lpm_key *k;
+	__u32 zero = 0, op;
+	__u64 x = 0;
+	__u16 family;
+	const __u8 *d, *addr;
+	bool hit = false;
+
+	if (!m)
+		return 0;
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	k = bpf_map_lookup_elem(&key_heap, &zero);
+	if (!r || !k)
+		return 0;
+	s &= 1;
+	if (!r->str_len[s])
+		return 0;
+	d = (const __u8 *)&r->data[s * STR_LEN];
+	op = m->op;
+	__builtin_memcpy(&family, d, sizeof(family));
+	if (src == SRC_REG_SOCK) {
+		const struct sock_data *sd = (const void *)d;
+
+		addr = op == MOP_SADDR || op == MOP_NOT_SADDR ? sd->saddr : sd->daddr;
+		switch (op) {
+		case MOP_SPORT:
+		case MOP_NOT_SPORT:
+			x = sd->sport;
+			break;
+		case MOP_DPORT:
+		case MOP_NOT_DPORT:
+			x = sd->dport;
+			break;
+		case MOP_PROTOCOL:
+			x = sd->protocol;
+			break;
+		case MOP_STATE:
+			x = sd->state;
+			break;
+		default:
+			x = family;
+		}
+	} else {
+		__u16 port;
+
+		/* sockaddr_in: port at 2, address at 4; sockaddr_in6: port at
+		 * 2, address at 8; both in network order */
+		__builtin_memcpy(&port, d + 2, sizeof(port));
+		addr = family == 10 ? d + 8 : d + 4;
+		x = op == MOP_SPORT || op == MOP_NOT_SPORT ? bpf_ntohs(port) : family;
+	}
+	if (op >= MOP_SADDR && op <= MOP_NOT_DADDR) {
+		k->slot = m->slot;
+		if (family == 2) {
+			k->data[0] = ADDR_KEY_V4;
+			__builtin_memcpy(&k->data[1], addr, 4);
+			k->prefixlen = 8 + 8 + 32;
+			hit = bpf_map_lookup_elem(&strings, k) != NULL;
+		} else if (family == 10) {
+			k->data[0] = ADDR_KEY_V6;
+			__builtin_memcpy(&k->data[1], addr, 16);
+			k->prefixlen = 8 + 8 + 128;
+			hit = bpf_map_lookup_elem(&strings, k) != NULL;
+		}
+	} else {
+		for (int i = 0; i < MAX_VALUES; i++) {
+			__u64 v = m->vals[i];
+
+			if (i >= m->nvals)
+				break;
+			hit |= (__u32)v <= x && x <= v >> 32;
+		}
+	}
+	switch (op) {
+	case MOP_NOT_SADDR:
+	case MOP_NOT_DADDR:
+	case MOP_NOT_SPORT:
+	case MOP_NOT_DPORT:
+		return !hit;
+	}
+	return hit;
+}
+
 struct match_ctx {
 	struct gen_conf *c;
 	struct gen_rec *r;
@@ -633,6 +763,10 @@ static long eval_match(__u32 j, void *data)
 			return 1;
 		}
 		a = &x->c->args[ai];
+		if (a->src == SRC_REG_SOCK || a->src == SRC_REG_SOCKADDR) {
+			hit = match_sock(m, a->str, a->src);
+			goto out;
+		}
 		if (a->type != T_INT) {
 			hit = match_rec_str(a->str, m->slot, m->op == MOP_POSTFIX || m->op == MOP_NOT_POSTFIX);
 			if (negated(m))

@@ -193,8 +193,11 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}
 			case a.Type == "fd":
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegFile, Reg: uint8(a.Index), Kind: sensor.KindFD}
+			case a.Type == "sockaddr":
+				// connect, bind, sendto...: the caller's socket address
+				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}
 			default:
-				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd)", d.Call, a.Index, a.Type)
+				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr)", d.Call, a.Index, a.Type)
 			}
 		}
 	} else {
@@ -611,6 +614,9 @@ func compileCapabilities(c tracingpolicy.CapabilitiesSelector) (sensor.Match, er
 
 func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	cm := sensor.Match{Arg: slot}
+	if op := tracingpolicy.Operator(m.Operator); op.Socket() {
+		return compileSockMatch(arg, slot, op, m.Values)
+	}
 	isInt := arg.Kind == sensor.KindInt
 	switch m.Operator {
 	case "Equal":
@@ -632,7 +638,7 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	case "LessThan", "LT":
 		cm.Op = sensor.OpLT
 	default:
-		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan)", m.Operator)
+		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
 	}
 	switch cm.Op {
 	case sensor.OpPrefix, sensor.OpNotPrefix, sensor.OpPostfix, sensor.OpNotPostfix:

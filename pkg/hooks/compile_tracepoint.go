@@ -181,8 +181,11 @@ func fieldSource(fields []tpField) argSource {
 			// kernel or user memory: a syscall tracepoint's char * is the
 			// caller's
 			arg = sensor.Arg{Source: sensor.SrcRegStr, Reg: reg, Kind: sensor.KindPath}
+		case t == tracingpolicy.TypeSockaddr && f.Type == "struct sockaddr *" && !f.Array:
+			// syscalls/sys_enter_connect's uservaddr: the caller's memory
+			arg = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: reg, Kind: sensor.KindPath}
 		default:
-			return sensor.Arg{}, fmt.Errorf("argument %d: type %s cannot be read from field %s (tracepoint fields read: integer types and fd from integer fields, string from char *, char[] and __data_loc char[] fields)", a.Index, a.Type, f)
+			return sensor.Arg{}, fmt.Errorf("argument %d: type %s cannot be read from field %s (tracepoint fields read: integer types and fd from integer fields, string from char *, char[] and __data_loc char[] fields, sockaddr from struct sockaddr * fields)", a.Index, a.Type, f)
 		}
 		spec.Fields = append(spec.Fields, loc)
 		return arg, nil

@@ -61,6 +61,20 @@ spec:
   - call: "list:fns"
     args: [{index: 1, type: file}]
 `))
+	// the socket operators, on a mapped syscall's sockaddr
+	f.Add([]byte(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: f
+spec:
+  kprobes:
+  - call: sys_connect
+    args: [{index: 0, type: int}, {index: 1, type: sockaddr}]
+    selectors:
+    - matchArgs: [{index: 1, operator: NotSAddr, values: ["127.0.0.1/8", "::1", "fd00::/8"]}, {index: 1, operator: SPort, values: ["80", "1000:2000"]}, {index: 1, operator: Family, values: [AF_INET, "10"]}]
+    - matchArgs: [{index: 1, operator: SAddr, values: ["10.0.0.0/8"]}, {index: 1, operator: NotSPort, values: ["22"]}]
+      matchActions: [{action: Sigkill}]
+`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pols, err := tp.Parse("f.yaml", data)
 		if err != nil {

@@ -3,6 +3,7 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -75,6 +76,20 @@ const (
 	OpLT         Op = 7
 	OpPostfix    Op = 8
 	OpNotPostfix Op = 9
+	// Socket operators, on SrcRegSock and SrcRegSockaddr arguments
+	// (match_sock): addresses against Prefixes, the others against Ints
+	// holding ranges (SockRange).
+	OpSAddr    Op = 10
+	OpNotSAddr Op = 11
+	OpDAddr    Op = 12
+	OpNotDAddr Op = 13
+	OpSPort    Op = 14
+	OpNotSPort Op = 15
+	OpDPort    Op = 16
+	OpNotDPort Op = 17
+	OpProtocol Op = 18
+	OpFamily   Op = 19
+	OpState    Op = 20
 )
 
 // Action flags.
@@ -193,6 +208,8 @@ type Match struct {
 	Op      Op
 	Ints    []int64
 	Strings []string
+	// Prefixes are the CIDRs of an address operator (OpSAddr..OpNotDAddr).
+	Prefixes []netip.Prefix
 	// Follow also matches descendants of a matching process (followForks,
 	// followChildren), up to the kernel's ancestor bound.
 	Follow bool
@@ -413,6 +430,15 @@ func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.GenericL
 			return nil, fmt.Errorf("matchArgs on undeclared argument %d", m.Arg)
 		}
 		cm.Arg = uint8(m.Arg)
+		if m.Op >= OpSAddr && m.Op <= OpState {
+			if src := args[m.Arg].Source; src != SrcRegSock && src != SrcRegSockaddr {
+				return nil, fmt.Errorf("matchArgs: socket operator %d on argument %d, which is not a sock or sockaddr", m.Op, m.Arg)
+			}
+			if m.Op <= OpNotDAddr {
+				return addrKeys(slot, m.Prefixes)
+			}
+			return nil, ints("matchArgs")
+		}
 		if args[m.Arg].Kind == KindInt {
 			return nil, ints("matchArgs")
 		}
@@ -473,6 +499,40 @@ type matchArg struct {
 	Size  uint8
 	Slot  uint16
 	Vals  [8]int64
+}
+
+// SockRange encodes an inclusive range of a socket field's values as
+// match_sock in bpf/lib/hook.h compares them: lo | hi << 32.
+func SockRange(lo, hi uint32) int64 { return int64(uint64(lo) | uint64(hi)<<32) }
+
+// addrKeys encodes CIDRs as LPM keys of match slot: after the slot, a
+// family byte (ADDR_KEY_V4 or ADDR_KEY_V6 in bpf/lib/hook.h), then the
+// address; the prefix covers the slot, the family and the CIDR's bits.
+func addrKeys(slot uint16, prefixes []netip.Prefix) ([]bpf.GenericLpmKey, error) {
+	if len(prefixes) == 0 {
+		return nil, fmt.Errorf("matchArgs: no addresses")
+	}
+	var keys []bpf.GenericLpmKey
+	for _, p := range prefixes {
+		var k bpf.GenericLpmKey
+		k.Slot = uint8(slot)
+		a := p.Masked().Addr()
+		if !p.IsValid() {
+			return nil, fmt.Errorf("matchArgs: invalid CIDR")
+		}
+		if a.Is4() {
+			k.Data[0] = 4
+			b := a.As4()
+			copy(k.Data[1:], b[:])
+		} else {
+			k.Data[0] = 6
+			b := a.As16()
+			copy(k.Data[1:], b[:])
+		}
+		k.Prefixlen = uint32(8 + 8 + p.Bits())
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 func lpmKeys(slot uint16, strs []string, op Op) ([]bpf.GenericLpmKey, error) {

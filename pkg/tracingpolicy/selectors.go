@@ -180,6 +180,17 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 		d.errorf(opNode, p.field("operator"), "operator %s does not apply to type %s (%s)", a.Operator, t, operatorsFor(class))
 		return a, false
 	}
+	if t == TypeSockaddr && !a.Operator.onSockaddr() {
+		d.errorf(opNode, p.field("operator"), "operator %s does not apply to type sockaddr: a socket address has one address and port, which Tetragon matches with SAddr, NotSAddr, SPort, NotSPort (and Family)", a.Operator)
+		return a, false
+	}
+	if class == ClassSocket {
+		for i, s := range a.Values {
+			if err := checkSockValue(a.Operator, s); err != nil {
+				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
+			}
+		}
+	}
 	if (a.Operator == OpGreaterThan || a.Operator == OpLessThan) && len(a.Values) != 1 {
 		d.errorf(valuesNode, p.field("values"), "operator %s takes exactly one value, got %d", a.Operator, len(a.Values))
 		return a, false
@@ -228,7 +239,7 @@ func operatorsFor(c ArgClass) string {
 	case ClassString, ClassPath:
 		return "strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix"
 	case ClassSocket:
-		return "no operator is supported on sockets"
+		return "sockets take " + sockOperatorNames + "; sockaddr only SAddr, NotSAddr, SPort, NotSPort, Family"
 	}
 	return "nop arguments are not read and cannot be matched"
 }

@@ -418,7 +418,7 @@ const (
 	ClassInt                    // integers: Equal, NotEqual, Mask, GreaterThan, LessThan
 	ClassString                 // strings read from memory: Equal, NotEqual, [Not]Prefix, [Not]Postfix
 	ClassPath                   // file paths resolved from kernel objects: as strings
-	ClassSocket                 // socket tuples: output only, no operators supported
+	ClassSocket                 // sock, skb, sockaddr: the socket operators (sockops.go)
 )
 
 type typeInfo struct {
@@ -523,6 +523,9 @@ func parseOperator(s string) (op Operator, ok bool) {
 	case OpEqual, OpNotEqual, OpPrefix, OpNotPrefix, OpPostfix, OpNotPostfix, OpMask, OpGreaterThan, OpLessThan:
 		return Operator(s), true
 	}
+	if Operator(s).Socket() {
+		return Operator(s), true
+	}
 	switch s {
 	case "GT":
 		return OpGreaterThan, true
@@ -532,15 +535,13 @@ func parseOperator(s string) (op Operator, ok bool) {
 	return "", false
 }
 
-const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT)"
+const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), " + sockOperatorNames
 
 // unsupportedOperator reports Tetragon operators this agent does not
 // implement.
 func unsupportedOperator(s string) bool {
 	switch s {
-	case "SPort", "NotSPort", "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPort", "NotDPort", "DPortPriv",
-		"NotDPortPriv", "SAddr", "NotSAddr", "DAddr", "NotDAddr", "Protocol", "Family", "State", "InMap",
-		"NotInMap", "CapabilitiesGained", "InRange", "NotInRange", "SubString", "SubStringIgnCase",
+	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "InMap", "NotInMap", "CapabilitiesGained", "InRange", "NotInRange", "SubString", "SubStringIgnCase",
 		"FileType", "NotFileType":
 		return true
 	}
@@ -563,7 +564,7 @@ func (o Operator) appliesTo(c ArgClass) bool {
 	case OpMask, OpGreaterThan, OpLessThan:
 		return c == ClassInt
 	}
-	return false
+	return o.Socket() && c == ClassSocket
 }
 
 // Selector is one entry of a hook's selectors. Its filters are ANDed; a

@@ -1,0 +1,66 @@
+package hooks
+
+import (
+	"fmt"
+
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// sockOps maps Tetragon's socket operators to the kernel's.
+var sockOps = map[tracingpolicy.Operator]sensor.Op{
+	tracingpolicy.OpSAddr: sensor.OpSAddr, tracingpolicy.OpNotSAddr: sensor.OpNotSAddr,
+	tracingpolicy.OpDAddr: sensor.OpDAddr, tracingpolicy.OpNotDAddr: sensor.OpNotDAddr,
+	tracingpolicy.OpSPort: sensor.OpSPort, tracingpolicy.OpNotSPort: sensor.OpNotSPort,
+	tracingpolicy.OpDPort: sensor.OpDPort, tracingpolicy.OpNotDPort: sensor.OpNotDPort,
+	tracingpolicy.OpProtocol: sensor.OpProtocol, tracingpolicy.OpFamily: sensor.OpFamily,
+	tracingpolicy.OpState: sensor.OpState,
+}
+
+// compileSockMatch compiles a socket operator on a sock or sockaddr
+// argument: addresses become CIDRs for the LPM trie, ports ranges, and
+// Protocol, Family and State names their numbers (one-value ranges), all
+// compared in the kernel by match_sock (bpf/lib/hook.h).
+func compileSockMatch(arg sensor.Arg, slot int, op tracingpolicy.Operator, values []string) (sensor.Match, error) {
+	cm := sensor.Match{Arg: slot, Op: sockOps[op]}
+	switch arg.Source {
+	case sensor.SrcRegSock:
+	case sensor.SrcRegSockaddr:
+		switch op {
+		case tracingpolicy.OpSAddr, tracingpolicy.OpNotSAddr, tracingpolicy.OpSPort, tracingpolicy.OpNotSPort, tracingpolicy.OpFamily:
+		default:
+			return cm, fmt.Errorf("operator %s does not apply to a sockaddr argument: it has one address and port, which Tetragon matches with SAddr, NotSAddr, SPort, NotSPort (and Family)", op)
+		}
+	default:
+		return cm, fmt.Errorf("operator %s needs a sock or sockaddr argument read by this mechanism", op)
+	}
+	if len(values) == 0 {
+		return cm, fmt.Errorf("operator %s: no values", op)
+	}
+	for _, v := range values {
+		switch {
+		case op.Address():
+			p, err := tracingpolicy.ParseCIDR(v)
+			if err != nil {
+				return cm, fmt.Errorf("operator %s: %w", op, err)
+			}
+			cm.Prefixes = append(cm.Prefixes, p)
+		case op.Port():
+			r, err := tracingpolicy.ParsePort(v)
+			if err != nil {
+				return cm, fmt.Errorf("operator %s: %w", op, err)
+			}
+			cm.Ints = append(cm.Ints, sensor.SockRange(r.Lo, r.Hi))
+		default:
+			n, err := tracingpolicy.ParseSockName(op, v)
+			if err != nil {
+				return cm, fmt.Errorf("operator %s: %w", op, err)
+			}
+			cm.Ints = append(cm.Ints, sensor.SockRange(n, n))
+		}
+	}
+	if len(cm.Ints) > sensor.MaxIntValues {
+		return cm, fmt.Errorf("operator %s: %d values, at most %d in the kernel (addresses have no such limit)", op, len(cm.Ints), sensor.MaxIntValues)
+	}
+	return cm, nil
+}
