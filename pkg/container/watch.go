@@ -212,10 +212,13 @@ func (w *Watcher) apply(ctx context.Context, cli *client.Client, m events.Messag
 	switch m.Action {
 	case events.ActionCreate:
 		// The name is known before the container's first process runs: record
-		// it from the event itself, with no inspect call, so that even a
-		// container that is gone a moment later (docker run --rm) is named.
-		// Its start event adds the image id and start time.
+		// it from the event itself first, so that even a container that is
+		// gone a moment later (docker run --rm) is named, then add the image
+		// id from an inspect; its start event adds the start time.
 		w.upsert(infoFromEvent(m), true)
+		if info, running, err := w.inspect(ctx, cli, id); err == nil {
+			w.upsert(info, running)
+		}
 	case events.ActionStart:
 		info, running, err := w.inspect(ctx, cli, id)
 		switch {

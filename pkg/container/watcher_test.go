@@ -80,8 +80,10 @@ func TestWatcherDocker(t *testing.T) {
 			testImage, "sleep", "300")
 		t.Cleanup(func() { removeContainer(id) })
 
-		// The start event alone must bring it in, without a Lookup's inspect.
-		eventually(t, 2*time.Second, "start event applied", func() bool { return w.known(id) })
+		// The events alone must bring it in, without a Lookup's inspect: the
+		// create event names it, the start event adds the image id and the
+		// start time.
+		eventually(t, 2*time.Second, "start event applied", func() bool { return w.started(id) })
 		before := w.Stats()
 		info, ok := w.Lookup(ctx, id)
 		if !ok {
@@ -142,6 +144,12 @@ func TestWatcherDocker(t *testing.T) {
 		if info.ID != id || info.Name != name || info.Image != testImage || !info.Started.IsZero() {
 			t.Errorf("Lookup = %+v; want id %s, name %s, image %s, no start time", info, id, name, testImage)
 		}
+		// the image id comes from the inspect that follows the create event
+		imageID := docker(t, "inspect", "-f", "{{.Image}}", id)
+		eventually(t, 2*time.Second, "image id of the created container", func() bool {
+			info, ok := w.Lookup(ctx, id)
+			return ok && info.ImageID == imageID
+		})
 
 		docker(t, "start", id)
 		eventually(t, 2*time.Second, "start event filled the start time", func() bool {
@@ -279,6 +287,13 @@ func (w *Watcher) known(id string) bool {
 	defer w.mu.RUnlock()
 	_, ok := w.entries[id]
 	return ok
+}
+
+func (w *Watcher) started(id string) bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	e, ok := w.entries[id]
+	return ok && !e.info.Started.IsZero()
 }
 
 func (w *Watcher) gone(id string) bool {
