@@ -114,9 +114,18 @@ type argSource func(spec *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error)
 // index.
 func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source argSource) (map[int]int, error) {
 	slot := map[int]int{}
+	declared := map[int]bool{}
 	for _, a := range d.Args {
-		if _, dup := slot[a.Index]; dup {
+		if declared[a.Index] {
 			return nil, fmt.Errorf("%s: argument index %d declared twice", d.Call, a.Index)
+		}
+		declared[a.Index] = true
+		if isNop(a) {
+			// declared, not read: no parameter slot, no record slot
+			if a.Index < 0 {
+				return nil, fmt.Errorf("%s: argument index %d is negative", d.Call, a.Index)
+			}
+			continue
 		}
 		arg, err := source(spec, a)
 		if err != nil {
