@@ -55,6 +55,14 @@ enum tp_read {
  * for user space to format. */
 #define SRC_REG_SOCK 32     /* struct sock * */
 #define SRC_REG_SOCKADDR 33 /* struct sockaddr *, kernel or user memory */
+/* a system call number (syscall64), with SYSCALL64_32BIT set when the
+ * task is in a 32-bit (compat) system call, whose numbers are another
+ * table's */
+#define SRC_REG_SYSCALL64 34
+#define SYSCALL64_32BIT 0x80000000ULL
+/* x86's thread_info.status flag for a 32-bit system call in progress
+ * (arch/x86/include/asm/thread_info.h) */
+#define TS_COMPAT 0x0002
 
 struct sock_data {
 	__u16 family;
@@ -148,6 +156,14 @@ static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void 
 	r->str_len[s & 1] = sizeof(struct sockaddr_in6);
 }
 
+/* in_compat_syscall says whether task t is in a 32-bit system call. */
+static __always_inline bool in_compat_syscall(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->thread_info.status))
+		return false;
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+}
+
 /* Not inlined: its frame (the path walk's context among others) is then
  * not under the selector evaluation's, whose chain of bpf_loop callbacks
  * and functions must fit the 512-byte combined stack 6.1's verifier
@@ -201,6 +217,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
+			break;
+		case SRC_REG_SYSCALL64:
+			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);
 			break;
 		}
 		if (f) {

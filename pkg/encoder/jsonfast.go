@@ -390,6 +390,13 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.stringField(&inner, "addr", sa.GetAddr())
 		w.uint32Field(&inner, "port", sa.GetPort())
 		w.byte('}')
+	case *api.KprobeArgument_SyscallId:
+		w.key(&first, "syscall_id")
+		inner := true
+		w.byte('{')
+		w.uint32Field(&inner, "id", a.SyscallId.GetId())
+		w.stringField(&inner, "abi", a.SyscallId.GetAbi())
+		w.byte('}')
 	case nil:
 	default:
 		// a oneof member added to the API after this encoder

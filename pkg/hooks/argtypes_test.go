@@ -1,10 +1,15 @@
 package hooks
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
@@ -202,4 +207,150 @@ func TestNopUprobe(t *testing.T) {
 	h.runHelper(t, uprobeHelperEnv, "4242")
 	h.runHelper(t, uprobeHelperEnv, "7")
 	wantEvents(t, h.events(t), fmt.Sprintf("helper %#x POST long:4242", off))
+}
+
+const syscall64Policy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "syscall64"
+spec:
+  tracepoints:
+  - subsystem: "raw_syscalls"
+    event: "sys_enter"
+    %[3]s
+    args:
+    - index: %[4]d
+      type: "syscall64"
+    selectors:
+    - matchArgs:
+      - index: %[4]d
+        operator: "Equal"
+        values:
+        - "%[5]d"
+      matchActions:
+      - action: Sigkill
+    - matchArgs:
+      - index: %[4]d
+        operator: "Equal"
+        values:
+        - "4043"
+        - "0x80000fcb"
+`
+
+// int80Program is a static x86_64 executable that makes i386 system call
+// nr through int 0x80 (a 32-bit call from a 64-bit process: the kernel
+// marks it compat and takes the number from the i386 table), then exits 0.
+func int80Program(nr uint32) []byte {
+	const base, codeOff = 0x400000, 64 + 56
+	code := []byte{0xb8, 0, 0, 0, 0, 0xcd, 0x80, 0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05}
+	binary.LittleEndian.PutUint32(code[1:], nr)
+	var b []byte
+	le := binary.LittleEndian
+	b = append(b, 0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = le.AppendUint16(b, 2)    // ET_EXEC
+	b = le.AppendUint16(b, 0x3e) // EM_X86_64
+	b = le.AppendUint32(b, 1)
+	b = le.AppendUint64(b, base+codeOff) // entry
+	b = le.AppendUint64(b, 64)           // program headers
+	b = le.AppendUint64(b, 0)            // no section headers
+	b = le.AppendUint32(b, 0)
+	b = le.AppendUint16(b, 64)
+	b = le.AppendUint16(b, 56)
+	b = le.AppendUint16(b, 1)
+	b = le.AppendUint16(b, 64)
+	b = le.AppendUint16(b, 0)
+	b = le.AppendUint16(b, 0)
+	b = le.AppendUint32(b, 1) // PT_LOAD
+	b = le.AppendUint32(b, 5) // R+X
+	b = le.AppendUint64(b, 0)
+	b = le.AppendUint64(b, base)
+	b = le.AppendUint64(b, base)
+	b = le.AppendUint64(b, codeOff+uint64(len(code)))
+	b = le.AppendUint64(b, codeOff+uint64(len(code)))
+	b = le.AppendUint64(b, 0x1000)
+	return append(b, code...)
+}
+
+// syscall64 on raw_syscalls/sys_enter (format field 4, or TP_PROTO
+// argument 1 as a raw tracepoint): the event reports the number and its
+// ABI, and matchArgs compare the number with bit 31 set for a 32-bit
+// call, as Tetragon does. A 64-bit call and a 32-bit (int 0x80) call with
+// the same number are told apart.
+func TestSyscall64(t *testing.T) {
+	testutil.RequireRoot(t)
+	features := testutil.Kernel(t).Map()
+	for _, tc := range []struct {
+		name, raw, mech string
+		index           int
+	}{
+		{"tracepoint", "", MechTracepoint, 4},
+		{"raw tracepoint", "raw: true", MechRawTracepoint, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testutil.RequireFeature(t, map[string]string{MechTracepoint: "tracepoint", MechRawTracepoint: "raw_tracepoint"}[tc.mech])
+			t.Run("x64", func(t *testing.T) {
+				h := newHarness(t, tc.mech, features)
+				h.loadWith(t, syscall64Policy, tc.mech, tc.raw, tc.index, killedSyscall)
+				if !h.runHelper(t, syscallHelperEnv, strconv.Itoa(killedSyscall)) {
+					t.Fatal("system call 4042 was not killed")
+				}
+				if h.runHelper(t, syscallHelperEnv, strconv.Itoa(survivedSyscall)) {
+					t.Fatal("system call 4043 was killed")
+				}
+				wantEvents(t, h.events(t),
+					"helper raw_syscalls/sys_enter SIGKILL syscall:x64/4042",
+					"helper raw_syscalls/sys_enter POST syscall:x64/4043")
+			})
+			t.Run("i386", func(t *testing.T) {
+				h := newHarness(t, tc.mech, features)
+				for _, nr := range []uint32{killedSyscall, survivedSyscall} {
+					if err := os.WriteFile(filepath.Join(h.dir, fmt.Sprint("int80-", nr)), int80Program(nr), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// the 32-bit 4042 is killed, not the 64-bit one
+				h.loadWith(t, syscall64Policy, tc.mech, tc.raw, tc.index, syscall64Compat|killedSyscall)
+				out, err := h.start(t, filepath.Join(h.dir, fmt.Sprint("int80-", survivedSyscall)))
+				var ee *exec.ExitError
+				if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGSEGV {
+					t.Skip("int 0x80 faults on this kernel: it takes no 32-bit system calls from a 64-bit process")
+				}
+				if err != nil {
+					t.Fatalf("int80-4043: %v: %s", err, out)
+				}
+				if _, killed := h.run(t, filepath.Join(h.dir, fmt.Sprint("int80-", killedSyscall))); !killed {
+					t.Fatal("the 32-bit system call 4042 was not killed")
+				}
+				if h.runHelper(t, syscallHelperEnv, strconv.Itoa(killedSyscall)) {
+					t.Fatal("the 64-bit system call 4042 was killed")
+				}
+				wantEvents(t, h.events(t),
+					"$DIR/int80-4043 raw_syscalls/sys_enter POST syscall:i386/4043",
+					"$DIR/int80-4042 raw_syscalls/sys_enter SIGKILL syscall:i386/4042")
+			})
+		})
+	}
+}
+
+// syscall64Compat is sensor.Syscall64Compat as the policy's values write it.
+const syscall64Compat = 0x80000000
+
+// syscall64 is read from tracepoints only; elsewhere it is refused where
+// the hook is compiled, naming the type.
+func TestSyscall64Refused(t *testing.T) {
+	for _, d := range []HookDecl{
+		{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "syscall64"}}},
+		{Call: "sys_openat", Syscall: true, Args: []ArgDecl{{Index: 0, Type: "syscall64"}}},
+	} {
+		if _, _, err := compileSyscallMapping(d, 1, "test"); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
+			t.Errorf("mapping %s: %v", d.Call, err)
+		}
+	}
+	d := HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "syscall64"}}}
+	if _, _, err := compileKprobe(d, 1, testFuncs, nil); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
+		t.Errorf("kprobe: %v", err)
+	}
+	if _, _, err := compileUprobe(HookDecl{Kind: KindUprobe, Call: "f", Path: "/bin/true", Args: d.Args}, 1); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
+		t.Errorf("uprobe: %v", err)
+	}
 }

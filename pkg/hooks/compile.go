@@ -184,6 +184,8 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}
 			case a.Type == "fd":
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegFile, Reg: uint8(a.Index), Kind: sensor.KindFD}
+			case a.Type == string(tracingpolicy.TypeSyscall64):
+				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
 			default:
 				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd)", d.Call, a.Index, a.Type)
 			}
@@ -209,6 +211,9 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			}
 			if isNop(a) {
 				continue
+			}
+			if a.Type == string(tracingpolicy.TypeSyscall64) {
+				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
 			}
 			src := sources[a.Index]
 			if src.Kind == sensor.KindInt && !isIntType(a.Type) || src.Kind != sensor.KindInt && !isPathType(a.Type) {

@@ -179,6 +179,8 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegSock
 	case t == tracingpolicy.TypeSockaddr:
 		arg.Source = sensor.SrcRegSockaddr
+	case t == tracingpolicy.TypeSyscall64:
+		return arg, errSyscall64(a)
 	default:
 		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr)", a.Index, a.Type)
 	}
@@ -215,6 +217,8 @@ func registerSource(what string) argSource {
 			return sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
 		case t == tracingpolicy.TypeSockaddr:
 			return sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
+		case t == tracingpolicy.TypeSyscall64:
+			return sensor.Arg{}, errSyscall64(a)
 		}
 		return sensor.Arg{}, fmt.Errorf("argument %d: type %q cannot be read from %s (supported: integer types, fd, string, filename, char_buf, sockaddr)", a.Index, a.Type, what)
 	}
@@ -230,4 +234,11 @@ func kernelFuncs(opts sensor.Options) (*tracingpolicy.BTFKernel, error) {
 		return nil, fmt.Errorf("loading kernel BTF for function prototypes: %w", err)
 	}
 	return tracingpolicy.NewBTFKernel(spec), nil
+}
+
+// errSyscall64 refuses syscall64 where it is not served: Tetragon reads it
+// from tracepoints only (raw_syscalls' id), where the number names the
+// system call being entered.
+func errSyscall64(a ArgDecl) error {
+	return fmt.Errorf("argument %d: type syscall64 is read from tracepoints only (raw_syscalls/sys_enter's id, as in Tetragon); declare the number as an integer type here", a.Index)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
 )
 
 func intArg(typ string, v int64) *api.KprobeArgument {
@@ -31,4 +32,14 @@ func pathFlags(f uint16) string {
 		out = append(out, "unreachable")
 	}
 	return strings.Join(out, " ")
+}
+
+// syscallIDArg reports a syscall64 value as Tetragon does: the number,
+// and the ABI its table belongs to (bit 31 marks a 32-bit call).
+func syscallIDArg(v int64) *api.KprobeArgument {
+	id := &api.SyscallId{Id: uint32(v), Abi: "x64"}
+	if v&sensor.Syscall64Compat != 0 {
+		id.Id, id.Abi = uint32(v&^sensor.Syscall64Compat), "i386"
+	}
+	return &api.KprobeArgument{Arg: &api.KprobeArgument_SyscallId{SyscallId: id}}
 }

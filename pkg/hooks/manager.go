@@ -531,7 +531,10 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 		if isIntType(a.Type) || a.Type == "fd" {
 			arg = intArg(a.Type, g.Ints[i])
 		}
-		if !isIntType(a.Type) {
+		switch {
+		case a.Type == string(tracingpolicy.TypeSyscall64):
+			arg = syscallIDArg(g.Ints[i])
+		case !isIntType(a.Type):
 			path, flags := g.Strs[str&1], g.StrFlags[str&1]
 			str++
 			switch a.Type {

@@ -44,7 +44,14 @@ const (
 const (
 	SrcRegSock     ArgSource = 32 // struct sock *
 	SrcRegSockaddr ArgSource = 33 // struct sockaddr *, kernel or user memory
+	// SrcRegSyscall64: a system call number, with Syscall64Compat set when
+	// the task is in a 32-bit (compat) system call
+	SrcRegSyscall64 ArgSource = 34
 )
+
+// Syscall64Compat marks a syscall64 value as a 32-bit (compat) system
+// call's number, as Tetragon marks it.
+const Syscall64Compat = 0x80000000
 
 // How a tracepoint field is read into a parameter slot.
 const (

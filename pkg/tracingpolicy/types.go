@@ -353,6 +353,11 @@ const (
 	TypeSockaddr ArgType = "sockaddr"
 
 	TypeNop ArgType = "nop"
+
+	// TypeSyscall64 is a system call number read from a tracepoint field
+	// (raw_syscalls' id), with bit 31 set for a 32-bit (compat) call, as
+	// Tetragon reads it; matched as a 64-bit unsigned integer.
+	TypeSyscall64 ArgType = "syscall64"
 )
 
 // ArgClass groups argument types by what can be read and matched.
@@ -390,7 +395,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{ClassInt, 2, false}, true
 	case TypeInt64, TypeLong:
 		return typeInfo{ClassInt, 8, true}, true
-	case TypeUint64, TypeUlong, TypeSizeT:
+	case TypeUint64, TypeUlong, TypeSizeT, TypeSyscall64:
 		return typeInfo{ClassInt, 8, false}, true
 	case TypeString, TypeCharBuf, TypeFilename:
 		return typeInfo{class: ClassString}, true
@@ -424,7 +429,7 @@ func canonicalType(s string) ArgType {
 func unsupportedType(s string) bool {
 	switch s {
 	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "capability",
-		"kiocb", "iov_iter", "cred", "const_buf", "load_info", "module", "syscall64", "kernel_cap_t",
+		"kiocb", "iov_iter", "cred", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "linux_binprm", "data_loc", "net_device",
 		"bpf_cmd", "bpf_prog":
 		return true
@@ -434,7 +439,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
