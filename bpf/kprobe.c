@@ -60,6 +60,8 @@ enum tp_read {
  * table's */
 #define SRC_REG_SYSCALL64 34
 #define SYSCALL64_32BIT 0x80000000ULL
+/* struct linux_binprm *: the path of the file being executed */
+#define SRC_REG_BINPRM 35
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -211,6 +213,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_DENTRY:
 			dentry = (struct dentry *)v;
+			break;
+		case SRC_REG_BINPRM:
+			f = BPF_CORE_READ((struct linux_binprm *)v, file);
 			break;
 		case SRC_REG_SOCK:
 			put_sock(r, a->str, (struct sock *)v);

@@ -1673,6 +1673,67 @@ func (x *SyscallId) GetAbi() string {
 	return ""
 }
 
+// A struct linux_binprm argument: the file being executed.
+type KprobeLinuxBinprm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Flags         string                 `protobuf:"bytes,2,opt,name=flags,proto3" json:"flags,omitempty"`
+	Permission    string                 `protobuf:"bytes,3,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeLinuxBinprm) Reset() {
+	*x = KprobeLinuxBinprm{}
+	mi := &file_tetragon_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeLinuxBinprm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeLinuxBinprm) ProtoMessage() {}
+
+func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
+func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *KprobeLinuxBinprm) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *KprobeLinuxBinprm) GetFlags() string {
+	if x != nil {
+		return x.Flags
+	}
+	return ""
+}
+
+func (x *KprobeLinuxBinprm) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
 type KprobeArgument struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Arg:
@@ -1686,6 +1747,7 @@ type KprobeArgument struct {
 	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
 	//	*KprobeArgument_UintArg
+	//	*KprobeArgument_LinuxBinprmArg
 	//	*KprobeArgument_SyscallId
 	//	*KprobeArgument_SockaddrArg
 	Arg           isKprobeArgument_Arg `protobuf_oneof:"arg"`
@@ -1696,7 +1758,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1770,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1783,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -1812,6 +1874,15 @@ func (x *KprobeArgument) GetUintArg() uint32 {
 	return 0
 }
 
+func (x *KprobeArgument) GetLinuxBinprmArg() *KprobeLinuxBinprm {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_LinuxBinprmArg); ok {
+			return x.LinuxBinprmArg
+		}
+	}
+	return nil
+}
+
 func (x *KprobeArgument) GetSyscallId() *SyscallId {
 	if x != nil {
 		if x, ok := x.Arg.(*KprobeArgument_SyscallId); ok {
@@ -1877,6 +1948,10 @@ type KprobeArgument_UintArg struct {
 	UintArg uint32 `protobuf:"varint,15,opt,name=uint_arg,json=uintArg,proto3,oneof"`
 }
 
+type KprobeArgument_LinuxBinprmArg struct {
+	LinuxBinprmArg *KprobeLinuxBinprm `protobuf:"bytes,26,opt,name=linux_binprm_arg,json=linuxBinprmArg,proto3,oneof"`
+}
+
 type KprobeArgument_SyscallId struct {
 	SyscallId *SyscallId `protobuf:"bytes,29,opt,name=syscall_id,json=syscallId,proto3,oneof"`
 }
@@ -1902,6 +1977,8 @@ func (*KprobeArgument_SockArg) isKprobeArgument_Arg() {}
 func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_LinuxBinprmArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_SyscallId) isKprobeArgument_Arg() {}
 
@@ -1929,7 +2006,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2018,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2031,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2053,7 +2130,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2142,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2078,7 +2155,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2170,7 +2247,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2259,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2272,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2286,7 +2363,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2375,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2388,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2396,7 +2473,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2485,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2498,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -2561,7 +2638,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2650,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2663,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -2662,7 +2739,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2674,7 +2751,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2687,7 +2764,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -2715,7 +2792,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2804,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +2817,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -2786,7 +2863,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +2875,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +2888,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -2892,7 +2969,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +2981,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +2994,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3027,7 +3104,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3039,7 +3116,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3052,7 +3129,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3073,7 +3150,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3085,7 +3162,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3098,7 +3175,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3123,7 +3200,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3212,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3225,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 type GetVersionResponse struct {
@@ -3160,7 +3237,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3172,7 +3249,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3185,7 +3262,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3216,7 +3293,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3305,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3318,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3335,7 +3412,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3424,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3437,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3469,7 +3546,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3481,7 +3558,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3494,7 +3571,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3509,7 +3586,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3521,7 +3598,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3534,7 +3611,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3567,7 +3644,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3579,7 +3656,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3592,7 +3669,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3612,7 +3689,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3624,7 +3701,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3637,7 +3714,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -3659,7 +3736,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3671,7 +3748,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3684,7 +3761,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -3709,7 +3786,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3721,7 +3798,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3734,7 +3811,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -3747,7 +3824,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +3836,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +3849,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -3797,7 +3874,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +3886,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +3899,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -3835,7 +3912,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +3924,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +3937,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -3885,7 +3962,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +3974,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +3987,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4020,7 +4097,13 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04port\x18\x03 \x01(\rR\x04port\"-\n" +
 	"\tSyscallId\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x10\n" +
-	"\x03abi\x18\x02 \x01(\tR\x03abi\"\xed\x03\n" +
+	"\x03abi\x18\x02 \x01(\tR\x03abi\"]\n" +
+	"\x11KprobeLinuxBinprm\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05flags\x18\x02 \x01(\tR\x05flags\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x03 \x01(\tR\n" +
+	"permission\"\xb6\x04\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -4031,7 +4114,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x121\n" +
 	"\bsock_arg\x18\t \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
 	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12\x1b\n" +
-	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x124\n" +
+	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12G\n" +
+	"\x10linux_binprm_arg\x18\x1a \x01(\v2\x1b.tetragon.KprobeLinuxBinprmH\x00R\x0elinuxBinprmArg\x124\n" +
 	"\n" +
 	"syscall_id\x18\x1d \x01(\v2\x13.tetragon.SyscallIdH\x00R\tsyscallId\x12=\n" +
 	"\fsockaddr_arg\x18\x1e \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x12\x14\n" +
@@ -4317,7 +4401,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4340,37 +4424,38 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobeSock)(nil),                   // 18: tetragon.KprobeSock
 	(*KprobeSockaddr)(nil),               // 19: tetragon.KprobeSockaddr
 	(*SyscallId)(nil),                    // 20: tetragon.SyscallId
-	(*KprobeArgument)(nil),               // 21: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),                // 22: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 23: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 24: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 25: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 26: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 27: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 28: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 29: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 30: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 31: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),       // 32: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 33: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 34: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 35: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 36: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 37: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 38: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 39: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 40: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 41: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 42: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 43: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 44: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 45: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 46: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 47: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 48: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 49: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 50: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 51: google.protobuf.BoolValue
+	(*KprobeLinuxBinprm)(nil),            // 21: tetragon.KprobeLinuxBinprm
+	(*KprobeArgument)(nil),               // 22: tetragon.KprobeArgument
+	(*ProcessKprobe)(nil),                // 23: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 24: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 25: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 26: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 27: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 28: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 29: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 30: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 31: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 32: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),       // 33: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 34: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 35: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 36: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 37: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 38: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 39: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 40: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 41: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 42: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 43: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 44: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 45: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 46: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 47: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 48: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 49: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 50: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 51: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 52: google.protobuf.BoolValue
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,  // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -4386,98 +4471,99 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	49, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	49, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	49, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	49, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	49, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	49, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	49, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	49, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	50, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	50, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	50, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	50, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	50, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	50, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	50, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	50, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	11, // 21: tetragon.Container.image:type_name -> tetragon.Image
-	50, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	49, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	49, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	50, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	49, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	51, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	50, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	50, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	51, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	50, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	7,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	49, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	50, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10, // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	51, // 31: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	52, // 31: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12, // 32: tetragon.Process.container:type_name -> tetragon.Container
 	13, // 33: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	13, // 34: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	13, // 35: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	13, // 36: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	50, // 37: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	51, // 37: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
 	17, // 38: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
 	16, // 39: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
 	18, // 40: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	20, // 41: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	19, // 42: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13, // 43: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13, // 44: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	21, // 45: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	21, // 46: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,  // 47: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	1,  // 48: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	13, // 49: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13, // 50: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	21, // 51: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,  // 52: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13, // 53: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13, // 54: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	21, // 55: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,  // 56: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13, // 57: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13, // 58: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	21, // 59: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,  // 60: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14, // 61: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15, // 62: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	22, // 63: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	23, // 64: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	24, // 65: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	25, // 66: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	50, // 67: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 68: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	51, // 69: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	27, // 70: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	27, // 71: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,  // 72: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,  // 73: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	50, // 74: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	30, // 75: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	48, // 76: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,  // 77: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	29, // 78: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	31, // 79: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,  // 80: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,  // 81: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	36, // 82: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	37, // 83: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	28, // 84: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	32, // 85: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	34, // 86: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	38, // 87: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	40, // 88: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	42, // 89: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	44, // 90: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	46, // 91: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	26, // 92: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	33, // 93: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	35, // 94: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	39, // 95: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	41, // 96: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	43, // 97: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	45, // 98: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	47, // 99: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	92, // [92:100] is the sub-list for method output_type
-	84, // [84:92] is the sub-list for method input_type
-	84, // [84:84] is the sub-list for extension type_name
-	84, // [84:84] is the sub-list for extension extendee
-	0,  // [0:84] is the sub-list for field type_name
+	21, // 41: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	20, // 42: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	19, // 43: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	13, // 44: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	13, // 45: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	22, // 46: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	22, // 47: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,  // 48: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	1,  // 49: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	13, // 50: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	13, // 51: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	22, // 52: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,  // 53: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	13, // 54: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	13, // 55: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	22, // 56: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,  // 57: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	13, // 58: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	13, // 59: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	22, // 60: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,  // 61: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	14, // 62: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	15, // 63: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	23, // 64: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	24, // 65: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	25, // 66: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	26, // 67: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	51, // 68: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 69: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	52, // 70: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	28, // 71: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	28, // 72: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,  // 73: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,  // 74: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	51, // 75: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	31, // 76: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	49, // 77: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,  // 78: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	30, // 79: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	32, // 80: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,  // 81: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,  // 82: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	37, // 83: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	38, // 84: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	29, // 85: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	33, // 86: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	35, // 87: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	39, // 88: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	41, // 89: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	43, // 90: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	45, // 91: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	47, // 92: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	27, // 93: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	34, // 94: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	36, // 95: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	40, // 96: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	42, // 97: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	44, // 98: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	46, // 99: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	48, // 100: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	93, // [93:101] is the sub-list for method output_type
+	85, // [85:93] is the sub-list for method input_type
+	85, // [85:85] is the sub-list for extension type_name
+	85, // [85:85] is the sub-list for extension extendee
+	0,  // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4485,7 +4571,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[14].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[15].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SizeArg)(nil),
@@ -4495,10 +4581,11 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
+		(*KprobeArgument_LinuxBinprmArg)(nil),
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[19].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[20].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -4512,7 +4599,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   42,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -390,6 +390,10 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.stringField(&inner, "addr", sa.GetAddr())
 		w.uint32Field(&inner, "port", sa.GetPort())
 		w.byte('}')
+	case *api.KprobeArgument_LinuxBinprmArg:
+		w.key(&first, "linux_binprm_arg")
+		b := a.LinuxBinprmArg
+		w.fileFields("", b.GetPath(), b.GetFlags(), b.GetPermission())
 	case *api.KprobeArgument_SyscallId:
 		w.key(&first, "syscall_id")
 		inner := true

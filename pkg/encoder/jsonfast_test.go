@@ -170,6 +170,8 @@ func corpus(t testing.TB) []*api.GetEventsResponse {
 		{Arg: &api.KprobeArgument_SockArg{}},
 		{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: &api.KprobeSockaddr{Family: "AF_INET6", Addr: "::1", Port: 53}}},
 		{Arg: &api.KprobeArgument_SockaddrArg{}},
+		{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: "/usr/bin/true", Flags: "deleted"}}},
+		{Arg: &api.KprobeArgument_LinuxBinprmArg{}},
 		{Arg: &api.KprobeArgument_SyscallId{SyscallId: &api.SyscallId{Id: 41, Abi: "i386"}}},
 		{Arg: &api.KprobeArgument_SyscallId{SyscallId: &api.SyscallId{}}},
 		{Arg: &api.KprobeArgument_SyscallId{}},

@@ -354,3 +354,51 @@ func TestSyscall64Refused(t *testing.T) {
 		t.Errorf("uprobe: %v", err)
 	}
 }
+
+const binprmPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "binprm"
+spec:
+  %[3]s:
+  - %[4]s
+    args:
+    - index: 0
+      type: "linux_binprm"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "%[5]s"
+`
+
+// linux_binprm on security_bprm_check (kprobe) and bprm_check_security
+// (BPF LSM): the event reports the path of the file being executed, and
+// matchArgs match it as a path, so only the exec of true posts.
+func TestLinuxBinprm(t *testing.T) {
+	testutil.RequireRoot(t)
+	features := testutil.Kernel(t).Map()
+	bin, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the kernel reports the file it opened, symlinks resolved
+	if bin, err = filepath.EvalSymlinks(bin); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ mech, feature, list, hook, name string }{
+		{MechKprobe, "kprobe", "kprobes", `call: "security_bprm_check"
+    syscall: false`, "security_bprm_check"},
+		{MechLSM, "bpf_lsm", "lsmhooks", `hook: "bprm_check_security"`, "bprm_check_security"},
+	} {
+		t.Run(tc.mech, func(t *testing.T) {
+			testutil.RequireFeature(t, tc.feature)
+			h := newHarness(t, tc.mech, features)
+			h.loadWith(t, binprmPolicy, tc.mech, tc.list, tc.hook, bin)
+			h.run(t, bin)
+			h.run(t, "cat", "/dev/null")
+			wantEvents(t, h.events(t), bin+" "+tc.name+" POST binprm:"+bin)
+		})
+	}
+}

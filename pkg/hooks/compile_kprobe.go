@@ -179,10 +179,12 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegSock
 	case t == tracingpolicy.TypeSockaddr:
 		arg.Source = sensor.SrcRegSockaddr
+	case t == tracingpolicy.TypeLinuxBinprm:
+		arg.Source = sensor.SrcRegBinprm
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr, linux_binprm, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

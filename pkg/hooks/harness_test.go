@@ -355,6 +355,8 @@ func argsString(args []*api.KprobeArgument) string {
 		switch {
 		case a.GetFileArg() != nil:
 			parts = append(parts, "file:"+a.GetFileArg().GetPath())
+		case a.GetLinuxBinprmArg() != nil:
+			parts = append(parts, "binprm:"+a.GetLinuxBinprmArg().GetPath())
 		case a.GetPathArg() != nil:
 			parts = append(parts, "path:"+a.GetPathArg().GetPath())
 		case a.GetStringArg() != "":

@@ -47,6 +47,8 @@ const (
 	// SrcRegSyscall64: a system call number, with Syscall64Compat set when
 	// the task is in a 32-bit (compat) system call
 	SrcRegSyscall64 ArgSource = 34
+	// SrcRegBinprm: a struct linux_binprm *, read as the path of its file
+	SrcRegBinprm ArgSource = 35
 )
 
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system

@@ -62,6 +62,8 @@ func TestKprobeVerifies(t *testing.T) {
 		{"return", KprobeSpec{Symbol: "security_file_permission", Params: 6, Return: true, Args: all, Selectors: sels}},
 		{"syscall", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Args: sysArgs, Selectors: sels}},
 		{"syscall return", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true, Args: sysArgs, Selectors: sels}},
+		{"binprm and syscall64", KprobeSpec{Symbol: "security_bprm_check", Params: 2, Args: []Arg{
+			{Source: SrcRegBinprm, Reg: 0, Kind: KindPath}, {Source: SrcRegSyscall64, Reg: 1, Kind: KindInt}}, Selectors: sels}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := loadKprobe(tc.spec, newRing(t), Options{})

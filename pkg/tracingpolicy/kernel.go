@@ -88,6 +88,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct sk_buff")
 	case TypeSockaddr:
 		return ptrTo("struct sockaddr")
+	case TypeLinuxBinprm:
+		return ptrTo("struct linux_binprm")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

@@ -352,6 +352,10 @@ const (
 	TypeSkb      ArgType = "skb"
 	TypeSockaddr ArgType = "sockaddr"
 
+	// TypeLinuxBinprm is a struct linux_binprm *: the path of the file
+	// being executed, as Tetragon reports it.
+	TypeLinuxBinprm ArgType = "linux_binprm"
+
 	TypeNop ArgType = "nop"
 
 	// TypeSyscall64 is a system call number read from a tracepoint field
@@ -399,7 +403,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{ClassInt, 8, false}, true
 	case TypeString, TypeCharBuf, TypeFilename:
 		return typeInfo{class: ClassString}, true
-	case TypeFd, TypeFile, TypePath, TypeDentry:
+	case TypeFd, TypeFile, TypePath, TypeDentry, TypeLinuxBinprm:
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr:
 		return typeInfo{class: ClassSocket}, true
@@ -430,7 +434,7 @@ func unsupportedType(s string) bool {
 	switch s {
 	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "capability",
 		"kiocb", "iov_iter", "cred", "const_buf", "load_info", "module", "kernel_cap_t",
-		"cap_inheritable", "cap_permitted", "cap_effective", "linux_binprm", "data_loc", "net_device",
+		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc", "net_device",
 		"bpf_cmd", "bpf_prog":
 		return true
 	}
@@ -439,7 +443,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
