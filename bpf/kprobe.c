@@ -62,6 +62,8 @@ enum tp_read {
 #define SYSCALL64_32BIT 0x80000000ULL
 /* struct linux_binprm *: the path of the file being executed */
 #define SRC_REG_BINPRM 35
+/* struct cred *: its ids and capability sets, as struct cred_data */
+#define SRC_REG_CRED 36
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -76,6 +78,14 @@ struct sock_data {
 	__u8 pad[5];
 	__u8 saddr[16]; /* network order; 4 bytes for AF_INET */
 	__u8 daddr[16];
+};
+
+/* What a cred argument reports: the ids in struct cred's order (uid, gid,
+ * suid, sgid, euid, egid, fsuid, fsgid), then the permitted, effective and
+ * inheritable capability sets. */
+struct cred_data {
+	__u32 ids[8];
+	__u64 caps[3];
 };
 
 /* 8 slots so that an index masked with 7 stays in bounds */
@@ -141,6 +151,26 @@ static __always_inline void put_sock(struct gen_rec *r, __u32 s, struct sock *sk
 		BPF_CORE_READ_INTO((__u32 *)d->saddr, sk, __sk_common.skc_rcv_saddr);
 		BPF_CORE_READ_INTO((__u32 *)d->daddr, sk, __sk_common.skc_daddr);
 	}
+	r->str_len[s & 1] = sizeof(*d);
+}
+
+static __always_inline void put_cred(struct gen_rec *r, __u32 s, const struct cred *c)
+{
+	struct cred_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->ids[0] = BPF_CORE_READ(c, uid.val);
+	d->ids[1] = BPF_CORE_READ(c, gid.val);
+	d->ids[2] = BPF_CORE_READ(c, suid.val);
+	d->ids[3] = BPF_CORE_READ(c, sgid.val);
+	d->ids[4] = BPF_CORE_READ(c, euid.val);
+	d->ids[5] = BPF_CORE_READ(c, egid.val);
+	d->ids[6] = BPF_CORE_READ(c, fsuid.val);
+	d->ids[7] = BPF_CORE_READ(c, fsgid.val);
+	/* 8 bytes on every kernel: {u64 val} since 6.3, {u32 cap[2]} before */
+	bpf_core_read(&d->caps[0], 8, &c->cap_permitted);
+	bpf_core_read(&d->caps[1], 8, &c->cap_effective);
+	bpf_core_read(&d->caps[2], 8, &c->cap_inheritable);
 	r->str_len[s & 1] = sizeof(*d);
 }
 
@@ -213,6 +243,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_DENTRY:
 			dentry = (struct dentry *)v;
+			break;
+		case SRC_REG_CRED:
+			put_cred(r, a->str, (const struct cred *)v);
 			break;
 		case SRC_REG_BINPRM:
 			f = BPF_CORE_READ((struct linux_binprm *)v, file);

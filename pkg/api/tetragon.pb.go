@@ -774,15 +774,18 @@ func (x *Namespaces) GetUser() *Namespace {
 }
 
 type ProcessCredentials struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Uid           *wrapperspb.UInt32Value `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
-	Gid           *wrapperspb.UInt32Value `protobuf:"bytes,2,opt,name=gid,proto3" json:"gid,omitempty"`
-	Euid          *wrapperspb.UInt32Value `protobuf:"bytes,3,opt,name=euid,proto3" json:"euid,omitempty"`
-	Egid          *wrapperspb.UInt32Value `protobuf:"bytes,4,opt,name=egid,proto3" json:"egid,omitempty"`
-	Suid          *wrapperspb.UInt32Value `protobuf:"bytes,5,opt,name=suid,proto3" json:"suid,omitempty"`
-	Sgid          *wrapperspb.UInt32Value `protobuf:"bytes,6,opt,name=sgid,proto3" json:"sgid,omitempty"`
-	Fsuid         *wrapperspb.UInt32Value `protobuf:"bytes,7,opt,name=fsuid,proto3" json:"fsuid,omitempty"`
-	Fsgid         *wrapperspb.UInt32Value `protobuf:"bytes,8,opt,name=fsgid,proto3" json:"fsgid,omitempty"`
+	state protoimpl.MessageState  `protogen:"open.v1"`
+	Uid   *wrapperspb.UInt32Value `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid   *wrapperspb.UInt32Value `protobuf:"bytes,2,opt,name=gid,proto3" json:"gid,omitempty"`
+	Euid  *wrapperspb.UInt32Value `protobuf:"bytes,3,opt,name=euid,proto3" json:"euid,omitempty"`
+	Egid  *wrapperspb.UInt32Value `protobuf:"bytes,4,opt,name=egid,proto3" json:"egid,omitempty"`
+	Suid  *wrapperspb.UInt32Value `protobuf:"bytes,5,opt,name=suid,proto3" json:"suid,omitempty"`
+	Sgid  *wrapperspb.UInt32Value `protobuf:"bytes,6,opt,name=sgid,proto3" json:"sgid,omitempty"`
+	Fsuid *wrapperspb.UInt32Value `protobuf:"bytes,7,opt,name=fsuid,proto3" json:"fsuid,omitempty"`
+	Fsgid *wrapperspb.UInt32Value `protobuf:"bytes,8,opt,name=fsgid,proto3" json:"fsgid,omitempty"`
+	// Set on a cred argument (process_credentials_arg); a process's own
+	// capabilities are in Process.cap.
+	Caps          *Capabilities `protobuf:"bytes,10,opt,name=caps,proto3" json:"caps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -869,6 +872,13 @@ func (x *ProcessCredentials) GetFsuid() *wrapperspb.UInt32Value {
 func (x *ProcessCredentials) GetFsgid() *wrapperspb.UInt32Value {
 	if x != nil {
 		return x.Fsgid
+	}
+	return nil
+}
+
+func (x *ProcessCredentials) GetCaps() *Capabilities {
+	if x != nil {
+		return x.Caps
 	}
 	return nil
 }
@@ -1747,6 +1757,7 @@ type KprobeArgument struct {
 	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
 	//	*KprobeArgument_UintArg
+	//	*KprobeArgument_ProcessCredentialsArg
 	//	*KprobeArgument_LinuxBinprmArg
 	//	*KprobeArgument_SyscallId
 	//	*KprobeArgument_SockaddrArg
@@ -1874,6 +1885,15 @@ func (x *KprobeArgument) GetUintArg() uint32 {
 	return 0
 }
 
+func (x *KprobeArgument) GetProcessCredentialsArg() *ProcessCredentials {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_ProcessCredentialsArg); ok {
+			return x.ProcessCredentialsArg
+		}
+	}
+	return nil
+}
+
 func (x *KprobeArgument) GetLinuxBinprmArg() *KprobeLinuxBinprm {
 	if x != nil {
 		if x, ok := x.Arg.(*KprobeArgument_LinuxBinprmArg); ok {
@@ -1948,6 +1968,10 @@ type KprobeArgument_UintArg struct {
 	UintArg uint32 `protobuf:"varint,15,opt,name=uint_arg,json=uintArg,proto3,oneof"`
 }
 
+type KprobeArgument_ProcessCredentialsArg struct {
+	ProcessCredentialsArg *ProcessCredentials `protobuf:"bytes,19,opt,name=process_credentials_arg,json=processCredentialsArg,proto3,oneof"`
+}
+
 type KprobeArgument_LinuxBinprmArg struct {
 	LinuxBinprmArg *KprobeLinuxBinprm `protobuf:"bytes,26,opt,name=linux_binprm_arg,json=linuxBinprmArg,proto3,oneof"`
 }
@@ -1977,6 +2001,8 @@ func (*KprobeArgument_SockArg) isKprobeArgument_Arg() {}
 func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_ProcessCredentialsArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_LinuxBinprmArg) isKprobeArgument_Arg() {}
 
@@ -4014,7 +4040,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x11time_for_children\x18\b \x01(\v2\x13.tetragon.NamespaceR\x0ftimeForChildren\x12+\n" +
 	"\x06cgroup\x18\t \x01(\v2\x13.tetragon.NamespaceR\x06cgroup\x12'\n" +
 	"\x04user\x18\n" +
-	" \x01(\v2\x13.tetragon.NamespaceR\x04user\"\xa4\x03\n" +
+	" \x01(\v2\x13.tetragon.NamespaceR\x04user\"\xd0\x03\n" +
 	"\x12ProcessCredentials\x12.\n" +
 	"\x03uid\x18\x01 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x120\n" +
@@ -4023,7 +4049,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04suid\x18\x05 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04suid\x120\n" +
 	"\x04sgid\x18\x06 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04sgid\x122\n" +
 	"\x05fsuid\x18\a \x01(\v2\x1c.google.protobuf.UInt32ValueR\x05fsuid\x122\n" +
-	"\x05fsgid\x18\b \x01(\v2\x1c.google.protobuf.UInt32ValueR\x05fsgid\"+\n" +
+	"\x05fsgid\x18\b \x01(\v2\x1c.google.protobuf.UInt32ValueR\x05fsgid\x12*\n" +
+	"\x04caps\x18\n" +
+	" \x01(\v2\x16.tetragon.CapabilitiesR\x04caps\"+\n" +
 	"\x05Image\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\xe5\x01\n" +
@@ -4103,7 +4131,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05flags\x18\x02 \x01(\tR\x05flags\x12\x1e\n" +
 	"\n" +
 	"permission\x18\x03 \x01(\tR\n" +
-	"permission\"\xb6\x04\n" +
+	"permission\"\x8e\x05\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -4114,7 +4142,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x121\n" +
 	"\bsock_arg\x18\t \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
 	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12\x1b\n" +
-	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12G\n" +
+	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12V\n" +
+	"\x17process_credentials_arg\x18\x13 \x01(\v2\x1c.tetragon.ProcessCredentialsH\x00R\x15processCredentialsArg\x12G\n" +
 	"\x10linux_binprm_arg\x18\x1a \x01(\v2\x1b.tetragon.KprobeLinuxBinprmH\x00R\x0elinuxBinprmArg\x124\n" +
 	"\n" +
 	"syscall_id\x18\x1d \x01(\v2\x13.tetragon.SyscallIdH\x00R\tsyscallId\x12=\n" +
@@ -4479,91 +4508,93 @@ var file_tetragon_proto_depIdxs = []int32{
 	50, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
 	50, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
 	50, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
-	11, // 21: tetragon.Container.image:type_name -> tetragon.Image
-	51, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	50, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	50, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	51, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	50, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
-	7,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
-	9,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	50, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
-	10, // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	52, // 31: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
-	12, // 32: tetragon.Process.container:type_name -> tetragon.Container
-	13, // 33: tetragon.ProcessExec.process:type_name -> tetragon.Process
-	13, // 34: tetragon.ProcessExec.parent:type_name -> tetragon.Process
-	13, // 35: tetragon.ProcessExit.process:type_name -> tetragon.Process
-	13, // 36: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	51, // 37: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	17, // 38: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	16, // 39: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	18, // 40: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	21, // 41: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	20, // 42: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	19, // 43: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13, // 44: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13, // 45: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	22, // 46: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	22, // 47: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,  // 48: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	1,  // 49: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	13, // 50: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13, // 51: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	22, // 52: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,  // 53: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13, // 54: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13, // 55: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	22, // 56: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,  // 57: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13, // 58: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13, // 59: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	22, // 60: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,  // 61: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14, // 62: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15, // 63: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	23, // 64: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	24, // 65: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	25, // 66: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	26, // 67: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	51, // 68: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 69: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	52, // 70: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	28, // 71: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	28, // 72: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,  // 73: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,  // 74: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	51, // 75: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	31, // 76: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	49, // 77: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,  // 78: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	30, // 79: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	32, // 80: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,  // 81: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,  // 82: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	37, // 83: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	38, // 84: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	29, // 85: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	33, // 86: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	35, // 87: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	39, // 88: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	41, // 89: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	43, // 90: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	45, // 91: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	47, // 92: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	27, // 93: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	34, // 94: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	36, // 95: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	40, // 96: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	42, // 97: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	44, // 98: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	46, // 99: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	48, // 100: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	93, // [93:101] is the sub-list for method output_type
-	85, // [85:93] is the sub-list for method input_type
-	85, // [85:85] is the sub-list for extension type_name
-	85, // [85:85] is the sub-list for extension extendee
-	0,  // [0:85] is the sub-list for field type_name
+	7,  // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
+	11, // 22: tetragon.Container.image:type_name -> tetragon.Image
+	51, // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	50, // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	50, // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	51, // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	50, // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	7,  // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
+	9,  // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
+	50, // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	10, // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
+	52, // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	12, // 33: tetragon.Process.container:type_name -> tetragon.Container
+	13, // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
+	13, // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
+	13, // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
+	13, // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
+	51, // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	17, // 39: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	16, // 40: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	18, // 41: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	10, // 42: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	21, // 43: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	20, // 44: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	19, // 45: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	13, // 46: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	13, // 47: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	22, // 48: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	22, // 49: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,  // 50: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	1,  // 51: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	13, // 52: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	13, // 53: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	22, // 54: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,  // 55: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	13, // 56: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	13, // 57: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	22, // 58: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,  // 59: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	13, // 60: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	13, // 61: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	22, // 62: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,  // 63: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	14, // 64: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	15, // 65: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	23, // 66: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	24, // 67: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	25, // 68: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	26, // 69: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	51, // 70: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,  // 71: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	52, // 72: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	28, // 73: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	28, // 74: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,  // 75: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,  // 76: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	51, // 77: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	31, // 78: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	49, // 79: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,  // 80: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	30, // 81: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	32, // 82: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,  // 83: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,  // 84: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	37, // 85: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	38, // 86: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	29, // 87: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	33, // 88: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	35, // 89: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	39, // 90: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	41, // 91: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	43, // 92: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	45, // 93: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	47, // 94: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	27, // 95: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	34, // 96: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	36, // 97: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	40, // 98: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	42, // 99: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	44, // 100: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	46, // 101: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	48, // 102: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	95, // [95:103] is the sub-list for method output_type
+	87, // [87:95] is the sub-list for method input_type
+	87, // [87:87] is the sub-list for extension type_name
+	87, // [87:87] is the sub-list for extension extendee
+	0,  // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4581,6 +4612,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
+		(*KprobeArgument_ProcessCredentialsArg)(nil),
 		(*KprobeArgument_LinuxBinprmArg)(nil),
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),

@@ -390,6 +390,9 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.stringField(&inner, "addr", sa.GetAddr())
 		w.uint32Field(&inner, "port", sa.GetPort())
 		w.byte('}')
+	case *api.KprobeArgument_ProcessCredentialsArg:
+		w.key(&first, "process_credentials_arg")
+		w.credentials(a.ProcessCredentialsArg)
 	case *api.KprobeArgument_LinuxBinprmArg:
 		w.key(&first, "linux_binprm_arg")
 		b := a.LinuxBinprmArg
@@ -550,6 +553,10 @@ func (w *fastWriter) credentials(c *api.ProcessCredentials) {
 	w.wrapperField(&first, "sgid", c.GetSgid())
 	w.wrapperField(&first, "fsuid", c.GetFsuid())
 	w.wrapperField(&first, "fsgid", c.GetFsgid())
+	if caps := c.GetCaps(); caps != nil {
+		w.key(&first, "caps")
+		w.capabilities(caps)
+	}
 	w.byte('}')
 }
 

@@ -375,18 +375,11 @@ spec:
 
 // linux_binprm on security_bprm_check (kprobe) and bprm_check_security
 // (BPF LSM): the event reports the path of the file being executed, and
-// matchArgs match it as a path, so only the exec of true posts.
+// matchArgs match it as a path, so only the exec of the test's own copy of
+// true posts (on the lanes every tool is one busybox file).
 func TestLinuxBinprm(t *testing.T) {
 	testutil.RequireRoot(t)
 	features := testutil.Kernel(t).Map()
-	bin, err := exec.LookPath("true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// the kernel reports the file it opened, symlinks resolved
-	if bin, err = filepath.EvalSymlinks(bin); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ mech, feature, list, hook, name string }{
 		{MechKprobe, "kprobe", "kprobes", `call: "security_bprm_check"
     syscall: false`, "security_bprm_check"},
@@ -395,10 +388,64 @@ func TestLinuxBinprm(t *testing.T) {
 		t.Run(tc.mech, func(t *testing.T) {
 			testutil.RequireFeature(t, tc.feature)
 			h := newHarness(t, tc.mech, features)
+			bin := filepath.Join(h.dir, "bin", "true")
+			copyExecutable(t, "true", bin)
 			h.loadWith(t, binprmPolicy, tc.mech, tc.list, tc.hook, bin)
 			h.run(t, bin)
 			h.run(t, "cat", "/dev/null")
-			wantEvents(t, h.events(t), bin+" "+tc.name+" POST binprm:"+bin)
+			wantEvents(t, h.events(t), "$DIR/bin/true "+tc.name+" POST binprm:$DIR/bin/true")
 		})
 	}
+}
+
+const credPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "cred"
+spec:
+  kprobes:
+  - call: "commit_creds"
+    syscall: false
+    args:
+    - index: 0
+      type: "cred"
+    selectors:
+    - matchBinaries:
+      - operator: "In"
+        values:
+        - "%[3]s"
+`
+
+// cred on commit_creds: an exec commits the new program's credentials
+// (begin_new_exec, once the executable is the new one), so the test's copy
+// of true run as root and as nobody gives one event each, with the ids and
+// capabilities of each.
+func TestCred(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	bin := filepath.Join(h.dir, "bin", "true")
+	copyExecutable(t, "true", bin)
+	// nobody must reach the copy: t.TempDir's directories are root's only
+	for _, d := range []string{filepath.Dir(h.dir), h.dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.loadWith(t, credPolicy, MechKprobe, bin)
+	h.run(t, bin)
+	cmd := exec.Command(bin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.pids[uint32(cmd.Process.Pid)] = "nobody"
+	h.mu.Unlock()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, h.events(t),
+		"$DIR/bin/true commit_creds POST cred:uid=0,euid=0,caps=true",
+		"nobody commit_creds POST cred:uid=65534,euid=65534,caps=false")
 }

@@ -181,10 +181,12 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegSockaddr
 	case t == tracingpolicy.TypeLinuxBinprm:
 		arg.Source = sensor.SrcRegBinprm
+	case t == tracingpolicy.TypeCred:
+		arg.Source = sensor.SrcRegCred
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr, linux_binprm, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr, linux_binprm, cred, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

@@ -1,10 +1,14 @@
 package hooks
 
 import (
+	"encoding/binary"
 	"strings"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/process"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 )
 
@@ -42,4 +46,23 @@ func syscallIDArg(v int64) *api.KprobeArgument {
 		id.Id, id.Abi = uint32(v&^sensor.Syscall64Compat), "i386"
 	}
 	return &api.KprobeArgument{Arg: &api.KprobeArgument_SyscallId{SyscallId: id}}
+}
+
+// credArg decodes struct cred_data (bpf/kprobe.c): the eight ids in
+// struct cred's order (uid, gid, suid, sgid, euid, egid, fsuid, fsgid),
+// then the permitted, effective and inheritable capability sets.
+func credArg(b []byte) *api.ProcessCredentials {
+	if len(b) < 56 {
+		return &api.ProcessCredentials{}
+	}
+	le := binary.LittleEndian
+	id := func(i int) *wrapperspb.UInt32Value { return wrapperspb.UInt32(le.Uint32(b[4*i:])) }
+	return &api.ProcessCredentials{
+		Uid: id(0), Gid: id(1), Suid: id(2), Sgid: id(3), Euid: id(4), Egid: id(5), Fsuid: id(6), Fsgid: id(7),
+		Caps: &api.Capabilities{
+			Permitted:   process.CapsList(le.Uint64(b[32:])),
+			Effective:   process.CapsList(le.Uint64(b[40:])),
+			Inheritable: process.CapsList(le.Uint64(b[48:])),
+		},
+	}
 }

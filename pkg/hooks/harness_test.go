@@ -355,6 +355,9 @@ func argsString(args []*api.KprobeArgument) string {
 		switch {
 		case a.GetFileArg() != nil:
 			parts = append(parts, "file:"+a.GetFileArg().GetPath())
+		case a.GetProcessCredentialsArg() != nil:
+			c := a.GetProcessCredentialsArg()
+			parts = append(parts, fmt.Sprintf("cred:uid=%d,euid=%d,caps=%v", c.GetUid().GetValue(), c.GetEuid().GetValue(), len(c.GetCaps().GetEffective()) > 0))
 		case a.GetLinuxBinprmArg() != nil:
 			parts = append(parts, "binprm:"+a.GetLinuxBinprmArg().GetPath())
 		case a.GetPathArg() != nil:

@@ -545,6 +545,8 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
+			case "cred":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ProcessCredentialsArg{ProcessCredentialsArg: credArg([]byte(path))}}
 			case "linux_binprm":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "path", "dentry":

@@ -49,6 +49,9 @@ const (
 	SrcRegSyscall64 ArgSource = 34
 	// SrcRegBinprm: a struct linux_binprm *, read as the path of its file
 	SrcRegBinprm ArgSource = 35
+	// SrcRegCred: a struct cred *, its ids and capability sets copied into
+	// the argument's string slot (struct cred_data)
+	SrcRegCred ArgSource = 36
 )
 
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system

@@ -64,6 +64,7 @@ func TestKprobeVerifies(t *testing.T) {
 		{"syscall return", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true, Args: sysArgs, Selectors: sels}},
 		{"binprm and syscall64", KprobeSpec{Symbol: "security_bprm_check", Params: 2, Args: []Arg{
 			{Source: SrcRegBinprm, Reg: 0, Kind: KindPath}, {Source: SrcRegSyscall64, Reg: 1, Kind: KindInt}}, Selectors: sels}},
+		{"cred", KprobeSpec{Symbol: "commit_creds", Params: 1, Args: []Arg{{Source: SrcRegCred, Reg: 0, Kind: KindPath}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := loadKprobe(tc.spec, newRing(t), Options{})

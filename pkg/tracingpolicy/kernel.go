@@ -90,6 +90,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct sockaddr")
 	case TypeLinuxBinprm:
 		return ptrTo("struct linux_binprm")
+	case TypeCred:
+		return ptrTo("struct cred")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

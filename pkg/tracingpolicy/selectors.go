@@ -229,6 +229,8 @@ func operatorsFor(c ArgClass) string {
 		return "strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix"
 	case ClassSocket:
 		return "no operator is supported on sockets"
+	case ClassStruct:
+		return "no operator is supported on kernel structures such as cred"
 	}
 	return "nop arguments are not read and cannot be matched"
 }

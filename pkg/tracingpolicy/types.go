@@ -356,6 +356,10 @@ const (
 	// being executed, as Tetragon reports it.
 	TypeLinuxBinprm ArgType = "linux_binprm"
 
+	// TypeCred is a struct cred *: its ids and capabilities, reported as
+	// Tetragon's process_credentials_arg.
+	TypeCred ArgType = "cred"
+
 	TypeNop ArgType = "nop"
 
 	// TypeSyscall64 is a system call number read from a tracepoint field
@@ -374,6 +378,7 @@ const (
 	ClassString                 // strings read from memory: Equal, NotEqual, [Not]Prefix, [Not]Postfix
 	ClassPath                   // file paths resolved from kernel objects: as strings
 	ClassSocket                 // socket tuples: output only, no operators supported
+	ClassStruct                 // kernel structures reported whole (cred): output only
 )
 
 type typeInfo struct {
@@ -407,6 +412,8 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr:
 		return typeInfo{class: ClassSocket}, true
+	case TypeCred:
+		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
 	}
@@ -433,7 +440,7 @@ func canonicalType(s string) ArgType {
 func unsupportedType(s string) bool {
 	switch s {
 	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "capability",
-		"kiocb", "iov_iter", "cred", "const_buf", "load_info", "module", "kernel_cap_t",
+		"kiocb", "iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc", "net_device",
 		"bpf_cmd", "bpf_prog":
 		return true
@@ -443,7 +450,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, cred, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
