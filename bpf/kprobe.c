@@ -64,6 +64,8 @@ enum tp_read {
 #define SRC_REG_BINPRM 35
 /* struct cred *: its ids and capability sets, as struct cred_data */
 #define SRC_REG_CRED 36
+/* struct net_device *: its name */
+#define SRC_REG_NETDEV 37
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -243,6 +245,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_DENTRY:
 			dentry = (struct dentry *)v;
+			break;
+		case SRC_REG_NETDEV:
+			put_str(r, a->str, __builtin_preserve_access_index(&((struct net_device *)v)->name));
 			break;
 		case SRC_REG_CRED:
 			put_cred(r, a->str, (const struct cred *)v);

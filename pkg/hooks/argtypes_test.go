@@ -449,3 +449,42 @@ func TestCred(t *testing.T) {
 		"$DIR/bin/true commit_creds POST cred:uid=0,euid=0,caps=true",
 		"nobody commit_creds POST cred:uid=65534,euid=65534,caps=false")
 }
+
+const netDevicePolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "net-device"
+spec:
+  kprobes:
+  - call: "dev_get_stats"
+    syscall: false
+    args:
+    - index: 0
+      type: "net_device"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "lo"
+`
+
+// net_device on dev_get_stats, which reading /proc/net/dev calls for each
+// device: the event reports the device's name, and matchArgs match it as
+// a string, so only lo posts.
+func TestNetDevice(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h.loadWith(t, netDevicePolicy, MechKprobe)
+	h.run(t, "cat", "/proc/net/dev")
+	got := h.events(t)
+	if len(got) == 0 {
+		t.Fatal("no event for lo")
+	}
+	for _, e := range got {
+		if e.text != "cat dev_get_stats POST string:lo" {
+			t.Fatalf("event %q, want only lo's", e.text)
+		}
+	}
+}

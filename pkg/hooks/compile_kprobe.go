@@ -183,10 +183,12 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegBinprm
 	case t == tracingpolicy.TypeCred:
 		arg.Source = sensor.SrcRegCred
+	case t == tracingpolicy.TypeNetDevice:
+		arg.Source = sensor.SrcRegNetDev
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr, linux_binprm, cred, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr, linux_binprm, cred, net_device, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

@@ -52,6 +52,8 @@ const (
 	// SrcRegCred: a struct cred *, its ids and capability sets copied into
 	// the argument's string slot (struct cred_data)
 	SrcRegCred ArgSource = 36
+	// SrcRegNetDev: a struct net_device *, read as its name
+	SrcRegNetDev ArgSource = 37
 )
 
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system

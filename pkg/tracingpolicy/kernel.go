@@ -92,6 +92,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct linux_binprm")
 	case TypeCred:
 		return ptrTo("struct cred")
+	case TypeNetDevice:
+		return ptrTo("struct net_device")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

@@ -360,6 +360,10 @@ const (
 	// Tetragon's process_credentials_arg.
 	TypeCred ArgType = "cred"
 
+	// TypeNetDevice is a struct net_device *: its name, reported and
+	// matched as a string, as Tetragon does.
+	TypeNetDevice ArgType = "net_device"
+
 	TypeNop ArgType = "nop"
 
 	// TypeSyscall64 is a system call number read from a tracepoint field
@@ -406,7 +410,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{ClassInt, 8, true}, true
 	case TypeUint64, TypeUlong, TypeSizeT, TypeSyscall64:
 		return typeInfo{ClassInt, 8, false}, true
-	case TypeString, TypeCharBuf, TypeFilename:
+	case TypeString, TypeCharBuf, TypeFilename, TypeNetDevice:
 		return typeInfo{class: ClassString}, true
 	case TypeFd, TypeFile, TypePath, TypeDentry, TypeLinuxBinprm:
 		return typeInfo{class: ClassPath}, true
@@ -441,7 +445,7 @@ func unsupportedType(s string) bool {
 	switch s {
 	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "capability",
 		"kiocb", "iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
-		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc", "net_device",
+		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
 		return true
 	}
@@ -450,7 +454,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, cred, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, cred, net_device, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
