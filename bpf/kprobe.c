@@ -66,6 +66,10 @@ enum tp_read {
 #define SRC_REG_CRED 36
 /* struct net_device *: its name */
 #define SRC_REG_NETDEV 37
+/* struct kiocb *: the path of its file */
+#define SRC_REG_KIOCB 38
+/* struct user_namespace *: struct userns_data */
+#define SRC_REG_USERNS 39
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -88,6 +92,14 @@ struct sock_data {
 struct cred_data {
 	__u32 ids[8];
 	__u64 caps[3];
+};
+
+/* What a user_namespace argument reports. */
+struct userns_data {
+	__s32 level;
+	__u32 owner;
+	__u32 group;
+	__u32 inum;
 };
 
 /* 8 slots so that an index masked with 7 stays in bounds */
@@ -176,6 +188,17 @@ static __always_inline void put_cred(struct gen_rec *r, __u32 s, const struct cr
 	r->str_len[s & 1] = sizeof(*d);
 }
 
+static __always_inline void put_userns(struct gen_rec *r, __u32 s, const struct user_namespace *ns)
+{
+	struct userns_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	d->level = BPF_CORE_READ(ns, level);
+	d->owner = BPF_CORE_READ(ns, owner.val);
+	d->group = BPF_CORE_READ(ns, group.val);
+	d->inum = BPF_CORE_READ(ns, ns.inum);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -248,6 +271,12 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_NETDEV:
 			put_str(r, a->str, __builtin_preserve_access_index(&((struct net_device *)v)->name));
+			break;
+		case SRC_REG_KIOCB:
+			f = BPF_CORE_READ((struct kiocb *)v, ki_filp);
+			break;
+		case SRC_REG_USERNS:
+			put_userns(r, a->str, (const struct user_namespace *)v);
 			break;
 		case SRC_REG_CRED:
 			put_cred(r, a->str, (const struct cred *)v);

@@ -216,6 +216,8 @@ func argText(a *api.KprobeArgument) string {
 		return hostPort(v.SockaddrArg.GetAddr(), v.SockaddrArg.GetPort())
 	case *api.KprobeArgument_BytesArg:
 		return fmt.Sprintf("%d bytes", len(v.BytesArg))
+	case *api.KprobeArgument_UserNsArg:
+		return fmt.Sprintf("userns %d", v.UserNsArg.GetNs().GetInum())
 	case *api.KprobeArgument_ProcessCredentialsArg:
 		c := v.ProcessCredentialsArg
 		return fmt.Sprintf("uid=%d euid=%d", c.GetUid().GetValue(), c.GetEuid().GetValue())

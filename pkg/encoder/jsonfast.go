@@ -390,6 +390,19 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.stringField(&inner, "addr", sa.GetAddr())
 		w.uint32Field(&inner, "port", sa.GetPort())
 		w.byte('}')
+	case *api.KprobeArgument_UserNsArg:
+		w.key(&first, "user_ns_arg")
+		u := a.UserNsArg
+		inner := true
+		w.byte('{')
+		if l := u.GetLevel(); l != nil {
+			w.key(&inner, "level")
+			w.buf = strconv.AppendInt(w.buf, int64(l.GetValue()), 10)
+		}
+		w.wrapperField(&inner, "uid", u.GetUid())
+		w.wrapperField(&inner, "gid", u.GetGid())
+		w.namespace(&inner, "ns", u.GetNs())
+		w.byte('}')
 	case *api.KprobeArgument_ProcessCredentialsArg:
 		w.key(&first, "process_credentials_arg")
 		w.credentials(a.ProcessCredentialsArg)

@@ -66,3 +66,20 @@ func credArg(b []byte) *api.ProcessCredentials {
 		},
 	}
 }
+
+// userNsArg decodes struct userns_data (bpf/kprobe.c): level, owner,
+// group and inode number. Level 0 is the initial user namespace, which is
+// the host's.
+func userNsArg(b []byte) *api.UserNamespace {
+	if len(b) < 16 {
+		return &api.UserNamespace{}
+	}
+	le := binary.LittleEndian
+	level := int32(le.Uint32(b))
+	return &api.UserNamespace{
+		Level: wrapperspb.Int32(level),
+		Uid:   wrapperspb.UInt32(le.Uint32(b[4:])),
+		Gid:   wrapperspb.UInt32(le.Uint32(b[8:])),
+		Ns:    &api.Namespace{Inum: le.Uint32(b[12:]), IsHost: level == 0},
+	}
+}

@@ -355,6 +355,9 @@ func argsString(args []*api.KprobeArgument) string {
 		switch {
 		case a.GetFileArg() != nil:
 			parts = append(parts, "file:"+a.GetFileArg().GetPath())
+		case a.GetUserNsArg() != nil:
+			u := a.GetUserNsArg()
+			parts = append(parts, fmt.Sprintf("userns:level=%d,uid=%d,host=%v", u.GetLevel().GetValue(), u.GetUid().GetValue(), u.GetNs().GetIsHost() && u.GetNs().GetInum() != 0))
 		case a.GetProcessCredentialsArg() != nil:
 			c := a.GetProcessCredentialsArg()
 			parts = append(parts, fmt.Sprintf("cred:uid=%d,euid=%d,caps=%v", c.GetUid().GetValue(), c.GetEuid().GetValue(), len(c.GetCaps().GetEffective()) > 0))

@@ -539,12 +539,14 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 			str++
 			switch a.Type {
 			case "fd":
-			case "file":
+			case "file", "kiocb":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "sock":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
+			case "user_namespace":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_UserNsArg{UserNsArg: userNsArg([]byte(path))}}
 			case "cred":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ProcessCredentialsArg{ProcessCredentialsArg: credArg([]byte(path))}}
 			case "linux_binprm":

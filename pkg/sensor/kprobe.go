@@ -54,6 +54,11 @@ const (
 	SrcRegCred ArgSource = 36
 	// SrcRegNetDev: a struct net_device *, read as its name
 	SrcRegNetDev ArgSource = 37
+	// SrcRegKiocb: a struct kiocb *, read as the path of its file
+	SrcRegKiocb ArgSource = 38
+	// SrcRegUserNs: a struct user_namespace *, its level, owner, group and
+	// inode number copied into the argument's string slot
+	SrcRegUserNs ArgSource = 39
 )
 
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system

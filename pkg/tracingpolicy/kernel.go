@@ -94,6 +94,10 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct cred")
 	case TypeNetDevice:
 		return ptrTo("struct net_device")
+	case TypeKiocb:
+		return ptrTo("struct kiocb")
+	case TypeUserNamespace:
+		return ptrTo("struct user_namespace")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

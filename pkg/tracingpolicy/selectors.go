@@ -230,7 +230,7 @@ func operatorsFor(c ArgClass) string {
 	case ClassSocket:
 		return "no operator is supported on sockets"
 	case ClassStruct:
-		return "no operator is supported on kernel structures such as cred"
+		return "no operator is supported on kernel structures such as cred and user_namespace"
 	}
 	return "nop arguments are not read and cannot be matched"
 }

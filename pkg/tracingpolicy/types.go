@@ -364,6 +364,13 @@ const (
 	// matched as a string, as Tetragon does.
 	TypeNetDevice ArgType = "net_device"
 
+	// TypeKiocb is a struct kiocb *: the path of its file (ki_filp).
+	TypeKiocb ArgType = "kiocb"
+
+	// TypeUserNamespace is a struct user_namespace *: its level, owner,
+	// group and inode number, reported as Tetragon's user_ns_arg.
+	TypeUserNamespace ArgType = "user_namespace"
+
 	TypeNop ArgType = "nop"
 
 	// TypeSyscall64 is a system call number read from a tracepoint field
@@ -412,11 +419,11 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{ClassInt, 8, false}, true
 	case TypeString, TypeCharBuf, TypeFilename, TypeNetDevice:
 		return typeInfo{class: ClassString}, true
-	case TypeFd, TypeFile, TypePath, TypeDentry, TypeLinuxBinprm:
+	case TypeFd, TypeFile, TypePath, TypeDentry, TypeLinuxBinprm, TypeKiocb:
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr:
 		return typeInfo{class: ClassSocket}, true
-	case TypeCred:
+	case TypeCred, TypeUserNamespace:
 		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
@@ -443,8 +450,8 @@ func canonicalType(s string) ArgType {
 // get a "not supported" error instead of "unknown type".
 func unsupportedType(s string) bool {
 	switch s {
-	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "capability",
-		"kiocb", "iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
+	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "capability",
+		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
 		return true
@@ -454,7 +461,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, cred, net_device, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
