@@ -70,6 +70,8 @@ enum tp_read {
 #define SRC_REG_KIOCB 38
 /* struct user_namespace *: struct userns_data */
 #define SRC_REG_USERNS 39
+/* struct socket *: its sock, as SRC_REG_SOCK */
+#define SRC_REG_SOCKET 40
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -289,6 +291,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
+			break;
+		case SRC_REG_SOCKET:
+			put_sock(r, a->str, BPF_CORE_READ((struct socket *)v, sk));
 			break;
 		case SRC_REG_SYSCALL64:
 			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);

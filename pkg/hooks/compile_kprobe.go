@@ -185,6 +185,8 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegCred
 	case t == tracingpolicy.TypeNetDevice:
 		arg.Source = sensor.SrcRegNetDev
+	case t == tracingpolicy.TypeSocket:
+		arg.Source = sensor.SrcRegSocket
 	case t == tracingpolicy.TypeKiocb:
 		arg.Source = sensor.SrcRegKiocb
 	case t == tracingpolicy.TypeUserNamespace:
@@ -192,7 +194,7 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

@@ -541,7 +541,7 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 			case "fd":
 			case "file", "kiocb":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
-			case "sock":
+			case "sock", "socket":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}

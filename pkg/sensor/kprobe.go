@@ -59,6 +59,8 @@ const (
 	// SrcRegUserNs: a struct user_namespace *, its level, owner, group and
 	// inode number copied into the argument's string slot
 	SrcRegUserNs ArgSource = 39
+	// SrcRegSocket: a struct socket *, read as its sock (SrcRegSock)
+	SrcRegSocket ArgSource = 40
 )
 
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system

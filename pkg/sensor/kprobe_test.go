@@ -67,6 +67,7 @@ func TestKprobeVerifies(t *testing.T) {
 		{"cred", KprobeSpec{Symbol: "commit_creds", Params: 1, Args: []Arg{{Source: SrcRegCred, Reg: 0, Kind: KindPath}}}},
 		{"kiocb and user_namespace", KprobeSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
 			{Source: SrcRegKiocb, Reg: 0, Kind: KindPath}, {Source: SrcRegUserNs, Reg: 1, Kind: KindPath}}, Selectors: sels}},
+		{"socket", KprobeSpec{Symbol: "security_socket_getpeername", Params: 1, Args: []Arg{{Source: SrcRegSocket, Reg: 0, Kind: KindPath}}}},
 		{"net_device", KprobeSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
 			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{"lo"}}}, Actions: ActPost}}}},
 	} {

@@ -96,6 +96,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct net_device")
 	case TypeKiocb:
 		return ptrTo("struct kiocb")
+	case TypeSocket:
+		return ptrTo("struct socket")
 	case TypeUserNamespace:
 		return ptrTo("struct user_namespace")
 	case TypeFd:

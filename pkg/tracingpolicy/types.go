@@ -367,6 +367,10 @@ const (
 	// TypeKiocb is a struct kiocb *: the path of its file (ki_filp).
 	TypeKiocb ArgType = "kiocb"
 
+	// TypeSocket is a struct socket *: reported as its sock, as Tetragon
+	// does.
+	TypeSocket ArgType = "socket"
+
 	// TypeUserNamespace is a struct user_namespace *: its level, owner,
 	// group and inode number, reported as Tetragon's user_ns_arg.
 	TypeUserNamespace ArgType = "user_namespace"
@@ -421,7 +425,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{class: ClassString}, true
 	case TypeFd, TypeFile, TypePath, TypeDentry, TypeLinuxBinprm, TypeKiocb:
 		return typeInfo{class: ClassPath}, true
-	case TypeSock, TypeSkb, TypeSockaddr:
+	case TypeSock, TypeSkb, TypeSockaddr, TypeSocket:
 		return typeInfo{class: ClassSocket}, true
 	case TypeCred, TypeUserNamespace:
 		return typeInfo{class: ClassStruct}, true
@@ -450,7 +454,7 @@ func canonicalType(s string) ArgType {
 // get a "not supported" error instead of "unknown type".
 func unsupportedType(s string) bool {
 	switch s {
-	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "capability",
+	case "auto", "char_iovec", "bpf_attr", "perf_event", "bpf_map", "capability",
 		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
@@ -461,7 +465,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
