@@ -49,6 +49,45 @@ enum tp_read {
 	TP_DATA_LOC = 2, /* __data_loc: a u32 locating the data in the record */
 };
 
+/* Sources only this object reads (enum arg_src continued, after the
+ * socket sources hook.h defines, which hook.h's socket operators match). */
+/* a system call number (syscall64), with SYSCALL64_32BIT set when the
+ * task is in a 32-bit (compat) system call, whose numbers are another
+ * table's */
+#define SRC_REG_SYSCALL64 34
+#define SYSCALL64_32BIT 0x80000000ULL
+/* struct linux_binprm *: the path of the file being executed */
+#define SRC_REG_BINPRM 35
+/* struct cred *: its ids and capability sets, as struct cred_data */
+#define SRC_REG_CRED 36
+/* struct net_device *: its name */
+#define SRC_REG_NETDEV 37
+/* struct kiocb *: the path of its file */
+#define SRC_REG_KIOCB 38
+/* struct user_namespace *: struct userns_data */
+#define SRC_REG_USERNS 39
+/* struct socket *: its sock, as SRC_REG_SOCK */
+#define SRC_REG_SOCKET 40
+/* x86's thread_info.status flag for a 32-bit system call in progress
+ * (arch/x86/include/asm/thread_info.h) */
+#define TS_COMPAT 0x0002
+
+/* What a cred argument reports: the ids in struct cred's order (uid, gid,
+ * suid, sgid, euid, egid, fsuid, fsgid), then the permitted, effective and
+ * inheritable capability sets. */
+struct cred_data {
+	__u32 ids[8];
+	__u64 caps[3];
+};
+
+/* What a user_namespace argument reports. */
+struct userns_data {
+	__s32 level;
+	__u32 owner;
+	__u32 group;
+	__u32 inum;
+};
+
 /* 8 slots so that an index masked with 7 stays in bounds */
 struct raw_args {
 	__u64 a[8];
@@ -115,6 +154,37 @@ static __always_inline void put_sock(struct gen_rec *r, __u32 s, struct sock *sk
 	r->str_len[s & 1] = sizeof(*d);
 }
 
+static __always_inline void put_cred(struct gen_rec *r, __u32 s, const struct cred *c)
+{
+	struct cred_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->ids[0] = BPF_CORE_READ(c, uid.val);
+	d->ids[1] = BPF_CORE_READ(c, gid.val);
+	d->ids[2] = BPF_CORE_READ(c, suid.val);
+	d->ids[3] = BPF_CORE_READ(c, sgid.val);
+	d->ids[4] = BPF_CORE_READ(c, euid.val);
+	d->ids[5] = BPF_CORE_READ(c, egid.val);
+	d->ids[6] = BPF_CORE_READ(c, fsuid.val);
+	d->ids[7] = BPF_CORE_READ(c, fsgid.val);
+	/* 8 bytes on every kernel: {u64 val} since 6.3, {u32 cap[2]} before */
+	bpf_core_read(&d->caps[0], 8, &c->cap_permitted);
+	bpf_core_read(&d->caps[1], 8, &c->cap_effective);
+	bpf_core_read(&d->caps[2], 8, &c->cap_inheritable);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
+static __always_inline void put_userns(struct gen_rec *r, __u32 s, const struct user_namespace *ns)
+{
+	struct userns_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	d->level = BPF_CORE_READ(ns, level);
+	d->owner = BPF_CORE_READ(ns, owner.val);
+	d->group = BPF_CORE_READ(ns, group.val);
+	d->inum = BPF_CORE_READ(ns, ns.inum);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -127,6 +197,14 @@ static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void 
 		return;
 	}
 	r->str_len[s & 1] = sizeof(struct sockaddr_in6);
+}
+
+/* in_compat_syscall says whether task t is in a 32-bit system call. */
+static __always_inline bool in_compat_syscall(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->thread_info.status))
+		return false;
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
 }
 
 /* Not inlined: its frame (the path walk's context among others) is then
@@ -177,11 +255,32 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		case SRC_REG_DENTRY:
 			dentry = (struct dentry *)v;
 			break;
+		case SRC_REG_NETDEV:
+			put_str(r, a->str, __builtin_preserve_access_index(&((struct net_device *)v)->name));
+			break;
+		case SRC_REG_KIOCB:
+			f = BPF_CORE_READ((struct kiocb *)v, ki_filp);
+			break;
+		case SRC_REG_USERNS:
+			put_userns(r, a->str, (const struct user_namespace *)v);
+			break;
+		case SRC_REG_CRED:
+			put_cred(r, a->str, (const struct cred *)v);
+			break;
+		case SRC_REG_BINPRM:
+			f = BPF_CORE_READ((struct linux_binprm *)v, file);
+			break;
 		case SRC_REG_SOCK:
 			put_sock(r, a->str, (struct sock *)v);
 			break;
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
+			break;
+		case SRC_REG_SOCKET:
+			put_sock(r, a->str, BPF_CORE_READ((struct socket *)v, sk));
+			break;
+		case SRC_REG_SYSCALL64:
+			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);
 			break;
 		}
 		if (f) {

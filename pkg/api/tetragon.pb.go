@@ -774,15 +774,18 @@ func (x *Namespaces) GetUser() *Namespace {
 }
 
 type ProcessCredentials struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Uid           *wrapperspb.UInt32Value `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
-	Gid           *wrapperspb.UInt32Value `protobuf:"bytes,2,opt,name=gid,proto3" json:"gid,omitempty"`
-	Euid          *wrapperspb.UInt32Value `protobuf:"bytes,3,opt,name=euid,proto3" json:"euid,omitempty"`
-	Egid          *wrapperspb.UInt32Value `protobuf:"bytes,4,opt,name=egid,proto3" json:"egid,omitempty"`
-	Suid          *wrapperspb.UInt32Value `protobuf:"bytes,5,opt,name=suid,proto3" json:"suid,omitempty"`
-	Sgid          *wrapperspb.UInt32Value `protobuf:"bytes,6,opt,name=sgid,proto3" json:"sgid,omitempty"`
-	Fsuid         *wrapperspb.UInt32Value `protobuf:"bytes,7,opt,name=fsuid,proto3" json:"fsuid,omitempty"`
-	Fsgid         *wrapperspb.UInt32Value `protobuf:"bytes,8,opt,name=fsgid,proto3" json:"fsgid,omitempty"`
+	state protoimpl.MessageState  `protogen:"open.v1"`
+	Uid   *wrapperspb.UInt32Value `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid   *wrapperspb.UInt32Value `protobuf:"bytes,2,opt,name=gid,proto3" json:"gid,omitempty"`
+	Euid  *wrapperspb.UInt32Value `protobuf:"bytes,3,opt,name=euid,proto3" json:"euid,omitempty"`
+	Egid  *wrapperspb.UInt32Value `protobuf:"bytes,4,opt,name=egid,proto3" json:"egid,omitempty"`
+	Suid  *wrapperspb.UInt32Value `protobuf:"bytes,5,opt,name=suid,proto3" json:"suid,omitempty"`
+	Sgid  *wrapperspb.UInt32Value `protobuf:"bytes,6,opt,name=sgid,proto3" json:"sgid,omitempty"`
+	Fsuid *wrapperspb.UInt32Value `protobuf:"bytes,7,opt,name=fsuid,proto3" json:"fsuid,omitempty"`
+	Fsgid *wrapperspb.UInt32Value `protobuf:"bytes,8,opt,name=fsgid,proto3" json:"fsgid,omitempty"`
+	// Set on a cred argument (process_credentials_arg); a process's own
+	// capabilities are in Process.cap.
+	Caps          *Capabilities `protobuf:"bytes,10,opt,name=caps,proto3" json:"caps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -869,6 +872,13 @@ func (x *ProcessCredentials) GetFsuid() *wrapperspb.UInt32Value {
 func (x *ProcessCredentials) GetFsgid() *wrapperspb.UInt32Value {
 	if x != nil {
 		return x.Fsgid
+	}
+	return nil
+}
+
+func (x *ProcessCredentials) GetCaps() *Capabilities {
+	if x != nil {
+		return x.Caps
 	}
 	return nil
 }
@@ -1619,6 +1629,191 @@ func (x *KprobeSockaddr) GetPort() uint32 {
 	return 0
 }
 
+// A system call's number and the ABI it was made through (a syscall64
+// argument: x64, or i386 for a 32-bit call on amd64).
+type SyscallId struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Abi           string                 `protobuf:"bytes,2,opt,name=abi,proto3" json:"abi,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyscallId) Reset() {
+	*x = SyscallId{}
+	mi := &file_tetragon_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyscallId) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyscallId) ProtoMessage() {}
+
+func (x *SyscallId) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
+func (*SyscallId) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SyscallId) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SyscallId) GetAbi() string {
+	if x != nil {
+		return x.Abi
+	}
+	return ""
+}
+
+// A struct linux_binprm argument: the file being executed.
+type KprobeLinuxBinprm struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Flags         string                 `protobuf:"bytes,2,opt,name=flags,proto3" json:"flags,omitempty"`
+	Permission    string                 `protobuf:"bytes,3,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeLinuxBinprm) Reset() {
+	*x = KprobeLinuxBinprm{}
+	mi := &file_tetragon_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeLinuxBinprm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeLinuxBinprm) ProtoMessage() {}
+
+func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
+func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *KprobeLinuxBinprm) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *KprobeLinuxBinprm) GetFlags() string {
+	if x != nil {
+		return x.Flags
+	}
+	return ""
+}
+
+func (x *KprobeLinuxBinprm) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+// A user namespace argument.
+type UserNamespace struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Nesting level: 0 is the initial (host's) user namespace.
+	Level         *wrapperspb.Int32Value  `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	Uid           *wrapperspb.UInt32Value `protobuf:"bytes,2,opt,name=uid,proto3" json:"uid,omitempty"`
+	Gid           *wrapperspb.UInt32Value `protobuf:"bytes,3,opt,name=gid,proto3" json:"gid,omitempty"`
+	Ns            *Namespace              `protobuf:"bytes,4,opt,name=ns,proto3" json:"ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserNamespace) Reset() {
+	*x = UserNamespace{}
+	mi := &file_tetragon_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserNamespace) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserNamespace) ProtoMessage() {}
+
+func (x *UserNamespace) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
+func (*UserNamespace) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
+	if x != nil {
+		return x.Level
+	}
+	return nil
+}
+
+func (x *UserNamespace) GetUid() *wrapperspb.UInt32Value {
+	if x != nil {
+		return x.Uid
+	}
+	return nil
+}
+
+func (x *UserNamespace) GetGid() *wrapperspb.UInt32Value {
+	if x != nil {
+		return x.Gid
+	}
+	return nil
+}
+
+func (x *UserNamespace) GetNs() *Namespace {
+	if x != nil {
+		return x.Ns
+	}
+	return nil
+}
+
 type KprobeArgument struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Arg:
@@ -1632,6 +1827,10 @@ type KprobeArgument struct {
 	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
 	//	*KprobeArgument_UintArg
+	//	*KprobeArgument_ProcessCredentialsArg
+	//	*KprobeArgument_UserNsArg
+	//	*KprobeArgument_LinuxBinprmArg
+	//	*KprobeArgument_SyscallId
 	//	*KprobeArgument_SockaddrArg
 	Arg           isKprobeArgument_Arg `protobuf_oneof:"arg"`
 	Label         string               `protobuf:"bytes,18,opt,name=label,proto3" json:"label,omitempty"`
@@ -1641,7 +1840,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1852,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1865,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -1757,6 +1956,42 @@ func (x *KprobeArgument) GetUintArg() uint32 {
 	return 0
 }
 
+func (x *KprobeArgument) GetProcessCredentialsArg() *ProcessCredentials {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_ProcessCredentialsArg); ok {
+			return x.ProcessCredentialsArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetUserNsArg() *UserNamespace {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_UserNsArg); ok {
+			return x.UserNsArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetLinuxBinprmArg() *KprobeLinuxBinprm {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_LinuxBinprmArg); ok {
+			return x.LinuxBinprmArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetSyscallId() *SyscallId {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_SyscallId); ok {
+			return x.SyscallId
+		}
+	}
+	return nil
+}
+
 func (x *KprobeArgument) GetSockaddrArg() *KprobeSockaddr {
 	if x != nil {
 		if x, ok := x.Arg.(*KprobeArgument_SockaddrArg); ok {
@@ -1813,6 +2048,22 @@ type KprobeArgument_UintArg struct {
 	UintArg uint32 `protobuf:"varint,15,opt,name=uint_arg,json=uintArg,proto3,oneof"`
 }
 
+type KprobeArgument_ProcessCredentialsArg struct {
+	ProcessCredentialsArg *ProcessCredentials `protobuf:"bytes,19,opt,name=process_credentials_arg,json=processCredentialsArg,proto3,oneof"`
+}
+
+type KprobeArgument_UserNsArg struct {
+	UserNsArg *UserNamespace `protobuf:"bytes,20,opt,name=user_ns_arg,json=userNsArg,proto3,oneof"`
+}
+
+type KprobeArgument_LinuxBinprmArg struct {
+	LinuxBinprmArg *KprobeLinuxBinprm `protobuf:"bytes,26,opt,name=linux_binprm_arg,json=linuxBinprmArg,proto3,oneof"`
+}
+
+type KprobeArgument_SyscallId struct {
+	SyscallId *SyscallId `protobuf:"bytes,29,opt,name=syscall_id,json=syscallId,proto3,oneof"`
+}
+
 type KprobeArgument_SockaddrArg struct {
 	SockaddrArg *KprobeSockaddr `protobuf:"bytes,30,opt,name=sockaddr_arg,json=sockaddrArg,proto3,oneof"`
 }
@@ -1834,6 +2085,14 @@ func (*KprobeArgument_SockArg) isKprobeArgument_Arg() {}
 func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_ProcessCredentialsArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_UserNsArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_LinuxBinprmArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_SyscallId) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_SockaddrArg) isKprobeArgument_Arg() {}
 
@@ -1859,7 +2118,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2130,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2143,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -1983,7 +2242,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2254,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2267,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2100,7 +2359,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2371,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2384,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2216,7 +2475,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2487,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2500,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2326,7 +2585,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2597,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2610,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -2491,7 +2750,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2762,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2775,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -2592,7 +2851,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2863,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2876,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -2645,7 +2904,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2916,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2929,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -2716,7 +2975,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2728,7 +2987,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2741,7 +3000,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -2822,7 +3081,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +3093,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2847,7 +3106,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -2957,7 +3216,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3228,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3241,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3003,7 +3262,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3274,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3287,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3053,7 +3312,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3324,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3337,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 type GetVersionResponse struct {
@@ -3090,7 +3349,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3102,7 +3361,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3115,7 +3374,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3146,7 +3405,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3417,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3171,7 +3430,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3265,7 +3524,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3536,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3549,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3399,7 +3658,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3411,7 +3670,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3424,7 +3683,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3439,7 +3698,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3710,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3723,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3497,7 +3756,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3509,7 +3768,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3522,7 +3781,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3542,7 +3801,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3554,7 +3813,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3567,7 +3826,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -3589,7 +3848,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3860,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3873,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -3639,7 +3898,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3651,7 +3910,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3664,7 +3923,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -3677,7 +3936,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3689,7 +3948,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3702,7 +3961,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -3727,7 +3986,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3739,7 +3998,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3752,7 +4011,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -3765,7 +4024,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3777,7 +4036,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3790,7 +4049,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -3815,7 +4074,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3827,7 +4086,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3840,7 +4099,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -3867,7 +4126,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x11time_for_children\x18\b \x01(\v2\x13.tetragon.NamespaceR\x0ftimeForChildren\x12+\n" +
 	"\x06cgroup\x18\t \x01(\v2\x13.tetragon.NamespaceR\x06cgroup\x12'\n" +
 	"\x04user\x18\n" +
-	" \x01(\v2\x13.tetragon.NamespaceR\x04user\"\xa4\x03\n" +
+	" \x01(\v2\x13.tetragon.NamespaceR\x04user\"\xd0\x03\n" +
 	"\x12ProcessCredentials\x12.\n" +
 	"\x03uid\x18\x01 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x120\n" +
@@ -3876,7 +4135,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04suid\x18\x05 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04suid\x120\n" +
 	"\x04sgid\x18\x06 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04sgid\x122\n" +
 	"\x05fsuid\x18\a \x01(\v2\x1c.google.protobuf.UInt32ValueR\x05fsuid\x122\n" +
-	"\x05fsgid\x18\b \x01(\v2\x1c.google.protobuf.UInt32ValueR\x05fsgid\"+\n" +
+	"\x05fsgid\x18\b \x01(\v2\x1c.google.protobuf.UInt32ValueR\x05fsgid\x12*\n" +
+	"\x04caps\x18\n" +
+	" \x01(\v2\x16.tetragon.CapabilitiesR\x04caps\"+\n" +
 	"\x05Image\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\xe5\x01\n" +
@@ -3947,7 +4208,21 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0eKprobeSockaddr\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
-	"\x04port\x18\x03 \x01(\rR\x04port\"\xb7\x03\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\"-\n" +
+	"\tSyscallId\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x10\n" +
+	"\x03abi\x18\x02 \x01(\tR\x03abi\"]\n" +
+	"\x11KprobeLinuxBinprm\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05flags\x18\x02 \x01(\tR\x05flags\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x03 \x01(\tR\n" +
+	"permission\"\xc7\x01\n" +
+	"\rUserNamespace\x121\n" +
+	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
+	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
+	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xc9\x05\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -3958,7 +4233,12 @@ const file_tetragon_proto_rawDesc = "" +
 	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x121\n" +
 	"\bsock_arg\x18\t \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
 	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12\x1b\n" +
-	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12=\n" +
+	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12V\n" +
+	"\x17process_credentials_arg\x18\x13 \x01(\v2\x1c.tetragon.ProcessCredentialsH\x00R\x15processCredentialsArg\x129\n" +
+	"\vuser_ns_arg\x18\x14 \x01(\v2\x17.tetragon.UserNamespaceH\x00R\tuserNsArg\x12G\n" +
+	"\x10linux_binprm_arg\x18\x1a \x01(\v2\x1b.tetragon.KprobeLinuxBinprmH\x00R\x0elinuxBinprmArg\x124\n" +
+	"\n" +
+	"syscall_id\x18\x1d \x01(\v2\x13.tetragon.SyscallIdH\x00R\tsyscallId\x12=\n" +
 	"\fsockaddr_arg\x18\x1e \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x12\x14\n" +
 	"\x05label\x18\x12 \x01(\tR\x05labelB\x05\n" +
 	"\x03arg\"\xc7\x03\n" +
@@ -4242,7 +4522,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4264,143 +4544,156 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobePath)(nil),                   // 17: tetragon.KprobePath
 	(*KprobeSock)(nil),                   // 18: tetragon.KprobeSock
 	(*KprobeSockaddr)(nil),               // 19: tetragon.KprobeSockaddr
-	(*KprobeArgument)(nil),               // 20: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),                // 21: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 22: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 23: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 24: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 25: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 26: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 27: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 28: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 29: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 30: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),       // 31: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 32: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 33: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 34: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 35: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 36: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 37: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 38: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 39: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 40: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 41: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 42: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 43: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 44: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 45: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 46: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 47: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 48: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 49: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 50: google.protobuf.BoolValue
+	(*SyscallId)(nil),                    // 20: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 21: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 22: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 23: tetragon.KprobeArgument
+	(*ProcessKprobe)(nil),                // 24: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 25: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 26: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 27: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 28: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 29: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 30: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 31: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 32: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 33: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),       // 34: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 35: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 36: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 37: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 38: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 39: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 40: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 41: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 42: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 43: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 44: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 45: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 46: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 47: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 48: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 49: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 50: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 51: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 52: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 53: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 54: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
-	0,  // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
-	0,  // 1: tetragon.Capabilities.effective:type_name -> tetragon.CapabilitiesType
-	0,  // 2: tetragon.Capabilities.inheritable:type_name -> tetragon.CapabilitiesType
-	8,  // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
-	8,  // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
-	8,  // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
-	8,  // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
-	8,  // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
-	8,  // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
-	8,  // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
-	8,  // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
-	8,  // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
-	8,  // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	48, // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	48, // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	48, // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	48, // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	48, // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	48, // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	48, // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	48, // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
-	11, // 21: tetragon.Container.image:type_name -> tetragon.Image
-	49, // 22: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	48, // 23: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	48, // 24: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	49, // 25: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	48, // 26: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
-	7,  // 27: tetragon.Process.cap:type_name -> tetragon.Capabilities
-	9,  // 28: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	48, // 29: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
-	10, // 30: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	50, // 31: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
-	12, // 32: tetragon.Process.container:type_name -> tetragon.Container
-	13, // 33: tetragon.ProcessExec.process:type_name -> tetragon.Process
-	13, // 34: tetragon.ProcessExec.parent:type_name -> tetragon.Process
-	13, // 35: tetragon.ProcessExit.process:type_name -> tetragon.Process
-	13, // 36: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	49, // 37: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	17, // 38: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	16, // 39: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	18, // 40: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	19, // 41: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13, // 42: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13, // 43: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	20, // 44: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	20, // 45: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,  // 46: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	1,  // 47: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	13, // 48: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13, // 49: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	20, // 50: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,  // 51: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13, // 52: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13, // 53: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	20, // 54: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,  // 55: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13, // 56: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13, // 57: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	20, // 58: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,  // 59: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14, // 60: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15, // 61: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	21, // 62: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	22, // 63: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	23, // 64: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	24, // 65: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	49, // 66: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 67: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	50, // 68: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	26, // 69: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	26, // 70: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,  // 71: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,  // 72: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	49, // 73: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	29, // 74: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	47, // 75: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,  // 76: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	28, // 77: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	30, // 78: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,  // 79: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,  // 80: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	35, // 81: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	36, // 82: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	27, // 83: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	31, // 84: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	33, // 85: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	37, // 86: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	39, // 87: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	41, // 88: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	43, // 89: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	45, // 90: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	25, // 91: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	32, // 92: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	34, // 93: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	38, // 94: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	40, // 95: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	42, // 96: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	44, // 97: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	46, // 98: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	91, // [91:99] is the sub-list for method output_type
-	83, // [83:91] is the sub-list for method input_type
-	83, // [83:83] is the sub-list for extension type_name
-	83, // [83:83] is the sub-list for extension extendee
-	0,  // [0:83] is the sub-list for field type_name
+	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
+	0,   // 1: tetragon.Capabilities.effective:type_name -> tetragon.CapabilitiesType
+	0,   // 2: tetragon.Capabilities.inheritable:type_name -> tetragon.CapabilitiesType
+	8,   // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
+	8,   // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
+	8,   // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
+	8,   // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
+	8,   // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
+	8,   // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
+	8,   // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
+	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
+	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
+	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
+	51,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	51,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	51,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	51,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	51,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	51,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	51,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	51,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
+	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
+	52,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	51,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	51,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	52,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	51,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
+	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
+	51,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
+	53,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
+	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
+	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
+	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
+	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
+	52,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	54,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	51,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	51,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
+	17,  // 43: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	16,  // 44: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	18,  // 45: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	10,  // 46: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	22,  // 47: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	21,  // 48: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	20,  // 49: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	19,  // 50: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	13,  // 51: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	13,  // 52: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	23,  // 53: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	23,  // 54: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,   // 55: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	1,   // 56: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	13,  // 57: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	13,  // 58: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	23,  // 59: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 60: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	13,  // 61: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	13,  // 62: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	23,  // 63: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 64: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	13,  // 65: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	13,  // 66: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	23,  // 67: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 68: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	14,  // 69: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	15,  // 70: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	24,  // 71: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	25,  // 72: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	26,  // 73: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	27,  // 74: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	52,  // 75: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 76: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	53,  // 77: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	29,  // 78: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	29,  // 79: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 80: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 81: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	52,  // 82: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	32,  // 83: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	50,  // 84: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,   // 85: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	31,  // 86: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	33,  // 87: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 88: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 89: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	38,  // 90: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	39,  // 91: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	30,  // 92: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	34,  // 93: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	36,  // 94: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	40,  // 95: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	42,  // 96: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	44,  // 97: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	46,  // 98: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	48,  // 99: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	28,  // 100: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	35,  // 101: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	37,  // 102: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	41,  // 103: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	43,  // 104: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	45,  // 105: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	47,  // 106: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	49,  // 107: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	100, // [100:108] is the sub-list for method output_type
+	92,  // [92:100] is the sub-list for method input_type
+	92,  // [92:92] is the sub-list for extension type_name
+	92,  // [92:92] is the sub-list for extension extendee
+	0,   // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4408,7 +4701,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[13].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[16].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SizeArg)(nil),
@@ -4418,9 +4711,13 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
+		(*KprobeArgument_ProcessCredentialsArg)(nil),
+		(*KprobeArgument_UserNsArg)(nil),
+		(*KprobeArgument_LinuxBinprmArg)(nil),
+		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[18].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[21].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -4434,7 +4731,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   41,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -216,6 +216,15 @@ func argText(a *api.KprobeArgument) string {
 		return hostPort(v.SockaddrArg.GetAddr(), v.SockaddrArg.GetPort())
 	case *api.KprobeArgument_BytesArg:
 		return fmt.Sprintf("%d bytes", len(v.BytesArg))
+	case *api.KprobeArgument_UserNsArg:
+		return fmt.Sprintf("userns %d", v.UserNsArg.GetNs().GetInum())
+	case *api.KprobeArgument_ProcessCredentialsArg:
+		c := v.ProcessCredentialsArg
+		return fmt.Sprintf("uid=%d euid=%d", c.GetUid().GetValue(), c.GetEuid().GetValue())
+	case *api.KprobeArgument_LinuxBinprmArg:
+		return v.LinuxBinprmArg.GetPath()
+	case *api.KprobeArgument_SyscallId:
+		return fmt.Sprintf("%s/%d", v.SyscallId.GetAbi(), v.SyscallId.GetId())
 	case nil:
 		return ""
 	}

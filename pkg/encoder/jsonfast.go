@@ -390,6 +390,33 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.stringField(&inner, "addr", sa.GetAddr())
 		w.uint32Field(&inner, "port", sa.GetPort())
 		w.byte('}')
+	case *api.KprobeArgument_UserNsArg:
+		w.key(&first, "user_ns_arg")
+		u := a.UserNsArg
+		inner := true
+		w.byte('{')
+		if l := u.GetLevel(); l != nil {
+			w.key(&inner, "level")
+			w.buf = strconv.AppendInt(w.buf, int64(l.GetValue()), 10)
+		}
+		w.wrapperField(&inner, "uid", u.GetUid())
+		w.wrapperField(&inner, "gid", u.GetGid())
+		w.namespace(&inner, "ns", u.GetNs())
+		w.byte('}')
+	case *api.KprobeArgument_ProcessCredentialsArg:
+		w.key(&first, "process_credentials_arg")
+		w.credentials(a.ProcessCredentialsArg)
+	case *api.KprobeArgument_LinuxBinprmArg:
+		w.key(&first, "linux_binprm_arg")
+		b := a.LinuxBinprmArg
+		w.fileFields("", b.GetPath(), b.GetFlags(), b.GetPermission())
+	case *api.KprobeArgument_SyscallId:
+		w.key(&first, "syscall_id")
+		inner := true
+		w.byte('{')
+		w.uint32Field(&inner, "id", a.SyscallId.GetId())
+		w.stringField(&inner, "abi", a.SyscallId.GetAbi())
+		w.byte('}')
 	case nil:
 	default:
 		// a oneof member added to the API after this encoder
@@ -539,6 +566,10 @@ func (w *fastWriter) credentials(c *api.ProcessCredentials) {
 	w.wrapperField(&first, "sgid", c.GetSgid())
 	w.wrapperField(&first, "fsuid", c.GetFsuid())
 	w.wrapperField(&first, "fsgid", c.GetFsgid())
+	if caps := c.GetCaps(); caps != nil {
+		w.key(&first, "caps")
+		w.capabilities(caps)
+	}
 	w.byte('}')
 }
 

@@ -151,6 +151,12 @@ func isIntType(t string) bool {
 	return false
 }
 
+// isNop reports whether a is a nop argument: a placeholder that is
+// declared but not read, so it takes no record slot and the event has no
+// value for it (as in Tetragon, whose events leave nop arguments out).
+// Matching on it is refused when the policy is parsed.
+func isNop(a ArgDecl) bool { return a.Type == string(tracingpolicy.TypeNop) }
+
 func isPathType(t string) bool {
 	switch t {
 	case "file", "path", "dentry", "fd", "filename", "string", "char_buf":
@@ -188,7 +194,7 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 				return spec, info, fmt.Errorf("%s: argument index %d out of range 0..5", d.Call, a.Index)
 			}
 			switch {
-			case isIntType(a.Type):
+			case isIntType(a.Type), a.Type == string(tracingpolicy.TypeNop):
 			case a.Type == "string" || a.Type == "filename":
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}
 			case a.Type == "fd":
@@ -196,6 +202,8 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			case a.Type == "sockaddr":
 				// connect, bind, sendto...: the caller's socket address
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}
+			case a.Type == string(tracingpolicy.TypeSyscall64):
+				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
 			default:
 				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr)", d.Call, a.Index, a.Type)
 			}
@@ -219,6 +227,12 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			if a.Index < 0 || a.Index >= len(sources) {
 				return spec, info, fmt.Errorf("%s: argument index %d: the function has %d arguments", d.Call, a.Index, len(sources))
 			}
+			if isNop(a) {
+				continue
+			}
+			if a.Type == string(tracingpolicy.TypeSyscall64) {
+				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
+			}
 			src := sources[a.Index]
 			if src.Kind == sensor.KindInt && !isIntType(a.Type) || src.Kind != sensor.KindInt && !isPathType(a.Type) {
 				return spec, info, fmt.Errorf("%s: argument %d is declared %q, which does not fit the function's parameter", d.Call, a.Index, a.Type)
@@ -226,11 +240,17 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 		}
 	}
 
-	// record slots: the declared args, in declaration order
+	// record slots: the declared args, in declaration order; a nop
+	// argument takes none
 	slot := map[int]int{}
+	declared := map[int]bool{}
 	for _, a := range d.Args {
-		if _, dup := slot[a.Index]; dup {
+		if declared[a.Index] {
 			return spec, info, fmt.Errorf("%s: argument index %d declared twice", d.Call, a.Index)
+		}
+		declared[a.Index] = true
+		if isNop(a) {
+			continue
 		}
 		slot[a.Index] = len(spec.Args)
 		spec.Args = append(spec.Args, sources[a.Index])

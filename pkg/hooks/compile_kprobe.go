@@ -114,9 +114,18 @@ type argSource func(spec *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error)
 // index.
 func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source argSource) (map[int]int, error) {
 	slot := map[int]int{}
+	declared := map[int]bool{}
 	for _, a := range d.Args {
-		if _, dup := slot[a.Index]; dup {
+		if declared[a.Index] {
 			return nil, fmt.Errorf("%s: argument index %d declared twice", d.Call, a.Index)
+		}
+		declared[a.Index] = true
+		if isNop(a) {
+			// declared, not read: no parameter slot, no record slot
+			if a.Index < 0 {
+				return nil, fmt.Errorf("%s: argument index %d is negative", d.Call, a.Index)
+			}
+			continue
 		}
 		arg, err := source(spec, a)
 		if err != nil {
@@ -170,8 +179,22 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegSock
 	case t == tracingpolicy.TypeSockaddr:
 		arg.Source = sensor.SrcRegSockaddr
+	case t == tracingpolicy.TypeLinuxBinprm:
+		arg.Source = sensor.SrcRegBinprm
+	case t == tracingpolicy.TypeCred:
+		arg.Source = sensor.SrcRegCred
+	case t == tracingpolicy.TypeNetDevice:
+		arg.Source = sensor.SrcRegNetDev
+	case t == tracingpolicy.TypeSocket:
+		arg.Source = sensor.SrcRegSocket
+	case t == tracingpolicy.TypeKiocb:
+		arg.Source = sensor.SrcRegKiocb
+	case t == tracingpolicy.TypeUserNamespace:
+		arg.Source = sensor.SrcRegUserNs
+	case t == tracingpolicy.TypeSyscall64:
+		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, sockaddr)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }
@@ -206,6 +229,8 @@ func registerSource(what string) argSource {
 			return sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
 		case t == tracingpolicy.TypeSockaddr:
 			return sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
+		case t == tracingpolicy.TypeSyscall64:
+			return sensor.Arg{}, errSyscall64(a)
 		}
 		return sensor.Arg{}, fmt.Errorf("argument %d: type %q cannot be read from %s (supported: integer types, fd, string, filename, char_buf, sockaddr)", a.Index, a.Type, what)
 	}
@@ -221,4 +246,11 @@ func kernelFuncs(opts sensor.Options) (*tracingpolicy.BTFKernel, error) {
 		return nil, fmt.Errorf("loading kernel BTF for function prototypes: %w", err)
 	}
 	return tracingpolicy.NewBTFKernel(spec), nil
+}
+
+// errSyscall64 refuses syscall64 where it is not served: Tetragon reads it
+// from tracepoints only (raw_syscalls' id), where the number names the
+// system call being entered.
+func errSyscall64(a ArgDecl) error {
+	return fmt.Errorf("argument %d: type syscall64 is read from tracepoints only (raw_syscalls/sys_enter's id, as in Tetragon); declare the number as an integer type here", a.Index)
 }

@@ -122,7 +122,7 @@ func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (senso
 		if err != nil {
 			return spec, info, fmt.Errorf("raw tracepoint %s: %w", d.Call, err)
 		}
-		source = protoSource(proto)
+		source = rawSyscall64Source(proto, protoSource(proto))
 	} else {
 		fields, err := readFormat(d.Subsystem, d.Call)
 		if err != nil {
@@ -168,6 +168,8 @@ func fieldSource(fields []tpField) argSource {
 			if f.Size < t.Size() || arg.Size == 0 && f.Size < 8 {
 				arg.Size, arg.Signed = uint8(f.Size), f.Signed
 			}
+		case t == tracingpolicy.TypeSyscall64 && !f.Array && !strings.HasPrefix(f.Type, "__data_loc") && f.Size <= 8 && !strings.Contains(f.Type, "*"):
+			arg = syscall64Arg(reg)
 		case t == tracingpolicy.TypeString || t == tracingpolicy.TypeCharBuf || t == tracingpolicy.TypeFilename:
 			switch {
 			case strings.HasPrefix(f.Type, "__data_loc char"):
@@ -185,7 +187,7 @@ func fieldSource(fields []tpField) argSource {
 			// syscalls/sys_enter_connect's uservaddr: the caller's memory
 			arg = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: reg, Kind: sensor.KindPath}
 		default:
-			return sensor.Arg{}, fmt.Errorf("argument %d: type %s cannot be read from field %s (tracepoint fields read: integer types and fd from integer fields, string from char *, char[] and __data_loc char[] fields, sockaddr from struct sockaddr * fields)", a.Index, a.Type, f)
+			return sensor.Arg{}, fmt.Errorf("argument %d: type %s cannot be read from field %s (tracepoint fields read: integer types, fd and syscall64 from integer fields, string from char *, char[] and __data_loc char[] fields, sockaddr from struct sockaddr * fields)", a.Index, a.Type, f)
 		}
 		spec.Fields = append(spec.Fields, loc)
 		return arg, nil
@@ -198,4 +200,27 @@ func describeFields(fields []tpField) string {
 		s = append(s, fmt.Sprintf("%d: %s", i, f))
 	}
 	return strings.Join(s, ", ")
+}
+
+// syscall64Arg reads parameter slot reg as a system call number, marked
+// when the call is a 32-bit one (see sensor.Syscall64Compat).
+func syscall64Arg(reg uint8) sensor.Arg {
+	return sensor.Arg{Source: sensor.SrcRegSyscall64, Reg: reg, Kind: sensor.KindInt}
+}
+
+// rawSyscall64Source serves syscall64 on a raw tracepoint's integer
+// parameter (raw_syscalls' long id) and leaves the other types to next.
+func rawSyscall64Source(proto tracingpolicy.FuncProto, next argSource) argSource {
+	return func(spec *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
+		if tracingpolicy.ArgType(a.Type) != tracingpolicy.TypeSyscall64 {
+			return next(spec, a)
+		}
+		if a.Index < 0 || a.Index >= len(proto.Params) || a.Index >= sensor.MaxParams {
+			return sensor.Arg{}, fmt.Errorf("argument index %d: the tracepoint has %d parameters (at most %d can be read)", a.Index, len(proto.Params), sensor.MaxParams)
+		}
+		if param := proto.Params[a.Index]; param.Type.Kind != tracingpolicy.CInt {
+			return sensor.Arg{}, fmt.Errorf("argument %d: type syscall64 needs an integer parameter, and parameter %d is %s", a.Index, a.Index, param.Type)
+		}
+		return syscall64Arg(uint8(a.Index)), nil
+	}
 }

@@ -355,6 +355,14 @@ func argsString(args []*api.KprobeArgument) string {
 		switch {
 		case a.GetFileArg() != nil:
 			parts = append(parts, "file:"+a.GetFileArg().GetPath())
+		case a.GetUserNsArg() != nil:
+			u := a.GetUserNsArg()
+			parts = append(parts, fmt.Sprintf("userns:level=%d,uid=%d,host=%v", u.GetLevel().GetValue(), u.GetUid().GetValue(), u.GetNs().GetIsHost() && u.GetNs().GetInum() != 0))
+		case a.GetProcessCredentialsArg() != nil:
+			c := a.GetProcessCredentialsArg()
+			parts = append(parts, fmt.Sprintf("cred:uid=%d,euid=%d,caps=%v", c.GetUid().GetValue(), c.GetEuid().GetValue(), len(c.GetCaps().GetEffective()) > 0))
+		case a.GetLinuxBinprmArg() != nil:
+			parts = append(parts, "binprm:"+a.GetLinuxBinprmArg().GetPath())
 		case a.GetPathArg() != nil:
 			parts = append(parts, "path:"+a.GetPathArg().GetPath())
 		case a.GetStringArg() != "":
@@ -366,6 +374,8 @@ func argsString(args []*api.KprobeArgument) string {
 		case a.GetSockaddrArg() != nil:
 			s := a.GetSockaddrArg()
 			parts = append(parts, fmt.Sprintf("sockaddr:%s/%s:%d", s.GetFamily(), s.GetAddr(), s.GetPort()))
+		case a.GetSyscallId() != nil:
+			parts = append(parts, fmt.Sprintf("syscall:%s/%d", a.GetSyscallId().GetAbi(), a.GetSyscallId().GetId()))
 		case a.GetLongArg() != 0:
 			parts = append(parts, fmt.Sprintf("long:%d", a.GetLongArg()))
 		case a.GetSizeArg() != 0:

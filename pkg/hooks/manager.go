@@ -539,17 +539,26 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 		if isIntType(a.Type) || a.Type == "fd" {
 			arg = intArg(a.Type, g.Ints[i])
 		}
-		if !isIntType(a.Type) {
+		switch {
+		case a.Type == string(tracingpolicy.TypeSyscall64):
+			arg = syscallIDArg(g.Ints[i])
+		case !isIntType(a.Type):
 			path, flags := g.Strs[str&1], g.StrFlags[str&1]
 			str++
 			switch a.Type {
 			case "fd":
-			case "file":
+			case "file", "kiocb":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
-			case "sock":
+			case "sock", "socket":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
+			case "user_namespace":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_UserNsArg{UserNsArg: userNsArg([]byte(path))}}
+			case "cred":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ProcessCredentialsArg{ProcessCredentialsArg: credArg([]byte(path))}}
+			case "linux_binprm":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "path", "dentry":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			default:

@@ -307,9 +307,9 @@ func (c *Cache) execProcess(e *observer.Exec, parent *entry) *api.Process {
 		StartTime: c.opts.Clock.Timestamp(e.Ktime),
 		CgroupId:  e.CgroupID,
 		Cap: &api.Capabilities{
-			Permitted:   capsList(e.CapPermitted),
-			Effective:   capsList(e.CapEffective),
-			Inheritable: capsList(e.CapInh),
+			Permitted:   CapsList(e.CapPermitted),
+			Effective:   CapsList(e.CapEffective),
+			Inheritable: CapsList(e.CapInh),
 		},
 		Ns: namespaces(e.Ns, c.opts.HostNs),
 		ProcessCredentials: &api.ProcessCredentials{

@@ -54,8 +54,8 @@ func Arguments(argv []byte, truncated bool) string {
 	return b.String()
 }
 
-// capsList expands a capability bitmask into Tetragon's enum list.
-func capsList(mask uint64) []api.CapabilitiesType {
+// CapsList expands a capability bitmask into Tetragon's enum list.
+func CapsList(mask uint64) []api.CapabilitiesType {
 	var out []api.CapabilitiesType
 	for i := 0; i <= int(api.CapabilitiesType_CAP_CHECKPOINT_RESTORE); i++ {
 		if mask&(1<<i) != 0 {

@@ -116,9 +116,9 @@ func (c *Cache) readProc(root string, pid uint32) (procProcess, error) {
 		Docker:    containerID,
 		Container: c.container(containerID),
 		Cap: &api.Capabilities{
-			Permitted:   capsList(status.caps["CapPrm"]),
-			Effective:   capsList(status.caps["CapEff"]),
-			Inheritable: capsList(status.caps["CapInh"]),
+			Permitted:   CapsList(status.caps["CapPrm"]),
+			Effective:   CapsList(status.caps["CapEff"]),
+			Inheritable: CapsList(status.caps["CapInh"]),
 		},
 		Ns: namespaces(ReadNamespaces(dir), c.opts.HostNs),
 		ProcessCredentials: &api.ProcessCredentials{

@@ -44,7 +44,28 @@ const (
 const (
 	SrcRegSock     ArgSource = 32 // struct sock *
 	SrcRegSockaddr ArgSource = 33 // struct sockaddr *, kernel or user memory
+	// SrcRegSyscall64: a system call number, with Syscall64Compat set when
+	// the task is in a 32-bit (compat) system call
+	SrcRegSyscall64 ArgSource = 34
+	// SrcRegBinprm: a struct linux_binprm *, read as the path of its file
+	SrcRegBinprm ArgSource = 35
+	// SrcRegCred: a struct cred *, its ids and capability sets copied into
+	// the argument's string slot (struct cred_data)
+	SrcRegCred ArgSource = 36
+	// SrcRegNetDev: a struct net_device *, read as its name
+	SrcRegNetDev ArgSource = 37
+	// SrcRegKiocb: a struct kiocb *, read as the path of its file
+	SrcRegKiocb ArgSource = 38
+	// SrcRegUserNs: a struct user_namespace *, its level, owner, group and
+	// inode number copied into the argument's string slot
+	SrcRegUserNs ArgSource = 39
+	// SrcRegSocket: a struct socket *, read as its sock (SrcRegSock)
+	SrcRegSocket ArgSource = 40
 )
+
+// Syscall64Compat marks a syscall64 value as a 32-bit (compat) system
+// call's number, as Tetragon marks it.
+const Syscall64Compat = 0x80000000
 
 // How a tracepoint field is read into a parameter slot.
 const (

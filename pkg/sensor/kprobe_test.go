@@ -62,6 +62,14 @@ func TestKprobeVerifies(t *testing.T) {
 		{"return", KprobeSpec{Symbol: "security_file_permission", Params: 6, Return: true, Args: all, Selectors: sels}},
 		{"syscall", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Args: sysArgs, Selectors: sels}},
 		{"syscall return", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true, Args: sysArgs, Selectors: sels}},
+		{"binprm and syscall64", KprobeSpec{Symbol: "security_bprm_check", Params: 2, Args: []Arg{
+			{Source: SrcRegBinprm, Reg: 0, Kind: KindPath}, {Source: SrcRegSyscall64, Reg: 1, Kind: KindInt}}, Selectors: sels}},
+		{"cred", KprobeSpec{Symbol: "commit_creds", Params: 1, Args: []Arg{{Source: SrcRegCred, Reg: 0, Kind: KindPath}}}},
+		{"kiocb and user_namespace", KprobeSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
+			{Source: SrcRegKiocb, Reg: 0, Kind: KindPath}, {Source: SrcRegUserNs, Reg: 1, Kind: KindPath}}, Selectors: sels}},
+		{"socket", KprobeSpec{Symbol: "security_socket_getpeername", Params: 1, Args: []Arg{{Source: SrcRegSocket, Reg: 0, Kind: KindPath}}}},
+		{"net_device", KprobeSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
+			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{"lo"}}}, Actions: ActPost}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := loadKprobe(tc.spec, newRing(t), Options{})

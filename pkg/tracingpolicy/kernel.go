@@ -88,6 +88,18 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct sk_buff")
 	case TypeSockaddr:
 		return ptrTo("struct sockaddr")
+	case TypeLinuxBinprm:
+		return ptrTo("struct linux_binprm")
+	case TypeCred:
+		return ptrTo("struct cred")
+	case TypeNetDevice:
+		return ptrTo("struct net_device")
+	case TypeKiocb:
+		return ptrTo("struct kiocb")
+	case TypeSocket:
+		return ptrTo("struct socket")
+	case TypeUserNamespace:
+		return ptrTo("struct user_namespace")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

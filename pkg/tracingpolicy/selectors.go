@@ -240,6 +240,8 @@ func operatorsFor(c ArgClass) string {
 		return "strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix"
 	case ClassSocket:
 		return "sockets take " + sockOperatorNames + "; sockaddr only SAddr, NotSAddr, SPort, NotSPort, Family"
+	case ClassStruct:
+		return "no operator is supported on kernel structures such as cred and user_namespace"
 	}
 	return "nop arguments are not read and cannot be matched"
 }

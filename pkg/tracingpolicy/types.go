@@ -406,7 +406,35 @@ const (
 	TypeSkb      ArgType = "skb"
 	TypeSockaddr ArgType = "sockaddr"
 
+	// TypeLinuxBinprm is a struct linux_binprm *: the path of the file
+	// being executed, as Tetragon reports it.
+	TypeLinuxBinprm ArgType = "linux_binprm"
+
+	// TypeCred is a struct cred *: its ids and capabilities, reported as
+	// Tetragon's process_credentials_arg.
+	TypeCred ArgType = "cred"
+
+	// TypeNetDevice is a struct net_device *: its name, reported and
+	// matched as a string, as Tetragon does.
+	TypeNetDevice ArgType = "net_device"
+
+	// TypeKiocb is a struct kiocb *: the path of its file (ki_filp).
+	TypeKiocb ArgType = "kiocb"
+
+	// TypeSocket is a struct socket *: reported as its sock, as Tetragon
+	// does.
+	TypeSocket ArgType = "socket"
+
+	// TypeUserNamespace is a struct user_namespace *: its level, owner,
+	// group and inode number, reported as Tetragon's user_ns_arg.
+	TypeUserNamespace ArgType = "user_namespace"
+
 	TypeNop ArgType = "nop"
+
+	// TypeSyscall64 is a system call number read from a tracepoint field
+	// (raw_syscalls' id), with bit 31 set for a 32-bit (compat) call, as
+	// Tetragon reads it; matched as a 64-bit unsigned integer.
+	TypeSyscall64 ArgType = "syscall64"
 )
 
 // ArgClass groups argument types by what can be read and matched.
@@ -419,6 +447,7 @@ const (
 	ClassString                 // strings read from memory: Equal, NotEqual, [Not]Prefix, [Not]Postfix
 	ClassPath                   // file paths resolved from kernel objects: as strings
 	ClassSocket                 // sock, skb, sockaddr: the socket operators (sockops.go)
+	ClassStruct                 // kernel structures reported whole (cred): output only
 )
 
 type typeInfo struct {
@@ -444,14 +473,16 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{ClassInt, 2, false}, true
 	case TypeInt64, TypeLong:
 		return typeInfo{ClassInt, 8, true}, true
-	case TypeUint64, TypeUlong, TypeSizeT:
+	case TypeUint64, TypeUlong, TypeSizeT, TypeSyscall64:
 		return typeInfo{ClassInt, 8, false}, true
-	case TypeString, TypeCharBuf, TypeFilename:
+	case TypeString, TypeCharBuf, TypeFilename, TypeNetDevice:
 		return typeInfo{class: ClassString}, true
-	case TypeFd, TypeFile, TypePath, TypeDentry:
+	case TypeFd, TypeFile, TypePath, TypeDentry, TypeLinuxBinprm, TypeKiocb:
 		return typeInfo{class: ClassPath}, true
-	case TypeSock, TypeSkb, TypeSockaddr:
+	case TypeSock, TypeSkb, TypeSockaddr, TypeSocket:
 		return typeInfo{class: ClassSocket}, true
+	case TypeCred, TypeUserNamespace:
+		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
 	}
@@ -477,9 +508,9 @@ func canonicalType(s string) ArgType {
 // get a "not supported" error instead of "unknown type".
 func unsupportedType(s string) bool {
 	switch s {
-	case "auto", "char_iovec", "socket", "bpf_attr", "perf_event", "bpf_map", "user_namespace", "capability",
-		"kiocb", "iov_iter", "cred", "const_buf", "load_info", "module", "syscall64", "kernel_cap_t",
-		"cap_inheritable", "cap_permitted", "cap_effective", "linux_binprm", "data_loc", "net_device",
+	case "auto", "char_iovec", "bpf_attr", "perf_event", "bpf_map", "capability",
+		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
+		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
 		return true
 	}
@@ -488,7 +519,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
