@@ -510,7 +510,7 @@ metadata:
   name: "kiocb"
 spec:
   kprobes:
-  - call: "generic_file_write_iter"
+  - call: "%[4]s"
     syscall: false
     args:
     - index: 0
@@ -523,10 +523,11 @@ spec:
         - "%[3]s"
 `
 
-// kiocb on generic_file_write_iter (the write of tmpfs and ramfs, where the
-// lanes' test directories are): the event reports the path of the kiocb's
-// file, matched as a path. Skipped where the test directory's file system
-// writes another way.
+// kiocb on the write_iter of the test directory's file system, tmpfs or
+// ramfs, where the lanes' test directories are: generic_file_write_iter,
+// and since Linux 6.6 shmem_file_write_iter for tmpfs. The event reports the
+// path of the kiocb's file, matched as a path. Skipped where the test
+// directory's file system writes another way.
 func TestKiocb(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
@@ -539,10 +540,29 @@ func TestKiocb(t *testing.T) {
 	if st.Type != tmpfsMagic && st.Type != ramfsMagic {
 		t.Skipf("the test directory is on file system %#x, which does not write through generic_file_write_iter", st.Type)
 	}
+	fn := "generic_file_write_iter"
+	if st.Type == tmpfsMagic && kernelHasSymbol(t, "shmem_file_write_iter") {
+		fn = "shmem_file_write_iter"
+	}
 	target := filepath.Join(h.dir, "written")
-	h.loadWith(t, kiocbPolicy, MechKprobe, target)
+	h.loadWith(t, kiocbPolicy, MechKprobe, target, fn)
 	h.run(t, "sh", "-c", "echo x > written; echo y > other")
-	wantEvents(t, h.events(t), "sh generic_file_write_iter POST file:$DIR/written")
+	wantEvents(t, h.events(t), "sh "+fn+" POST file:$DIR/written")
+}
+
+// kernelHasSymbol reports whether /proc/kallsyms names a function.
+func kernelHasSymbol(t *testing.T, name string) bool {
+	t.Helper()
+	data, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[2] == name {
+			return true
+		}
+	}
+	return false
 }
 
 const userNsPolicy = `apiVersion: cilium.io/v1alpha1
