@@ -313,7 +313,7 @@ func TestSyscall64(t *testing.T) {
 				out, err := h.start(t, filepath.Join(h.dir, fmt.Sprint("int80-", survivedSyscall)))
 				var ee *exec.ExitError
 				if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGSEGV {
-					t.Skip("int 0x80 faults on this kernel: it takes no 32-bit system calls from a 64-bit process")
+					t.Skip("kernel lacks 32-bit system calls (IA32 emulation): int 0x80 faults in a 64-bit process")
 				}
 				if err != nil {
 					t.Fatalf("int80-4043: %v: %s", err, out)
@@ -526,8 +526,7 @@ spec:
 // kiocb on the write_iter of the test directory's file system, tmpfs or
 // ramfs, where the lanes' test directories are: generic_file_write_iter,
 // and since Linux 6.6 shmem_file_write_iter for tmpfs. The event reports the
-// path of the kiocb's file, matched as a path. Skipped where the test
-// directory's file system writes another way.
+// path of the kiocb's file, matched as a path.
 func TestKiocb(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
@@ -538,7 +537,8 @@ func TestKiocb(t *testing.T) {
 	}
 	const tmpfsMagic, ramfsMagic = 0x01021994, 0x858458f6
 	if st.Type != tmpfsMagic && st.Type != ramfsMagic {
-		t.Skipf("the test directory is on file system %#x, which does not write through generic_file_write_iter", st.Type)
+		// not a kernel feature: this test knows how tmpfs and ramfs write
+		t.Fatalf("the test directory is on file system %#x; this test hooks the write_iter of tmpfs and ramfs only (TMPDIR on one of them)", st.Type)
 	}
 	fn := "generic_file_write_iter"
 	if st.Type == tmpfsMagic && kernelHasSymbol(t, "shmem_file_write_iter") {

@@ -52,7 +52,7 @@ func runSockCases(t *testing.T, mech, network, hook string, index int, cases fun
 	}
 	ln, err := net.Listen(network, addr)
 	if err != nil {
-		t.Skipf("no %s loopback: %v", network, err)
+		t.Skipf("kernel lacks %s loopback (IPv6 disabled?): %v", network, err)
 	}
 	defer ln.Close()
 	go func() {
