@@ -1,12 +1,17 @@
 //go:build ignore
 
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* One TracingPolicy hook served through the raw syscall tracepoints: the
- * same object is loaded once per hook and configured by data (the syscall
- * table, argument sources and selectors), never by generated code.
+/* The syscall dispatcher: every TracingPolicy hook served through the raw
+ * syscall tracepoints, of every policy, runs in these two programs. A hook
+ * is data: its configuration (arguments, selectors, actions) is an entry
+ * of confs, and each syscall's list in sys_lists names the hooks that map
+ * it. Loading, replacing or removing a policy updates maps; the programs
+ * are verified once, when the agent first needs them.
  *
- * A call that is not in the syscall table costs one array lookup; a call
- * that matches no selector writes nothing to the ring buffer. */
+ * A call whose syscall no hook maps costs one hash lookup; a call that
+ * matches no selector writes nothing to the ring buffer. */
+#define HOOK_SLOTS 4096
+#define HOOK_STRINGS 65536
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"
@@ -41,33 +46,89 @@ struct sys_variant {
 #define EPERM 1
 #define EACCES 13
 
-struct sys_entry {
+/* One reading of a call by one hook: the hook's configuration (confs
+ * key), the SE_* flags of its mapping, and the variant. */
+struct sys_pair {
+	__u32 slot;
 	__u8 flags;
-	__u8 nvariants;
-	__u8 pad[2];
-	struct sys_variant v[2];
+	__u8 vi; /* the variant's index: the list's verdict cache entry */
+	__u8 fd_src;
+	__u8 mask;
 };
 
-const struct sys_entry *unused_sys_entry __attribute__((unused));
+#define MAX_PAIRS 2048 /* a power of two: indexes are masked with it */
+#define SE_WHEN_SHIFT 16 /* sys_lists key: nr | SE_ENTER or SE_EXIT << 16 */
+
+/* The hooks a syscall's entry or exit runs, in load order. A list is
+ * replaced whole by one map update, so a call sees the hooks of one
+ * version of every policy. */
+struct sys_list {
+	__u16 n;
+	/* every pair's hook is cacheable, and a pair's variant is v[vi]:
+	 * a file the list's hooks all passed over is remembered once */
+	__u8 cacheable;
+	__u8 nv;
+	struct sys_variant v[2];
+	struct sys_pair p[MAX_PAIRS];
+};
+
+const struct sys_list *unused_sys_list __attribute__((unused));
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, SYS_TABLE_LEN);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * SYS_TABLE_LEN);
 	__type(key, __u32);
-	__type(value, struct sys_entry);
-} sys_table SEC(".maps");
+	__type(value, struct sys_list);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} sys_lists SEC(".maps");
+
+/* hooks' configurations by slot; a hash, so that a call in flight keeps
+ * reading the entry it found while user space replaces or deletes it */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HOOK_SLOTS);
+	__type(key, __u32);
+	__type(value, struct gen_conf);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} confs SEC(".maps");
+
+enum list_stat {
+	LS_CALLS = 0,  /* calls of the syscall (entry or exit) */
+	LS_CACHED = 1, /* variants the verdict cache decided */
+	LS_MAX = 2,
+};
+
+/* per sys_lists key: (nr * 2 + (exit ? 1 : 0)) * LS_MAX + stat */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2 * SYS_TABLE_LEN * LS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} list_stats SEC(".maps");
+
+static __always_inline void list_stat(long nr, __u8 when, __u32 s)
+{
+	__u32 k = (nr * 2 + (when == SE_EXIT)) * LS_MAX + s;
+	__u64 *v = bpf_map_lookup_elem(&list_stats, &k);
+
+	if (v)
+		*v += 1;
+}
 
 /* Verdict cache: resolving a path costs a dentry walk, which a read-heavy
- * workload would pay on every read. A file whose path matched no selector
- * is remembered by what determines its path as this task sees it (dentry,
- * mount, the task's root) and the access mask. Anything that can change a
- * cached file's path (rename, mount changes, chroot) bumps the generation,
- * which invalidates every entry at once. */
+ * workload would pay on every read, once per hook. A file whose path
+ * matched no selector of any hook of a list is remembered by what
+ * determines its path as this task sees it (dentry, mount, the task's
+ * root), the access mask and the list. Anything that can change a cached
+ * file's path (rename, mount changes, chroot) bumps the generation, which
+ * invalidates every entry at once; so does user space after every change
+ * of the lists. */
 struct verdict_key {
 	__u64 dentry;
 	__u64 mnt;
 	__u64 root;
-	__u64 mask;
+	__u32 mask;
+	__u32 list; /* the sys_lists key: its hooks passed over the file */
 };
 
 struct {
@@ -83,6 +144,19 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } generation SEC(".maps");
+
+/* a call's verdict keys, one per list variant: off the stack, which the
+ * selector evaluation's chain of frames needs */
+struct verdict_keys {
+	struct verdict_key k[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct verdict_keys);
+} verdict_heap SEC(".maps");
 
 /* x86_64 syscalls that can change which path a dentry has */
 static __always_inline bool changes_paths(long nr)
@@ -217,65 +291,6 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct p
 	bpf_loop(c->nargs, fill_arg, &x, 0);
 }
 
-struct variant_ctx {
-	struct pt_regs *regs;
-	struct sys_entry *e;
-	struct gen_conf *c;
-	struct gen_rec *r;
-	long nr;
-	long ret;  /* the syscall's return (0 at entry) */
-	long fret; /* the value selectors and the record see as the return */
-	__u64 id;
-};
-
-/* handle_variant evaluates one reading of the call. It runs under bpf_loop
- * so the verifier checks it once, not once per variant. */
-static long handle_variant(__u32 vi, void *data)
-{
-	struct variant_ctx *x = data;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct gen_conf *c = x->c;
-	struct gen_rec *r = x->r;
-	struct verdict_key vk = {};
-	struct sys_variant *v;
-	__u64 gen_before = 0;
-	__u32 zero = 0;
-	int s;
-
-	if (vi >= 2)
-		return 1;
-	v = &x->e->v[vi];
-	if ((x->e->flags & SE_NEED_FILE) && v->fd_src < 6 && !fd_file(t, reg_arg(x->regs, v->fd_src)))
-		return 0;
-	if (c->cacheable && v->fd_src != VAR_NO_FD) {
-		__u64 *gen = bpf_map_lookup_elem(&generation, &zero), *seen;
-
-		vk.mask = v->mask;
-		if (gen)
-			gen_before = *gen;
-		if (file_identity(v->fd_src == VAR_FD_RET ? x->ret : reg_arg(x->regs, v->fd_src & 7), &vk)) {
-			seen = bpf_map_lookup_elem(&verdicts, &vk);
-			if (gen && seen && *seen == gen_before) {
-				stat_inc(GS_CACHED);
-				return 0;
-			}
-		}
-	}
-	r->str_len[0] = r->str_len[1] = 0;
-	r->str_flags[0] = r->str_flags[1] = 0;
-	fill_args(c, r, x->regs, v, x->ret);
-	s = select(c, r, x->fret);
-	if (s < 0) {
-		/* stored with the generation read before the path was resolved:
-		 * a rename meanwhile makes the entry stale */
-		if (c->cacheable && v->fd_src != VAR_NO_FD && vk.dentry)
-			bpf_map_update_elem(&verdicts, &vk, &gen_before, BPF_ANY);
-		return 0;
-	}
-	act_and_post(c, r, s, x->id, x->nr, x->fret);
-	return 0;
-}
-
 #define NO_RET (-0x7fffffffffffffffL - 1) /* no syscall returns it */
 
 /* func_ret returns the value selectors and the record see as the return
@@ -295,34 +310,131 @@ __noinline long func_ret(long ret, __u32 flags)
 	return NO_RET;
 }
 
+struct dispatch_ctx {
+	struct pt_regs *regs;
+	struct sys_list *l;
+	struct gen_rec *r;
+	long nr;
+	long ret; /* the syscall's return (0 at entry) */
+	__u64 id;
+	bool hit[2];     /* the variant's file is in the verdict cache */
+	bool matched[2]; /* a hook matched on the variant */
+	bool partial[2]; /* a hook was passed over for the call, not the file */
+};
+
+/* run_pair evaluates hook pair i of the list on the call. Under bpf_loop,
+ * so the verifier checks one evaluation, whatever the list's length. */
+static long run_pair(__u32 i, void *data)
+{
+	struct dispatch_ctx *x = data;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct gen_rec *r = x->r;
+	struct sys_variant v = {};
+	struct sys_pair *p;
+	struct gen_conf *c;
+	__u32 vi, slot;
+	long fret;
+	int s;
+
+	if (i >= MAX_PAIRS)
+		return 1;
+	p = &x->l->p[i & (MAX_PAIRS - 1)];
+	vi = p->vi & 1;
+	if (x->hit[vi])
+		return 0;
+	if ((p->flags & SE_RET_OK) && x->ret < 0) {
+		x->partial[vi] = true;
+		return 0;
+	}
+	fret = func_ret(x->ret, p->flags);
+	if (fret == NO_RET) {
+		x->partial[vi] = true;
+		return 0;
+	}
+	v.fd_src = p->fd_src;
+	v.mask = p->mask;
+	if ((p->flags & SE_NEED_FILE) && v.fd_src < 6 && !fd_file(t, reg_arg(x->regs, v.fd_src)))
+		return 0;
+	slot = p->slot;
+	c = bpf_map_lookup_elem(&confs, &slot);
+	if (!c)
+		return 0;
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, x->regs, &v, x->ret);
+	s = select(c, r, fret);
+	if (s < 0)
+		return 0;
+	x->matched[vi] = true;
+	act_and_post(c, r, s, x->id, x->nr, fret);
+	return 0;
+}
+
+/* cache_key fills the verdict key of list variant vi; false when the
+ * variant's fd is no open file, which is then not cached. */
+static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 list, struct verdict_key *vk)
+{
+	struct sys_variant *v = &x->l->v[vi & 1];
+
+	if (v->fd_src == VAR_NO_FD)
+		return false;
+	vk->mask = v->mask;
+	vk->list = list;
+	return file_identity(v->fd_src == VAR_FD_RET ? x->ret : reg_arg(x->regs, v->fd_src & 7), vk);
+}
+
 static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
 {
-	struct variant_ctx x = {.regs = regs, .nr = nr, .ret = ret};
-	__u32 zero = 0, key = nr;
+	struct dispatch_ctx x = {.regs = regs, .nr = nr, .ret = ret};
+	struct verdict_keys *vk;
+	bool keyed[2] = {};
+	__u32 zero = 0, key;
+	__u64 gen_before = 0, *gen, *seen;
 
 	if (nr < 0 || nr >= SYS_TABLE_LEN)
 		return 0;
-	if (changes_paths(nr)) {
-		__u64 *gen = bpf_map_lookup_elem(&generation, &zero);
-
-		if (gen)
-			__sync_fetch_and_add(gen, 1);
-	}
-	x.e = bpf_map_lookup_elem(&sys_table, &key);
-	if (!x.e || !(x.e->flags & when))
+	gen = bpf_map_lookup_elem(&generation, &zero);
+	if (!gen)
 		return 0;
-	if ((x.e->flags & SE_RET_OK) && ret < 0)
+	if (changes_paths(nr))
+		__sync_fetch_and_add(gen, 1);
+	/* read before the list: user space bumps it after changing a list,
+	 * so a verdict of an old list is stored stale */
+	gen_before = *gen;
+	key = nr | (__u32)when << SE_WHEN_SHIFT;
+	x.l = bpf_map_lookup_elem(&sys_lists, &key);
+	if (!x.l)
 		return 0;
-	x.fret = func_ret(ret, x.e->flags);
-	if (x.fret == NO_RET)
-		return 0;
-	x.c = bpf_map_lookup_elem(&conf, &zero);
 	x.r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!x.c || !x.r)
+	vk = bpf_map_lookup_elem(&verdict_heap, &zero);
+	if (!x.r || !vk)
 		return 0;
-	stat_inc(GS_CALLS);
+	list_stat(nr, when, LS_CALLS);
+	if (x.l->cacheable) {
+		for (int vi = 0; vi < 2; vi++) {
+			if (vi >= x.l->nv)
+				break;
+			__builtin_memset(&vk->k[vi], 0, sizeof(vk->k[vi]));
+			keyed[vi] = cache_key(&x, vi, key, &vk->k[vi]);
+			if (!keyed[vi])
+				continue;
+			seen = bpf_map_lookup_elem(&verdicts, &vk->k[vi]);
+			if (seen && *seen == gen_before) {
+				x.hit[vi] = true;
+				list_stat(nr, when, LS_CACHED);
+			}
+		}
+		if (x.hit[0] && (x.l->nv < 2 || x.hit[1]))
+			return 0;
+	}
 	x.id = bpf_get_current_pid_tgid();
-	bpf_loop(x.e->nvariants, handle_variant, &x, 0);
+	bpf_loop(x.l->n, run_pair, &x, 0);
+	for (int vi = 0; vi < 2; vi++) {
+		/* stored with the generation read before the paths were
+		 * resolved: a rename meanwhile makes the entry stale */
+		if (keyed[vi] && !x.hit[vi] && !x.matched[vi] && !x.partial[vi])
+			bpf_map_update_elem(&verdicts, &vk->k[vi], &gen_before, BPF_ANY);
+	}
 	return 0;
 }
 

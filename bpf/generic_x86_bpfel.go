@@ -16,10 +16,11 @@ import (
 type GenericGenConf struct {
 	_         structs.HostLayout
 	HookId    uint32
+	Slot      uint16
 	Nargs     uint8
 	Nsel      uint8
 	Cacheable uint8
-	Pad       uint8
+	Pad       [3]uint8
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -27,7 +28,6 @@ type GenericGenConf struct {
 		Type uint8
 		Str  uint8
 	}
-	_   [4]byte
 	Sel [5]struct {
 		_       structs.HostLayout
 		Nmatch  uint8
@@ -75,8 +75,8 @@ type GenericGenRec struct {
 type GenericLpmKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
-	Slot      uint8
-	Data      [255]uint8
+	Slot      uint16
+	Data      [254]uint8
 }
 
 type GenericPathScratch struct {
@@ -84,17 +84,27 @@ type GenericPathScratch struct {
 	Buf [8192]int8
 }
 
-type GenericSysEntry struct {
+type GenericSysList struct {
 	_         structs.HostLayout
-	Flags     uint8
-	Nvariants uint8
-	Pad       [2]uint8
+	N         uint16
+	Cacheable uint8
+	Nv        uint8
 	V         [2]struct {
 		_     structs.HostLayout
 		FdSrc uint8
 		Mask  uint8
 		Pad   [2]uint8
 	}
+	P [2048]GenericSysPair
+}
+
+type GenericSysPair struct {
+	_     structs.HostLayout
+	Slot  uint32
+	Flags uint8
+	Vi    uint8
+	FdSrc uint8
+	Mask  uint8
 }
 
 type GenericVerdictKey struct {
@@ -102,29 +112,37 @@ type GenericVerdictKey struct {
 	Dentry uint64
 	Mnt    uint64
 	Root   uint64
-	Mask   uint64
+	Mask   uint32
+	List   uint32
+}
+
+type GenericVerdictKeys struct {
+	_ structs.HostLayout
+	K [2]GenericVerdictKey
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	GenericMapConf           = "conf"
-	GenericMapEvents         = "events"
-	GenericMapGeneration     = "generation"
-	GenericMapKeyHeap        = "key_heap"
-	GenericMapPathHeap       = "path_heap"
-	GenericMapRecHeap        = "rec_heap"
-	GenericMapStats          = "stats"
-	GenericMapStrings        = "strings"
-	GenericMapSysTable       = "sys_table"
-	GenericMapVerdicts       = "verdicts"
-	GenericProgGenSysEnter   = "gen_sys_enter"
-	GenericProgGenSysExit    = "gen_sys_exit"
-	GenericVarUnusedGenConf  = "unused_gen_conf"
-	GenericVarUnusedGenRec   = "unused_gen_rec"
-	GenericVarUnusedLpmKey   = "unused_lpm_key"
-	GenericVarUnusedSysEntry = "unused_sys_entry"
+	GenericMapConfs         = "confs"
+	GenericMapEvents        = "events"
+	GenericMapGeneration    = "generation"
+	GenericMapKeyHeap       = "key_heap"
+	GenericMapListStats     = "list_stats"
+	GenericMapPathHeap      = "path_heap"
+	GenericMapRecHeap       = "rec_heap"
+	GenericMapStats         = "stats"
+	GenericMapStrings       = "strings"
+	GenericMapSysLists      = "sys_lists"
+	GenericMapVerdictHeap   = "verdict_heap"
+	GenericMapVerdicts      = "verdicts"
+	GenericProgGenSysEnter  = "gen_sys_enter"
+	GenericProgGenSysExit   = "gen_sys_exit"
+	GenericVarUnusedGenConf = "unused_gen_conf"
+	GenericVarUnusedGenRec  = "unused_gen_rec"
+	GenericVarUnusedLpmKey  = "unused_lpm_key"
+	GenericVarUnusedSysList = "unused_sys_list"
 )
 
 // LoadGeneric returns the embedded CollectionSpec for Generic.
@@ -177,26 +195,28 @@ type GenericProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type GenericMapSpecs struct {
-	Conf       *ebpf.MapSpec `ebpf:"conf"`
-	Events     *ebpf.MapSpec `ebpf:"events"`
-	Generation *ebpf.MapSpec `ebpf:"generation"`
-	KeyHeap    *ebpf.MapSpec `ebpf:"key_heap"`
-	PathHeap   *ebpf.MapSpec `ebpf:"path_heap"`
-	RecHeap    *ebpf.MapSpec `ebpf:"rec_heap"`
-	Stats      *ebpf.MapSpec `ebpf:"stats"`
-	Strings    *ebpf.MapSpec `ebpf:"strings"`
-	SysTable   *ebpf.MapSpec `ebpf:"sys_table"`
-	Verdicts   *ebpf.MapSpec `ebpf:"verdicts"`
+	Confs       *ebpf.MapSpec `ebpf:"confs"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Generation  *ebpf.MapSpec `ebpf:"generation"`
+	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
+	ListStats   *ebpf.MapSpec `ebpf:"list_stats"`
+	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
+	RecHeap     *ebpf.MapSpec `ebpf:"rec_heap"`
+	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	Strings     *ebpf.MapSpec `ebpf:"strings"`
+	SysLists    *ebpf.MapSpec `ebpf:"sys_lists"`
+	VerdictHeap *ebpf.MapSpec `ebpf:"verdict_heap"`
+	Verdicts    *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // GenericVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type GenericVariableSpecs struct {
-	UnusedGenConf  *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
-	UnusedGenRec   *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
-	UnusedLpmKey   *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
-	UnusedSysEntry *ebpf.VariableSpec `ebpf:"unused_sys_entry"`
+	UnusedGenConf *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
+	UnusedGenRec  *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
+	UnusedLpmKey  *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedSysList *ebpf.VariableSpec `ebpf:"unused_sys_list"`
 }
 
 // GenericObjects contains all objects after they have been loaded into the kernel.
@@ -219,29 +239,33 @@ func (o *GenericObjects) Close() error {
 //
 // It can be passed to LoadGenericObjects or ebpf.CollectionSpec.LoadAndAssign.
 type GenericMaps struct {
-	Conf       *ebpf.Map `ebpf:"conf"`
-	Events     *ebpf.Map `ebpf:"events"`
-	Generation *ebpf.Map `ebpf:"generation"`
-	KeyHeap    *ebpf.Map `ebpf:"key_heap"`
-	PathHeap   *ebpf.Map `ebpf:"path_heap"`
-	RecHeap    *ebpf.Map `ebpf:"rec_heap"`
-	Stats      *ebpf.Map `ebpf:"stats"`
-	Strings    *ebpf.Map `ebpf:"strings"`
-	SysTable   *ebpf.Map `ebpf:"sys_table"`
-	Verdicts   *ebpf.Map `ebpf:"verdicts"`
+	Confs       *ebpf.Map `ebpf:"confs"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Generation  *ebpf.Map `ebpf:"generation"`
+	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
+	ListStats   *ebpf.Map `ebpf:"list_stats"`
+	PathHeap    *ebpf.Map `ebpf:"path_heap"`
+	RecHeap     *ebpf.Map `ebpf:"rec_heap"`
+	Stats       *ebpf.Map `ebpf:"stats"`
+	Strings     *ebpf.Map `ebpf:"strings"`
+	SysLists    *ebpf.Map `ebpf:"sys_lists"`
+	VerdictHeap *ebpf.Map `ebpf:"verdict_heap"`
+	Verdicts    *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *GenericMaps) Close() error {
 	return _GenericClose(
-		m.Conf,
+		m.Confs,
 		m.Events,
 		m.Generation,
 		m.KeyHeap,
+		m.ListStats,
 		m.PathHeap,
 		m.RecHeap,
 		m.Stats,
 		m.Strings,
-		m.SysTable,
+		m.SysLists,
+		m.VerdictHeap,
 		m.Verdicts,
 	)
 }
@@ -250,10 +274,10 @@ func (m *GenericMaps) Close() error {
 //
 // It can be passed to LoadGenericObjects or ebpf.CollectionSpec.LoadAndAssign.
 type GenericVariables struct {
-	UnusedGenConf  *ebpf.Variable `ebpf:"unused_gen_conf"`
-	UnusedGenRec   *ebpf.Variable `ebpf:"unused_gen_rec"`
-	UnusedLpmKey   *ebpf.Variable `ebpf:"unused_lpm_key"`
-	UnusedSysEntry *ebpf.Variable `ebpf:"unused_sys_entry"`
+	UnusedGenConf *ebpf.Variable `ebpf:"unused_gen_conf"`
+	UnusedGenRec  *ebpf.Variable `ebpf:"unused_gen_rec"`
+	UnusedLpmKey  *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedSysList *ebpf.Variable `ebpf:"unused_sys_list"`
 }
 
 // GenericPrograms contains all programs after they have been loaded into the kernel.

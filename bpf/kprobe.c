@@ -93,6 +93,14 @@ struct raw_args {
 	__u64 a[8];
 };
 
+/* the one hook this object serves */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_conf);
+} conf SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);

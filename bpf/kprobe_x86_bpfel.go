@@ -16,10 +16,11 @@ import (
 type KprobeGenConf struct {
 	_         structs.HostLayout
 	HookId    uint32
+	Slot      uint16
 	Nargs     uint8
 	Nsel      uint8
 	Cacheable uint8
-	Pad       uint8
+	Pad       [3]uint8
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -27,7 +28,6 @@ type KprobeGenConf struct {
 		Type uint8
 		Str  uint8
 	}
-	_   [4]byte
 	Sel [5]struct {
 		_       structs.HostLayout
 		Nmatch  uint8
@@ -75,8 +75,8 @@ type KprobeGenRec struct {
 type KprobeLpmKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
-	Slot      uint8
-	Data      [255]uint8
+	Slot      uint16
+	Data      [254]uint8
 }
 
 type KprobePathScratch struct {

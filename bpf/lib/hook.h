@@ -20,7 +20,20 @@
 #define MAX_VALUES 8
 #define MAX_STRS 2
 #define STR_LEN PATH_MAX_LEN
-#define LPM_DATA 255
+/* the LPM trie allows 256 key bytes after prefixlen: two for the match
+ * slot, the rest for the string */
+#define LPM_DATA 254
+
+/* Hooks whose counters an object keeps: 1 for an object that serves one
+ * hook (kprobe.c); the syscall dispatcher (generic.c) serves every
+ * syscall-mapped hook from one object and defines its own count. */
+#ifndef HOOK_SLOTS
+#define HOOK_SLOTS 1
+#endif
+/* match strings and addresses the object's trie holds, all hooks together */
+#ifndef HOOK_STRINGS
+#define HOOK_STRINGS 4096
+#endif
 
 enum gen_stat {
 	GS_CALLS = 0,    /* calls seen (of a mapped syscall, or of the function) */
@@ -32,7 +45,8 @@ enum gen_stat {
 	GS_MAX = 8,
 };
 
-DEFINE_STATS(GS_MAX)
+/* counters of hook slot i at i * GS_MAX */
+DEFINE_STATS(GS_MAX * HOOK_SLOTS)
 
 /* Where an argument comes from. "reg" is the syscall argument register for
  * the syscall-tracepoint mapping and the function parameter index for a
@@ -188,12 +202,13 @@ struct selector {
 
 struct gen_conf {
 	__u32 hook_id;
+	__u16 slot; /* the hook's counters (HOOK_SLOTS) */
 	__u8 nargs;
 	__u8 nsel;
 	/* the verdict depends only on the variant's file path and mask, so a
 	 * "no selector matched" can be remembered per file (generic.c) */
 	__u8 cacheable;
-	__u8 pad;
+	__u8 pad[3];
 	struct arg_conf args[MAX_ARGS];
 	struct selector sel[MAX_SELECTORS];
 };
@@ -213,10 +228,12 @@ struct gen_rec {
 	char data[MAX_STRS * STR_LEN];
 };
 
-/* the LPM trie allows 256 data bytes: one for the slot, 255 for the string */
+/* Match strings of every hook an object serves share one trie: the slot
+ * (one per filter entry that matches strings) is the first part of the
+ * key, so an entry only finds its own values. */
 struct lpm_key {
 	__u32 prefixlen;
-	__u8 slot;
+	__u16 slot;
 	__u8 data[LPM_DATA];
 };
 
@@ -225,15 +242,8 @@ const struct gen_conf *unused_gen_conf __attribute__((unused));
 const struct lpm_key *unused_lpm_key __attribute__((unused));
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gen_conf);
-} conf SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 4096);
+	__uint(max_entries, HOOK_STRINGS);
 	__type(key, struct lpm_key);
 	__type(value, __u8);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -371,15 +381,18 @@ static __always_inline bool match_bytes(const char *s, __u32 len, __u32 slot, bo
 		 * with a register whose bound it never checked */
 		barrier_var(n);
 		n &= 0xff;
+		if (n > LPM_DATA)
+			n = LPM_DATA;
+		barrier_var(n);
 		bpf_probe_read_kernel(k->data, n, s);
 		bpf_loop(n / 2, swap_byte, &n, 0);
-		k->prefixlen = 8 + n * 8;
+		k->prefixlen = 16 + n * 8;
 	} else {
 		if (len > LPM_DATA - 1)
 			len = LPM_DATA - 1;
 		bpf_probe_read_kernel(k->data, LPM_DATA, s);
 		k->data[len] = 0;
-		k->prefixlen = 8 + (len + 1) * 8;
+		k->prefixlen = 16 + (len + 1) * 8;
 	}
 	k->slot = slot;
 	return bpf_map_lookup_elem(&strings, k) != NULL;
@@ -692,12 +705,12 @@ __noinline int match_sock(struct match_arg *m, __u32 s, __u32 src)
 		if (family == 2) {
 			k->data[0] = ADDR_KEY_V4;
 			__builtin_memcpy(&k->data[1], addr, 4);
-			k->prefixlen = 8 + 8 + 32;
+			k->prefixlen = 16 + 8 + 32;
 			hit = bpf_map_lookup_elem(&strings, k) != NULL;
 		} else if (family == 10) {
 			k->data[0] = ADDR_KEY_V6;
 			__builtin_memcpy(&k->data[1], addr, 16);
-			k->prefixlen = 8 + 8 + 128;
+			k->prefixlen = 16 + 8 + 128;
 			hit = bpf_map_lookup_elem(&strings, k) != NULL;
 		}
 	} else {
@@ -827,16 +840,16 @@ static __always_inline int select(struct gen_conf *c, struct gen_rec *r, long re
  * buffer when they include Post. */
 static __always_inline void act_and_post(struct gen_conf *c, struct gen_rec *r, int s, __u64 id, long nr, long ret)
 {
-	__u32 size, acts;
+	__u32 size, acts, st = c->slot * GS_MAX;
 
-	stat_inc(GS_MATCHED);
+	stat_inc(st + GS_MATCHED);
 	acts = s < MAX_SELECTORS ? c->sel[s].actions : ACT_POST;
 	if (acts & ACT_SIGKILL) {
 		bpf_send_signal(9);
-		stat_inc(GS_SIGNALS);
+		stat_inc(st + GS_SIGNALS);
 	} else if ((acts & ACT_SIGNAL) && s < MAX_SELECTORS) {
 		bpf_send_signal(c->sel[s].sig);
-		stat_inc(GS_SIGNALS);
+		stat_inc(st + GS_SIGNALS);
 	}
 	if (!(acts & ACT_POST))
 		return;
@@ -856,7 +869,7 @@ static __always_inline void act_and_post(struct gen_conf *c, struct gen_rec *r, 
 		size = sizeof(*r);
 	rec_init(&r->hdr, OP_GENERIC, size);
 	if (bpf_ringbuf_output(&events, r, size, 0))
-		stat_inc(GS_DROPS);
+		stat_inc(st + GS_DROPS);
 	else
-		stat_inc(GS_POSTED);
+		stat_inc(st + GS_POSTED);
 }

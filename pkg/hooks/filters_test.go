@@ -575,7 +575,7 @@ func TestCompileFilters(t *testing.T) {
 		{"binary operator", false, SelectorDecl{MatchBinaries: []tpBinary{{Operator: "Equal", Values: []string{"/bin/sh"}}}},
 			`matchBinaries: operator "Equal" is not supported (supported: In, NotIn, Prefix, NotPrefix, Postfix, NotPostfix)`},
 		{"long binary", false, SelectorDecl{MatchBinaries: []tpBinary{{Operator: "In", Values: []string{"/" + strings.Repeat("x", 300)}}}},
-			"is 301 bytes, at most 254 can be matched in the kernel"},
+			"is 301 bytes, at most 253 can be matched in the kernel"},
 		{"namespace", false, SelectorDecl{MatchNamespaces: []tpNamespace{{Namespace: "Kube", Operator: "In", IDs: []uint32{1}}}},
 			`matchNamespaces: namespace "Kube" is not supported (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)`},
 		{"too many namespaces", false, SelectorDecl{MatchNamespaces: []tpNamespace{{Namespace: "Net", Operator: "In", IDs: nine}}},

@@ -77,6 +77,11 @@ type Manager struct {
 	// subdirectory per policy and version; empty: no pins
 	pinRoot string
 
+	// dispatchMu guards dispatch, the syscall dispatcher every hook of
+	// the syscall-tracepoint mapping shares, loaded when the first needs it
+	dispatchMu sync.Mutex
+	dispatch   *sensor.Dispatcher
+
 	mu       sync.RWMutex
 	version  uint64
 	hooks    map[uint32]*hookInfo
@@ -278,7 +283,10 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	case MechKprobe:
 		obj, info, err = loadKprobeHook(d, id, m.events, m.opts)
 	case MechSyscallTracepoint:
-		obj, info, err = loadSyscallHook(d, id, why, m.events, m.opts)
+		var disp *sensor.Dispatcher
+		if disp, err = m.dispatcher(); err == nil {
+			obj, info, err = loadSyscallHook(d, id, why, disp)
+		}
 	default:
 		obj, info, err = loadFuncHook(d, id, m.events, m.opts)
 	}
@@ -286,6 +294,31 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 		return nil, err
 	}
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
+}
+
+// dispatcherPin is the syscall dispatcher's directory under the pin root:
+// PinName escapes "%", so no policy's directory has this name.
+const dispatcherPin = "%syscalls"
+
+// dispatcher returns the syscall dispatcher, loading it the first time.
+func (m *Manager) dispatcher() (*sensor.Dispatcher, error) {
+	m.dispatchMu.Lock()
+	defer m.dispatchMu.Unlock()
+	if m.dispatch != nil {
+		return m.dispatch, nil
+	}
+	m.mu.RLock()
+	pin := m.pinRoot
+	m.mu.RUnlock()
+	if pin != "" {
+		pin = filepath.Join(pin, dispatcherPin)
+	}
+	d, err := sensor.NewDispatcher(m.events, m.opts, pin)
+	if err != nil {
+		return nil, err
+	}
+	m.dispatch = d
+	return d, nil
 }
 
 // Unload detaches a policy's hooks. If its pins cannot be removed, the
@@ -382,6 +415,15 @@ func (m *Manager) release(keep bool) error {
 		delete(m.policies, name)
 	}
 	clear(m.hooks)
+	m.dispatchMu.Lock()
+	if m.dispatch != nil {
+		if !keep {
+			errs = append(errs, m.dispatch.Unpin())
+		}
+		errs = append(errs, m.dispatch.Close())
+		m.dispatch = nil
+	}
+	m.dispatchMu.Unlock()
 	if !keep && m.pinRoot != "" {
 		errs = append(errs, os.RemoveAll(m.pinRoot))
 	}

@@ -128,14 +128,14 @@ func hookName(d HookDecl) string {
 
 // loadSyscallHook compiles and attaches d through the syscall-tracepoint
 // mapping; why says why the mapping serves it.
-func loadSyscallHook(d HookDecl, id uint32, why string, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
+func loadSyscallHook(d HookDecl, id uint32, why string, disp *sensor.Dispatcher) (hookObject, hookInfo, error) {
 	spec, info, err := compileSyscallMapping(d, id, why)
 	if err != nil {
 		return nil, info, err
 	}
-	g, err := sensor.LoadGeneric(spec, events, opts)
+	h, err := disp.Add(spec)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
 	}
-	return g, info, nil
+	return h, info, nil
 }

@@ -1,12 +1,10 @@
 package sensor
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 
 	"github.com/tetragon-lite/tetragon/bpf"
 )
@@ -24,7 +22,7 @@ const (
 	MaxStringArgs = 2
 	// MaxMatchString is the longest string a string operator can match
 	// (the LPM trie's key data, less the terminating NUL).
-	MaxMatchString = 254
+	MaxMatchString = 253
 	sysTableLen    = 512
 )
 
@@ -250,122 +248,47 @@ type GenericStats struct {
 	// Cached counts calls decided by the kernel's verdict cache.
 	Cached uint64
 	// MemoryBytes is what the kernel charges for the hook's programs and
-	// maps (the shared ring buffer not included).
+	// maps (the shared ring buffer not included); for a hook the syscall
+	// dispatcher serves, the entries it adds to the dispatcher's maps.
 	MemoryBytes uint64
 }
 
-// Generic is one loaded hook.
-type Generic struct {
-	maps  bpf.GenericMaps
-	progs []*ebpf.Program
-	links []link.Link
+// slotCounter numbers the match slots of a hook object that serves one
+// hook: 1, 2, ...
+func slotCounter() func() (uint16, error) {
+	var n uint16
+	return func() (uint16, error) {
+		n++
+		return n, nil
+	}
 }
 
-// Only the programs a hook attaches are loaded: verifying the other
-// direction would double the load time for nothing.
-type (
-	genericEnter struct {
-		bpf.GenericMaps
-		Prog *ebpf.Program `ebpf:"gen_sys_enter"`
-	}
-	genericExit struct {
-		bpf.GenericMaps
-		Prog *ebpf.Program `ebpf:"gen_sys_exit"`
-	}
-)
-
-// LoadGeneric loads and attaches a hook whose records go to events.
-// On error nothing stays loaded.
-func LoadGeneric(spec HookSpec, events *ebpf.Map, opts Options) (*Generic, error) {
-	conf, strs, err := encodeConf(spec)
-	if err != nil {
-		return nil, err
-	}
-	var enter, exit bool
-	for _, sc := range spec.Syscalls {
-		enter = enter || sc.Flags&OnEnter != 0
-		exit = exit || sc.Flags&OnExit != 0
-	}
-	collSpec, err := bpf.LoadGeneric()
-	if err != nil {
-		return nil, fmt.Errorf("reading the hook object: %w", err)
-	}
-	collOpts := &ebpf.CollectionOptions{
-		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
-		MapReplacements: map[string]*ebpf.Map{"events": events},
-	}
-	g := &Generic{}
-	var attach []string
-	var loadErr error
-	switch {
-	case enter && exit:
-		var o bpf.GenericObjects
-		loadErr = collSpec.LoadAndAssign(&o, collOpts)
-		g.maps, g.progs, attach = o.GenericMaps, []*ebpf.Program{o.GenSysEnter, o.GenSysExit}, []string{"sys_enter", "sys_exit"}
-	case enter:
-		var o genericEnter
-		loadErr = collSpec.LoadAndAssign(&o, collOpts)
-		g.maps, g.progs, attach = o.GenericMaps, []*ebpf.Program{o.Prog}, []string{"sys_enter"}
-	case exit:
-		var o genericExit
-		loadErr = collSpec.LoadAndAssign(&o, collOpts)
-		g.maps, g.progs, attach = o.GenericMaps, []*ebpf.Program{o.Prog}, []string{"sys_exit"}
-	default:
-		return nil, errors.New("hook has no syscall to attach to")
-	}
-	if loadErr != nil {
-		g.Close()
-		var ve *ebpf.VerifierError
-		if errors.As(loadErr, &ve) {
-			return nil, fmt.Errorf("loading hook: %+v", ve)
+// needsSlot reports whether a filter entry matches strings or addresses,
+// which the kernel looks up in the trie under the entry's slot.
+func needsSlot(m Match, args []Arg) bool {
+	switch m.Kind {
+	case MatchBinary:
+		return true
+	case MatchArg:
+		if m.Arg < 0 || m.Arg >= len(args) {
+			return false
 		}
-		return nil, fmt.Errorf("loading hook: %w", loadErr)
-	}
-	fail := func(err error) (*Generic, error) {
-		g.Close()
-		return nil, err
-	}
-	if err := g.maps.Conf.Put(uint32(0), conf); err != nil {
-		return fail(fmt.Errorf("writing hook config: %w", err))
-	}
-	for _, k := range strs {
-		if err := g.maps.Strings.Put(k, uint8(1)); err != nil {
-			return fail(fmt.Errorf("writing match strings: %w", err))
+		if m.Op >= OpSAddr && m.Op <= OpState {
+			return m.Op <= OpNotDAddr
 		}
+		return args[m.Arg].Kind != KindInt
 	}
-	for nr, sc := range spec.Syscalls {
-		var e bpf.GenericSysEntry
-		e.Flags = sc.Flags
-		e.Nvariants = uint8(len(sc.Variants))
-		for i, v := range sc.Variants {
-			e.V[i].FdSrc, e.V[i].Mask = v.FD, v.Mask
-		}
-		if err := g.maps.SysTable.Put(nr, e); err != nil {
-			return fail(fmt.Errorf("writing syscall table entry %d: %w", nr, err))
-		}
-	}
-	// attached last, once the tables are filled: each raw syscall program
-	// costs every syscall on the host
-	for i, prog := range g.progs {
-		l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
-		if err != nil {
-			return fail(fmt.Errorf("attaching tp_btf/%s: %w", attach[i], err))
-		}
-		g.links = append(g.links, l)
-	}
-	return g, nil
+	return false
 }
 
-func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) {
+// encodeConf encodes a hook's configuration and the trie keys of its
+// match strings; slot gives each entry that matches strings its own trie
+// slot.
+func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) {
 	var c bpf.GenericGenConf
 	var keys []bpf.GenericLpmKey
 	if len(spec.Args) > MaxArgs || len(spec.Selectors) > MaxSelectors {
 		return c, nil, fmt.Errorf("hook has %d args and %d selectors, at most %d and %d", len(spec.Args), len(spec.Selectors), MaxArgs, MaxSelectors)
-	}
-	for nr, sc := range spec.Syscalls {
-		if nr >= sysTableLen || len(sc.Variants) == 0 || len(sc.Variants) > 2 {
-			return c, nil, fmt.Errorf("syscall %d: bad table entry", nr)
-		}
 	}
 	c.HookId = spec.ID
 	c.Nargs = uint8(len(spec.Args))
@@ -389,9 +312,15 @@ func encodeConf(spec HookSpec) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) 
 		sel := &c.Sel[si]
 		sel.Nmatch, sel.Actions, sel.Sig, sel.Err = uint8(len(s.Matches)), s.Actions, s.Signal, s.Error
 		for mi, m := range s.Matches {
-			slot := uint16(si*MaxMatchArgs + mi + 1)
 			var e matchArg
-			strs, err := encodeMatch(&e, m, spec.Args, slot)
+			var ms uint16
+			if needsSlot(m, spec.Args) {
+				var err error
+				if ms, err = slot(); err != nil {
+					return c, nil, err
+				}
+			}
+			strs, err := encodeMatch(&e, m, spec.Args, ms)
 			if err != nil {
 				return c, nil, fmt.Errorf("selector %d: %w", si, err)
 			}
@@ -515,7 +444,7 @@ func addrKeys(slot uint16, prefixes []netip.Prefix) ([]bpf.GenericLpmKey, error)
 	var keys []bpf.GenericLpmKey
 	for _, p := range prefixes {
 		var k bpf.GenericLpmKey
-		k.Slot = uint8(slot)
+		k.Slot = slot
 		a := p.Masked().Addr()
 		if !p.IsValid() {
 			return nil, fmt.Errorf("matchArgs: invalid CIDR")
@@ -529,7 +458,7 @@ func addrKeys(slot uint16, prefixes []netip.Prefix) ([]bpf.GenericLpmKey, error)
 			b := a.As16()
 			copy(k.Data[1:], b[:])
 		}
-		k.Prefixlen = uint32(8 + 8 + p.Bits())
+		k.Prefixlen = uint32(16 + 8 + p.Bits())
 		keys = append(keys, k)
 	}
 	return keys, nil
@@ -585,7 +514,7 @@ func lpmKey(slot uint16, s string, op Op) (bpf.GenericLpmKey, error) {
 	if len(s) > MaxMatchString {
 		return k, fmt.Errorf("value %.40q... is %d bytes, at most %d can be matched in the kernel", s, len(s), MaxMatchString)
 	}
-	k.Slot = uint8(slot)
+	k.Slot = slot
 	n := len(s)
 	switch op {
 	case OpPostfix, OpNotPostfix:
@@ -598,52 +527,33 @@ func lpmKey(slot uint16, s string, op Op) (bpf.GenericLpmKey, error) {
 	default:
 		copy(k.Data[:], s)
 	}
-	k.Prefixlen = uint32(8 + 8*n)
+	k.Prefixlen = uint32(16 + 8*n)
 	return k, nil
 }
 
-// Stats reads the hook's counters.
-func (g *Generic) Stats() (GenericStats, error) {
-	s, err := readGenericStats(g.maps.Stats)
-	m := g.maps
-	s.MemoryBytes = memlock(g.progs, []*ebpf.Map{m.Conf, m.Generation, m.KeyHeap, m.PathHeap, m.RecHeap, m.Stats, m.Strings, m.SysTable, m.Verdicts})
-	return s, err
-}
-
-// readGenericStats sums a hook object's per-CPU counters (enum gen_stat in
-// bpf/lib/hook.h).
-func readGenericStats(stats *ebpf.Map) (GenericStats, error) {
+// readGenericStats sums the per-CPU counters (enum gen_stat in
+// bpf/lib/hook.h) of the hook whose counters start at index base.
+func readGenericStats(stats *ebpf.Map, base uint32) (GenericStats, error) {
 	var s GenericStats
 	for idx, dst := range []*uint64{&s.Calls, &s.Matched, &s.Posted, &s.Drops, &s.Signals, &s.Cached} {
-		var perCPU []uint64
-		if err := stats.Lookup(uint32(idx), &perCPU); err != nil {
-			return GenericStats{}, fmt.Errorf("reading hook stats[%d]: %w", idx, err)
+		n, err := sumPerCPU(stats, base+uint32(idx))
+		if err != nil {
+			return GenericStats{}, fmt.Errorf("reading hook stats[%d]: %w", base+uint32(idx), err)
 		}
-		for _, v := range perCPU {
-			*dst += v
-		}
+		*dst = n
 	}
 	return s, nil
 }
 
-// Pin pins the hook's links (and its counters) under dir, so that it stays
-// attached after the agent's file descriptors are closed: the
-// --keep-sensors-on-exit path. Removing dir detaches it.
-func (g *Generic) Pin(dir string) error {
-	return pinAll(dir, g.links, map[string]*ebpf.Map{"stats": g.maps.Stats})
-}
-
-// Close detaches and unloads the hook, unless it is pinned.
-func (g *Generic) Close() error {
-	var errs []error
-	for _, l := range g.links {
-		errs = append(errs, l.Close())
+// sumPerCPU sums entry idx of a per-CPU array of counters.
+func sumPerCPU(m *ebpf.Map, idx uint32) (uint64, error) {
+	var perCPU []uint64
+	if err := m.Lookup(idx, &perCPU); err != nil {
+		return 0, err
 	}
-	g.links = nil
-	for _, p := range g.progs {
-		errs = append(errs, p.Close())
+	var n uint64
+	for _, v := range perCPU {
+		n += v
 	}
-	g.progs = nil
-	errs = append(errs, g.maps.Close())
-	return errors.Join(errs...)
+	return n, nil
 }

@@ -17,6 +17,22 @@ var openFamily = map[uint32]Syscall{
 	2: {Flags: OnExit | RetOK, Variants: []Variant{{FD: VarFDRet}}}, 257: {Flags: OnExit | RetOK, Variants: []Variant{{FD: VarFDRet}}},
 }
 
+// addHook serves spec from a dispatcher of its own, closed with the test.
+func addHook(t *testing.T, spec HookSpec, ring *ebpf.Map) *DataHook {
+	t.Helper()
+	d, err := NewDispatcher(ring, Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	h, err := d.Add(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
 func newRing(t *testing.T) *ebpf.Map {
 	t.Helper()
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
@@ -41,7 +57,7 @@ func TestGenericSigkillOnOpen(t *testing.T) {
 		}
 	}
 	ring := newRing(t)
-	g, err := LoadGeneric(HookSpec{
+	g := addHook(t, HookSpec{
 		ID:       7,
 		Syscalls: openFamily,
 		Args:     []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
@@ -49,13 +65,9 @@ func TestGenericSigkillOnOpen(t *testing.T) {
 			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
 			Actions: ActPost | ActSigkill,
 		}},
-	}, ring, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	}, ring)
 
-	err = exec.Command("cat", target).Run()
+	err := exec.Command("cat", target).Run()
 	if !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s: %v, want killed by SIGKILL", target, err)
 	}
@@ -110,16 +122,12 @@ func TestGenericStringOperators(t *testing.T) {
 		{"NotPrefix", Match{Arg: 1, Op: OpNotPrefix, Strings: []string{filepath.Join(dir, "secret")}}, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g, err := LoadGeneric(HookSpec{
+			g := addHook(t, HookSpec{
 				ID:        1,
 				Syscalls:  openFamily,
 				Args:      []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
 				Selectors: []Selector{{Matches: []Match{inDir, tc.match}, Actions: 0}},
-			}, newRing(t), Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
+			}, newRing(t))
 			args := []string{}
 			for _, f := range files {
 				args = append(args, filepath.Join(dir, f))

@@ -154,7 +154,7 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	if spec.Override && spec.Return {
 		return nil, errors.New("a hook cannot both override the return value and run at return")
 	}
-	conf, strs, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors})
+	conf, strs, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors}, slotCounter())
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +316,7 @@ func attach(spec KprobeSpec, prog string, p *ebpf.Program) (link.Link, error) {
 // Stats reads the hook's counters (Cached stays zero: the kprobe object
 // keeps no verdict cache, as nothing would tell it about renames).
 func (k *Kprobe) Stats() (GenericStats, error) {
-	s, err := readGenericStats(k.coll.Maps["stats"])
+	s, err := readGenericStats(k.coll.Maps["stats"], 0)
 	var progs []*ebpf.Program
 	for _, p := range k.coll.Programs {
 		progs = append(progs, p)

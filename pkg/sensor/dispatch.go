@@ -1,0 +1,442 @@
+package sensor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/tetragon-lite/tetragon/bpf"
+)
+
+// Limits of the syscall dispatcher (bpf/generic.c).
+const (
+	dispatchSlots   = 4096  // HOOK_SLOTS: hooks loaded at once
+	dispatchStrings = 65535 // match slots: filter entries matching strings
+	maxPairs        = 2048  // MAX_PAIRS: hook readings of one syscall's entry or exit
+	whenShift       = 16    // SE_WHEN_SHIFT
+	gsMax           = 8     // GS_MAX: counters per hook
+	lsMax           = 2     // LS_MAX: counters per syscall list
+)
+
+// Dispatcher owns the syscall dispatcher: the two programs of
+// bpf/generic.c, verified and attached once, and the maps through which
+// they serve every syscall-mapped hook of every policy. Adding or removing
+// a hook writes map entries only. It is safe for concurrent use.
+type Dispatcher struct {
+	mu     sync.Mutex
+	objs   bpf.GenericObjects
+	links  map[uint8]link.Link // by OnEnter / OnExit
+	pinDir string
+	// grace is a map-in-map whose every update waits for the BPF programs
+	// running at that moment to finish (synchronize_rcu): a hook's entries
+	// are deleted only when no call can still be reading them.
+	grace, graceInner *ebpf.Map
+
+	lists    map[uint32][]*DataHook // sys_lists key → hooks, in load order
+	slots    []bool                 // hook slots in use
+	strSlots []bool                 // match slots in use
+	closed   bool
+}
+
+// DataHook is a hook the dispatcher serves: its configuration, match
+// strings and syscall list entries.
+type DataHook struct {
+	d        *Dispatcher
+	spec     HookSpec
+	slot     uint32
+	strSlots []uint16
+	keys     []bpf.GenericLpmKey
+	cache    bool
+	removed  bool
+	// pinDir marks the hook as pinned: while the directory exists, Close
+	// leaves the hook's entries in the (pinned) dispatcher
+	pinDir string
+}
+
+// NewDispatcher loads the dispatcher's programs, whose records go to
+// events, and pins its maps and links under pinDir when it is not empty
+// (the --keep-sensors-on-exit path). Nothing is attached before a hook
+// needs it.
+func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, error) {
+	spec, err := bpf.LoadGeneric()
+	if err != nil {
+		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
+	}
+	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir,
+		lists: map[uint32][]*DataHook{}, slots: make([]bool, dispatchSlots), strSlots: make([]bool, dispatchStrings+1)}
+	d.strSlots[0] = true // slot 0: entries without strings
+	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
+		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
+		MapReplacements: map[string]*ebpf.Map{"events": events},
+	})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading the syscall dispatcher: %+v", ve)
+		}
+		return nil, fmt.Errorf("loading the syscall dispatcher: %w", err)
+	}
+	inner := &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
+	if d.graceInner, err = ebpf.NewMap(inner); err == nil {
+		d.grace, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: inner})
+	}
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("creating the dispatcher's grace map: %w", err)
+	}
+	if pinDir != "" {
+		if err := pinAll(pinDir, nil, map[string]*ebpf.Map{"confs": d.objs.Confs, "sys_lists": d.objs.SysLists, "stats": d.objs.Stats}); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Add makes the dispatcher serve a hook. On error nothing of it stays.
+func (d *Dispatcher) Add(spec HookSpec) (*DataHook, error) {
+	if len(spec.Syscalls) == 0 {
+		return nil, errors.New("hook has no syscall to attach to")
+	}
+	for nr, sc := range spec.Syscalls {
+		if nr >= sysTableLen || len(sc.Variants) == 0 || len(sc.Variants) > 2 || sc.Flags&(OnEnter|OnExit) == 0 {
+			return nil, fmt.Errorf("syscall %d: bad table entry", nr)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errors.New("the syscall dispatcher is closed")
+	}
+	h := &DataHook{d: d, spec: spec, cache: cacheable(spec)}
+	slot := slices.Index(d.slots, false)
+	if slot < 0 {
+		return nil, fmt.Errorf("%d hooks are loaded, the dispatcher serves at most %d", dispatchSlots, dispatchSlots)
+	}
+	conf, keys, err := encodeConf(spec, func() (uint16, error) {
+		s := slices.Index(d.strSlots, false)
+		if s < 0 {
+			return 0, fmt.Errorf("the dispatcher's %d match slots are all in use", dispatchStrings)
+		}
+		d.strSlots[s] = true
+		h.strSlots = append(h.strSlots, uint16(s))
+		return uint16(s), nil
+	})
+	if err != nil {
+		h.freeSlots()
+		return nil, err
+	}
+	d.slots[slot] = true
+	h.slot, h.keys = uint32(slot), keys
+	conf.Slot = uint16(slot)
+	fail := func(err error) (*DataHook, error) {
+		h.deleteEntries()
+		h.freeSlots()
+		return nil, err
+	}
+	if err := d.zeroStats(h.slot); err != nil {
+		return fail(err)
+	}
+	for _, k := range keys {
+		if err := d.objs.Strings.Put(k, uint8(1)); err != nil {
+			return fail(fmt.Errorf("writing match strings: %w", err))
+		}
+	}
+	if err := d.objs.Confs.Put(h.slot, conf); err != nil {
+		return fail(fmt.Errorf("writing hook config: %w", err))
+	}
+	for _, when := range h.whens() {
+		if err := d.attach(when); err != nil {
+			return fail(err)
+		}
+	}
+	// the lists last, once the configuration is in place
+	var written []uint32
+	for _, key := range h.listKeys() {
+		hooks := append(slices.Clip(d.lists[key]), h)
+		if err := d.writeList(key, hooks); err != nil {
+			for _, k := range written {
+				d.writeList(k, d.lists[k]) //nolint:errcheck // best effort: back to what was there
+			}
+			return fail(err)
+		}
+		written = append(written, key)
+	}
+	for _, key := range written {
+		d.lists[key] = append(d.lists[key], h)
+	}
+	d.bumpGeneration()
+	return h, nil
+}
+
+// whens lists the directions (OnEnter, OnExit) the hook runs at.
+func (h *DataHook) whens() []uint8 {
+	var flags uint8
+	for _, sc := range h.spec.Syscalls {
+		flags |= sc.Flags & (OnEnter | OnExit)
+	}
+	var out []uint8
+	for _, w := range []uint8{OnEnter, OnExit} {
+		if flags&w != 0 {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// listKeys are the sys_lists keys the hook is in, sorted.
+func (h *DataHook) listKeys() []uint32 {
+	var keys []uint32
+	for nr, sc := range h.spec.Syscalls {
+		for _, w := range []uint8{OnEnter, OnExit} {
+			if sc.Flags&w != 0 {
+				keys = append(keys, nr|uint32(w)<<whenShift)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// writeList writes the list of syscall key as hooks make it, in one map
+// update (a call reads the old list or the new one), or deletes it when
+// no hook is left.
+func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
+	if len(hooks) == 0 {
+		if err := d.objs.SysLists.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("deleting syscall list %d: %w", key&0xffff, err)
+		}
+		return nil
+	}
+	nr := key & (1<<whenShift - 1)
+	var l bpf.GenericSysList
+	first := hooks[0].spec.Syscalls[nr].Variants
+	l.Cacheable = 1
+	for _, h := range hooks {
+		sc := h.spec.Syscalls[nr]
+		if !h.cache || !slices.Equal(sc.Variants, first) {
+			l.Cacheable = 0
+		}
+		for vi, v := range sc.Variants {
+			if l.N == maxPairs {
+				return fmt.Errorf("syscall %d: more than %d hook readings", nr, maxPairs)
+			}
+			l.P[l.N] = bpf.GenericSysPair{Slot: h.slot, Flags: sc.Flags &^ (OnEnter | OnExit), Vi: uint8(vi), FdSrc: v.FD, Mask: v.Mask}
+			l.N++
+		}
+	}
+	if l.Cacheable == 1 {
+		l.Nv = uint8(len(first))
+		for i, v := range first {
+			l.V[i].FdSrc, l.V[i].Mask = v.FD, v.Mask
+		}
+	}
+	if err := d.objs.SysLists.Put(key, &l); err != nil {
+		return fmt.Errorf("writing syscall list %d: %w", nr, err)
+	}
+	return nil
+}
+
+// bumpGeneration invalidates the verdict cache: files the old lists'
+// hooks passed over may match a new one.
+func (d *Dispatcher) bumpGeneration() {
+	var g uint64
+	if err := d.objs.Generation.Lookup(uint32(0), &g); err == nil {
+		d.objs.Generation.Put(uint32(0), g+1) //nolint:errcheck // an array entry always exists
+	}
+}
+
+// attach attaches the program of one direction, once.
+func (d *Dispatcher) attach(when uint8) error {
+	if d.links[when] != nil {
+		return nil
+	}
+	prog, name := d.objs.GenSysEnter, "sys_enter"
+	if when == OnExit {
+		prog, name = d.objs.GenSysExit, "sys_exit"
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return fmt.Errorf("attaching tp_btf/%s: %w", name, err)
+	}
+	if d.pinDir != "" {
+		if err := l.Pin(filepath.Join(d.pinDir, "link_"+name)); err != nil {
+			l.Close()
+			return fmt.Errorf("pinning the dispatcher's %s link: %w", name, err)
+		}
+	}
+	d.links[when] = l
+	return nil
+}
+
+// zeroStats resets a hook slot's counters, which a previous hook may
+// have left.
+func (d *Dispatcher) zeroStats(slot uint32) error {
+	zeros := make([]uint64, ebpf.MustPossibleCPU())
+	for i := range uint32(gsMax) {
+		if err := d.objs.Stats.Put(slot*gsMax+i, zeros); err != nil {
+			return fmt.Errorf("resetting hook counters: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitForCalls returns once every dispatcher call running when it was
+// called has finished.
+func (d *Dispatcher) waitForCalls() error {
+	if err := d.grace.Put(uint32(0), d.graceInner); err != nil {
+		return fmt.Errorf("waiting for running calls: %w", err)
+	}
+	return nil
+}
+
+// remove takes the hook out of every list, then deletes its entries once
+// no call can still read them. d.mu is held.
+func (h *DataHook) remove() error {
+	d := h.d
+	if h.removed {
+		return nil
+	}
+	var errs []error
+	for _, key := range h.listKeys() {
+		hooks := slices.DeleteFunc(slices.Clone(d.lists[key]), func(x *DataHook) bool { return x == h })
+		if err := d.writeList(key, hooks); err != nil {
+			// still listed: its entries stay, and removing is tried again
+			return err
+		}
+		if len(hooks) == 0 {
+			delete(d.lists, key)
+		} else {
+			d.lists[key] = hooks
+		}
+	}
+	d.bumpGeneration()
+	h.removed = true
+	if err := d.waitForCalls(); err != nil {
+		errs = append(errs, err)
+	} else {
+		errs = append(errs, h.deleteEntries())
+	}
+	h.freeSlots()
+	return errors.Join(errs...)
+}
+
+// deleteEntries deletes the hook's configuration and match strings.
+func (h *DataHook) deleteEntries() error {
+	var errs []error
+	if err := h.d.objs.Confs.Delete(h.slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		errs = append(errs, fmt.Errorf("deleting hook config: %w", err))
+	}
+	for _, k := range h.keys {
+		if err := h.d.objs.Strings.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("deleting match strings: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *DataHook) freeSlots() {
+	for _, s := range h.strSlots {
+		h.d.strSlots[s] = false
+	}
+	h.strSlots = nil
+	h.d.slots[h.slot] = false
+}
+
+// Stats reads the hook's counters. Calls and Cached count the calls of
+// the syscalls it maps, whichever hooks they ran.
+func (h *DataHook) Stats() (GenericStats, error) {
+	d := h.d
+	s, err := readGenericStats(d.objs.Stats, h.slot*gsMax)
+	if err != nil {
+		return s, err
+	}
+	s.Calls, s.Cached = 0, 0
+	for _, key := range h.listKeys() {
+		idx := ((key&(1<<whenShift-1))*2 + key>>whenShift>>1) * lsMax
+		calls, err := sumPerCPU(d.objs.ListStats, idx)
+		if err != nil {
+			return s, fmt.Errorf("reading syscall counters: %w", err)
+		}
+		cached, err := sumPerCPU(d.objs.ListStats, idx+1)
+		if err != nil {
+			return s, fmt.Errorf("reading syscall counters: %w", err)
+		}
+		s.Calls += calls
+		s.Cached += cached
+	}
+	// what the hook adds: its configuration, its list readings and its
+	// match strings
+	var conf bpf.GenericGenConf
+	var key bpf.GenericLpmKey
+	var pairs int
+	for _, sc := range h.spec.Syscalls {
+		pairs += len(sc.Variants)
+	}
+	s.MemoryBytes = uint64(sizeOf(conf) + pairs*sizeOf(bpf.GenericSysPair{}) + len(h.keys)*(sizeOf(key)+1))
+	return s, nil
+}
+
+// Pin marks the hook as pinned under dir: until dir is removed, closing
+// the hook leaves it in the dispatcher, which is pinned too.
+func (h *DataHook) Pin(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating pin directory: %w", err)
+	}
+	h.pinDir = dir
+	return nil
+}
+
+// Close removes the hook from the dispatcher, unless it is pinned and its
+// pin directory still exists (the agent exits and keeps its sensors).
+func (h *DataHook) Close() error {
+	if h.pinDir != "" {
+		if _, err := os.Stat(h.pinDir); err == nil {
+			return nil
+		}
+	}
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	if h.d.closed {
+		return nil
+	}
+	return h.remove()
+}
+
+// Unpin removes the dispatcher's pins; Close then detaches it.
+func (d *Dispatcher) Unpin() error {
+	if d.pinDir == "" {
+		return nil
+	}
+	return os.RemoveAll(d.pinDir)
+}
+
+// Close releases the dispatcher's handles. Unless it is pinned, that
+// detaches it and every hook it serves.
+func (d *Dispatcher) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	var errs []error
+	for w, l := range d.links {
+		errs = append(errs, l.Close())
+		delete(d.links, w)
+	}
+	errs = append(errs, d.objs.Close())
+	if d.grace != nil {
+		errs = append(errs, d.grace.Close())
+	}
+	if d.graceInner != nil {
+		errs = append(errs, d.graceInner.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func sizeOf(v any) int { return binary.Size(v) }
