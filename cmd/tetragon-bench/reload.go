@@ -17,9 +17,10 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
-// reloadLatency runs an agent watching a policy directory and rewrites a
-// kill policy edits times, each version protecting one more file; it
-// times each from the write to the new version killing, while checking
+// reloadLatency runs an agent watching a policy directory and replaces a
+// kill policy edits times, each version protecting one more file, the way
+// configuration tools do: written beside it, then renamed over it. It
+// times each from the rename to the new version killing, while checking
 // that the file every version protects never gets read.
 func reloadLatency(edits int) ([]result, error) {
 	dir, err := os.MkdirTemp("", "tetragon-bench-reload-")
@@ -80,12 +81,16 @@ func reloadLatency(edits int) ([]result, error) {
 
 		}
 	}()
-	fmt.Printf("reload latency: %d edits of a watched policy file, from write to the new version killing\n", edits)
+	fmt.Printf("reload latency: %d edits of a watched policy file, from its atomic rename to the new version killing\n", edits)
 	var lat []time.Duration
+	tmp := filepath.Join(dir, "reload.yaml.new") // outside the watched directory
 	for i := range edits {
+		if err := os.WriteFile(tmp, testutil.KillOnOpenPolicy("reload", always, targets[i]), 0o644); err != nil {
+			return nil, fmt.Errorf("writing the policy's next version: %w", err)
+		}
 		written := time.Now()
-		if err := os.WriteFile(file, testutil.KillOnOpenPolicy("reload", always, targets[i]), 0o644); err != nil {
-			return nil, fmt.Errorf("rewriting the policy: %w", err)
+		if err := os.Rename(tmp, file); err != nil {
+			return nil, fmt.Errorf("replacing the policy: %w", err)
 		}
 		for !testutil.CatKilled(targets[i]) {
 			if time.Since(written) > time.Minute {
@@ -100,11 +105,11 @@ func reloadLatency(edits int) ([]result, error) {
 	close(stop)
 	gap := <-leaks
 	slices.Sort(lat)
-	fmt.Printf("\nreload p50 %v, p99 %v, max %v (goal p99 < 250ms); reads of the always-protected file that got through: %d (must be 0)\n",
+	fmt.Printf("\nreload p50 %v, p99 %v, max %v (goal p99 < 50ms); reads of the always-protected file that got through: %d (must be 0)\n",
 		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), gap)
 	p99 := lat[len(lat)*99/100]
 	return []result{
-		{"d", fmt.Sprintf("reload latency p99 (p50), %d edits", edits), fmt.Sprintf("%v (%v)", p99.Round(time.Millisecond), lat[len(lat)/2].Round(time.Millisecond)), "< 250ms", metStr(p99 < 250*time.Millisecond)},
+		{"d", fmt.Sprintf("reload latency p99 (p50), %d edits", edits), fmt.Sprintf("%v (%v)", p99.Round(time.Millisecond), lat[len(lat)/2].Round(time.Millisecond)), "< 50ms", metStr(p99 < 50*time.Millisecond)},
 		{"d", "enforcement gap: reads that got through", strconv.Itoa(gap), "0", metStr(gap == 0)},
 	}, nil
 }

@@ -407,14 +407,9 @@ func (m *Manager) release(keep bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
-	for name, lp := range m.policies {
-		if !keep {
-			errs = append(errs, lp.unpin())
-		}
-		errs = append(errs, lp.close())
-		delete(m.policies, name)
-	}
-	clear(m.hooks)
+	// the dispatcher first: closing it detaches every hook it serves at
+	// once, where removing them one by one waits for running calls each
+	// time (a kept, pinned dispatcher stays attached, hooks and all)
 	m.dispatchMu.Lock()
 	if m.dispatch != nil {
 		if !keep {
@@ -424,6 +419,14 @@ func (m *Manager) release(keep bool) error {
 		m.dispatch = nil
 	}
 	m.dispatchMu.Unlock()
+	for name, lp := range m.policies {
+		if !keep {
+			errs = append(errs, lp.unpin())
+		}
+		errs = append(errs, lp.close())
+		delete(m.policies, name)
+	}
+	clear(m.hooks)
 	if !keep && m.pinRoot != "" {
 		errs = append(errs, os.RemoveAll(m.pinRoot))
 	}

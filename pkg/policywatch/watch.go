@@ -20,9 +20,13 @@ type Watcher struct {
 	reg   *Registry
 	dirs  []string
 	files []string
-	// Debounce is how long the directories must be quiet before a rescan;
-	// MaxDelay bounds it under a constant stream of writes.
-	Debounce, MaxDelay time.Duration
+	// Debounce is how long the directories must be quiet after a write
+	// before a rescan: a file being written may be incomplete. Settle is
+	// the wait after changes that leave whole files (a file renamed into
+	// place, as editors and configuration tools write, or removed): just
+	// long enough to take a burst of them in one rescan. MaxDelay bounds
+	// both under a constant stream of changes.
+	Debounce, Settle, MaxDelay time.Duration
 	// Reloaded, when set, is told after each rescan that a change in the
 	// watched directories caused and that loaded policy versions, how long
 	// it took from the first change noticed (debounce included) to the new
@@ -41,7 +45,7 @@ type Watcher struct {
 // NewWatcher returns a watcher of dirs (policy directories, or single
 // policy files in their place) and of files named one by one.
 func NewWatcher(log zerolog.Logger, reg *Registry, dirs, files []string) *Watcher {
-	return &Watcher{log: log, reg: reg, dirs: dirs, files: files, Debounce: 100 * time.Millisecond, MaxDelay: time.Second,
+	return &Watcher{log: log, reg: reg, dirs: dirs, files: files, Debounce: 100 * time.Millisecond, Settle: 2 * time.Millisecond, MaxDelay: time.Second,
 		RetryMin: 500 * time.Millisecond, RetryMax: 30 * time.Second, retry: make(chan struct{}, 1)}
 }
 
@@ -84,6 +88,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	var timer <-chan time.Time
 	var first time.Time
+	// written: a file was written since the last rescan, so it may be
+	// incomplete until the writes stop
+	var written bool
 	// backoff is the wait before the next retry; 0: none pending
 	var backoff time.Duration
 	var retryTimer <-chan time.Time
@@ -121,9 +128,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			w.log.Trace().Str("event", ev.String()).Msg("Policy directory changed")
 			now := time.Now()
 			if timer == nil {
-				first = now
+				first, written = now, false
 			}
-			delay := w.Debounce
+			written = written || ev.Has(fsnotify.Write)
+			delay := w.Settle
+			if written {
+				delay = w.Debounce
+			}
 			if rest := w.MaxDelay - now.Sub(first); rest < delay {
 				delay = max(rest, 0)
 			}

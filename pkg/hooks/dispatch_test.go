@@ -1,0 +1,180 @@
+package hooks
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// shapedPolicy is the shape of the shipped policies, served through the
+// syscall dispatcher: a Prefix watch on security_file_permission and a
+// Sigkill on one fd_install path. %[2]s is the test's directory, %[3]d
+// the policy's number.
+const shapedPolicy = `
+apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "shape-%[3]d"
+spec:
+  options:
+  - name: hook-mechanism
+    value: "%[1]s"
+  kprobes:
+  - call: security_file_permission
+    syscall: false
+    args:
+    - {index: 0, type: file}
+    - {index: 1, type: int}
+    selectors:
+    - matchArgs:
+      - {index: 0, operator: Prefix, values: ["%[2]s/watched-%[3]d/"]}
+  - call: fd_install
+    syscall: false
+    args:
+    - {index: 0, type: int}
+    - {index: 1, type: file}
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: ["%[2]s/forbidden-%[3]d"]}
+      matchActions:
+      - action: Sigkill
+`
+
+// ownBPF counts this process's BPF program file descriptors and its raw
+// tracepoint links on the host: a program the verifier accepted is a new
+// file descriptor, an attached one a new link.
+func ownBPF(t *testing.T) (progs, links int) {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == "anon_inode:bpf-prog" {
+			progs++
+		}
+	}
+	var it link.Iterator
+	for it.Next() {
+		if info, err := it.Link.Info(); err == nil && info.Type == link.RawTracepointType {
+			links++
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return progs, links
+}
+
+// TestThousandPolicies loads 1,000 policies through the syscall
+// dispatcher. The 1,000th runs no verifier and attaches nothing: the
+// process holds the same programs before and after it, and the host the
+// same raw tracepoint links. Every policy still enforces (the first's and
+// the last's Sigkill), a call of an unmatched file is still one dispatch,
+// and each policy costs the kernel at most 64 KiB.
+func TestThousandPolicies(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	const n = 1000
+	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	for _, i := range []int{0, n - 1} {
+		writeFiles(t, h.dir, map[string]string{fmt.Sprintf("forbidden-%d", i): "x"})
+	}
+	writeFiles(t, h.dir, map[string]string{"plain": "x"})
+	start := time.Now()
+	for i := range n - 1 {
+		if err := h.m.LoadPolicy(h.parse(t, shapedPolicy, MechSyscallTracepoint, i)); err != nil {
+			t.Fatalf("policy %d: %v", i, err)
+		}
+	}
+	t.Logf("%d policies loaded in %v", n-1, time.Since(start).Round(time.Millisecond))
+	progs, links := ownBPF(t)
+	start = time.Now()
+	if err := h.m.LoadPolicy(h.parse(t, shapedPolicy, MechSyscallTracepoint, n-1)); err != nil {
+		t.Fatalf("policy %d: %v", n-1, err)
+	}
+	t.Logf("policy %d loaded in %v", n, time.Since(start))
+	if p, l := ownBPF(t); p != progs || l != links {
+		t.Fatalf("loading policy %d: %d programs and %d raw tracepoint links, %d and %d before", n, p, l, progs, links)
+	}
+	if progs != 2 {
+		t.Errorf("%d BPF programs held for %d policies, want the dispatcher's 2", progs, n)
+	}
+
+	for _, i := range []int{0, n - 1} {
+		if _, killed := h.run(t, "cat", fmt.Sprintf("forbidden-%d", i)); !killed {
+			t.Errorf("cat forbidden-%d was not killed", i)
+		}
+	}
+	if out, killed := h.run(t, "cat", "plain"); killed || out != "x" {
+		t.Errorf("cat plain: %q, killed %v", out, killed)
+	}
+
+	status := h.m.Status()
+	if len(status) != n {
+		t.Fatalf("%d policies loaded, want %d", len(status), n)
+	}
+	for _, p := range status {
+		var mem uint64
+		for _, hk := range p.Hooks {
+			if hk.Mechanism != MechSyscallTracepoint {
+				t.Fatalf("policy %s: hook %s served by %s", p.Name, hk.Call, hk.Mechanism)
+			}
+			mem += hk.Stats.MemoryBytes
+		}
+		if mem == 0 || mem > 64<<10 {
+			t.Fatalf("policy %s: %d bytes of kernel memory, want at most 64 KiB", p.Name, mem)
+		}
+	}
+
+	// removing one policy in the middle leaves the others enforcing
+	if err := h.m.Unload("shape-500"); err != nil {
+		t.Fatal(err)
+	}
+	if _, killed := h.run(t, "cat", fmt.Sprintf("forbidden-%d", n-1)); !killed {
+		t.Errorf("after an unload, cat forbidden-%d was not killed", n-1)
+	}
+	if p, l := ownBPF(t); p != progs || l != links {
+		t.Fatalf("unloading a policy: %d programs and %d raw tracepoint links, %d and %d before", p, l, progs, links)
+	}
+}
+
+// TestDispatcherReplaceAndUnload replaces a policy served by the
+// dispatcher and unloads it: the new version enforces, the old one no
+// longer does, and after the unload nothing does.
+func TestDispatcherReplaceAndUnload(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	writeFiles(t, h.dir, map[string]string{"forbidden-1": "x", "forbidden-2": "x"})
+	if err := h.m.LoadPolicy(h.parse(t, shapedPolicy, MechSyscallTracepoint, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, killed := h.run(t, "cat", "forbidden-1"); !killed {
+		t.Fatal("cat forbidden-1 was not killed")
+	}
+	// version 2 of policy "shape-1" forbids forbidden-2 instead
+	v2 := h.parse(t, strings.Replace(shapedPolicy, "forbidden-%[3]d", "forbidden-2", 1), MechSyscallTracepoint, 1)
+	if err := h.m.ReplacePolicy(v2); err != nil {
+		t.Fatal(err)
+	}
+	if out, killed := h.run(t, "cat", "forbidden-1"); killed || out != "x" {
+		t.Errorf("after the replace, cat forbidden-1: %q, killed %v", out, killed)
+	}
+	if _, killed := h.run(t, "cat", "forbidden-2"); !killed {
+		t.Error("after the replace, cat forbidden-2 was not killed")
+	}
+	if err := h.m.Unload("shape-1"); err != nil {
+		t.Fatal(err)
+	}
+	if out, killed := h.run(t, "cat", "forbidden-2"); killed || out != "x" {
+		t.Errorf("after the unload, cat forbidden-2: %q, killed %v", out, killed)
+	}
+}
