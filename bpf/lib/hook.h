@@ -380,7 +380,9 @@ static __always_inline bool match_bytes(const char *s, __u32 len, __u32 slot, bo
 		/* a no-op the verifier needs: clang may otherwise size the read
 		 * with a register whose bound it never checked */
 		barrier_var(n);
-		n &= 0xff;
+		/* a compare, not a mask: the verifier then knows n <= LPM_DATA;
+		 * a mask with 0xff would allow 255, and clang turns a clamp after
+		 * it into "== 255", from which 6.1's verifier learns nothing */
 		if (n > LPM_DATA)
 			n = LPM_DATA;
 		barrier_var(n);

@@ -94,6 +94,23 @@ func TestEncodeFilters(t *testing.T) {
 	if !cacheable(spec) {
 		t.Fatal("a file-only selector is not cacheable")
 	}
+	// fd_install's file is the returned fd's: the variant's file when
+	// every variant names the returned fd
+	ret := HookSpec{Syscalls: map[uint32]Syscall{257: {Flags: OnExit, Variants: []Variant{{FD: VarFDRet}}}},
+		Args: []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+		Selectors: []Selector{{Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{"/tmp/x"}}}}}}
+	if !cacheable(ret) {
+		t.Fatal("a selector on the returned fd's file is not cacheable")
+	}
+	ret.Syscalls[2] = Syscall{Flags: OnEnter, Variants: []Variant{{FD: VarNoFD}}}
+	if cacheable(ret) {
+		t.Fatal("a selector on the returned fd's file is cacheable with a variant of no fd")
+	}
+	ret.Syscalls = nil
+	ret.Selectors[0].Matches[0].Arg = 0
+	if cacheable(ret) {
+		t.Fatal("a selector on the returned fd's number is cacheable")
+	}
 	spec.Selectors = append(spec.Selectors, everyFilter[0])
 	if cacheable(spec) {
 		t.Fatal("a hook with process filters is cacheable")

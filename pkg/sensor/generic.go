@@ -478,22 +478,34 @@ func lpmKeys(slot uint16, strs []string, op Op) ([]bpf.GenericLpmKey, error) {
 
 // cacheable reports whether a hook's verdict depends only on the file a
 // syscall variant acts on and its access mask, so that the kernel may
-// remember files that matched no selector. Selectors on anything else
-// about the call or the caller must make this false.
+// remember files that matched no selector. Every selector entry must
+// match an argument that is the variant's file or mask: the file behind
+// the returned fd counts when every variant's fd is the returned one.
+// Entries on anything else about the call or the caller make this false.
 func cacheable(spec HookSpec) bool {
 	if len(spec.Selectors) == 0 {
 		return false
 	}
-	for _, s := range spec.Selectors {
-		for _, m := range s.Matches {
-			if m.Kind != MatchArg {
-				return false
-			}
+	retFile := len(spec.Syscalls) > 0
+	for _, sc := range spec.Syscalls {
+		for _, v := range sc.Variants {
+			retFile = retFile && v.FD == VarFDRet
 		}
 	}
-	for _, a := range spec.Args {
-		if a.Source != SrcVarFile && a.Source != SrcVarMask {
-			return false
+	for _, s := range spec.Selectors {
+		for _, m := range s.Matches {
+			if m.Kind != MatchArg || m.Arg < 0 || m.Arg >= len(spec.Args) {
+				return false
+			}
+			switch spec.Args[m.Arg].Source {
+			case SrcVarFile, SrcVarMask:
+			case SrcRetFile:
+				if !retFile {
+					return false
+				}
+			default:
+				return false
+			}
 		}
 	}
 	return true
