@@ -145,18 +145,23 @@ struct {
 	__type(value, __u64);
 } generation SEC(".maps");
 
-/* a call's verdict keys, one per list variant: off the stack, which the
- * selector evaluation's chain of frames needs */
-struct verdict_keys {
+/* What a call keeps per list variant, off the stack: the selector
+ * evaluation's chain of frames needs the stack, and 6.1's verifier refuses
+ * byte reads of stack slots a register was spilled to. */
+struct dispatch_scratch {
 	struct verdict_key k[2];
+	__u8 keyed[2];   /* k holds the variant's file */
+	__u8 hit[2];     /* the variant's file is in the verdict cache */
+	__u8 matched[2]; /* a hook matched on the variant */
+	__u8 partial[2]; /* a hook was passed over for the call, not the file */
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct verdict_keys);
-} verdict_heap SEC(".maps");
+	__type(value, struct dispatch_scratch);
+} scratch_heap SEC(".maps");
 
 /* x86_64 syscalls that can change which path a dentry has */
 static __always_inline bool changes_paths(long nr)
@@ -317,9 +322,7 @@ struct dispatch_ctx {
 	long nr;
 	long ret; /* the syscall's return (0 at entry) */
 	__u64 id;
-	bool hit[2];     /* the variant's file is in the verdict cache */
-	bool matched[2]; /* a hook matched on the variant */
-	bool partial[2]; /* a hook was passed over for the call, not the file */
+	struct dispatch_scratch *s;
 };
 
 /* run_pair evaluates hook pair i of the list on the call. Under bpf_loop,
@@ -340,15 +343,15 @@ static long run_pair(__u32 i, void *data)
 		return 1;
 	p = &x->l->p[i & (MAX_PAIRS - 1)];
 	vi = p->vi & 1;
-	if (x->hit[vi])
+	if (x->s->hit[vi])
 		return 0;
 	if ((p->flags & SE_RET_OK) && x->ret < 0) {
-		x->partial[vi] = true;
+		x->s->partial[vi] = 1;
 		return 0;
 	}
 	fret = func_ret(x->ret, p->flags);
 	if (fret == NO_RET) {
-		x->partial[vi] = true;
+		x->s->partial[vi] = 1;
 		return 0;
 	}
 	v.fd_src = p->fd_src;
@@ -365,7 +368,7 @@ static long run_pair(__u32 i, void *data)
 	s = select(c, r, fret);
 	if (s < 0)
 		return 0;
-	x->matched[vi] = true;
+	x->s->matched[vi] = 1;
 	act_and_post(c, r, s, x->id, x->nr, fret);
 	return 0;
 }
@@ -386,8 +389,7 @@ static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 li
 static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
 {
 	struct dispatch_ctx x = {.regs = regs, .nr = nr, .ret = ret};
-	struct verdict_keys *vk;
-	bool keyed[2] = {};
+	struct dispatch_scratch *sc;
 	__u32 zero = 0, key;
 	__u64 gen_before = 0, *gen, *seen;
 
@@ -406,25 +408,26 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	if (!x.l)
 		return 0;
 	x.r = bpf_map_lookup_elem(&rec_heap, &zero);
-	vk = bpf_map_lookup_elem(&verdict_heap, &zero);
-	if (!x.r || !vk)
+	sc = bpf_map_lookup_elem(&scratch_heap, &zero);
+	if (!x.r || !sc)
 		return 0;
+	x.s = sc;
+	__builtin_memset(sc, 0, sizeof(*sc));
 	list_stat(nr, when, LS_CALLS);
 	if (x.l->cacheable) {
 		for (int vi = 0; vi < 2; vi++) {
 			if (vi >= x.l->nv)
 				break;
-			__builtin_memset(&vk->k[vi], 0, sizeof(vk->k[vi]));
-			keyed[vi] = cache_key(&x, vi, key, &vk->k[vi]);
-			if (!keyed[vi])
+			sc->keyed[vi] = cache_key(&x, vi, key, &sc->k[vi]);
+			if (!sc->keyed[vi])
 				continue;
-			seen = bpf_map_lookup_elem(&verdicts, &vk->k[vi]);
+			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
 			if (seen && *seen == gen_before) {
-				x.hit[vi] = true;
+				sc->hit[vi] = 1;
 				list_stat(nr, when, LS_CACHED);
 			}
 		}
-		if (x.hit[0] && (x.l->nv < 2 || x.hit[1]))
+		if (sc->hit[0] && (x.l->nv < 2 || sc->hit[1]))
 			return 0;
 	}
 	x.id = bpf_get_current_pid_tgid();
@@ -432,8 +435,8 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	for (int vi = 0; vi < 2; vi++) {
 		/* stored with the generation read before the paths were
 		 * resolved: a rename meanwhile makes the entry stale */
-		if (keyed[vi] && !x.hit[vi] && !x.matched[vi] && !x.partial[vi])
-			bpf_map_update_elem(&verdicts, &vk->k[vi], &gen_before, BPF_ANY);
+		if (sc->keyed[vi] && !sc->hit[vi] && !sc->matched[vi] && !sc->partial[vi])
+			bpf_map_update_elem(&verdicts, &sc->k[vi], &gen_before, BPF_ANY);
 	}
 	return 0;
 }

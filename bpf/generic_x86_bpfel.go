@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type GenericDispatchScratch struct {
+	_       structs.HostLayout
+	K       [2]GenericVerdictKey
+	Keyed   [2]uint8
+	Hit     [2]uint8
+	Matched [2]uint8
+	Partial [2]uint8
+}
+
 type GenericGenConf struct {
 	_         structs.HostLayout
 	HookId    uint32
@@ -116,11 +125,6 @@ type GenericVerdictKey struct {
 	List   uint32
 }
 
-type GenericVerdictKeys struct {
-	_ structs.HostLayout
-	K [2]GenericVerdictKey
-}
-
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -132,10 +136,10 @@ const (
 	GenericMapListStats     = "list_stats"
 	GenericMapPathHeap      = "path_heap"
 	GenericMapRecHeap       = "rec_heap"
+	GenericMapScratchHeap   = "scratch_heap"
 	GenericMapStats         = "stats"
 	GenericMapStrings       = "strings"
 	GenericMapSysLists      = "sys_lists"
-	GenericMapVerdictHeap   = "verdict_heap"
 	GenericMapVerdicts      = "verdicts"
 	GenericProgGenSysEnter  = "gen_sys_enter"
 	GenericProgGenSysExit   = "gen_sys_exit"
@@ -202,10 +206,10 @@ type GenericMapSpecs struct {
 	ListStats   *ebpf.MapSpec `ebpf:"list_stats"`
 	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
 	RecHeap     *ebpf.MapSpec `ebpf:"rec_heap"`
+	ScratchHeap *ebpf.MapSpec `ebpf:"scratch_heap"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	Strings     *ebpf.MapSpec `ebpf:"strings"`
 	SysLists    *ebpf.MapSpec `ebpf:"sys_lists"`
-	VerdictHeap *ebpf.MapSpec `ebpf:"verdict_heap"`
 	Verdicts    *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
@@ -246,10 +250,10 @@ type GenericMaps struct {
 	ListStats   *ebpf.Map `ebpf:"list_stats"`
 	PathHeap    *ebpf.Map `ebpf:"path_heap"`
 	RecHeap     *ebpf.Map `ebpf:"rec_heap"`
+	ScratchHeap *ebpf.Map `ebpf:"scratch_heap"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	Strings     *ebpf.Map `ebpf:"strings"`
 	SysLists    *ebpf.Map `ebpf:"sys_lists"`
-	VerdictHeap *ebpf.Map `ebpf:"verdict_heap"`
 	Verdicts    *ebpf.Map `ebpf:"verdicts"`
 }
 
@@ -262,10 +266,10 @@ func (m *GenericMaps) Close() error {
 		m.ListStats,
 		m.PathHeap,
 		m.RecHeap,
+		m.ScratchHeap,
 		m.Stats,
 		m.Strings,
 		m.SysLists,
-		m.VerdictHeap,
 		m.Verdicts,
 	)
 }

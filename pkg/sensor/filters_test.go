@@ -40,11 +40,11 @@ func verified(t *testing.T, p *ebpf.Program) uint32 {
 // TestFiltersVerify loads both hook objects with a selector entry of every
 // kind and reports what the verifier processed: the selector code is
 // shared (bpf/lib/hook.h). A kprobe hook pays it at every policy load, the
-// syscall dispatcher once per agent (its programs serve every policy, and
-// the verdict cache's checks around the hook loop cost it 140k at exit).
-// The ceilings catch a change that makes the verifier walk the filters
-// once per enclosing loop again (205k for one hook's gen_sys_exit before
-// the process filters became global functions).
+// syscall dispatcher once per agent (its programs serve every policy). The
+// ceiling is twice what 6.18 measures, to catch a change that makes the
+// verifier walk the filters once per enclosing loop again (205k for one
+// hook's gen_sys_exit before the process filters became global functions;
+// 140k for the dispatcher's while its per-variant flags were on the stack).
 func TestFiltersVerify(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "bpf_loop")
@@ -55,8 +55,8 @@ func TestFiltersVerify(t *testing.T) {
 	for _, p := range []*ebpf.Program{g.d.objs.GenSysEnter, g.d.objs.GenSysExit} {
 		n := verified(t, p)
 		t.Logf("syscall-tracepoint: %v verified in %d instructions", p, n)
-		if n > 200000 {
-			t.Errorf("%v: %d instructions verified, want at most 200000", p, n)
+		if n > 60000 {
+			t.Errorf("%v: %d instructions verified, want at most 60000", p, n)
 		}
 	}
 	for _, tc := range []struct {
@@ -97,7 +97,7 @@ func TestEncodeFilters(t *testing.T) {
 	// fd_install's file is the returned fd's: the variant's file when
 	// every variant names the returned fd
 	ret := HookSpec{Syscalls: map[uint32]Syscall{257: {Flags: OnExit, Variants: []Variant{{FD: VarFDRet}}}},
-		Args: []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+		Args:      []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
 		Selectors: []Selector{{Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{"/tmp/x"}}}}}}
 	if !cacheable(ret) {
 		t.Fatal("a selector on the returned fd's file is not cacheable")
