@@ -16,15 +16,6 @@ type BTFKernel struct {
 // NewBTFKernel wraps an already loaded BTF spec.
 func NewBTFKernel(spec *btf.Spec) *BTFKernel { return &BTFKernel{spec: spec} }
 
-// LoadKernelBTF loads the running kernel's BTF.
-func LoadKernelBTF() (*BTFKernel, error) {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return nil, fmt.Errorf("loading kernel BTF: %w", err)
-	}
-	return NewBTFKernel(spec), nil
-}
-
 // Func implements Kernel.
 func (b *BTFKernel) Func(name string) (FuncProto, error) {
 	types, err := b.spec.AnyTypesByName(name)

@@ -73,8 +73,8 @@
 //
 // # Kernel checks
 //
-// Parsing checks everything that can be checked without a kernel. Checking a
-// hook's declared argument types against the running kernel's function
-// prototypes is separate: [TracingPolicy.ValidateKernel] with a [Kernel], for
-// example [BTFKernel] built from /sys/kernel/btf/vmlinux.
+// Parsing checks everything that can be checked without a kernel. A hook's
+// declared argument types are checked against the running kernel's function
+// prototypes when the hook is compiled (pkg/hooks), through a [Kernel] such
+// as [BTFKernel].
 package tracingpolicy

@@ -212,16 +212,6 @@ func TestListErrors(t *testing.T) {
 	}
 }
 
-func TestValidateKernelSkipsLists(t *testing.T) {
-	p := parseOne(t, header+`  lists: [{name: a, type: syscalls, values: [sys_dup]}]
-  kprobes: [{call: "list:a"}]
-`)
-	notes, err := p.ValidateKernel(noFuncs{})
-	if err != nil || len(notes) != 1 || !strings.Contains(notes[0], `the functions of list "a" are checked when the policy is loaded`) {
-		t.Fatalf("notes %q, err %v", notes, err)
-	}
-}
-
 type noFuncs struct{}
 
 func (noFuncs) Func(name string) (FuncProto, error) { return FuncProto{}, ErrFuncNotFound }

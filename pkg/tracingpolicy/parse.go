@@ -35,15 +35,6 @@ func ParseFile(path string) ([]*TracingPolicy, error) {
 	return Parse(filepath.Base(path), data)
 }
 
-// ParseDocumentsFile reads and parses a policy file; see ParseDocuments.
-func ParseDocumentsFile(path string) ([]Document, error) {
-	data, err := readLimited(path)
-	if err != nil {
-		return nil, err
-	}
-	return ParseDocuments(filepath.Base(path), data)
-}
-
 func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {

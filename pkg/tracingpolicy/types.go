@@ -579,12 +579,6 @@ func unsupportedOperator(s string) bool {
 	return false
 }
 
-// Negated reports whether the operator matches when its positive form does
-// not (NotEqual, NotPrefix, NotPostfix).
-func (o Operator) Negated() bool {
-	return o == OpNotEqual || o == OpNotPrefix || o == OpNotPostfix
-}
-
 // appliesTo reports whether the operator can compare arguments of class c.
 func (o Operator) appliesTo(c ArgClass) bool {
 	switch o {
