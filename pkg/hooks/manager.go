@@ -160,7 +160,51 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 	}
 	m.install(lp)
 	m.mu.Unlock()
+	if err := m.swap(lp, nil); err != nil {
+		m.mu.Lock()
+		m.uninstall(lp)
+		m.mu.Unlock()
+		m.discard(lp)
+		return fmt.Errorf("policy %q: %w", policy, err)
+	}
 	return nil
+}
+
+// swap makes the dispatcher run the new version's syscall-mapped hooks
+// instead of the old version's, in one step per syscall; a version's
+// other hooks are attached when it is built.
+func (m *Manager) swap(lp, old *loadedPolicy) error {
+	add, remove := lp.dataHooks(), old.dataHooks()
+	if len(add) == 0 && len(remove) == 0 {
+		return nil
+	}
+	d, err := m.dispatcher()
+	if err != nil {
+		return err
+	}
+	return d.Swap(add, remove)
+}
+
+// dataHooks are the version's hooks the syscall dispatcher serves.
+func (lp *loadedPolicy) dataHooks() []*sensor.DataHook {
+	if lp == nil {
+		return nil
+	}
+	var out []*sensor.DataHook
+	for _, h := range lp.hooks {
+		if dh, ok := h.obj.(*sensor.DataHook); ok {
+			out = append(out, dh)
+		}
+	}
+	return out
+}
+
+// uninstall takes a published version out; m.mu is held.
+func (m *Manager) uninstall(lp *loadedPolicy) {
+	delete(m.policies, lp.name)
+	for _, h := range lp.hooks {
+		delete(m.hooks, h.id)
+	}
 }
 
 // Replace swaps a loaded policy for a new version, make-before-break: the
@@ -175,12 +219,21 @@ func (m *Manager) Replace(policy string, hooks []HookDecl) error {
 	m.mu.Lock()
 	old := m.policies[policy]
 	if old != nil {
-		for _, h := range old.hooks {
-			delete(m.hooks, h.id)
-		}
+		m.uninstall(old)
 	}
 	m.install(lp)
 	m.mu.Unlock()
+	if err := m.swap(lp, old); err != nil {
+		// the old version still enforces: its hooks were never detached
+		m.mu.Lock()
+		m.uninstall(lp)
+		if old != nil {
+			m.install(old)
+		}
+		m.mu.Unlock()
+		m.discard(lp)
+		return fmt.Errorf("policy %q: %w", policy, err)
+	}
 	if old != nil {
 		// the new version enforces; an old one left pinned is swept later
 		m.discard(old)

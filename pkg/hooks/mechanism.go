@@ -133,7 +133,9 @@ func loadSyscallHook(d HookDecl, id uint32, why string, disp *sensor.Dispatcher)
 	if err != nil {
 		return nil, info, err
 	}
-	h, err := disp.Add(spec)
+	// staged: the manager puts it in the syscall lists when its whole
+	// policy version is built (Manager.swap)
+	h, err := disp.Stage(spec)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
 	}

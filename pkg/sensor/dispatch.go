@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -21,6 +22,7 @@ const (
 	dispatchStrings = 65535 // match slots: filter entries matching strings
 	maxPairs        = 2048  // MAX_PAIRS: hook readings of one syscall's entry or exit
 	whenShift       = 16    // SE_WHEN_SHIFT
+	noSlot          = ^uint32(0)
 	gsMax           = 8     // GS_MAX: counters per hook
 	lsMax           = 2     // LS_MAX: counters per syscall list
 )
@@ -54,7 +56,7 @@ type DataHook struct {
 	strSlots []uint16
 	keys     []bpf.GenericLpmKey
 	cache    bool
-	removed  bool
+	listed   bool // in the syscall lists (Swap)
 	// pinDir marks the hook as pinned: while the directory exists, Close
 	// leaves the hook's entries in the (pinned) dispatcher
 	pinDir string
@@ -102,6 +104,21 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 
 // Add makes the dispatcher serve a hook. On error nothing of it stays.
 func (d *Dispatcher) Add(spec HookSpec) (*DataHook, error) {
+	h, err := d.Stage(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Swap([]*DataHook{h}, nil); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Stage writes a hook's configuration and match strings and attaches the
+// programs it needs, but puts it in no syscall list: no call runs it
+// before Swap. On error nothing of it stays.
+func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 	if len(spec.Syscalls) == 0 {
 		return nil, errors.New("hook has no syscall to attach to")
 	}
@@ -157,23 +174,69 @@ func (d *Dispatcher) Add(spec HookSpec) (*DataHook, error) {
 			return fail(err)
 		}
 	}
-	// the lists last, once the configuration is in place
-	var written []uint32
-	for _, key := range h.listKeys() {
-		hooks := append(slices.Clip(d.lists[key]), h)
-		if err := d.writeList(key, hooks); err != nil {
-			for _, k := range written {
+	return h, nil
+}
+
+// Swap puts staged hooks into their syscall lists and takes old ones
+// out, rewriting each list they touch once: a call sees the old hooks or
+// the new ones, never both or half of each (a new version of a policy
+// replaces the old one at one instant, per syscall). On error the lists
+// are as they were. The old hooks' entries stay until they are closed.
+func (d *Dispatcher) Swap(add, remove []*DataHook) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("the syscall dispatcher is closed")
+	}
+	return d.swap(add, remove)
+}
+
+// swap is Swap with d.mu held.
+func (d *Dispatcher) swap(add, remove []*DataHook) error {
+	next := map[uint32][]*DataHook{}
+	for _, h := range remove {
+		if !h.listed {
+			continue
+		}
+		for _, key := range h.listKeys() {
+			if _, ok := next[key]; !ok {
+				next[key] = slices.Clone(d.lists[key])
+			}
+			next[key] = slices.DeleteFunc(next[key], func(x *DataHook) bool { return x == h })
+		}
+	}
+	for _, h := range add {
+		for _, key := range h.listKeys() {
+			if _, ok := next[key]; !ok {
+				next[key] = slices.Clone(d.lists[key])
+			}
+			next[key] = append(next[key], h)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(next))
+	for i, key := range keys {
+		if err := d.writeList(key, next[key]); err != nil {
+			for _, k := range keys[:i] {
 				d.writeList(k, d.lists[k]) //nolint:errcheck // best effort: back to what was there
 			}
-			return fail(err)
+			return err
 		}
-		written = append(written, key)
 	}
-	for _, key := range written {
-		d.lists[key] = append(d.lists[key], h)
+	for _, key := range keys {
+		if len(next[key]) == 0 {
+			delete(d.lists, key)
+		} else {
+			d.lists[key] = next[key]
+		}
+	}
+	for _, h := range remove {
+		h.listed = false
+	}
+	for _, h := range add {
+		h.listed = true
 	}
 	d.bumpGeneration()
-	return h, nil
+	return nil
 }
 
 // whens lists the directions (OnEnter, OnExit) the hook runs at.
@@ -297,34 +360,25 @@ func (d *Dispatcher) waitForCalls() error {
 	return nil
 }
 
-// remove takes the hook out of every list, then deletes its entries once
-// no call can still read them. d.mu is held.
-func (h *DataHook) remove() error {
+// close takes the hook out of every list it is still in, then deletes
+// its entries once no call can still read them. d.mu is held.
+func (h *DataHook) close() error {
 	d := h.d
-	if h.removed {
+	if err := d.swap(nil, []*DataHook{h}); err != nil {
+		// still listed: its entries stay, and closing is tried again
+		return err
+	}
+	if h.slot == noSlot {
 		return nil
 	}
 	var errs []error
-	for _, key := range h.listKeys() {
-		hooks := slices.DeleteFunc(slices.Clone(d.lists[key]), func(x *DataHook) bool { return x == h })
-		if err := d.writeList(key, hooks); err != nil {
-			// still listed: its entries stay, and removing is tried again
-			return err
-		}
-		if len(hooks) == 0 {
-			delete(d.lists, key)
-		} else {
-			d.lists[key] = hooks
-		}
-	}
-	d.bumpGeneration()
-	h.removed = true
 	if err := d.waitForCalls(); err != nil {
 		errs = append(errs, err)
 	} else {
 		errs = append(errs, h.deleteEntries())
 	}
 	h.freeSlots()
+	h.slot = noSlot
 	return errors.Join(errs...)
 }
 
@@ -407,7 +461,7 @@ func (h *DataHook) Close() error {
 	if h.d.closed {
 		return nil
 	}
-	return h.remove()
+	return h.close()
 }
 
 // Unpin removes the dispatcher's pins; Close then detaches it.
