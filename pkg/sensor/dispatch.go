@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -23,8 +23,8 @@ const (
 	maxPairs        = 2048  // MAX_PAIRS: hook readings of one syscall's entry or exit
 	whenShift       = 16    // SE_WHEN_SHIFT
 	noSlot          = ^uint32(0)
-	gsMax           = 8     // GS_MAX: counters per hook
-	lsMax           = 2     // LS_MAX: counters per syscall list
+	gsMax           = 8 // GS_MAX: counters per hook
+	lsMax           = 2 // LS_MAX: counters per syscall list
 )
 
 // Dispatcher owns the syscall dispatcher: the two programs of

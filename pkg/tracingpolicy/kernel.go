@@ -140,4 +140,3 @@ func (p Param) String() string {
 	}
 	return p.Type.C + " " + p.Name
 }
-
