@@ -154,6 +154,12 @@ struct dispatch_scratch {
 	__u8 hit[2];     /* the variant's file is in the verdict cache */
 	__u8 matched[2]; /* a hook matched on the variant */
 	__u8 partial[2]; /* a hook was passed over for the call, not the file */
+	/* the call, for the hook loop: kept here rather than in its context,
+	 * whose frame is under every hook's selector evaluation */
+	__u64 regs; /* struct pt_regs *, read with probe reads */
+	long nr;
+	long ret; /* the syscall's return (0 at entry) */
+	__u64 id;
 };
 
 struct {
@@ -316,12 +322,7 @@ __noinline long func_ret(long ret, __u32 flags)
 }
 
 struct dispatch_ctx {
-	struct pt_regs *regs;
 	struct sys_list *l;
-	struct gen_rec *r;
-	long nr;
-	long ret; /* the syscall's return (0 at entry) */
-	__u64 id;
 	struct dispatch_scratch *s;
 };
 
@@ -331,11 +332,13 @@ static long run_pair(__u32 i, void *data)
 {
 	struct dispatch_ctx *x = data;
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct gen_rec *r = x->r;
+	struct dispatch_scratch *sc = x->s;
+	struct pt_regs *regs = (struct pt_regs *)sc->regs;
 	struct sys_variant v = {};
+	struct gen_rec *r;
 	struct sys_pair *p;
 	struct gen_conf *c;
-	__u32 vi, slot;
+	__u32 vi, slot, zero = 0;
 	long fret;
 	int s;
 
@@ -343,33 +346,34 @@ static long run_pair(__u32 i, void *data)
 		return 1;
 	p = &x->l->p[i & (MAX_PAIRS - 1)];
 	vi = p->vi & 1;
-	if (x->s->hit[vi])
+	if (sc->hit[vi])
 		return 0;
-	if ((p->flags & SE_RET_OK) && x->ret < 0) {
-		x->s->partial[vi] = 1;
+	if ((p->flags & SE_RET_OK) && sc->ret < 0) {
+		sc->partial[vi] = 1;
 		return 0;
 	}
-	fret = func_ret(x->ret, p->flags);
+	fret = func_ret(sc->ret, p->flags);
 	if (fret == NO_RET) {
-		x->s->partial[vi] = 1;
+		sc->partial[vi] = 1;
 		return 0;
 	}
 	v.fd_src = p->fd_src;
 	v.mask = p->mask;
-	if ((p->flags & SE_NEED_FILE) && v.fd_src < 6 && !fd_file(t, reg_arg(x->regs, v.fd_src)))
+	if ((p->flags & SE_NEED_FILE) && v.fd_src < 6 && !fd_file(t, reg_arg(regs, v.fd_src)))
 		return 0;
 	slot = p->slot;
 	c = bpf_map_lookup_elem(&confs, &slot);
-	if (!c)
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!c || !r)
 		return 0;
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
-	fill_args(c, r, x->regs, &v, x->ret);
+	fill_args(c, r, regs, &v, sc->ret);
 	s = select(c, r, fret);
 	if (s < 0)
 		return 0;
-	x->s->matched[vi] = 1;
-	act_and_post(c, r, s, x->id, x->nr, fret);
+	sc->matched[vi] = 1;
+	act_and_post(c, r, s, sc->id, sc->nr, fret);
 	return 0;
 }
 
@@ -378,17 +382,18 @@ static long run_pair(__u32 i, void *data)
 static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 list, struct verdict_key *vk)
 {
 	struct sys_variant *v = &x->l->v[vi & 1];
+	struct pt_regs *regs = (struct pt_regs *)x->s->regs;
 
 	if (v->fd_src == VAR_NO_FD)
 		return false;
 	vk->mask = v->mask;
 	vk->list = list;
-	return file_identity(v->fd_src == VAR_FD_RET ? x->ret : reg_arg(x->regs, v->fd_src & 7), vk);
+	return file_identity(v->fd_src == VAR_FD_RET ? x->s->ret : reg_arg(regs, v->fd_src & 7), vk);
 }
 
 static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
 {
-	struct dispatch_ctx x = {.regs = regs, .nr = nr, .ret = ret};
+	struct dispatch_ctx x = {};
 	struct dispatch_scratch *sc;
 	__u32 zero = 0, key;
 	__u64 gen_before = 0, *gen, *seen;
@@ -407,12 +412,15 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	x.l = bpf_map_lookup_elem(&sys_lists, &key);
 	if (!x.l)
 		return 0;
-	x.r = bpf_map_lookup_elem(&rec_heap, &zero);
 	sc = bpf_map_lookup_elem(&scratch_heap, &zero);
-	if (!x.r || !sc)
+	if (!sc)
 		return 0;
 	x.s = sc;
 	__builtin_memset(sc, 0, sizeof(*sc));
+	sc->regs = (__u64)regs;
+	sc->nr = nr;
+	sc->ret = ret;
+	sc->id = bpf_get_current_pid_tgid();
 	list_stat(nr, when, LS_CALLS);
 	if (x.l->cacheable) {
 		for (int vi = 0; vi < 2; vi++) {
@@ -430,7 +438,6 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		if (sc->hit[0] && (x.l->nv < 2 || sc->hit[1]))
 			return 0;
 	}
-	x.id = bpf_get_current_pid_tgid();
 	bpf_loop(x.l->n, run_pair, &x, 0);
 	for (int vi = 0; vi < 2; vi++) {
 		/* stored with the generation read before the paths were

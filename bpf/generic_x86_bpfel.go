@@ -20,6 +20,10 @@ type GenericDispatchScratch struct {
 	Hit     [2]uint8
 	Matched [2]uint8
 	Partial [2]uint8
+	Regs    uint64
+	Nr      int64
+	Ret     int64
+	Id      uint64
 }
 
 type GenericGenConf struct {
