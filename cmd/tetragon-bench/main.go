@@ -184,6 +184,55 @@ func rawTracepointLinks() (map[string]int, error) {
 	return counts, it.Err()
 }
 
+// rawTracepointLinkIDs lists the raw tracepoint links attached on the
+// host.
+func rawTracepointLinkIDs() (map[link.ID]ebpf.ProgramID, error) {
+	ids := map[link.ID]ebpf.ProgramID{}
+	var it link.Iterator
+	for it.Next() {
+		info, err := it.Link.Info()
+		if err != nil || info.Type != link.RawTracepointType {
+			continue
+		}
+		ids[info.ID] = info.Program
+	}
+	return ids, it.Err()
+}
+
+// newPrograms opens the programs of the raw tracepoint links attached
+// since before: the ones a mode's setup attached.
+func newPrograms(before map[link.ID]ebpf.ProgramID) ([]*ebpf.Program, error) {
+	now, err := rawTracepointLinkIDs()
+	if err != nil {
+		return nil, err
+	}
+	var progs []*ebpf.Program
+	for id, prog := range now {
+		if _, ok := before[id]; ok {
+			continue
+		}
+		p, err := ebpf.NewProgramFromID(prog)
+		if err != nil {
+			return nil, err
+		}
+		progs = append(progs, p)
+	}
+	return progs, nil
+}
+
+// runStats sums the run time and count of programs (bpf_stats).
+func runStats(progs []*ebpf.Program) (time.Duration, uint64) {
+	var rt time.Duration
+	var n uint64
+	for _, p := range progs {
+		if st, err := p.Stats(); err == nil {
+			rt += st.Runtime
+			n += st.RunCount
+		}
+	}
+	return rt, n
+}
+
 // attachPoints returns how many programs setup attaches to each raw
 // tracepoint.
 func attachPoints(setup func() (func(), error)) (map[string]int, error) {
@@ -344,6 +393,9 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 		name  string
 		setup func() (func(), error)
 		ops   []float64
+		// bpf_stats of the mode's own programs over its loops
+		runtime time.Duration
+		runs    uint64
 	}
 	paths := strings.Split(policy, ",")
 	shipped, err := policyFiles(paths...)
@@ -383,14 +435,37 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 		{name: "agent (1 shaped policy)", setup: loadPolicies(one, report.Map())},
 		{name: "agent (50 shaped policies)", setup: loadPolicies(fifty, report.Map())},
 	}
+	// per-program run times (kernel.bpf_stats_enabled while this holds)
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		fmt.Printf("note: no per-program run times: %v\n", err)
+	} else {
+		defer stats.Close()
+	}
 	fmt.Printf("syscall overhead: open/read/close of %s, %d rounds x %v per mode, interleaved\n", path, rounds, window)
 	for r := 0; r < rounds; r++ {
 		for _, m := range modes {
+			before, err := rawTracepointLinkIDs()
+			if err != nil {
+				return nil, err
+			}
 			teardown, err := m.setup()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", m.name, err)
 			}
+			progs, err := newPrograms(before)
+			if err != nil {
+				teardown()
+				return nil, fmt.Errorf("%s: finding its programs: %w", m.name, err)
+			}
+			rt0, n0 := runStats(progs)
 			ops, err := loop(path, window)
+			rt1, n1 := runStats(progs)
+			m.runtime += rt1 - rt0
+			m.runs += n1 - n0
+			for _, p := range progs {
+				p.Close()
+			}
 			teardown()
 			if err != nil {
 				return nil, fmt.Errorf("open/read/close loop: %w", err)
@@ -401,9 +476,13 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 	}
 	none, floor, withAgent := median(modes[0].ops), median(modes[1].ops), median(modes[2].ops)
 	one1, fifty50 := median(modes[3].ops), median(modes[4].ops)
-	fmt.Printf("\n%-40s %12s %10s\n", "mode", "median ops/s", "÷ none")
+	fmt.Printf("\n%-40s %12s %10s %14s\n", "mode", "median ops/s", "÷ none", "ns/program run")
 	for _, m := range modes {
-		fmt.Printf("%-40s %12.0f %10.3f\n", m.name, median(m.ops), median(m.ops)/none)
+		perRun := "—"
+		if m.runs > 0 {
+			perRun = fmt.Sprintf("%.0f", float64(m.runtime.Nanoseconds())/float64(m.runs))
+		}
+		fmt.Printf("%-40s %12.0f %10.3f %14s\n", m.name, median(m.ops), median(m.ops)/none, perRun)
 	}
 	fmt.Printf("\nagent ÷ floor = %.3f (goal >= 0.97)\n50 policies ÷ floor = %.3f (goal >= 0.95)\n50 policies ÷ 1 policy = %.3f (goal >= 0.97)\nagent ÷ no agent = %.3f\nfloor ÷ no agent = %.3f\n",
 		withAgent/floor, fifty50/floor, fifty50/one1, withAgent/none, floor/none)
