@@ -35,8 +35,9 @@ var refusalClasses = map[string]string{
 	"kconfig": "the kernel's configuration forbids the action",
 	// the running kernel lacks the hook mechanism the policy needs (a
 	// kernel function hook without kprobes, fentry or BPF LSM, and that
-	// the syscall-tracepoint mapping does not serve)
-	"kernel": "the running kernel lacks the hook mechanism",
+	// the syscall-tracepoint mapping does not serve), or the function as
+	// the policy declares it (an example for an older kernel)
+	"kernel": "the running kernel lacks the hook mechanism or the hook as declared",
 	// podSelector, namespaced policies: Kubernetes only
 	"kubernetes": "a Kubernetes-only selector or kind",
 	// a template, not a policy as published ({{.Pid}}, ${PODCIDR})
