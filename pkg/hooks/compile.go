@@ -17,6 +17,11 @@ type ArgDecl struct {
 	Index int
 	Type  string
 	Label string
+	// SizeArgIndex, on a char_buf, is as in Tetragon the index + 1 of the
+	// declared integer argument holding the buffer's length; 0 when there
+	// is none. The buffer is read as a string (up to its first NUL byte or
+	// the string limit) and cut to that length in user space.
+	SizeArgIndex int
 }
 
 // MatchDecl is a matchArgs or matchReturnArgs entry.
@@ -46,7 +51,7 @@ type SelectorDecl struct {
 	MatchArgs       []MatchDecl
 	MatchReturnArgs []MatchDecl
 	// The process filters, as parsed; namespace values "host_ns" and
-	// isNamespaceCapability are resolved against /proc/1/ns when the hook
+	// isNamespaceCapability are resolved against /proc/1/ns (or kthreadd's) when the hook
 	// is compiled.
 	MatchPIDs         []tracingpolicy.PIDSelector
 	MatchBinaries     []tracingpolicy.BinarySelector
@@ -559,12 +564,23 @@ func nsKind(ns tracingpolicy.NamespaceType) (kind sensor.NsKind, proc string, ok
 }
 
 // hostNamespace returns the inode number of namespace proc (an entry of
-// /proc/<pid>/ns) of pid 1, the host's init: the agent runs in the host's
-// pid namespace (--pid=host), so that is what host_ns means.
+// /proc/<pid>/ns) of the host: the agent runs in the host's pid namespace
+// (--pid=host), so host_ns means pid 1's namespaces, as in Tetragon. Where
+// pid 1 is protected from the agent (ptrace rules; this project's machines
+// answer EACCES even to root), kthreadd (pid 2), which the kernel starts
+// in the initial namespaces, is read instead: the process cache takes the
+// host's namespaces from it for the same reason.
 func hostNamespace(proc string) (uint32, error) {
-	fi, err := os.Stat("/proc/1/ns/" + proc)
+	return hostNamespaceUnder("/proc", proc)
+}
+
+func hostNamespaceUnder(procRoot, proc string) (uint32, error) {
+	fi, err := os.Stat(procRoot + "/1/ns/" + proc)
 	if err != nil {
-		return 0, fmt.Errorf("reading the host's %s namespace: %w", proc, err)
+		var err2 error
+		if fi, err2 = os.Stat(procRoot + "/2/ns/" + proc); err2 != nil {
+			return 0, fmt.Errorf("reading the host's %s namespace: %w (and from kthreadd: %w)", proc, err, err2)
+		}
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {

@@ -40,6 +40,9 @@ func helperMain() (code int, ok bool) {
 	if code, ok := testutil.FileHelper(); ok {
 		return code, true
 	}
+	if v := os.Getenv(writeHelperEnv); v != "" {
+		return writeHelper(v), true
+	}
 	if v := os.Getenv(uprobeHelperEnv); v != "" {
 		n, _ := strconv.Atoi(v)
 		fmt.Println("survived", uprobeTarget(1, 2, 3, n))

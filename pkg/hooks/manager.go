@@ -265,6 +265,18 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 	}
 	m.mu.Unlock()
 
+	// The pin directories are made before any hook attaches: a policy may
+	// refuse mkdir itself (Tetragon's override-security.yaml overrides
+	// every security_inode_mkdir), and its own hooks must not stop it from
+	// being pinned. Pinning into a directory that exists makes none.
+	if lp.dir != "" {
+		for i := range hooks {
+			if err := os.MkdirAll(filepath.Join(lp.dir, fmt.Sprintf("hook%d", i)), 0o700); err != nil {
+				m.discard(lp)
+				return nil, fmt.Errorf("policy %q: creating pin directory: %w", policy, err)
+			}
+		}
+	}
 	for i, d := range hooks {
 		d.Policy = policy
 		id := ids[i]
@@ -660,6 +672,9 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 			case "path", "dentry":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			default:
+				if a.SizeArgIndex > 0 && a.Type == string(tracingpolicy.TypeCharBuf) {
+					path = cutToSize(path, info.argOrder, g.Ints[:], a.SizeArgIndex-1)
+				}
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: escape.String(path)}}
 			}
 		}
@@ -667,4 +682,18 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 		args = append(args, arg)
 	}
 	return args
+}
+
+// cutToSize cuts a char_buf read as a string to the value of the
+// argument holding its length (sizeArgIndex), when the record carries it
+// and it is shorter.
+func cutToSize(buf string, order []ArgDecl, ints []int64, sizeArg int) string {
+	for i, a := range order {
+		if a.Index == sizeArg && isIntType(a.Type) && i < len(ints) {
+			if n := ints[i]; n >= 0 && n < int64(len(buf)) {
+				return buf[:n]
+			}
+		}
+	}
+	return buf
 }

@@ -1,10 +1,14 @@
 package hooks
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -73,4 +77,60 @@ func TestOverride(t *testing.T) {
 			t.Fatalf("events %v, want one for cat's open of the protected file", evs)
 		}
 	})
+}
+
+// An Override of every mkdir by the test's own process tree: the agent's
+// own mkdir of its pin directory included, as Tetragon's
+// override-security.yaml overrides every security_inode_mkdir.
+const overrideMkdirPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "override-mkdir"
+spec:
+  kprobes:
+  - call: "security_inode_mkdir"
+    syscall: false
+    selectors:
+    - matchPIDs:
+      - operator: In
+        followForks: true
+        values:
+        - %[3]d
+      matchActions:
+      - action: Override
+        argError: -1
+`
+
+// TestOverrideMkdirPinned: a policy that refuses mkdir to the agent itself
+// once failed to load because the agent made its pin directory after the
+// hook attached ("creating pin directory: operation not permitted"). It
+// loads pinned, refuses the workload's mkdir, and unloads.
+func TestOverrideMkdirPinned(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	testutil.RequireFeature(t, "fmod_ret")
+	if _, err := kernelfs.BPF().Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(kernelfs.BPF().Path, fmt.Sprintf("tetragon-test-%d", time.Now().UnixNano()))
+	t.Cleanup(func() { os.RemoveAll(root) })
+	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h.m.PinUnder(root)
+	name, err := h.tryLoad(t, overrideMkdirPolicy, "auto", os.Getpid())
+	if err != nil {
+		t.Fatalf("loading a policy that refuses the agent's own mkdir: %v", err)
+	}
+	if mech := h.mechanismOf(t, name); mech != MechFmodRet {
+		t.Fatalf("Override hook served by %s, want %s", mech, MechFmodRet)
+	}
+	if out, _ := h.runFails(t, "mkdir", filepath.Join(h.dir, "d")); !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("mkdir under the policy: %q, want EPERM", out)
+	}
+	if err := h.m.Unload(name); err != nil {
+		t.Fatal(err)
+	}
+	h.run(t, "mkdir", filepath.Join(h.dir, "d"))
+	if entries, err := os.ReadDir(root); err != nil || len(entries) != 0 {
+		t.Fatalf("pins left under %s after unload: %v %v", root, entries, err)
+	}
 }

@@ -94,16 +94,45 @@ func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []t
 		Mechanism: c.mechanism,
 		Src:       src,
 	}
+	sized := map[int]bool{} // char_buf arguments cut to a size argument
 	for _, a := range args {
-		if a.MaxData || a.ReturnCopy || a.SizeArgIndex != 0 {
-			c.refuse(a.Src, "char_buf options (maxData, returnCopy, sizeArgIndex) are not supported")
+		if a.MaxData {
+			c.refuse(a.Src, "maxData (reading a char_buf beyond the agent's string limit) is not built yet")
 		}
-		d.Args = append(d.Args, ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label})
+		if a.ReturnCopy {
+			c.refuse(a.Src, "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet")
+		}
+		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex)}
+		if a.SizeArgIndex != 0 {
+			if !declaresInt(args, ad.SizeArgIndex-1) {
+				c.refuse(a.Src, "sizeArgIndex %d names argument %d, the buffer's length, which args must declare with an integer type (this agent cuts the buffer to it in user space)", a.SizeArgIndex, ad.SizeArgIndex-1)
+			}
+			sized[ad.Index] = true
+		}
+		d.Args = append(d.Args, ad)
 	}
 	for _, s := range sels {
+		for _, m := range s.MatchArgs {
+			if sized[int(m.Index)] {
+				// the kernel compares the buffer up to its first NUL byte,
+				// Tetragon up to its length: they can differ
+				c.refuse(m.Src, "matchArgs on a char_buf with sizeArgIndex is not built yet: the kernel would compare the buffer up to its first NUL byte, not its length")
+			}
+		}
 		d.Selectors = append(d.Selectors, c.selector(s))
 	}
 	return d
+}
+
+// declaresInt reports whether args declares argument index with an
+// integer type.
+func declaresInt(args []tp.ArgSpec, index int) bool {
+	for _, a := range args {
+		if int(a.Index) == index {
+			return a.Type.Class() == tp.ClassInt
+		}
+	}
+	return false
 }
 
 // selector converts one selector. Every filter the parser accepts

@@ -96,12 +96,13 @@ spec:
 `)
 	_, err := FromPolicy(p)
 	if err == nil {
-		t.Fatal("a policy with a podSelector, char_buf options and a uprobe returnArg loaded")
+		t.Fatal("a policy with a podSelector, a char_buf without its size argument and a uprobe returnArg loaded")
 	}
 	for _, want := range []string{
 		`policy "partial"`,
 		"p.yaml:7:5: spec.podSelector: podSelector needs Kubernetes pod labels",
-		"p.yaml:12:7: spec.kprobes[0].args[0]: char_buf options (maxData, returnCopy, sizeArgIndex) are not supported",
+		// the size argument (index 2) is not declared
+		"p.yaml:12:7: spec.kprobes[0].args[0]: sizeArgIndex 3 names argument 2, the buffer's length, which args must declare with an integer type",
 		"p.yaml:20:7: spec.uprobes[0].returnArg: returnArg is not supported on uprobes",
 	} {
 		if !strings.Contains(err.Error(), want) {

@@ -210,7 +210,7 @@ func TestErrorMessages(t *testing.T) {
     - matchReturnArgs:
       - {operator: LT, values: ["0"]}
 `, []string{
-			`x.yaml:8:16: spec.kprobes[0].returnArg: returnArg needs "return: true"`,
+			// returnArg alone is ignored without return: true, as in Tetragon
 			`x.yaml:11:9: spec.kprobes[0].selectors[0].matchReturnArgs[0]: matchReturnArgs needs "return: true" on the hook`,
 		}},
 		{"return selector without returnArg", header + `  kprobes:

@@ -60,7 +60,7 @@ func (d *decoder) commonFields(c *common, k hookKind) []field {
 func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 	k := KProbeSpec{Syscall: true, Src: d.src(n, p)}
 	var c common
-	var callNode, syscallNode, retArgNode, retActionNode *yaml.Node
+	var callNode, syscallNode, retActionNode *yaml.Node
 	var callSrc Source
 	var syscallSrc *Source
 	before := len(d.errs.Errors)
@@ -89,7 +89,6 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 		}},
 		field{name: "return", decode: func(v *yaml.Node, fp fieldPath) { k.Return, _ = d.boolean(v, fp) }},
 		field{name: "returnArg", decode: func(v *yaml.Node, fp fieldPath) {
-			retArgNode = v
 			if a, ok, _ := d.arg(v, fp, hookKprobe, true); ok {
 				k.ReturnArg = &a
 			}
@@ -145,7 +144,11 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 		}
 	}
 	if k.ReturnArg != nil && !k.Return {
-		d.errorf(retArgNode, p.field("returnArg"), "returnArg needs \"return: true\"")
+		// Tetragon reads returnArg only with return: true and ignores it
+		// otherwise (its examples security_bprm_check.yaml and
+		// security_inode_follow_link.yaml declare one on an entry probe):
+		// so does this agent. matchReturnArgs still needs return: true.
+		k.ReturnArg = nil
 	}
 	if k.ReturnArgAction != "" && !k.Return {
 		d.errorf(retActionNode, p.field("returnArgAction"), "returnArgAction needs \"return: true\"")
@@ -220,7 +223,7 @@ func (d *decoder) lsmhook(n *yaml.Node, p fieldPath) (LsmHookSpec, bool) {
 func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 	u := UProbeSpec{Src: d.src(n, p)}
 	var c common
-	var symNode, offNode, retArgNode *yaml.Node
+	var symNode, offNode *yaml.Node
 	before := len(d.errs.Errors)
 	fields := append(d.commonFields(&c, hookUprobe),
 		field{name: "path", required: true, decode: func(v *yaml.Node, fp fieldPath) {
@@ -251,7 +254,6 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 		}},
 		field{name: "return", decode: func(v *yaml.Node, fp fieldPath) { u.Return, _ = d.boolean(v, fp) }},
 		field{name: "returnArg", decode: func(v *yaml.Node, fp fieldPath) {
-			retArgNode = v
 			if a, ok, _ := d.arg(v, fp, hookUprobe, true); ok {
 				u.ReturnArg = &a
 			}
@@ -269,7 +271,8 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 		d.errorf(n, p, "missing required field \"symbols\" (or \"offsets\")")
 	}
 	if u.ReturnArg != nil && !u.Return {
-		d.errorf(retArgNode, p.field("returnArg"), "returnArg needs \"return: true\"")
+		// ignored without return: true, as on kprobes (and in Tetragon)
+		u.ReturnArg = nil
 	}
 	ctx := hookCtx{kind: hookUprobe, args: u.Args, ret: u.Return, retArg: u.ReturnArg,
 		overrideWhy: "Override is not possible on uprobes"}

@@ -393,6 +393,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			if !ok {
 				return
 			}
+			s = canonicalAction(s)
 			switch act := Action(s); act {
 			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride:
 				a.Action = act

@@ -550,6 +550,7 @@ const (
 // parseOperator canonicalises an operator; ok is false for operators this
 // agent does not know or does not implement.
 func parseOperator(s string) (op Operator, ok bool) {
+	s = canonicalOperator(s)
 	switch Operator(s) {
 	case OpEqual, OpNotEqual, OpPrefix, OpNotPrefix, OpPostfix, OpNotPostfix, OpMask, OpGreaterThan, OpLessThan:
 		return Operator(s), true

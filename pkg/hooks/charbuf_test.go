@@ -1,0 +1,131 @@
+package hooks
+
+import (
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// writeHelperEnv makes the test binary write the first $value bytes of
+// "abcdefXYZ" to /dev/null with one write(2): the buffer goes on past the
+// length the call is given, up to its NUL byte.
+const writeHelperEnv = "TETRAGON_HOOKS_WRITE_HELPER"
+
+// writeHelper is the helper writeHelperEnv asks for.
+func writeHelper(v string) int {
+	n, err := strconv.Atoi(v)
+	buf := []byte("abcdefXYZ\x00")
+	if err != nil || n < 0 || n > 9 {
+		return 2
+	}
+	fd, err := syscall.Open("/dev/null", syscall.O_WRONLY, 0)
+	if err != nil {
+		return 1
+	}
+	if _, err := syscall.Write(fd, buf[:n]); err != nil {
+		return 1
+	}
+	os.Stdout.WriteString("survived\n")
+	return 0
+}
+
+// A char_buf with its length in argument 2 (sizeArgIndex 3), as in
+// Tetragon's write and tty examples.
+const sizeArgPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "char-buf-size"
+spec:
+  options:
+  - name: hook-mechanism
+    value: "%[1]s"
+  kprobes:
+  - call: "sys_write"
+    syscall: true
+    args:
+    - index: 0
+      type: "int"
+    - index: 1
+      type: "char_buf"
+      sizeArgIndex: 3
+    - index: 2
+      type: "size_t"
+    selectors:
+    - matchBinaries:
+      - operator: In
+        values:
+        - "%[3]s"
+`
+
+// TestCharBufSizeArg: sizeArgIndex cuts the buffer to the length the call
+// was given, not to its first NUL byte, on kprobes (the syscall-tracepoint
+// mapping reads no char_buf, and says so); a size argument that is not
+// declared, and the char_buf options not built (returnCopy, maxData), are
+// refused at load.
+func TestCharBufSizeArg(t *testing.T) {
+	testutil.RequireRoot(t)
+	features := testutil.Kernel(t).Map()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("syscall-tracepoint refuses", func(t *testing.T) {
+		h := newHarness(t, MechSyscallTracepoint, features)
+		_, err := h.tryLoad(t, sizeArgPolicy, MechSyscallTracepoint, self)
+		if err == nil || !strings.Contains(err.Error(), `type "char_buf" is not supported on syscall hooks by the syscall-tracepoint mechanism`) {
+			t.Fatalf("error %v, want char_buf refused by the mapping", err)
+		}
+	})
+	for _, mech := range []string{MechKprobe} {
+		t.Run(mech, func(t *testing.T) {
+			testutil.RequireFeature(t, "kprobe")
+			h := newHarness(t, mech, features)
+			h.loadWith(t, sizeArgPolicy, mech, self)
+			for _, n := range []string{"6", "3"} {
+				if killed := h.runHelper(t, writeHelperEnv, n); killed {
+					t.Fatalf("write helper %s killed", n)
+				}
+			}
+			// the writes to /dev/null; the helper's "survived" line is
+			// another write of it, to stdout
+			var got []string
+			for _, e := range h.events(t) {
+				if strings.Contains(e.text, "string:") && !strings.Contains(e.text, "survived") {
+					// the kprobe's function is the syscall's symbol; the
+					// descriptor number is the helper's first free one
+					text := strings.Replace(e.text, " __x64_sys_write ", " sys_write ", 1)
+					got = append(got, regexp.MustCompile(`int:[0-9]+ `).ReplaceAllString(text, "int:FD "))
+				}
+			}
+			want := []string{
+				"helper sys_write POST int:FD string:abcdef size:6",
+				"helper sys_write POST int:FD string:abc size:3",
+			}
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("events:\n%q\nwant:\n%q", got, want)
+			}
+		})
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		h := newHarness(t, MechSyscallTracepoint, features)
+		for _, c := range []struct{ option, want string }{
+			{"sizeArgIndex: 4", "sizeArgIndex 4 names argument 3, the buffer's length, which args must declare with an integer type"},
+			{"returnCopy: true", "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet"},
+			{"maxData: true", "maxData (reading a char_buf beyond the agent's string limit) is not built yet"},
+		} {
+			policy := strings.Replace(sizeArgPolicy, "sizeArgIndex: 3", c.option, 1)
+			if _, err := h.tryLoad(t, policy, MechSyscallTracepoint, self); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: %v, want %q", c.option, err, c.want)
+			}
+		}
+		if st := h.m.Status(); len(st) != 0 {
+			t.Fatalf("refused policies left %+v", st)
+		}
+	})
+}
