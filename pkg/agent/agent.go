@@ -481,8 +481,8 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte) {
 }
 
 // publish counts an event and hands it to the subscribers.
-func (a *Agent) publish(ev *api.GetEventsResponse) {
-	a.events.Count(ev)
+func (a *Agent) publish(ev *eventbus.Event) {
+	a.events.Count(ev.GetEventsResponse)
 	a.bus.Publish(ev)
 }
 
@@ -586,9 +586,12 @@ func (a *Agent) dropOldPins() {
 func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 
 // policyEvent builds a policy hook's event with the calling process.
-func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
+func (a *Agent) policyEvent(r *observer.Generic) *eventbus.Event {
+	var wire process.Wire
 	ev, ok := a.hooks.Event(r, func() (*api.Process, *api.Process) {
-		proc, parent, ok := a.cache.GetWithParent(r.Pid)
+		var proc, parent *api.Process
+		var ok bool
+		proc, parent, wire, ok = a.cache.Lookup(r.Pid)
 		if !ok {
 			proc = &api.Process{Pid: wrapperspb.UInt32(r.Pid), Tid: wrapperspb.UInt32(r.Tid), Flags: "miss"}
 		}
@@ -598,7 +601,7 @@ func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
 		return nil // rate-limited, or its policy was unloaded while the record was queued
 	}
 	ev.NodeName, ev.Time = a.node, a.cache.Timestamp(r.Ktime)
-	return ev
+	return eventbus.NewEvent(ev, wire.Process, wire.Parent)
 }
 
 // Status reports the agent's state and counters.

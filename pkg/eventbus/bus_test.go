@@ -6,9 +6,9 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/api"
 )
 
-func exec(bin string) *api.GetEventsResponse {
-	return &api.GetEventsResponse{Event: &api.GetEventsResponse_ProcessExec{
-		ProcessExec: &api.ProcessExec{Process: &api.Process{Binary: bin}}}}
+func exec(bin string) *Event {
+	return NewEvent(&api.GetEventsResponse{Event: &api.GetEventsResponse_ProcessExec{
+		ProcessExec: &api.ProcessExec{Process: &api.Process{Binary: bin}}}}, nil, nil)
 }
 
 func TestSlowSubscriberDropsOnlyItsOwn(t *testing.T) {

@@ -46,7 +46,7 @@ const handshakeTimeout = 10 * time.Second
 
 // Register builds a gRPC server with the service and reflection (so grpcurl works).
 func (s *Service) Register() *grpc.Server {
-	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout))
+	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout), grpc.ForceServerCodecV2(newWireCodec()))
 	api.RegisterFineGuidanceSensorsServer(g, s)
 	reflection.Register(g)
 	return g
@@ -76,10 +76,16 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 			if !ok {
 				return nil
 			}
-			if !m.Match(ev) {
+			if !m.Match(ev.GetEventsResponse) {
 				continue
 			}
-			if err := stream.Send(ev); err != nil {
+			// the event's bytes, built once for every client and the
+			// exporter, not once per client
+			b, err := ev.Wire()
+			if err != nil {
+				return fmt.Errorf("encoding event: %w", err)
+			}
+			if err := stream.SendMsg(encoded(b)); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
