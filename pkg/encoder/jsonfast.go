@@ -55,35 +55,14 @@ type fastWriter struct {
 	// written, by pointer: for callers whose processes are shared by
 	// many events and never modified (JSON.CacheProcesses)
 	byPointer map[*api.Process][]byte
-	// spliced, when set, is the JSON of the event's process and parent,
-	// written in place of the event's own (WireJSON)
-	spliced *splicedProcesses
 }
 
-// splicedProcesses are a process and a parent already in JSON; has says
-// whether the event has each.
-type splicedProcesses struct {
-	process, parent       []byte
-	hasProcess, hasParent bool
-}
-
-// maxCachedProcesses bounds the processes whose JSON is kept; past it the
-// cache starts over. A process's JSON is ~1.5 KiB.
+// maxCachedProcesses bounds the processes (and event bodies) whose JSON is
+// kept; past it the cache starts over. A process's JSON is ~1.5 KiB.
 const maxCachedProcesses = 4096
 
 // processes writes an event's process and parent fields.
 func (w *fastWriter) processes(first *bool, proc, parent *api.Process) {
-	if s := w.spliced; s != nil {
-		if s.hasProcess {
-			w.key(first, "process")
-			w.buf = append(w.buf, s.process...)
-		}
-		if s.hasParent {
-			w.key(first, "parent")
-			w.buf = append(w.buf, s.parent...)
-		}
-		return
-	}
 	if proc != nil {
 		w.key(first, "process")
 		w.cachedProcess(proc)

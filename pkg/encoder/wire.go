@@ -1,11 +1,14 @@
 package encoder
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 )
@@ -15,8 +18,9 @@ import (
 // was most of the client's time: each carries its process and parent, and
 // most events are about a few processes. So the process and parent are
 // kept in their wire bytes, and each distinct process is decoded and
-// rendered once: its JSON is looked up by its bytes and spliced in. Only the
-// rest of the event (the function, its arguments, the time) is decoded.
+// rendered once: its JSON is looked up by its bytes and spliced in. So is
+// the rest of the event message (the function, its arguments, the
+// policy), which repeats as much; node_name and time are decoded by hand.
 //
 // The output is JSON's on the fully decoded event, byte for byte
 // (TestWireJSONMatchesJSON, FuzzWireJSONMatchesJSON). What the splice
@@ -30,8 +34,10 @@ type WireJSON struct {
 	pw    *fastWriter
 	// scratch: the event without its event field, and the event message
 	// without process and parent
-	outer, inner []byte
-	spliced      splicedProcesses
+	inner []byte
+	// rests is the JSON of the rest of each event message seen, by its
+	// field number and bytes
+	rests map[string][]byte
 	// events are GetEventsResponse's event field numbers
 	events map[protowire.Number]bool
 }
@@ -39,7 +45,7 @@ type WireJSON struct {
 // NewWireJSON returns a JSON-lines encoder of wire-format events writing
 // to w. It is not safe for concurrent use.
 func NewWireJSON(w io.Writer) *WireJSON {
-	e := &WireJSON{json: NewJSON(w), procs: make(map[string][]byte), pw: newFastWriter(), events: map[protowire.Number]bool{}}
+	e := &WireJSON{json: NewJSON(w), procs: make(map[string][]byte), rests: make(map[string][]byte), pw: newFastWriter(), events: map[protowire.Number]bool{}}
 	fields := (&api.GetEventsResponse{}).ProtoReflect().Descriptor().Oneofs().ByName("event").Fields()
 	for i := range fields.Len() {
 		e.events[fields.Get(i).Number()] = true
@@ -50,59 +56,90 @@ func NewWireJSON(w io.Writer) *WireJSON {
 // EncodeWire writes the event in raw (a GetEventsResponse's wire bytes) as
 // one line.
 func (e *WireJSON) EncodeWire(raw []byte) error {
-	if ev, ok := e.splice(raw); ok {
-		line, ok := e.json.fast.appendFastJSON(e.json.buf[:0], ev)
-		e.json.fast.spliced = nil
-		if ok {
-			line = append(line, '\n')
-			e.json.buf = line
-			if _, err := e.json.w.Write(line); err != nil {
-				return fmt.Errorf("writing event: %w", err)
-			}
-			return nil
+	line, ok := e.splice(e.json.buf[:0], raw)
+	if !ok {
+		ev := &api.GetEventsResponse{}
+		if err := proto.Unmarshal(raw, ev); err != nil {
+			return fmt.Errorf("decoding event: %w", err)
 		}
+		return e.json.Encode(ev)
 	}
-	ev := &api.GetEventsResponse{}
-	if err := proto.Unmarshal(raw, ev); err != nil {
-		return fmt.Errorf("decoding event: %w", err)
+	line = append(line, '\n')
+	e.json.buf = line
+	if _, err := e.json.w.Write(line); err != nil {
+		return fmt.Errorf("writing event: %w", err)
 	}
-	return e.json.Encode(ev)
+	return nil
 }
 
-// splice decodes raw but for its process and parent, whose JSON it sets
-// up for the fast writer. ok is false where the full path must decide.
-func (e *WireJSON) splice(raw []byte) (*api.GetEventsResponse, bool) {
+// eventNames are the event fields the splice serves, by number.
+var eventNames = map[protowire.Number]string{1: "process_exec", 5: "process_exit", 9: "process_kprobe"}
+
+// splice appends the event's line, without decoding what it has seen
+// before: the process and parent, and the rest of the event message (the
+// function, its arguments, the policy), each by its bytes. Only node_name
+// and time are decoded every time, by hand. ok is false where the full
+// path must decide.
+func (e *WireJSON) splice(buf, raw []byte) (_ []byte, ok bool) {
 	var num protowire.Number
-	var body []byte
-	events := 0
-	e.outer = e.outer[:0]
-	if !fields(raw, func(n protowire.Number, typ protowire.Type, field, value []byte) bool {
-		if !e.events[n] {
-			e.outer = append(e.outer, field...)
-			return true
+	var body, node, ts []byte
+	events, nodes, times := 0, 0, 0
+	if !fields(raw, func(n protowire.Number, typ protowire.Type, _, value []byte) bool {
+		switch {
+		case e.events[n]:
+			events++
+			num, body = n, value
+		case n == 1000:
+			nodes++
+			node = value
+		case n == 1001:
+			times++
+			ts = value
+		default:
+			// an unknown field: left out of the JSON by both paths,
+			// but let the full path have it
+			return false
 		}
-		events++
-		num, body = n, value
 		return typ == protowire.BytesType
-	}) || events != 1 {
+	}) || events != 1 || nodes > 1 || times > 1 {
 		return nil, false
 	}
-	s := &e.spliced
-	*s = splicedProcesses{}
+	name, ok := eventNames[num]
+	if !ok || !utf8.Valid(node) {
+		return nil, false
+	}
+	var secs int64
+	var nanos int32
+	if times == 1 && !fields(ts, func(n protowire.Number, typ protowire.Type, field, _ []byte) bool {
+		if typ != protowire.VarintType || (n != 1 && n != 2) {
+			return false
+		}
+		v, _ := protowire.ConsumeVarint(field[protowire.SizeTag(n):])
+		if n == 1 {
+			secs = int64(v)
+		} else {
+			nanos = int32(v)
+		}
+		return true
+	}) {
+		return nil, false
+	}
+
 	var proc, parent []byte
-	e.inner = e.inner[:0]
+	hasProc, hasParent := false, false
+	e.inner = append(e.inner[:0], byte(num))
 	if !fields(body, func(n protowire.Number, typ protowire.Type, field, value []byte) bool {
 		switch n {
 		case 1:
-			if s.hasProcess || typ != protowire.BytesType {
+			if hasProc || typ != protowire.BytesType {
 				return false
 			}
-			proc, s.hasProcess = value, true
+			proc, hasProc = value, true
 		case 2:
-			if s.hasParent || typ != protowire.BytesType {
+			if hasParent || typ != protowire.BytesType {
 				return false
 			}
-			parent, s.hasParent = value, true
+			parent, hasParent = value, true
 		default:
 			e.inner = append(e.inner, field...)
 		}
@@ -110,41 +147,92 @@ func (e *WireJSON) splice(raw []byte) (*api.GetEventsResponse, bool) {
 	}) {
 		return nil, false
 	}
-	// the rest of the event first: Unmarshal resets the message
-	ev := &api.GetEventsResponse{}
-	if proto.Unmarshal(e.outer, ev) != nil {
+	var procJSON, parentJSON []byte
+	if hasProc {
+		if procJSON, ok = e.processJSON(proc); !ok {
+			return nil, false
+		}
+	}
+	if hasParent {
+		if parentJSON, ok = e.processJSON(parent); !ok {
+			return nil, false
+		}
+	}
+	rest, ok := e.restJSON(num, e.inner)
+	if !ok {
 		return nil, false
 	}
-	var inner proto.Message
+
+	w := e.json.fast
+	w.buf, w.ok = buf, true
+	first := true
+	w.byte('{')
+	w.key(&first, name)
+	inner := true
+	w.byte('{')
+	if hasProc {
+		w.key(&inner, "process")
+		w.buf = append(w.buf, procJSON...)
+	}
+	if hasParent {
+		w.key(&inner, "parent")
+		w.buf = append(w.buf, parentJSON...)
+	}
+	if len(rest) > 0 {
+		if !inner {
+			w.byte(',')
+		}
+		w.buf = append(w.buf, rest...)
+	}
+	w.byte('}')
+	if len(node) > 0 {
+		w.key(&first, "node_name")
+		w.string(string(node))
+	}
+	if times == 1 {
+		w.key(&first, "time")
+		w.timestamp(&timestamppb.Timestamp{Seconds: secs, Nanos: nanos})
+	}
+	w.byte('}')
+	return w.buf, w.ok
+}
+
+// restJSON is the JSON of the fields of an event message other than its
+// process and parent (key: the event's field number, then those fields'
+// bytes), without the braces, rendered once per distinct value.
+func (e *WireJSON) restJSON(num protowire.Number, key []byte) ([]byte, bool) {
+	if j, ok := e.rests[string(key)]; ok {
+		return j, true
+	}
+	var m proto.Message
+	var render func()
 	switch num {
 	case 1:
-		m := &api.ProcessExec{}
-		inner, ev.Event = m, &api.GetEventsResponse_ProcessExec{ProcessExec: m}
+		x := &api.ProcessExec{}
+		m, render = x, func() { e.pw.processExec(x) }
 	case 5:
-		m := &api.ProcessExit{}
-		inner, ev.Event = m, &api.GetEventsResponse_ProcessExit{ProcessExit: m}
+		x := &api.ProcessExit{}
+		m, render = x, func() { e.pw.processExit(x) }
 	case 9:
-		m := &api.ProcessKprobe{}
-		inner, ev.Event = m, &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: m}
+		x := &api.ProcessKprobe{}
+		m, render = x, func() { e.pw.processKprobe(x) }
 	default:
 		return nil, false
 	}
-	if proto.Unmarshal(e.inner, inner) != nil {
+	if proto.Unmarshal(key[1:], m) != nil {
 		return nil, false
 	}
-	var ok bool
-	if s.hasProcess {
-		if s.process, ok = e.processJSON(proc); !ok {
-			return nil, false
-		}
+	e.pw.buf, e.pw.ok = e.pw.buf[:0], true
+	render()
+	if !e.pw.ok {
+		return nil, false
 	}
-	if s.hasParent {
-		if s.parent, ok = e.processJSON(parent); !ok {
-			return nil, false
-		}
+	if len(e.rests) >= maxCachedProcesses {
+		clear(e.rests)
 	}
-	e.json.fast.spliced = s
-	return ev, true
+	j := bytes.Clone(e.pw.buf[1 : len(e.pw.buf)-1])
+	e.rests[string(key)] = j
+	return j, true
 }
 
 // processJSON is the JSON of the process in b, rendered once per distinct
@@ -165,7 +253,7 @@ func (e *WireJSON) processJSON(b []byte) ([]byte, bool) {
 	if len(e.procs) >= maxCachedProcesses {
 		clear(e.procs)
 	}
-	j := append([]byte(nil), e.pw.buf...)
+	j := bytes.Clone(e.pw.buf)
 	e.procs[string(b)] = j
 	return j, true
 }

@@ -92,14 +92,14 @@ func TestWireJSONSplices(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := enc.splice(raw); !ok {
+		if _, ok := enc.splice(nil, raw); !ok {
 			t.Fatalf("no splice for %T", ev.GetEvent())
 		}
-		enc.json.fast.spliced = nil
 	}
-	// the process and the helpers' parent, each decoded once
-	if len(enc.procs) != 2 {
-		t.Fatalf("%d processes cached, want 2", len(enc.procs))
+	// the process and the helpers' parent, each decoded once; the rest
+	// of each of the three events
+	if len(enc.procs) != 2 || len(enc.rests) != 3 {
+		t.Fatalf("%d processes and %d event bodies cached, want 2 and 3", len(enc.procs), len(enc.rests))
 	}
 }
 
