@@ -186,7 +186,12 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 	}
 	// plain fields, then the oneof, as proto.Marshal orders them
 	top := &api.GetEventsResponse{NodeName: ev.GetNodeName(), Time: ev.GetTime()}
-	if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf, top); err != nil {
+	topSize := proto.Size(top)
+	if need := topSize + protowire.SizeTag(num) + protowire.SizeBytes(innerSize); cap(buf)-len(buf) < need {
+		// one allocation: the processes are most of the bytes
+		buf = append(make([]byte, 0, len(buf)+need), buf...)
+	}
+	if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, top); err != nil {
 		return nil, true, fmt.Errorf("marshalling event: %w", err)
 	}
 	buf = protowire.AppendTag(buf, num, protowire.BytesType)
