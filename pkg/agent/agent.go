@@ -643,7 +643,20 @@ func (a *Agent) Status() *api.AgentStatus {
 		KernelFeatures:        a.kernel.Map(),
 		DowntimeRecords:       a.downtimeRecords.Load(),
 		DowntimeLost:          a.downtimeLost.Load(),
+		EventSubscribers:      subscriberStatus(bs.Each),
 	}
+}
+
+// subscriberStatus reports each bus subscriber's counters.
+func subscriberStatus(each []eventbus.SubscriberStats) []*api.SubscriberStatus {
+	out := make([]*api.SubscriberStatus, len(each))
+	for i, s := range each {
+		out[i] = &api.SubscriberStatus{
+			Name: s.Name, Since: timestamppb.New(s.Since), QueuedTotal: s.Queued, Dropped: s.Dropped,
+			QueueLength: uint32(s.Length), QueueCapacity: uint32(s.Capacity),
+		}
+	}
+	return out
 }
 
 // loadBTF finds the kernel's BTF. A nil spec means the running kernel's

@@ -4,8 +4,10 @@
 package eventbus
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/eventwire"
@@ -44,6 +46,9 @@ func (e *Event) Wire() ([]byte, error) {
 type Subscription struct {
 	c       chan *Event
 	match   func(*api.GetEventsResponse) bool
+	name    string
+	since   time.Time
+	queued  atomic.Uint64
 	dropped atomic.Uint64
 }
 
@@ -68,7 +73,12 @@ func New() *Bus { return &Bus{subs: make(map[*Subscription]struct{})} }
 // Subscribe adds a subscriber with a queue of size events that receives the
 // events match accepts (all events when match is nil).
 func (b *Bus) Subscribe(size int, match func(*api.GetEventsResponse) bool) *Subscription {
-	s := &Subscription{c: make(chan *Event, size), match: match}
+	return b.SubscribeAs("", size, match)
+}
+
+// SubscribeAs is Subscribe with a name for the subscriber's counters.
+func (b *Bus) SubscribeAs(name string, size int, match func(*api.GetEventsResponse) bool) *Subscription {
+	s := &Subscription{c: make(chan *Event, size), match: match, name: name, since: time.Now()}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -98,6 +108,7 @@ func (b *Bus) Publish(ev *Event) {
 		}
 		select {
 		case s.c <- ev:
+			s.queued.Add(1)
 		default:
 			s.dropped.Add(1)
 			b.dropped.Add(1)
@@ -110,14 +121,33 @@ type Stats struct {
 	Published   uint64
 	Dropped     uint64
 	Subscribers int
+	// Each is every current subscriber's counters, oldest first.
+	Each []SubscriberStats
+}
+
+// SubscriberStats are one subscriber's counters.
+type SubscriberStats struct {
+	Name  string
+	Since time.Time
+	// Queued events were put in its queue; Dropped ones found it full.
+	Queued, Dropped uint64
+	// Length events wait in its queue of Capacity.
+	Length, Capacity int
 }
 
 // Stats reads the counters.
 func (b *Bus) Stats() Stats {
 	b.mu.RLock()
-	n := len(b.subs)
+	each := make([]SubscriberStats, 0, len(b.subs))
+	for s := range b.subs {
+		each = append(each, SubscriberStats{
+			Name: s.name, Since: s.since, Queued: s.queued.Load(), Dropped: s.dropped.Load(),
+			Length: len(s.c), Capacity: cap(s.c),
+		})
+	}
 	b.mu.RUnlock()
-	return Stats{Published: b.published.Load(), Dropped: b.dropped.Load(), Subscribers: n}
+	slices.SortFunc(each, func(x, y SubscriberStats) int { return x.Since.Compare(y.Since) })
+	return Stats{Published: b.published.Load(), Dropped: b.dropped.Load(), Subscribers: len(each), Each: each}
 }
 
 // Close closes every subscriber's channel; later subscriptions get a closed channel.

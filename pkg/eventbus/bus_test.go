@@ -58,3 +58,27 @@ func TestCloseEndsSubscribers(t *testing.T) {
 	}
 	b.Publish(exec("/bin/true")) // must not panic on closed channels
 }
+
+// TestSubscriberStats: each subscriber's own counters, by name.
+func TestSubscriberStats(t *testing.T) {
+	b := New()
+	slow := b.SubscribeAs("slow", 2, nil)
+	b.SubscribeAs("fast", 100, nil)
+	for range 5 {
+		b.Publish(exec("/bin/true"))
+	}
+	<-slow.C()
+	st := b.Stats()
+	if len(st.Each) != 2 || st.Each[0].Name != "slow" || st.Each[1].Name != "fast" {
+		t.Fatalf("subscribers %+v", st.Each)
+	}
+	if s := st.Each[0]; s.Queued != 2 || s.Dropped != 3 || s.Length != 1 || s.Capacity != 2 {
+		t.Errorf("slow: %+v", s)
+	}
+	if s := st.Each[1]; s.Queued != 5 || s.Dropped != 0 || s.Length != 5 || s.Capacity != 100 {
+		t.Errorf("fast: %+v", s)
+	}
+	if st.Dropped != 3 || st.Published != 5 {
+		t.Errorf("bus: %+v", st)
+	}
+}

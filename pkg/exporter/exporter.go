@@ -159,7 +159,7 @@ func New(bus *eventbus.Bus, opts Options, log zerolog.Logger) (*Exporter, error)
 	}
 	// Filters run in Run's goroutine, not in the bus: a costly regex slows
 	// the export only.
-	e.sub = bus.Subscribe(opts.QueueSize, nil)
+	e.sub = bus.SubscribeAs("export", opts.QueueSize, nil)
 	return e, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -64,7 +65,11 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 	}
 	// Filters run here, in this client's goroutine, not in the bus: a
 	// client's regexes must never slow the agent or other clients.
-	sub := s.bus.Subscribe(s.queueSize, nil)
+	name := "getevents"
+	if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil && p.Addr.String() != "" {
+		name += " " + p.Addr.String()
+	}
+	sub := s.bus.SubscribeAs(name, s.queueSize, nil)
 	defer s.bus.Unsubscribe(sub)
 	s.log.Debug().Msg("GetEvents client connected")
 	ctx := stream.Context()
