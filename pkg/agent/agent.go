@@ -440,11 +440,14 @@ func (a *Agent) process(ctx context.Context) error {
 	defer gc.Stop()
 	for {
 		select {
-		case raw, ok := <-a.reader.Queue():
+		case batch, ok := <-a.reader.Queue():
 			if !ok {
 				return nil
 			}
-			a.handle(&dec, raw)
+			for _, raw := range batch {
+				a.handle(&dec, raw)
+			}
+			a.reader.Done(len(batch))
 		case recs := <-a.backlog:
 			for _, raw := range recs {
 				a.handle(&dec, raw)
