@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -67,8 +68,24 @@ func (r *Reader) Run(ctx context.Context) error {
 	var batch [][]byte
 	// slab holds the batch's bytes: one allocation for many records
 	var slab []byte
+	// bounded: a batch is held only while the ring buffer shows more
+	// data, but what it shows may be a record discarded by its writer;
+	// the batch then goes out after at most batchWait, not with the next
+	// record whenever that comes
+	bounded := false
 	for {
+		if len(batch) > 0 && !bounded {
+			r.rd.SetDeadline(time.Now().Add(batchWait))
+			bounded = true
+		}
 		if err := r.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				r.send(batch)
+				batch = nil
+				r.rd.SetDeadline(time.Time{})
+				bounded = false
+				continue
+			}
 			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				return nil
 			}
@@ -86,8 +103,15 @@ func (r *Reader) Run(ctx context.Context) error {
 		}
 		r.send(batch)
 		batch = nil
+		if bounded {
+			r.rd.SetDeadline(time.Time{})
+			bounded = false
+		}
 	}
 }
+
+// batchWait bounds how long read records wait for the rest of their batch.
+const batchWait = time.Millisecond
 
 // send queues a batch, or drops it when the queue holds its limit.
 func (r *Reader) send(batch [][]byte) {
