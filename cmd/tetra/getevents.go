@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/client"
 	"github.com/tetragon-lite/tetragon/pkg/cpuprofile"
 	"github.com/tetragon-lite/tetragon/pkg/encoder"
 	"github.com/tetragon-lite/tetragon/pkg/filters"
@@ -130,30 +132,24 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	}
 	defer conn.Close()
 
-	stream, err := api.NewFineGuidanceSensorsClient(conn).GetEvents(ctx, req)
-	if err != nil {
-		return rpcError("requesting events", err)
-	}
-	// Receiving runs apart from encoding so that the encoder knows when
-	// no event is waiting (the stream cannot tell): that is when to flush.
-	events := make(chan *api.GetEventsResponse, 1024)
-	recvErr := make(chan error, 1)
-	go func() {
-		defer close(events)
-		for {
-			ev, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				recvErr <- ctx.Err()
-				return
-			}
+	// JSON is re-encoded from the events' wire bytes (encoder.WireJSON):
+	// each process is decoded once, not in every event about it. Compact
+	// output decodes every event.
+	var events <-chan any
+	var recvErr <-chan error
+	if _, ok := enc.(wireEncoder); ok {
+		stream, err := client.GetEventsRaw(ctx, conn, req)
+		if err != nil {
+			return rpcError("requesting events", err)
 		}
-	}()
+		events, recvErr = receive(ctx, stream.Recv)
+	} else {
+		stream, err := api.NewFineGuidanceSensorsClient(conn).GetEvents(ctx, req)
+		if err != nil {
+			return rpcError("requesting events", err)
+		}
+		events, recvErr = receive(ctx, stream.Recv)
+	}
 	flush := func() error {
 		if buffered == nil {
 			return nil
@@ -164,7 +160,7 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 		return nil
 	}
 	for ev := range events {
-		if err := enc.Encode(ev); err != nil {
+		if err := enc.encode(ev); err != nil {
 			return err
 		}
 		if len(events) == 0 {
@@ -184,10 +180,47 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	return rpcError("receiving events from the agent", err)
 }
 
-func (o *getEventsOptions) encoder(w io.Writer) (encoder.Encoder, error) {
+// receive runs recv apart from encoding, so that the encoder knows when
+// no event is waiting (the stream cannot tell): that is when to flush.
+func receive[T any](ctx context.Context, recv func() (T, error)) (<-chan any, <-chan error) {
+	events := make(chan any, 1024)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(events)
+		for {
+			ev, err := recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	return events, recvErr
+}
+
+// eventEncoder encodes what receive delivers.
+type eventEncoder interface{ encode(any) error }
+
+// wireEncoder encodes events in their wire bytes.
+type wireEncoder struct{ *encoder.WireJSON }
+
+func (w wireEncoder) encode(ev any) error { return w.EncodeWire(ev.([]byte)) }
+
+// messageEncoder encodes decoded events.
+type messageEncoder struct{ encoder.Encoder }
+
+func (m messageEncoder) encode(ev any) error { return m.Encode(ev.(*api.GetEventsResponse)) }
+
+func (o *getEventsOptions) encoder(w io.Writer) (eventEncoder, error) {
 	switch o.output {
 	case "json":
-		return encoder.NewJSON(w), nil
+		return wireEncoder{encoder.NewWireJSON(w)}, nil
 	case "compact":
 		mode, err := encoder.ParseColorMode(o.color)
 		if err != nil {
@@ -197,7 +230,7 @@ func (o *getEventsOptions) encoder(w io.Writer) (encoder.Encoder, error) {
 		if mode == encoder.ColorAuto && os.Getenv("NO_COLOR") != "" {
 			mode = encoder.ColorNever
 		}
-		return encoder.NewCompact(w, encoder.CompactOptions{Color: mode, Timestamps: o.timestamps}), nil
+		return messageEncoder{encoder.NewCompact(w, encoder.CompactOptions{Color: mode, Timestamps: o.timestamps})}, nil
 	}
 	return nil, fmt.Errorf("invalid output format %q: want json or compact", o.output)
 }

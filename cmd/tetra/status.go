@@ -128,6 +128,11 @@ func writeStatusText(w io.Writer, resp *api.GetHealthStatusResponse, now time.Ti
 	row("Process cache size", a.GetProcessCacheSize())
 	row("Process cache evictions", a.GetProcessCacheEvictions())
 	row("Subscribers", a.GetSubscribers())
+	// each subscriber's own queue and losses: a slow one loses only its own
+	for _, sub := range a.GetEventSubscribers() {
+		fmt.Fprintf(tw, "  %s\tqueued %d, lost %d, waiting %d of %d\n", sub.GetName(),
+			sub.GetQueuedTotal(), sub.GetDropped(), sub.GetQueueLength(), sub.GetQueueCapacity())
+	}
 	feats := a.GetKernelFeatures()
 	if len(feats) == 0 {
 		row("Kernel features", "unknown")

@@ -376,6 +376,10 @@ func health(start time.Time) *api.GetHealthStatusResponse {
 				ExportQueueOverflow: 7, ExportRateLimited: 8, ExportWriteErrors: 9},
 			ProcessCacheSize: 321, ProcessCacheEvictions: 6, UnresolvedEvents: 5, Subscribers: 2,
 			KernelFeatures: map[string]bool{"tracepoint": true, "kprobe": false, "uprobe": true, "bpf_lsm": false},
+			EventSubscribers: []*api.SubscriberStatus{
+				{Name: "getevents @", QueuedTotal: 1200, Dropped: 3, QueueLength: 10, QueueCapacity: 10000},
+				{Name: "export", QueuedTotal: 1230, Dropped: 7, QueueLength: 0, QueueCapacity: 10000},
+			},
 		},
 	}
 }
@@ -397,6 +401,8 @@ Unresolved events:            5
 Process cache size:           321
 Process cache evictions:      6
 Subscribers:                  2
+  getevents @                 queued 1200, lost 3, waiting 10 of 10000
+  export                      queued 1230, lost 7, waiting 0 of 10000
 Kernel features:
   bpf_lsm     no
   kprobe      no

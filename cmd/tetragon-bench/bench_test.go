@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -115,5 +116,20 @@ func TestLosses(t *testing.T) {
 	b := losses{kernel: 2, queue: 1, subscriber: 4, decode: 0}
 	if d := a.sub(b); d != (losses{kernel: 3, subscriber: 6}) || d.total() != 9 {
 		t.Errorf("sub %+v, total %v", d, d.total())
+	}
+}
+
+// TestTinyELFRuns: the exec storm's program is a valid executable that
+// exits 0.
+func TestTinyELFRuns(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("tinyELF is x86-64 code; elsewhere the storm runs a copy of true")
+	}
+	bin, err := stormBinary(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spawn(bin, 3); err != nil {
+		t.Fatal(err)
 	}
 }

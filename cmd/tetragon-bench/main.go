@@ -51,7 +51,7 @@ func main() {
 	rates := flag.String("rates", "10000,25000,50000,100000,200000,0", "events: read rates offered to the agent, events/s; 0 is as fast as one thread reads")
 	step := flag.Duration("step", 5*time.Second, "events: how long each read rate runs")
 	execs := flag.Int("execs", 10000, "events: processes in the exec storm")
-	workers := flag.Int("exec-workers", 2, "events: shells starting the exec storm's processes in parallel")
+	workers := flag.Int("exec-workers", 2, "events: workers starting the exec storm's processes in parallel (fork, exec, wait)")
 	settle := flag.Duration("settle", 8*time.Second, "events: wait after the agent is ready before reading its idle RSS")
 	tetragonBin := flag.String("tetragon", "", "events: the agent binary (default: build ./cmd/tetragon)")
 	tetraBin := flag.String("tetra", "", "events: the tetra binary (default: build ./cmd/tetra)")

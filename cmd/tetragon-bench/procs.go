@@ -71,7 +71,7 @@ func freeLoopbackPort() (string, error) {
 // directory, pinning nothing and reading no host configuration, so it
 // cannot disturb (or be disturbed by) an agent already on the host; it
 // returns once `tetra status` reports it ready (its policies attached).
-func startAgent(bins binaries, dir, policyDir, profile string) (*agentProc, error) {
+func startAgent(bins binaries, dir, policyDir, profile string, extra ...string) (*agentProc, error) {
 	addr, err := freeLoopbackPort()
 	if err != nil {
 		return nil, err
@@ -91,6 +91,7 @@ func startAgent(bins binaries, dir, policyDir, profile string) (*agentProc, erro
 	if profile != "" {
 		args = append(args, "--cpu-profile", filepath.Join(profile, "agent.pprof"))
 	}
+	args = append(args, extra...)
 	logf, err := os.Create(a.log)
 	if err != nil {
 		return nil, fmt.Errorf("creating the agent log: %w", err)
@@ -160,16 +161,19 @@ type losses struct {
 	// subscriber: events a slow getevents client lost
 	subscriber float64
 	decode     float64
+	// export: events the export file lost (its queue full, or not
+	// written)
+	export float64
 }
 
-func (l losses) total() float64 { return l.kernel + l.queue + l.subscriber + l.decode }
+func (l losses) total() float64 { return l.kernel + l.queue + l.subscriber + l.decode + l.export }
 
 func (l losses) sub(o losses) losses {
-	return losses{l.kernel - o.kernel, l.queue - o.queue, l.subscriber - o.subscriber, l.decode - o.decode}
+	return losses{l.kernel - o.kernel, l.queue - o.queue, l.subscriber - o.subscriber, l.decode - o.decode, l.export - o.export}
 }
 
 func (l losses) String() string {
-	return fmt.Sprintf("kernel ringbuf %.0f, decode queue %.0f, subscriber %.0f, decode errors %.0f", l.kernel, l.queue, l.subscriber, l.decode)
+	return fmt.Sprintf("kernel ringbuf %.0f, decode queue %.0f, subscriber %.0f, decode errors %.0f, export %.0f", l.kernel, l.queue, l.subscriber, l.decode, l.export)
 }
 
 func (a *agentProc) losses() (losses, error) {
@@ -183,6 +187,7 @@ func (a *agentProc) losses() (losses, error) {
 		queue:      v("tetragon_observer_ringbuf_queue_events_lost_total"),
 		subscriber: v("tetragon_notify_overflowed_events_total"),
 		decode:     v("tetragon_decode_errors_total"),
+		export:     v("tetragon_export_queue_events_dropped_total") + v("tetragon_export_errors_total"),
 	}, nil
 }
 
@@ -374,10 +379,35 @@ func (c *consumer) onOther(f func([]byte)) {
 	c.mu.Unlock()
 }
 
-func (c *consumer) pid() int { return c.cmd.Process.Pid }
+// pid is tetra's, 0 for the export file (no process of its own).
+func (c *consumer) pid() int {
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// startExportReader reads the agent's export file, a FIFO at path, as a
+// log shipper would.
+func startExportReader(path, marker string) (*consumer, error) {
+	// read and write: opening does not wait for the agent, and the FIFO
+	// never reports an end while the agent reopens it
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening the export FIFO: %w", err)
+	}
+	c := &consumer{marker: []byte(marker), out: f, exited: make(chan struct{}), done: make(chan struct{})}
+	go func() { c.readErr = c.read(); close(c.done) }()
+	return c, nil
+}
 
 // stop ends tetra as Ctrl-C does, which also writes its CPU profile.
 func (c *consumer) stop() error {
+	if c.cmd == nil {
+		err := c.out.Close()
+		<-c.done
+		return err
+	}
 	err := stopProcess(c.cmd.Process, c.exited, func() error { return c.waitErr }, 10*time.Second)
 	if c.readErr != nil {
 		return c.readErr

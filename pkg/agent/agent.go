@@ -440,11 +440,14 @@ func (a *Agent) process(ctx context.Context) error {
 	defer gc.Stop()
 	for {
 		select {
-		case raw, ok := <-a.reader.Queue():
+		case batch, ok := <-a.reader.Queue():
 			if !ok {
 				return nil
 			}
-			a.handle(&dec, raw)
+			for _, raw := range batch {
+				a.handle(&dec, raw)
+			}
+			a.reader.Done(len(batch))
 		case recs := <-a.backlog:
 			for _, raw := range recs {
 				a.handle(&dec, raw)
@@ -481,8 +484,8 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte) {
 }
 
 // publish counts an event and hands it to the subscribers.
-func (a *Agent) publish(ev *api.GetEventsResponse) {
-	a.events.Count(ev)
+func (a *Agent) publish(ev *eventbus.Event) {
+	a.events.Count(ev.GetEventsResponse)
 	a.bus.Publish(ev)
 }
 
@@ -586,9 +589,12 @@ func (a *Agent) dropOldPins() {
 func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 
 // policyEvent builds a policy hook's event with the calling process.
-func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
+func (a *Agent) policyEvent(r *observer.Generic) *eventbus.Event {
+	var wire process.Wire
 	ev, ok := a.hooks.Event(r, func() (*api.Process, *api.Process) {
-		proc, parent, ok := a.cache.GetWithParent(r.Pid)
+		var proc, parent *api.Process
+		var ok bool
+		proc, parent, wire, ok = a.cache.Lookup(r.Pid)
 		if !ok {
 			proc = &api.Process{Pid: wrapperspb.UInt32(r.Pid), Tid: wrapperspb.UInt32(r.Tid), Flags: "miss"}
 		}
@@ -598,7 +604,7 @@ func (a *Agent) policyEvent(r *observer.Generic) *api.GetEventsResponse {
 		return nil // rate-limited, or its policy was unloaded while the record was queued
 	}
 	ev.NodeName, ev.Time = a.node, a.cache.Timestamp(r.Ktime)
-	return ev
+	return eventbus.NewEvent(ev, wire.Process, wire.Parent)
 }
 
 // Status reports the agent's state and counters.
@@ -640,7 +646,20 @@ func (a *Agent) Status() *api.AgentStatus {
 		KernelFeatures:        a.kernel.Map(),
 		DowntimeRecords:       a.downtimeRecords.Load(),
 		DowntimeLost:          a.downtimeLost.Load(),
+		EventSubscribers:      subscriberStatus(bs.Each),
 	}
+}
+
+// subscriberStatus reports each bus subscriber's counters.
+func subscriberStatus(each []eventbus.SubscriberStats) []*api.SubscriberStatus {
+	out := make([]*api.SubscriberStatus, len(each))
+	for i, s := range each {
+		out[i] = &api.SubscriberStatus{
+			Name: s.Name, Since: timestamppb.New(s.Since), QueuedTotal: s.Queued, Dropped: s.Dropped,
+			QueueLength: uint32(s.Length), QueueCapacity: uint32(s.Capacity),
+		}
+	}
+	return out
 }
 
 // loadBTF finds the kernel's BTF. A nil spec means the running kernel's

@@ -97,7 +97,7 @@ func collect(t *testing.T, sub *eventbus.Subscription, timeout time.Duration, do
 	for !done(evs) {
 		select {
 		case ev := <-sub.C():
-			evs = append(evs, ev)
+			evs = append(evs, ev.GetEventsResponse)
 		case <-deadline:
 			t.Fatalf("timed out after %v with %d events:\n%s", timeout, len(evs), dump(evs))
 		}
@@ -366,7 +366,7 @@ func TestThreadsMakeNoEvents(t *testing.T) {
 	// give stray thread exits a moment to show up
 	time.Sleep(300 * time.Millisecond)
 	for len(sub.C()) > 0 {
-		evs = append(evs, <-sub.C())
+		evs = append(evs, (<-sub.C()).GetEventsResponse)
 	}
 	if len(evs) != 2 || evs[0].GetProcessExec() == nil || evs[1].GetProcessExit() == nil {
 		t.Fatalf("want exactly one exec and one exit:\n%s", dump(evs))

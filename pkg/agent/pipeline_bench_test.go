@@ -53,14 +53,14 @@ func BenchmarkExecEventPipeline(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := enc.Encode(cache.Exec(rec.(*observer.Exec))); err != nil {
+		if err := enc.Encode(cache.Exec(rec.(*observer.Exec)).GetEventsResponse); err != nil {
 			b.Fatal(err)
 		}
 		rec, err = dec.Decode(exits[j])
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := enc.Encode(cache.Exit(rec.(*observer.Exit))); err != nil {
+		if err := enc.Encode(cache.Exit(rec.(*observer.Exit)).GetEventsResponse); err != nil {
 			b.Fatal(err)
 		}
 		if j == len(execs)-1 {

@@ -3074,9 +3074,13 @@ type AgentStatus struct {
 	// Why the agent is not ready, one line each: it is starting or
 	// stopping, or a policy file (or a policy of one) does not enforce,
 	// with the file and the error. Empty when ready.
-	NotReady      []string `protobuf:"bytes,14,rep,name=not_ready,json=notReady,proto3" json:"not_ready,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NotReady []string `protobuf:"bytes,14,rep,name=not_ready,json=notReady,proto3" json:"not_ready,omitempty"`
+	// Each event subscriber (GetEvents clients, the export file): its own
+	// bounded queue, and what it lost when that queue was full. A slow
+	// subscriber loses its own events and never slows the others.
+	EventSubscribers []*SubscriberStatus `protobuf:"bytes,15,rep,name=event_subscribers,json=eventSubscribers,proto3" json:"event_subscribers,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AgentStatus) Reset() {
@@ -3207,6 +3211,100 @@ func (x *AgentStatus) GetNotReady() []string {
 	return nil
 }
 
+func (x *AgentStatus) GetEventSubscribers() []*SubscriberStatus {
+	if x != nil {
+		return x.EventSubscribers
+	}
+	return nil
+}
+
+type SubscriberStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "getevents" and the client's address, or "export".
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// Events put in its queue, and those it lost because the queue was full.
+	QueuedTotal uint64 `protobuf:"varint,3,opt,name=queued_total,json=queuedTotal,proto3" json:"queued_total,omitempty"`
+	Dropped     uint64 `protobuf:"varint,4,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	// Events waiting in its queue now, and the queue's size.
+	QueueLength   uint32 `protobuf:"varint,5,opt,name=queue_length,json=queueLength,proto3" json:"queue_length,omitempty"`
+	QueueCapacity uint32 `protobuf:"varint,6,opt,name=queue_capacity,json=queueCapacity,proto3" json:"queue_capacity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscriberStatus) Reset() {
+	*x = SubscriberStatus{}
+	mi := &file_tetragon_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscriberStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscriberStatus) ProtoMessage() {}
+
+func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
+func (*SubscriberStatus) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SubscriberStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SubscriberStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *SubscriberStatus) GetQueuedTotal() uint64 {
+	if x != nil {
+		return x.QueuedTotal
+	}
+	return 0
+}
+
+func (x *SubscriberStatus) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *SubscriberStatus) GetQueueLength() uint32 {
+	if x != nil {
+		return x.QueueLength
+	}
+	return 0
+}
+
+func (x *SubscriberStatus) GetQueueCapacity() uint32 {
+	if x != nil {
+		return x.QueueCapacity
+	}
+	return 0
+}
+
 type GetHealthStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EventSet      []HealthStatusType     `protobuf:"varint,1,rep,packed,name=event_set,json=eventSet,proto3,enum=tetragon.HealthStatusType" json:"event_set,omitempty"`
@@ -3216,7 +3314,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3326,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3339,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3262,7 +3360,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3372,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3385,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3312,7 +3410,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3422,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3435,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 type GetVersionResponse struct {
@@ -3349,7 +3447,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3459,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3472,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3405,7 +3503,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3515,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3528,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3524,7 +3622,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3634,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3647,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3658,7 +3756,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3768,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3781,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3698,7 +3796,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3808,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3821,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3756,7 +3854,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +3866,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +3879,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3801,7 +3899,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3813,7 +3911,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3826,7 +3924,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -3848,7 +3946,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +3958,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +3971,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -3898,7 +3996,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +4008,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4021,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -3936,7 +4034,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3948,7 +4046,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3961,7 +4059,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -3986,7 +4084,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3998,7 +4096,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4011,7 +4109,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4024,7 +4122,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4036,7 +4134,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4049,7 +4147,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4074,7 +4172,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4086,7 +4184,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4099,7 +4197,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4331,7 +4429,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\rdecode_errors\x18\x04 \x01(\x04R\fdecodeErrors\x122\n" +
 	"\x15export_queue_overflow\x18\x05 \x01(\x04R\x13exportQueueOverflow\x12.\n" +
 	"\x13export_rate_limited\x18\x06 \x01(\x04R\x11exportRateLimited\x12.\n" +
-	"\x13export_write_errors\x18\a \x01(\x04R\x11exportWriteErrors\"\xac\x05\n" +
+	"\x13export_write_errors\x18\a \x01(\x04R\x11exportWriteErrors\"\xf5\x05\n" +
 	"\vAgentStatus\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x129\n" +
@@ -4348,10 +4446,18 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0fkernel_features\x18\v \x03(\v2).tetragon.AgentStatus.KernelFeaturesEntryR\x0ekernelFeatures\x12)\n" +
 	"\x10downtime_records\x18\f \x01(\x04R\x0fdowntimeRecords\x12#\n" +
 	"\rdowntime_lost\x18\r \x01(\x04R\fdowntimeLost\x12\x1b\n" +
-	"\tnot_ready\x18\x0e \x03(\tR\bnotReady\x1aA\n" +
+	"\tnot_ready\x18\x0e \x03(\tR\bnotReady\x12G\n" +
+	"\x11event_subscribers\x18\x0f \x03(\v2\x1a.tetragon.SubscriberStatusR\x10eventSubscribers\x1aA\n" +
 	"\x13KernelFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"Q\n" +
+	"\x05value\x18\x02 \x01(\bR\x05value:\x028\x01\"\xdf\x01\n" +
+	"\x10SubscriberStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12!\n" +
+	"\fqueued_total\x18\x03 \x01(\x04R\vqueuedTotal\x12\x18\n" +
+	"\adropped\x18\x04 \x01(\x04R\adropped\x12!\n" +
+	"\fqueue_length\x18\x05 \x01(\rR\vqueueLength\x12%\n" +
+	"\x0equeue_capacity\x18\x06 \x01(\rR\rqueueCapacity\"Q\n" +
 	"\x16GetHealthStatusRequest\x127\n" +
 	"\tevent_set\x18\x01 \x03(\x0e2\x1a.tetragon.HealthStatusTypeR\beventSet\"\x84\x01\n" +
 	"\x17GetHealthStatusResponse\x12;\n" +
@@ -4522,7 +4628,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4558,27 +4664,28 @@ var file_tetragon_proto_goTypes = []any{
 	(*HealthStatus)(nil),                 // 31: tetragon.HealthStatus
 	(*LossCounters)(nil),                 // 32: tetragon.LossCounters
 	(*AgentStatus)(nil),                  // 33: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),       // 34: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 35: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 36: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 37: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 38: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 39: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 40: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 41: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 42: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 43: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 44: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 45: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 46: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 47: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 48: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 49: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 50: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 51: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 52: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 53: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 54: google.protobuf.Int32Value
+	(*SubscriberStatus)(nil),             // 34: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 35: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 36: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 37: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 38: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 39: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 40: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 41: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 42: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 43: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 44: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 45: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 46: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 47: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 48: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 49: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 50: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 51: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 52: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 53: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 54: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 55: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -4594,35 +4701,35 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	51,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	51,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	51,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	51,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	51,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	51,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	51,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	51,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	52,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	52,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	52,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	52,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	52,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	52,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	52,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	52,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	52,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	51,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	51,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	52,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	51,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	53,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	52,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	52,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	53,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	52,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	51,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	52,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	53,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	54,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
 	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	52,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	54,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	51,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	51,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	53,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	55,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	52,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	52,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	17,  // 43: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
 	16,  // 44: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
@@ -4656,44 +4763,46 @@ var file_tetragon_proto_depIdxs = []int32{
 	25,  // 72: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
 	26,  // 73: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
 	27,  // 74: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	52,  // 75: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	53,  // 75: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
 	2,   // 76: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	53,  // 77: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	54,  // 77: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
 	29,  // 78: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
 	29,  // 79: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
 	3,   // 80: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
 	4,   // 81: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	52,  // 82: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	53,  // 82: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
 	32,  // 83: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	50,  // 84: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,   // 85: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	31,  // 86: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	33,  // 87: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 88: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 89: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	38,  // 90: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	39,  // 91: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	30,  // 92: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	34,  // 93: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	36,  // 94: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	40,  // 95: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	42,  // 96: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	44,  // 97: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	46,  // 98: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	48,  // 99: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	28,  // 100: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	35,  // 101: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	37,  // 102: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	41,  // 103: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	43,  // 104: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	45,  // 105: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	47,  // 106: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	49,  // 107: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	100, // [100:108] is the sub-list for method output_type
-	92,  // [92:100] is the sub-list for method input_type
-	92,  // [92:92] is the sub-list for extension type_name
-	92,  // [92:92] is the sub-list for extension extendee
-	0,   // [0:92] is the sub-list for field type_name
+	51,  // 84: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	34,  // 85: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	53,  // 86: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	3,   // 87: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	31,  // 88: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	33,  // 89: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 90: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 91: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	39,  // 92: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	40,  // 93: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	30,  // 94: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	35,  // 95: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	37,  // 96: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	41,  // 97: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	43,  // 98: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	45,  // 99: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	47,  // 100: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	49,  // 101: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	28,  // 102: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	36,  // 103: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	38,  // 104: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	42,  // 105: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	44,  // 106: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	46,  // 107: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	48,  // 108: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	50,  // 109: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	102, // [102:110] is the sub-list for method output_type
+	94,  // [94:102] is the sub-list for method input_type
+	94,  // [94:94] is the sub-list for extension type_name
+	94,  // [94:94] is the sub-list for extension extendee
+	0,   // [0:94] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4731,7 +4840,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   44,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,12 @@ func NewJSON(w io.Writer) *JSON {
 	return &JSON{w: w, opts: protojson.MarshalOptions{UseProtoNames: true}, fast: newFastWriter()}
 }
 
+// CacheProcesses keeps the JSON of the processes written, by pointer, and
+// reuses it for later events about the same process: for a caller whose
+// events share processes that are never modified once an event holds them
+// (the agent's process cache).
+func (e *JSON) CacheProcesses() { e.fast.byPointer = make(map[*api.Process][]byte) }
+
 // Encode writes ev as one line with snake_case field names.
 func (e *JSON) Encode(ev *api.GetEventsResponse) error {
 	line, ok := e.fast.appendFastJSON(e.buf[:0], ev)

@@ -50,6 +50,48 @@ type fastWriter struct {
 	// nearly every process has one of a few sets
 	lastCaps     []api.CapabilitiesType
 	lastCapsJSON []byte
+
+	// byPointer, when not nil, holds the JSON of processes already
+	// written, by pointer: for callers whose processes are shared by
+	// many events and never modified (JSON.CacheProcesses)
+	byPointer map[*api.Process][]byte
+}
+
+// maxCachedProcesses bounds the processes (and event bodies) whose JSON is
+// kept; past it the cache starts over. A process's JSON is ~1.5 KiB.
+const maxCachedProcesses = 4096
+
+// processes writes an event's process and parent fields.
+func (w *fastWriter) processes(first *bool, proc, parent *api.Process) {
+	if proc != nil {
+		w.key(first, "process")
+		w.cachedProcess(proc)
+	}
+	if parent != nil {
+		w.key(first, "parent")
+		w.cachedProcess(parent)
+	}
+}
+
+// cachedProcess writes p, from byPointer when it is there.
+func (w *fastWriter) cachedProcess(p *api.Process) {
+	if w.byPointer == nil {
+		w.process(p)
+		return
+	}
+	if j, ok := w.byPointer[p]; ok {
+		w.buf = append(w.buf, j...)
+		return
+	}
+	start := len(w.buf)
+	w.process(p)
+	if !w.ok {
+		return
+	}
+	if len(w.byPointer) >= maxCachedProcesses {
+		clear(w.byPointer)
+	}
+	w.byPointer[p] = append([]byte(nil), w.buf[start:]...)
 }
 
 func newFastWriter() *fastWriter {
@@ -249,28 +291,14 @@ func (w *fastWriter) string(s string) {
 func (w *fastWriter) processExec(m *api.ProcessExec) {
 	first := true
 	w.byte('{')
-	if m.GetProcess() != nil {
-		w.key(&first, "process")
-		w.process(m.GetProcess())
-	}
-	if m.GetParent() != nil {
-		w.key(&first, "parent")
-		w.process(m.GetParent())
-	}
+	w.processes(&first, m.GetProcess(), m.GetParent())
 	w.byte('}')
 }
 
 func (w *fastWriter) processExit(m *api.ProcessExit) {
 	first := true
 	w.byte('{')
-	if m.GetProcess() != nil {
-		w.key(&first, "process")
-		w.process(m.GetProcess())
-	}
-	if m.GetParent() != nil {
-		w.key(&first, "parent")
-		w.process(m.GetParent())
-	}
+	w.processes(&first, m.GetProcess(), m.GetParent())
 	w.stringField(&first, "signal", m.GetSignal())
 	w.uint32Field(&first, "status", m.GetStatus())
 	w.timestampField(&first, "time", m.GetTime())
@@ -280,14 +308,7 @@ func (w *fastWriter) processExit(m *api.ProcessExit) {
 func (w *fastWriter) processKprobe(m *api.ProcessKprobe) {
 	first := true
 	w.byte('{')
-	if m.GetProcess() != nil {
-		w.key(&first, "process")
-		w.process(m.GetProcess())
-	}
-	if m.GetParent() != nil {
-		w.key(&first, "parent")
-		w.process(m.GetParent())
-	}
+	w.processes(&first, m.GetProcess(), m.GetParent())
 	w.stringField(&first, "function_name", m.GetFunctionName())
 	if args := m.GetArgs(); len(args) > 0 {
 		w.key(&first, "args")

@@ -6,9 +6,9 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/api"
 )
 
-func exec(bin string) *api.GetEventsResponse {
-	return &api.GetEventsResponse{Event: &api.GetEventsResponse_ProcessExec{
-		ProcessExec: &api.ProcessExec{Process: &api.Process{Binary: bin}}}}
+func exec(bin string) *Event {
+	return NewEvent(&api.GetEventsResponse{Event: &api.GetEventsResponse_ProcessExec{
+		ProcessExec: &api.ProcessExec{Process: &api.Process{Binary: bin}}}}, nil, nil)
 }
 
 func TestSlowSubscriberDropsOnlyItsOwn(t *testing.T) {
@@ -57,4 +57,28 @@ func TestCloseEndsSubscribers(t *testing.T) {
 		t.Fatal("subscription after Close is open")
 	}
 	b.Publish(exec("/bin/true")) // must not panic on closed channels
+}
+
+// TestSubscriberStats: each subscriber's own counters, by name.
+func TestSubscriberStats(t *testing.T) {
+	b := New()
+	slow := b.SubscribeAs("slow", 2, nil)
+	b.SubscribeAs("fast", 100, nil)
+	for range 5 {
+		b.Publish(exec("/bin/true"))
+	}
+	<-slow.C()
+	st := b.Stats()
+	if len(st.Each) != 2 || st.Each[0].Name != "slow" || st.Each[1].Name != "fast" {
+		t.Fatalf("subscribers %+v", st.Each)
+	}
+	if s := st.Each[0]; s.Queued != 2 || s.Dropped != 3 || s.Length != 1 || s.Capacity != 2 {
+		t.Errorf("slow: %+v", s)
+	}
+	if s := st.Each[1]; s.Queued != 5 || s.Dropped != 0 || s.Length != 5 || s.Capacity != 100 {
+		t.Errorf("fast: %+v", s)
+	}
+	if st.Dropped != 3 || st.Published != 5 {
+		t.Errorf("bus: %+v", st)
+	}
 }

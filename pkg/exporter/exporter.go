@@ -9,6 +9,7 @@
 package exporter
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,12 +78,18 @@ type Stats struct {
 // Exporter is one export file. Build it with New, run Run in a goroutine;
 // it ends when the bus closes, once the queue is written.
 type Exporter struct {
-	log     zerolog.Logger
-	opts    Options
-	sub     *eventbus.Subscription
-	match   *filters.Matcher
-	file    *lineFile
-	enc     *encoder.JSON
+	log   zerolog.Logger
+	opts  Options
+	sub   *eventbus.Subscription
+	match *filters.Matcher
+	file  *lineFile
+	enc   *encoder.JSON
+	// batch holds the lines of the events taken off the queue since the
+	// last write (pending of them): one write for all the events waiting,
+	// not one per event, at rates where the system call was most of an
+	// event's cost
+	batch   bytes.Buffer
+	pending uint64
 	limiter *rate.Limiter
 	done    chan struct{}
 
@@ -142,14 +149,17 @@ func New(bus *eventbus.Bus, opts Options, log zerolog.Logger) (*Exporter, error)
 		},
 		log: e.log,
 	}
-	e.enc = encoder.NewJSON(countingWriter{e})
+	// processes are shared by the events about them and never modified
+	// (package process): their JSON is built once
+	e.enc = encoder.NewJSON(&e.batch)
+	e.enc.CacheProcesses()
 	if opts.RateLimit > 0 {
 		// a minute's worth may come at once, as in Tetragon
 		e.limiter = rate.NewLimiter(rate.Limit(float64(opts.RateLimit)/60), opts.RateLimit)
 	}
 	// Filters run in Run's goroutine, not in the bus: a costly regex slows
 	// the export only.
-	e.sub = bus.Subscribe(opts.QueueSize, nil)
+	e.sub = bus.SubscribeAs("export", opts.QueueSize, nil)
 	return e, nil
 }
 
@@ -183,14 +193,21 @@ func (e *Exporter) Run() {
 		select {
 		case ev, ok := <-e.sub.C():
 			if !ok {
+				e.flush()
 				e.reportDrops()
 				if err := e.file.Close(); err != nil {
 					e.log.Warn().Err(err).Msg("Closing the export file")
 				}
 				return
 			}
-			e.handle(ev)
+			e.handle(ev.GetEventsResponse)
+			// write when no event is waiting (a line never waits for the
+			// next event) or the batch is big enough
+			if len(e.sub.C()) == 0 || e.batch.Len() >= batchBytes {
+				e.flush()
+			}
 		case <-tick.C:
+			e.flush()
 			e.reportDrops()
 		}
 	}
@@ -212,11 +229,37 @@ func (e *Exporter) handle(ev *api.GetEventsResponse) {
 		e.pendingDrops++
 		return
 	}
+	mark := e.batch.Len()
 	if err := e.enc.Encode(ev); err != nil {
-		e.writeFailed(err)
+		e.batch.Truncate(mark)
+		e.writeFailed(err, 1)
 		return
 	}
-	e.exported.Add(1)
+	e.pending++
+}
+
+// batchBytes is the most written at once. A batch is written by one Write,
+// which lumberjack never splits across a rotation: far below the smallest
+// rotation size (1 MiB).
+const batchBytes = 64 << 10
+
+// flush writes the batch.
+func (e *Exporter) flush() {
+	if e.pending == 0 {
+		return
+	}
+	n := e.pending
+	e.pending = 0
+	defer e.batch.Reset()
+	if e.abandoned.Load() {
+		e.writeErrors.Add(n)
+		return
+	}
+	if _, err := (countingWriter{e}).Write(e.batch.Bytes()); err != nil {
+		e.writeFailed(err, n)
+		return
+	}
+	e.exported.Add(n)
 	e.last.Store(time.Now().UnixNano())
 }
 
@@ -228,7 +271,7 @@ func (e *Exporter) reportDrops() {
 	}
 	ts, err := protojson.Marshal(timestamppb.Now())
 	if err != nil {
-		e.writeFailed(err)
+		e.writeFailed(err, 1)
 		return
 	}
 	var line rateLimitLine
@@ -237,11 +280,11 @@ func (e *Exporter) reportDrops() {
 	line.Time = ts
 	b, err := json.Marshal(line)
 	if err != nil {
-		e.writeFailed(err)
+		e.writeFailed(err, 1)
 		return
 	}
 	if _, err := (countingWriter{e}).Write(append(b, '\n')); err != nil {
-		e.writeFailed(err)
+		e.writeFailed(err, 1)
 		return
 	}
 	e.pendingDrops = 0
@@ -257,8 +300,10 @@ type rateLimitLine struct {
 	Time     json.RawMessage `json:"time"`
 }
 
-func (e *Exporter) writeFailed(err error) {
-	n := e.writeErrors.Add(1)
+// writeFailed counts the events that could not be written (a
+// rate_limit_info line counts as one) and logs err.
+func (e *Exporter) writeFailed(err error, events uint64) {
+	n := e.writeErrors.Add(events)
 	// a full disk fails every write: say so once a minute, not per event
 	if now := time.Now(); n == 1 || now.Sub(e.lastErrLog) >= time.Minute {
 		e.lastErrLog = now

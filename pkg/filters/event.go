@@ -26,6 +26,9 @@ func viewOf(ev *api.GetEventsResponse) view {
 		return view{typ: api.EventType_PROCESS_EXEC, process: e.ProcessExec.GetProcess(), parent: e.ProcessExec.GetParent()}
 	case *api.GetEventsResponse_ProcessExit:
 		return view{typ: api.EventType_PROCESS_EXIT, process: e.ProcessExit.GetProcess(), parent: e.ProcessExit.GetParent()}
+	case *api.GetEventsResponse_ProcessKprobe:
+		k := e.ProcessKprobe
+		return view{typ: api.EventType_PROCESS_KPROBE, process: k.GetProcess(), parent: k.GetParent(), policy: k.GetPolicyName()}
 	case nil:
 		// No kind, or one this build does not know (sent by a newer agent).
 		return view{}

@@ -188,7 +188,7 @@ func programSize(s string) (int, error) {
 // Match reports whether ev passes: no allow filter or any allow filter
 // matches, and no deny filter matches. A nil Matcher passes everything.
 func (m *Matcher) Match(ev *api.GetEventsResponse) bool {
-	if m == nil {
+	if m == nil || len(m.allow)+len(m.deny) == 0 {
 		return true
 	}
 	v := viewOf(ev)

@@ -260,7 +260,9 @@ func TestTooManyFilters(t *testing.T) {
 func TestReflectViewAgrees(t *testing.T) {
 	p := inCtr(proc(5, "/bin/cat", "/etc/passwd"), "abc", "db")
 	bash := proc(10, "/usr/bin/bash", "")
-	for _, ev := range []*api.GetEventsResponse{execEvent(p, bash), exitEvent(p, bash), execEvent(p, nil), execEvent(nil, nil)} {
+	kprobe := &api.GetEventsResponse{Event: &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: &api.ProcessKprobe{
+		Process: p, Parent: bash, PolicyName: "pol", FunctionName: "security_file_permission"}}}
+	for _, ev := range []*api.GetEventsResponse{execEvent(p, bash), exitEvent(p, bash), execEvent(p, nil), execEvent(nil, nil), kprobe} {
 		got, want := reflectView(ev), viewOf(ev)
 		if got.typ != want.typ || got.process != want.process || got.parent != want.parent || got.policy != want.policy {
 			t.Errorf("reflectView(%v) = %+v, viewOf = %+v", ev, got, want)

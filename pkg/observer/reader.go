@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -13,16 +14,27 @@ import (
 )
 
 // Reader moves raw records from the kernel's ring buffer into a bounded
-// queue. It never blocks on a full queue: it drops the record and counts it,
-// so a stalled consumer shows up as a number instead of stalling the kernel
-// side (whose own drops the sensor counts).
+// queue. It never blocks on a full queue: it drops the records and counts
+// them, so a stalled consumer shows up as a number instead of stalling the
+// kernel side (whose own drops the sensor counts).
+//
+// Records go to the queue in batches: all those the ring buffer holds when
+// the reader gets to it, up to maxBatch. At high rates a hand-off per
+// record (a channel send, often a wake-up of the decoding goroutine) cost
+// more than decoding the record.
 type Reader struct {
-	rd      *ringbuf.Reader
-	queue   chan []byte
+	rd    *ringbuf.Reader
+	queue chan [][]byte
+	// limit bounds the records queued (pending) and not yet Done
+	limit   int64
+	pending atomic.Int64
 	log     zerolog.Logger
 	records atomic.Uint64
 	dropped atomic.Uint64
 }
+
+// maxBatch is the most records handed over at once.
+const maxBatch = 256
 
 // NewReader opens a reader on the ring buffer map with a queue of queueLen records.
 func NewReader(events *ebpf.Map, queueLen int, log zerolog.Logger) (*Reader, error) {
@@ -30,11 +42,16 @@ func NewReader(events *ebpf.Map, queueLen int, log zerolog.Logger) (*Reader, err
 	if err != nil {
 		return nil, fmt.Errorf("opening ring buffer reader: %w", err)
 	}
-	return &Reader{rd: rd, queue: make(chan []byte, queueLen), log: log}, nil
+	return &Reader{rd: rd, queue: make(chan [][]byte, queueLen), limit: int64(queueLen), log: log}, nil
 }
 
-// Queue is where raw records come out; it is closed when Run returns.
-func (r *Reader) Queue() <-chan []byte { return r.queue }
+// Queue is where batches of raw records come out; it is closed when Run
+// returns. The consumer calls Done with each batch's length once it has
+// handled it.
+func (r *Reader) Queue() <-chan [][]byte { return r.queue }
+
+// Done gives back the room of n handled records.
+func (r *Reader) Done(n int) { r.pending.Add(-int64(n)) }
 
 // Records is the number of records read from the ring buffer.
 func (r *Reader) Records() uint64 { return r.records.Load() }
@@ -48,25 +65,66 @@ func (r *Reader) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { r.rd.Close() })
 	defer stop()
 	var rec ringbuf.Record
+	var batch [][]byte
+	// slab holds the batch's bytes: one allocation for many records
+	var slab []byte
+	// bounded: a batch is held only while the ring buffer shows more
+	// data, but what it shows may be a record discarded by its writer;
+	// the batch then goes out after at most batchWait, not with the next
+	// record whenever that comes
+	bounded := false
 	for {
+		if len(batch) > 0 && !bounded {
+			r.rd.SetDeadline(time.Now().Add(batchWait))
+			bounded = true
+		}
 		if err := r.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				r.send(batch)
+				batch = nil
+				r.rd.SetDeadline(time.Time{})
+				bounded = false
+				continue
+			}
 			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("reading ring buffer: %w", err)
 		}
 		r.records.Add(1)
-		raw := make([]byte, len(rec.RawSample))
-		copy(raw, rec.RawSample)
-		select {
-		case r.queue <- raw:
-		default:
-			if r.dropped.Add(1) == 1 {
-				r.log.Warn().Msg("event queue full: dropping records (see tetra status for the count)")
-			}
+		if len(slab)+len(rec.RawSample) > cap(slab) {
+			slab = make([]byte, 0, max(64<<10, len(rec.RawSample)))
+		}
+		start := len(slab)
+		slab = append(slab, rec.RawSample...)
+		batch = append(batch, slab[start:len(slab):len(slab)])
+		if len(batch) < maxBatch && r.rd.AvailableBytes() > 0 {
+			continue
+		}
+		r.send(batch)
+		batch = nil
+		if bounded {
+			r.rd.SetDeadline(time.Time{})
+			bounded = false
 		}
 	}
 }
 
-// Close stops Run.
-func (r *Reader) Close() error { return r.rd.Close() }
+// batchWait bounds how long read records wait for the rest of their batch.
+const batchWait = time.Millisecond
+
+// send queues a batch, or drops it when the queue holds its limit.
+func (r *Reader) send(batch [][]byte) {
+	n := int64(len(batch))
+	if r.pending.Add(n) <= r.limit {
+		select {
+		case r.queue <- batch:
+			return
+		default:
+		}
+	}
+	r.pending.Add(-n)
+	if r.dropped.Add(uint64(n)) == uint64(n) {
+		r.log.Warn().Msg("event queue full: dropping records (see tetra status for the count)")
+	}
+}

@@ -15,6 +15,8 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/cgroup"
 	"github.com/tetragon-lite/tetragon/pkg/escape"
+	"github.com/tetragon-lite/tetragon/pkg/eventbus"
+	"github.com/tetragon-lite/tetragon/pkg/eventwire"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 )
 
@@ -28,6 +30,11 @@ type entry struct {
 	refs     int
 	exitedAt time.Time
 	freed    bool
+	// wire is proc's protobuf encoding, marshalled once for every event
+	// about the process (wired: done); a fork that never execs and has no
+	// event needs none
+	wire  []byte
+	wired bool
 }
 
 // Options configure a Cache.
@@ -88,7 +95,7 @@ func (c *Cache) Stats() Stats {
 }
 
 // Exec records an exec and returns its event.
-func (c *Cache) Exec(e *observer.Exec) *api.GetEventsResponse {
+func (c *Cache) Exec(e *observer.Exec) *eventbus.Event {
 	id := cgroup.ContainerID(e.CgroupName)
 	ctr := c.container(id)
 	c.mu.Lock()
@@ -102,11 +109,11 @@ func (c *Cache) Exec(e *observer.Exec) *api.GetEventsResponse {
 		// exec replaced the old image of this pid: it is gone for good
 		c.retire(old, c.opts.Clock.Wall(e.Ktime))
 	}
-	return &api.GetEventsResponse{
+	return eventbus.NewEvent(&api.GetEventsResponse{
 		Event:    &api.GetEventsResponse_ProcessExec{ProcessExec: &api.ProcessExec{Process: n.proc, Parent: procOf(parent)}},
 		NodeName: c.opts.Node,
 		Time:     c.opts.Clock.Timestamp(e.Ktime),
-	}
+	}, c.wireOf(n), c.wireOf(parent))
 }
 
 // Fork records a new process that runs its parent's image until it execs.
@@ -134,7 +141,7 @@ func (c *Cache) Fork(f *observer.Fork) {
 }
 
 // Exit records a process exit and returns its event.
-func (c *Cache) Exit(x *observer.Exit) *api.GetEventsResponse {
+func (c *Cache) Exit(x *observer.Exit) *eventbus.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ev := &api.ProcessExit{Time: c.opts.Clock.Timestamp(x.Ktime)}
@@ -143,19 +150,21 @@ func (c *Cache) Exit(x *observer.Exit) *api.GetEventsResponse {
 	} else {
 		ev.Status = (x.Code >> 8) & 0xff
 	}
+	var proc, parent []byte
 	if n := c.byPid[x.Pid]; n != nil {
 		ev.Process, ev.Parent = n.proc, procOf(n.parent)
+		proc, parent = c.wireOf(n), c.wireOf(n.parent)
 		delete(c.byPid, x.Pid)
 		c.retire(n, c.opts.Clock.Wall(x.Ktime))
 	} else {
 		c.misses++
 		ev.Process = &api.Process{Pid: u32(x.Pid), Tid: u32(x.Tid), Flags: "miss"}
 	}
-	return &api.GetEventsResponse{
+	return eventbus.NewEvent(&api.GetEventsResponse{
 		Event:    &api.GetEventsResponse_ProcessExit{ProcessExit: ev},
 		NodeName: c.opts.Node,
 		Time:     ev.Time,
-	}
+	}, proc, parent)
 }
 
 // Timestamp converts a record's boot-clock time to a timestamp.
@@ -171,6 +180,36 @@ func (c *Cache) GetWithParent(pid uint32) (*api.Process, *api.Process, bool) {
 		return nil, nil, false
 	}
 	return n.proc, procOf(n.parent), true
+}
+
+// Wire holds the protobuf encoding of a process and of its parent, for
+// eventbus.NewEvent; nil where there is none.
+type Wire struct{ Process, Parent []byte }
+
+// Lookup is GetWithParent with the wire bytes of both.
+func (c *Cache) Lookup(pid uint32) (proc, parent *api.Process, wire Wire, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.byPid[pid]
+	if n == nil {
+		c.misses++
+		return nil, nil, Wire{}, false
+	}
+	return n.proc, procOf(n.parent), Wire{c.wireOf(n), c.wireOf(n.parent)}, true
+}
+
+// wireOf marshals n's process on its first event; the caller holds mu.
+// A process that cannot be marshalled gets nil: the event is then
+// marshalled whole, and reports the error where it is sent.
+func (c *Cache) wireOf(n *entry) []byte {
+	if n == nil {
+		return nil
+	}
+	if !n.wired {
+		n.wire, _ = eventwire.Process(n.proc)
+		n.wired = true
+	}
+	return n.wire
 }
 
 // Get returns the running process with this pid.

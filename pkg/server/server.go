@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -46,7 +47,7 @@ const handshakeTimeout = 10 * time.Second
 
 // Register builds a gRPC server with the service and reflection (so grpcurl works).
 func (s *Service) Register() *grpc.Server {
-	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout))
+	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout), grpc.ForceServerCodecV2(newWireCodec()))
 	api.RegisterFineGuidanceSensorsServer(g, s)
 	reflection.Register(g)
 	return g
@@ -64,7 +65,11 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 	}
 	// Filters run here, in this client's goroutine, not in the bus: a
 	// client's regexes must never slow the agent or other clients.
-	sub := s.bus.Subscribe(s.queueSize, nil)
+	name := "getevents"
+	if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil && p.Addr.String() != "" {
+		name += " " + p.Addr.String()
+	}
+	sub := s.bus.SubscribeAs(name, s.queueSize, nil)
 	defer s.bus.Unsubscribe(sub)
 	s.log.Debug().Msg("GetEvents client connected")
 	ctx := stream.Context()
@@ -76,10 +81,16 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 			if !ok {
 				return nil
 			}
-			if !m.Match(ev) {
+			if !m.Match(ev.GetEventsResponse) {
 				continue
 			}
-			if err := stream.Send(ev); err != nil {
+			// the event's bytes, built once for every client and the
+			// exporter, not once per client
+			b, err := ev.Wire()
+			if err != nil {
+				return fmt.Errorf("encoding event: %w", err)
+			}
+			if err := stream.SendMsg(encoded(b)); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

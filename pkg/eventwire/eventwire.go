@@ -1,0 +1,215 @@
+// Package eventwire builds an event's protobuf wire bytes from its process
+// and parent marshalled once per process (exec id), not once per event.
+//
+// Every event carries its process and parent in full: with ~80 capability
+// enums, ten namespaces and eight credential wrappers each they are most of
+// an event's bytes and most of the cost of marshalling it. A process does
+// not change once the cache stores it, so its bytes are marshalled once and
+// spliced into every event about it. The result is byte for byte what
+// proto.Marshal writes for the whole event (every event message holds process = 1 and
+// parent = 2, its first fields; TestSplicedEqualsMarshal holds the bytes
+// to proto.Marshal's for every event type), so a client cannot tell.
+package eventwire
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+)
+
+// Field numbers shared by every event message of the API (ProcessExec,
+// ProcessExit, ProcessKprobe, ProcessTracepoint, ProcessUprobe, ProcessLsm).
+const (
+	ProcessField protowire.Number = 1
+	ParentField  protowire.Number = 2
+)
+
+// Process marshals a process for Marshal.
+func Process(p *api.Process) ([]byte, error) {
+	b, err := proto.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling process %s: %w", p.GetExecId(), err)
+	}
+	return b, nil
+}
+
+// Marshal appends ev's wire bytes to buf, as proto.Marshal(ev) writes them.
+// proc and parent are the wire bytes of the event's process and parent
+// (from Process); nil ones are marshalled here.
+func Marshal(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) ([]byte, error) {
+	if b, ok, err := marshalHot(buf, ev, proc, parent); ok || err != nil {
+		return b, err
+	}
+	outer := ev.ProtoReflect()
+	oneof := outer.Descriptor().Oneofs().ByName("event")
+	fd := outer.WhichOneof(oneof)
+	if fd == nil {
+		// no event: nothing to splice
+		return proto.MarshalOptions{}.MarshalAppend(buf, ev)
+	}
+	inner := outer.Get(fd).Message()
+	innerDesc := inner.Descriptor()
+	pf, qf := innerDesc.Fields().ByNumber(ProcessField), innerDesc.Fields().ByNumber(ParentField)
+	if pf == nil || qf == nil || pf.Name() != "process" || qf.Name() != "parent" {
+		return nil, fmt.Errorf("event %s has no process and parent at fields 1 and 2", innerDesc.FullName())
+	}
+	var err error
+	if proc, err = fieldBytes(inner, pf, proc); err != nil {
+		return nil, err
+	}
+	if parent, err = fieldBytes(inner, qf, parent); err != nil {
+		return nil, err
+	}
+	// the inner message without process and parent: fields 3 and up, and
+	// what is unknown, which proto.Marshal writes last
+	rest := inner.Type().New()
+	inner.Range(func(f protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if f.Number() > ParentField {
+			rest.Set(f, v)
+		}
+		return true
+	})
+	rest.SetUnknown(inner.GetUnknown())
+	restSize := proto.Size(rest.Interface())
+	innerSize := restSize
+	if inner.Has(pf) {
+		innerSize += protowire.SizeTag(ProcessField) + protowire.SizeBytes(len(proc))
+	}
+	if inner.Has(qf) {
+		innerSize += protowire.SizeTag(ParentField) + protowire.SizeBytes(len(parent))
+	}
+
+	// proto.Marshal writes a message's plain fields in field-number order,
+	// then its oneof, then what is unknown: node_name and time, the
+	// event, the rest
+	top := outer.Type().New()
+	outer.Range(func(f protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if f.ContainingOneof() != oneof {
+			top.Set(f, v)
+		}
+		return true
+	})
+	if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf, top.Interface()); err != nil {
+		return nil, fmt.Errorf("marshalling event: %w", err)
+	}
+
+	buf = protowire.AppendTag(buf, fd.Number(), protowire.BytesType)
+	buf = protowire.AppendVarint(buf, uint64(innerSize))
+	if inner.Has(pf) {
+		buf = protowire.AppendTag(buf, ProcessField, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, proc)
+	}
+	if inner.Has(qf) {
+		buf = protowire.AppendTag(buf, ParentField, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, parent)
+	}
+	start := len(buf)
+	if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, rest.Interface()); err != nil {
+		return nil, fmt.Errorf("marshalling event: %w", err)
+	}
+	if len(buf)-start != restSize {
+		return nil, fmt.Errorf("marshalling event: %d bytes, sized %d", len(buf)-start, restSize)
+	}
+	return append(buf, outer.GetUnknown()...), nil
+}
+
+// fieldBytes is b, or the wire bytes of field f of m when b is nil.
+func fieldBytes(m protoreflect.Message, f protoreflect.FieldDescriptor, b []byte) ([]byte, error) {
+	if b != nil || !m.Has(f) {
+		return b, nil
+	}
+	b, err := proto.Marshal(m.Get(f).Message().Interface())
+	if err != nil {
+		return nil, fmt.Errorf("marshalling the event's %s: %w", f.Name(), err)
+	}
+	return b, nil
+}
+
+// marshalHot is Marshal for the agent's events of the hot kinds (exec, exit,
+// kprobe, with no unknown fields) without reflection, which was most of
+// Marshal's cost: the message without process and parent is built as a
+// struct. ok is false for any other event. A field added to these messages
+// and not copied here makes TestSplicedEqualsMarshal fail.
+func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ []byte, ok bool, _ error) {
+	if len(ev.ProtoReflect().GetUnknown()) > 0 {
+		return buf, false, nil
+	}
+	var num protowire.Number
+	var rest proto.Message
+	var p, q *api.Process
+	var inner proto.Message
+	switch e := ev.GetEvent().(type) {
+	case *api.GetEventsResponse_ProcessExec:
+		m := e.ProcessExec
+		num, inner, p, q = 1, m, m.GetProcess(), m.GetParent()
+		rest = &api.ProcessExec{}
+	case *api.GetEventsResponse_ProcessExit:
+		m := e.ProcessExit
+		num, inner, p, q = 5, m, m.GetProcess(), m.GetParent()
+		rest = &api.ProcessExit{Signal: m.GetSignal(), Status: m.GetStatus(), Time: m.GetTime()}
+	case *api.GetEventsResponse_ProcessKprobe:
+		m := e.ProcessKprobe
+		num, inner, p, q = 9, m, m.GetProcess(), m.GetParent()
+		rest = &api.ProcessKprobe{
+			FunctionName: m.GetFunctionName(), Args: m.GetArgs(), Return: m.GetReturn(), Action: m.GetAction(),
+			PolicyName: m.GetPolicyName(), ReturnAction: m.GetReturnAction(), Message: m.GetMessage(),
+			Tags: m.GetTags(), Mechanism: m.GetMechanism(),
+		}
+	default:
+		return buf, false, nil
+	}
+	if inner == nil || len(inner.ProtoReflect().GetUnknown()) > 0 {
+		return buf, false, nil
+	}
+	var err error
+	if p != nil && proc == nil {
+		if proc, err = Process(p); err != nil {
+			return nil, true, err
+		}
+	}
+	if q != nil && parent == nil {
+		if parent, err = Process(q); err != nil {
+			return nil, true, err
+		}
+	}
+	restSize := proto.Size(rest)
+	innerSize := restSize
+	if p != nil {
+		innerSize += protowire.SizeTag(ProcessField) + protowire.SizeBytes(len(proc))
+	}
+	if q != nil {
+		innerSize += protowire.SizeTag(ParentField) + protowire.SizeBytes(len(parent))
+	}
+	// plain fields, then the oneof, as proto.Marshal orders them
+	top := &api.GetEventsResponse{NodeName: ev.GetNodeName(), Time: ev.GetTime()}
+	topSize := proto.Size(top)
+	if need := topSize + protowire.SizeTag(num) + protowire.SizeBytes(innerSize); cap(buf)-len(buf) < need {
+		// one allocation: the processes are most of the bytes
+		buf = append(make([]byte, 0, len(buf)+need), buf...)
+	}
+	if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, top); err != nil {
+		return nil, true, fmt.Errorf("marshalling event: %w", err)
+	}
+	buf = protowire.AppendTag(buf, num, protowire.BytesType)
+	buf = protowire.AppendVarint(buf, uint64(innerSize))
+	if p != nil {
+		buf = protowire.AppendTag(buf, ProcessField, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, proc)
+	}
+	if q != nil {
+		buf = protowire.AppendTag(buf, ParentField, protowire.BytesType)
+		buf = protowire.AppendBytes(buf, parent)
+	}
+	start := len(buf)
+	if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, rest); err != nil {
+		return nil, true, fmt.Errorf("marshalling event: %w", err)
+	}
+	if len(buf)-start != restSize {
+		return nil, true, fmt.Errorf("marshalling event: %d bytes, sized %d", len(buf)-start, restSize)
+	}
+	return buf, true, nil
+}
