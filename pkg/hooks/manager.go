@@ -361,9 +361,9 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
 }
 
-// dispatcherPin is the syscall dispatcher's directory under the pin root:
+// DispatcherPin is the syscall dispatcher's directory under the pin root:
 // PinName escapes "%", so no policy's directory has this name.
-const dispatcherPin = "%syscalls"
+const DispatcherPin = "%syscalls"
 
 // dispatcher returns the syscall dispatcher, loading it the first time.
 func (m *Manager) dispatcher() (*sensor.Dispatcher, error) {
@@ -376,7 +376,7 @@ func (m *Manager) dispatcher() (*sensor.Dispatcher, error) {
 	pin := m.pinRoot
 	m.mu.RUnlock()
 	if pin != "" {
-		pin = filepath.Join(pin, dispatcherPin)
+		pin = filepath.Join(pin, DispatcherPin)
 	}
 	d, err := sensor.NewDispatcher(m.events, m.opts, pin)
 	if err != nil {

@@ -44,10 +44,10 @@ type programLabels struct {
 // readPrograms returns the run counters of the BPF programs this process
 // holds. The programs are found from the process's own file descriptors,
 // which needs nothing from the packages that loaded them. Which policy hook
-// a program serves is known from the pins (pinRoot/base and
-// pinRoot/policies/<policy>/<version>/hook<i>, each with the object's own
-// "stats" map, which its programs use): without pins, programs are known by
-// their name only.
+// a program serves is known from the pins (pinRoot/base,
+// pinRoot/policies/<policy>/<version>/hook<i> and the syscall dispatcher's
+// pinRoot/policies/%syscalls, each with the object's own "stats" map, which
+// its programs use): without pins, programs are known by their name only.
 func readPrograms(pinRoot string, policies []hooks.PolicyStatus) ([]program, error) {
 	ids, err := ownPrograms()
 	if err != nil {
@@ -140,6 +140,10 @@ func statsMapOwners(pinRoot string, policies []hooks.PolicyStatus) map[ebpf.MapI
 	}
 	if id, ok := pinnedMapID(filepath.Join(pinRoot, "base", "stats")); ok {
 		out[id] = programLabels{sensor: "base"}
+	}
+	// the syscall dispatcher's programs serve every syscall-mapped hook
+	if id, ok := pinnedMapID(filepath.Join(pinRoot, "policies", hooks.DispatcherPin, "stats")); ok {
+		out[id] = programLabels{sensor: "syscall-dispatcher"}
 	}
 	for _, ps := range policies {
 		// one directory per version; mid-reload there are two
