@@ -107,8 +107,11 @@ func TestWatcherDocker(t *testing.T) {
 			t.Errorf("rename needed %d inspect calls by Lookup", st.Inspects-before.Inspects)
 		}
 
-		docker(t, "rm", "-f", id)
+		// taken before the command: the container dies (and its forget
+		// clock starts) early in "rm -f", which a busy machine can take
+		// most of a second to finish
 		removedAt := time.Now()
+		docker(t, "rm", "-f", id)
 		// Kept a while for events of its processes still in flight ...
 		if info, ok := w.Lookup(ctx, id); !ok || info.Name != newName {
 			t.Errorf("Lookup right after removal = %+v, %v; want it still known", info, ok)
