@@ -323,10 +323,7 @@ static __always_inline long evaluate(struct raw_args *ra, long ret)
 	s = select(c, r, ret);
 	if (s < 0)
 		return 0;
-	act_and_post(c, r, s, bpf_get_current_pid_tgid(), syscall_nr, ret);
-	if (s < MAX_SELECTORS && (c->sel[s].actions & ACT_OVERRIDE))
-		return c->sel[s].err;
-	return 0;
+	return act_and_post(c, r, s, bpf_get_current_pid_tgid(), syscall_nr, ret);
 }
 
 /* syscall_args replaces a syscall entry point's one parameter, the user

@@ -839,22 +839,32 @@ static __always_inline int select(struct gen_conf *c, struct gen_rec *r, long re
 
 /* act_and_post carries out the actions of selector s (MAX_SELECTORS: the
  * hook has none, so Post) for the current task, and writes r to the ring
- * buffer when they include Post. */
-static __always_inline void act_and_post(struct gen_conf *c, struct gen_rec *r, int s, __u64 id, long nr, long ret)
+ * buffer when they include Post. It returns the value an Override selector
+ * asks the function to return, else 0. */
+static __always_inline long act_and_post(struct gen_conf *c, struct gen_rec *r, int s, __u64 id, long nr, long ret)
 {
-	__u32 size, acts, st = c->slot * GS_MAX;
+	__u32 size, acts = ACT_POST, sig = 0, st = c->slot * GS_MAX;
+	long err = 0;
 
 	stat_inc(st + GS_MATCHED);
-	acts = s < MAX_SELECTORS ? c->sel[s].actions : ACT_POST;
+	/* the selector read in one bounded block: an index checked in one
+	 * place and used in another can reach the verifier as two registers,
+	 * one of them unbounded */
+	if (s >= 0 && s < MAX_SELECTORS) {
+		acts = c->sel[s].actions;
+		sig = c->sel[s].sig;
+		err = c->sel[s].err;
+	}
 	if (acts & ACT_SIGKILL) {
 		bpf_send_signal(9);
 		stat_inc(st + GS_SIGNALS);
-	} else if ((acts & ACT_SIGNAL) && s < MAX_SELECTORS) {
-		bpf_send_signal(c->sel[s].sig);
+	} else if (acts & ACT_SIGNAL) {
+		bpf_send_signal(sig);
 		stat_inc(st + GS_SIGNALS);
 	}
+	err = acts & ACT_OVERRIDE ? err : 0;
 	if (!(acts & ACT_POST))
-		return;
+		return err;
 	r->pid = id >> 32;
 	r->tid = (__u32)id;
 	r->hook_id = c->hook_id;
@@ -874,4 +884,5 @@ static __always_inline void act_and_post(struct gen_conf *c, struct gen_rec *r, 
 		stat_inc(st + GS_DROPS);
 	else
 		stat_inc(st + GS_POSTED);
+	return err;
 }
