@@ -82,6 +82,16 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } sys_lists SEC(".maps");
 
+/* whether sys_lists has a list, by (nr * 2 + (exit ? 1 : 0)): an array
+ * lookup, which the JIT inlines, settles every syscall no hook maps before
+ * the list's hash lookup */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * SYS_TABLE_LEN);
+	__type(key, __u32);
+	__type(value, __u8);
+} sys_mapped SEC(".maps");
+
 /* hooks' configurations by slot; a hash, so that a call in flight keeps
  * reading the entry it found while user space replaces or deletes it */
 struct {
@@ -150,10 +160,13 @@ struct {
  * byte reads of stack slots a register was spilled to. */
 struct dispatch_scratch {
 	struct verdict_key k[2];
-	__u8 keyed[2];   /* k holds the variant's file */
-	__u8 hit[2];     /* the variant's file is in the verdict cache */
-	__u8 matched[2]; /* a hook matched on the variant */
-	__u8 partial[2]; /* a hook was passed over for the call, not the file */
+	/* per variant, reset at every call (one 8-byte store) */
+	struct {
+		__u8 keyed[2];   /* k holds the variant's file */
+		__u8 hit[2];     /* the variant's file is in the verdict cache */
+		__u8 matched[2]; /* a hook matched on the variant */
+		__u8 partial[2]; /* a hook was passed over for the call, not the file */
+	} f;
 	/* the call, for the hook loop: kept here rather than in its context,
 	 * whose frame is under every hook's selector evaluation */
 	__u64 regs; /* struct pt_regs *, read with probe reads */
@@ -346,15 +359,15 @@ static long run_pair(__u32 i, void *data)
 		return 1;
 	p = &x->l->p[i & (MAX_PAIRS - 1)];
 	vi = p->vi & 1;
-	if (sc->hit[vi])
+	if (sc->f.hit[vi])
 		return 0;
 	if ((p->flags & SE_RET_OK) && sc->ret < 0) {
-		sc->partial[vi] = 1;
+		sc->f.partial[vi] = 1;
 		return 0;
 	}
 	fret = func_ret(sc->ret, p->flags);
 	if (fret == NO_RET) {
-		sc->partial[vi] = 1;
+		sc->f.partial[vi] = 1;
 		return 0;
 	}
 	v.fd_src = p->fd_src;
@@ -372,7 +385,7 @@ static long run_pair(__u32 i, void *data)
 	s = select(c, r, fret);
 	if (s < 0)
 		return 0;
-	sc->matched[vi] = 1;
+	sc->f.matched[vi] = 1;
 	act_and_post(c, r, s, sc->id, sc->nr, fret);
 	return 0;
 }
@@ -395,8 +408,9 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 {
 	struct dispatch_ctx x = {};
 	struct dispatch_scratch *sc;
-	__u32 zero = 0, key;
+	__u32 zero = 0, key, idx;
 	__u64 gen_before = 0, *gen, *seen;
+	__u8 *mapped;
 
 	if (nr < 0 || nr >= SYS_TABLE_LEN)
 		return 0;
@@ -405,6 +419,10 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		return 0;
 	if (changes_paths(nr))
 		__sync_fetch_and_add(gen, 1);
+	idx = nr * 2 + (when == SE_EXIT);
+	mapped = bpf_map_lookup_elem(&sys_mapped, &idx);
+	if (!mapped || !*mapped)
+		return 0;
 	/* read before the list: user space bumps it after changing a list,
 	 * so a verdict of an old list is stored stale */
 	gen_before = *gen;
@@ -416,7 +434,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	if (!sc)
 		return 0;
 	x.s = sc;
-	__builtin_memset(sc, 0, sizeof(*sc));
+	__builtin_memset(&sc->f, 0, sizeof(sc->f));
 	sc->regs = (__u64)regs;
 	sc->nr = nr;
 	sc->ret = ret;
@@ -426,23 +444,23 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		for (int vi = 0; vi < 2; vi++) {
 			if (vi >= x.l->nv)
 				break;
-			sc->keyed[vi] = cache_key(&x, vi, key, &sc->k[vi]);
-			if (!sc->keyed[vi])
+			sc->f.keyed[vi] = cache_key(&x, vi, key, &sc->k[vi]);
+			if (!sc->f.keyed[vi])
 				continue;
 			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
 			if (seen && *seen == gen_before) {
-				sc->hit[vi] = 1;
+				sc->f.hit[vi] = 1;
 				list_stat(nr, when, LS_CACHED);
 			}
 		}
-		if (sc->hit[0] && (x.l->nv < 2 || sc->hit[1]))
+		if (sc->f.hit[0] && (x.l->nv < 2 || sc->f.hit[1]))
 			return 0;
 	}
 	bpf_loop(x.l->n, run_pair, &x, 0);
 	for (int vi = 0; vi < 2; vi++) {
 		/* stored with the generation read before the paths were
 		 * resolved: a rename meanwhile makes the entry stale */
-		if (sc->keyed[vi] && !sc->hit[vi] && !sc->matched[vi] && !sc->partial[vi])
+		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi])
 			bpf_map_update_elem(&verdicts, &sc->k[vi], &gen_before, BPF_ANY);
 	}
 	return 0;

@@ -14,16 +14,19 @@ import (
 )
 
 type GenericDispatchScratch struct {
-	_       structs.HostLayout
-	K       [2]GenericVerdictKey
-	Keyed   [2]uint8
-	Hit     [2]uint8
-	Matched [2]uint8
-	Partial [2]uint8
-	Regs    uint64
-	Nr      int64
-	Ret     int64
-	Id      uint64
+	_ structs.HostLayout
+	K [2]GenericVerdictKey
+	F struct {
+		_       structs.HostLayout
+		Keyed   [2]uint8
+		Hit     [2]uint8
+		Matched [2]uint8
+		Partial [2]uint8
+	}
+	Regs uint64
+	Nr   int64
+	Ret  int64
+	Id   uint64
 }
 
 type GenericGenConf struct {
@@ -144,6 +147,7 @@ const (
 	GenericMapStats         = "stats"
 	GenericMapStrings       = "strings"
 	GenericMapSysLists      = "sys_lists"
+	GenericMapSysMapped     = "sys_mapped"
 	GenericMapVerdicts      = "verdicts"
 	GenericProgGenSysEnter  = "gen_sys_enter"
 	GenericProgGenSysExit   = "gen_sys_exit"
@@ -214,6 +218,7 @@ type GenericMapSpecs struct {
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	Strings     *ebpf.MapSpec `ebpf:"strings"`
 	SysLists    *ebpf.MapSpec `ebpf:"sys_lists"`
+	SysMapped   *ebpf.MapSpec `ebpf:"sys_mapped"`
 	Verdicts    *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
@@ -258,6 +263,7 @@ type GenericMaps struct {
 	Stats       *ebpf.Map `ebpf:"stats"`
 	Strings     *ebpf.Map `ebpf:"strings"`
 	SysLists    *ebpf.Map `ebpf:"sys_lists"`
+	SysMapped   *ebpf.Map `ebpf:"sys_mapped"`
 	Verdicts    *ebpf.Map `ebpf:"verdicts"`
 }
 
@@ -274,6 +280,7 @@ func (m *GenericMaps) Close() error {
 		m.Stats,
 		m.Strings,
 		m.SysLists,
+		m.SysMapped,
 		m.Verdicts,
 	)
 }

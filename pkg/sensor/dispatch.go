@@ -272,13 +272,18 @@ func (h *DataHook) listKeys() []uint32 {
 // update (a call reads the old list or the new one), or deletes it when
 // no hook is left.
 func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
+	nr := key & (1<<whenShift - 1)
+	mapped := nr*2 + key>>whenShift>>1 // sys_mapped: nr * 2 + (exit ? 1 : 0)
 	if len(hooks) == 0 {
+		// the flag first: a call that still sees it finds no list
+		if err := d.objs.SysMapped.Put(mapped, uint8(0)); err != nil {
+			return fmt.Errorf("clearing syscall %d: %w", nr, err)
+		}
 		if err := d.objs.SysLists.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("deleting syscall list %d: %w", key&0xffff, err)
+			return fmt.Errorf("deleting syscall list %d: %w", nr, err)
 		}
 		return nil
 	}
-	nr := key & (1<<whenShift - 1)
 	var l bpf.GenericSysList
 	first := hooks[0].spec.Syscalls[nr].Variants
 	l.Cacheable = 1
@@ -303,6 +308,9 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 	}
 	if err := d.objs.SysLists.Put(key, &l); err != nil {
 		return fmt.Errorf("writing syscall list %d: %w", nr, err)
+	}
+	if err := d.objs.SysMapped.Put(mapped, uint8(1)); err != nil {
+		return fmt.Errorf("flagging syscall %d: %w", nr, err)
 	}
 	return nil
 }
@@ -414,7 +422,7 @@ func (h *DataHook) Stats() (GenericStats, error) {
 	}
 	s.Calls, s.Cached = 0, 0
 	for _, key := range h.listKeys() {
-		idx := ((key&(1<<whenShift-1))*2 + key>>whenShift>>1) * lsMax
+		idx := ((key&(1<<whenShift-1))*2 + key>>whenShift>>1) * lsMax // as sys_mapped's, times LS_MAX
 		calls, err := sumPerCPU(d.objs.ListStats, idx)
 		if err != nil {
 			return s, fmt.Errorf("reading syscall counters: %w", err)
