@@ -66,8 +66,6 @@ enum tp_read {
 #define SRC_REG_KIOCB 38
 /* struct user_namespace *: struct userns_data */
 #define SRC_REG_USERNS 39
-/* struct socket *: its sock, as SRC_REG_SOCK */
-#define SRC_REG_SOCKET 40
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002

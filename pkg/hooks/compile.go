@@ -316,10 +316,24 @@ func returnHolds(cm sensor.Match, v int64) bool {
 			hit = hit || v < x
 		}
 	}
-	if cm.Op == sensor.OpNotEqual {
+	if cm.Op == sensor.OpInRange || cm.Op == sensor.OpNotInRange {
+		hit = inRanges(v, cm.Ints)
+	}
+	if cm.Op == sensor.OpNotEqual || cm.Op == sensor.OpNotInRange {
 		return !hit
 	}
 	return hit
+}
+
+// inRanges evaluates (lo, hi) pairs as match_int in bpf/lib/hook.h does:
+// v - lo <= hi - lo, unsigned, whatever the type's signedness.
+func inRanges(v int64, pairs []int64) bool {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if uint64(v-pairs[i]) <= uint64(pairs[i+1]-pairs[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func narrow(v int64, bits uint, signed bool) int64 {
@@ -638,6 +652,10 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 		return compileSockMatch(arg, slot, op, m.Values)
 	}
 	isInt := arg.Kind == sensor.KindInt
+	switch tracingpolicy.Operator(m.Operator) {
+	case tracingpolicy.OpInRange, tracingpolicy.OpNotInRange, tracingpolicy.OpSubString, tracingpolicy.OpSubStringIgnCase, tracingpolicy.OpFileType, tracingpolicy.OpNotFileType:
+		return compileValueMatch(arg, slot, tracingpolicy.Operator(m.Operator), m.Values)
+	}
 	switch m.Operator {
 	case "Equal":
 		cm.Op = sensor.OpEqual
@@ -658,7 +676,7 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	case "LessThan", "LT":
 		cm.Op = sensor.OpLT
 	default:
-		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
+		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan, InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
 	}
 	switch cm.Op {
 	case sensor.OpPrefix, sensor.OpNotPrefix, sensor.OpPostfix, sensor.OpNotPostfix:

@@ -34,8 +34,10 @@
 //
 // matchArgs / matchReturnArgs operators (see [Operator]): Equal, NotEqual on
 // every readable type; Prefix, NotPrefix, Postfix, NotPostfix on strings and
-// paths; Mask, GreaterThan (GT), LessThan (LT) on integers. The socket
-// operators (SPort, DAddr, ...), InMap/NotInMap, InRange, SubString, FileType,
+// paths; Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange on
+// integers; SubString, SubStringIgnCase on strings and paths; FileType,
+// NotFileType on paths; the socket operators (SPort, DAddr, ...) on sockets
+// (sockops.go). InMap/NotInMap, CelExpr, the *PortPriv operators and
 // CapabilitiesGained are rejected as not supported.
 //
 // Selector filters: matchArgs, matchReturnArgs, matchPIDs, matchBinaries,

@@ -103,22 +103,47 @@ func TestErrorMessages(t *testing.T) {
       - index: 1
         operator: Prefx
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"unsupported operator", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: InMap
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "InMap" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "InMap" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"prefix on an integer", header + fdInstall + `    - matchArgs:
       - index: 0
         operator: Prefix
         values: ["3"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`}},
 		{"mask on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: Mask
         values: ["3"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Mask does not apply to type file (strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Mask does not apply to type file (paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase, FileType, NotFileType)`}},
+		{"range operators", header + fdInstall + `    - matchArgs:
+      - index: 0
+        operator: InRange
+        values: ["3", "5:1", "1:x", "-1:4294967296", "-2:-1"]
+`, []string{
+			`x.yaml:16:18: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: "3" is not a range: want lo:hi`,
+			`x.yaml:16:23: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: range "5:1" is empty: its lower bound is above its upper bound`,
+			`x.yaml:16:30: spec.kprobes[0].selectors[0].matchArgs[0].values[2]: range "1:x": value "x" is not an integer (type int)`,
+			`x.yaml:16:37: spec.kprobes[0].selectors[0].matchArgs[0].values[3]: range "-1:4294967296": value "4294967296" is out of range for type int`,
+		}},
+		{"file type and substring", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: NotFileType
+        values: ["reg", "file"]
+      - index: 1
+        operator: SubString
+        values: [""]
+      - index: 0
+        operator: FileType
+        values: ["reg"]
+`, []string{
+			`x.yaml:16:25: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: "file" is not a file type (reg (regular), dir, lnk (link), sock (socket), chr (char), blk (block), fifo (pipe))`,
+			`x.yaml:19:18: spec.kprobes[0].selectors[0].matchArgs[1].values[0]: empty string`,
+			`x.yaml:21:19: spec.kprobes[0].selectors[0].matchArgs[2].operator: operator FileType does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`,
+		}},
 		{"not a number", header + fdInstall + `    - matchArgs:
       - index: 0
         operator: Equal

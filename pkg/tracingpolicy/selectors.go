@@ -195,6 +195,15 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 		d.errorf(valuesNode, p.field("values"), "operator %s takes exactly one value, got %d", a.Operator, len(a.Values))
 		return a, false
 	}
+	switch a.Operator {
+	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType:
+		for i, s := range a.Values {
+			if err := checkValue(a.Operator, t, s); err != nil {
+				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
+			}
+		}
+		return a, len(d.errs.Errors) == before
+	}
 	if class == ClassInt {
 		a.IntValues = make([]int64, 0, len(a.Values))
 		for i, s := range a.Values {
@@ -235,9 +244,11 @@ func declaredIndexes(args []ArgSpec) string {
 func operatorsFor(c ArgClass) string {
 	switch c {
 	case ClassInt:
-		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan"
-	case ClassString, ClassPath:
-		return "strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix"
+		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange"
+	case ClassString:
+		return "strings take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase"
+	case ClassPath:
+		return "paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase, FileType, NotFileType"
 	case ClassSocket:
 		return "sockets take " + sockOperatorNames + "; sockaddr only SAddr, NotSAddr, SPort, NotSPort, Family"
 	case ClassStruct:

@@ -557,6 +557,10 @@ func parseOperator(s string) (op Operator, ok bool) {
 	if Operator(s).Socket() {
 		return Operator(s), true
 	}
+	switch op := Operator(s); op {
+	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType:
+		return op, true
+	}
 	switch s {
 	case "GT":
 		return OpGreaterThan, true
@@ -566,23 +570,22 @@ func parseOperator(s string) (op Operator, ok bool) {
 	return "", false
 }
 
-const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), " + sockOperatorNames
+const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames
 
 // unsupportedOperator reports Tetragon operators this agent does not
 // implement.
 func unsupportedOperator(s string) bool {
 	switch s {
-	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "InMap", "NotInMap", "CapabilitiesGained", "InRange", "NotInRange", "SubString", "SubStringIgnCase",
-		"FileType", "NotFileType":
+	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "InMap", "NotInMap", "CapabilitiesGained", "CelExpr":
 		return true
 	}
 	return false
 }
 
 // Negated reports whether the operator matches when its positive form does
-// not (NotEqual, NotPrefix, NotPostfix).
+// not (NotEqual, NotPrefix, NotPostfix, NotInRange, NotFileType).
 func (o Operator) Negated() bool {
-	return o == OpNotEqual || o == OpNotPrefix || o == OpNotPostfix
+	return o == OpNotEqual || o == OpNotPrefix || o == OpNotPostfix || o == OpNotInRange || o == OpNotFileType
 }
 
 // appliesTo reports whether the operator can compare arguments of class c.
@@ -592,8 +595,13 @@ func (o Operator) appliesTo(c ArgClass) bool {
 		return c == ClassInt || c == ClassString || c == ClassPath
 	case OpPrefix, OpNotPrefix, OpPostfix, OpNotPostfix:
 		return c == ClassString || c == ClassPath
-	case OpMask, OpGreaterThan, OpLessThan:
+	case OpMask, OpGreaterThan, OpLessThan, OpInRange, OpNotInRange:
 		return c == ClassInt
+	case OpSubString, OpSubStringIgnCase:
+		// Tetragon takes them on strings only; paths are strings here too
+		return c == ClassString || c == ClassPath
+	case OpFileType, OpNotFileType:
+		return c == ClassPath
 	}
 	return o.Socket() && c == ClassSocket
 }
