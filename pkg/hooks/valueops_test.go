@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
 // valueOpsPolicy hooks fd_install (the fd, then the file) with one
@@ -49,7 +50,7 @@ spec:
 func TestValueOperators(t *testing.T) {
 	const reg, dir, fifo = "Qx7Data.TXT", "zSubq", "pipeKw"
 	forEachMechanism(t, func(t *testing.T, mech string) {
-		h := newHarness(t, mech, nil)
+		h := newHarness(t, mech, testutil.Kernel(t).Map())
 		writeFiles(t, h.dir, map[string]string{reg: "x"})
 		if err := os.Mkdir(filepath.Join(h.dir, dir), 0o755); err != nil {
 			t.Fatal(err)
