@@ -66,6 +66,44 @@ enum tp_read {
 #define SRC_REG_KIOCB 38
 /* struct user_namespace *: struct userns_data */
 #define SRC_REG_USERNS 39
+/* returnArgAction: what the return probe does with the sock the function
+ * returned (sk_alloc), when a selector matched the call */
+#define RET_SOCK_TRACK 1
+#define RET_SOCK_UNTRACK 2
+volatile const __u8 ret_sock_action = 0;
+/* per selector: the record slot of the sock argument TrackSock or
+ * UntrackSock names (argSock) */
+volatile const __u8 sel_sock_slot[MAX_SELECTORS] = {};
+
+/* The process a tracked socket belongs to (TrackSock). */
+struct sock_owner {
+	__u32 pid;
+	__u32 tid;
+};
+
+/* Sockets followed across calls, by struct sock address: shared by every
+ * hook (user space gives each object the same map), so that a socket one
+ * hook tracks attributes another hook's events on it to its process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* preallocated: kprobe programs cannot use run-time allocated hash
+	 * maps on every kernel */
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct sock_owner);
+} socktrack SEC(".maps");
+
+/* What an skb argument reports: the packet's fields struct sock_data has
+ * (family, protocol, addresses, ports; match_sock reads them there), then
+ * the skb's own. */
+struct skb_data {
+	struct sock_data sd;
+	__u32 len;
+	__u32 priority;
+	__u32 mark;
+	__u32 hash;
+};
+
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -183,6 +221,62 @@ static __always_inline void put_userns(struct gen_rec *r, __u32 s, const struct 
 	r->str_len[s & 1] = sizeof(*d);
 }
 
+/* put_skb reads the IPv4 or IPv6 header at the skb's network header and,
+ * for TCP, UDP and SCTP, the ports at its transport header (the IPv4
+ * header's length when the transport header is not set yet). IPv6
+ * extension headers are not walked: the protocol is the first next
+ * header. */
+static __always_inline void put_skb(struct gen_rec *r, __u32 s, struct sk_buff *skb)
+{
+	struct skb_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u16 ports[2] = {};
+	__u8 vihl = 0;
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->len = BPF_CORE_READ(skb, len);
+	d->priority = BPF_CORE_READ(skb, priority);
+	d->mark = BPF_CORE_READ(skb, mark);
+	d->hash = BPF_CORE_READ(skb, hash);
+	r->str_len[s & 1] = sizeof(*d);
+	if (!head || nh == (__u16)~0U)
+		return;
+	bpf_probe_read_kernel(&vihl, 1, head + nh);
+	if (vihl >> 4 == 4) {
+		struct iphdr ip;
+
+		bpf_probe_read_kernel(&ip, sizeof(ip), head + nh);
+		d->sd.family = 2; /* AF_INET */
+		d->sd.protocol = ip.protocol;
+		__builtin_memcpy(d->sd.saddr, &ip.saddr, 4);
+		__builtin_memcpy(d->sd.daddr, &ip.daddr, 4);
+		if (th == (__u16)~0U || th == nh)
+			th = nh + (vihl & 0xf) * 4;
+	} else if (vihl >> 4 == 6) {
+		struct ipv6hdr ip6;
+
+		bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh);
+		d->sd.family = 10; /* AF_INET6 */
+		d->sd.protocol = ip6.nexthdr;
+		__builtin_memcpy(d->sd.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(d->sd.daddr, &ip6.daddr, 16);
+		if (th == (__u16)~0U || th == nh)
+			th = nh + sizeof(ip6);
+	} else {
+		return;
+	}
+	switch (d->sd.protocol) {
+	case 6:   /* TCP */
+	case 17:  /* UDP */
+	case 132: /* SCTP */
+		bpf_probe_read_kernel(ports, sizeof(ports), head + th);
+		d->sd.sport = bpf_ntohs(ports[0]);
+		d->sd.dport = bpf_ntohs(ports[1]);
+	}
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -269,13 +363,20 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			f = BPF_CORE_READ((struct linux_binprm *)v, file);
 			break;
 		case SRC_REG_SOCK:
+			/* the sock's address, for socket tracking (not reported) */
+			r->ints[i] = v;
 			put_sock(r, a->str, (struct sock *)v);
+			break;
+		case SRC_REG_SKB:
+			r->ints[i] = (__u64)BPF_CORE_READ((struct sk_buff *)v, sk);
+			put_skb(r, a->str, (struct sk_buff *)v);
 			break;
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
 			break;
 		case SRC_REG_SOCKET:
-			put_sock(r, a->str, BPF_CORE_READ((struct socket *)v, sk));
+			r->ints[i] = (__u64)BPF_CORE_READ((struct socket *)v, sk);
+			put_sock(r, a->str, (struct sock *)r->ints[i]);
 			break;
 		case SRC_REG_SYSCALL64:
 			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);
@@ -289,6 +390,61 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		if (dentry)
 			put_path(r, a->str, t, mnt, dentry);
 	}
+}
+
+/* owner returns the pid_tgid an event is attributed to: the process that
+ * tracks the socket of the call's first sock, socket or skb argument
+ * found in socktrack (TrackSock), else the current task. */
+static __always_inline __u64 owner(struct gen_conf *c, struct gen_rec *r)
+{
+	for (int i = 0; i < MAX_ARGS; i++) {
+		struct sock_owner *o;
+		__u64 sk;
+		__u8 src;
+
+		if (i >= c->nargs)
+			break;
+		src = c->args[i].src;
+		if (src != SRC_REG_SOCK && src != SRC_REG_SOCKET && src != SRC_REG_SKB)
+			continue;
+		sk = r->ints[i];
+		o = sk ? bpf_map_lookup_elem(&socktrack, &sk) : NULL;
+		if (o)
+			return (__u64)o->pid << 32 | o->tid;
+	}
+	return bpf_get_current_pid_tgid();
+}
+
+static __always_inline void track(__u64 sk, bool on)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sock_owner o = {.pid = id >> 32, .tid = (__u32)id};
+
+	if (!sk)
+		return;
+	if (on)
+		bpf_map_update_elem(&socktrack, &sk, &o, BPF_ANY);
+	else
+		bpf_map_delete_elem(&socktrack, &sk);
+}
+
+/* sock_actions carries out the socket tracking of a call selector s (or
+ * MAX_SELECTORS: no selectors) matched: returnArgAction on the returned
+ * sock, TrackSock and UntrackSock on the sock argument argSock names. */
+static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, int s, long ret)
+{
+	__u32 acts, slot;
+
+	if (ret_sock_action)
+		track(ret, ret_sock_action == RET_SOCK_TRACK);
+	if (s < 0 || s >= MAX_SELECTORS)
+		return;
+	acts = c->sel[s].actions;
+	if (!(acts & (ACT_TRACKSOCK | ACT_UNTRACKSOCK)))
+		return;
+	slot = sel_sock_slot[s];
+	if (slot < MAX_ARGS)
+		track(r->ints[slot], acts & ACT_TRACKSOCK);
 }
 
 /* evaluate runs the selectors on one call and carries out the actions of
@@ -313,7 +469,8 @@ static __always_inline long evaluate(struct raw_args *ra, long ret)
 	s = select(c, r, ret);
 	if (s < 0)
 		return 0;
-	act_and_post(c, r, s, bpf_get_current_pid_tgid(), syscall_nr, ret);
+	act_and_post(c, r, s, owner(c, r), syscall_nr, ret);
+	sock_actions(c, r, s, ret);
 	if (s < MAX_SELECTORS && (c->sel[s].actions & ACT_OVERRIDE))
 		return c->sel[s].err;
 	return 0;

@@ -89,6 +89,12 @@ type KprobeRawArgs struct {
 	A [8]uint64
 }
 
+type KprobeSockOwner struct {
+	_   structs.HostLayout
+	Pid uint32
+	Tid uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -99,6 +105,7 @@ const (
 	KprobeMapKeyHeap        = "key_heap"
 	KprobeMapPathHeap       = "path_heap"
 	KprobeMapRecHeap        = "rec_heap"
+	KprobeMapSocktrack      = "socktrack"
 	KprobeMapStats          = "stats"
 	KprobeMapStrings        = "strings"
 	KprobeProgGenFmodRet    = "gen_fmod_ret"
@@ -111,6 +118,8 @@ const (
 	KprobeVarArgSize        = "arg_size"
 	KprobeVarAtReturn       = "at_return"
 	KprobeVarNparams        = "nparams"
+	KprobeVarRetSockAction  = "ret_sock_action"
+	KprobeVarSelSockSlot    = "sel_sock_slot"
 	KprobeVarSyscallNr      = "syscall_nr"
 	KprobeVarSyscallWrapper = "syscall_wrapper"
 	KprobeVarTpOff          = "tp_off"
@@ -175,14 +184,15 @@ type KprobeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type KprobeMapSpecs struct {
-	Conf     *ebpf.MapSpec `ebpf:"conf"`
-	Entries  *ebpf.MapSpec `ebpf:"entries"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	KeyHeap  *ebpf.MapSpec `ebpf:"key_heap"`
-	PathHeap *ebpf.MapSpec `ebpf:"path_heap"`
-	RecHeap  *ebpf.MapSpec `ebpf:"rec_heap"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
-	Strings  *ebpf.MapSpec `ebpf:"strings"`
+	Conf      *ebpf.MapSpec `ebpf:"conf"`
+	Entries   *ebpf.MapSpec `ebpf:"entries"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	KeyHeap   *ebpf.MapSpec `ebpf:"key_heap"`
+	PathHeap  *ebpf.MapSpec `ebpf:"path_heap"`
+	RecHeap   *ebpf.MapSpec `ebpf:"rec_heap"`
+	Socktrack *ebpf.MapSpec `ebpf:"socktrack"`
+	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	Strings   *ebpf.MapSpec `ebpf:"strings"`
 }
 
 // KprobeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -193,6 +203,8 @@ type KprobeVariableSpecs struct {
 	ArgSize        *ebpf.VariableSpec `ebpf:"arg_size"`
 	AtReturn       *ebpf.VariableSpec `ebpf:"at_return"`
 	Nparams        *ebpf.VariableSpec `ebpf:"nparams"`
+	RetSockAction  *ebpf.VariableSpec `ebpf:"ret_sock_action"`
+	SelSockSlot    *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
 	SyscallNr      *ebpf.VariableSpec `ebpf:"syscall_nr"`
 	SyscallWrapper *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
 	TpOff          *ebpf.VariableSpec `ebpf:"tp_off"`
@@ -223,14 +235,15 @@ func (o *KprobeObjects) Close() error {
 //
 // It can be passed to LoadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type KprobeMaps struct {
-	Conf     *ebpf.Map `ebpf:"conf"`
-	Entries  *ebpf.Map `ebpf:"entries"`
-	Events   *ebpf.Map `ebpf:"events"`
-	KeyHeap  *ebpf.Map `ebpf:"key_heap"`
-	PathHeap *ebpf.Map `ebpf:"path_heap"`
-	RecHeap  *ebpf.Map `ebpf:"rec_heap"`
-	Stats    *ebpf.Map `ebpf:"stats"`
-	Strings  *ebpf.Map `ebpf:"strings"`
+	Conf      *ebpf.Map `ebpf:"conf"`
+	Entries   *ebpf.Map `ebpf:"entries"`
+	Events    *ebpf.Map `ebpf:"events"`
+	KeyHeap   *ebpf.Map `ebpf:"key_heap"`
+	PathHeap  *ebpf.Map `ebpf:"path_heap"`
+	RecHeap   *ebpf.Map `ebpf:"rec_heap"`
+	Socktrack *ebpf.Map `ebpf:"socktrack"`
+	Stats     *ebpf.Map `ebpf:"stats"`
+	Strings   *ebpf.Map `ebpf:"strings"`
 }
 
 func (m *KprobeMaps) Close() error {
@@ -241,6 +254,7 @@ func (m *KprobeMaps) Close() error {
 		m.KeyHeap,
 		m.PathHeap,
 		m.RecHeap,
+		m.Socktrack,
 		m.Stats,
 		m.Strings,
 	)
@@ -254,6 +268,8 @@ type KprobeVariables struct {
 	ArgSize        *ebpf.Variable `ebpf:"arg_size"`
 	AtReturn       *ebpf.Variable `ebpf:"at_return"`
 	Nparams        *ebpf.Variable `ebpf:"nparams"`
+	RetSockAction  *ebpf.Variable `ebpf:"ret_sock_action"`
+	SelSockSlot    *ebpf.Variable `ebpf:"sel_sock_slot"`
 	SyscallNr      *ebpf.Variable `ebpf:"syscall_nr"`
 	SyscallWrapper *ebpf.Variable `ebpf:"syscall_wrapper"`
 	TpOff          *ebpf.Variable `ebpf:"tp_off"`

@@ -60,6 +60,9 @@ enum arg_src {
 	SRC_REG_SOCKADDR = 33, /* struct sockaddr *, kernel or user memory */
 	/* 34 to 39: kprobe.c's own sources */
 	SRC_REG_SOCKET = 40, /* struct socket *: its sock, as SRC_REG_SOCK */
+	/* struct sk_buff *: its packet's family, protocol, addresses and
+	 * ports, as struct sock_data (struct skb_data) */
+	SRC_REG_SKB = 41,
 };
 
 enum arg_type {
@@ -179,6 +182,10 @@ enum cap_set {
 #define ACT_SIGKILL 2
 #define ACT_SIGNAL 4
 #define ACT_OVERRIDE 8 /* fmod_ret only: the function returns err instead */
+/* kprobe.c only: follow the sock of the argument the selector names
+ * (TrackSock), or stop following it (UntrackSock) */
+#define ACT_TRACKSOCK 16
+#define ACT_UNTRACKSOCK 32
 
 struct arg_conf {
 	__u8 src;
@@ -760,8 +767,8 @@ __noinline int match_file_type(struct match_arg *m, __u32 s)
 	return match_int(r->str_flags[s & 1] & STR_F_TYPE, m);
 }
 
-/* match_sock checks a socket operator on the sock, socket or sockaddr
- * argument (src) whose fields are in string slot s of the record. A sockaddr has
+/* match_sock checks a socket operator on the sock, socket, skb or
+ * sockaddr argument (src) whose fields are in string slot s of the record. A sockaddr has
  * one address and port, which Tetragon's operators name SAddr and SPort.
  * An argument that could not be read holds for no operator, negated or
  * not; an address of a family other than AF_INET and AF_INET6 is in no
@@ -788,7 +795,7 @@ __noinline int match_sock(struct match_arg *m, __u32 s, __u32 src)
 	d = (const __u8 *)&r->data[s * STR_LEN];
 	op = m->op;
 	__builtin_memcpy(&family, d, sizeof(family));
-	if (src == SRC_REG_SOCK || src == SRC_REG_SOCKET) {
+	if (src != SRC_REG_SOCKADDR) {
 		const struct sock_data *sd = (const void *)d;
 
 		addr = op == MOP_SADDR || op == MOP_NOT_SADDR ? sd->saddr : sd->daddr;
@@ -895,7 +902,8 @@ static long eval_match(__u32 j, void *data)
 			return 1;
 		}
 		a = &x->c->args[ai];
-		if (a->src == SRC_REG_SOCK || a->src == SRC_REG_SOCKADDR || a->src == SRC_REG_SOCKET) {
+		if (a->src == SRC_REG_SOCK || a->src == SRC_REG_SOCKADDR || a->src == SRC_REG_SOCKET ||
+		    a->src == SRC_REG_SKB) {
 			hit = match_sock(m, a->str, a->src);
 			goto out;
 		}

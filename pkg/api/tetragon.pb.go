@@ -1569,6 +1569,146 @@ func (x *KprobeSock) GetState() string {
 	return ""
 }
 
+type KprobeSkb struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hash          uint32                 `protobuf:"varint,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	Len           uint32                 `protobuf:"varint,2,opt,name=len,proto3" json:"len,omitempty"`
+	Priority      uint32                 `protobuf:"varint,3,opt,name=priority,proto3" json:"priority,omitempty"`
+	Mark          uint32                 `protobuf:"varint,4,opt,name=mark,proto3" json:"mark,omitempty"`
+	Saddr         string                 `protobuf:"bytes,5,opt,name=saddr,proto3" json:"saddr,omitempty"`
+	Daddr         string                 `protobuf:"bytes,6,opt,name=daddr,proto3" json:"daddr,omitempty"`
+	Sport         uint32                 `protobuf:"varint,7,opt,name=sport,proto3" json:"sport,omitempty"`
+	Dport         uint32                 `protobuf:"varint,8,opt,name=dport,proto3" json:"dport,omitempty"`
+	Proto         uint32                 `protobuf:"varint,9,opt,name=proto,proto3" json:"proto,omitempty"`
+	SecPathLen    uint32                 `protobuf:"varint,10,opt,name=sec_path_len,json=secPathLen,proto3" json:"sec_path_len,omitempty"`
+	SecPathOlen   uint32                 `protobuf:"varint,11,opt,name=sec_path_olen,json=secPathOlen,proto3" json:"sec_path_olen,omitempty"`
+	Protocol      string                 `protobuf:"bytes,12,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Family        string                 `protobuf:"bytes,13,opt,name=family,proto3" json:"family,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeSkb) Reset() {
+	*x = KprobeSkb{}
+	mi := &file_tetragon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeSkb) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeSkb) ProtoMessage() {}
+
+func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeSkb.ProtoReflect.Descriptor instead.
+func (*KprobeSkb) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *KprobeSkb) GetHash() uint32 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetLen() uint32 {
+	if x != nil {
+		return x.Len
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetMark() uint32 {
+	if x != nil {
+		return x.Mark
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetSaddr() string {
+	if x != nil {
+		return x.Saddr
+	}
+	return ""
+}
+
+func (x *KprobeSkb) GetDaddr() string {
+	if x != nil {
+		return x.Daddr
+	}
+	return ""
+}
+
+func (x *KprobeSkb) GetSport() uint32 {
+	if x != nil {
+		return x.Sport
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetDport() uint32 {
+	if x != nil {
+		return x.Dport
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetProto() uint32 {
+	if x != nil {
+		return x.Proto
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetSecPathLen() uint32 {
+	if x != nil {
+		return x.SecPathLen
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetSecPathOlen() uint32 {
+	if x != nil {
+		return x.SecPathOlen
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *KprobeSkb) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
 type KprobeSockaddr struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Family        string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
@@ -1580,7 +1720,7 @@ type KprobeSockaddr struct {
 
 func (x *KprobeSockaddr) Reset() {
 	*x = KprobeSockaddr{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1732,7 @@ func (x *KprobeSockaddr) String() string {
 func (*KprobeSockaddr) ProtoMessage() {}
 
 func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1745,7 @@ func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
 func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KprobeSockaddr) GetFamily() string {
@@ -1641,7 +1781,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1793,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1806,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -1695,7 +1835,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1847,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1860,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -1758,7 +1898,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1910,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1923,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -1820,6 +1960,7 @@ type KprobeArgument struct {
 	//
 	//	*KprobeArgument_StringArg
 	//	*KprobeArgument_IntArg
+	//	*KprobeArgument_SkbArg
 	//	*KprobeArgument_SizeArg
 	//	*KprobeArgument_BytesArg
 	//	*KprobeArgument_PathArg
@@ -1840,7 +1981,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1993,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +2006,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -1891,6 +2032,15 @@ func (x *KprobeArgument) GetIntArg() int32 {
 		}
 	}
 	return 0
+}
+
+func (x *KprobeArgument) GetSkbArg() *KprobeSkb {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_SkbArg); ok {
+			return x.SkbArg
+		}
+	}
+	return nil
 }
 
 func (x *KprobeArgument) GetSizeArg() uint64 {
@@ -2020,6 +2170,10 @@ type KprobeArgument_IntArg struct {
 	IntArg int32 `protobuf:"varint,2,opt,name=int_arg,json=intArg,proto3,oneof"`
 }
 
+type KprobeArgument_SkbArg struct {
+	SkbArg *KprobeSkb `protobuf:"bytes,3,opt,name=skb_arg,json=skbArg,proto3,oneof"`
+}
+
 type KprobeArgument_SizeArg struct {
 	SizeArg uint64 `protobuf:"varint,4,opt,name=size_arg,json=sizeArg,proto3,oneof"`
 }
@@ -2072,6 +2226,8 @@ func (*KprobeArgument_StringArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_IntArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_SkbArg) isKprobeArgument_Arg() {}
+
 func (*KprobeArgument_SizeArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_BytesArg) isKprobeArgument_Arg() {}
@@ -2118,7 +2274,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2286,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2299,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2242,7 +2398,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2410,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2423,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2359,7 +2515,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2527,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2540,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2475,7 +2631,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2643,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2656,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2585,7 +2741,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2753,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2766,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -2750,7 +2906,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +2918,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +2931,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -2851,7 +3007,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3019,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3032,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -2904,7 +3060,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3072,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3085,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -2975,7 +3131,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3143,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3156,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3081,7 +3237,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3249,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3262,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3216,7 +3372,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3384,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3397,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3262,7 +3418,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3430,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3443,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3312,7 +3468,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3480,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3493,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 type GetVersionResponse struct {
@@ -3349,7 +3505,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3517,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3530,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3405,7 +3561,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3573,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3586,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3524,7 +3680,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3692,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3705,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3658,7 +3814,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3826,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3839,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3698,7 +3854,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3866,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3879,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3756,7 +3912,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +3924,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +3937,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3801,7 +3957,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3813,7 +3969,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3826,7 +3982,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -3848,7 +4004,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +4016,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +4029,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -3898,7 +4054,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +4066,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4079,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -3936,7 +4092,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3948,7 +4104,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3961,7 +4117,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -3986,7 +4142,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3998,7 +4154,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4011,7 +4167,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4024,7 +4180,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4036,7 +4192,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4049,7 +4205,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4074,7 +4230,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4086,7 +4242,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4099,7 +4255,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4204,7 +4360,23 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05daddr\x18\a \x01(\tR\x05daddr\x12\x14\n" +
 	"\x05sport\x18\b \x01(\rR\x05sport\x12\x14\n" +
 	"\x05dport\x18\t \x01(\rR\x05dport\x12\x14\n" +
-	"\x05state\x18\v \x01(\tR\x05state\"P\n" +
+	"\x05state\x18\v \x01(\tR\x05state\"\xc9\x02\n" +
+	"\tKprobeSkb\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\rR\x04hash\x12\x10\n" +
+	"\x03len\x18\x02 \x01(\rR\x03len\x12\x1a\n" +
+	"\bpriority\x18\x03 \x01(\rR\bpriority\x12\x12\n" +
+	"\x04mark\x18\x04 \x01(\rR\x04mark\x12\x14\n" +
+	"\x05saddr\x18\x05 \x01(\tR\x05saddr\x12\x14\n" +
+	"\x05daddr\x18\x06 \x01(\tR\x05daddr\x12\x14\n" +
+	"\x05sport\x18\a \x01(\rR\x05sport\x12\x14\n" +
+	"\x05dport\x18\b \x01(\rR\x05dport\x12\x14\n" +
+	"\x05proto\x18\t \x01(\rR\x05proto\x12 \n" +
+	"\fsec_path_len\x18\n" +
+	" \x01(\rR\n" +
+	"secPathLen\x12\"\n" +
+	"\rsec_path_olen\x18\v \x01(\rR\vsecPathOlen\x12\x1a\n" +
+	"\bprotocol\x18\f \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06family\x18\r \x01(\tR\x06family\"P\n" +
 	"\x0eKprobeSockaddr\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -4222,11 +4394,12 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
 	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
-	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xc9\x05\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xf9\x05\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
-	"\aint_arg\x18\x02 \x01(\x05H\x00R\x06intArg\x12\x1b\n" +
+	"\aint_arg\x18\x02 \x01(\x05H\x00R\x06intArg\x12.\n" +
+	"\askb_arg\x18\x03 \x01(\v2\x13.tetragon.KprobeSkbH\x00R\x06skbArg\x12\x1b\n" +
 	"\bsize_arg\x18\x04 \x01(\x04H\x00R\asizeArg\x12\x1d\n" +
 	"\tbytes_arg\x18\x05 \x01(\fH\x00R\bbytesArg\x121\n" +
 	"\bpath_arg\x18\x06 \x01(\v2\x14.tetragon.KprobePathH\x00R\apathArg\x121\n" +
@@ -4522,7 +4695,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4543,42 +4716,43 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobeFile)(nil),                   // 16: tetragon.KprobeFile
 	(*KprobePath)(nil),                   // 17: tetragon.KprobePath
 	(*KprobeSock)(nil),                   // 18: tetragon.KprobeSock
-	(*KprobeSockaddr)(nil),               // 19: tetragon.KprobeSockaddr
-	(*SyscallId)(nil),                    // 20: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 21: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 22: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 23: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),                // 24: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 25: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 26: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 27: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 28: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 29: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 30: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 31: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 32: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 33: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),       // 34: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 35: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 36: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 37: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 38: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 39: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 40: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 41: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 42: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 43: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 44: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 45: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 46: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 47: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 48: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 49: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 50: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 51: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 52: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 53: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 54: google.protobuf.Int32Value
+	(*KprobeSkb)(nil),                    // 19: tetragon.KprobeSkb
+	(*KprobeSockaddr)(nil),               // 20: tetragon.KprobeSockaddr
+	(*SyscallId)(nil),                    // 21: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 22: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 23: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 24: tetragon.KprobeArgument
+	(*ProcessKprobe)(nil),                // 25: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 26: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 27: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 28: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 29: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 30: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 31: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 32: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 33: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 34: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),       // 35: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 36: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 37: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 38: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 39: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 40: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 41: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 42: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 43: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 44: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 45: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 46: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 47: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 48: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 49: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 50: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 51: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 52: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 53: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 54: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 55: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -4594,106 +4768,107 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	51,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	51,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	51,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	51,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	51,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	51,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	51,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	51,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	52,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	52,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	52,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	52,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	52,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	52,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	52,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	52,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	52,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	51,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	51,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	52,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	51,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	53,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	52,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	52,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	53,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	52,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	51,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	52,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	53,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	54,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
 	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	52,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	54,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	51,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	51,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	53,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	55,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	52,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	52,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	17,  // 43: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	16,  // 44: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	18,  // 45: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	10,  // 46: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	22,  // 47: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	21,  // 48: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	20,  // 49: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	19,  // 50: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13,  // 51: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13,  // 52: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	23,  // 53: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	23,  // 54: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,   // 55: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	1,   // 56: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	13,  // 57: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13,  // 58: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	23,  // 59: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 60: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13,  // 61: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13,  // 62: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	23,  // 63: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 64: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13,  // 65: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13,  // 66: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	23,  // 67: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 68: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14,  // 69: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15,  // 70: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	24,  // 71: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	25,  // 72: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	26,  // 73: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	27,  // 74: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	52,  // 75: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 76: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	53,  // 77: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	29,  // 78: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	29,  // 79: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 80: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 81: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	52,  // 82: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	32,  // 83: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	50,  // 84: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,   // 85: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	31,  // 86: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	33,  // 87: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 88: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 89: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	38,  // 90: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	39,  // 91: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	30,  // 92: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	34,  // 93: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	36,  // 94: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	40,  // 95: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	42,  // 96: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	44,  // 97: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	46,  // 98: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	48,  // 99: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	28,  // 100: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	35,  // 101: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	37,  // 102: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	41,  // 103: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	43,  // 104: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	45,  // 105: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	47,  // 106: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	49,  // 107: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	100, // [100:108] is the sub-list for method output_type
-	92,  // [92:100] is the sub-list for method input_type
-	92,  // [92:92] is the sub-list for extension type_name
-	92,  // [92:92] is the sub-list for extension extendee
-	0,   // [0:92] is the sub-list for field type_name
+	19,  // 43: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
+	17,  // 44: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	16,  // 45: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	18,  // 46: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	10,  // 47: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	23,  // 48: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	22,  // 49: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	21,  // 50: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	20,  // 51: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	13,  // 52: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	13,  // 53: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	24,  // 54: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	24,  // 55: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,   // 56: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	1,   // 57: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	13,  // 58: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	13,  // 59: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	24,  // 60: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 61: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	13,  // 62: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	13,  // 63: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	24,  // 64: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 65: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	13,  // 66: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	13,  // 67: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	24,  // 68: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 69: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	14,  // 70: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	15,  // 71: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	25,  // 72: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	26,  // 73: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	27,  // 74: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	28,  // 75: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	53,  // 76: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 77: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	54,  // 78: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	30,  // 79: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	30,  // 80: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 81: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 82: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	53,  // 83: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	33,  // 84: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	51,  // 85: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,   // 86: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	32,  // 87: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	34,  // 88: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 89: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 90: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	39,  // 91: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	40,  // 92: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	31,  // 93: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	35,  // 94: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	37,  // 95: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	41,  // 96: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	43,  // 97: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	45,  // 98: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	47,  // 99: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	49,  // 100: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	29,  // 101: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	36,  // 102: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	38,  // 103: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	42,  // 104: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	44,  // 105: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	46,  // 106: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	48,  // 107: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	50,  // 108: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	101, // [101:109] is the sub-list for method output_type
+	93,  // [93:101] is the sub-list for method input_type
+	93,  // [93:93] is the sub-list for extension type_name
+	93,  // [93:93] is the sub-list for extension extendee
+	0,   // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4701,9 +4876,10 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[16].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[17].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
+		(*KprobeArgument_SkbArg)(nil),
 		(*KprobeArgument_SizeArg)(nil),
 		(*KprobeArgument_BytesArg)(nil),
 		(*KprobeArgument_PathArg)(nil),
@@ -4717,7 +4893,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[21].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[22].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -4731,7 +4907,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   44,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -373,6 +373,9 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 	case *api.KprobeArgument_SockArg:
 		w.key(&first, "sock_arg")
 		w.sock(a.SockArg)
+	case *api.KprobeArgument_SkbArg:
+		w.key(&first, "skb_arg")
+		w.skb(a.SkbArg)
 	case *api.KprobeArgument_LongArg:
 		w.key(&first, "long_arg")
 		w.buf = append(w.buf, '"')
@@ -437,6 +440,25 @@ func (w *fastWriter) sock(sk *api.KprobeSock) {
 	w.uint32Field(&first, "sport", sk.GetSport())
 	w.uint32Field(&first, "dport", sk.GetDport())
 	w.stringField(&first, "state", sk.GetState())
+	w.byte('}')
+}
+
+func (w *fastWriter) skb(sk *api.KprobeSkb) {
+	first := true
+	w.byte('{')
+	w.uint32Field(&first, "hash", sk.GetHash())
+	w.uint32Field(&first, "len", sk.GetLen())
+	w.uint32Field(&first, "priority", sk.GetPriority())
+	w.uint32Field(&first, "mark", sk.GetMark())
+	w.stringField(&first, "saddr", sk.GetSaddr())
+	w.stringField(&first, "daddr", sk.GetDaddr())
+	w.uint32Field(&first, "sport", sk.GetSport())
+	w.uint32Field(&first, "dport", sk.GetDport())
+	w.uint32Field(&first, "proto", sk.GetProto())
+	w.uint32Field(&first, "sec_path_len", sk.GetSecPathLen())
+	w.uint32Field(&first, "sec_path_olen", sk.GetSecPathOlen())
+	w.stringField(&first, "protocol", sk.GetProtocol())
+	w.stringField(&first, "family", sk.GetFamily())
 	w.byte('}')
 }
 

@@ -34,6 +34,9 @@ type ActionDecl struct {
 	Action   string
 	ArgSig   uint32
 	ArgError int32
+	// ArgSock (TrackSock, UntrackSock) is the index of the sock, socket
+	// or skb argument.
+	ArgSock int
 	// RateLimit (Post): events of one selector are posted at most once per
 	// period and scope ("thread" by default, "process" or "global").
 	RateLimit      time.Duration
@@ -81,6 +84,9 @@ type HookDecl struct {
 	// ReturnType is returnArg's type ("" without returnArg): the event
 	// reports the return value as that type, as Tetragon does.
 	ReturnType string
+	// ReturnArgAction is returnArgAction: "", "Post", "TrackSock" or
+	// "UntrackSock" (kprobes with a return probe only).
+	ReturnArgAction string
 	// Subsystem and Raw: a tracepoint's group (Call is its event), and
 	// whether it is read as a raw tracepoint.
 	Subsystem string
@@ -170,6 +176,9 @@ func isPathType(t string) bool {
 func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, hookInfo, error) {
 	spec := sensor.HookSpec{ID: id}
 	info := hookInfo{decl: d, mechanism: MechSyscallTracepoint}
+	if d.ReturnArgAction == tracingpolicy.ReturnArgTrackSock || d.ReturnArgAction == tracingpolicy.ReturnArgUntrackSock {
+		return spec, info, fmt.Errorf("%s: returnArgAction %s needs kprobes (a socket returned by a kernel function), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, d.ReturnArgAction, why)
+	}
 	var sources []sensor.Arg // by function argument index
 	var err error
 	name := syscallName(d.Call)
@@ -359,6 +368,9 @@ func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideE
 		}
 		sel.Actions, sel.Signal, sel.Error, err = compileActions(s.Actions, overrideErr)
 		if err != nil {
+			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
+		}
+		if sel.SockArg, err = sockActionArg(s.Actions, args, slot); err != nil {
 			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 		}
 		var rl rateLimit
@@ -730,6 +742,10 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 			}
 			flags |= sensor.ActSignal
 			sig = uint8(a.ArgSig)
+		case "TrackSock":
+			flags |= sensor.ActTrackSock
+		case "UntrackSock":
+			flags |= sensor.ActUntrackSock
 		case "Override":
 			if overrideErr != nil {
 				return 0, 0, 0, overrideErr
@@ -744,6 +760,39 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 		flags |= sensor.ActPost
 	}
 	return flags, sig, errno, nil
+}
+
+// sockActionArg returns the record slot of the argument a TrackSock or
+// UntrackSock action names (argSock), which must be a sock, socket or skb
+// read by the mechanism; 0 when there is no such action.
+func sockActionArg(acts []ActionDecl, args []sensor.Arg, slot map[int]int) (int, error) {
+	for _, a := range acts {
+		if a.Action != "TrackSock" && a.Action != "UntrackSock" {
+			continue
+		}
+		if acts := countSockActions(acts); acts > 1 {
+			return 0, fmt.Errorf("TrackSock and UntrackSock together in one selector: a selector tracks one socket")
+		}
+		i, ok := slot[a.ArgSock]
+		if !ok {
+			return 0, fmt.Errorf("action %s: argSock %d is not a declared argument", a.Action, a.ArgSock)
+		}
+		if src := args[i].Source; !sensor.SockSource(src) || src == sensor.SrcRegSockaddr {
+			return 0, fmt.Errorf("action %s: argSock %d is not a sock, socket or skb argument read by this mechanism (socket tracking needs kprobes)", a.Action, a.ArgSock)
+		}
+		return i, nil
+	}
+	return 0, nil
+}
+
+func countSockActions(acts []ActionDecl) int {
+	n := 0
+	for _, a := range acts {
+		if a.Action == "TrackSock" || a.Action == "UntrackSock" {
+			n++
+		}
+	}
+	return n
 }
 
 // hasOverride reports whether any selector of d overrides the return value.

@@ -371,6 +371,10 @@ func argsString(args []*api.KprobeArgument) string {
 			s := a.GetSockArg()
 			parts = append(parts, fmt.Sprintf("sock:%s/%s/%s/%s:%d->%s:%d/%s", s.GetFamily(), s.GetType(), s.GetProtocol(),
 				s.GetSaddr(), s.GetSport(), s.GetDaddr(), s.GetDport(), s.GetState()))
+		case a.GetSkbArg() != nil:
+			s := a.GetSkbArg()
+			parts = append(parts, fmt.Sprintf("skb:%s/%s/%s:%d->%s:%d/len=%d", s.GetFamily(), s.GetProtocol(),
+				s.GetSaddr(), s.GetSport(), s.GetDaddr(), s.GetDport(), s.GetLen()))
 		case a.GetSockaddrArg() != nil:
 			s := a.GetSockaddrArg()
 			parts = append(parts, fmt.Sprintf("sockaddr:%s/%s:%d", s.GetFamily(), s.GetAddr(), s.GetPort()))

@@ -86,6 +86,13 @@ type Manager struct {
 	// runs them, so Sweep tries again until they are gone
 	stale []string
 
+	// sockTrack is the map of sockets TrackSock follows, shared by every
+	// hook object so that one hook's tracking serves the others; created
+	// with the first hook, closed with the manager (a pinned hook keeps
+	// its own reference)
+	sockMu    sync.Mutex
+	sockTrack *ebpf.Map
+
 	limitMu sync.Mutex
 	// until holds, per rate-limited selector and scope, the kernel time
 	// before which its events are not posted again
@@ -274,18 +281,40 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	}
 	var obj hookObject
 	var info hookInfo
+	opts := m.opts
+	if mech != MechSyscallTracepoint {
+		// every bpf/kprobe.c object shares the tracked sockets
+		if opts.SockTrack, err = m.sockTrackMap(); err != nil {
+			return nil, fmt.Errorf("%s: %w", hookName(d), err)
+		}
+	}
 	switch mech {
 	case MechKprobe:
-		obj, info, err = loadKprobeHook(d, id, m.events, m.opts)
+		obj, info, err = loadKprobeHook(d, id, m.events, opts)
 	case MechSyscallTracepoint:
-		obj, info, err = loadSyscallHook(d, id, why, m.events, m.opts)
+		obj, info, err = loadSyscallHook(d, id, why, m.events, opts)
 	default:
-		obj, info, err = loadFuncHook(d, id, m.events, m.opts)
+		obj, info, err = loadFuncHook(d, id, m.events, opts)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
+}
+
+// sockTrackMap returns the map of tracked sockets, creating it on first
+// use.
+func (m *Manager) sockTrackMap() (*ebpf.Map, error) {
+	m.sockMu.Lock()
+	defer m.sockMu.Unlock()
+	if m.sockTrack == nil {
+		st, err := sensor.NewSockTrack()
+		if err != nil {
+			return nil, err
+		}
+		m.sockTrack = st
+	}
+	return m.sockTrack, nil
 }
 
 // Unload detaches a policy's hooks. If its pins cannot be removed, the
@@ -385,6 +414,12 @@ func (m *Manager) release(keep bool) error {
 	if !keep && m.pinRoot != "" {
 		errs = append(errs, os.RemoveAll(m.pinRoot))
 	}
+	m.sockMu.Lock()
+	if m.sockTrack != nil {
+		errs = append(errs, m.sockTrack.Close())
+		m.sockTrack = nil
+	}
+	m.sockMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -551,6 +586,8 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "sock", "socket":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
+			case "skb":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SkbArg{SkbArg: skbArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
 			case "user_namespace":

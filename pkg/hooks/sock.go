@@ -79,3 +79,24 @@ func addr(family uint16, b []byte) string {
 	}
 	return ""
 }
+
+// skbArg decodes struct skb_data (bpf/kprobe.c): the packet's fields in
+// struct sock_data's layout (48 bytes), then the skb's length, priority,
+// mark and hash. Tetragon's sec_path fields are not read.
+func skbArg(b []byte) *api.KprobeSkb {
+	if len(b) < 64 {
+		return &api.KprobeSkb{}
+	}
+	le := binary.LittleEndian
+	family, proto := le.Uint16(b[0:]), le.Uint16(b[4:])
+	s := &api.KprobeSkb{
+		Sport: uint32(le.Uint16(b[6:])), Dport: uint32(le.Uint16(b[8:])),
+		Proto: uint32(proto), Len: le.Uint32(b[48:]), Priority: le.Uint32(b[52:]),
+		Mark: le.Uint32(b[56:]), Hash: le.Uint32(b[60:]),
+	}
+	if family != 0 {
+		s.Family, s.Protocol = name(familyNames, family), name(protoNames, proto)
+	}
+	s.Saddr, s.Daddr = addr(family, b[16:32]), addr(family, b[32:48])
+	return s
+}

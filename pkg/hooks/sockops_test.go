@@ -270,7 +270,7 @@ func TestCompileSockMatch(t *testing.T) {
 		{socket, "NotDAddr", []string{"::1"}, "op 13 ints [] prefixes [::1/128]"},
 		{sockaddr, "Family", []string{"AF_INET6"}, fmt.Sprintf("op 19 ints [%d] prefixes []", 10|10<<32)},
 		{sockaddr, "DAddr", []string{"127.0.0.1"}, "operator DAddr does not apply to a sockaddr argument: it has one address and port, which Tetragon matches with SAddr, NotSAddr, SPort, NotSPort (and Family)"},
-		{sensor.Arg{Kind: sensor.KindInt}, "DPort", []string{"80"}, "operator DPort needs a sock, socket or sockaddr argument read by this mechanism"},
+		{sensor.Arg{Kind: sensor.KindInt}, "DPort", []string{"80"}, "operator DPort needs a sock, socket, skb or sockaddr argument read by this mechanism"},
 		{sock, "DAddr", []string{"127.0.0.1/33"}, `operator DAddr: "127.0.0.1/33" is not an IPv4 or IPv6 CIDR (as 127.0.0.0/8 or fd00::/8)`},
 		{sock, "DPort", []string{"2000:1000"}, `operator DPort: port range "2000:1000" is empty: 2000 is above 1000`},
 		{sock, "DPort", []string{"65536"}, `operator DPort: "65536" is not a port (0-65535) or a port range (lo:hi)`},

@@ -108,7 +108,7 @@ const (
 // SockSource reports whether arguments from src are read as a socket (the
 // socket operators apply).
 func SockSource(src ArgSource) bool {
-	return src == SrcRegSock || src == SrcRegSocket || src == SrcRegSockaddr
+	return src == SrcRegSock || src == SrcRegSocket || src == SrcRegSkb || src == SrcRegSockaddr
 }
 
 // Action flags.
@@ -253,6 +253,9 @@ type Selector struct {
 	Signal  uint8
 	// Error is what the function returns under ActOverride.
 	Error int32
+	// SockArg is the record slot of the sock, socket or skb argument
+	// ActTrackSock and ActUntrackSock act on.
+	SockArg int
 }
 
 // HookSpec is a compiled hook: everything bpf/generic.c needs.

@@ -61,7 +61,37 @@ const (
 	SrcRegUserNs ArgSource = 39
 	// SrcRegSocket: a struct socket *, read as its sock (SrcRegSock)
 	SrcRegSocket ArgSource = 40
+	// SrcRegSkb: a struct sk_buff *, read as its packet's family,
+	// protocol, addresses and ports (struct skb_data)
+	SrcRegSkb ArgSource = 41
 )
+
+// Socket tracking (TrackSock, UntrackSock).
+const (
+	// ActTrackSock and ActUntrackSock: the selector tracks, or stops
+	// tracking, the sock of argument Selector.SockArg.
+	ActTrackSock   = 16
+	ActUntrackSock = 32
+	// RetTrackSock and RetUntrackSock: returnArgAction on the returned
+	// sock (KprobeSpec.RetSockAction).
+	RetTrackSock   = 1
+	RetUntrackSock = 2
+)
+
+// NewSockTrack creates the map of tracked sockets every hook object
+// shares (Options.SockTrack): a socket one hook tracks is then followed by
+// the others. The caller owns it.
+func NewSockTrack() (*ebpf.Map, error) {
+	cs, err := bpf.LoadKprobe()
+	if err != nil {
+		return nil, fmt.Errorf("reading the kprobe object: %w", err)
+	}
+	m, err := ebpf.NewMap(cs.Maps["socktrack"])
+	if err != nil {
+		return nil, fmt.Errorf("creating the socket tracking map: %w", err)
+	}
+	return m, nil
+}
 
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system
 // call's number, as Tetragon marks it.
@@ -116,6 +146,9 @@ type KprobeSpec struct {
 	Override  bool
 	Args      []Arg
 	Selectors []Selector
+	// RetSockAction (RetTrackSock, RetUntrackSock; 0: none) is what the
+	// return probe does with the returned sock when a selector matched.
+	RetSockAction uint8
 }
 
 // Kprobe is one loaded hook on a kernel function.
@@ -171,6 +204,18 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
 		return nil, fmt.Errorf("tracepoint hook reads %d parameters and locates %d", spec.Params, len(spec.Fields))
 	}
+	var sockSlot [MaxSelectors]uint8
+	for i, sel := range spec.Selectors {
+		if i < MaxSelectors {
+			if sel.Actions&(ActTrackSock|ActUntrackSock) != 0 && (sel.SockArg < 0 || sel.SockArg >= len(spec.Args) || !SockSource(spec.Args[sel.SockArg].Source) || spec.Args[sel.SockArg].Source == SrcRegSockaddr) {
+				return nil, fmt.Errorf("selector %d: TrackSock or UntrackSock on argument %d, which is not a sock, socket or skb", i, sel.SockArg)
+			}
+			sockSlot[i] = uint8(sel.SockArg)
+		}
+	}
+	if spec.RetSockAction != 0 && !spec.Return {
+		return nil, errors.New("returnArgAction TrackSock or UntrackSock needs a return probe")
+	}
 	var tpOff [MaxParams]uint16
 	var tpSize, tpRead [MaxParams]uint8
 	for i, f := range spec.Fields {
@@ -188,6 +233,8 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		"tp_off":          tpOff,
 		"tp_size":         tpSize,
 		"tp_read":         tpRead,
+		"ret_sock_action": spec.RetSockAction,
+		"sel_sock_slot":   sockSlot,
 	} {
 		if err := cs.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("setting %s: %w", name, err)
@@ -222,9 +269,16 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		// that does not run at return never touches it
 		cs.Maps["entries"].MaxEntries = 1
 	}
+	replace := map[string]*ebpf.Map{"events": events}
+	if opts.SockTrack != nil {
+		replace["socktrack"] = opts.SockTrack
+	} else {
+		// sockets are then followed within this hook only
+		cs.Maps["socktrack"].MaxEntries = 1024
+	}
 	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
-		MapReplacements: map[string]*ebpf.Map{"events": events},
+		MapReplacements: replace,
 	})
 	if err != nil {
 		what := spec.Attach.String() + " hook"
@@ -323,7 +377,7 @@ func (k *Kprobe) Stats() (GenericStats, error) {
 	}
 	var maps []*ebpf.Map
 	for name, m := range k.coll.Maps {
-		if name != "events" {
+		if name != "events" && name != "socktrack" {
 			maps = append(maps, m)
 		}
 	}

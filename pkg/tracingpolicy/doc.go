@@ -47,7 +47,8 @@
 //
 // Actions (see [Action]): Post (with rateLimit / rateLimitScope), NoPost,
 // Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions
-// and LSM hooks only). Every other Tetragon action is rejected as not
+// and LSM hooks only), TrackSock and UntrackSock (argSock; also as a kprobe's
+// returnArgAction on a returned sock). Every other Tetragon action is rejected as not
 // supported, as are the Post options kernelStackTrace, userStackTrace and
 // imaHash.
 //

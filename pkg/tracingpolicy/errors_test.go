@@ -183,10 +183,10 @@ func TestErrorMessages(t *testing.T) {
 		{"unsupported action", header + fdInstall + `    - matchActions:
       - action: FollowFD
         argFd: 0
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override)`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
 		{"unknown action", header + fdInstall + `    - matchActions:
       - action: Explode
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override)`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
 		{"override needs argError", header + `  kprobes:
   - call: sys_openat
     selectors:

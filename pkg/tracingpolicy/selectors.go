@@ -383,7 +383,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		node *yaml.Node
 		name string
 	}
-	var actionNode, argErrorNode, argSigNode, rateNode, scopeNode *yaml.Node
+	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode *yaml.Node
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
 		return field{name: name, decode: func(v *yaml.Node, fp fieldPath) {
@@ -405,13 +405,13 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 				return
 			}
 			switch act := Action(s); act {
-			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride:
+			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock:
 				a.Action = act
 			default:
 				if unsupportedAction(s) {
-					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override)", s)
+					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", s)
 				} else {
-					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override)", truncate(s))
+					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", truncate(s))
 				}
 			}
 		}},
@@ -449,7 +449,13 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			}
 		}},
 		unsupportedFlag("kernelStackTrace"), unsupportedFlag("userStackTrace"), unsupportedFlag("imaHash"),
-		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"), other("argSock"),
+		{name: "argSock", decode: func(v *yaml.Node, fp fieldPath) {
+			argSockNode = v
+			if i, ok := d.integer(v, fp, 0, 1<<31-1); ok {
+				a.ArgSock = uint32(i)
+			}
+		}},
+		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"),
 		other("argIndex"), other("argValue"), other("argRegs"),
 	})
 	if !ok || a.Action == "" {
@@ -476,6 +482,22 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	// examples set it on Sigkill); only Override returns it.
 	if argErrorNode != nil && a.Action != ActionOverride {
 		a.ArgError = 0
+	}
+	if a.Action == ActionTrackSock || a.Action == ActionUntrackSock {
+		// argSock defaults to 0, as in Tetragon's CRD
+		arg, found := findArg(h.args, a.ArgSock)
+		at := argSockNode
+		if at == nil {
+			at = n
+		}
+		switch {
+		case !found:
+			d.errorf(at, p.field("argSock"), "argSock %d is not a declared argument (declared: %s)", a.ArgSock, declaredIndexes(h.args))
+		case arg.Type != TypeSock && arg.Type != TypeSocket && arg.Type != TypeSkb:
+			d.errorf(at, p.field("argSock"), "argSock %d is declared %s; %s needs a sock, socket or skb argument", a.ArgSock, arg.Type, a.Action)
+		}
+	} else if argSockNode != nil {
+		d.errorf(argSockNode, p.field("argSock"), "argSock applies to actions TrackSock and UntrackSock only")
 	}
 	if argSigNode != nil && a.Action != ActionSignal {
 		d.errorf(argSigNode, p.field("argSig"), "argSig applies to action Signal only")

@@ -259,7 +259,8 @@ type KProbeSpec struct {
 	Args   []ArgSpec
 	// ReturnArg describes the return value; set only with Return.
 	ReturnArg *ArgSpec
-	// ReturnArgAction is "" or ReturnArgPost.
+	// ReturnArgAction is "", ReturnArgPost, ReturnArgTrackSock or
+	// ReturnArgUntrackSock.
 	ReturnArgAction string
 	Selectors       []Selector
 	Message         string
@@ -273,8 +274,14 @@ type KProbeSpec struct {
 // ListPrefix starts a call naming a spec.lists entry.
 const ListPrefix = "list:"
 
-// ReturnArgPost is the only supported returnArgAction.
-const ReturnArgPost = "Post"
+// The supported returnArgActions. TrackSock and UntrackSock act on the
+// sock the function returns (returnArg of type sock), when a selector
+// matched the call.
+const (
+	ReturnArgPost        = "Post"
+	ReturnArgTrackSock   = "TrackSock"
+	ReturnArgUntrackSock = "UntrackSock"
+)
 
 // SyscallName returns the system call name of a syscall kprobe ("openat" for
 // sys_openat, __x64_sys_openat, __arm64_sys_openat, ...), or "" when the call
@@ -741,6 +748,11 @@ const (
 	ActionSigkill  Action = "Sigkill"
 	ActionSignal   Action = "Signal"
 	ActionOverride Action = "Override"
+	// ActionTrackSock follows the sock of argument ArgSock across calls:
+	// events of any hook on that socket are attributed to the process
+	// that tracked it. ActionUntrackSock stops following it.
+	ActionTrackSock   Action = "TrackSock"
+	ActionUntrackSock Action = "UntrackSock"
 )
 
 // Enforces reports whether the action acts on the process rather than only
@@ -752,7 +764,7 @@ func (a Action) Enforces() bool {
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup", "TrackSock", "UntrackSock",
+	case "FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup",
 		"NotifyEnforcer", "CleanupEnforcerNotification", "Set":
 		return true
 	}
@@ -776,6 +788,9 @@ type ActionSelector struct {
 	ArgError int32
 	// ArgSig is the signal Signal sends (1..64).
 	ArgSig uint32
+	// ArgSock is the index of the sock or socket argument TrackSock and
+	// UntrackSock act on.
+	ArgSock uint32
 	// RateLimit (Post only): repeated events of the same hook are not
 	// posted again within this period. 0 means no limit.
 	RateLimit time.Duration
