@@ -93,6 +93,16 @@ struct {
 	__type(value, struct sock_owner);
 } socktrack SEC(".maps");
 
+/* Post's kernelStackTrace and userStackTrace: the stacks of the calls
+ * posted with them, read (and deleted) by user space by the ids in the
+ * record. PERF_MAX_STACK_DEPTH frames. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__uint(value_size, 127 * sizeof(__u64));
+} stacks SEC(".maps");
+
 /* What an skb argument reports: the packet's fields struct sock_data has
  * (family, protocol, addresses, ports; match_sock reads them there), then
  * the skb's own. */
@@ -450,7 +460,7 @@ static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, 
 /* evaluate runs the selectors on one call and carries out the actions of
  * the one that matched; it returns the value an Override selector asks the
  * function to return, else 0. */
-static __always_inline long evaluate(struct raw_args *ra, long ret)
+static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct gen_conf *c;
@@ -469,6 +479,15 @@ static __always_inline long evaluate(struct raw_args *ra, long ret)
 	s = select(c, r, ret);
 	if (s < 0)
 		return 0;
+	r->kstack = r->ustack = -1;
+	if (s < MAX_SELECTORS) {
+		__u32 acts = c->sel[s].actions;
+
+		if (acts & ACT_KSTACK)
+			r->kstack = bpf_get_stackid(ctx, &stacks, 0);
+		if (acts & ACT_USTACK)
+			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	}
 	act_and_post(c, r, s, owner(c, r), syscall_nr, ret);
 	sock_actions(c, r, s, ret);
 	if (s < MAX_SELECTORS && (c->sel[s].actions & ACT_OVERRIDE))
@@ -521,7 +540,7 @@ int gen_kprobe(struct pt_regs *ctx)
 		bpf_map_update_elem(&entries, &id, &ra, BPF_ANY);
 		return 0;
 	}
-	evaluate(&ra, 0);
+	evaluate(ctx, &ra, 0);
 	return 0;
 }
 
@@ -536,7 +555,7 @@ int gen_kretprobe(struct pt_regs *ctx)
 		return 0;
 	ra = *saved;
 	bpf_map_delete_elem(&entries, &id);
-	evaluate(&ra, ctx->ax);
+	evaluate(ctx, &ra, ctx->ax);
 	return 0;
 }
 
@@ -557,7 +576,7 @@ int gen_fmod_ret(__u64 *ctx)
 	}
 	if (syscall_wrapper)
 		syscall_args(&ra);
-	return evaluate(&ra, 0);
+	return evaluate(ctx, &ra, 0);
 }
 
 /* gen_lsm serves lsmhooks: BPF LSM programs run where the kernel consults
@@ -574,7 +593,7 @@ int gen_lsm(__u64 *ctx)
 			break;
 		bpf_get_func_arg(ctx, i, &ra.a[i]);
 	}
-	err = evaluate(&ra, 0);
+	err = evaluate(ctx, &ra, 0);
 	/* the kernel accepts only 0 or a negative errno from LSM programs */
 	if (err > 0 || err < -4095)
 		err = -1;
@@ -628,7 +647,7 @@ int gen_tracepoint(void *ctx)
 			break;
 		ra.a[i] = tp_field(ctx, i);
 	}
-	evaluate(&ra, 0);
+	evaluate(ctx, &ra, 0);
 	return 0;
 }
 
@@ -652,6 +671,6 @@ int gen_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 		ra.a[4] = ctx->args[4];
 	if (nparams > 5)
 		ra.a[5] = ctx->args[5];
-	evaluate(&ra, 0);
+	evaluate(ctx, &ra, 0);
 	return 0;
 }

@@ -69,6 +69,8 @@ type KprobeGenRec struct {
 	Ints     [5]int64
 	StrLen   [2]uint16
 	StrFlags [2]uint16
+	Kstack   int32
+	Ustack   int32
 	Data     [8192]int8
 }
 
@@ -106,6 +108,7 @@ const (
 	KprobeMapPathHeap       = "path_heap"
 	KprobeMapRecHeap        = "rec_heap"
 	KprobeMapSocktrack      = "socktrack"
+	KprobeMapStacks         = "stacks"
 	KprobeMapStats          = "stats"
 	KprobeMapStrings        = "strings"
 	KprobeProgGenFmodRet    = "gen_fmod_ret"
@@ -191,6 +194,7 @@ type KprobeMapSpecs struct {
 	PathHeap  *ebpf.MapSpec `ebpf:"path_heap"`
 	RecHeap   *ebpf.MapSpec `ebpf:"rec_heap"`
 	Socktrack *ebpf.MapSpec `ebpf:"socktrack"`
+	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Strings   *ebpf.MapSpec `ebpf:"strings"`
 }
@@ -242,6 +246,7 @@ type KprobeMaps struct {
 	PathHeap  *ebpf.Map `ebpf:"path_heap"`
 	RecHeap   *ebpf.Map `ebpf:"rec_heap"`
 	Socktrack *ebpf.Map `ebpf:"socktrack"`
+	Stacks    *ebpf.Map `ebpf:"stacks"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Strings   *ebpf.Map `ebpf:"strings"`
 }
@@ -255,6 +260,7 @@ func (m *KprobeMaps) Close() error {
 		m.PathHeap,
 		m.RecHeap,
 		m.Socktrack,
+		m.Stacks,
 		m.Stats,
 		m.Strings,
 	)

@@ -186,6 +186,10 @@ enum cap_set {
  * (TrackSock), or stop following it (UntrackSock) */
 #define ACT_TRACKSOCK 16
 #define ACT_UNTRACKSOCK 32
+/* kprobe.c only: Post's kernelStackTrace and userStackTrace, the stack ids
+ * in gen_rec's kstack and ustack */
+#define ACT_KSTACK 64
+#define ACT_USTACK 128
 
 struct arg_conf {
 	__u8 src;
@@ -238,6 +242,10 @@ struct gen_rec {
 	__s64 ints[MAX_ARGS];
 	__u16 str_len[MAX_STRS];
 	__u16 str_flags[MAX_STRS];
+	/* stack ids in kprobe.c's stack map, when actions has ACT_KSTACK or
+	 * ACT_USTACK; negative: no stack (an error of bpf_get_stackid) */
+	__s32 kstack;
+	__s32 ustack;
 	char data[MAX_STRS * STR_LEN];
 };
 
@@ -430,6 +438,18 @@ static __always_inline bool match_int(__s64 x, struct match_arg *m)
 {
 	bool hit = false;
 
+	if (m->op == MOP_IN_RANGE || m->op == MOP_NOT_IN_RANGE) {
+		/* (lo, hi) pairs: x - lo <= hi - lo, unsigned, holds for
+		 * lo <= x <= hi whether the type is signed or not (user space
+		 * checks lo <= hi in its order). Its own loop: a case of the
+		 * one below would be walked once per value and operator. */
+		for (int i = 0; i < MAX_VALUES; i += 2) {
+			if (i >= m->nvals)
+				break;
+			hit |= (__u64)(x - m->vals[i]) <= (__u64)(m->vals[i + 1] - m->vals[i]);
+		}
+		return m->op == MOP_NOT_IN_RANGE ? !hit : hit;
+	}
 	for (int i = 0; i < MAX_VALUES; i++) {
 		if (i >= m->nvals)
 			break;
@@ -447,27 +467,13 @@ static __always_inline bool match_int(__s64 x, struct match_arg *m)
 		case MOP_LT:
 			hit |= x < m->vals[i];
 			break;
-		case MOP_IN_RANGE:
-		case MOP_NOT_IN_RANGE:
-			/* at the pair's lower bound: x - lo <= hi - lo, unsigned,
-			 * holds for lo <= x <= hi whether the type is signed or
-			 * not (user space checks lo <= hi in its order) */
-			if (!(i & 1))
-				hit |= (__u64)(x - m->vals[i]) <= (__u64)(m->vals[(i + 1) & 7] - m->vals[i]);
-			break;
 		case MOP_FILE_TYPE:
 		case MOP_NOT_FILE_TYPE:
 			hit |= x == m->vals[i];
 			break;
 		}
 	}
-	switch (m->op) {
-	case MOP_NOT_EQUAL:
-	case MOP_NOT_IN_RANGE:
-	case MOP_NOT_FILE_TYPE:
-		return !hit;
-	}
-	return hit;
+	return m->op == MOP_NOT_EQUAL || m->op == MOP_NOT_FILE_TYPE ? !hit : hit;
 }
 
 static __always_inline bool negated(struct match_arg *m)

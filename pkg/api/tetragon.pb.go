@@ -202,17 +202,19 @@ func (CapabilitiesType) EnumDescriptor() ([]byte, []int) {
 type KprobeAction int32
 
 const (
-	KprobeAction_KPROBE_ACTION_UNKNOWN    KprobeAction = 0
-	KprobeAction_KPROBE_ACTION_POST       KprobeAction = 1
-	KprobeAction_KPROBE_ACTION_FOLLOWFD   KprobeAction = 2
-	KprobeAction_KPROBE_ACTION_SIGKILL    KprobeAction = 3
-	KprobeAction_KPROBE_ACTION_UNFOLLOWFD KprobeAction = 4
-	KprobeAction_KPROBE_ACTION_OVERRIDE   KprobeAction = 5
-	KprobeAction_KPROBE_ACTION_COPYFD     KprobeAction = 6
-	KprobeAction_KPROBE_ACTION_GETURL     KprobeAction = 7
-	KprobeAction_KPROBE_ACTION_DNSLOOKUP  KprobeAction = 8
-	KprobeAction_KPROBE_ACTION_NOPOST     KprobeAction = 9
-	KprobeAction_KPROBE_ACTION_SIGNAL     KprobeAction = 10
+	KprobeAction_KPROBE_ACTION_UNKNOWN     KprobeAction = 0
+	KprobeAction_KPROBE_ACTION_POST        KprobeAction = 1
+	KprobeAction_KPROBE_ACTION_FOLLOWFD    KprobeAction = 2
+	KprobeAction_KPROBE_ACTION_SIGKILL     KprobeAction = 3
+	KprobeAction_KPROBE_ACTION_UNFOLLOWFD  KprobeAction = 4
+	KprobeAction_KPROBE_ACTION_OVERRIDE    KprobeAction = 5
+	KprobeAction_KPROBE_ACTION_COPYFD      KprobeAction = 6
+	KprobeAction_KPROBE_ACTION_GETURL      KprobeAction = 7
+	KprobeAction_KPROBE_ACTION_DNSLOOKUP   KprobeAction = 8
+	KprobeAction_KPROBE_ACTION_NOPOST      KprobeAction = 9
+	KprobeAction_KPROBE_ACTION_SIGNAL      KprobeAction = 10
+	KprobeAction_KPROBE_ACTION_TRACKSOCK   KprobeAction = 11
+	KprobeAction_KPROBE_ACTION_UNTRACKSOCK KprobeAction = 12
 )
 
 // Enum value maps for KprobeAction.
@@ -229,19 +231,23 @@ var (
 		8:  "KPROBE_ACTION_DNSLOOKUP",
 		9:  "KPROBE_ACTION_NOPOST",
 		10: "KPROBE_ACTION_SIGNAL",
+		11: "KPROBE_ACTION_TRACKSOCK",
+		12: "KPROBE_ACTION_UNTRACKSOCK",
 	}
 	KprobeAction_value = map[string]int32{
-		"KPROBE_ACTION_UNKNOWN":    0,
-		"KPROBE_ACTION_POST":       1,
-		"KPROBE_ACTION_FOLLOWFD":   2,
-		"KPROBE_ACTION_SIGKILL":    3,
-		"KPROBE_ACTION_UNFOLLOWFD": 4,
-		"KPROBE_ACTION_OVERRIDE":   5,
-		"KPROBE_ACTION_COPYFD":     6,
-		"KPROBE_ACTION_GETURL":     7,
-		"KPROBE_ACTION_DNSLOOKUP":  8,
-		"KPROBE_ACTION_NOPOST":     9,
-		"KPROBE_ACTION_SIGNAL":     10,
+		"KPROBE_ACTION_UNKNOWN":     0,
+		"KPROBE_ACTION_POST":        1,
+		"KPROBE_ACTION_FOLLOWFD":    2,
+		"KPROBE_ACTION_SIGKILL":     3,
+		"KPROBE_ACTION_UNFOLLOWFD":  4,
+		"KPROBE_ACTION_OVERRIDE":    5,
+		"KPROBE_ACTION_COPYFD":      6,
+		"KPROBE_ACTION_GETURL":      7,
+		"KPROBE_ACTION_DNSLOOKUP":   8,
+		"KPROBE_ACTION_NOPOST":      9,
+		"KPROBE_ACTION_SIGNAL":      10,
+		"KPROBE_ACTION_TRACKSOCK":   11,
+		"KPROBE_ACTION_UNTRACKSOCK": 12,
 	}
 )
 
@@ -2252,6 +2258,78 @@ func (*KprobeArgument_SyscallId) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_SockaddrArg) isKprobeArgument_Arg() {}
 
+type StackTraceEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// linear address of the function in kernel or user space.
+	Address uint64 `protobuf:"varint,1,opt,name=address,proto3" json:"address,omitempty"`
+	// offset into the function.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// symbol name of the function.
+	Symbol string `protobuf:"bytes,3,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// module path for user space addresses.
+	Module        string `protobuf:"bytes,4,opt,name=module,proto3" json:"module,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StackTraceEntry) Reset() {
+	*x = StackTraceEntry{}
+	mi := &file_tetragon_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StackTraceEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StackTraceEntry) ProtoMessage() {}
+
+func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
+func (*StackTraceEntry) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *StackTraceEntry) GetAddress() uint64 {
+	if x != nil {
+		return x.Address
+	}
+	return 0
+}
+
+func (x *StackTraceEntry) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *StackTraceEntry) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *StackTraceEntry) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
 type ProcessKprobe struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Process      *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
@@ -2260,11 +2338,15 @@ type ProcessKprobe struct {
 	Args         []*KprobeArgument      `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
 	Return       *KprobeArgument        `protobuf:"bytes,5,opt,name=return,proto3" json:"return,omitempty"`
 	Action       KprobeAction           `protobuf:"varint,6,opt,name=action,proto3,enum=tetragon.KprobeAction" json:"action,omitempty"`
-	PolicyName   string                 `protobuf:"bytes,8,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	// kernelStackTrace: the kernel stack of the call, innermost first.
+	KernelStackTrace []*StackTraceEntry `protobuf:"bytes,7,rep,name=kernel_stack_trace,json=kernelStackTrace,proto3" json:"kernel_stack_trace,omitempty"`
+	PolicyName       string             `protobuf:"bytes,8,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
 	// The action of the return probe: Post when the hook has return: true.
 	ReturnAction KprobeAction `protobuf:"varint,9,opt,name=return_action,json=returnAction,proto3,enum=tetragon.KprobeAction" json:"return_action,omitempty"`
 	Message      string       `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
 	Tags         []string     `protobuf:"bytes,11,rep,name=tags,proto3" json:"tags,omitempty"`
+	// userStackTrace: the user stack of the call, innermost first.
+	UserStackTrace []*StackTraceEntry `protobuf:"bytes,12,rep,name=user_stack_trace,json=userStackTrace,proto3" json:"user_stack_trace,omitempty"`
 	// Ours: the hook mechanism that served the call: kprobe, fentry,
 	// lsm, tracepoint, uprobe or syscall-tracepoint.
 	Mechanism     string `protobuf:"bytes,10000,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
@@ -2274,7 +2356,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2368,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2381,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2344,6 +2426,13 @@ func (x *ProcessKprobe) GetAction() KprobeAction {
 	return KprobeAction_KPROBE_ACTION_UNKNOWN
 }
 
+func (x *ProcessKprobe) GetKernelStackTrace() []*StackTraceEntry {
+	if x != nil {
+		return x.KernelStackTrace
+	}
+	return nil
+}
+
 func (x *ProcessKprobe) GetPolicyName() string {
 	if x != nil {
 		return x.PolicyName
@@ -2368,6 +2457,13 @@ func (x *ProcessKprobe) GetMessage() string {
 func (x *ProcessKprobe) GetTags() []string {
 	if x != nil {
 		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetUserStackTrace() []*StackTraceEntry {
+	if x != nil {
+		return x.UserStackTrace
 	}
 	return nil
 }
@@ -2398,7 +2494,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2506,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2519,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2515,7 +2611,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +2623,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +2636,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2631,7 +2727,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2739,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2752,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2741,7 +2837,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +2849,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +2862,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -2906,7 +3002,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2918,7 +3014,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2931,7 +3027,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3007,7 +3103,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3115,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3128,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3060,7 +3156,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3072,7 +3168,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3085,7 +3181,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -3131,7 +3227,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3143,7 +3239,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3156,7 +3252,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3237,7 +3333,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3345,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3358,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3372,7 +3468,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3480,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3493,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3418,7 +3514,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3526,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3539,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3468,7 +3564,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3576,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3589,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 type GetVersionResponse struct {
@@ -3505,7 +3601,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +3613,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +3626,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3561,7 +3657,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3573,7 +3669,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3586,7 +3682,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3680,7 +3776,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +3788,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +3801,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3814,7 +3910,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3826,7 +3922,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3839,7 +3935,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3854,7 +3950,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3866,7 +3962,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3879,7 +3975,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3912,7 +4008,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3924,7 +4020,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3937,7 +4033,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3957,7 +4053,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3969,7 +4065,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3982,7 +4078,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4004,7 +4100,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4016,7 +4112,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4029,7 +4125,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -4054,7 +4150,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4066,7 +4162,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4079,7 +4175,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4092,7 +4188,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4104,7 +4200,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4117,7 +4213,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4142,7 +4238,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4250,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4263,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4180,7 +4276,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4192,7 +4288,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4205,7 +4301,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4230,7 +4326,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4338,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4351,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4414,20 +4510,27 @@ const file_tetragon_proto_rawDesc = "" +
 	"syscall_id\x18\x1d \x01(\v2\x13.tetragon.SyscallIdH\x00R\tsyscallId\x12=\n" +
 	"\fsockaddr_arg\x18\x1e \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x12\x14\n" +
 	"\x05label\x18\x12 \x01(\tR\x05labelB\x05\n" +
-	"\x03arg\"\xc7\x03\n" +
+	"\x03arg\"s\n" +
+	"\x0fStackTraceEntry\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\x04R\aaddress\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12\x16\n" +
+	"\x06module\x18\x04 \x01(\tR\x06module\"\xd5\x04\n" +
 	"\rProcessKprobe\x12+\n" +
 	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
 	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12#\n" +
 	"\rfunction_name\x18\x03 \x01(\tR\ffunctionName\x12,\n" +
 	"\x04args\x18\x04 \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x120\n" +
 	"\x06return\x18\x05 \x01(\v2\x18.tetragon.KprobeArgumentR\x06return\x12.\n" +
-	"\x06action\x18\x06 \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1f\n" +
+	"\x06action\x18\x06 \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12G\n" +
+	"\x12kernel_stack_trace\x18\a \x03(\v2\x19.tetragon.StackTraceEntryR\x10kernelStackTrace\x12\x1f\n" +
 	"\vpolicy_name\x18\b \x01(\tR\n" +
 	"policyName\x12;\n" +
 	"\rreturn_action\x18\t \x01(\x0e2\x16.tetragon.KprobeActionR\freturnAction\x12\x18\n" +
 	"\amessage\x18\n" +
 	" \x01(\tR\amessage\x12\x12\n" +
-	"\x04tags\x18\v \x03(\tR\x04tags\x12\x1d\n" +
+	"\x04tags\x18\v \x03(\tR\x04tags\x12C\n" +
+	"\x10user_stack_trace\x18\f \x03(\v2\x19.tetragon.StackTraceEntryR\x0euserStackTrace\x12\x1d\n" +
 	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xe5\x02\n" +
 	"\x11ProcessTracepoint\x12+\n" +
 	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
@@ -4627,7 +4730,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0eCAP_AUDIT_READ\x10%\x12\x0f\n" +
 	"\vCAP_PERFMON\x10&\x12\v\n" +
 	"\aCAP_BPF\x10'\x12\x1a\n" +
-	"\x16CAP_CHECKPOINT_RESTORE\x10(*\xb7\x02\n" +
+	"\x16CAP_CHECKPOINT_RESTORE\x10(*\xf3\x02\n" +
 	"\fKprobeAction\x12\x19\n" +
 	"\x15KPROBE_ACTION_UNKNOWN\x10\x00\x12\x16\n" +
 	"\x12KPROBE_ACTION_POST\x10\x01\x12\x1a\n" +
@@ -4640,7 +4743,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x17KPROBE_ACTION_DNSLOOKUP\x10\b\x12\x18\n" +
 	"\x14KPROBE_ACTION_NOPOST\x10\t\x12\x18\n" +
 	"\x14KPROBE_ACTION_SIGNAL\x10\n" +
-	"*\x8b\x01\n" +
+	"\x12\x1b\n" +
+	"\x17KPROBE_ACTION_TRACKSOCK\x10\v\x12\x1d\n" +
+	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f*\x8b\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +
@@ -4695,7 +4800,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4722,37 +4827,38 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobeLinuxBinprm)(nil),            // 22: tetragon.KprobeLinuxBinprm
 	(*UserNamespace)(nil),                // 23: tetragon.UserNamespace
 	(*KprobeArgument)(nil),               // 24: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),                // 25: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 26: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 27: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 28: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 29: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 30: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 31: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 32: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 33: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 34: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),       // 35: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 36: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 37: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 38: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 39: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 40: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 41: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 42: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 43: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 44: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 45: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 46: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 47: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 48: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 49: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 50: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 51: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 52: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 53: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 54: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 55: google.protobuf.Int32Value
+	(*StackTraceEntry)(nil),              // 25: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 26: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 27: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 28: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 29: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 30: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 31: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 32: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 33: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 34: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 35: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),       // 36: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 37: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 38: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 39: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 40: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 41: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 42: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 43: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 44: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 45: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 46: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 47: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 48: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 49: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 50: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 51: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 52: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 53: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 54: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 55: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 56: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -4768,35 +4874,35 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	52,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	52,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	52,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	52,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	52,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	52,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	52,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	52,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	53,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	53,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	53,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	53,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	53,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	53,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	53,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	53,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	53,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	52,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	52,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	53,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	52,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	54,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	53,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	53,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	54,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	53,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	52,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	53,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	54,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	55,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
 	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	53,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	55,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	52,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	52,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	54,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	56,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	53,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	53,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	19,  // 43: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	17,  // 44: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
@@ -4812,63 +4918,65 @@ var file_tetragon_proto_depIdxs = []int32{
 	24,  // 54: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
 	24,  // 55: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
 	1,   // 56: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	1,   // 57: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	13,  // 58: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13,  // 59: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	24,  // 60: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 61: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13,  // 62: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13,  // 63: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	24,  // 64: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 65: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13,  // 66: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13,  // 67: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	24,  // 68: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 69: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14,  // 70: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15,  // 71: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	25,  // 72: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	26,  // 73: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	27,  // 74: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	28,  // 75: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	53,  // 76: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 77: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	54,  // 78: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	30,  // 79: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	30,  // 80: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 81: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 82: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	53,  // 83: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	33,  // 84: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	51,  // 85: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,   // 86: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	32,  // 87: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	34,  // 88: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 89: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 90: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	39,  // 91: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	40,  // 92: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	31,  // 93: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	35,  // 94: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	37,  // 95: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	41,  // 96: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	43,  // 97: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	45,  // 98: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	47,  // 99: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	49,  // 100: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	29,  // 101: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	36,  // 102: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	38,  // 103: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	42,  // 104: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	44,  // 105: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	46,  // 106: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	48,  // 107: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	50,  // 108: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	101, // [101:109] is the sub-list for method output_type
-	93,  // [93:101] is the sub-list for method input_type
-	93,  // [93:93] is the sub-list for extension type_name
-	93,  // [93:93] is the sub-list for extension extendee
-	0,   // [0:93] is the sub-list for field type_name
+	25,  // 57: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	1,   // 58: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	25,  // 59: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	13,  // 60: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	13,  // 61: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	24,  // 62: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 63: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	13,  // 64: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	13,  // 65: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	24,  // 66: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 67: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	13,  // 68: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	13,  // 69: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	24,  // 70: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 71: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	14,  // 72: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	15,  // 73: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	26,  // 74: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	27,  // 75: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	28,  // 76: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	29,  // 77: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	54,  // 78: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 79: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	55,  // 80: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	31,  // 81: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	31,  // 82: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 83: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 84: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	54,  // 85: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	34,  // 86: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	52,  // 87: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,   // 88: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	33,  // 89: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	35,  // 90: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 91: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 92: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	40,  // 93: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	41,  // 94: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	32,  // 95: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	36,  // 96: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	38,  // 97: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	42,  // 98: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	44,  // 99: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	46,  // 100: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	48,  // 101: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	50,  // 102: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	30,  // 103: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	37,  // 104: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	39,  // 105: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	43,  // 106: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	45,  // 107: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	47,  // 108: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	49,  // 109: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	51,  // 110: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	103, // [103:111] is the sub-list for method output_type
+	95,  // [95:103] is the sub-list for method input_type
+	95,  // [95:95] is the sub-list for extension type_name
+	95,  // [95:95] is the sub-list for extension extendee
+	0,   // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4893,7 +5001,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[22].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[23].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -4907,7 +5015,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

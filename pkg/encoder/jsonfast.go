@@ -308,6 +308,7 @@ func (w *fastWriter) processKprobe(m *api.ProcessKprobe) {
 		w.key(&first, "action")
 		w.enum(api.KprobeAction_name, int32(a))
 	}
+	w.stackTrace(&first, "kernel_stack_trace", m.GetKernelStackTrace())
 	w.stringField(&first, "policy_name", m.GetPolicyName())
 	if a := m.GetReturnAction(); a != 0 {
 		w.key(&first, "return_action")
@@ -325,8 +326,31 @@ func (w *fastWriter) processKprobe(m *api.ProcessKprobe) {
 		}
 		w.byte(']')
 	}
+	w.stackTrace(&first, "user_stack_trace", m.GetUserStackTrace())
 	w.stringField(&first, "mechanism", m.GetMechanism())
 	w.byte('}')
+}
+
+// stackTrace writes a repeated StackTraceEntry field.
+func (w *fastWriter) stackTrace(first *bool, name string, st []*api.StackTraceEntry) {
+	if len(st) == 0 {
+		return
+	}
+	w.key(first, name)
+	w.byte('[')
+	for i, e := range st {
+		if i > 0 {
+			w.byte(',')
+		}
+		inner := true
+		w.byte('{')
+		w.uint64Field(&inner, "address", e.GetAddress())
+		w.uint64Field(&inner, "offset", e.GetOffset())
+		w.stringField(&inner, "symbol", e.GetSymbol())
+		w.stringField(&inner, "module", e.GetModule())
+		w.byte('}')
+	}
+	w.byte(']')
 }
 
 // enum writes a value's name, or its number when this build does not know

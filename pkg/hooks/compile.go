@@ -37,6 +37,8 @@ type ActionDecl struct {
 	// ArgSock (TrackSock, UntrackSock) is the index of the sock, socket
 	// or skb argument.
 	ArgSock int
+	// KernelStack and UserStack (Post): kernelStackTrace, userStackTrace.
+	KernelStack, UserStack bool
 	// RateLimit (Post): events of one selector are posted at most once per
 	// period and scope ("thread" by default, "process" or "global").
 	RateLimit      time.Duration
@@ -141,6 +143,9 @@ type hookInfo struct {
 	// funcs names, for a hook serving a list of system calls, the
 	// function of each syscall number its records carry
 	funcs map[uint32]string
+	// stacks reads the stacks of a hook whose selectors ask for stack
+	// traces (the loaded kprobe object's stack map)
+	stacks func(id int32) ([]uint64, error)
 }
 
 type rateLimit struct {
@@ -271,6 +276,11 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 
 	noOverride := fmt.Errorf("action Override needs bpf_override_return, fmod_ret or BPF LSM, which the syscall-tracepoint mechanism does not have; it serves this hook because %s", why)
 	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, noOverride)
+	for si, s := range spec.Selectors {
+		if s.Actions&(sensor.ActKernelStack|sensor.ActUserStack) != 0 {
+			return spec, info, fmt.Errorf("%s: selectors[%d]: kernelStackTrace and userStackTrace need kprobes (the syscall-tracepoint mechanism's stacks would be the tracepoint's, not the function's), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, si, why)
+		}
+	}
 	return spec, info, err
 }
 
@@ -730,6 +740,12 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 	}
 	post := true
 	for _, a := range acts {
+		if a.KernelStack {
+			flags |= sensor.ActKernelStack
+		}
+		if a.UserStack {
+			flags |= sensor.ActUserStack
+		}
 		switch a.Action {
 		case "Post":
 		case "NoPost":

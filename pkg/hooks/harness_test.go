@@ -221,6 +221,8 @@ type event struct {
 	// ret is a return probe's return value as "<kind>:<value>", "" when
 	// the event has none
 	ret string
+	// kprobe is the event, for a kprobe's
+	kprobe *api.ProcessKprobe
 }
 
 // stats returns the counters of the only hook loaded.
@@ -318,7 +320,7 @@ func (h *harness) events(t *testing.T) []event {
 			strings.TrimPrefix(action.String(), "KPROBE_ACTION_"), argsString(args)), h.dir, "$DIR")
 		// the syscall (the mapping's records carry it) says where it was seen
 		t.Logf("%s: %s: %s (syscall %d, ktime %d)", h.mech, policy, e, g.Syscall, g.Ktime)
-		ev := event{policy: policy, text: e, ktime: g.Ktime}
+		ev := event{policy: policy, text: e, ktime: g.Ktime, kprobe: resp.GetProcessKprobe()}
 		if r := resp.GetProcessKprobe().GetReturn(); r != nil {
 			ev.ret = argsString([]*api.KprobeArgument{r})
 		}

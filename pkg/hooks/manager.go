@@ -86,6 +86,9 @@ type Manager struct {
 	// runs them, so Sweep tries again until they are gone
 	stale []string
 
+	// symbols names the frames of stack traces
+	symbols *symbolizer
+
 	// sockTrack is the map of sockets TrackSock follows, shared by every
 	// hook object so that one hook's tracking serves the others; created
 	// with the first hook, closed with the manager (a pinned hook keeps
@@ -111,7 +114,7 @@ const maxLimitKeys = 1 << 16
 // NewManager returns a manager whose hooks write to events.
 func NewManager(log zerolog.Logger, events *ebpf.Map, opts sensor.Options) *Manager {
 	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*hookInfo{}, policies: map[string]*loadedPolicy{},
-		until: map[limitKey]uint64{}}
+		until: map[limitKey]uint64{}, symbols: newSymbolizer()}
 }
 
 // PinUnder makes the manager pin every hook it attaches from now on under
@@ -298,6 +301,9 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if k, ok := obj.(*sensor.Kprobe); ok {
+		info.stacks = k.Stack
 	}
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
 }
@@ -544,16 +550,42 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
 		}
 		if d.Return {
-			// the return probe posted the event: returnArgAction is Post,
-			// the only one this agent takes, as Tetragon reports it
+			// the return probe posted the event, and did returnArgAction
 			k.ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
+			switch d.ReturnArgAction {
+			case tracingpolicy.ReturnArgTrackSock:
+				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_TRACKSOCK
+			case tracingpolicy.ReturnArgUntrackSock:
+				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_UNTRACKSOCK
+			}
 			if !info.noReturn {
 				k.Return = returnArg(d.ReturnType, g.Ret)
 			}
 		}
+		if g.Actions&sensor.ActKernelStack != 0 {
+			k.KernelStackTrace = m.stack(info, g.KStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.kernel(a) })
+		}
+		if g.Actions&sensor.ActUserStack != 0 {
+			k.UserStackTrace = m.stack(info, g.UStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.user(g.Pid, a) })
+		}
 		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
 	}
 	return ev, true
+}
+
+// stack reads stack id of the hook's stack map and names its frames; a
+// stack the kernel could not record (a negative id) or that cannot be read
+// any more gives none.
+func (m *Manager) stack(info *hookInfo, id int32, name func([]uint64) []*api.StackTraceEntry) []*api.StackTraceEntry {
+	if id < 0 || info.stacks == nil {
+		return nil
+	}
+	frames, err := info.stacks(id)
+	if err != nil {
+		m.log.Debug().Err(err).Msg("stack trace lost")
+		return nil
+	}
+	return name(frames)
 }
 
 // returnArg reports a return value as returnArg declares it (an "int" as

@@ -131,6 +131,7 @@ func (c *converter) selector(s tp.Selector) SelectorDecl {
 		}
 		sd.Actions = append(sd.Actions, ActionDecl{
 			Action: string(a.Action), ArgSig: a.ArgSig, ArgError: a.ArgError, ArgSock: int(a.ArgSock),
+			KernelStack: a.KernelStackTrace, UserStack: a.UserStackTrace,
 			RateLimit: a.RateLimit, RateLimitScope: string(a.RateLimitScope),
 		})
 	}

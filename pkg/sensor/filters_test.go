@@ -40,9 +40,11 @@ func verified(t *testing.T, p *ebpf.Program) uint32 {
 // TestFiltersVerify loads both hook objects with a selector entry of every
 // kind and reports what the verifier processed: the selector code is
 // shared (bpf/lib/hook.h), and its cost is paid at every policy load. The
-// ceiling is twice what 6.18 measures, to catch a change that makes the
-// verifier walk the filters once per enclosing loop again (205k for
-// gen_sys_exit before the process filters became global functions).
+// ceilings catch a change that makes the verifier walk the filters once per
+// enclosing loop again (205k for gen_sys_exit before the process filters
+// became global functions). Measured on 6.18: gen_sys_exit 57k (53k before
+// the range, substring and file-type operators), gen_kprobe 41k (33k
+// before them, skb arguments, socket tracking and stack traces).
 func TestFiltersVerify(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "bpf_loop")
@@ -57,8 +59,8 @@ func TestFiltersVerify(t *testing.T) {
 	for _, p := range g.progs {
 		n := verified(t, p)
 		t.Logf("syscall-tracepoint: %v verified in %d instructions", p, n)
-		if n > 60000 {
-			t.Errorf("%v: %d instructions verified, want at most 60000", p, n)
+		if n > 70000 {
+			t.Errorf("%v: %d instructions verified, want at most 70000", p, n)
 		}
 	}
 	for _, tc := range []struct {
@@ -78,8 +80,8 @@ func TestFiltersVerify(t *testing.T) {
 			for _, name := range k.progs {
 				n := verified(t, k.coll.Programs[name])
 				t.Logf("kprobe: %s verified in %d instructions", name, n)
-				if n > 40000 {
-					t.Errorf("%s: %d instructions verified, want at most 40000", name, n)
+				if n > 55000 {
+					t.Errorf("%s: %d instructions verified, want at most 55000", name, n)
 				}
 			}
 		})

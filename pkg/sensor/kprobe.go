@@ -78,6 +78,16 @@ const (
 	RetUntrackSock = 2
 )
 
+// Stack traces (Post's kernelStackTrace and userStackTrace): the record
+// then carries the stack's id in the hook's stack map (Kprobe.Stack).
+const (
+	ActKernelStack = 64
+	ActUserStack   = 128
+	// MaxStackDepth is how many frames a stack holds
+	// (PERF_MAX_STACK_DEPTH).
+	MaxStackDepth = 127
+)
+
 // NewSockTrack creates the map of tracked sockets every hook object
 // shares (Options.SockTrack): a socket one hook tracks is then followed by
 // the others. The caller owns it.
@@ -264,6 +274,10 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 			delete(cs.Programs, name)
 		}
 	}
+	if !slices.ContainsFunc(spec.Selectors, func(s Selector) bool { return s.Actions&(ActKernelStack|ActUserStack) != 0 }) {
+		// a stack map's entries are preallocated: no stacks, no room
+		cs.Maps["stacks"].MaxEntries = 1
+	}
 	if !spec.Return {
 		// the LRU hash of parameters saved at entry is preallocated; a hook
 		// that does not run at return never touches it
@@ -383,6 +397,26 @@ func (k *Kprobe) Stats() (GenericStats, error) {
 	}
 	s.MemoryBytes = memlock(progs, maps)
 	return s, err
+}
+
+// Stack returns the frames (instruction addresses, innermost first) of
+// stack id of the hook's stack map, and deletes it there: the map is
+// small, and a stack that is not read again would keep its slot (a new
+// stack hashing to it would be lost).
+func (k *Kprobe) Stack(id int32) ([]uint64, error) {
+	var frames [MaxStackDepth]uint64
+	m := k.coll.Maps["stacks"]
+	if err := m.Lookup(uint32(id), &frames); err != nil {
+		return nil, fmt.Errorf("reading stack %d: %w", id, err)
+	}
+	if err := m.Delete(uint32(id)); err != nil {
+		return nil, fmt.Errorf("releasing stack %d: %w", id, err)
+	}
+	n := slices.Index(frames[:], 0)
+	if n < 0 {
+		n = len(frames)
+	}
+	return frames[:n], nil
 }
 
 // Pin pins the hook's links (and its counters) under dir, so that it stays

@@ -49,8 +49,8 @@
 // Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions
 // and LSM hooks only), TrackSock and UntrackSock (argSock; also as a kprobe's
 // returnArgAction on a returned sock). Every other Tetragon action is rejected as not
-// supported, as are the Post options kernelStackTrace, userStackTrace and
-// imaHash.
+// supported, as is the Post option imaHash; kernelStackTrace and
+// userStackTrace are taken on kprobes.
 //
 // spec.options: policy-mode (enforce or monitor, also parsed into
 // Spec.Mode), hook-mechanism (auto, kprobe or syscall-tracepoint, into

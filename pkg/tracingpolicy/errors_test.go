@@ -220,10 +220,18 @@ func TestErrorMessages(t *testing.T) {
       - action: Sigkill
         rateLimit: 5s
 `, []string{`x.yaml:15:20: spec.kprobes[0].selectors[0].matchActions[0].rateLimit: rateLimit applies to action Post only`}},
-		{"stack traces not supported", header + fdInstall + `    - matchActions:
+		{"stack traces on Post only", header + fdInstall + `    - matchActions:
+      - action: Sigkill
+        userStackTrace: true
+`, []string{`x.yaml:15:25: spec.kprobes[0].selectors[0].matchActions[0].userStackTrace: userStackTrace applies to action Post only`}},
+		{"stack traces on kprobes only", header + `  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_openat
+    selectors:
+    - matchActions:
       - action: Post
         kernelStackTrace: true
-`, []string{`x.yaml:15:27: spec.kprobes[0].selectors[0].matchActions[0].kernelStackTrace: kernelStackTrace is not supported by this agent`}},
+`, []string{`x.yaml:12:27: spec.tracepoints[0].selectors[0].matchActions[0].kernelStackTrace: kernelStackTrace is served on kprobes only (process_kprobe events carry stack traces), not on tracepoints`}},
 		{"Post and NoPost", header + fdInstall + `    - matchActions:
       - action: Post
       - action: NoPost

@@ -384,6 +384,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		name string
 	}
 	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode *yaml.Node
+	var stackNodes []seenField
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
 		return field{name: name, decode: func(v *yaml.Node, fp fieldPath) {
@@ -448,7 +449,15 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 				}
 			}
 		}},
-		unsupportedFlag("kernelStackTrace"), unsupportedFlag("userStackTrace"), unsupportedFlag("imaHash"),
+		{name: "kernelStackTrace", decode: func(v *yaml.Node, fp fieldPath) {
+			stackNodes = append(stackNodes, seenField{v, "kernelStackTrace"})
+			a.KernelStackTrace, _ = d.boolean(v, fp)
+		}},
+		{name: "userStackTrace", decode: func(v *yaml.Node, fp fieldPath) {
+			stackNodes = append(stackNodes, seenField{v, "userStackTrace"})
+			a.UserStackTrace, _ = d.boolean(v, fp)
+		}},
+		unsupportedFlag("imaHash"),
 		{name: "argSock", decode: func(v *yaml.Node, fp fieldPath) {
 			argSockNode = v
 			if i, ok := d.integer(v, fp, 0, 1<<31-1); ok {
@@ -501,6 +510,14 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	}
 	if argSigNode != nil && a.Action != ActionSignal {
 		d.errorf(argSigNode, p.field("argSig"), "argSig applies to action Signal only")
+	}
+	for _, sn := range stackNodes {
+		switch {
+		case a.Action != ActionPost:
+			d.errorf(sn.node, p.field(sn.name), "%s applies to action Post only", sn.name)
+		case h.kind != hookKprobe:
+			d.errorf(sn.node, p.field(sn.name), "%s is served on kprobes only (process_kprobe events carry stack traces), not on %s", sn.name, hookName(h.kind))
+		}
 	}
 	if rateNode != nil && a.Action != ActionPost {
 		d.errorf(rateNode, p.field("rateLimit"), "rateLimit applies to action Post only")

@@ -791,6 +791,9 @@ type ActionSelector struct {
 	// ArgSock is the index of the sock or socket argument TrackSock and
 	// UntrackSock act on.
 	ArgSock uint32
+	// KernelStackTrace and UserStackTrace (Post, kprobes): the event
+	// carries the call's kernel or user stack, symbolised.
+	KernelStackTrace, UserStackTrace bool
 	// RateLimit (Post only): repeated events of the same hook are not
 	// posted again within this period. 0 means no limit.
 	RateLimit time.Duration
