@@ -169,8 +169,14 @@ func readMaps(path string) ([]mapping, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMaps(string(data)), nil
+}
+
+// parseMaps parses the lines of a /proc/<pid>/maps file, keeping those
+// that map a file.
+func parseMaps(data string) []mapping {
 	var out []mapping
-	for _, line := range strings.Split(string(data), "\n") {
+	for _, line := range strings.Split(data, "\n") {
 		fields := strings.Fields(line)
 		if len(fields) < 6 || !strings.HasPrefix(fields[5], "/") {
 			continue
@@ -186,7 +192,7 @@ func readMaps(path string) ([]mapping, error) {
 		out = append(out, mapping{start: start, end: end, off: off, key: fileKey{fields[3], inode},
 			path: strings.Join(fields[5:], " ")})
 	}
-	return out, nil
+	return out
 }
 
 // elf returns the symbols of the file mapping m maps, read through the

@@ -166,3 +166,24 @@ func frames(st []*api.StackTraceEntry) []string {
 	}
 	return out
 }
+
+// FuzzStackInputs: the parsers of what stack symbolisation and the skb
+// argument read never panic, and a parsed mapping is a file's address
+// range.
+func FuzzStackInputs(f *testing.F) {
+	f.Add("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n7ffd0000-7ffd1000 rw-p 00000000 00:00 0 [stack]\n")
+	f.Add("55d0-55e0 r--p 0000 fe:00 12 /a b c\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, m := range parseMaps(s) {
+			if !strings.HasPrefix(m.path, "/") {
+				t.Fatalf("%q: mapping of %q", s, m.path)
+			}
+		}
+		skb := skbArg([]byte(s))
+		if len(s) < 64 && (skb.GetLen() != 0 || skb.GetFamily() != "") {
+			t.Fatalf("%q: short skb data decoded as %v", s, skb)
+		}
+		sockArg([]byte(s))
+	})
+}
