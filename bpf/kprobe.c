@@ -114,6 +114,16 @@ struct skb_data {
 	__u32 hash;
 };
 
+/* union bpf_attr * of a BPF_PROG_LOAD: struct bpf_attr_data */
+#define SRC_REG_BPF_ATTR 42
+
+/* What a bpf_attr argument reports, as Tetragon's bpf_attr_arg. */
+struct bpf_attr_data {
+	__u32 prog_type;
+	__u32 insn_cnt;
+	char prog_name[16]; /* BPF_OBJ_NAME_LEN */
+};
+
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -287,6 +297,17 @@ static __always_inline void put_skb(struct gen_rec *r, __u32 s, struct sk_buff *
 	}
 }
 
+static __always_inline void put_bpf_attr(struct gen_rec *r, __u32 s, union bpf_attr *attr)
+{
+	struct bpf_attr_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->prog_type = BPF_CORE_READ(attr, prog_type);
+	d->insn_cnt = BPF_CORE_READ(attr, insn_cnt);
+	bpf_core_read(d->prog_name, sizeof(d->prog_name), &attr->prog_name);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -387,6 +408,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		case SRC_REG_SOCKET:
 			r->ints[i] = (__u64)BPF_CORE_READ((struct socket *)v, sk);
 			put_sock(r, a->str, (struct sock *)r->ints[i]);
+			break;
+		case SRC_REG_BPF_ATTR:
+			put_bpf_attr(r, a->str, (union bpf_attr *)v);
 			break;
 		case SRC_REG_SYSCALL64:
 			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);

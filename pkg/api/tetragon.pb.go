@@ -1575,6 +1575,66 @@ func (x *KprobeSock) GetState() string {
 	return ""
 }
 
+type KprobeBpfAttr struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProgType      string                 `protobuf:"bytes,1,opt,name=ProgType,proto3" json:"ProgType,omitempty"`
+	InsnCnt       uint32                 `protobuf:"varint,2,opt,name=InsnCnt,proto3" json:"InsnCnt,omitempty"`
+	ProgName      string                 `protobuf:"bytes,3,opt,name=ProgName,proto3" json:"ProgName,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeBpfAttr) Reset() {
+	*x = KprobeBpfAttr{}
+	mi := &file_tetragon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeBpfAttr) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeBpfAttr) ProtoMessage() {}
+
+func (x *KprobeBpfAttr) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeBpfAttr.ProtoReflect.Descriptor instead.
+func (*KprobeBpfAttr) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *KprobeBpfAttr) GetProgType() string {
+	if x != nil {
+		return x.ProgType
+	}
+	return ""
+}
+
+func (x *KprobeBpfAttr) GetInsnCnt() uint32 {
+	if x != nil {
+		return x.InsnCnt
+	}
+	return 0
+}
+
+func (x *KprobeBpfAttr) GetProgName() string {
+	if x != nil {
+		return x.ProgName
+	}
+	return ""
+}
+
 type KprobeSkb struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Hash          uint32                 `protobuf:"varint,1,opt,name=hash,proto3" json:"hash,omitempty"`
@@ -1596,7 +1656,7 @@ type KprobeSkb struct {
 
 func (x *KprobeSkb) Reset() {
 	*x = KprobeSkb{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1668,7 @@ func (x *KprobeSkb) String() string {
 func (*KprobeSkb) ProtoMessage() {}
 
 func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1681,7 @@ func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSkb.ProtoReflect.Descriptor instead.
 func (*KprobeSkb) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KprobeSkb) GetHash() uint32 {
@@ -1726,7 +1786,7 @@ type KprobeSockaddr struct {
 
 func (x *KprobeSockaddr) Reset() {
 	*x = KprobeSockaddr{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1738,7 +1798,7 @@ func (x *KprobeSockaddr) String() string {
 func (*KprobeSockaddr) ProtoMessage() {}
 
 func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1751,7 +1811,7 @@ func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
 func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KprobeSockaddr) GetFamily() string {
@@ -1787,7 +1847,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1859,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1872,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -1841,7 +1901,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1913,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1926,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -1904,7 +1964,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +1976,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +1989,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -1973,6 +2033,7 @@ type KprobeArgument struct {
 	//	*KprobeArgument_FileArg
 	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
+	//	*KprobeArgument_BpfAttrArg
 	//	*KprobeArgument_UintArg
 	//	*KprobeArgument_ProcessCredentialsArg
 	//	*KprobeArgument_UserNsArg
@@ -1987,7 +2048,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2060,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2073,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -2101,6 +2162,15 @@ func (x *KprobeArgument) GetLongArg() int64 {
 		}
 	}
 	return 0
+}
+
+func (x *KprobeArgument) GetBpfAttrArg() *KprobeBpfAttr {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_BpfAttrArg); ok {
+			return x.BpfAttrArg
+		}
+	}
+	return nil
 }
 
 func (x *KprobeArgument) GetUintArg() uint32 {
@@ -2204,6 +2274,10 @@ type KprobeArgument_LongArg struct {
 	LongArg int64 `protobuf:"varint,11,opt,name=long_arg,json=longArg,proto3,oneof"`
 }
 
+type KprobeArgument_BpfAttrArg struct {
+	BpfAttrArg *KprobeBpfAttr `protobuf:"bytes,12,opt,name=bpf_attr_arg,json=bpfAttrArg,proto3,oneof"`
+}
+
 type KprobeArgument_UintArg struct {
 	UintArg uint32 `protobuf:"varint,15,opt,name=uint_arg,json=uintArg,proto3,oneof"`
 }
@@ -2246,6 +2320,8 @@ func (*KprobeArgument_SockArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_BpfAttrArg) isKprobeArgument_Arg() {}
+
 func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_ProcessCredentialsArg) isKprobeArgument_Arg() {}
@@ -2274,7 +2350,7 @@ type StackTraceEntry struct {
 
 func (x *StackTraceEntry) Reset() {
 	*x = StackTraceEntry{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2362,7 @@ func (x *StackTraceEntry) String() string {
 func (*StackTraceEntry) ProtoMessage() {}
 
 func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2375,7 @@ func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
 func (*StackTraceEntry) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StackTraceEntry) GetAddress() uint64 {
@@ -2356,7 +2432,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2444,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2457,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2494,7 +2570,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2582,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2595,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2611,7 +2687,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2699,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2712,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2727,7 +2803,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2739,7 +2815,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2752,7 +2828,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2837,7 +2913,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2849,7 +2925,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2862,7 +2938,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3002,7 +3078,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3090,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3103,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3103,7 +3179,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3191,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3204,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3156,7 +3232,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3244,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3257,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -3227,7 +3303,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3315,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3328,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3333,7 +3409,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3421,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3434,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3468,7 +3544,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3556,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3569,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3514,7 +3590,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3526,7 +3602,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3615,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3564,7 +3640,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +3652,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3665,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 type GetVersionResponse struct {
@@ -3601,7 +3677,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3689,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3702,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3657,7 +3733,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3669,7 +3745,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3682,7 +3758,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3776,7 +3852,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3788,7 +3864,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,7 +3877,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3910,7 +3986,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3922,7 +3998,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3935,7 +4011,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3950,7 +4026,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3962,7 +4038,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3975,7 +4051,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -4008,7 +4084,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4020,7 +4096,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4033,7 +4109,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -4053,7 +4129,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4065,7 +4141,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4078,7 +4154,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4100,7 +4176,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4112,7 +4188,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4125,7 +4201,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -4150,7 +4226,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4162,7 +4238,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4175,7 +4251,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4188,7 +4264,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4200,7 +4276,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4213,7 +4289,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4238,7 +4314,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4250,7 +4326,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4263,7 +4339,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4276,7 +4352,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4288,7 +4364,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4301,7 +4377,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4326,7 +4402,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4338,7 +4414,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4351,7 +4427,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4456,7 +4532,11 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05daddr\x18\a \x01(\tR\x05daddr\x12\x14\n" +
 	"\x05sport\x18\b \x01(\rR\x05sport\x12\x14\n" +
 	"\x05dport\x18\t \x01(\rR\x05dport\x12\x14\n" +
-	"\x05state\x18\v \x01(\tR\x05state\"\xc9\x02\n" +
+	"\x05state\x18\v \x01(\tR\x05state\"a\n" +
+	"\rKprobeBpfAttr\x12\x1a\n" +
+	"\bProgType\x18\x01 \x01(\tR\bProgType\x12\x18\n" +
+	"\aInsnCnt\x18\x02 \x01(\rR\aInsnCnt\x12\x1a\n" +
+	"\bProgName\x18\x03 \x01(\tR\bProgName\"\xc9\x02\n" +
 	"\tKprobeSkb\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\rR\x04hash\x12\x10\n" +
 	"\x03len\x18\x02 \x01(\rR\x03len\x12\x1a\n" +
@@ -4490,7 +4570,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
 	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
-	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xf9\x05\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xb6\x06\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -4501,7 +4581,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\bpath_arg\x18\x06 \x01(\v2\x14.tetragon.KprobePathH\x00R\apathArg\x121\n" +
 	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x121\n" +
 	"\bsock_arg\x18\t \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
-	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12\x1b\n" +
+	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12;\n" +
+	"\fbpf_attr_arg\x18\f \x01(\v2\x17.tetragon.KprobeBpfAttrH\x00R\n" +
+	"bpfAttrArg\x12\x1b\n" +
 	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12V\n" +
 	"\x17process_credentials_arg\x18\x13 \x01(\v2\x1c.tetragon.ProcessCredentialsH\x00R\x15processCredentialsArg\x129\n" +
 	"\vuser_ns_arg\x18\x14 \x01(\v2\x17.tetragon.UserNamespaceH\x00R\tuserNsArg\x12G\n" +
@@ -4800,7 +4882,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4821,44 +4903,45 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobeFile)(nil),                   // 16: tetragon.KprobeFile
 	(*KprobePath)(nil),                   // 17: tetragon.KprobePath
 	(*KprobeSock)(nil),                   // 18: tetragon.KprobeSock
-	(*KprobeSkb)(nil),                    // 19: tetragon.KprobeSkb
-	(*KprobeSockaddr)(nil),               // 20: tetragon.KprobeSockaddr
-	(*SyscallId)(nil),                    // 21: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 22: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 23: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 24: tetragon.KprobeArgument
-	(*StackTraceEntry)(nil),              // 25: tetragon.StackTraceEntry
-	(*ProcessKprobe)(nil),                // 26: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 27: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 28: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 29: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 30: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 31: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 32: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 33: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 34: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 35: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),       // 36: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 37: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 38: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 39: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 40: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 41: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 42: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 43: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 44: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 45: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 46: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 47: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 48: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 49: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 50: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 51: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 52: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 53: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 54: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 55: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 56: google.protobuf.Int32Value
+	(*KprobeBpfAttr)(nil),                // 19: tetragon.KprobeBpfAttr
+	(*KprobeSkb)(nil),                    // 20: tetragon.KprobeSkb
+	(*KprobeSockaddr)(nil),               // 21: tetragon.KprobeSockaddr
+	(*SyscallId)(nil),                    // 22: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 23: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 24: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 25: tetragon.KprobeArgument
+	(*StackTraceEntry)(nil),              // 26: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 27: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 28: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 29: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 30: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 31: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 32: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 33: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 34: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 35: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 36: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),       // 37: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 38: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 39: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 40: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 41: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 42: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 43: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 44: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 45: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 46: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 47: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 48: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 49: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 50: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 51: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 52: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 53: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 54: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 55: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 56: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 57: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -4874,109 +4957,110 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	53,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	53,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	53,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	53,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	53,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	53,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	53,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	53,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	54,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	54,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	54,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	54,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	54,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	54,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	54,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	54,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	54,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	53,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	53,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	54,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	53,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	55,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	54,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	54,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	55,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	54,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	53,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	54,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	55,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	56,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
 	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	54,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	56,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	53,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	53,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	55,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	57,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	54,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	54,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	19,  // 43: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
+	20,  // 43: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	17,  // 44: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
 	16,  // 45: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
 	18,  // 46: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	10,  // 47: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	23,  // 48: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	22,  // 49: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	21,  // 50: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	20,  // 51: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13,  // 52: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13,  // 53: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	24,  // 54: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	24,  // 55: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,   // 56: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	25,  // 57: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
-	1,   // 58: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	25,  // 59: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
-	13,  // 60: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13,  // 61: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	24,  // 62: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 63: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13,  // 64: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13,  // 65: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	24,  // 66: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 67: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13,  // 68: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13,  // 69: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	24,  // 70: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 71: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14,  // 72: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15,  // 73: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	26,  // 74: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	27,  // 75: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	28,  // 76: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	29,  // 77: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	54,  // 78: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 79: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	55,  // 80: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	31,  // 81: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	31,  // 82: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 83: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 84: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	54,  // 85: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	34,  // 86: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	52,  // 87: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,   // 88: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	33,  // 89: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	35,  // 90: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 91: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 92: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	40,  // 93: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	41,  // 94: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	32,  // 95: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	36,  // 96: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	38,  // 97: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	42,  // 98: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	44,  // 99: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	46,  // 100: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	48,  // 101: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	50,  // 102: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	30,  // 103: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	37,  // 104: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	39,  // 105: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	43,  // 106: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	45,  // 107: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	47,  // 108: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	49,  // 109: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	51,  // 110: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	103, // [103:111] is the sub-list for method output_type
-	95,  // [95:103] is the sub-list for method input_type
-	95,  // [95:95] is the sub-list for extension type_name
-	95,  // [95:95] is the sub-list for extension extendee
-	0,   // [0:95] is the sub-list for field type_name
+	19,  // 47: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
+	10,  // 48: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	24,  // 49: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	23,  // 50: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	22,  // 51: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	21,  // 52: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	13,  // 53: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	13,  // 54: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	25,  // 55: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	25,  // 56: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,   // 57: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	26,  // 58: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	1,   // 59: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	26,  // 60: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	13,  // 61: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	13,  // 62: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	25,  // 63: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 64: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	13,  // 65: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	13,  // 66: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	25,  // 67: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 68: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	13,  // 69: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	13,  // 70: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	25,  // 71: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 72: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	14,  // 73: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	15,  // 74: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	27,  // 75: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	28,  // 76: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	29,  // 77: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	30,  // 78: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	55,  // 79: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 80: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	56,  // 81: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	32,  // 82: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	32,  // 83: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 84: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 85: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	55,  // 86: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	35,  // 87: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	53,  // 88: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,   // 89: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	34,  // 90: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	36,  // 91: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 92: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 93: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	41,  // 94: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	42,  // 95: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	33,  // 96: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	37,  // 97: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	39,  // 98: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	43,  // 99: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	45,  // 100: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	47,  // 101: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	49,  // 102: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	51,  // 103: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	31,  // 104: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	38,  // 105: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	40,  // 106: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	44,  // 107: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	46,  // 108: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	48,  // 109: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	50,  // 110: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	52,  // 111: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	104, // [104:112] is the sub-list for method output_type
+	96,  // [96:104] is the sub-list for method input_type
+	96,  // [96:96] is the sub-list for extension type_name
+	96,  // [96:96] is the sub-list for extension extendee
+	0,   // [0:96] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4984,7 +5068,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[17].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[18].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SkbArg)(nil),
@@ -4994,6 +5078,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_FileArg)(nil),
 		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
+		(*KprobeArgument_BpfAttrArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
 		(*KprobeArgument_ProcessCredentialsArg)(nil),
 		(*KprobeArgument_UserNsArg)(nil),
@@ -5001,7 +5086,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[23].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[24].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -5015,7 +5100,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   46,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

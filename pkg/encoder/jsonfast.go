@@ -400,6 +400,15 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 	case *api.KprobeArgument_SkbArg:
 		w.key(&first, "skb_arg")
 		w.skb(a.SkbArg)
+	case *api.KprobeArgument_BpfAttrArg:
+		w.key(&first, "bpf_attr_arg")
+		b := a.BpfAttrArg
+		inner := true
+		w.byte('{')
+		w.stringField(&inner, "ProgType", b.GetProgType())
+		w.uint32Field(&inner, "InsnCnt", b.GetInsnCnt())
+		w.stringField(&inner, "ProgName", b.GetProgName())
+		w.byte('}')
 	case *api.KprobeArgument_LongArg:
 		w.key(&first, "long_arg")
 		w.buf = append(w.buf, '"')

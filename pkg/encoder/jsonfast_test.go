@@ -173,6 +173,7 @@ func corpus(t testing.TB) []*api.GetEventsResponse {
 		{Arg: &api.KprobeArgument_SkbArg{SkbArg: &api.KprobeSkb{Hash: 7, Len: 60, Priority: 1, Mark: 2, Saddr: "127.0.0.1", Daddr: "127.0.0.2",
 			Sport: 4000, Dport: 53, Proto: 17, Protocol: "IPPROTO_UDP", Family: "AF_INET"}}},
 		{Arg: &api.KprobeArgument_SkbArg{}},
+		{Arg: &api.KprobeArgument_BpfAttrArg{BpfAttrArg: &api.KprobeBpfAttr{ProgType: "BPF_PROG_TYPE_KPROBE", InsnCnt: 12, ProgName: "p"}}},
 		{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: "/usr/bin/true", Flags: "deleted"}}},
 		{Arg: &api.KprobeArgument_LinuxBinprmArg{}},
 		{Arg: &api.KprobeArgument_ProcessCredentialsArg{ProcessCredentialsArg: &api.ProcessCredentials{Uid: wrapperspb.UInt32(0), Euid: wrapperspb.UInt32(1000),

@@ -202,10 +202,12 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegKiocb
 	case t == tracingpolicy.TypeUserNamespace:
 		arg.Source = sensor.SrcRegUserNs
+	case t == tracingpolicy.TypeBpfAttr:
+		arg.Source = sensor.SrcRegBpfAttr
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

@@ -373,6 +373,9 @@ func argsString(args []*api.KprobeArgument) string {
 			s := a.GetSockArg()
 			parts = append(parts, fmt.Sprintf("sock:%s/%s/%s/%s:%d->%s:%d/%s", s.GetFamily(), s.GetType(), s.GetProtocol(),
 				s.GetSaddr(), s.GetSport(), s.GetDaddr(), s.GetDport(), s.GetState()))
+		case a.GetBpfAttrArg() != nil:
+			b := a.GetBpfAttrArg()
+			parts = append(parts, fmt.Sprintf("bpfattr:%s/%d/%s", b.GetProgType(), b.GetInsnCnt(), b.GetProgName()))
 		case a.GetSkbArg() != nil:
 			s := a.GetSkbArg()
 			parts = append(parts, fmt.Sprintf("skb:%s/%s/%s:%d->%s:%d/len=%d", s.GetFamily(), s.GetProtocol(),

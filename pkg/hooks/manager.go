@@ -620,6 +620,8 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
 			case "skb":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SkbArg{SkbArg: skbArg([]byte(path))}}
+			case "bpf_attr":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfAttrArg{BpfAttrArg: bpfAttrArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
 			case "user_namespace":

@@ -64,6 +64,9 @@ const (
 	// SrcRegSkb: a struct sk_buff *, read as its packet's family,
 	// protocol, addresses and ports (struct skb_data)
 	SrcRegSkb ArgSource = 41
+	// SrcRegBpfAttr: a union bpf_attr * of a BPF_PROG_LOAD, its program
+	// type, instruction count and name (struct bpf_attr_data)
+	SrcRegBpfAttr ArgSource = 42
 )
 
 // Socket tracking (TrackSock, UntrackSock).

@@ -74,6 +74,7 @@ func TestKprobeVerifies(t *testing.T) {
 				{Matches: []Match{{Arg: 1, Op: OpDPort, Ints: []int64{53 | 53<<32}}}, Actions: ActPost | ActTrackSock, SockArg: 1},
 				{Actions: ActUntrackSock, SockArg: 0},
 			}}},
+		{"bpf_attr", KprobeSpec{Symbol: "bpf_check", Params: 2, Args: []Arg{{Source: SrcRegBpfAttr, Reg: 1, Kind: KindPath}}}},
 		{"returned sock tracked", KprobeSpec{Symbol: "sk_alloc", Params: 2, Return: true, RetSockAction: RetTrackSock,
 			Args: []Arg{{Source: SrcReg, Reg: 1, Kind: KindInt, Size: 4, Signed: true}}}},
 		{"range, substring and file type", KprobeSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{

@@ -435,6 +435,10 @@ const (
 	// TypeUserNamespace is a struct user_namespace *: its level, owner,
 	// group and inode number, reported as Tetragon's user_ns_arg.
 	TypeUserNamespace ArgType = "user_namespace"
+	// TypeBpfAttr is a union bpf_attr * of a BPF_PROG_LOAD (bpf_check):
+	// the program's type, instruction count and name, as Tetragon reports
+	// it; not matched.
+	TypeBpfAttr ArgType = "bpf_attr"
 
 	TypeNop ArgType = "nop"
 
@@ -488,7 +492,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr, TypeSocket:
 		return typeInfo{class: ClassSocket}, true
-	case TypeCred, TypeUserNamespace:
+	case TypeCred, TypeUserNamespace, TypeBpfAttr:
 		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
@@ -515,7 +519,7 @@ func canonicalType(s string) ArgType {
 // get a "not supported" error instead of "unknown type".
 func unsupportedType(s string) bool {
 	switch s {
-	case "auto", "char_iovec", "bpf_attr", "perf_event", "bpf_map", "capability",
+	case "auto", "char_iovec", "perf_event", "bpf_map", "capability",
 		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
@@ -526,7 +530,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
