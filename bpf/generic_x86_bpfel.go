@@ -85,6 +85,8 @@ type GenericGenRec struct {
 	Ints     [5]int64
 	StrLen   [2]uint16
 	StrFlags [2]uint16
+	Kstack   int32
+	Ustack   int32
 	Data     [8192]int8
 }
 

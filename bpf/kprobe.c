@@ -66,8 +66,64 @@ enum tp_read {
 #define SRC_REG_KIOCB 38
 /* struct user_namespace *: struct userns_data */
 #define SRC_REG_USERNS 39
-/* struct socket *: its sock, as SRC_REG_SOCK */
-#define SRC_REG_SOCKET 40
+/* returnArgAction: what the return probe does with the sock the function
+ * returned (sk_alloc), when a selector matched the call */
+#define RET_SOCK_TRACK 1
+#define RET_SOCK_UNTRACK 2
+volatile const __u8 ret_sock_action = 0;
+/* per selector: the record slot of the sock argument TrackSock or
+ * UntrackSock names (argSock) */
+volatile const __u8 sel_sock_slot[MAX_SELECTORS] = {};
+
+/* The process a tracked socket belongs to (TrackSock). */
+struct sock_owner {
+	__u32 pid;
+	__u32 tid;
+};
+
+/* Sockets followed across calls, by struct sock address: shared by every
+ * hook (user space gives each object the same map), so that a socket one
+ * hook tracks attributes another hook's events on it to its process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* preallocated: kprobe programs cannot use run-time allocated hash
+	 * maps on every kernel */
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct sock_owner);
+} socktrack SEC(".maps");
+
+/* Post's kernelStackTrace and userStackTrace: the stacks of the calls
+ * posted with them, read (and deleted) by user space by the ids in the
+ * record. PERF_MAX_STACK_DEPTH frames. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__uint(value_size, 127 * sizeof(__u64));
+} stacks SEC(".maps");
+
+/* What an skb argument reports: the packet's fields struct sock_data has
+ * (family, protocol, addresses, ports; match_sock reads them there), then
+ * the skb's own. */
+struct skb_data {
+	struct sock_data sd;
+	__u32 len;
+	__u32 priority;
+	__u32 mark;
+	__u32 hash;
+};
+
+/* union bpf_attr * of a BPF_PROG_LOAD: struct bpf_attr_data */
+#define SRC_REG_BPF_ATTR 42
+
+/* What a bpf_attr argument reports, as Tetragon's bpf_attr_arg. */
+struct bpf_attr_data {
+	__u32 prog_type;
+	__u32 insn_cnt;
+	char prog_name[16]; /* BPF_OBJ_NAME_LEN */
+};
+
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -193,6 +249,73 @@ static __always_inline void put_userns(struct gen_rec *r, __u32 s, const struct 
 	r->str_len[s & 1] = sizeof(*d);
 }
 
+/* put_skb reads the IPv4 or IPv6 header at the skb's network header and,
+ * for TCP, UDP and SCTP, the ports at its transport header (the IPv4
+ * header's length when the transport header is not set yet). IPv6
+ * extension headers are not walked: the protocol is the first next
+ * header. */
+static __always_inline void put_skb(struct gen_rec *r, __u32 s, struct sk_buff *skb)
+{
+	struct skb_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	__u16 ports[2] = {};
+	__u8 vihl = 0;
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->len = BPF_CORE_READ(skb, len);
+	d->priority = BPF_CORE_READ(skb, priority);
+	d->mark = BPF_CORE_READ(skb, mark);
+	d->hash = BPF_CORE_READ(skb, hash);
+	r->str_len[s & 1] = sizeof(*d);
+	if (!head || nh == (__u16)~0U)
+		return;
+	bpf_probe_read_kernel(&vihl, 1, head + nh);
+	if (vihl >> 4 == 4) {
+		struct iphdr ip;
+
+		bpf_probe_read_kernel(&ip, sizeof(ip), head + nh);
+		d->sd.family = 2; /* AF_INET */
+		d->sd.protocol = ip.protocol;
+		__builtin_memcpy(d->sd.saddr, &ip.saddr, 4);
+		__builtin_memcpy(d->sd.daddr, &ip.daddr, 4);
+		if (th == (__u16)~0U || th == nh)
+			th = nh + (vihl & 0xf) * 4;
+	} else if (vihl >> 4 == 6) {
+		struct ipv6hdr ip6;
+
+		bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh);
+		d->sd.family = 10; /* AF_INET6 */
+		d->sd.protocol = ip6.nexthdr;
+		__builtin_memcpy(d->sd.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(d->sd.daddr, &ip6.daddr, 16);
+		if (th == (__u16)~0U || th == nh)
+			th = nh + sizeof(ip6);
+	} else {
+		return;
+	}
+	switch (d->sd.protocol) {
+	case 6:   /* TCP */
+	case 17:  /* UDP */
+	case 132: /* SCTP */
+		bpf_probe_read_kernel(ports, sizeof(ports), head + th);
+		d->sd.sport = bpf_ntohs(ports[0]);
+		d->sd.dport = bpf_ntohs(ports[1]);
+	}
+}
+
+static __always_inline void put_bpf_attr(struct gen_rec *r, __u32 s, union bpf_attr *attr)
+{
+	struct bpf_attr_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->prog_type = BPF_CORE_READ(attr, prog_type);
+	d->insn_cnt = BPF_CORE_READ(attr, insn_cnt);
+	bpf_core_read(d->prog_name, sizeof(d->prog_name), &attr->prog_name);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -279,13 +402,23 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			f = BPF_CORE_READ((struct linux_binprm *)v, file);
 			break;
 		case SRC_REG_SOCK:
+			/* the sock's address, for socket tracking (not reported) */
+			r->ints[i] = v;
 			put_sock(r, a->str, (struct sock *)v);
+			break;
+		case SRC_REG_SKB:
+			r->ints[i] = (__u64)BPF_CORE_READ((struct sk_buff *)v, sk);
+			put_skb(r, a->str, (struct sk_buff *)v);
 			break;
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
 			break;
 		case SRC_REG_SOCKET:
-			put_sock(r, a->str, BPF_CORE_READ((struct socket *)v, sk));
+			r->ints[i] = (__u64)BPF_CORE_READ((struct socket *)v, sk);
+			put_sock(r, a->str, (struct sock *)r->ints[i]);
+			break;
+		case SRC_REG_BPF_ATTR:
+			put_bpf_attr(r, a->str, (union bpf_attr *)v);
 			break;
 		case SRC_REG_SYSCALL64:
 			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);
@@ -301,15 +434,71 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 	}
 }
 
+/* owner returns the pid_tgid an event is attributed to: the process that
+ * tracks the socket of the call's first sock, socket or skb argument
+ * found in socktrack (TrackSock), else the current task. */
+static __always_inline __u64 owner(struct gen_conf *c, struct gen_rec *r)
+{
+	for (int i = 0; i < MAX_ARGS; i++) {
+		struct sock_owner *o;
+		__u64 sk;
+		__u8 src;
+
+		if (i >= c->nargs)
+			break;
+		src = c->args[i].src;
+		if (src != SRC_REG_SOCK && src != SRC_REG_SOCKET && src != SRC_REG_SKB)
+			continue;
+		sk = r->ints[i];
+		o = sk ? bpf_map_lookup_elem(&socktrack, &sk) : NULL;
+		if (o)
+			return (__u64)o->pid << 32 | o->tid;
+	}
+	return bpf_get_current_pid_tgid();
+}
+
+static __always_inline void track(__u64 sk, bool on)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sock_owner o = {.pid = id >> 32, .tid = (__u32)id};
+
+	if (!sk)
+		return;
+	if (on)
+		bpf_map_update_elem(&socktrack, &sk, &o, BPF_ANY);
+	else
+		bpf_map_delete_elem(&socktrack, &sk);
+}
+
+/* sock_actions carries out the socket tracking of a call selector s (or
+ * MAX_SELECTORS: no selectors) matched: returnArgAction on the returned
+ * sock, TrackSock and UntrackSock on the sock argument argSock names. */
+static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, int s, long ret)
+{
+	__u32 acts, slot;
+
+	if (ret_sock_action)
+		track(ret, ret_sock_action == RET_SOCK_TRACK);
+	if (s < 0 || s >= MAX_SELECTORS)
+		return;
+	acts = c->sel[s].actions;
+	if (!(acts & (ACT_TRACKSOCK | ACT_UNTRACKSOCK)))
+		return;
+	slot = sel_sock_slot[s];
+	if (slot < MAX_ARGS)
+		track(r->ints[slot], acts & ACT_TRACKSOCK);
+}
+
 /* evaluate runs the selectors on one call and carries out the actions of
  * the one that matched; it returns the value an Override selector asks the
  * function to return, else 0. */
-static __always_inline long evaluate(struct raw_args *ra, long ret)
+static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct gen_conf *c;
 	struct gen_rec *r;
 	__u32 zero = 0;
+	long err;
 	int s;
 
 	c = bpf_map_lookup_elem(&conf, &zero);
@@ -323,7 +512,18 @@ static __always_inline long evaluate(struct raw_args *ra, long ret)
 	s = select(c, r, ret);
 	if (s < 0)
 		return 0;
-	return act_and_post(c, r, s, bpf_get_current_pid_tgid(), syscall_nr, ret);
+	r->kstack = r->ustack = -1;
+	if (s >= 0 && s < MAX_SELECTORS) {
+		__u32 acts = c->sel[s].actions;
+
+		if (acts & ACT_KSTACK)
+			r->kstack = bpf_get_stackid(ctx, &stacks, 0);
+		if (acts & ACT_USTACK)
+			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	}
+	err = act_and_post(c, r, s, owner(c, r), syscall_nr, ret);
+	sock_actions(c, r, s, ret);
+	return err;
 }
 
 /* syscall_args replaces a syscall entry point's one parameter, the user
@@ -371,7 +571,7 @@ int gen_kprobe(struct pt_regs *ctx)
 		bpf_map_update_elem(&entries, &id, &ra, BPF_ANY);
 		return 0;
 	}
-	evaluate(&ra, 0);
+	evaluate(ctx, &ra, 0);
 	return 0;
 }
 
@@ -386,7 +586,7 @@ int gen_kretprobe(struct pt_regs *ctx)
 		return 0;
 	ra = *saved;
 	bpf_map_delete_elem(&entries, &id);
-	evaluate(&ra, ctx->ax);
+	evaluate(ctx, &ra, ctx->ax);
 	return 0;
 }
 
@@ -407,7 +607,7 @@ int gen_fmod_ret(__u64 *ctx)
 	}
 	if (syscall_wrapper)
 		syscall_args(&ra);
-	return evaluate(&ra, 0);
+	return evaluate(ctx, &ra, 0);
 }
 
 /* gen_lsm serves lsmhooks: BPF LSM programs run where the kernel consults
@@ -424,7 +624,7 @@ int gen_lsm(__u64 *ctx)
 			break;
 		bpf_get_func_arg(ctx, i, &ra.a[i]);
 	}
-	err = evaluate(&ra, 0);
+	err = evaluate(ctx, &ra, 0);
 	/* the kernel accepts only 0 or a negative errno from LSM programs */
 	if (err > 0 || err < -4095)
 		err = -1;
@@ -478,7 +678,7 @@ int gen_tracepoint(void *ctx)
 			break;
 		ra.a[i] = tp_field(ctx, i);
 	}
-	evaluate(&ra, 0);
+	evaluate(ctx, &ra, 0);
 	return 0;
 }
 
@@ -502,6 +702,6 @@ int gen_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 		ra.a[4] = ctx->args[4];
 	if (nparams > 5)
 		ra.a[5] = ctx->args[5];
-	evaluate(&ra, 0);
+	evaluate(ctx, &ra, 0);
 	return 0;
 }

@@ -69,6 +69,8 @@ type KprobeGenRec struct {
 	Ints     [5]int64
 	StrLen   [2]uint16
 	StrFlags [2]uint16
+	Kstack   int32
+	Ustack   int32
 	Data     [8192]int8
 }
 
@@ -89,6 +91,12 @@ type KprobeRawArgs struct {
 	A [8]uint64
 }
 
+type KprobeSockOwner struct {
+	_   structs.HostLayout
+	Pid uint32
+	Tid uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -99,6 +107,8 @@ const (
 	KprobeMapKeyHeap        = "key_heap"
 	KprobeMapPathHeap       = "path_heap"
 	KprobeMapRecHeap        = "rec_heap"
+	KprobeMapSocktrack      = "socktrack"
+	KprobeMapStacks         = "stacks"
 	KprobeMapStats          = "stats"
 	KprobeMapStrings        = "strings"
 	KprobeProgGenFmodRet    = "gen_fmod_ret"
@@ -111,6 +121,8 @@ const (
 	KprobeVarArgSize        = "arg_size"
 	KprobeVarAtReturn       = "at_return"
 	KprobeVarNparams        = "nparams"
+	KprobeVarRetSockAction  = "ret_sock_action"
+	KprobeVarSelSockSlot    = "sel_sock_slot"
 	KprobeVarSyscallNr      = "syscall_nr"
 	KprobeVarSyscallWrapper = "syscall_wrapper"
 	KprobeVarTpOff          = "tp_off"
@@ -175,14 +187,16 @@ type KprobeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type KprobeMapSpecs struct {
-	Conf     *ebpf.MapSpec `ebpf:"conf"`
-	Entries  *ebpf.MapSpec `ebpf:"entries"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	KeyHeap  *ebpf.MapSpec `ebpf:"key_heap"`
-	PathHeap *ebpf.MapSpec `ebpf:"path_heap"`
-	RecHeap  *ebpf.MapSpec `ebpf:"rec_heap"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
-	Strings  *ebpf.MapSpec `ebpf:"strings"`
+	Conf      *ebpf.MapSpec `ebpf:"conf"`
+	Entries   *ebpf.MapSpec `ebpf:"entries"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	KeyHeap   *ebpf.MapSpec `ebpf:"key_heap"`
+	PathHeap  *ebpf.MapSpec `ebpf:"path_heap"`
+	RecHeap   *ebpf.MapSpec `ebpf:"rec_heap"`
+	Socktrack *ebpf.MapSpec `ebpf:"socktrack"`
+	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
+	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	Strings   *ebpf.MapSpec `ebpf:"strings"`
 }
 
 // KprobeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -193,6 +207,8 @@ type KprobeVariableSpecs struct {
 	ArgSize        *ebpf.VariableSpec `ebpf:"arg_size"`
 	AtReturn       *ebpf.VariableSpec `ebpf:"at_return"`
 	Nparams        *ebpf.VariableSpec `ebpf:"nparams"`
+	RetSockAction  *ebpf.VariableSpec `ebpf:"ret_sock_action"`
+	SelSockSlot    *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
 	SyscallNr      *ebpf.VariableSpec `ebpf:"syscall_nr"`
 	SyscallWrapper *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
 	TpOff          *ebpf.VariableSpec `ebpf:"tp_off"`
@@ -223,14 +239,16 @@ func (o *KprobeObjects) Close() error {
 //
 // It can be passed to LoadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type KprobeMaps struct {
-	Conf     *ebpf.Map `ebpf:"conf"`
-	Entries  *ebpf.Map `ebpf:"entries"`
-	Events   *ebpf.Map `ebpf:"events"`
-	KeyHeap  *ebpf.Map `ebpf:"key_heap"`
-	PathHeap *ebpf.Map `ebpf:"path_heap"`
-	RecHeap  *ebpf.Map `ebpf:"rec_heap"`
-	Stats    *ebpf.Map `ebpf:"stats"`
-	Strings  *ebpf.Map `ebpf:"strings"`
+	Conf      *ebpf.Map `ebpf:"conf"`
+	Entries   *ebpf.Map `ebpf:"entries"`
+	Events    *ebpf.Map `ebpf:"events"`
+	KeyHeap   *ebpf.Map `ebpf:"key_heap"`
+	PathHeap  *ebpf.Map `ebpf:"path_heap"`
+	RecHeap   *ebpf.Map `ebpf:"rec_heap"`
+	Socktrack *ebpf.Map `ebpf:"socktrack"`
+	Stacks    *ebpf.Map `ebpf:"stacks"`
+	Stats     *ebpf.Map `ebpf:"stats"`
+	Strings   *ebpf.Map `ebpf:"strings"`
 }
 
 func (m *KprobeMaps) Close() error {
@@ -241,6 +259,8 @@ func (m *KprobeMaps) Close() error {
 		m.KeyHeap,
 		m.PathHeap,
 		m.RecHeap,
+		m.Socktrack,
+		m.Stacks,
 		m.Stats,
 		m.Strings,
 	)
@@ -254,6 +274,8 @@ type KprobeVariables struct {
 	ArgSize        *ebpf.Variable `ebpf:"arg_size"`
 	AtReturn       *ebpf.Variable `ebpf:"at_return"`
 	Nparams        *ebpf.Variable `ebpf:"nparams"`
+	RetSockAction  *ebpf.Variable `ebpf:"ret_sock_action"`
+	SelSockSlot    *ebpf.Variable `ebpf:"sel_sock_slot"`
 	SyscallNr      *ebpf.Variable `ebpf:"syscall_nr"`
 	SyscallWrapper *ebpf.Variable `ebpf:"syscall_wrapper"`
 	TpOff          *ebpf.Variable `ebpf:"tp_off"`

@@ -72,6 +72,11 @@ enum arg_src {
 	 * struct sockaddr_in/in6 as it is) */
 	SRC_REG_SOCK = 32,     /* struct sock * */
 	SRC_REG_SOCKADDR = 33, /* struct sockaddr *, kernel or user memory */
+	/* 34 to 39: kprobe.c's own sources */
+	SRC_REG_SOCKET = 40, /* struct socket *: its sock, as SRC_REG_SOCK */
+	/* struct sk_buff *: its packet's family, protocol, addresses and
+	 * ports, as struct sock_data (struct skb_data) */
+	SRC_REG_SKB = 41,
 };
 
 enum arg_type {
@@ -104,7 +109,26 @@ enum match_op {
 	MOP_PROTOCOL,
 	MOP_FAMILY,
 	MOP_STATE,
+	/* InRange, NotInRange on integers: vals are inclusive (lo, hi)
+	 * pairs, in the argument type's order */
+	MOP_IN_RANGE,
+	MOP_NOT_IN_RANGE,
+	/* SubString, SubStringIgnCase on strings and paths: the values are
+	 * prefix entries in the LPM trie (lower-case for IgnCase), looked
+	 * up at every position of the string (match_substr) */
+	MOP_SUBSTR,
+	MOP_SUBSTR_IGNCASE,
+	/* FileType, NotFileType on files and paths: vals are S_IFMT values,
+	 * compared with the file type put_path keeps in str_flags */
+	MOP_FILE_TYPE,
+	MOP_NOT_FILE_TYPE,
 };
+
+/* put_path keeps the type of the file it resolved (i_mode & S_IFMT) in
+ * the upper four bits of the slot's str_flags, which the PATH_F_* flags
+ * leave free: FileType matches it, and the record's layout stays as it
+ * was. */
+#define STR_F_TYPE 0xf000
 
 /* the fields of a struct sock, as kprobe.c's put_sock copies them into
  * an argument's string slot for selectors and user space */
@@ -172,6 +196,14 @@ enum cap_set {
 #define ACT_SIGKILL 2
 #define ACT_SIGNAL 4
 #define ACT_OVERRIDE 8 /* fmod_ret only: the function returns err instead */
+/* kprobe.c only: follow the sock of the argument the selector names
+ * (TrackSock), or stop following it (UntrackSock) */
+#define ACT_TRACKSOCK 16
+#define ACT_UNTRACKSOCK 32
+/* kprobe.c only: Post's kernelStackTrace and userStackTrace, the stack ids
+ * in gen_rec's kstack and ustack */
+#define ACT_KSTACK 64
+#define ACT_USTACK 128
 
 struct arg_conf {
 	__u8 src;
@@ -225,6 +257,10 @@ struct gen_rec {
 	__s64 ints[MAX_ARGS];
 	__u16 str_len[MAX_STRS];
 	__u16 str_flags[MAX_STRS];
+	/* stack ids in kprobe.c's stack map, when actions has ACT_KSTACK or
+	 * ACT_USTACK; negative: no stack (an error of bpf_get_stackid) */
+	__s32 kstack;
+	__s32 ustack;
 	char data[MAX_STRS * STR_LEN];
 };
 
@@ -300,6 +336,7 @@ static __always_inline void put_path(struct gen_rec *r, __u32 s, struct task_str
 {
 	struct path_scratch *scratch;
 	__u32 zero = 0, pflags = 0, pos, len;
+	__u16 ftype = BPF_CORE_READ(dentry, d_inode, i_mode) & STR_F_TYPE;
 
 	pos = resolve_path(t, mnt, dentry, &pflags);
 	scratch = bpf_map_lookup_elem(&path_heap, &zero);
@@ -308,7 +345,7 @@ static __always_inline void put_path(struct gen_rec *r, __u32 s, struct task_str
 	len = (PATH_MAX_LEN - pos) & PATH_MASK;
 	bpf_probe_read_kernel(&r->data[(s & 1) * STR_LEN], len, &scratch->buf[pos & PATH_MASK]);
 	r->str_len[s & 1] = len;
-	r->str_flags[s & 1] = pflags;
+	r->str_flags[s & 1] = (pflags & ~STR_F_TYPE) | ftype;
 }
 
 /* put_file_path resolves f's path into string slot s of r. */
@@ -416,6 +453,18 @@ static __always_inline bool match_int(__s64 x, struct match_arg *m)
 {
 	bool hit = false;
 
+	if (m->op == MOP_IN_RANGE || m->op == MOP_NOT_IN_RANGE) {
+		/* (lo, hi) pairs: x - lo <= hi - lo, unsigned, holds for
+		 * lo <= x <= hi whether the type is signed or not (user space
+		 * checks lo <= hi in its order). Its own loop: a case of the
+		 * one below would be walked once per value and operator. */
+		for (int i = 0; i < MAX_VALUES; i += 2) {
+			if (i >= m->nvals)
+				break;
+			hit |= (__u64)(x - m->vals[i]) <= (__u64)(m->vals[i + 1] - m->vals[i]);
+		}
+		return m->op == MOP_NOT_IN_RANGE ? !hit : hit;
+	}
 	for (int i = 0; i < MAX_VALUES; i++) {
 		if (i >= m->nvals)
 			break;
@@ -433,9 +482,13 @@ static __always_inline bool match_int(__s64 x, struct match_arg *m)
 		case MOP_LT:
 			hit |= x < m->vals[i];
 			break;
+		case MOP_FILE_TYPE:
+		case MOP_NOT_FILE_TYPE:
+			hit |= x == m->vals[i];
+			break;
 		}
 	}
-	return m->op == MOP_NOT_EQUAL ? !hit : hit;
+	return m->op == MOP_NOT_EQUAL || m->op == MOP_NOT_FILE_TYPE ? !hit : hit;
 }
 
 static __always_inline bool negated(struct match_arg *m)
@@ -643,8 +696,100 @@ __noinline int match_rec_str(__u32 s, __u32 slot, __u32 postfix)
 	return match_bytes(&r->data[(s & 1) * STR_LEN], r->str_len[s & 1], slot, postfix);
 }
 
-/* match_sock checks a socket operator on the sock or sockaddr argument
- * (src) whose fields are in string slot s of the record. A sockaddr has
+struct substr_ctx {
+	__u32 len;
+	__u32 slot;
+	bool hit;
+};
+
+/* lower_step lower-cases byte i of the path scratch buffer (ASCII, as
+ * Tetragon's SubStringIgnCase). */
+static long lower_step(__u32 i, void *data)
+{
+	struct path_scratch *s;
+	__u32 zero = 0;
+	char c;
+
+	s = bpf_map_lookup_elem(&path_heap, &zero);
+	if (!s)
+		return 1;
+	c = s->buf[i & PATH_MASK];
+	if (c >= 'A' && c <= 'Z')
+		s->buf[i & PATH_MASK] = c + ('a' - 'A');
+	return 0;
+}
+
+/* substr_step looks the string's tail from position i (in the path
+ * scratch buffer) up among the prefix entries of the match slot: an entry
+ * found is a value that occurs at i. It stops the loop at a hit. */
+static long substr_step(__u32 i, void *data)
+{
+	struct substr_ctx *x = data;
+	struct path_scratch *s;
+	struct lpm_key *k;
+	__u32 zero = 0, n;
+
+	s = bpf_map_lookup_elem(&path_heap, &zero);
+	k = bpf_map_lookup_elem(&key_heap, &zero);
+	if (!s || !k || i >= x->len)
+		return 1;
+	n = x->len - i;
+	if (n > LPM_DATA)
+		n = LPM_DATA;
+	/* as in match_bytes: bound the size the helper is given */
+	barrier_var(n);
+	n &= 0xff;
+	bpf_probe_read_kernel(k->data, n, &s->buf[i & PATH_MASK]);
+	k->slot = x->slot;
+	k->prefixlen = 8 + n * 8;
+	if (bpf_map_lookup_elem(&strings, k)) {
+		x->hit = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* match_substr checks SubString (SubStringIgnCase with igncase) on string
+ * slot s of the record: whether one of the values of match slot occurs in
+ * it. The string is copied to the path scratch buffer (and lower-cased
+ * there for igncase), then each of its positions is looked up: a value
+ * longer than 255 bytes is refused by user space. Global, as
+ * match_process. */
+__noinline int match_substr(__u32 s, __u32 slot, __u32 igncase)
+{
+	struct substr_ctx x = {.slot = slot};
+	struct path_scratch *p;
+	struct gen_rec *r;
+	__u32 zero = 0;
+
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	p = bpf_map_lookup_elem(&path_heap, &zero);
+	if (!r || !p)
+		return 0;
+	x.len = r->str_len[s & 1] & PATH_MASK;
+	bpf_probe_read_kernel(p->buf, x.len, &r->data[(s & 1) * STR_LEN]);
+	if (igncase)
+		bpf_loop(x.len, lower_step, NULL, 0);
+	bpf_loop(x.len, substr_step, &x, 0);
+	return x.hit;
+}
+
+/* match_file_type checks FileType and NotFileType on string slot s of the
+ * record: the type of the file put_path resolved there. No file (nothing
+ * resolved) holds for neither. Global, as match_process. */
+__noinline int match_file_type(struct match_arg *m, __u32 s)
+{
+	struct gen_rec *r;
+	__u32 zero = 0;
+
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!r || !m || !r->str_len[s & 1])
+		return 0;
+	return match_int(r->str_flags[s & 1] & STR_F_TYPE, m);
+}
+
+/* match_sock checks a socket operator on the sock, socket, skb or
+ * sockaddr argument (src) whose fields are in string slot s of the record. A sockaddr has
  * one address and port, which Tetragon's operators name SAddr and SPort.
  * An argument that could not be read holds for no operator, negated or
  * not; an address of a family other than AF_INET and AF_INET6 is in no
@@ -671,7 +816,7 @@ __noinline int match_sock(struct match_arg *m, __u32 s, __u32 src)
 	d = (const __u8 *)&r->data[s * STR_LEN];
 	op = m->op;
 	__builtin_memcpy(&family, d, sizeof(family));
-	if (src == SRC_REG_SOCK) {
+	if (src != SRC_REG_SOCKADDR) {
 		const struct sock_data *sd = (const void *)d;
 
 		addr = op == MOP_SADDR || op == MOP_NOT_SADDR ? sd->saddr : sd->daddr;
@@ -778,8 +923,17 @@ static long eval_match(__u32 j, void *data)
 			return 1;
 		}
 		a = &x->c->args[ai];
-		if (a->src == SRC_REG_SOCK || a->src == SRC_REG_SOCKADDR) {
+		if (a->src == SRC_REG_SOCK || a->src == SRC_REG_SOCKADDR || a->src == SRC_REG_SOCKET ||
+		    a->src == SRC_REG_SKB) {
 			hit = match_sock(m, a->str, a->src);
+			goto out;
+		}
+		if (m->op == MOP_SUBSTR || m->op == MOP_SUBSTR_IGNCASE) {
+			hit = match_substr(a->str, m->slot, m->op == MOP_SUBSTR_IGNCASE);
+			goto out;
+		}
+		if (m->op == MOP_FILE_TYPE || m->op == MOP_NOT_FILE_TYPE) {
+			hit = match_file_type(m, a->str);
 			goto out;
 		}
 		if (a->type != T_INT) {

@@ -202,17 +202,19 @@ func (CapabilitiesType) EnumDescriptor() ([]byte, []int) {
 type KprobeAction int32
 
 const (
-	KprobeAction_KPROBE_ACTION_UNKNOWN    KprobeAction = 0
-	KprobeAction_KPROBE_ACTION_POST       KprobeAction = 1
-	KprobeAction_KPROBE_ACTION_FOLLOWFD   KprobeAction = 2
-	KprobeAction_KPROBE_ACTION_SIGKILL    KprobeAction = 3
-	KprobeAction_KPROBE_ACTION_UNFOLLOWFD KprobeAction = 4
-	KprobeAction_KPROBE_ACTION_OVERRIDE   KprobeAction = 5
-	KprobeAction_KPROBE_ACTION_COPYFD     KprobeAction = 6
-	KprobeAction_KPROBE_ACTION_GETURL     KprobeAction = 7
-	KprobeAction_KPROBE_ACTION_DNSLOOKUP  KprobeAction = 8
-	KprobeAction_KPROBE_ACTION_NOPOST     KprobeAction = 9
-	KprobeAction_KPROBE_ACTION_SIGNAL     KprobeAction = 10
+	KprobeAction_KPROBE_ACTION_UNKNOWN     KprobeAction = 0
+	KprobeAction_KPROBE_ACTION_POST        KprobeAction = 1
+	KprobeAction_KPROBE_ACTION_FOLLOWFD    KprobeAction = 2
+	KprobeAction_KPROBE_ACTION_SIGKILL     KprobeAction = 3
+	KprobeAction_KPROBE_ACTION_UNFOLLOWFD  KprobeAction = 4
+	KprobeAction_KPROBE_ACTION_OVERRIDE    KprobeAction = 5
+	KprobeAction_KPROBE_ACTION_COPYFD      KprobeAction = 6
+	KprobeAction_KPROBE_ACTION_GETURL      KprobeAction = 7
+	KprobeAction_KPROBE_ACTION_DNSLOOKUP   KprobeAction = 8
+	KprobeAction_KPROBE_ACTION_NOPOST      KprobeAction = 9
+	KprobeAction_KPROBE_ACTION_SIGNAL      KprobeAction = 10
+	KprobeAction_KPROBE_ACTION_TRACKSOCK   KprobeAction = 11
+	KprobeAction_KPROBE_ACTION_UNTRACKSOCK KprobeAction = 12
 )
 
 // Enum value maps for KprobeAction.
@@ -229,19 +231,23 @@ var (
 		8:  "KPROBE_ACTION_DNSLOOKUP",
 		9:  "KPROBE_ACTION_NOPOST",
 		10: "KPROBE_ACTION_SIGNAL",
+		11: "KPROBE_ACTION_TRACKSOCK",
+		12: "KPROBE_ACTION_UNTRACKSOCK",
 	}
 	KprobeAction_value = map[string]int32{
-		"KPROBE_ACTION_UNKNOWN":    0,
-		"KPROBE_ACTION_POST":       1,
-		"KPROBE_ACTION_FOLLOWFD":   2,
-		"KPROBE_ACTION_SIGKILL":    3,
-		"KPROBE_ACTION_UNFOLLOWFD": 4,
-		"KPROBE_ACTION_OVERRIDE":   5,
-		"KPROBE_ACTION_COPYFD":     6,
-		"KPROBE_ACTION_GETURL":     7,
-		"KPROBE_ACTION_DNSLOOKUP":  8,
-		"KPROBE_ACTION_NOPOST":     9,
-		"KPROBE_ACTION_SIGNAL":     10,
+		"KPROBE_ACTION_UNKNOWN":     0,
+		"KPROBE_ACTION_POST":        1,
+		"KPROBE_ACTION_FOLLOWFD":    2,
+		"KPROBE_ACTION_SIGKILL":     3,
+		"KPROBE_ACTION_UNFOLLOWFD":  4,
+		"KPROBE_ACTION_OVERRIDE":    5,
+		"KPROBE_ACTION_COPYFD":      6,
+		"KPROBE_ACTION_GETURL":      7,
+		"KPROBE_ACTION_DNSLOOKUP":   8,
+		"KPROBE_ACTION_NOPOST":      9,
+		"KPROBE_ACTION_SIGNAL":      10,
+		"KPROBE_ACTION_TRACKSOCK":   11,
+		"KPROBE_ACTION_UNTRACKSOCK": 12,
 	}
 )
 
@@ -1569,6 +1575,206 @@ func (x *KprobeSock) GetState() string {
 	return ""
 }
 
+type KprobeBpfAttr struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProgType      string                 `protobuf:"bytes,1,opt,name=ProgType,proto3" json:"ProgType,omitempty"`
+	InsnCnt       uint32                 `protobuf:"varint,2,opt,name=InsnCnt,proto3" json:"InsnCnt,omitempty"`
+	ProgName      string                 `protobuf:"bytes,3,opt,name=ProgName,proto3" json:"ProgName,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeBpfAttr) Reset() {
+	*x = KprobeBpfAttr{}
+	mi := &file_tetragon_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeBpfAttr) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeBpfAttr) ProtoMessage() {}
+
+func (x *KprobeBpfAttr) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeBpfAttr.ProtoReflect.Descriptor instead.
+func (*KprobeBpfAttr) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *KprobeBpfAttr) GetProgType() string {
+	if x != nil {
+		return x.ProgType
+	}
+	return ""
+}
+
+func (x *KprobeBpfAttr) GetInsnCnt() uint32 {
+	if x != nil {
+		return x.InsnCnt
+	}
+	return 0
+}
+
+func (x *KprobeBpfAttr) GetProgName() string {
+	if x != nil {
+		return x.ProgName
+	}
+	return ""
+}
+
+type KprobeSkb struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hash          uint32                 `protobuf:"varint,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	Len           uint32                 `protobuf:"varint,2,opt,name=len,proto3" json:"len,omitempty"`
+	Priority      uint32                 `protobuf:"varint,3,opt,name=priority,proto3" json:"priority,omitempty"`
+	Mark          uint32                 `protobuf:"varint,4,opt,name=mark,proto3" json:"mark,omitempty"`
+	Saddr         string                 `protobuf:"bytes,5,opt,name=saddr,proto3" json:"saddr,omitempty"`
+	Daddr         string                 `protobuf:"bytes,6,opt,name=daddr,proto3" json:"daddr,omitempty"`
+	Sport         uint32                 `protobuf:"varint,7,opt,name=sport,proto3" json:"sport,omitempty"`
+	Dport         uint32                 `protobuf:"varint,8,opt,name=dport,proto3" json:"dport,omitempty"`
+	Proto         uint32                 `protobuf:"varint,9,opt,name=proto,proto3" json:"proto,omitempty"`
+	SecPathLen    uint32                 `protobuf:"varint,10,opt,name=sec_path_len,json=secPathLen,proto3" json:"sec_path_len,omitempty"`
+	SecPathOlen   uint32                 `protobuf:"varint,11,opt,name=sec_path_olen,json=secPathOlen,proto3" json:"sec_path_olen,omitempty"`
+	Protocol      string                 `protobuf:"bytes,12,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Family        string                 `protobuf:"bytes,13,opt,name=family,proto3" json:"family,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeSkb) Reset() {
+	*x = KprobeSkb{}
+	mi := &file_tetragon_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeSkb) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeSkb) ProtoMessage() {}
+
+func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeSkb.ProtoReflect.Descriptor instead.
+func (*KprobeSkb) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *KprobeSkb) GetHash() uint32 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetLen() uint32 {
+	if x != nil {
+		return x.Len
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetPriority() uint32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetMark() uint32 {
+	if x != nil {
+		return x.Mark
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetSaddr() string {
+	if x != nil {
+		return x.Saddr
+	}
+	return ""
+}
+
+func (x *KprobeSkb) GetDaddr() string {
+	if x != nil {
+		return x.Daddr
+	}
+	return ""
+}
+
+func (x *KprobeSkb) GetSport() uint32 {
+	if x != nil {
+		return x.Sport
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetDport() uint32 {
+	if x != nil {
+		return x.Dport
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetProto() uint32 {
+	if x != nil {
+		return x.Proto
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetSecPathLen() uint32 {
+	if x != nil {
+		return x.SecPathLen
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetSecPathOlen() uint32 {
+	if x != nil {
+		return x.SecPathOlen
+	}
+	return 0
+}
+
+func (x *KprobeSkb) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *KprobeSkb) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
 type KprobeSockaddr struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Family        string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
@@ -1580,7 +1786,7 @@ type KprobeSockaddr struct {
 
 func (x *KprobeSockaddr) Reset() {
 	*x = KprobeSockaddr{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1798,7 @@ func (x *KprobeSockaddr) String() string {
 func (*KprobeSockaddr) ProtoMessage() {}
 
 func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1811,7 @@ func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
 func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KprobeSockaddr) GetFamily() string {
@@ -1641,7 +1847,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1859,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1872,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -1695,7 +1901,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1913,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1926,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -1758,7 +1964,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1976,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1989,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -1820,12 +2026,14 @@ type KprobeArgument struct {
 	//
 	//	*KprobeArgument_StringArg
 	//	*KprobeArgument_IntArg
+	//	*KprobeArgument_SkbArg
 	//	*KprobeArgument_SizeArg
 	//	*KprobeArgument_BytesArg
 	//	*KprobeArgument_PathArg
 	//	*KprobeArgument_FileArg
 	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
+	//	*KprobeArgument_BpfAttrArg
 	//	*KprobeArgument_UintArg
 	//	*KprobeArgument_ProcessCredentialsArg
 	//	*KprobeArgument_UserNsArg
@@ -1840,7 +2048,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +2060,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +2073,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -1891,6 +2099,15 @@ func (x *KprobeArgument) GetIntArg() int32 {
 		}
 	}
 	return 0
+}
+
+func (x *KprobeArgument) GetSkbArg() *KprobeSkb {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_SkbArg); ok {
+			return x.SkbArg
+		}
+	}
+	return nil
 }
 
 func (x *KprobeArgument) GetSizeArg() uint64 {
@@ -1945,6 +2162,15 @@ func (x *KprobeArgument) GetLongArg() int64 {
 		}
 	}
 	return 0
+}
+
+func (x *KprobeArgument) GetBpfAttrArg() *KprobeBpfAttr {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_BpfAttrArg); ok {
+			return x.BpfAttrArg
+		}
+	}
+	return nil
 }
 
 func (x *KprobeArgument) GetUintArg() uint32 {
@@ -2020,6 +2246,10 @@ type KprobeArgument_IntArg struct {
 	IntArg int32 `protobuf:"varint,2,opt,name=int_arg,json=intArg,proto3,oneof"`
 }
 
+type KprobeArgument_SkbArg struct {
+	SkbArg *KprobeSkb `protobuf:"bytes,3,opt,name=skb_arg,json=skbArg,proto3,oneof"`
+}
+
 type KprobeArgument_SizeArg struct {
 	SizeArg uint64 `protobuf:"varint,4,opt,name=size_arg,json=sizeArg,proto3,oneof"`
 }
@@ -2042,6 +2272,10 @@ type KprobeArgument_SockArg struct {
 
 type KprobeArgument_LongArg struct {
 	LongArg int64 `protobuf:"varint,11,opt,name=long_arg,json=longArg,proto3,oneof"`
+}
+
+type KprobeArgument_BpfAttrArg struct {
+	BpfAttrArg *KprobeBpfAttr `protobuf:"bytes,12,opt,name=bpf_attr_arg,json=bpfAttrArg,proto3,oneof"`
 }
 
 type KprobeArgument_UintArg struct {
@@ -2072,6 +2306,8 @@ func (*KprobeArgument_StringArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_IntArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_SkbArg) isKprobeArgument_Arg() {}
+
 func (*KprobeArgument_SizeArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_BytesArg) isKprobeArgument_Arg() {}
@@ -2083,6 +2319,8 @@ func (*KprobeArgument_FileArg) isKprobeArgument_Arg() {}
 func (*KprobeArgument_SockArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_BpfAttrArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
 
@@ -2096,6 +2334,78 @@ func (*KprobeArgument_SyscallId) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_SockaddrArg) isKprobeArgument_Arg() {}
 
+type StackTraceEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// linear address of the function in kernel or user space.
+	Address uint64 `protobuf:"varint,1,opt,name=address,proto3" json:"address,omitempty"`
+	// offset into the function.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// symbol name of the function.
+	Symbol string `protobuf:"bytes,3,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	// module path for user space addresses.
+	Module        string `protobuf:"bytes,4,opt,name=module,proto3" json:"module,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StackTraceEntry) Reset() {
+	*x = StackTraceEntry{}
+	mi := &file_tetragon_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StackTraceEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StackTraceEntry) ProtoMessage() {}
+
+func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
+func (*StackTraceEntry) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *StackTraceEntry) GetAddress() uint64 {
+	if x != nil {
+		return x.Address
+	}
+	return 0
+}
+
+func (x *StackTraceEntry) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *StackTraceEntry) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *StackTraceEntry) GetModule() string {
+	if x != nil {
+		return x.Module
+	}
+	return ""
+}
+
 type ProcessKprobe struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Process      *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
@@ -2104,11 +2414,15 @@ type ProcessKprobe struct {
 	Args         []*KprobeArgument      `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
 	Return       *KprobeArgument        `protobuf:"bytes,5,opt,name=return,proto3" json:"return,omitempty"`
 	Action       KprobeAction           `protobuf:"varint,6,opt,name=action,proto3,enum=tetragon.KprobeAction" json:"action,omitempty"`
-	PolicyName   string                 `protobuf:"bytes,8,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	// kernelStackTrace: the kernel stack of the call, innermost first.
+	KernelStackTrace []*StackTraceEntry `protobuf:"bytes,7,rep,name=kernel_stack_trace,json=kernelStackTrace,proto3" json:"kernel_stack_trace,omitempty"`
+	PolicyName       string             `protobuf:"bytes,8,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
 	// The action of the return probe: Post when the hook has return: true.
 	ReturnAction KprobeAction `protobuf:"varint,9,opt,name=return_action,json=returnAction,proto3,enum=tetragon.KprobeAction" json:"return_action,omitempty"`
 	Message      string       `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
 	Tags         []string     `protobuf:"bytes,11,rep,name=tags,proto3" json:"tags,omitempty"`
+	// userStackTrace: the user stack of the call, innermost first.
+	UserStackTrace []*StackTraceEntry `protobuf:"bytes,12,rep,name=user_stack_trace,json=userStackTrace,proto3" json:"user_stack_trace,omitempty"`
 	// Ours: the hook mechanism that served the call: kprobe, fentry,
 	// lsm, tracepoint, uprobe or syscall-tracepoint.
 	Mechanism     string `protobuf:"bytes,10000,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
@@ -2118,7 +2432,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2444,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2457,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2188,6 +2502,13 @@ func (x *ProcessKprobe) GetAction() KprobeAction {
 	return KprobeAction_KPROBE_ACTION_UNKNOWN
 }
 
+func (x *ProcessKprobe) GetKernelStackTrace() []*StackTraceEntry {
+	if x != nil {
+		return x.KernelStackTrace
+	}
+	return nil
+}
+
 func (x *ProcessKprobe) GetPolicyName() string {
 	if x != nil {
 		return x.PolicyName
@@ -2212,6 +2533,13 @@ func (x *ProcessKprobe) GetMessage() string {
 func (x *ProcessKprobe) GetTags() []string {
 	if x != nil {
 		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetUserStackTrace() []*StackTraceEntry {
+	if x != nil {
+		return x.UserStackTrace
 	}
 	return nil
 }
@@ -2242,7 +2570,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2582,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2595,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2359,7 +2687,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2699,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2712,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2475,7 +2803,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2815,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2828,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2585,7 +2913,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2925,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2938,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -2750,7 +3078,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +3090,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +3103,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -2851,7 +3179,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +3191,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3204,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -2904,7 +3232,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3244,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3257,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -2975,7 +3303,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3315,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3328,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3085,7 +3413,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3097,7 +3425,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3110,7 +3438,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3235,7 +3563,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3247,7 +3575,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3260,7 +3588,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -3314,7 +3642,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3654,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3667,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3360,7 +3688,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3372,7 +3700,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3385,7 +3713,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3410,7 +3738,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3750,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3763,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 type GetVersionResponse struct {
@@ -3447,7 +3775,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3459,7 +3787,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3472,7 +3800,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3503,7 +3831,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3843,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3856,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3622,7 +3950,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3634,7 +3962,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3647,7 +3975,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3756,7 +4084,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +4096,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +4109,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3796,7 +4124,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +4136,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +4149,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3854,7 +4182,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3866,7 +4194,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3879,7 +4207,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3899,7 +4227,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +4239,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +4252,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -3946,7 +4274,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4286,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4299,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -3996,7 +4324,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4008,7 +4336,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4021,7 +4349,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4034,7 +4362,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4046,7 +4374,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4059,7 +4387,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4084,7 +4412,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4424,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4437,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4122,7 +4450,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4134,7 +4462,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4147,7 +4475,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4172,7 +4500,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4184,7 +4512,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4197,7 +4525,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4302,7 +4630,27 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05daddr\x18\a \x01(\tR\x05daddr\x12\x14\n" +
 	"\x05sport\x18\b \x01(\rR\x05sport\x12\x14\n" +
 	"\x05dport\x18\t \x01(\rR\x05dport\x12\x14\n" +
-	"\x05state\x18\v \x01(\tR\x05state\"P\n" +
+	"\x05state\x18\v \x01(\tR\x05state\"a\n" +
+	"\rKprobeBpfAttr\x12\x1a\n" +
+	"\bProgType\x18\x01 \x01(\tR\bProgType\x12\x18\n" +
+	"\aInsnCnt\x18\x02 \x01(\rR\aInsnCnt\x12\x1a\n" +
+	"\bProgName\x18\x03 \x01(\tR\bProgName\"\xc9\x02\n" +
+	"\tKprobeSkb\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\rR\x04hash\x12\x10\n" +
+	"\x03len\x18\x02 \x01(\rR\x03len\x12\x1a\n" +
+	"\bpriority\x18\x03 \x01(\rR\bpriority\x12\x12\n" +
+	"\x04mark\x18\x04 \x01(\rR\x04mark\x12\x14\n" +
+	"\x05saddr\x18\x05 \x01(\tR\x05saddr\x12\x14\n" +
+	"\x05daddr\x18\x06 \x01(\tR\x05daddr\x12\x14\n" +
+	"\x05sport\x18\a \x01(\rR\x05sport\x12\x14\n" +
+	"\x05dport\x18\b \x01(\rR\x05dport\x12\x14\n" +
+	"\x05proto\x18\t \x01(\rR\x05proto\x12 \n" +
+	"\fsec_path_len\x18\n" +
+	" \x01(\rR\n" +
+	"secPathLen\x12\"\n" +
+	"\rsec_path_olen\x18\v \x01(\rR\vsecPathOlen\x12\x1a\n" +
+	"\bprotocol\x18\f \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06family\x18\r \x01(\tR\x06family\"P\n" +
 	"\x0eKprobeSockaddr\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
@@ -4320,17 +4668,20 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
 	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
-	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xc9\x05\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xb6\x06\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
-	"\aint_arg\x18\x02 \x01(\x05H\x00R\x06intArg\x12\x1b\n" +
+	"\aint_arg\x18\x02 \x01(\x05H\x00R\x06intArg\x12.\n" +
+	"\askb_arg\x18\x03 \x01(\v2\x13.tetragon.KprobeSkbH\x00R\x06skbArg\x12\x1b\n" +
 	"\bsize_arg\x18\x04 \x01(\x04H\x00R\asizeArg\x12\x1d\n" +
 	"\tbytes_arg\x18\x05 \x01(\fH\x00R\bbytesArg\x121\n" +
 	"\bpath_arg\x18\x06 \x01(\v2\x14.tetragon.KprobePathH\x00R\apathArg\x121\n" +
 	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x121\n" +
 	"\bsock_arg\x18\t \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
-	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12\x1b\n" +
+	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12;\n" +
+	"\fbpf_attr_arg\x18\f \x01(\v2\x17.tetragon.KprobeBpfAttrH\x00R\n" +
+	"bpfAttrArg\x12\x1b\n" +
 	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12V\n" +
 	"\x17process_credentials_arg\x18\x13 \x01(\v2\x1c.tetragon.ProcessCredentialsH\x00R\x15processCredentialsArg\x129\n" +
 	"\vuser_ns_arg\x18\x14 \x01(\v2\x17.tetragon.UserNamespaceH\x00R\tuserNsArg\x12G\n" +
@@ -4339,20 +4690,27 @@ const file_tetragon_proto_rawDesc = "" +
 	"syscall_id\x18\x1d \x01(\v2\x13.tetragon.SyscallIdH\x00R\tsyscallId\x12=\n" +
 	"\fsockaddr_arg\x18\x1e \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x12\x14\n" +
 	"\x05label\x18\x12 \x01(\tR\x05labelB\x05\n" +
-	"\x03arg\"\xc7\x03\n" +
+	"\x03arg\"s\n" +
+	"\x0fStackTraceEntry\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\x04R\aaddress\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12\x16\n" +
+	"\x06module\x18\x04 \x01(\tR\x06module\"\xd5\x04\n" +
 	"\rProcessKprobe\x12+\n" +
 	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
 	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12#\n" +
 	"\rfunction_name\x18\x03 \x01(\tR\ffunctionName\x12,\n" +
 	"\x04args\x18\x04 \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x120\n" +
 	"\x06return\x18\x05 \x01(\v2\x18.tetragon.KprobeArgumentR\x06return\x12.\n" +
-	"\x06action\x18\x06 \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1f\n" +
+	"\x06action\x18\x06 \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12G\n" +
+	"\x12kernel_stack_trace\x18\a \x03(\v2\x19.tetragon.StackTraceEntryR\x10kernelStackTrace\x12\x1f\n" +
 	"\vpolicy_name\x18\b \x01(\tR\n" +
 	"policyName\x12;\n" +
 	"\rreturn_action\x18\t \x01(\x0e2\x16.tetragon.KprobeActionR\freturnAction\x12\x18\n" +
 	"\amessage\x18\n" +
 	" \x01(\tR\amessage\x12\x12\n" +
-	"\x04tags\x18\v \x03(\tR\x04tags\x12\x1d\n" +
+	"\x04tags\x18\v \x03(\tR\x04tags\x12C\n" +
+	"\x10user_stack_trace\x18\f \x03(\v2\x19.tetragon.StackTraceEntryR\x0euserStackTrace\x12\x1d\n" +
 	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xe5\x02\n" +
 	"\x11ProcessTracepoint\x12+\n" +
 	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
@@ -4560,7 +4918,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0eCAP_AUDIT_READ\x10%\x12\x0f\n" +
 	"\vCAP_PERFMON\x10&\x12\v\n" +
 	"\aCAP_BPF\x10'\x12\x1a\n" +
-	"\x16CAP_CHECKPOINT_RESTORE\x10(*\xb7\x02\n" +
+	"\x16CAP_CHECKPOINT_RESTORE\x10(*\xf3\x02\n" +
 	"\fKprobeAction\x12\x19\n" +
 	"\x15KPROBE_ACTION_UNKNOWN\x10\x00\x12\x16\n" +
 	"\x12KPROBE_ACTION_POST\x10\x01\x12\x1a\n" +
@@ -4573,7 +4931,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x17KPROBE_ACTION_DNSLOOKUP\x10\b\x12\x18\n" +
 	"\x14KPROBE_ACTION_NOPOST\x10\t\x12\x18\n" +
 	"\x14KPROBE_ACTION_SIGNAL\x10\n" +
-	"*\x8b\x01\n" +
+	"\x12\x1b\n" +
+	"\x17KPROBE_ACTION_TRACKSOCK\x10\v\x12\x1d\n" +
+	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f*\x8b\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +
@@ -4628,7 +4988,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4649,43 +5009,46 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobeFile)(nil),                   // 16: tetragon.KprobeFile
 	(*KprobePath)(nil),                   // 17: tetragon.KprobePath
 	(*KprobeSock)(nil),                   // 18: tetragon.KprobeSock
-	(*KprobeSockaddr)(nil),               // 19: tetragon.KprobeSockaddr
-	(*SyscallId)(nil),                    // 20: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 21: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 22: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 23: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),                // 24: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 25: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 26: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 27: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 28: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 29: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 30: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 31: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 32: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 33: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 34: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 35: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 36: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 37: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 38: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 39: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 40: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 41: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 42: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 43: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 44: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 45: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 46: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 47: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 48: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 49: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 50: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 51: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 52: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 53: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 54: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 55: google.protobuf.Int32Value
+	(*KprobeBpfAttr)(nil),                // 19: tetragon.KprobeBpfAttr
+	(*KprobeSkb)(nil),                    // 20: tetragon.KprobeSkb
+	(*KprobeSockaddr)(nil),               // 21: tetragon.KprobeSockaddr
+	(*SyscallId)(nil),                    // 22: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 23: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 24: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 25: tetragon.KprobeArgument
+	(*StackTraceEntry)(nil),              // 26: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 27: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 28: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 29: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 30: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 31: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 32: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 33: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 34: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 35: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 36: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 37: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 38: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 39: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 40: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 41: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 42: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 43: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 44: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 45: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 46: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 47: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 48: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 49: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 50: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 51: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 52: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 53: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 54: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 55: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 56: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 57: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 58: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -4701,108 +5064,112 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	52,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	52,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	52,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	52,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	52,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	52,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	52,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	52,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	55,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	55,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	55,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	55,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	55,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	55,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	55,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	55,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	53,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	52,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	52,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	53,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	52,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	56,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	55,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	55,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	56,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	55,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	52,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	55,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	54,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	57,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
 	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	53,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	55,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	52,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	52,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	56,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	58,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	55,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	55,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	17,  // 43: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	16,  // 44: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	18,  // 45: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	10,  // 46: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	22,  // 47: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	21,  // 48: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	20,  // 49: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	19,  // 50: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13,  // 51: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13,  // 52: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	23,  // 53: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	23,  // 54: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,   // 55: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	1,   // 56: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	13,  // 57: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13,  // 58: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	23,  // 59: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 60: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13,  // 61: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13,  // 62: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	23,  // 63: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 64: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13,  // 65: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13,  // 66: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	23,  // 67: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 68: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14,  // 69: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15,  // 70: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	24,  // 71: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	25,  // 72: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	26,  // 73: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	27,  // 74: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	53,  // 75: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 76: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	54,  // 77: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	29,  // 78: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	29,  // 79: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 80: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 81: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	53,  // 82: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	32,  // 83: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	51,  // 84: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	34,  // 85: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	53,  // 86: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	3,   // 87: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	31,  // 88: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	33,  // 89: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 90: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 91: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	39,  // 92: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	40,  // 93: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	30,  // 94: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	35,  // 95: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	37,  // 96: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	41,  // 97: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	43,  // 98: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	45,  // 99: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	47,  // 100: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	49,  // 101: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	28,  // 102: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	36,  // 103: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	38,  // 104: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	42,  // 105: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	44,  // 106: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	46,  // 107: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	48,  // 108: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	50,  // 109: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	102, // [102:110] is the sub-list for method output_type
-	94,  // [94:102] is the sub-list for method input_type
-	94,  // [94:94] is the sub-list for extension type_name
-	94,  // [94:94] is the sub-list for extension extendee
-	0,   // [0:94] is the sub-list for field type_name
+	20,  // 43: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
+	17,  // 44: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	16,  // 45: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	18,  // 46: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	19,  // 47: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
+	10,  // 48: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	24,  // 49: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	23,  // 50: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	22,  // 51: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	21,  // 52: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	13,  // 53: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	13,  // 54: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	25,  // 55: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	25,  // 56: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,   // 57: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	26,  // 58: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	1,   // 59: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	26,  // 60: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	13,  // 61: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	13,  // 62: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	25,  // 63: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 64: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	13,  // 65: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	13,  // 66: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	25,  // 67: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 68: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	13,  // 69: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	13,  // 70: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	25,  // 71: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 72: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	14,  // 73: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	15,  // 74: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	27,  // 75: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	28,  // 76: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	29,  // 77: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	30,  // 78: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	56,  // 79: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 80: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	57,  // 81: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	32,  // 82: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	32,  // 83: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 84: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 85: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	56,  // 86: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	35,  // 87: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	54,  // 88: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	37,  // 89: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	56,  // 90: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	3,   // 91: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	34,  // 92: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	36,  // 93: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 94: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 95: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	42,  // 96: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	43,  // 97: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	33,  // 98: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	38,  // 99: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	40,  // 100: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	44,  // 101: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	46,  // 102: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	48,  // 103: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	50,  // 104: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	52,  // 105: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	31,  // 106: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	39,  // 107: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	41,  // 108: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	45,  // 109: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	47,  // 110: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	49,  // 111: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	51,  // 112: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	53,  // 113: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	106, // [106:114] is the sub-list for method output_type
+	98,  // [98:106] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4810,15 +5177,17 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[16].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[18].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
+		(*KprobeArgument_SkbArg)(nil),
 		(*KprobeArgument_SizeArg)(nil),
 		(*KprobeArgument_BytesArg)(nil),
 		(*KprobeArgument_PathArg)(nil),
 		(*KprobeArgument_FileArg)(nil),
 		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
+		(*KprobeArgument_BpfAttrArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
 		(*KprobeArgument_ProcessCredentialsArg)(nil),
 		(*KprobeArgument_UserNsArg)(nil),
@@ -4826,7 +5195,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[21].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[24].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -4840,7 +5209,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   45,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -214,6 +214,12 @@ func argText(a *api.KprobeArgument) string {
 		return sockText(v.SockArg)
 	case *api.KprobeArgument_SockaddrArg:
 		return hostPort(v.SockaddrArg.GetAddr(), v.SockaddrArg.GetPort())
+	case *api.KprobeArgument_BpfAttrArg:
+		b := v.BpfAttrArg
+		return fmt.Sprintf("%s %s (%d instructions)", b.GetProgType(), b.GetProgName(), b.GetInsnCnt())
+	case *api.KprobeArgument_SkbArg:
+		s := v.SkbArg
+		return fmt.Sprintf("%s %s -> %s", strings.ToLower(strings.TrimPrefix(s.GetProtocol(), "IPPROTO_")), hostPort(s.GetSaddr(), s.GetSport()), hostPort(s.GetDaddr(), s.GetDport()))
 	case *api.KprobeArgument_BytesArg:
 		return fmt.Sprintf("%d bytes", len(v.BytesArg))
 	case *api.KprobeArgument_UserNsArg:

@@ -329,6 +329,7 @@ func (w *fastWriter) processKprobe(m *api.ProcessKprobe) {
 		w.key(&first, "action")
 		w.enum(api.KprobeAction_name, int32(a))
 	}
+	w.stackTrace(&first, "kernel_stack_trace", m.GetKernelStackTrace())
 	w.stringField(&first, "policy_name", m.GetPolicyName())
 	if a := m.GetReturnAction(); a != 0 {
 		w.key(&first, "return_action")
@@ -346,8 +347,31 @@ func (w *fastWriter) processKprobe(m *api.ProcessKprobe) {
 		}
 		w.byte(']')
 	}
+	w.stackTrace(&first, "user_stack_trace", m.GetUserStackTrace())
 	w.stringField(&first, "mechanism", m.GetMechanism())
 	w.byte('}')
+}
+
+// stackTrace writes a repeated StackTraceEntry field.
+func (w *fastWriter) stackTrace(first *bool, name string, st []*api.StackTraceEntry) {
+	if len(st) == 0 {
+		return
+	}
+	w.key(first, name)
+	w.byte('[')
+	for i, e := range st {
+		if i > 0 {
+			w.byte(',')
+		}
+		inner := true
+		w.byte('{')
+		w.uint64Field(&inner, "address", e.GetAddress())
+		w.uint64Field(&inner, "offset", e.GetOffset())
+		w.stringField(&inner, "symbol", e.GetSymbol())
+		w.stringField(&inner, "module", e.GetModule())
+		w.byte('}')
+	}
+	w.byte(']')
 }
 
 // enum writes a value's name, or its number when this build does not know
@@ -394,6 +418,18 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 	case *api.KprobeArgument_SockArg:
 		w.key(&first, "sock_arg")
 		w.sock(a.SockArg)
+	case *api.KprobeArgument_SkbArg:
+		w.key(&first, "skb_arg")
+		w.skb(a.SkbArg)
+	case *api.KprobeArgument_BpfAttrArg:
+		w.key(&first, "bpf_attr_arg")
+		b := a.BpfAttrArg
+		inner := true
+		w.byte('{')
+		w.stringField(&inner, "ProgType", b.GetProgType())
+		w.uint32Field(&inner, "InsnCnt", b.GetInsnCnt())
+		w.stringField(&inner, "ProgName", b.GetProgName())
+		w.byte('}')
 	case *api.KprobeArgument_LongArg:
 		w.key(&first, "long_arg")
 		w.buf = append(w.buf, '"')
@@ -458,6 +494,25 @@ func (w *fastWriter) sock(sk *api.KprobeSock) {
 	w.uint32Field(&first, "sport", sk.GetSport())
 	w.uint32Field(&first, "dport", sk.GetDport())
 	w.stringField(&first, "state", sk.GetState())
+	w.byte('}')
+}
+
+func (w *fastWriter) skb(sk *api.KprobeSkb) {
+	first := true
+	w.byte('{')
+	w.uint32Field(&first, "hash", sk.GetHash())
+	w.uint32Field(&first, "len", sk.GetLen())
+	w.uint32Field(&first, "priority", sk.GetPriority())
+	w.uint32Field(&first, "mark", sk.GetMark())
+	w.stringField(&first, "saddr", sk.GetSaddr())
+	w.stringField(&first, "daddr", sk.GetDaddr())
+	w.uint32Field(&first, "sport", sk.GetSport())
+	w.uint32Field(&first, "dport", sk.GetDport())
+	w.uint32Field(&first, "proto", sk.GetProto())
+	w.uint32Field(&first, "sec_path_len", sk.GetSecPathLen())
+	w.uint32Field(&first, "sec_path_olen", sk.GetSecPathOlen())
+	w.stringField(&first, "protocol", sk.GetProtocol())
+	w.stringField(&first, "family", sk.GetFamily())
 	w.byte('}')
 }
 

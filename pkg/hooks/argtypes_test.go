@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -615,5 +618,50 @@ func TestUserNamespace(t *testing.T) {
 		if e.text != "$DIR/bin/cat cap_capable POST userns:level=0,uid=0,host=true int:2" {
 			t.Fatalf("event %q", e.text)
 		}
+	}
+}
+
+// bpfAttrPolicy reports bpf_check's union bpf_attr: the program a
+// BPF_PROG_LOAD loads.
+const bpfAttrPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "bpfattr"
+spec:
+  kprobes:
+  - call: "bpf_check"
+    syscall: false
+    args:
+    - index: 1
+      type: "bpf_attr"
+`
+
+// bpf_attr on bpf_check: the test loads a two-instruction socket filter
+// named bpf18attr, and the event reports its type, size and name.
+func TestBpfAttr(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h.mu.Lock()
+	h.pids[uint32(os.Getpid())] = "test"
+	h.mu.Unlock()
+	if err := h.m.LoadPolicy(h.parse(t, bpfAttrPolicy, "")); err != nil {
+		t.Fatal(err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "bpf18attr", Type: ebpf.SocketFilter, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog.Close()
+	var got []string
+	for _, e := range h.events(t) {
+		if strings.Contains(e.text, "bpf18attr") {
+			got = append(got, e.text)
+		}
+	}
+	want := "test bpf_check POST bpfattr:BPF_PROG_TYPE_SOCKET_FILTER/2/bpf18attr"
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("events %q, want [%q]", got, want)
 	}
 }

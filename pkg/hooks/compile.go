@@ -39,6 +39,11 @@ type ActionDecl struct {
 	Action   string
 	ArgSig   uint32
 	ArgError int32
+	// ArgSock (TrackSock, UntrackSock) is the index of the sock, socket
+	// or skb argument.
+	ArgSock int
+	// KernelStack and UserStack (Post): kernelStackTrace, userStackTrace.
+	KernelStack, UserStack bool
 	// RateLimit (Post): events of one selector are posted at most once per
 	// period and scope ("thread" by default, "process" or "global").
 	RateLimit      time.Duration
@@ -86,6 +91,9 @@ type HookDecl struct {
 	// ReturnType is returnArg's type ("" without returnArg): the event
 	// reports the return value as that type, as Tetragon does.
 	ReturnType string
+	// ReturnArgAction is returnArgAction: "", "Post", "TrackSock" or
+	// "UntrackSock" (kprobes with a return probe only).
+	ReturnArgAction string
 	// Subsystem and Raw: a tracepoint's group (Call is its event), and
 	// whether it is read as a raw tracepoint.
 	Subsystem string
@@ -140,6 +148,9 @@ type hookInfo struct {
 	// funcs names, for a hook serving a list of system calls, the
 	// function of each syscall number its records carry
 	funcs map[uint32]string
+	// stacks reads the stacks of a hook whose selectors ask for stack
+	// traces (the loaded kprobe object's stack map)
+	stacks func(id int32) ([]uint64, error)
 }
 
 type rateLimit struct {
@@ -175,6 +186,9 @@ func isPathType(t string) bool {
 func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, hookInfo, error) {
 	spec := sensor.HookSpec{ID: id}
 	info := hookInfo{decl: d, mechanism: MechSyscallTracepoint}
+	if d.ReturnArgAction == tracingpolicy.ReturnArgTrackSock || d.ReturnArgAction == tracingpolicy.ReturnArgUntrackSock {
+		return spec, info, fmt.Errorf("%s: returnArgAction %s needs kprobes (a socket returned by a kernel function), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, d.ReturnArgAction, why)
+	}
 	var sources []sensor.Arg // by function argument index
 	var err error
 	name := syscallName(d.Call)
@@ -267,6 +281,11 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 
 	noOverride := fmt.Errorf("action Override needs bpf_override_return, fmod_ret or BPF LSM, which the syscall-tracepoint mechanism does not have; it serves this hook because %s", why)
 	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, noOverride)
+	for si, s := range spec.Selectors {
+		if s.Actions&(sensor.ActKernelStack|sensor.ActUserStack) != 0 {
+			return spec, info, fmt.Errorf("%s: selectors[%d]: kernelStackTrace and userStackTrace need kprobes (the syscall-tracepoint mechanism's stacks would be the tracepoint's, not the function's), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, si, why)
+		}
+	}
 	return spec, info, err
 }
 
@@ -321,10 +340,24 @@ func returnHolds(cm sensor.Match, v int64) bool {
 			hit = hit || v < x
 		}
 	}
-	if cm.Op == sensor.OpNotEqual {
+	if cm.Op == sensor.OpInRange || cm.Op == sensor.OpNotInRange {
+		hit = inRanges(v, cm.Ints)
+	}
+	if cm.Op == sensor.OpNotEqual || cm.Op == sensor.OpNotInRange {
 		return !hit
 	}
 	return hit
+}
+
+// inRanges evaluates (lo, hi) pairs as match_int in bpf/lib/hook.h does:
+// v - lo <= hi - lo, unsigned, whatever the type's signedness.
+func inRanges(v int64, pairs []int64) bool {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if uint64(v-pairs[i]) <= uint64(pairs[i+1]-pairs[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func narrow(v int64, bits uint, signed bool) int64 {
@@ -350,6 +383,9 @@ func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideE
 		}
 		sel.Actions, sel.Signal, sel.Error, err = compileActions(s.Actions, overrideErr)
 		if err != nil {
+			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
+		}
+		if sel.SockArg, err = sockActionArg(s.Actions, args, slot); err != nil {
 			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 		}
 		var rl rateLimit
@@ -654,6 +690,10 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 		return compileSockMatch(arg, slot, op, m.Values)
 	}
 	isInt := arg.Kind == sensor.KindInt
+	switch tracingpolicy.Operator(m.Operator) {
+	case tracingpolicy.OpInRange, tracingpolicy.OpNotInRange, tracingpolicy.OpSubString, tracingpolicy.OpSubStringIgnCase, tracingpolicy.OpFileType, tracingpolicy.OpNotFileType:
+		return compileValueMatch(arg, slot, tracingpolicy.Operator(m.Operator), m.Values)
+	}
 	switch m.Operator {
 	case "Equal":
 		cm.Op = sensor.OpEqual
@@ -674,7 +714,7 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 	case "LessThan", "LT":
 		cm.Op = sensor.OpLT
 	default:
-		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
+		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan, InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
 	}
 	switch cm.Op {
 	case sensor.OpPrefix, sensor.OpNotPrefix, sensor.OpPostfix, sensor.OpNotPostfix:
@@ -716,6 +756,12 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 	}
 	post := true
 	for _, a := range acts {
+		if a.KernelStack {
+			flags |= sensor.ActKernelStack
+		}
+		if a.UserStack {
+			flags |= sensor.ActUserStack
+		}
 		switch a.Action {
 		case "Post":
 		case "NoPost":
@@ -728,6 +774,10 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 			}
 			flags |= sensor.ActSignal
 			sig = uint8(a.ArgSig)
+		case "TrackSock":
+			flags |= sensor.ActTrackSock
+		case "UntrackSock":
+			flags |= sensor.ActUntrackSock
 		case "Override":
 			if overrideErr != nil {
 				return 0, 0, 0, overrideErr
@@ -742,6 +792,39 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 		flags |= sensor.ActPost
 	}
 	return flags, sig, errno, nil
+}
+
+// sockActionArg returns the record slot of the argument a TrackSock or
+// UntrackSock action names (argSock), which must be a sock, socket or skb
+// read by the mechanism; 0 when there is no such action.
+func sockActionArg(acts []ActionDecl, args []sensor.Arg, slot map[int]int) (int, error) {
+	for _, a := range acts {
+		if a.Action != "TrackSock" && a.Action != "UntrackSock" {
+			continue
+		}
+		if acts := countSockActions(acts); acts > 1 {
+			return 0, fmt.Errorf("TrackSock and UntrackSock together in one selector: a selector tracks one socket")
+		}
+		i, ok := slot[a.ArgSock]
+		if !ok {
+			return 0, fmt.Errorf("action %s: argSock %d is not a declared argument", a.Action, a.ArgSock)
+		}
+		if src := args[i].Source; !sensor.SockSource(src) || src == sensor.SrcRegSockaddr {
+			return 0, fmt.Errorf("action %s: argSock %d is not a sock, socket or skb argument read by this mechanism (socket tracking needs kprobes)", a.Action, a.ArgSock)
+		}
+		return i, nil
+	}
+	return 0, nil
+}
+
+func countSockActions(acts []ActionDecl) int {
+	n := 0
+	for _, a := range acts {
+		if a.Action == "TrackSock" || a.Action == "UntrackSock" {
+			n++
+		}
+	}
+	return n
 }
 
 // hasOverride reports whether any selector of d overrides the return value.

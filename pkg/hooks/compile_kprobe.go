@@ -57,6 +57,15 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 		}
 	}
 	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, overrideErr)
+	switch d.ReturnArgAction {
+	case tracingpolicy.ReturnArgTrackSock:
+		spec.RetSockAction = sensor.RetTrackSock
+	case tracingpolicy.ReturnArgUntrackSock:
+		spec.RetSockAction = sensor.RetUntrackSock
+	}
+	if spec.RetSockAction != 0 && spec.Override {
+		return spec, info, fmt.Errorf("%s: returnArgAction %s needs the return probe, which Override's fmod_ret program replaces", d.Call, d.ReturnArgAction)
+	}
 	return spec, info, err
 }
 
@@ -177,6 +186,8 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegDentry
 	case t == tracingpolicy.TypeSock:
 		arg.Source = sensor.SrcRegSock
+	case t == tracingpolicy.TypeSkb:
+		arg.Source = sensor.SrcRegSkb
 	case t == tracingpolicy.TypeSockaddr:
 		arg.Source = sensor.SrcRegSockaddr
 	case t == tracingpolicy.TypeLinuxBinprm:
@@ -191,10 +202,12 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegKiocb
 	case t == tracingpolicy.TypeUserNamespace:
 		arg.Source = sensor.SrcRegUserNs
+	case t == tracingpolicy.TypeBpfAttr:
+		arg.Source = sensor.SrcRegBpfAttr
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

@@ -75,6 +75,21 @@ spec:
     - matchArgs: [{index: 1, operator: SAddr, values: ["10.0.0.0/8"]}, {index: 1, operator: NotSPort, values: ["22"]}]
       matchActions: [{action: Sigkill}]
 `))
+	// the range, substring and file-type operators, on fd_install's
+	// mapping
+	f.Add([]byte(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: f
+spec:
+  kprobes:
+  - call: fd_install
+    args: [{index: 0, type: int}, {index: 1, type: file}]
+    selectors:
+    - matchArgs: [{index: 0, operator: InRange, values: ["3:10", "-1:0x20"]}, {index: 1, operator: SubStringIgnCase, values: [Shadow, passwd]}, {index: 1, operator: NotFileType, values: [dir, pipe]}]
+    - matchArgs: [{index: 0, operator: NotInRange, values: ["0:2"]}, {index: 1, operator: SubString, values: [/.ssh/]}, {index: 1, operator: FileType, values: [reg]}]
+      matchActions: [{action: Sigkill}]
+`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pols, err := tp.Parse("f.yaml", data)
 		if err != nil {

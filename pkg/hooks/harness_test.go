@@ -221,6 +221,8 @@ type event struct {
 	// ret is a return probe's return value as "<kind>:<value>", "" when
 	// the event has none
 	ret string
+	// kprobe is the event, for a kprobe's
+	kprobe *api.ProcessKprobe
 }
 
 // stats returns the counters of the only hook loaded.
@@ -318,7 +320,7 @@ func (h *harness) events(t *testing.T) []event {
 			strings.TrimPrefix(action.String(), "KPROBE_ACTION_"), argsString(args)), h.dir, "$DIR")
 		// the syscall (the mapping's records carry it) says where it was seen
 		t.Logf("%s: %s: %s (syscall %d, ktime %d)", h.mech, policy, e, g.Syscall, g.Ktime)
-		ev := event{policy: policy, text: e, ktime: g.Ktime}
+		ev := event{policy: policy, text: e, ktime: g.Ktime, kprobe: resp.GetProcessKprobe()}
 		if r := resp.GetProcessKprobe().GetReturn(); r != nil {
 			ev.ret = argsString([]*api.KprobeArgument{r})
 		}
@@ -371,6 +373,13 @@ func argsString(args []*api.KprobeArgument) string {
 			s := a.GetSockArg()
 			parts = append(parts, fmt.Sprintf("sock:%s/%s/%s/%s:%d->%s:%d/%s", s.GetFamily(), s.GetType(), s.GetProtocol(),
 				s.GetSaddr(), s.GetSport(), s.GetDaddr(), s.GetDport(), s.GetState()))
+		case a.GetBpfAttrArg() != nil:
+			b := a.GetBpfAttrArg()
+			parts = append(parts, fmt.Sprintf("bpfattr:%s/%d/%s", b.GetProgType(), b.GetInsnCnt(), b.GetProgName()))
+		case a.GetSkbArg() != nil:
+			s := a.GetSkbArg()
+			parts = append(parts, fmt.Sprintf("skb:%s/%s/%s:%d->%s:%d/len=%d", s.GetFamily(), s.GetProtocol(),
+				s.GetSaddr(), s.GetSport(), s.GetDaddr(), s.GetDport(), s.GetLen()))
 		case a.GetSockaddrArg() != nil:
 			s := a.GetSockaddrArg()
 			parts = append(parts, fmt.Sprintf("sockaddr:%s/%s:%d", s.GetFamily(), s.GetAddr(), s.GetPort()))

@@ -91,6 +91,16 @@ type Manager struct {
 	// runs them, so Sweep tries again until they are gone
 	stale []string
 
+	// symbols names the frames of stack traces
+	symbols *symbolizer
+
+	// sockTrack is the map of sockets TrackSock follows, shared by every
+	// hook object so that one hook's tracking serves the others; created
+	// with the first hook, closed with the manager (a pinned hook keeps
+	// its own reference)
+	sockMu    sync.Mutex
+	sockTrack *ebpf.Map
+
 	limitMu sync.Mutex
 	// until holds, per rate-limited selector and scope, the kernel time
 	// before which its events are not posted again
@@ -109,7 +119,7 @@ const maxLimitKeys = 1 << 16
 // NewManager returns a manager whose hooks write to events.
 func NewManager(log zerolog.Logger, events *ebpf.Map, opts sensor.Options) *Manager {
 	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*hookInfo{}, policies: map[string]*loadedPolicy{},
-		until: map[limitKey]uint64{}}
+		until: map[limitKey]uint64{}, symbols: newSymbolizer()}
 }
 
 // PinUnder makes the manager pin every hook it attaches from now on under
@@ -344,19 +354,29 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	}
 	var obj hookObject
 	var info hookInfo
+	opts := m.opts
+	if mech != MechSyscallTracepoint {
+		// every bpf/kprobe.c object shares the tracked sockets
+		if opts.SockTrack, err = m.sockTrackMap(); err != nil {
+			return nil, fmt.Errorf("%s: %w", hookName(d), err)
+		}
+	}
 	switch mech {
 	case MechKprobe:
-		obj, info, err = loadKprobeHook(d, id, m.events, m.opts)
+		obj, info, err = loadKprobeHook(d, id, m.events, opts)
 	case MechSyscallTracepoint:
 		var disp *sensor.Dispatcher
 		if disp, err = m.dispatcher(); err == nil {
 			obj, info, err = loadSyscallHook(d, id, why, disp)
 		}
 	default:
-		obj, info, err = loadFuncHook(d, id, m.events, m.opts)
+		obj, info, err = loadFuncHook(d, id, m.events, opts)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if k, ok := obj.(*sensor.Kprobe); ok {
+		info.stacks = k.Stack
 	}
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
 }
@@ -384,6 +404,21 @@ func (m *Manager) dispatcher() (*sensor.Dispatcher, error) {
 	}
 	m.dispatch = d
 	return d, nil
+}
+
+// sockTrackMap returns the map of tracked sockets, creating it on first
+// use.
+func (m *Manager) sockTrackMap() (*ebpf.Map, error) {
+	m.sockMu.Lock()
+	defer m.sockMu.Unlock()
+	if m.sockTrack == nil {
+		st, err := sensor.NewSockTrack()
+		if err != nil {
+			return nil, err
+		}
+		m.sockTrack = st
+	}
+	return m.sockTrack, nil
 }
 
 // Unload detaches a policy's hooks. If its pins cannot be removed, the
@@ -495,6 +530,12 @@ func (m *Manager) release(keep bool) error {
 	if !keep && m.pinRoot != "" {
 		errs = append(errs, os.RemoveAll(m.pinRoot))
 	}
+	m.sockMu.Lock()
+	if m.sockTrack != nil {
+		errs = append(errs, m.sockTrack.Close())
+		m.sockTrack = nil
+	}
+	m.sockMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -619,16 +660,42 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
 		}
 		if d.Return {
-			// the return probe posted the event: returnArgAction is Post,
-			// the only one this agent takes, as Tetragon reports it
+			// the return probe posted the event, and did returnArgAction
 			k.ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
+			switch d.ReturnArgAction {
+			case tracingpolicy.ReturnArgTrackSock:
+				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_TRACKSOCK
+			case tracingpolicy.ReturnArgUntrackSock:
+				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_UNTRACKSOCK
+			}
 			if !info.noReturn {
 				k.Return = returnArg(d.ReturnType, g.Ret)
 			}
 		}
+		if g.Actions&sensor.ActKernelStack != 0 {
+			k.KernelStackTrace = m.stack(info, g.KStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.kernel(a) })
+		}
+		if g.Actions&sensor.ActUserStack != 0 {
+			k.UserStackTrace = m.stack(info, g.UStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.user(g.Pid, a) })
+		}
 		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
 	}
 	return ev, true
+}
+
+// stack reads stack id of the hook's stack map and names its frames; a
+// stack the kernel could not record (a negative id) or that cannot be read
+// any more gives none.
+func (m *Manager) stack(info *hookInfo, id int32, name func([]uint64) []*api.StackTraceEntry) []*api.StackTraceEntry {
+	if id < 0 || info.stacks == nil {
+		return nil
+	}
+	frames, err := info.stacks(id)
+	if err != nil {
+		m.log.Debug().Err(err).Msg("stack trace lost")
+		return nil
+	}
+	return name(frames)
 }
 
 // returnArg reports a return value as returnArg declares it (an "int" as
@@ -661,6 +728,10 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "sock", "socket":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
+			case "skb":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SkbArg{SkbArg: skbArg([]byte(path))}}
+			case "bpf_attr":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfAttrArg{BpfAttrArg: bpfAttrArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
 			case "user_namespace":

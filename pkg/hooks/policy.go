@@ -36,8 +36,9 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 		if k.ReturnArg != nil {
 			d.ReturnType = string(k.ReturnArg.Type)
 		}
-		// returnArgAction: the parser accepts only Post, the default:
-		// the return value is posted with the event
+		// returnArgAction Post is the default: the return value is posted
+		// with the event; TrackSock and UntrackSock act on it too
+		d.ReturnArgAction = k.ReturnArgAction
 		decls = append(decls, d)
 	}
 	for _, t := range p.Spec.Tracepoints {
@@ -158,7 +159,8 @@ func (c *converter) selector(s tp.Selector) SelectorDecl {
 			continue
 		}
 		sd.Actions = append(sd.Actions, ActionDecl{
-			Action: string(a.Action), ArgSig: a.ArgSig, ArgError: a.ArgError,
+			Action: string(a.Action), ArgSig: a.ArgSig, ArgError: a.ArgError, ArgSock: int(a.ArgSock),
+			KernelStack: a.KernelStackTrace, UserStack: a.UserStackTrace,
 			RateLimit: a.RateLimit, RateLimitScope: string(a.RateLimitScope),
 		})
 	}

@@ -1,11 +1,13 @@
 package hooks
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"strconv"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
 )
 
 // Linux constants, by the names Tetragon reports.
@@ -78,4 +80,58 @@ func addr(family uint16, b []byte) string {
 		return netip.AddrFrom16([16]byte(b[:16])).String()
 	}
 	return ""
+}
+
+// skbArg decodes struct skb_data (bpf/kprobe.c): the packet's fields in
+// struct sock_data's layout (48 bytes), then the skb's length, priority,
+// mark and hash. Tetragon's sec_path fields are not read.
+func skbArg(b []byte) *api.KprobeSkb {
+	if len(b) < 64 {
+		return &api.KprobeSkb{}
+	}
+	le := binary.LittleEndian
+	family, proto := le.Uint16(b[0:]), le.Uint16(b[4:])
+	s := &api.KprobeSkb{
+		Sport: uint32(le.Uint16(b[6:])), Dport: uint32(le.Uint16(b[8:])),
+		Proto: uint32(proto), Len: le.Uint32(b[48:]), Priority: le.Uint32(b[52:]),
+		Mark: le.Uint32(b[56:]), Hash: le.Uint32(b[60:]),
+	}
+	if family != 0 {
+		s.Family, s.Protocol = name(familyNames, family), name(protoNames, proto)
+	}
+	s.Saddr, s.Daddr = addr(family, b[16:32]), addr(family, b[32:48])
+	return s
+}
+
+// bpfProgTypes are enum bpf_prog_type's names, as Tetragon reports them.
+var bpfProgTypes = []string{
+	"BPF_PROG_TYPE_UNSPEC", "BPF_PROG_TYPE_SOCKET_FILTER", "BPF_PROG_TYPE_KPROBE", "BPF_PROG_TYPE_SCHED_CLS",
+	"BPF_PROG_TYPE_SCHED_ACT", "BPF_PROG_TYPE_TRACEPOINT", "BPF_PROG_TYPE_XDP", "BPF_PROG_TYPE_PERF_EVENT",
+	"BPF_PROG_TYPE_CGROUP_SKB", "BPF_PROG_TYPE_CGROUP_SOCK", "BPF_PROG_TYPE_LWT_IN", "BPF_PROG_TYPE_LWT_OUT",
+	"BPF_PROG_TYPE_LWT_XMIT", "BPF_PROG_TYPE_SOCK_OPS", "BPF_PROG_TYPE_SK_SKB", "BPF_PROG_TYPE_CGROUP_DEVICE",
+	"BPF_PROG_TYPE_SK_MSG", "BPF_PROG_TYPE_RAW_TRACEPOINT", "BPF_PROG_TYPE_CGROUP_SOCK_ADDR",
+	"BPF_PROG_TYPE_LWT_SEG6LOCAL", "BPF_PROG_TYPE_LIRC_MODE2", "BPF_PROG_TYPE_SK_REUSEPORT",
+	"BPF_PROG_TYPE_FLOW_DISSECTOR", "BPF_PROG_TYPE_CGROUP_SYSCTL", "BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE",
+	"BPF_PROG_TYPE_CGROUP_SOCKOPT", "BPF_PROG_TYPE_TRACING", "BPF_PROG_TYPE_STRUCT_OPS", "BPF_PROG_TYPE_EXT",
+	"BPF_PROG_TYPE_LSM", "BPF_PROG_TYPE_SK_LOOKUP", "BPF_PROG_TYPE_SYSCALL", "BPF_PROG_TYPE_NETFILTER",
+}
+
+// bpfAttrArg decodes struct bpf_attr_data (bpf/kprobe.c): the program
+// type, its instruction count and its name.
+func bpfAttrArg(b []byte) *api.KprobeBpfAttr {
+	if len(b) < 24 {
+		return &api.KprobeBpfAttr{}
+	}
+	le := binary.LittleEndian
+	t := le.Uint32(b[0:])
+	a := &api.KprobeBpfAttr{ProgType: strconv.FormatUint(uint64(t), 10), InsnCnt: le.Uint32(b[4:])}
+	if int(t) < len(bpfProgTypes) {
+		a.ProgType = bpfProgTypes[t]
+	}
+	name := b[8:24]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	a.ProgName = escape.String(string(name))
+	return a
 }

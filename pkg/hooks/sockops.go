@@ -17,14 +17,14 @@ var sockOps = map[tracingpolicy.Operator]sensor.Op{
 	tracingpolicy.OpState: sensor.OpState,
 }
 
-// compileSockMatch compiles a socket operator on a sock or sockaddr
-// argument: addresses become CIDRs for the LPM trie, ports ranges, and
+// compileSockMatch compiles a socket operator on a sock, socket (read as
+// its sock) or sockaddr argument: addresses become CIDRs for the LPM trie, ports ranges, and
 // Protocol, Family and State names their numbers (one-value ranges), all
 // compared in the kernel by match_sock (bpf/lib/hook.h).
 func compileSockMatch(arg sensor.Arg, slot int, op tracingpolicy.Operator, values []string) (sensor.Match, error) {
 	cm := sensor.Match{Arg: slot, Op: sockOps[op]}
 	switch arg.Source {
-	case sensor.SrcRegSock:
+	case sensor.SrcRegSock, sensor.SrcRegSocket, sensor.SrcRegSkb:
 	case sensor.SrcRegSockaddr:
 		switch op {
 		case tracingpolicy.OpSAddr, tracingpolicy.OpNotSAddr, tracingpolicy.OpSPort, tracingpolicy.OpNotSPort, tracingpolicy.OpFamily:
@@ -32,7 +32,7 @@ func compileSockMatch(arg sensor.Arg, slot int, op tracingpolicy.Operator, value
 			return cm, fmt.Errorf("operator %s does not apply to a sockaddr argument: it has one address and port, which Tetragon matches with SAddr, NotSAddr, SPort, NotSPort (and Family)", op)
 		}
 	default:
-		return cm, fmt.Errorf("operator %s needs a sock or sockaddr argument read by this mechanism", op)
+		return cm, fmt.Errorf("operator %s needs a sock, socket, skb or sockaddr argument read by this mechanism", op)
 	}
 	if len(values) == 0 {
 		return cm, fmt.Errorf("operator %s: no values", op)

@@ -216,10 +216,45 @@ func TestSockOperators(t *testing.T) {
 	})
 }
 
+// A struct socket through a kprobe, read as its sock:
+// security_socket_connect sees the socket before the connection, bound to
+// its source (the test binds it), not yet to the destination. The
+// sockaddr argument puts the listener's port in the event.
+func TestSocketOperators(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	hook := `  kprobes:
+  - call: "security_socket_connect"
+    syscall: false
+    args:
+    - index: 0
+      type: "socket"
+    - index: 1
+      type: "sockaddr"`
+	runSockCases(t, MechKprobe, "tcp4", hook, 0, func(_, sport int) []sockCase {
+		return []sockCase{
+			{"SAddr", []string{"127.0.0.1/32"}, true},
+			{"NotSAddr", []string{"127.0.0.0/8"}, false},
+			{"SPort", []string{fmt.Sprint(sport)}, true},
+			{"NotSPort", []string{fmt.Sprint(sport)}, false},
+			{"DAddr", []string{"127.0.0.0/8"}, false},
+			{"NotDAddr", []string{"10.0.0.0/8"}, true},
+			{"DPort", []string{"0"}, true},
+			{"Protocol", []string{"IPPROTO_TCP"}, true},
+			{"Protocol", []string{"IPPROTO_UDP"}, false},
+			{"Family", []string{"AF_INET"}, true},
+			{"Family", []string{"AF_INET6"}, false},
+			{"State", []string{"TCP_CLOSE"}, true},
+			{"State", []string{"TCP_ESTABLISHED"}, false},
+		}
+	})
+}
+
 // The compiled filter entries, as the kernel gets them.
 func TestCompileSockMatch(t *testing.T) {
 	sock := sensor.Arg{Source: sensor.SrcRegSock, Kind: sensor.KindPath}
 	sockaddr := sensor.Arg{Source: sensor.SrcRegSockaddr, Kind: sensor.KindPath}
+	socket := sensor.Arg{Source: sensor.SrcRegSocket, Kind: sensor.KindPath}
 	for _, tc := range []struct {
 		arg    sensor.Arg
 		op     string
@@ -231,9 +266,11 @@ func TestCompileSockMatch(t *testing.T) {
 		{sock, "DPort", []string{"80", "1000:2000"}, fmt.Sprintf("op 16 ints [%d %d] prefixes []", 80|80<<32, 1000|2000<<32)},
 		{sock, "Protocol", []string{"IPPROTO_TCP", "17"}, fmt.Sprintf("op 18 ints [%d %d] prefixes []", 6|6<<32, 17|17<<32)},
 		{sock, "State", []string{"TCP_SYN_SENT"}, fmt.Sprintf("op 20 ints [%d] prefixes []", 2|2<<32)},
+		{socket, "DPort", []string{"443"}, fmt.Sprintf("op 16 ints [%d] prefixes []", 443|443<<32)},
+		{socket, "NotDAddr", []string{"::1"}, "op 13 ints [] prefixes [::1/128]"},
 		{sockaddr, "Family", []string{"AF_INET6"}, fmt.Sprintf("op 19 ints [%d] prefixes []", 10|10<<32)},
 		{sockaddr, "DAddr", []string{"127.0.0.1"}, "operator DAddr does not apply to a sockaddr argument: it has one address and port, which Tetragon matches with SAddr, NotSAddr, SPort, NotSPort (and Family)"},
-		{sensor.Arg{Kind: sensor.KindInt}, "DPort", []string{"80"}, "operator DPort needs a sock or sockaddr argument read by this mechanism"},
+		{sensor.Arg{Kind: sensor.KindInt}, "DPort", []string{"80"}, "operator DPort needs a sock, socket, skb or sockaddr argument read by this mechanism"},
 		{sock, "DAddr", []string{"127.0.0.1/33"}, `operator DAddr: "127.0.0.1/33" is not an IPv4 or IPv6 CIDR (as 127.0.0.0/8 or fd00::/8)`},
 		{sock, "DPort", []string{"2000:1000"}, `operator DPort: port range "2000:1000" is empty: 2000 is above 1000`},
 		{sock, "DPort", []string{"65536"}, `operator DPort: "65536" is not a port (0-65535) or a port range (lo:hi)`},

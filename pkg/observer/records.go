@@ -103,6 +103,10 @@ type Generic struct {
 	Ints     [5]int64
 	Strs     [2]string
 	StrFlags [2]uint16
+	// KStack and UStack are stack ids in the hook's stack map, valid when
+	// Actions asks for the stack (kernelStackTrace, userStackTrace) and
+	// not negative.
+	KStack, UStack int32
 }
 
 // Decoder decodes raw ring-buffer records. It is not safe for concurrent use:
@@ -213,6 +217,7 @@ func (d *Decoder) decodeGeneric(raw []byte) (*Generic, error) {
 	g := &Generic{
 		Ktime: r.Hdr.Ktime, Pid: r.Pid, Tid: r.Tid, HookID: r.HookId, Syscall: r.Syscall,
 		Selector: r.Sel, Actions: r.Actions, Ret: r.Ret, Ints: r.Ints, StrFlags: r.StrFlags,
+		KStack: r.Kstack, UStack: r.Ustack,
 	}
 	data := raw[dataOff:]
 	const slot = len(r.Data) / 2

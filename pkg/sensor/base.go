@@ -36,6 +36,9 @@ type Options struct {
 	// by pkg/probe feature name (probe.Report.Map); nil means unknown, and
 	// only what needs no probing (raw tracepoints) is used.
 	Features map[string]bool
+	// SockTrack is the map of tracked sockets the kprobe objects share
+	// (NewSockTrack); nil: each hook object has its own.
+	SockTrack *ebpf.Map
 }
 
 // Base is the base sensor: process exec, fork and exit.

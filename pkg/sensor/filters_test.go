@@ -41,10 +41,12 @@ func verified(t *testing.T, p *ebpf.Program) uint32 {
 // kind and reports what the verifier processed: the selector code is
 // shared (bpf/lib/hook.h). A kprobe hook pays it at every policy load, the
 // syscall dispatcher once per agent (its programs serve every policy). The
-// ceiling is twice what 6.18 measures, to catch a change that makes the
-// verifier walk the filters once per enclosing loop again (205k for one
-// hook's gen_sys_exit before the process filters became global functions;
-// 140k for the dispatcher's while its per-variant flags were on the stack).
+// ceilings catch a change that makes the verifier walk the filters once per
+// enclosing loop again (205k for one hook's gen_sys_exit before the process
+// filters became global functions; 140k for the dispatcher's while its
+// per-variant flags were on the stack). Measured on 6.18: gen_kprobe 41k
+// (33k before the range, substring and file-type operators, skb arguments,
+// socket tracking and stack traces).
 func TestFiltersVerify(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "bpf_loop")
@@ -55,8 +57,8 @@ func TestFiltersVerify(t *testing.T) {
 	for _, p := range []*ebpf.Program{g.d.objs.GenSysEnter, g.d.objs.GenSysExit} {
 		n := verified(t, p)
 		t.Logf("syscall-tracepoint: %v verified in %d instructions", p, n)
-		if n > 60000 {
-			t.Errorf("%v: %d instructions verified, want at most 60000", p, n)
+		if n > 70000 {
+			t.Errorf("%v: %d instructions verified, want at most 70000", p, n)
 		}
 	}
 	for _, tc := range []struct {
@@ -76,8 +78,8 @@ func TestFiltersVerify(t *testing.T) {
 			for _, name := range k.progs {
 				n := verified(t, k.coll.Programs[name])
 				t.Logf("kprobe: %s verified in %d instructions", name, n)
-				if n > 40000 {
-					t.Errorf("%s: %d instructions verified, want at most 40000", name, n)
+				if n > 55000 {
+					t.Errorf("%s: %d instructions verified, want at most 55000", name, n)
 				}
 			}
 		})

@@ -74,8 +74,8 @@ const (
 	OpLT         Op = 7
 	OpPostfix    Op = 8
 	OpNotPostfix Op = 9
-	// Socket operators, on SrcRegSock and SrcRegSockaddr arguments
-	// (match_sock): addresses against Prefixes, the others against Ints
+	// Socket operators, on SrcRegSock, SrcRegSocket and SrcRegSockaddr
+	// arguments (match_sock): addresses against Prefixes, the others against Ints
 	// holding ranges (SockRange).
 	OpSAddr    Op = 10
 	OpNotSAddr Op = 11
@@ -88,7 +88,26 @@ const (
 	OpProtocol Op = 18
 	OpFamily   Op = 19
 	OpState    Op = 20
+	// OpInRange and OpNotInRange: on integers, Ints holding inclusive
+	// (lo, hi) pairs, in the argument type's order.
+	OpInRange    Op = 21
+	OpNotInRange Op = 22
+	// OpSubString and OpSubStringIgnCase: on strings and paths, whether
+	// one of Strings occurs in the value (match_substr); IgnCase values
+	// must be lower-case, as the kernel lower-cases the value (ASCII).
+	OpSubString        Op = 23
+	OpSubStringIgnCase Op = 24
+	// OpFileType and OpNotFileType: on files and paths, the file's type
+	// (an S_IFMT value of Ints).
+	OpFileType    Op = 25
+	OpNotFileType Op = 26
 )
+
+// SockSource reports whether arguments from src are read as a socket (the
+// socket operators apply).
+func SockSource(src ArgSource) bool {
+	return src == SrcRegSock || src == SrcRegSocket || src == SrcRegSkb || src == SrcRegSockaddr
+}
 
 // Action flags.
 const (
@@ -232,6 +251,9 @@ type Selector struct {
 	Signal  uint8
 	// Error is what the function returns under ActOverride.
 	Error int32
+	// SockArg is the record slot of the sock, socket or skb argument
+	// ActTrackSock and ActUntrackSock act on.
+	SockArg int
 }
 
 // HookSpec is a compiled hook: everything bpf/generic.c needs.
@@ -359,16 +381,42 @@ func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.GenericL
 			return nil, fmt.Errorf("matchArgs on undeclared argument %d", m.Arg)
 		}
 		cm.Arg = uint8(m.Arg)
+		a := args[m.Arg]
 		if m.Op >= OpSAddr && m.Op <= OpState {
-			if src := args[m.Arg].Source; src != SrcRegSock && src != SrcRegSockaddr {
-				return nil, fmt.Errorf("matchArgs: socket operator %d on argument %d, which is not a sock or sockaddr", m.Op, m.Arg)
+			if !SockSource(a.Source) {
+				return nil, fmt.Errorf("matchArgs: socket operator %d on argument %d, which is not a sock, socket or sockaddr", m.Op, m.Arg)
 			}
 			if m.Op <= OpNotDAddr {
 				return addrKeys(slot, m.Prefixes)
 			}
 			return nil, ints("matchArgs")
 		}
-		if args[m.Arg].Kind == KindInt {
+		switch m.Op {
+		case OpInRange, OpNotInRange:
+			if a.Kind != KindInt || len(m.Ints)%2 != 0 {
+				return nil, fmt.Errorf("matchArgs: range operator %d on argument %d of kind %d with %d bounds, want an integer and (lo, hi) pairs", m.Op, m.Arg, a.Kind, len(m.Ints))
+			}
+			return nil, ints("matchArgs")
+		case OpFileType, OpNotFileType:
+			if a.Kind == KindInt || SockSource(a.Source) {
+				return nil, fmt.Errorf("matchArgs: file type operator %d on argument %d, which is not a file", m.Op, m.Arg)
+			}
+			return nil, ints("matchArgs")
+		case OpSubString, OpSubStringIgnCase:
+			if a.Kind == KindInt || SockSource(a.Source) {
+				return nil, fmt.Errorf("matchArgs: substring operator %d on argument %d, which is not a string", m.Op, m.Arg)
+			}
+			for _, v := range m.Strings {
+				if v == "" {
+					return nil, fmt.Errorf("matchArgs: empty substring")
+				}
+				if m.Op == OpSubStringIgnCase && v != ASCIILower(v) {
+					return nil, fmt.Errorf("matchArgs: SubStringIgnCase value %q is not lower-case", v)
+				}
+			}
+			return lpmKeys(slot, m.Strings, m.Op)
+		}
+		if a.Kind == KindInt {
 			return nil, ints("matchArgs")
 		}
 		return lpmKeys(slot, m.Strings, m.Op)
@@ -415,6 +463,18 @@ func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.GenericL
 		return lpmKeys(slot, m.Strings, m.Op)
 	}
 	return nil, fmt.Errorf("unknown filter kind %d", m.Kind)
+}
+
+// ASCIILower lower-cases ASCII letters only, as the kernel side of
+// SubStringIgnCase does (match_substr in bpf/lib/hook.h).
+func ASCIILower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // matchArg holds the fields of struct match_arg (the generated type is

@@ -61,7 +61,50 @@ const (
 	SrcRegUserNs ArgSource = 39
 	// SrcRegSocket: a struct socket *, read as its sock (SrcRegSock)
 	SrcRegSocket ArgSource = 40
+	// SrcRegSkb: a struct sk_buff *, read as its packet's family,
+	// protocol, addresses and ports (struct skb_data)
+	SrcRegSkb ArgSource = 41
+	// SrcRegBpfAttr: a union bpf_attr * of a BPF_PROG_LOAD, its program
+	// type, instruction count and name (struct bpf_attr_data)
+	SrcRegBpfAttr ArgSource = 42
 )
+
+// Socket tracking (TrackSock, UntrackSock).
+const (
+	// ActTrackSock and ActUntrackSock: the selector tracks, or stops
+	// tracking, the sock of argument Selector.SockArg.
+	ActTrackSock   = 16
+	ActUntrackSock = 32
+	// RetTrackSock and RetUntrackSock: returnArgAction on the returned
+	// sock (KprobeSpec.RetSockAction).
+	RetTrackSock   = 1
+	RetUntrackSock = 2
+)
+
+// Stack traces (Post's kernelStackTrace and userStackTrace): the record
+// then carries the stack's id in the hook's stack map (Kprobe.Stack).
+const (
+	ActKernelStack = 64
+	ActUserStack   = 128
+	// MaxStackDepth is how many frames a stack holds
+	// (PERF_MAX_STACK_DEPTH).
+	MaxStackDepth = 127
+)
+
+// NewSockTrack creates the map of tracked sockets every hook object
+// shares (Options.SockTrack): a socket one hook tracks is then followed by
+// the others. The caller owns it.
+func NewSockTrack() (*ebpf.Map, error) {
+	cs, err := bpf.LoadKprobe()
+	if err != nil {
+		return nil, fmt.Errorf("reading the kprobe object: %w", err)
+	}
+	m, err := ebpf.NewMap(cs.Maps["socktrack"])
+	if err != nil {
+		return nil, fmt.Errorf("creating the socket tracking map: %w", err)
+	}
+	return m, nil
+}
 
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system
 // call's number, as Tetragon marks it.
@@ -116,6 +159,9 @@ type KprobeSpec struct {
 	Override  bool
 	Args      []Arg
 	Selectors []Selector
+	// RetSockAction (RetTrackSock, RetUntrackSock; 0: none) is what the
+	// return probe does with the returned sock when a selector matched.
+	RetSockAction uint8
 }
 
 // Kprobe is one loaded hook on a kernel function.
@@ -171,6 +217,18 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
 		return nil, fmt.Errorf("tracepoint hook reads %d parameters and locates %d", spec.Params, len(spec.Fields))
 	}
+	var sockSlot [MaxSelectors]uint8
+	for i, sel := range spec.Selectors {
+		if i < MaxSelectors {
+			if sel.Actions&(ActTrackSock|ActUntrackSock) != 0 && (sel.SockArg < 0 || sel.SockArg >= len(spec.Args) || !SockSource(spec.Args[sel.SockArg].Source) || spec.Args[sel.SockArg].Source == SrcRegSockaddr) {
+				return nil, fmt.Errorf("selector %d: TrackSock or UntrackSock on argument %d, which is not a sock, socket or skb", i, sel.SockArg)
+			}
+			sockSlot[i] = uint8(sel.SockArg)
+		}
+	}
+	if spec.RetSockAction != 0 && !spec.Return {
+		return nil, errors.New("returnArgAction TrackSock or UntrackSock needs a return probe")
+	}
 	var tpOff [MaxParams]uint16
 	var tpSize, tpRead [MaxParams]uint8
 	for i, f := range spec.Fields {
@@ -188,6 +246,8 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		"tp_off":          tpOff,
 		"tp_size":         tpSize,
 		"tp_read":         tpRead,
+		"ret_sock_action": spec.RetSockAction,
+		"sel_sock_slot":   sockSlot,
 	} {
 		if err := cs.Variables[name].Set(v); err != nil {
 			return nil, fmt.Errorf("setting %s: %w", name, err)
@@ -217,14 +277,25 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 			delete(cs.Programs, name)
 		}
 	}
+	if !slices.ContainsFunc(spec.Selectors, func(s Selector) bool { return s.Actions&(ActKernelStack|ActUserStack) != 0 }) {
+		// a stack map's entries are preallocated: no stacks, no room
+		cs.Maps["stacks"].MaxEntries = 1
+	}
 	if !spec.Return {
 		// the LRU hash of parameters saved at entry is preallocated; a hook
 		// that does not run at return never touches it
 		cs.Maps["entries"].MaxEntries = 1
 	}
+	replace := map[string]*ebpf.Map{"events": events}
+	if opts.SockTrack != nil {
+		replace["socktrack"] = opts.SockTrack
+	} else {
+		// sockets are then followed within this hook only
+		cs.Maps["socktrack"].MaxEntries = 1024
+	}
 	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
-		MapReplacements: map[string]*ebpf.Map{"events": events},
+		MapReplacements: replace,
 	})
 	if err != nil {
 		what := spec.Attach.String() + " hook"
@@ -323,12 +394,32 @@ func (k *Kprobe) Stats() (GenericStats, error) {
 	}
 	var maps []*ebpf.Map
 	for name, m := range k.coll.Maps {
-		if name != "events" {
+		if name != "events" && name != "socktrack" {
 			maps = append(maps, m)
 		}
 	}
 	s.MemoryBytes = memlock(progs, maps)
 	return s, err
+}
+
+// Stack returns the frames (instruction addresses, innermost first) of
+// stack id of the hook's stack map, and deletes it there: the map is
+// small, and a stack that is not read again would keep its slot (a new
+// stack hashing to it would be lost).
+func (k *Kprobe) Stack(id int32) ([]uint64, error) {
+	var frames [MaxStackDepth]uint64
+	m := k.coll.Maps["stacks"]
+	if err := m.Lookup(uint32(id), &frames); err != nil {
+		return nil, fmt.Errorf("reading stack %d: %w", id, err)
+	}
+	if err := m.Delete(uint32(id)); err != nil {
+		return nil, fmt.Errorf("releasing stack %d: %w", id, err)
+	}
+	n := slices.Index(frames[:], 0)
+	if n < 0 {
+		n = len(frames)
+	}
+	return frames[:n], nil
 }
 
 // Pin pins the hook's links (and its counters) under dir, so that it stays

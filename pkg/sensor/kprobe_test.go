@@ -68,6 +68,21 @@ func TestKprobeVerifies(t *testing.T) {
 		{"kiocb and user_namespace", KprobeSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
 			{Source: SrcRegKiocb, Reg: 0, Kind: KindPath}, {Source: SrcRegUserNs, Reg: 1, Kind: KindPath}}, Selectors: sels}},
 		{"socket", KprobeSpec{Symbol: "security_socket_getpeername", Params: 1, Args: []Arg{{Source: SrcRegSocket, Reg: 0, Kind: KindPath}}}},
+		{"skb and socket tracking", KprobeSpec{Symbol: "ip_output", Params: 3, Args: []Arg{
+			{Source: SrcRegSock, Reg: 1, Kind: KindPath}, {Source: SrcRegSkb, Reg: 2, Kind: KindPath}},
+			Selectors: []Selector{
+				{Matches: []Match{{Arg: 1, Op: OpDPort, Ints: []int64{53 | 53<<32}}}, Actions: ActPost | ActTrackSock, SockArg: 1},
+				{Actions: ActUntrackSock, SockArg: 0},
+			}}},
+		{"bpf_attr", KprobeSpec{Symbol: "bpf_check", Params: 2, Args: []Arg{{Source: SrcRegBpfAttr, Reg: 1, Kind: KindPath}}}},
+		{"returned sock tracked", KprobeSpec{Symbol: "sk_alloc", Params: 2, Return: true, RetSockAction: RetTrackSock,
+			Args: []Arg{{Source: SrcReg, Reg: 1, Kind: KindInt, Size: 4, Signed: true}}}},
+		{"range, substring and file type", KprobeSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
+			{Source: SrcRegKFile, Reg: 0, Kind: KindPath}, {Source: SrcReg, Reg: 1, Kind: KindInt, Size: 4, Signed: true}},
+			Selectors: []Selector{
+				{Matches: []Match{{Arg: 1, Op: OpInRange, Ints: []int64{1, 4, -3, -1}}, {Arg: 0, Op: OpSubStringIgnCase, Strings: []string{"shadow"}}}},
+				{Matches: []Match{{Arg: 1, Op: OpNotInRange, Ints: []int64{2, 2}}, {Arg: 0, Op: OpNotFileType, Ints: []int64{0o040000}}, {Arg: 0, Op: OpSubString, Strings: []string{"/."}}}},
+			}}},
 		{"net_device", KprobeSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
 			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{"lo"}}}, Actions: ActPost}}}},
 	} {

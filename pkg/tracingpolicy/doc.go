@@ -34,8 +34,10 @@
 //
 // matchArgs / matchReturnArgs operators (see [Operator]): Equal, NotEqual on
 // every readable type; Prefix, NotPrefix, Postfix, NotPostfix on strings and
-// paths; Mask, GreaterThan (GT), LessThan (LT) on integers. The socket
-// operators (SPort, DAddr, ...), InMap/NotInMap, InRange, SubString, FileType,
+// paths; Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange on
+// integers; SubString, SubStringIgnCase on strings and paths; FileType,
+// NotFileType on paths; the socket operators (SPort, DAddr, ...) on sockets
+// (sockops.go). InMap/NotInMap, CelExpr, the *PortPriv operators and
 // CapabilitiesGained are rejected as not supported.
 //
 // Selector filters: matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
@@ -45,9 +47,10 @@
 //
 // Actions (see [Action]): Post (with rateLimit / rateLimitScope), NoPost,
 // Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions
-// and LSM hooks only). Every other Tetragon action is rejected as not
-// supported, as are the Post options kernelStackTrace, userStackTrace and
-// imaHash.
+// and LSM hooks only), TrackSock and UntrackSock (argSock; also as a kprobe's
+// returnArgAction on a returned sock). Every other Tetragon action is rejected as not
+// supported, as is the Post option imaHash; kernelStackTrace and
+// userStackTrace are taken on kprobes.
 //
 // spec.options: policy-mode (enforce or monitor, also parsed into
 // Spec.Mode), hook-mechanism (auto, kprobe or syscall-tracepoint, into

@@ -33,9 +33,9 @@ func TestErrorMessages(t *testing.T) {
     args:
     - index: 1
       type: "fil"
-`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop)`}},
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`}},
 		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: iov_iter}\n",
-			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop)`}},
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`}},
 		{"unknown field with suggestion", header + `  kprobes:
   - calll: fd_install
 `, []string{
@@ -103,22 +103,47 @@ func TestErrorMessages(t *testing.T) {
       - index: 1
         operator: Prefx
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"unsupported operator", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: InMap
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "InMap" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "InMap" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"prefix on an integer", header + fdInstall + `    - matchArgs:
       - index: 0
         operator: Prefix
         values: ["3"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`}},
 		{"mask on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: Mask
         values: ["3"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Mask does not apply to type file (strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Mask does not apply to type file (paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase, FileType, NotFileType)`}},
+		{"range operators", header + fdInstall + `    - matchArgs:
+      - index: 0
+        operator: InRange
+        values: ["3", "5:1", "1:x", "-1:4294967296", "-2:-1"]
+`, []string{
+			`x.yaml:16:18: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: "3" is not a range: want lo:hi`,
+			`x.yaml:16:23: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: range "5:1" is empty: its lower bound is above its upper bound`,
+			`x.yaml:16:30: spec.kprobes[0].selectors[0].matchArgs[0].values[2]: range "1:x": value "x" is not an integer (type int)`,
+			`x.yaml:16:37: spec.kprobes[0].selectors[0].matchArgs[0].values[3]: range "-1:4294967296": value "4294967296" is out of range for type int`,
+		}},
+		{"file type and substring", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: NotFileType
+        values: ["reg", "file"]
+      - index: 1
+        operator: SubString
+        values: [""]
+      - index: 0
+        operator: FileType
+        values: ["reg"]
+`, []string{
+			`x.yaml:16:25: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: "file" is not a file type (reg (regular), dir, lnk (link), sock (socket), chr (char), blk (block), fifo (pipe))`,
+			`x.yaml:19:18: spec.kprobes[0].selectors[0].matchArgs[1].values[0]: empty string`,
+			`x.yaml:21:19: spec.kprobes[0].selectors[0].matchArgs[2].operator: operator FileType does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`,
+		}},
 		{"not a number", header + fdInstall + `    - matchArgs:
       - index: 0
         operator: Equal
@@ -158,10 +183,10 @@ func TestErrorMessages(t *testing.T) {
 		{"unsupported action", header + fdInstall + `    - matchActions:
       - action: FollowFD
         argFd: 0
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override)`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
 		{"unknown action", header + fdInstall + `    - matchActions:
       - action: Explode
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override)`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
 		{"override needs argError", header + `  kprobes:
   - call: sys_openat
     selectors:
@@ -195,10 +220,18 @@ func TestErrorMessages(t *testing.T) {
       - action: Sigkill
         rateLimit: 5s
 `, []string{`x.yaml:15:20: spec.kprobes[0].selectors[0].matchActions[0].rateLimit: rateLimit applies to action Post only`}},
-		{"stack traces not supported", header + fdInstall + `    - matchActions:
+		{"stack traces on Post only", header + fdInstall + `    - matchActions:
+      - action: Sigkill
+        userStackTrace: true
+`, []string{`x.yaml:15:25: spec.kprobes[0].selectors[0].matchActions[0].userStackTrace: userStackTrace applies to action Post only`}},
+		{"stack traces on kprobes only", header + `  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_openat
+    selectors:
+    - matchActions:
       - action: Post
         kernelStackTrace: true
-`, []string{`x.yaml:15:27: spec.kprobes[0].selectors[0].matchActions[0].kernelStackTrace: kernelStackTrace is not supported by this agent`}},
+`, []string{`x.yaml:12:27: spec.tracepoints[0].selectors[0].matchActions[0].kernelStackTrace: kernelStackTrace is served on kprobes only (process_kprobe events carry stack traces), not on tracepoints`}},
 		{"Post and NoPost", header + fdInstall + `    - matchActions:
       - action: Post
       - action: NoPost
@@ -312,7 +345,7 @@ func TestErrorMessages(t *testing.T) {
 		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
 			[]string{
 				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
-				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop)`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`,
 			}},
 	}
 	for _, c := range cases {

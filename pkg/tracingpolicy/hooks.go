@@ -97,12 +97,10 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 			retActionNode = v
 			if s, ok := d.str(v, fp); ok {
 				switch s {
-				case ReturnArgPost:
+				case ReturnArgPost, ReturnArgTrackSock, ReturnArgUntrackSock:
 					k.ReturnArgAction = s
-				case "TrackSock", "UntrackSock":
-					d.errorf(v, fp, "returnArgAction %s is not supported by this agent", s)
 				default:
-					d.errorf(v, fp, "unknown returnArgAction %q (supported: Post)", truncate(s))
+					d.errorf(v, fp, "unknown returnArgAction %q (supported: Post, TrackSock, UntrackSock)", truncate(s))
 				}
 			}
 		}},
@@ -152,6 +150,9 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 	}
 	if k.ReturnArgAction != "" && !k.Return {
 		d.errorf(retActionNode, p.field("returnArgAction"), "returnArgAction needs \"return: true\"")
+	} else if (k.ReturnArgAction == ReturnArgTrackSock || k.ReturnArgAction == ReturnArgUntrackSock) &&
+		(k.ReturnArg == nil || k.ReturnArg.Type != TypeSock) {
+		d.errorf(retActionNode, p.field("returnArgAction"), "returnArgAction %s needs a returnArg of type sock (the function returns the socket, as sk_alloc)", k.ReturnArgAction)
 	}
 	ctx := hookCtx{kind: hookKprobe, args: k.Args, ret: k.Return, retArg: k.ReturnArg}
 	switch {

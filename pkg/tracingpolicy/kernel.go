@@ -98,6 +98,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct socket")
 	case TypeUserNamespace:
 		return ptrTo("struct user_namespace")
+	case TypeBpfAttr:
+		return ptrTo("union bpf_attr")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

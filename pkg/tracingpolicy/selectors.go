@@ -195,6 +195,15 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 		d.errorf(valuesNode, p.field("values"), "operator %s takes exactly one value, got %d", a.Operator, len(a.Values))
 		return a, false
 	}
+	switch a.Operator {
+	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType:
+		for i, s := range a.Values {
+			if err := checkValue(a.Operator, t, s); err != nil {
+				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
+			}
+		}
+		return a, len(d.errs.Errors) == before
+	}
 	if class == ClassInt {
 		a.IntValues = make([]int64, 0, len(a.Values))
 		for i, s := range a.Values {
@@ -235,9 +244,11 @@ func declaredIndexes(args []ArgSpec) string {
 func operatorsFor(c ArgClass) string {
 	switch c {
 	case ClassInt:
-		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan"
-	case ClassString, ClassPath:
-		return "strings and paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix"
+		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange"
+	case ClassString:
+		return "strings take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase"
+	case ClassPath:
+		return "paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase, FileType, NotFileType"
 	case ClassSocket:
 		return "sockets take " + sockOperatorNames + "; sockaddr only SAddr, NotSAddr, SPort, NotSPort, Family"
 	case ClassStruct:
@@ -372,7 +383,8 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		node *yaml.Node
 		name string
 	}
-	var actionNode, argErrorNode, argSigNode, rateNode, scopeNode *yaml.Node
+	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode *yaml.Node
+	var stackNodes []seenField
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
 		return field{name: name, decode: func(v *yaml.Node, fp fieldPath) {
@@ -395,13 +407,13 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			}
 			s = canonicalAction(s)
 			switch act := Action(s); act {
-			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride:
+			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock:
 				a.Action = act
 			default:
 				if unsupportedAction(s) {
-					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override)", s)
+					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", s)
 				} else {
-					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override)", truncate(s))
+					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", truncate(s))
 				}
 			}
 		}},
@@ -438,8 +450,22 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 				}
 			}
 		}},
-		unsupportedFlag("kernelStackTrace"), unsupportedFlag("userStackTrace"), unsupportedFlag("imaHash"),
-		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"), other("argSock"),
+		{name: "kernelStackTrace", decode: func(v *yaml.Node, fp fieldPath) {
+			stackNodes = append(stackNodes, seenField{v, "kernelStackTrace"})
+			a.KernelStackTrace, _ = d.boolean(v, fp)
+		}},
+		{name: "userStackTrace", decode: func(v *yaml.Node, fp fieldPath) {
+			stackNodes = append(stackNodes, seenField{v, "userStackTrace"})
+			a.UserStackTrace, _ = d.boolean(v, fp)
+		}},
+		unsupportedFlag("imaHash"),
+		{name: "argSock", decode: func(v *yaml.Node, fp fieldPath) {
+			argSockNode = v
+			if i, ok := d.integer(v, fp, 0, 1<<31-1); ok {
+				a.ArgSock = uint32(i)
+			}
+		}},
+		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"),
 		other("argIndex"), other("argValue"), other("argRegs"),
 	})
 	if !ok || a.Action == "" {
@@ -467,8 +493,32 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	if argErrorNode != nil && a.Action != ActionOverride {
 		a.ArgError = 0
 	}
+	if a.Action == ActionTrackSock || a.Action == ActionUntrackSock {
+		// argSock defaults to 0, as in Tetragon's CRD
+		arg, found := findArg(h.args, a.ArgSock)
+		at := argSockNode
+		if at == nil {
+			at = n
+		}
+		switch {
+		case !found:
+			d.errorf(at, p.field("argSock"), "argSock %d is not a declared argument (declared: %s)", a.ArgSock, declaredIndexes(h.args))
+		case arg.Type != TypeSock && arg.Type != TypeSocket && arg.Type != TypeSkb:
+			d.errorf(at, p.field("argSock"), "argSock %d is declared %s; %s needs a sock, socket or skb argument", a.ArgSock, arg.Type, a.Action)
+		}
+	} else if argSockNode != nil {
+		d.errorf(argSockNode, p.field("argSock"), "argSock applies to actions TrackSock and UntrackSock only")
+	}
 	if argSigNode != nil && a.Action != ActionSignal {
 		d.errorf(argSigNode, p.field("argSig"), "argSig applies to action Signal only")
+	}
+	for _, sn := range stackNodes {
+		switch {
+		case a.Action != ActionPost:
+			d.errorf(sn.node, p.field(sn.name), "%s applies to action Post only", sn.name)
+		case h.kind != hookKprobe:
+			d.errorf(sn.node, p.field(sn.name), "%s is served on kprobes only (process_kprobe events carry stack traces), not on %s", sn.name, hookName(h.kind))
+		}
 	}
 	if rateNode != nil && a.Action != ActionPost {
 		d.errorf(rateNode, p.field("rateLimit"), "rateLimit applies to action Post only")

@@ -259,7 +259,8 @@ type KProbeSpec struct {
 	Args   []ArgSpec
 	// ReturnArg describes the return value; set only with Return.
 	ReturnArg *ArgSpec
-	// ReturnArgAction is "" or ReturnArgPost.
+	// ReturnArgAction is "", ReturnArgPost, ReturnArgTrackSock or
+	// ReturnArgUntrackSock.
 	ReturnArgAction string
 	Selectors       []Selector
 	Message         string
@@ -273,8 +274,14 @@ type KProbeSpec struct {
 // ListPrefix starts a call naming a spec.lists entry.
 const ListPrefix = "list:"
 
-// ReturnArgPost is the only supported returnArgAction.
-const ReturnArgPost = "Post"
+// The supported returnArgActions. TrackSock and UntrackSock act on the
+// sock the function returns (returnArg of type sock), when a selector
+// matched the call.
+const (
+	ReturnArgPost        = "Post"
+	ReturnArgTrackSock   = "TrackSock"
+	ReturnArgUntrackSock = "UntrackSock"
+)
 
 // SyscallName returns the system call name of a syscall kprobe ("openat" for
 // sys_openat, __x64_sys_openat, __arm64_sys_openat, ...), or "" when the call
@@ -428,6 +435,10 @@ const (
 	// TypeUserNamespace is a struct user_namespace *: its level, owner,
 	// group and inode number, reported as Tetragon's user_ns_arg.
 	TypeUserNamespace ArgType = "user_namespace"
+	// TypeBpfAttr is a union bpf_attr * of a BPF_PROG_LOAD (bpf_check):
+	// the program's type, instruction count and name, as Tetragon reports
+	// it; not matched.
+	TypeBpfAttr ArgType = "bpf_attr"
 
 	TypeNop ArgType = "nop"
 
@@ -481,7 +492,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr, TypeSocket:
 		return typeInfo{class: ClassSocket}, true
-	case TypeCred, TypeUserNamespace:
+	case TypeCred, TypeUserNamespace, TypeBpfAttr:
 		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
@@ -508,7 +519,7 @@ func canonicalType(s string) ArgType {
 // get a "not supported" error instead of "unknown type".
 func unsupportedType(s string) bool {
 	switch s {
-	case "auto", "char_iovec", "bpf_attr", "perf_event", "bpf_map", "capability",
+	case "auto", "char_iovec", "perf_event", "bpf_map", "capability",
 		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
@@ -519,7 +530,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
@@ -558,6 +569,10 @@ func parseOperator(s string) (op Operator, ok bool) {
 	if Operator(s).Socket() {
 		return Operator(s), true
 	}
+	switch op := Operator(s); op {
+	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType:
+		return op, true
+	}
 	switch s {
 	case "GT":
 		return OpGreaterThan, true
@@ -567,14 +582,13 @@ func parseOperator(s string) (op Operator, ok bool) {
 	return "", false
 }
 
-const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), " + sockOperatorNames
+const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames
 
 // unsupportedOperator reports Tetragon operators this agent does not
 // implement.
 func unsupportedOperator(s string) bool {
 	switch s {
-	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "InMap", "NotInMap", "CapabilitiesGained", "InRange", "NotInRange", "SubString", "SubStringIgnCase",
-		"FileType", "NotFileType":
+	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "InMap", "NotInMap", "CapabilitiesGained", "CelExpr":
 		return true
 	}
 	return false
@@ -587,8 +601,13 @@ func (o Operator) appliesTo(c ArgClass) bool {
 		return c == ClassInt || c == ClassString || c == ClassPath
 	case OpPrefix, OpNotPrefix, OpPostfix, OpNotPostfix:
 		return c == ClassString || c == ClassPath
-	case OpMask, OpGreaterThan, OpLessThan:
+	case OpMask, OpGreaterThan, OpLessThan, OpInRange, OpNotInRange:
 		return c == ClassInt
+	case OpSubString, OpSubStringIgnCase:
+		// Tetragon takes them on strings only; paths are strings here too
+		return c == ClassString || c == ClassPath
+	case OpFileType, OpNotFileType:
+		return c == ClassPath
 	}
 	return o.Socket() && c == ClassSocket
 }
@@ -728,6 +747,11 @@ const (
 	ActionSigkill  Action = "Sigkill"
 	ActionSignal   Action = "Signal"
 	ActionOverride Action = "Override"
+	// ActionTrackSock follows the sock of argument ArgSock across calls:
+	// events of any hook on that socket are attributed to the process
+	// that tracked it. ActionUntrackSock stops following it.
+	ActionTrackSock   Action = "TrackSock"
+	ActionUntrackSock Action = "UntrackSock"
 )
 
 // Enforces reports whether the action acts on the process rather than only
@@ -739,7 +763,7 @@ func (a Action) Enforces() bool {
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup", "TrackSock", "UntrackSock",
+	case "FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup",
 		"NotifyEnforcer", "CleanupEnforcerNotification", "Set":
 		return true
 	}
@@ -763,6 +787,12 @@ type ActionSelector struct {
 	ArgError int32
 	// ArgSig is the signal Signal sends (1..64).
 	ArgSig uint32
+	// ArgSock is the index of the sock or socket argument TrackSock and
+	// UntrackSock act on.
+	ArgSock uint32
+	// KernelStackTrace and UserStackTrace (Post, kprobes): the event
+	// carries the call's kernel or user stack, symbolised.
+	KernelStackTrace, UserStackTrace bool
 	// RateLimit (Post only): repeated events of the same hook are not
 	// posted again within this period. 0 means no limit.
 	RateLimit time.Duration
