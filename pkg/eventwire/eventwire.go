@@ -156,8 +156,8 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 		num, inner, p, q = 9, m, m.GetProcess(), m.GetParent()
 		rest = &api.ProcessKprobe{
 			FunctionName: m.GetFunctionName(), Args: m.GetArgs(), Return: m.GetReturn(), Action: m.GetAction(),
-			PolicyName: m.GetPolicyName(), ReturnAction: m.GetReturnAction(), Message: m.GetMessage(),
-			Tags: m.GetTags(), Mechanism: m.GetMechanism(),
+			KernelStackTrace: m.GetKernelStackTrace(), PolicyName: m.GetPolicyName(), ReturnAction: m.GetReturnAction(),
+			Message: m.GetMessage(), Tags: m.GetTags(), UserStackTrace: m.GetUserStackTrace(), Mechanism: m.GetMechanism(),
 		}
 	default:
 		return buf, false, nil
