@@ -20,8 +20,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SYS_TABLE_LEN 512
 
-#define VAR_FD_RET 6  /* variant fd source: the return value */
-#define VAR_NO_FD 7   /* variant has no fd: use the user string in reg 0 */
+/* a variant's fd source besides a register index 0..5 */
+enum var_fd {
+	VAR_FD_RET = 6, /* the return value */
+	VAR_NO_FD = 7,  /* no fd: use the user string in reg 0 */
+};
 
 struct sys_variant {
 	__u8 fd_src; /* register index 0..5, VAR_FD_RET or VAR_NO_FD */
@@ -29,19 +32,24 @@ struct sys_variant {
 	__u8 pad[2];
 };
 
-#define SE_ENTER 1
-#define SE_EXIT 2
-#define SE_RET_OK 4 /* only successful calls (ret >= 0) */
-#define SE_NEED_FILE 8 /* only calls whose variant fd is an open file (mmap) */
-/* A return probe on the mapped function: its return value is derived from
- * the syscall's at sys_exit. A syscall that succeeded got past the
- * function, which therefore returned 0. A failed one gives no record unless
- * SE_REFUSALS says its EACCES/EPERM can only be the function's refusal:
- * otherwise the error may come from a step before the function (which then
- * never ran) or after it (which then returned 0). docs/mechanisms.md has
- * the derivation per function. */
-#define SE_FUNC_RET 16
-#define SE_REFUSALS 32
+enum sys_flag {
+	SE_ENTER = 1,
+	SE_EXIT = 2,
+	SE_RET_OK = 4,    /* only successful calls (ret >= 0) */
+	SE_NEED_FILE = 8, /* only calls whose variant fd is an open file (mmap) */
+	/* A return probe on the mapped function: its return value is derived
+	 * from the syscall's at sys_exit. A syscall that succeeded got past
+	 * the function, which therefore returned 0. A failed one gives no
+	 * record unless SE_REFUSALS says its EACCES/EPERM can only be the
+	 * function's refusal: otherwise the error may come from a step before
+	 * the function (which then never ran) or after it (which then returned
+	 * 0). docs/mechanisms.md has the derivation per function. */
+	SE_FUNC_RET = 16,
+	SE_REFUSALS = 32,
+};
+
+const enum var_fd *unused_var_fd __attribute__((unused));
+const enum sys_flag *unused_sys_flag __attribute__((unused));
 
 #define EPERM 1
 #define EACCES 13

@@ -13,6 +13,65 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type GenericActFlag uint32
+
+const (
+	GenericActFlagACT_POST        GenericActFlag = 1
+	GenericActFlagACT_SIGKILL     GenericActFlag = 2
+	GenericActFlagACT_SIGNAL      GenericActFlag = 4
+	GenericActFlagACT_OVERRIDE    GenericActFlag = 8
+	GenericActFlagACT_TRACKSOCK   GenericActFlag = 16
+	GenericActFlagACT_UNTRACKSOCK GenericActFlag = 32
+	GenericActFlagACT_KSTACK      GenericActFlag = 64
+	GenericActFlagACT_USTACK      GenericActFlag = 128
+)
+
+type GenericArgSrc uint32
+
+const (
+	GenericArgSrcSRC_NONE          GenericArgSrc = 0
+	GenericArgSrcSRC_REG           GenericArgSrc = 1
+	GenericArgSrcSRC_RET           GenericArgSrc = 2
+	GenericArgSrcSRC_REG_FILE      GenericArgSrc = 3
+	GenericArgSrcSRC_RET_FILE      GenericArgSrc = 4
+	GenericArgSrcSRC_VAR_FILE      GenericArgSrc = 5
+	GenericArgSrcSRC_VAR_MASK      GenericArgSrc = 6
+	GenericArgSrcSRC_REG_USTR      GenericArgSrc = 7
+	GenericArgSrcSRC_VAR_PATH      GenericArgSrc = 8
+	GenericArgSrcSRC_REG_KFILE     GenericArgSrc = 9
+	GenericArgSrcSRC_REG_KPATH     GenericArgSrc = 10
+	GenericArgSrcSRC_REG_DENTRY    GenericArgSrc = 11
+	GenericArgSrcSRC_REG_STR       GenericArgSrc = 12
+	GenericArgSrcSRC_REG_FILENAME  GenericArgSrc = 13
+	GenericArgSrcSRC_REG_SOCK      GenericArgSrc = 32
+	GenericArgSrcSRC_REG_SOCKADDR  GenericArgSrc = 33
+	GenericArgSrcSRC_REG_SYSCALL64 GenericArgSrc = 34
+	GenericArgSrcSRC_REG_BINPRM    GenericArgSrc = 35
+	GenericArgSrcSRC_REG_CRED      GenericArgSrc = 36
+	GenericArgSrcSRC_REG_NETDEV    GenericArgSrc = 37
+	GenericArgSrcSRC_REG_KIOCB     GenericArgSrc = 38
+	GenericArgSrcSRC_REG_USERNS    GenericArgSrc = 39
+	GenericArgSrcSRC_REG_SOCKET    GenericArgSrc = 40
+	GenericArgSrcSRC_REG_SKB       GenericArgSrc = 41
+	GenericArgSrcSRC_REG_BPF_ATTR  GenericArgSrc = 42
+)
+
+type GenericArgType uint32
+
+const (
+	GenericArgTypeT_INT  GenericArgType = 1
+	GenericArgTypeT_PATH GenericArgType = 2
+	GenericArgTypeT_FD   GenericArgType = 3
+)
+
+type GenericCapSet uint32
+
+const (
+	GenericCapSetCAPS_EFFECTIVE   GenericCapSet = 0
+	GenericCapSetCAPS_INHERITABLE GenericCapSet = 1
+	GenericCapSetCAPS_PERMITTED   GenericCapSet = 2
+)
+
 type GenericDispatchScratch struct {
 	_ structs.HostLayout
 	K [2]GenericVerdictKey
@@ -90,6 +149,18 @@ type GenericGenRec struct {
 	Data     [8192]int8
 }
 
+type GenericGenStat uint32
+
+const (
+	GenericGenStatGS_CALLS   GenericGenStat = 0
+	GenericGenStatGS_MATCHED GenericGenStat = 1
+	GenericGenStatGS_POSTED  GenericGenStat = 2
+	GenericGenStatGS_DROPS   GenericGenStat = 3
+	GenericGenStatGS_SIGNALS GenericGenStat = 4
+	GenericGenStatGS_CACHED  GenericGenStat = 5
+	GenericGenStatGS_MAX     GenericGenStat = 8
+)
+
 type GenericLpmKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -97,10 +168,87 @@ type GenericLpmKey struct {
 	Data      [254]uint8
 }
 
+type GenericMatchFlag uint32
+
+const (
+	GenericMatchFlagMF_FOLLOW GenericMatchFlag = 1
+	GenericMatchFlagMF_NS_PID GenericMatchFlag = 2
+	GenericMatchFlagMF_NS_CAP GenericMatchFlag = 4
+	GenericMatchFlagMF_SIGNED GenericMatchFlag = 8
+)
+
+type GenericMatchKind uint32
+
+const (
+	GenericMatchKindMK_ARG    GenericMatchKind = 0
+	GenericMatchKindMK_RET    GenericMatchKind = 1
+	GenericMatchKindMK_PID    GenericMatchKind = 2
+	GenericMatchKindMK_NS     GenericMatchKind = 3
+	GenericMatchKindMK_CAPS   GenericMatchKind = 4
+	GenericMatchKindMK_BINARY GenericMatchKind = 5
+)
+
+type GenericMatchOp uint32
+
+const (
+	GenericMatchOpMOP_EQUAL          GenericMatchOp = 1
+	GenericMatchOpMOP_NOT_EQUAL      GenericMatchOp = 2
+	GenericMatchOpMOP_PREFIX         GenericMatchOp = 3
+	GenericMatchOpMOP_NOT_PREFIX     GenericMatchOp = 4
+	GenericMatchOpMOP_MASK           GenericMatchOp = 5
+	GenericMatchOpMOP_GT             GenericMatchOp = 6
+	GenericMatchOpMOP_LT             GenericMatchOp = 7
+	GenericMatchOpMOP_POSTFIX        GenericMatchOp = 8
+	GenericMatchOpMOP_NOT_POSTFIX    GenericMatchOp = 9
+	GenericMatchOpMOP_SADDR          GenericMatchOp = 10
+	GenericMatchOpMOP_NOT_SADDR      GenericMatchOp = 11
+	GenericMatchOpMOP_DADDR          GenericMatchOp = 12
+	GenericMatchOpMOP_NOT_DADDR      GenericMatchOp = 13
+	GenericMatchOpMOP_SPORT          GenericMatchOp = 14
+	GenericMatchOpMOP_NOT_SPORT      GenericMatchOp = 15
+	GenericMatchOpMOP_DPORT          GenericMatchOp = 16
+	GenericMatchOpMOP_NOT_DPORT      GenericMatchOp = 17
+	GenericMatchOpMOP_PROTOCOL       GenericMatchOp = 18
+	GenericMatchOpMOP_FAMILY         GenericMatchOp = 19
+	GenericMatchOpMOP_STATE          GenericMatchOp = 20
+	GenericMatchOpMOP_IN_RANGE       GenericMatchOp = 21
+	GenericMatchOpMOP_NOT_IN_RANGE   GenericMatchOp = 22
+	GenericMatchOpMOP_SUBSTR         GenericMatchOp = 23
+	GenericMatchOpMOP_SUBSTR_IGNCASE GenericMatchOp = 24
+	GenericMatchOpMOP_FILE_TYPE      GenericMatchOp = 25
+	GenericMatchOpMOP_NOT_FILE_TYPE  GenericMatchOp = 26
+)
+
+type GenericNsKind uint32
+
+const (
+	GenericNsKindNSK_UTS               GenericNsKind = 0
+	GenericNsKindNSK_IPC               GenericNsKind = 1
+	GenericNsKindNSK_MNT               GenericNsKind = 2
+	GenericNsKindNSK_PID               GenericNsKind = 3
+	GenericNsKindNSK_PID_FOR_CHILDREN  GenericNsKind = 4
+	GenericNsKindNSK_NET               GenericNsKind = 5
+	GenericNsKindNSK_TIME              GenericNsKind = 6
+	GenericNsKindNSK_TIME_FOR_CHILDREN GenericNsKind = 7
+	GenericNsKindNSK_CGROUP            GenericNsKind = 8
+	GenericNsKindNSK_USER              GenericNsKind = 9
+)
+
 type GenericPathScratch struct {
 	_   structs.HostLayout
 	Buf [8192]int8
 }
+
+type GenericSysFlag uint32
+
+const (
+	GenericSysFlagSE_ENTER     GenericSysFlag = 1
+	GenericSysFlagSE_EXIT      GenericSysFlag = 2
+	GenericSysFlagSE_RET_OK    GenericSysFlag = 4
+	GenericSysFlagSE_NEED_FILE GenericSysFlag = 8
+	GenericSysFlagSE_FUNC_RET  GenericSysFlag = 16
+	GenericSysFlagSE_REFUSALS  GenericSysFlag = 32
+)
 
 type GenericSysList struct {
 	_         structs.HostLayout
@@ -125,6 +273,13 @@ type GenericSysPair struct {
 	Mask  uint8
 }
 
+type GenericVarFd uint32
+
+const (
+	GenericVarFdVAR_FD_RET GenericVarFd = 6
+	GenericVarFdVAR_NO_FD  GenericVarFd = 7
+)
+
 type GenericVerdictKey struct {
 	_      structs.HostLayout
 	Dentry uint64
@@ -138,25 +293,36 @@ type GenericVerdictKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	GenericMapConfs         = "confs"
-	GenericMapEvents        = "events"
-	GenericMapGeneration    = "generation"
-	GenericMapKeyHeap       = "key_heap"
-	GenericMapListStats     = "list_stats"
-	GenericMapPathHeap      = "path_heap"
-	GenericMapRecHeap       = "rec_heap"
-	GenericMapScratchHeap   = "scratch_heap"
-	GenericMapStats         = "stats"
-	GenericMapStrings       = "strings"
-	GenericMapSysLists      = "sys_lists"
-	GenericMapSysMapped     = "sys_mapped"
-	GenericMapVerdicts      = "verdicts"
-	GenericProgGenSysEnter  = "gen_sys_enter"
-	GenericProgGenSysExit   = "gen_sys_exit"
-	GenericVarUnusedGenConf = "unused_gen_conf"
-	GenericVarUnusedGenRec  = "unused_gen_rec"
-	GenericVarUnusedLpmKey  = "unused_lpm_key"
-	GenericVarUnusedSysList = "unused_sys_list"
+	GenericMapConfs           = "confs"
+	GenericMapEvents          = "events"
+	GenericMapGeneration      = "generation"
+	GenericMapKeyHeap         = "key_heap"
+	GenericMapListStats       = "list_stats"
+	GenericMapPathHeap        = "path_heap"
+	GenericMapRecHeap         = "rec_heap"
+	GenericMapScratchHeap     = "scratch_heap"
+	GenericMapStats           = "stats"
+	GenericMapStrings         = "strings"
+	GenericMapSysLists        = "sys_lists"
+	GenericMapSysMapped       = "sys_mapped"
+	GenericMapVerdicts        = "verdicts"
+	GenericProgGenSysEnter    = "gen_sys_enter"
+	GenericProgGenSysExit     = "gen_sys_exit"
+	GenericVarUnusedActFlag   = "unused_act_flag"
+	GenericVarUnusedArgSrc    = "unused_arg_src"
+	GenericVarUnusedArgType   = "unused_arg_type"
+	GenericVarUnusedCapSet    = "unused_cap_set"
+	GenericVarUnusedGenConf   = "unused_gen_conf"
+	GenericVarUnusedGenRec    = "unused_gen_rec"
+	GenericVarUnusedGenStat   = "unused_gen_stat"
+	GenericVarUnusedLpmKey    = "unused_lpm_key"
+	GenericVarUnusedMatchFlag = "unused_match_flag"
+	GenericVarUnusedMatchKind = "unused_match_kind"
+	GenericVarUnusedMatchOp   = "unused_match_op"
+	GenericVarUnusedNsKind    = "unused_ns_kind"
+	GenericVarUnusedSysFlag   = "unused_sys_flag"
+	GenericVarUnusedSysList   = "unused_sys_list"
+	GenericVarUnusedVarFd     = "unused_var_fd"
 )
 
 // LoadGeneric returns the embedded CollectionSpec for Generic.
@@ -228,10 +394,21 @@ type GenericMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type GenericVariableSpecs struct {
-	UnusedGenConf *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
-	UnusedGenRec  *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
-	UnusedLpmKey  *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
-	UnusedSysList *ebpf.VariableSpec `ebpf:"unused_sys_list"`
+	UnusedActFlag   *ebpf.VariableSpec `ebpf:"unused_act_flag"`
+	UnusedArgSrc    *ebpf.VariableSpec `ebpf:"unused_arg_src"`
+	UnusedArgType   *ebpf.VariableSpec `ebpf:"unused_arg_type"`
+	UnusedCapSet    *ebpf.VariableSpec `ebpf:"unused_cap_set"`
+	UnusedGenConf   *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
+	UnusedGenRec    *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
+	UnusedGenStat   *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
+	UnusedLpmKey    *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag *ebpf.VariableSpec `ebpf:"unused_match_flag"`
+	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
+	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
+	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	UnusedSysFlag   *ebpf.VariableSpec `ebpf:"unused_sys_flag"`
+	UnusedSysList   *ebpf.VariableSpec `ebpf:"unused_sys_list"`
+	UnusedVarFd     *ebpf.VariableSpec `ebpf:"unused_var_fd"`
 }
 
 // GenericObjects contains all objects after they have been loaded into the kernel.
@@ -291,10 +468,21 @@ func (m *GenericMaps) Close() error {
 //
 // It can be passed to LoadGenericObjects or ebpf.CollectionSpec.LoadAndAssign.
 type GenericVariables struct {
-	UnusedGenConf *ebpf.Variable `ebpf:"unused_gen_conf"`
-	UnusedGenRec  *ebpf.Variable `ebpf:"unused_gen_rec"`
-	UnusedLpmKey  *ebpf.Variable `ebpf:"unused_lpm_key"`
-	UnusedSysList *ebpf.Variable `ebpf:"unused_sys_list"`
+	UnusedActFlag   *ebpf.Variable `ebpf:"unused_act_flag"`
+	UnusedArgSrc    *ebpf.Variable `ebpf:"unused_arg_src"`
+	UnusedArgType   *ebpf.Variable `ebpf:"unused_arg_type"`
+	UnusedCapSet    *ebpf.Variable `ebpf:"unused_cap_set"`
+	UnusedGenConf   *ebpf.Variable `ebpf:"unused_gen_conf"`
+	UnusedGenRec    *ebpf.Variable `ebpf:"unused_gen_rec"`
+	UnusedGenStat   *ebpf.Variable `ebpf:"unused_gen_stat"`
+	UnusedLpmKey    *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag *ebpf.Variable `ebpf:"unused_match_flag"`
+	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
+	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
+	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
+	UnusedSysFlag   *ebpf.Variable `ebpf:"unused_sys_flag"`
+	UnusedSysList   *ebpf.Variable `ebpf:"unused_sys_list"`
+	UnusedVarFd     *ebpf.Variable `ebpf:"unused_var_fd"`
 }
 
 // GenericPrograms contains all programs after they have been loaded into the kernel.

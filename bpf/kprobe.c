@@ -49,23 +49,8 @@ enum tp_read {
 	TP_DATA_LOC = 2, /* __data_loc: a u32 locating the data in the record */
 };
 
-/* Sources only this object reads (enum arg_src continued, after the
- * socket sources hook.h defines, which hook.h's socket operators match). */
-/* a system call number (syscall64), with SYSCALL64_32BIT set when the
- * task is in a 32-bit (compat) system call, whose numbers are another
- * table's */
-#define SRC_REG_SYSCALL64 34
+/* the 32-bit (compat) flag of a SRC_REG_SYSCALL64 value */
 #define SYSCALL64_32BIT 0x80000000ULL
-/* struct linux_binprm *: the path of the file being executed */
-#define SRC_REG_BINPRM 35
-/* struct cred *: its ids and capability sets, as struct cred_data */
-#define SRC_REG_CRED 36
-/* struct net_device *: its name */
-#define SRC_REG_NETDEV 37
-/* struct kiocb *: the path of its file */
-#define SRC_REG_KIOCB 38
-/* struct user_namespace *: struct userns_data */
-#define SRC_REG_USERNS 39
 /* returnArgAction: what the return probe does with the sock the function
  * returned (sk_alloc), when a selector matched the call */
 #define RET_SOCK_TRACK 1
@@ -113,9 +98,6 @@ struct skb_data {
 	__u32 mark;
 	__u32 hash;
 };
-
-/* union bpf_attr * of a BPF_PROG_LOAD: struct bpf_attr_data */
-#define SRC_REG_BPF_ATTR 42
 
 /* What a bpf_attr argument reports, as Tetragon's bpf_attr_arg. */
 struct bpf_attr_data {

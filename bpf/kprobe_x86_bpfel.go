@@ -101,36 +101,45 @@ type KprobeSockOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	KprobeMapConf           = "conf"
-	KprobeMapEntries        = "entries"
-	KprobeMapEvents         = "events"
-	KprobeMapKeyHeap        = "key_heap"
-	KprobeMapPathHeap       = "path_heap"
-	KprobeMapRecHeap        = "rec_heap"
-	KprobeMapSocktrack      = "socktrack"
-	KprobeMapStacks         = "stacks"
-	KprobeMapStats          = "stats"
-	KprobeMapStrings        = "strings"
-	KprobeProgGenFmodRet    = "gen_fmod_ret"
-	KprobeProgGenKprobe     = "gen_kprobe"
-	KprobeProgGenKretprobe  = "gen_kretprobe"
-	KprobeProgGenLsm        = "gen_lsm"
-	KprobeProgGenRawTp      = "gen_raw_tp"
-	KprobeProgGenTracepoint = "gen_tracepoint"
-	KprobeVarArgSigned      = "arg_signed"
-	KprobeVarArgSize        = "arg_size"
-	KprobeVarAtReturn       = "at_return"
-	KprobeVarNparams        = "nparams"
-	KprobeVarRetSockAction  = "ret_sock_action"
-	KprobeVarSelSockSlot    = "sel_sock_slot"
-	KprobeVarSyscallNr      = "syscall_nr"
-	KprobeVarSyscallWrapper = "syscall_wrapper"
-	KprobeVarTpOff          = "tp_off"
-	KprobeVarTpRead         = "tp_read"
-	KprobeVarTpSize         = "tp_size"
-	KprobeVarUnusedGenConf  = "unused_gen_conf"
-	KprobeVarUnusedGenRec   = "unused_gen_rec"
-	KprobeVarUnusedLpmKey   = "unused_lpm_key"
+	KprobeMapConf            = "conf"
+	KprobeMapEntries         = "entries"
+	KprobeMapEvents          = "events"
+	KprobeMapKeyHeap         = "key_heap"
+	KprobeMapPathHeap        = "path_heap"
+	KprobeMapRecHeap         = "rec_heap"
+	KprobeMapSocktrack       = "socktrack"
+	KprobeMapStacks          = "stacks"
+	KprobeMapStats           = "stats"
+	KprobeMapStrings         = "strings"
+	KprobeProgGenFmodRet     = "gen_fmod_ret"
+	KprobeProgGenKprobe      = "gen_kprobe"
+	KprobeProgGenKretprobe   = "gen_kretprobe"
+	KprobeProgGenLsm         = "gen_lsm"
+	KprobeProgGenRawTp       = "gen_raw_tp"
+	KprobeProgGenTracepoint  = "gen_tracepoint"
+	KprobeVarArgSigned       = "arg_signed"
+	KprobeVarArgSize         = "arg_size"
+	KprobeVarAtReturn        = "at_return"
+	KprobeVarNparams         = "nparams"
+	KprobeVarRetSockAction   = "ret_sock_action"
+	KprobeVarSelSockSlot     = "sel_sock_slot"
+	KprobeVarSyscallNr       = "syscall_nr"
+	KprobeVarSyscallWrapper  = "syscall_wrapper"
+	KprobeVarTpOff           = "tp_off"
+	KprobeVarTpRead          = "tp_read"
+	KprobeVarTpSize          = "tp_size"
+	KprobeVarUnusedActFlag   = "unused_act_flag"
+	KprobeVarUnusedArgSrc    = "unused_arg_src"
+	KprobeVarUnusedArgType   = "unused_arg_type"
+	KprobeVarUnusedCapSet    = "unused_cap_set"
+	KprobeVarUnusedGenConf   = "unused_gen_conf"
+	KprobeVarUnusedGenRec    = "unused_gen_rec"
+	KprobeVarUnusedGenStat   = "unused_gen_stat"
+	KprobeVarUnusedLpmKey    = "unused_lpm_key"
+	KprobeVarUnusedMatchFlag = "unused_match_flag"
+	KprobeVarUnusedMatchKind = "unused_match_kind"
+	KprobeVarUnusedMatchOp   = "unused_match_op"
+	KprobeVarUnusedNsKind    = "unused_ns_kind"
 )
 
 // LoadKprobe returns the embedded CollectionSpec for Kprobe.
@@ -203,20 +212,29 @@ type KprobeMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type KprobeVariableSpecs struct {
-	ArgSigned      *ebpf.VariableSpec `ebpf:"arg_signed"`
-	ArgSize        *ebpf.VariableSpec `ebpf:"arg_size"`
-	AtReturn       *ebpf.VariableSpec `ebpf:"at_return"`
-	Nparams        *ebpf.VariableSpec `ebpf:"nparams"`
-	RetSockAction  *ebpf.VariableSpec `ebpf:"ret_sock_action"`
-	SelSockSlot    *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
-	SyscallNr      *ebpf.VariableSpec `ebpf:"syscall_nr"`
-	SyscallWrapper *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
-	TpOff          *ebpf.VariableSpec `ebpf:"tp_off"`
-	TpRead         *ebpf.VariableSpec `ebpf:"tp_read"`
-	TpSize         *ebpf.VariableSpec `ebpf:"tp_size"`
-	UnusedGenConf  *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
-	UnusedGenRec   *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
-	UnusedLpmKey   *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	ArgSigned       *ebpf.VariableSpec `ebpf:"arg_signed"`
+	ArgSize         *ebpf.VariableSpec `ebpf:"arg_size"`
+	AtReturn        *ebpf.VariableSpec `ebpf:"at_return"`
+	Nparams         *ebpf.VariableSpec `ebpf:"nparams"`
+	RetSockAction   *ebpf.VariableSpec `ebpf:"ret_sock_action"`
+	SelSockSlot     *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
+	SyscallNr       *ebpf.VariableSpec `ebpf:"syscall_nr"`
+	SyscallWrapper  *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
+	TpOff           *ebpf.VariableSpec `ebpf:"tp_off"`
+	TpRead          *ebpf.VariableSpec `ebpf:"tp_read"`
+	TpSize          *ebpf.VariableSpec `ebpf:"tp_size"`
+	UnusedActFlag   *ebpf.VariableSpec `ebpf:"unused_act_flag"`
+	UnusedArgSrc    *ebpf.VariableSpec `ebpf:"unused_arg_src"`
+	UnusedArgType   *ebpf.VariableSpec `ebpf:"unused_arg_type"`
+	UnusedCapSet    *ebpf.VariableSpec `ebpf:"unused_cap_set"`
+	UnusedGenConf   *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
+	UnusedGenRec    *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
+	UnusedGenStat   *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
+	UnusedLpmKey    *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag *ebpf.VariableSpec `ebpf:"unused_match_flag"`
+	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
+	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
+	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
 }
 
 // KprobeObjects contains all objects after they have been loaded into the kernel.
@@ -270,20 +288,29 @@ func (m *KprobeMaps) Close() error {
 //
 // It can be passed to LoadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type KprobeVariables struct {
-	ArgSigned      *ebpf.Variable `ebpf:"arg_signed"`
-	ArgSize        *ebpf.Variable `ebpf:"arg_size"`
-	AtReturn       *ebpf.Variable `ebpf:"at_return"`
-	Nparams        *ebpf.Variable `ebpf:"nparams"`
-	RetSockAction  *ebpf.Variable `ebpf:"ret_sock_action"`
-	SelSockSlot    *ebpf.Variable `ebpf:"sel_sock_slot"`
-	SyscallNr      *ebpf.Variable `ebpf:"syscall_nr"`
-	SyscallWrapper *ebpf.Variable `ebpf:"syscall_wrapper"`
-	TpOff          *ebpf.Variable `ebpf:"tp_off"`
-	TpRead         *ebpf.Variable `ebpf:"tp_read"`
-	TpSize         *ebpf.Variable `ebpf:"tp_size"`
-	UnusedGenConf  *ebpf.Variable `ebpf:"unused_gen_conf"`
-	UnusedGenRec   *ebpf.Variable `ebpf:"unused_gen_rec"`
-	UnusedLpmKey   *ebpf.Variable `ebpf:"unused_lpm_key"`
+	ArgSigned       *ebpf.Variable `ebpf:"arg_signed"`
+	ArgSize         *ebpf.Variable `ebpf:"arg_size"`
+	AtReturn        *ebpf.Variable `ebpf:"at_return"`
+	Nparams         *ebpf.Variable `ebpf:"nparams"`
+	RetSockAction   *ebpf.Variable `ebpf:"ret_sock_action"`
+	SelSockSlot     *ebpf.Variable `ebpf:"sel_sock_slot"`
+	SyscallNr       *ebpf.Variable `ebpf:"syscall_nr"`
+	SyscallWrapper  *ebpf.Variable `ebpf:"syscall_wrapper"`
+	TpOff           *ebpf.Variable `ebpf:"tp_off"`
+	TpRead          *ebpf.Variable `ebpf:"tp_read"`
+	TpSize          *ebpf.Variable `ebpf:"tp_size"`
+	UnusedActFlag   *ebpf.Variable `ebpf:"unused_act_flag"`
+	UnusedArgSrc    *ebpf.Variable `ebpf:"unused_arg_src"`
+	UnusedArgType   *ebpf.Variable `ebpf:"unused_arg_type"`
+	UnusedCapSet    *ebpf.Variable `ebpf:"unused_cap_set"`
+	UnusedGenConf   *ebpf.Variable `ebpf:"unused_gen_conf"`
+	UnusedGenRec    *ebpf.Variable `ebpf:"unused_gen_rec"`
+	UnusedGenStat   *ebpf.Variable `ebpf:"unused_gen_stat"`
+	UnusedLpmKey    *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag *ebpf.Variable `ebpf:"unused_match_flag"`
+	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
+	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
+	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
 }
 
 // KprobePrograms contains all programs after they have been loaded into the kernel.

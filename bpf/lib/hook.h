@@ -72,11 +72,21 @@ enum arg_src {
 	 * struct sockaddr_in/in6 as it is) */
 	SRC_REG_SOCK = 32,     /* struct sock * */
 	SRC_REG_SOCKADDR = 33, /* struct sockaddr *, kernel or user memory */
-	/* 34 to 39: kprobe.c's own sources */
+	/* read by kprobe.c only: a system call number (syscall64), with
+	 * SYSCALL64_32BIT set when the task is in a 32-bit (compat) system
+	 * call, whose numbers are another table's */
+	SRC_REG_SYSCALL64 = 34,
+	SRC_REG_BINPRM = 35, /* struct linux_binprm *: the path of the file being executed */
+	SRC_REG_CRED = 36,   /* struct cred *: its ids and capability sets, as struct cred_data */
+	SRC_REG_NETDEV = 37, /* struct net_device *: its name */
+	SRC_REG_KIOCB = 38,  /* struct kiocb *: the path of its file */
+	SRC_REG_USERNS = 39, /* struct user_namespace *: struct userns_data */
 	SRC_REG_SOCKET = 40, /* struct socket *: its sock, as SRC_REG_SOCK */
 	/* struct sk_buff *: its packet's family, protocol, addresses and
 	 * ports, as struct sock_data (struct skb_data) */
 	SRC_REG_SKB = 41,
+	/* union bpf_attr * of a BPF_PROG_LOAD (struct bpf_attr_data) */
+	SRC_REG_BPF_ATTR = 42,
 };
 
 enum arg_type {
@@ -162,10 +172,12 @@ enum match_kind {
 };
 
 /* match_arg.flags */
-#define MF_FOLLOW 1 /* followForks / followChildren: the process or an ancestor */
-#define MF_NS_PID 2 /* isNamespacePID: the pid in the process's own pid namespace */
-#define MF_NS_CAP 4 /* isNamespaceCapability: only outside the user namespace vals[1] */
-#define MF_SIGNED 8 /* MK_RET: sign-extend from size bytes */
+enum match_flag {
+	MF_FOLLOW = 1, /* followForks / followChildren: the process or an ancestor */
+	MF_NS_PID = 2, /* isNamespacePID: the pid in the process's own pid namespace */
+	MF_NS_CAP = 4, /* isNamespaceCapability: only outside the user namespace vals[1] */
+	MF_SIGNED = 8, /* MK_RET: sign-extend from size bytes */
+};
 
 /* the namespaces matchNamespaces names, in Tetragon's order */
 enum ns_kind {
@@ -192,18 +204,20 @@ enum cap_set {
  * every evaluation of the entry. */
 #define MAX_ANCESTORS 32
 
-#define ACT_POST 1
-#define ACT_SIGKILL 2
-#define ACT_SIGNAL 4
-#define ACT_OVERRIDE 8 /* fmod_ret only: the function returns err instead */
-/* kprobe.c only: follow the sock of the argument the selector names
- * (TrackSock), or stop following it (UntrackSock) */
-#define ACT_TRACKSOCK 16
-#define ACT_UNTRACKSOCK 32
-/* kprobe.c only: Post's kernelStackTrace and userStackTrace, the stack ids
- * in gen_rec's kstack and ustack */
-#define ACT_KSTACK 64
-#define ACT_USTACK 128
+enum act_flag {
+	ACT_POST = 1,
+	ACT_SIGKILL = 2,
+	ACT_SIGNAL = 4,
+	ACT_OVERRIDE = 8, /* fmod_ret only: the function returns err instead */
+	/* kprobe.c only: follow the sock of the argument the selector names
+	 * (TrackSock), or stop following it (UntrackSock) */
+	ACT_TRACKSOCK = 16,
+	ACT_UNTRACKSOCK = 32,
+	/* kprobe.c only: Post's kernelStackTrace and userStackTrace, the stack
+	 * ids in gen_rec's kstack and ustack */
+	ACT_KSTACK = 64,
+	ACT_USTACK = 128,
+};
 
 struct arg_conf {
 	__u8 src;
@@ -274,6 +288,17 @@ struct lpm_key {
 };
 
 const struct gen_rec *unused_gen_rec __attribute__((unused));
+/* the enums user space encodes, kept in BTF for bpf2go to generate them
+ * into package bpf: pkg/sensor's constants are defined from those */
+const enum arg_src *unused_arg_src __attribute__((unused));
+const enum arg_type *unused_arg_type __attribute__((unused));
+const enum match_op *unused_match_op __attribute__((unused));
+const enum match_kind *unused_match_kind __attribute__((unused));
+const enum match_flag *unused_match_flag __attribute__((unused));
+const enum ns_kind *unused_ns_kind __attribute__((unused));
+const enum cap_set *unused_cap_set __attribute__((unused));
+const enum act_flag *unused_act_flag __attribute__((unused));
+const enum gen_stat *unused_gen_stat __attribute__((unused));
 const struct gen_conf *unused_gen_conf __attribute__((unused));
 const struct lpm_key *unused_lpm_key __attribute__((unused));
 
@@ -734,14 +759,15 @@ static long substr_step(__u32 i, void *data)
 	if (!s || !k || i >= x->len)
 		return 1;
 	n = x->len - i;
+	/* as in match_bytes: bound the size the helper is given, with a
+	 * compare the verifier learns from */
+	barrier_var(n);
 	if (n > LPM_DATA)
 		n = LPM_DATA;
-	/* as in match_bytes: bound the size the helper is given */
 	barrier_var(n);
-	n &= 0xff;
 	bpf_probe_read_kernel(k->data, n, &s->buf[i & PATH_MASK]);
 	k->slot = x->slot;
-	k->prefixlen = 8 + n * 8;
+	k->prefixlen = 16 + n * 8;
 	if (bpf_map_lookup_elem(&strings, k)) {
 		x->hit = true;
 		return 1;
@@ -753,7 +779,7 @@ static long substr_step(__u32 i, void *data)
  * slot s of the record: whether one of the values of match slot occurs in
  * it. The string is copied to the path scratch buffer (and lower-cased
  * there for igncase), then each of its positions is looked up: a value
- * longer than 255 bytes is refused by user space. Global, as
+ * longer than LPM_DATA bytes is refused by user space. Global, as
  * match_process. */
 __noinline int match_substr(__u32 s, __u32 slot, __u32 igncase)
 {

@@ -625,11 +625,11 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 	d := info.decl
 	action := api.KprobeAction_KPROBE_ACTION_POST
 	switch {
-	case g.Actions&sensor.ActSigkill != 0:
+	case g.Actions&uint32(sensor.ActSigkill) != 0:
 		action = api.KprobeAction_KPROBE_ACTION_SIGKILL
-	case g.Actions&sensor.ActSignal != 0:
+	case g.Actions&uint32(sensor.ActSignal) != 0:
 		action = api.KprobeAction_KPROBE_ACTION_SIGNAL
-	case g.Actions&sensor.ActOverride != 0:
+	case g.Actions&uint32(sensor.ActOverride) != 0:
 		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
 	}
 	args := eventArgs(info, g)
@@ -672,10 +672,10 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 				k.Return = returnArg(d.ReturnType, g.Ret)
 			}
 		}
-		if g.Actions&sensor.ActKernelStack != 0 {
+		if g.Actions&uint32(sensor.ActKernelStack) != 0 {
 			k.KernelStackTrace = m.stack(info, g.KStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.kernel(a) })
 		}
-		if g.Actions&sensor.ActUserStack != 0 {
+		if g.Actions&uint32(sensor.ActUserStack) != 0 {
 			k.UserStackTrace = m.stack(info, g.UStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.user(g.Pid, a) })
 		}
 		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}

@@ -33,21 +33,21 @@ type ArgSource uint8
 
 // Argument sources.
 const (
-	SrcReg     ArgSource = 1 // argument Reg (integer)
-	SrcRet     ArgSource = 2 // return value
-	SrcRegFile ArgSource = 3 // file behind the fd in argument Reg
-	SrcRetFile ArgSource = 4 // file behind the returned fd
-	SrcVarFile ArgSource = 5 // file behind the fd the syscall variant names
-	SrcVarMask ArgSource = 6 // access mask the syscall variant implies
-	SrcRegUstr ArgSource = 7 // user-space string in argument Reg
-	SrcVarPath ArgSource = 8 // variant's file, or its user-space path string
+	SrcReg     = ArgSource(bpf.GenericArgSrcSRC_REG)      // argument Reg (integer)
+	SrcRet     = ArgSource(bpf.GenericArgSrcSRC_RET)      // return value
+	SrcRegFile = ArgSource(bpf.GenericArgSrcSRC_REG_FILE) // file behind the fd in argument Reg
+	SrcRetFile = ArgSource(bpf.GenericArgSrcSRC_RET_FILE) // file behind the returned fd
+	SrcVarFile = ArgSource(bpf.GenericArgSrcSRC_VAR_FILE) // file behind the fd the syscall variant names
+	SrcVarMask = ArgSource(bpf.GenericArgSrcSRC_VAR_MASK) // access mask the syscall variant implies
+	SrcRegUstr = ArgSource(bpf.GenericArgSrcSRC_REG_USTR) // user-space string in argument Reg
+	SrcVarPath = ArgSource(bpf.GenericArgSrcSRC_VAR_PATH) // variant's file, or its user-space path string
 
 	// Kernel-pointer parameters of a kprobe.
-	SrcRegKFile    ArgSource = 9  // struct file *
-	SrcRegKPath    ArgSource = 10 // struct path *
-	SrcRegDentry   ArgSource = 11 // struct dentry * (path within its file system)
-	SrcRegStr      ArgSource = 12 // char * in kernel or user memory
-	SrcRegFilename ArgSource = 13 // struct filename *
+	SrcRegKFile    = ArgSource(bpf.GenericArgSrcSRC_REG_KFILE)    // struct file *
+	SrcRegKPath    = ArgSource(bpf.GenericArgSrcSRC_REG_KPATH)    // struct path *
+	SrcRegDentry   = ArgSource(bpf.GenericArgSrcSRC_REG_DENTRY)   // struct dentry * (path within its file system)
+	SrcRegStr      = ArgSource(bpf.GenericArgSrcSRC_REG_STR)      // char * in kernel or user memory
+	SrcRegFilename = ArgSource(bpf.GenericArgSrcSRC_REG_FILENAME) // struct filename *
 )
 
 // ArgKind is how an argument's value is kept (enum arg_type).
@@ -55,9 +55,9 @@ type ArgKind uint8
 
 // Argument kinds.
 const (
-	KindInt  ArgKind = 1
-	KindPath ArgKind = 2
-	KindFD   ArgKind = 3
+	KindInt  = ArgKind(bpf.GenericArgTypeT_INT)
+	KindPath = ArgKind(bpf.GenericArgTypeT_PATH)
+	KindFD   = ArgKind(bpf.GenericArgTypeT_FD)
 )
 
 // Op is a selector operator (enum match_op).
@@ -65,42 +65,42 @@ type Op uint8
 
 // Operators.
 const (
-	OpEqual      Op = 1
-	OpNotEqual   Op = 2
-	OpPrefix     Op = 3
-	OpNotPrefix  Op = 4
-	OpMask       Op = 5
-	OpGT         Op = 6
-	OpLT         Op = 7
-	OpPostfix    Op = 8
-	OpNotPostfix Op = 9
+	OpEqual      = Op(bpf.GenericMatchOpMOP_EQUAL)
+	OpNotEqual   = Op(bpf.GenericMatchOpMOP_NOT_EQUAL)
+	OpPrefix     = Op(bpf.GenericMatchOpMOP_PREFIX)
+	OpNotPrefix  = Op(bpf.GenericMatchOpMOP_NOT_PREFIX)
+	OpMask       = Op(bpf.GenericMatchOpMOP_MASK)
+	OpGT         = Op(bpf.GenericMatchOpMOP_GT)
+	OpLT         = Op(bpf.GenericMatchOpMOP_LT)
+	OpPostfix    = Op(bpf.GenericMatchOpMOP_POSTFIX)
+	OpNotPostfix = Op(bpf.GenericMatchOpMOP_NOT_POSTFIX)
 	// Socket operators, on SrcRegSock, SrcRegSocket and SrcRegSockaddr
 	// arguments (match_sock): addresses against Prefixes, the others against Ints
 	// holding ranges (SockRange).
-	OpSAddr    Op = 10
-	OpNotSAddr Op = 11
-	OpDAddr    Op = 12
-	OpNotDAddr Op = 13
-	OpSPort    Op = 14
-	OpNotSPort Op = 15
-	OpDPort    Op = 16
-	OpNotDPort Op = 17
-	OpProtocol Op = 18
-	OpFamily   Op = 19
-	OpState    Op = 20
+	OpSAddr    = Op(bpf.GenericMatchOpMOP_SADDR)
+	OpNotSAddr = Op(bpf.GenericMatchOpMOP_NOT_SADDR)
+	OpDAddr    = Op(bpf.GenericMatchOpMOP_DADDR)
+	OpNotDAddr = Op(bpf.GenericMatchOpMOP_NOT_DADDR)
+	OpSPort    = Op(bpf.GenericMatchOpMOP_SPORT)
+	OpNotSPort = Op(bpf.GenericMatchOpMOP_NOT_SPORT)
+	OpDPort    = Op(bpf.GenericMatchOpMOP_DPORT)
+	OpNotDPort = Op(bpf.GenericMatchOpMOP_NOT_DPORT)
+	OpProtocol = Op(bpf.GenericMatchOpMOP_PROTOCOL)
+	OpFamily   = Op(bpf.GenericMatchOpMOP_FAMILY)
+	OpState    = Op(bpf.GenericMatchOpMOP_STATE)
 	// OpInRange and OpNotInRange: on integers, Ints holding inclusive
 	// (lo, hi) pairs, in the argument type's order.
-	OpInRange    Op = 21
-	OpNotInRange Op = 22
+	OpInRange    = Op(bpf.GenericMatchOpMOP_IN_RANGE)
+	OpNotInRange = Op(bpf.GenericMatchOpMOP_NOT_IN_RANGE)
 	// OpSubString and OpSubStringIgnCase: on strings and paths, whether
 	// one of Strings occurs in the value (match_substr); IgnCase values
 	// must be lower-case, as the kernel lower-cases the value (ASCII).
-	OpSubString        Op = 23
-	OpSubStringIgnCase Op = 24
+	OpSubString        = Op(bpf.GenericMatchOpMOP_SUBSTR)
+	OpSubStringIgnCase = Op(bpf.GenericMatchOpMOP_SUBSTR_IGNCASE)
 	// OpFileType and OpNotFileType: on files and paths, the file's type
 	// (an S_IFMT value of Ints).
-	OpFileType    Op = 25
-	OpNotFileType Op = 26
+	OpFileType    = Op(bpf.GenericMatchOpMOP_FILE_TYPE)
+	OpNotFileType = Op(bpf.GenericMatchOpMOP_NOT_FILE_TYPE)
 )
 
 // SockSource reports whether arguments from src are read as a socket (the
@@ -111,33 +111,33 @@ func SockSource(src ArgSource) bool {
 
 // Action flags.
 const (
-	ActPost    = 1
-	ActSigkill = 2
-	ActSignal  = 4
+	ActPost    = uint8(bpf.GenericActFlagACT_POST)
+	ActSigkill = uint8(bpf.GenericActFlagACT_SIGKILL)
+	ActSignal  = uint8(bpf.GenericActFlagACT_SIGNAL)
 	// ActOverride makes the function return Selector.Error instead of
 	// running; only the fmod_ret program of bpf/kprobe.c carries it out.
-	ActOverride = 8
+	ActOverride = uint8(bpf.GenericActFlagACT_OVERRIDE)
 )
 
 // Syscall table flags (SE_* in bpf/generic.c).
 const (
-	OnEnter  = 1
-	OnExit   = 2
-	RetOK    = 4
-	NeedFile = 8
+	OnEnter  = uint8(bpf.GenericSysFlagSE_ENTER)
+	OnExit   = uint8(bpf.GenericSysFlagSE_EXIT)
+	RetOK    = uint8(bpf.GenericSysFlagSE_RET_OK)
+	NeedFile = uint8(bpf.GenericSysFlagSE_NEED_FILE)
 	// FuncRet: a return probe on the mapped function, whose return value
 	// is derived from the syscall's at sys_exit (0 when the syscall
 	// succeeded; no record when it failed, unless Refusals).
-	FuncRet = 16
+	FuncRet = uint8(bpf.GenericSysFlagSE_FUNC_RET)
 	// Refusals: with FuncRet, the syscall's EACCES or EPERM is the
 	// function's own refusal and is reported as its return value.
-	Refusals = 32
+	Refusals = uint8(bpf.GenericSysFlagSE_REFUSALS)
 )
 
 // Variant fd sources besides a register index.
 const (
-	VarFDRet = 6
-	VarNoFD  = 7
+	VarFDRet = uint8(bpf.GenericVarFdVAR_FD_RET)
+	VarNoFD  = uint8(bpf.GenericVarFdVAR_NO_FD)
 )
 
 // Variant is one reading of a syscall: which fd it acts on and with what access.
@@ -170,12 +170,12 @@ type MatchKind uint8
 
 // Match kinds.
 const (
-	MatchArg       MatchKind = 0 // matchArgs: argument Arg
-	MatchReturn    MatchKind = 1 // matchReturnArgs: the return value
-	MatchPID       MatchKind = 2 // matchPIDs: the process id (Ints)
-	MatchNamespace MatchKind = 3 // matchNamespaces: namespace Arg (NsKind) in Ints
-	MatchCaps      MatchKind = 4 // matchCapabilities: set Arg (CapSet) against the mask Ints[0]
-	MatchBinary    MatchKind = 5 // matchBinaries: the executable's path (Strings)
+	MatchArg       = MatchKind(bpf.GenericMatchKindMK_ARG)    // matchArgs: argument Arg
+	MatchReturn    = MatchKind(bpf.GenericMatchKindMK_RET)    // matchReturnArgs: the return value
+	MatchPID       = MatchKind(bpf.GenericMatchKindMK_PID)    // matchPIDs: the process id (Ints)
+	MatchNamespace = MatchKind(bpf.GenericMatchKindMK_NS)     // matchNamespaces: namespace Arg (NsKind) in Ints
+	MatchCaps      = MatchKind(bpf.GenericMatchKindMK_CAPS)   // matchCapabilities: set Arg (CapSet) against the mask Ints[0]
+	MatchBinary    = MatchKind(bpf.GenericMatchKindMK_BINARY) // matchBinaries: the executable's path (Strings)
 )
 
 // NsKind is a namespace kind of matchNamespaces (enum ns_kind).
@@ -209,10 +209,10 @@ const (
 
 // match_arg.flags (MF_* in bpf/lib/hook.h)
 const (
-	mfFollow = 1
-	mfNsPID  = 2
-	mfNsCap  = 4
-	mfSigned = 8
+	mfFollow = uint8(bpf.GenericMatchFlagMF_FOLLOW)
+	mfNsPID  = uint8(bpf.GenericMatchFlagMF_NS_PID)
+	mfNsCap  = uint8(bpf.GenericMatchFlagMF_NS_CAP)
+	mfSigned = uint8(bpf.GenericMatchFlagMF_SIGNED)
 )
 
 // Match is one filter entry of a selector. Op is OpEqual for In and

@@ -42,39 +42,39 @@ const (
 // socket address, are copied into the argument's string slot (see
 // struct sock_data there).
 const (
-	SrcRegSock     ArgSource = 32 // struct sock *
-	SrcRegSockaddr ArgSource = 33 // struct sockaddr *, kernel or user memory
+	SrcRegSock     = ArgSource(bpf.GenericArgSrcSRC_REG_SOCK)     // struct sock *
+	SrcRegSockaddr = ArgSource(bpf.GenericArgSrcSRC_REG_SOCKADDR) // struct sockaddr *, kernel or user memory
 	// SrcRegSyscall64: a system call number, with Syscall64Compat set when
 	// the task is in a 32-bit (compat) system call
-	SrcRegSyscall64 ArgSource = 34
+	SrcRegSyscall64 = ArgSource(bpf.GenericArgSrcSRC_REG_SYSCALL64)
 	// SrcRegBinprm: a struct linux_binprm *, read as the path of its file
-	SrcRegBinprm ArgSource = 35
+	SrcRegBinprm = ArgSource(bpf.GenericArgSrcSRC_REG_BINPRM)
 	// SrcRegCred: a struct cred *, its ids and capability sets copied into
 	// the argument's string slot (struct cred_data)
-	SrcRegCred ArgSource = 36
+	SrcRegCred = ArgSource(bpf.GenericArgSrcSRC_REG_CRED)
 	// SrcRegNetDev: a struct net_device *, read as its name
-	SrcRegNetDev ArgSource = 37
+	SrcRegNetDev = ArgSource(bpf.GenericArgSrcSRC_REG_NETDEV)
 	// SrcRegKiocb: a struct kiocb *, read as the path of its file
-	SrcRegKiocb ArgSource = 38
+	SrcRegKiocb = ArgSource(bpf.GenericArgSrcSRC_REG_KIOCB)
 	// SrcRegUserNs: a struct user_namespace *, its level, owner, group and
 	// inode number copied into the argument's string slot
-	SrcRegUserNs ArgSource = 39
+	SrcRegUserNs = ArgSource(bpf.GenericArgSrcSRC_REG_USERNS)
 	// SrcRegSocket: a struct socket *, read as its sock (SrcRegSock)
-	SrcRegSocket ArgSource = 40
+	SrcRegSocket = ArgSource(bpf.GenericArgSrcSRC_REG_SOCKET)
 	// SrcRegSkb: a struct sk_buff *, read as its packet's family,
 	// protocol, addresses and ports (struct skb_data)
-	SrcRegSkb ArgSource = 41
+	SrcRegSkb = ArgSource(bpf.GenericArgSrcSRC_REG_SKB)
 	// SrcRegBpfAttr: a union bpf_attr * of a BPF_PROG_LOAD, its program
 	// type, instruction count and name (struct bpf_attr_data)
-	SrcRegBpfAttr ArgSource = 42
+	SrcRegBpfAttr = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_ATTR)
 )
 
 // Socket tracking (TrackSock, UntrackSock).
 const (
 	// ActTrackSock and ActUntrackSock: the selector tracks, or stops
 	// tracking, the sock of argument Selector.SockArg.
-	ActTrackSock   = 16
-	ActUntrackSock = 32
+	ActTrackSock   = uint8(bpf.GenericActFlagACT_TRACKSOCK)
+	ActUntrackSock = uint8(bpf.GenericActFlagACT_UNTRACKSOCK)
 	// RetTrackSock and RetUntrackSock: returnArgAction on the returned
 	// sock (KprobeSpec.RetSockAction).
 	RetTrackSock   = 1
@@ -84,8 +84,8 @@ const (
 // Stack traces (Post's kernelStackTrace and userStackTrace): the record
 // then carries the stack's id in the hook's stack map (Kprobe.Stack).
 const (
-	ActKernelStack = 64
-	ActUserStack   = 128
+	ActKernelStack = uint8(bpf.GenericActFlagACT_KSTACK)
+	ActUserStack   = uint8(bpf.GenericActFlagACT_USTACK)
 	// MaxStackDepth is how many frames a stack holds
 	// (PERF_MAX_STACK_DEPTH).
 	MaxStackDepth = 127

@@ -173,7 +173,7 @@ func TestKprobeSigkillOnOpen(t *testing.T) {
 	}
 	g := readGeneric(t, ring)
 	// the file is the first string-valued argument: string slot 0
-	if g.HookID != 3 || g.Strs[0] != target || g.Ints[0] < 0 || g.Ints[0] > 1024 || g.Actions != ActPost|ActSigkill {
+	if g.HookID != 3 || g.Strs[0] != target || g.Ints[0] < 0 || g.Ints[0] > 1024 || g.Actions != uint32(ActPost|ActSigkill) {
 		t.Fatalf("record %+v", g)
 	}
 	st, err := k.Stats()
@@ -284,7 +284,7 @@ func TestKprobeOverride(t *testing.T) {
 	if out, err := exec.Command("cat", other).CombinedOutput(); err != nil || string(out) != "x" {
 		t.Fatalf("cat %s: %v %q, want untouched", other, err, out)
 	}
-	if g := readGeneric(t, ring); g.Strs[0] != target || g.Actions&ActOverride == 0 {
+	if g := readGeneric(t, ring); g.Strs[0] != target || g.Actions&uint32(ActOverride) == 0 {
 		t.Fatalf("record %+v", g)
 	}
 }
