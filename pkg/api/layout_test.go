@@ -57,9 +57,10 @@ func TestTetragonLayoutCatchesDifferences(t *testing.T) {
 		want   []string
 	}{
 		{"the old message number", func(fd *descriptorpb.FileDescriptorProto) {
-			field(fd, "ProcessKprobe", "tags").Number = proto.Int32(12)
+			// (12, the old tags, is user_stack_trace now)
+			field(fd, "ProcessKprobe", "tags").Number = proto.Int32(13)
 			field(fd, "ProcessKprobe", "message").Number = proto.Int32(11)
-		}, []string{"tetragon.ProcessKprobe.message (11): Tetragon's number is 10", "tetragon.ProcessKprobe.tags (12): Tetragon's number is 11"}},
+		}, []string{"tetragon.ProcessKprobe.message (11): Tetragon's number is 10", "tetragon.ProcessKprobe.tags (13): Tetragon's number is 11"}},
 		{"a bool where Tetragon has BoolValue", func(fd *descriptorpb.FileDescriptorProto) {
 			f := field(fd, "Process", "in_init_tree")
 			f.Type, f.TypeName = descriptorpb.FieldDescriptorProto_TYPE_BOOL.Enum(), nil
