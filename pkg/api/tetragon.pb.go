@@ -1022,6 +1022,101 @@ func (x *Container) GetComposeService() string {
 	return ""
 }
 
+// Kubernetes pod metadata, from the pods of the agent's node (Tetragon's
+// Process.pod). The container is the pod's container the process runs in.
+type Pod struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Uid       string                 `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	Container *Container             `protobuf:"bytes,4,opt,name=container,proto3" json:"container,omitempty"`
+	PodLabels map[string]string      `protobuf:"bytes,5,rep,name=pod_labels,json=podLabels,proto3" json:"pod_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The pod's top owner (a Deployment for a ReplicaSet's pod), else the pod.
+	Workload      string `protobuf:"bytes,6,opt,name=workload,proto3" json:"workload,omitempty"`
+	WorkloadKind  string `protobuf:"bytes,7,opt,name=workload_kind,json=workloadKind,proto3" json:"workload_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pod) Reset() {
+	*x = Pod{}
+	mi := &file_tetragon_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pod) ProtoMessage() {}
+
+func (x *Pod) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pod.ProtoReflect.Descriptor instead.
+func (*Pod) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Pod) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Pod) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Pod) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *Pod) GetContainer() *Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+func (x *Pod) GetPodLabels() map[string]string {
+	if x != nil {
+		return x.PodLabels
+	}
+	return nil
+}
+
+func (x *Pod) GetWorkload() string {
+	if x != nil {
+		return x.Workload
+	}
+	return ""
+}
+
+func (x *Pod) GetWorkloadKind() string {
+	if x != nil {
+		return x.WorkloadKind
+	}
+	return ""
+}
+
 type Process struct {
 	state     protoimpl.MessageState  `protogen:"open.v1"`
 	ExecId    string                  `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
@@ -1033,6 +1128,8 @@ type Process struct {
 	Flags     string                  `protobuf:"bytes,7,opt,name=flags,proto3" json:"flags,omitempty"`
 	StartTime *timestamppb.Timestamp  `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	Auid      *wrapperspb.UInt32Value `protobuf:"bytes,9,opt,name=auid,proto3" json:"auid,omitempty"`
+	// Set when the process runs in a pod of the agent's node (Kubernetes mode).
+	Pod *Pod `protobuf:"bytes,10,opt,name=pod,proto3" json:"pod,omitempty"`
 	// Container id, as Tetragon names it.
 	Docker             string                  `protobuf:"bytes,11,opt,name=docker,proto3" json:"docker,omitempty"`
 	ParentExecId       string                  `protobuf:"bytes,12,opt,name=parent_exec_id,json=parentExecId,proto3" json:"parent_exec_id,omitempty"`
@@ -1051,7 +1148,7 @@ type Process struct {
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_tetragon_proto_msgTypes[6]
+	mi := &file_tetragon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1160,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[6]
+	mi := &file_tetragon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1173,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{6}
+	return file_tetragon_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Process) GetExecId() string {
@@ -1138,6 +1235,13 @@ func (x *Process) GetStartTime() *timestamppb.Timestamp {
 func (x *Process) GetAuid() *wrapperspb.UInt32Value {
 	if x != nil {
 		return x.Auid
+	}
+	return nil
+}
+
+func (x *Process) GetPod() *Pod {
+	if x != nil {
+		return x.Pod
 	}
 	return nil
 }
@@ -1215,7 +1319,7 @@ type ProcessExec struct {
 
 func (x *ProcessExec) Reset() {
 	*x = ProcessExec{}
-	mi := &file_tetragon_proto_msgTypes[7]
+	mi := &file_tetragon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1331,7 @@ func (x *ProcessExec) String() string {
 func (*ProcessExec) ProtoMessage() {}
 
 func (x *ProcessExec) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[7]
+	mi := &file_tetragon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1344,7 @@ func (x *ProcessExec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessExec.ProtoReflect.Descriptor instead.
 func (*ProcessExec) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{7}
+	return file_tetragon_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProcessExec) GetProcess() *Process {
@@ -1270,7 +1374,7 @@ type ProcessExit struct {
 
 func (x *ProcessExit) Reset() {
 	*x = ProcessExit{}
-	mi := &file_tetragon_proto_msgTypes[8]
+	mi := &file_tetragon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1386,7 @@ func (x *ProcessExit) String() string {
 func (*ProcessExit) ProtoMessage() {}
 
 func (x *ProcessExit) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[8]
+	mi := &file_tetragon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1399,7 @@ func (x *ProcessExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessExit.ProtoReflect.Descriptor instead.
 func (*ProcessExit) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{8}
+	return file_tetragon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProcessExit) GetProcess() *Process {
@@ -1345,7 +1449,7 @@ type KprobeFile struct {
 
 func (x *KprobeFile) Reset() {
 	*x = KprobeFile{}
-	mi := &file_tetragon_proto_msgTypes[9]
+	mi := &file_tetragon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1357,7 +1461,7 @@ func (x *KprobeFile) String() string {
 func (*KprobeFile) ProtoMessage() {}
 
 func (x *KprobeFile) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[9]
+	mi := &file_tetragon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1370,7 +1474,7 @@ func (x *KprobeFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeFile.ProtoReflect.Descriptor instead.
 func (*KprobeFile) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{9}
+	return file_tetragon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KprobeFile) GetMount() string {
@@ -1413,7 +1517,7 @@ type KprobePath struct {
 
 func (x *KprobePath) Reset() {
 	*x = KprobePath{}
-	mi := &file_tetragon_proto_msgTypes[10]
+	mi := &file_tetragon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1529,7 @@ func (x *KprobePath) String() string {
 func (*KprobePath) ProtoMessage() {}
 
 func (x *KprobePath) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[10]
+	mi := &file_tetragon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1542,7 @@ func (x *KprobePath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobePath.ProtoReflect.Descriptor instead.
 func (*KprobePath) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{10}
+	return file_tetragon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KprobePath) GetMount() string {
@@ -1485,7 +1589,7 @@ type KprobeSock struct {
 
 func (x *KprobeSock) Reset() {
 	*x = KprobeSock{}
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1601,7 @@ func (x *KprobeSock) String() string {
 func (*KprobeSock) ProtoMessage() {}
 
 func (x *KprobeSock) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1614,7 @@ func (x *KprobeSock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSock.ProtoReflect.Descriptor instead.
 func (*KprobeSock) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{11}
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KprobeSock) GetFamily() string {
@@ -1580,7 +1684,7 @@ type KprobeSockaddr struct {
 
 func (x *KprobeSockaddr) Reset() {
 	*x = KprobeSockaddr{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1592,7 +1696,7 @@ func (x *KprobeSockaddr) String() string {
 func (*KprobeSockaddr) ProtoMessage() {}
 
 func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1605,7 +1709,7 @@ func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
 func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KprobeSockaddr) GetFamily() string {
@@ -1641,7 +1745,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1757,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1770,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -1695,7 +1799,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1811,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1824,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -1758,7 +1862,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1874,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1887,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -1840,7 +1944,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1956,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1969,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -2118,7 +2222,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2234,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2247,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2242,7 +2346,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2358,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2371,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2359,7 +2463,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2475,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2488,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2475,7 +2579,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2591,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2604,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2585,7 +2689,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2701,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2714,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -2735,12 +2839,16 @@ type Filter struct {
 	BinaryRegex []string               `protobuf:"bytes,1,rep,name=binary_regex,json=binaryRegex,proto3" json:"binary_regex,omitempty"`
 	Pid         []uint32               `protobuf:"varint,4,rep,packed,name=pid,proto3" json:"pid,omitempty"`
 	EventSet    []EventType            `protobuf:"varint,6,rep,packed,name=event_set,json=eventSet,proto3,enum=tetragon.EventType" json:"event_set,omitempty"`
-	// Tetragon's pod filter; here it matches the container name.
-	PodRegex          []string `protobuf:"bytes,7,rep,name=pod_regex,json=podRegex,proto3" json:"pod_regex,omitempty"`
+	// Tetragon's pod filter: matches the pod name; for a process in a Docker
+	// container outside Kubernetes, the container name.
+	PodRegex []string `protobuf:"bytes,7,rep,name=pod_regex,json=podRegex,proto3" json:"pod_regex,omitempty"`
+	// Kubernetes namespaces (exact names).
+	Namespace         []string `protobuf:"bytes,3,rep,name=namespace,proto3" json:"namespace,omitempty"`
 	ArgumentsRegex    []string `protobuf:"bytes,8,rep,name=arguments_regex,json=argumentsRegex,proto3" json:"arguments_regex,omitempty"`
 	PolicyNames       []string `protobuf:"bytes,10,rep,name=policy_names,json=policyNames,proto3" json:"policy_names,omitempty"`
 	ParentBinaryRegex []string `protobuf:"bytes,12,rep,name=parent_binary_regex,json=parentBinaryRegex,proto3" json:"parent_binary_regex,omitempty"`
-	// Ours: matches the container name (same as pod_regex).
+	// Ours: matches the container name (the pod's container name in
+	// Kubernetes).
 	ContainerNameRegex []string `protobuf:"bytes,10000,rep,name=container_name_regex,json=containerNameRegex,proto3" json:"container_name_regex,omitempty"`
 	// Ours: true keeps only processes in a container, false only host processes.
 	InContainer   *wrapperspb.BoolValue `protobuf:"bytes,10001,opt,name=in_container,json=inContainer,proto3" json:"in_container,omitempty"`
@@ -2750,7 +2858,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +2870,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +2883,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -2802,6 +2910,13 @@ func (x *Filter) GetEventSet() []EventType {
 func (x *Filter) GetPodRegex() []string {
 	if x != nil {
 		return x.PodRegex
+	}
+	return nil
+}
+
+func (x *Filter) GetNamespace() []string {
+	if x != nil {
+		return x.Namespace
 	}
 	return nil
 }
@@ -2851,7 +2966,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +2978,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +2991,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -2904,7 +3019,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3031,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3044,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -2975,7 +3090,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3102,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3115,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3081,7 +3196,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3208,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3221,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3216,7 +3331,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3343,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3356,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3262,7 +3377,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3389,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3402,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3312,7 +3427,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3439,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3452,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 type GetVersionResponse struct {
@@ -3349,7 +3464,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3476,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3489,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3405,7 +3520,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3532,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3545,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3524,7 +3639,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3651,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3664,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -3658,7 +3773,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +3785,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +3798,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -3698,7 +3813,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3825,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3838,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -3756,7 +3871,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +3883,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +3896,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -3801,7 +3916,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3813,7 +3928,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3826,7 +3941,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -3848,7 +3963,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +3975,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +3988,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -3898,7 +4013,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +4025,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +4038,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -3936,7 +4051,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3948,7 +4063,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3961,7 +4076,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -3986,7 +4101,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3998,7 +4113,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4011,7 +4126,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4024,7 +4139,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4036,7 +4151,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4049,7 +4164,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4074,7 +4189,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4086,7 +4201,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4099,7 +4214,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4148,7 +4263,19 @@ const file_tetragon_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12(\n" +
 	"\x0fcompose_project\x18\x90N \x01(\tR\x0ecomposeProject\x12(\n" +
-	"\x0fcompose_service\x18\x91N \x01(\tR\x0ecomposeService\"\xea\x05\n" +
+	"\x0fcompose_service\x18\x91N \x01(\tR\x0ecomposeService\"\xb8\x02\n" +
+	"\x03Pod\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\tR\x03uid\x121\n" +
+	"\tcontainer\x18\x04 \x01(\v2\x13.tetragon.ContainerR\tcontainer\x12;\n" +
+	"\n" +
+	"pod_labels\x18\x05 \x03(\v2\x1c.tetragon.Pod.PodLabelsEntryR\tpodLabels\x12\x1a\n" +
+	"\bworkload\x18\x06 \x01(\tR\bworkload\x12#\n" +
+	"\rworkload_kind\x18\a \x01(\tR\fworkloadKind\x1a<\n" +
+	"\x0ePodLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x06\n" +
 	"\aProcess\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12.\n" +
 	"\x03pid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03pid\x12.\n" +
@@ -4159,7 +4286,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05flags\x18\a \x01(\tR\x05flags\x129\n" +
 	"\n" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x120\n" +
-	"\x04auid\x18\t \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04auid\x12\x16\n" +
+	"\x04auid\x18\t \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04auid\x12\x1f\n" +
+	"\x03pod\x18\n" +
+	" \x01(\v2\r.tetragon.PodR\x03pod\x12\x16\n" +
 	"\x06docker\x18\v \x01(\tR\x06docker\x12$\n" +
 	"\x0eparent_exec_id\x18\f \x01(\tR\fparentExecId\x12(\n" +
 	"\x03cap\x18\x0e \x01(\v2\x16.tetragon.CapabilitiesR\x03cap\x12$\n" +
@@ -4304,12 +4433,13 @@ const file_tetragon_proto_rawDesc = "" +
 	"processLsm\x12\x1c\n" +
 	"\tnode_name\x18\xe8\a \x01(\tR\bnodeName\x12/\n" +
 	"\x04time\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\a\n" +
-	"\x05event\"\xfb\x02\n" +
+	"\x05event\"\x99\x03\n" +
 	"\x06Filter\x12!\n" +
 	"\fbinary_regex\x18\x01 \x03(\tR\vbinaryRegex\x12\x10\n" +
 	"\x03pid\x18\x04 \x03(\rR\x03pid\x120\n" +
 	"\tevent_set\x18\x06 \x03(\x0e2\x13.tetragon.EventTypeR\beventSet\x12\x1b\n" +
-	"\tpod_regex\x18\a \x03(\tR\bpodRegex\x12'\n" +
+	"\tpod_regex\x18\a \x03(\tR\bpodRegex\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x03(\tR\tnamespace\x12'\n" +
 	"\x0farguments_regex\x18\b \x03(\tR\x0eargumentsRegex\x12!\n" +
 	"\fpolicy_names\x18\n" +
 	" \x03(\tR\vpolicyNames\x12.\n" +
@@ -4522,7 +4652,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -4537,48 +4667,50 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessCredentials)(nil),           // 10: tetragon.ProcessCredentials
 	(*Image)(nil),                        // 11: tetragon.Image
 	(*Container)(nil),                    // 12: tetragon.Container
-	(*Process)(nil),                      // 13: tetragon.Process
-	(*ProcessExec)(nil),                  // 14: tetragon.ProcessExec
-	(*ProcessExit)(nil),                  // 15: tetragon.ProcessExit
-	(*KprobeFile)(nil),                   // 16: tetragon.KprobeFile
-	(*KprobePath)(nil),                   // 17: tetragon.KprobePath
-	(*KprobeSock)(nil),                   // 18: tetragon.KprobeSock
-	(*KprobeSockaddr)(nil),               // 19: tetragon.KprobeSockaddr
-	(*SyscallId)(nil),                    // 20: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 21: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 22: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 23: tetragon.KprobeArgument
-	(*ProcessKprobe)(nil),                // 24: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 25: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 26: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 27: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 28: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 29: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 30: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 31: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 32: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 33: tetragon.AgentStatus
-	(*GetHealthStatusRequest)(nil),       // 34: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 35: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 36: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 37: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 38: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 39: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 40: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 41: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 42: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 43: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 44: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 45: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 46: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 47: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 48: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 49: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 50: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 51: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 52: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 53: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 54: google.protobuf.Int32Value
+	(*Pod)(nil),                          // 13: tetragon.Pod
+	(*Process)(nil),                      // 14: tetragon.Process
+	(*ProcessExec)(nil),                  // 15: tetragon.ProcessExec
+	(*ProcessExit)(nil),                  // 16: tetragon.ProcessExit
+	(*KprobeFile)(nil),                   // 17: tetragon.KprobeFile
+	(*KprobePath)(nil),                   // 18: tetragon.KprobePath
+	(*KprobeSock)(nil),                   // 19: tetragon.KprobeSock
+	(*KprobeSockaddr)(nil),               // 20: tetragon.KprobeSockaddr
+	(*SyscallId)(nil),                    // 21: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 22: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 23: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 24: tetragon.KprobeArgument
+	(*ProcessKprobe)(nil),                // 25: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 26: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 27: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 28: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 29: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 30: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 31: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 32: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 33: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 34: tetragon.AgentStatus
+	(*GetHealthStatusRequest)(nil),       // 35: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 36: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 37: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 38: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 39: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 40: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 41: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 42: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 43: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 44: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 45: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 46: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 47: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 48: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 49: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 50: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 51: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 52: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 53: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 54: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 55: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 56: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -4594,106 +4726,109 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	51,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	51,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	51,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	51,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	51,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	51,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	51,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	51,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	53,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	53,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	53,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	53,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	53,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	53,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	53,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	53,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	52,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	51,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	51,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	52,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	51,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
-	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
-	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	51,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
-	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	53,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
-	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
-	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
-	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
-	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
-	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	52,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	54,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	51,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	51,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
-	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	17,  // 43: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	16,  // 44: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	18,  // 45: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	10,  // 46: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	22,  // 47: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	21,  // 48: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	20,  // 49: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	19,  // 50: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13,  // 51: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13,  // 52: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	23,  // 53: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	23,  // 54: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,   // 55: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	1,   // 56: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	13,  // 57: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13,  // 58: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	23,  // 59: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 60: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13,  // 61: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13,  // 62: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	23,  // 63: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 64: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13,  // 65: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13,  // 66: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	23,  // 67: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 68: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14,  // 69: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15,  // 70: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	24,  // 71: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	25,  // 72: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	26,  // 73: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	27,  // 74: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	52,  // 75: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 76: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	53,  // 77: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	29,  // 78: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	29,  // 79: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 80: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 81: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	52,  // 82: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	32,  // 83: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	50,  // 84: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	3,   // 85: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	31,  // 86: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	33,  // 87: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 88: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 89: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	38,  // 90: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	39,  // 91: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	30,  // 92: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	34,  // 93: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	36,  // 94: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	40,  // 95: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	42,  // 96: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	44,  // 97: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	46,  // 98: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	48,  // 99: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	28,  // 100: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	35,  // 101: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	37,  // 102: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	41,  // 103: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	43,  // 104: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	45,  // 105: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	47,  // 106: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	49,  // 107: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	100, // [100:108] is the sub-list for method output_type
-	92,  // [92:100] is the sub-list for method input_type
-	92,  // [92:92] is the sub-list for extension type_name
-	92,  // [92:92] is the sub-list for extension extendee
-	0,   // [0:92] is the sub-list for field type_name
+	54,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	12,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
+	51,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	53,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	53,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	54,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	53,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	13,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
+	7,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
+	9,   // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
+	53,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	10,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
+	55,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	12,  // 36: tetragon.Process.container:type_name -> tetragon.Container
+	14,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
+	14,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
+	14,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
+	14,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
+	54,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	56,  // 42: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	53,  // 43: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	53,  // 44: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	8,   // 45: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
+	18,  // 46: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	17,  // 47: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	19,  // 48: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	10,  // 49: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	23,  // 50: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	22,  // 51: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	21,  // 52: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	20,  // 53: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	14,  // 54: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	14,  // 55: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	24,  // 56: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	24,  // 57: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,   // 58: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	1,   // 59: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	14,  // 60: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	14,  // 61: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	24,  // 62: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 63: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	14,  // 64: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	14,  // 65: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	24,  // 66: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 67: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	14,  // 68: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	14,  // 69: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	24,  // 70: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 71: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	15,  // 72: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	16,  // 73: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	25,  // 74: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	26,  // 75: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	27,  // 76: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	28,  // 77: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	54,  // 78: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 79: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	55,  // 80: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	30,  // 81: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	30,  // 82: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 83: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 84: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	54,  // 85: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	33,  // 86: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	52,  // 87: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	3,   // 88: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	32,  // 89: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	34,  // 90: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 91: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 92: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	39,  // 93: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	40,  // 94: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	31,  // 95: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	35,  // 96: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	37,  // 97: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	41,  // 98: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	43,  // 99: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	45,  // 100: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	47,  // 101: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	49,  // 102: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	29,  // 103: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	36,  // 104: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	38,  // 105: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	42,  // 106: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	44,  // 107: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	46,  // 108: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	48,  // 109: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	50,  // 110: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	103, // [103:111] is the sub-list for method output_type
+	95,  // [95:103] is the sub-list for method input_type
+	95,  // [95:95] is the sub-list for extension type_name
+	95,  // [95:95] is the sub-list for extension extendee
+	0,   // [0:95] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -4701,7 +4836,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[16].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[17].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SizeArg)(nil),
@@ -4717,7 +4852,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[21].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[22].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -4731,7 +4866,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
