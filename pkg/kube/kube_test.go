@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 )
 
@@ -28,7 +29,7 @@ func newTestPods() *Pods {
 }
 
 func pod(name, uid string, ids ...string) *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: "uid-" + name + uid,
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID("uid-" + name + uid),
 		Labels: map[string]string{"class": "xwing"}}}
 	for i, id := range ids {
 		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
@@ -71,7 +72,7 @@ func TestPodsLookup(t *testing.T) {
 		t.Fatal("a just-deleted pod's container is forgotten at once")
 	}
 	p.sweep(time.Now().Add(2 * time.Minute))
-	if _, ok := p.fromMap(idA, time.Now()); ok {
+	if _, ok, _, _ := p.fromMap(idA, time.Now()); ok {
 		t.Fatal("a deleted pod's container is never forgotten")
 	}
 }
