@@ -222,7 +222,9 @@ func TestSeed(t *testing.T) {
 		os.RemoveAll("/sys/fs/bpf/tetragon-e2e-k8s_old")
 	})
 	kubectl(t, "apply", "-f", "test/k8s/testdata/xwing.yaml")
-	t.Cleanup(func() { kubectlResult("delete", "--ignore-not-found", "--wait=false", "-f", "test/k8s/testdata/xwing.yaml") })
+	t.Cleanup(func() {
+		kubectlResult("delete", "--ignore-not-found", "--wait=false", "-f", "test/k8s/testdata/xwing.yaml")
+	})
 	kubectl(t, "-n", "kube-system", "rollout", "status", "ds/tetragon", "--timeout", "300s")
 	kubectl(t, "wait", "--for=condition=Ready", "pod/xwing", "--timeout", "300s")
 	t.Logf("agent and xwing ready in %s", time.Since(t0).Round(time.Second))
