@@ -175,6 +175,11 @@ start_containerd() {
 		    path = "$STATE/containerd/opt"
 		  [plugins."io.containerd.grpc.v1.cri"]
 		    sandbox_image = "$PAUSE_IMAGE"
+		    # The sandbox asks for oom_score_adj -998 (and guaranteed pods'
+		    # containers -997): lowering it needs CAP_SYS_RESOURCE, which these
+		    # machines withhold, and runc fails ("can't get final child's PID
+		    # from pipe"). Keep it no lower than containerd's own.
+		    restrict_oom_score_adj = true
 		    [plugins."io.containerd.grpc.v1.cri".containerd]
 		      snapshotter = "overlayfs"
 		      default_runtime_name = "runc"
