@@ -11,8 +11,11 @@ export DEBIAN_FRONTEND=noninteractive
 # clang-19 + libbpf-dev + bpftool: BPF objects; protoc + libprotobuf-dev (its
 # well-known types, wrappers.proto): the API; jq: the
 # README's JSON recipes used by the tests; docker-compose: the appliance suite
-# starts the agent with docker-compose.yml.
-pkgs=(clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler libprotobuf-dev jq ca-certificates docker-compose)
+# starts the agent with docker-compose.yml. etcd-server,
+# containernetworking-plugins and bash-static: the Kubernetes test cluster
+# (scripts/k8s/cluster.sh: etcd, the pods' bridge network, the xwing image's bash).
+pkgs=(clang-19 llvm-19 libbpf-dev bpftool protobuf-compiler libprotobuf-dev jq ca-certificates docker-compose
+	etcd-server containernetworking-plugins bash-static)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -30,6 +30,7 @@ type getEventsOptions struct {
 	processes   []string
 	pods        []string
 	containers  []string
+	namespaces  []string
 	host        bool
 	eventTypes  []string
 	policyNames []string
@@ -81,8 +82,9 @@ func newGetEventsCmd(root *rootOptions) *cobra.Command {
 	f.StringVar(&o.color, "color", "auto", "color the compact output: auto (on a terminal, unless NO_COLOR is set), always or never")
 	f.BoolVar(&o.timestamps, "timestamps", false, "prefix compact lines with the event time")
 	f.StringSliceVar(&o.processes, "process", nil, "only processes whose binary matches one of these regexes")
-	f.StringSliceVar(&o.pods, "pods", nil, "only processes whose container name matches one of these regexes (Tetragon's pod filter)")
+	f.StringSliceVar(&o.pods, "pods", nil, "only processes whose pod name matches one of these regexes (outside Kubernetes: the container name)")
 	f.StringSliceVar(&o.containers, "containers", nil, "only processes whose container name matches one of these regexes")
+	f.StringSliceVar(&o.namespaces, "namespace", nil, "only processes in pods of these Kubernetes namespaces")
 	f.BoolVar(&o.host, "host", false, "only processes outside any container")
 	f.StringSliceVarP(&o.eventTypes, "event-types", "e", nil,
 		"only these event types: "+strings.Join(eventTypeNames(), ", ")+" (case-insensitive), or "+strings.Join(shortEventTypeNames(), ", "))
@@ -92,6 +94,7 @@ func newGetEventsCmd(root *rootOptions) *cobra.Command {
 	_ = f.MarkHidden("cpu-profile") // a tool for profiling, not for users
 	cmd.MarkFlagsMutuallyExclusive("host", "pods")
 	cmd.MarkFlagsMutuallyExclusive("host", "containers")
+	cmd.MarkFlagsMutuallyExclusive("host", "namespace")
 	return cmd
 }
 
@@ -255,6 +258,7 @@ func (o *getEventsOptions) request() (*api.GetEventsRequest, error) {
 		BinaryRegex:        o.processes,
 		PodRegex:           o.pods,
 		ContainerNameRegex: o.containers,
+		Namespace:          o.namespaces,
 		PolicyNames:        o.policyNames,
 		Pid:                o.pids,
 	}
@@ -279,7 +283,7 @@ func (o *getEventsOptions) request() (*api.GetEventsRequest, error) {
 }
 
 func isEmptyFilter(f *api.Filter) bool {
-	return len(f.BinaryRegex) == 0 && len(f.PodRegex) == 0 && len(f.ContainerNameRegex) == 0 &&
+	return len(f.BinaryRegex) == 0 && len(f.PodRegex) == 0 && len(f.ContainerNameRegex) == 0 && len(f.Namespace) == 0 &&
 		len(f.PolicyNames) == 0 && len(f.Pid) == 0 && len(f.EventSet) == 0 && f.InContainer == nil
 }
 

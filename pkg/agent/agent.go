@@ -30,6 +30,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/exporter"
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
+	"github.com/tetragon-lite/tetragon/pkg/kube"
 	"github.com/tetragon-lite/tetragon/pkg/metrics"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
@@ -57,7 +58,9 @@ type Agent struct {
 	pinLock *bpfDirLock
 	base    *sensor.Base
 	docker  *container.Watcher
-	hooks   *hooks.Manager
+	// kube is the Kubernetes mode; nil without Kubernetes
+	kube  *kube.Agent
+	hooks *hooks.Manager
 	// policies are the known policies; watcher keeps the file ones current
 	policies *policywatch.Registry
 	watcher  *policywatch.Watcher
@@ -225,9 +228,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
 		return nil, fmt.Errorf("reading the boot clock: %w", err)
 	}
-	var containers func(string) *api.Container
+	var containers func(string) (*api.Container, *api.Pod)
 	if cfg.DockerSocket != "" {
 		a.docker = container.New(log, container.Options{SocketPath: cfg.DockerSocket})
+		containers = a.containerInfo
+	}
+	if a.kube, err = kube.New(log, cfg.Kubeconfig, a.node, a.policies); err != nil {
+		return nil, err
+	}
+	if a.kube != nil {
 		containers = a.containerInfo
 	}
 	a.cache = process.NewCache(process.Options{
@@ -267,6 +276,13 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	if a.docker != nil {
 		g.Go(func() error { return a.docker.Run(gctx) })
 	}
+	if a.kube != nil {
+		// the node's pods are listed before /proc is read, so that the
+		// running processes get their pods
+		if err := a.kube.Start(gctx, g); err != nil {
+			return nil, err
+		}
+	}
 	n, err := a.cache.LoadProc(cfg.ProcRoot)
 	if err != nil {
 		log.Warn().Err(err).Msg("Reading running processes failed; they will appear without details")
@@ -297,6 +313,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		// named on the command line: the agent is run for it, and must
 		// not run without it
 		if err := a.checkNamedPolicy(cfg.TracingPolicy); err != nil {
+			return nil, err
+		}
+	}
+	if a.kube != nil {
+		// Ready means enforcing what the cluster asks too
+		if err := a.kube.WaitPolicies(gctx); err != nil {
 			return nil, err
 		}
 	}
@@ -489,14 +511,23 @@ func (a *Agent) publish(ev *eventbus.Event) {
 	a.bus.Publish(ev)
 }
 
-// containerInfo resolves a container id through the Docker API; a miss
-// waits at most for one bounded inspect.
-func (a *Agent) containerInfo(id string) *api.Container {
+// containerInfo resolves a container id through the pods of the node (in
+// Kubernetes), else the Docker API; a miss waits at most for one bounded
+// inspect.
+func (a *Agent) containerInfo(id string) (*api.Container, *api.Pod) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	if a.kube != nil {
+		if c, pod := a.kube.Lookup(ctx, id); pod != nil {
+			return c, pod
+		}
+	}
+	if a.docker == nil {
+		return &api.Container{Id: id}, nil
+	}
 	info, ok := a.docker.Lookup(ctx, id)
 	if !ok {
-		return &api.Container{Id: id}
+		return &api.Container{Id: id}, nil
 	}
 	c := &api.Container{
 		Id:             info.ID,
@@ -508,7 +539,7 @@ func (a *Agent) containerInfo(id string) *api.Container {
 	if !info.Started.IsZero() {
 		c.StartTime = timestamppb.New(info.Started)
 	}
-	return c
+	return c, nil
 }
 
 // rotatePins moves what a previous run left pinned (with

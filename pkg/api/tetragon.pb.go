@@ -1028,6 +1028,101 @@ func (x *Container) GetComposeService() string {
 	return ""
 }
 
+// Kubernetes pod metadata, from the pods of the agent's node (Tetragon's
+// Process.pod). The container is the pod's container the process runs in.
+type Pod struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Uid       string                 `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
+	Container *Container             `protobuf:"bytes,4,opt,name=container,proto3" json:"container,omitempty"`
+	PodLabels map[string]string      `protobuf:"bytes,5,rep,name=pod_labels,json=podLabels,proto3" json:"pod_labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The pod's top owner (a Deployment for a ReplicaSet's pod), else the pod.
+	Workload      string `protobuf:"bytes,6,opt,name=workload,proto3" json:"workload,omitempty"`
+	WorkloadKind  string `protobuf:"bytes,7,opt,name=workload_kind,json=workloadKind,proto3" json:"workload_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pod) Reset() {
+	*x = Pod{}
+	mi := &file_tetragon_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pod) ProtoMessage() {}
+
+func (x *Pod) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pod.ProtoReflect.Descriptor instead.
+func (*Pod) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Pod) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *Pod) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Pod) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *Pod) GetContainer() *Container {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
+func (x *Pod) GetPodLabels() map[string]string {
+	if x != nil {
+		return x.PodLabels
+	}
+	return nil
+}
+
+func (x *Pod) GetWorkload() string {
+	if x != nil {
+		return x.Workload
+	}
+	return ""
+}
+
+func (x *Pod) GetWorkloadKind() string {
+	if x != nil {
+		return x.WorkloadKind
+	}
+	return ""
+}
+
 type Process struct {
 	state     protoimpl.MessageState  `protogen:"open.v1"`
 	ExecId    string                  `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
@@ -1039,6 +1134,8 @@ type Process struct {
 	Flags     string                  `protobuf:"bytes,7,opt,name=flags,proto3" json:"flags,omitempty"`
 	StartTime *timestamppb.Timestamp  `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	Auid      *wrapperspb.UInt32Value `protobuf:"bytes,9,opt,name=auid,proto3" json:"auid,omitempty"`
+	// Set when the process runs in a pod of the agent's node (Kubernetes mode).
+	Pod *Pod `protobuf:"bytes,10,opt,name=pod,proto3" json:"pod,omitempty"`
 	// Container id, as Tetragon names it.
 	Docker             string                  `protobuf:"bytes,11,opt,name=docker,proto3" json:"docker,omitempty"`
 	ParentExecId       string                  `protobuf:"bytes,12,opt,name=parent_exec_id,json=parentExecId,proto3" json:"parent_exec_id,omitempty"`
@@ -1057,7 +1154,7 @@ type Process struct {
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_tetragon_proto_msgTypes[6]
+	mi := &file_tetragon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1166,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[6]
+	mi := &file_tetragon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1179,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{6}
+	return file_tetragon_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Process) GetExecId() string {
@@ -1144,6 +1241,13 @@ func (x *Process) GetStartTime() *timestamppb.Timestamp {
 func (x *Process) GetAuid() *wrapperspb.UInt32Value {
 	if x != nil {
 		return x.Auid
+	}
+	return nil
+}
+
+func (x *Process) GetPod() *Pod {
+	if x != nil {
+		return x.Pod
 	}
 	return nil
 }
@@ -1221,7 +1325,7 @@ type ProcessExec struct {
 
 func (x *ProcessExec) Reset() {
 	*x = ProcessExec{}
-	mi := &file_tetragon_proto_msgTypes[7]
+	mi := &file_tetragon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1337,7 @@ func (x *ProcessExec) String() string {
 func (*ProcessExec) ProtoMessage() {}
 
 func (x *ProcessExec) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[7]
+	mi := &file_tetragon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1350,7 @@ func (x *ProcessExec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessExec.ProtoReflect.Descriptor instead.
 func (*ProcessExec) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{7}
+	return file_tetragon_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProcessExec) GetProcess() *Process {
@@ -1276,7 +1380,7 @@ type ProcessExit struct {
 
 func (x *ProcessExit) Reset() {
 	*x = ProcessExit{}
-	mi := &file_tetragon_proto_msgTypes[8]
+	mi := &file_tetragon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1392,7 @@ func (x *ProcessExit) String() string {
 func (*ProcessExit) ProtoMessage() {}
 
 func (x *ProcessExit) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[8]
+	mi := &file_tetragon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1405,7 @@ func (x *ProcessExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessExit.ProtoReflect.Descriptor instead.
 func (*ProcessExit) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{8}
+	return file_tetragon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProcessExit) GetProcess() *Process {
@@ -1351,7 +1455,7 @@ type KprobeFile struct {
 
 func (x *KprobeFile) Reset() {
 	*x = KprobeFile{}
-	mi := &file_tetragon_proto_msgTypes[9]
+	mi := &file_tetragon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1467,7 @@ func (x *KprobeFile) String() string {
 func (*KprobeFile) ProtoMessage() {}
 
 func (x *KprobeFile) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[9]
+	mi := &file_tetragon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1480,7 @@ func (x *KprobeFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeFile.ProtoReflect.Descriptor instead.
 func (*KprobeFile) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{9}
+	return file_tetragon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KprobeFile) GetMount() string {
@@ -1419,7 +1523,7 @@ type KprobePath struct {
 
 func (x *KprobePath) Reset() {
 	*x = KprobePath{}
-	mi := &file_tetragon_proto_msgTypes[10]
+	mi := &file_tetragon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1535,7 @@ func (x *KprobePath) String() string {
 func (*KprobePath) ProtoMessage() {}
 
 func (x *KprobePath) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[10]
+	mi := &file_tetragon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1548,7 @@ func (x *KprobePath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobePath.ProtoReflect.Descriptor instead.
 func (*KprobePath) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{10}
+	return file_tetragon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *KprobePath) GetMount() string {
@@ -1491,7 +1595,7 @@ type KprobeSock struct {
 
 func (x *KprobeSock) Reset() {
 	*x = KprobeSock{}
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1607,7 @@ func (x *KprobeSock) String() string {
 func (*KprobeSock) ProtoMessage() {}
 
 func (x *KprobeSock) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1620,7 @@ func (x *KprobeSock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSock.ProtoReflect.Descriptor instead.
 func (*KprobeSock) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{11}
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KprobeSock) GetFamily() string {
@@ -1586,7 +1690,7 @@ type KprobeBpfAttr struct {
 
 func (x *KprobeBpfAttr) Reset() {
 	*x = KprobeBpfAttr{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1702,7 @@ func (x *KprobeBpfAttr) String() string {
 func (*KprobeBpfAttr) ProtoMessage() {}
 
 func (x *KprobeBpfAttr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1715,7 @@ func (x *KprobeBpfAttr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeBpfAttr.ProtoReflect.Descriptor instead.
 func (*KprobeBpfAttr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KprobeBpfAttr) GetProgType() string {
@@ -1656,7 +1760,7 @@ type KprobeSkb struct {
 
 func (x *KprobeSkb) Reset() {
 	*x = KprobeSkb{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1772,7 @@ func (x *KprobeSkb) String() string {
 func (*KprobeSkb) ProtoMessage() {}
 
 func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1785,7 @@ func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSkb.ProtoReflect.Descriptor instead.
 func (*KprobeSkb) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KprobeSkb) GetHash() uint32 {
@@ -1786,7 +1890,7 @@ type KprobeSockaddr struct {
 
 func (x *KprobeSockaddr) Reset() {
 	*x = KprobeSockaddr{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1902,7 @@ func (x *KprobeSockaddr) String() string {
 func (*KprobeSockaddr) ProtoMessage() {}
 
 func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1915,7 @@ func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
 func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KprobeSockaddr) GetFamily() string {
@@ -1847,7 +1951,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +1963,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +1976,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -1901,7 +2005,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2017,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2030,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -1964,7 +2068,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2080,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2093,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -2048,7 +2152,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2164,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2177,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -2350,7 +2454,7 @@ type StackTraceEntry struct {
 
 func (x *StackTraceEntry) Reset() {
 	*x = StackTraceEntry{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2466,7 @@ func (x *StackTraceEntry) String() string {
 func (*StackTraceEntry) ProtoMessage() {}
 
 func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2479,7 @@ func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
 func (*StackTraceEntry) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StackTraceEntry) GetAddress() uint64 {
@@ -2432,7 +2536,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2548,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2561,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2570,7 +2674,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +2686,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +2699,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2687,7 +2791,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +2803,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +2816,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2803,7 +2907,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +2919,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +2932,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -2913,7 +3017,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3029,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3042,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3063,12 +3167,16 @@ type Filter struct {
 	BinaryRegex []string               `protobuf:"bytes,1,rep,name=binary_regex,json=binaryRegex,proto3" json:"binary_regex,omitempty"`
 	Pid         []uint32               `protobuf:"varint,4,rep,packed,name=pid,proto3" json:"pid,omitempty"`
 	EventSet    []EventType            `protobuf:"varint,6,rep,packed,name=event_set,json=eventSet,proto3,enum=tetragon.EventType" json:"event_set,omitempty"`
-	// Tetragon's pod filter; here it matches the container name.
-	PodRegex          []string `protobuf:"bytes,7,rep,name=pod_regex,json=podRegex,proto3" json:"pod_regex,omitempty"`
+	// Tetragon's pod filter: matches the pod name; for a process in a Docker
+	// container outside Kubernetes, the container name.
+	PodRegex []string `protobuf:"bytes,7,rep,name=pod_regex,json=podRegex,proto3" json:"pod_regex,omitempty"`
+	// Kubernetes namespaces (exact names).
+	Namespace         []string `protobuf:"bytes,3,rep,name=namespace,proto3" json:"namespace,omitempty"`
 	ArgumentsRegex    []string `protobuf:"bytes,8,rep,name=arguments_regex,json=argumentsRegex,proto3" json:"arguments_regex,omitempty"`
 	PolicyNames       []string `protobuf:"bytes,10,rep,name=policy_names,json=policyNames,proto3" json:"policy_names,omitempty"`
 	ParentBinaryRegex []string `protobuf:"bytes,12,rep,name=parent_binary_regex,json=parentBinaryRegex,proto3" json:"parent_binary_regex,omitempty"`
-	// Ours: matches the container name (same as pod_regex).
+	// Ours: matches the container name (the pod's container name in
+	// Kubernetes).
 	ContainerNameRegex []string `protobuf:"bytes,10000,rep,name=container_name_regex,json=containerNameRegex,proto3" json:"container_name_regex,omitempty"`
 	// Ours: true keeps only processes in a container, false only host processes.
 	InContainer   *wrapperspb.BoolValue `protobuf:"bytes,10001,opt,name=in_container,json=inContainer,proto3" json:"in_container,omitempty"`
@@ -3078,7 +3186,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3090,7 +3198,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,7 +3211,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3130,6 +3238,13 @@ func (x *Filter) GetEventSet() []EventType {
 func (x *Filter) GetPodRegex() []string {
 	if x != nil {
 		return x.PodRegex
+	}
+	return nil
+}
+
+func (x *Filter) GetNamespace() []string {
+	if x != nil {
+		return x.Namespace
 	}
 	return nil
 }
@@ -3179,7 +3294,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3191,7 +3306,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3204,7 +3319,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3232,7 +3347,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3244,7 +3359,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3372,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -3303,7 +3418,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3315,7 +3430,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3328,7 +3443,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3413,7 +3528,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3425,7 +3540,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3438,7 +3553,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3563,7 +3678,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3575,7 +3690,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3588,7 +3703,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -3642,7 +3757,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3654,7 +3769,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3667,7 +3782,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3688,7 +3803,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3700,7 +3815,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3713,7 +3828,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3738,7 +3853,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +3865,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3878,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 type GetVersionResponse struct {
@@ -3775,7 +3890,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3787,7 +3902,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3800,7 +3915,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3831,7 +3946,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3843,7 +3958,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3856,7 +3971,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -3950,7 +4065,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3962,7 +4077,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3975,7 +4090,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4084,7 +4199,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4211,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4224,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4124,7 +4239,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4136,7 +4251,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4149,7 +4264,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -4182,7 +4297,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4194,7 +4309,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4207,7 +4322,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -4227,7 +4342,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4239,7 +4354,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4252,7 +4367,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4274,7 +4389,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4286,7 +4401,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4299,7 +4414,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -4324,7 +4439,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4336,7 +4451,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4349,7 +4464,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4362,7 +4477,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4374,7 +4489,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4387,7 +4502,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4412,7 +4527,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4424,7 +4539,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4437,7 +4552,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4450,7 +4565,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4462,7 +4577,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4475,7 +4590,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4500,7 +4615,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +4627,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +4640,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4574,7 +4689,19 @@ const file_tetragon_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12(\n" +
 	"\x0fcompose_project\x18\x90N \x01(\tR\x0ecomposeProject\x12(\n" +
-	"\x0fcompose_service\x18\x91N \x01(\tR\x0ecomposeService\"\xea\x05\n" +
+	"\x0fcompose_service\x18\x91N \x01(\tR\x0ecomposeService\"\xb8\x02\n" +
+	"\x03Pod\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\tR\x03uid\x121\n" +
+	"\tcontainer\x18\x04 \x01(\v2\x13.tetragon.ContainerR\tcontainer\x12;\n" +
+	"\n" +
+	"pod_labels\x18\x05 \x03(\v2\x1c.tetragon.Pod.PodLabelsEntryR\tpodLabels\x12\x1a\n" +
+	"\bworkload\x18\x06 \x01(\tR\bworkload\x12#\n" +
+	"\rworkload_kind\x18\a \x01(\tR\fworkloadKind\x1a<\n" +
+	"\x0ePodLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x06\n" +
 	"\aProcess\x12\x17\n" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12.\n" +
 	"\x03pid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03pid\x12.\n" +
@@ -4585,7 +4712,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05flags\x18\a \x01(\tR\x05flags\x129\n" +
 	"\n" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x120\n" +
-	"\x04auid\x18\t \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04auid\x12\x16\n" +
+	"\x04auid\x18\t \x01(\v2\x1c.google.protobuf.UInt32ValueR\x04auid\x12\x1f\n" +
+	"\x03pod\x18\n" +
+	" \x01(\v2\r.tetragon.PodR\x03pod\x12\x16\n" +
 	"\x06docker\x18\v \x01(\tR\x06docker\x12$\n" +
 	"\x0eparent_exec_id\x18\f \x01(\tR\fparentExecId\x12(\n" +
 	"\x03cap\x18\x0e \x01(\v2\x16.tetragon.CapabilitiesR\x03cap\x12$\n" +
@@ -4760,12 +4889,13 @@ const file_tetragon_proto_rawDesc = "" +
 	"processLsm\x12\x1c\n" +
 	"\tnode_name\x18\xe8\a \x01(\tR\bnodeName\x12/\n" +
 	"\x04time\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\a\n" +
-	"\x05event\"\xfb\x02\n" +
+	"\x05event\"\x99\x03\n" +
 	"\x06Filter\x12!\n" +
 	"\fbinary_regex\x18\x01 \x03(\tR\vbinaryRegex\x12\x10\n" +
 	"\x03pid\x18\x04 \x03(\rR\x03pid\x120\n" +
 	"\tevent_set\x18\x06 \x03(\x0e2\x13.tetragon.EventTypeR\beventSet\x12\x1b\n" +
-	"\tpod_regex\x18\a \x03(\tR\bpodRegex\x12'\n" +
+	"\tpod_regex\x18\a \x03(\tR\bpodRegex\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x03(\tR\tnamespace\x12'\n" +
 	"\x0farguments_regex\x18\b \x03(\tR\x0eargumentsRegex\x12!\n" +
 	"\fpolicy_names\x18\n" +
 	" \x03(\tR\vpolicyNames\x12.\n" +
@@ -4988,7 +5118,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -5003,52 +5133,54 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessCredentials)(nil),           // 10: tetragon.ProcessCredentials
 	(*Image)(nil),                        // 11: tetragon.Image
 	(*Container)(nil),                    // 12: tetragon.Container
-	(*Process)(nil),                      // 13: tetragon.Process
-	(*ProcessExec)(nil),                  // 14: tetragon.ProcessExec
-	(*ProcessExit)(nil),                  // 15: tetragon.ProcessExit
-	(*KprobeFile)(nil),                   // 16: tetragon.KprobeFile
-	(*KprobePath)(nil),                   // 17: tetragon.KprobePath
-	(*KprobeSock)(nil),                   // 18: tetragon.KprobeSock
-	(*KprobeBpfAttr)(nil),                // 19: tetragon.KprobeBpfAttr
-	(*KprobeSkb)(nil),                    // 20: tetragon.KprobeSkb
-	(*KprobeSockaddr)(nil),               // 21: tetragon.KprobeSockaddr
-	(*SyscallId)(nil),                    // 22: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 23: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 24: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 25: tetragon.KprobeArgument
-	(*StackTraceEntry)(nil),              // 26: tetragon.StackTraceEntry
-	(*ProcessKprobe)(nil),                // 27: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 28: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 29: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 30: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 31: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 32: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 33: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 34: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 35: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 36: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 37: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 38: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 39: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 40: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 41: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 42: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 43: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 44: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 45: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 46: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 47: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 48: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 49: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 50: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 51: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 52: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 53: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 54: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 55: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 56: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 57: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 58: google.protobuf.Int32Value
+	(*Pod)(nil),                          // 13: tetragon.Pod
+	(*Process)(nil),                      // 14: tetragon.Process
+	(*ProcessExec)(nil),                  // 15: tetragon.ProcessExec
+	(*ProcessExit)(nil),                  // 16: tetragon.ProcessExit
+	(*KprobeFile)(nil),                   // 17: tetragon.KprobeFile
+	(*KprobePath)(nil),                   // 18: tetragon.KprobePath
+	(*KprobeSock)(nil),                   // 19: tetragon.KprobeSock
+	(*KprobeBpfAttr)(nil),                // 20: tetragon.KprobeBpfAttr
+	(*KprobeSkb)(nil),                    // 21: tetragon.KprobeSkb
+	(*KprobeSockaddr)(nil),               // 22: tetragon.KprobeSockaddr
+	(*SyscallId)(nil),                    // 23: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 24: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 25: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 26: tetragon.KprobeArgument
+	(*StackTraceEntry)(nil),              // 27: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 28: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 29: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 30: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 31: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 32: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 33: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 34: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 35: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 36: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 37: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 38: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 39: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 40: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 41: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 42: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 43: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 44: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 45: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 46: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 47: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 48: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 49: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 50: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 51: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 52: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 53: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 54: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 55: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 56: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 57: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 58: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 59: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 60: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -5064,112 +5196,115 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	55,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	55,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	55,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	55,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	55,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	55,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	55,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	55,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	57,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	57,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	57,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	57,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	57,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	57,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	57,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	57,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	56,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	55,  // 24: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	55,  // 25: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	56,  // 26: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	55,  // 27: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
-	7,   // 28: tetragon.Process.cap:type_name -> tetragon.Capabilities
-	9,   // 29: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	55,  // 30: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
-	10,  // 31: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	57,  // 32: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
-	12,  // 33: tetragon.Process.container:type_name -> tetragon.Container
-	13,  // 34: tetragon.ProcessExec.process:type_name -> tetragon.Process
-	13,  // 35: tetragon.ProcessExec.parent:type_name -> tetragon.Process
-	13,  // 36: tetragon.ProcessExit.process:type_name -> tetragon.Process
-	13,  // 37: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	56,  // 38: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	58,  // 39: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	55,  // 40: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	55,  // 41: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
-	8,   // 42: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	20,  // 43: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
-	17,  // 44: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	16,  // 45: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	18,  // 46: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	19,  // 47: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
-	10,  // 48: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	24,  // 49: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	23,  // 50: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	22,  // 51: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	21,  // 52: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	13,  // 53: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	13,  // 54: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	25,  // 55: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	25,  // 56: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,   // 57: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	26,  // 58: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
-	1,   // 59: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	26,  // 60: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
-	13,  // 61: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	13,  // 62: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	25,  // 63: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 64: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	13,  // 65: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	13,  // 66: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	25,  // 67: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 68: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	13,  // 69: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	13,  // 70: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	25,  // 71: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 72: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	14,  // 73: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	15,  // 74: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	27,  // 75: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	28,  // 76: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	29,  // 77: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	30,  // 78: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	56,  // 79: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 80: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	57,  // 81: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	32,  // 82: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	32,  // 83: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 84: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 85: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	56,  // 86: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	35,  // 87: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	54,  // 88: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	37,  // 89: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	56,  // 90: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	3,   // 91: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	34,  // 92: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	36,  // 93: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 94: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 95: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	42,  // 96: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	43,  // 97: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	33,  // 98: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	38,  // 99: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	40,  // 100: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	44,  // 101: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	46,  // 102: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	48,  // 103: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	50,  // 104: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	52,  // 105: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	31,  // 106: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	39,  // 107: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	41,  // 108: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	45,  // 109: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	47,  // 110: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	49,  // 111: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	51,  // 112: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	53,  // 113: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	106, // [106:114] is the sub-list for method output_type
-	98,  // [98:106] is the sub-list for method input_type
-	98,  // [98:98] is the sub-list for extension type_name
-	98,  // [98:98] is the sub-list for extension extendee
-	0,   // [0:98] is the sub-list for field type_name
+	58,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	12,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
+	55,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	57,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	57,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	58,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	57,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	13,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
+	7,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
+	9,   // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
+	57,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	10,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
+	59,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	12,  // 36: tetragon.Process.container:type_name -> tetragon.Container
+	14,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
+	14,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
+	14,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
+	14,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
+	58,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	60,  // 42: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	57,  // 43: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	57,  // 44: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	8,   // 45: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
+	21,  // 46: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
+	18,  // 47: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	17,  // 48: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	19,  // 49: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	20,  // 50: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
+	10,  // 51: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	25,  // 52: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	24,  // 53: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	23,  // 54: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	22,  // 55: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	14,  // 56: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	14,  // 57: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	26,  // 58: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	26,  // 59: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,   // 60: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	27,  // 61: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	1,   // 62: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	27,  // 63: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	14,  // 64: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	14,  // 65: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	26,  // 66: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 67: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	14,  // 68: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	14,  // 69: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	26,  // 70: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 71: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	14,  // 72: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	14,  // 73: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	26,  // 74: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 75: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	15,  // 76: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	16,  // 77: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	28,  // 78: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	29,  // 79: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	30,  // 80: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	31,  // 81: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	58,  // 82: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 83: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	59,  // 84: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	33,  // 85: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	33,  // 86: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 87: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 88: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	58,  // 89: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	36,  // 90: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	56,  // 91: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	38,  // 92: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	58,  // 93: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	3,   // 94: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	35,  // 95: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	37,  // 96: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 97: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 98: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	43,  // 99: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	44,  // 100: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	34,  // 101: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	39,  // 102: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	41,  // 103: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	45,  // 104: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	47,  // 105: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	49,  // 106: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	51,  // 107: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	53,  // 108: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	32,  // 109: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	40,  // 110: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	42,  // 111: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	46,  // 112: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	48,  // 113: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	50,  // 114: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	52,  // 115: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	54,  // 116: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	109, // [109:117] is the sub-list for method output_type
+	101, // [101:109] is the sub-list for method input_type
+	101, // [101:101] is the sub-list for extension type_name
+	101, // [101:101] is the sub-list for extension extendee
+	0,   // [0:101] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -5177,7 +5312,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[18].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[19].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SkbArg)(nil),
@@ -5195,7 +5330,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[24].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[25].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -5209,7 +5344,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ type Config struct {
 	ConfigFile       string `mapstructure:"config-file"`
 	ConfigDir        string `mapstructure:"config-dir"`
 	DockerSocket     string `mapstructure:"docker-socket"`
+	Kubeconfig       string `mapstructure:"kubeconfig"`
 	TracingPolicy    string `mapstructure:"tracing-policy"`
 	TracingPolicyDir string `mapstructure:"tracing-policy-dir"`
 	KeepSensors      bool   `mapstructure:"keep-sensors-on-exit"`
@@ -87,6 +88,7 @@ var defaults = []struct {
 	{"subscriber-queue-size", "events queued per GetEvents client before it loses events", 10000},
 	{"process-cache-size", "processes kept in the process cache", 65536},
 	{"docker-socket", "Docker Engine API socket, for container names (empty: no Docker metadata)", "/var/run/docker.sock"},
+	{"kubeconfig", "Kubernetes mode with this kubeconfig file: TracingPolicy objects of the cluster, pod names of this node (--node-name) in events (empty: in-cluster configuration when running in a pod, else no Kubernetes)", ""},
 	{"tracing-policy", "a TracingPolicy file to load at startup; the agent exits if it does not load", ""},
 	{"tracing-policy-dir", "directory whose *.yaml TracingPolicy files are loaded, with its tetragon.tp.d subdirectory (empty: none)", DefaultPolicyDir},
 	{"metrics-server", "address of the Prometheus metrics endpoint, served at /metrics: :2112 for every interface, 127.0.0.1:2112 for loopback only (empty: off)", ""},

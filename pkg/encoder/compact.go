@@ -352,9 +352,13 @@ func writeSafe(b *strings.Builder, s string) {
 	}
 }
 
-// source is where the process runs: its container's name, else its short
-// container id, else the node.
+// source is where the process runs: its pod as namespace/name (as
+// Tetragon writes it), else its container's name, else its short container
+// id, else the node.
 func source(node string, p *api.Process) string {
+	if pod := p.GetPod(); pod.GetName() != "" {
+		return pod.GetNamespace() + "/" + pod.GetName()
+	}
 	if name := p.GetContainer().GetName(); name != "" {
 		return name
 	}

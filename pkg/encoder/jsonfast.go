@@ -2,6 +2,7 @@ package encoder
 
 import (
 	"encoding/base64"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -540,6 +541,10 @@ func (w *fastWriter) process(p *api.Process) {
 	w.stringField(&first, "flags", p.GetFlags())
 	w.timestampField(&first, "start_time", p.GetStartTime())
 	w.wrapperField(&first, "auid", p.GetAuid())
+	if pod := p.GetPod(); pod != nil {
+		w.key(&first, "pod")
+		w.pod(pod)
+	}
 	w.stringField(&first, "docker", p.GetDocker())
 	w.stringField(&first, "parent_exec_id", p.GetParentExecId())
 	if c := p.GetCap(); c != nil {
@@ -646,6 +651,36 @@ func (w *fastWriter) credentials(c *api.ProcessCredentials) {
 		w.key(&first, "caps")
 		w.capabilities(caps)
 	}
+	w.byte('}')
+}
+
+func (w *fastWriter) pod(p *api.Pod) {
+	first := true
+	w.byte('{')
+	w.stringField(&first, "namespace", p.GetNamespace())
+	w.stringField(&first, "name", p.GetName())
+	w.stringField(&first, "uid", p.GetUid())
+	if c := p.GetContainer(); c != nil {
+		w.key(&first, "container")
+		w.container(c)
+	}
+	if labels := p.GetPodLabels(); len(labels) > 0 {
+		// protojson writes map entries sorted by key
+		w.key(&first, "pod_labels")
+		w.byte('{')
+		for i, k := range slices.Sorted(maps.Keys(labels)) {
+			if i > 0 {
+				w.byte(',')
+			}
+			// keys are the user's: escaped like any string
+			w.string(k)
+			w.byte(':')
+			w.string(labels[k])
+		}
+		w.byte('}')
+	}
+	w.stringField(&first, "workload", p.GetWorkload())
+	w.stringField(&first, "workload_kind", p.GetWorkloadKind())
 	w.byte('}')
 }
 

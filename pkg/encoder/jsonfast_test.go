@@ -315,7 +315,12 @@ func populate(m protoreflect.Message, pick int, depth int) {
 				}
 			}
 		case fd.IsMap():
-			// no maps in events; a new one would fail the comparison
+			// string maps (pod labels); keys out of order and escaped,
+			// as protojson sorts and escapes them
+			mp := m.Mutable(fd).Map()
+			for _, k := range []string{"z \"key\"", "app", "é"} {
+				mp.Set(protoreflect.ValueOfString(k).MapKey(), protoreflect.ValueOfString(k+" value\n"))
+			}
 		case fd.Kind() == protoreflect.MessageKind:
 			if depth > 4 {
 				continue

@@ -47,6 +47,7 @@ type filter struct {
 	arguments     []*regexp.Regexp
 	pod           []*regexp.Regexp
 	containerName []*regexp.Regexp
+	namespaces    set[string]
 	pids          set[uint32]
 	eventSet      set[api.EventType]
 	policyNames   set[string]
@@ -122,6 +123,7 @@ func compile(f *api.Filter, budget *int) (filter, error) {
 		}
 	}
 	c.pids = newSet(f.GetPid())
+	c.namespaces = newSet(f.GetNamespace())
 	c.eventSet = newSet(f.GetEventSet())
 	c.policyNames = newSet(f.GetPolicyNames())
 	if v := f.GetInContainer(); v != nil {
@@ -230,8 +232,17 @@ func (f *filter) match(v *view) bool {
 	if f.parentBinary != nil && (v.parent == nil || !anyMatch(f.parentBinary, v.parent.GetBinary())) {
 		return false
 	}
+	if f.namespaces != nil && (v.process.GetPod() == nil || !f.namespaces.has(v.process.GetPod().GetNamespace())) {
+		return false
+	}
 	name := v.process.GetContainer().GetName()
-	if f.pod != nil && (name == "" || !anyMatch(f.pod, name)) {
+	// the pod's name in Kubernetes; outside, the container's (the Docker
+	// counterpart of a pod)
+	podName := name
+	if pod := v.process.GetPod(); pod != nil {
+		podName = pod.GetName()
+	}
+	if f.pod != nil && (podName == "" || !anyMatch(f.pod, podName)) {
 		return false
 	}
 	if f.containerName != nil && (name == "" || !anyMatch(f.containerName, name)) {
@@ -246,5 +257,5 @@ func anyMatch(res []*regexp.Regexp, s string) bool {
 
 // inContainer reports whether p runs in a container, known by its id or name.
 func inContainer(p *api.Process) bool {
-	return p.GetDocker() != "" || p.GetContainer().GetId() != "" || p.GetContainer().GetName() != ""
+	return p.GetDocker() != "" || p.GetContainer().GetId() != "" || p.GetContainer().GetName() != "" || p.GetPod() != nil
 }

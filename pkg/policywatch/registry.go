@@ -102,6 +102,9 @@ type fileState struct {
 	// were refused for their name. Load errors of its policies are on
 	// their entries.
 	err error
+	// external: the source is no policy file but an object fed in by
+	// SyncSource (a Kubernetes TracingPolicy); directory scans leave it be
+	external bool
 }
 
 // NewRegistry returns an empty registry loading through loader.
@@ -132,7 +135,7 @@ func (r *Registry) Sync(scan policydir.Scan) (retry bool) {
 	// removals first: a name a removed file frees can go to another file
 	freed := false
 	for path, st := range r.files {
-		if present[path] || slices.Contains(scan.Unreadable, filepath.Dir(path)) {
+		if st.external || present[path] || slices.Contains(scan.Unreadable, filepath.Dir(path)) {
 			continue
 		}
 		var left []string
@@ -190,6 +193,60 @@ func (r *Registry) Sync(scan policydir.Scan) (retry bool) {
 		retry = true
 	}
 	return retry
+}
+
+// SyncSource loads, reloads (make-before-break) or keeps the policies of one
+// source that is no policy file: a Kubernetes TracingPolicy object, named by
+// f.Path ("kubernetes:tracingpolicy/NAME"). As for a file, a bad edit (f.Err)
+// keeps the last good version enforcing and is reported; unchanged content
+// is not loaded again. It reports whether it should be called again later,
+// for a load or unload that failed for something that may pass.
+func (r *Registry) SyncSource(f policydir.File) (retry bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev, known := r.files[f.Path]
+	if known && prev.hash == f.Hash && !prev.again && !prev.conflicted {
+		return false
+	}
+	if f.Err != nil {
+		if !known || prev.hash != f.Hash {
+			r.fail(f.Path, prev.names, f.Err)
+		}
+		st := fileState{hash: f.Hash, names: prev.names, external: true}
+		if len(prev.names) == 0 {
+			st.err = f.Err
+		}
+		r.files[f.Path] = st
+		return false
+	}
+	names, again, refused := r.syncFile(f, prev.names)
+	r.files[f.Path] = fileState{hash: f.Hash, names: names, conflicted: refused != nil, err: refused, again: again, external: true}
+	return again || refused != nil || r.loader.Sweep() > 0
+}
+
+// RemoveSource unloads the policies of a source SyncSource fed, when its
+// object is deleted. A policy that cannot be unloaded stays (it still
+// enforces) and it reports retry.
+func (r *Registry) RemoveSource(path string) (retry bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, ok := r.files[path]
+	if !ok {
+		return false
+	}
+	var left []string
+	for _, name := range st.names {
+		if !r.remove(name, path) {
+			left = append(left, name)
+		}
+	}
+	if len(left) > 0 {
+		r.files[path] = fileState{names: left, external: true, again: true}
+		return true
+	}
+	delete(r.files, path)
+	r.log.Info().Str("source", path).Msg("Policy source removed; its policies are unloaded")
+	return r.loader.Sweep() > 0
 }
 
 // transient reports whether a load failed for want of a resource that may

@@ -51,10 +51,11 @@ type Options struct {
 	// ProcRoot, when set, is read for a parent the cache does not know
 	// (one that started while the agent was starting).
 	ProcRoot string
-	// Containers, when set, resolves a container id to its metadata. It
-	// may block briefly (a bounded Docker API call for a new container),
-	// so it is called without the cache's lock held.
-	Containers func(id string) *api.Container
+	// Containers, when set, resolves a container id to its metadata and,
+	// in Kubernetes, its pod (nil outside one). It may block briefly (a
+	// bounded Docker API call for a new container, a wait for the pod
+	// watch), so it is called without the cache's lock held.
+	Containers func(id string) (*api.Container, *api.Pod)
 }
 
 // Cache is safe for concurrent use.
@@ -97,12 +98,12 @@ func (c *Cache) Stats() Stats {
 // Exec records an exec and returns its event.
 func (c *Cache) Exec(e *observer.Exec) *eventbus.Event {
 	id := cgroup.ContainerID(e.CgroupName)
-	ctr := c.container(id)
+	ctr, pod := c.container(id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	parent := c.lookupParent(e.Ppid)
 	p := c.execProcess(e, parent)
-	p.Docker, p.Container = id, ctr
+	p.Docker, p.Container, p.Pod = id, ctr, pod
 	old := c.byPid[e.Pid]
 	n := c.store(e.Pid, p, parent)
 	if old != nil {
@@ -258,9 +259,9 @@ func (c *Cache) free(n *entry, now time.Time) {
 	}
 }
 
-func (c *Cache) container(id string) *api.Container {
+func (c *Cache) container(id string) (*api.Container, *api.Pod) {
 	if id == "" || c.opts.Containers == nil {
-		return nil
+		return nil, nil
 	}
 	return c.opts.Containers(id)
 }

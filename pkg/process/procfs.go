@@ -114,7 +114,6 @@ func (c *Cache) readProc(root string, pid uint32) (procProcess, error) {
 		Flags:     flags,
 		StartTime: c.opts.Clock.Timestamp(ktime),
 		Docker:    containerID,
-		Container: c.container(containerID),
 		Cap: &api.Capabilities{
 			Permitted:   CapsList(status.caps["CapPrm"]),
 			Effective:   CapsList(status.caps["CapEff"]),
@@ -128,6 +127,7 @@ func (c *Cache) readProc(root string, pid uint32) (procProcess, error) {
 			Sgid: u32(status.ids["Gid"][2]), Fsgid: u32(status.ids["Gid"][3]),
 		},
 	}
+	p.Container, p.Pod = c.container(containerID)
 	return procProcess{pid: pid, ppid: uint32(ppid), ktime: ktime, proc: p}, nil
 }
 
