@@ -3171,7 +3171,7 @@ type Filter struct {
 	// container outside Kubernetes, the container name.
 	PodRegex []string `protobuf:"bytes,7,rep,name=pod_regex,json=podRegex,proto3" json:"pod_regex,omitempty"`
 	// Kubernetes namespaces (exact names).
-	Namespace         []string `protobuf:"bytes,3,rep,name=namespace,proto3" json:"namespace,omitempty"`
+	Namespace         []string `protobuf:"bytes,2,rep,name=namespace,proto3" json:"namespace,omitempty"`
 	ArgumentsRegex    []string `protobuf:"bytes,8,rep,name=arguments_regex,json=argumentsRegex,proto3" json:"arguments_regex,omitempty"`
 	PolicyNames       []string `protobuf:"bytes,10,rep,name=policy_names,json=policyNames,proto3" json:"policy_names,omitempty"`
 	ParentBinaryRegex []string `protobuf:"bytes,12,rep,name=parent_binary_regex,json=parentBinaryRegex,proto3" json:"parent_binary_regex,omitempty"`
@@ -4895,7 +4895,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x03pid\x18\x04 \x03(\rR\x03pid\x120\n" +
 	"\tevent_set\x18\x06 \x03(\x0e2\x13.tetragon.EventTypeR\beventSet\x12\x1b\n" +
 	"\tpod_regex\x18\a \x03(\tR\bpodRegex\x12\x1c\n" +
-	"\tnamespace\x18\x03 \x03(\tR\tnamespace\x12'\n" +
+	"\tnamespace\x18\x02 \x03(\tR\tnamespace\x12'\n" +
 	"\x0farguments_regex\x18\b \x03(\tR\x0eargumentsRegex\x12!\n" +
 	"\fpolicy_names\x18\n" +
 	" \x03(\tR\vpolicyNames\x12.\n" +
