@@ -137,7 +137,7 @@ func TestCompileValueMatch(t *testing.T) {
 		{file, "SubString", []string{"etc", "Sh"}, "op 23 ints [] strings [etc Sh]"},
 		{file, "SubStringIgnCase", []string{"ShAdoW"}, "op 24 ints [] strings [shadow]"},
 		{file, "SubString", []string{""}, "operator SubString: an empty substring occurs in every string"},
-		{file, "SubString", []string{strings.Repeat("a", 255)}, fmt.Sprintf("operator SubString: substring %.40q... is 255 bytes, at most 254 can be matched in the kernel", strings.Repeat("a", 255))},
+		{file, "SubString", []string{strings.Repeat("a", 255)}, fmt.Sprintf("operator SubString: substring %.40q... is 255 bytes, at most %d can be matched in the kernel", strings.Repeat("a", 255), sensor.MaxMatchString)},
 		{num, "SubString", []string{"a"}, "operator SubString needs a string or path argument"},
 		{sock, "SubString", []string{"a"}, "operator SubString needs a string or path argument"},
 		{file, "FileType", []string{"reg", "dir", "lnk"}, fmt.Sprintf("op 25 ints [%d %d %d] strings []", syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK)},
