@@ -2,7 +2,8 @@
 # The project's test command (README: `sudo scripts/test.sh`): generated-code
 # drift, vet, then the privileged suites on every kernel lane. Prints one
 # summary line per lane and a total; exits non-zero if anything failed.
-# LANES="host" scripts/test.sh runs a subset.
+# LANES="host" scripts/test.sh runs a subset (lanes: host, k8s, debian-6.1,
+# debian-6.12).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,8 +41,26 @@ trap clean_test_pins EXIT
 
 summary=$(mktemp)
 trap 'rm -f "$summary"; clean_test_pins' EXIT
-for lane in ${LANES:-host debian-6.1 debian-6.12}; do
+# k8s: the seed's Kubernetes steps against a real single-node cluster
+# (test/k8s; the first run on a machine builds Kubernetes, cached under
+# /var/cache/tetragon-k8s), on the host after its lane.
+k8s_lane() {
+  go test -tags k8s_e2e -count=1 -v -timeout 60m ./test/k8s 2>&1 | tee -a /dev/stderr >"$1"
+  local rc=${PIPESTATUS[0]}
+  awk -v rc="$rc" '/^ *--- PASS/ {p++} /^ *--- FAIL/ {f++} /^ *--- SKIP/ {s++}
+    END { if (rc != 0 && f == 0) f = 1; printf "lane k8s: %d passed, %d failed, %d skipped\n", p, f, s }' "$1"
+  return "$rc"
+}
+
+for lane in ${LANES:-host k8s debian-6.1 debian-6.12}; do
   step "lane $lane"
+  if [ "$lane" = k8s ]; then
+    k8s_log=$(mktemp)
+    k8s_lane "$k8s_log" >>"$summary" || status=1
+    tail -1 "$summary"
+    rm -f "$k8s_log"
+    continue
+  fi
   pkgs=./...
   [ "$lane" = host ] || pkgs=$qemu_pkgs
   # shellcheck disable=SC2086 # one argument per package
