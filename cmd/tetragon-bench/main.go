@@ -27,6 +27,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/probe"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -308,32 +309,8 @@ func policyFiles(paths ...string) ([]*tracingpolicy.TracingPolicy, error) {
 func shapedPolicies(n int) ([]*tracingpolicy.TracingPolicy, error) {
 	var out []*tracingpolicy.TracingPolicy
 	for i := range n {
-		doc := fmt.Sprintf(`apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: shape-%[1]d
-spec:
-  kprobes:
-  - call: security_file_permission
-    syscall: false
-    args:
-    - {index: 0, type: file}
-    - {index: 1, type: int}
-    selectors:
-    - matchArgs:
-      - {index: 0, operator: Prefix, values: [/etc/shape-%[1]d/]}
-  - call: fd_install
-    syscall: false
-    args:
-    - {index: 0, type: int}
-    - {index: 1, type: file}
-    selectors:
-    - matchArgs:
-      - {index: 1, operator: Equal, values: [/tmp/shape-%[1]d-forbidden]}
-      matchActions:
-      - action: Sigkill
-`, i)
-		pols, err := tracingpolicy.Parse(fmt.Sprintf("shape-%d.yaml", i), []byte(doc))
+		doc := testutil.ShapedPolicy(fmt.Sprintf("shape-%d", i), "", fmt.Sprintf("/etc/shape-%d/", i), fmt.Sprintf("/tmp/shape-%d-forbidden", i))
+		pols, err := tracingpolicy.Parse(fmt.Sprintf("shape-%d.yaml", i), doc)
 		if err != nil {
 			return nil, err
 		}

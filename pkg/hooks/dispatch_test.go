@@ -4,46 +4,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-// shapedPolicy is the shape of the shipped policies, served through the
-// syscall dispatcher: a Prefix watch on security_file_permission and a
-// Sigkill on one fd_install path. %[2]s is the test's directory, %[3]d
-// the policy's number.
-const shapedPolicy = `
-apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "shape-%[3]d"
-spec:
-  options:
-  - name: hook-mechanism
-    value: "%[1]s"
-  kprobes:
-  - call: security_file_permission
-    syscall: false
-    args:
-    - {index: 0, type: file}
-    - {index: 1, type: int}
-    selectors:
-    - matchArgs:
-      - {index: 0, operator: Prefix, values: ["%[2]s/watched-%[3]d/"]}
-  - call: fd_install
-    syscall: false
-    args:
-    - {index: 0, type: int}
-    - {index: 1, type: file}
-    selectors:
-    - matchArgs:
-      - {index: 1, operator: Equal, values: ["%[2]s/forbidden-%[3]d"]}
-      matchActions:
-      - action: Sigkill
-`
+// shaped parses shaped policy i, served through the syscall dispatcher,
+// on paths under the test's directory.
+func (h *harness) shaped(t *testing.T, i int) *tp.TracingPolicy {
+	return h.shapedForbidding(t, i, fmt.Sprintf("%s/forbidden-%d", h.dir, i))
+}
+
+func (h *harness) shapedForbidding(t *testing.T, i int, forbidden string) *tp.TracingPolicy {
+	t.Helper()
+	doc := testutil.ShapedPolicy(fmt.Sprintf("shape-%d", i), MechSyscallTracepoint, fmt.Sprintf("%s/watched-%d/", h.dir, i), forbidden)
+	ps, err := tp.Parse("policy.yaml", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps[0]
+}
 
 // ownBPF counts this process's BPF program and link file descriptors: a
 // program the verifier accepted is a new program descriptor, an attached
@@ -82,14 +64,14 @@ func TestThousandPolicies(t *testing.T) {
 	writeFiles(t, h.dir, map[string]string{"plain": "x"})
 	start := time.Now()
 	for i := range n - 1 {
-		if err := h.m.LoadPolicy(h.parse(t, shapedPolicy, MechSyscallTracepoint, i)); err != nil {
+		if err := h.m.LoadPolicy(h.shaped(t, i)); err != nil {
 			t.Fatalf("policy %d: %v", i, err)
 		}
 	}
 	t.Logf("%d policies loaded in %v", n-1, time.Since(start).Round(time.Millisecond))
 	progs, links := ownBPF(t)
 	start = time.Now()
-	if err := h.m.LoadPolicy(h.parse(t, shapedPolicy, MechSyscallTracepoint, n-1)); err != nil {
+	if err := h.m.LoadPolicy(h.shaped(t, n-1)); err != nil {
 		t.Fatalf("policy %d: %v", n-1, err)
 	}
 	t.Logf("policy %d loaded in %v", n, time.Since(start))
@@ -149,14 +131,14 @@ func TestDispatcherReplaceAndUnload(t *testing.T) {
 	testutil.RequireFeature(t, "tp_btf")
 	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"forbidden-1": "x", "forbidden-2": "x"})
-	if err := h.m.LoadPolicy(h.parse(t, shapedPolicy, MechSyscallTracepoint, 1)); err != nil {
+	if err := h.m.LoadPolicy(h.shaped(t, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if _, killed := h.run(t, "cat", "forbidden-1"); !killed {
 		t.Fatal("cat forbidden-1 was not killed")
 	}
 	// version 2 of policy "shape-1" forbids forbidden-2 instead
-	v2 := h.parse(t, strings.Replace(shapedPolicy, "forbidden-%[3]d", "forbidden-2", 1), MechSyscallTracepoint, 1)
+	v2 := h.shapedForbidding(t, 1, filepath.Join(h.dir, "forbidden-2"))
 	if err := h.m.ReplacePolicy(v2); err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,43 @@ spec:
 	return []byte(b.String())
 }
 
+// ShapedPolicy is a policy of the shipped policies' shape, named name: a
+// Prefix watch on security_file_permission of the files under watched, and
+// a Sigkill on fd_install of the file forbidden. mechanism, when not empty,
+// is its hook-mechanism option. The issue 15 benchmark and tests load many
+// of them, each on paths of its own.
+func ShapedPolicy(name, mechanism, watched, forbidden string) []byte {
+	options := ""
+	if mechanism != "" {
+		options = fmt.Sprintf("  options:\n  - name: hook-mechanism\n    value: %q\n", mechanism)
+	}
+	return fmt.Appendf(nil, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: %q
+spec:
+%s  kprobes:
+  - call: security_file_permission
+    syscall: false
+    args:
+    - {index: 0, type: file}
+    - {index: 1, type: int}
+    selectors:
+    - matchArgs:
+      - {index: 0, operator: Prefix, values: [%q]}
+  - call: fd_install
+    syscall: false
+    args:
+    - {index: 0, type: int}
+    - {index: 1, type: file}
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: [%q]}
+      matchActions:
+      - action: Sigkill
+`, name, options, watched, forbidden)
+}
+
 // KilledBySIGKILL reports whether err, from running a command, says the
 // process died of SIGKILL: what an enforcing policy does to it.
 func KilledBySIGKILL(err error) bool {
