@@ -82,6 +82,16 @@ struct sys_list {
 
 const struct sys_list *unused_sys_list __attribute__((unused));
 
+/* the dispatcher's limits, for bpf2go to generate (macros are not in BTF) */
+enum dispatch_limit {
+	DL_HOOK_SLOTS = HOOK_SLOTS,
+	DL_HOOK_STRINGS = HOOK_STRINGS,
+	DL_MAX_PAIRS = MAX_PAIRS,
+	DL_WHEN_SHIFT = SE_WHEN_SHIFT,
+	DL_SYS_TABLE_LEN = SYS_TABLE_LEN,
+};
+const enum dispatch_limit *unused_dispatch_limit __attribute__((unused));
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 2 * SYS_TABLE_LEN);
@@ -115,6 +125,8 @@ enum list_stat {
 	LS_CACHED = 1, /* variants the verdict cache decided */
 	LS_MAX = 2,
 };
+
+const enum list_stat *unused_list_stat __attribute__((unused));
 
 /* per sys_lists key: (nr * 2 + (exit ? 1 : 0)) * LS_MAX + stat */
 struct {

@@ -72,6 +72,16 @@ const (
 	GenericCapSetCAPS_PERMITTED   GenericCapSet = 2
 )
 
+type GenericDispatchLimit uint32
+
+const (
+	GenericDispatchLimitDL_HOOK_SLOTS    GenericDispatchLimit = 4096
+	GenericDispatchLimitDL_HOOK_STRINGS  GenericDispatchLimit = 65536
+	GenericDispatchLimitDL_MAX_PAIRS     GenericDispatchLimit = 2048
+	GenericDispatchLimitDL_WHEN_SHIFT    GenericDispatchLimit = 16
+	GenericDispatchLimitDL_SYS_TABLE_LEN GenericDispatchLimit = 512
+)
+
 type GenericDispatchScratch struct {
 	_ structs.HostLayout
 	K [2]GenericVerdictKey
@@ -159,6 +169,25 @@ const (
 	GenericGenStatGS_SIGNALS GenericGenStat = 4
 	GenericGenStatGS_CACHED  GenericGenStat = 5
 	GenericGenStatGS_MAX     GenericGenStat = 8
+)
+
+type GenericHookLimit uint32
+
+const (
+	GenericHookLimitHL_MAX_ARGS       GenericHookLimit = 5
+	GenericHookLimitHL_MAX_SELECTORS  GenericHookLimit = 5
+	GenericHookLimitHL_MAX_MATCH_ARGS GenericHookLimit = 8
+	GenericHookLimitHL_MAX_VALUES     GenericHookLimit = 8
+	GenericHookLimitHL_MAX_STRS       GenericHookLimit = 2
+	GenericHookLimitHL_LPM_DATA       GenericHookLimit = 254
+)
+
+type GenericListStat uint32
+
+const (
+	GenericListStatLS_CALLS  GenericListStat = 0
+	GenericListStatLS_CACHED GenericListStat = 1
+	GenericListStatLS_MAX    GenericListStat = 2
 )
 
 type GenericLpmKey struct {
@@ -293,36 +322,39 @@ type GenericVerdictKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	GenericMapConfs           = "confs"
-	GenericMapEvents          = "events"
-	GenericMapGeneration      = "generation"
-	GenericMapKeyHeap         = "key_heap"
-	GenericMapListStats       = "list_stats"
-	GenericMapPathHeap        = "path_heap"
-	GenericMapRecHeap         = "rec_heap"
-	GenericMapScratchHeap     = "scratch_heap"
-	GenericMapStats           = "stats"
-	GenericMapStrings         = "strings"
-	GenericMapSysLists        = "sys_lists"
-	GenericMapSysMapped       = "sys_mapped"
-	GenericMapVerdicts        = "verdicts"
-	GenericProgGenSysEnter    = "gen_sys_enter"
-	GenericProgGenSysExit     = "gen_sys_exit"
-	GenericVarUnusedActFlag   = "unused_act_flag"
-	GenericVarUnusedArgSrc    = "unused_arg_src"
-	GenericVarUnusedArgType   = "unused_arg_type"
-	GenericVarUnusedCapSet    = "unused_cap_set"
-	GenericVarUnusedGenConf   = "unused_gen_conf"
-	GenericVarUnusedGenRec    = "unused_gen_rec"
-	GenericVarUnusedGenStat   = "unused_gen_stat"
-	GenericVarUnusedLpmKey    = "unused_lpm_key"
-	GenericVarUnusedMatchFlag = "unused_match_flag"
-	GenericVarUnusedMatchKind = "unused_match_kind"
-	GenericVarUnusedMatchOp   = "unused_match_op"
-	GenericVarUnusedNsKind    = "unused_ns_kind"
-	GenericVarUnusedSysFlag   = "unused_sys_flag"
-	GenericVarUnusedSysList   = "unused_sys_list"
-	GenericVarUnusedVarFd     = "unused_var_fd"
+	GenericMapConfs               = "confs"
+	GenericMapEvents              = "events"
+	GenericMapGeneration          = "generation"
+	GenericMapKeyHeap             = "key_heap"
+	GenericMapListStats           = "list_stats"
+	GenericMapPathHeap            = "path_heap"
+	GenericMapRecHeap             = "rec_heap"
+	GenericMapScratchHeap         = "scratch_heap"
+	GenericMapStats               = "stats"
+	GenericMapStrings             = "strings"
+	GenericMapSysLists            = "sys_lists"
+	GenericMapSysMapped           = "sys_mapped"
+	GenericMapVerdicts            = "verdicts"
+	GenericProgGenSysEnter        = "gen_sys_enter"
+	GenericProgGenSysExit         = "gen_sys_exit"
+	GenericVarUnusedActFlag       = "unused_act_flag"
+	GenericVarUnusedArgSrc        = "unused_arg_src"
+	GenericVarUnusedArgType       = "unused_arg_type"
+	GenericVarUnusedCapSet        = "unused_cap_set"
+	GenericVarUnusedDispatchLimit = "unused_dispatch_limit"
+	GenericVarUnusedGenConf       = "unused_gen_conf"
+	GenericVarUnusedGenRec        = "unused_gen_rec"
+	GenericVarUnusedGenStat       = "unused_gen_stat"
+	GenericVarUnusedHookLimit     = "unused_hook_limit"
+	GenericVarUnusedListStat      = "unused_list_stat"
+	GenericVarUnusedLpmKey        = "unused_lpm_key"
+	GenericVarUnusedMatchFlag     = "unused_match_flag"
+	GenericVarUnusedMatchKind     = "unused_match_kind"
+	GenericVarUnusedMatchOp       = "unused_match_op"
+	GenericVarUnusedNsKind        = "unused_ns_kind"
+	GenericVarUnusedSysFlag       = "unused_sys_flag"
+	GenericVarUnusedSysList       = "unused_sys_list"
+	GenericVarUnusedVarFd         = "unused_var_fd"
 )
 
 // LoadGeneric returns the embedded CollectionSpec for Generic.
@@ -394,21 +426,24 @@ type GenericMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type GenericVariableSpecs struct {
-	UnusedActFlag   *ebpf.VariableSpec `ebpf:"unused_act_flag"`
-	UnusedArgSrc    *ebpf.VariableSpec `ebpf:"unused_arg_src"`
-	UnusedArgType   *ebpf.VariableSpec `ebpf:"unused_arg_type"`
-	UnusedCapSet    *ebpf.VariableSpec `ebpf:"unused_cap_set"`
-	UnusedGenConf   *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
-	UnusedGenRec    *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
-	UnusedGenStat   *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
-	UnusedLpmKey    *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
-	UnusedMatchFlag *ebpf.VariableSpec `ebpf:"unused_match_flag"`
-	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
-	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
-	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
-	UnusedSysFlag   *ebpf.VariableSpec `ebpf:"unused_sys_flag"`
-	UnusedSysList   *ebpf.VariableSpec `ebpf:"unused_sys_list"`
-	UnusedVarFd     *ebpf.VariableSpec `ebpf:"unused_var_fd"`
+	UnusedActFlag       *ebpf.VariableSpec `ebpf:"unused_act_flag"`
+	UnusedArgSrc        *ebpf.VariableSpec `ebpf:"unused_arg_src"`
+	UnusedArgType       *ebpf.VariableSpec `ebpf:"unused_arg_type"`
+	UnusedCapSet        *ebpf.VariableSpec `ebpf:"unused_cap_set"`
+	UnusedDispatchLimit *ebpf.VariableSpec `ebpf:"unused_dispatch_limit"`
+	UnusedGenConf       *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
+	UnusedGenRec        *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
+	UnusedGenStat       *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
+	UnusedHookLimit     *ebpf.VariableSpec `ebpf:"unused_hook_limit"`
+	UnusedListStat      *ebpf.VariableSpec `ebpf:"unused_list_stat"`
+	UnusedLpmKey        *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag     *ebpf.VariableSpec `ebpf:"unused_match_flag"`
+	UnusedMatchKind     *ebpf.VariableSpec `ebpf:"unused_match_kind"`
+	UnusedMatchOp       *ebpf.VariableSpec `ebpf:"unused_match_op"`
+	UnusedNsKind        *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	UnusedSysFlag       *ebpf.VariableSpec `ebpf:"unused_sys_flag"`
+	UnusedSysList       *ebpf.VariableSpec `ebpf:"unused_sys_list"`
+	UnusedVarFd         *ebpf.VariableSpec `ebpf:"unused_var_fd"`
 }
 
 // GenericObjects contains all objects after they have been loaded into the kernel.
@@ -468,21 +503,24 @@ func (m *GenericMaps) Close() error {
 //
 // It can be passed to LoadGenericObjects or ebpf.CollectionSpec.LoadAndAssign.
 type GenericVariables struct {
-	UnusedActFlag   *ebpf.Variable `ebpf:"unused_act_flag"`
-	UnusedArgSrc    *ebpf.Variable `ebpf:"unused_arg_src"`
-	UnusedArgType   *ebpf.Variable `ebpf:"unused_arg_type"`
-	UnusedCapSet    *ebpf.Variable `ebpf:"unused_cap_set"`
-	UnusedGenConf   *ebpf.Variable `ebpf:"unused_gen_conf"`
-	UnusedGenRec    *ebpf.Variable `ebpf:"unused_gen_rec"`
-	UnusedGenStat   *ebpf.Variable `ebpf:"unused_gen_stat"`
-	UnusedLpmKey    *ebpf.Variable `ebpf:"unused_lpm_key"`
-	UnusedMatchFlag *ebpf.Variable `ebpf:"unused_match_flag"`
-	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
-	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
-	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
-	UnusedSysFlag   *ebpf.Variable `ebpf:"unused_sys_flag"`
-	UnusedSysList   *ebpf.Variable `ebpf:"unused_sys_list"`
-	UnusedVarFd     *ebpf.Variable `ebpf:"unused_var_fd"`
+	UnusedActFlag       *ebpf.Variable `ebpf:"unused_act_flag"`
+	UnusedArgSrc        *ebpf.Variable `ebpf:"unused_arg_src"`
+	UnusedArgType       *ebpf.Variable `ebpf:"unused_arg_type"`
+	UnusedCapSet        *ebpf.Variable `ebpf:"unused_cap_set"`
+	UnusedDispatchLimit *ebpf.Variable `ebpf:"unused_dispatch_limit"`
+	UnusedGenConf       *ebpf.Variable `ebpf:"unused_gen_conf"`
+	UnusedGenRec        *ebpf.Variable `ebpf:"unused_gen_rec"`
+	UnusedGenStat       *ebpf.Variable `ebpf:"unused_gen_stat"`
+	UnusedHookLimit     *ebpf.Variable `ebpf:"unused_hook_limit"`
+	UnusedListStat      *ebpf.Variable `ebpf:"unused_list_stat"`
+	UnusedLpmKey        *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag     *ebpf.Variable `ebpf:"unused_match_flag"`
+	UnusedMatchKind     *ebpf.Variable `ebpf:"unused_match_kind"`
+	UnusedMatchOp       *ebpf.Variable `ebpf:"unused_match_op"`
+	UnusedNsKind        *ebpf.Variable `ebpf:"unused_ns_kind"`
+	UnusedSysFlag       *ebpf.Variable `ebpf:"unused_sys_flag"`
+	UnusedSysList       *ebpf.Variable `ebpf:"unused_sys_list"`
+	UnusedVarFd         *ebpf.Variable `ebpf:"unused_var_fd"`
 }
 
 // GenericPrograms contains all programs after they have been loaded into the kernel.

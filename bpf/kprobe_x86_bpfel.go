@@ -135,6 +135,7 @@ const (
 	KprobeVarUnusedGenConf   = "unused_gen_conf"
 	KprobeVarUnusedGenRec    = "unused_gen_rec"
 	KprobeVarUnusedGenStat   = "unused_gen_stat"
+	KprobeVarUnusedHookLimit = "unused_hook_limit"
 	KprobeVarUnusedLpmKey    = "unused_lpm_key"
 	KprobeVarUnusedMatchFlag = "unused_match_flag"
 	KprobeVarUnusedMatchKind = "unused_match_kind"
@@ -230,6 +231,7 @@ type KprobeVariableSpecs struct {
 	UnusedGenConf   *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
 	UnusedGenRec    *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
 	UnusedGenStat   *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
+	UnusedHookLimit *ebpf.VariableSpec `ebpf:"unused_hook_limit"`
 	UnusedLpmKey    *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
 	UnusedMatchFlag *ebpf.VariableSpec `ebpf:"unused_match_flag"`
 	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
@@ -306,6 +308,7 @@ type KprobeVariables struct {
 	UnusedGenConf   *ebpf.Variable `ebpf:"unused_gen_conf"`
 	UnusedGenRec    *ebpf.Variable `ebpf:"unused_gen_rec"`
 	UnusedGenStat   *ebpf.Variable `ebpf:"unused_gen_stat"`
+	UnusedHookLimit *ebpf.Variable `ebpf:"unused_hook_limit"`
 	UnusedLpmKey    *ebpf.Variable `ebpf:"unused_lpm_key"`
 	UnusedMatchFlag *ebpf.Variable `ebpf:"unused_match_flag"`
 	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`

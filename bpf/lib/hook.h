@@ -299,6 +299,17 @@ const enum ns_kind *unused_ns_kind __attribute__((unused));
 const enum cap_set *unused_cap_set __attribute__((unused));
 const enum act_flag *unused_act_flag __attribute__((unused));
 const enum gen_stat *unused_gen_stat __attribute__((unused));
+
+/* the limits above, for bpf2go to generate (macros are not in BTF) */
+enum hook_limit {
+	HL_MAX_ARGS = MAX_ARGS,
+	HL_MAX_SELECTORS = MAX_SELECTORS,
+	HL_MAX_MATCH_ARGS = MAX_MATCH_ARGS,
+	HL_MAX_VALUES = MAX_VALUES,
+	HL_MAX_STRS = MAX_STRS,
+	HL_LPM_DATA = LPM_DATA,
+};
+const enum hook_limit *unused_hook_limit __attribute__((unused));
 const struct gen_conf *unused_gen_conf __attribute__((unused));
 const struct lpm_key *unused_lpm_key __attribute__((unused));
 

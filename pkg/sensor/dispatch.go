@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,13 +19,13 @@ import (
 
 // Limits of the syscall dispatcher (bpf/generic.c).
 const (
-	dispatchSlots   = 4096  // HOOK_SLOTS: hooks loaded at once
-	dispatchStrings = 65535 // match slots: filter entries matching strings
-	maxPairs        = 2048  // MAX_PAIRS: hook readings of one syscall's entry or exit
-	whenShift       = 16    // SE_WHEN_SHIFT
+	dispatchSlots   = int(bpf.GenericDispatchLimitDL_HOOK_SLOTS)   // hooks loaded at once
+	dispatchStrings = math.MaxUint16                               // match slots (16 bits): filter entries matching strings
+	maxPairs        = uint16(bpf.GenericDispatchLimitDL_MAX_PAIRS) // hook readings of one syscall's entry or exit
+	whenShift       = uint32(bpf.GenericDispatchLimitDL_WHEN_SHIFT)
+	gsMax           = uint32(bpf.GenericGenStatGS_MAX)  // counters per hook
+	lsMax           = uint32(bpf.GenericListStatLS_MAX) // counters per syscall list
 	noSlot          = ^uint32(0)
-	gsMax           = 8 // GS_MAX: counters per hook
-	lsMax           = 2 // LS_MAX: counters per syscall list
 )
 
 // Dispatcher owns the syscall dispatcher: the two programs of
@@ -132,7 +133,7 @@ func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 	if d.closed {
 		return nil, errors.New("the syscall dispatcher is closed")
 	}
-	h := &DataHook{d: d, spec: spec, cache: cacheable(spec)}
+	h := &DataHook{d: d, spec: spec, cache: cacheable(spec), slot: noSlot}
 	slot := slices.Index(d.slots, false)
 	if slot < 0 {
 		return nil, fmt.Errorf("%d hooks are loaded, the dispatcher serves at most %d", dispatchSlots, dispatchSlots)
@@ -409,7 +410,9 @@ func (h *DataHook) freeSlots() {
 		h.d.strSlots[s] = false
 	}
 	h.strSlots = nil
-	h.d.slots[h.slot] = false
+	if h.slot != noSlot {
+		h.d.slots[h.slot] = false
+	}
 }
 
 // Stats reads the hook's counters. Calls and Cached count the calls of

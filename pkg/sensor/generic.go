@@ -12,18 +12,18 @@ import (
 // Limits of one hook, as compiled into bpf/lib/hook.h (shared by
 // bpf/generic.c and bpf/kprobe.c).
 const (
-	MaxArgs      = 5
-	MaxSelectors = 5
+	MaxArgs      = int(bpf.GenericHookLimitHL_MAX_ARGS)
+	MaxSelectors = int(bpf.GenericHookLimitHL_MAX_SELECTORS)
 	// MaxMatchArgs bounds the filter entries of one selector, all lists
 	// together (matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
 	// matchNamespaces, matchCapabilities).
-	MaxMatchArgs  = 8
-	MaxIntValues  = 8
-	MaxStringArgs = 2
+	MaxMatchArgs  = int(bpf.GenericHookLimitHL_MAX_MATCH_ARGS)
+	MaxIntValues  = int(bpf.GenericHookLimitHL_MAX_VALUES)
+	MaxStringArgs = int(bpf.GenericHookLimitHL_MAX_STRS)
 	// MaxMatchString is the longest string a string operator can match
 	// (the LPM trie's key data, less the terminating NUL).
-	MaxMatchString = 253
-	sysTableLen    = 512
+	MaxMatchString = int(bpf.GenericHookLimitHL_LPM_DATA) - 1
+	sysTableLen    = uint32(bpf.GenericDispatchLimitDL_SYS_TABLE_LEN)
 )
 
 // ArgSource says where a hook argument comes from (enum arg_src). Reg is
@@ -320,7 +320,7 @@ func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.GenericGenConf,
 	for i, a := range spec.Args {
 		c.Args[i].Src, c.Args[i].Reg, c.Args[i].Type = uint8(a.Source), a.Reg, uint8(a.Kind)
 		if a.Kind == KindPath || a.Kind == KindFD {
-			if strSlot == MaxStringArgs {
+			if int(strSlot) == MaxStringArgs {
 				return c, nil, fmt.Errorf("at most %d path or string arguments per hook", MaxStringArgs)
 			}
 			c.Args[i].Str = strSlot
