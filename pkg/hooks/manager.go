@@ -89,7 +89,7 @@ type Manager struct {
 	// stale are pin directories of versions that are no longer ours but
 	// could not be unpinned (too many open files, say): the kernel still
 	// runs them, so Sweep tries again until they are gone
-	stale []string
+	stale []staleVersion
 
 	// symbols names the frames of stack traces
 	symbols *symbolizer
@@ -445,13 +445,21 @@ func (m *Manager) Unload(policy string) error {
 	return lp.close()
 }
 
+// staleVersion is a version whose pins could not be removed: dir, and the
+// syscall dispatcher's hooks of the version, which stay in the dispatcher
+// while dir exists and are closed once Sweep removed it.
+type staleVersion struct {
+	dir   string
+	hooks []*sensor.DataHook
+}
+
 // discard detaches a version that is not (or no longer) published; pins
 // that cannot be removed now are kept for Sweep. m.mu is not held.
 func (m *Manager) discard(lp *loadedPolicy) {
 	if err := lp.unpin(); err != nil {
 		m.log.Error().Err(err).Str("policy", lp.name).Msg("A version stays pinned and enforcing; removing it is tried again")
 		m.mu.Lock()
-		m.stale = append(m.stale, lp.dir)
+		m.stale = append(m.stale, staleVersion{dir: lp.dir, hooks: lp.dataHooks()})
 		m.mu.Unlock()
 	}
 	if err := lp.close(); err != nil {
@@ -465,12 +473,18 @@ func (m *Manager) Sweep() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	left := m.stale[:0]
-	for _, dir := range m.stale {
-		if err := unpinDir(dir); err != nil {
-			left = append(left, dir)
+	for _, v := range m.stale {
+		if err := unpinDir(v.dir); err != nil {
+			left = append(left, v)
 			continue
 		}
-		m.log.Info().Str("pins", dir).Msg("Removed an old version's pins")
+		// with its pins gone, a dispatcher hook's Close removes it
+		for _, h := range v.hooks {
+			if err := h.Close(); err != nil {
+				m.log.Warn().Err(err).Str("pins", v.dir).Msg("Removing an old version's hooks from the syscall dispatcher")
+			}
+		}
+		m.log.Info().Str("pins", v.dir).Msg("Removed an old version's pins")
 	}
 	m.stale = left
 	return len(m.stale)
