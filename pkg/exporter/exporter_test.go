@@ -355,7 +355,9 @@ func TestExportSlowDiskDoesNotBlock(t *testing.T) {
 		}
 	}
 	l := a.Status().GetLosses()
-	if l.GetExportQueueOverflow() < 2*n-16 {
+	// all but what the queue (16) and the writer's stuck batch hold: a batch
+	// is at most 64 KiB, and an exec or exit line is over 1 KiB
+	if l.GetExportQueueOverflow() < 2*n-16-64 {
 		t.Errorf("export queue overflow %d, want about the workload's %d events", l.GetExportQueueOverflow(), 2*n)
 	}
 	if l.GetSubscriberDrops() != 0 {

@@ -27,7 +27,8 @@ func TestUnservedFieldsRefused(t *testing.T) {
 	}{
 		{"served filters", msg(nil, 1, str(str(nil, 1, "cat"), 7, "web")), ""},
 		{"a private filter", msg(nil, 2, str(nil, 10000, "web")), ""},
-		{"Tetragon's namespace filter", msg(nil, 1, str(str(nil, 1, "cat"), 2, "default")), "Filter field 2"},
+		{"a served namespace filter", msg(nil, 1, str(str(nil, 1, "cat"), 2, "default")), ""},
+		{"Tetragon's health_check filter", msg(nil, 1, str(str(nil, 1, "cat"), 3, "x")), "Filter field 3"},
 		{"Tetragon's field filters", msg(nil, 4, str(nil, 1, "x")), "GetEventsRequest sets fields this agent does not serve (field 4)"},
 		{"in a deny list", msg(nil, 2, str(str(nil, 9, "app=x"), 17, "sh")), "Filter field 9, 17"},
 	} {
