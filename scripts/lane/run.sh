@@ -10,7 +10,8 @@
 # Packages default to ./... . Must run as root. Environment knobs:
 #   LANE_TIMEOUT      guest wall-clock limit in seconds (default 1500: a busy host slows TCG)
 #   LANE_PKG_TIMEOUT  go test -test.timeout per package in the guest (default 10m)
-#   LANE_MEM, LANE_SMP  guest memory and CPUs (default 2G, 2)
+#   LANE_MEM, LANE_SMP  guest memory and CPUs (default 4G, 2: the initramfs
+#                     holds every test binary, ~1 GiB unpacked, in the guest's RAM)
 #   LANE_ACCEL        qemu -accel (default tcg,thread=single; never kvm)
 #   LANE_CACHE        kernel cache and last logs (default /var/cache/tetragon-lanes)
 #   LANE_TEST_ARGS    extra flags for every test binary in the guest (e.g. -test.run=X)
@@ -171,7 +172,7 @@ run_qemu() {
 	# sys_enter static key while the other vCPU runs syscalls left both
 	# vCPUs spinning in syscall_trace_enter (soft lockups) -- see README.md.
 	timeout "${LANE_TIMEOUT:-1500}" qemu-system-x86_64 \
-		-machine q35 -accel "${LANE_ACCEL:-tcg,thread=single}" -cpu max -m "${LANE_MEM:-2G}" -smp "${LANE_SMP:-2}" \
+		-machine q35 -accel "${LANE_ACCEL:-tcg,thread=single}" -cpu max -m "${LANE_MEM:-4G}" -smp "${LANE_SMP:-2}" \
 		-nographic -no-reboot \
 		-kernel "$vmlinuz" -initrd "$work/initrd.gz" \
 		-append "console=ttyS0 panic=-1 loglevel=${LANE_LOGLEVEL:-4} random.trust_cpu=on lsm=$LANE_LSM" \
