@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,8 +63,22 @@ func (r *Reader) Dropped() uint64 { return r.dropped.Load() }
 // Run reads until ctx is done or the reader is closed.
 func (r *Reader) Run(ctx context.Context) error {
 	defer close(r.queue)
-	stop := context.AfterFunc(ctx, func() { r.rd.Close() })
+	// closing releases the ring's memory, which AvailableBytes reads
+	// without the reader's lock: the two are kept apart here
+	var closeMu sync.Mutex
+	closed := false
+	stop := context.AfterFunc(ctx, func() {
+		closeMu.Lock()
+		defer closeMu.Unlock()
+		closed = true
+		r.rd.Close()
+	})
 	defer stop()
+	more := func() bool {
+		closeMu.Lock()
+		defer closeMu.Unlock()
+		return !closed && r.rd.AvailableBytes() > 0
+	}
 	var rec ringbuf.Record
 	var batch [][]byte
 	// slab holds the batch's bytes: one allocation for many records
@@ -98,7 +113,7 @@ func (r *Reader) Run(ctx context.Context) error {
 		start := len(slab)
 		slab = append(slab, rec.RawSample...)
 		batch = append(batch, slab[start:len(slab):len(slab)])
-		if len(batch) < maxBatch && r.rd.AvailableBytes() > 0 {
+		if len(batch) < maxBatch && more() {
 			continue
 		}
 		r.send(batch)
