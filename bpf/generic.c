@@ -15,6 +15,7 @@
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"
+#include "lib/syscalls.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -152,7 +153,16 @@ static __always_inline void list_stat(long nr, __u8 when, __u32 s)
  * root), the access mask and the list. Anything that can change a cached
  * file's path (rename, mount changes, chroot) bumps the generation, which
  * invalidates every entry at once; so does user space after every change
- * of the lists. */
+ * of the lists.
+ *
+ * A dentry's address alone does not name a file: a deleted file's dentry
+ * is freed (once unused, when its directory goes, or under memory
+ * pressure) and the slab hands its memory to the next dentry allocated,
+ * which may be a watched file's. An entry also holds the dentry's parent,
+ * name hash and inode, and the inode's number, and is a hit only when they
+ * are the file's: a freed dentry's successor at the same address differs
+ * in at least one of them unless it is the same name in the same
+ * directory, for the same inode, which is the same path. */
 struct verdict_key {
 	__u64 dentry;
 	__u64 mnt;
@@ -161,11 +171,25 @@ struct verdict_key {
 	__u32 list; /* the sys_lists key: its hooks passed over the file */
 };
 
+/* what names the dentry's incarnation; read together, in this order */
+struct dentry_ids {
+	__u64 parent;
+	__u64 hash_len;
+	__u64 name;
+	__u64 inode;
+};
+
+struct verdict {
+	__u64 gen;
+	struct dentry_ids d;
+	__u64 ino;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct verdict_key);
-	__type(value, __u64); /* generation */
+	__type(value, struct verdict);
 } verdicts SEC(".maps");
 
 struct {
@@ -180,6 +204,7 @@ struct {
  * byte reads of stack slots a register was spilled to. */
 struct dispatch_scratch {
 	struct verdict_key k[2];
+	struct verdict v[2]; /* the file's incarnation, then what is stored */
 	/* per variant, reset at every call (one 8-byte store) */
 	struct {
 		__u8 keyed[2];   /* k holds the variant's file */
@@ -193,6 +218,7 @@ struct dispatch_scratch {
 	long nr;
 	long ret; /* the syscall's return (0 at entry) */
 	__u64 id;
+	bool compat; /* a 32-bit call: nr is its x86_64 counterpart's */
 };
 
 struct {
@@ -202,36 +228,66 @@ struct {
 	__type(value, struct dispatch_scratch);
 } scratch_heap SEC(".maps");
 
-/* x86_64 syscalls that can change which path a dentry has */
+/* syscalls that can change which path a dentry has */
 static __always_inline bool changes_paths(long nr)
 {
 	switch (nr) {
-	case 82:  /* rename */
-	case 264: /* renameat */
-	case 316: /* renameat2 */
-	case 165: /* mount */
-	case 166: /* umount2 */
-	case 155: /* pivot_root */
-	case 161: /* chroot */
-	case 272: /* unshare */
-	case 308: /* setns */
-	case 429: /* move_mount */
-	case 442: /* mount_setattr */
+	case NR_rename:
+	case NR_renameat:
+	case NR_renameat2:
+	case NR_mount:
+	case NR_umount2:
+	case NR_pivot_root:
+	case NR_chroot:
+	case NR_unshare:
+	case NR_setns:
+	case NR_move_mount:
+	case NR_mount_setattr:
 		return true;
 	}
 	return false;
 }
 
-/* file_identity fills the verdict key of the file behind fd with as few
- * helper calls as possible: it runs on every mapped call (every read and
- * write for security_file_permission), so the task walk uses direct BTF
- * loads and the file is read with two probe reads. Returns false when fd
- * is not an open file. */
-static __always_inline bool file_identity(long fd, struct verdict_key *vk)
+/* call_arg reads argument i of the call: from the x86_64 registers
+ * (reg_arg), or for a 32-bit call from the i386 ones, ebx, ecx, edx, esi,
+ * edi, ebp, whose upper halves the kernel ignores. */
+static __always_inline long call_arg(struct pt_regs *regs, __u32 i, bool compat)
+{
+	if (!compat)
+		return reg_arg(regs, i);
+	switch (i) {
+	case 0: return (__u32)BPF_CORE_READ(regs, bx);
+	case 1: return (__u32)BPF_CORE_READ(regs, cx);
+	case 2: return (__u32)BPF_CORE_READ(regs, dx);
+	case 3: return (__u32)BPF_CORE_READ(regs, si);
+	case 4: return (__u32)BPF_CORE_READ(regs, di);
+	case 5: return (__u32)BPF_CORE_READ(regs, bp);
+	}
+	return 0;
+}
+
+/* call_fd reads an fd argument: an int, so a 32-bit call's AT_FDCWD is
+ * -100 as a 64-bit one's */
+static __always_inline long call_fd(struct pt_regs *regs, __u32 i, bool compat)
+{
+	long v = call_arg(regs, i, compat);
+
+	return compat ? (long)(int)v : v;
+}
+
+/* file_identity fills the verdict key of the file behind fd, and the
+ * fields that tell its dentry's incarnation, with as few helper calls as
+ * possible: it runs on every mapped call (every read and write for
+ * security_file_permission), so the task walk uses direct BTF loads and
+ * the file is read with three probe reads. Returns false when fd is not an
+ * open file. */
+static __always_inline bool file_identity(long fd, struct verdict_key *vk, struct verdict *vv)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct fdtable *fdt = t->files->fdt;
 	struct file *f = NULL;
+	struct dentry *d;
+	struct inode *ino;
 	struct path p = {};
 
 	if (fd < 0 || fd >= fdt->max_fds)
@@ -240,10 +296,32 @@ static __always_inline bool file_identity(long fd, struct verdict_key *vk)
 	if (!f)
 		return false;
 	bpf_probe_read_kernel(&p, sizeof(p), __builtin_preserve_access_index(&f->f_path));
-	vk->dentry = (__u64)p.dentry;
+	d = p.dentry;
+	/* d_parent, d_name (hash_len, name) and d_inode are neighbours in
+	 * every struct dentry since 3.x; the offsets are relocated, so a
+	 * kernel where they are not is read field by field */
+	if (bpf_core_field_offset(d->d_name) == bpf_core_field_offset(d->d_parent) + 8 &&
+	    bpf_core_field_offset(d->d_inode) == bpf_core_field_offset(d->d_parent) + 24) {
+		bpf_probe_read_kernel(&vv->d, sizeof(vv->d), __builtin_preserve_access_index(&d->d_parent));
+	} else {
+		vv->d.parent = (__u64)BPF_CORE_READ(d, d_parent);
+		vv->d.hash_len = BPF_CORE_READ(d, d_name.hash_len);
+		vv->d.inode = (__u64)BPF_CORE_READ(d, d_inode);
+	}
+	ino = (struct inode *)vv->d.inode;
+	vv->ino = BPF_CORE_READ(ino, i_ino);
+	vk->dentry = (__u64)d;
 	vk->mnt = (__u64)p.mnt;
 	vk->root = (__u64)t->fs->root.dentry;
 	return true;
+}
+
+/* same_file reports whether a cached verdict is of the file now at its
+ * key (see struct verdict) */
+static __always_inline bool same_file(struct verdict *seen, struct verdict *now)
+{
+	return seen->d.parent == now->d.parent && seen->d.hash_len == now->d.hash_len &&
+	       seen->d.inode == now->d.inode && seen->ino == now->ino;
 }
 
 /* put_user_sockaddr copies the struct sockaddr_in or sockaddr_in6 a
@@ -268,6 +346,7 @@ struct fill_ctx {
 	struct sys_variant *v;
 	struct task_struct *t;
 	long ret;
+	bool compat;
 };
 
 /* fill_arg reads argument i of the call into the record. Under bpf_loop,
@@ -288,7 +367,7 @@ static long fill_arg(__u32 idx, void *data)
 	r->ints[i] = 0;
 	switch (a->src) {
 	case SRC_REG:
-		r->ints[i] = reg_arg(x->regs, a->reg);
+		r->ints[i] = call_arg(x->regs, a->reg, x->compat);
 		break;
 	case SRC_RET:
 		r->ints[i] = x->ret;
@@ -297,24 +376,24 @@ static long fill_arg(__u32 idx, void *data)
 		r->ints[i] = v->mask;
 		break;
 	case SRC_REG_USTR:
-		put_user_str(r, a->str, reg_arg(x->regs, a->reg));
+		put_user_str(r, a->str, call_arg(x->regs, a->reg, x->compat));
 		break;
 	case SRC_REG_SOCKADDR:
-		put_user_sockaddr(r, a->str, reg_arg(x->regs, a->reg));
+		put_user_sockaddr(r, a->str, call_arg(x->regs, a->reg, x->compat));
 		break;
 	case SRC_REG_FILE:
 	case SRC_RET_FILE:
 	case SRC_VAR_FILE:
 	case SRC_VAR_PATH:
 		if (a->src == SRC_REG_FILE)
-			fd = reg_arg(x->regs, a->reg);
+			fd = call_fd(x->regs, a->reg, x->compat);
 		else if (a->src == SRC_RET_FILE || v->fd_src == VAR_FD_RET)
 			fd = x->ret;
 		else if (v->fd_src == VAR_NO_FD) {
-			put_user_str(r, a->str, reg_arg(x->regs, 0));
+			put_user_str(r, a->str, call_arg(x->regs, 0, x->compat));
 			break;
 		} else
-			fd = reg_arg(x->regs, v->fd_src);
+			fd = call_fd(x->regs, v->fd_src, x->compat);
 		r->ints[i] = fd;
 		put_file_path(r, a->str, x->t, fd_file(x->t, fd));
 		break;
@@ -326,11 +405,11 @@ static long fill_arg(__u32 idx, void *data)
  * frame is then not under the selector evaluation's, whose chain of
  * bpf_loop callbacks and functions must fit the 512-byte combined stack
  * that 6.1's verifier checks. */
-static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct pt_regs *regs,
-				 struct sys_variant *v, long ret)
+static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct sys_variant *v,
+				 struct dispatch_scratch *sc)
 {
-	struct fill_ctx x = {.c = c, .r = r, .regs = regs, .v = v, .ret = ret,
-			     .t = (struct task_struct *)bpf_get_current_task()};
+	struct fill_ctx x = {.c = c, .r = r, .regs = (struct pt_regs *)sc->regs, .v = v, .ret = sc->ret,
+			     .compat = sc->compat, .t = (struct task_struct *)bpf_get_current_task()};
 
 	bpf_loop(c->nargs, fill_arg, &x, 0);
 }
@@ -392,7 +471,7 @@ static long run_pair(__u32 i, void *data)
 	}
 	v.fd_src = p->fd_src;
 	v.mask = p->mask;
-	if ((p->flags & SE_NEED_FILE) && v.fd_src < 6 && !fd_file(t, reg_arg(regs, v.fd_src)))
+	if ((p->flags & SE_NEED_FILE) && v.fd_src < 6 && !fd_file(t, call_fd(regs, v.fd_src, sc->compat)))
 		return 0;
 	slot = p->slot;
 	c = bpf_map_lookup_elem(&confs, &slot);
@@ -401,7 +480,7 @@ static long run_pair(__u32 i, void *data)
 		return 0;
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
-	fill_args(c, r, regs, &v, sc->ret);
+	fill_args(c, r, &v, sc);
 	s = select(c, r, fret);
 	if (s < 0)
 		return 0;
@@ -412,7 +491,8 @@ static long run_pair(__u32 i, void *data)
 
 /* cache_key fills the verdict key of list variant vi; false when the
  * variant's fd is no open file, which is then not cached. */
-static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 list, struct verdict_key *vk)
+static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 list, struct verdict_key *vk,
+				      struct verdict *vv)
 {
 	struct sys_variant *v = &x->l->v[vi & 1];
 	struct pt_regs *regs = (struct pt_regs *)x->s->regs;
@@ -421,7 +501,20 @@ static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 li
 		return false;
 	vk->mask = v->mask;
 	vk->list = list;
-	return file_identity(v->fd_src == VAR_FD_RET ? x->s->ret : reg_arg(regs, v->fd_src & 7), vk);
+	return file_identity(v->fd_src == VAR_FD_RET ? x->s->ret : call_fd(regs, v->fd_src & 7, x->s->compat), vk, vv);
+}
+
+/* in_compat_call says whether the task is in a 32-bit system call: x86
+ * sets TS_COMPAT at an int 0x80 or sysenter entry and clears it on the
+ * return to user space, after sys_exit. A direct load: it runs on every
+ * system call. */
+static __always_inline bool in_compat_call(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	if (!bpf_core_field_exists(t->thread_info.status))
+		return false;
+	return t->thread_info.status & TS_COMPAT;
 }
 
 static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
@@ -429,9 +522,18 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	struct dispatch_ctx x = {};
 	struct dispatch_scratch *sc;
 	__u32 zero = 0, key, idx;
-	__u64 gen_before = 0, *gen, *seen;
+	__u64 gen_before = 0, *gen;
+	struct verdict *seen;
 	__u8 *mapped;
+	bool compat = in_compat_call();
 
+	/* a 32-bit call is served as its x86_64 counterpart, with its own
+	 * argument registers (call_arg); one without is not served */
+	if (compat) {
+		if (nr < 0 || nr >= sizeof(compat_nr) / sizeof(compat_nr[0]))
+			return 0;
+		nr = (long)compat_nr[nr] - 1;
+	}
 	if (nr < 0 || nr >= SYS_TABLE_LEN)
 		return 0;
 	gen = bpf_map_lookup_elem(&generation, &zero);
@@ -459,16 +561,17 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	sc->nr = nr;
 	sc->ret = ret;
 	sc->id = bpf_get_current_pid_tgid();
+	sc->compat = compat;
 	list_stat(nr, when, LS_CALLS);
 	if (x.l->cacheable) {
 		for (int vi = 0; vi < 2; vi++) {
 			if (vi >= x.l->nv)
 				break;
-			sc->f.keyed[vi] = cache_key(&x, vi, key, &sc->k[vi]);
+			sc->f.keyed[vi] = cache_key(&x, vi, key, &sc->k[vi], &sc->v[vi]);
 			if (!sc->f.keyed[vi])
 				continue;
 			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
-			if (seen && *seen == gen_before) {
+			if (seen && seen->gen == gen_before && same_file(seen, &sc->v[vi])) {
 				sc->f.hit[vi] = 1;
 				list_stat(nr, when, LS_CACHED);
 			}
@@ -480,8 +583,10 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	for (int vi = 0; vi < 2; vi++) {
 		/* stored with the generation read before the paths were
 		 * resolved: a rename meanwhile makes the entry stale */
-		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi])
-			bpf_map_update_elem(&verdicts, &sc->k[vi], &gen_before, BPF_ANY);
+		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi]) {
+			sc->v[vi].gen = gen_before;
+			bpf_map_update_elem(&verdicts, &sc->k[vi], &sc->v[vi], BPF_ANY);
+		}
 	}
 	return 0;
 }

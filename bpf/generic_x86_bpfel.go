@@ -85,6 +85,7 @@ const (
 type GenericDispatchScratch struct {
 	_ structs.HostLayout
 	K [2]GenericVerdictKey
+	V [2]GenericVerdict
 	F struct {
 		_       structs.HostLayout
 		Keyed   [2]uint8
@@ -92,10 +93,12 @@ type GenericDispatchScratch struct {
 		Matched [2]uint8
 		Partial [2]uint8
 	}
-	Regs uint64
-	Nr   int64
-	Ret  int64
-	Id   uint64
+	Regs   uint64
+	Nr     int64
+	Ret    int64
+	Id     uint64
+	Compat bool
+	_      [7]byte
 }
 
 type GenericGenConf struct {
@@ -308,6 +311,19 @@ const (
 	GenericVarFdVAR_FD_RET GenericVarFd = 6
 	GenericVarFdVAR_NO_FD  GenericVarFd = 7
 )
+
+type GenericVerdict struct {
+	_   structs.HostLayout
+	Gen uint64
+	D   struct {
+		_       structs.HostLayout
+		Parent  uint64
+		HashLen uint64
+		Name    uint64
+		Inode   uint64
+	}
+	Ino uint64
+}
 
 type GenericVerdictKey struct {
 	_      structs.HostLayout

@@ -106,10 +106,6 @@ struct bpf_attr_data {
 	char prog_name[16]; /* BPF_OBJ_NAME_LEN */
 };
 
-/* x86's thread_info.status flag for a 32-bit system call in progress
- * (arch/x86/include/asm/thread_info.h) */
-#define TS_COMPAT 0x0002
-
 /* What a cred argument reports: the ids in struct cred's order (uid, gid,
  * suid, sgid, euid, egid, fsuid, fsgid), then the permitted, effective and
  * inheritable capability sets. */

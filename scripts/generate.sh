@@ -15,5 +15,6 @@ PATH="$bin:$PATH" protoc -I pkg/api -I /usr/include \
   --go-grpc_out=pkg/api --go-grpc_opt=paths=source_relative \
   pkg/api/tetragon.proto
 
-BPF_CLANG=${BPF_CLANG:-clang-19} go generate ./bpf/...
+# first: bpf/lib/syscalls.h is compiled into the dispatcher
 scripts/gen-syscalls.sh
+BPF_CLANG=${BPF_CLANG:-clang-19} go generate ./bpf/...

@@ -12,6 +12,10 @@
 #include "path.h"
 #include <bpf/bpf_endian.h>
 
+/* x86's thread_info.status flag for a 32-bit system call in progress
+ * (arch/x86/include/asm/thread_info.h) */
+#define TS_COMPAT 0x0002
+
 #define MAX_ARGS 5
 #define MAX_SELECTORS 5
 /* filter entries per selector, all lists together (matchArgs, matchPIDs,

@@ -244,18 +244,53 @@ spec:
 // nr through int 0x80 (a 32-bit call from a 64-bit process: the kernel
 // marks it compat and takes the number from the i386 table), then exits 0.
 func int80Program(nr uint32) []byte {
-	const base, codeOff = 0x400000, 64 + 56
-	code := []byte{0xb8, 0, 0, 0, 0, 0xcd, 0x80, 0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05}
+	code := []byte{0xb8, 0, 0, 0, 0, 0xcd, 0x80}
 	binary.LittleEndian.PutUint32(code[1:], nr)
+	return staticELF(code, nil)
+}
+
+// int80OpenRead is a static x86_64 executable that opens path and reads a
+// byte of it with the i386 system calls open (5) and read (3), through int
+// 0x80, then exits 0: a file access a 64-bit system call table does not
+// name.
+func int80OpenRead(path string) []byte {
+	const data = elfBase + elfCodeOff + 48
+	le := binary.LittleEndian
+	var c []byte
+	c = le.AppendUint32(append(c, 0xbb), data)                     // mov ebx, path
+	c = append(c, 0x31, 0xc9)                                      // xor ecx, ecx (O_RDONLY)
+	c = le.AppendUint32(append(c, 0xb8), 5)                        // mov eax, 5 (open)
+	c = append(c, 0xcd, 0x80, 0x89, 0xc3)                          // int 0x80; mov ebx, eax
+	c = le.AppendUint32(append(c, 0xb9), data+uint32(len(path))+1) // mov ecx, buffer
+	c = le.AppendUint32(append(c, 0xba), 1)                        // mov edx, 1
+	c = le.AppendUint32(append(c, 0xb8), 3)                        // mov eax, 3 (read)
+	c = append(c, 0xcd, 0x80)                                      // int 0x80
+	return staticELF(c, append([]byte(path), make([]byte, 9)...))
+}
+
+const elfBase, elfCodeOff = 0x400000, 64 + 56
+
+// staticELF is a static x86_64 executable of one writable segment: code,
+// then a 64-bit exit(0), then data at elfBase+elfCodeOff+48 (the code and
+// the exit must fit 48 bytes).
+func staticELF(code, data []byte) []byte {
+	code = append(code, 0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05) // mov eax, 60; xor edi, edi; syscall
+	if data != nil {
+		if len(code) > 48 {
+			panic("staticELF: code over 48 bytes")
+		}
+		code = append(code, make([]byte, 48-len(code))...)
+		code = append(code, data...)
+	}
 	var b []byte
 	le := binary.LittleEndian
 	b = append(b, 0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	b = le.AppendUint16(b, 2)    // ET_EXEC
 	b = le.AppendUint16(b, 0x3e) // EM_X86_64
 	b = le.AppendUint32(b, 1)
-	b = le.AppendUint64(b, base+codeOff) // entry
-	b = le.AppendUint64(b, 64)           // program headers
-	b = le.AppendUint64(b, 0)            // no section headers
+	b = le.AppendUint64(b, elfBase+elfCodeOff) // entry
+	b = le.AppendUint64(b, 64)                 // program headers
+	b = le.AppendUint64(b, 0)                  // no section headers
 	b = le.AppendUint32(b, 0)
 	b = le.AppendUint16(b, 64)
 	b = le.AppendUint16(b, 56)
@@ -264,12 +299,12 @@ func int80Program(nr uint32) []byte {
 	b = le.AppendUint16(b, 0)
 	b = le.AppendUint16(b, 0)
 	b = le.AppendUint32(b, 1) // PT_LOAD
-	b = le.AppendUint32(b, 5) // R+X
+	b = le.AppendUint32(b, 7) // R+W+X: the data is written to
 	b = le.AppendUint64(b, 0)
-	b = le.AppendUint64(b, base)
-	b = le.AppendUint64(b, base)
-	b = le.AppendUint64(b, codeOff+uint64(len(code)))
-	b = le.AppendUint64(b, codeOff+uint64(len(code)))
+	b = le.AppendUint64(b, elfBase)
+	b = le.AppendUint64(b, elfBase)
+	b = le.AppendUint64(b, elfCodeOff+uint64(len(code)))
+	b = le.AppendUint64(b, elfCodeOff+uint64(len(code)))
 	b = le.AppendUint64(b, 0x1000)
 	return append(b, code...)
 }

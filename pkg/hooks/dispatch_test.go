@@ -1,11 +1,18 @@
 package hooks
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -154,4 +161,134 @@ func TestDispatcherReplaceAndUnload(t *testing.T) {
 	if out, killed := h.run(t, "cat", "forbidden-2"); killed || out != "x" {
 		t.Errorf("after the unload, cat forbidden-2: %q, killed %v", out, killed)
 	}
+}
+
+// TestVerdictCacheDentryReuse: the verdict cache remembers a file no hook
+// matched by its dentry. A deleted file's dentry is freed, and the slab
+// hands its memory to the next dentry allocated on that CPU, which may be
+// a watched file's: the cache must not take that file for the deleted
+// one. The test reads a decoy (remembered as unmatched), deletes it, and
+// creates and reads a watched file, on one CPU, round after round; every
+// read of a watched file must be reported.
+func TestVerdictCacheDentryReuse(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	watched := filepath.Join(h.dir, "watched-0")
+	if err := os.Mkdir(watched, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.LoadPolicy(h.shaped(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// one thread on one CPU: the freed dentry goes back to that CPU's slab
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var cpus unix.CPUSet
+	cpus.Set(0)
+	if err := unix.SchedSetaffinity(0, &cpus); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.pids[uint32(os.Getpid())] = "test"
+	h.mu.Unlock()
+	read := func(path string) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var b [8]byte
+		if _, err := f.Read(b[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds = 30
+	for i := range rounds {
+		// a deleted file's dentry lives on, negative, until its
+		// directory goes: rmdir frees it
+		dir := filepath.Join(h.dir, fmt.Sprintf("d-%d", i))
+		decoy := filepath.Join(dir, "decoy")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFiles(t, dir, map[string]string{"decoy": "x"})
+		read(decoy)
+		read(decoy)
+		if err := os.Remove(decoy); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+		// a dentry is freed after an RCU grace period
+		time.Sleep(20 * time.Millisecond)
+		target := filepath.Join(watched, fmt.Sprintf("t-%d", i))
+		fd, err := unix.Open(target, unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.Write(fd, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(fd)
+		read(target)
+	}
+	// a read's mask is MAY_READ (4)
+	readOfTarget := regexp.MustCompile(`^test security_file_permission POST file:\$DIR/watched-0/(t-[0-9]+) int:4$`)
+	reads := map[string]int{}
+	for _, e := range h.events(t) {
+		if m := readOfTarget.FindStringSubmatch(e.text); m != nil {
+			reads[m[1]]++
+		}
+	}
+	for i := range rounds {
+		if reads[fmt.Sprintf("t-%d", i)] == 0 {
+			t.Errorf("the read of watched-0/t-%d was not reported", i)
+		}
+	}
+}
+
+// TestDispatcherCompatSyscalls: a 64-bit process can make i386 system
+// calls (int 0x80), whose numbers and argument registers are the i386
+// table's: the dispatcher must serve them as the same calls, or a file
+// opened and read through them would pass unseen. A 32-bit read of a
+// watched file is reported, and a 32-bit open of a forbidden one killed.
+func TestDispatcherCompatSyscalls(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	if err := os.Mkdir(filepath.Join(h.dir, "watched-0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, h.dir, map[string]string{"forbidden-0": "x", "watched-0/file": "x", "plain": "x"})
+	progs := map[string]string{"read-watched": "watched-0/file", "read-forbidden": "forbidden-0", "read-plain": "plain"}
+	for name, target := range progs {
+		if err := os.WriteFile(filepath.Join(h.dir, name), int80OpenRead(filepath.Join(h.dir, target)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := h.start(t, filepath.Join(h.dir, "read-plain"))
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGSEGV {
+		t.Skip("kernel lacks 32-bit system calls (IA32 emulation): int 0x80 faults in a 64-bit process")
+	}
+	if err != nil {
+		t.Fatalf("read-plain: %v: %s", err, out)
+	}
+	if err := h.m.LoadPolicy(h.shaped(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, killed := h.run(t, filepath.Join(h.dir, "read-plain")); killed {
+		t.Fatal("the 32-bit read of plain was killed")
+	}
+	if _, killed := h.run(t, filepath.Join(h.dir, "read-watched")); killed {
+		t.Fatal("the 32-bit read of watched-0/file was killed")
+	}
+	if _, killed := h.run(t, filepath.Join(h.dir, "read-forbidden")); !killed {
+		t.Error("the 32-bit open of forbidden-0 was not killed")
+	}
+	wantEvents(t, h.events(t),
+		"$DIR/read-watched security_file_permission POST file:$DIR/watched-0/file int:4",
+		"$DIR/read-forbidden fd_install SIGKILL int:3 file:$DIR/forbidden-0")
 }
