@@ -560,7 +560,6 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	sc->regs = (__u64)regs;
 	sc->nr = nr;
 	sc->ret = ret;
-	sc->id = bpf_get_current_pid_tgid();
 	sc->compat = compat;
 	list_stat(nr, when, LS_CALLS);
 	if (x.l->cacheable) {
@@ -579,6 +578,8 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		if (sc->f.hit[0] && (x.l->nv < 2 || sc->f.hit[1]))
 			return 0;
 	}
+	/* here, not above: a cache hit needs no pid */
+	sc->id = bpf_get_current_pid_tgid();
 	bpf_loop(x.l->n, run_pair, &x, 0);
 	for (int vi = 0; vi < 2; vi++) {
 		/* stored with the generation read before the paths were
