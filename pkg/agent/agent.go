@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,17 +91,26 @@ type Agent struct {
 	started, stopping atomic.Bool
 	group             *errgroup.Group
 	cancelRun         context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start checks the environment, loads the sensors and starts serving. On
-// error nothing is left loaded, pinned or listening.
+// error nothing is left loaded, pinned or listening (Close), and a previous
+// run's pins enforce again.
 func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("tetragon must run as root (it loads BPF programs): run it with sudo, or as a privileged container")
 	}
-	// a is not the named result: the cleanups deferred below need it after
+	// a is not the named result: the cleanup deferred below needs it after
 	// an error return has set the result to nil
 	a := &Agent{cfg: cfg, log: log, start: time.Now(), backlog: make(chan [][]byte, 1)}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	a.node = cfg.NodeName
 	if a.node == "" {
 		if a.node, err = os.Hostname(); err != nil {
@@ -119,26 +129,10 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			a.closeListener()
-		}
-	}()
 	if err := a.listenHTTP(); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			a.health.stop()
-			a.metricsSrv.stop()
-		}
-	}()
 	a.bus = eventbus.New()
-	defer func() {
-		if err != nil {
-			a.bus.Close() // ends the exporter
-		}
-	}()
 	if cfg.ExportFilename != "" {
 		// before loading anything: a bad export file fails the start at once
 		if err := a.startExporter(); err != nil {
@@ -171,39 +165,19 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		if a.pinLock, err = lockBPFDir(filepath.Join(kernelfs.BPF().Path, cfg.BPFDir)); err != nil {
 			return nil, err
 		}
-		defer func() {
-			if err != nil {
-				a.pinLock.release()
-			}
-		}()
 	}
 	if err := a.rotatePins(); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil && a.pinRoot != "" {
-			// runs after the deferred closes below: nothing of this run
-			// stays pinned, and a previous run's pins go back in place,
-			// enforcing as they did before this start
-			os.RemoveAll(a.pinRoot)
-			a.restoreOldPins()
-		}
-	}()
 	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
 	if err != nil {
 		return nil, err
 	}
 	if a.pinRoot != "" {
 		if err := a.base.Pin(filepath.Join(a.pinRoot, "base")); err != nil {
-			a.base.Close()
 			return nil, fmt.Errorf("pinning the base sensor: %w", err)
 		}
 	}
-	defer func() {
-		if err != nil {
-			a.base.Close()
-		}
-	}()
 	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
 	if a.pinRoot != "" {
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
@@ -214,11 +188,6 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		policyFiles = append(policyFiles, cfg.TracingPolicy)
 	}
 	a.watcher = policywatch.NewWatcher(log, a.policies, cfg.PolicyDirs(), policyFiles)
-	defer func() {
-		if err != nil {
-			a.hooks.Close()
-		}
-	}()
 	a.reader, err = observer.NewReader(a.base.Events(), cfg.EventQueueSize, log)
 	if err != nil {
 		return nil, err
@@ -263,13 +232,6 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	a.cancelRun = cancelRun
 	g, gctx := errgroup.WithContext(runCtx)
 	a.group = g
-	defer func() {
-		if err != nil {
-			// before the deferred closes above: nothing runs on what they close
-			cancelRun()
-			g.Wait()
-		}
-	}()
 	// The reader runs from here on, so records of processes that start
 	// while /proc is read queue up instead of being lost.
 	g.Go(func() error { return a.reader.Run(gctx) })
@@ -350,37 +312,73 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 }
 
 // Wait blocks until the agent stopped (its context was cancelled or a
-// component failed), then releases everything.
+// component failed), then releases everything (Close).
 func (a *Agent) Wait() error {
 	err := a.group.Wait()
-	a.cancelRun()
+	return errors.Join(err, a.Close())
+}
+
+// Close stops what runs and releases what the agent holds, in the reverse
+// order of Start; it is what Start runs on failure and Wait after the
+// run, and it is idempotent. After a run with --keep-sensors-on-exit the
+// pinned sensors and policies stay, enforcing; after a failed start
+// nothing of this run stays pinned, and a previous run's pins go back in
+// place, enforcing as they did before this start.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *Agent) close() error {
+	var err error
 	a.stopping.Store(true)
-	a.bus.Close()
-	a.closeListener()
+	if a.cancelRun != nil {
+		// first: nothing runs on what is closed below
+		a.cancelRun()
+		a.group.Wait()
+	}
+	if a.bus != nil {
+		a.bus.Close() // ends the exporter
+	}
+	if a.ln != nil {
+		a.closeListener()
+	}
 	if a.docker != nil {
 		a.docker.Close()
 	}
-	if a.cfg.KeepSensors && a.pinRoot != "" {
+	keep := a.started.Load() && a.cfg.KeepSensors && a.pinRoot != ""
+	switch {
+	case keep:
 		// handles closed, pins left: the kernel keeps enforcing
 		err = errors.Join(err, a.hooks.Keep(), a.base.Close())
 		a.log.Info().Str("pins", a.pinRoot).Msg("Sensors and policies stay loaded (--keep-sensors-on-exit)")
-	} else {
-		if cerr := a.hooks.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("unloading policies: %w", cerr))
+	default:
+		if a.hooks != nil {
+			if cerr := a.hooks.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("unloading policies: %w", cerr))
+			}
 		}
 		// unpin before closing: the close then detaches, synchronously
 		if a.pinRoot != "" {
 			err = errors.Join(err, os.RemoveAll(a.pinRoot))
 		}
-		if cerr := a.base.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
+		if a.base != nil {
+			if cerr := a.base.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("unloading sensors: %w", cerr))
+			}
+		}
+		if a.pinRoot != "" && !a.started.Load() {
+			a.restoreOldPins()
 		}
 	}
 	a.waitExporter()
 	a.health.stop()
+	a.metricsSrv.stop()
 	// last: another agent may take the directory from here on
 	err = errors.Join(err, a.pinLock.release())
-	a.log.Info().Msg("Listening for events completed.")
+	if a.started.Load() {
+		a.log.Info().Msg("Listening for events completed.")
+	}
 	return err
 }
 
