@@ -164,8 +164,9 @@ static __always_inline void list_stat(long nr, __u8 when, __u32 s)
  * in at least one of them unless it is the same name in the same
  * directory, for the same inode, which is the same path. */
 struct verdict_key {
-	__u64 dentry;
+	/* a struct path: read at once */
 	__u64 mnt;
+	__u64 dentry;
 	__u64 root;
 	__u32 mask;
 	__u32 list; /* the sys_lists key: its hooks passed over the file */
@@ -288,15 +289,16 @@ static __always_inline bool file_identity(long fd, struct verdict_key *vk, struc
 	struct file *f = NULL;
 	struct dentry *d;
 	struct inode *ino;
-	struct path p = {};
 
+	/* every read goes straight into the scratch map: 6.1 counts the
+	 * stack of this frame under every hook's selector evaluation */
 	if (fd < 0 || fd >= fdt->max_fds)
 		return false;
 	bpf_probe_read_kernel(&f, sizeof(f), (void *)fdt->fd + (fd & 0xfffff) * sizeof(f));
 	if (!f)
 		return false;
-	bpf_probe_read_kernel(&p, sizeof(p), __builtin_preserve_access_index(&f->f_path));
-	d = p.dentry;
+	bpf_probe_read_kernel(&vk->mnt, 2 * sizeof(__u64), __builtin_preserve_access_index(&f->f_path));
+	d = (struct dentry *)vk->dentry;
 	/* d_parent, d_name (hash_len, name) and d_inode are neighbours in
 	 * every struct dentry since 3.x; the offsets are relocated, so a
 	 * kernel where they are not is read field by field */
@@ -304,14 +306,14 @@ static __always_inline bool file_identity(long fd, struct verdict_key *vk, struc
 	    bpf_core_field_offset(d->d_inode) == bpf_core_field_offset(d->d_parent) + 24) {
 		bpf_probe_read_kernel(&vv->d, sizeof(vv->d), __builtin_preserve_access_index(&d->d_parent));
 	} else {
-		vv->d.parent = (__u64)BPF_CORE_READ(d, d_parent);
-		vv->d.hash_len = BPF_CORE_READ(d, d_name.hash_len);
-		vv->d.inode = (__u64)BPF_CORE_READ(d, d_inode);
+		bpf_core_read(&vv->d.parent, sizeof(vv->d.parent), &d->d_parent);
+		bpf_core_read(&vv->d.hash_len, sizeof(vv->d.hash_len), &d->d_name.hash_len);
+		bpf_core_read(&vv->d.inode, sizeof(vv->d.inode), &d->d_inode);
 	}
+	/* from a local: inside bpf_core_read, vv->d.inode would be a CO-RE
+	 * access of this file's struct verdict, which no kernel has */
 	ino = (struct inode *)vv->d.inode;
-	vv->ino = BPF_CORE_READ(ino, i_ino);
-	vk->dentry = (__u64)d;
-	vk->mnt = (__u64)p.mnt;
+	bpf_core_read(&vv->ino, sizeof(vv->ino), &ino->i_ino);
 	vk->root = (__u64)t->fs->root.dentry;
 	return true;
 }

@@ -327,8 +327,8 @@ type GenericVerdict struct {
 
 type GenericVerdictKey struct {
 	_      structs.HostLayout
-	Dentry uint64
 	Mnt    uint64
+	Dentry uint64
 	Root   uint64
 	Mask   uint32
 	List   uint32
