@@ -13,7 +13,6 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/agent"
 	"github.com/tetragon-lite/tetragon/pkg/config"
 	"github.com/tetragon-lite/tetragon/pkg/cpuprofile"
-	"github.com/tetragon-lite/tetragon/pkg/logging"
 	"github.com/tetragon-lite/tetragon/pkg/version"
 )
 
@@ -31,7 +30,7 @@ func newCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+			log, err := cfg.NewLogger(os.Stderr)
 			if err != nil {
 				return err
 			}

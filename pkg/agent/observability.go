@@ -5,7 +5,6 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/container"
 	"github.com/tetragon-lite/tetragon/pkg/exporter"
-	"github.com/tetragon-lite/tetragon/pkg/health"
 	"github.com/tetragon-lite/tetragon/pkg/metrics"
 )
 
@@ -18,7 +17,7 @@ const exportDrainTimeout = 5 * time.Second
 // something to report (serveMetrics).
 func (a *Agent) listenHTTP() error {
 	if addr := a.cfg.HealthServer; addr != "" {
-		srv, err := listenHTTP("health", addr, health.Handler(a.notReady))
+		srv, err := listenHTTP("health", addr, healthHandler(a.notReady))
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package health
+package agent
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 
 func TestHealthz(t *testing.T) {
 	var why []string
-	h := Handler(func() []string { return why })
+	h := healthHandler(func() []string { return why })
 	get := func() (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))

@@ -1,5 +1,4 @@
-// Package logging builds the agent's zerolog logger.
-package logging
+package config
 
 import (
 	"fmt"
@@ -9,9 +8,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// New returns a logger writing to w at level, as "text" (human-readable) or
-// "json" (one object per line).
-func New(w io.Writer, level, format string) (zerolog.Logger, error) {
+// NewLogger returns a logger writing to w at the configured level, as "text"
+// (human-readable) or "json" (one object per line).
+func (c Config) NewLogger(w io.Writer) (zerolog.Logger, error) {
+	level, format := c.LogLevel, c.LogFormat
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
 		return zerolog.Logger{}, fmt.Errorf("log-level %q: want trace, debug, info, warn or error", level)
