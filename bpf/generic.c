@@ -280,7 +280,7 @@ static __always_inline long call_fd(struct pt_regs *regs, __u32 i, bool compat)
  * fields that tell its dentry's incarnation, with as few helper calls as
  * possible: it runs on every mapped call (every read and write for
  * security_file_permission), so the task walk uses direct BTF loads and
- * the file is read with three probe reads. Returns false when fd is not an
+ * the file is read with four probe reads. Returns false when fd is not an
  * open file. */
 static __always_inline bool file_identity(long fd, struct verdict_key *vk, struct verdict *vv)
 {
