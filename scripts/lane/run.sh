@@ -8,8 +8,8 @@
 #   scripts/lane/run.sh debian-6.12 [packages...]   # Debian 6.12 under qemu (TCG)
 #
 # Packages default to ./... . Must run as root. Environment knobs:
-#   LANE_TIMEOUT      guest wall-clock limit in seconds (default 1500: a busy host slows TCG)
-#   LANE_PKG_TIMEOUT  go test -test.timeout per package in the guest (default 10m)
+#   LANE_TIMEOUT      guest wall-clock limit in seconds (default 2400: a busy host slows TCG; a quiet run takes ~1,050)
+#   LANE_PKG_TIMEOUT  go test -test.timeout per package in the guest (default 20m; pkg/hooks takes ~5 min on a quiet host)
 #   LANE_MEM, LANE_SMP  guest memory and CPUs (default 4G, 2: the initramfs
 #                     holds every test binary, ~1 GiB unpacked, in the guest's RAM)
 #   LANE_ACCEL        qemu -accel (default tcg,thread=single; never kvm)
@@ -149,7 +149,7 @@ build_initramfs() {
 	done
 
 	sed -e "s|@FEATURES@|$features|" -e "s|@LANE@|$lane|" \
-		-e "s|@PKG_TIMEOUT@|${LANE_PKG_TIMEOUT:-10m}|" "$here/init.sh" >"$root/init"
+		-e "s|@PKG_TIMEOUT@|${LANE_PKG_TIMEOUT:-20m}|" "$here/init.sh" >"$root/init"
 	printf '%s\n' "${LANE_TEST_ARGS:-}" >"$root/tests/test-args"
 	chmod 755 "$root/init"
 	(cd "$root" && find . -print0 | cpio --null -o -H newc -R 0:0 --quiet) | gzip -1 >"$work/initrd.gz"
@@ -165,13 +165,13 @@ run_qemu() {
 	echo "== lane $lane: kernel $vmlinuz, features $features"
 	echo "== building the initramfs"
 	build_initramfs
-	echo "== booting (TCG; timeout ${LANE_TIMEOUT:-1500}s) after $(elapsed)"
+	echo "== booting (TCG; timeout ${LANE_TIMEOUT:-2400}s) after $(elapsed)"
 	cp "$work/prelude" "$log"
 	# KVM guests hang on these machines: TCG only, never -enable-kvm. And
 	# single-threaded TCG: with one host thread per vCPU, patching the
 	# sys_enter static key while the other vCPU runs syscalls left both
 	# vCPUs spinning in syscall_trace_enter (soft lockups) -- see README.md.
-	timeout "${LANE_TIMEOUT:-1500}" qemu-system-x86_64 \
+	timeout "${LANE_TIMEOUT:-2400}" qemu-system-x86_64 \
 		-machine q35 -accel "${LANE_ACCEL:-tcg,thread=single}" -cpu max -m "${LANE_MEM:-4G}" -smp "${LANE_SMP:-2}" \
 		-nographic -no-reboot \
 		-kernel "$vmlinuz" -initrd "$work/initrd.gz" \
@@ -180,7 +180,7 @@ run_qemu() {
 	status=${PIPESTATUS[0]}
 	case $status in
 	0) ;;
-	124) infra+=(-infra-error "the guest did not power off within ${LANE_TIMEOUT:-1500}s") ;;
+	124) infra+=(-infra-error "the guest did not power off within ${LANE_TIMEOUT:-2400}s") ;;
 	*) infra+=(-infra-error "qemu exited with status $status") ;;
 	esac
 	echo "== lane $lane took $(elapsed); console log: $log"
