@@ -158,11 +158,13 @@ static __always_inline void list_stat(long nr, __u8 when, __u32 s)
  * A dentry's address alone does not name a file: a deleted file's dentry
  * is freed (once unused, when its directory goes, or under memory
  * pressure) and the slab hands its memory to the next dentry allocated,
- * which may be a watched file's. An entry also holds the dentry's parent,
- * name hash and inode, and the inode's number, and is a hit only when they
- * are the file's: a freed dentry's successor at the same address differs
- * in at least one of them unless it is the same name in the same
- * directory, for the same inode, which is the same path. */
+ * which may be a watched file's. An entry also holds the file's inode and
+ * the inode's number, and is a hit only when they are the file's: a freed
+ * dentry's successor at the same address is another file's, whose inode
+ * is another (and if the slab gave it the old inode's memory too, its
+ * number differs: both files existed at once, on the mount the key
+ * names). The same inode under another name is a hard link, which a path
+ * selector does not follow anyway. */
 struct verdict_key {
 	/* a struct path: read at once */
 	__u64 mnt;
@@ -172,19 +174,14 @@ struct verdict_key {
 	__u32 list; /* the sys_lists key: its hooks passed over the file */
 };
 
-/* what names the dentry's incarnation; read together, in this order */
-struct dentry_ids {
-	__u64 parent;
-	__u64 hash_len;
-	__u64 name;
-	__u64 inode;
-};
-
 struct verdict {
 	__u64 gen;
-	struct dentry_ids d;
-	__u64 ino;
+	__u64 inode; /* the file's struct inode */
+	__u64 ino;   /* its number */
 };
+
+/* FILE_SPAN: the most file_identity reads of a struct file at once */
+#define FILE_SPAN 64
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -205,7 +202,8 @@ struct {
  * byte reads of stack slots a register was spilled to. */
 struct dispatch_scratch {
 	struct verdict_key k[2];
-	struct verdict v[2]; /* the file's incarnation, then what is stored */
+	struct verdict v[2]; /* the file's inode, then what is stored */
+	__u8 file[FILE_SPAN]; /* f_path and f_inode, read at once */
 	/* per variant, reset at every call (one 8-byte store) */
 	struct {
 		__u8 keyed[2];   /* k holds the variant's file */
@@ -276,43 +274,47 @@ static __always_inline long call_fd(struct pt_regs *regs, __u32 i, bool compat)
 	return compat ? (long)(int)v : v;
 }
 
-/* file_identity fills the verdict key of the file behind fd, and the
- * fields that tell its dentry's incarnation, with as few helper calls as
- * possible: it runs on every mapped call (every read and write for
- * security_file_permission), so the task walk uses direct BTF loads and
- * the file is read with four probe reads. Returns false when fd is not an
+/* file_identity fills the verdict key of the file behind fd, and its
+ * inode, with as few helper calls as possible: it runs on every mapped
+ * call (every read and write for security_file_permission), so the task
+ * walk uses direct BTF loads and the file is read with three probe reads
+ * (the file, its path and inode at once, the inode's number). Every read
+ * goes straight into the scratch map: 6.1 counts the stack of this frame
+ * under every hook's selector evaluation. Returns false when fd is not an
  * open file. */
-static __always_inline bool file_identity(long fd, struct verdict_key *vk, struct verdict *vv)
+static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, __u32 vi)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct fdtable *fdt = t->files->fdt;
+	struct verdict_key *vk = &sc->k[vi & 1];
+	struct verdict *vv = &sc->v[vi & 1];
 	struct file *f = NULL;
-	struct dentry *d;
 	struct inode *ino;
+	__u32 op, oi, lo, hi;
 
-	/* every read goes straight into the scratch map: 6.1 counts the
-	 * stack of this frame under every hook's selector evaluation */
 	if (fd < 0 || fd >= fdt->max_fds)
 		return false;
 	bpf_probe_read_kernel(&f, sizeof(f), (void *)fdt->fd + (fd & 0xfffff) * sizeof(f));
 	if (!f)
 		return false;
-	bpf_probe_read_kernel(&vk->mnt, 2 * sizeof(__u64), __builtin_preserve_access_index(&f->f_path));
-	d = (struct dentry *)vk->dentry;
-	/* d_parent, d_name (hash_len, name) and d_inode are neighbours in
-	 * every struct dentry since 3.x; the offsets are relocated, so a
-	 * kernel where they are not is read field by field */
-	if (bpf_core_field_offset(d->d_name) == bpf_core_field_offset(d->d_parent) + 8 &&
-	    bpf_core_field_offset(d->d_inode) == bpf_core_field_offset(d->d_parent) + 24) {
-		bpf_probe_read_kernel(&vv->d, sizeof(vv->d), __builtin_preserve_access_index(&d->d_parent));
+	/* f_path and f_inode are near each other in every struct file (after
+	 * relocation these are constants): one read when they fit FILE_SPAN */
+	op = bpf_core_field_offset(f->f_path);
+	oi = bpf_core_field_offset(f->f_inode);
+	lo = op < oi ? op : oi;
+	hi = op + 16 > oi + 8 ? op + 16 : oi + 8;
+	if (hi - lo <= FILE_SPAN && op - lo <= FILE_SPAN - 16 && oi - lo <= FILE_SPAN - 8) {
+		bpf_probe_read_kernel(sc->file, hi - lo, (void *)f + lo);
+		vk->mnt = *(__u64 *)&sc->file[op - lo];
+		vk->dentry = *(__u64 *)&sc->file[op - lo + 8];
+		vv->inode = *(__u64 *)&sc->file[oi - lo];
 	} else {
-		bpf_core_read(&vv->d.parent, sizeof(vv->d.parent), &d->d_parent);
-		bpf_core_read(&vv->d.hash_len, sizeof(vv->d.hash_len), &d->d_name.hash_len);
-		bpf_core_read(&vv->d.inode, sizeof(vv->d.inode), &d->d_inode);
+		bpf_probe_read_kernel(&vk->mnt, 2 * sizeof(__u64), __builtin_preserve_access_index(&f->f_path));
+		bpf_core_read(&vv->inode, sizeof(vv->inode), &f->f_inode);
 	}
-	/* from a local: inside bpf_core_read, vv->d.inode would be a CO-RE
+	/* from a local: inside bpf_core_read, vv->inode would be a CO-RE
 	 * access of this file's struct verdict, which no kernel has */
-	ino = (struct inode *)vv->d.inode;
+	ino = (struct inode *)vv->inode;
 	bpf_core_read(&vv->ino, sizeof(vv->ino), &ino->i_ino);
 	vk->root = (__u64)t->fs->root.dentry;
 	return true;
@@ -322,8 +324,7 @@ static __always_inline bool file_identity(long fd, struct verdict_key *vk, struc
  * key (see struct verdict) */
 static __always_inline bool same_file(struct verdict *seen, struct verdict *now)
 {
-	return seen->d.parent == now->d.parent && seen->d.hash_len == now->d.hash_len &&
-	       seen->d.inode == now->d.inode && seen->ino == now->ino;
+	return seen->inode == now->inode && seen->ino == now->ino;
 }
 
 /* put_user_sockaddr copies the struct sockaddr_in or sockaddr_in6 a
@@ -493,9 +494,9 @@ static long run_pair(__u32 i, void *data)
 
 /* cache_key fills the verdict key of list variant vi; false when the
  * variant's fd is no open file, which is then not cached. */
-static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 list, struct verdict_key *vk,
-				      struct verdict *vv)
+static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 list)
 {
+	struct verdict_key *vk = &x->s->k[vi & 1];
 	struct sys_variant *v = &x->l->v[vi & 1];
 	struct pt_regs *regs = (struct pt_regs *)x->s->regs;
 
@@ -503,7 +504,7 @@ static __always_inline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 li
 		return false;
 	vk->mask = v->mask;
 	vk->list = list;
-	return file_identity(v->fd_src == VAR_FD_RET ? x->s->ret : call_fd(regs, v->fd_src & 7, x->s->compat), vk, vv);
+	return file_identity(v->fd_src == VAR_FD_RET ? x->s->ret : call_fd(regs, v->fd_src & 7, x->s->compat), x->s, vi);
 }
 
 /* in_compat_call says whether the task is in a 32-bit system call: x86
@@ -568,7 +569,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		for (int vi = 0; vi < 2; vi++) {
 			if (vi >= x.l->nv)
 				break;
-			sc->f.keyed[vi] = cache_key(&x, vi, key, &sc->k[vi], &sc->v[vi]);
+			sc->f.keyed[vi] = cache_key(&x, vi, key);
 			if (!sc->f.keyed[vi])
 				continue;
 			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);

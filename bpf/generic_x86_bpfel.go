@@ -83,10 +83,11 @@ const (
 )
 
 type GenericDispatchScratch struct {
-	_ structs.HostLayout
-	K [2]GenericVerdictKey
-	V [2]GenericVerdict
-	F struct {
+	_    structs.HostLayout
+	K    [2]GenericVerdictKey
+	V    [2]GenericVerdict
+	File [64]uint8
+	F    struct {
 		_       structs.HostLayout
 		Keyed   [2]uint8
 		Hit     [2]uint8
@@ -313,16 +314,10 @@ const (
 )
 
 type GenericVerdict struct {
-	_   structs.HostLayout
-	Gen uint64
-	D   struct {
-		_       structs.HostLayout
-		Parent  uint64
-		HashLen uint64
-		Name    uint64
-		Inode   uint64
-	}
-	Ino uint64
+	_     structs.HostLayout
+	Gen   uint64
+	Inode uint64
+	Ino   uint64
 }
 
 type GenericVerdictKey struct {
