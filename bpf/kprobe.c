@@ -3,7 +3,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* One TracingPolicy hook whose program receives the hooked call's
  * parameters: a kprobe on a kernel function (a kretprobe too for return:
- * true, an fmod_ret program for Override), a BPF LSM program (lsmhooks:), a
+ * true, an fmod_ret program for Override), an fentry or fexit program
+ * (fentries:, the kprobe spec), a BPF LSM program (lsmhooks:), a
  * perf or raw tracepoint (tracepoints:), or a uprobe on a user function
  * (uprobes:, which run kprobe-type programs). Each program only gathers the
  * parameters into struct raw_args; what follows is common. Like generic.c,
@@ -572,6 +573,21 @@ int gen_kretprobe(struct pt_regs *ctx)
 	return 0;
 }
 
+/* func_args reads the parameters of a function an fentry, fexit or
+ * fmod_ret program is attached to. */
+static __always_inline void func_args(__u64 *ctx, struct raw_args *ra)
+{
+	/* bpf_get_func_arg bounds the index by the function's arity at run
+	 * time; ctx[i] would need a constant i the verifier can check */
+	for (int i = 0; i < 6; i++) {
+		if (i >= nparams)
+			break;
+		bpf_get_func_arg(ctx, i, &ra->a[i]);
+	}
+	if (syscall_wrapper)
+		syscall_args(ra);
+}
+
 /* gen_fmod_ret serves hooks with an Override selector on functions that
  * allow their return value to be modified (security_* hooks, and functions
  * marked for error injection): a non-zero return skips the function. */
@@ -580,16 +596,34 @@ int gen_fmod_ret(__u64 *ctx)
 {
 	struct raw_args ra = {};
 
-	/* bpf_get_func_arg bounds the index by the function's arity at run
-	 * time; ctx[i] would need a constant i the verifier can check */
-	for (int i = 0; i < 6; i++) {
-		if (i >= nparams)
-			break;
-		bpf_get_func_arg(ctx, i, &ra.a[i]);
-	}
-	if (syscall_wrapper)
-		syscall_args(&ra);
+	func_args(ctx, &ra);
 	return evaluate(ctx, &ra, 0);
+}
+
+/* gen_fentry serves spec.fentries: the kprobe spec, run by a BPF
+ * trampoline at the function's entry instead of a kprobe. */
+SEC("fentry")
+int gen_fentry(__u64 *ctx)
+{
+	struct raw_args ra = {};
+
+	func_args(ctx, &ra);
+	evaluate(ctx, &ra, 0);
+	return 0;
+}
+
+/* gen_fexit serves spec.fentries with return: true: at return the
+ * trampoline still has the parameters, so nothing is saved at entry. */
+SEC("fexit")
+int gen_fexit(__u64 *ctx)
+{
+	struct raw_args ra = {};
+	__u64 ret = 0;
+
+	func_args(ctx, &ra);
+	bpf_get_func_ret(ctx, &ret);
+	evaluate(ctx, &ra, ret);
+	return 0;
 }
 
 /* gen_lsm serves lsmhooks: BPF LSM programs run where the kernel consults

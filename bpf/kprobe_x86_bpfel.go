@@ -111,6 +111,8 @@ const (
 	KprobeMapStacks          = "stacks"
 	KprobeMapStats           = "stats"
 	KprobeMapStrings         = "strings"
+	KprobeProgGenFentry      = "gen_fentry"
+	KprobeProgGenFexit       = "gen_fexit"
 	KprobeProgGenFmodRet     = "gen_fmod_ret"
 	KprobeProgGenKprobe      = "gen_kprobe"
 	KprobeProgGenKretprobe   = "gen_kretprobe"
@@ -185,6 +187,8 @@ type KprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type KprobeProgramSpecs struct {
+	GenFentry     *ebpf.ProgramSpec `ebpf:"gen_fentry"`
+	GenFexit      *ebpf.ProgramSpec `ebpf:"gen_fexit"`
 	GenFmodRet    *ebpf.ProgramSpec `ebpf:"gen_fmod_ret"`
 	GenKprobe     *ebpf.ProgramSpec `ebpf:"gen_kprobe"`
 	GenKretprobe  *ebpf.ProgramSpec `ebpf:"gen_kretprobe"`
@@ -320,6 +324,8 @@ type KprobeVariables struct {
 //
 // It can be passed to LoadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type KprobePrograms struct {
+	GenFentry     *ebpf.Program `ebpf:"gen_fentry"`
+	GenFexit      *ebpf.Program `ebpf:"gen_fexit"`
 	GenFmodRet    *ebpf.Program `ebpf:"gen_fmod_ret"`
 	GenKprobe     *ebpf.Program `ebpf:"gen_kprobe"`
 	GenKretprobe  *ebpf.Program `ebpf:"gen_kretprobe"`
@@ -330,6 +336,8 @@ type KprobePrograms struct {
 
 func (p *KprobePrograms) Close() error {
 	return _KprobeClose(
+		p.GenFentry,
+		p.GenFexit,
 		p.GenFmodRet,
 		p.GenKprobe,
 		p.GenKretprobe,

@@ -88,6 +88,10 @@ type HookDecl struct {
 	Call    string
 	Syscall bool
 	Return  bool
+	// Fentry: a kprobe spec from spec.fentries, served by an fentry
+	// program (fexit for Return) rather than a kprobe. Its events are
+	// process_kprobe events, as for kprobes.
+	Fentry bool
 	// ReturnType is returnArg's type ("" without returnArg): the event
 	// reports the return value as that type, as Tetragon does.
 	ReturnType string
@@ -128,6 +132,8 @@ const (
 	// has fmod_ret but no bpf_override_return.
 	MechFmodRet       = "fmod_ret"
 	MechLSM           = "lsm"
+	MechFentry        = "fentry"
+	MechFexit         = "fexit"
 	MechTracepoint    = "tracepoint"
 	MechRawTracepoint = "raw_tracepoint"
 	MechUprobe        = "uprobe"

@@ -21,6 +21,15 @@ import (
 func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.KprobeSpec, hookInfo, error) {
 	spec := sensor.KprobeSpec{ID: id, Return: d.Return}
 	info := hookInfo{decl: d, mechanism: MechKprobe}
+	if d.Fentry {
+		// the same parameters and selectors, from an fentry program (fexit
+		// for return: true, which sees both the parameters and the return
+		// value)
+		spec.Attach, info.mechanism = sensor.AttachFentry, MechFentry
+		if d.Return {
+			info.mechanism = MechFexit
+		}
+	}
 	name := syscallName(d.Call)
 	nr, isSyscall := syscallNumbers()[name]
 	var source argSource

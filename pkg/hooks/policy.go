@@ -25,9 +25,9 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	}
 
 	var decls []HookDecl
-	for _, k := range p.Spec.KProbes {
+	kprobes := func(k tp.KProbeSpec, fentry bool) {
 		d := c.hook(KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
-		d.Syscall, d.Return = k.Syscall, k.Return
+		d.Syscall, d.Return, d.Fentry = k.Syscall, k.Return, fentry
 		if k.List != "" {
 			// the parser checked that the list exists
 			l, _ := p.Spec.List(k.List)
@@ -40,6 +40,12 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 		// with the event; TrackSock and UntrackSock act on it too
 		d.ReturnArgAction = k.ReturnArgAction
 		decls = append(decls, d)
+	}
+	for _, k := range p.Spec.KProbes {
+		kprobes(k, false)
+	}
+	for _, k := range p.Spec.Fentries {
+		kprobes(k, true)
 	}
 	for _, t := range p.Spec.Tracepoints {
 		d := c.hook(KindTracepoint, t.Event, t.Args, t.Selectors, t.Message, t.Tags, t.Src)

@@ -36,6 +36,10 @@ const (
 	// AttachUprobe: function Symbol (or file Offset) of executable Path
 	// (uretprobe for Return).
 	AttachUprobe
+	// AttachFentry: kernel function Symbol, by an fentry program (fexit
+	// for Return, which gets the parameters and the return value at once;
+	// fmod_ret for Override).
+	AttachFentry
 )
 
 // Argument sources only bpf/kprobe.c reads: the socket's fields, or the
@@ -267,6 +271,12 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	case spec.Override:
 		progs = []string{"gen_fmod_ret"}
 		cs.Programs["gen_fmod_ret"].AttachTo = spec.Symbol
+	case spec.Attach == AttachFentry && spec.Return:
+		progs = []string{"gen_fexit"}
+		cs.Programs["gen_fexit"].AttachTo = spec.Symbol
+	case spec.Attach == AttachFentry:
+		progs = []string{"gen_fentry"}
+		cs.Programs["gen_fentry"].AttachTo = spec.Symbol
 	case spec.Return:
 		// the return probe attaches first: an entry probe alone would
 		// save parameters that nothing consumes
@@ -281,9 +291,10 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		// a stack map's entries are preallocated: no stacks, no room
 		cs.Maps["stacks"].MaxEntries = 1
 	}
-	if !spec.Return {
+	if !spec.Return || spec.Attach == AttachFentry {
 		// the LRU hash of parameters saved at entry is preallocated; a hook
-		// that does not run at return never touches it
+		// that does not run at return never touches it, nor does fexit,
+		// which gets the parameters at return
 		cs.Maps["entries"].MaxEntries = 1
 	}
 	replace := map[string]*ebpf.Map{"events": events}
@@ -337,6 +348,8 @@ func (a Attach) String() string {
 		return "raw tracepoint"
 	case AttachUprobe:
 		return "uprobe"
+	case AttachFentry:
+		return "fentry"
 	}
 	return "kprobe"
 }
@@ -349,6 +362,10 @@ func attach(spec KprobeSpec, prog string, p *ebpf.Program) (link.Link, error) {
 	switch {
 	case prog == "gen_fmod_ret":
 		l, err = link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachModifyReturn})
+	case prog == "gen_fentry":
+		l, err = link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceFEntry})
+	case prog == "gen_fexit":
+		l, err = link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceFExit})
 	case prog == "gen_lsm":
 		l, err = link.AttachLSM(link.LSMOptions{Program: p})
 	case prog == "gen_tracepoint":

@@ -256,6 +256,19 @@ func TestErrorMessages(t *testing.T) {
 		{"not supported filter", header + fdInstall + `    - matchNamespaceChanges:
       - {operator: In, values: [Mnt]}
 `, []string{`x.yaml:13:7: spec.kprobes[0].selectors[0].matchNamespaceChanges: matchNamespaceChanges is not supported by this agent`}},
+		{"fentries take the kprobe spec", header + `  fentries:
+  - call: tcp_close
+    args:
+    - {index: 0, type: sock}
+`, []string{`x.yaml:7:11: spec.fentries[0].call: "tcp_close" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
+			`x.yaml:9:24: spec.fentries[0].args[0].type: type sock reads a kernel object, but system call arguments are integers and user-space pointers (use fd, int, string or char_buf)`}},
+		{"fentries selectors", header + `  fentries:
+  - call: tcp_close
+    syscall: false
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: ["1"]}
+`, []string{`x.yaml:11:17: spec.fentries[0].selectors[0].matchArgs[0].index: argument index 1 is not declared in args (declared: none)`}},
 		{"resolve not supported", header + `  kprobes:
   - call: sys_openat
     args:
@@ -300,7 +313,7 @@ func TestErrorMessages(t *testing.T) {
 		{"cluster policy with namespace", strings.Replace(header, "name: p", "name: p\n  namespace: default", 1) + "  kprobes: [{call: sys_openat}]\n",
 			[]string{`x.yaml:5:14: metadata.namespace: a TracingPolicy is cluster-wide and takes no namespace (use kind TracingPolicyNamespaced)`}},
 		{"no hooks", header + "  options: []\n",
-			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, tracepoints, lsmhooks or uprobes)`}},
+			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, lsmhooks or uprobes)`}},
 		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  usdts: []\n",
 			[]string{`x.yaml:7:3: spec.usdts: usdts is not supported by this agent`}},
 		{"unknown option", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: turbo, value: \"on\"}\n",

@@ -2,6 +2,7 @@ package tracingpolicy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,7 +85,7 @@ func (p *TracingPolicy) Namespaced() bool { return p.Kind == KindTracingPolicyNa
 // lists as monitor_only.
 func (p *TracingPolicy) Enforces() bool {
 	var sels [][]Selector
-	for _, k := range p.Spec.KProbes {
+	for _, k := range append(slices.Clip(p.Spec.KProbes), p.Spec.Fentries...) {
 		sels = append(sels, k.Selectors)
 	}
 	for _, t := range p.Spec.Tracepoints {
@@ -123,7 +124,10 @@ type Metadata struct {
 
 // Spec is a policy's specification.
 type Spec struct {
-	KProbes     []KProbeSpec
+	KProbes []KProbeSpec
+	// Fentries are kprobe specs (Tetragon 1.6's spec.fentries) served by
+	// fentry programs (fexit for return: true) instead of kprobes.
+	Fentries    []KProbeSpec
 	Tracepoints []TracepointSpec
 	LsmHooks    []LsmHookSpec
 	UProbes     []UProbeSpec
@@ -194,7 +198,7 @@ func (s *Spec) List(name string) (ListSpec, bool) {
 
 // Hooks returns the number of hooks the spec declares.
 func (s *Spec) Hooks() int {
-	return len(s.KProbes) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes)
+	return len(s.KProbes) + len(s.Fentries) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes)
 }
 
 // PolicyMode is a policy's enforcement mode (option policy-mode).
