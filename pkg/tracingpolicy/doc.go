@@ -25,7 +25,8 @@
 // # What is supported
 //
 // Hooks: kprobes, fentries (the kprobe spec, served by fentry/fexit
-// programs), tracepoints, lsmhooks, uprobes (symbols or offsets).
+// programs), tracepoints (raw: true, or listed in rawtracepoints, for the
+// raw tracepoint), lsmhooks, uprobes (symbols or offsets).
 //
 // Argument types (see [ArgType]): integers int, int8, uint8, int16, uint16,
 // int32, uint32, int64, uint64, long, ulong, size_t (and Tetragon's sint8,

@@ -313,7 +313,7 @@ func TestErrorMessages(t *testing.T) {
 		{"cluster policy with namespace", strings.Replace(header, "name: p", "name: p\n  namespace: default", 1) + "  kprobes: [{call: sys_openat}]\n",
 			[]string{`x.yaml:5:14: metadata.namespace: a TracingPolicy is cluster-wide and takes no namespace (use kind TracingPolicyNamespaced)`}},
 		{"no hooks", header + "  options: []\n",
-			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, lsmhooks or uprobes)`}},
+			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)`}},
 		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  usdts: []\n",
 			[]string{`x.yaml:7:3: spec.usdts: usdts is not supported by this agent`}},
 		{"unknown option", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: turbo, value: \"on\"}\n",

@@ -168,8 +168,10 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 	return k, len(d.errs.Errors) == before
 }
 
-func (d *decoder) tracepoint(n *yaml.Node, p fieldPath) (TracepointSpec, bool) {
-	t := TracepointSpec{Src: d.src(n, p)}
+// tracepoint decodes a tracepoints: entry, or, with rawList, a
+// rawtracepoints: entry, which is always read as a raw tracepoint.
+func (d *decoder) tracepoint(n *yaml.Node, p fieldPath, rawList bool) (TracepointSpec, bool) {
+	t := TracepointSpec{Src: d.src(n, p), Raw: rawList}
 	var c common
 	before := len(d.errs.Errors)
 	name := func(dst *string) func(v *yaml.Node, fp fieldPath) {
@@ -185,7 +187,14 @@ func (d *decoder) tracepoint(n *yaml.Node, p fieldPath) (TracepointSpec, bool) {
 	fields := append(d.commonFields(&c, hookTracepoint),
 		field{name: "subsystem", required: true, decode: name(&t.Subsystem)},
 		field{name: "event", required: true, decode: name(&t.Event)},
-		field{name: "raw", decode: func(v *yaml.Node, fp fieldPath) { t.Raw, _ = d.boolean(v, fp) }},
+		field{name: "raw", decode: func(v *yaml.Node, fp fieldPath) {
+			raw, ok := d.boolean(v, fp)
+			if ok && rawList && !raw {
+				d.errorf(v, fp, "rawtracepoints are raw tracepoints; raw: false belongs in tracepoints")
+				return
+			}
+			t.Raw = raw || rawList
+		}},
 	)
 	if !d.mapping(n, p, fields) {
 		return t, false

@@ -383,7 +383,16 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		}},
 		{name: "tracepoints", decode: func(v *yaml.Node, fp fieldPath) {
 			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
-				if h, ok := d.tracepoint(item, ip); ok {
+				if h, ok := d.tracepoint(item, ip, false); ok {
+					s.Tracepoints = append(s.Tracepoints, h)
+				}
+			})
+		}},
+		{name: "rawtracepoints", decode: func(v *yaml.Node, fp fieldPath) {
+			// tracepoints read raw: the TP_PROTO arguments (tracepoints
+			// with raw: true)
+			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
+				if h, ok := d.tracepoint(item, ip, true); ok {
 					s.Tracepoints = append(s.Tracepoints, h)
 				}
 			})
@@ -442,7 +451,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		d.checkListCalls(s)
 	}
 	if ok && declared == 0 {
-		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, lsmhooks or uprobes)")
+		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)")
 	}
 }
 

@@ -1,0 +1,78 @@
+package hooks
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// rawtpPolicy lists sched_process_exec under rawtracepoints, reporting
+// the exec of %[3]s only (TP_PROTO argument 2, the struct linux_binprm *).
+const rawtpPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "rawtp-exec"
+spec:
+  rawtracepoints:
+  - subsystem: "sched"
+    event: "sched_process_exec"
+    args:
+    - index: 2
+      type: "linux_binprm"
+    selectors:
+    - matchArgs:
+      - index: 2
+        operator: "Equal"
+        values:
+        - "%[3]s"
+`
+
+// TestRawTracepoints runs spec.rawtracepoints (tracepoints read raw, as
+// with raw: true) on real execs: Tetragon's rawtp.yaml reports each exec
+// with the executed file, and a selector on that file keeps only its
+// execs.
+func TestRawTracepoints(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "raw_tracepoint")
+	feats := testutil.Kernel(t).Map()
+	resolve := func(name string) string {
+		p, err := exec.LookPath(name)
+		if err == nil {
+			p, err = filepath.EvalSymlinks(p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cat, truePath := resolve("cat"), resolve("true")
+	t.Run("rawtp.yaml", func(t *testing.T) {
+		h := newHarness(t, MechRawTracepoint, feats)
+		ps, err := tp.ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/rawtp.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.m.LoadPolicy(ps[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.mechanismOf(t, "rawtp"); got != MechRawTracepoint {
+			t.Fatalf("served by %s, want %s", got, MechRawTracepoint)
+		}
+		h.run(t, "true")
+		wantEvents(t, h.events(t), fmt.Sprintf("true sched/sched_process_exec POST binprm:%s", truePath))
+	})
+	t.Run("matchArgs", func(t *testing.T) {
+		h := newHarness(t, MechRawTracepoint, feats)
+		h.loadWith(t, rawtpPolicy, MechRawTracepoint, cat)
+		writeFiles(t, h.dir, map[string]string{"data": "x"})
+		h.run(t, "true")
+		if out, _ := h.run(t, "cat", filepath.Join(h.dir, "data")); out != "x" {
+			t.Fatalf("cat: %q", out)
+		}
+		wantEvents(t, h.events(t), fmt.Sprintf("cat sched/sched_process_exec POST binprm:%s", cat))
+	})
+}
