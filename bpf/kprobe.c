@@ -38,6 +38,15 @@ volatile const bool at_return = false;
 volatile const __u8 arg_size[MAX_ARGS] = {};
 volatile const __u8 arg_signed[MAX_ARGS] = {};
 
+/* resolve: per argument slot, the struct members followed from the
+ * parameter before it is read (res_steps of them): add res_off, then read
+ * res_load bytes there (8: a pointer to follow, or the final integer;
+ * 0: keep the address, for an embedded struct or an array) */
+#define MAX_RESOLVE 8
+volatile const __u8 res_steps[MAX_ARGS] = {};
+volatile const __u32 res_off[MAX_ARGS][MAX_RESOLVE] = {};
+volatile const __u8 res_load[MAX_ARGS][MAX_RESOLVE] = {};
+
 /* tracepoints: where the format field behind parameter slot i sits in the
  * record, its size in bytes, and how it is read (enum tp_read) */
 volatile const __u16 tp_off[6] = {};
@@ -321,6 +330,42 @@ static __always_inline bool in_compat_syscall(struct task_struct *t)
 	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
 }
 
+/* resolve follows argument slot i's resolve path from v. A NULL pointer
+ * on the way ends it with 0 (reads at small addresses fail). */
+static __always_inline __u64 resolve(__u64 v, int i)
+{
+	if (i < 0 || i >= MAX_ARGS)
+		return v;
+	for (int s = 0; s < MAX_RESOLVE; s++) {
+		void *p;
+		__u64 x = 0;
+
+		if (s >= res_steps[i])
+			break;
+		p = (void *)(v + res_off[i][s]);
+		switch (res_load[i][s]) {
+		case 0:
+			x = (__u64)p;
+			break;
+		case 1:
+			bpf_probe_read_kernel(&x, 1, p);
+			break;
+		case 2:
+			bpf_probe_read_kernel(&x, 2, p);
+			break;
+		case 4:
+			bpf_probe_read_kernel(&x, 4, p);
+			break;
+		default:
+			bpf_probe_read_kernel(&x, 8, p);
+		}
+		v = x;
+		if (!v)
+			break;
+	}
+	return v;
+}
+
 /* Not inlined: its frame (the path walk's context among others) is then
  * not under the selector evaluation's, whose chain of bpf_loop callbacks
  * and functions must fit the 512-byte combined stack 6.1's verifier
@@ -338,6 +383,8 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		if (i >= c->nargs)
 			break;
 		v = ra->a[a->reg & 7];
+		if (res_steps[i])
+			v = resolve(v, i);
 		r->ints[i] = 0;
 		switch (a->src) {
 		case SRC_REG:

@@ -123,6 +123,9 @@ const (
 	KprobeVarArgSize         = "arg_size"
 	KprobeVarAtReturn        = "at_return"
 	KprobeVarNparams         = "nparams"
+	KprobeVarResLoad         = "res_load"
+	KprobeVarResOff          = "res_off"
+	KprobeVarResSteps        = "res_steps"
 	KprobeVarRetSockAction   = "ret_sock_action"
 	KprobeVarSelSockSlot     = "sel_sock_slot"
 	KprobeVarSyscallNr       = "syscall_nr"
@@ -221,6 +224,9 @@ type KprobeVariableSpecs struct {
 	ArgSize         *ebpf.VariableSpec `ebpf:"arg_size"`
 	AtReturn        *ebpf.VariableSpec `ebpf:"at_return"`
 	Nparams         *ebpf.VariableSpec `ebpf:"nparams"`
+	ResLoad         *ebpf.VariableSpec `ebpf:"res_load"`
+	ResOff          *ebpf.VariableSpec `ebpf:"res_off"`
+	ResSteps        *ebpf.VariableSpec `ebpf:"res_steps"`
 	RetSockAction   *ebpf.VariableSpec `ebpf:"ret_sock_action"`
 	SelSockSlot     *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
 	SyscallNr       *ebpf.VariableSpec `ebpf:"syscall_nr"`
@@ -298,6 +304,9 @@ type KprobeVariables struct {
 	ArgSize         *ebpf.Variable `ebpf:"arg_size"`
 	AtReturn        *ebpf.Variable `ebpf:"at_return"`
 	Nparams         *ebpf.Variable `ebpf:"nparams"`
+	ResLoad         *ebpf.Variable `ebpf:"res_load"`
+	ResOff          *ebpf.Variable `ebpf:"res_off"`
+	ResSteps        *ebpf.Variable `ebpf:"res_steps"`
 	RetSockAction   *ebpf.Variable `ebpf:"ret_sock_action"`
 	SelSockSlot     *ebpf.Variable `ebpf:"sel_sock_slot"`
 	SyscallNr       *ebpf.Variable `ebpf:"syscall_nr"`

@@ -149,6 +149,9 @@ func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source arg
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Call, err)
 		}
+		if a.Resolve != "" && len(arg.Resolve) == 0 {
+			return nil, fmt.Errorf("%s: argument %d: resolve follows the parameter's BTF type, which only kernel functions, LSM hooks and raw tracepoints declare (not system call arguments, perf tracepoint fields or uprobes)", d.Call, a.Index)
+		}
 		spec.Params = max(spec.Params, int(arg.Reg)+1)
 		slot[a.Index] = len(spec.Args)
 		spec.Args = append(spec.Args, arg)
@@ -169,6 +172,9 @@ func protoSource(proto tracingpolicy.FuncProto) argSource {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: the function has %d parameters (at most %d can be read)", a.Index, len(proto.Params), sensor.MaxParams)
 		}
 		param := proto.Params[a.Index]
+		if a.Resolve != "" {
+			return resolveSource(a, param)
+		}
 		if ok, need := tracingpolicy.ArgFits(tracingpolicy.ArgType(a.Type), param.Type); !ok {
 			return sensor.Arg{}, fmt.Errorf("argument %d: type %s does not fit parameter %d (%s): %s needs %s", a.Index, a.Type, a.Index, param.Type, a.Type, need)
 		}

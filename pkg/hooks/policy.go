@@ -109,7 +109,7 @@ func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []t
 		if a.ReturnCopy {
 			c.refuse(a.Src, "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet")
 		}
-		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex)}
+		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex), Resolve: a.Resolve}
 		if a.SizeArgIndex != 0 {
 			if !declaresInt(args, ad.SizeArgIndex-1) {
 				c.refuse(a.Src, "sizeArgIndex %d names argument %d, the buffer's length, which args must declare with an integer type (this agent cuts the buffer to it in user space)", a.SizeArgIndex, ad.SizeArgIndex-1)

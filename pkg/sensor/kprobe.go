@@ -16,6 +16,18 @@ import (
 // x86_64 calling convention passes six in registers).
 const MaxParams = 6
 
+// MaxResolveSteps is how many members a resolve path may follow (the
+// kprobe object's res_off rows).
+const MaxResolveSteps = 8
+
+// ResolveStep is one step of a resolve path: Offset is added to the
+// current address, then Load bytes (1, 2, 4 or 8) are read there; Load 0
+// keeps the address.
+type ResolveStep struct {
+	Offset uint32
+	Load   uint8
+}
+
 // Attach says what a hook served by bpf/kprobe.c attaches to.
 type Attach int
 
@@ -212,10 +224,25 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	if err != nil {
 		return nil, fmt.Errorf("reading the kprobe object: %w", err)
 	}
-	var sizes, signed [MaxArgs]uint8
+	var sizes, signed, resSteps [MaxArgs]uint8
+	var resOff [MaxArgs][MaxResolveSteps]uint32
+	var resLoad [MaxArgs][MaxResolveSteps]uint8
 	for i, a := range spec.Args {
-		if i < MaxArgs {
-			sizes[i], signed[i] = a.Size, boolByte(a.Signed)
+		if i >= MaxArgs {
+			continue
+		}
+		sizes[i], signed[i] = a.Size, boolByte(a.Signed)
+		if len(a.Resolve) > MaxResolveSteps {
+			return nil, fmt.Errorf("argument %d: resolve takes %d steps, at most %d", i, len(a.Resolve), MaxResolveSteps)
+		}
+		resSteps[i] = uint8(len(a.Resolve))
+		for j, st := range a.Resolve {
+			switch st.Load {
+			case 0, 1, 2, 4, 8:
+			default:
+				return nil, fmt.Errorf("argument %d: resolve step %d reads %d bytes", i, j, st.Load)
+			}
+			resOff[i][j], resLoad[i][j] = st.Offset, st.Load
 		}
 	}
 	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
@@ -247,6 +274,9 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		"at_return":       spec.Return,
 		"arg_size":        sizes,
 		"arg_signed":      signed,
+		"res_steps":       resSteps,
+		"res_off":         resOff,
+		"res_load":        resLoad,
 		"tp_off":          tpOff,
 		"tp_size":         tpSize,
 		"tp_read":         tpRead,

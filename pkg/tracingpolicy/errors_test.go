@@ -269,11 +269,16 @@ func TestErrorMessages(t *testing.T) {
     - matchArgs:
       - {index: 1, operator: Equal, values: ["1"]}
 `, []string{`x.yaml:11:17: spec.fentries[0].selectors[0].matchArgs[0].index: argument index 1 is not declared in args (declared: none)`}},
-		{"resolve not supported", header + `  kprobes:
-  - call: sys_openat
+		{"resolve path syntax", header + `  kprobes:
+  - call: fd_install
+    syscall: false
     args:
-    - {index: 0, type: int, resolve: "f_path"}
-`, []string{`x.yaml:9:29: spec.kprobes[0].args[0].resolve: resolve is not supported by this agent`}},
+    - {index: 1, type: path, resolve: "f_path..dentry"}
+    - {index: 0, type: int, resolve: "a.b.c.d.e.f.g.h.i"}
+    - {index: 2, type: int, resolve: "f_path.1x"}
+`, []string{`x.yaml:10:39: spec.kprobes[0].args[0].resolve: invalid resolve path "f_path..dentry": a member name is empty (write members joined by single dots)`,
+			`x.yaml:11:38: spec.kprobes[0].args[1].resolve: invalid resolve path "a.b.c.d.e.f.g.h.i": it names 9 members, at most 8 are followed`,
+			`x.yaml:12:38: spec.kprobes[0].args[2].resolve: invalid resolve path "f_path.1x": "1x" is not a C member name`}},
 		{"matchBinaries relative path", header + fdInstall + `    - matchBinaries:
       - operator: In
         values: ["cat", "/usr/bin/tail"]

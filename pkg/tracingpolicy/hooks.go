@@ -381,7 +381,16 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 				a.SizeArgIndex = uint32(i)
 			}
 		}},
-		{name: "resolve"}, {name: "btfType"}, {name: "source"},
+		{name: "resolve", decode: func(v *yaml.Node, fp fieldPath) {
+			if s, ok := d.str(v, fp); ok {
+				if msg := checkResolvePath(s); msg != "" {
+					d.errorf(v, fp, "invalid resolve path %q: %s", truncate(s), msg)
+					return
+				}
+				a.Resolve = s
+			}
+		}},
+		{name: "btfType"}, {name: "source"},
 	})
 	if !ok {
 		return a, false, indexed
@@ -406,6 +415,9 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 					d.errorf(f.node, p.field(f.name), "%s applies to char_buf arguments only (this one is %s)", f.name, a.Type)
 				}
 			}
+		}
+		if ret && a.Resolve != "" {
+			d.errorf(n, p, "a return value cannot use resolve")
 		}
 		if ret && (a.SizeArgIndex != 0 || a.ReturnCopy) {
 			d.errorf(n, p, "a return value cannot use sizeArgIndex or returnCopy")

@@ -2,6 +2,8 @@ package tracingpolicy
 
 import (
 	"errors"
+
+	"github.com/cilium/ebpf/btf"
 	"runtime"
 	"slices"
 	"strings"
@@ -29,6 +31,9 @@ type FuncProto struct {
 type Param struct {
 	Name string
 	Type CType
+	// BTF is the parameter's type as the kernel's BTF has it, for resolve
+	// paths; nil where the prototype does not come from BTF.
+	BTF btf.Type
 }
 
 // CKind is the shape of a C type, after typedefs and qualifiers.

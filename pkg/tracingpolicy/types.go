@@ -380,7 +380,12 @@ type ArgSpec struct {
 	// SizeArgIndex is, as in Tetragon, the index+1 of the argument holding
 	// the buffer size; 0 means none.
 	SizeArgIndex uint32
-	Src          Source
+	// Resolve is a path of struct members followed from the argument
+	// ("mm.owner.real_parent.comm"), as Tetragon's resolve: the argument
+	// is then what the path ends at, read as Type. Checked against the
+	// kernel's BTF when the hook is compiled.
+	Resolve string
+	Src     Source
 	// TypeSrc locates the type field, where type mismatches are reported.
 	TypeSrc Source
 }
