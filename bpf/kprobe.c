@@ -116,6 +116,27 @@ struct bpf_attr_data {
 	char prog_name[16]; /* BPF_OBJ_NAME_LEN */
 };
 
+/* What a bpf_map argument reports, as Tetragon's bpf_map_arg. */
+struct bpf_map_data {
+	__u32 map_type;
+	__u32 key_size;
+	__u32 value_size;
+	__u32 max_entries;
+	char name[16]; /* BPF_OBJ_NAME_LEN */
+};
+
+/* What a perf_event argument reports, as Tetragon's perf_event_arg: the
+ * attr's type, config and config2 (a kprobe's address or offset), the
+ * PMU's name, and for an event of the kprobe PMU the function, which the
+ * attr names by a pointer into the caller's memory (config1). */
+struct perf_event_data {
+	__u64 config;
+	__u64 probe_addr;
+	__u32 type;
+	char pmu[16];
+	char func[64];
+};
+
 /* x86's thread_info.status flag for a 32-bit system call in progress
  * (arch/x86/include/asm/thread_info.h) */
 #define TS_COMPAT 0x0002
@@ -308,6 +329,42 @@ static __always_inline void put_bpf_attr(struct gen_rec *r, __u32 s, union bpf_a
 	r->str_len[s & 1] = sizeof(*d);
 }
 
+static __always_inline void put_bpf_map(struct gen_rec *r, __u32 s, struct bpf_map *m)
+{
+	struct bpf_map_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->map_type = BPF_CORE_READ(m, map_type);
+	d->key_size = BPF_CORE_READ(m, key_size);
+	d->value_size = BPF_CORE_READ(m, value_size);
+	d->max_entries = BPF_CORE_READ(m, max_entries);
+	bpf_core_read(d->name, sizeof(d->name), &m->name);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
+static __always_inline void put_perf_event(struct gen_rec *r, __u32 s, struct perf_event *e)
+{
+	struct perf_event_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+	const char *pmu;
+	__u64 func;
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->type = BPF_CORE_READ(e, attr.type);
+	d->config = BPF_CORE_READ(e, attr.config);
+	d->probe_addr = BPF_CORE_READ(e, attr.config2);
+	pmu = BPF_CORE_READ(e, pmu, name);
+	if (pmu)
+		bpf_probe_read_kernel_str(d->pmu, sizeof(d->pmu), pmu);
+	/* "kprobe": the PMU perf_event_open(2) creates kprobes with */
+	if (d->pmu[0] == 'k' && d->pmu[1] == 'p' && d->pmu[2] == 'r' && d->pmu[3] == 'o' &&
+	    d->pmu[4] == 'b' && d->pmu[5] == 'e' && d->pmu[6] == 0) {
+		func = BPF_CORE_READ(e, attr.config1);
+		if (func)
+			bpf_probe_read_user_str(d->func, sizeof(d->func), (const void *)func);
+	}
+	r->str_len[s & 1] = sizeof(*d);
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -449,6 +506,12 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_BPF_ATTR:
 			put_bpf_attr(r, a->str, (union bpf_attr *)v);
+			break;
+		case SRC_REG_BPF_MAP:
+			put_bpf_map(r, a->str, (struct bpf_map *)v);
+			break;
+		case SRC_REG_PERF_EVENT:
+			put_perf_event(r, a->str, (struct perf_event *)v);
 			break;
 		case SRC_REG_SYSCALL64:
 			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);

@@ -219,10 +219,14 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegUserNs
 	case t == tracingpolicy.TypeBpfAttr:
 		arg.Source = sensor.SrcRegBpfAttr
+	case t == tracingpolicy.TypeBpfMap:
+		arg.Source = sensor.SrcRegBpfMap
+	case t == tracingpolicy.TypePerfEvent:
+		arg.Source = sensor.SrcRegPerfEvent
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

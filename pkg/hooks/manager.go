@@ -746,6 +746,10 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SkbArg{SkbArg: skbArg([]byte(path))}}
 			case "bpf_attr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfAttrArg{BpfAttrArg: bpfAttrArg([]byte(path))}}
+			case "bpf_map":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfMapArg{BpfMapArg: bpfMapArg([]byte(path))}}
+			case "perf_event":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PerfEventArg{PerfEventArg: perfEventArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
 			case "user_namespace":

@@ -83,6 +83,13 @@ const (
 	// SrcRegBpfAttr: a union bpf_attr * of a BPF_PROG_LOAD, its program
 	// type, instruction count and name (struct bpf_attr_data)
 	SrcRegBpfAttr = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_ATTR)
+	// SrcRegBpfMap: a struct bpf_map *, its type, key and value sizes,
+	// maximum entries and name (struct bpf_map_data)
+	SrcRegBpfMap = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_MAP)
+	// SrcRegPerfEvent: a struct perf_event *, its attr's type, config and
+	// config2, its PMU's name and, for the kprobe PMU, the probed
+	// function (struct perf_event_data)
+	SrcRegPerfEvent = ArgSource(bpf.GenericArgSrcSRC_REG_PERF_EVENT)
 )
 
 // Socket tracking (TrackSock, UntrackSock).

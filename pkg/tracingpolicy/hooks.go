@@ -294,7 +294,7 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 // call's arguments never are.
 func kernelObject(t ArgType) bool {
 	switch t {
-	case TypeFile, TypePath, TypeDentry, TypeFilename, TypeSock, TypeSkb:
+	case TypeFile, TypePath, TypeDentry, TypeFilename, TypeSock, TypeSkb, TypeBpfMap, TypePerfEvent:
 		return true
 	}
 	return false

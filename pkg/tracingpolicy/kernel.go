@@ -105,6 +105,10 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct user_namespace")
 	case TypeBpfAttr:
 		return ptrTo("union bpf_attr")
+	case TypeBpfMap:
+		return ptrTo("struct bpf_map")
+	case TypePerfEvent:
+		return ptrTo("struct perf_event")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

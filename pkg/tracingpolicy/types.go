@@ -448,6 +448,13 @@ const (
 	// the program's type, instruction count and name, as Tetragon reports
 	// it; not matched.
 	TypeBpfAttr ArgType = "bpf_attr"
+	// TypeBpfMap is a struct bpf_map *: its type, key and value sizes,
+	// maximum entries and name, as Tetragon's bpf_map_arg; not matched.
+	TypeBpfMap ArgType = "bpf_map"
+	// TypePerfEvent is a struct perf_event *: its type, config, probe
+	// address and, for a kprobe, the function, as Tetragon's
+	// perf_event_arg; not matched.
+	TypePerfEvent ArgType = "perf_event"
 
 	TypeNop ArgType = "nop"
 
@@ -501,7 +508,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr, TypeSocket:
 		return typeInfo{class: ClassSocket}, true
-	case TypeCred, TypeUserNamespace, TypeBpfAttr:
+	case TypeCred, TypeUserNamespace, TypeBpfAttr, TypeBpfMap, TypePerfEvent:
 		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
@@ -528,7 +535,7 @@ func canonicalType(s string) ArgType {
 // get a "not supported" error instead of "unknown type".
 func unsupportedType(s string) bool {
 	switch s {
-	case "auto", "char_iovec", "perf_event", "bpf_map", "capability",
+	case "auto", "char_iovec", "capability",
 		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
@@ -539,7 +546,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
