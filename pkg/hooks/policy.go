@@ -59,6 +59,11 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 		if u.ReturnArg != nil {
 			c.refuse(u.ReturnArg.Src, "returnArg is not supported on uprobes")
 		}
+		if u.ResolvePathInContainer {
+			// Tetragon attaches the uprobe in each container its
+			// podSelector selects (it requires one)
+			c.refuse(u.ResolvePathSrc, "resolvePathInContainer attaches the uprobe in each container a podSelector selects, which needs Kubernetes pods; not built for Docker containers")
+		}
 		// one hook per symbol (or offset), as in Tetragon
 		for _, sym := range u.Symbols {
 			d := c.hook(KindUprobe, sym, u.Args, u.Selectors, u.Message, u.Tags, u.Src)

@@ -268,6 +268,10 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 				u.ReturnArg = &a
 			}
 		}},
+		field{name: "resolvePathInContainer", decode: func(v *yaml.Node, fp fieldPath) {
+			u.ResolvePathInContainer, _ = d.boolean(v, fp)
+			u.ResolvePathSrc = d.src(v, fp)
+		}},
 		field{name: "addrs"}, field{name: "refCtrOffsets"}, field{name: "btfPath"}, field{name: "data"},
 	)
 	if !d.mapping(n, p, fields) {

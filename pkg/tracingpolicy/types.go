@@ -354,9 +354,15 @@ type UProbeSpec struct {
 	Path    string
 	Symbols []string
 	// Offsets are file offsets of the probed instructions.
-	Offsets   []uint64
-	Return    bool
-	ReturnArg *ArgSpec
+	Offsets []uint64
+	// ResolvePathInContainer (Tetragon 1.6) reads Path in each container
+	// the policy's podSelector selects, under its root file system; the
+	// decision is the loader's (pkg/hooks), which refuses it.
+	ResolvePathInContainer bool
+	// ResolvePathSrc locates the field, for that refusal.
+	ResolvePathSrc Source
+	Return         bool
+	ReturnArg      *ArgSpec
 	Args      []ArgSpec
 	Selectors []Selector
 	Message   string
