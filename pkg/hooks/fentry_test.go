@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -179,5 +180,41 @@ func TestFentriesMissingFeature(t *testing.T) {
 		if st := h.m.Status(); len(st) != 0 {
 			t.Errorf("the refused policy left %+v", st)
 		}
+	}
+}
+
+// spec.fentries become kprobe declarations marked Fentry, compiled for
+// fentry (fexit for return: true, fmod_ret for Override) against the
+// running kernel's BTF, without attaching.
+func TestCompileFentry(t *testing.T) {
+	funcs, err := kernelFuncs(sensor.Options{})
+	if err != nil {
+		t.Skipf("kernel lacks BTF: %v", err)
+	}
+	ps, err := tp.ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/fentry.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	decls, err := FromPolicy(ps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decls) != 2 || !decls[0].Fentry || !decls[1].Fentry || decls[0].Kind != KindKprobe {
+		t.Fatalf("decls %+v", decls)
+	}
+	for i, want := range []string{MechFexit, MechFentry} {
+		spec, info, err := compileKprobe(decls[i], 1, funcs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Attach != sensor.AttachFentry || info.mechanism != want || spec.Return != decls[i].Return || spec.Args[0].Source != sensor.SrcRegSock {
+			t.Errorf("%s: spec %+v mechanism %s, want fentry attach and %s", decls[i].Call, spec, info.mechanism, want)
+		}
+	}
+	d := HookDecl{Call: "security_file_open", Fentry: true, Args: []ArgDecl{{Index: 0, Type: "file"}},
+		Selectors: []SelectorDecl{{Actions: []ActionDecl{{Action: "Override", ArgError: -1}}}}}
+	spec, info, err := compileKprobe(d, 1, funcs, map[string]bool{"fmod_ret": true})
+	if err != nil || !spec.Override || info.mechanism != MechFmodRet {
+		t.Fatalf("Override on an fentry: %+v %s %v, want fmod_ret", spec, info.mechanism, err)
 	}
 }

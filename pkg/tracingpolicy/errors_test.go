@@ -269,6 +269,16 @@ func TestErrorMessages(t *testing.T) {
     - matchArgs:
       - {index: 1, operator: Equal, values: ["1"]}
 `, []string{`x.yaml:11:17: spec.fentries[0].selectors[0].matchArgs[0].index: argument index 1 is not declared in args (declared: none)`}},
+		{"rawtracepoints are raw", header + `  rawtracepoints:
+  - subsystem: sched
+    event: sched_process_exec
+    raw: false
+`, []string{`x.yaml:9:10: spec.rawtracepoints[0].raw: rawtracepoints are raw tracepoints; raw: false belongs in tracepoints`}},
+		{"resolvePathInContainer is a bool", header + `  uprobes:
+  - path: /bin/sh
+    symbols: [main]
+    resolvePathInContainer: yes please
+`, []string{`x.yaml:9:29: spec.uprobes[0].resolvePathInContainer: must be true or false, got string "yes please"`}},
 		{"resolve path syntax", header + `  kprobes:
   - call: fd_install
     syscall: false

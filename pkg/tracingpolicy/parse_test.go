@@ -615,3 +615,16 @@ func TestFentries(t *testing.T) {
 		t.Errorf("tcp_close: %+v", cl)
 	}
 }
+
+// spec.rawtracepoints are tracepoints read raw.
+func TestRawTracepointsParse(t *testing.T) {
+	ps, err := ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/rawtp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ps[0].Spec
+	if len(s.Tracepoints) != 1 || !s.Tracepoints[0].Raw || s.Tracepoints[0].Event != "sched_process_exec" ||
+		len(s.Tracepoints[0].Args) != 1 || s.Tracepoints[0].Args[0].Type != TypeLinuxBinprm {
+		t.Fatalf("tracepoints %+v", s.Tracepoints)
+	}
+}
