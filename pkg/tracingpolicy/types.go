@@ -363,11 +363,11 @@ type UProbeSpec struct {
 	ResolvePathSrc Source
 	Return         bool
 	ReturnArg      *ArgSpec
-	Args      []ArgSpec
-	Selectors []Selector
-	Message   string
-	Tags      []string
-	Src       Source
+	Args           []ArgSpec
+	Selectors      []Selector
+	Message        string
+	Tags           []string
+	Src            Source
 }
 
 // Arg returns the declared argument with index i.
