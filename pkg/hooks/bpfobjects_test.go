@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -18,7 +19,7 @@ metadata:
   name: "bpf-objects"
 spec:
   kprobes:
-  - call: "security_bpf_map_alloc"
+  - call: "%[3]s"
     syscall: false
     args:
     - index: 0
@@ -38,11 +39,17 @@ func TestBpfMapPerfEvent(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
 	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
-	ps, err := tp.Parse("policy.yaml", []byte(bpfMapPolicy))
+	funcs, err := kernelFuncs(sensor.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.m.LoadPolicy(ps[0]); err != nil {
+	// Linux 6.9 replaced security_bpf_map_alloc(map) by
+	// security_bpf_map_create(map, attr, token)
+	alloc := "security_bpf_map_alloc"
+	if _, err := funcs.Func(alloc); err != nil {
+		alloc = "security_bpf_map_create"
+	}
+	if err := h.m.LoadPolicy(h.parse(t, bpfMapPolicy, "", alloc)); err != nil {
 		t.Fatal(err)
 	}
 	h.mu.Lock()
@@ -68,15 +75,22 @@ func TestBpfMapPerfEvent(t *testing.T) {
 	}
 	l.Close()
 	wantEvents(t, h.events(t),
-		"test security_bpf_map_alloc POST bpfmap:BPF_MAP_TYPE_HASH/4/8/7/exb_test_map",
+		"test "+alloc+" POST bpfmap:BPF_MAP_TYPE_HASH/4/8/7/exb_test_map",
 		"test security_perf_event_alloc POST perfevent:kprobe/vfs_fsync/0x0/0x0")
 }
 
 // Tetragon's bpf.yaml loads with its three hooks (bpf_attr, perf_event,
-// bpf_map).
+// bpf_map) where the kernel has its security_bpf_map_alloc (before 6.9).
 func TestBpfExample(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
+	funcs, err := kernelFuncs(sensor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := funcs.Func("security_bpf_map_alloc"); err != nil {
+		t.Skipf("kernel lacks security_bpf_map_alloc (Linux 6.9 renamed it security_bpf_map_create): %v", err)
+	}
 	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
 	ps, err := tp.ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/bpf.yaml")
 	if err != nil {
