@@ -29,31 +29,33 @@ const (
 type GenericArgSrc uint32
 
 const (
-	GenericArgSrcSRC_NONE          GenericArgSrc = 0
-	GenericArgSrcSRC_REG           GenericArgSrc = 1
-	GenericArgSrcSRC_RET           GenericArgSrc = 2
-	GenericArgSrcSRC_REG_FILE      GenericArgSrc = 3
-	GenericArgSrcSRC_RET_FILE      GenericArgSrc = 4
-	GenericArgSrcSRC_VAR_FILE      GenericArgSrc = 5
-	GenericArgSrcSRC_VAR_MASK      GenericArgSrc = 6
-	GenericArgSrcSRC_REG_USTR      GenericArgSrc = 7
-	GenericArgSrcSRC_VAR_PATH      GenericArgSrc = 8
-	GenericArgSrcSRC_REG_KFILE     GenericArgSrc = 9
-	GenericArgSrcSRC_REG_KPATH     GenericArgSrc = 10
-	GenericArgSrcSRC_REG_DENTRY    GenericArgSrc = 11
-	GenericArgSrcSRC_REG_STR       GenericArgSrc = 12
-	GenericArgSrcSRC_REG_FILENAME  GenericArgSrc = 13
-	GenericArgSrcSRC_REG_SOCK      GenericArgSrc = 32
-	GenericArgSrcSRC_REG_SOCKADDR  GenericArgSrc = 33
-	GenericArgSrcSRC_REG_SYSCALL64 GenericArgSrc = 34
-	GenericArgSrcSRC_REG_BINPRM    GenericArgSrc = 35
-	GenericArgSrcSRC_REG_CRED      GenericArgSrc = 36
-	GenericArgSrcSRC_REG_NETDEV    GenericArgSrc = 37
-	GenericArgSrcSRC_REG_KIOCB     GenericArgSrc = 38
-	GenericArgSrcSRC_REG_USERNS    GenericArgSrc = 39
-	GenericArgSrcSRC_REG_SOCKET    GenericArgSrc = 40
-	GenericArgSrcSRC_REG_SKB       GenericArgSrc = 41
-	GenericArgSrcSRC_REG_BPF_ATTR  GenericArgSrc = 42
+	GenericArgSrcSRC_NONE           GenericArgSrc = 0
+	GenericArgSrcSRC_REG            GenericArgSrc = 1
+	GenericArgSrcSRC_RET            GenericArgSrc = 2
+	GenericArgSrcSRC_REG_FILE       GenericArgSrc = 3
+	GenericArgSrcSRC_RET_FILE       GenericArgSrc = 4
+	GenericArgSrcSRC_VAR_FILE       GenericArgSrc = 5
+	GenericArgSrcSRC_VAR_MASK       GenericArgSrc = 6
+	GenericArgSrcSRC_REG_USTR       GenericArgSrc = 7
+	GenericArgSrcSRC_VAR_PATH       GenericArgSrc = 8
+	GenericArgSrcSRC_REG_KFILE      GenericArgSrc = 9
+	GenericArgSrcSRC_REG_KPATH      GenericArgSrc = 10
+	GenericArgSrcSRC_REG_DENTRY     GenericArgSrc = 11
+	GenericArgSrcSRC_REG_STR        GenericArgSrc = 12
+	GenericArgSrcSRC_REG_FILENAME   GenericArgSrc = 13
+	GenericArgSrcSRC_REG_SOCK       GenericArgSrc = 32
+	GenericArgSrcSRC_REG_SOCKADDR   GenericArgSrc = 33
+	GenericArgSrcSRC_REG_SYSCALL64  GenericArgSrc = 34
+	GenericArgSrcSRC_REG_BINPRM     GenericArgSrc = 35
+	GenericArgSrcSRC_REG_CRED       GenericArgSrc = 36
+	GenericArgSrcSRC_REG_NETDEV     GenericArgSrc = 37
+	GenericArgSrcSRC_REG_KIOCB      GenericArgSrc = 38
+	GenericArgSrcSRC_REG_USERNS     GenericArgSrc = 39
+	GenericArgSrcSRC_REG_SOCKET     GenericArgSrc = 40
+	GenericArgSrcSRC_REG_SKB        GenericArgSrc = 41
+	GenericArgSrcSRC_REG_BPF_ATTR   GenericArgSrc = 42
+	GenericArgSrcSRC_REG_BPF_MAP    GenericArgSrc = 50
+	GenericArgSrcSRC_REG_PERF_EVENT GenericArgSrc = 51
 )
 
 type GenericArgType uint32

@@ -3,7 +3,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* One TracingPolicy hook whose program receives the hooked call's
  * parameters: a kprobe on a kernel function (a kretprobe too for return:
- * true, an fmod_ret program for Override), a BPF LSM program (lsmhooks:), a
+ * true, an fmod_ret program for Override), an fentry or fexit program
+ * (fentries:, the kprobe spec), a BPF LSM program (lsmhooks:), a
  * perf or raw tracepoint (tracepoints:), or a uprobe on a user function
  * (uprobes:, which run kprobe-type programs). Each program only gathers the
  * parameters into struct raw_args; what follows is common. Like generic.c,
@@ -36,6 +37,15 @@ volatile const bool at_return = false;
  * (514k -> 562k of the 1M limit, on 6.18). */
 volatile const __u8 arg_size[MAX_ARGS] = {};
 volatile const __u8 arg_signed[MAX_ARGS] = {};
+
+/* resolve: per argument slot, the struct members followed from the
+ * parameter before it is read (res_steps of them): add res_off, then read
+ * res_load bytes there (8: a pointer to follow, or the final integer;
+ * 0: keep the address, for an embedded struct or an array) */
+#define MAX_RESOLVE 8
+volatile const __u8 res_steps[MAX_ARGS] = {};
+volatile const __u32 res_off[MAX_ARGS][MAX_RESOLVE] = {};
+volatile const __u8 res_load[MAX_ARGS][MAX_RESOLVE] = {};
 
 /* tracepoints: where the format field behind parameter slot i sits in the
  * record, its size in bytes, and how it is read (enum tp_read) */
@@ -104,6 +114,27 @@ struct bpf_attr_data {
 	__u32 prog_type;
 	__u32 insn_cnt;
 	char prog_name[16]; /* BPF_OBJ_NAME_LEN */
+};
+
+/* What a bpf_map argument reports, as Tetragon's bpf_map_arg. */
+struct bpf_map_data {
+	__u32 map_type;
+	__u32 key_size;
+	__u32 value_size;
+	__u32 max_entries;
+	char name[16]; /* BPF_OBJ_NAME_LEN */
+};
+
+/* What a perf_event argument reports, as Tetragon's perf_event_arg: the
+ * attr's type, config and config2 (a kprobe's address or offset), the
+ * PMU's name, and for an event of the kprobe PMU the function, which the
+ * attr names by a pointer into the caller's memory (config1). */
+struct perf_event_data {
+	__u64 config;
+	__u64 probe_addr;
+	__u32 type;
+	char pmu[16];
+	char func[64];
 };
 
 /* What a cred argument reports: the ids in struct cred's order (uid, gid,
@@ -294,6 +325,42 @@ static __always_inline void put_bpf_attr(struct gen_rec *r, __u32 s, union bpf_a
 	r->str_len[s & 1] = sizeof(*d);
 }
 
+static __always_inline void put_bpf_map(struct gen_rec *r, __u32 s, struct bpf_map *m)
+{
+	struct bpf_map_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->map_type = BPF_CORE_READ(m, map_type);
+	d->key_size = BPF_CORE_READ(m, key_size);
+	d->value_size = BPF_CORE_READ(m, value_size);
+	d->max_entries = BPF_CORE_READ(m, max_entries);
+	bpf_core_read(d->name, sizeof(d->name), &m->name);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
+static __always_inline void put_perf_event(struct gen_rec *r, __u32 s, struct perf_event *e)
+{
+	struct perf_event_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+	const char *pmu;
+	__u64 func;
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->type = BPF_CORE_READ(e, attr.type);
+	d->config = BPF_CORE_READ(e, attr.config);
+	d->probe_addr = BPF_CORE_READ(e, attr.config2);
+	pmu = BPF_CORE_READ(e, pmu, name);
+	if (pmu)
+		bpf_probe_read_kernel_str(d->pmu, sizeof(d->pmu), pmu);
+	/* "kprobe": the PMU perf_event_open(2) creates kprobes with */
+	if (d->pmu[0] == 'k' && d->pmu[1] == 'p' && d->pmu[2] == 'r' && d->pmu[3] == 'o' &&
+	    d->pmu[4] == 'b' && d->pmu[5] == 'e' && d->pmu[6] == 0) {
+		func = BPF_CORE_READ(e, attr.config1);
+		if (func)
+			bpf_probe_read_user_str(d->func, sizeof(d->func), (const void *)func);
+	}
+	r->str_len[s & 1] = sizeof(*d);
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -316,6 +383,42 @@ static __always_inline bool in_compat_syscall(struct task_struct *t)
 	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
 }
 
+/* resolve follows argument slot i's resolve path from v. A NULL pointer
+ * on the way ends it with 0 (reads at small addresses fail). */
+static __always_inline __u64 resolve(__u64 v, int i)
+{
+	if (i < 0 || i >= MAX_ARGS)
+		return v;
+	for (int s = 0; s < MAX_RESOLVE; s++) {
+		void *p;
+		__u64 x = 0;
+
+		if (s >= res_steps[i])
+			break;
+		p = (void *)(v + res_off[i][s]);
+		switch (res_load[i][s]) {
+		case 0:
+			x = (__u64)p;
+			break;
+		case 1:
+			bpf_probe_read_kernel(&x, 1, p);
+			break;
+		case 2:
+			bpf_probe_read_kernel(&x, 2, p);
+			break;
+		case 4:
+			bpf_probe_read_kernel(&x, 4, p);
+			break;
+		default:
+			bpf_probe_read_kernel(&x, 8, p);
+		}
+		v = x;
+		if (!v)
+			break;
+	}
+	return v;
+}
+
 /* Not inlined: its frame (the path walk's context among others) is then
  * not under the selector evaluation's, whose chain of bpf_loop callbacks
  * and functions must fit the 512-byte combined stack 6.1's verifier
@@ -333,6 +436,8 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		if (i >= c->nargs)
 			break;
 		v = ra->a[a->reg & 7];
+		if (res_steps[i])
+			v = resolve(v, i);
 		r->ints[i] = 0;
 		switch (a->src) {
 		case SRC_REG:
@@ -397,6 +502,12 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_BPF_ATTR:
 			put_bpf_attr(r, a->str, (union bpf_attr *)v);
+			break;
+		case SRC_REG_BPF_MAP:
+			put_bpf_map(r, a->str, (struct bpf_map *)v);
+			break;
+		case SRC_REG_PERF_EVENT:
+			put_perf_event(r, a->str, (struct perf_event *)v);
 			break;
 		case SRC_REG_SYSCALL64:
 			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);
@@ -568,6 +679,21 @@ int gen_kretprobe(struct pt_regs *ctx)
 	return 0;
 }
 
+/* func_args reads the parameters of a function an fentry, fexit or
+ * fmod_ret program is attached to. */
+static __always_inline void func_args(__u64 *ctx, struct raw_args *ra)
+{
+	/* bpf_get_func_arg bounds the index by the function's arity at run
+	 * time; ctx[i] would need a constant i the verifier can check */
+	for (int i = 0; i < 6; i++) {
+		if (i >= nparams)
+			break;
+		bpf_get_func_arg(ctx, i, &ra->a[i]);
+	}
+	if (syscall_wrapper)
+		syscall_args(ra);
+}
+
 /* gen_fmod_ret serves hooks with an Override selector on functions that
  * allow their return value to be modified (security_* hooks, and functions
  * marked for error injection): a non-zero return skips the function. */
@@ -576,16 +702,34 @@ int gen_fmod_ret(__u64 *ctx)
 {
 	struct raw_args ra = {};
 
-	/* bpf_get_func_arg bounds the index by the function's arity at run
-	 * time; ctx[i] would need a constant i the verifier can check */
-	for (int i = 0; i < 6; i++) {
-		if (i >= nparams)
-			break;
-		bpf_get_func_arg(ctx, i, &ra.a[i]);
-	}
-	if (syscall_wrapper)
-		syscall_args(&ra);
+	func_args(ctx, &ra);
 	return evaluate(ctx, &ra, 0);
+}
+
+/* gen_fentry serves spec.fentries: the kprobe spec, run by a BPF
+ * trampoline at the function's entry instead of a kprobe. */
+SEC("fentry")
+int gen_fentry(__u64 *ctx)
+{
+	struct raw_args ra = {};
+
+	func_args(ctx, &ra);
+	evaluate(ctx, &ra, 0);
+	return 0;
+}
+
+/* gen_fexit serves spec.fentries with return: true: at return the
+ * trampoline still has the parameters, so nothing is saved at entry. */
+SEC("fexit")
+int gen_fexit(__u64 *ctx)
+{
+	struct raw_args ra = {};
+	__u64 ret = 0;
+
+	func_args(ctx, &ra);
+	bpf_get_func_ret(ctx, &ret);
+	evaluate(ctx, &ra, ret);
+	return 0;
 }
 
 /* gen_lsm serves lsmhooks: BPF LSM programs run where the kernel consults

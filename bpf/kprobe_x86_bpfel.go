@@ -111,6 +111,8 @@ const (
 	KprobeMapStacks          = "stacks"
 	KprobeMapStats           = "stats"
 	KprobeMapStrings         = "strings"
+	KprobeProgGenFentry      = "gen_fentry"
+	KprobeProgGenFexit       = "gen_fexit"
 	KprobeProgGenFmodRet     = "gen_fmod_ret"
 	KprobeProgGenKprobe      = "gen_kprobe"
 	KprobeProgGenKretprobe   = "gen_kretprobe"
@@ -121,6 +123,9 @@ const (
 	KprobeVarArgSize         = "arg_size"
 	KprobeVarAtReturn        = "at_return"
 	KprobeVarNparams         = "nparams"
+	KprobeVarResLoad         = "res_load"
+	KprobeVarResOff          = "res_off"
+	KprobeVarResSteps        = "res_steps"
 	KprobeVarRetSockAction   = "ret_sock_action"
 	KprobeVarSelSockSlot     = "sel_sock_slot"
 	KprobeVarSyscallNr       = "syscall_nr"
@@ -185,6 +190,8 @@ type KprobeSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type KprobeProgramSpecs struct {
+	GenFentry     *ebpf.ProgramSpec `ebpf:"gen_fentry"`
+	GenFexit      *ebpf.ProgramSpec `ebpf:"gen_fexit"`
 	GenFmodRet    *ebpf.ProgramSpec `ebpf:"gen_fmod_ret"`
 	GenKprobe     *ebpf.ProgramSpec `ebpf:"gen_kprobe"`
 	GenKretprobe  *ebpf.ProgramSpec `ebpf:"gen_kretprobe"`
@@ -217,6 +224,9 @@ type KprobeVariableSpecs struct {
 	ArgSize         *ebpf.VariableSpec `ebpf:"arg_size"`
 	AtReturn        *ebpf.VariableSpec `ebpf:"at_return"`
 	Nparams         *ebpf.VariableSpec `ebpf:"nparams"`
+	ResLoad         *ebpf.VariableSpec `ebpf:"res_load"`
+	ResOff          *ebpf.VariableSpec `ebpf:"res_off"`
+	ResSteps        *ebpf.VariableSpec `ebpf:"res_steps"`
 	RetSockAction   *ebpf.VariableSpec `ebpf:"ret_sock_action"`
 	SelSockSlot     *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
 	SyscallNr       *ebpf.VariableSpec `ebpf:"syscall_nr"`
@@ -294,6 +304,9 @@ type KprobeVariables struct {
 	ArgSize         *ebpf.Variable `ebpf:"arg_size"`
 	AtReturn        *ebpf.Variable `ebpf:"at_return"`
 	Nparams         *ebpf.Variable `ebpf:"nparams"`
+	ResLoad         *ebpf.Variable `ebpf:"res_load"`
+	ResOff          *ebpf.Variable `ebpf:"res_off"`
+	ResSteps        *ebpf.Variable `ebpf:"res_steps"`
 	RetSockAction   *ebpf.Variable `ebpf:"ret_sock_action"`
 	SelSockSlot     *ebpf.Variable `ebpf:"sel_sock_slot"`
 	SyscallNr       *ebpf.Variable `ebpf:"syscall_nr"`
@@ -320,6 +333,8 @@ type KprobeVariables struct {
 //
 // It can be passed to LoadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type KprobePrograms struct {
+	GenFentry     *ebpf.Program `ebpf:"gen_fentry"`
+	GenFexit      *ebpf.Program `ebpf:"gen_fexit"`
 	GenFmodRet    *ebpf.Program `ebpf:"gen_fmod_ret"`
 	GenKprobe     *ebpf.Program `ebpf:"gen_kprobe"`
 	GenKretprobe  *ebpf.Program `ebpf:"gen_kretprobe"`
@@ -330,6 +345,8 @@ type KprobePrograms struct {
 
 func (p *KprobePrograms) Close() error {
 	return _KprobeClose(
+		p.GenFentry,
+		p.GenFexit,
 		p.GenFmodRet,
 		p.GenKprobe,
 		p.GenKretprobe,

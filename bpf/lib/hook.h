@@ -91,6 +91,11 @@ enum arg_src {
 	SRC_REG_SKB = 41,
 	/* union bpf_attr * of a BPF_PROG_LOAD (struct bpf_attr_data) */
 	SRC_REG_BPF_ATTR = 42,
+	/* struct bpf_map *: its type, sizes and name (struct bpf_map_data) */
+	SRC_REG_BPF_MAP = 50,
+	/* struct perf_event *: its type, PMU, config and, for a kprobe PMU
+	 * event, the probed function (struct perf_event_data) */
+	SRC_REG_PERF_EVENT = 51,
 };
 
 enum arg_type {

@@ -1739,6 +1739,155 @@ func (x *KprobeBpfAttr) GetProgName() string {
 	return ""
 }
 
+// A struct bpf_map * argument (type bpf_map).
+type KprobeBpfMap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MapType       string                 `protobuf:"bytes,1,opt,name=MapType,proto3" json:"MapType,omitempty"`
+	KeySize       uint32                 `protobuf:"varint,2,opt,name=KeySize,proto3" json:"KeySize,omitempty"`
+	ValueSize     uint32                 `protobuf:"varint,3,opt,name=ValueSize,proto3" json:"ValueSize,omitempty"`
+	MaxEntries    uint32                 `protobuf:"varint,4,opt,name=MaxEntries,proto3" json:"MaxEntries,omitempty"`
+	MapName       string                 `protobuf:"bytes,5,opt,name=MapName,proto3" json:"MapName,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeBpfMap) Reset() {
+	*x = KprobeBpfMap{}
+	mi := &file_tetragon_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeBpfMap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeBpfMap) ProtoMessage() {}
+
+func (x *KprobeBpfMap) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeBpfMap.ProtoReflect.Descriptor instead.
+func (*KprobeBpfMap) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *KprobeBpfMap) GetMapType() string {
+	if x != nil {
+		return x.MapType
+	}
+	return ""
+}
+
+func (x *KprobeBpfMap) GetKeySize() uint32 {
+	if x != nil {
+		return x.KeySize
+	}
+	return 0
+}
+
+func (x *KprobeBpfMap) GetValueSize() uint32 {
+	if x != nil {
+		return x.ValueSize
+	}
+	return 0
+}
+
+func (x *KprobeBpfMap) GetMaxEntries() uint32 {
+	if x != nil {
+		return x.MaxEntries
+	}
+	return 0
+}
+
+func (x *KprobeBpfMap) GetMapName() string {
+	if x != nil {
+		return x.MapName
+	}
+	return ""
+}
+
+// A struct perf_event * argument (type perf_event): Type is the attr's
+// type (PERF_TYPE_HARDWARE, ...), or the PMU's name for a dynamic PMU
+// ("kprobe"); KprobeFunc is set for events of the kprobe PMU; ProbeAddr
+// is the attr's config2 (a kprobe's address, or its offset in KprobeFunc).
+type KprobePerfEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KprobeFunc    string                 `protobuf:"bytes,1,opt,name=KprobeFunc,proto3" json:"KprobeFunc,omitempty"`
+	Type          string                 `protobuf:"bytes,2,opt,name=Type,proto3" json:"Type,omitempty"`
+	Config        uint64                 `protobuf:"varint,3,opt,name=Config,proto3" json:"Config,omitempty"`
+	ProbeAddr     uint64                 `protobuf:"varint,4,opt,name=ProbeAddr,proto3" json:"ProbeAddr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobePerfEvent) Reset() {
+	*x = KprobePerfEvent{}
+	mi := &file_tetragon_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobePerfEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobePerfEvent) ProtoMessage() {}
+
+func (x *KprobePerfEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobePerfEvent.ProtoReflect.Descriptor instead.
+func (*KprobePerfEvent) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *KprobePerfEvent) GetKprobeFunc() string {
+	if x != nil {
+		return x.KprobeFunc
+	}
+	return ""
+}
+
+func (x *KprobePerfEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *KprobePerfEvent) GetConfig() uint64 {
+	if x != nil {
+		return x.Config
+	}
+	return 0
+}
+
+func (x *KprobePerfEvent) GetProbeAddr() uint64 {
+	if x != nil {
+		return x.ProbeAddr
+	}
+	return 0
+}
+
 type KprobeSkb struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Hash          uint32                 `protobuf:"varint,1,opt,name=hash,proto3" json:"hash,omitempty"`
@@ -1760,7 +1909,7 @@ type KprobeSkb struct {
 
 func (x *KprobeSkb) Reset() {
 	*x = KprobeSkb{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +1921,7 @@ func (x *KprobeSkb) String() string {
 func (*KprobeSkb) ProtoMessage() {}
 
 func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +1934,7 @@ func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSkb.ProtoReflect.Descriptor instead.
 func (*KprobeSkb) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KprobeSkb) GetHash() uint32 {
@@ -1890,7 +2039,7 @@ type KprobeSockaddr struct {
 
 func (x *KprobeSockaddr) Reset() {
 	*x = KprobeSockaddr{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +2051,7 @@ func (x *KprobeSockaddr) String() string {
 func (*KprobeSockaddr) ProtoMessage() {}
 
 func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +2064,7 @@ func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
 func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KprobeSockaddr) GetFamily() string {
@@ -1951,7 +2100,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2112,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2125,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -2005,7 +2154,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2166,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2179,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -2068,7 +2217,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2229,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2242,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -2138,6 +2287,8 @@ type KprobeArgument struct {
 	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
 	//	*KprobeArgument_BpfAttrArg
+	//	*KprobeArgument_PerfEventArg
+	//	*KprobeArgument_BpfMapArg
 	//	*KprobeArgument_UintArg
 	//	*KprobeArgument_ProcessCredentialsArg
 	//	*KprobeArgument_UserNsArg
@@ -2152,7 +2303,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2315,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2328,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -2272,6 +2423,24 @@ func (x *KprobeArgument) GetBpfAttrArg() *KprobeBpfAttr {
 	if x != nil {
 		if x, ok := x.Arg.(*KprobeArgument_BpfAttrArg); ok {
 			return x.BpfAttrArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetPerfEventArg() *KprobePerfEvent {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_PerfEventArg); ok {
+			return x.PerfEventArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetBpfMapArg() *KprobeBpfMap {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_BpfMapArg); ok {
+			return x.BpfMapArg
 		}
 	}
 	return nil
@@ -2382,6 +2551,14 @@ type KprobeArgument_BpfAttrArg struct {
 	BpfAttrArg *KprobeBpfAttr `protobuf:"bytes,12,opt,name=bpf_attr_arg,json=bpfAttrArg,proto3,oneof"`
 }
 
+type KprobeArgument_PerfEventArg struct {
+	PerfEventArg *KprobePerfEvent `protobuf:"bytes,13,opt,name=perf_event_arg,json=perfEventArg,proto3,oneof"`
+}
+
+type KprobeArgument_BpfMapArg struct {
+	BpfMapArg *KprobeBpfMap `protobuf:"bytes,14,opt,name=bpf_map_arg,json=bpfMapArg,proto3,oneof"`
+}
+
 type KprobeArgument_UintArg struct {
 	UintArg uint32 `protobuf:"varint,15,opt,name=uint_arg,json=uintArg,proto3,oneof"`
 }
@@ -2426,6 +2603,10 @@ func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_BpfAttrArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_PerfEventArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_BpfMapArg) isKprobeArgument_Arg() {}
+
 func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_ProcessCredentialsArg) isKprobeArgument_Arg() {}
@@ -2454,7 +2635,7 @@ type StackTraceEntry struct {
 
 func (x *StackTraceEntry) Reset() {
 	*x = StackTraceEntry{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2647,7 @@ func (x *StackTraceEntry) String() string {
 func (*StackTraceEntry) ProtoMessage() {}
 
 func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2660,7 @@ func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
 func (*StackTraceEntry) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StackTraceEntry) GetAddress() uint64 {
@@ -2536,7 +2717,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2729,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2742,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2674,7 +2855,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2867,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2880,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -2791,7 +2972,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2803,7 +2984,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2816,7 +2997,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -2907,7 +3088,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3100,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3113,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -3017,7 +3198,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3210,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3223,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3186,7 +3367,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3379,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3392,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3294,7 +3475,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3487,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3500,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3347,7 +3528,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3359,7 +3540,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3372,7 +3553,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -3418,7 +3599,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3611,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3624,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3528,7 +3709,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3540,7 +3721,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3553,7 +3734,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3678,7 +3859,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3690,7 +3871,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3703,7 +3884,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -3757,7 +3938,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3769,7 +3950,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3782,7 +3963,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -3803,7 +3984,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3815,7 +3996,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +4009,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -3853,7 +4034,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3865,7 +4046,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3878,7 +4059,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 type GetVersionResponse struct {
@@ -3890,7 +4071,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3902,7 +4083,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3915,7 +4096,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -3946,7 +4127,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3958,7 +4139,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3971,7 +4152,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4065,7 +4246,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4077,7 +4258,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4090,7 +4271,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4199,7 +4380,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4211,7 +4392,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4224,7 +4405,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4239,7 +4420,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4251,7 +4432,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4264,7 +4445,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -4297,7 +4478,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4309,7 +4490,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4322,7 +4503,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -4342,7 +4523,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4354,7 +4535,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4367,7 +4548,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4389,7 +4570,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4401,7 +4582,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4414,7 +4595,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -4439,7 +4620,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4451,7 +4632,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4464,7 +4645,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4477,7 +4658,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4489,7 +4670,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4502,7 +4683,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4527,7 +4708,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4539,7 +4720,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4552,7 +4733,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4565,7 +4746,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4577,7 +4758,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4590,7 +4771,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4615,7 +4796,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4627,7 +4808,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4640,7 +4821,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -4763,7 +4944,22 @@ const file_tetragon_proto_rawDesc = "" +
 	"\rKprobeBpfAttr\x12\x1a\n" +
 	"\bProgType\x18\x01 \x01(\tR\bProgType\x12\x18\n" +
 	"\aInsnCnt\x18\x02 \x01(\rR\aInsnCnt\x12\x1a\n" +
-	"\bProgName\x18\x03 \x01(\tR\bProgName\"\xc9\x02\n" +
+	"\bProgName\x18\x03 \x01(\tR\bProgName\"\x9a\x01\n" +
+	"\fKprobeBpfMap\x12\x18\n" +
+	"\aMapType\x18\x01 \x01(\tR\aMapType\x12\x18\n" +
+	"\aKeySize\x18\x02 \x01(\rR\aKeySize\x12\x1c\n" +
+	"\tValueSize\x18\x03 \x01(\rR\tValueSize\x12\x1e\n" +
+	"\n" +
+	"MaxEntries\x18\x04 \x01(\rR\n" +
+	"MaxEntries\x12\x18\n" +
+	"\aMapName\x18\x05 \x01(\tR\aMapName\"{\n" +
+	"\x0fKprobePerfEvent\x12\x1e\n" +
+	"\n" +
+	"KprobeFunc\x18\x01 \x01(\tR\n" +
+	"KprobeFunc\x12\x12\n" +
+	"\x04Type\x18\x02 \x01(\tR\x04Type\x12\x16\n" +
+	"\x06Config\x18\x03 \x01(\x04R\x06Config\x12\x1c\n" +
+	"\tProbeAddr\x18\x04 \x01(\x04R\tProbeAddr\"\xc9\x02\n" +
 	"\tKprobeSkb\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\rR\x04hash\x12\x10\n" +
 	"\x03len\x18\x02 \x01(\rR\x03len\x12\x1a\n" +
@@ -4797,7 +4993,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
 	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
-	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xb6\x06\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xb3\a\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -4810,7 +5006,9 @@ const file_tetragon_proto_rawDesc = "" +
 	"\bsock_arg\x18\t \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
 	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12;\n" +
 	"\fbpf_attr_arg\x18\f \x01(\v2\x17.tetragon.KprobeBpfAttrH\x00R\n" +
-	"bpfAttrArg\x12\x1b\n" +
+	"bpfAttrArg\x12A\n" +
+	"\x0eperf_event_arg\x18\r \x01(\v2\x19.tetragon.KprobePerfEventH\x00R\fperfEventArg\x128\n" +
+	"\vbpf_map_arg\x18\x0e \x01(\v2\x16.tetragon.KprobeBpfMapH\x00R\tbpfMapArg\x12\x1b\n" +
 	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12V\n" +
 	"\x17process_credentials_arg\x18\x13 \x01(\v2\x1c.tetragon.ProcessCredentialsH\x00R\x15processCredentialsArg\x129\n" +
 	"\vuser_ns_arg\x18\x14 \x01(\v2\x17.tetragon.UserNamespaceH\x00R\tuserNsArg\x12G\n" +
@@ -5118,7 +5316,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -5141,46 +5339,48 @@ var file_tetragon_proto_goTypes = []any{
 	(*KprobePath)(nil),                   // 18: tetragon.KprobePath
 	(*KprobeSock)(nil),                   // 19: tetragon.KprobeSock
 	(*KprobeBpfAttr)(nil),                // 20: tetragon.KprobeBpfAttr
-	(*KprobeSkb)(nil),                    // 21: tetragon.KprobeSkb
-	(*KprobeSockaddr)(nil),               // 22: tetragon.KprobeSockaddr
-	(*SyscallId)(nil),                    // 23: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 24: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 25: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 26: tetragon.KprobeArgument
-	(*StackTraceEntry)(nil),              // 27: tetragon.StackTraceEntry
-	(*ProcessKprobe)(nil),                // 28: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 29: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 30: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 31: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 32: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 33: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 34: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 35: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 36: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 37: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 38: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 39: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 40: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 41: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 42: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 43: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 44: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 45: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 46: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 47: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 48: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 49: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 50: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 51: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 52: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 53: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 54: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 55: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 56: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 57: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 58: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 59: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 60: google.protobuf.Int32Value
+	(*KprobeBpfMap)(nil),                 // 21: tetragon.KprobeBpfMap
+	(*KprobePerfEvent)(nil),              // 22: tetragon.KprobePerfEvent
+	(*KprobeSkb)(nil),                    // 23: tetragon.KprobeSkb
+	(*KprobeSockaddr)(nil),               // 24: tetragon.KprobeSockaddr
+	(*SyscallId)(nil),                    // 25: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 26: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 27: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 28: tetragon.KprobeArgument
+	(*StackTraceEntry)(nil),              // 29: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 30: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 31: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 32: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 33: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 34: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 35: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 36: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 37: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 38: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 39: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 40: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 41: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 42: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 43: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 44: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 45: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 46: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 47: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 48: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 49: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 50: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 51: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 52: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 53: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 54: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 55: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 56: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 57: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 58: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 59: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 60: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 61: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 62: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -5196,115 +5396,117 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	57,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	57,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	57,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	57,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	57,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	57,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	57,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	57,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	59,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	59,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	59,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	59,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	59,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	59,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	59,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	59,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	58,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	60,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	12,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	55,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	57,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	57,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	58,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	57,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	57,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	59,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	59,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	60,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	59,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	13,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	7,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,   // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	57,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	59,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	59,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	61,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	14,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	14,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	14,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	14,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	58,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	60,  // 42: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	57,  // 43: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	57,  // 44: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	60,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	62,  // 42: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	59,  // 43: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	59,  // 44: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	8,   // 45: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	21,  // 46: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
+	23,  // 46: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	18,  // 47: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
 	17,  // 48: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
 	19,  // 49: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
 	20,  // 50: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
-	10,  // 51: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	25,  // 52: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	24,  // 53: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	23,  // 54: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	22,  // 55: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	14,  // 56: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	14,  // 57: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	26,  // 58: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	26,  // 59: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,   // 60: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	27,  // 61: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
-	1,   // 62: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	27,  // 63: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
-	14,  // 64: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	14,  // 65: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	26,  // 66: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 67: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	14,  // 68: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	14,  // 69: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	26,  // 70: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 71: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	14,  // 72: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	14,  // 73: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	26,  // 74: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 75: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	15,  // 76: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	16,  // 77: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	28,  // 78: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	29,  // 79: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	30,  // 80: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	31,  // 81: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	58,  // 82: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 83: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	59,  // 84: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	33,  // 85: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	33,  // 86: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 87: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 88: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	58,  // 89: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	36,  // 90: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	56,  // 91: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	38,  // 92: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	58,  // 93: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	3,   // 94: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	35,  // 95: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	37,  // 96: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 97: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 98: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	43,  // 99: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	44,  // 100: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	34,  // 101: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	39,  // 102: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	41,  // 103: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	45,  // 104: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	47,  // 105: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	49,  // 106: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	51,  // 107: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	53,  // 108: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	32,  // 109: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	40,  // 110: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	42,  // 111: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	46,  // 112: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	48,  // 113: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	50,  // 114: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	52,  // 115: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	54,  // 116: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	109, // [109:117] is the sub-list for method output_type
-	101, // [101:109] is the sub-list for method input_type
-	101, // [101:101] is the sub-list for extension type_name
-	101, // [101:101] is the sub-list for extension extendee
-	0,   // [0:101] is the sub-list for field type_name
+	22,  // 51: tetragon.KprobeArgument.perf_event_arg:type_name -> tetragon.KprobePerfEvent
+	21,  // 52: tetragon.KprobeArgument.bpf_map_arg:type_name -> tetragon.KprobeBpfMap
+	10,  // 53: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	27,  // 54: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	26,  // 55: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	25,  // 56: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	24,  // 57: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	14,  // 58: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	14,  // 59: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	28,  // 60: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	28,  // 61: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	1,   // 62: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	29,  // 63: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	1,   // 64: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	29,  // 65: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	14,  // 66: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	14,  // 67: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	28,  // 68: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	1,   // 69: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	14,  // 70: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	14,  // 71: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	28,  // 72: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	1,   // 73: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	14,  // 74: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	14,  // 75: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	28,  // 76: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 77: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	15,  // 78: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	16,  // 79: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	30,  // 80: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	31,  // 81: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	32,  // 82: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	33,  // 83: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	60,  // 84: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 85: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	61,  // 86: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	35,  // 87: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	35,  // 88: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 89: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 90: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	60,  // 91: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	38,  // 92: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	58,  // 93: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	40,  // 94: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	60,  // 95: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	3,   // 96: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	37,  // 97: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	39,  // 98: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 99: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 100: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	45,  // 101: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	46,  // 102: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	36,  // 103: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	41,  // 104: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	43,  // 105: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	47,  // 106: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	49,  // 107: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	51,  // 108: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	53,  // 109: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	55,  // 110: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	34,  // 111: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	42,  // 112: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	44,  // 113: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	48,  // 114: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	50,  // 115: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	52,  // 116: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	54,  // 117: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	56,  // 118: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	111, // [111:119] is the sub-list for method output_type
+	103, // [103:111] is the sub-list for method input_type
+	103, // [103:103] is the sub-list for extension type_name
+	103, // [103:103] is the sub-list for extension extendee
+	0,   // [0:103] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -5312,7 +5514,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[19].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[21].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SkbArg)(nil),
@@ -5323,6 +5525,8 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
 		(*KprobeArgument_BpfAttrArg)(nil),
+		(*KprobeArgument_PerfEventArg)(nil),
+		(*KprobeArgument_BpfMapArg)(nil),
 		(*KprobeArgument_UintArg)(nil),
 		(*KprobeArgument_ProcessCredentialsArg)(nil),
 		(*KprobeArgument_UserNsArg)(nil),
@@ -5330,7 +5534,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[25].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[27].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -5344,7 +5548,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

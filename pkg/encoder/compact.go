@@ -217,6 +217,15 @@ func argText(a *api.KprobeArgument) string {
 	case *api.KprobeArgument_BpfAttrArg:
 		b := v.BpfAttrArg
 		return fmt.Sprintf("%s %s (%d instructions)", b.GetProgType(), b.GetProgName(), b.GetInsnCnt())
+	case *api.KprobeArgument_BpfMapArg:
+		m := v.BpfMapArg
+		return fmt.Sprintf("%s %s (key %d, value %d, %d entries)", m.GetMapType(), m.GetMapName(), m.GetKeySize(), m.GetValueSize(), m.GetMaxEntries())
+	case *api.KprobeArgument_PerfEventArg:
+		p := v.PerfEventArg
+		if p.GetKprobeFunc() != "" {
+			return fmt.Sprintf("%s %s+%#x", p.GetType(), p.GetKprobeFunc(), p.GetProbeAddr())
+		}
+		return fmt.Sprintf("%s config %#x", p.GetType(), p.GetConfig())
 	case *api.KprobeArgument_SkbArg:
 		s := v.SkbArg
 		return fmt.Sprintf("%s %s -> %s", strings.ToLower(strings.TrimPrefix(s.GetProtocol(), "IPPROTO_")), hostPort(s.GetSaddr(), s.GetSport()), hostPort(s.GetDaddr(), s.GetDport()))

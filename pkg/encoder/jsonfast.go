@@ -431,6 +431,27 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.uint32Field(&inner, "InsnCnt", b.GetInsnCnt())
 		w.stringField(&inner, "ProgName", b.GetProgName())
 		w.byte('}')
+	case *api.KprobeArgument_BpfMapArg:
+		w.key(&first, "bpf_map_arg")
+		m := a.BpfMapArg
+		inner := true
+		w.byte('{')
+		w.stringField(&inner, "MapType", m.GetMapType())
+		w.uint32Field(&inner, "KeySize", m.GetKeySize())
+		w.uint32Field(&inner, "ValueSize", m.GetValueSize())
+		w.uint32Field(&inner, "MaxEntries", m.GetMaxEntries())
+		w.stringField(&inner, "MapName", m.GetMapName())
+		w.byte('}')
+	case *api.KprobeArgument_PerfEventArg:
+		w.key(&first, "perf_event_arg")
+		p := a.PerfEventArg
+		inner := true
+		w.byte('{')
+		w.stringField(&inner, "KprobeFunc", p.GetKprobeFunc())
+		w.stringField(&inner, "Type", p.GetType())
+		w.uint64Field(&inner, "Config", p.GetConfig())
+		w.uint64Field(&inner, "ProbeAddr", p.GetProbeAddr())
+		w.byte('}')
 	case *api.KprobeArgument_LongArg:
 		w.key(&first, "long_arg")
 		w.buf = append(w.buf, '"')

@@ -22,6 +22,10 @@ type ArgDecl struct {
 	// is none. The buffer is read as a string (up to its first NUL byte or
 	// the string limit) and cut to that length in user space.
 	SizeArgIndex int
+	// Resolve is a path of struct members followed from the parameter
+	// (tracingpolicy.ArgSpec.Resolve); only parameters whose BTF type is
+	// known (kernel functions, LSM hooks, raw tracepoints) have one.
+	Resolve string
 }
 
 // MatchDecl is a matchArgs or matchReturnArgs entry.
@@ -88,6 +92,10 @@ type HookDecl struct {
 	Call    string
 	Syscall bool
 	Return  bool
+	// Fentry: a kprobe spec from spec.fentries, served by an fentry
+	// program (fexit for Return) rather than a kprobe. Its events are
+	// process_kprobe events, as for kprobes.
+	Fentry bool
 	// ReturnType is returnArg's type ("" without returnArg): the event
 	// reports the return value as that type, as Tetragon does.
 	ReturnType string
@@ -128,6 +136,8 @@ const (
 	// has fmod_ret but no bpf_override_return.
 	MechFmodRet       = "fmod_ret"
 	MechLSM           = "lsm"
+	MechFentry        = "fentry"
+	MechFexit         = "fexit"
 	MechTracepoint    = "tracepoint"
 	MechRawTracepoint = "raw_tracepoint"
 	MechUprobe        = "uprobe"
@@ -188,6 +198,11 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	info := hookInfo{decl: d, mechanism: MechSyscallTracepoint}
 	if d.ReturnArgAction == tracingpolicy.ReturnArgTrackSock || d.ReturnArgAction == tracingpolicy.ReturnArgUntrackSock {
 		return spec, info, fmt.Errorf("%s: returnArgAction %s needs kprobes (a socket returned by a kernel function), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, d.ReturnArgAction, why)
+	}
+	for _, a := range d.Args {
+		if a.Resolve != "" {
+			return spec, info, fmt.Errorf("%s: argument %d: resolve follows the parameter's BTF type from a kernel function, which the syscall-tracepoint mechanism does not call; it serves this hook because %s", d.Call, a.Index, why)
+		}
 	}
 	var sources []sensor.Arg // by function argument index
 	var err error

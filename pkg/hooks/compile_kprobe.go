@@ -21,6 +21,15 @@ import (
 func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.KprobeSpec, hookInfo, error) {
 	spec := sensor.KprobeSpec{ID: id, Return: d.Return}
 	info := hookInfo{decl: d, mechanism: MechKprobe}
+	if d.Fentry {
+		// the same parameters and selectors, from an fentry program (fexit
+		// for return: true, which sees both the parameters and the return
+		// value)
+		spec.Attach, info.mechanism = sensor.AttachFentry, MechFentry
+		if d.Return {
+			info.mechanism = MechFexit
+		}
+	}
 	name := syscallName(d.Call)
 	nr, isSyscall := syscallNumbers()[name]
 	var source argSource
@@ -140,6 +149,9 @@ func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source arg
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Call, err)
 		}
+		if a.Resolve != "" && len(arg.Resolve) == 0 {
+			return nil, fmt.Errorf("%s: argument %d: resolve follows the parameter's BTF type, which only kernel functions, LSM hooks and raw tracepoints declare (not system call arguments, perf tracepoint fields or uprobes)", d.Call, a.Index)
+		}
 		spec.Params = max(spec.Params, int(arg.Reg)+1)
 		slot[a.Index] = len(spec.Args)
 		spec.Args = append(spec.Args, arg)
@@ -160,6 +172,9 @@ func protoSource(proto tracingpolicy.FuncProto) argSource {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: the function has %d parameters (at most %d can be read)", a.Index, len(proto.Params), sensor.MaxParams)
 		}
 		param := proto.Params[a.Index]
+		if a.Resolve != "" {
+			return resolveSource(a, param)
+		}
 		if ok, need := tracingpolicy.ArgFits(tracingpolicy.ArgType(a.Type), param.Type); !ok {
 			return sensor.Arg{}, fmt.Errorf("argument %d: type %s does not fit parameter %d (%s): %s needs %s", a.Index, a.Type, a.Index, param.Type, a.Type, need)
 		}
@@ -204,10 +219,14 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegUserNs
 	case t == tracingpolicy.TypeBpfAttr:
 		arg.Source = sensor.SrcRegBpfAttr
+	case t == tracingpolicy.TypeBpfMap:
+		arg.Source = sensor.SrcRegBpfMap
+	case t == tracingpolicy.TypePerfEvent:
+		arg.Source = sensor.SrcRegPerfEvent
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

@@ -3,6 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -47,7 +48,7 @@ func TestCompileKprobe(t *testing.T) {
 	}
 	want := []sensor.Arg{{Source: sensor.SrcRegKFile, Reg: 1, Kind: sensor.KindPath}, {Source: sensor.SrcReg, Reg: 0, Kind: sensor.KindInt, Size: 4, Signed: true}}
 	if spec.ID != 9 || spec.Symbol != "fd_install" || spec.Syscall || spec.Params != 2 || spec.Override || info.mechanism != MechKprobe ||
-		len(spec.Args) != 2 || spec.Args[0] != want[0] || spec.Args[1] != want[1] {
+		!reflect.DeepEqual(spec.Args, want) {
 		t.Fatalf("spec %+v info %+v", spec, info)
 	}
 	// matchArgs index 1 is record slot 0: the declaration order

@@ -376,6 +376,12 @@ func argsString(args []*api.KprobeArgument) string {
 		case a.GetBpfAttrArg() != nil:
 			b := a.GetBpfAttrArg()
 			parts = append(parts, fmt.Sprintf("bpfattr:%s/%d/%s", b.GetProgType(), b.GetInsnCnt(), b.GetProgName()))
+		case a.GetBpfMapArg() != nil:
+			m := a.GetBpfMapArg()
+			parts = append(parts, fmt.Sprintf("bpfmap:%s/%d/%d/%d/%s", m.GetMapType(), m.GetKeySize(), m.GetValueSize(), m.GetMaxEntries(), m.GetMapName()))
+		case a.GetPerfEventArg() != nil:
+			p := a.GetPerfEventArg()
+			parts = append(parts, fmt.Sprintf("perfevent:%s/%s/%#x/%#x", p.GetType(), p.GetKprobeFunc(), p.GetConfig(), p.GetProbeAddr()))
 		case a.GetSkbArg() != nil:
 			s := a.GetSkbArg()
 			parts = append(parts, fmt.Sprintf("skb:%s/%s/%s:%d->%s:%d/len=%d", s.GetFamily(), s.GetProtocol(),

@@ -97,8 +97,8 @@ func listFuncs(l ListDecl, mech string, opts sensor.Options) ([]string, error) {
 	case tp.ListGeneratedSyscalls:
 		return kernelSyscalls(opts)
 	case tp.ListGeneratedFtrace:
-		if mech != MechKprobe {
-			return nil, fmt.Errorf("list %q (generated_ftrace) names kernel functions, which only kprobes can hook, and this kernel has none (probe feature %s)", l.Name, probe.Kprobe)
+		if mech != MechKprobe && mech != MechFentry {
+			return nil, fmt.Errorf("list %q (generated_ftrace) names kernel functions, which only kprobes and fentries can hook, and this kernel has no kprobes (probe feature %s)", l.Name, probe.Kprobe)
 		}
 		re, err := regexp.Compile(l.Pattern)
 		if err != nil {

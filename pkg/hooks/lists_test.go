@@ -161,7 +161,7 @@ spec:
     args: [{index: 1, type: file}]
 `
 	_, err := h.tryLoad(t, policy, MechSyscallTracepoint)
-	want := `policy "ftrace-list": policy.yaml:11:5: spec.kprobes[0]: list:fds: list "fds" (generated_ftrace) names kernel functions, which only kprobes can hook, and this kernel has none (probe feature kprobe)`
+	want := `policy "ftrace-list": policy.yaml:11:5: spec.kprobes[0]: list:fds: list "fds" (generated_ftrace) names kernel functions, which only kprobes and fentries can hook, and this kernel has no kprobes (probe feature kprobe)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error %v\nwant   %s", err, want)
 	}

@@ -52,7 +52,7 @@ type loadedPolicy struct {
 
 // HookStatus describes one loaded hook.
 type HookStatus struct {
-	// Kind is kprobe, tracepoint, uprobe or lsm; Call names the hook
+	// Kind is kprobe, fentry, tracepoint, uprobe or lsm; Call names the hook
 	// within its kind (function, group/event, path and symbol, LSM hook).
 	Kind      string
 	Call      string
@@ -362,7 +362,7 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 		}
 	}
 	switch mech {
-	case MechKprobe:
+	case MechKprobe, MechFentry:
 		obj, info, err = loadKprobeHook(d, id, m.events, opts)
 	case MechSyscallTracepoint:
 		var disp *sensor.Dispatcher
@@ -502,7 +502,7 @@ func (m *Manager) Status() []PolicyStatus {
 			if err != nil {
 				m.log.Debug().Err(err).Msg("Reading hook counters")
 			}
-			ps.Hooks = append(ps.Hooks, HookStatus{Kind: string(cmp.Or(h.info.decl.Kind, KindKprobe)), Call: hookName(h.info.decl), Mechanism: h.info.mechanism, Stats: st})
+			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: hookName(h.info.decl), Mechanism: h.info.mechanism, Stats: st})
 		}
 		out = append(out, ps)
 	}
@@ -746,6 +746,10 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SkbArg{SkbArg: skbArg([]byte(path))}}
 			case "bpf_attr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfAttrArg{BpfAttrArg: bpfAttrArg([]byte(path))}}
+			case "bpf_map":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfMapArg{BpfMapArg: bpfMapArg([]byte(path))}}
+			case "perf_event":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PerfEventArg{PerfEventArg: perfEventArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
 			case "user_namespace":
@@ -781,4 +785,13 @@ func cutToSize(buf string, order []ArgDecl, ints []int64, sizeArg int) string {
 		}
 	}
 	return buf
+}
+
+// hookKind names the policy list a hook comes from in listings: kprobe,
+// fentry, tracepoint, uprobe or lsm.
+func hookKind(d HookDecl) string {
+	if d.Fentry {
+		return "fentry"
+	}
+	return string(cmp.Or(d.Kind, KindKprobe))
 }

@@ -19,6 +19,8 @@ import (
 func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, err error) {
 	var feature string
 	switch {
+	case d.Fentry:
+		return fentryMechanism(d, features)
 	case d.Kind == "", d.Kind == KindKprobe:
 	case d.Kind == KindTracepoint && d.Raw:
 		mech, feature = MechRawTracepoint, probe.RawTracepoint
@@ -66,7 +68,24 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 	return "", "", fmt.Errorf("unknown hook-mechanism %q (want auto, kprobe or syscall-tracepoint)", d.Mechanism)
 }
 
-// loadKprobeHook compiles and attaches d as a kprobe (or fmod_ret) hook.
+// fentryMechanism checks that the kernel can serve a spec.fentries hook:
+// fentry programs, fexit ones for return: true, fmod_ret for Override
+// (checked when the selectors are compiled). The hook-mechanism option is
+// about kprobes and does not apply.
+func fentryMechanism(d HookDecl, features map[string]bool) (string, string, error) {
+	for _, need := range []struct {
+		feature string
+		on      bool
+	}{{probe.Fentry, true}, {probe.Fexit, d.Return}} {
+		if need.on && !features[need.feature] {
+			return "", "", fmt.Errorf("fentries need %s programs, which this kernel cannot load (probe feature %s)", need.feature, need.feature)
+		}
+	}
+	return MechFentry, "", nil
+}
+
+// loadKprobeHook compiles and attaches d as a kprobe (or fmod_ret) hook,
+// or as an fentry/fexit hook for spec.fentries.
 func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
 	funcs, err := kernelFuncs(opts)
 	if err != nil {

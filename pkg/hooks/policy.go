@@ -25,9 +25,9 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	}
 
 	var decls []HookDecl
-	for _, k := range p.Spec.KProbes {
+	kprobes := func(k tp.KProbeSpec, fentry bool) {
 		d := c.hook(KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
-		d.Syscall, d.Return = k.Syscall, k.Return
+		d.Syscall, d.Return, d.Fentry = k.Syscall, k.Return, fentry
 		if k.List != "" {
 			// the parser checked that the list exists
 			l, _ := p.Spec.List(k.List)
@@ -41,6 +41,12 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 		d.ReturnArgAction = k.ReturnArgAction
 		decls = append(decls, d)
 	}
+	for _, k := range p.Spec.KProbes {
+		kprobes(k, false)
+	}
+	for _, k := range p.Spec.Fentries {
+		kprobes(k, true)
+	}
 	for _, t := range p.Spec.Tracepoints {
 		d := c.hook(KindTracepoint, t.Event, t.Args, t.Selectors, t.Message, t.Tags, t.Src)
 		d.Subsystem, d.Raw = t.Subsystem, t.Raw
@@ -52,6 +58,11 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	for _, u := range p.Spec.UProbes {
 		if u.ReturnArg != nil {
 			c.refuse(u.ReturnArg.Src, "returnArg is not supported on uprobes")
+		}
+		if u.ResolvePathInContainer {
+			// Tetragon attaches the uprobe in each container its
+			// podSelector selects (it requires one)
+			c.refuse(u.ResolvePathSrc, "resolvePathInContainer attaches the uprobe in each container a podSelector selects, which needs Kubernetes pods; not built for Docker containers")
 		}
 		// one hook per symbol (or offset), as in Tetragon
 		for _, sym := range u.Symbols {
@@ -103,7 +114,7 @@ func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []t
 		if a.ReturnCopy {
 			c.refuse(a.Src, "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet")
 		}
-		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex)}
+		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex), Resolve: a.Resolve}
 		if a.SizeArgIndex != 0 {
 			if !declaresInt(args, ad.SizeArgIndex-1) {
 				c.refuse(a.Src, "sizeArgIndex %d names argument %d, the buffer's length, which args must declare with an integer type (this agent cuts the buffer to it in user space)", a.SizeArgIndex, ad.SizeArgIndex-1)

@@ -135,3 +135,64 @@ func bpfAttrArg(b []byte) *api.KprobeBpfAttr {
 	a.ProgName = escape.String(string(name))
 	return a
 }
+
+// bpfMapTypes names enum bpf_map_type's values, as Tetragon reports them.
+var bpfMapTypes = []string{
+	"BPF_MAP_TYPE_UNSPEC", "BPF_MAP_TYPE_HASH", "BPF_MAP_TYPE_ARRAY", "BPF_MAP_TYPE_PROG_ARRAY",
+	"BPF_MAP_TYPE_PERF_EVENT_ARRAY", "BPF_MAP_TYPE_PERCPU_HASH", "BPF_MAP_TYPE_PERCPU_ARRAY",
+	"BPF_MAP_TYPE_STACK_TRACE", "BPF_MAP_TYPE_CGROUP_ARRAY", "BPF_MAP_TYPE_LRU_HASH",
+	"BPF_MAP_TYPE_LRU_PERCPU_HASH", "BPF_MAP_TYPE_LPM_TRIE", "BPF_MAP_TYPE_ARRAY_OF_MAPS",
+	"BPF_MAP_TYPE_HASH_OF_MAPS", "BPF_MAP_TYPE_DEVMAP", "BPF_MAP_TYPE_SOCKMAP", "BPF_MAP_TYPE_CPUMAP",
+	"BPF_MAP_TYPE_XSKMAP", "BPF_MAP_TYPE_SOCKHASH", "BPF_MAP_TYPE_CGROUP_STORAGE",
+	"BPF_MAP_TYPE_REUSEPORT_SOCKARRAY", "BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE", "BPF_MAP_TYPE_QUEUE",
+	"BPF_MAP_TYPE_STACK", "BPF_MAP_TYPE_SK_STORAGE", "BPF_MAP_TYPE_DEVMAP_HASH", "BPF_MAP_TYPE_STRUCT_OPS",
+	"BPF_MAP_TYPE_RINGBUF", "BPF_MAP_TYPE_INODE_STORAGE", "BPF_MAP_TYPE_TASK_STORAGE",
+	"BPF_MAP_TYPE_BLOOM_FILTER", "BPF_MAP_TYPE_USER_RINGBUF", "BPF_MAP_TYPE_CGRP_STORAGE",
+	"BPF_MAP_TYPE_ARENA",
+}
+
+// bpfMapArg decodes struct bpf_map_data (bpf/kprobe.c).
+func bpfMapArg(b []byte) *api.KprobeBpfMap {
+	if len(b) < 32 {
+		return &api.KprobeBpfMap{}
+	}
+	le := binary.LittleEndian
+	t := le.Uint32(b[0:])
+	m := &api.KprobeBpfMap{MapType: strconv.FormatUint(uint64(t), 10), KeySize: le.Uint32(b[4:]),
+		ValueSize: le.Uint32(b[8:]), MaxEntries: le.Uint32(b[12:]), MapName: escape.String(cString(b[16:32]))}
+	if int(t) < len(bpfMapTypes) {
+		m.MapType = bpfMapTypes[t]
+	}
+	return m
+}
+
+// perfTypes names the fixed perf_event_attr types (enum perf_type_id);
+// a dynamic PMU's events are named by the PMU.
+var perfTypes = []string{"PERF_TYPE_HARDWARE", "PERF_TYPE_SOFTWARE", "PERF_TYPE_TRACEPOINT",
+	"PERF_TYPE_HW_CACHE", "PERF_TYPE_RAW", "PERF_TYPE_BREAKPOINT"}
+
+// perfEventArg decodes struct perf_event_data (bpf/kprobe.c): config,
+// config2, type, PMU name (16 bytes), kprobe function (64 bytes).
+func perfEventArg(b []byte) *api.KprobePerfEvent {
+	if len(b) < 100 {
+		return &api.KprobePerfEvent{}
+	}
+	le := binary.LittleEndian
+	t := le.Uint32(b[16:])
+	p := &api.KprobePerfEvent{Config: le.Uint64(b[0:]), ProbeAddr: le.Uint64(b[8:]),
+		Type: escape.String(cString(b[20:36])), KprobeFunc: escape.String(cString(b[36:100]))}
+	if int(t) < len(perfTypes) {
+		p.Type = perfTypes[t]
+	} else if p.Type == "" {
+		p.Type = strconv.FormatUint(uint64(t), 10)
+	}
+	return p
+}
+
+// cString is b up to its first NUL byte.
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}

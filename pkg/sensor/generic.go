@@ -163,6 +163,10 @@ type Arg struct {
 	// The syscall-tracepoint mapping reads whole registers.
 	Size   uint8
 	Signed bool
+	// Resolve, when not empty, is the path of struct members the kprobe
+	// program follows from the parameter before reading it as Source
+	// (bpf/kprobe.c only).
+	Resolve []ResolveStep
 }
 
 // MatchKind says what a selector entry filters on (enum match_kind).

@@ -16,6 +16,18 @@ import (
 // x86_64 calling convention passes six in registers).
 const MaxParams = 6
 
+// MaxResolveSteps is how many members a resolve path may follow (the
+// kprobe object's res_off rows).
+const MaxResolveSteps = 8
+
+// ResolveStep is one step of a resolve path: Offset is added to the
+// current address, then Load bytes (1, 2, 4 or 8) are read there; Load 0
+// keeps the address.
+type ResolveStep struct {
+	Offset uint32
+	Load   uint8
+}
+
 // Attach says what a hook served by bpf/kprobe.c attaches to.
 type Attach int
 
@@ -36,6 +48,10 @@ const (
 	// AttachUprobe: function Symbol (or file Offset) of executable Path
 	// (uretprobe for Return).
 	AttachUprobe
+	// AttachFentry: kernel function Symbol, by an fentry program (fexit
+	// for Return, which gets the parameters and the return value at once;
+	// fmod_ret for Override).
+	AttachFentry
 )
 
 // Argument sources only bpf/kprobe.c reads: the socket's fields, or the
@@ -67,6 +83,13 @@ const (
 	// SrcRegBpfAttr: a union bpf_attr * of a BPF_PROG_LOAD, its program
 	// type, instruction count and name (struct bpf_attr_data)
 	SrcRegBpfAttr = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_ATTR)
+	// SrcRegBpfMap: a struct bpf_map *, its type, key and value sizes,
+	// maximum entries and name (struct bpf_map_data)
+	SrcRegBpfMap = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_MAP)
+	// SrcRegPerfEvent: a struct perf_event *, its attr's type, config and
+	// config2, its PMU's name and, for the kprobe PMU, the probed
+	// function (struct perf_event_data)
+	SrcRegPerfEvent = ArgSource(bpf.GenericArgSrcSRC_REG_PERF_EVENT)
 )
 
 // Socket tracking (TrackSock, UntrackSock).
@@ -208,10 +231,25 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	if err != nil {
 		return nil, fmt.Errorf("reading the kprobe object: %w", err)
 	}
-	var sizes, signed [MaxArgs]uint8
+	var sizes, signed, resSteps [MaxArgs]uint8
+	var resOff [MaxArgs][MaxResolveSteps]uint32
+	var resLoad [MaxArgs][MaxResolveSteps]uint8
 	for i, a := range spec.Args {
-		if i < MaxArgs {
-			sizes[i], signed[i] = a.Size, boolByte(a.Signed)
+		if i >= MaxArgs {
+			continue
+		}
+		sizes[i], signed[i] = a.Size, boolByte(a.Signed)
+		if len(a.Resolve) > MaxResolveSteps {
+			return nil, fmt.Errorf("argument %d: resolve takes %d steps, at most %d", i, len(a.Resolve), MaxResolveSteps)
+		}
+		resSteps[i] = uint8(len(a.Resolve))
+		for j, st := range a.Resolve {
+			switch st.Load {
+			case 0, 1, 2, 4, 8:
+			default:
+				return nil, fmt.Errorf("argument %d: resolve step %d reads %d bytes", i, j, st.Load)
+			}
+			resOff[i][j], resLoad[i][j] = st.Offset, st.Load
 		}
 	}
 	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
@@ -243,6 +281,9 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		"at_return":       spec.Return,
 		"arg_size":        sizes,
 		"arg_signed":      signed,
+		"res_steps":       resSteps,
+		"res_off":         resOff,
+		"res_load":        resLoad,
 		"tp_off":          tpOff,
 		"tp_size":         tpSize,
 		"tp_read":         tpRead,
@@ -267,6 +308,12 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	case spec.Override:
 		progs = []string{"gen_fmod_ret"}
 		cs.Programs["gen_fmod_ret"].AttachTo = spec.Symbol
+	case spec.Attach == AttachFentry && spec.Return:
+		progs = []string{"gen_fexit"}
+		cs.Programs["gen_fexit"].AttachTo = spec.Symbol
+	case spec.Attach == AttachFentry:
+		progs = []string{"gen_fentry"}
+		cs.Programs["gen_fentry"].AttachTo = spec.Symbol
 	case spec.Return:
 		// the return probe attaches first: an entry probe alone would
 		// save parameters that nothing consumes
@@ -281,9 +328,10 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		// a stack map's entries are preallocated: no stacks, no room
 		cs.Maps["stacks"].MaxEntries = 1
 	}
-	if !spec.Return {
+	if !spec.Return || spec.Attach == AttachFentry {
 		// the LRU hash of parameters saved at entry is preallocated; a hook
-		// that does not run at return never touches it
+		// that does not run at return never touches it, nor does fexit,
+		// which gets the parameters at return
 		cs.Maps["entries"].MaxEntries = 1
 	}
 	replace := map[string]*ebpf.Map{"events": events}
@@ -337,6 +385,8 @@ func (a Attach) String() string {
 		return "raw tracepoint"
 	case AttachUprobe:
 		return "uprobe"
+	case AttachFentry:
+		return "fentry"
 	}
 	return "kprobe"
 }
@@ -349,6 +399,10 @@ func attach(spec KprobeSpec, prog string, p *ebpf.Program) (link.Link, error) {
 	switch {
 	case prog == "gen_fmod_ret":
 		l, err = link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachModifyReturn})
+	case prog == "gen_fentry":
+		l, err = link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceFEntry})
+	case prog == "gen_fexit":
+		l, err = link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceFExit})
 	case prog == "gen_lsm":
 		l, err = link.AttachLSM(link.LSMOptions{Program: p})
 	case prog == "gen_tracepoint":

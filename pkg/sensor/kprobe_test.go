@@ -83,6 +83,13 @@ func TestKprobeVerifies(t *testing.T) {
 				{Matches: []Match{{Arg: 1, Op: OpInRange, Ints: []int64{1, 4, -3, -1}}, {Arg: 0, Op: OpSubStringIgnCase, Strings: []string{"shadow"}}}},
 				{Matches: []Match{{Arg: 1, Op: OpNotInRange, Ints: []int64{2, 2}}, {Arg: 0, Op: OpNotFileType, Ints: []int64{0o040000}}, {Arg: 0, Op: OpSubString, Strings: []string{"/."}}}},
 			}}},
+		{"bpf_map and perf_event", KprobeSpec{Symbol: "security_bpf_map_alloc", Params: 1, Args: []Arg{
+			{Source: SrcRegBpfMap, Reg: 0, Kind: KindPath}, {Source: SrcRegPerfEvent, Reg: 0, Kind: KindPath}}}},
+		{"resolve", KprobeSpec{Symbol: "security_bprm_check", Params: 1, Args: []Arg{
+			{Source: SrcRegStr, Reg: 0, Kind: KindPath, Resolve: []ResolveStep{{8, 8}, {16, 8}, {24, 8}, {24, 8}, {100, 0}}},
+			{Source: SrcReg, Reg: 0, Kind: KindInt, Size: 4, Resolve: []ResolveStep{{8, 8}, {16, 4}}},
+			{Source: SrcRegKPath, Reg: 0, Kind: KindPath, Resolve: []ResolveStep{{1, 8}, {2, 0}, {3, 0}, {4, 8}, {5, 0}, {6, 8}, {7, 8}, {8, 0}}}},
+			Selectors: sels[:1]}},
 		{"net_device", KprobeSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
 			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{"lo"}}}, Actions: ActPost}}}},
 	} {
@@ -94,6 +101,17 @@ func TestKprobeVerifies(t *testing.T) {
 			if err := k.Close(); err != nil {
 				t.Fatal(err)
 			}
+		})
+	}
+	for _, c := range []struct{ name, feature string }{{"fentry", "fentry"}, {"fexit", "fexit"}} {
+		t.Run(c.name, func(t *testing.T) {
+			testutil.RequireFeature(t, c.feature)
+			k, err := loadKprobe(KprobeSpec{Attach: AttachFentry, Symbol: "security_file_permission", Params: 2, Return: c.name == "fexit",
+				Args: all[:2], Selectors: sels}, newRing(t), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k.Close()
 		})
 	}
 	t.Run("fmod_ret", func(t *testing.T) {

@@ -44,7 +44,7 @@ func (b *BTFKernel) Func(name string) (FuncProto, error) {
 func funcProto(name string, proto *btf.FuncProto) FuncProto {
 	out := FuncProto{Name: name, Return: cType(proto.Return)}
 	for _, p := range proto.Params {
-		out.Params = append(out.Params, Param{Name: p.Name, Type: cType(p.Type)})
+		out.Params = append(out.Params, Param{Name: p.Name, Type: cType(p.Type), BTF: p.Type})
 	}
 	return out
 }

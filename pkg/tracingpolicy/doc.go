@@ -24,13 +24,19 @@
 //
 // # What is supported
 //
-// Hooks: kprobes, tracepoints, lsmhooks, uprobes (symbols or offsets).
+// Hooks: kprobes, fentries (the kprobe spec, served by fentry/fexit
+// programs), tracepoints (raw: true, or listed in rawtracepoints, for the
+// raw tracepoint), lsmhooks, uprobes (symbols or offsets).
 //
 // Argument types (see [ArgType]): integers int, int8, uint8, int16, uint16,
 // int32, uint32, int64, uint64, long, ulong, size_t (and Tetragon's sint8,
 // sint16, sint32, sint64 aliases); strings string, char_buf, filename;
-// paths fd, file, path, dentry; sockets sock, skb, sockaddr; and nop (declared
-// but not read). Every other Tetragon type is rejected as not supported.
+// paths fd, file, path, dentry; sockets sock, skb, sockaddr; kernel
+// objects reported whole (linux_binprm, cred, user_namespace, bpf_attr,
+// bpf_map, perf_event, ...: see [ArgType]); and nop (declared but not
+// read). Every other Tetragon type is rejected as not supported. An
+// argument's resolve path (members joined by dots) is checked for syntax
+// here and against the kernel's BTF when the hook is compiled.
 //
 // matchArgs / matchReturnArgs operators (see [Operator]): Equal, NotEqual on
 // every readable type; Prefix, NotPrefix, Postfix, NotPostfix on strings and

@@ -33,9 +33,9 @@ func TestErrorMessages(t *testing.T) {
     args:
     - index: 1
       type: "fil"
-`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`}},
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop)`}},
 		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: iov_iter}\n",
-			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`}},
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop)`}},
 		{"unknown field with suggestion", header + `  kprobes:
   - calll: fd_install
 `, []string{
@@ -256,11 +256,39 @@ func TestErrorMessages(t *testing.T) {
 		{"not supported filter", header + fdInstall + `    - matchNamespaceChanges:
       - {operator: In, values: [Mnt]}
 `, []string{`x.yaml:13:7: spec.kprobes[0].selectors[0].matchNamespaceChanges: matchNamespaceChanges is not supported by this agent`}},
-		{"resolve not supported", header + `  kprobes:
-  - call: sys_openat
+		{"fentries take the kprobe spec", header + `  fentries:
+  - call: tcp_close
     args:
-    - {index: 0, type: int, resolve: "f_path"}
-`, []string{`x.yaml:9:29: spec.kprobes[0].args[0].resolve: resolve is not supported by this agent`}},
+    - {index: 0, type: sock}
+`, []string{`x.yaml:7:11: spec.fentries[0].call: "tcp_close" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
+			`x.yaml:9:24: spec.fentries[0].args[0].type: type sock reads a kernel object, but system call arguments are integers and user-space pointers (use fd, int, string or char_buf)`}},
+		{"fentries selectors", header + `  fentries:
+  - call: tcp_close
+    syscall: false
+    selectors:
+    - matchArgs:
+      - {index: 1, operator: Equal, values: ["1"]}
+`, []string{`x.yaml:11:17: spec.fentries[0].selectors[0].matchArgs[0].index: argument index 1 is not declared in args (declared: none)`}},
+		{"rawtracepoints are raw", header + `  rawtracepoints:
+  - subsystem: sched
+    event: sched_process_exec
+    raw: false
+`, []string{`x.yaml:9:10: spec.rawtracepoints[0].raw: rawtracepoints are raw tracepoints; raw: false belongs in tracepoints`}},
+		{"resolvePathInContainer is a bool", header + `  uprobes:
+  - path: /bin/sh
+    symbols: [main]
+    resolvePathInContainer: yes please
+`, []string{`x.yaml:9:29: spec.uprobes[0].resolvePathInContainer: must be true or false, got string "yes please"`}},
+		{"resolve path syntax", header + `  kprobes:
+  - call: fd_install
+    syscall: false
+    args:
+    - {index: 1, type: path, resolve: "f_path..dentry"}
+    - {index: 0, type: int, resolve: "a.b.c.d.e.f.g.h.i"}
+    - {index: 2, type: int, resolve: "f_path.1x"}
+`, []string{`x.yaml:10:39: spec.kprobes[0].args[0].resolve: invalid resolve path "f_path..dentry": a member name is empty (write members joined by single dots)`,
+			`x.yaml:11:38: spec.kprobes[0].args[1].resolve: invalid resolve path "a.b.c.d.e.f.g.h.i": it names 9 members, at most 8 are followed`,
+			`x.yaml:12:38: spec.kprobes[0].args[2].resolve: invalid resolve path "f_path.1x": "1x" is not a C member name`}},
 		{"matchBinaries relative path", header + fdInstall + `    - matchBinaries:
       - operator: In
         values: ["cat", "/usr/bin/tail"]
@@ -300,7 +328,7 @@ func TestErrorMessages(t *testing.T) {
 		{"cluster policy with namespace", strings.Replace(header, "name: p", "name: p\n  namespace: default", 1) + "  kprobes: [{call: sys_openat}]\n",
 			[]string{`x.yaml:5:14: metadata.namespace: a TracingPolicy is cluster-wide and takes no namespace (use kind TracingPolicyNamespaced)`}},
 		{"no hooks", header + "  options: []\n",
-			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, tracepoints, lsmhooks or uprobes)`}},
+			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)`}},
 		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  usdts: []\n",
 			[]string{`x.yaml:7:3: spec.usdts: usdts is not supported by this agent`}},
 		{"unknown option", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: turbo, value: \"on\"}\n",
@@ -345,7 +373,7 @@ func TestErrorMessages(t *testing.T) {
 		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
 			[]string{
 				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
-				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop)`,
 			}},
 	}
 	for _, c := range cases {

@@ -168,8 +168,10 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 	return k, len(d.errs.Errors) == before
 }
 
-func (d *decoder) tracepoint(n *yaml.Node, p fieldPath) (TracepointSpec, bool) {
-	t := TracepointSpec{Src: d.src(n, p)}
+// tracepoint decodes a tracepoints: entry, or, with rawList, a
+// rawtracepoints: entry, which is always read as a raw tracepoint.
+func (d *decoder) tracepoint(n *yaml.Node, p fieldPath, rawList bool) (TracepointSpec, bool) {
+	t := TracepointSpec{Src: d.src(n, p), Raw: rawList}
 	var c common
 	before := len(d.errs.Errors)
 	name := func(dst *string) func(v *yaml.Node, fp fieldPath) {
@@ -185,7 +187,14 @@ func (d *decoder) tracepoint(n *yaml.Node, p fieldPath) (TracepointSpec, bool) {
 	fields := append(d.commonFields(&c, hookTracepoint),
 		field{name: "subsystem", required: true, decode: name(&t.Subsystem)},
 		field{name: "event", required: true, decode: name(&t.Event)},
-		field{name: "raw", decode: func(v *yaml.Node, fp fieldPath) { t.Raw, _ = d.boolean(v, fp) }},
+		field{name: "raw", decode: func(v *yaml.Node, fp fieldPath) {
+			raw, ok := d.boolean(v, fp)
+			if ok && rawList && !raw {
+				d.errorf(v, fp, "rawtracepoints are raw tracepoints; raw: false belongs in tracepoints")
+				return
+			}
+			t.Raw = raw || rawList
+		}},
 	)
 	if !d.mapping(n, p, fields) {
 		return t, false
@@ -259,6 +268,10 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 				u.ReturnArg = &a
 			}
 		}},
+		field{name: "resolvePathInContainer", decode: func(v *yaml.Node, fp fieldPath) {
+			u.ResolvePathInContainer, _ = d.boolean(v, fp)
+			u.ResolvePathSrc = d.src(v, fp)
+		}},
 		field{name: "addrs"}, field{name: "refCtrOffsets"}, field{name: "btfPath"}, field{name: "data"},
 	)
 	if !d.mapping(n, p, fields) {
@@ -285,7 +298,7 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 // call's arguments never are.
 func kernelObject(t ArgType) bool {
 	switch t {
-	case TypeFile, TypePath, TypeDentry, TypeFilename, TypeSock, TypeSkb:
+	case TypeFile, TypePath, TypeDentry, TypeFilename, TypeSock, TypeSkb, TypeBpfMap, TypePerfEvent:
 		return true
 	}
 	return false
@@ -372,7 +385,16 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 				a.SizeArgIndex = uint32(i)
 			}
 		}},
-		{name: "resolve"}, {name: "btfType"}, {name: "source"},
+		{name: "resolve", decode: func(v *yaml.Node, fp fieldPath) {
+			if s, ok := d.str(v, fp); ok {
+				if msg := checkResolvePath(s); msg != "" {
+					d.errorf(v, fp, "invalid resolve path %q: %s", truncate(s), msg)
+					return
+				}
+				a.Resolve = s
+			}
+		}},
+		{name: "btfType"}, {name: "source"},
 	})
 	if !ok {
 		return a, false, indexed
@@ -397,6 +419,9 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 					d.errorf(f.node, p.field(f.name), "%s applies to char_buf arguments only (this one is %s)", f.name, a.Type)
 				}
 			}
+		}
+		if ret && a.Resolve != "" {
+			d.errorf(n, p, "a return value cannot use resolve")
 		}
 		if ret && (a.SizeArgIndex != 0 || a.ReturnCopy) {
 			d.errorf(n, p, "a return value cannot use sizeArgIndex or returnCopy")

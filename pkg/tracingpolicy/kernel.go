@@ -2,6 +2,8 @@ package tracingpolicy
 
 import (
 	"errors"
+
+	"github.com/cilium/ebpf/btf"
 	"runtime"
 	"slices"
 	"strings"
@@ -29,6 +31,9 @@ type FuncProto struct {
 type Param struct {
 	Name string
 	Type CType
+	// BTF is the parameter's type as the kernel's BTF has it, for resolve
+	// paths; nil where the prototype does not come from BTF.
+	BTF btf.Type
 }
 
 // CKind is the shape of a C type, after typedefs and qualifiers.
@@ -100,6 +105,10 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct user_namespace")
 	case TypeBpfAttr:
 		return ptrTo("union bpf_attr")
+	case TypeBpfMap:
+		return ptrTo("struct bpf_map")
+	case TypePerfEvent:
+		return ptrTo("struct perf_event")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

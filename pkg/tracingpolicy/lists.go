@@ -104,8 +104,14 @@ func (d *decoder) lists(n *yaml.Node, p fieldPath, s *Spec) {
 // spec.lists, once the whole spec is read (lists may follow kprobes), and
 // sets each one's Syscall from its list's kind.
 func (d *decoder) checkListCalls(s *Spec) {
+	var probes []*KProbeSpec
 	for i := range s.KProbes {
-		k := &s.KProbes[i]
+		probes = append(probes, &s.KProbes[i])
+	}
+	for i := range s.Fentries {
+		probes = append(probes, &s.Fentries[i])
+	}
+	for _, k := range probes {
 		if k.List == "" {
 			continue
 		}

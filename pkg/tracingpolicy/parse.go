@@ -372,9 +372,27 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 				}
 			})
 		}},
+		{name: "fentries", decode: func(v *yaml.Node, fp fieldPath) {
+			// Tetragon 1.6's fentries take the kprobe spec, served by
+			// fentry/fexit programs instead of kprobes
+			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
+				if h, ok := d.kprobe(item, ip); ok {
+					s.Fentries = append(s.Fentries, h)
+				}
+			})
+		}},
 		{name: "tracepoints", decode: func(v *yaml.Node, fp fieldPath) {
 			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
-				if h, ok := d.tracepoint(item, ip); ok {
+				if h, ok := d.tracepoint(item, ip, false); ok {
+					s.Tracepoints = append(s.Tracepoints, h)
+				}
+			})
+		}},
+		{name: "rawtracepoints", decode: func(v *yaml.Node, fp fieldPath) {
+			// tracepoints read raw: the TP_PROTO arguments (tracepoints
+			// with raw: true)
+			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
+				if h, ok := d.tracepoint(item, ip, true); ok {
 					s.Tracepoints = append(s.Tracepoints, h)
 				}
 			})
@@ -419,7 +437,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		{name: "podSelector", decode: func(v *yaml.Node, fp fieldPath) { s.PodSelector = d.labelSelector(v, fp, false) }},
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
 		// Tetragon features this agent does not implement.
-		{name: "fentries"}, {name: "usdts"}, {name: "enforcers"},
+		{name: "usdts"}, {name: "enforcers"},
 		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
 			// false asks for nothing; true asks for Tetragon's loader
 			// sensor, not built here
@@ -433,7 +451,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		d.checkListCalls(s)
 	}
 	if ok && declared == 0 {
-		d.errorf(n, p, "the policy declares no hooks (kprobes, tracepoints, lsmhooks or uprobes)")
+		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)")
 	}
 }
 

@@ -595,3 +595,36 @@ func TestReadmeErrorExamples(t *testing.T) {
 		t.Errorf("found %d examples in the README", examples)
 	}
 }
+
+// spec.fentries (Tetragon 1.6) takes the kprobe spec, defaults included.
+func TestFentries(t *testing.T) {
+	ps, err := ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/fentry.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ps[0].Spec
+	if len(s.KProbes) != 0 || len(s.Fentries) != 2 || s.Hooks() != 2 {
+		t.Fatalf("kprobes %d, fentries %d, hooks %d: want 0, 2, 2", len(s.KProbes), len(s.Fentries), s.Hooks())
+	}
+	c, cl := s.Fentries[0], s.Fentries[1]
+	if c.Call != "tcp_connect" || c.Syscall || !c.Return || c.ReturnArg == nil || c.ReturnArg.Type != TypeInt ||
+		len(c.Args) != 1 || c.Args[0].Type != TypeSock {
+		t.Errorf("tcp_connect: %+v", c)
+	}
+	if cl.Call != "tcp_close" || cl.Syscall || cl.Return || len(cl.Args) != 1 || cl.Args[0].Type != TypeSock {
+		t.Errorf("tcp_close: %+v", cl)
+	}
+}
+
+// spec.rawtracepoints are tracepoints read raw.
+func TestRawTracepointsParse(t *testing.T) {
+	ps, err := ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/rawtp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ps[0].Spec
+	if len(s.Tracepoints) != 1 || !s.Tracepoints[0].Raw || s.Tracepoints[0].Event != "sched_process_exec" ||
+		len(s.Tracepoints[0].Args) != 1 || s.Tracepoints[0].Args[0].Type != TypeLinuxBinprm {
+		t.Fatalf("tracepoints %+v", s.Tracepoints)
+	}
+}

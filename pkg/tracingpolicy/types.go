@@ -2,6 +2,7 @@ package tracingpolicy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,7 +85,7 @@ func (p *TracingPolicy) Namespaced() bool { return p.Kind == KindTracingPolicyNa
 // lists as monitor_only.
 func (p *TracingPolicy) Enforces() bool {
 	var sels [][]Selector
-	for _, k := range p.Spec.KProbes {
+	for _, k := range append(slices.Clip(p.Spec.KProbes), p.Spec.Fentries...) {
 		sels = append(sels, k.Selectors)
 	}
 	for _, t := range p.Spec.Tracepoints {
@@ -123,7 +124,10 @@ type Metadata struct {
 
 // Spec is a policy's specification.
 type Spec struct {
-	KProbes     []KProbeSpec
+	KProbes []KProbeSpec
+	// Fentries are kprobe specs (Tetragon 1.6's spec.fentries) served by
+	// fentry programs (fexit for return: true) instead of kprobes.
+	Fentries    []KProbeSpec
 	Tracepoints []TracepointSpec
 	LsmHooks    []LsmHookSpec
 	UProbes     []UProbeSpec
@@ -194,7 +198,7 @@ func (s *Spec) List(name string) (ListSpec, bool) {
 
 // Hooks returns the number of hooks the spec declares.
 func (s *Spec) Hooks() int {
-	return len(s.KProbes) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes)
+	return len(s.KProbes) + len(s.Fentries) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes)
 }
 
 // PolicyMode is a policy's enforcement mode (option policy-mode).
@@ -350,14 +354,20 @@ type UProbeSpec struct {
 	Path    string
 	Symbols []string
 	// Offsets are file offsets of the probed instructions.
-	Offsets   []uint64
-	Return    bool
-	ReturnArg *ArgSpec
-	Args      []ArgSpec
-	Selectors []Selector
-	Message   string
-	Tags      []string
-	Src       Source
+	Offsets []uint64
+	// ResolvePathInContainer (Tetragon 1.6) reads Path in each container
+	// the policy's podSelector selects, under its root file system; the
+	// decision is the loader's (pkg/hooks), which refuses it.
+	ResolvePathInContainer bool
+	// ResolvePathSrc locates the field, for that refusal.
+	ResolvePathSrc Source
+	Return         bool
+	ReturnArg      *ArgSpec
+	Args           []ArgSpec
+	Selectors      []Selector
+	Message        string
+	Tags           []string
+	Src            Source
 }
 
 // Arg returns the declared argument with index i.
@@ -376,7 +386,12 @@ type ArgSpec struct {
 	// SizeArgIndex is, as in Tetragon, the index+1 of the argument holding
 	// the buffer size; 0 means none.
 	SizeArgIndex uint32
-	Src          Source
+	// Resolve is a path of struct members followed from the argument
+	// ("mm.owner.real_parent.comm"), as Tetragon's resolve: the argument
+	// is then what the path ends at, read as Type. Checked against the
+	// kernel's BTF when the hook is compiled.
+	Resolve string
+	Src     Source
 	// TypeSrc locates the type field, where type mismatches are reported.
 	TypeSrc Source
 }
@@ -439,6 +454,13 @@ const (
 	// the program's type, instruction count and name, as Tetragon reports
 	// it; not matched.
 	TypeBpfAttr ArgType = "bpf_attr"
+	// TypeBpfMap is a struct bpf_map *: its type, key and value sizes,
+	// maximum entries and name, as Tetragon's bpf_map_arg; not matched.
+	TypeBpfMap ArgType = "bpf_map"
+	// TypePerfEvent is a struct perf_event *: its type, config, probe
+	// address and, for a kprobe, the function, as Tetragon's
+	// perf_event_arg; not matched.
+	TypePerfEvent ArgType = "perf_event"
 
 	TypeNop ArgType = "nop"
 
@@ -492,7 +514,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr, TypeSocket:
 		return typeInfo{class: ClassSocket}, true
-	case TypeCred, TypeUserNamespace, TypeBpfAttr:
+	case TypeCred, TypeUserNamespace, TypeBpfAttr, TypeBpfMap, TypePerfEvent:
 		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
@@ -519,7 +541,7 @@ func canonicalType(s string) ArgType {
 // get a "not supported" error instead of "unknown type".
 func unsupportedType(s string) bool {
 	switch s {
-	case "auto", "char_iovec", "perf_event", "bpf_map", "capability",
+	case "auto", "char_iovec", "capability",
 		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
 		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
 		"bpf_cmd", "bpf_prog":
@@ -530,7 +552,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
