@@ -181,9 +181,14 @@ func TestErrorMessages(t *testing.T) {
 		{"too many selectors", header + fdInstall + strings.Repeat("    - matchActions: [{action: Post}]\n", 6),
 			[]string{`x.yaml:13:5: spec.kprobes[0].selectors: has 6 entries, at most 5 are allowed`}},
 		{"unsupported action", header + fdInstall + `    - matchActions:
-      - action: FollowFD
+      - action: GetUrl
+        argUrl: http://127.0.0.1/
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action GetUrl is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+		{"action removed from Tetragon", header + fdInstall + `    - matchActions:
+      - action: followfd
         argFd: 0
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+        argName: 1
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD was removed from Tetragon (deprecated as unsafe before v1.5, dropped by cilium/tetragon#5090 after v1.7): the fd table it kept went wrong whenever the policy missed a hook that closes, passes or duplicates a descriptor`}},
 		{"unknown action", header + fdInstall + `    - matchActions:
       - action: Explode
 `, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},

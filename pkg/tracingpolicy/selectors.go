@@ -410,7 +410,9 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock:
 				a.Action = act
 			default:
-				if unsupportedAction(s) {
+				if why := removedAction(s); why != "" {
+					d.errorf(v, fp, "%s", why)
+				} else if unsupportedAction(s) {
 					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", s)
 				} else {
 					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", truncate(s))

@@ -763,7 +763,7 @@ func (a Action) Enforces() bool {
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup",
+	case "GetUrl", "DnsLookup",
 		"NotifyEnforcer", "CleanupEnforcerNotification", "Set":
 		return true
 	}
