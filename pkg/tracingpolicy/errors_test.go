@@ -103,17 +103,36 @@ func TestErrorMessages(t *testing.T) {
       - index: 1
         operator: Prefx
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"unsupported operator", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: CelExpr
+        values: ["/etc"]
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "CelExpr" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+		{"InMap on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: InMap
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "InMap" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator InMap does not apply to type file (paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase, FileType, NotFileType)`}},
+		{"InMap values", header + fdInstall + `    - matchArgs:
+      - index: 0
+        operator: InMap
+        values: ["3", "x", "9:2", "list:", "list:nope", "list:funcs", "4:7", "0x10"]
+  lists:
+  - name: funcs
+    values: [fd_install]
+`, []string{
+			`x.yaml:16:23: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: value "x" is not an integer (type int) (InMap takes integers, lo:hi ranges and list:NAME)`,
+			`x.yaml:16:28: spec.kprobes[0].selectors[0].matchArgs[0].values[2]: range "9:2" is empty: its lower bound is above its upper bound (InMap takes integers, lo:hi ranges and list:NAME)`,
+			`x.yaml:16:35: spec.kprobes[0].selectors[0].matchArgs[0].values[3]: "list:" names no list (write list:NAME, NAME a spec.lists entry)`,
+			`x.yaml:16:44: spec.kprobes[0].selectors[0].matchArgs[0].values[4]: list "nope" is not defined in spec.lists`,
+			`x.yaml:16:57: spec.kprobes[0].selectors[0].matchArgs[0].values[5]: list "funcs" holds kernel functions: InMap takes a list of type syscalls, whose system call numbers are the values`,
+		}},
 		{"prefix on an integer", header + fdInstall + `    - matchArgs:
       - index: 0
         operator: Prefix
         values: ["3"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap)`}},
 		{"mask on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: Mask
@@ -142,7 +161,7 @@ func TestErrorMessages(t *testing.T) {
 `, []string{
 			`x.yaml:16:25: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: "file" is not a file type (reg (regular), dir, lnk (link), sock (socket), chr (char), blk (block), fifo (pipe))`,
 			`x.yaml:19:18: spec.kprobes[0].selectors[0].matchArgs[1].values[0]: empty string`,
-			`x.yaml:21:19: spec.kprobes[0].selectors[0].matchArgs[2].operator: operator FileType does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`,
+			`x.yaml:21:19: spec.kprobes[0].selectors[0].matchArgs[2].operator: operator FileType does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap)`,
 		}},
 		{"not a number", header + fdInstall + `    - matchArgs:
       - index: 0

@@ -203,6 +203,9 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 			}
 		}
 		return a, len(d.errs.Errors) == before
+	case OpInMap, OpNotInMap:
+		d.checkInMapValues(a, t, valueNodes, p)
+		return a, len(d.errs.Errors) == before
 	}
 	if class == ClassInt {
 		a.IntValues = make([]int64, 0, len(a.Values))
@@ -244,7 +247,7 @@ func declaredIndexes(args []ArgSpec) string {
 func operatorsFor(c ArgClass) string {
 	switch c {
 	case ClassInt:
-		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange"
+		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap"
 	case ClassString:
 		return "strings take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase"
 	case ClassPath:

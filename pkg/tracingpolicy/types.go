@@ -570,7 +570,7 @@ func parseOperator(s string) (op Operator, ok bool) {
 		return Operator(s), true
 	}
 	switch op := Operator(s); op {
-	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType:
+	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType, OpInMap, OpNotInMap:
 		return op, true
 	}
 	switch s {
@@ -582,13 +582,13 @@ func parseOperator(s string) (op Operator, ok bool) {
 	return "", false
 }
 
-const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames
+const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames
 
 // unsupportedOperator reports Tetragon operators this agent does not
 // implement.
 func unsupportedOperator(s string) bool {
 	switch s {
-	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "InMap", "NotInMap", "CapabilitiesGained", "CelExpr":
+	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "CapabilitiesGained", "CelExpr":
 		return true
 	}
 	return false
@@ -601,7 +601,7 @@ func (o Operator) appliesTo(c ArgClass) bool {
 		return c == ClassInt || c == ClassString || c == ClassPath
 	case OpPrefix, OpNotPrefix, OpPostfix, OpNotPostfix:
 		return c == ClassString || c == ClassPath
-	case OpMask, OpGreaterThan, OpLessThan, OpInRange, OpNotInRange:
+	case OpMask, OpGreaterThan, OpLessThan, OpInRange, OpNotInRange, OpInMap, OpNotInMap:
 		return c == ClassInt
 	case OpSubString, OpSubStringIgnCase:
 		// Tetragon takes them on strings only; paths are strings here too
@@ -764,7 +764,8 @@ func (a Action) Enforces() bool {
 func unsupportedAction(s string) bool {
 	switch s {
 	case "GetUrl", "DnsLookup",
-		"NotifyEnforcer", "CleanupEnforcerNotification", "Set":
+		"NotifyEnforcer", "CleanupEnforcerNotification", "Set",
+		"NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
 		return true
 	}
 	return false
