@@ -54,6 +54,7 @@ const (
 	GenericArgSrcSRC_REG_SOCKET    GenericArgSrc = 40
 	GenericArgSrcSRC_REG_SKB       GenericArgSrc = 41
 	GenericArgSrcSRC_REG_BPF_ATTR  GenericArgSrc = 42
+	GenericArgSrcSRC_REG_KCAP      GenericArgSrc = 43
 )
 
 type GenericArgType uint32

@@ -87,6 +87,9 @@ enum arg_src {
 	SRC_REG_SKB = 41,
 	/* union bpf_attr * of a BPF_PROG_LOAD (struct bpf_attr_data) */
 	SRC_REG_BPF_ATTR = 42,
+	/* kernel_cap_t *: the capability set, 64 bits (struct { u64 val }
+	 * since 6.3, __u32 cap[2] before: the same bytes) */
+	SRC_REG_KCAP = 43,
 };
 
 enum arg_type {

@@ -173,6 +173,10 @@ func (c *converter) matchDecl(m tp.ArgSelector) MatchDecl {
 	if m.Operator == tp.OpInMap || m.Operator == tp.OpNotInMap {
 		return c.inMapDecl(m)
 	}
+	if m.Operator == tp.OpCapabilityMask {
+		// the parser turned the names into their bits: Mask's test
+		m.Operator = tp.OpMask
+	}
 	md := MatchDecl{Index: int(m.Index), Operator: string(m.Operator), Values: m.Values}
 	if m.IntValues != nil {
 		// canonical decimal: the parser accepts 0x/0o/0b forms

@@ -67,6 +67,9 @@ const (
 	// SrcRegBpfAttr: a union bpf_attr * of a BPF_PROG_LOAD, its program
 	// type, instruction count and name (struct bpf_attr_data)
 	SrcRegBpfAttr = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_ATTR)
+	// SrcRegKCap: a kernel_cap_t *, read as the 64-bit capability set it
+	// points to (an integer)
+	SrcRegKCap = ArgSource(bpf.GenericArgSrcSRC_REG_KCAP)
 )
 
 // Socket tracking (TrackSock, UntrackSock).

@@ -33,9 +33,9 @@ func TestErrorMessages(t *testing.T) {
     args:
     - index: 1
       type: "fil"
-`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`}},
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
 		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: iov_iter}\n",
-			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`}},
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
 		{"unknown field with suggestion", header + `  kprobes:
   - calll: fd_install
 `, []string{
@@ -103,12 +103,12 @@ func TestErrorMessages(t *testing.T) {
       - index: 1
         operator: Prefx
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"unsupported operator", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: CelExpr
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "CelExpr" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "CelExpr" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"InMap on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: InMap
@@ -127,6 +127,25 @@ func TestErrorMessages(t *testing.T) {
 			`x.yaml:16:35: spec.kprobes[0].selectors[0].matchArgs[0].values[3]: "list:" names no list (write list:NAME, NAME a spec.lists entry)`,
 			`x.yaml:16:44: spec.kprobes[0].selectors[0].matchArgs[0].values[4]: list "nope" is not defined in spec.lists`,
 			`x.yaml:16:57: spec.kprobes[0].selectors[0].matchArgs[0].values[5]: list "funcs" holds kernel functions: InMap takes a list of type syscalls, whose system call numbers are the values`,
+		}},
+		{"CapabilityMask", header + `  lsmhooks:
+  - hook: capset
+    args:
+    - {index: 2, type: kernel_cap_t}
+    - {index: 3, type: int}
+    selectors:
+    - matchArgs:
+      - {index: 2, operator: CapabilityMask, values: [CAP_SYS_ADMIN, cap_bpf, CAP_NOPE]}
+      - {index: 3, operator: CapabilityMask, values: [CAP_SYS_ADMIN]}
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - {index: 4, type: cap_effective}
+`, []string{
+			`x.yaml:13:79: spec.lsmhooks[0].selectors[0].matchArgs[0].values[2]: "CAP_NOPE" is not a capability name (CAP_CHOWN ... CAP_CHECKPOINT_RESTORE)`,
+			`x.yaml:14:30: spec.lsmhooks[0].selectors[0].matchArgs[1].operator: operator CapabilityMask applies to kernel_cap_t, cap_inheritable, cap_permitted and cap_effective arguments (this one is int)`,
+			`x.yaml:19:24: spec.tracepoints[0].args[0].type: type cap_effective reads the capability set a kernel_cap_t pointer points to: kprobe and LSM hook arguments only`,
 		}},
 		{"prefix on an integer", header + fdInstall + `    - matchArgs:
       - index: 0
@@ -369,7 +388,7 @@ func TestErrorMessages(t *testing.T) {
 		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
 			[]string{
 				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
-				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, nop)`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
 			}},
 	}
 	for _, c := range cases {

@@ -377,6 +377,9 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 	if !ok {
 		return a, false, indexed
 	}
+	if a.Type.CapSet() && (k == hookUprobe || k == hookTracepoint || ret) {
+		d.errorf(typeNode, p.field("type"), "type %s reads the capability set a kernel_cap_t pointer points to: kprobe and LSM hook arguments only", a.Type)
+	}
 	if a.Type != "" {
 		if k == hookUprobe {
 			switch a.Type.Class() {

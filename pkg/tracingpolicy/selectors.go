@@ -176,6 +176,20 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 		return a, false // the type itself was invalid, already reported
 	}
 	class := t.Class()
+	if a.Operator == OpCapabilityMask {
+		if !t.CapSet() {
+			d.errorf(opNode, p.field("operator"), "operator CapabilityMask applies to kernel_cap_t, cap_inheritable, cap_permitted and cap_effective arguments (this one is %s)", t)
+			return a, false
+		}
+		bits, errs := capabilityMaskValues(a.Values)
+		for i, err := range errs {
+			if err != nil {
+				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
+			}
+		}
+		a.IntValues = bits
+		return a, len(d.errs.Errors) == before
+	}
 	if !a.Operator.appliesTo(class) {
 		d.errorf(opNode, p.field("operator"), "operator %s does not apply to type %s (%s)", a.Operator, t, operatorsFor(class))
 		return a, false
