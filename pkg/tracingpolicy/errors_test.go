@@ -147,6 +147,15 @@ func TestErrorMessages(t *testing.T) {
 			`x.yaml:14:30: spec.lsmhooks[0].selectors[0].matchArgs[1].operator: operator CapabilityMask applies to kernel_cap_t, cap_inheritable, cap_permitted and cap_effective arguments (this one is int)`,
 			`x.yaml:19:24: spec.tracepoints[0].args[0].type: type cap_effective reads the capability set a kernel_cap_t pointer points to: kprobe and LSM hook arguments only`,
 		}},
+		{"int32_arr and size", header + `  kprobes:
+  - call: sys_pipe
+    args:
+    - {index: 0, type: int32_arr, size: 2, returnCopy: true}
+    - {index: 1, type: int, size: 2}
+`, []string{
+			`x.yaml:9:24: spec.kprobes[0].args[0].type: type "int32_arr" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
+			`x.yaml:10:35: spec.kprobes[0].args[1].size: size applies to int32_arr arguments only (this one is int)`,
+		}},
 		{"prefix on an integer", header + fdInstall + `    - matchArgs:
       - index: 0
         operator: Prefix

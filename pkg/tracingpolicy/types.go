@@ -520,7 +520,7 @@ func canonicalType(s string) ArgType {
 func unsupportedType(s string) bool {
 	switch s {
 	case "auto", "char_iovec", "perf_event", "bpf_map", "capability",
-		"iov_iter", "const_buf", "load_info", "module", "data_loc",
+		"iov_iter", "const_buf", "load_info", "module", "data_loc", "int32_arr",
 		"bpf_cmd", "bpf_prog":
 		return true
 	}
