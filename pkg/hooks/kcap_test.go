@@ -38,10 +38,11 @@ func capsetHelper(mode string) int {
 	return 0
 }
 
-// Tetragon's deny-privileged-containers.yml, for the test binary instead
-// of runc: the capset LSM hook reads its effective set (kernel_cap_t),
-// CapabilityMask CAP_SYS_ADMIN matches a set that keeps it, and Override
-// makes capset fail with EPERM.
+// Tetragon's deny-privileged-containers.yml, for the test's own helpers
+// (matchPIDs) instead of runc: the capset LSM hook reads its effective set
+// (kernel_cap_t), CapabilityMask CAP_SYS_ADMIN matches a set that keeps
+// it, and Override makes capset fail with EPERM; the second selector posts
+// any other capset of the helpers, so the set read is seen either way.
 const capsetPolicy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -57,15 +58,21 @@ spec:
       - action: Post
       - action: Override
         argError: -1
-      matchBinaries:
-      - operator: "In"
+      matchPIDs:
+      - operator: In
+        followForks: true
         values:
-        - "%[2]s"
+        - %[2]d
       matchArgs:
       - operator: CapabilityMask
         index: 2
         values:
         - "CAP_SYS_ADMIN"
+    - matchPIDs:
+      - operator: In
+        followForks: true
+        values:
+        - %[2]d
 `
 
 func TestLSMCapsetKernelCapT(t *testing.T) {
@@ -76,7 +83,7 @@ func TestLSMCapsetKernelCapT(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, MechLSM, testutil.Kernel(t).Map())
-	h.loadWith(t, capsetPolicy, MechLSM, self)
+	h.loadWith(t, capsetPolicy, MechLSM, os.Getpid())
 	run := func(mode string) (errno, set string) {
 		t.Helper()
 		cmd := exec.Command(self)
@@ -102,8 +109,9 @@ func TestLSMCapsetKernelCapT(t *testing.T) {
 	if errno != fmt.Sprint(int(unix.EPERM)) {
 		t.Fatalf("capset keeping CAP_SYS_ADMIN: errno %s, want EPERM (%d)", errno, unix.EPERM)
 	}
-	if errno, _ := run("noadmin"); errno != "0" {
+	errno, noadmin := run("noadmin")
+	if errno != "0" {
 		t.Fatalf("capset without CAP_SYS_ADMIN: errno %s, want success", errno)
 	}
-	wantEvents(t, h.events(t), "helper capset OVERRIDE caps:"+set)
+	wantEvents(t, h.events(t), "helper capset OVERRIDE caps:"+set, "helper capset POST caps:"+noadmin)
 }
