@@ -62,7 +62,7 @@ spec:
       - operator: In
         followForks: true
         values:
-        - %[2]d
+        - %[3]d
       matchArgs:
       - operator: CapabilityMask
         index: 2
@@ -72,7 +72,7 @@ spec:
       - operator: In
         followForks: true
         values:
-        - %[2]d
+        - %[3]d
 `
 
 func TestLSMCapsetKernelCapT(t *testing.T) {
