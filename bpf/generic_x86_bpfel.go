@@ -56,6 +56,7 @@ const (
 	GenericArgSrcSRC_REG_BPF_ATTR   GenericArgSrc = 42
 	GenericArgSrcSRC_REG_BPF_MAP    GenericArgSrc = 50
 	GenericArgSrcSRC_REG_PERF_EVENT GenericArgSrc = 51
+	GenericArgSrcSRC_REG_KCAP       GenericArgSrc = 43
 )
 
 type GenericArgType uint32

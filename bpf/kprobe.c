@@ -509,6 +509,10 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		case SRC_REG_PERF_EVENT:
 			put_perf_event(r, a->str, (struct perf_event *)v);
 			break;
+		case SRC_REG_KCAP:
+			if (bpf_probe_read_kernel(&r->ints[i], sizeof(__u64), (const void *)v))
+				r->ints[i] = 0;
+			break;
 		case SRC_REG_SYSCALL64:
 			r->ints[i] = v | (in_compat_syscall(t) ? SYSCALL64_32BIT : 0);
 			break;

@@ -96,6 +96,9 @@ enum arg_src {
 	/* struct perf_event *: its type, PMU, config and, for a kprobe PMU
 	 * event, the probed function (struct perf_event_data) */
 	SRC_REG_PERF_EVENT = 51,
+	/* kernel_cap_t *: the capability set, 64 bits (struct { u64 val }
+	 * since 6.3, __u32 cap[2] before: the same bytes) */
+	SRC_REG_KCAP = 43,
 };
 
 enum arg_type {

@@ -44,8 +44,9 @@ var refusalClasses = map[string]string{
 	"template": "the example is a template with placeholders",
 	// a feature this agent has not built yet (issue 18)
 	"unbuilt": "a feature not built yet",
-	// wrong as published: Tetragon's own parser refuses it too, or it
-	// names a buffer as its own length
+	// wrong as published: Tetragon's own parser refuses it too (its
+	// current one for FollowFD/UnfollowFD/CopyFD), or it names a buffer
+	// as its own length
 	"invalid": "the example is wrong as published",
 }
 

@@ -2292,6 +2292,10 @@ type KprobeArgument struct {
 	//	*KprobeArgument_UintArg
 	//	*KprobeArgument_ProcessCredentialsArg
 	//	*KprobeArgument_UserNsArg
+	//	*KprobeArgument_KernelCapTArg
+	//	*KprobeArgument_CapInheritableArg
+	//	*KprobeArgument_CapPermittedArg
+	//	*KprobeArgument_CapEffectiveArg
 	//	*KprobeArgument_LinuxBinprmArg
 	//	*KprobeArgument_SyscallId
 	//	*KprobeArgument_SockaddrArg
@@ -2473,6 +2477,42 @@ func (x *KprobeArgument) GetUserNsArg() *UserNamespace {
 	return nil
 }
 
+func (x *KprobeArgument) GetKernelCapTArg() string {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_KernelCapTArg); ok {
+			return x.KernelCapTArg
+		}
+	}
+	return ""
+}
+
+func (x *KprobeArgument) GetCapInheritableArg() string {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_CapInheritableArg); ok {
+			return x.CapInheritableArg
+		}
+	}
+	return ""
+}
+
+func (x *KprobeArgument) GetCapPermittedArg() string {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_CapPermittedArg); ok {
+			return x.CapPermittedArg
+		}
+	}
+	return ""
+}
+
+func (x *KprobeArgument) GetCapEffectiveArg() string {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_CapEffectiveArg); ok {
+			return x.CapEffectiveArg
+		}
+	}
+	return ""
+}
+
 func (x *KprobeArgument) GetLinuxBinprmArg() *KprobeLinuxBinprm {
 	if x != nil {
 		if x, ok := x.Arg.(*KprobeArgument_LinuxBinprmArg); ok {
@@ -2571,6 +2611,23 @@ type KprobeArgument_UserNsArg struct {
 	UserNsArg *UserNamespace `protobuf:"bytes,20,opt,name=user_ns_arg,json=userNsArg,proto3,oneof"`
 }
 
+type KprobeArgument_KernelCapTArg struct {
+	// kernel_cap_t and cap_* arguments: the set as 16 hex digits
+	KernelCapTArg string `protobuf:"bytes,22,opt,name=kernel_cap_t_arg,json=kernelCapTArg,proto3,oneof"`
+}
+
+type KprobeArgument_CapInheritableArg struct {
+	CapInheritableArg string `protobuf:"bytes,23,opt,name=cap_inheritable_arg,json=capInheritableArg,proto3,oneof"`
+}
+
+type KprobeArgument_CapPermittedArg struct {
+	CapPermittedArg string `protobuf:"bytes,24,opt,name=cap_permitted_arg,json=capPermittedArg,proto3,oneof"`
+}
+
+type KprobeArgument_CapEffectiveArg struct {
+	CapEffectiveArg string `protobuf:"bytes,25,opt,name=cap_effective_arg,json=capEffectiveArg,proto3,oneof"`
+}
+
 type KprobeArgument_LinuxBinprmArg struct {
 	LinuxBinprmArg *KprobeLinuxBinprm `protobuf:"bytes,26,opt,name=linux_binprm_arg,json=linuxBinprmArg,proto3,oneof"`
 }
@@ -2612,6 +2669,14 @@ func (*KprobeArgument_UintArg) isKprobeArgument_Arg() {}
 func (*KprobeArgument_ProcessCredentialsArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_UserNsArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_KernelCapTArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_CapInheritableArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_CapPermittedArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_CapEffectiveArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_LinuxBinprmArg) isKprobeArgument_Arg() {}
 
@@ -4993,7 +5058,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
 	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
-	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xb3\a\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xec\b\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -5011,7 +5076,11 @@ const file_tetragon_proto_rawDesc = "" +
 	"\vbpf_map_arg\x18\x0e \x01(\v2\x16.tetragon.KprobeBpfMapH\x00R\tbpfMapArg\x12\x1b\n" +
 	"\buint_arg\x18\x0f \x01(\rH\x00R\auintArg\x12V\n" +
 	"\x17process_credentials_arg\x18\x13 \x01(\v2\x1c.tetragon.ProcessCredentialsH\x00R\x15processCredentialsArg\x129\n" +
-	"\vuser_ns_arg\x18\x14 \x01(\v2\x17.tetragon.UserNamespaceH\x00R\tuserNsArg\x12G\n" +
+	"\vuser_ns_arg\x18\x14 \x01(\v2\x17.tetragon.UserNamespaceH\x00R\tuserNsArg\x12)\n" +
+	"\x10kernel_cap_t_arg\x18\x16 \x01(\tH\x00R\rkernelCapTArg\x120\n" +
+	"\x13cap_inheritable_arg\x18\x17 \x01(\tH\x00R\x11capInheritableArg\x12,\n" +
+	"\x11cap_permitted_arg\x18\x18 \x01(\tH\x00R\x0fcapPermittedArg\x12,\n" +
+	"\x11cap_effective_arg\x18\x19 \x01(\tH\x00R\x0fcapEffectiveArg\x12G\n" +
 	"\x10linux_binprm_arg\x18\x1a \x01(\v2\x1b.tetragon.KprobeLinuxBinprmH\x00R\x0elinuxBinprmArg\x124\n" +
 	"\n" +
 	"syscall_id\x18\x1d \x01(\v2\x13.tetragon.SyscallIdH\x00R\tsyscallId\x12=\n" +
@@ -5530,6 +5599,10 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_UintArg)(nil),
 		(*KprobeArgument_ProcessCredentialsArg)(nil),
 		(*KprobeArgument_UserNsArg)(nil),
+		(*KprobeArgument_KernelCapTArg)(nil),
+		(*KprobeArgument_CapInheritableArg)(nil),
+		(*KprobeArgument_CapPermittedArg)(nil),
+		(*KprobeArgument_CapEffectiveArg)(nil),
 		(*KprobeArgument_LinuxBinprmArg)(nil),
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),

@@ -240,6 +240,14 @@ func argText(a *api.KprobeArgument) string {
 		return v.LinuxBinprmArg.GetPath()
 	case *api.KprobeArgument_SyscallId:
 		return fmt.Sprintf("%s/%d", v.SyscallId.GetAbi(), v.SyscallId.GetId())
+	case *api.KprobeArgument_KernelCapTArg:
+		return "caps " + v.KernelCapTArg
+	case *api.KprobeArgument_CapInheritableArg:
+		return "inheritable " + v.CapInheritableArg
+	case *api.KprobeArgument_CapPermittedArg:
+		return "permitted " + v.CapPermittedArg
+	case *api.KprobeArgument_CapEffectiveArg:
+		return "effective " + v.CapEffectiveArg
 	case nil:
 		return ""
 	}

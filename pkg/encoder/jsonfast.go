@@ -496,6 +496,14 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.uint32Field(&inner, "id", a.SyscallId.GetId())
 		w.stringField(&inner, "abi", a.SyscallId.GetAbi())
 		w.byte('}')
+	case *api.KprobeArgument_KernelCapTArg:
+		w.stringField(&first, "kernel_cap_t_arg", a.KernelCapTArg)
+	case *api.KprobeArgument_CapInheritableArg:
+		w.stringField(&first, "cap_inheritable_arg", a.CapInheritableArg)
+	case *api.KprobeArgument_CapPermittedArg:
+		w.stringField(&first, "cap_permitted_arg", a.CapPermittedArg)
+	case *api.KprobeArgument_CapEffectiveArg:
+		w.stringField(&first, "cap_effective_arg", a.CapEffectiveArg)
 	case nil:
 	default:
 		// a oneof member added to the API after this encoder

@@ -190,6 +190,10 @@ func corpus(t testing.TB) []*api.GetEventsResponse {
 		{Arg: &api.KprobeArgument_SyscallId{SyscallId: &api.SyscallId{Id: 41, Abi: "i386"}}},
 		{Arg: &api.KprobeArgument_SyscallId{SyscallId: &api.SyscallId{}}},
 		{Arg: &api.KprobeArgument_SyscallId{}},
+		{Arg: &api.KprobeArgument_KernelCapTArg{KernelCapTArg: "000001ffffffffff"}, Label: "caps"},
+		{Arg: &api.KprobeArgument_CapInheritableArg{CapInheritableArg: "0000000000000000"}},
+		{Arg: &api.KprobeArgument_CapPermittedArg{CapPermittedArg: "0000000000200000"}},
+		{Arg: &api.KprobeArgument_CapEffectiveArg{CapEffectiveArg: "0000000000000001"}},
 		{Label: "only a label"},
 		{},
 	}

@@ -223,10 +223,13 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegBpfMap
 	case t == tracingpolicy.TypePerfEvent:
 		arg.Source = sensor.SrcRegPerfEvent
+	case t.CapSet():
+		// the whole 64-bit set, unsigned
+		return sensor.Arg{Source: sensor.SrcRegKCap, Reg: uint8(a.Index), Kind: sensor.KindInt}, nil
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

@@ -47,6 +47,21 @@ metadata:
   name: f
 spec:
   lists:
+  - {name: dups, type: syscalls, values: [sys_dup, sys_dup2]}
+  kprobes:
+  - call: sys_close
+    syscall: true
+    args: [{index: 0, type: int}]
+    selectors:
+    - matchArgs: [{index: 0, operator: InMap, values: ["list:dups", "3", "10:20"]}]
+    - matchArgs: [{index: 0, operator: NotInMap, values: ["0:2"]}]
+`))
+	f.Add([]byte(`apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: f
+spec:
+  lists:
   - {name: io, type: syscalls, values: [sys_openat, sys_read, sys_close]}
   - {name: fns, values: [fd_install, security_file_open]}
   selectorsMacros:

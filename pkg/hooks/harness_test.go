@@ -389,6 +389,8 @@ func argsString(args []*api.KprobeArgument) string {
 		case a.GetSockaddrArg() != nil:
 			s := a.GetSockaddrArg()
 			parts = append(parts, fmt.Sprintf("sockaddr:%s/%s:%d", s.GetFamily(), s.GetAddr(), s.GetPort()))
+		case a.GetKernelCapTArg() != "":
+			parts = append(parts, "caps:"+a.GetKernelCapTArg())
 		case a.GetSyscallId() != nil:
 			parts = append(parts, fmt.Sprintf("syscall:%s/%d", a.GetSyscallId().GetAbi(), a.GetSyscallId().GetId()))
 		case a.GetLongArg() != 0:

@@ -37,6 +37,9 @@ func helperMain() (code int, ok bool) {
 		fmt.Println("survived", errno)
 		return 0, true
 	}
+	if v := os.Getenv(capsetHelperEnv); v != "" {
+		return capsetHelper(v), true
+	}
 	if code, ok := testutil.FileHelper(); ok {
 		return code, true
 	}

@@ -731,6 +731,8 @@ func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
 			arg = intArg(a.Type, g.Ints[i])
 		}
 		switch {
+		case tracingpolicy.ArgType(a.Type).CapSet():
+			arg = capSetArg(tracingpolicy.ArgType(a.Type), g.Ints[i])
 		case a.Type == string(tracingpolicy.TypeSyscall64):
 			arg = syscallIDArg(g.Ints[i])
 		case !isIntType(a.Type):

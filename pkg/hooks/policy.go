@@ -16,7 +16,7 @@ import (
 // With policy-mode monitor, enforcing actions (Sigkill, Signal, Override) are dropped
 // and the hooks only report, as in Tetragon.
 func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
-	c := converter{policy: p.Metadata.Name, monitor: p.Spec.Mode == tp.ModeMonitor, mechanism: string(p.Spec.HookMechanism)}
+	c := converter{policy: p.Metadata.Name, monitor: p.Spec.Mode == tp.ModeMonitor, mechanism: string(p.Spec.HookMechanism), spec: &p.Spec}
 	if p.Spec.PodSelector != nil {
 		c.refuse(p.Spec.PodSelector.Src, "podSelector needs Kubernetes pod labels, which a Docker host does not have")
 	}
@@ -88,7 +88,9 @@ type converter struct {
 	policy    string
 	monitor   bool
 	mechanism string
-	errs      []error
+	// spec gives the lists InMap values name
+	spec *tp.Spec
+	errs []error
 }
 
 func (c *converter) refuse(src tp.Source, format string, args ...any) {
@@ -158,10 +160,10 @@ func (c *converter) selector(s tp.Selector) SelectorDecl {
 		MatchNamespaces: s.MatchNamespaces, MatchCapabilities: s.MatchCapabilities,
 	}
 	for _, m := range s.MatchArgs {
-		sd.MatchArgs = append(sd.MatchArgs, matchDecl(m))
+		sd.MatchArgs = append(sd.MatchArgs, c.matchDecl(m))
 	}
 	for _, m := range s.MatchReturnArgs {
-		md := matchDecl(m)
+		md := c.matchDecl(m)
 		md.Type = string(m.ArgType)
 		sd.MatchReturnArgs = append(sd.MatchReturnArgs, md)
 	}
@@ -178,7 +180,14 @@ func (c *converter) selector(s tp.Selector) SelectorDecl {
 	return sd
 }
 
-func matchDecl(m tp.ArgSelector) MatchDecl {
+func (c *converter) matchDecl(m tp.ArgSelector) MatchDecl {
+	if m.Operator == tp.OpInMap || m.Operator == tp.OpNotInMap {
+		return c.inMapDecl(m)
+	}
+	if m.Operator == tp.OpCapabilityMask {
+		// the parser turned the names into their bits: Mask's test
+		m.Operator = tp.OpMask
+	}
 	md := MatchDecl{Index: int(m.Index), Operator: string(m.Operator), Values: m.Values}
 	if m.IntValues != nil {
 		// canonical decimal: the parser accepts 0x/0o/0b forms

@@ -90,6 +90,9 @@ const (
 	// config2, its PMU's name and, for the kprobe PMU, the probed
 	// function (struct perf_event_data)
 	SrcRegPerfEvent = ArgSource(bpf.GenericArgSrcSRC_REG_PERF_EVENT)
+	// SrcRegKCap: a kernel_cap_t *, read as the 64-bit capability set it
+	// points to (an integer)
+	SrcRegKCap = ArgSource(bpf.GenericArgSrcSRC_REG_KCAP)
 )
 
 // Socket tracking (TrackSock, UntrackSock).

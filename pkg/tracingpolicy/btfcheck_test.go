@@ -80,3 +80,25 @@ func TestFits(t *testing.T) {
 		}
 	}
 }
+
+// kernel_cap_t is an anonymous struct behind its typedef since Linux 6.3
+// (struct kernel_cap_struct before): the cap types fit its pointer by the
+// typedef's name, and nothing else.
+func TestBTFKernelCapT(t *testing.T) {
+	k := kernelBTF(t)
+	proto, err := k.Func("security_capset")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(proto.Params) != 5 {
+		t.Fatalf("security_capset: %+v", proto)
+	}
+	for _, typ := range []ArgType{TypeKernelCapT, TypeCapInheritable, TypeCapPermitted, TypeCapEffective} {
+		if ok, need := ArgFits(typ, proto.Params[2].Type); !ok {
+			t.Errorf("%s does not fit %s: needs %s", typ, proto.Params[2], need)
+		}
+		if ok, _ := ArgFits(typ, proto.Params[0].Type); ok {
+			t.Errorf("%s fits %s", typ, proto.Params[0])
+		}
+	}
+}

@@ -21,6 +21,9 @@ type decoder struct {
 	listCalls map[Source]listCall
 	// macros are the current spec's selectorsMacros, by name
 	macros map[string]*yaml.Node
+	// inMapLists are the lists InMap values name, checked by
+	// checkInMapLists once spec.lists is read
+	inMapLists []inMapListRef
 }
 
 // listCall is where a list kprobe's call is written, and its syscall

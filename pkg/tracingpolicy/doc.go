@@ -40,7 +40,7 @@
 //
 // matchArgs / matchReturnArgs operators (see [Operator]): Equal, NotEqual on
 // every readable type; Prefix, NotPrefix, Postfix, NotPostfix on strings and
-// paths; Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange on
+// paths; Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap on
 // integers; SubString, SubStringIgnCase on strings and paths; FileType,
 // NotFileType on paths; the socket operators (SPort, DAddr, ...) on sockets
 // (sockops.go). InMap/NotInMap, CelExpr, the *PortPriv operators and

@@ -33,9 +33,9 @@ func TestErrorMessages(t *testing.T) {
     args:
     - index: 1
       type: "fil"
-`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop)`}},
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
 		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: iov_iter}\n",
-			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop)`}},
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
 		{"unknown field with suggestion", header + `  kprobes:
   - calll: fd_install
 `, []string{
@@ -103,17 +103,64 @@ func TestErrorMessages(t *testing.T) {
       - index: 1
         operator: Prefx
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
 		{"unsupported operator", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: CelExpr
+        values: ["/etc"]
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "CelExpr" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+		{"InMap on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: InMap
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "InMap" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator InMap does not apply to type file (paths take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase, FileType, NotFileType)`}},
+		{"InMap values", header + fdInstall + `    - matchArgs:
+      - index: 0
+        operator: InMap
+        values: ["3", "x", "9:2", "list:", "list:nope", "list:funcs", "4:7", "0x10"]
+  lists:
+  - name: funcs
+    values: [fd_install]
+`, []string{
+			`x.yaml:16:23: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: value "x" is not an integer (type int) (InMap takes integers, lo:hi ranges and list:NAME)`,
+			`x.yaml:16:28: spec.kprobes[0].selectors[0].matchArgs[0].values[2]: range "9:2" is empty: its lower bound is above its upper bound (InMap takes integers, lo:hi ranges and list:NAME)`,
+			`x.yaml:16:35: spec.kprobes[0].selectors[0].matchArgs[0].values[3]: "list:" names no list (write list:NAME, NAME a spec.lists entry)`,
+			`x.yaml:16:44: spec.kprobes[0].selectors[0].matchArgs[0].values[4]: list "nope" is not defined in spec.lists`,
+			`x.yaml:16:57: spec.kprobes[0].selectors[0].matchArgs[0].values[5]: list "funcs" holds kernel functions: InMap takes a list of type syscalls, whose system call numbers are the values`,
+		}},
+		{"CapabilityMask", header + `  lsmhooks:
+  - hook: capset
+    args:
+    - {index: 2, type: kernel_cap_t}
+    - {index: 3, type: int}
+    selectors:
+    - matchArgs:
+      - {index: 2, operator: CapabilityMask, values: [CAP_SYS_ADMIN, cap_bpf, CAP_NOPE]}
+      - {index: 3, operator: CapabilityMask, values: [CAP_SYS_ADMIN]}
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - {index: 4, type: cap_effective}
+`, []string{
+			`x.yaml:13:79: spec.lsmhooks[0].selectors[0].matchArgs[0].values[2]: "CAP_NOPE" is not a capability name (CAP_CHOWN ... CAP_CHECKPOINT_RESTORE)`,
+			`x.yaml:14:30: spec.lsmhooks[0].selectors[0].matchArgs[1].operator: operator CapabilityMask applies to kernel_cap_t, cap_inheritable, cap_permitted and cap_effective arguments (this one is int)`,
+			`x.yaml:19:24: spec.tracepoints[0].args[0].type: type cap_effective reads the capability set a kernel_cap_t pointer points to: kprobe and LSM hook arguments only`,
+		}},
+		{"int32_arr and size", header + `  kprobes:
+  - call: sys_pipe
+    args:
+    - {index: 0, type: int32_arr, size: 2, returnCopy: true}
+    - {index: 1, type: int, size: 2}
+`, []string{
+			`x.yaml:9:24: spec.kprobes[0].args[0].type: type "int32_arr" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
+			`x.yaml:10:35: spec.kprobes[0].args[1].size: size applies to int32_arr arguments only (this one is int)`,
+		}},
 		{"prefix on an integer", header + fdInstall + `    - matchArgs:
       - index: 0
         operator: Prefix
         values: ["3"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Prefix does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap)`}},
 		{"mask on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: Mask
@@ -142,7 +189,7 @@ func TestErrorMessages(t *testing.T) {
 `, []string{
 			`x.yaml:16:25: spec.kprobes[0].selectors[0].matchArgs[0].values[1]: "file" is not a file type (reg (regular), dir, lnk (link), sock (socket), chr (char), blk (block), fifo (pipe))`,
 			`x.yaml:19:18: spec.kprobes[0].selectors[0].matchArgs[1].values[0]: empty string`,
-			`x.yaml:21:19: spec.kprobes[0].selectors[0].matchArgs[2].operator: operator FileType does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`,
+			`x.yaml:21:19: spec.kprobes[0].selectors[0].matchArgs[2].operator: operator FileType does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap)`,
 		}},
 		{"not a number", header + fdInstall + `    - matchArgs:
       - index: 0
@@ -181,9 +228,14 @@ func TestErrorMessages(t *testing.T) {
 		{"too many selectors", header + fdInstall + strings.Repeat("    - matchActions: [{action: Post}]\n", 6),
 			[]string{`x.yaml:13:5: spec.kprobes[0].selectors: has 6 entries, at most 5 are allowed`}},
 		{"unsupported action", header + fdInstall + `    - matchActions:
-      - action: FollowFD
+      - action: GetUrl
+        argUrl: http://127.0.0.1/
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action GetUrl is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+		{"action removed from Tetragon", header + fdInstall + `    - matchActions:
+      - action: followfd
         argFd: 0
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+        argName: 1
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD was removed from Tetragon (deprecated as unsafe before v1.5, dropped by cilium/tetragon#5090 after v1.7): the fd table it kept went wrong whenever the policy missed a hook that closes, passes or duplicates a descriptor`}},
 		{"unknown action", header + fdInstall + `    - matchActions:
       - action: Explode
 `, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
@@ -373,7 +425,7 @@ func TestErrorMessages(t *testing.T) {
 		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
 			[]string{
 				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
-				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop)`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
 			}},
 	}
 	for _, c := range cases {

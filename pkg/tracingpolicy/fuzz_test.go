@@ -98,7 +98,9 @@ func checkPolicy(t *testing.T, p *TracingPolicy) {
 				if !m.Operator.appliesTo(m.ArgType.Class()) || len(m.Values) == 0 || len(m.Values) > MaxValues {
 					t.Fatalf("accepted %+v", m)
 				}
-				if m.ArgType.Class() == ClassInt && len(m.IntValues) != len(m.Values) {
+				// range and set values ("lo:hi", "list:NAME") are not single integers
+				ranged := slices.Contains([]Operator{OpInRange, OpNotInRange, OpInMap, OpNotInMap}, m.Operator)
+				if m.ArgType.Class() == ClassInt && !ranged && len(m.IntValues) != len(m.Values) {
 					t.Fatalf("int values %v for %v", m.IntValues, m.Values)
 				}
 			}

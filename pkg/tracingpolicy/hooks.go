@@ -344,7 +344,7 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 	if k == hookTracepoint {
 		maxIndex = MaxTracepointArgIndex
 	}
-	var sizeNode, copyNode, maxDataNode, typeNode *yaml.Node
+	var sizeNode, copyNode, maxDataNode, typeNode, arrSizeNode *yaml.Node
 	ok = d.mapping(n, p, []field{
 		{name: "index", required: !ret, decode: func(v *yaml.Node, fp fieldPath) {
 			if ret {
@@ -385,6 +385,8 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 				a.SizeArgIndex = uint32(i)
 			}
 		}},
+		// the element count of Tetragon's int32_arr (not built here)
+		{name: "size", decode: func(v *yaml.Node, fp fieldPath) { arrSizeNode = v }},
 		{name: "resolve", decode: func(v *yaml.Node, fp fieldPath) {
 			if s, ok := d.str(v, fp); ok {
 				if msg := checkResolvePath(s); msg != "" {
@@ -398,6 +400,12 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 	})
 	if !ok {
 		return a, false, indexed
+	}
+	if a.Type.CapSet() && (k == hookUprobe || k == hookTracepoint || ret) {
+		d.errorf(typeNode, p.field("type"), "type %s reads the capability set a kernel_cap_t pointer points to: kprobe and LSM hook arguments only", a.Type)
+	}
+	if arrSizeNode != nil && a.Type != "" {
+		d.errorf(arrSizeNode, p.field("size"), "size applies to int32_arr arguments only (this one is %s)", a.Type)
 	}
 	if a.Type != "" {
 		if k == hookUprobe {

@@ -112,6 +112,9 @@ func fits(t ArgType, c CType) (bool, string) {
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}
+	if t.CapSet() {
+		return capSetFits(c)
+	}
 	if t.Class() == ClassInt {
 		// A 64-bit integer may also carry a pointer's value (an address).
 		return c.Kind == CInt || c.Kind == CPointer && t.Size() == 8, "an integer"

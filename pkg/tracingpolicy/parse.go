@@ -437,7 +437,8 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		{name: "podSelector", decode: func(v *yaml.Node, fp fieldPath) { s.PodSelector = d.labelSelector(v, fp, false) }},
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
 		// Tetragon features this agent does not implement.
-		{name: "usdts"}, {name: "enforcers"},
+		// killers is the earlier name of enforcers (killer.yaml)
+		{name: "usdts"}, {name: "enforcers"}, {name: "killers"},
 		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
 			// false asks for nothing; true asks for Tetragon's loader
 			// sensor, not built here
@@ -449,6 +450,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 	})
 	if ok {
 		d.checkListCalls(s)
+		d.checkInMapLists(s)
 	}
 	if ok && declared == 0 {
 		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)")

@@ -176,6 +176,20 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 		return a, false // the type itself was invalid, already reported
 	}
 	class := t.Class()
+	if a.Operator == OpCapabilityMask {
+		if !t.CapSet() {
+			d.errorf(opNode, p.field("operator"), "operator CapabilityMask applies to kernel_cap_t, cap_inheritable, cap_permitted and cap_effective arguments (this one is %s)", t)
+			return a, false
+		}
+		bits, errs := capabilityMaskValues(a.Values)
+		for i, err := range errs {
+			if err != nil {
+				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
+			}
+		}
+		a.IntValues = bits
+		return a, len(d.errs.Errors) == before
+	}
 	if !a.Operator.appliesTo(class) {
 		d.errorf(opNode, p.field("operator"), "operator %s does not apply to type %s (%s)", a.Operator, t, operatorsFor(class))
 		return a, false
@@ -202,6 +216,9 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
 			}
 		}
+		return a, len(d.errs.Errors) == before
+	case OpInMap, OpNotInMap:
+		d.checkInMapValues(a, t, valueNodes, p)
 		return a, len(d.errs.Errors) == before
 	}
 	if class == ClassInt {
@@ -244,7 +261,7 @@ func declaredIndexes(args []ArgSpec) string {
 func operatorsFor(c ArgClass) string {
 	switch c {
 	case ClassInt:
-		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange"
+		return "integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap"
 	case ClassString:
 		return "strings take Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, SubString, SubStringIgnCase"
 	case ClassPath:
@@ -410,7 +427,9 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock:
 				a.Action = act
 			default:
-				if unsupportedAction(s) {
+				if why := removedAction(s); why != "" {
+					d.errorf(v, fp, "%s", why)
+				} else if unsupportedAction(s) {
 					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", s)
 				} else {
 					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", truncate(s))

@@ -90,7 +90,7 @@ spec:
 		{"skb", "Protocol", "IPPROTO_UDP", ""},
 		{"sock", "DAddr", "300.0.0.1", `x.yaml:17:11: spec.kprobes[0].selectors[0].matchArgs[0].values[0]: "300.0.0.1" is not an IPv4 or IPv6 address or CIDR`},
 		{"sockaddr", "DPort", "80", `x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator DPort does not apply to type sockaddr: a socket address has one address and port, which Tetragon matches with SAddr, NotSAddr, SPort, NotSPort (and Family)`},
-		{"int", "DPort", "80", `x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator DPort does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange)`},
+		{"int", "DPort", "80", `x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator DPort does not apply to type int (integers take Equal, NotEqual, Mask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap)`},
 		{"sock", "Equal", "x", `x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Equal does not apply to type sock (sockets take SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State; sockaddr only SAddr, NotSAddr, SPort, NotSPort, Family)`},
 	} {
 		_, err := Parse("x.yaml", []byte(policy(tc.typ, tc.op, tc.value)))

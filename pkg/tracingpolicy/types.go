@@ -506,7 +506,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{ClassInt, 2, false}, true
 	case TypeInt64, TypeLong:
 		return typeInfo{ClassInt, 8, true}, true
-	case TypeUint64, TypeUlong, TypeSizeT, TypeSyscall64:
+	case TypeUint64, TypeUlong, TypeSizeT, TypeSyscall64, TypeKernelCapT, TypeCapInheritable, TypeCapPermitted, TypeCapEffective:
 		return typeInfo{ClassInt, 8, false}, true
 	case TypeString, TypeCharBuf, TypeFilename, TypeNetDevice:
 		return typeInfo{class: ClassString}, true
@@ -542,8 +542,7 @@ func canonicalType(s string) ArgType {
 func unsupportedType(s string) bool {
 	switch s {
 	case "auto", "char_iovec", "capability",
-		"iov_iter", "const_buf", "load_info", "module", "kernel_cap_t",
-		"cap_inheritable", "cap_permitted", "cap_effective", "data_loc",
+		"iov_iter", "const_buf", "load_info", "module", "data_loc", "int32_arr",
 		"bpf_cmd", "bpf_prog":
 		return true
 	}
@@ -552,7 +551,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
@@ -592,7 +591,7 @@ func parseOperator(s string) (op Operator, ok bool) {
 		return Operator(s), true
 	}
 	switch op := Operator(s); op {
-	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType:
+	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType, OpInMap, OpNotInMap, OpCapabilityMask:
 		return op, true
 	}
 	switch s {
@@ -604,13 +603,13 @@ func parseOperator(s string) (op Operator, ok bool) {
 	return "", false
 }
 
-const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames
+const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames
 
 // unsupportedOperator reports Tetragon operators this agent does not
 // implement.
 func unsupportedOperator(s string) bool {
 	switch s {
-	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "InMap", "NotInMap", "CapabilitiesGained", "CelExpr":
+	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "CapabilitiesGained", "CelExpr":
 		return true
 	}
 	return false
@@ -623,13 +622,15 @@ func (o Operator) appliesTo(c ArgClass) bool {
 		return c == ClassInt || c == ClassString || c == ClassPath
 	case OpPrefix, OpNotPrefix, OpPostfix, OpNotPostfix:
 		return c == ClassString || c == ClassPath
-	case OpMask, OpGreaterThan, OpLessThan, OpInRange, OpNotInRange:
+	case OpMask, OpGreaterThan, OpLessThan, OpInRange, OpNotInRange, OpInMap, OpNotInMap:
 		return c == ClassInt
 	case OpSubString, OpSubStringIgnCase:
 		// Tetragon takes them on strings only; paths are strings here too
 		return c == ClassString || c == ClassPath
 	case OpFileType, OpNotFileType:
 		return c == ClassPath
+	case OpCapabilityMask:
+		return false // capability sets only, checked by type
 	}
 	return o.Socket() && c == ClassSocket
 }
@@ -785,8 +786,9 @@ func (a Action) Enforces() bool {
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup",
-		"NotifyEnforcer", "CleanupEnforcerNotification", "Set":
+	case "GetUrl", "DnsLookup",
+		"NotifyEnforcer", "CleanupEnforcerNotification", "Set",
+		"NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
 		return true
 	}
 	return false
