@@ -25,6 +25,9 @@ type Agent struct {
 	node     string
 	pods     *Pods
 	policies *Policies
+	// cgroups finds the cgroups of the pods' containers, for scoped
+	// policies (Cgroups)
+	cgroups *cgroupTree
 }
 
 // New returns the Kubernetes mode, or nil (and no error) when there is no
@@ -48,8 +51,13 @@ func New(log zerolog.Logger, kubeconfig, node string, reg Registry) (*Agent, err
 		node:     node,
 		pods:     NewPods(log, cs, node),
 		policies: NewPolicies(log, dc, reg),
+		cgroups:  &cgroupTree{},
 	}, nil
 }
+
+// OnPodsChange makes f be called whenever the containers of the node's
+// pods change: what Cgroups answers may then differ.
+func (a *Agent) OnPodsChange(f func()) { a.pods.OnChange(f) }
 
 // Start runs the watches under g and waits until the node's pods are
 // listed, for at most SyncTimeout.

@@ -55,6 +55,9 @@ type Pods struct {
 	negative map[string]time.Time
 	// changed is closed and replaced at every change of byID
 	changed chan struct{}
+	// onChange, when set, is called after every change of the pods'
+	// containers (outside mu)
+	onChange func()
 }
 
 // NewPods returns a watcher of the pods whose spec.nodeName is node.
@@ -174,7 +177,6 @@ func (p *Pods) set(obj any) {
 	}
 	uid := string(pod.UID)
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	ids := make([]string, 0, len(cs))
 	for _, c := range cs {
 		p.byID[c.ID] = c
@@ -192,6 +194,41 @@ func (p *Pods) set(obj any) {
 	p.byPod[uid] = ids
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	p.notify()
+}
+
+// notify tells onChange that the pods' containers changed.
+func (p *Pods) notify() {
+	p.mu.RLock()
+	f := p.onChange
+	p.mu.RUnlock()
+	if f != nil {
+		f()
+	}
+}
+
+// OnChange makes f be called after every change of the pods' containers.
+func (p *Pods) OnChange(f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.onChange = f
+}
+
+// Current returns the containers of the node's pods as they are now (not
+// those of deleted pods, whose events may still be in flight).
+func (p *Pods) Current() []Container {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []Container
+	for _, ids := range p.byPod {
+		for _, id := range ids {
+			if c, ok := p.byID[id]; ok {
+				out = append(out, *c)
+			}
+		}
+	}
+	return out
 }
 
 func (p *Pods) delete(obj any) {
@@ -203,12 +240,13 @@ func (p *Pods) delete(obj any) {
 		return
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := time.Now()
 	for _, id := range p.byPod[string(pod.UID)] {
 		p.gone[id] = now
 	}
 	delete(p.byPod, string(pod.UID))
+	p.mu.Unlock()
+	p.notify()
 }
 
 func (p *Pods) sweep(now time.Time) {

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -32,11 +31,6 @@ type Registry interface {
 	SyncSource(f policydir.File) (retry bool)
 	RemoveSource(path string) (retry bool)
 }
-
-// ErrNamespacedNotEnforced is why a TracingPolicyNamespaced is refused: its
-// hooks would act on every process of the node, not only on the pods of its
-// namespace, and a policy that loads must do what it says.
-var ErrNamespacedNotEnforced = errors.New("TracingPolicyNamespaced is not supported yet: this agent cannot yet limit a policy's hooks to the pods of one namespace, and does not load it for the whole node; use a TracingPolicy")
 
 // Policies feeds the cluster's TracingPolicy objects to a Registry.
 type Policies struct {
@@ -187,10 +181,6 @@ func File(u *unstructured.Unstructured) policydir.File {
 	f := policydir.File{Path: src, Hash: sha256.Sum256(data)}
 	if err != nil {
 		f.Err = fmt.Errorf("%s: %w", src, err)
-		return f
-	}
-	if u.GetNamespace() != "" {
-		f.Err = fmt.Errorf("%s: %w", src, ErrNamespacedNotEnforced)
 		return f
 	}
 	f.Policies, f.Err = tp.Parse(src, data)
