@@ -292,6 +292,8 @@ func TestSeed(t *testing.T) {
 		}
 	})
 
+	t.Run("ScopedPolicies", func(t *testing.T) { scopedPolicies(t) })
+
 	t.Run("PodInJSON", func(t *testing.T) {
 		j := getevents(t, "-o", "json", "--pods", "xwing", "-e", "exec")
 		time.Sleep(2 * time.Second)
@@ -312,4 +314,107 @@ func sameLines(t *testing.T, got, want []string) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// waitEnabled waits until tetra tracingpolicy list shows every policy
+// named enabled.
+func waitEnabled(t *testing.T, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _, _ := kubectlResult("exec", "-n", "kube-system", "ds/tetragon", "-c", "tetragon", "--", "tetra", "tracingpolicy", "list")
+		ok := true
+		for _, n := range names {
+			found := false
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, n) && strings.Contains(l, "enabled") {
+					found = true
+				}
+			}
+			ok = ok && found
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v not enabled within 60s; tetra tracingpolicy list:\n%s", names, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// scopedPolicies checks that a TracingPolicyNamespaced and a policy with a
+// podSelector and containerSelector act on the pods they name only, in the
+// kernel (the other pod's reads give no event at all), and that a pod the
+// podSelector comes to select (a label changed) is reached.
+func scopedPolicies(t *testing.T) {
+	tie := "test/k8s/testdata/tiefighter.yaml"
+	kubectl(t, "apply", "-f", tie)
+	t.Cleanup(func() { kubectlResult("delete", "--ignore-not-found", "--wait=false", "-f", tie) })
+	kubectl(t, "-n", "empire", "wait", "--for=condition=Ready", "pod/tiefighter", "--timeout", "120s")
+	for _, pod := range [][]string{{"xwing"}, {"-n", "empire", "tiefighter"}} {
+		args := append(append([]string{"exec"}, pod...), "--", "bash", "-c", "echo x > /tmp/ns-watched; echo x > /tmp/pod-watched")
+		kubectl(t, args...)
+	}
+	policy := "test/k8s/testdata/scoped.yaml"
+	kubectl(t, "apply", "-f", policy)
+	t.Cleanup(func() { kubectlResult("delete", "--ignore-not-found", "-f", policy) })
+	waitEnabled(t, "scoped-namespace", "scoped-pods")
+
+	s := getevents(t, "-o", "compact")
+	time.Sleep(2 * time.Second)
+	readBoth := "cat /tmp/ns-watched /tmp/pod-watched"
+	tieRead := func() {
+		t.Helper()
+		if _, errOut, err := kubectlResult("exec", "-n", "empire", "tiefighter", "--", "bash", "-c", readBoth); err != nil {
+			t.Fatalf("kubectl exec tiefighter: %v: %s", err, errOut)
+		}
+	}
+	// tiefighter first: its reads, if a policy saw them, come before
+	// xwing's last line
+	from := s.len()
+	tieRead()
+	seedRun(t, s, readBoth, func(l string) bool {
+		return strings.HasPrefix(l, "📚 read    default/xwing /bin/cat /tmp/pod-watched")
+	})
+	time.Sleep(time.Second)
+	lines := s.since(from)
+	for _, want := range []string{"📚 read    default/xwing /bin/cat /tmp/ns-watched", "📚 read    default/xwing /bin/cat /tmp/pod-watched"} {
+		if !containsLine(lines, want) {
+			t.Errorf("no %q; the stream had:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "empire/tiefighter") && strings.Contains(l, "-watched") && strings.HasPrefix(l, "📚") {
+			t.Errorf("a scoped policy saw tiefighter's read: %s", l)
+		}
+	}
+
+	// tiefighter becomes class xwing: the podSelector policy reaches it,
+	// the namespaced one (default) still does not
+	kubectl(t, "-n", "empire", "label", "pod", "tiefighter", "class=xwing", "--overwrite")
+	var got []string
+	for attempt := 0; attempt < 10 && !containsLine(got, "📚 read    empire/tiefighter /bin/cat /tmp/pod-watched"); attempt++ {
+		from := s.len()
+		tieRead()
+		time.Sleep(time.Second)
+		got = s.since(from)
+	}
+	if !containsLine(got, "📚 read    empire/tiefighter /bin/cat /tmp/pod-watched") {
+		t.Fatalf("the podSelector policy did not reach tiefighter after its label changed; the stream had:\n%s", strings.Join(s.since(0), "\n"))
+	}
+	for _, l := range s.since(0) {
+		if strings.HasPrefix(l, "📚 read    empire/tiefighter /bin/cat /tmp/ns-watched") {
+			t.Errorf("the namespaced policy of default saw tiefighter's read: %s", l)
+		}
+	}
+}
+
+func containsLine(lines []string, prefix string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
 }
