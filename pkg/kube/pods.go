@@ -55,6 +55,9 @@ type Pods struct {
 	negative map[string]time.Time
 	// changed is closed and replaced at every change of byID
 	changed chan struct{}
+	// handler is Run's registration with the informer: synced once the
+	// first list went through set
+	handler cache.ResourceEventHandlerRegistration
 	// onChange, when set, is called after every change of the pods'
 	// containers (outside mu)
 	onChange func()
@@ -84,7 +87,7 @@ func NewPods(log zerolog.Logger, cs kubernetes.Interface, node string) *Pods {
 
 // Run watches until ctx is done.
 func (p *Pods) Run(ctx context.Context) error {
-	_, err := p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.set(obj) },
 		UpdateFunc: func(_, obj any) { p.set(obj) },
 		DeleteFunc: func(obj any) { p.delete(obj) },
@@ -92,6 +95,9 @@ func (p *Pods) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
+	p.mu.Lock()
+	p.handler = reg
+	p.mu.Unlock()
 	p.factory.Start(ctx.Done())
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -106,9 +112,14 @@ func (p *Pods) Run(ctx context.Context) error {
 	}
 }
 
-// WaitSynced waits until the pods of the node are listed.
+// WaitSynced waits until the pods of the node are listed and handed to
+// set: Lookup and Current know them.
 func (p *Pods) WaitSynced(ctx context.Context) bool {
-	return cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced)
+	return cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced, func() bool {
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+		return p.handler != nil && p.handler.HasSynced()
+	})
 }
 
 // Lookup returns the container with this id; an id no pod names yet is
