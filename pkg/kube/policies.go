@@ -26,16 +26,21 @@ var (
 	TracingPoliciesNamespaced = schema.GroupVersionResource{Group: "cilium.io", Version: "v1alpha1", Resource: "tracingpoliciesnamespaced"}
 )
 
-// Registry is what the policies go to; *policywatch.Registry is one.
+// Registry is what the policies go to, and what tells their state;
+// *policywatch.Registry is one.
 type Registry interface {
 	SyncSource(f policydir.File) (retry bool)
 	RemoveSource(path string) (retry bool)
+	StateSource
 }
 
 // Policies feeds the cluster's TracingPolicy objects to a Registry.
 type Policies struct {
-	log      zerolog.Logger
-	reg      Registry
+	log zerolog.Logger
+	reg Registry
+	// status reports each object's state on this node as an Event; nil:
+	// none (a test without an API server)
+	status   *statusEvents
 	factory  dynamicinformer.DynamicSharedInformerFactory
 	cluster  cache.SharedIndexInformer
 	nsScoped cache.SharedIndexInformer
@@ -46,12 +51,14 @@ type Policies struct {
 	pending map[string]*unstructured.Unstructured
 }
 
-// NewPolicies returns a watcher of both CRDs.
-func NewPolicies(log zerolog.Logger, dc dynamic.Interface, reg Registry) *Policies {
+// NewPolicies returns a watcher of both CRDs; status, when not nil,
+// reports each object's state on this node.
+func NewPolicies(log zerolog.Logger, dc dynamic.Interface, reg Registry, status *statusEvents) *Policies {
 	f := dynamicinformer.NewDynamicSharedInformerFactory(dc, 5*time.Minute)
 	return &Policies{
 		log:      log.With().Str("component", "kube-policies").Logger(),
 		reg:      reg,
+		status:   status,
 		factory:  f,
 		cluster:  f.ForResource(TracingPolicies).Informer(),
 		nsScoped: f.ForResource(TracingPoliciesNamespaced).Informer(),
@@ -90,6 +97,9 @@ func (p *Policies) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			p.factory.Shutdown()
+			if p.status != nil {
+				p.status.stop()
+			}
 			return nil
 		case <-tick.C:
 			p.mu.Lock()
@@ -132,6 +142,9 @@ func (p *Policies) sync(obj any) {
 	}
 	f := File(u)
 	p.retryIf(f.Path, u, p.reg.SyncSource(f))
+	if p.status != nil {
+		p.status.report(p.reg, u)
+	}
 }
 
 func (p *Policies) remove(obj any) {
@@ -147,6 +160,9 @@ func (p *Policies) remove(obj any) {
 	delete(p.pending, src)
 	p.mu.Unlock()
 	p.retryIf(src, nil, p.reg.RemoveSource(src))
+	if p.status != nil {
+		p.status.forget(src)
+	}
 }
 
 // File turns an object into what the registry loads: the policy parsed
