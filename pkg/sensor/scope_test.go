@@ -53,6 +53,13 @@ func cgroupID(t *testing.T, dir string) uint64 {
 // no moment outside it).
 func catIn(t *testing.T, dir, path string) {
 	t.Helper()
+	if out, err := runCatIn(t, dir, path); err != nil {
+		t.Fatalf("cat %s in %s: %v %s", path, dir, err, out)
+	}
+}
+
+func runCatIn(t *testing.T, dir, path string) ([]byte, error) {
+	t.Helper()
 	f, err := os.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -60,9 +67,7 @@ func catIn(t *testing.T, dir, path string) {
 	defer f.Close()
 	cmd := exec.Command("cat", path)
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("cat %s in %s: %v %s", path, dir, err, out)
-	}
+	return cmd.CombinedOutput()
 }
 
 // TestGenericCgroupScope checks a scoped hook (a policy's podSelector,
@@ -147,5 +152,38 @@ func TestGenericCgroupScope(t *testing.T) {
 	var val uint8
 	if it := h.d.objs.HookCgroups.Iterate(); it.Next(&key, &val) {
 		t.Fatalf("the closed hook left a cgroup entry %+v", key)
+	}
+}
+
+// TestKprobeCgroupScope is TestGenericCgroupScope's check on a hook of its
+// own object (bpf/kprobe.c): a scoped Sigkill on fd_install kills in the
+// cgroup it is given only.
+func TestKprobeCgroupScope(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	cgs := testCgroups(t, 2)
+	target, _ := twoFiles(t)
+	k, err := LoadKprobe(KprobeSpec{
+		ID: 4, Symbol: "fd_install", Params: 2, Args: fdInstallArgs, Scoped: true,
+		Selectors: []Selector{{
+			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
+			Actions: ActSigkill,
+		}},
+	}, newRing(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if err := k.SetCgroups([]uint64{cgroupID(t, cgs[0])}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCatIn(t, cgs[1], target); err != nil || string(out) != "x" {
+		t.Fatalf("cat %s in the other cgroup: %v %q, want untouched", target, err, out)
+	}
+	if out, err := runCatIn(t, cgs[0], target); !testutil.KilledBySIGKILL(err) {
+		t.Fatalf("cat %s in the hook's cgroup: %v %q, want killed", target, err, out)
+	}
+	if out, err := exec.Command("cat", target).CombinedOutput(); err != nil || string(out) != "x" {
+		t.Fatalf("cat %s outside both: %v %q, want untouched", target, err, out)
 	}
 }
