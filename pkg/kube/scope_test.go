@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/policywatch"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -93,5 +94,47 @@ func TestCgroupTree(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("cgroups of %s: %v, want %v", idB[:8], got, want)
+	}
+}
+
+// registryState is what a registry tells of its policies, as data.
+type registryState struct {
+	problems []policywatch.Problem
+	entries  []policywatch.Entry
+}
+
+func (r registryState) Problems(paths ...string) []policywatch.Problem {
+	var out []policywatch.Problem
+	for _, p := range r.problems {
+		if slices.Contains(paths, p.Source) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (r registryState) List() []policywatch.Entry { return r.entries }
+
+func TestStatusState(t *testing.T) {
+	src := "kubernetes:tracingpolicy/p"
+	for _, tc := range []struct {
+		name                string
+		reg                 registryState
+		typ, reason, inText string
+	}{
+		{"enforced", registryState{entries: []policywatch.Entry{{Name: "p", Source: src, State: policywatch.Enabled}}},
+			"Normal", ReasonEnforced, "enforced on node n1"},
+		{"not loaded", registryState{problems: []policywatch.Problem{{Source: src, Policy: "p", Err: "no such function"}},
+			entries: []policywatch.Entry{{Name: "p", Source: src, State: policywatch.LoadError, Error: "no such function"}}},
+			"Warning", ReasonNotEnforced, "not enforced on node n1: no such function"},
+		{"bad edit", registryState{entries: []policywatch.Entry{{Name: "p", Source: src, State: policywatch.Enabled, Error: "bad operator"}}},
+			"Warning", ReasonEditRefused, "the version before it still enforces: bad operator"},
+		{"another object's", registryState{entries: []policywatch.Entry{{Name: "q", Source: src + "x", State: policywatch.Enabled}}},
+			"", "", ""},
+	} {
+		typ, reason, msg := state(tc.reg, src, "n1")
+		if typ != tc.typ || reason != tc.reason || !strings.Contains(msg, tc.inText) {
+			t.Errorf("%s: %s %s %q, want %s %s with %q", tc.name, typ, reason, msg, tc.typ, tc.reason, tc.inText)
+		}
 	}
 }
