@@ -12,6 +12,7 @@
  * matches no selector writes nothing to the ring buffer. */
 #define HOOK_SLOTS 4096
 #define HOOK_STRINGS 65536
+#define HOOK_CGROUPS 65536
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"

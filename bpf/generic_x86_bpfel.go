@@ -75,6 +75,13 @@ const (
 	GenericCapSetCAPS_PERMITTED   GenericCapSet = 2
 )
 
+type GenericCgroupKey struct {
+	_      structs.HostLayout
+	Slot   uint32
+	Pad    uint32
+	Cgroup uint64
+}
+
 type GenericDispatchLimit uint32
 
 const (
@@ -112,7 +119,8 @@ type GenericGenConf struct {
 	Nargs     uint8
 	Nsel      uint8
 	Cacheable uint8
-	Pad       [3]uint8
+	Scoped    uint8
+	Pad       [2]uint8
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -339,6 +347,7 @@ const (
 	GenericMapConfs               = "confs"
 	GenericMapEvents              = "events"
 	GenericMapGeneration          = "generation"
+	GenericMapHookCgroups         = "hook_cgroups"
 	GenericMapKeyHeap             = "key_heap"
 	GenericMapListStats           = "list_stats"
 	GenericMapPathHeap            = "path_heap"
@@ -355,6 +364,7 @@ const (
 	GenericVarUnusedArgSrc        = "unused_arg_src"
 	GenericVarUnusedArgType       = "unused_arg_type"
 	GenericVarUnusedCapSet        = "unused_cap_set"
+	GenericVarUnusedCgroupKey     = "unused_cgroup_key"
 	GenericVarUnusedDispatchLimit = "unused_dispatch_limit"
 	GenericVarUnusedGenConf       = "unused_gen_conf"
 	GenericVarUnusedGenRec        = "unused_gen_rec"
@@ -424,6 +434,7 @@ type GenericMapSpecs struct {
 	Confs       *ebpf.MapSpec `ebpf:"confs"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Generation  *ebpf.MapSpec `ebpf:"generation"`
+	HookCgroups *ebpf.MapSpec `ebpf:"hook_cgroups"`
 	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
 	ListStats   *ebpf.MapSpec `ebpf:"list_stats"`
 	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
@@ -444,6 +455,7 @@ type GenericVariableSpecs struct {
 	UnusedArgSrc        *ebpf.VariableSpec `ebpf:"unused_arg_src"`
 	UnusedArgType       *ebpf.VariableSpec `ebpf:"unused_arg_type"`
 	UnusedCapSet        *ebpf.VariableSpec `ebpf:"unused_cap_set"`
+	UnusedCgroupKey     *ebpf.VariableSpec `ebpf:"unused_cgroup_key"`
 	UnusedDispatchLimit *ebpf.VariableSpec `ebpf:"unused_dispatch_limit"`
 	UnusedGenConf       *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
 	UnusedGenRec        *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
@@ -483,6 +495,7 @@ type GenericMaps struct {
 	Confs       *ebpf.Map `ebpf:"confs"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Generation  *ebpf.Map `ebpf:"generation"`
+	HookCgroups *ebpf.Map `ebpf:"hook_cgroups"`
 	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
 	ListStats   *ebpf.Map `ebpf:"list_stats"`
 	PathHeap    *ebpf.Map `ebpf:"path_heap"`
@@ -500,6 +513,7 @@ func (m *GenericMaps) Close() error {
 		m.Confs,
 		m.Events,
 		m.Generation,
+		m.HookCgroups,
 		m.KeyHeap,
 		m.ListStats,
 		m.PathHeap,
@@ -521,6 +535,7 @@ type GenericVariables struct {
 	UnusedArgSrc        *ebpf.Variable `ebpf:"unused_arg_src"`
 	UnusedArgType       *ebpf.Variable `ebpf:"unused_arg_type"`
 	UnusedCapSet        *ebpf.Variable `ebpf:"unused_cap_set"`
+	UnusedCgroupKey     *ebpf.Variable `ebpf:"unused_cgroup_key"`
 	UnusedDispatchLimit *ebpf.Variable `ebpf:"unused_dispatch_limit"`
 	UnusedGenConf       *ebpf.Variable `ebpf:"unused_gen_conf"`
 	UnusedGenRec        *ebpf.Variable `ebpf:"unused_gen_rec"`

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type KprobeCgroupKey struct {
+	_      structs.HostLayout
+	Slot   uint32
+	Pad    uint32
+	Cgroup uint64
+}
+
 type KprobeGenConf struct {
 	_         structs.HostLayout
 	HookId    uint32
@@ -20,7 +27,8 @@ type KprobeGenConf struct {
 	Nargs     uint8
 	Nsel      uint8
 	Cacheable uint8
-	Pad       [3]uint8
+	Scoped    uint8
+	Pad       [2]uint8
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -104,6 +112,7 @@ const (
 	KprobeMapConf            = "conf"
 	KprobeMapEntries         = "entries"
 	KprobeMapEvents          = "events"
+	KprobeMapHookCgroups     = "hook_cgroups"
 	KprobeMapKeyHeap         = "key_heap"
 	KprobeMapPathHeap        = "path_heap"
 	KprobeMapRecHeap         = "rec_heap"
@@ -137,6 +146,7 @@ const (
 	KprobeVarUnusedArgSrc    = "unused_arg_src"
 	KprobeVarUnusedArgType   = "unused_arg_type"
 	KprobeVarUnusedCapSet    = "unused_cap_set"
+	KprobeVarUnusedCgroupKey = "unused_cgroup_key"
 	KprobeVarUnusedGenConf   = "unused_gen_conf"
 	KprobeVarUnusedGenRec    = "unused_gen_rec"
 	KprobeVarUnusedGenStat   = "unused_gen_stat"
@@ -204,16 +214,17 @@ type KprobeProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type KprobeMapSpecs struct {
-	Conf      *ebpf.MapSpec `ebpf:"conf"`
-	Entries   *ebpf.MapSpec `ebpf:"entries"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	KeyHeap   *ebpf.MapSpec `ebpf:"key_heap"`
-	PathHeap  *ebpf.MapSpec `ebpf:"path_heap"`
-	RecHeap   *ebpf.MapSpec `ebpf:"rec_heap"`
-	Socktrack *ebpf.MapSpec `ebpf:"socktrack"`
-	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
-	Strings   *ebpf.MapSpec `ebpf:"strings"`
+	Conf        *ebpf.MapSpec `ebpf:"conf"`
+	Entries     *ebpf.MapSpec `ebpf:"entries"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	HookCgroups *ebpf.MapSpec `ebpf:"hook_cgroups"`
+	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
+	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
+	RecHeap     *ebpf.MapSpec `ebpf:"rec_heap"`
+	Socktrack   *ebpf.MapSpec `ebpf:"socktrack"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
+	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	Strings     *ebpf.MapSpec `ebpf:"strings"`
 }
 
 // KprobeVariableSpecs contains global variables before they are loaded into the kernel.
@@ -238,6 +249,7 @@ type KprobeVariableSpecs struct {
 	UnusedArgSrc    *ebpf.VariableSpec `ebpf:"unused_arg_src"`
 	UnusedArgType   *ebpf.VariableSpec `ebpf:"unused_arg_type"`
 	UnusedCapSet    *ebpf.VariableSpec `ebpf:"unused_cap_set"`
+	UnusedCgroupKey *ebpf.VariableSpec `ebpf:"unused_cgroup_key"`
 	UnusedGenConf   *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
 	UnusedGenRec    *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
 	UnusedGenStat   *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
@@ -269,16 +281,17 @@ func (o *KprobeObjects) Close() error {
 //
 // It can be passed to LoadKprobeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type KprobeMaps struct {
-	Conf      *ebpf.Map `ebpf:"conf"`
-	Entries   *ebpf.Map `ebpf:"entries"`
-	Events    *ebpf.Map `ebpf:"events"`
-	KeyHeap   *ebpf.Map `ebpf:"key_heap"`
-	PathHeap  *ebpf.Map `ebpf:"path_heap"`
-	RecHeap   *ebpf.Map `ebpf:"rec_heap"`
-	Socktrack *ebpf.Map `ebpf:"socktrack"`
-	Stacks    *ebpf.Map `ebpf:"stacks"`
-	Stats     *ebpf.Map `ebpf:"stats"`
-	Strings   *ebpf.Map `ebpf:"strings"`
+	Conf        *ebpf.Map `ebpf:"conf"`
+	Entries     *ebpf.Map `ebpf:"entries"`
+	Events      *ebpf.Map `ebpf:"events"`
+	HookCgroups *ebpf.Map `ebpf:"hook_cgroups"`
+	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
+	PathHeap    *ebpf.Map `ebpf:"path_heap"`
+	RecHeap     *ebpf.Map `ebpf:"rec_heap"`
+	Socktrack   *ebpf.Map `ebpf:"socktrack"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
+	Stats       *ebpf.Map `ebpf:"stats"`
+	Strings     *ebpf.Map `ebpf:"strings"`
 }
 
 func (m *KprobeMaps) Close() error {
@@ -286,6 +299,7 @@ func (m *KprobeMaps) Close() error {
 		m.Conf,
 		m.Entries,
 		m.Events,
+		m.HookCgroups,
 		m.KeyHeap,
 		m.PathHeap,
 		m.RecHeap,
@@ -318,6 +332,7 @@ type KprobeVariables struct {
 	UnusedArgSrc    *ebpf.Variable `ebpf:"unused_arg_src"`
 	UnusedArgType   *ebpf.Variable `ebpf:"unused_arg_type"`
 	UnusedCapSet    *ebpf.Variable `ebpf:"unused_cap_set"`
+	UnusedCgroupKey *ebpf.Variable `ebpf:"unused_cgroup_key"`
 	UnusedGenConf   *ebpf.Variable `ebpf:"unused_gen_conf"`
 	UnusedGenRec    *ebpf.Variable `ebpf:"unused_gen_rec"`
 	UnusedGenStat   *ebpf.Variable `ebpf:"unused_gen_stat"`

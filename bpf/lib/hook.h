@@ -38,6 +38,10 @@
 #ifndef HOOK_STRINGS
 #define HOOK_STRINGS 4096
 #endif
+/* (hook, cgroup) pairs of the object's scoped hooks, all hooks together */
+#ifndef HOOK_CGROUPS
+#define HOOK_CGROUPS 4096
+#endif
 
 enum gen_stat {
 	GS_CALLS = 0,    /* calls seen (of a mapped syscall, or of the function) */
@@ -266,7 +270,11 @@ struct gen_conf {
 	/* the verdict depends only on the variant's file path and mask, so a
 	 * "no selector matched" can be remembered per file (generic.c) */
 	__u8 cacheable;
-	__u8 pad[3];
+	/* the hook applies only to the processes of the cgroups hook_cgroups
+	 * lists for it (a policy's podSelector, containerSelector or
+	 * namespace): a call from any other cgroup matches no selector */
+	__u8 scoped;
+	__u8 pad[2];
 	struct arg_conf args[MAX_ARGS];
 	struct selector sel[MAX_SELECTORS];
 };
@@ -299,7 +307,17 @@ struct lpm_key {
 	__u8 data[LPM_DATA];
 };
 
+/* A scoped hook's cgroup: the hook's slot (unique among the object's live
+ * hooks, where ids of two versions of a policy may be equal) and the
+ * cgroup v2 id (bpf_get_current_cgroup_id) of a container it applies to. */
+struct cgroup_key {
+	__u32 slot;
+	__u32 pad;
+	__u64 cgroup;
+};
+
 const struct gen_rec *unused_gen_rec __attribute__((unused));
+const struct cgroup_key *unused_cgroup_key __attribute__((unused));
 /* the enums user space encodes, kept in BTF for bpf2go to generate them
  * into package bpf: pkg/sensor's constants are defined from those */
 const enum arg_src *unused_arg_src __attribute__((unused));
@@ -332,6 +350,16 @@ struct {
 	__type(value, __u8);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } strings SEC(".maps");
+
+/* the cgroups of scoped hooks (gen_conf.scoped); user space keeps them as
+ * the containers of the matching pods come and go */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HOOK_CGROUPS);
+	__type(key, struct cgroup_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} hook_cgroups SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -1002,6 +1030,20 @@ out:
 	return 0;
 }
 
+/* in_scope reports whether the current task is in a cgroup the hook
+ * applies to: always for a hook without a scope. Checked first, before
+ * any selector, by every mechanism (select). */
+static __always_inline bool in_scope(struct gen_conf *c)
+{
+	struct cgroup_key k = {};
+
+	if (!c->scoped)
+		return true;
+	k.slot = c->slot;
+	k.cgroup = bpf_get_current_cgroup_id();
+	return bpf_map_lookup_elem(&hook_cgroups, &k) != NULL;
+}
+
 struct select_ctx {
 	struct gen_conf *c;
 	struct gen_rec *r;
@@ -1034,6 +1076,8 @@ static __always_inline int select(struct gen_conf *c, struct gen_rec *r, long re
 {
 	struct select_ctx x = {.c = c, .r = r, .ret = ret, .found = -1};
 
+	if (!in_scope(c))
+		return -1;
 	if (c->nsel == 0)
 		return MAX_SELECTORS;
 	bpf_loop(c->nsel, eval_selector, &x, 0);

@@ -207,6 +207,14 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	}
 	if a.kube != nil {
 		containers = a.containerInfo
+		// namespaced policies, podSelector and containerSelector apply
+		// to the pods they name, kept up to date as containers come and go
+		a.hooks.SetScopes(a.kube)
+		a.kube.OnPodsChange(func() {
+			if err := a.hooks.RefreshScopes(); err != nil {
+				log.Error().Err(err).Msg("Updating the pods scoped policies apply to failed; their hooks keep the pods they had")
+			}
+		})
 	}
 	a.cache = process.NewCache(process.Options{
 		Node:  a.node,

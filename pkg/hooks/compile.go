@@ -126,6 +126,9 @@ type HookDecl struct {
 	// list of system calls served by the syscall-tracepoint mapping, into
 	// one hook whose table holds every listed system call.
 	List ListDecl
+	// Scope limits the hook to the containers of some pods (a policy's
+	// namespace, podSelector and containerSelector); nil: every process.
+	Scope *Scope
 }
 
 // Mechanism names reported in events and listings.

@@ -101,6 +101,11 @@ type Manager struct {
 	sockMu    sync.Mutex
 	sockTrack *ebpf.Map
 
+	// scopes resolves scoped policies' pods (nil: such policies are
+	// refused); scopeMu serializes the hooks' cgroup fills
+	scopes  Scopes
+	scopeMu sync.Mutex
+
 	limitMu sync.Mutex
 	// until holds, per rate-limited selector and scope, the kernel time
 	// before which its events are not posted again
@@ -133,7 +138,7 @@ func (m *Manager) PinUnder(dir string) {
 
 // LoadPolicy loads a parsed TracingPolicy under its metadata name.
 func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
-	decls, err := FromPolicy(p)
+	decls, err := fromPolicy(p, m.scopesSet())
 	if err != nil {
 		return err
 	}
@@ -142,7 +147,7 @@ func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
 
 // ReplacePolicy loads a new version of a loaded policy; see Replace.
 func (m *Manager) ReplacePolicy(p *tracingpolicy.TracingPolicy) error {
-	decls, err := FromPolicy(p)
+	decls, err := fromPolicy(p, m.scopesSet())
 	if err != nil {
 		return err
 	}
@@ -170,6 +175,7 @@ func (m *Manager) Load(policy string, hooks []HookDecl) error {
 	}
 	m.install(lp)
 	m.mu.Unlock()
+	m.refill(lp)
 	if err := m.swap(lp, nil); err != nil {
 		m.mu.Lock()
 		m.uninstall(lp)
@@ -233,6 +239,7 @@ func (m *Manager) Replace(policy string, hooks []HookDecl) error {
 	}
 	m.install(lp)
 	m.mu.Unlock()
+	m.refill(lp)
 	if err := m.swap(lp, old); err != nil {
 		// the old version still enforces: its hooks were never detached
 		m.mu.Lock()
@@ -300,6 +307,13 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 			return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
 		}
 		lp.hooks = append(lp.hooks, h)
+		// before any call can reach it (the dispatcher's hooks are not
+		// in its lists yet), or at least before it is published: a
+		// scoped hook with no cgroups matches nothing
+		if err := m.fillScopes([]*loadedHook{h}); err != nil {
+			m.discard(lp)
+			return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
+		}
 		if lp.dir != "" {
 			if err := h.obj.Pin(filepath.Join(lp.dir, fmt.Sprintf("hook%d", i))); err != nil {
 				m.discard(lp)
@@ -327,6 +341,8 @@ func (m *Manager) hookIDs(policy string, hooks []HookDecl) []uint32 {
 	for i, d := range hooks {
 		h := fnv.New32a()
 		d.Policy = policy
+		// a pointer would print as an address, which differs per run
+		d.Scope = nil
 		fmt.Fprintf(h, "%d %+v", i, d)
 		id := h.Sum32()
 		for taken[id] {
@@ -336,6 +352,15 @@ func (m *Manager) hookIDs(policy string, hooks []HookDecl) []uint32 {
 		ids[i] = id
 	}
 	return ids
+}
+
+// refill fills a just published version's scoped hooks again: a change
+// of pods between its build and its publication reached only the versions
+// published then (RefreshScopes).
+func (m *Manager) refill(lp *loadedPolicy) {
+	if err := m.fillScopes(lp.hooks); err != nil {
+		m.log.Error().Err(err).Str("policy", lp.name).Msg("Updating the pods a policy applies to failed; it keeps the ones it had")
+	}
 }
 
 // install publishes a built policy; m.mu is held.

@@ -95,6 +95,7 @@ func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options
 	if err != nil {
 		return nil, info, err
 	}
+	spec.Scoped = d.Scope != nil
 	k, err := sensor.LoadKprobe(spec, events, opts)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
@@ -126,6 +127,7 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 	if err != nil {
 		return nil, info, err
 	}
+	spec.Scoped = d.Scope != nil
 	k, err := sensor.LoadKprobe(spec, events, opts)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", hookName(d), err)
@@ -154,6 +156,7 @@ func loadSyscallHook(d HookDecl, id uint32, why string, disp *sensor.Dispatcher)
 	}
 	// staged: the manager puts it in the syscall lists when its whole
 	// policy version is built (Manager.swap)
+	spec.Scoped = d.Scope != nil
 	h, err := disp.Stage(spec)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", d.Call, err)

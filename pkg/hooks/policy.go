@@ -16,12 +16,33 @@ import (
 // With policy-mode monitor, enforcing actions (Sigkill, Signal, Override) are dropped
 // and the hooks only report, as in Tetragon.
 func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
+	return fromPolicy(p, false)
+}
+
+// fromPolicy is FromPolicy; with scopes (the agent knows the pods of its
+// node), a policy's namespace, podSelector and containerSelector become
+// every hook's Scope instead of being refused.
+func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 	c := converter{policy: p.Metadata.Name, monitor: p.Spec.Mode == tp.ModeMonitor, mechanism: string(p.Spec.HookMechanism), spec: &p.Spec}
-	if p.Spec.PodSelector != nil {
-		c.refuse(p.Spec.PodSelector.Src, "podSelector needs Kubernetes pod labels, which a Docker host does not have")
-	}
-	if p.Spec.ContainerSelector != nil {
-		c.refuse(p.Spec.ContainerSelector.Src, "containerSelector is not supported yet")
+	var scope *Scope
+	switch {
+	case scopes:
+		if p.Namespaced() || p.Spec.PodSelector != nil || p.Spec.ContainerSelector != nil {
+			scope = &Scope{Pods: p.Spec.PodSelector, Containers: p.Spec.ContainerSelector}
+			if p.Namespaced() {
+				scope.Namespace = p.Metadata.Namespace
+			}
+		}
+	default:
+		if p.Namespaced() {
+			c.refuse(p.Src, "a TracingPolicyNamespaced applies to the pods of its namespace, which only an agent in Kubernetes knows; use a TracingPolicy")
+		}
+		if p.Spec.PodSelector != nil {
+			c.refuse(p.Spec.PodSelector.Src, "podSelector needs Kubernetes pod labels, which a Docker host does not have")
+		}
+		if p.Spec.ContainerSelector != nil {
+			c.refuse(p.Spec.ContainerSelector.Src, "containerSelector needs Kubernetes container names, which this agent has only in Kubernetes")
+		}
 	}
 
 	var decls []HookDecl
@@ -78,6 +99,9 @@ func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
 	}
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("policy %q: %w", p.Metadata.Name, errors.Join(c.errs...))
+	}
+	for i := range decls {
+		decls[i].Scope = scope
 	}
 	return decls, nil
 }

@@ -138,3 +138,54 @@ func TestRateLimitPerScope(t *testing.T) {
 func zeroLog() zerolog.Logger { return zerolog.Nop() }
 
 func sensorOptions() sensor.Options { return sensor.Options{} }
+
+// TestFromPolicyScopes: where the agent knows pods (Kubernetes), a
+// namespaced policy, podSelector and containerSelector become every
+// hook's scope; elsewhere each is refused with its place.
+func TestFromPolicyScopes(t *testing.T) {
+	p := parse(t, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicyNamespaced
+metadata:
+  name: scoped
+  namespace: shop
+spec:
+  podSelector:
+    matchLabels: {app: web}
+  containerSelector:
+    matchLabels: {name: nginx}
+  kprobes:
+  - call: sys_read
+  - call: sys_write
+`)
+	decls, err := fromPolicy(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decls) != 2 {
+		t.Fatalf("%d hooks", len(decls))
+	}
+	for _, d := range decls {
+		s := d.Scope
+		if s == nil || s.Namespace != "shop" || s.Pods.MatchLabels["app"] != "web" || s.Containers.MatchLabels["name"] != "nginx" {
+			t.Fatalf("%s: scope %+v", d.Call, s)
+		}
+	}
+	// a cluster-wide policy without selectors has no scope
+	plain := parse(t, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: plain\nspec:\n  kprobes:\n  - call: sys_read\n")
+	if decls, err := fromPolicy(plain, true); err != nil || decls[0].Scope != nil {
+		t.Fatalf("plain policy: %v, scope %+v", err, decls[0].Scope)
+	}
+	_, err = FromPolicy(p)
+	if err == nil {
+		t.Fatal("a scoped policy loaded without pods to scope it to")
+	}
+	for _, want := range []string{
+		"p.yaml:1:1: a TracingPolicyNamespaced applies to the pods of its namespace, which only an agent in Kubernetes knows",
+		"p.yaml:8:5: spec.podSelector: podSelector needs Kubernetes pod labels",
+		"p.yaml:10:5: spec.containerSelector: containerSelector needs Kubernetes container names",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

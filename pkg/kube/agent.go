@@ -25,6 +25,9 @@ type Agent struct {
 	node     string
 	pods     *Pods
 	policies *Policies
+	// cgroups finds the cgroups of the pods' containers, for scoped
+	// policies (Cgroups)
+	cgroups *cgroupTree
 }
 
 // New returns the Kubernetes mode, or nil (and no error) when there is no
@@ -47,24 +50,32 @@ func New(log zerolog.Logger, kubeconfig, node string, reg Registry) (*Agent, err
 		log:      log,
 		node:     node,
 		pods:     NewPods(log, cs, node),
-		policies: NewPolicies(log, dc, reg),
+		policies: NewPolicies(log, dc, reg, newStatusEvents(cs, node)),
+		cgroups:  &cgroupTree{},
 	}, nil
 }
+
+// OnPodsChange makes f be called whenever the containers of the node's
+// pods change: what Cgroups answers may then differ.
+func (a *Agent) OnPodsChange(f func()) { a.pods.OnChange(f) }
 
 // Start runs the watches under g and waits until the node's pods are
 // listed, for at most SyncTimeout.
 func (a *Agent) Start(ctx context.Context, g *errgroup.Group) error {
 	g.Go(func() error { return a.pods.Run(ctx) })
-	if err := a.policies.Start(ctx); err != nil {
-		return err
-	}
-	g.Go(func() error { return a.policies.Run(ctx) })
 	wctx, cancel := context.WithTimeout(ctx, SyncTimeout)
 	defer cancel()
 	if !a.pods.WaitSynced(wctx) {
 		return fmt.Errorf("listing the pods of node %q did not finish within %s (is --node-name the node's name, and may the agent list pods?)", a.node, SyncTimeout)
 	}
 	a.log.Info().Int("containers", a.pods.Len()).Msg("Pods of this node listed")
+	// the policies after the pods: a policy limited to pods that loaded
+	// before they were listed would replace the previous run's pinned
+	// version with one that reaches none of them
+	if err := a.policies.Start(ctx); err != nil {
+		return err
+	}
+	g.Go(func() error { return a.policies.Run(ctx) })
 	return nil
 }
 

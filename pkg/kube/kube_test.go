@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -142,12 +141,14 @@ func TestFileFromObject(t *testing.T) {
 	if bad.Err == nil || !strings.Contains(bad.Err.Error(), "kubernetes:tracingpolicy/file-monitoring-filtered") || !strings.Contains(bad.Err.Error(), "nosuchtype") {
 		t.Fatalf("bad edit: %v", bad.Err)
 	}
-	// namespaced: refused, not applied to the whole node
+	// namespaced: parsed with its namespace (the hooks manager limits it
+	// to the namespace's pods)
 	u.SetKind("TracingPolicyNamespaced")
 	u.SetNamespace("default")
-	delete(spec, "kprobes")
+	spec["kprobes"].([]any)[0].(map[string]any)["args"].([]any)[0].(map[string]any)["type"] = "file"
 	ns := File(u)
-	if !errors.Is(ns.Err, ErrNamespacedNotEnforced) || ns.Path != "kubernetes:tracingpolicynamespaced/default/file-monitoring-filtered" {
+	if ns.Err != nil || ns.Path != "kubernetes:tracingpolicynamespaced/default/file-monitoring-filtered" ||
+		len(ns.Policies) != 1 || !ns.Policies[0].Namespaced() || ns.Policies[0].Metadata.Namespace != "default" {
 		t.Fatalf("namespaced: %s %v", ns.Path, ns.Err)
 	}
 }

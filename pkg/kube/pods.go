@@ -55,6 +55,12 @@ type Pods struct {
 	negative map[string]time.Time
 	// changed is closed and replaced at every change of byID
 	changed chan struct{}
+	// handler is Run's registration with the informer: synced once the
+	// first list went through set
+	handler cache.ResourceEventHandlerRegistration
+	// onChange, when set, is called after every change of the pods'
+	// containers (outside mu)
+	onChange func()
 }
 
 // NewPods returns a watcher of the pods whose spec.nodeName is node.
@@ -81,7 +87,7 @@ func NewPods(log zerolog.Logger, cs kubernetes.Interface, node string) *Pods {
 
 // Run watches until ctx is done.
 func (p *Pods) Run(ctx context.Context) error {
-	_, err := p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.set(obj) },
 		UpdateFunc: func(_, obj any) { p.set(obj) },
 		DeleteFunc: func(obj any) { p.delete(obj) },
@@ -89,6 +95,9 @@ func (p *Pods) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
+	p.mu.Lock()
+	p.handler = reg
+	p.mu.Unlock()
 	p.factory.Start(ctx.Done())
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -103,9 +112,14 @@ func (p *Pods) Run(ctx context.Context) error {
 	}
 }
 
-// WaitSynced waits until the pods of the node are listed.
+// WaitSynced waits until the pods of the node are listed and handed to
+// set: Lookup and Current know them.
 func (p *Pods) WaitSynced(ctx context.Context) bool {
-	return cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced)
+	return cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced, func() bool {
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+		return p.handler != nil && p.handler.HasSynced()
+	})
 }
 
 // Lookup returns the container with this id; an id no pod names yet is
@@ -174,7 +188,6 @@ func (p *Pods) set(obj any) {
 	}
 	uid := string(pod.UID)
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	ids := make([]string, 0, len(cs))
 	for _, c := range cs {
 		p.byID[c.ID] = c
@@ -192,6 +205,41 @@ func (p *Pods) set(obj any) {
 	p.byPod[uid] = ids
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	p.notify()
+}
+
+// notify tells onChange that the pods' containers changed.
+func (p *Pods) notify() {
+	p.mu.RLock()
+	f := p.onChange
+	p.mu.RUnlock()
+	if f != nil {
+		f()
+	}
+}
+
+// OnChange makes f be called after every change of the pods' containers.
+func (p *Pods) OnChange(f func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.onChange = f
+}
+
+// Current returns the containers of the node's pods as they are now (not
+// those of deleted pods, whose events may still be in flight).
+func (p *Pods) Current() []Container {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []Container
+	for _, ids := range p.byPod {
+		for _, id := range ids {
+			if c, ok := p.byID[id]; ok {
+				out = append(out, *c)
+			}
+		}
+	}
+	return out
 }
 
 func (p *Pods) delete(obj any) {
@@ -203,12 +251,13 @@ func (p *Pods) delete(obj any) {
 		return
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := time.Now()
 	for _, id := range p.byPod[string(pod.UID)] {
 		p.gone[id] = now
 	}
 	delete(p.byPod, string(pod.UID))
+	p.mu.Unlock()
+	p.notify()
 }
 
 func (p *Pods) sweep(now time.Time) {

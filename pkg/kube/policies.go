@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -27,21 +26,21 @@ var (
 	TracingPoliciesNamespaced = schema.GroupVersionResource{Group: "cilium.io", Version: "v1alpha1", Resource: "tracingpoliciesnamespaced"}
 )
 
-// Registry is what the policies go to; *policywatch.Registry is one.
+// Registry is what the policies go to, and what tells their state;
+// *policywatch.Registry is one.
 type Registry interface {
 	SyncSource(f policydir.File) (retry bool)
 	RemoveSource(path string) (retry bool)
+	StateSource
 }
-
-// ErrNamespacedNotEnforced is why a TracingPolicyNamespaced is refused: its
-// hooks would act on every process of the node, not only on the pods of its
-// namespace, and a policy that loads must do what it says.
-var ErrNamespacedNotEnforced = errors.New("TracingPolicyNamespaced is not supported yet: this agent cannot yet limit a policy's hooks to the pods of one namespace, and does not load it for the whole node; use a TracingPolicy")
 
 // Policies feeds the cluster's TracingPolicy objects to a Registry.
 type Policies struct {
-	log      zerolog.Logger
-	reg      Registry
+	log zerolog.Logger
+	reg Registry
+	// status reports each object's state on this node as an Event; nil:
+	// none (a test without an API server)
+	status   *statusEvents
 	factory  dynamicinformer.DynamicSharedInformerFactory
 	cluster  cache.SharedIndexInformer
 	nsScoped cache.SharedIndexInformer
@@ -52,12 +51,14 @@ type Policies struct {
 	pending map[string]*unstructured.Unstructured
 }
 
-// NewPolicies returns a watcher of both CRDs.
-func NewPolicies(log zerolog.Logger, dc dynamic.Interface, reg Registry) *Policies {
+// NewPolicies returns a watcher of both CRDs; status, when not nil,
+// reports each object's state on this node.
+func NewPolicies(log zerolog.Logger, dc dynamic.Interface, reg Registry, status *statusEvents) *Policies {
 	f := dynamicinformer.NewDynamicSharedInformerFactory(dc, 5*time.Minute)
 	return &Policies{
 		log:      log.With().Str("component", "kube-policies").Logger(),
 		reg:      reg,
+		status:   status,
 		factory:  f,
 		cluster:  f.ForResource(TracingPolicies).Informer(),
 		nsScoped: f.ForResource(TracingPoliciesNamespaced).Informer(),
@@ -96,6 +97,9 @@ func (p *Policies) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			p.factory.Shutdown()
+			if p.status != nil {
+				p.status.stop()
+			}
 			return nil
 		case <-tick.C:
 			p.mu.Lock()
@@ -138,6 +142,9 @@ func (p *Policies) sync(obj any) {
 	}
 	f := File(u)
 	p.retryIf(f.Path, u, p.reg.SyncSource(f))
+	if p.status != nil {
+		p.status.report(p.reg, u)
+	}
 }
 
 func (p *Policies) remove(obj any) {
@@ -153,6 +160,9 @@ func (p *Policies) remove(obj any) {
 	delete(p.pending, src)
 	p.mu.Unlock()
 	p.retryIf(src, nil, p.reg.RemoveSource(src))
+	if p.status != nil {
+		p.status.forget(src)
+	}
 }
 
 // File turns an object into what the registry loads: the policy parsed
@@ -187,10 +197,6 @@ func File(u *unstructured.Unstructured) policydir.File {
 	f := policydir.File{Path: src, Hash: sha256.Sum256(data)}
 	if err != nil {
 		f.Err = fmt.Errorf("%s: %w", src, err)
-		return f
-	}
-	if u.GetNamespace() != "" {
-		f.Err = fmt.Errorf("%s: %w", src, ErrNamespacedNotEnforced)
 		return f
 	}
 	f.Policies, f.Err = tp.Parse(src, data)

@@ -58,6 +58,8 @@ type DataHook struct {
 	keys     []bpf.GenericLpmKey
 	cache    bool
 	listed   bool // in the syscall lists (Swap)
+	// scope is the hook's cgroups when it is scoped, else nil
+	scope *cgroupScope
 	// pinDir marks the hook as pinned: while the directory exists, Close
 	// leaves the hook's entries in the (pinned) dispatcher
 	pinDir string
@@ -154,6 +156,9 @@ func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 	d.slots[slot] = true
 	h.slot, h.keys = uint32(slot), keys
 	conf.Slot = uint16(slot)
+	if spec.Scoped {
+		h.scope = newCgroupScope(d.objs.HookCgroups, h.slot)
+	}
 	fail := func(err error) (*DataHook, error) {
 		h.deleteEntries()
 		h.freeSlots()
@@ -401,6 +406,9 @@ func (h *DataHook) deleteEntries() error {
 		if err := h.d.objs.Strings.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("deleting match strings: %w", err))
 		}
+	}
+	if h.scope != nil {
+		errs = append(errs, h.scope.replace(nil))
 	}
 	return errors.Join(errs...)
 }

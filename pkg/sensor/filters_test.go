@@ -96,6 +96,16 @@ func TestEncodeFilters(t *testing.T) {
 	if !cacheable(spec) {
 		t.Fatal("a file-only selector is not cacheable")
 	}
+	// scoped to cgroups (podSelector...): a miss holds for the caller's
+	// cgroup only, so no list with the hook may remember it per file
+	scoped := spec
+	scoped.Scoped = true
+	if cacheable(scoped) {
+		t.Fatal("a scoped hook is cacheable")
+	}
+	if c, _, err := encodeConf(scoped, slotCounter()); err != nil || c.Scoped != 1 || c.Cacheable != 0 {
+		t.Fatalf("scoped hook encoded as scoped %d, cacheable %d (%v)", c.Scoped, c.Cacheable, err)
+	}
 	// fd_install's file is the returned fd's: the variant's file when
 	// every variant names the returned fd
 	ret := HookSpec{Syscalls: map[uint32]Syscall{257: {Flags: OnExit, Variants: []Variant{{FD: VarFDRet}}}},

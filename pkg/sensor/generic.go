@@ -266,6 +266,9 @@ type HookSpec struct {
 	Syscalls  map[uint32]Syscall
 	Args      []Arg
 	Selectors []Selector
+	// Scoped limits the hook to the cgroups SetCgroups names (none until
+	// then): a policy's podSelector, containerSelector or namespace.
+	Scoped bool
 }
 
 // GenericStats are a hook's kernel-side counters.
@@ -320,6 +323,7 @@ func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.GenericGenConf,
 	c.Nargs = uint8(len(spec.Args))
 	c.Nsel = uint8(len(spec.Selectors))
 	c.Cacheable = boolByte(cacheable(spec))
+	c.Scoped = boolByte(spec.Scoped)
 	strSlot := uint8(0)
 	for i, a := range spec.Args {
 		c.Args[i].Src, c.Args[i].Reg, c.Args[i].Type = uint8(a.Source), a.Reg, uint8(a.Kind)
@@ -547,7 +551,9 @@ func lpmKeys(slot uint16, strs []string, op Op) ([]bpf.GenericLpmKey, error) {
 // the returned fd counts when every variant's fd is the returned one.
 // Entries on anything else about the call or the caller make this false.
 func cacheable(spec HookSpec) bool {
-	if len(spec.Selectors) == 0 {
+	// a scoped hook's "no match" depends on the caller's cgroup, not only
+	// on the file
+	if len(spec.Selectors) == 0 || spec.Scoped {
 		return false
 	}
 	retFile := len(spec.Syscalls) > 0

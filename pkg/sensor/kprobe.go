@@ -182,7 +182,10 @@ type KprobeSpec struct {
 	// kprobe, so that ActOverride selectors can replace the return value.
 	// The kernel allows that on security_* functions and functions marked
 	// for error injection only.
-	Override  bool
+	Override bool
+	// Scoped is HookSpec.Scoped: the hook applies to the cgroups
+	// SetCgroups names only.
+	Scoped    bool
 	Args      []Arg
 	Selectors []Selector
 	// RetSockAction (RetTrackSock, RetUntrackSock; 0: none) is what the
@@ -196,6 +199,8 @@ type Kprobe struct {
 	// progs are the loaded programs' names, in attach order
 	progs []string
 	links []link.Link
+	// scope is the hook's cgroups when it is scoped, else nil
+	scope *cgroupScope
 }
 
 // LoadKprobe loads and attaches a hook on a kernel function whose records
@@ -226,7 +231,7 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	if spec.Override && spec.Return {
 		return nil, errors.New("a hook cannot both override the return value and run at return")
 	}
-	conf, strs, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors}, slotCounter())
+	conf, strs, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped}, slotCounter())
 	if err != nil {
 		return nil, err
 	}
@@ -362,6 +367,10 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		return nil, fmt.Errorf("loading %s on %s: %w", what, spec.Symbol, err)
 	}
 	k := &Kprobe{coll: coll, progs: progs}
+	if spec.Scoped {
+		// the object's one hook is slot 0
+		k.scope = newCgroupScope(coll.Maps["hook_cgroups"], 0)
+	}
 	fail := func(err error) (*Kprobe, error) {
 		k.Close()
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,10 @@ var repo = func() string {
 
 // env is what kubectl needs: KUBECONFIG and the cached binaries on PATH.
 var env []string
+
+// reused: the cluster ran before this run (K8S_E2E_KEEP=1), and an agent
+// pod of an earlier image may still run: the image's tag does not change.
+var reused bool
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -60,6 +65,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "test/k8s: cluster up in %s\n", time.Since(t0).Round(time.Second))
 		started = true
 	} else {
+		reused = true
 		// a running cluster gets this tree's agent image
 		cmd := exec.Command(cluster, "images")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -212,6 +218,10 @@ func TestSeed(t *testing.T) {
 	t.Cleanup(func() { agentLogs(t) })
 	overlay := "test/k8s/overlay"
 	kubectl(t, "apply", "-k", overlay)
+	if reused {
+		// the pod of the earlier run runs the earlier image
+		kubectl(t, "-n", "kube-system", "rollout", "restart", "ds/tetragon")
+	}
 	t.Cleanup(func() {
 		if os.Getenv("K8S_E2E_KEEP") == "1" {
 			return
@@ -292,6 +302,19 @@ func TestSeed(t *testing.T) {
 		}
 	})
 
+	t.Run("ScopedPolicies", func(t *testing.T) { scopedPolicies(t) })
+
+	t.Run("StatusEvents", func(t *testing.T) {
+		// the quickstart policy enforces on this node: an Enforced event
+		// on the object, from this node's agent
+		node := strings.TrimSpace(kubectl(t, "get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"))
+		waitEvent(t, "file-monitoring-filtered", "Normal", "Enforced", "enforced on node "+node)
+		bad := "test/k8s/testdata/bad-policy.yaml"
+		kubectl(t, "apply", "-f", bad)
+		t.Cleanup(func() { kubectlResult("delete", "--ignore-not-found", "-f", bad) })
+		waitEvent(t, "status-not-enforced", "Warning", "NotEnforced", "no_such_kernel_function_tetragon_test")
+	})
+
 	t.Run("PodInJSON", func(t *testing.T) {
 		j := getevents(t, "-o", "json", "--pods", "xwing", "-e", "exec")
 		time.Sleep(2 * time.Second)
@@ -304,6 +327,9 @@ func TestSeed(t *testing.T) {
 			}
 		}
 	})
+
+	// last: it replaces the agent's pod, which the streams above read
+	t.Run("PersistentEnforcement", persistentEnforcement)
 }
 
 // sameLines compares the lines in order, the events of one command.
@@ -312,4 +338,200 @@ func sameLines(t *testing.T, got, want []string) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// waitEnabled waits until tetra tracingpolicy list shows every policy
+// named enabled.
+func waitEnabled(t *testing.T, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, _, _ := kubectlResult("exec", "-n", "kube-system", "ds/tetragon", "-c", "tetragon", "--", "tetra", "tracingpolicy", "list")
+		ok := true
+		for _, n := range names {
+			found := false
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, n) && strings.Contains(l, "enabled") {
+					found = true
+				}
+			}
+			ok = ok && found
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v not enabled within 60s; tetra tracingpolicy list:\n%s", names, out)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// scopedPolicies checks that a TracingPolicyNamespaced and a policy with a
+// podSelector and containerSelector act on the pods they name only, in the
+// kernel (the other pod's reads give no event at all), and that a pod the
+// podSelector comes to select (a label changed) is reached.
+func scopedPolicies(t *testing.T) {
+	tie := "test/k8s/testdata/tiefighter.yaml"
+	kubectl(t, "apply", "-f", tie)
+	t.Cleanup(func() { kubectlResult("delete", "--ignore-not-found", "--wait=false", "-f", tie) })
+	kubectl(t, "-n", "empire", "wait", "--for=condition=Ready", "pod/tiefighter", "--timeout", "120s")
+	for _, pod := range [][]string{{"xwing"}, {"-n", "empire", "tiefighter"}} {
+		args := append(append([]string{"exec"}, pod...), "--", "bash", "-c", "echo x > /tmp/ns-watched; echo x > /tmp/pod-watched")
+		kubectl(t, args...)
+	}
+	policy := "test/k8s/testdata/scoped.yaml"
+	kubectl(t, "apply", "-f", policy)
+	t.Cleanup(func() { kubectlResult("delete", "--ignore-not-found", "-f", policy) })
+	waitEnabled(t, "scoped-namespace", "scoped-pods")
+
+	s := getevents(t, "-o", "compact")
+	time.Sleep(2 * time.Second)
+	readBoth := "cat /tmp/ns-watched /tmp/pod-watched"
+	tieRead := func() {
+		t.Helper()
+		if _, errOut, err := kubectlResult("exec", "-n", "empire", "tiefighter", "--", "bash", "-c", readBoth); err != nil {
+			t.Fatalf("kubectl exec tiefighter: %v: %s", err, errOut)
+		}
+	}
+	// tiefighter first: its reads, if a policy saw them, come before
+	// xwing's last line
+	from := s.len()
+	tieRead()
+	seedRun(t, s, readBoth, func(l string) bool {
+		return strings.HasPrefix(l, "📚 read    default/xwing /bin/cat /tmp/pod-watched")
+	})
+	time.Sleep(time.Second)
+	lines := s.since(from)
+	for _, want := range []string{"📚 read    default/xwing /bin/cat /tmp/ns-watched", "📚 read    default/xwing /bin/cat /tmp/pod-watched"} {
+		if !containsLine(lines, want) {
+			t.Errorf("no %q; the stream had:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "empire/tiefighter") && strings.Contains(l, "-watched") && strings.HasPrefix(l, "📚") {
+			t.Errorf("a scoped policy saw tiefighter's read: %s", l)
+		}
+	}
+
+	// tiefighter becomes class xwing: the podSelector policy reaches it,
+	// the namespaced one (default) still does not
+	kubectl(t, "-n", "empire", "label", "pod", "tiefighter", "class=xwing", "--overwrite")
+	var got []string
+	for attempt := 0; attempt < 10 && !containsLine(got, "📚 read    empire/tiefighter /bin/cat /tmp/pod-watched"); attempt++ {
+		from := s.len()
+		tieRead()
+		time.Sleep(time.Second)
+		got = s.since(from)
+	}
+	if !containsLine(got, "📚 read    empire/tiefighter /bin/cat /tmp/pod-watched") {
+		t.Fatalf("the podSelector policy did not reach tiefighter after its label changed; the stream had:\n%s", strings.Join(s.since(0), "\n"))
+	}
+	for _, l := range s.since(0) {
+		if strings.HasPrefix(l, "📚 read    empire/tiefighter /bin/cat /tmp/ns-watched") {
+			t.Errorf("the namespaced policy of default saw tiefighter's read: %s", l)
+		}
+	}
+}
+
+func containsLine(lines []string, prefix string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitEvent waits until the events of TracingPolicy name include one of
+// type typ and reason whose message contains msg.
+func waitEvent(t *testing.T, name, typ, reason, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var out string
+	for time.Now().Before(deadline) {
+		out, _, _ = kubectlResult("get", "events", "-A", "--field-selector", "involvedObject.kind=TracingPolicy,involvedObject.name="+name,
+			"-o", `jsonpath={range .items[*]}{.type}|{.reason}|{.source.component}|{.message}{"\n"}{end}`)
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.SplitN(l, "|", 4)
+			if len(f) == 4 && f[0] == typ && f[1] == reason && f[2] == "tetragon" && strings.Contains(f[3], msg) {
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("no %s %s event with %q on TracingPolicy %s within 30s; its events:\n%s", typ, reason, msg, name, out)
+}
+
+// catForbidden runs cat /tmp/forbidden in xwing and reports whether it was
+// killed (exit status 137, SIGKILL) or, when not, what happened.
+func catForbidden() (killed bool, what string) {
+	out, errOut, err := kubectlResult("exec", "xwing", "--", "cat", "/tmp/forbidden")
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && strings.Contains(errOut, "exit code 137") {
+		return true, ""
+	}
+	return false, fmt.Sprintf("%v: stdout %q stderr %q", err, out, errOut)
+}
+
+// agentPods names the agent's pods and whether each is ready.
+func agentPods(t *testing.T) string {
+	t.Helper()
+	return strings.TrimSpace(kubectl(t, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=tetragon",
+		"-o", `jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[*].ready} {end}`))
+}
+
+// persistentEnforcement checks that a policy keeps killing across
+// `kubectl -n kube-system rollout restart ds/tetragon`: the old agent
+// leaves its pins, the new one takes over make-before-break. Every attempt
+// during the restart, with no agent or a starting one, is killed.
+func persistentEnforcement(t *testing.T) {
+	kubectl(t, "exec", "xwing", "--", "bash", "-c", "echo secret > /tmp/forbidden")
+	policy := "test/k8s/testdata/kill-policy.yaml"
+	kubectl(t, "apply", "-f", policy)
+	t.Cleanup(func() { kubectlResult("delete", "--ignore-not-found", "-f", policy) })
+	waitEnabled(t, "kill-forbidden")
+	if killed, what := catForbidden(); !killed {
+		t.Fatalf("cat /tmp/forbidden in xwing was not killed before the restart: %s", what)
+	}
+	old := agentPods(t)
+	kubectl(t, "-n", "kube-system", "rollout", "restart", "ds/tetragon")
+	done := make(chan error, 1)
+	go func() {
+		_, errOut, err := kubectlResult("-n", "kube-system", "rollout", "status", "ds/tetragon", "--timeout", "300s")
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, errOut)
+		}
+		done <- err
+	}()
+	attempts, unready := 0, 0
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("rollout status: %v", err)
+			}
+			finished = true
+		default:
+		}
+		// one more after the rollout finished: the new agent enforces
+		pods := agentPods(t)
+		killed, what := catForbidden()
+		attempts++
+		if !killed {
+			t.Fatalf("attempt %d during the restart (agent pods: %s): cat /tmp/forbidden was not killed: %s", attempts, pods, what)
+		}
+		if !strings.Contains(pods, "=true") {
+			unready++ // no agent ready at that moment
+		}
+	}
+	now := agentPods(t)
+	if strings.Fields(now)[0] == strings.Fields(old)[0] {
+		t.Fatalf("the agent's pod is still %s after the rollout restart", now)
+	}
+	if unready == 0 {
+		t.Fatalf("%d attempts, none while no agent was ready: the test did not see the gap", attempts)
+	}
+	t.Logf("%d attempts killed during the restart (%d with no agent ready); %s replaced by %s", attempts, unready, old, now)
+	waitEnabled(t, "kill-forbidden")
 }
