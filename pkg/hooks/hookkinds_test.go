@@ -72,6 +72,20 @@ const (
 // SIGKILL ended it.
 func (h *harness) runHelper(t *testing.T, env, value string) (killed bool) {
 	t.Helper()
+	out, err := h.helperOutput(t, env, value)
+	if testutil.KilledBySIGKILL(err) {
+		return true
+	}
+	if err != nil || !strings.HasPrefix(out, "survived") {
+		t.Fatalf("helper %s=%s: %v: %q", env, value, err, out)
+	}
+	return false
+}
+
+// helperOutput runs the test binary as helper env=value, noting its pid so
+// that its events are kept, and returns its output and how it ended.
+func (h *harness) helperOutput(t *testing.T, env, value string) (string, error) {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -87,13 +101,7 @@ func (h *harness) runHelper(t *testing.T, env, value string) (killed bool) {
 	h.pids[uint32(cmd.Process.Pid)] = "helper"
 	h.mu.Unlock()
 	err = cmd.Wait()
-	if testutil.KilledBySIGKILL(err) {
-		return true
-	}
-	if err != nil || !strings.HasPrefix(out.String(), "survived") {
-		t.Fatalf("helper %s=%s: %v: %q", env, value, err, out.String())
-	}
-	return false
+	return out.String(), err
 }
 
 const rawSyscallsPolicy = `apiVersion: cilium.io/v1alpha1

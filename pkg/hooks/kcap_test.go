@@ -3,7 +3,6 @@ package hooks
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -78,30 +77,17 @@ spec:
 func TestLSMCapsetKernelCapT(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "bpf_lsm")
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := newHarness(t, MechLSM, testutil.Kernel(t).Map())
 	h.loadWith(t, capsetPolicy, MechLSM, os.Getpid())
 	run := func(mode string) (errno, set string) {
 		t.Helper()
-		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), capsetHelperEnv+"="+mode)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		out, err := h.helperOutput(t, capsetHelperEnv, mode)
+		if err != nil {
+			t.Fatalf("capset helper %s: %v: %q", mode, err, out)
 		}
-		h.mu.Lock()
-		h.pids[uint32(cmd.Process.Pid)] = "helper"
-		h.mu.Unlock()
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("capset helper %s: %v: %q", mode, err, out.String())
-		}
-		f := strings.Fields(out.String())
+		f := strings.Fields(out)
 		if len(f) != 3 || f[0] != "survived" {
-			t.Fatalf("capset helper %s: %q", mode, out.String())
+			t.Fatalf("capset helper %s: %q", mode, out)
 		}
 		return f[1], f[2]
 	}

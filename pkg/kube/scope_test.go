@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -54,9 +55,7 @@ func TestUnescapeMount(t *testing.T) {
 // hierarchy: a cgroup named as containerd names a pod's container, and one
 // the container made below it.
 func TestCgroupTree(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("creating cgroups needs root")
-	}
+	testutil.RequireRoot(t) // creating cgroups
 	tree := &cgroupTree{}
 	root, err := tree.root()
 	if err != nil {
