@@ -29,6 +29,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/container"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
 	"github.com/tetragon-lite/tetragon/pkg/exporter"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/kube"
@@ -62,6 +63,8 @@ type Agent struct {
 	// kube is the Kubernetes mode; nil without Kubernetes
 	kube  *kube.Agent
 	hooks *hooks.Manager
+	// hookEvents builds the events of the hooks' records
+	hookEvents *hookevent.Builder
 	// policies are the known policies; watcher keeps the file ones current
 	policies *policywatch.Registry
 	watcher  *policywatch.Watcher
@@ -179,6 +182,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		}
 	}
 	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
+	a.hookEvents = hookevent.NewBuilder(log)
 	if a.pinRoot != "" {
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
 	}
@@ -628,7 +632,11 @@ func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 // policyEvent builds a policy hook's event with the calling process.
 func (a *Agent) policyEvent(r *observer.Generic) *eventbus.Event {
 	var wire process.Wire
-	ev, ok := a.hooks.Event(r, func() (*api.Process, *api.Process) {
+	hook := a.hooks.Hook(r.HookID)
+	if hook == nil {
+		return nil // its policy was unloaded while the record was queued
+	}
+	ev, ok := a.hookEvents.Event(hook, r, func() (*api.Process, *api.Process) {
 		var proc, parent *api.Process
 		var ok bool
 		proc, parent, wire, ok = a.cache.Lookup(r.Pid)
@@ -638,7 +646,7 @@ func (a *Agent) policyEvent(r *observer.Generic) *eventbus.Event {
 		return proc, parent
 	})
 	if !ok {
-		return nil // rate-limited, or its policy was unloaded while the record was queued
+		return nil // rate-limited
 	}
 	ev.NodeName, ev.Time = a.node, a.cache.Timestamp(r.Ktime)
 	return eventbus.NewEvent(ev, wire.Process, wire.Parent)

@@ -48,7 +48,7 @@ func (a *Agent) serveMetrics() {
 		Hooks:                a.hooks.Status,
 		Policies:             a.policies.List,
 		Counters:             a.policies.Counters,
-		RateLimited:          a.hooks.RateLimited,
+		RateLimited:          a.hookEvents.RateLimited,
 		Events:               &a.events,
 		ProcessCacheCapacity: a.cfg.ProcessCacheSize,
 		PinRoot:              a.pinRoot,

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,10 +52,10 @@ func TestEnforcementPolicyKillsOnOpen(t *testing.T) {
 	}
 	err := a.Hooks().Load("enforcement", []hooks.HookDecl{{
 		Call: "fd_install",
-		Args: []hooks.ArgDecl{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
-		Selectors: []hooks.SelectorDecl{{
-			MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Equal", Values: []string{target}}},
-			Actions:   []hooks.ActionDecl{{Action: "Sigkill"}},
+		Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
+		Selectors: []tp.Selector{{
+			MatchArgs:    []tp.ArgSelector{{Index: 1, Operator: "Equal", Values: []string{target}}},
+			MatchActions: []tp.ActionSelector{{Action: "Sigkill"}},
 		}},
 	}})
 	if err != nil {
@@ -104,15 +105,15 @@ func TestFileMonitoringReadWriteSplit(t *testing.T) {
 	}
 	err := a.Hooks().Load("file-monitoring", []hooks.HookDecl{{
 		Call: "security_file_permission",
-		Args: []hooks.ArgDecl{{Index: 0, Type: "file"}, {Index: 1, Type: "int"}},
-		Selectors: []hooks.SelectorDecl{
-			{MatchArgs: []hooks.MatchDecl{
+		Args: []tp.ArgSpec{{Index: 0, Type: "file"}, {Index: 1, Type: "int"}},
+		Selectors: []tp.Selector{
+			{MatchArgs: []tp.ArgSelector{
 				{Index: 0, Operator: "Equal", Values: []string{secret}},
-				{Index: 1, Operator: "Mask", Values: []string{"4"}},
+				{Index: 1, Operator: "Mask", Values: []string{"4"}, IntValues: []int64{4}},
 			}},
-			{MatchArgs: []hooks.MatchDecl{
+			{MatchArgs: []tp.ArgSelector{
 				{Index: 0, Operator: "Prefix", Values: []string{watched}},
-				{Index: 1, Operator: "Mask", Values: []string{"2"}},
+				{Index: 1, Operator: "Mask", Values: []string{"2"}, IntValues: []int64{2}},
 			}},
 		},
 	}})
@@ -165,9 +166,9 @@ func TestNonUTF8FilePath(t *testing.T) {
 	}
 	err := a.Hooks().Load("non-utf8", []hooks.HookDecl{{
 		Call: "fd_install",
-		Args: []hooks.ArgDecl{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
-		Selectors: []hooks.SelectorDecl{{
-			MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{dir + "/caf"}}},
+		Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
+		Selectors: []tp.Selector{{
+			MatchArgs: []tp.ArgSelector{{Index: 1, Operator: "Prefix", Values: []string{dir + "/caf"}}},
 		}},
 	}})
 	if err != nil {
@@ -192,13 +193,13 @@ func TestPolicyLoadErrorsLeaveNothing(t *testing.T) {
 	a := startAgent(t)
 	cases := map[string]hooks.HookDecl{
 		// neither a kernel function nor mapped, on every kernel
-		"unknown function": {Call: "tetragon_no_such_function", Args: []hooks.ArgDecl{{Index: 0, Type: "int"}}},
-		"override":         {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{Actions: []hooks.ActionDecl{{Action: "Override", ArgError: -1}}}}},
-		"type mismatch":    {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 0, Type: "file"}}},
-		"long value":       {Call: "fd_install", Args: []hooks.ArgDecl{{Index: 1, Type: "file"}}, Selectors: []hooks.SelectorDecl{{MatchArgs: []hooks.MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{strings.Repeat("a", 300)}}}}}},
+		"unknown function": {Call: "tetragon_no_such_function", Args: []tp.ArgSpec{{Index: 0, Type: "int"}}},
+		"override":         {Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "file"}}, Selectors: []tp.Selector{{MatchActions: []tp.ActionSelector{{Action: "Override", ArgError: -1}}}}},
+		"type mismatch":    {Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "file"}}},
+		"long value":       {Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "file"}}, Selectors: []tp.Selector{{MatchArgs: []tp.ArgSelector{{Index: 1, Operator: "Prefix", Values: []string{strings.Repeat("a", 300)}}}}}},
 	}
 	for name, d := range cases {
-		good := hooks.HookDecl{Call: "security_file_open", Args: []hooks.ArgDecl{{Index: 0, Type: "file"}}}
+		good := hooks.HookDecl{Call: "security_file_open", Args: []tp.ArgSpec{{Index: 0, Type: "file"}}}
 		if err := a.Hooks().Load(name, []hooks.HookDecl{good, d}); err == nil {
 			t.Errorf("%s: loaded", name)
 		} else {

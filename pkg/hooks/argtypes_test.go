@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,36 +24,36 @@ import (
 // A nop argument is a placeholder: declared, never read, no record slot
 // and no value in the event. The compilers of every mechanism leave it out.
 func TestCompileNop(t *testing.T) {
-	fd := HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "nop"}, {Index: 1, Type: "file"}},
-		Selectors: []SelectorDecl{{MatchArgs: []MatchDecl{{Index: 1, Operator: "Equal", Values: []string{"/tmp/x"}}}}}}
+	fd := HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "nop"}, {Index: 1, Type: "file"}},
+		Selectors: []tp.Selector{{MatchArgs: []tp.ArgSelector{{Index: 1, Operator: "Equal", Values: []string{"/tmp/x"}}}}}}
 	// the mapping: fd_install's first parameter is an int in the mapping,
 	// which nop fits as any parameter does
 	spec, info, err := compileSyscallMapping(fd, 1, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(spec.Args) != 1 || spec.Args[0].Kind != sensor.KindPath || len(info.argOrder) != 1 || info.argOrder[0].Type != "file" ||
+	if len(spec.Args) != 1 || spec.Args[0].Kind != sensor.KindPath || len(info.event.Args) != 1 || info.event.Args[0].Type != "file" ||
 		spec.Selectors[0].Matches[0].Arg != 0 {
-		t.Fatalf("mapping: args %+v order %+v selectors %+v", spec.Args, info.argOrder, spec.Selectors)
+		t.Fatalf("mapping: args %+v order %+v selectors %+v", spec.Args, info.event.Args, spec.Selectors)
 	}
 	kspec, info, err := compileKprobe(fd, 1, testFuncs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(kspec.Args) != 1 || kspec.Args[0].Source != sensor.SrcRegKFile || kspec.Params != 2 || len(info.argOrder) != 1 {
-		t.Fatalf("kprobe: spec %+v order %+v", kspec, info.argOrder)
+	if len(kspec.Args) != 1 || kspec.Args[0].Source != sensor.SrcRegKFile || kspec.Params != 2 || len(info.event.Args) != 1 {
+		t.Fatalf("kprobe: spec %+v order %+v", kspec, info.event.Args)
 	}
 	// a syscall through the mapping: nop between a string and an int
-	sys := HookDecl{Call: "sys_openat", Syscall: true, Args: []ArgDecl{{Index: 0, Type: "nop"}, {Index: 1, Type: "string"}, {Index: 2, Type: "nop"}, {Index: 3, Type: "int"}}}
+	sys := HookDecl{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "nop"}, {Index: 1, Type: "string"}, {Index: 2, Type: "nop"}, {Index: 3, Type: "int"}}}
 	spec, info, err = compileSyscallMapping(sys, 1, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(spec.Args) != 2 || spec.Args[0].Source != sensor.SrcRegUstr || spec.Args[1].Reg != 3 || len(info.argOrder) != 2 {
-		t.Fatalf("syscall mapping: args %+v order %+v", spec.Args, info.argOrder)
+	if len(spec.Args) != 2 || spec.Args[0].Source != sensor.SrcRegUstr || spec.Args[1].Reg != 3 || len(info.event.Args) != 2 {
+		t.Fatalf("syscall mapping: args %+v order %+v", spec.Args, info.event.Args)
 	}
 	// a uprobe reads registers: only the declared non-nop ones
-	up := HookDecl{Kind: KindUprobe, Call: "f", Path: "/bin/true", Args: []ArgDecl{{Index: 5, Type: "nop"}, {Index: 0, Type: "int64"}}}
+	up := HookDecl{Kind: hookevent.KindUprobe, Call: "f", Path: "/bin/true", Args: []tp.ArgSpec{{Index: 5, Type: "nop"}, {Index: 0, Type: "int64"}}}
 	kspec, _, err = compileUprobe(up, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +62,7 @@ func TestCompileNop(t *testing.T) {
 		t.Fatalf("uprobe: spec %+v", kspec)
 	}
 	// still one declaration per index
-	fd.Args = append(fd.Args, ArgDecl{Index: 0, Type: "int"})
+	fd.Args = append(fd.Args, tp.ArgSpec{Index: 0, Type: "int"})
 	if _, _, err := compileSyscallMapping(fd, 1, "test"); err == nil || !strings.Contains(err.Error(), "declared twice") {
 		t.Fatalf("mapping, index 0 declared twice: %v", err)
 	}
@@ -377,18 +379,18 @@ const syscall64Compat = 0x80000000
 // the hook is compiled, naming the type.
 func TestSyscall64Refused(t *testing.T) {
 	for _, d := range []HookDecl{
-		{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "syscall64"}}},
-		{Call: "sys_openat", Syscall: true, Args: []ArgDecl{{Index: 0, Type: "syscall64"}}},
+		{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "syscall64"}}},
+		{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "syscall64"}}},
 	} {
 		if _, _, err := compileSyscallMapping(d, 1, "test"); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
 			t.Errorf("mapping %s: %v", d.Call, err)
 		}
 	}
-	d := HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "syscall64"}}}
+	d := HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "syscall64"}}}
 	if _, _, err := compileKprobe(d, 1, testFuncs, nil); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
 		t.Errorf("kprobe: %v", err)
 	}
-	if _, _, err := compileUprobe(HookDecl{Kind: KindUprobe, Call: "f", Path: "/bin/true", Args: d.Args}, 1); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
+	if _, _, err := compileUprobe(HookDecl{Kind: hookevent.KindUprobe, Call: "f", Path: "/bin/true", Args: d.Args}, 1); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
 		t.Errorf("uprobe: %v", err)
 	}
 }

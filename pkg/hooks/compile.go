@@ -1,91 +1,22 @@
 package hooks
 
 import (
+	"cmp"
 	"fmt"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"os"
 	"slices"
-	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-// ArgDecl is a declared hook argument.
-type ArgDecl struct {
-	Index int
-	Type  string
-	Label string
-	// SizeArgIndex, on a char_buf, is as in Tetragon the index + 1 of the
-	// declared integer argument holding the buffer's length; 0 when there
-	// is none. The buffer is read as a string (up to its first NUL byte or
-	// the string limit) and cut to that length in user space.
-	SizeArgIndex int
-	// Resolve is a path of struct members followed from the parameter
-	// (tracingpolicy.ArgSpec.Resolve); only parameters whose BTF type is
-	// known (kernel functions, LSM hooks, raw tracepoints) have one.
-	Resolve string
-}
-
-// MatchDecl is a matchArgs or matchReturnArgs entry.
-type MatchDecl struct {
-	Index    int
-	Operator string
-	Values   []string
-	// Type is the declared type of the return value (returnArg), for
-	// matchReturnArgs.
-	Type string
-}
-
-// ActionDecl is a matchActions entry.
-type ActionDecl struct {
-	Action   string
-	ArgSig   uint32
-	ArgError int32
-	// ArgSock (TrackSock, UntrackSock) is the index of the sock, socket
-	// or skb argument.
-	ArgSock int
-	// KernelStack and UserStack (Post): kernelStackTrace, userStackTrace.
-	KernelStack, UserStack bool
-	// RateLimit (Post): events of one selector are posted at most once per
-	// period and scope ("thread" by default, "process" or "global").
-	RateLimit      time.Duration
-	RateLimitScope string
-}
-
-// SelectorDecl is one selector. Its filters are ANDed, whatever list they
-// are in; a hook's selectors are ORed, the first that matches deciding.
-type SelectorDecl struct {
-	MatchArgs       []MatchDecl
-	MatchReturnArgs []MatchDecl
-	// The process filters, as parsed; namespace values "host_ns" and
-	// isNamespaceCapability are resolved against /proc/1/ns (or kthreadd's) when the hook
-	// is compiled.
-	MatchPIDs         []tracingpolicy.PIDSelector
-	MatchBinaries     []tracingpolicy.BinarySelector
-	MatchNamespaces   []tracingpolicy.NamespaceSelector
-	MatchCapabilities []tracingpolicy.CapabilitiesSelector
-	Actions           []ActionDecl
-	Src               tracingpolicy.Source
-}
-
-// HookKind says which list of a policy a hook comes from.
-type HookKind string
-
-// Hook kinds.
-const (
-	KindKprobe     HookKind = "kprobe"
-	KindTracepoint HookKind = "tracepoint"
-	KindUprobe     HookKind = "uprobe"
-	KindLSM        HookKind = "lsm"
-)
-
 // HookDecl is one hook of a policy (a kprobes:, tracepoints:, uprobes: or
 // lsmhooks: entry, one per symbol for uprobes), as the policy states it.
 type HookDecl struct {
-	// Kind is the list the hook comes from; "" is KindKprobe.
-	Kind   HookKind
+	// Kind is the list the hook comes from; "" is hookevent.KindKprobe.
+	Kind   hookevent.Kind
 	Policy string
 	// Call is the kernel function (kprobes), the LSM hook (lsmhooks) or
 	// the symbol (uprobes).
@@ -98,7 +29,7 @@ type HookDecl struct {
 	Fentry bool
 	// ReturnType is returnArg's type ("" without returnArg): the event
 	// reports the return value as that type, as Tetragon does.
-	ReturnType string
+	ReturnType tracingpolicy.ArgType
 	// ReturnArgAction is returnArgAction: "", "Post", "TrackSock" or
 	// "UntrackSock" (kprobes with a return probe only).
 	ReturnArgAction string
@@ -108,10 +39,14 @@ type HookDecl struct {
 	Raw       bool
 	// Path is a uprobe's executable; Offset, when not zero, the probed
 	// file offset (Call then names it for messages).
-	Path      string
-	Offset    uint64
-	Args      []ArgDecl
-	Selectors []SelectorDecl
+	Path   string
+	Offset uint64
+	// Args and Selectors are as parsed (typed, their values parsed and
+	// checked once, by the parser); a policy in monitor mode has no
+	// enforcing actions, and InMap filters are ranges with their lists'
+	// system call numbers (policy.go).
+	Args      []tracingpolicy.ArgSpec
+	Selectors []tracingpolicy.Selector
 	Message   string
 	Tags      []string
 	// Mechanism is the policy's hook-mechanism option: "" or "auto" lets
@@ -146,49 +81,32 @@ const (
 	MechUprobe        = "uprobe"
 )
 
-// hookInfo is what user space needs to turn a hook's records into events.
+// hookInfo is what a compiled hook carries besides its kernel spec: its
+// declaration, and what its records' events need.
 type hookInfo struct {
-	decl      HookDecl
-	mechanism string
-	// argOrder[i] is the declared arg whose value sits in record slot i
-	argOrder []ArgDecl
-	// limits[i] is selector i's Post rate limit, if it has one
-	limits []rateLimit
-	// noReturn: a return probe whose function returns void, served where
-	// the value is known to be absent (the mapping), so the event has no
-	// return value
-	noReturn bool
-	// funcs names, for a hook serving a list of system calls, the
-	// function of each syscall number its records carry
-	funcs map[uint32]string
-	// stacks reads the stacks of a hook whose selectors ask for stack
-	// traces (the loaded kprobe object's stack map)
-	stacks func(id int32) ([]uint64, error)
+	decl  HookDecl
+	event hookevent.Hook
 }
 
-type rateLimit struct {
-	period time.Duration
-	scope  string
-}
-
-func isIntType(t string) bool {
-	switch t {
-	case "int", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-		"size_t", "long", "s64", "u64", "s32", "u32":
-		return true
-	}
-	return false
+// newInfo starts the hookInfo of d, served by mechanism mech.
+func newInfo(d HookDecl, mech string) hookInfo {
+	return hookInfo{decl: d, event: hookevent.Hook{
+		Kind: cmp.Or(d.Kind, hookevent.KindKprobe), Policy: d.Policy, Call: d.Call, Subsystem: d.Subsystem, Path: d.Path,
+		Message: d.Message, Tags: d.Tags, Mechanism: mech,
+		Return: d.Return, ReturnType: d.ReturnType, ReturnArgAction: d.ReturnArgAction,
+	}}
 }
 
 // isNop reports whether a is a nop argument: a placeholder that is
 // declared but not read, so it takes no record slot and the event has no
 // value for it (as in Tetragon, whose events leave nop arguments out).
 // Matching on it is refused when the policy is parsed.
-func isNop(a ArgDecl) bool { return a.Type == string(tracingpolicy.TypeNop) }
+func isNop(a tracingpolicy.ArgSpec) bool { return a.Type == tracingpolicy.TypeNop }
 
-func isPathType(t string) bool {
+func isPathType(t tracingpolicy.ArgType) bool {
 	switch t {
-	case "file", "path", "dentry", "fd", "filename", "string", "char_buf":
+	case tracingpolicy.TypeFile, tracingpolicy.TypePath, tracingpolicy.TypeDentry, tracingpolicy.TypeFd,
+		tracingpolicy.TypeFilename, tracingpolicy.TypeString, tracingpolicy.TypeCharBuf:
 		return true
 	}
 	return false
@@ -198,7 +116,7 @@ func isPathType(t string) bool {
 // mechanism; why says why that mechanism serves it, for errors.
 func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, hookInfo, error) {
 	spec := sensor.HookSpec{ID: id}
-	info := hookInfo{decl: d, mechanism: MechSyscallTracepoint}
+	info := newInfo(d, MechSyscallTracepoint)
 	if d.ReturnArgAction == tracingpolicy.ReturnArgTrackSock || d.ReturnArgAction == tracingpolicy.ReturnArgUntrackSock {
 		return spec, info, fmt.Errorf("%s: returnArgAction %s needs kprobes (a socket returned by a kernel function), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, d.ReturnArgAction, why)
 	}
@@ -209,9 +127,9 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	}
 	var sources []sensor.Arg // by function argument index
 	var err error
-	name := syscallName(d.Call)
+	name := tracingpolicy.SyscallName(d.Call)
 	nr, isSyscall := syscallNumbers()[name]
-	if d.List.Name != "" || isSyscall && (d.Syscall || name != d.Call) {
+	if d.List.Name != "" || isSyscall {
 		flags := uint8(sensor.OnEnter)
 		if d.Return {
 			flags = sensor.OnExit
@@ -219,7 +137,7 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 		spec.Syscalls = map[uint32]sensor.Syscall{nr: {Flags: flags, Variants: []sensor.Variant{{FD: sensor.VarFDRet}}}}
 		if d.List.Name != "" {
 			// a list of system calls: one table entry each (lists.go)
-			if spec.Syscalls, info.funcs, err = listTable(d, flags); err != nil {
+			if spec.Syscalls, info.event.Funcs, err = listTable(d, flags); err != nil {
 				return spec, info, err
 			}
 		}
@@ -227,11 +145,11 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			sources = append(sources, sensor.Arg{Source: sensor.SrcReg, Reg: uint8(i), Kind: sensor.KindInt})
 		}
 		for _, a := range d.Args {
-			if a.Index < 0 || a.Index > 5 {
+			if a.Index > 5 {
 				return spec, info, fmt.Errorf("%s: argument index %d out of range 0..5", d.Call, a.Index)
 			}
 			switch {
-			case isIntType(a.Type), a.Type == string(tracingpolicy.TypeNop):
+			case a.Type.PlainInt(), a.Type == tracingpolicy.TypeNop:
 			case a.Type == "string" || a.Type == "filename":
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}
 			case a.Type == "fd":
@@ -239,7 +157,7 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			case a.Type == "sockaddr":
 				// connect, bind, sendto...: the caller's socket address
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}
-			case a.Type == string(tracingpolicy.TypeSyscall64):
+			case a.Type == tracingpolicy.TypeSyscall64:
 				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
 			default:
 				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr)", d.Call, a.Index, a.Type)
@@ -257,21 +175,21 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			}
 			spec.Syscalls = m.returnTable()
 			// a void function has no return value to report
-			info.noReturn = m.void
+			info.event.NoReturn = m.void
 		}
 		sources = m.args
 		for _, a := range d.Args {
-			if a.Index < 0 || a.Index >= len(sources) {
+			if int(a.Index) >= len(sources) {
 				return spec, info, fmt.Errorf("%s: argument index %d: the function has %d arguments", d.Call, a.Index, len(sources))
 			}
 			if isNop(a) {
 				continue
 			}
-			if a.Type == string(tracingpolicy.TypeSyscall64) {
+			if a.Type == tracingpolicy.TypeSyscall64 {
 				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
 			}
 			src := sources[a.Index]
-			if src.Kind == sensor.KindInt && !isIntType(a.Type) || src.Kind != sensor.KindInt && !isPathType(a.Type) {
+			if src.Kind == sensor.KindInt && !a.Type.PlainInt() || src.Kind != sensor.KindInt && !isPathType(a.Type) {
 				return spec, info, fmt.Errorf("%s: argument %d is declared %q, which does not fit the function's parameter", d.Call, a.Index, a.Type)
 			}
 		}
@@ -279,8 +197,8 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 
 	// record slots: the declared args, in declaration order; a nop
 	// argument takes none
-	slot := map[int]int{}
-	declared := map[int]bool{}
+	slot := map[uint32]int{}
+	declared := map[uint32]bool{}
 	for _, a := range d.Args {
 		if declared[a.Index] {
 			return spec, info, fmt.Errorf("%s: argument index %d declared twice", d.Call, a.Index)
@@ -291,14 +209,14 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 		}
 		slot[a.Index] = len(spec.Args)
 		spec.Args = append(spec.Args, sources[a.Index])
-		info.argOrder = append(info.argOrder, a)
+		info.event.Args = append(info.event.Args, a)
 	}
 	if len(spec.Args) > sensor.MaxArgs {
 		return spec, info, fmt.Errorf("%s: %d arguments, at most %d", d.Call, len(spec.Args), sensor.MaxArgs)
 	}
 
 	noOverride := fmt.Errorf("action Override needs bpf_override_return, fmod_ret or BPF LSM, which the syscall-tracepoint mechanism does not have; it serves this hook because %s", why)
-	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, noOverride)
+	spec.Selectors, info.event.Limits, err = compileSelectors(d, spec.Args, slot, noOverride)
 	for si, s := range spec.Selectors {
 		if s.Actions&(sensor.ActKernelStack|sensor.ActUserStack) != 0 {
 			return spec, info, fmt.Errorf("%s: selectors[%d]: kernelStackTrace and userStackTrace need kprobes (the syscall-tracepoint mechanism's stacks would be the tracepoint's, not the function's), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, si, why)
@@ -389,9 +307,9 @@ func narrow(v int64, bits uint, signed bool) int64 {
 // compileSelectors compiles a hook's selectors over its compiled args;
 // slot maps a declared argument index to its record slot. overrideErr says
 // why the mechanism cannot serve Override, nil when it can.
-func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideErr error) ([]sensor.Selector, []rateLimit, error) {
+func compileSelectors(d HookDecl, args []sensor.Arg, slot map[uint32]int, overrideErr error) ([]sensor.Selector, []hookevent.RateLimit, error) {
 	var sels []sensor.Selector
-	var limits []rateLimit
+	var limits []hookevent.RateLimit
 	for si, s := range d.Selectors {
 		sel := sensor.Selector{}
 		var err error
@@ -399,17 +317,17 @@ func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideE
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 		}
-		sel.Actions, sel.Signal, sel.Error, err = compileActions(s.Actions, overrideErr)
+		sel.Actions, sel.Signal, sel.Error, err = compileActions(s.MatchActions, overrideErr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 		}
-		if sel.SockArg, err = sockActionArg(s.Actions, args, slot); err != nil {
+		if sel.SockArg, err = sockActionArg(s.MatchActions, args, slot); err != nil {
 			return nil, nil, fmt.Errorf("%s: selectors[%d]: %w", d.Call, si, err)
 		}
-		var rl rateLimit
-		for _, a := range s.Actions {
+		var rl hookevent.RateLimit
+		for _, a := range s.MatchActions {
 			if a.RateLimit > 0 {
-				rl = rateLimit{period: a.RateLimit, scope: a.RateLimitScope}
+				rl = hookevent.RateLimit{Period: a.RateLimit, Scope: a.RateLimitScope}
 			}
 		}
 		limits = append(limits, rl)
@@ -422,7 +340,7 @@ func compileSelectors(d HookDecl, args []sensor.Arg, slot map[int]int, overrideE
 // filter entries, cheapest first: the kernel evaluates them in order and
 // stops at the first that does not hold, so a call that fails on an
 // integer is never made to resolve an executable's path.
-func compileFilters(d HookDecl, s SelectorDecl, args []sensor.Arg, slot map[int]int) ([]sensor.Match, error) {
+func compileFilters(d HookDecl, s tracingpolicy.Selector, args []sensor.Arg, slot map[uint32]int) ([]sensor.Match, error) {
 	var out []sensor.Match
 	for _, m := range s.MatchReturnArgs {
 		cm, err := compileReturnMatch(d, m)
@@ -490,11 +408,11 @@ func cmpBool(a, b bool) int {
 }
 
 // setOp compiles In and NotIn.
-func setOp(op string) (sensor.Op, error) {
+func setOp(op tracingpolicy.SetOperator) (sensor.Op, error) {
 	switch op {
-	case string(tracingpolicy.OpIn):
+	case tracingpolicy.OpIn:
 		return sensor.OpEqual, nil
-	case string(tracingpolicy.OpNotIn):
+	case tracingpolicy.OpNotIn:
 		return sensor.OpNotEqual, nil
 	}
 	return 0, fmt.Errorf("operator %q is not supported (supported: In, NotIn)", op)
@@ -512,18 +430,18 @@ func checkValues(n int) error {
 
 // compileReturnMatch compiles a matchReturnArgs entry: an integer
 // operator on the return value, read at the width returnArg declares.
-func compileReturnMatch(d HookDecl, m MatchDecl) (sensor.Match, error) {
+func compileReturnMatch(d HookDecl, m tracingpolicy.ArgSelector) (sensor.Match, error) {
 	if !d.Return {
 		return sensor.Match{}, fmt.Errorf("the hook has no return value to match (it needs return: true)")
 	}
-	if !isIntType(m.Type) {
-		return sensor.Match{}, fmt.Errorf("the return value is declared %q; only integer return values can be matched in the kernel", m.Type)
+	if !m.ArgType.PlainInt() {
+		return sensor.Match{}, fmt.Errorf("the return value is declared %q; only integer return values can be matched in the kernel", m.ArgType)
 	}
 	cm, err := compileMatch(sensor.Arg{Kind: sensor.KindInt}, 0, m)
 	if err != nil {
 		return cm, err
 	}
-	t := tracingpolicy.ArgType(m.Type)
+	t := m.ArgType
 	cm.Kind, cm.Arg, cm.Size, cm.Signed = sensor.MatchReturn, 0, uint8(t.Size()), t.Signed()
 	if cm.Size == 8 {
 		cm.Size = 0 // the whole value
@@ -536,7 +454,7 @@ func compileReturnMatch(d HookDecl, m MatchDecl) (sensor.Match, error) {
 // followForks the process or any ancestor (see MAX_ANCESTORS in
 // bpf/lib/hook.h).
 func compilePIDs(p tracingpolicy.PIDSelector) (sensor.Match, error) {
-	op, err := setOp(string(p.Operator))
+	op, err := setOp(p.Operator)
 	if err != nil {
 		return sensor.Match{}, err
 	}
@@ -650,7 +568,7 @@ func compileNamespace(n tracingpolicy.NamespaceSelector) (sensor.Match, error) {
 	if !ok {
 		return sensor.Match{}, fmt.Errorf("namespace %q is not supported (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)", n.Namespace)
 	}
-	op, err := setOp(string(n.Operator))
+	op, err := setOp(n.Operator)
 	if err != nil {
 		return sensor.Match{}, err
 	}
@@ -684,7 +602,7 @@ func compileCapabilities(c tracingpolicy.CapabilitiesSelector) (sensor.Match, er
 	default:
 		return sensor.Match{}, fmt.Errorf("capability type %q is not supported (supported: Effective, Inheritable, Permitted)", c.Type)
 	}
-	op, err := setOp(string(c.Operator))
+	op, err := setOp(c.Operator)
 	if err != nil {
 		return sensor.Match{}, err
 	}
@@ -702,38 +620,33 @@ func compileCapabilities(c tracingpolicy.CapabilitiesSelector) (sensor.Match, er
 	return cm, nil
 }
 
-func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
+// matchOps maps the operators compileMatch compiles itself to the
+// kernel's.
+var matchOps = map[tracingpolicy.Operator]sensor.Op{
+	tracingpolicy.OpEqual: sensor.OpEqual, tracingpolicy.OpNotEqual: sensor.OpNotEqual,
+	tracingpolicy.OpPrefix: sensor.OpPrefix, tracingpolicy.OpNotPrefix: sensor.OpNotPrefix,
+	tracingpolicy.OpPostfix: sensor.OpPostfix, tracingpolicy.OpNotPostfix: sensor.OpNotPostfix,
+	// CapabilityMask's values are the capabilities' bits: Mask's test
+	tracingpolicy.OpMask: sensor.OpMask, tracingpolicy.OpCapabilityMask: sensor.OpMask,
+	tracingpolicy.OpGreaterThan: sensor.OpGT, tracingpolicy.OpLessThan: sensor.OpLT,
+}
+
+// compileMatch compiles a matchArgs (or matchReturnArgs) entry on the
+// argument in record slot slot, from the values the parser parsed.
+func compileMatch(arg sensor.Arg, slot int, m tracingpolicy.ArgSelector) (sensor.Match, error) {
 	cm := sensor.Match{Arg: slot}
-	if op := tracingpolicy.Operator(m.Operator); op.Socket() {
-		return compileSockMatch(arg, slot, op, m.Values)
+	if m.Operator.Socket() {
+		return compileSockMatch(arg, slot, m)
 	}
+	if _, ok := valueOps[m.Operator]; ok {
+		return compileValueMatch(arg, slot, m)
+	}
+	op, ok := matchOps[m.Operator]
+	if !ok {
+		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, CapabilityMask, GreaterThan, LessThan, InRange, NotInRange, InMap, NotInMap, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
+	}
+	cm.Op = op
 	isInt := arg.Kind == sensor.KindInt
-	switch tracingpolicy.Operator(m.Operator) {
-	case tracingpolicy.OpInRange, tracingpolicy.OpNotInRange, tracingpolicy.OpSubString, tracingpolicy.OpSubStringIgnCase, tracingpolicy.OpFileType, tracingpolicy.OpNotFileType:
-		return compileValueMatch(arg, slot, tracingpolicy.Operator(m.Operator), m.Values)
-	}
-	switch m.Operator {
-	case "Equal":
-		cm.Op = sensor.OpEqual
-	case "NotEqual":
-		cm.Op = sensor.OpNotEqual
-	case "Prefix":
-		cm.Op = sensor.OpPrefix
-	case "NotPrefix":
-		cm.Op = sensor.OpNotPrefix
-	case "Postfix":
-		cm.Op = sensor.OpPostfix
-	case "NotPostfix":
-		cm.Op = sensor.OpNotPostfix
-	case "Mask":
-		cm.Op = sensor.OpMask
-	case "GreaterThan", "GT":
-		cm.Op = sensor.OpGT
-	case "LessThan", "LT":
-		cm.Op = sensor.OpLT
-	default:
-		return cm, fmt.Errorf("operator %q is not supported in the kernel (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan, LessThan, InRange, NotInRange, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)", m.Operator)
-	}
 	switch cm.Op {
 	case sensor.OpPrefix, sensor.OpNotPrefix, sensor.OpPostfix, sensor.OpNotPostfix:
 		if isInt {
@@ -744,59 +657,53 @@ func compileMatch(arg sensor.Arg, slot int, m MatchDecl) (sensor.Match, error) {
 			return cm, fmt.Errorf("operator %s needs an integer argument", m.Operator)
 		}
 	}
-	if isInt {
-		for _, v := range m.Values {
-			n, err := strconv.ParseInt(v, 0, 64)
-			if err != nil {
-				u, uerr := strconv.ParseUint(v, 0, 64)
-				if uerr != nil {
-					return cm, fmt.Errorf("value %q is not an integer", v)
-				}
-				n = int64(u)
-			}
-			cm.Ints = append(cm.Ints, n)
-		}
-		if len(cm.Ints) > sensor.MaxIntValues {
-			return cm, fmt.Errorf("%d integer values, at most %d", len(cm.Ints), sensor.MaxIntValues)
-		}
+	if !isInt {
+		cm.Strings = m.Values
 		return cm, nil
 	}
-	cm.Strings = m.Values
+	if len(m.IntValues) != len(m.Values) {
+		// the parser fills IntValues for every integer filter
+		return cm, fmt.Errorf("operator %s: the values %q were not parsed as integers of type %s", m.Operator, m.Values, m.ArgType)
+	}
+	cm.Ints = m.IntValues
+	if len(cm.Ints) > sensor.MaxIntValues {
+		return cm, fmt.Errorf("%d integer values, at most %d", len(cm.Ints), sensor.MaxIntValues)
+	}
 	return cm, nil
 }
 
 // compileActions returns a selector's action flags, signal and Override
 // error value. overrideErr is the error for Override where the mechanism
 // cannot serve it, nil where it can.
-func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, errno int32, err error) {
+func compileActions(acts []tracingpolicy.ActionSelector, overrideErr error) (flags, sig uint8, errno int32, err error) {
 	if len(acts) == 0 {
 		return sensor.ActPost, 0, 0, nil
 	}
 	post := true
 	for _, a := range acts {
-		if a.KernelStack {
+		if a.KernelStackTrace {
 			flags |= sensor.ActKernelStack
 		}
-		if a.UserStack {
+		if a.UserStackTrace {
 			flags |= sensor.ActUserStack
 		}
 		switch a.Action {
-		case "Post":
-		case "NoPost":
+		case tracingpolicy.ActionPost:
+		case tracingpolicy.ActionNoPost:
 			post = false
-		case "Sigkill":
+		case tracingpolicy.ActionSigkill:
 			flags |= sensor.ActSigkill
-		case "Signal":
+		case tracingpolicy.ActionSignal:
 			if a.ArgSig == 0 || a.ArgSig > 64 {
 				return 0, 0, 0, fmt.Errorf("action Signal needs argSig between 1 and 64, got %d", a.ArgSig)
 			}
 			flags |= sensor.ActSignal
 			sig = uint8(a.ArgSig)
-		case "TrackSock":
+		case tracingpolicy.ActionTrackSock:
 			flags |= sensor.ActTrackSock
-		case "UntrackSock":
+		case tracingpolicy.ActionUntrackSock:
 			flags |= sensor.ActUntrackSock
-		case "Override":
+		case tracingpolicy.ActionOverride:
 			if overrideErr != nil {
 				return 0, 0, 0, overrideErr
 			}
@@ -815,9 +722,9 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 // sockActionArg returns the record slot of the argument a TrackSock or
 // UntrackSock action names (argSock), which must be a sock, socket or skb
 // read by the mechanism; 0 when there is no such action.
-func sockActionArg(acts []ActionDecl, args []sensor.Arg, slot map[int]int) (int, error) {
+func sockActionArg(acts []tracingpolicy.ActionSelector, args []sensor.Arg, slot map[uint32]int) (int, error) {
 	for _, a := range acts {
-		if a.Action != "TrackSock" && a.Action != "UntrackSock" {
+		if a.Action != tracingpolicy.ActionTrackSock && a.Action != tracingpolicy.ActionUntrackSock {
 			continue
 		}
 		if acts := countSockActions(acts); acts > 1 {
@@ -835,10 +742,10 @@ func sockActionArg(acts []ActionDecl, args []sensor.Arg, slot map[int]int) (int,
 	return 0, nil
 }
 
-func countSockActions(acts []ActionDecl) int {
+func countSockActions(acts []tracingpolicy.ActionSelector) int {
 	n := 0
 	for _, a := range acts {
-		if a.Action == "TrackSock" || a.Action == "UntrackSock" {
+		if a.Action == tracingpolicy.ActionTrackSock || a.Action == tracingpolicy.ActionUntrackSock {
 			n++
 		}
 	}
@@ -848,8 +755,8 @@ func countSockActions(acts []ActionDecl) int {
 // hasOverride reports whether any selector of d overrides the return value.
 func hasOverride(d HookDecl) bool {
 	for _, s := range d.Selectors {
-		for _, a := range s.Actions {
-			if a.Action == "Override" {
+		for _, a := range s.MatchActions {
+			if a.Action == tracingpolicy.ActionOverride {
 				return true
 			}
 		}

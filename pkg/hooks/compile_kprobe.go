@@ -20,20 +20,20 @@ import (
 // whatever the register holds.
 func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.KprobeSpec, hookInfo, error) {
 	spec := sensor.KprobeSpec{ID: id, Return: d.Return}
-	info := hookInfo{decl: d, mechanism: MechKprobe}
+	info := newInfo(d, MechKprobe)
 	if d.Fentry {
 		// the same parameters and selectors, from an fentry program (fexit
 		// for return: true, which sees both the parameters and the return
 		// value)
-		spec.Attach, info.mechanism = sensor.AttachFentry, MechFentry
+		spec.Attach, info.event.Mechanism = sensor.AttachFentry, MechFentry
 		if d.Return {
-			info.mechanism = MechFexit
+			info.event.Mechanism = MechFexit
 		}
 	}
-	name := syscallName(d.Call)
+	name := tracingpolicy.SyscallName(d.Call)
 	nr, isSyscall := syscallNumbers()[name]
 	var source argSource
-	if isSyscall && (d.Syscall || name != d.Call) {
+	if isSyscall {
 		spec.Symbol, spec.Syscall, spec.SyscallNr = tracingpolicy.SyscallSymbol(name), true, nr
 		if _, err := k.Func(spec.Symbol); err != nil {
 			return spec, info, fmt.Errorf("%s: system call %s: %w", d.Call, name, err)
@@ -62,10 +62,10 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 		case d.Return:
 			overrideErr = fmt.Errorf("action Override changes the return value before the function runs, so the hook cannot also be a return probe")
 		default:
-			spec.Override, info.mechanism = true, MechFmodRet
+			spec.Override, info.event.Mechanism = true, MechFmodRet
 		}
 	}
-	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, overrideErr)
+	spec.Selectors, info.event.Limits, err = compileSelectors(d, spec.Args, slot, overrideErr)
 	switch d.ReturnArgAction {
 	case tracingpolicy.ReturnArgTrackSock:
 		spec.RetSockAction = sensor.RetTrackSock
@@ -83,7 +83,7 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 // Override returns its error from the hook, which denies the operation.
 func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.KprobeSpec, hookInfo, error) {
 	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachLSM, Symbol: d.Call}
-	info := hookInfo{decl: d, mechanism: MechLSM}
+	info := newInfo(d, MechLSM)
 	proto, err := k.Func("bpf_lsm_" + d.Call)
 	if err != nil {
 		return spec, info, fmt.Errorf("LSM hook %s: %w", d.Call, err)
@@ -92,7 +92,7 @@ func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.KprobeSpe
 	if err != nil {
 		return spec, info, err
 	}
-	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot, nil)
+	spec.Selectors, info.event.Limits, err = compileSelectors(d, spec.Args, slot, nil)
 	return spec, info, err
 }
 
@@ -101,12 +101,12 @@ func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.KprobeSpe
 // passes them in, and strings from the process's memory.
 func compileUprobe(d HookDecl, id uint32) (sensor.KprobeSpec, hookInfo, error) {
 	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: hostPath(d.Path), Offset: d.Offset, Return: d.Return}
-	info := hookInfo{decl: d, mechanism: MechUprobe}
+	info := newInfo(d, MechUprobe)
 	slot, err := compileArgs(d, &spec, &info, registerSource("a user function"))
 	if err != nil {
 		return spec, info, err
 	}
-	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot,
+	spec.Selectors, info.event.Limits, err = compileSelectors(d, spec.Args, slot,
 		fmt.Errorf("action Override is not possible on uprobes"))
 	return spec, info, err
 }
@@ -125,14 +125,14 @@ func hostPath(path string) string {
 
 // argSource says how a hook's program reads one declared argument; it sets
 // the argument's parameter slot (Reg).
-type argSource func(spec *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error)
+type argSource func(spec *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error)
 
 // compileArgs compiles d's declared arguments into spec, in declaration
 // order (their record slots), and returns the record slot of each declared
 // index.
-func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source argSource) (map[int]int, error) {
-	slot := map[int]int{}
-	declared := map[int]bool{}
+func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source argSource) (map[uint32]int, error) {
+	slot := map[uint32]int{}
+	declared := map[uint32]bool{}
 	for _, a := range d.Args {
 		if declared[a.Index] {
 			return nil, fmt.Errorf("%s: argument index %d declared twice", d.Call, a.Index)
@@ -140,9 +140,6 @@ func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source arg
 		declared[a.Index] = true
 		if isNop(a) {
 			// declared, not read: no parameter slot, no record slot
-			if a.Index < 0 {
-				return nil, fmt.Errorf("%s: argument index %d is negative", d.Call, a.Index)
-			}
 			continue
 		}
 		arg, err := source(spec, a)
@@ -155,7 +152,7 @@ func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source arg
 		spec.Params = max(spec.Params, int(arg.Reg)+1)
 		slot[a.Index] = len(spec.Args)
 		spec.Args = append(spec.Args, arg)
-		info.argOrder = append(info.argOrder, a)
+		info.event.Args = append(info.event.Args, a)
 	}
 	if len(spec.Args) > sensor.MaxArgs {
 		return nil, fmt.Errorf("%s: %d arguments, at most %d", d.Call, len(spec.Args), sensor.MaxArgs)
@@ -167,15 +164,15 @@ func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source arg
 // tracepoint) as its BTF prototype declares them, refusing a declared type
 // that does not fit.
 func protoSource(proto tracingpolicy.FuncProto) argSource {
-	return func(_ *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
-		if a.Index < 0 || a.Index >= len(proto.Params) || a.Index >= sensor.MaxParams {
+	return func(_ *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+		if int(a.Index) >= len(proto.Params) || a.Index >= sensor.MaxParams {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: the function has %d parameters (at most %d can be read)", a.Index, len(proto.Params), sensor.MaxParams)
 		}
 		param := proto.Params[a.Index]
 		if a.Resolve != "" {
 			return resolveSource(a, param)
 		}
-		if ok, need := tracingpolicy.ArgFits(tracingpolicy.ArgType(a.Type), param.Type); !ok {
+		if ok, need := tracingpolicy.ArgFits(a.Type, param.Type); !ok {
 			return sensor.Arg{}, fmt.Errorf("argument %d: type %s does not fit parameter %d (%s): %s needs %s", a.Index, a.Type, a.Index, param.Type, a.Type, need)
 		}
 		return kernelSource(a)
@@ -183,11 +180,11 @@ func protoSource(proto tracingpolicy.FuncProto) argSource {
 }
 
 // kernelSource says how a kernel function's parameter is read as a's type.
-func kernelSource(a ArgDecl) (sensor.Arg, error) {
-	t := tracingpolicy.ArgType(a.Type)
+func kernelSource(a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+	t := a.Type
 	arg := sensor.Arg{Reg: uint8(a.Index), Kind: sensor.KindPath}
 	switch {
-	case isIntType(a.Type), t == tracingpolicy.TypeFd:
+	case a.Type.PlainInt(), t == tracingpolicy.TypeFd:
 		return intSource(a), nil
 	case t == tracingpolicy.TypeString:
 		arg.Source = sensor.SrcRegStr
@@ -235,8 +232,8 @@ func kernelSource(a ArgDecl) (sensor.Arg, error) {
 }
 
 // intSource reads an integer (or fd) parameter from slot a.Index.
-func intSource(a ArgDecl) sensor.Arg {
-	t := tracingpolicy.ArgType(a.Type)
+func intSource(a tracingpolicy.ArgSpec) sensor.Arg {
+	t := a.Type
 	if t == tracingpolicy.TypeFd {
 		return sensor.Arg{Source: sensor.SrcRegFile, Reg: uint8(a.Index), Kind: sensor.KindFD, Size: 4, Signed: true}
 	}
@@ -252,13 +249,13 @@ func intSource(a ArgDecl) sensor.Arg {
 // fds, and strings in the caller's memory. what names the callee for
 // errors.
 func registerSource(what string) argSource {
-	return func(_ *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
+	return func(_ *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		if a.Index < 0 || a.Index >= sensor.MaxParams {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: %s passes at most %d arguments in registers", a.Index, what, sensor.MaxParams)
 		}
-		t := tracingpolicy.ArgType(a.Type)
+		t := a.Type
 		switch {
-		case isIntType(a.Type), t == tracingpolicy.TypeFd:
+		case a.Type.PlainInt(), t == tracingpolicy.TypeFd:
 			return intSource(a), nil
 		case t == tracingpolicy.TypeString, t == tracingpolicy.TypeFilename, t == tracingpolicy.TypeCharBuf:
 			return sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
@@ -286,6 +283,6 @@ func kernelFuncs(opts sensor.Options) (*tracingpolicy.BTFKernel, error) {
 // errSyscall64 refuses syscall64 where it is not served: Tetragon reads it
 // from tracepoints only (raw_syscalls' id), where the number names the
 // system call being entered.
-func errSyscall64(a ArgDecl) error {
+func errSyscall64(a tracingpolicy.ArgSpec) error {
 	return fmt.Errorf("argument %d: type syscall64 is read from tracepoints only (raw_syscalls/sys_enter's id, as in Tetragon); declare the number as an integer type here", a.Index)
 }

@@ -37,17 +37,17 @@ var (
 )
 
 func TestCompileKprobe(t *testing.T) {
-	d := HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 1, Type: "file"}, {Index: 0, Type: "int"}},
-		Selectors: []SelectorDecl{{
-			MatchArgs: []MatchDecl{{Index: 1, Operator: "Equal", Values: []string{"/tmp/tetragon"}}},
-			Actions:   []ActionDecl{{Action: "Sigkill"}},
+	d := HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "file"}, {Index: 0, Type: "int"}},
+		Selectors: []tp.Selector{{
+			MatchArgs:    []tp.ArgSelector{{Index: 1, Operator: "Equal", Values: []string{"/tmp/tetragon"}}},
+			MatchActions: []tp.ActionSelector{{Action: "Sigkill"}},
 		}}}
 	spec, info, err := compileKprobe(d, 9, testFuncs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []sensor.Arg{{Source: sensor.SrcRegKFile, Reg: 1, Kind: sensor.KindPath}, {Source: sensor.SrcReg, Reg: 0, Kind: sensor.KindInt, Size: 4, Signed: true}}
-	if spec.ID != 9 || spec.Symbol != "fd_install" || spec.Syscall || spec.Params != 2 || spec.Override || info.mechanism != MechKprobe ||
+	if spec.ID != 9 || spec.Symbol != "fd_install" || spec.Syscall || spec.Params != 2 || spec.Override || info.event.Mechanism != MechKprobe ||
 		!reflect.DeepEqual(spec.Args, want) {
 		t.Fatalf("spec %+v info %+v", spec, info)
 	}
@@ -56,7 +56,7 @@ func TestCompileKprobe(t *testing.T) {
 		t.Fatalf("selector %+v", spec.Selectors[0])
 	}
 
-	sys := HookDecl{Call: "sys_openat", Syscall: true, Return: true, Args: []ArgDecl{{Index: 0, Type: "int"}, {Index: 1, Type: "string"}, {Index: 2, Type: "fd"}}}
+	sys := HookDecl{Call: "sys_openat", Syscall: true, Return: true, Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 1, Type: "string"}, {Index: 2, Type: "fd"}}}
 	spec, _, err = compileKprobe(sys, 1, testFuncs, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,20 +66,20 @@ func TestCompileKprobe(t *testing.T) {
 		t.Fatalf("syscall spec %+v", spec)
 	}
 
-	path := HookDecl{Call: "security_path_truncate", Args: []ArgDecl{{Index: 0, Type: "path"}}}
+	path := HookDecl{Call: "security_path_truncate", Args: []tp.ArgSpec{{Index: 0, Type: "path"}}}
 	if spec, _, err = compileKprobe(path, 1, testFuncs, nil); err != nil || spec.Args[0].Source != sensor.SrcRegKPath {
 		t.Fatalf("path arg: %+v %v", spec, err)
 	}
 }
 
 func TestCompileKprobeOverride(t *testing.T) {
-	d := HookDecl{Call: "security_file_permission", Args: []ArgDecl{{Index: 0, Type: "file"}},
-		Selectors: []SelectorDecl{{Actions: []ActionDecl{{Action: "Override", ArgError: -1}}}}}
+	d := HookDecl{Call: "security_file_permission", Args: []tp.ArgSpec{{Index: 0, Type: "file"}},
+		Selectors: []tp.Selector{{MatchActions: []tp.ActionSelector{{Action: "Override", ArgError: -1}}}}}
 	spec, info, err := compileKprobe(d, 1, testFuncs, map[string]bool{"kprobe": true, "fmod_ret": true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !spec.Override || info.mechanism != MechFmodRet || spec.Selectors[0].Error != -1 || spec.Selectors[0].Actions&sensor.ActOverride == 0 {
+	if !spec.Override || info.event.Mechanism != MechFmodRet || spec.Selectors[0].Error != -1 || spec.Selectors[0].Actions&sensor.ActOverride == 0 {
 		t.Fatalf("spec %+v info %+v", spec, info)
 	}
 	if _, _, err := compileKprobe(d, 1, testFuncs, map[string]bool{"kprobe": true}); err == nil || !strings.Contains(err.Error(), "probe feature fmod_ret") {
@@ -92,14 +92,14 @@ func TestCompileKprobeErrors(t *testing.T) {
 		d    HookDecl
 		want string
 	}{
-		"type mismatch":  {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "file"}}}, "type file does not fit parameter 0 (unsigned int): file needs struct file *"},
-		"index range":    {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 2, Type: "int"}}}, "the function has 2 parameters"},
+		"type mismatch":  {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "file"}}}, "type file does not fit parameter 0 (unsigned int): file needs struct file *"},
+		"index range":    {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 2, Type: "int"}}}, "the function has 2 parameters"},
 		"unknown":        {HookDecl{Call: "no_such_function"}, "kernel function not found"},
-		"char_buf":       {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 1, Type: "char_buf"}}}, "type char_buf does not fit"},
-		"syscall file":   {HookDecl{Call: "sys_openat", Syscall: true, Args: []ArgDecl{{Index: 1, Type: "file"}}}, `type "file" cannot be read from a system call`},
+		"char_buf":       {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "char_buf"}}}, "type char_buf does not fit"},
+		"syscall file":   {HookDecl{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 1, Type: "file"}}}, `type "file" cannot be read from a system call`},
 		"unknown sys":    {HookDecl{Call: "sys_openat2", Syscall: true}, "system call openat2"},
-		"duplicate":      {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "int"}, {Index: 0, Type: "int"}}}, "declared twice"},
-		"unsupported op": {HookDecl{Call: "fd_install", Args: []ArgDecl{{Index: 0, Type: "int"}}, Selectors: []SelectorDecl{{MatchArgs: []MatchDecl{{Index: 0, Operator: "Prefix", Values: []string{"1"}}}}}}, "operator Prefix needs a string or path argument"},
+		"duplicate":      {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 0, Type: "int"}}}, "declared twice"},
+		"unsupported op": {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "int"}}, Selectors: []tp.Selector{{MatchArgs: []tp.ArgSelector{{Index: 0, Operator: "Prefix", Values: []string{"1"}}}}}}, "operator Prefix needs a string or path argument"},
 	} {
 		_, _, err := compileKprobe(c.d, 1, testFuncs, map[string]bool{"kprobe": true})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -112,12 +112,12 @@ func parseFormat(r interface{ Read([]byte) (int, error) }) ([]tpField, error) {
 // function's parameters.
 func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (sensor.KprobeSpec, hookInfo, error) {
 	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachTracepoint, Group: d.Subsystem, Symbol: d.Call}
-	info := hookInfo{decl: d, mechanism: MechTracepoint}
+	info := newInfo(d, MechTracepoint)
 	name := d.Subsystem + "/" + d.Call
 	var source argSource
 	if d.Raw {
 		// a raw tracepoint is named by its event alone
-		spec.Attach, info.mechanism = sensor.AttachRawTracepoint, MechRawTracepoint
+		spec.Attach, info.event.Mechanism = sensor.AttachRawTracepoint, MechRawTracepoint
 		proto, err := k.RawTracepoint(d.Call)
 		if err != nil {
 			return spec, info, fmt.Errorf("raw tracepoint %s: %w", d.Call, err)
@@ -136,7 +136,7 @@ func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (senso
 	if err != nil {
 		return spec, info, err
 	}
-	spec.Selectors, info.limits, err = compileSelectors(d, spec.Args, slot,
+	spec.Selectors, info.event.Limits, err = compileSelectors(d, spec.Args, slot,
 		fmt.Errorf("action Override is not possible on tracepoints"))
 	return spec, info, err
 }
@@ -144,8 +144,8 @@ func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (senso
 // fieldSource reads declared arguments from a tracepoint's format fields;
 // each one takes the next parameter slot.
 func fieldSource(fields []tpField) argSource {
-	return func(spec *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
-		if a.Index < 0 || a.Index >= len(fields) {
+	return func(spec *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+		if int(a.Index) >= len(fields) {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: the tracepoint has %d fields (%s)", a.Index, len(fields), describeFields(fields))
 		}
 		f := fields[a.Index]
@@ -157,12 +157,12 @@ func fieldSource(fields []tpField) argSource {
 			return sensor.Arg{}, fmt.Errorf("at most %d fields can be read", sensor.MaxParams)
 		}
 		loc := sensor.TracepointField{Offset: uint16(f.Offset), Size: uint8(min(f.Size, 8)), Read: sensor.FieldValue}
-		t := tracingpolicy.ArgType(a.Type)
+		t := a.Type
 		charData := strings.HasPrefix(f.Type, "__data_loc char") || f.Array && strings.HasSuffix(f.Type, "char")
 		var arg sensor.Arg
 		switch {
-		case (isIntType(a.Type) || t == tracingpolicy.TypeFd) && !f.Array && !strings.HasPrefix(f.Type, "__data_loc") && f.Size <= 8:
-			arg = intSource(ArgDecl{Index: int(reg), Type: a.Type})
+		case (a.Type.PlainInt() || t == tracingpolicy.TypeFd) && !f.Array && !strings.HasPrefix(f.Type, "__data_loc") && f.Size <= 8:
+			arg = intSource(tracingpolicy.ArgSpec{Index: uint32(reg), Type: a.Type})
 			// a field narrower than the declared type is extended as the
 			// field's own signedness says
 			if f.Size < t.Size() || arg.Size == 0 && f.Size < 8 {
@@ -211,11 +211,11 @@ func syscall64Arg(reg uint8) sensor.Arg {
 // rawSyscall64Source serves syscall64 on a raw tracepoint's integer
 // parameter (raw_syscalls' long id) and leaves the other types to next.
 func rawSyscall64Source(proto tracingpolicy.FuncProto, next argSource) argSource {
-	return func(spec *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
-		if tracingpolicy.ArgType(a.Type) != tracingpolicy.TypeSyscall64 {
+	return func(spec *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+		if a.Type != tracingpolicy.TypeSyscall64 {
 			return next(spec, a)
 		}
-		if a.Index < 0 || a.Index >= len(proto.Params) || a.Index >= sensor.MaxParams {
+		if int(a.Index) >= len(proto.Params) || a.Index >= sensor.MaxParams {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: the tracepoint has %d parameters (at most %d can be read)", a.Index, len(proto.Params), sensor.MaxParams)
 		}
 		if param := proto.Params[a.Index]; param.Type.Kind != tracingpolicy.CInt {

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"fmt"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"maps"
 	"net"
 	"os"
@@ -199,7 +200,7 @@ func TestCompileFentry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(decls) != 2 || !decls[0].Fentry || !decls[1].Fentry || decls[0].Kind != KindKprobe {
+	if len(decls) != 2 || !decls[0].Fentry || !decls[1].Fentry || decls[0].Kind != hookevent.KindKprobe {
 		t.Fatalf("decls %+v", decls)
 	}
 	for i, want := range []string{MechFexit, MechFentry} {
@@ -207,14 +208,14 @@ func TestCompileFentry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if spec.Attach != sensor.AttachFentry || info.mechanism != want || spec.Return != decls[i].Return || spec.Args[0].Source != sensor.SrcRegSock {
-			t.Errorf("%s: spec %+v mechanism %s, want fentry attach and %s", decls[i].Call, spec, info.mechanism, want)
+		if spec.Attach != sensor.AttachFentry || info.event.Mechanism != want || spec.Return != decls[i].Return || spec.Args[0].Source != sensor.SrcRegSock {
+			t.Errorf("%s: spec %+v mechanism %s, want fentry attach and %s", decls[i].Call, spec, info.event.Mechanism, want)
 		}
 	}
-	d := HookDecl{Call: "security_file_open", Fentry: true, Args: []ArgDecl{{Index: 0, Type: "file"}},
-		Selectors: []SelectorDecl{{Actions: []ActionDecl{{Action: "Override", ArgError: -1}}}}}
+	d := HookDecl{Call: "security_file_open", Fentry: true, Args: []tp.ArgSpec{{Index: 0, Type: "file"}},
+		Selectors: []tp.Selector{{MatchActions: []tp.ActionSelector{{Action: "Override", ArgError: -1}}}}}
 	spec, info, err := compileKprobe(d, 1, funcs, map[string]bool{"fmod_ret": true})
-	if err != nil || !spec.Override || info.mechanism != MechFmodRet {
-		t.Fatalf("Override on an fentry: %+v %s %v, want fmod_ret", spec, info.mechanism, err)
+	if err != nil || !spec.Override || info.event.Mechanism != MechFmodRet {
+		t.Fatalf("Override on an fentry: %+v %s %v, want fmod_ret", spec, info.event.Mechanism, err)
 	}
 }

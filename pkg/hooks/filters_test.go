@@ -549,40 +549,40 @@ func TestMatchReturnArgs(t *testing.T) {
 // TestCompileFilters checks the compile step's refusals: each names the
 // filter and what is allowed.
 func TestCompileFilters(t *testing.T) {
-	args := []ArgDecl{{Index: 1, Type: "file"}}
+	args := []tp.ArgSpec{{Index: 1, Type: "file"}}
 	nine := make([]uint32, 9)
 	for _, c := range []struct {
 		name string
 		ret  bool
-		sel  SelectorDecl
+		sel  tp.Selector
 		want string
 	}{
-		{"pid operator", false, SelectorDecl{MatchPIDs: []tpPID{{Operator: "Equal", Values: []uint32{1}}}},
+		{"pid operator", false, tp.Selector{MatchPIDs: []tpPID{{Operator: "Equal", Values: []uint32{1}}}},
 			`matchPIDs: operator "Equal" is not supported (supported: In, NotIn)`},
-		{"too many pids", false, SelectorDecl{MatchPIDs: []tpPID{{Operator: "In", Values: nine}}},
+		{"too many pids", false, tp.Selector{MatchPIDs: []tpPID{{Operator: "In", Values: nine}}},
 			"matchPIDs: 9 values, at most 8 in the kernel"},
-		{"binary operator", false, SelectorDecl{MatchBinaries: []tpBinary{{Operator: "Equal", Values: []string{"/bin/sh"}}}},
+		{"binary operator", false, tp.Selector{MatchBinaries: []tpBinary{{Operator: "Equal", Values: []string{"/bin/sh"}}}},
 			`matchBinaries: operator "Equal" is not supported (supported: In, NotIn, Prefix, NotPrefix, Postfix, NotPostfix)`},
-		{"long binary", false, SelectorDecl{MatchBinaries: []tpBinary{{Operator: "In", Values: []string{"/" + strings.Repeat("x", 300)}}}},
+		{"long binary", false, tp.Selector{MatchBinaries: []tpBinary{{Operator: "In", Values: []string{"/" + strings.Repeat("x", 300)}}}},
 			"is 301 bytes, at most 253 can be matched in the kernel"},
-		{"namespace", false, SelectorDecl{MatchNamespaces: []tpNamespace{{Namespace: "Kube", Operator: "In", IDs: []uint32{1}}}},
+		{"namespace", false, tp.Selector{MatchNamespaces: []tpNamespace{{Namespace: "Kube", Operator: "In", IDs: []uint32{1}}}},
 			`matchNamespaces: namespace "Kube" is not supported (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)`},
-		{"too many namespaces", false, SelectorDecl{MatchNamespaces: []tpNamespace{{Namespace: "Net", Operator: "In", IDs: nine}}},
+		{"too many namespaces", false, tp.Selector{MatchNamespaces: []tpNamespace{{Namespace: "Net", Operator: "In", IDs: nine}}},
 			"matchNamespaces: 9 values, at most 8 in the kernel"},
-		{"capability operator", false, SelectorDecl{MatchCapabilities: []tpCaps{{Type: "Effective", Operator: "Prefix", Mask: 1}}},
+		{"capability operator", false, tp.Selector{MatchCapabilities: []tpCaps{{Type: "Effective", Operator: "Prefix", Mask: 1}}},
 			`matchCapabilities: operator "Prefix" is not supported (supported: In, NotIn)`},
-		{"return without return", false, SelectorDecl{MatchReturnArgs: []MatchDecl{{Operator: "Equal", Values: []string{"0"}, Type: "int"}}},
+		{"return without return", false, tp.Selector{MatchReturnArgs: []tp.ArgSelector{{Operator: "Equal", Values: []string{"0"}, IntValues: []int64{0}, ArgType: "int"}}},
 			"matchReturnArgs: the hook has no return value to match (it needs return: true)"},
-		{"string return", true, SelectorDecl{MatchReturnArgs: []MatchDecl{{Operator: "Equal", Values: []string{"x"}, Type: "string"}}},
+		{"string return", true, tp.Selector{MatchReturnArgs: []tp.ArgSelector{{Operator: "Equal", Values: []string{"x"}, ArgType: "string"}}},
 			`matchReturnArgs: the return value is declared "string"; only integer return values can be matched in the kernel`},
-		{"return operator", true, SelectorDecl{MatchReturnArgs: []MatchDecl{{Operator: "Prefix", Values: []string{"1"}, Type: "int"}}},
+		{"return operator", true, tp.Selector{MatchReturnArgs: []tp.ArgSelector{{Operator: "Prefix", Values: []string{"1"}, IntValues: []int64{1}, ArgType: "int"}}},
 			"matchReturnArgs: operator Prefix needs a string or path argument"},
-		{"too many entries", false, SelectorDecl{MatchPIDs: slices.Repeat([]tpPID{{Operator: "In", Values: []uint32{1}}}, 9)},
+		{"too many entries", false, tp.Selector{MatchPIDs: slices.Repeat([]tpPID{{Operator: "In", Values: []uint32{1}}}, 9)},
 			"9 filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces and matchCapabilities together), at most 8"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := HookDecl{Call: "fd_install", Return: c.ret, Args: args, Selectors: []SelectorDecl{c.sel}}
-			_, _, err := compileSelectors(d, []sensor.Arg{{Source: sensor.SrcRegKFile, Kind: sensor.KindPath}}, map[int]int{1: 0}, nil)
+			d := HookDecl{Call: "fd_install", Return: c.ret, Args: args, Selectors: []tp.Selector{c.sel}}
+			_, _, err := compileSelectors(d, []sensor.Arg{{Source: sensor.SrcRegKFile, Kind: sensor.KindPath}}, map[uint32]int{1: 0}, nil)
 			if err == nil || !strings.Contains(err.Error(), "fd_install: selectors[0]: ") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want %q", err, c.want)
 			}
@@ -590,15 +590,15 @@ func TestCompileFilters(t *testing.T) {
 	}
 
 	// what compiles: cheapest entries first, the ancestor walks last
-	d := HookDecl{Call: "sys_openat", Return: true, Args: args, Selectors: []SelectorDecl{{
+	d := HookDecl{Call: "sys_openat", Return: true, Args: args, Selectors: []tp.Selector{{
 		MatchBinaries:     []tpBinary{{Operator: "NotPostfix", Values: []string{"/sh"}, FollowChildren: true}},
 		MatchPIDs:         []tpPID{{Operator: "In", Values: []uint32{7}, FollowForks: true}, {Operator: "NotIn", Values: []uint32{8}, IsNamespacePID: true}},
 		MatchCapabilities: []tpCaps{{Operator: "In", Mask: 1 << 21}},
 		MatchNamespaces:   []tpNamespace{{Namespace: "Net", Operator: "NotIn", IDs: []uint32{4026531840}}},
-		MatchReturnArgs:   []MatchDecl{{Operator: "LessThan", Values: []string{"0"}, Type: "int"}},
-		MatchArgs:         []MatchDecl{{Index: 1, Operator: "Prefix", Values: []string{"/etc/"}}},
+		MatchReturnArgs:   []tp.ArgSelector{{Operator: "LessThan", Values: []string{"0"}, IntValues: []int64{0}, ArgType: "int"}},
+		MatchArgs:         []tp.ArgSelector{{Index: 1, Operator: "Prefix", Values: []string{"/etc/"}}},
 	}}}
-	sels, _, err := compileSelectors(d, []sensor.Arg{{Source: sensor.SrcRegKFile, Kind: sensor.KindPath}}, map[int]int{1: 0}, nil)
+	sels, _, err := compileSelectors(d, []sensor.Arg{{Source: sensor.SrcRegKFile, Kind: sensor.KindPath}}, map[uint32]int{1: 0}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"os"
 	"path/filepath"
 	"testing"
@@ -129,13 +130,13 @@ spec:
 			for i, d := range decls {
 				var args, sels, params int
 				switch d.Kind {
-				case KindUprobe:
+				case hookevent.KindUprobe:
 					spec, _, err := compileUprobe(d, uint32(i))
 					if err != nil {
 						continue
 					}
 					args, sels, params = len(spec.Args), len(spec.Selectors), spec.Params
-				case KindKprobe, "":
+				case hookevent.KindKprobe, "":
 					spec, _, err := compileSyscallMapping(d, uint32(i), "fuzzing")
 					if err != nil {
 						continue

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"io"
 	"os"
 	"os/exec"
@@ -122,6 +123,7 @@ type harness struct {
 	features map[string]bool
 	dir      string
 	m        *Manager
+	build    *hookevent.Builder
 	rd       *ringbuf.Reader
 
 	mu   sync.Mutex
@@ -143,7 +145,7 @@ func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{mech: mech, features: features, dir: t.TempDir(), rd: rd, pids: map[uint32]string{},
-		m: NewManager(zerolog.Nop(), ring, sensor.Options{Features: features})}
+		m: NewManager(zerolog.Nop(), ring, sensor.Options{Features: features}), build: hookevent.NewBuilder(zerolog.Nop())}
 	t.Cleanup(func() {
 		if err := h.m.Close(); err != nil {
 			t.Errorf("closing hooks: %v", err)
@@ -311,7 +313,11 @@ func (h *harness) events(t *testing.T) []event {
 			}
 			name = h.others
 		}
-		resp, ok := h.m.Event(g, func() (*api.Process, *api.Process) { return nil, nil })
+		desc := h.m.Hook(g.HookID)
+		if desc == nil {
+			t.Fatalf("record of hook %d, which is not loaded", g.HookID)
+		}
+		resp, ok := h.build.Event(desc, g, func() (*api.Process, *api.Process) { return nil, nil })
 		if !ok {
 			t.Fatalf("record of hook %d made no event", g.HookID)
 		}

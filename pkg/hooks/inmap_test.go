@@ -110,9 +110,9 @@ spec:
 		t.Fatal(err)
 	}
 	got := d[0].Selectors[0].MatchArgs[0]
-	want := MatchDecl{Index: 4, Operator: "NotInRange", Values: []string{"32:32", "33:33", "0x10:0x10", "20:30"}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v, want %+v", got, want)
+	want := []tp.Range{{Lo: 0x10, Hi: 0x10}, {Lo: 20, Hi: 30}, {Lo: 32, Hi: 32}, {Lo: 33, Hi: 33}}
+	if got.Operator != tp.OpNotInRange || got.Index != 4 || !reflect.DeepEqual(got.Ranges, want) {
+		t.Fatalf("got %+v, want NotInRange on argument 4 of %+v", got, want)
 	}
 	ps, err = tp.Parse("x.yaml", []byte(policy(`["list:dups", "1", "2", "3"]`)))
 	if err != nil {

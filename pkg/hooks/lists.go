@@ -91,7 +91,7 @@ func listFuncs(l ListDecl, mech string, opts sensor.Options) ([]string, error) {
 	case tp.ListSyscalls:
 		names := make([]string, 0, len(l.Funcs))
 		for _, f := range l.Funcs {
-			names = append(names, syscallName(f))
+			names = append(names, tp.SyscallName(f))
 		}
 		return names, nil
 	case tp.ListGeneratedSyscalls:

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"maps"
 	"os"
 	"os/exec"
@@ -226,7 +227,7 @@ func TestFtraceFuncs(t *testing.T) {
 // expandLists without a kernel: kprobes get one hook per function, named
 // by its entry point; the mapping one hook for the whole syscall list.
 func TestExpandLists(t *testing.T) {
-	d := HookDecl{Kind: KindKprobe, Call: "list:io", Syscall: true, Args: []ArgDecl{{Index: 0, Type: "fd"}},
+	d := HookDecl{Kind: hookevent.KindKprobe, Call: "list:io", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "fd"}},
 		List: ListDecl{Name: "io", Type: "syscalls", Funcs: []string{"sys_read", "__x64_sys_close"}}}
 	out, err := expandLists([]HookDecl{d}, sensor.Options{Features: map[string]bool{probe.Kprobe: true, probe.Kretprobe: true}})
 	if err != nil {

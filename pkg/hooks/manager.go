@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"hash/fnv"
 	"io/fs"
 	"os"
@@ -12,15 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/rs/zerolog"
 
-	"github.com/tetragon-lite/tetragon/pkg/api"
-	"github.com/tetragon-lite/tetragon/pkg/escape"
-	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -66,7 +63,7 @@ type PolicyStatus struct {
 	Hooks []HookStatus
 }
 
-// Manager loads policies' hooks and turns their records into events. It is
+// Manager loads policies' hooks and describes them to the event builder. It is
 // safe for concurrent use.
 type Manager struct {
 	log    zerolog.Logger
@@ -91,9 +88,6 @@ type Manager struct {
 	// runs them, so Sweep tries again until they are gone
 	stale []staleVersion
 
-	// symbols names the frames of stack traces
-	symbols *symbolizer
-
 	// sockTrack is the map of sockets TrackSock follows, shared by every
 	// hook object so that one hook's tracking serves the others; created
 	// with the first hook, closed with the manager (a pinned hook keeps
@@ -105,26 +99,11 @@ type Manager struct {
 	// refused); scopeMu serializes the hooks' cgroup fills
 	scopes  Scopes
 	scopeMu sync.Mutex
-
-	limitMu sync.Mutex
-	// until holds, per rate-limited selector and scope, the kernel time
-	// before which its events are not posted again
-	until       map[limitKey]uint64
-	rateLimited atomic.Uint64
 }
-
-type limitKey struct {
-	hook, sel, id uint32
-}
-
-// maxLimitKeys bounds the rate limiter's memory; past it, expired entries
-// are dropped.
-const maxLimitKeys = 1 << 16
 
 // NewManager returns a manager whose hooks write to events.
 func NewManager(log zerolog.Logger, events *ebpf.Map, opts sensor.Options) *Manager {
-	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*hookInfo{}, policies: map[string]*loadedPolicy{},
-		until: map[limitKey]uint64{}, symbols: newSymbolizer()}
+	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*hookInfo{}, policies: map[string]*loadedPolicy{}}
 }
 
 // PinUnder makes the manager pin every hook it attaches from now on under
@@ -320,7 +299,7 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 				return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
 			}
 		}
-		m.log.Info().Str("policy", policy).Str("hook", hookName(d)).Str("mechanism", h.info.mechanism).Msg("Hook attached")
+		m.log.Info().Str("policy", policy).Str("hook", hookName(d)).Str("mechanism", h.info.event.Mechanism).Msg("Hook attached")
 	}
 	return lp, nil
 }
@@ -401,7 +380,7 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 		return nil, err
 	}
 	if k, ok := obj.(*sensor.Kprobe); ok {
-		info.stacks = k.Stack
+		info.event.Stacks = k.Stack
 	}
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
 }
@@ -527,7 +506,7 @@ func (m *Manager) Status() []PolicyStatus {
 			if err != nil {
 				m.log.Debug().Err(err).Msg("Reading hook counters")
 			}
-			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: hookName(h.info.decl), Mechanism: h.info.mechanism, Stats: st})
+			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: hookName(h.info.decl), Mechanism: h.info.event.Mechanism, Stats: st})
 		}
 		out = append(out, ps)
 	}
@@ -610,208 +589,16 @@ func unpinDir(dir string) error {
 	return nil
 }
 
-// RateLimited counts the events rate limits held back.
-func (m *Manager) RateLimited() uint64 { return m.rateLimited.Load() }
-
-// limited applies a selector's rate limit to a record. The limit is kept
-// in user space: the kernel still sends every matching record.
-func (m *Manager) limited(info *hookInfo, g *observer.Generic) bool {
-	if int(g.Selector) >= len(info.limits) || info.limits[g.Selector].period <= 0 {
-		return false
-	}
-	rl := info.limits[g.Selector]
-	k := limitKey{hook: g.HookID, sel: g.Selector}
-	switch rl.scope {
-	case "process":
-		k.id = g.Pid
-	case "global":
-	default:
-		k.id = g.Tid
-	}
-	m.limitMu.Lock()
-	defer m.limitMu.Unlock()
-	if g.Ktime < m.until[k] {
-		m.rateLimited.Add(1)
-		return true
-	}
-	if len(m.until) >= maxLimitKeys {
-		for key, until := range m.until {
-			if until <= g.Ktime {
-				delete(m.until, key)
-			}
-		}
-		if len(m.until) >= maxLimitKeys {
-			clear(m.until) // all live: forget them rather than grow
-		}
-	}
-	m.until[k] = g.Ktime + uint64(rl.period.Nanoseconds())
-	return false
-}
-
-// Event turns a hook record into the event of its hook's kind
-// (process_kprobe, process_tracepoint, process_uprobe or process_lsm),
-// with the calling process and its parent from processes. It returns false
-// for a record that makes no event: its hook is no longer loaded, or a rate
-// limit holds it back; processes is then not called.
-func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *api.Process)) (*api.GetEventsResponse, bool) {
+// Hook describes, for its records' events, the loaded hook with id id; nil
+// when no hook has that id any more (its policy was unloaded while the
+// record was queued).
+func (m *Manager) Hook(id uint32) *hookevent.Hook {
 	m.mu.RLock()
-	info := m.hooks[g.HookID]
-	m.mu.RUnlock()
-	if info == nil || m.limited(info, g) {
-		return nil, false
+	defer m.mu.RUnlock()
+	if info := m.hooks[id]; info != nil {
+		return &info.event
 	}
-	process, parent := processes()
-	d := info.decl
-	action := api.KprobeAction_KPROBE_ACTION_POST
-	switch {
-	case g.Actions&uint32(sensor.ActSigkill) != 0:
-		action = api.KprobeAction_KPROBE_ACTION_SIGKILL
-	case g.Actions&uint32(sensor.ActSignal) != 0:
-		action = api.KprobeAction_KPROBE_ACTION_SIGNAL
-	case g.Actions&uint32(sensor.ActOverride) != 0:
-		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
-	}
-	args := eventArgs(info, g)
-	ev := &api.GetEventsResponse{}
-	switch d.Kind {
-	case KindTracepoint:
-		ev.Event = &api.GetEventsResponse_ProcessTracepoint{ProcessTracepoint: &api.ProcessTracepoint{
-			Process: process, Parent: parent, Subsys: d.Subsystem, Event: d.Call, Args: args,
-			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
-		}}
-	case KindUprobe:
-		ev.Event = &api.GetEventsResponse_ProcessUprobe{ProcessUprobe: &api.ProcessUprobe{
-			Process: process, Parent: parent, Path: d.Path, Symbol: d.Call, Args: args,
-			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
-		}}
-	case KindLSM:
-		ev.Event = &api.GetEventsResponse_ProcessLsm{ProcessLsm: &api.ProcessLsm{
-			Process: process, Parent: parent, FunctionName: d.Call, Args: args,
-			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
-		}}
-	default:
-		fn := d.Call
-		if f, ok := info.funcs[g.Syscall]; ok {
-			fn = f // the listed system call this record is of
-		}
-		k := &api.ProcessKprobe{
-			Process: process, Parent: parent, FunctionName: fn, Args: args,
-			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
-		}
-		if d.Return {
-			// the return probe posted the event, and did returnArgAction
-			k.ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
-			switch d.ReturnArgAction {
-			case tracingpolicy.ReturnArgTrackSock:
-				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_TRACKSOCK
-			case tracingpolicy.ReturnArgUntrackSock:
-				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_UNTRACKSOCK
-			}
-			if !info.noReturn {
-				k.Return = returnArg(d.ReturnType, g.Ret)
-			}
-		}
-		if g.Actions&uint32(sensor.ActKernelStack) != 0 {
-			k.KernelStackTrace = m.stack(info, g.KStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.kernel(a) })
-		}
-		if g.Actions&uint32(sensor.ActUserStack) != 0 {
-			k.UserStackTrace = m.stack(info, g.UStack, func(a []uint64) []*api.StackTraceEntry { return m.symbols.user(g.Pid, a) })
-		}
-		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
-	}
-	return ev, true
-}
-
-// stack reads stack id of the hook's stack map and names its frames; a
-// stack the kernel could not record (a negative id) or that cannot be read
-// any more gives none.
-func (m *Manager) stack(info *hookInfo, id int32, name func([]uint64) []*api.StackTraceEntry) []*api.StackTraceEntry {
-	if id < 0 || info.stacks == nil {
-		return nil
-	}
-	frames, err := info.stacks(id)
-	if err != nil {
-		m.log.Debug().Err(err).Msg("stack trace lost")
-		return nil
-	}
-	return name(frames)
-}
-
-// returnArg reports a return value as returnArg declares it (an "int" as
-// int_arg, as Tetragon does); without returnArg, the whole value.
-func returnArg(typ string, v int64) *api.KprobeArgument {
-	if isIntType(typ) {
-		return intArg(typ, v)
-	}
-	return &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: v}}
-}
-
-// eventArgs decodes a record's arguments as the hook declared them.
-func eventArgs(info *hookInfo, g *observer.Generic) []*api.KprobeArgument {
-	var args []*api.KprobeArgument
-	str := 0
-	for i, a := range info.argOrder {
-		var arg *api.KprobeArgument
-		if isIntType(a.Type) || a.Type == "fd" {
-			arg = intArg(a.Type, g.Ints[i])
-		}
-		switch {
-		case tracingpolicy.ArgType(a.Type).CapSet():
-			arg = capSetArg(tracingpolicy.ArgType(a.Type), g.Ints[i])
-		case a.Type == string(tracingpolicy.TypeSyscall64):
-			arg = syscallIDArg(g.Ints[i])
-		case !isIntType(a.Type):
-			path, flags := g.Strs[str&1], g.StrFlags[str&1]
-			str++
-			switch a.Type {
-			case "fd":
-			case "file", "kiocb":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
-			case "sock", "socket":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
-			case "skb":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SkbArg{SkbArg: skbArg([]byte(path))}}
-			case "bpf_attr":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfAttrArg{BpfAttrArg: bpfAttrArg([]byte(path))}}
-			case "bpf_map":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfMapArg{BpfMapArg: bpfMapArg([]byte(path))}}
-			case "perf_event":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PerfEventArg{PerfEventArg: perfEventArg([]byte(path))}}
-			case "sockaddr":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
-			case "user_namespace":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_UserNsArg{UserNsArg: userNsArg([]byte(path))}}
-			case "cred":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ProcessCredentialsArg{ProcessCredentialsArg: credArg([]byte(path))}}
-			case "linux_binprm":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: escape.String(path), Flags: pathFlags(flags)}}}
-			case "path", "dentry":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: escape.String(path), Flags: pathFlags(flags)}}}
-			default:
-				if a.SizeArgIndex > 0 && a.Type == string(tracingpolicy.TypeCharBuf) {
-					path = cutToSize(path, info.argOrder, g.Ints[:], a.SizeArgIndex-1)
-				}
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: escape.String(path)}}
-			}
-		}
-		arg.Label = a.Label
-		args = append(args, arg)
-	}
-	return args
-}
-
-// cutToSize cuts a char_buf read as a string to the value of the
-// argument holding its length (sizeArgIndex), when the record carries it
-// and it is shorter.
-func cutToSize(buf string, order []ArgDecl, ints []int64, sizeArg int) string {
-	for i, a := range order {
-		if a.Index == sizeArg && isIntType(a.Type) && i < len(ints) {
-			if n := ints[i]; n >= 0 && n < int64(len(buf)) {
-				return buf[:n]
-			}
-		}
-	}
-	return buf
+	return nil
 }
 
 // hookKind names the policy list a hook comes from in listings: kprobe,
@@ -820,5 +607,5 @@ func hookKind(d HookDecl) string {
 	if d.Fentry {
 		return "fentry"
 	}
-	return string(cmp.Or(d.Kind, KindKprobe))
+	return string(cmp.Or(d.Kind, hookevent.KindKprobe))
 }

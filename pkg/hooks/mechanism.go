@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"fmt"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 
 	"github.com/cilium/ebpf"
 
@@ -21,14 +22,14 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 	switch {
 	case d.Fentry:
 		return fentryMechanism(d, features)
-	case d.Kind == "", d.Kind == KindKprobe:
-	case d.Kind == KindTracepoint && d.Raw:
+	case d.Kind == "", d.Kind == hookevent.KindKprobe:
+	case d.Kind == hookevent.KindTracepoint && d.Raw:
 		mech, feature = MechRawTracepoint, probe.RawTracepoint
-	case d.Kind == KindTracepoint:
+	case d.Kind == hookevent.KindTracepoint:
 		mech, feature = MechTracepoint, probe.Tracepoint
-	case d.Kind == KindUprobe:
+	case d.Kind == hookevent.KindUprobe:
 		mech, feature = MechUprobe, probe.Uprobe
-	case d.Kind == KindLSM:
+	case d.Kind == hookevent.KindLSM:
 		mech, feature = MechLSM, probe.BPFLSM
 	default:
 		return "", "", fmt.Errorf("unknown hook kind %q", d.Kind)
@@ -37,7 +38,7 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 		// one mechanism each; the hook-mechanism option is about kprobes:
 		if !features[feature] {
 			hint := ""
-			if d.Kind == KindLSM {
+			if d.Kind == hookevent.KindLSM {
 				hint = "; the kernel needs CONFIG_BPF_LSM and bpf in its lsm= boot list"
 			}
 			return "", "", fmt.Errorf("%s hooks need %s programs, which this kernel cannot attach (probe feature %s)%s", d.Kind, mech, feature, hint)
@@ -111,14 +112,14 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 	var info hookInfo
 	var err error
 	switch d.Kind {
-	case KindUprobe:
+	case hookevent.KindUprobe:
 		spec, info, err = compileUprobe(d, id)
 	default:
 		funcs, ferr := kernelFuncs(opts)
 		if ferr != nil {
 			return nil, hookInfo{}, fmt.Errorf("%s: %w", hookName(d), ferr)
 		}
-		if d.Kind == KindLSM {
+		if d.Kind == hookevent.KindLSM {
 			spec, info, err = compileLSM(d, id, funcs)
 		} else {
 			spec, info, err = compileTracepoint(d, id, funcs)
@@ -139,9 +140,9 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 // group/event, or path and symbol.
 func hookName(d HookDecl) string {
 	switch d.Kind {
-	case KindTracepoint:
+	case hookevent.KindTracepoint:
 		return d.Subsystem + "/" + d.Call
-	case KindUprobe:
+	case hookevent.KindUprobe:
 		return d.Path + " " + d.Call
 	}
 	return d.Call

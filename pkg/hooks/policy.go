@@ -3,7 +3,7 @@ package hooks
 import (
 	"errors"
 	"fmt"
-	"strconv"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -47,7 +47,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 
 	var decls []HookDecl
 	kprobes := func(k tp.KProbeSpec, fentry bool) {
-		d := c.hook(KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
+		d := c.hook(hookevent.KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
 		d.Syscall, d.Return, d.Fentry = k.Syscall, k.Return, fentry
 		if k.List != "" {
 			// the parser checked that the list exists
@@ -55,7 +55,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 			d.List = ListDecl{Name: l.Name, Type: string(l.Type), Funcs: l.Values, Pattern: l.Pattern}
 		}
 		if k.ReturnArg != nil {
-			d.ReturnType = string(k.ReturnArg.Type)
+			d.ReturnType = k.ReturnArg.Type
 		}
 		// returnArgAction Post is the default: the return value is posted
 		// with the event; TrackSock and UntrackSock act on it too
@@ -69,12 +69,12 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 		kprobes(k, true)
 	}
 	for _, t := range p.Spec.Tracepoints {
-		d := c.hook(KindTracepoint, t.Event, t.Args, t.Selectors, t.Message, t.Tags, t.Src)
+		d := c.hook(hookevent.KindTracepoint, t.Event, t.Args, t.Selectors, t.Message, t.Tags, t.Src)
 		d.Subsystem, d.Raw = t.Subsystem, t.Raw
 		decls = append(decls, d)
 	}
 	for _, l := range p.Spec.LsmHooks {
-		decls = append(decls, c.hook(KindLSM, l.Hook, l.Args, l.Selectors, l.Message, l.Tags, l.Src))
+		decls = append(decls, c.hook(hookevent.KindLSM, l.Hook, l.Args, l.Selectors, l.Message, l.Tags, l.Src))
 	}
 	for _, u := range p.Spec.UProbes {
 		if u.ReturnArg != nil {
@@ -87,12 +87,12 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 		}
 		// one hook per symbol (or offset), as in Tetragon
 		for _, sym := range u.Symbols {
-			d := c.hook(KindUprobe, sym, u.Args, u.Selectors, u.Message, u.Tags, u.Src)
+			d := c.hook(hookevent.KindUprobe, sym, u.Args, u.Selectors, u.Message, u.Tags, u.Src)
 			d.Path, d.Return = u.Path, u.Return
 			decls = append(decls, d)
 		}
 		for _, off := range u.Offsets {
-			d := c.hook(KindUprobe, fmt.Sprintf("%#x", off), u.Args, u.Selectors, u.Message, u.Tags, u.Src)
+			d := c.hook(hookevent.KindUprobe, fmt.Sprintf("%#x", off), u.Args, u.Selectors, u.Message, u.Tags, u.Src)
 			d.Path, d.Offset, d.Return = u.Path, off, u.Return
 			decls = append(decls, d)
 		}
@@ -122,7 +122,7 @@ func (c *converter) refuse(src tp.Source, format string, args ...any) {
 }
 
 // hook converts what every kind of hook declares alike.
-func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []tp.Selector, msg string, tags []string, src tp.Source) HookDecl {
+func (c *converter) hook(kind hookevent.Kind, call string, args []tp.ArgSpec, sels []tp.Selector, msg string, tags []string, src tp.Source) HookDecl {
 	d := HookDecl{
 		Kind:      kind,
 		Policy:    c.policy,
@@ -132,7 +132,7 @@ func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []t
 		Mechanism: c.mechanism,
 		Src:       src,
 	}
-	sized := map[int]bool{} // char_buf arguments cut to a size argument
+	sized := map[uint32]bool{} // char_buf arguments cut to a size argument
 	for _, a := range args {
 		if a.MaxData {
 			c.refuse(a.Src, "maxData (reading a char_buf beyond the agent's string limit) is not built yet")
@@ -140,18 +140,17 @@ func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []t
 		if a.ReturnCopy {
 			c.refuse(a.Src, "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet")
 		}
-		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex), Resolve: a.Resolve}
 		if a.SizeArgIndex != 0 {
-			if !declaresInt(args, ad.SizeArgIndex-1) {
-				c.refuse(a.Src, "sizeArgIndex %d names argument %d, the buffer's length, which args must declare with an integer type (this agent cuts the buffer to it in user space)", a.SizeArgIndex, ad.SizeArgIndex-1)
+			if !declaresInt(args, int(a.SizeArgIndex)-1) {
+				c.refuse(a.Src, "sizeArgIndex %d names argument %d, the buffer's length, which args must declare with an integer type (this agent cuts the buffer to it in user space)", a.SizeArgIndex, a.SizeArgIndex-1)
 			}
-			sized[ad.Index] = true
+			sized[a.Index] = true
 		}
-		d.Args = append(d.Args, ad)
 	}
+	d.Args = args
 	for _, s := range sels {
 		for _, m := range s.MatchArgs {
-			if sized[int(m.Index)] {
+			if sized[m.Index] {
 				// the kernel compares the buffer up to its first NUL byte,
 				// Tetragon up to its length: they can differ
 				c.refuse(m.Src, "matchArgs on a char_buf with sizeArgIndex is not built yet: the kernel would compare the buffer up to its first NUL byte, not its length")
@@ -173,52 +172,26 @@ func declaresInt(args []tp.ArgSpec, index int) bool {
 	return false
 }
 
-// selector converts one selector. Every filter the parser accepts
-// (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces,
-// matchCapabilities) is evaluated in the kernel; the process filters are
-// carried as parsed.
-func (c *converter) selector(s tp.Selector) SelectorDecl {
-	sd := SelectorDecl{
-		Src:       s.Src,
-		MatchPIDs: s.MatchPIDs, MatchBinaries: s.MatchBinaries,
-		MatchNamespaces: s.MatchNamespaces, MatchCapabilities: s.MatchCapabilities,
+// selector returns one selector as the compiler takes it: InMap filters
+// as ranges, and in monitor mode without its enforcing actions. Every
+// filter the parser accepts (matchArgs, matchReturnArgs, matchPIDs,
+// matchBinaries, matchNamespaces, matchCapabilities) is evaluated in the
+// kernel.
+func (c *converter) selector(s tp.Selector) tp.Selector {
+	out := s
+	out.MatchArgs = make([]tp.ArgSelector, len(s.MatchArgs))
+	for i, m := range s.MatchArgs {
+		if m.Operator == tp.OpInMap || m.Operator == tp.OpNotInMap {
+			m = c.inMap(m)
+		}
+		out.MatchArgs[i] = m
 	}
-	for _, m := range s.MatchArgs {
-		sd.MatchArgs = append(sd.MatchArgs, c.matchDecl(m))
-	}
-	for _, m := range s.MatchReturnArgs {
-		md := c.matchDecl(m)
-		md.Type = string(m.ArgType)
-		sd.MatchReturnArgs = append(sd.MatchReturnArgs, md)
-	}
+	out.MatchActions = nil
 	for _, a := range s.MatchActions {
 		if c.monitor && a.Action.Enforces() {
 			continue
 		}
-		sd.Actions = append(sd.Actions, ActionDecl{
-			Action: string(a.Action), ArgSig: a.ArgSig, ArgError: a.ArgError, ArgSock: int(a.ArgSock),
-			KernelStack: a.KernelStackTrace, UserStack: a.UserStackTrace,
-			RateLimit: a.RateLimit, RateLimitScope: string(a.RateLimitScope),
-		})
+		out.MatchActions = append(out.MatchActions, a)
 	}
-	return sd
-}
-
-func (c *converter) matchDecl(m tp.ArgSelector) MatchDecl {
-	if m.Operator == tp.OpInMap || m.Operator == tp.OpNotInMap {
-		return c.inMapDecl(m)
-	}
-	if m.Operator == tp.OpCapabilityMask {
-		// the parser turned the names into their bits: Mask's test
-		m.Operator = tp.OpMask
-	}
-	md := MatchDecl{Index: int(m.Index), Operator: string(m.Operator), Values: m.Values}
-	if m.IntValues != nil {
-		// canonical decimal: the parser accepts 0x/0o/0b forms
-		md.Values = make([]string, len(m.IntValues))
-		for i, v := range m.IntValues {
-			md.Values[i] = strconv.FormatInt(v, 10)
-		}
-	}
-	return md
+	return out
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -54,7 +53,7 @@ func TestFromPolicyModes(t *testing.T) {
 	if len(d) != 1 || d[0].Call != "fd_install" || d[0].Syscall || d[0].Src.Line != 7 {
 		t.Fatalf("decls %+v", d)
 	}
-	acts := d[0].Selectors[0].Actions
+	acts := d[0].Selectors[0].MatchActions
 	if len(acts) != 2 || acts[0].Action != "Sigkill" || acts[1].RateLimit != 2*time.Second || acts[1].RateLimitScope != "process" {
 		t.Fatalf("actions %+v", acts)
 	}
@@ -67,7 +66,7 @@ func TestFromPolicyModes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acts := d[0].Selectors[0].Actions; len(acts) != 1 || acts[0].Action != "Post" {
+	if acts := d[0].Selectors[0].MatchActions; len(acts) != 1 || acts[0].Action != "Post" {
 		t.Fatalf("monitor mode kept %+v, want only Post", acts)
 	}
 }
@@ -108,30 +107,6 @@ spec:
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
-	}
-}
-
-func TestRateLimitPerScope(t *testing.T) {
-	m := NewManager(zeroLog(), nil, sensorOptions())
-	info := &hookInfo{limits: []rateLimit{{period: time.Second, scope: "process"}, {}}}
-	sec := uint64(time.Second)
-	for i, c := range []struct {
-		g    observer.Generic
-		want bool
-	}{
-		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 1 * sec}, false},
-		{observer.Generic{HookID: 1, Pid: 10, Tid: 12, Ktime: 1*sec + 1}, true}, // same process
-		{observer.Generic{HookID: 1, Pid: 20, Tid: 21, Ktime: 1*sec + 2}, false},
-		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 2 * sec}, false}, // period over
-		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 2 * sec, Selector: 1}, false},
-		{observer.Generic{HookID: 1, Pid: 10, Tid: 11, Ktime: 2 * sec, Selector: 1}, false}, // no limit
-	} {
-		if got := m.limited(info, &c.g); got != c.want {
-			t.Errorf("record %d: limited=%v, want %v", i, got, c.want)
-		}
-	}
-	if m.RateLimited() != 1 {
-		t.Errorf("RateLimited()=%d, want 1", m.RateLimited())
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // program follows the members from parameter param (whose BTF type the
 // path is checked against), and what it ends at is read as a's type, as
 // if it were the parameter.
-func resolveSource(a ArgDecl, param tracingpolicy.Param) (sensor.Arg, error) {
+func resolveSource(a tracingpolicy.ArgSpec, param tracingpolicy.Param) (sensor.Arg, error) {
 	if param.BTF == nil {
 		return sensor.Arg{}, fmt.Errorf("argument %d: resolve needs the parameter's BTF type, which this kernel does not describe", a.Index)
 	}
@@ -19,7 +19,7 @@ func resolveSource(a ArgDecl, param tracingpolicy.Param) (sensor.Arg, error) {
 	if err != nil {
 		return sensor.Arg{}, fmt.Errorf("argument %d: %w", a.Index, err)
 	}
-	if ok, need := tracingpolicy.ArgFits(tracingpolicy.ArgType(a.Type), final); !ok {
+	if ok, need := tracingpolicy.ArgFits(a.Type, final); !ok {
 		return sensor.Arg{}, fmt.Errorf("argument %d: resolve %q ends at %s, and type %s needs %s", a.Index, a.Resolve, final, a.Type, need)
 	}
 	arg, err := kernelSource(a)

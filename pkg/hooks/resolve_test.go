@@ -146,7 +146,7 @@ func TestResolveRefused(t *testing.T) {
 		t.Skipf("kernel lacks BTF: %v", err)
 	}
 	bprm := func(typ, path string) HookDecl {
-		return HookDecl{Call: "security_bprm_check", Args: []ArgDecl{{Index: 0, Type: typ, Resolve: path}}}
+		return HookDecl{Call: "security_bprm_check", Args: []tp.ArgSpec{{Index: 0, Type: tp.ArgType(typ), Resolve: path}}}
 	}
 	for _, c := range []struct {
 		name string
@@ -155,7 +155,7 @@ func TestResolveRefused(t *testing.T) {
 	}{
 		{"no such member", bprm("path", "file.f_nosuch"), `security_bprm_check: argument 0: resolve "file.f_nosuch": struct file has no member f_nosuch`},
 		{"type does not fit", bprm("path", "file.f_path.dentry"), `security_bprm_check: argument 0: resolve "file.f_path.dentry" ends at struct dentry *, and type path needs struct path *`},
-		{"system call", HookDecl{Call: "sys_openat", Syscall: true, Args: []ArgDecl{{Index: 0, Type: "int", Resolve: "x"}}},
+		{"system call", HookDecl{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "int", Resolve: "x"}}},
 			"sys_openat: argument 0: resolve follows the parameter's BTF type, which only kernel functions, LSM hooks and raw tracepoints declare"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

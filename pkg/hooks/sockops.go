@@ -21,7 +21,8 @@ var sockOps = map[tracingpolicy.Operator]sensor.Op{
 // its sock) or sockaddr argument: addresses become CIDRs for the LPM trie, ports ranges, and
 // Protocol, Family and State names their numbers (one-value ranges), all
 // compared in the kernel by match_sock (bpf/lib/hook.h).
-func compileSockMatch(arg sensor.Arg, slot int, op tracingpolicy.Operator, values []string) (sensor.Match, error) {
+func compileSockMatch(arg sensor.Arg, slot int, m tracingpolicy.ArgSelector) (sensor.Match, error) {
+	op := m.Operator
 	cm := sensor.Match{Arg: slot, Op: sockOps[op]}
 	switch arg.Source {
 	case sensor.SrcRegSock, sensor.SrcRegSocket, sensor.SrcRegSkb:
@@ -34,30 +35,12 @@ func compileSockMatch(arg sensor.Arg, slot int, op tracingpolicy.Operator, value
 	default:
 		return cm, fmt.Errorf("operator %s needs a sock, socket, skb or sockaddr argument read by this mechanism", op)
 	}
-	if len(values) == 0 {
+	if len(m.Prefixes) == 0 && len(m.Ranges) == 0 {
 		return cm, fmt.Errorf("operator %s: no values", op)
 	}
-	for _, v := range values {
-		switch {
-		case op.Address():
-			p, err := tracingpolicy.ParseCIDR(v)
-			if err != nil {
-				return cm, fmt.Errorf("operator %s: %w", op, err)
-			}
-			cm.Prefixes = append(cm.Prefixes, p)
-		case op.Port():
-			r, err := tracingpolicy.ParsePort(v)
-			if err != nil {
-				return cm, fmt.Errorf("operator %s: %w", op, err)
-			}
-			cm.Ints = append(cm.Ints, sensor.SockRange(r.Lo, r.Hi))
-		default:
-			n, err := tracingpolicy.ParseSockName(op, v)
-			if err != nil {
-				return cm, fmt.Errorf("operator %s: %w", op, err)
-			}
-			cm.Ints = append(cm.Ints, sensor.SockRange(n, n))
-		}
+	cm.Prefixes = m.Prefixes
+	for _, r := range m.Ranges {
+		cm.Ints = append(cm.Ints, sensor.SockRange(uint32(r.Lo), uint32(r.Hi)))
 	}
 	if len(cm.Ints) > sensor.MaxIntValues {
 		return cm, fmt.Errorf("operator %s: %d values, at most %d in the kernel (addresses have no such limit)", op, len(cm.Ints), sensor.MaxIntValues)

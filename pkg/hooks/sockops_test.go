@@ -251,6 +251,19 @@ func TestSocketOperators(t *testing.T) {
 }
 
 // The compiled filter entries, as the kernel gets them.
+// parseAndCompile compiles a filter on arg of declared type typ as the
+// parser and the compiler do, each value parsed by the parser; a value the
+// parser refuses is reported as the operator's.
+func parseAndCompile(arg sensor.Arg, typ tp.ArgType, op string, values []string) (sensor.Match, error) {
+	m := tp.ArgSelector{Operator: tp.Operator(op), ArgType: typ, Values: values}
+	for _, v := range values {
+		if err := m.ParseValue(v); err != nil {
+			return sensor.Match{}, fmt.Errorf("operator %s: %w", op, err)
+		}
+	}
+	return compileMatch(arg, 0, m)
+}
+
 func TestCompileSockMatch(t *testing.T) {
 	sock := sensor.Arg{Source: sensor.SrcRegSock, Kind: sensor.KindPath}
 	sockaddr := sensor.Arg{Source: sensor.SrcRegSockaddr, Kind: sensor.KindPath}
@@ -277,7 +290,7 @@ func TestCompileSockMatch(t *testing.T) {
 		{sock, "State", []string{"TCP_SYN"}, `operator State: "TCP_SYN" is not a TCP state (TCP_ESTABLISHED, TCP_SYN_SENT, ... or a number)`},
 		{sock, "SPort", []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "operator SPort: 9 values, at most 8 in the kernel (addresses have no such limit)"},
 	} {
-		cm, err := compileMatch(tc.arg, 0, MatchDecl{Operator: tc.op, Values: tc.values})
+		cm, err := parseAndCompile(tc.arg, tp.TypeSock, tc.op, tc.values)
 		got := fmt.Sprintf("op %d ints %v prefixes %v", cm.Op, cm.Ints, cm.Prefixes)
 		if err != nil {
 			got = err.Error()

@@ -4,8 +4,6 @@
 package hooks
 
 import (
-	"strings"
-
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 )
 
@@ -185,15 +183,4 @@ func setOf(nrs []uint32) map[uint32]bool {
 		m[nr] = true
 	}
 	return m
-}
-
-// syscallName strips the prefixes Tetragon accepts for syscall hooks:
-// sys_openat, __x64_sys_openat and __se_sys_openat all mean openat.
-func syscallName(call string) string {
-	for _, p := range []string{"__x64_sys_", "__ia32_sys_", "__se_sys_", "__arm64_sys_", "ksys_", "sys_"} {
-		if s, ok := strings.CutPrefix(call, p); ok {
-			return s
-		}
-	}
-	return call
 }

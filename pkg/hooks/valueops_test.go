@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"fmt"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,29 +124,30 @@ func TestCompileValueMatch(t *testing.T) {
 	sock := sensor.Arg{Source: sensor.SrcRegSocket, Kind: sensor.KindPath}
 	for _, tc := range []struct {
 		arg    sensor.Arg
+		typ    tp.ArgType
 		op     string
 		values []string
 		want   string
 	}{
-		{num, "InRange", []string{"1:5", "-3:-1"}, "op 21 ints [1 5 -3 -1] strings []"},
-		{num, "NotInRange", []string{"0x10:0x20"}, "op 22 ints [16 32] strings []"},
-		{num, "InRange", []string{"0:18446744073709551615"}, "op 21 ints [0 -1] strings []"},
-		{num, "InRange", []string{"5"}, `operator InRange: "5" is not a range: want lo:hi`},
-		{num, "InRange", []string{"1:x"}, `operator InRange: range "1:x": bound "x" is not an integer`},
-		{num, "InRange", []string{"1:2", "1:2", "1:2", "1:2", "1:2"}, "operator InRange: 5 ranges, at most 4 in the kernel"},
-		{file, "InRange", []string{"1:2"}, "operator InRange needs an integer argument"},
-		{file, "SubString", []string{"etc", "Sh"}, "op 23 ints [] strings [etc Sh]"},
-		{file, "SubStringIgnCase", []string{"ShAdoW"}, "op 24 ints [] strings [shadow]"},
-		{file, "SubString", []string{""}, "operator SubString: an empty substring occurs in every string"},
-		{file, "SubString", []string{strings.Repeat("a", 255)}, fmt.Sprintf("operator SubString: substring %.40q... is 255 bytes, at most %d can be matched in the kernel", strings.Repeat("a", 255), sensor.MaxMatchString)},
-		{num, "SubString", []string{"a"}, "operator SubString needs a string or path argument"},
-		{sock, "SubString", []string{"a"}, "operator SubString needs a string or path argument"},
-		{file, "FileType", []string{"reg", "dir", "lnk"}, fmt.Sprintf("op 25 ints [%d %d %d] strings []", syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK)},
-		{file, "NotFileType", []string{"pipe", "char", "block", "socket"}, fmt.Sprintf("op 26 ints [%d %d %d %d] strings []", syscall.S_IFIFO, syscall.S_IFCHR, syscall.S_IFBLK, syscall.S_IFSOCK)},
-		{file, "FileType", []string{"file"}, `operator FileType: "file" is not a file type (reg (regular), dir, lnk (link), sock (socket), chr (char), blk (block), fifo (pipe))`},
-		{num, "FileType", []string{"reg"}, "operator FileType needs a file or path argument"},
+		{num, "int64", "InRange", []string{"1:5", "-3:-1"}, "op 21 ints [1 5 -3 -1] strings []"},
+		{num, "int64", "NotInRange", []string{"0x10:0x20"}, "op 22 ints [16 32] strings []"},
+		{num, "uint64", "InRange", []string{"0:18446744073709551615"}, "op 21 ints [0 -1] strings []"},
+		{num, "int64", "InRange", []string{"5"}, `operator InRange: "5" is not a range: want lo:hi`},
+		{num, "int64", "InRange", []string{"1:x"}, `operator InRange: range "1:x": value "x" is not an integer (type int64)`},
+		{num, "int64", "InRange", []string{"1:2", "1:2", "1:2", "1:2", "1:2"}, "operator InRange: 5 ranges, at most 4 in the kernel"},
+		{file, "file", "InRange", []string{"1:2"}, "operator InRange needs an integer argument"},
+		{file, "file", "SubString", []string{"etc", "Sh"}, "op 23 ints [] strings [etc Sh]"},
+		{file, "file", "SubStringIgnCase", []string{"ShAdoW"}, "op 24 ints [] strings [shadow]"},
+		{file, "file", "SubString", []string{""}, "operator SubString: an empty substring occurs in every string"},
+		{file, "file", "SubString", []string{strings.Repeat("a", 254)}, fmt.Sprintf("operator SubString: substring %.40q... is 254 bytes, at most %d can be matched in the kernel", strings.Repeat("a", 254), sensor.MaxMatchString)},
+		{num, "int64", "SubString", []string{"a"}, "operator SubString needs a string or path argument"},
+		{sock, "string", "SubString", []string{"a"}, "operator SubString needs a string or path argument"},
+		{file, "file", "FileType", []string{"reg", "dir", "lnk"}, fmt.Sprintf("op 25 ints [%d %d %d] strings []", syscall.S_IFREG, syscall.S_IFDIR, syscall.S_IFLNK)},
+		{file, "file", "NotFileType", []string{"pipe", "char", "block", "socket"}, fmt.Sprintf("op 26 ints [%d %d %d %d] strings []", syscall.S_IFIFO, syscall.S_IFCHR, syscall.S_IFBLK, syscall.S_IFSOCK)},
+		{file, "file", "FileType", []string{"file"}, `operator FileType: "file" is not a file type (reg (regular), dir, lnk (link), sock (socket), chr (char), blk (block), fifo (pipe))`},
+		{num, "int64", "FileType", []string{"reg"}, "operator FileType needs a file or path argument"},
 	} {
-		cm, err := compileMatch(tc.arg, 0, MatchDecl{Operator: tc.op, Values: tc.values})
+		cm, err := parseAndCompile(tc.arg, tc.typ, tc.op, tc.values)
 		got := fmt.Sprintf("op %d ints %v strings %v", cm.Op, cm.Ints, cm.Strings)
 		if err != nil {
 			got = err.Error()

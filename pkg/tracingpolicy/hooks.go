@@ -123,7 +123,7 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 		}
 		d.listCalls[k.Src] = listCall{call: callSrc, syscall: syscallSrc}
 	}
-	if !isList && k.Call != "" && k.Syscall && syscallName(k.Call) == "" {
+	if !isList && k.Call != "" && k.Syscall && SyscallName(k.Call) == "" {
 		at, atPath := callNode, p.field("call")
 		if syscallNode != nil {
 			at, atPath = syscallNode, p.field("syscall")

@@ -31,9 +31,11 @@ func InMapList(v string) (string, bool) {
 	return strings.CutPrefix(v, inMapListPrefix)
 }
 
-// checkInMapValues checks the values of an InMap or NotInMap filter on an
-// integer argument of type t and notes the lists they name.
-func (d *decoder) checkInMapValues(a ArgSelector, t ArgType, nodes []*yaml.Node, p fieldPath) {
+// addInMapValues checks the values of an InMap or NotInMap filter on an
+// integer argument of type t and adds them, parsed, to a: integers and
+// ranges to Ranges, list names to Lists (checked once the whole spec is
+// read: lists may follow the hooks).
+func (d *decoder) addInMapValues(a *ArgSelector, t ArgType, nodes []*yaml.Node, p fieldPath) {
 	for i, v := range a.Values {
 		vp := p.field("values").index(i)
 		if name, ok := InMapList(v); ok {
@@ -42,17 +44,22 @@ func (d *decoder) checkInMapValues(a ArgSelector, t ArgType, nodes []*yaml.Node,
 				continue
 			}
 			d.inMapLists = append(d.inMapLists, inMapListRef{name: name, at: d.src(nodes[i], vp)})
+			a.Lists = append(a.Lists, name)
 			continue
 		}
+		var r Range
 		var err error
 		if strings.Contains(v, ":") {
-			_, _, err = ParseRange(v, t)
+			r.Lo, r.Hi, err = ParseRange(v, t)
 		} else {
-			_, err = parseInt(strings.TrimSpace(v), t)
+			r.Lo, err = parseInt(strings.TrimSpace(v), t)
+			r.Hi = r.Lo
 		}
 		if err != nil {
 			d.errorf(nodes[i], vp, "%v (InMap takes integers, lo:hi ranges and list:NAME)", err)
+			continue
 		}
+		a.Ranges = append(a.Ranges, r)
 	}
 }
 

@@ -85,10 +85,10 @@ func (d *decoder) lists(n *yaml.Node, p fieldPath, s *Spec) {
 			switch {
 			case l.Type == ListSyscalls && strings.HasPrefix(v, "__ia32_"):
 				d.errorf(at, vp, "%q is a 32-bit system call entry point, which this agent does not hook", truncate(v))
-			case l.Type == ListSyscalls && syscallName(v) == "":
+			case l.Type == ListSyscalls && SyscallName(v) == "":
 				d.errorf(at, vp, "%q is not a system call (write sys_NAME)", truncate(v))
 			case l.Type == ListSyscalls:
-			case syscallName(v) != "":
+			case SyscallName(v) != "":
 				d.errorf(at, vp, "%q is a system call: system calls go in a list of type syscalls, and cannot be mixed with kernel functions", truncate(v))
 			default:
 				if msg := checkSymbol(v); msg != "" {

@@ -65,13 +65,16 @@ func ParseRange(s string, t ArgType) (lo, hi int64, err error) {
 	return lo, hi, nil
 }
 
-// checkValue checks one value of a range, substring or file-type
-// operator on an argument of type t.
-func checkValue(op Operator, t ArgType, s string) error {
-	switch op {
+// addValue checks one value of a range, substring or file-type operator
+// on an argument of type t and adds it, parsed, to a.
+func (a *ArgSelector) addValue(t ArgType, s string) error {
+	switch a.Operator {
 	case OpInRange, OpNotInRange:
-		_, _, err := ParseRange(s, t)
-		return err
+		lo, hi, err := ParseRange(s, t)
+		if err != nil {
+			return err
+		}
+		a.Ranges = append(a.Ranges, Range{lo, hi})
 	case OpSubString, OpSubStringIgnCase:
 		if s == "" {
 			return fmt.Errorf("an empty substring occurs in every string")
@@ -80,8 +83,11 @@ func checkValue(op Operator, t ArgType, s string) error {
 			return fmt.Errorf("substring %.40q... is %d bytes, at most %d", s, len(s), maxSubString)
 		}
 	case OpFileType, OpNotFileType:
-		_, err := ParseFileType(s)
-		return err
+		v, err := ParseFileType(s)
+		if err != nil {
+			return err
+		}
+		a.IntValues = append(a.IntValues, int64(v))
 	}
 	return nil
 }

@@ -198,41 +198,42 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 		d.errorf(opNode, p.field("operator"), "operator %s does not apply to type sockaddr: a socket address has one address and port, which Tetragon matches with SAddr, NotSAddr, SPort, NotSPort (and Family)", a.Operator)
 		return a, false
 	}
-	if class == ClassSocket {
-		for i, s := range a.Values {
-			if err := checkSockValue(a.Operator, s); err != nil {
-				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
-			}
-		}
-	}
 	if (a.Operator == OpGreaterThan || a.Operator == OpLessThan) && len(a.Values) != 1 {
 		d.errorf(valuesNode, p.field("values"), "operator %s takes exactly one value, got %d", a.Operator, len(a.Values))
 		return a, false
 	}
-	switch a.Operator {
-	case OpInRange, OpNotInRange, OpSubString, OpSubStringIgnCase, OpFileType, OpNotFileType:
-		for i, s := range a.Values {
-			if err := checkValue(a.Operator, t, s); err != nil {
-				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
-			}
-		}
-		return a, len(d.errs.Errors) == before
-	case OpInMap, OpNotInMap:
-		d.checkInMapValues(a, t, valueNodes, p)
+	if a.Operator == OpInMap || a.Operator == OpNotInMap {
+		d.addInMapValues(&a, t, valueNodes, p)
 		return a, len(d.errs.Errors) == before
 	}
-	if class == ClassInt {
-		a.IntValues = make([]int64, 0, len(a.Values))
-		for i, s := range a.Values {
-			v, err := parseInt(strings.TrimSpace(s), t)
-			if err != nil {
-				d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
-				continue
-			}
-			a.IntValues = append(a.IntValues, v)
+	for i, s := range a.Values {
+		if err := a.ParseValue(s); err != nil {
+			d.errorf(valueNodes[i], p.field("values").index(i), "%v", err)
 		}
 	}
 	return a, len(d.errs.Errors) == before
+}
+
+// ParseValue checks value s of the filter as its operator and the type of
+// its argument (ArgType) take it, and adds it to the parsed values
+// (IntValues, Ranges or Prefixes; a string operator's values are Values
+// themselves). InMap and CapabilityMask, whose values need the policy's
+// lists and capability names, are parsed with the policy.
+func (a *ArgSelector) ParseValue(s string) error {
+	switch {
+	case a.ArgType.Class() == ClassSocket:
+		return a.addSockValue(s)
+	case a.Operator == OpInRange, a.Operator == OpNotInRange, a.Operator == OpSubString,
+		a.Operator == OpSubStringIgnCase, a.Operator == OpFileType, a.Operator == OpNotFileType:
+		return a.addValue(a.ArgType, s)
+	case a.ArgType.Class() == ClassInt:
+		v, err := parseInt(strings.TrimSpace(s), a.ArgType)
+		if err != nil {
+			return err
+		}
+		a.IntValues = append(a.IntValues, v)
+	}
+	return nil
 }
 
 func hookName(k hookKind) string {

@@ -138,16 +138,29 @@ func ParseSockName(op Operator, s string) (uint32, error) {
 	return 0, fmt.Errorf("%q is not a %s", truncate(s), what)
 }
 
-// checkSockValue checks one value of socket operator op.
-func checkSockValue(op Operator, s string) error {
-	switch {
+// addSockValue checks one value of socket operator a.Operator and adds it,
+// parsed, to a: an address's CIDR to Prefixes, a port range or a name's
+// number to Ranges.
+func (a *ArgSelector) addSockValue(s string) error {
+	switch op := a.Operator; {
 	case op.Address():
-		_, err := ParseCIDR(s)
-		return err
+		p, err := ParseCIDR(s)
+		if err != nil {
+			return err
+		}
+		a.Prefixes = append(a.Prefixes, p)
 	case op.Port():
-		_, err := ParsePort(s)
-		return err
+		r, err := ParsePort(s)
+		if err != nil {
+			return err
+		}
+		a.Ranges = append(a.Ranges, Range{int64(r.Lo), int64(r.Hi)})
+	default:
+		n, err := ParseSockName(op, s)
+		if err != nil {
+			return err
+		}
+		a.Ranges = append(a.Ranges, Range{int64(n), int64(n)})
 	}
-	_, err := ParseSockName(op, s)
-	return err
+	return nil
 }

@@ -2,6 +2,7 @@ package tracingpolicy
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -290,9 +291,14 @@ const (
 // SyscallName returns the system call name of a syscall kprobe ("openat" for
 // sys_openat, __x64_sys_openat, __arm64_sys_openat, ...), or "" when the call
 // is not written as a system call.
-func (k *KProbeSpec) SyscallName() string { return syscallName(k.Call) }
+func (k *KProbeSpec) SyscallName() string { return SyscallName(k.Call) }
 
-func syscallName(call string) string {
+// SyscallName returns the system call a function name written as one
+// names ("openat" for sys_openat, __x64_sys_openat, __se_sys_openat,
+// __do_sys_openat, ...), or "" when the name is not written as a system
+// call. ksys_ helpers are not system calls: one serves several (ksys_dup3
+// serves dup2 and dup3), so a hook on one is a kernel function's.
+func SyscallName(call string) string {
 	for _, p := range []string{"__x64_sys_", "__arm64_sys_", "__ia32_sys_", "__se_sys_", "__do_sys_", "sys_"} {
 		if rest, ok := strings.CutPrefix(call, p); ok && rest != "" {
 			return rest
@@ -556,6 +562,13 @@ const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int6
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
 
+// PlainInt reports whether t is a plain integer, read and reported as its
+// width and sign say: syscall64 and the capability sets are integers with
+// their own reading and report.
+func (t ArgType) PlainInt() bool {
+	return t.Class() == ClassInt && t != TypeSyscall64 && !t.CapSet()
+}
+
 // Size returns an integer type's size in bytes (0 for other types).
 func (t ArgType) Size() int { i, _ := lookupType(t); return i.size }
 
@@ -677,13 +690,31 @@ type ArgSelector struct {
 	ArgType ArgType
 	// Values as written.
 	Values []string
-	// IntValues holds Values parsed, for integer arguments (decimal, 0x hex,
-	// 0o/leading-0 octal, 0b binary). An unsigned 64-bit value above
-	// MaxInt64 is stored as its two's-complement bit pattern; compare by
-	// ArgType.Signed.
+	// The values parsed, by the operator's kind. The parser is the one
+	// place values are parsed and checked; the compiler takes these as
+	// they are.
+	//   IntValues: the integer operators (Equal, NotEqual, Mask,
+	//     GreaterThan, LessThan; decimal, 0x hex, 0o/leading-0 octal, 0b
+	//     binary), CapabilityMask (the capabilities' bits) and FileType
+	//     (S_IFMT values). An unsigned 64-bit value above MaxInt64 is
+	//     stored as its two's-complement bit pattern; compare by
+	//     ArgType.Signed.
+	//   Ranges: InRange and NotInRange, InMap and NotInMap (a value v is
+	//     v:v), the socket port operators, and Protocol, Family and State
+	//     (a name or number n is n:n).
+	//   Prefixes: the socket address operators' CIDRs.
+	//   Lists: the spec.lists entries InMap values name ("list:NAME").
+	// String operators keep Values.
 	IntValues []int64
+	Ranges    []Range
+	Prefixes  []netip.Prefix
+	Lists     []string
 	Src       Source
 }
+
+// Range is an inclusive range of integers, in the order of the type the
+// filter applies to.
+type Range struct{ Lo, Hi int64 }
 
 // BinaryOperator is a matchBinaries operator.
 type BinaryOperator string

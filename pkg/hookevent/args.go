@@ -1,4 +1,4 @@
-package hooks
+package hookevent
 
 import (
 	"encoding/binary"
@@ -10,15 +10,18 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/process"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-func intArg(typ string, v int64) *api.KprobeArgument {
+// intArg reports an integer argument in the field Tetragon uses for its
+// declared type.
+func intArg(typ tracingpolicy.ArgType, v int64) *api.KprobeArgument {
 	switch typ {
-	case "uint32", "u32", "uint16", "uint8":
+	case tracingpolicy.TypeUint32, tracingpolicy.TypeUint16, tracingpolicy.TypeUint8:
 		return &api.KprobeArgument{Arg: &api.KprobeArgument_UintArg{UintArg: uint32(v)}}
-	case "int64", "long", "s64":
+	case tracingpolicy.TypeInt64, tracingpolicy.TypeLong:
 		return &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: v}}
-	case "size_t", "uint64", "u64":
+	case tracingpolicy.TypeSizeT, tracingpolicy.TypeUint64, tracingpolicy.TypeUlong:
 		return &api.KprobeArgument{Arg: &api.KprobeArgument_SizeArg{SizeArg: uint64(v)}}
 	}
 	return &api.KprobeArgument{Arg: &api.KprobeArgument_IntArg{IntArg: int32(v)}}

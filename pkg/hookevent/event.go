@@ -1,0 +1,300 @@
+// Package hookevent turns the records of policy hooks into Tetragon's
+// events (process_kprobe, process_tracepoint, process_uprobe,
+// process_lsm). It sits beside the process cache on the way from the
+// observer to the event bus: a record's hook is described by a Hook, which
+// the policy compiler (pkg/hooks) makes when it compiles the hook, and the
+// builder needs nothing else of the compiler.
+package hookevent
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/escape"
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// Kind says which list of a policy a hook comes from, and so which event
+// its records make.
+type Kind string
+
+// Hook kinds.
+const (
+	KindKprobe     Kind = "kprobe" // kprobes and fentries: process_kprobe
+	KindTracepoint Kind = "tracepoint"
+	KindUprobe     Kind = "uprobe"
+	KindLSM        Kind = "lsm"
+)
+
+// Hook is what the builder needs to know of a hook to make its events.
+type Hook struct {
+	Kind   Kind
+	Policy string
+	// Call is the kernel function, the tracepoint's event, the uprobe's
+	// symbol or the LSM hook; Subsystem a tracepoint's group, Path a
+	// uprobe's executable.
+	Call      string
+	Subsystem string
+	Path      string
+	Message   string
+	Tags      []string
+	Mechanism string
+	// Args are the declared arguments by record slot (a nop argument
+	// takes none).
+	Args []tracingpolicy.ArgSpec
+	// Return: a return probe; ReturnType is returnArg's type ("" without
+	// returnArg) and ReturnArgAction returnArgAction. NoReturn: a return
+	// probe whose function returns void, served where the value is known
+	// to be absent (the syscall mapping), so the event has no return value.
+	Return          bool
+	ReturnType      tracingpolicy.ArgType
+	ReturnArgAction string
+	NoReturn        bool
+	// Limits is each selector's Post rate limit, if it has one.
+	Limits []RateLimit
+	// Funcs names, for a hook serving a list of system calls, the function
+	// of each syscall number its records carry.
+	Funcs map[uint32]string
+	// Stacks reads the stacks of a hook whose selectors ask for stack
+	// traces (the loaded hook's stack map).
+	Stacks func(id int32) ([]uint64, error)
+}
+
+// RateLimit is a selector's Post rate limit: events of one selector are
+// posted at most once per Period and Scope.
+type RateLimit struct {
+	Period time.Duration
+	Scope  tracingpolicy.RateLimitScope
+}
+
+// Builder makes hook events. It is safe for concurrent use.
+type Builder struct {
+	log zerolog.Logger
+	// symbols names the frames of stack traces
+	symbols *symbolizer
+
+	limitMu sync.Mutex
+	// until holds, per rate-limited selector and scope, the kernel time
+	// before which its events are not posted again
+	until       map[limitKey]uint64
+	rateLimited atomic.Uint64
+}
+
+type limitKey struct {
+	hook, sel, id uint32
+}
+
+// maxLimitKeys bounds the rate limiter's memory; past it, expired entries
+// are dropped.
+const maxLimitKeys = 1 << 16
+
+// NewBuilder returns a builder; log gets what it cannot report in events.
+func NewBuilder(log zerolog.Logger) *Builder {
+	return &Builder{log: log, symbols: newSymbolizer(), until: map[limitKey]uint64{}}
+}
+
+// RateLimited counts the events rate limits held back.
+func (b *Builder) RateLimited() uint64 { return b.rateLimited.Load() }
+
+// limited applies a selector's rate limit to a record. The limit is kept
+// in user space: the kernel still sends every matching record.
+func (b *Builder) limited(h *Hook, g *observer.Generic) bool {
+	if int(g.Selector) >= len(h.Limits) || h.Limits[g.Selector].Period <= 0 {
+		return false
+	}
+	rl := h.Limits[g.Selector]
+	k := limitKey{hook: g.HookID, sel: g.Selector}
+	switch rl.Scope {
+	case tracingpolicy.ScopeProcess:
+		k.id = g.Pid
+	case tracingpolicy.ScopeGlobal:
+	default:
+		k.id = g.Tid
+	}
+	b.limitMu.Lock()
+	defer b.limitMu.Unlock()
+	if g.Ktime < b.until[k] {
+		b.rateLimited.Add(1)
+		return true
+	}
+	if len(b.until) >= maxLimitKeys {
+		for key, until := range b.until {
+			if until <= g.Ktime {
+				delete(b.until, key)
+			}
+		}
+		if len(b.until) >= maxLimitKeys {
+			clear(b.until) // all live: forget them rather than grow
+		}
+	}
+	b.until[k] = g.Ktime + uint64(rl.Period.Nanoseconds())
+	return false
+}
+
+// Event turns record g of hook h into the event of its hook's kind
+// (process_kprobe, process_tracepoint, process_uprobe or process_lsm),
+// with the calling process and its parent from processes. It returns false
+// when a rate limit holds the record back; processes is then not called.
+func (b *Builder) Event(h *Hook, g *observer.Generic, processes func() (process, parent *api.Process)) (*api.GetEventsResponse, bool) {
+	if b.limited(h, g) {
+		return nil, false
+	}
+	process, parent := processes()
+	d := h
+	action := api.KprobeAction_KPROBE_ACTION_POST
+	switch {
+	case g.Actions&uint32(sensor.ActSigkill) != 0:
+		action = api.KprobeAction_KPROBE_ACTION_SIGKILL
+	case g.Actions&uint32(sensor.ActSignal) != 0:
+		action = api.KprobeAction_KPROBE_ACTION_SIGNAL
+	case g.Actions&uint32(sensor.ActOverride) != 0:
+		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
+	}
+	args := eventArgs(h, g)
+	ev := &api.GetEventsResponse{}
+	switch d.Kind {
+	case KindTracepoint:
+		ev.Event = &api.GetEventsResponse_ProcessTracepoint{ProcessTracepoint: &api.ProcessTracepoint{
+			Process: process, Parent: parent, Subsys: d.Subsystem, Event: d.Call, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
+		}}
+	case KindUprobe:
+		ev.Event = &api.GetEventsResponse_ProcessUprobe{ProcessUprobe: &api.ProcessUprobe{
+			Process: process, Parent: parent, Path: d.Path, Symbol: d.Call, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
+		}}
+	case KindLSM:
+		ev.Event = &api.GetEventsResponse_ProcessLsm{ProcessLsm: &api.ProcessLsm{
+			Process: process, Parent: parent, FunctionName: d.Call, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
+		}}
+	default:
+		fn := d.Call
+		if f, ok := h.Funcs[g.Syscall]; ok {
+			fn = f // the listed system call this record is of
+		}
+		k := &api.ProcessKprobe{
+			Process: process, Parent: parent, FunctionName: fn, Args: args,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
+		}
+		if d.Return {
+			// the return probe posted the event, and did returnArgAction
+			k.ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
+			switch d.ReturnArgAction {
+			case tracingpolicy.ReturnArgTrackSock:
+				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_TRACKSOCK
+			case tracingpolicy.ReturnArgUntrackSock:
+				k.ReturnAction = api.KprobeAction_KPROBE_ACTION_UNTRACKSOCK
+			}
+			if !h.NoReturn {
+				k.Return = returnArg(d.ReturnType, g.Ret)
+			}
+		}
+		if g.Actions&uint32(sensor.ActKernelStack) != 0 {
+			k.KernelStackTrace = b.stack(h, g.KStack, func(a []uint64) []*api.StackTraceEntry { return b.symbols.kernel(a) })
+		}
+		if g.Actions&uint32(sensor.ActUserStack) != 0 {
+			k.UserStackTrace = b.stack(h, g.UStack, func(a []uint64) []*api.StackTraceEntry { return b.symbols.user(g.Pid, a) })
+		}
+		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
+	}
+	return ev, true
+}
+
+// stack reads stack id of the hook's stack map and names its frames; a
+// stack the kernel could not record (a negative id) or that cannot be read
+// any more gives none.
+func (b *Builder) stack(h *Hook, id int32, name func([]uint64) []*api.StackTraceEntry) []*api.StackTraceEntry {
+	if id < 0 || h.Stacks == nil {
+		return nil
+	}
+	frames, err := h.Stacks(id)
+	if err != nil {
+		b.log.Debug().Err(err).Msg("stack trace lost")
+		return nil
+	}
+	return name(frames)
+}
+
+// returnArg reports a return value as returnArg declares it (an "int" as
+// int_arg, as Tetragon does); without returnArg, the whole value.
+func returnArg(typ tracingpolicy.ArgType, v int64) *api.KprobeArgument {
+	if typ.PlainInt() {
+		return intArg(typ, v)
+	}
+	return &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: v}}
+}
+
+// eventArgs decodes a record's arguments as the hook declared them.
+func eventArgs(h *Hook, g *observer.Generic) []*api.KprobeArgument {
+	var args []*api.KprobeArgument
+	str := 0
+	for i, a := range h.Args {
+		var arg *api.KprobeArgument
+		if a.Type.PlainInt() || a.Type == tracingpolicy.TypeFd {
+			arg = intArg(a.Type, g.Ints[i])
+		}
+		switch {
+		case a.Type.CapSet():
+			arg = capSetArg(a.Type, g.Ints[i])
+		case a.Type == tracingpolicy.TypeSyscall64:
+			arg = syscallIDArg(g.Ints[i])
+		case !a.Type.PlainInt():
+			path, flags := g.Strs[str&1], g.StrFlags[str&1]
+			str++
+			switch a.Type {
+			case "fd":
+			case "file", "kiocb":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
+			case "sock", "socket":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
+			case "skb":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SkbArg{SkbArg: skbArg([]byte(path))}}
+			case "bpf_attr":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfAttrArg{BpfAttrArg: bpfAttrArg([]byte(path))}}
+			case "bpf_map":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BpfMapArg{BpfMapArg: bpfMapArg([]byte(path))}}
+			case "perf_event":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PerfEventArg{PerfEventArg: perfEventArg([]byte(path))}}
+			case "sockaddr":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
+			case "user_namespace":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_UserNsArg{UserNsArg: userNsArg([]byte(path))}}
+			case "cred":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ProcessCredentialsArg{ProcessCredentialsArg: credArg([]byte(path))}}
+			case "linux_binprm":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: escape.String(path), Flags: pathFlags(flags)}}}
+			case "path", "dentry":
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: escape.String(path), Flags: pathFlags(flags)}}}
+			default:
+				if a.SizeArgIndex > 0 && a.Type == tracingpolicy.TypeCharBuf {
+					path = cutToSize(path, h.Args, g.Ints[:], a.SizeArgIndex-1)
+				}
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: escape.String(path)}}
+			}
+		}
+		arg.Label = a.Label
+		args = append(args, arg)
+	}
+	return args
+}
+
+// cutToSize cuts a char_buf read as a string to the value of the
+// argument holding its length (sizeArgIndex), when the record carries it
+// and it is shorter.
+func cutToSize(buf string, order []tracingpolicy.ArgSpec, ints []int64, sizeArg uint32) string {
+	for i, a := range order {
+		if a.Index == sizeArg && a.Type.PlainInt() && i < len(ints) {
+			if n := ints[i]; n >= 0 && n < int64(len(buf)) {
+				return buf[:n]
+			}
+		}
+	}
+	return buf
+}
