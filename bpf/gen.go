@@ -4,5 +4,5 @@
 package bpf
 
 //go:generate go tool bpf2go -cc ${BPF_CLANG} -cflags "-O2 -g -Wall -Werror -I. -I/usr/include/x86_64-linux-gnu" -tags linux -target amd64 -type exec_rec -type exit_rec -type fork_rec -type rec_header Process process.c
-//go:generate go tool bpf2go -cc ${BPF_CLANG} -cflags "-O2 -g -Wall -Werror -I. -I/usr/include/x86_64-linux-gnu" -tags linux -target amd64 -type gen_rec -type gen_conf -type sys_list -type sys_pair -type lpm_key -type cgroup_key -type arg_src -type arg_type -type match_op -type match_kind -type match_flag -type ns_kind -type cap_set -type act_flag -type gen_stat -type sys_flag -type var_fd -type hook_limit -type dispatch_limit -type list_stat Generic generic.c
-//go:generate go tool bpf2go -cc ${BPF_CLANG} -cflags "-O2 -g -Wall -Werror -I. -I/usr/include/x86_64-linux-gnu" -tags linux -target amd64 Kprobe kprobe.c
+//go:generate go tool bpf2go -cc ${BPF_CLANG} -cflags "-O2 -g -Wall -Werror -I. -I/usr/include/x86_64-linux-gnu" -tags linux -target amd64 -type sys_list -type sys_pair -type sys_flag -type var_fd -type dispatch_limit -type list_stat Dispatch dispatch.c
+//go:generate go tool bpf2go -cc ${BPF_CLANG} -cflags "-O2 -g -Wall -Werror -I. -I/usr/include/x86_64-linux-gnu" -tags linux -target amd64 -type gen_rec -type gen_conf -type lpm_key -type cgroup_key -type arg_src -type arg_type -type match_op -type match_kind -type match_flag -type ns_kind -type cap_set -type act_flag -type gen_stat -type hook_limit Hook hook.c

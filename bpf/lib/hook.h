@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* What every TracingPolicy hook object shares, whatever feeds it (raw
- * syscall tracepoints in generic.c, kprobes in kprobe.c): the configuration
+ * syscall tracepoints in dispatch.c, kprobes in hook.c): the configuration
  * layout (arguments, selectors as data), the record layout, string matching
  * through the LPM trie, selector evaluation, and the actions and record
  * posting. A selector therefore behaves the same whichever mechanism serves
@@ -29,7 +29,7 @@
 #define LPM_DATA 254
 
 /* Hooks whose counters an object keeps: 1 for an object that serves one
- * hook (kprobe.c); the syscall dispatcher (generic.c) serves every
+ * hook (hook.c); the syscall dispatcher (dispatch.c) serves every
  * syscall-mapped hook from one object and defines its own count. */
 #ifndef HOOK_SLOTS
 #define HOOK_SLOTS 1
@@ -75,12 +75,12 @@ enum arg_src {
 	SRC_REG_DENTRY,   /* struct dentry *: its path within its file system */
 	SRC_REG_STR,      /* char *, kernel or user memory */
 	SRC_REG_FILENAME, /* struct filename * */
-	/* read by kprobe.c only: the socket's fields, or the socket address,
+	/* read by hook.c only: the socket's fields, or the socket address,
 	 * are copied into the argument's string slot (struct sock_data, or
 	 * struct sockaddr_in/in6 as it is) */
 	SRC_REG_SOCK = 32,     /* struct sock * */
 	SRC_REG_SOCKADDR = 33, /* struct sockaddr *, kernel or user memory */
-	/* read by kprobe.c only: a system call number (syscall64), with
+	/* read by hook.c only: a system call number (syscall64), with
 	 * SYSCALL64_32BIT set when the task is in a 32-bit (compat) system
 	 * call, whose numbers are another table's */
 	SRC_REG_SYSCALL64 = 34,
@@ -156,7 +156,7 @@ enum match_op {
  * was. */
 #define STR_F_TYPE 0xf000
 
-/* the fields of a struct sock, as kprobe.c's put_sock copies them into
+/* the fields of a struct sock, as hook.c's put_sock copies them into
  * an argument's string slot for selectors and user space */
 struct sock_data {
 	__u16 family;
@@ -225,11 +225,11 @@ enum act_flag {
 	ACT_SIGKILL = 2,
 	ACT_SIGNAL = 4,
 	ACT_OVERRIDE = 8, /* fmod_ret only: the function returns err instead */
-	/* kprobe.c only: follow the sock of the argument the selector names
+	/* hook.c only: follow the sock of the argument the selector names
 	 * (TrackSock), or stop following it (UntrackSock) */
 	ACT_TRACKSOCK = 16,
 	ACT_UNTRACKSOCK = 32,
-	/* kprobe.c only: Post's kernelStackTrace and userStackTrace, the stack
+	/* hook.c only: Post's kernelStackTrace and userStackTrace, the stack
 	 * ids in gen_rec's kstack and ustack */
 	ACT_KSTACK = 64,
 	ACT_USTACK = 128,
@@ -268,7 +268,7 @@ struct gen_conf {
 	__u8 nargs;
 	__u8 nsel;
 	/* the verdict depends only on the variant's file path and mask, so a
-	 * "no selector matched" can be remembered per file (generic.c) */
+	 * "no selector matched" can be remembered per file (dispatch.c) */
 	__u8 cacheable;
 	/* the hook applies only to the processes of the cgroups hook_cgroups
 	 * lists for it (a policy's podSelector, containerSelector or
@@ -291,7 +291,7 @@ struct gen_rec {
 	__s64 ints[MAX_ARGS];
 	__u16 str_len[MAX_STRS];
 	__u16 str_flags[MAX_STRS];
-	/* stack ids in kprobe.c's stack map, when actions has ACT_KSTACK or
+	/* stack ids in hook.c's stack map, when actions has ACT_KSTACK or
 	 * ACT_USTACK; negative: no stack (an error of bpf_get_stackid) */
 	__s32 kstack;
 	__s32 ustack;

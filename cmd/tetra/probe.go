@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 )
 
 func newProbeCmd() *cobra.Command {
@@ -29,7 +29,7 @@ func newProbeCmd() *cobra.Command {
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("probing needs root to load BPF programs (euid %d)", os.Geteuid())
 			}
-			rep, err := probe.Run(cmd.Context())
+			rep, err := kernelfeatures.Run(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -43,7 +43,7 @@ func newProbeCmd() *cobra.Command {
 	return cmd
 }
 
-func writeProbeJSON(w io.Writer, rep probe.Report) error {
+func writeProbeJSON(w io.Writer, rep kernelfeatures.Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
@@ -53,7 +53,7 @@ func writeProbeJSON(w io.Writer, rep probe.Report) error {
 	return nil
 }
 
-func writeProbeTable(w io.Writer, rep probe.Report) error {
+func writeProbeTable(w io.Writer, rep kernelfeatures.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "FEATURE\tAVAILABLE\tREASON\n")
 	for _, f := range rep.Features {

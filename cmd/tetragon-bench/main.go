@@ -25,7 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -353,7 +353,7 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 	if _, err := btf.LoadKernelSpec(); err != nil {
 		return nil, fmt.Errorf("kernel BTF: %w", err)
 	}
-	report, err := probe.Run(context.Background())
+	report, err := kernelfeatures.Run(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("probing the kernel: %w", err)
 	}

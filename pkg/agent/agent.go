@@ -31,12 +31,12 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/exporter"
 	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/kube"
 	"github.com/tetragon-lite/tetragon/pkg/metrics"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
-	"github.com/tetragon-lite/tetragon/pkg/probe"
 	"github.com/tetragon-lite/tetragon/pkg/process"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/server"
@@ -82,7 +82,7 @@ type Agent struct {
 	// exporter writes events to --export-filename; nil when off
 	exporter *exporter.Exporter
 
-	kernel probe.Report
+	kernel kernelfeatures.Report
 	// backlog carries the records a previous run's ring buffer kept
 	backlog chan [][]byte
 	// downtimeRecords/Lost: what the previous run's buffer held and lost
@@ -151,7 +151,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 			log.Info().Str("path", fs.Path).Str("type", fs.Type).Msg("Mounted missing filesystem")
 		}
 	}
-	a.kernel, err = probe.Run(ctx)
+	a.kernel, err = kernelfeatures.Run(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -508,7 +508,7 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte) {
 		a.publish(a.cache.Exit(r))
 	case *observer.Fork:
 		a.cache.Fork(r)
-	case *observer.Generic:
+	case *observer.HookRecord:
 		if ev := a.policyEvent(r); ev != nil {
 			a.publish(ev)
 		}
@@ -630,7 +630,7 @@ func (a *Agent) dropOldPins() {
 func (a *Agent) Hooks() *hooks.Manager { return a.hooks }
 
 // policyEvent builds a policy hook's event with the calling process.
-func (a *Agent) policyEvent(r *observer.Generic) *eventbus.Event {
+func (a *Agent) policyEvent(r *observer.HookRecord) *eventbus.Event {
 	var wire process.Wire
 	hook := a.hooks.Hook(r.HookID)
 	if hook == nil {

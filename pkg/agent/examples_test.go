@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 )
 
 // examplesDir holds Tetragon's example policies as published
@@ -55,15 +55,15 @@ var refusalClasses = map[string]string{
 // machines), debian-6.1 one with kprobes but no kprobe_multi, debian-6.12
 // one with both. A kernel that differs in a way the outcomes depend on
 // (override_return, say) has no column.
-func column(r probe.Report) (string, error) {
+func column(r kernelfeatures.Report) (string, error) {
 	switch {
-	case r.Has(probe.OverrideReturn):
-		return "", fmt.Errorf("kernel %s has %s, which no column of %s describes", r.Kernel, probe.OverrideReturn, examplesTable)
-	case !r.Has(probe.Kprobe):
+	case r.Has(kernelfeatures.OverrideReturn):
+		return "", fmt.Errorf("kernel %s has %s, which no column of %s describes", r.Kernel, kernelfeatures.OverrideReturn, examplesTable)
+	case !r.Has(kernelfeatures.Kprobe):
 		return "host", nil
-	case !r.Has(probe.Fentry) || !r.Has(probe.BPFLSM) || !r.Has(probe.FmodRet):
+	case !r.Has(kernelfeatures.Fentry) || !r.Has(kernelfeatures.BPFLSM) || !r.Has(kernelfeatures.FmodRet):
 		return "", fmt.Errorf("kernel %s has kprobes but not fentry, fmod_ret and BPF LSM, which no column of %s describes", r.Kernel, examplesTable)
-	case r.Has(probe.KprobeMulti):
+	case r.Has(kernelfeatures.KprobeMulti):
 		return "debian-6.12", nil
 	default:
 		return "debian-6.1", nil

@@ -51,7 +51,7 @@ func syscallIDArg(v int64) *api.KprobeArgument {
 	return &api.KprobeArgument{Arg: &api.KprobeArgument_SyscallId{SyscallId: id}}
 }
 
-// credArg decodes struct cred_data (bpf/kprobe.c): the eight ids in
+// credArg decodes struct cred_data (bpf/hook.c): the eight ids in
 // struct cred's order (uid, gid, suid, sgid, euid, egid, fsuid, fsgid),
 // then the permitted, effective and inheritable capability sets.
 func credArg(b []byte) *api.ProcessCredentials {
@@ -70,7 +70,7 @@ func credArg(b []byte) *api.ProcessCredentials {
 	}
 }
 
-// userNsArg decodes struct userns_data (bpf/kprobe.c): level, owner,
+// userNsArg decodes struct userns_data (bpf/hook.c): level, owner,
 // group and inode number. Level 0 is the initial user namespace, which is
 // the host's.
 func userNsArg(b []byte) *api.UserNamespace {

@@ -104,7 +104,7 @@ func (b *Builder) RateLimited() uint64 { return b.rateLimited.Load() }
 
 // limited applies a selector's rate limit to a record. The limit is kept
 // in user space: the kernel still sends every matching record.
-func (b *Builder) limited(h *Hook, g *observer.Generic) bool {
+func (b *Builder) limited(h *Hook, g *observer.HookRecord) bool {
 	if int(g.Selector) >= len(h.Limits) || h.Limits[g.Selector].Period <= 0 {
 		return false
 	}
@@ -141,7 +141,7 @@ func (b *Builder) limited(h *Hook, g *observer.Generic) bool {
 // (process_kprobe, process_tracepoint, process_uprobe or process_lsm),
 // with the calling process and its parent from processes. It returns false
 // when a rate limit holds the record back; processes is then not called.
-func (b *Builder) Event(h *Hook, g *observer.Generic, processes func() (process, parent *api.Process)) (*api.GetEventsResponse, bool) {
+func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (process, parent *api.Process)) (*api.GetEventsResponse, bool) {
 	if b.limited(h, g) {
 		return nil, false
 	}
@@ -232,7 +232,7 @@ func returnArg(typ tracingpolicy.ArgType, v int64) *api.KprobeArgument {
 }
 
 // eventArgs decodes a record's arguments as the hook declared them.
-func eventArgs(h *Hook, g *observer.Generic) []*api.KprobeArgument {
+func eventArgs(h *Hook, g *observer.HookRecord) []*api.KprobeArgument {
 	var args []*api.KprobeArgument
 	str := 0
 	for i, a := range h.Args {

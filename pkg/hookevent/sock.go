@@ -35,7 +35,7 @@ func name[K uint8 | uint16](names map[K]string, k K) string {
 	return strconv.FormatUint(uint64(k), 10)
 }
 
-// sockArg decodes struct sock_data (bpf/kprobe.c): family, type and
+// sockArg decodes struct sock_data (bpf/hook.c): family, type and
 // protocol, source port, destination port (host order), state, then the
 // addresses at 16 and 32 (network order).
 func sockArg(b []byte) *api.KprobeSock {
@@ -82,7 +82,7 @@ func addr(family uint16, b []byte) string {
 	return ""
 }
 
-// skbArg decodes struct skb_data (bpf/kprobe.c): the packet's fields in
+// skbArg decodes struct skb_data (bpf/hook.c): the packet's fields in
 // struct sock_data's layout (48 bytes), then the skb's length, priority,
 // mark and hash. Tetragon's sec_path fields are not read.
 func skbArg(b []byte) *api.KprobeSkb {
@@ -116,7 +116,7 @@ var bpfProgTypes = []string{
 	"BPF_PROG_TYPE_LSM", "BPF_PROG_TYPE_SK_LOOKUP", "BPF_PROG_TYPE_SYSCALL", "BPF_PROG_TYPE_NETFILTER",
 }
 
-// bpfAttrArg decodes struct bpf_attr_data (bpf/kprobe.c): the program
+// bpfAttrArg decodes struct bpf_attr_data (bpf/hook.c): the program
 // type, its instruction count and its name.
 func bpfAttrArg(b []byte) *api.KprobeBpfAttr {
 	if len(b) < 24 {
@@ -151,7 +151,7 @@ var bpfMapTypes = []string{
 	"BPF_MAP_TYPE_ARENA",
 }
 
-// bpfMapArg decodes struct bpf_map_data (bpf/kprobe.c).
+// bpfMapArg decodes struct bpf_map_data (bpf/hook.c).
 func bpfMapArg(b []byte) *api.KprobeBpfMap {
 	if len(b) < 32 {
 		return &api.KprobeBpfMap{}
@@ -171,7 +171,7 @@ func bpfMapArg(b []byte) *api.KprobeBpfMap {
 var perfTypes = []string{"PERF_TYPE_HARDWARE", "PERF_TYPE_SOFTWARE", "PERF_TYPE_TRACEPOINT",
 	"PERF_TYPE_HW_CACHE", "PERF_TYPE_RAW", "PERF_TYPE_BREAKPOINT"}
 
-// perfEventArg decodes struct perf_event_data (bpf/kprobe.c): config,
+// perfEventArg decodes struct perf_event_data (bpf/hook.c): config,
 // config2, type, PMU name (16 bytes), kprobe function (64 bytes).
 func perfEventArg(b []byte) *api.KprobePerfEvent {
 	if len(b) < 100 {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -18,8 +18,8 @@ import (
 // arguments from the user registers it takes. Declared argument types are
 // checked against the function's BTF prototype, since a kprobe reads
 // whatever the register holds.
-func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.KprobeSpec, hookInfo, error) {
-	spec := sensor.KprobeSpec{ID: id, Return: d.Return}
+func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.ProgHookSpec, hookInfo, error) {
+	spec := sensor.ProgHookSpec{ID: id, Return: d.Return}
 	info := newInfo(d, MechKprobe)
 	if d.Fentry {
 		// the same parameters and selectors, from an fentry program (fexit
@@ -55,10 +55,10 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 	var overrideErr error
 	if hasOverride(d) {
 		switch {
-		case !features[probe.FmodRet]:
+		case !features[kernelfeatures.FmodRet]:
 			// bpf_override_return would serve it too, but Debian's kernels
 			// lack it (CONFIG_BPF_KPROBE_OVERRIDE), so it is not implemented
-			overrideErr = fmt.Errorf("action Override needs fmod_ret, which this kernel lacks (probe feature %s)", probe.FmodRet)
+			overrideErr = fmt.Errorf("action Override needs fmod_ret, which this kernel lacks (probe feature %s)", kernelfeatures.FmodRet)
 		case d.Return:
 			overrideErr = fmt.Errorf("action Override changes the return value before the function runs, so the hook cannot also be a return probe")
 		default:
@@ -81,8 +81,8 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 // compileLSM compiles an lsmhooks: hook: a BPF LSM program on the hook,
 // whose parameters are those of the bpf_lsm_<hook> stub's BTF prototype.
 // Override returns its error from the hook, which denies the operation.
-func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.KprobeSpec, hookInfo, error) {
-	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachLSM, Symbol: d.Call}
+func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.ProgHookSpec, hookInfo, error) {
+	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachLSM, Symbol: d.Call}
 	info := newInfo(d, MechLSM)
 	proto, err := k.Func("bpf_lsm_" + d.Call)
 	if err != nil {
@@ -99,8 +99,8 @@ func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.KprobeSpe
 // compileUprobe compiles a uprobes: hook on one symbol (or file offset):
 // its arguments are read from the registers the x86_64 C calling convention
 // passes them in, and strings from the process's memory.
-func compileUprobe(d HookDecl, id uint32) (sensor.KprobeSpec, hookInfo, error) {
-	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: hostPath(d.Path), Offset: d.Offset, Return: d.Return}
+func compileUprobe(d HookDecl, id uint32) (sensor.ProgHookSpec, hookInfo, error) {
+	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: hostPath(d.Path), Offset: d.Offset, Return: d.Return}
 	info := newInfo(d, MechUprobe)
 	slot, err := compileArgs(d, &spec, &info, registerSource("a user function"))
 	if err != nil {
@@ -125,12 +125,12 @@ func hostPath(path string) string {
 
 // argSource says how a hook's program reads one declared argument; it sets
 // the argument's parameter slot (Reg).
-type argSource func(spec *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error)
+type argSource func(spec *sensor.ProgHookSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error)
 
 // compileArgs compiles d's declared arguments into spec, in declaration
 // order (their record slots), and returns the record slot of each declared
 // index.
-func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source argSource) (map[uint32]int, error) {
+func compileArgs(d HookDecl, spec *sensor.ProgHookSpec, info *hookInfo, source argSource) (map[uint32]int, error) {
 	slot := map[uint32]int{}
 	declared := map[uint32]bool{}
 	for _, a := range d.Args {
@@ -164,7 +164,7 @@ func compileArgs(d HookDecl, spec *sensor.KprobeSpec, info *hookInfo, source arg
 // tracepoint) as its BTF prototype declares them, refusing a declared type
 // that does not fit.
 func protoSource(proto tracingpolicy.FuncProto) argSource {
-	return func(_ *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+	return func(_ *sensor.ProgHookSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		if int(a.Index) >= len(proto.Params) || a.Index >= sensor.MaxParams {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: the function has %d parameters (at most %d can be read)", a.Index, len(proto.Params), sensor.MaxParams)
 		}
@@ -249,7 +249,7 @@ func intSource(a tracingpolicy.ArgSpec) sensor.Arg {
 // fds, and strings in the caller's memory. what names the callee for
 // errors.
 func registerSource(what string) argSource {
-	return func(_ *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+	return func(_ *sensor.ProgHookSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		if a.Index < 0 || a.Index >= sensor.MaxParams {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: %s passes at most %d arguments in registers", a.Index, what, sensor.MaxParams)
 		}

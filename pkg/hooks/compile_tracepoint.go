@@ -110,8 +110,8 @@ func parseFormat(r interface{ Read([]byte) (int, error) }) ([]tpField, error) {
 // first field of a syscall tracepoint is index 4, __syscall_nr); with raw:
 // true they index the tracepoint's TP_PROTO arguments, read as a kernel
 // function's parameters.
-func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (sensor.KprobeSpec, hookInfo, error) {
-	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachTracepoint, Group: d.Subsystem, Symbol: d.Call}
+func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (sensor.ProgHookSpec, hookInfo, error) {
+	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachTracepoint, Group: d.Subsystem, Symbol: d.Call}
 	info := newInfo(d, MechTracepoint)
 	name := d.Subsystem + "/" + d.Call
 	var source argSource
@@ -144,7 +144,7 @@ func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (senso
 // fieldSource reads declared arguments from a tracepoint's format fields;
 // each one takes the next parameter slot.
 func fieldSource(fields []tpField) argSource {
-	return func(spec *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+	return func(spec *sensor.ProgHookSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		if int(a.Index) >= len(fields) {
 			return sensor.Arg{}, fmt.Errorf("argument index %d: the tracepoint has %d fields (%s)", a.Index, len(fields), describeFields(fields))
 		}
@@ -211,7 +211,7 @@ func syscall64Arg(reg uint8) sensor.Arg {
 // rawSyscall64Source serves syscall64 on a raw tracepoint's integer
 // parameter (raw_syscalls' long id) and leaves the other types to next.
 func rawSyscall64Source(proto tracingpolicy.FuncProto, next argSource) argSource {
-	return func(spec *sensor.KprobeSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
+	return func(spec *sensor.ProgHookSpec, a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		if a.Type != tracingpolicy.TypeSyscall64 {
 			return next(spec, a)
 		}

@@ -300,7 +300,7 @@ func (h *harness) events(t *testing.T) []event {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, ok := v.(*observer.Generic)
+		g, ok := v.(*observer.HookRecord)
 		if !ok {
 			continue
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -98,7 +98,7 @@ func listFuncs(l ListDecl, mech string, opts sensor.Options) ([]string, error) {
 		return kernelSyscalls(opts)
 	case tp.ListGeneratedFtrace:
 		if mech != MechKprobe && mech != MechFentry {
-			return nil, fmt.Errorf("list %q (generated_ftrace) names kernel functions, which only kprobes and fentries can hook, and this kernel has no kprobes (probe feature %s)", l.Name, probe.Kprobe)
+			return nil, fmt.Errorf("list %q (generated_ftrace) names kernel functions, which only kprobes and fentries can hook, and this kernel has no kprobes (probe feature %s)", l.Name, kernelfeatures.Kprobe)
 		}
 		re, err := regexp.Compile(l.Pattern)
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -175,7 +175,7 @@ spec:
 // matches in available_filter_functions.
 func TestGeneratedFtraceList(t *testing.T) {
 	testutil.RequireRoot(t)
-	testutil.RequireFeature(t, probe.Kprobe)
+	testutil.RequireFeature(t, kernelfeatures.Kprobe)
 	e := newFilterEnv(t, MechKprobe)
 	const policy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
@@ -229,7 +229,7 @@ func TestFtraceFuncs(t *testing.T) {
 func TestExpandLists(t *testing.T) {
 	d := HookDecl{Kind: hookevent.KindKprobe, Call: "list:io", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "fd"}},
 		List: ListDecl{Name: "io", Type: "syscalls", Funcs: []string{"sys_read", "__x64_sys_close"}}}
-	out, err := expandLists([]HookDecl{d}, sensor.Options{Features: map[string]bool{probe.Kprobe: true, probe.Kretprobe: true}})
+	out, err := expandLists([]HookDecl{d}, sensor.Options{Features: map[string]bool{kernelfeatures.Kprobe: true, kernelfeatures.Kretprobe: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

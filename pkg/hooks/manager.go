@@ -360,7 +360,7 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	var info hookInfo
 	opts := m.opts
 	if mech != MechSyscallTracepoint {
-		// every bpf/kprobe.c object shares the tracked sockets
+		// every bpf/hook.c object shares the tracked sockets
 		if opts.SockTrack, err = m.sockTrackMap(); err != nil {
 			return nil, fmt.Errorf("%s: %w", hookName(d), err)
 		}
@@ -379,7 +379,7 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	if err != nil {
 		return nil, err
 	}
-	if k, ok := obj.(*sensor.Kprobe); ok {
+	if k, ok := obj.(*sensor.ProgHook); ok {
 		info.event.Stacks = k.Stack
 	}
 	return &loadedHook{id: id, obj: obj, info: &info}, nil

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -24,13 +24,13 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 		return fentryMechanism(d, features)
 	case d.Kind == "", d.Kind == hookevent.KindKprobe:
 	case d.Kind == hookevent.KindTracepoint && d.Raw:
-		mech, feature = MechRawTracepoint, probe.RawTracepoint
+		mech, feature = MechRawTracepoint, kernelfeatures.RawTracepoint
 	case d.Kind == hookevent.KindTracepoint:
-		mech, feature = MechTracepoint, probe.Tracepoint
+		mech, feature = MechTracepoint, kernelfeatures.Tracepoint
 	case d.Kind == hookevent.KindUprobe:
-		mech, feature = MechUprobe, probe.Uprobe
+		mech, feature = MechUprobe, kernelfeatures.Uprobe
 	case d.Kind == hookevent.KindLSM:
-		mech, feature = MechLSM, probe.BPFLSM
+		mech, feature = MechLSM, kernelfeatures.BPFLSM
 	default:
 		return "", "", fmt.Errorf("unknown hook kind %q", d.Kind)
 	}
@@ -47,10 +47,10 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 	}
 	missing := ""
 	switch {
-	case !features[probe.Kprobe]:
-		missing = probe.Kprobe
-	case d.Return && !features[probe.Kretprobe]:
-		missing = probe.Kretprobe
+	case !features[kernelfeatures.Kprobe]:
+		missing = kernelfeatures.Kprobe
+	case d.Return && !features[kernelfeatures.Kretprobe]:
+		missing = kernelfeatures.Kretprobe
 	}
 	switch tp.HookMechanism(d.Mechanism) {
 	case "", tp.MechanismAuto:
@@ -77,7 +77,7 @@ func fentryMechanism(d HookDecl, features map[string]bool) (string, string, erro
 	for _, need := range []struct {
 		feature string
 		on      bool
-	}{{probe.Fentry, true}, {probe.Fexit, d.Return}} {
+	}{{kernelfeatures.Fentry, true}, {kernelfeatures.Fexit, d.Return}} {
 		if need.on && !features[need.feature] {
 			return "", "", fmt.Errorf("fentries need %s programs, which this kernel cannot load (probe feature %s)", need.feature, need.feature)
 		}
@@ -97,7 +97,7 @@ func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options
 		return nil, info, err
 	}
 	spec.Scoped = d.Scope != nil
-	k, err := sensor.LoadKprobe(spec, events, opts)
+	k, err := sensor.LoadProgHook(spec, events, opts)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
 	}
@@ -105,10 +105,10 @@ func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options
 }
 
 // loadFuncHook compiles and attaches a hook of another kind than kprobes:
-// tracepoints, uprobes and LSM hooks are served by bpf/kprobe.c's
+// tracepoints, uprobes and LSM hooks are served by bpf/hook.c's
 // programs too.
 func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
-	var spec sensor.KprobeSpec
+	var spec sensor.ProgHookSpec
 	var info hookInfo
 	var err error
 	switch d.Kind {
@@ -129,7 +129,7 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 		return nil, info, err
 	}
 	spec.Scoped = d.Scope != nil
-	k, err := sensor.LoadKprobe(spec, events, opts)
+	k, err := sensor.LoadProgHook(spec, events, opts)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", hookName(d), err)
 	}

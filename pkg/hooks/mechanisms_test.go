@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -192,7 +192,7 @@ func enforcementScenario(t *testing.T, h *harness) []string {
 	h.load(t, enforcementPolicy)
 	// where both mechanisms exist, the other one witnesses the open
 	witness := ""
-	if h.features[probe.Kprobe] {
+	if h.features[kernelfeatures.Kprobe] {
 		witness = "fd-install"
 		if h.mech == MechKprobe {
 			witness = "open-exit"

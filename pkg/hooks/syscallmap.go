@@ -65,7 +65,7 @@ const (
 
 // returnTable is the syscall table of a return probe on the function: every
 // syscall is seen at its exit, where the function's return value is derived
-// from the syscall's (FuncRet in bpf/generic.c): a syscall that succeeded
+// from the syscall's (FuncRet in bpf/dispatch.c): a syscall that succeeded
 // got past the function, which returned 0; a failed one gives a record only
 // where refusals says its EACCES or EPERM was the function's.
 func (m funcMapping) returnTable() map[uint32]sensor.Syscall {

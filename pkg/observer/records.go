@@ -91,8 +91,8 @@ const (
 	PathUnreachable = 4
 )
 
-// Generic is a decoded TracingPolicy hook record.
-type Generic struct {
+// HookRecord is a decoded TracingPolicy hook record.
+type HookRecord struct {
 	Ktime    uint64
 	Pid, Tid uint32
 	HookID   uint32
@@ -113,7 +113,7 @@ type Generic struct {
 // it reuses one scratch record, so decoding allocates only the strings.
 type Decoder struct {
 	exec bpf.ProcessExecRec
-	gen  bpf.GenericGenRec
+	gen  bpf.HookGenRec
 }
 
 func asBytes[T any](v *T) []byte {
@@ -207,14 +207,14 @@ func (d *Decoder) decodeExec(raw []byte) (*Exec, error) {
 	return e, nil
 }
 
-func (d *Decoder) decodeGeneric(raw []byte) (*Generic, error) {
+func (d *Decoder) decodeGeneric(raw []byte) (*HookRecord, error) {
 	r := &d.gen
 	dataOff := int(unsafe.Offsetof(r.Data))
 	if len(raw) < dataOff {
 		return nil, fmt.Errorf("%w: hook record of %d bytes, want at least %d", errMalformed, len(raw), dataOff)
 	}
 	copy(asBytes(r), raw)
-	g := &Generic{
+	g := &HookRecord{
 		Ktime: r.Hdr.Ktime, Pid: r.Pid, Tid: r.Tid, HookID: r.HookId, Syscall: r.Syscall,
 		Selector: r.Sel, Actions: r.Actions, Ret: r.Ret, Ints: r.Ints, StrFlags: r.StrFlags,
 		KStack: r.Kstack, UStack: r.Ustack,

@@ -33,7 +33,7 @@ type Options struct {
 	// KernelTypes is the kernel's BTF; nil means the running kernel's.
 	KernelTypes *btf.Spec
 	// Features says which hook mechanisms and helpers the kernel offers,
-	// by pkg/probe feature name (probe.Report.Map); nil means unknown, and
+	// by pkg/kernelfeatures feature name (kernelfeatures.Report.Map); nil means unknown, and
 	// only what needs no probing (raw tracepoints) is used.
 	Features map[string]bool
 	// SockTrack is the map of tracked sockets the kprobe objects share

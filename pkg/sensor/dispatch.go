@@ -17,24 +17,24 @@ import (
 	"github.com/tetragon-lite/tetragon/bpf"
 )
 
-// Limits of the syscall dispatcher (bpf/generic.c).
+// Limits of the syscall dispatcher (bpf/dispatch.c).
 const (
-	dispatchSlots   = int(bpf.GenericDispatchLimitDL_HOOK_SLOTS)   // hooks loaded at once
-	dispatchStrings = math.MaxUint16                               // match slots (16 bits): filter entries matching strings
-	maxPairs        = uint16(bpf.GenericDispatchLimitDL_MAX_PAIRS) // hook readings of one syscall's entry or exit
-	whenShift       = uint32(bpf.GenericDispatchLimitDL_WHEN_SHIFT)
-	gsMax           = uint32(bpf.GenericGenStatGS_MAX)  // counters per hook
-	lsMax           = uint32(bpf.GenericListStatLS_MAX) // counters per syscall list
+	dispatchSlots   = int(bpf.DispatchDispatchLimitDL_HOOK_SLOTS)   // hooks loaded at once
+	dispatchStrings = math.MaxUint16                                // match slots (16 bits): filter entries matching strings
+	maxPairs        = uint16(bpf.DispatchDispatchLimitDL_MAX_PAIRS) // hook readings of one syscall's entry or exit
+	whenShift       = uint32(bpf.DispatchDispatchLimitDL_WHEN_SHIFT)
+	gsMax           = uint32(bpf.HookGenStatGS_MAX)      // counters per hook
+	lsMax           = uint32(bpf.DispatchListStatLS_MAX) // counters per syscall list
 	noSlot          = ^uint32(0)
 )
 
 // Dispatcher owns the syscall dispatcher: the two programs of
-// bpf/generic.c, verified and attached once, and the maps through which
+// bpf/dispatch.c, verified and attached once, and the maps through which
 // they serve every syscall-mapped hook of every policy. Adding or removing
 // a hook writes map entries only. It is safe for concurrent use.
 type Dispatcher struct {
 	mu     sync.Mutex
-	objs   bpf.GenericObjects
+	objs   bpf.DispatchObjects
 	links  map[uint8]link.Link // by OnEnter / OnExit
 	pinDir string
 	// grace is a map-in-map whose every update waits for the BPF programs
@@ -55,7 +55,7 @@ type DataHook struct {
 	spec     HookSpec
 	slot     uint32
 	strSlots []uint16
-	keys     []bpf.GenericLpmKey
+	keys     []bpf.HookLpmKey
 	cache    bool
 	listed   bool // in the syscall lists (Swap)
 	// scope is the hook's cgroups when it is scoped, else nil
@@ -70,7 +70,7 @@ type DataHook struct {
 // (the --keep-sensors-on-exit path). Nothing is attached before a hook
 // needs it.
 func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, error) {
-	spec, err := bpf.LoadGeneric()
+	spec, err := bpf.LoadDispatch()
 	if err != nil {
 		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
 	}
@@ -290,7 +290,7 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 		}
 		return nil
 	}
-	var l bpf.GenericSysList
+	var l bpf.DispatchSysList
 	first := hooks[0].spec.Syscalls[nr].Variants
 	l.Cacheable = 1
 	for _, h := range hooks {
@@ -302,7 +302,7 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 			if l.N == maxPairs {
 				return fmt.Errorf("syscall %d: more than %d hook readings", nr, maxPairs)
 			}
-			l.P[l.N] = bpf.GenericSysPair{Slot: h.slot, Flags: sc.Flags &^ (OnEnter | OnExit), Vi: uint8(vi), FdSrc: v.FD, Mask: v.Mask}
+			l.P[l.N] = bpf.DispatchSysPair{Slot: h.slot, Flags: sc.Flags &^ (OnEnter | OnExit), Vi: uint8(vi), FdSrc: v.FD, Mask: v.Mask}
 			l.N++
 		}
 	}
@@ -447,13 +447,13 @@ func (h *DataHook) Stats() (GenericStats, error) {
 	}
 	// what the hook adds: its configuration, its list readings and its
 	// match strings
-	var conf bpf.GenericGenConf
-	var key bpf.GenericLpmKey
+	var conf bpf.HookGenConf
+	var key bpf.HookLpmKey
 	var pairs int
 	for _, sc := range h.spec.Syscalls {
 		pairs += len(sc.Variants)
 	}
-	s.MemoryBytes = uint64(sizeOf(conf) + pairs*sizeOf(bpf.GenericSysPair{}) + len(h.keys)*(sizeOf(key)+1))
+	s.MemoryBytes = uint64(sizeOf(conf) + pairs*sizeOf(bpf.DispatchSysPair{}) + len(h.keys)*(sizeOf(key)+1))
 	return s, nil
 }
 

@@ -63,14 +63,14 @@ func TestFiltersVerify(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		spec KprobeSpec
+		spec ProgHookSpec
 	}{
-		{"entry", KprobeSpec{Symbol: "fd_install", Params: 2, Args: fdInstallArgs, Selectors: everyFilter}},
-		{"return", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true,
+		{"entry", ProgHookSpec{Symbol: "fd_install", Params: 2, Args: fdInstallArgs, Selectors: everyFilter}},
+		{"return", ProgHookSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true,
 			Args: []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRegUstr, Reg: 1, Kind: KindPath}}, Selectors: everyFilter}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k, err := loadKprobe(tc.spec, newRing(t), Options{})
+			k, err := loadProgHook(tc.spec, newRing(t), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

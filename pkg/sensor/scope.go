@@ -11,7 +11,7 @@ import (
 )
 
 // cgroupScope keeps the cgroups a scoped hook applies to (HookSpec.Scoped,
-// KprobeSpec.Scoped) in its object's hook_cgroups map: a call from any
+// ProgHookSpec.Scoped) in its object's hook_cgroups map: a call from any
 // other cgroup matches none of the hook's selectors (bpf/lib/hook.h,
 // in_scope).
 type cgroupScope struct {
@@ -39,7 +39,7 @@ func (s *cgroupScope) replace(ids []uint64) error {
 		if s.set[id] {
 			continue
 		}
-		if err := s.m.Put(bpf.GenericCgroupKey{Slot: s.slot, Cgroup: id}, uint8(1)); err != nil {
+		if err := s.m.Put(bpf.HookCgroupKey{Slot: s.slot, Cgroup: id}, uint8(1)); err != nil {
 			return fmt.Errorf("adding cgroup %d to the scope of hook slot %d: %w", id, s.slot, err)
 		}
 		s.set[id] = true
@@ -49,7 +49,7 @@ func (s *cgroupScope) replace(ids []uint64) error {
 		if want[id] {
 			continue
 		}
-		if err := s.m.Delete(bpf.GenericCgroupKey{Slot: s.slot, Cgroup: id}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := s.m.Delete(bpf.HookCgroupKey{Slot: s.slot, Cgroup: id}); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("removing cgroup %d from the scope of hook slot %d: %w", id, s.slot, err))
 			continue
 		}
@@ -69,7 +69,7 @@ func (h *DataHook) SetCgroups(ids []uint64) error {
 }
 
 // SetCgroups is DataHook.SetCgroups for a hook of its own object.
-func (k *Kprobe) SetCgroups(ids []uint64) error {
+func (k *ProgHook) SetCgroups(ids []uint64) error {
 	if k.scope == nil {
 		return errors.New("the hook is not scoped to cgroups")
 	}

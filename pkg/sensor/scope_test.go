@@ -149,7 +149,7 @@ func TestGenericCgroupScope(t *testing.T) {
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var key bpf.GenericCgroupKey
+	var key bpf.HookCgroupKey
 	var val uint8
 	if it := h.d.objs.HookCgroups.Iterate(); it.Next(&key, &val) {
 		t.Fatalf("the closed hook left a cgroup entry %+v", key)
@@ -157,14 +157,14 @@ func TestGenericCgroupScope(t *testing.T) {
 }
 
 // TestKprobeCgroupScope is TestGenericCgroupScope's check on a hook of its
-// own object (bpf/kprobe.c): a scoped Sigkill on fd_install kills in the
+// own object (bpf/hook.c): a scoped Sigkill on fd_install kills in the
 // cgroup it is given only.
 func TestKprobeCgroupScope(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
 	cgs := testCgroups(t, 2)
 	target, _ := twoFiles(t)
-	k, err := LoadKprobe(KprobeSpec{
+	k, err := LoadProgHook(ProgHookSpec{
 		ID: 4, Symbol: "fd_install", Params: 2, Args: fdInstallArgs, Scoped: true,
 		Selectors: []Selector{{
 			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 )
 
 // Environment the lane runner (scripts/lane/run.sh) sets.
@@ -66,13 +66,13 @@ func RequireRoot(t testing.TB) {
 // answer, so that a test binary pays for the probe once.
 type KernelProbe struct {
 	once   sync.Once
-	report probe.Report
+	report kernelfeatures.Report
 	err    error
 }
 
 // Report returns the probe's report, running the probe on first use.
-func (k *KernelProbe) Report() (probe.Report, error) {
-	k.once.Do(func() { k.report, k.err = probe.Run(context.Background()) })
+func (k *KernelProbe) Report() (kernelfeatures.Report, error) {
+	k.once.Do(func() { k.report, k.err = kernelfeatures.Run(context.Background()) })
 	return k.report, k.err
 }
 
@@ -82,7 +82,7 @@ var kernel KernelProbe
 
 // Kernel returns the probe report of the running kernel, failing the test
 // if the probe cannot run.
-func Kernel(t testing.TB) probe.Report {
+func Kernel(t testing.TB) kernelfeatures.Report {
 	t.Helper()
 	RequireRoot(t)
 	rep, err := kernel.Report()
@@ -93,12 +93,12 @@ func Kernel(t testing.TB) probe.Report {
 }
 
 // RequireFeature skips the test when the kernel lacks the named probe
-// feature (see probe.Names), saying why. When the lane runner lists the
+// feature (see kernelfeatures.Names), saying why. When the lane runner lists the
 // feature for this kernel, a missing feature is a bug and fails the test.
 func RequireFeature(t testing.TB, name string) {
 	t.Helper()
-	if !probe.Known(name) {
-		t.Fatalf("unknown kernel feature %q (known: %s)", name, strings.Join(probe.Names(), ", "))
+	if !kernelfeatures.Known(name) {
+		t.Fatalf("unknown kernel feature %q (known: %s)", name, strings.Join(kernelfeatures.Names(), ", "))
 	}
 	f, _ := Kernel(t).Feature(name)
 	listed, _ := LaneFeatures()
@@ -119,7 +119,7 @@ const (
 	fail
 )
 
-func verdict(f probe.Feature, laneHasIt bool) outcome {
+func verdict(f kernelfeatures.Feature, laneHasIt bool) outcome {
 	switch {
 	case f.Available:
 		return proceed

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 )
 
 // helperEnv tells a re-executed test binary which requirement its helper
@@ -88,7 +88,7 @@ func TestRequireFeature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	have, missing := rep.Available(), []probe.Feature{}
+	have, missing := rep.Available(), []kernelfeatures.Feature{}
 	for _, f := range rep.Features {
 		if !f.Available {
 			missing = append(missing, f)
@@ -196,7 +196,7 @@ func TestVerdict(t *testing.T) {
 		{false, true, fail},
 		{false, false, skip},
 	} {
-		if got := verdict(probe.Feature{Name: "x", Available: tc.available}, tc.listed); got != tc.want {
+		if got := verdict(kernelfeatures.Feature{Name: "x", Available: tc.available}, tc.listed); got != tc.want {
 			t.Errorf("verdict(available=%v, listed=%v) = %v, want %v", tc.available, tc.listed, got, tc.want)
 		}
 	}

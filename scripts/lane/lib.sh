@@ -56,7 +56,7 @@ lane_fetch_kernel() {
 	echo "$vmlinuz"
 }
 
-# lane_features prints, comma-separated, exactly the pkg/probe features the
+# lane_features prints, comma-separated, exactly the pkg/kernelfeatures features the
 # lane's kernel is known to have (measured; see scripts/lane/README.md). A
 # test that needs one of them fails on the lane instead of skipping.
 lane_features() {

@@ -28,7 +28,7 @@ type ResolveStep struct {
 	Load   uint8
 }
 
-// Attach says what a hook served by bpf/kprobe.c attaches to.
+// Attach says what a hook served by bpf/hook.c attaches to.
 type Attach int
 
 // Attach points.
@@ -54,64 +54,64 @@ const (
 	AttachFentry
 )
 
-// Argument sources only bpf/kprobe.c reads: the socket's fields, or the
+// Argument sources only bpf/hook.c reads: the socket's fields, or the
 // socket address, are copied into the argument's string slot (see
 // struct sock_data there).
 const (
-	SrcRegSock     = ArgSource(bpf.GenericArgSrcSRC_REG_SOCK)     // struct sock *
-	SrcRegSockaddr = ArgSource(bpf.GenericArgSrcSRC_REG_SOCKADDR) // struct sockaddr *, kernel or user memory
+	SrcRegSock     = ArgSource(bpf.HookArgSrcSRC_REG_SOCK)     // struct sock *
+	SrcRegSockaddr = ArgSource(bpf.HookArgSrcSRC_REG_SOCKADDR) // struct sockaddr *, kernel or user memory
 	// SrcRegSyscall64: a system call number, with Syscall64Compat set when
 	// the task is in a 32-bit (compat) system call
-	SrcRegSyscall64 = ArgSource(bpf.GenericArgSrcSRC_REG_SYSCALL64)
+	SrcRegSyscall64 = ArgSource(bpf.HookArgSrcSRC_REG_SYSCALL64)
 	// SrcRegBinprm: a struct linux_binprm *, read as the path of its file
-	SrcRegBinprm = ArgSource(bpf.GenericArgSrcSRC_REG_BINPRM)
+	SrcRegBinprm = ArgSource(bpf.HookArgSrcSRC_REG_BINPRM)
 	// SrcRegCred: a struct cred *, its ids and capability sets copied into
 	// the argument's string slot (struct cred_data)
-	SrcRegCred = ArgSource(bpf.GenericArgSrcSRC_REG_CRED)
+	SrcRegCred = ArgSource(bpf.HookArgSrcSRC_REG_CRED)
 	// SrcRegNetDev: a struct net_device *, read as its name
-	SrcRegNetDev = ArgSource(bpf.GenericArgSrcSRC_REG_NETDEV)
+	SrcRegNetDev = ArgSource(bpf.HookArgSrcSRC_REG_NETDEV)
 	// SrcRegKiocb: a struct kiocb *, read as the path of its file
-	SrcRegKiocb = ArgSource(bpf.GenericArgSrcSRC_REG_KIOCB)
+	SrcRegKiocb = ArgSource(bpf.HookArgSrcSRC_REG_KIOCB)
 	// SrcRegUserNs: a struct user_namespace *, its level, owner, group and
 	// inode number copied into the argument's string slot
-	SrcRegUserNs = ArgSource(bpf.GenericArgSrcSRC_REG_USERNS)
+	SrcRegUserNs = ArgSource(bpf.HookArgSrcSRC_REG_USERNS)
 	// SrcRegSocket: a struct socket *, read as its sock (SrcRegSock)
-	SrcRegSocket = ArgSource(bpf.GenericArgSrcSRC_REG_SOCKET)
+	SrcRegSocket = ArgSource(bpf.HookArgSrcSRC_REG_SOCKET)
 	// SrcRegSkb: a struct sk_buff *, read as its packet's family,
 	// protocol, addresses and ports (struct skb_data)
-	SrcRegSkb = ArgSource(bpf.GenericArgSrcSRC_REG_SKB)
+	SrcRegSkb = ArgSource(bpf.HookArgSrcSRC_REG_SKB)
 	// SrcRegBpfAttr: a union bpf_attr * of a BPF_PROG_LOAD, its program
 	// type, instruction count and name (struct bpf_attr_data)
-	SrcRegBpfAttr = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_ATTR)
+	SrcRegBpfAttr = ArgSource(bpf.HookArgSrcSRC_REG_BPF_ATTR)
 	// SrcRegBpfMap: a struct bpf_map *, its type, key and value sizes,
 	// maximum entries and name (struct bpf_map_data)
-	SrcRegBpfMap = ArgSource(bpf.GenericArgSrcSRC_REG_BPF_MAP)
+	SrcRegBpfMap = ArgSource(bpf.HookArgSrcSRC_REG_BPF_MAP)
 	// SrcRegPerfEvent: a struct perf_event *, its attr's type, config and
 	// config2, its PMU's name and, for the kprobe PMU, the probed
 	// function (struct perf_event_data)
-	SrcRegPerfEvent = ArgSource(bpf.GenericArgSrcSRC_REG_PERF_EVENT)
+	SrcRegPerfEvent = ArgSource(bpf.HookArgSrcSRC_REG_PERF_EVENT)
 	// SrcRegKCap: a kernel_cap_t *, read as the 64-bit capability set it
 	// points to (an integer)
-	SrcRegKCap = ArgSource(bpf.GenericArgSrcSRC_REG_KCAP)
+	SrcRegKCap = ArgSource(bpf.HookArgSrcSRC_REG_KCAP)
 )
 
 // Socket tracking (TrackSock, UntrackSock).
 const (
 	// ActTrackSock and ActUntrackSock: the selector tracks, or stops
 	// tracking, the sock of argument Selector.SockArg.
-	ActTrackSock   = uint8(bpf.GenericActFlagACT_TRACKSOCK)
-	ActUntrackSock = uint8(bpf.GenericActFlagACT_UNTRACKSOCK)
+	ActTrackSock   = uint8(bpf.HookActFlagACT_TRACKSOCK)
+	ActUntrackSock = uint8(bpf.HookActFlagACT_UNTRACKSOCK)
 	// RetTrackSock and RetUntrackSock: returnArgAction on the returned
-	// sock (KprobeSpec.RetSockAction).
+	// sock (ProgHookSpec.RetSockAction).
 	RetTrackSock   = 1
 	RetUntrackSock = 2
 )
 
 // Stack traces (Post's kernelStackTrace and userStackTrace): the record
-// then carries the stack's id in the hook's stack map (Kprobe.Stack).
+// then carries the stack's id in the hook's stack map (ProgHook.Stack).
 const (
-	ActKernelStack = uint8(bpf.GenericActFlagACT_KSTACK)
-	ActUserStack   = uint8(bpf.GenericActFlagACT_USTACK)
+	ActKernelStack = uint8(bpf.HookActFlagACT_KSTACK)
+	ActUserStack   = uint8(bpf.HookActFlagACT_USTACK)
 	// MaxStackDepth is how many frames a stack holds
 	// (PERF_MAX_STACK_DEPTH).
 	MaxStackDepth = 127
@@ -121,7 +121,7 @@ const (
 // shares (Options.SockTrack): a socket one hook tracks is then followed by
 // the others. The caller owns it.
 func NewSockTrack() (*ebpf.Map, error) {
-	cs, err := bpf.LoadKprobe()
+	cs, err := bpf.LoadHook()
 	if err != nil {
 		return nil, fmt.Errorf("reading the kprobe object: %w", err)
 	}
@@ -150,10 +150,10 @@ type TracepointField struct {
 	Read   uint8 // FieldValue, FieldAddr or FieldDataLoc
 }
 
-// KprobeSpec is a compiled hook whose program gets the hooked call's
-// parameters (kprobe, LSM, tracepoint or uprobe): everything bpf/kprobe.c
+// ProgHookSpec is a compiled hook whose program gets the hooked call's
+// parameters (kprobe, LSM, tracepoint or uprobe): everything bpf/hook.c
 // needs.
-type KprobeSpec struct {
+type ProgHookSpec struct {
 	ID     uint32
 	Attach Attach
 	// Symbol is the kernel function, LSM hook, tracepoint or user
@@ -193,8 +193,8 @@ type KprobeSpec struct {
 	RetSockAction uint8
 }
 
-// Kprobe is one loaded hook on a kernel function.
-type Kprobe struct {
+// ProgHook is one loaded hook on a kernel function.
+type ProgHook struct {
 	coll *ebpf.Collection
 	// progs are the loaded programs' names, in attach order
 	progs []string
@@ -203,10 +203,10 @@ type Kprobe struct {
 	scope *cgroupScope
 }
 
-// LoadKprobe loads and attaches a hook on a kernel function whose records
+// LoadProgHook loads and attaches a hook on a kernel function whose records
 // go to events. On error nothing stays loaded.
-func LoadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error) {
-	k, err := loadKprobe(spec, events, opts)
+func LoadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook, error) {
+	k, err := loadProgHook(spec, events, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -221,10 +221,10 @@ func LoadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	return k, nil
 }
 
-// loadKprobe loads and configures a hook without attaching it: the
+// loadProgHook loads and configures a hook without attaching it: the
 // verifier's verdict and the configuration are independent of whether
 // this kernel can attach kprobes.
-func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error) {
+func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook, error) {
 	if spec.Params < 0 || spec.Params > MaxParams {
 		return nil, fmt.Errorf("hook reads %d parameters, at most %d", spec.Params, MaxParams)
 	}
@@ -235,7 +235,7 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 	if err != nil {
 		return nil, err
 	}
-	cs, err := bpf.LoadKprobe()
+	cs, err := bpf.LoadHook()
 	if err != nil {
 		return nil, fmt.Errorf("reading the kprobe object: %w", err)
 	}
@@ -366,21 +366,21 @@ func loadKprobe(spec KprobeSpec, events *ebpf.Map, opts Options) (*Kprobe, error
 		}
 		return nil, fmt.Errorf("loading %s on %s: %w", what, spec.Symbol, err)
 	}
-	k := &Kprobe{coll: coll, progs: progs}
+	k := &ProgHook{coll: coll, progs: progs}
 	if spec.Scoped {
 		// the object's one hook is slot 0
 		k.scope = newCgroupScope(coll.Maps["hook_cgroups"], 0)
 	}
-	fail := func(err error) (*Kprobe, error) {
+	fail := func(err error) (*ProgHook, error) {
 		k.Close()
 		return nil, err
 	}
 	// the configuration has the same layout in both hook objects (bpf/lib/hook.h)
-	if err := coll.Maps["conf"].Put(uint32(0), bpf.KprobeGenConf(conf)); err != nil {
+	if err := coll.Maps["conf"].Put(uint32(0), bpf.HookGenConf(conf)); err != nil {
 		return fail(fmt.Errorf("writing hook config: %w", err))
 	}
 	for _, key := range strs {
-		if err := coll.Maps["strings"].Put(bpf.KprobeLpmKey(key), uint8(1)); err != nil {
+		if err := coll.Maps["strings"].Put(bpf.HookLpmKey(key), uint8(1)); err != nil {
 			return fail(fmt.Errorf("writing match strings: %w", err))
 		}
 	}
@@ -404,7 +404,7 @@ func (a Attach) String() string {
 }
 
 // attach attaches loaded program prog of the hook.
-func attach(spec KprobeSpec, prog string, p *ebpf.Program) (link.Link, error) {
+func attach(spec ProgHookSpec, prog string, p *ebpf.Program) (link.Link, error) {
 	var l link.Link
 	var err error
 	what := spec.Symbol
@@ -452,7 +452,7 @@ func attach(spec KprobeSpec, prog string, p *ebpf.Program) (link.Link, error) {
 
 // Stats reads the hook's counters (Cached stays zero: the kprobe object
 // keeps no verdict cache, as nothing would tell it about renames).
-func (k *Kprobe) Stats() (GenericStats, error) {
+func (k *ProgHook) Stats() (GenericStats, error) {
 	s, err := readGenericStats(k.coll.Maps["stats"], 0)
 	var progs []*ebpf.Program
 	for _, p := range k.coll.Programs {
@@ -472,7 +472,7 @@ func (k *Kprobe) Stats() (GenericStats, error) {
 // stack id of the hook's stack map, and deletes it there: the map is
 // small, and a stack that is not read again would keep its slot (a new
 // stack hashing to it would be lost).
-func (k *Kprobe) Stack(id int32) ([]uint64, error) {
+func (k *ProgHook) Stack(id int32) ([]uint64, error) {
 	var frames [MaxStackDepth]uint64
 	m := k.coll.Maps["stacks"]
 	if err := m.Lookup(uint32(id), &frames); err != nil {
@@ -491,12 +491,12 @@ func (k *Kprobe) Stack(id int32) ([]uint64, error) {
 // Pin pins the hook's links (and its counters) under dir, so that it stays
 // attached after the agent's file descriptors are closed. Removing dir
 // detaches it.
-func (k *Kprobe) Pin(dir string) error {
+func (k *ProgHook) Pin(dir string) error {
 	return pinAll(dir, k.links, map[string]*ebpf.Map{"stats": k.coll.Maps["stats"]})
 }
 
 // Close detaches and unloads the hook, unless it is pinned.
-func (k *Kprobe) Close() error {
+func (k *ProgHook) Close() error {
 	var errs []error
 	for _, l := range k.links {
 		errs = append(errs, l.Close())

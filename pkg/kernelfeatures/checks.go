@@ -1,4 +1,4 @@
-package probe
+package kernelfeatures
 
 import (
 	"debug/elf"

@@ -1,4 +1,4 @@
-package probe_test
+package kernelfeatures_test
 
 import (
 	"context"
@@ -10,16 +10,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetragon-lite/tetragon/pkg/probe"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
-func run(t *testing.T) probe.Report {
+func run(t *testing.T) kernelfeatures.Report {
 	t.Helper()
 	testutil.RequireRoot(t)
-	rep, err := probe.Run(context.Background())
+	rep, err := kernelfeatures.Run(context.Background())
 	if err != nil {
-		t.Fatalf("probe.Run: %v", err)
+		t.Fatalf("kernelfeatures.Run: %v", err)
 	}
 	return rep
 }
@@ -37,7 +37,7 @@ func TestRunMatchesLane(t *testing.T) {
 		return
 	}
 	for _, n := range want {
-		if !probe.Known(n) {
+		if !kernelfeatures.Known(n) {
 			t.Errorf("%s names unknown feature %q", testutil.LaneFeaturesEnv, n)
 		}
 	}
@@ -57,8 +57,8 @@ func TestRunMatchesLane(t *testing.T) {
 func TestRunAgreesWithKernel(t *testing.T) {
 	rep := run(t)
 
-	if !slices.Equal(names(rep), probe.Names()) {
-		t.Fatalf("report features %v, want %v in that order", names(rep), probe.Names())
+	if !slices.Equal(names(rep), kernelfeatures.Names()) {
+		t.Fatalf("report features %v, want %v in that order", names(rep), kernelfeatures.Names())
 	}
 	for _, f := range rep.Features {
 		if f.Available == (f.Reason != "") {
@@ -70,7 +70,7 @@ func TestRunAgreesWithKernel(t *testing.T) {
 	}
 
 	_, err := os.Stat("/sys/kernel/btf/vmlinux")
-	if err == nil && !rep.Has(probe.BTF) {
+	if err == nil && !rep.Has(kernelfeatures.BTF) {
 		t.Errorf("/sys/kernel/btf/vmlinux exists but btf is unavailable")
 	}
 	// Run mounts securityfs, so the list is readable now.
@@ -79,20 +79,20 @@ func TestRunAgreesWithKernel(t *testing.T) {
 		t.Fatalf("reading the LSM list after the probe mounted securityfs: %v", err)
 	}
 	active := slices.Contains(strings.Split(strings.TrimSpace(string(lsms)), ","), "bpf")
-	if f, _ := rep.Feature(probe.BPFLSM); !active && (f.Available || !strings.Contains(f.Reason, "not an active LSM")) {
+	if f, _ := rep.Feature(kernelfeatures.BPFLSM); !active && (f.Available || !strings.Contains(f.Reason, "not an active LSM")) {
 		t.Errorf("bpf is not in the LSM list %q, yet bpf_lsm = %+v", lsms, f)
 	}
 	// Kprobes, whichever way they attach, exist only with CONFIG_KPROBE_EVENTS.
 	if _, err := os.Stat("/sys/kernel/tracing/kprobe_events"); errors.Is(err, os.ErrNotExist) {
-		for _, n := range []string{probe.Kprobe, probe.Kretprobe, probe.OverrideReturn} {
+		for _, n := range []string{kernelfeatures.Kprobe, kernelfeatures.Kretprobe, kernelfeatures.OverrideReturn} {
 			if rep.Has(n) {
 				t.Errorf("kernel has no kprobe_events, yet %s is available", n)
 			}
 		}
 	}
 	// Kernel functions cannot be hooked through BTF without BTF.
-	if !rep.Has(probe.BTF) {
-		for _, n := range []string{probe.Fentry, probe.Fexit, probe.FmodRet, probe.BPFLSM, probe.TpBTF, probe.BPFLoop} {
+	if !rep.Has(kernelfeatures.BTF) {
+		for _, n := range []string{kernelfeatures.Fentry, kernelfeatures.Fexit, kernelfeatures.FmodRet, kernelfeatures.BPFLSM, kernelfeatures.TpBTF, kernelfeatures.BPFLoop} {
 			if rep.Has(n) {
 				t.Errorf("kernel BTF is unavailable, yet %s is available", n)
 			}
@@ -100,7 +100,7 @@ func TestRunAgreesWithKernel(t *testing.T) {
 	}
 }
 
-func names(rep probe.Report) []string {
+func names(rep kernelfeatures.Report) []string {
 	var out []string
 	for _, f := range rep.Features {
 		out = append(out, f.Name)
@@ -128,13 +128,13 @@ func TestRunCleansUp(t *testing.T) {
 	before := openFDs(t)
 	rep := run(t)
 	after := openFDs(t)
-	if !rep.Has(probe.LinkPinning) {
-		t.Logf("link_pinning unavailable (%s): only file descriptors are checked", mustFeature(t, rep, probe.LinkPinning).Reason)
+	if !rep.Has(kernelfeatures.LinkPinning) {
+		t.Logf("link_pinning unavailable (%s): only file descriptors are checked", mustFeature(t, rep, kernelfeatures.LinkPinning).Reason)
 	}
 	if len(after) != len(before) {
 		t.Errorf("open fds went from %d to %d:\nbefore %v\nafter  %v", len(before), len(after), before, after)
 	}
-	leftovers, err := filepath.Glob(filepath.Join("/sys/fs/bpf", probe.PinDirPattern()))
+	leftovers, err := filepath.Glob(filepath.Join("/sys/fs/bpf", kernelfeatures.PinDirPattern()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestRunCleansUp(t *testing.T) {
 	}
 }
 
-func mustFeature(t *testing.T, rep probe.Report, name string) probe.Feature {
+func mustFeature(t *testing.T, rep kernelfeatures.Report, name string) kernelfeatures.Feature {
 	t.Helper()
 	f, ok := rep.Feature(name)
 	if !ok {
@@ -173,30 +173,30 @@ func TestRunCanceled(t *testing.T) {
 	testutil.RequireRoot(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := probe.Run(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := kernelfeatures.Run(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run with a canceled context returned %v, want context.Canceled", err)
 	}
 }
 
 func TestReportAccessors(t *testing.T) {
-	rep := probe.Report{Features: []probe.Feature{
-		{Name: probe.TpBTF, Available: true},
-		{Name: probe.Kprobe, Reason: "no kprobe_events"},
+	rep := kernelfeatures.Report{Features: []kernelfeatures.Feature{
+		{Name: kernelfeatures.TpBTF, Available: true},
+		{Name: kernelfeatures.Kprobe, Reason: "no kprobe_events"},
 	}}
-	if !rep.Has(probe.TpBTF) || rep.Has(probe.Kprobe) || rep.Has(probe.Fentry) {
-		t.Errorf("Has: tp_btf=%v kprobe=%v fentry=%v", rep.Has(probe.TpBTF), rep.Has(probe.Kprobe), rep.Has(probe.Fentry))
+	if !rep.Has(kernelfeatures.TpBTF) || rep.Has(kernelfeatures.Kprobe) || rep.Has(kernelfeatures.Fentry) {
+		t.Errorf("Has: tp_btf=%v kprobe=%v fentry=%v", rep.Has(kernelfeatures.TpBTF), rep.Has(kernelfeatures.Kprobe), rep.Has(kernelfeatures.Fentry))
 	}
 	m := rep.Map()
-	if len(m) != 2 || !m[probe.TpBTF] || m[probe.Kprobe] {
+	if len(m) != 2 || !m[kernelfeatures.TpBTF] || m[kernelfeatures.Kprobe] {
 		t.Errorf("Map() = %v", m)
 	}
-	if f, ok := rep.Feature(probe.Kprobe); !ok || f.Reason != "no kprobe_events" {
+	if f, ok := rep.Feature(kernelfeatures.Kprobe); !ok || f.Reason != "no kprobe_events" {
 		t.Errorf("Feature(kprobe) = %+v, %v", f, ok)
 	}
-	if got := rep.Available(); !slices.Equal(got, []string{probe.TpBTF}) {
+	if got := rep.Available(); !slices.Equal(got, []string{kernelfeatures.TpBTF}) {
 		t.Errorf("Available() = %v", got)
 	}
-	if !probe.Known(probe.LinkPinning) || probe.Known("kprobes") {
+	if !kernelfeatures.Known(kernelfeatures.LinkPinning) || kernelfeatures.Known("kprobes") {
 		t.Errorf("Known misjudges names")
 	}
 }

@@ -23,7 +23,7 @@ var fdInstallArgs = []Arg{
 	{Source: SrcRegKFile, Reg: 1, Kind: KindPath},
 }
 
-// TestKprobeVerifies loads every program shape of bpf/kprobe.c with every
+// TestKprobeVerifies loads every program shape of bpf/hook.c with every
 // argument source, without attaching: the verifier's verdict does not
 // depend on whether the kernel can attach kprobes, so this runs on the
 // host too.
@@ -54,47 +54,47 @@ func TestKprobeVerifies(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		spec KprobeSpec
+		spec ProgHookSpec
 	}{
-		{"entry", KprobeSpec{Symbol: "security_file_permission", Params: 6, Args: all, Selectors: sels}},
-		{"strings", KprobeSpec{Symbol: "do_filp_open", Params: 3, Args: strs, Selectors: sels}},
-		{"dentry", KprobeSpec{Symbol: "security_inode_unlink", Params: 2, Args: dentry, Selectors: sels}},
-		{"return", KprobeSpec{Symbol: "security_file_permission", Params: 6, Return: true, Args: all, Selectors: sels}},
-		{"syscall", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Args: sysArgs, Selectors: sels}},
-		{"syscall return", KprobeSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true, Args: sysArgs, Selectors: sels}},
-		{"binprm and syscall64", KprobeSpec{Symbol: "security_bprm_check", Params: 2, Args: []Arg{
+		{"entry", ProgHookSpec{Symbol: "security_file_permission", Params: 6, Args: all, Selectors: sels}},
+		{"strings", ProgHookSpec{Symbol: "do_filp_open", Params: 3, Args: strs, Selectors: sels}},
+		{"dentry", ProgHookSpec{Symbol: "security_inode_unlink", Params: 2, Args: dentry, Selectors: sels}},
+		{"return", ProgHookSpec{Symbol: "security_file_permission", Params: 6, Return: true, Args: all, Selectors: sels}},
+		{"syscall", ProgHookSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Args: sysArgs, Selectors: sels}},
+		{"syscall return", ProgHookSpec{Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 3, Return: true, Args: sysArgs, Selectors: sels}},
+		{"binprm and syscall64", ProgHookSpec{Symbol: "security_bprm_check", Params: 2, Args: []Arg{
 			{Source: SrcRegBinprm, Reg: 0, Kind: KindPath}, {Source: SrcRegSyscall64, Reg: 1, Kind: KindInt}}, Selectors: sels}},
-		{"cred", KprobeSpec{Symbol: "commit_creds", Params: 1, Args: []Arg{{Source: SrcRegCred, Reg: 0, Kind: KindPath}}}},
-		{"kiocb and user_namespace", KprobeSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
+		{"cred", ProgHookSpec{Symbol: "commit_creds", Params: 1, Args: []Arg{{Source: SrcRegCred, Reg: 0, Kind: KindPath}}}},
+		{"kiocb and user_namespace", ProgHookSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
 			{Source: SrcRegKiocb, Reg: 0, Kind: KindPath}, {Source: SrcRegUserNs, Reg: 1, Kind: KindPath}}, Selectors: sels}},
-		{"socket", KprobeSpec{Symbol: "security_socket_getpeername", Params: 1, Args: []Arg{{Source: SrcRegSocket, Reg: 0, Kind: KindPath}}}},
-		{"skb and socket tracking", KprobeSpec{Symbol: "ip_output", Params: 3, Args: []Arg{
+		{"socket", ProgHookSpec{Symbol: "security_socket_getpeername", Params: 1, Args: []Arg{{Source: SrcRegSocket, Reg: 0, Kind: KindPath}}}},
+		{"skb and socket tracking", ProgHookSpec{Symbol: "ip_output", Params: 3, Args: []Arg{
 			{Source: SrcRegSock, Reg: 1, Kind: KindPath}, {Source: SrcRegSkb, Reg: 2, Kind: KindPath}},
 			Selectors: []Selector{
 				{Matches: []Match{{Arg: 1, Op: OpDPort, Ints: []int64{53 | 53<<32}}}, Actions: ActPost | ActTrackSock, SockArg: 1},
 				{Actions: ActUntrackSock, SockArg: 0},
 			}}},
-		{"bpf_attr", KprobeSpec{Symbol: "bpf_check", Params: 2, Args: []Arg{{Source: SrcRegBpfAttr, Reg: 1, Kind: KindPath}}}},
-		{"returned sock tracked", KprobeSpec{Symbol: "sk_alloc", Params: 2, Return: true, RetSockAction: RetTrackSock,
+		{"bpf_attr", ProgHookSpec{Symbol: "bpf_check", Params: 2, Args: []Arg{{Source: SrcRegBpfAttr, Reg: 1, Kind: KindPath}}}},
+		{"returned sock tracked", ProgHookSpec{Symbol: "sk_alloc", Params: 2, Return: true, RetSockAction: RetTrackSock,
 			Args: []Arg{{Source: SrcReg, Reg: 1, Kind: KindInt, Size: 4, Signed: true}}}},
-		{"range, substring and file type", KprobeSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
+		{"range, substring and file type", ProgHookSpec{Symbol: "security_file_permission", Params: 2, Args: []Arg{
 			{Source: SrcRegKFile, Reg: 0, Kind: KindPath}, {Source: SrcReg, Reg: 1, Kind: KindInt, Size: 4, Signed: true}},
 			Selectors: []Selector{
 				{Matches: []Match{{Arg: 1, Op: OpInRange, Ints: []int64{1, 4, -3, -1}}, {Arg: 0, Op: OpSubStringIgnCase, Strings: []string{"shadow"}}}},
 				{Matches: []Match{{Arg: 1, Op: OpNotInRange, Ints: []int64{2, 2}}, {Arg: 0, Op: OpNotFileType, Ints: []int64{0o040000}}, {Arg: 0, Op: OpSubString, Strings: []string{"/."}}}},
 			}}},
-		{"bpf_map and perf_event", KprobeSpec{Symbol: "security_bpf_map_alloc", Params: 1, Args: []Arg{
+		{"bpf_map and perf_event", ProgHookSpec{Symbol: "security_bpf_map_alloc", Params: 1, Args: []Arg{
 			{Source: SrcRegBpfMap, Reg: 0, Kind: KindPath}, {Source: SrcRegPerfEvent, Reg: 0, Kind: KindPath}}}},
-		{"resolve", KprobeSpec{Symbol: "security_bprm_check", Params: 1, Args: []Arg{
+		{"resolve", ProgHookSpec{Symbol: "security_bprm_check", Params: 1, Args: []Arg{
 			{Source: SrcRegStr, Reg: 0, Kind: KindPath, Resolve: []ResolveStep{{8, 8}, {16, 8}, {24, 8}, {24, 8}, {100, 0}}},
 			{Source: SrcReg, Reg: 0, Kind: KindInt, Size: 4, Resolve: []ResolveStep{{8, 8}, {16, 4}}},
 			{Source: SrcRegKPath, Reg: 0, Kind: KindPath, Resolve: []ResolveStep{{1, 8}, {2, 0}, {3, 0}, {4, 8}, {5, 0}, {6, 8}, {7, 8}, {8, 0}}}},
 			Selectors: sels[:1]}},
-		{"net_device", KprobeSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
+		{"net_device", ProgHookSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
 			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{"lo"}}}, Actions: ActPost}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k, err := loadKprobe(tc.spec, newRing(t), Options{})
+			k, err := loadProgHook(tc.spec, newRing(t), Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestKprobeVerifies(t *testing.T) {
 	for _, c := range []struct{ name, feature string }{{"fentry", "fentry"}, {"fexit", "fexit"}} {
 		t.Run(c.name, func(t *testing.T) {
 			testutil.RequireFeature(t, c.feature)
-			k, err := loadKprobe(KprobeSpec{Attach: AttachFentry, Symbol: "security_file_permission", Params: 2, Return: c.name == "fexit",
+			k, err := loadProgHook(ProgHookSpec{Attach: AttachFentry, Symbol: "security_file_permission", Params: 2, Return: c.name == "fexit",
 				Args: all[:2], Selectors: sels}, newRing(t), Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -117,7 +117,7 @@ func TestKprobeVerifies(t *testing.T) {
 	t.Run("fmod_ret", func(t *testing.T) {
 		testutil.RequireFeature(t, "fmod_ret")
 		override := append([]Selector{{Matches: sels[0].Matches, Actions: ActOverride | ActPost, Error: -1}}, sels[1])
-		k, err := loadKprobe(KprobeSpec{Symbol: "security_file_permission", Params: 2, Override: true,
+		k, err := loadProgHook(ProgHookSpec{Symbol: "security_file_permission", Params: 2, Override: true,
 			Args: all[:2], Selectors: override}, newRing(t), Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +127,7 @@ func TestKprobeVerifies(t *testing.T) {
 }
 
 // readGeneric reads the next hook record from ring.
-func readGeneric(t *testing.T, ring *ebpf.Map) *observer.Generic {
+func readGeneric(t *testing.T, ring *ebpf.Map) *observer.HookRecord {
 	t.Helper()
 	rd, err := ringbuf.NewReader(ring)
 	if err != nil {
@@ -144,7 +144,7 @@ func readGeneric(t *testing.T, ring *ebpf.Map) *observer.Generic {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, ok := v.(*observer.Generic)
+	g, ok := v.(*observer.HookRecord)
 	if !ok {
 		t.Fatalf("record %T, want a hook record", v)
 	}
@@ -170,7 +170,7 @@ func TestKprobeSigkillOnOpen(t *testing.T) {
 	testutil.RequireFeature(t, "kprobe")
 	target, other := twoFiles(t)
 	ring := newRing(t)
-	k, err := LoadKprobe(KprobeSpec{
+	k, err := LoadProgHook(ProgHookSpec{
 		ID: 3, Symbol: "fd_install", Params: 2, Args: fdInstallArgs,
 		Selectors: []Selector{{
 			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
@@ -214,7 +214,7 @@ func TestKprobePinnedKeepsEnforcing(t *testing.T) {
 		t.Fatal(err)
 	}
 	target, _ := twoFiles(t)
-	k, err := LoadKprobe(KprobeSpec{
+	k, err := LoadProgHook(ProgHookSpec{
 		Symbol: "fd_install", Params: 2, Args: fdInstallArgs,
 		Selectors: []Selector{{Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}}, Actions: ActSigkill}},
 	}, newRing(t), Options{})
@@ -254,7 +254,7 @@ func TestKprobeSyscallReturn(t *testing.T) {
 	testutil.RequireFeature(t, "kretprobe")
 	target, _ := twoFiles(t)
 	ring := newRing(t)
-	k, err := LoadKprobe(KprobeSpec{
+	k, err := LoadProgHook(ProgHookSpec{
 		ID: 4, Symbol: "__x64_sys_openat", Syscall: true, SyscallNr: 257, Params: 2, Return: true,
 		Args: []Arg{
 			{Source: SrcReg, Reg: 0, Kind: KindInt, Size: 4, Signed: true},
@@ -283,7 +283,7 @@ func TestKprobeOverride(t *testing.T) {
 	testutil.RequireFeature(t, "fmod_ret")
 	target, other := twoFiles(t)
 	ring := newRing(t)
-	k, err := LoadKprobe(KprobeSpec{
+	k, err := LoadProgHook(ProgHookSpec{
 		ID: 5, Symbol: "security_file_open", Params: 1, Override: true,
 		Args: []Arg{{Source: SrcRegKFile, Reg: 0, Kind: KindPath}},
 		Selectors: []Selector{{

@@ -330,7 +330,7 @@ static __always_inline bool same_file(struct verdict *seen, struct verdict *now)
 
 /* put_user_sockaddr copies the struct sockaddr_in or sockaddr_in6 a
  * syscall was given (connect, bind, sendto) into string slot s of r, as
- * kprobe.c does: selectors (match_sock) and user space read the family
+ * hook.c does: selectors (match_sock) and user space read the family
  * first. */
 static __always_inline void put_user_sockaddr(struct gen_rec *r, __u32 s, long uptr)
 {

@@ -10,20 +10,20 @@ import (
 )
 
 // Limits of one hook, as compiled into bpf/lib/hook.h (shared by
-// bpf/generic.c and bpf/kprobe.c).
+// bpf/dispatch.c and bpf/hook.c).
 const (
-	MaxArgs      = int(bpf.GenericHookLimitHL_MAX_ARGS)
-	MaxSelectors = int(bpf.GenericHookLimitHL_MAX_SELECTORS)
+	MaxArgs      = int(bpf.HookHookLimitHL_MAX_ARGS)
+	MaxSelectors = int(bpf.HookHookLimitHL_MAX_SELECTORS)
 	// MaxMatchArgs bounds the filter entries of one selector, all lists
 	// together (matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
 	// matchNamespaces, matchCapabilities).
-	MaxMatchArgs  = int(bpf.GenericHookLimitHL_MAX_MATCH_ARGS)
-	MaxIntValues  = int(bpf.GenericHookLimitHL_MAX_VALUES)
-	MaxStringArgs = int(bpf.GenericHookLimitHL_MAX_STRS)
+	MaxMatchArgs  = int(bpf.HookHookLimitHL_MAX_MATCH_ARGS)
+	MaxIntValues  = int(bpf.HookHookLimitHL_MAX_VALUES)
+	MaxStringArgs = int(bpf.HookHookLimitHL_MAX_STRS)
 	// MaxMatchString is the longest string a string operator can match
 	// (the LPM trie's key data, less the terminating NUL).
-	MaxMatchString = int(bpf.GenericHookLimitHL_LPM_DATA) - 1
-	sysTableLen    = uint32(bpf.GenericDispatchLimitDL_SYS_TABLE_LEN)
+	MaxMatchString = int(bpf.HookHookLimitHL_LPM_DATA) - 1
+	sysTableLen    = uint32(bpf.DispatchDispatchLimitDL_SYS_TABLE_LEN)
 )
 
 // ArgSource says where a hook argument comes from (enum arg_src). Reg is
@@ -33,21 +33,21 @@ type ArgSource uint8
 
 // Argument sources.
 const (
-	SrcReg     = ArgSource(bpf.GenericArgSrcSRC_REG)      // argument Reg (integer)
-	SrcRet     = ArgSource(bpf.GenericArgSrcSRC_RET)      // return value
-	SrcRegFile = ArgSource(bpf.GenericArgSrcSRC_REG_FILE) // file behind the fd in argument Reg
-	SrcRetFile = ArgSource(bpf.GenericArgSrcSRC_RET_FILE) // file behind the returned fd
-	SrcVarFile = ArgSource(bpf.GenericArgSrcSRC_VAR_FILE) // file behind the fd the syscall variant names
-	SrcVarMask = ArgSource(bpf.GenericArgSrcSRC_VAR_MASK) // access mask the syscall variant implies
-	SrcRegUstr = ArgSource(bpf.GenericArgSrcSRC_REG_USTR) // user-space string in argument Reg
-	SrcVarPath = ArgSource(bpf.GenericArgSrcSRC_VAR_PATH) // variant's file, or its user-space path string
+	SrcReg     = ArgSource(bpf.HookArgSrcSRC_REG)      // argument Reg (integer)
+	SrcRet     = ArgSource(bpf.HookArgSrcSRC_RET)      // return value
+	SrcRegFile = ArgSource(bpf.HookArgSrcSRC_REG_FILE) // file behind the fd in argument Reg
+	SrcRetFile = ArgSource(bpf.HookArgSrcSRC_RET_FILE) // file behind the returned fd
+	SrcVarFile = ArgSource(bpf.HookArgSrcSRC_VAR_FILE) // file behind the fd the syscall variant names
+	SrcVarMask = ArgSource(bpf.HookArgSrcSRC_VAR_MASK) // access mask the syscall variant implies
+	SrcRegUstr = ArgSource(bpf.HookArgSrcSRC_REG_USTR) // user-space string in argument Reg
+	SrcVarPath = ArgSource(bpf.HookArgSrcSRC_VAR_PATH) // variant's file, or its user-space path string
 
 	// Kernel-pointer parameters of a kprobe.
-	SrcRegKFile    = ArgSource(bpf.GenericArgSrcSRC_REG_KFILE)    // struct file *
-	SrcRegKPath    = ArgSource(bpf.GenericArgSrcSRC_REG_KPATH)    // struct path *
-	SrcRegDentry   = ArgSource(bpf.GenericArgSrcSRC_REG_DENTRY)   // struct dentry * (path within its file system)
-	SrcRegStr      = ArgSource(bpf.GenericArgSrcSRC_REG_STR)      // char * in kernel or user memory
-	SrcRegFilename = ArgSource(bpf.GenericArgSrcSRC_REG_FILENAME) // struct filename *
+	SrcRegKFile    = ArgSource(bpf.HookArgSrcSRC_REG_KFILE)    // struct file *
+	SrcRegKPath    = ArgSource(bpf.HookArgSrcSRC_REG_KPATH)    // struct path *
+	SrcRegDentry   = ArgSource(bpf.HookArgSrcSRC_REG_DENTRY)   // struct dentry * (path within its file system)
+	SrcRegStr      = ArgSource(bpf.HookArgSrcSRC_REG_STR)      // char * in kernel or user memory
+	SrcRegFilename = ArgSource(bpf.HookArgSrcSRC_REG_FILENAME) // struct filename *
 )
 
 // ArgKind is how an argument's value is kept (enum arg_type).
@@ -55,9 +55,9 @@ type ArgKind uint8
 
 // Argument kinds.
 const (
-	KindInt  = ArgKind(bpf.GenericArgTypeT_INT)
-	KindPath = ArgKind(bpf.GenericArgTypeT_PATH)
-	KindFD   = ArgKind(bpf.GenericArgTypeT_FD)
+	KindInt  = ArgKind(bpf.HookArgTypeT_INT)
+	KindPath = ArgKind(bpf.HookArgTypeT_PATH)
+	KindFD   = ArgKind(bpf.HookArgTypeT_FD)
 )
 
 // Op is a selector operator (enum match_op).
@@ -65,42 +65,42 @@ type Op uint8
 
 // Operators.
 const (
-	OpEqual      = Op(bpf.GenericMatchOpMOP_EQUAL)
-	OpNotEqual   = Op(bpf.GenericMatchOpMOP_NOT_EQUAL)
-	OpPrefix     = Op(bpf.GenericMatchOpMOP_PREFIX)
-	OpNotPrefix  = Op(bpf.GenericMatchOpMOP_NOT_PREFIX)
-	OpMask       = Op(bpf.GenericMatchOpMOP_MASK)
-	OpGT         = Op(bpf.GenericMatchOpMOP_GT)
-	OpLT         = Op(bpf.GenericMatchOpMOP_LT)
-	OpPostfix    = Op(bpf.GenericMatchOpMOP_POSTFIX)
-	OpNotPostfix = Op(bpf.GenericMatchOpMOP_NOT_POSTFIX)
+	OpEqual      = Op(bpf.HookMatchOpMOP_EQUAL)
+	OpNotEqual   = Op(bpf.HookMatchOpMOP_NOT_EQUAL)
+	OpPrefix     = Op(bpf.HookMatchOpMOP_PREFIX)
+	OpNotPrefix  = Op(bpf.HookMatchOpMOP_NOT_PREFIX)
+	OpMask       = Op(bpf.HookMatchOpMOP_MASK)
+	OpGT         = Op(bpf.HookMatchOpMOP_GT)
+	OpLT         = Op(bpf.HookMatchOpMOP_LT)
+	OpPostfix    = Op(bpf.HookMatchOpMOP_POSTFIX)
+	OpNotPostfix = Op(bpf.HookMatchOpMOP_NOT_POSTFIX)
 	// Socket operators, on SrcRegSock, SrcRegSocket and SrcRegSockaddr
 	// arguments (match_sock): addresses against Prefixes, the others against Ints
 	// holding ranges (SockRange).
-	OpSAddr    = Op(bpf.GenericMatchOpMOP_SADDR)
-	OpNotSAddr = Op(bpf.GenericMatchOpMOP_NOT_SADDR)
-	OpDAddr    = Op(bpf.GenericMatchOpMOP_DADDR)
-	OpNotDAddr = Op(bpf.GenericMatchOpMOP_NOT_DADDR)
-	OpSPort    = Op(bpf.GenericMatchOpMOP_SPORT)
-	OpNotSPort = Op(bpf.GenericMatchOpMOP_NOT_SPORT)
-	OpDPort    = Op(bpf.GenericMatchOpMOP_DPORT)
-	OpNotDPort = Op(bpf.GenericMatchOpMOP_NOT_DPORT)
-	OpProtocol = Op(bpf.GenericMatchOpMOP_PROTOCOL)
-	OpFamily   = Op(bpf.GenericMatchOpMOP_FAMILY)
-	OpState    = Op(bpf.GenericMatchOpMOP_STATE)
+	OpSAddr    = Op(bpf.HookMatchOpMOP_SADDR)
+	OpNotSAddr = Op(bpf.HookMatchOpMOP_NOT_SADDR)
+	OpDAddr    = Op(bpf.HookMatchOpMOP_DADDR)
+	OpNotDAddr = Op(bpf.HookMatchOpMOP_NOT_DADDR)
+	OpSPort    = Op(bpf.HookMatchOpMOP_SPORT)
+	OpNotSPort = Op(bpf.HookMatchOpMOP_NOT_SPORT)
+	OpDPort    = Op(bpf.HookMatchOpMOP_DPORT)
+	OpNotDPort = Op(bpf.HookMatchOpMOP_NOT_DPORT)
+	OpProtocol = Op(bpf.HookMatchOpMOP_PROTOCOL)
+	OpFamily   = Op(bpf.HookMatchOpMOP_FAMILY)
+	OpState    = Op(bpf.HookMatchOpMOP_STATE)
 	// OpInRange and OpNotInRange: on integers, Ints holding inclusive
 	// (lo, hi) pairs, in the argument type's order.
-	OpInRange    = Op(bpf.GenericMatchOpMOP_IN_RANGE)
-	OpNotInRange = Op(bpf.GenericMatchOpMOP_NOT_IN_RANGE)
+	OpInRange    = Op(bpf.HookMatchOpMOP_IN_RANGE)
+	OpNotInRange = Op(bpf.HookMatchOpMOP_NOT_IN_RANGE)
 	// OpSubString and OpSubStringIgnCase: on strings and paths, whether
 	// one of Strings occurs in the value (match_substr); IgnCase values
 	// must be lower-case, as the kernel lower-cases the value (ASCII).
-	OpSubString        = Op(bpf.GenericMatchOpMOP_SUBSTR)
-	OpSubStringIgnCase = Op(bpf.GenericMatchOpMOP_SUBSTR_IGNCASE)
+	OpSubString        = Op(bpf.HookMatchOpMOP_SUBSTR)
+	OpSubStringIgnCase = Op(bpf.HookMatchOpMOP_SUBSTR_IGNCASE)
 	// OpFileType and OpNotFileType: on files and paths, the file's type
 	// (an S_IFMT value of Ints).
-	OpFileType    = Op(bpf.GenericMatchOpMOP_FILE_TYPE)
-	OpNotFileType = Op(bpf.GenericMatchOpMOP_NOT_FILE_TYPE)
+	OpFileType    = Op(bpf.HookMatchOpMOP_FILE_TYPE)
+	OpNotFileType = Op(bpf.HookMatchOpMOP_NOT_FILE_TYPE)
 )
 
 // SockSource reports whether arguments from src are read as a socket (the
@@ -111,33 +111,33 @@ func SockSource(src ArgSource) bool {
 
 // Action flags.
 const (
-	ActPost    = uint8(bpf.GenericActFlagACT_POST)
-	ActSigkill = uint8(bpf.GenericActFlagACT_SIGKILL)
-	ActSignal  = uint8(bpf.GenericActFlagACT_SIGNAL)
+	ActPost    = uint8(bpf.HookActFlagACT_POST)
+	ActSigkill = uint8(bpf.HookActFlagACT_SIGKILL)
+	ActSignal  = uint8(bpf.HookActFlagACT_SIGNAL)
 	// ActOverride makes the function return Selector.Error instead of
-	// running; only the fmod_ret program of bpf/kprobe.c carries it out.
-	ActOverride = uint8(bpf.GenericActFlagACT_OVERRIDE)
+	// running; only the fmod_ret program of bpf/hook.c carries it out.
+	ActOverride = uint8(bpf.HookActFlagACT_OVERRIDE)
 )
 
-// Syscall table flags (SE_* in bpf/generic.c).
+// Syscall table flags (SE_* in bpf/dispatch.c).
 const (
-	OnEnter  = uint8(bpf.GenericSysFlagSE_ENTER)
-	OnExit   = uint8(bpf.GenericSysFlagSE_EXIT)
-	RetOK    = uint8(bpf.GenericSysFlagSE_RET_OK)
-	NeedFile = uint8(bpf.GenericSysFlagSE_NEED_FILE)
+	OnEnter  = uint8(bpf.DispatchSysFlagSE_ENTER)
+	OnExit   = uint8(bpf.DispatchSysFlagSE_EXIT)
+	RetOK    = uint8(bpf.DispatchSysFlagSE_RET_OK)
+	NeedFile = uint8(bpf.DispatchSysFlagSE_NEED_FILE)
 	// FuncRet: a return probe on the mapped function, whose return value
 	// is derived from the syscall's at sys_exit (0 when the syscall
 	// succeeded; no record when it failed, unless Refusals).
-	FuncRet = uint8(bpf.GenericSysFlagSE_FUNC_RET)
+	FuncRet = uint8(bpf.DispatchSysFlagSE_FUNC_RET)
 	// Refusals: with FuncRet, the syscall's EACCES or EPERM is the
 	// function's own refusal and is reported as its return value.
-	Refusals = uint8(bpf.GenericSysFlagSE_REFUSALS)
+	Refusals = uint8(bpf.DispatchSysFlagSE_REFUSALS)
 )
 
 // Variant fd sources besides a register index.
 const (
-	VarFDRet = uint8(bpf.GenericVarFdVAR_FD_RET)
-	VarNoFD  = uint8(bpf.GenericVarFdVAR_NO_FD)
+	VarFDRet = uint8(bpf.DispatchVarFdVAR_FD_RET)
+	VarNoFD  = uint8(bpf.DispatchVarFdVAR_NO_FD)
 )
 
 // Variant is one reading of a syscall: which fd it acts on and with what access.
@@ -165,7 +165,7 @@ type Arg struct {
 	Signed bool
 	// Resolve, when not empty, is the path of struct members the kprobe
 	// program follows from the parameter before reading it as Source
-	// (bpf/kprobe.c only).
+	// (bpf/hook.c only).
 	Resolve []ResolveStep
 }
 
@@ -174,12 +174,12 @@ type MatchKind uint8
 
 // Match kinds.
 const (
-	MatchArg       = MatchKind(bpf.GenericMatchKindMK_ARG)    // matchArgs: argument Arg
-	MatchReturn    = MatchKind(bpf.GenericMatchKindMK_RET)    // matchReturnArgs: the return value
-	MatchPID       = MatchKind(bpf.GenericMatchKindMK_PID)    // matchPIDs: the process id (Ints)
-	MatchNamespace = MatchKind(bpf.GenericMatchKindMK_NS)     // matchNamespaces: namespace Arg (NsKind) in Ints
-	MatchCaps      = MatchKind(bpf.GenericMatchKindMK_CAPS)   // matchCapabilities: set Arg (CapSet) against the mask Ints[0]
-	MatchBinary    = MatchKind(bpf.GenericMatchKindMK_BINARY) // matchBinaries: the executable's path (Strings)
+	MatchArg       = MatchKind(bpf.HookMatchKindMK_ARG)    // matchArgs: argument Arg
+	MatchReturn    = MatchKind(bpf.HookMatchKindMK_RET)    // matchReturnArgs: the return value
+	MatchPID       = MatchKind(bpf.HookMatchKindMK_PID)    // matchPIDs: the process id (Ints)
+	MatchNamespace = MatchKind(bpf.HookMatchKindMK_NS)     // matchNamespaces: namespace Arg (NsKind) in Ints
+	MatchCaps      = MatchKind(bpf.HookMatchKindMK_CAPS)   // matchCapabilities: set Arg (CapSet) against the mask Ints[0]
+	MatchBinary    = MatchKind(bpf.HookMatchKindMK_BINARY) // matchBinaries: the executable's path (Strings)
 )
 
 // NsKind is a namespace kind of matchNamespaces (enum ns_kind).
@@ -213,10 +213,10 @@ const (
 
 // match_arg.flags (MF_* in bpf/lib/hook.h)
 const (
-	mfFollow = uint8(bpf.GenericMatchFlagMF_FOLLOW)
-	mfNsPID  = uint8(bpf.GenericMatchFlagMF_NS_PID)
-	mfNsCap  = uint8(bpf.GenericMatchFlagMF_NS_CAP)
-	mfSigned = uint8(bpf.GenericMatchFlagMF_SIGNED)
+	mfFollow = uint8(bpf.HookMatchFlagMF_FOLLOW)
+	mfNsPID  = uint8(bpf.HookMatchFlagMF_NS_PID)
+	mfNsCap  = uint8(bpf.HookMatchFlagMF_NS_CAP)
+	mfSigned = uint8(bpf.HookMatchFlagMF_SIGNED)
 )
 
 // Match is one filter entry of a selector. Op is OpEqual for In and
@@ -260,7 +260,7 @@ type Selector struct {
 	SockArg int
 }
 
-// HookSpec is a compiled hook: everything bpf/generic.c needs.
+// HookSpec is a compiled hook: everything bpf/dispatch.c needs.
 type HookSpec struct {
 	ID        uint32
 	Syscalls  map[uint32]Syscall
@@ -313,9 +313,9 @@ func needsSlot(m Match, args []Arg) bool {
 // encodeConf encodes a hook's configuration and the trie keys of its
 // match strings; slot gives each entry that matches strings its own trie
 // slot.
-func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.GenericGenConf, []bpf.GenericLpmKey, error) {
-	var c bpf.GenericGenConf
-	var keys []bpf.GenericLpmKey
+func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.HookGenConf, []bpf.HookLpmKey, error) {
+	var c bpf.HookGenConf
+	var keys []bpf.HookLpmKey
 	if len(spec.Args) > MaxArgs || len(spec.Selectors) > MaxSelectors {
 		return c, nil, fmt.Errorf("hook has %d args and %d selectors, at most %d and %d", len(spec.Args), len(spec.Selectors), MaxArgs, MaxSelectors)
 	}
@@ -364,7 +364,7 @@ func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.GenericGenConf,
 
 // encodeMatch fills one struct match_arg and returns the LPM keys of its
 // strings, which go to the LPM slot given.
-func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.GenericLpmKey, error) {
+func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.HookLpmKey, error) {
 	cm.Kind, cm.Op, cm.Slot = uint8(m.Kind), uint8(m.Op), slot
 	if m.Follow {
 		cm.Flags |= mfFollow
@@ -486,7 +486,7 @@ func ASCIILower(s string) string {
 }
 
 // matchArg holds the fields of struct match_arg (the generated type is
-// an unnamed struct inside bpf.GenericGenConf).
+// an unnamed struct inside bpf.HookGenConf).
 type matchArg struct {
 	Arg   uint8
 	Op    uint8
@@ -505,13 +505,13 @@ func SockRange(lo, hi uint32) int64 { return int64(uint64(lo) | uint64(hi)<<32) 
 // addrKeys encodes CIDRs as LPM keys of match slot: after the slot, a
 // family byte (ADDR_KEY_V4 or ADDR_KEY_V6 in bpf/lib/hook.h), then the
 // address; the prefix covers the slot, the family and the CIDR's bits.
-func addrKeys(slot uint16, prefixes []netip.Prefix) ([]bpf.GenericLpmKey, error) {
+func addrKeys(slot uint16, prefixes []netip.Prefix) ([]bpf.HookLpmKey, error) {
 	if len(prefixes) == 0 {
 		return nil, fmt.Errorf("matchArgs: no addresses")
 	}
-	var keys []bpf.GenericLpmKey
+	var keys []bpf.HookLpmKey
 	for _, p := range prefixes {
-		var k bpf.GenericLpmKey
+		var k bpf.HookLpmKey
 		k.Slot = slot
 		a := p.Masked().Addr()
 		if !p.IsValid() {
@@ -532,8 +532,8 @@ func addrKeys(slot uint16, prefixes []netip.Prefix) ([]bpf.GenericLpmKey, error)
 	return keys, nil
 }
 
-func lpmKeys(slot uint16, strs []string, op Op) ([]bpf.GenericLpmKey, error) {
-	var keys []bpf.GenericLpmKey
+func lpmKeys(slot uint16, strs []string, op Op) ([]bpf.HookLpmKey, error) {
+	var keys []bpf.HookLpmKey
 	for _, v := range strs {
 		k, err := lpmKey(slot, v, op)
 		if err != nil {
@@ -588,11 +588,11 @@ func boolByte(b bool) uint8 {
 	return 0
 }
 
-// lpmKey encodes a match string the way match_str in bpf/generic.c looks it
+// lpmKey encodes a match string the way match_str in bpf/dispatch.c looks it
 // up. Whole-string matches keep the NUL, so they only match a looked-up
 // string that ends there too; Postfix values are stored reversed.
-func lpmKey(slot uint16, s string, op Op) (bpf.GenericLpmKey, error) {
-	var k bpf.GenericLpmKey
+func lpmKey(slot uint16, s string, op Op) (bpf.HookLpmKey, error) {
+	var k bpf.HookLpmKey
 	if len(s) > MaxMatchString {
 		return k, fmt.Errorf("value %.40q... is %d bytes, at most %d can be matched in the kernel", s, len(s), MaxMatchString)
 	}

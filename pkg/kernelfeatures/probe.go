@@ -3,7 +3,7 @@
 // by reading the kernel version: distribution kernels differ in config
 // (CONFIG_KPROBES, CONFIG_FPROBE, the lsm= list) far more than versions
 // suggest, and a verifier or attach error is the only reliable answer.
-package probe
+package kernelfeatures
 
 import (
 	"context"

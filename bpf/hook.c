@@ -7,7 +7,7 @@
  * (fentries:, the kprobe spec), a BPF LSM program (lsmhooks:), a
  * perf or raw tracepoint (tracepoints:), or a uprobe on a user function
  * (uprobes:, which run kprobe-type programs). Each program only gathers the
- * parameters into struct raw_args; what follows is common. Like generic.c,
+ * parameters into struct raw_args; what follows is common. Like dispatch.c,
  * the object is loaded once per hook and configured by data: the arguments
  * (which parameter, read as what) and the selectors, in the same layout
  * (lib/hook.h), so both objects match and record alike.
@@ -32,8 +32,8 @@ volatile const __u32 nparams = 0;
  * probe evaluates the selectors with them and the return value */
 volatile const bool at_return = false;
 /* per argument slot: integer width in bytes (0: 8) and signedness. Not in
- * struct arg_conf, which generic.c shares: widening arg_conf made the
- * verifier process 9% more instructions for generic.c's sys_exit program
+ * struct arg_conf, which dispatch.c shares: widening arg_conf made the
+ * verifier process 9% more instructions for dispatch.c's sys_exit program
  * (514k -> 562k of the 1M limit, on 6.18). */
 volatile const __u8 arg_size[MAX_ARGS] = {};
 volatile const __u8 arg_signed[MAX_ARGS] = {};
