@@ -493,21 +493,46 @@ static long run_pair(__u32 i, void *data)
 	return 0;
 }
 
+/* tp_arg reads argument i of a 64-bit call from the tracepoint's own
+ * struct pt_regs, a pointer the verifier trusts: direct loads, which the
+ * JIT makes plain loads, where reg_arg's probe reads are helper calls.
+ * It runs on every call the verdict cache may decide. */
+static __always_inline long tp_arg(struct pt_regs *regs, __u32 i)
+{
+	switch (i) {
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->r10;
+	case 4: return regs->r8;
+	case 5: return regs->r9;
+	}
+	return 0;
+}
+
 /* cache_key fills the verdict key of list variant vi; false when the
- * variant's fd is no open file, which is then not cached. Not inlined:
- * its frame is then not part of the program's own, which 6.1 counts under
- * every hook's selector evaluation (512 bytes in all). */
-static __noinline bool cache_key(struct dispatch_ctx *x, __u32 vi, __u32 list)
+ * variant's fd is no open file, which is then not cached. regs is the
+ * tracepoint's (trusted: a static function is verified with its caller's
+ * registers). Not inlined: its frame is then not part of the program's
+ * own, which 6.1 counts under every hook's selector evaluation (512 bytes
+ * in all). */
+static __noinline bool cache_key(struct dispatch_ctx *x, struct pt_regs *regs, __u32 vi, __u32 list)
 {
 	struct verdict_key *vk = &x->s->k[vi & 1];
 	struct sys_variant *v = &x->l->v[vi & 1];
-	struct pt_regs *regs = (struct pt_regs *)x->s->regs;
+	long fd;
 
 	if (v->fd_src == VAR_NO_FD)
 		return false;
 	vk->mask = v->mask;
 	vk->list = list;
-	return file_identity(v->fd_src == VAR_FD_RET ? x->s->ret : call_fd(regs, v->fd_src & 7, x->s->compat), x->s, vi);
+	if (v->fd_src == VAR_FD_RET)
+		fd = x->s->ret;
+	else if (x->s->compat)
+		fd = call_fd(regs, v->fd_src & 7, true);
+	else
+		fd = tp_arg(regs, v->fd_src & 7);
+	return file_identity(fd, x->s, vi);
 }
 
 /* in_compat_call says whether the task is in a 32-bit system call: x86
@@ -572,7 +597,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		for (int vi = 0; vi < 2; vi++) {
 			if (vi >= x.l->nv)
 				break;
-			sc->f.keyed[vi] = cache_key(&x, vi, key);
+			sc->f.keyed[vi] = cache_key(&x, regs, vi, key);
 			if (!sc->f.keyed[vi])
 				continue;
 			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
@@ -607,5 +632,6 @@ int BPF_PROG(gen_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(gen_sys_exit, struct pt_regs *regs, long ret)
 {
-	return handle(regs, BPF_CORE_READ(regs, orig_ax), ret, SE_EXIT);
+	/* a direct load: this runs at the exit of every system call */
+	return handle(regs, regs->orig_ax, ret, SE_EXIT);
 }
