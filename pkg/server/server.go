@@ -69,7 +69,7 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 	if p, ok := peer.FromContext(stream.Context()); ok && p.Addr != nil && p.Addr.String() != "" {
 		name += " " + p.Addr.String()
 	}
-	sub := s.bus.SubscribeAs(name, s.queueSize, nil)
+	sub := s.bus.SubscribeBatches(name, s.queueSize, nil)
 	defer s.bus.Unsubscribe(sub)
 	s.log.Debug().Msg("GetEvents client connected")
 	ctx := stream.Context()
@@ -77,27 +77,41 @@ func (s *Service) GetEvents(req *api.GetEventsRequest, stream api.FineGuidanceSe
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-sub.C():
+		case batch, ok := <-sub.Batches():
 			if !ok {
 				return nil
 			}
-			if !m.Match(ev.GetEventsResponse) {
-				continue
-			}
-			// the event's bytes, built once for every client and the
-			// exporter, not once per client
-			b, err := ev.Wire()
+			err := s.send(stream, m, batch)
+			sub.Done(len(batch))
 			if err != nil {
-				return fmt.Errorf("encoding event: %w", err)
-			}
-			if err := stream.SendMsg(encoded(b)); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("sending event: %w", err)
+				return err
 			}
 		}
 	}
+}
+
+// send sends the events of batch that m matches. gRPC's writer goroutine
+// writes whatever was queued since it last woke in one write, so a batch
+// sent back to back costs about one socket write, not one per event.
+func (s *Service) send(stream api.FineGuidanceSensors_GetEventsServer, m *filters.Matcher, batch []*eventbus.Event) error {
+	for _, ev := range batch {
+		if !m.Match(ev.GetEventsResponse) {
+			continue
+		}
+		// the event's bytes, built once for every client and the
+		// exporter, not once per client
+		b, err := ev.Wire()
+		if err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
+		if err := stream.SendMsg(encoded(b)); err != nil {
+			return fmt.Errorf("sending event: %w", err)
+		}
+	}
+	return nil
 }
 
 // GetHealth reports whether the agent runs and is ready, with its counters.
