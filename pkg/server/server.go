@@ -47,7 +47,12 @@ const handshakeTimeout = 10 * time.Second
 
 // Register builds a gRPC server with the service and reflection (so grpcurl works).
 func (s *Service) Register() *grpc.Server {
-	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout), grpc.ForceServerCodecV2(newWireCodec()))
+	// WriteBufferSize: gRPC's writer writes what it has queued when its
+	// buffer fills or nothing more is queued; a batch of events (a few KB
+	// each) then goes out in a write or two, not one per 32 KiB (the
+	// default).
+	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout), grpc.ForceServerCodecV2(newWireCodec()),
+		grpc.WriteBufferSize(256<<10))
 	api.RegisterFineGuidanceSensorsServer(g, s)
 	reflection.Register(g)
 	return g
