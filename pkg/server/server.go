@@ -50,9 +50,10 @@ func (s *Service) Register() *grpc.Server {
 	// WriteBufferSize: gRPC's writer writes what it has queued when its
 	// buffer fills or nothing more is queued; a batch of events (a few KB
 	// each) then goes out in a write or two, not one per 32 KiB (the
-	// default).
+	// default). SharedWriteBuffer: a connection holds the buffer only
+	// while it writes, not for its lifetime (up to MaxConnections of them).
 	g := grpc.NewServer(grpc.ConnectionTimeout(handshakeTimeout), grpc.ForceServerCodecV2(newWireCodec()),
-		grpc.WriteBufferSize(256<<10))
+		grpc.WriteBufferSize(256<<10), grpc.SharedWriteBuffer(true))
 	api.RegisterFineGuidanceSensorsServer(g, s)
 	reflection.Register(g)
 	return g
