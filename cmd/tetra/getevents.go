@@ -108,6 +108,7 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 		// never waits for the next event. Compact output is for people
 		// and stays one write per event (its color detection needs the
 		// terminal itself, too).
+		growPipe(out)
 		buffered = bufio.NewWriterSize(out, 64<<10)
 		out = buffered
 	}

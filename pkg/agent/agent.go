@@ -465,24 +465,34 @@ func socketPath(address string) (string, bool) {
 
 // process decodes records in ring-buffer order, keeps the process cache and
 // publishes events. One goroutine, so records are handled in the order the
-// kernel wrote them.
+// kernel wrote them. The events of a batch of records are published
+// together: a subscriber wakes once per batch, not once per event.
 func (a *Agent) process(ctx context.Context) error {
 	var dec observer.Decoder
 	gc := time.NewTicker(500 * time.Millisecond)
 	defer gc.Stop()
+	handleAll := func(recs [][]byte) {
+		// a new slice each time: subscribers keep the published one
+		var out []*eventbus.Event
+		for _, raw := range recs {
+			out = a.handle(&dec, raw, out)
+		}
+		a.bus.PublishBatch(out)
+	}
 	for {
 		select {
 		case batch, ok := <-a.reader.Queue():
 			if !ok {
 				return nil
 			}
-			for _, raw := range batch {
-				a.handle(&dec, raw)
-			}
+			handleAll(batch)
 			a.reader.Done(len(batch))
 		case recs := <-a.backlog:
-			for _, raw := range recs {
-				a.handle(&dec, raw)
+			// the backlog may be large: published in pieces, each a batch
+			for len(recs) > 0 {
+				n := min(len(recs), backlogBatch)
+				handleAll(recs[:n])
+				recs = recs[n:]
 			}
 		case now := <-gc.C:
 			a.cache.Collect(now)
@@ -492,33 +502,35 @@ func (a *Agent) process(ctx context.Context) error {
 	}
 }
 
-// handle turns one raw record into events.
-func (a *Agent) handle(dec *observer.Decoder, raw []byte) {
+// backlogBatch is the most records of the downtime backlog published at once.
+const backlogBatch = 256
+
+// handle turns one raw record into events, appended to out.
+func (a *Agent) handle(dec *observer.Decoder, raw []byte, out []*eventbus.Event) []*eventbus.Event {
 	rec, err := dec.Decode(raw)
 	if err != nil {
 		if a.decodeErrors.Add(1) == 1 {
 			a.log.Warn().Err(err).Msg("Dropping a record that cannot be decoded (see tetra status for the count)")
 		}
-		return
+		return out
 	}
+	var ev *eventbus.Event
 	switch r := rec.(type) {
 	case *observer.Exec:
-		a.publish(a.cache.Exec(r))
+		ev = a.cache.Exec(r)
 	case *observer.Exit:
-		a.publish(a.cache.Exit(r))
+		ev = a.cache.Exit(r)
 	case *observer.Fork:
 		a.cache.Fork(r)
 	case *observer.HookRecord:
-		if ev := a.policyEvent(r); ev != nil {
-			a.publish(ev)
-		}
+		// nil: rate-limited, or its policy was unloaded while the record was queued
+		ev = a.policyEvent(r)
 	}
-}
-
-// publish counts an event and hands it to the subscribers.
-func (a *Agent) publish(ev *eventbus.Event) {
+	if ev == nil {
+		return out
+	}
 	a.events.Count(ev.GetEventsResponse)
-	a.bus.Publish(ev)
+	return append(out, ev)
 }
 
 // containerInfo resolves a container id through the pods of the node (in

@@ -70,6 +70,13 @@ func Dial(ctx context.Context, address string) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(d.dial),
+		// An event stream carries a few KB an event, tens of thousands a
+		// second: a large window lets the agent write a whole batch
+		// without waiting for a window update, and a large read buffer
+		// takes it in a few reads, not one per event.
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(streamWindow),
+		grpc.WithReadBufferSize(256 << 10),
 	}
 	if ep.Network == "unix" {
 		opts = append(opts, grpc.WithAuthority("localhost"))
@@ -88,6 +95,10 @@ func Dial(ctx context.Context, address string) (*grpc.ClientConn, error) {
 	}
 	return conn, nil
 }
+
+// streamWindow is the HTTP/2 flow-control window of the client's streams
+// and connection.
+const streamWindow = 1 << 20
 
 // UnreachableError says the agent could not be reached.
 type UnreachableError struct {

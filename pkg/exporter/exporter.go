@@ -159,7 +159,7 @@ func New(bus *eventbus.Bus, opts Options, log zerolog.Logger) (*Exporter, error)
 	}
 	// Filters run in Run's goroutine, not in the bus: a costly regex slows
 	// the export only.
-	e.sub = bus.SubscribeAs("export", opts.QueueSize, nil)
+	e.sub = bus.SubscribeBatches("export", opts.QueueSize, nil)
 	return e, nil
 }
 
@@ -191,7 +191,7 @@ func (e *Exporter) Run() {
 	defer tick.Stop()
 	for {
 		select {
-		case ev, ok := <-e.sub.C():
+		case evs, ok := <-e.sub.Batches():
 			if !ok {
 				e.flush()
 				e.reportDrops()
@@ -200,10 +200,16 @@ func (e *Exporter) Run() {
 				}
 				return
 			}
-			e.handle(ev.GetEventsResponse)
-			// write when no event is waiting (a line never waits for the
-			// next event) or the batch is big enough
-			if len(e.sub.C()) == 0 || e.batch.Len() >= batchBytes {
+			for _, ev := range evs {
+				e.handle(ev.GetEventsResponse)
+				if e.batch.Len() >= batchBytes {
+					e.flush()
+				}
+			}
+			e.sub.Done(len(evs))
+			// write when no event is waiting: a line never waits for the
+			// next event
+			if len(e.sub.Batches()) == 0 {
 				e.flush()
 			}
 		case <-tick.C:

@@ -20,9 +20,10 @@ import (
 // kernel side (whose own drops the sensor counts).
 //
 // Records go to the queue in batches: all those the ring buffer holds when
-// the reader gets to it, up to maxBatch. At high rates a hand-off per
-// record (a channel send, often a wake-up of the decoding goroutine) cost
-// more than decoding the record.
+// the reader gets to it, and those that come within linger after, up to
+// maxBatch. At high rates a hand-off per record (a channel send, often a
+// wake-up of the decoding goroutine, the gRPC sender, its writer, tetra)
+// cost more than decoding the record.
 type Reader struct {
 	rd    *ringbuf.Reader
 	queue chan [][]byte
@@ -88,6 +89,8 @@ func (r *Reader) Run(ctx context.Context) error {
 	// the batch then goes out after at most batchWait, not with the next
 	// record whenever that comes
 	bounded := false
+	// lingered: this batch already waited linger for more records
+	lingered := false
 	for {
 		if len(batch) > 0 && !bounded {
 			r.rd.SetDeadline(time.Now().Add(batchWait))
@@ -116,8 +119,24 @@ func (r *Reader) Run(ctx context.Context) error {
 		if len(batch) < maxBatch && more() {
 			continue
 		}
+		if !lingered && len(batch) < maxBatch {
+			// The ring is empty: wait a moment for more before handing
+			// the batch over. The kernel wakes this reader for the first
+			// record written after it caught up, and not for those that
+			// follow while it lingers: at tens of thousands of records a
+			// second, every stage after this one then wakes once per
+			// batch, not once per record. An idle reader costs nothing
+			// (it waits for the kernel), and a record waits at most
+			// linger more.
+			lingered = true
+			time.Sleep(linger)
+			if more() {
+				continue
+			}
+		}
 		r.send(batch)
 		batch = nil
+		lingered = false
 		if bounded {
 			r.rd.SetDeadline(time.Time{})
 			bounded = false
@@ -127,6 +146,9 @@ func (r *Reader) Run(ctx context.Context) error {
 
 // batchWait bounds how long read records wait for the rest of their batch.
 const batchWait = time.Millisecond
+
+// linger is how long a batch waits for more records once the ring is empty.
+const linger = time.Millisecond
 
 // send queues a batch, or drops it when the queue holds its limit.
 func (r *Reader) send(batch [][]byte) {
