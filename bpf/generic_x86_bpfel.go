@@ -57,6 +57,8 @@ const (
 	GenericArgSrcSRC_REG_BPF_MAP    GenericArgSrc = 50
 	GenericArgSrcSRC_REG_PERF_EVENT GenericArgSrc = 51
 	GenericArgSrcSRC_REG_KCAP       GenericArgSrc = 43
+	GenericArgSrcSRC_REG_I32ARR     GenericArgSrc = 52
+	GenericArgSrcSRC_REG_MODULE     GenericArgSrc = 53
 )
 
 type GenericArgType uint32
@@ -195,6 +197,7 @@ const (
 	GenericHookLimitHL_MAX_VALUES     GenericHookLimit = 8
 	GenericHookLimitHL_MAX_STRS       GenericHookLimit = 2
 	GenericHookLimitHL_LPM_DATA       GenericHookLimit = 254
+	GenericHookLimitHL_MAX_I32ARR     GenericHookLimit = 64
 )
 
 type GenericListStat uint32

@@ -26,6 +26,11 @@ type ArgDecl struct {
 	// (tracingpolicy.ArgSpec.Resolve); only parameters whose BTF type is
 	// known (kernel functions, LSM hooks, raw tracepoints) have one.
 	Resolve string
+	// Size is an int32_arr's element count.
+	Size int
+	// ReturnCopy: the argument is read when the call returns, after the
+	// kernel filled it (int32_arr), so the hook runs at return.
+	ReturnCopy bool
 }
 
 // MatchDecl is a matchArgs or matchReturnArgs entry.
@@ -213,7 +218,7 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	nr, isSyscall := syscallNumbers()[name]
 	if d.List.Name != "" || isSyscall && (d.Syscall || name != d.Call) {
 		flags := uint8(sensor.OnEnter)
-		if d.Return {
+		if d.Return || returnCopies(d) {
 			flags = sensor.OnExit
 		}
 		spec.Syscalls = map[uint32]sensor.Syscall{nr: {Flags: flags, Variants: []sensor.Variant{{FD: sensor.VarFDRet}}}}
@@ -239,10 +244,12 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			case a.Type == "sockaddr":
 				// connect, bind, sendto...: the caller's socket address
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}
+			case a.Type == string(tracingpolicy.TypeInt32Arr):
+				sources[a.Index] = int32ArrSource(a)
 			case a.Type == string(tracingpolicy.TypeSyscall64):
 				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
 			default:
-				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr)", d.Call, a.Index, a.Type)
+				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr, int32_arr)", d.Call, a.Index, a.Type)
 			}
 		}
 	} else {

@@ -389,6 +389,8 @@ func argsString(args []*api.KprobeArgument) string {
 		case a.GetSockaddrArg() != nil:
 			s := a.GetSockaddrArg()
 			parts = append(parts, fmt.Sprintf("sockaddr:%s/%s:%d", s.GetFamily(), s.GetAddr(), s.GetPort()))
+		case a.GetInt32ListArg() != nil:
+			parts = append(parts, fmt.Sprintf("int32s:%v", a.GetInt32ListArg().GetValues()))
 		case a.GetKernelCapTArg() != "":
 			parts = append(parts, "caps:"+a.GetKernelCapTArg())
 		case a.GetSyscallId() != nil:

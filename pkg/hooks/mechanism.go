@@ -48,7 +48,7 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 	switch {
 	case !features[probe.Kprobe]:
 		missing = probe.Kprobe
-	case d.Return && !features[probe.Kretprobe]:
+	case (d.Return || returnCopies(d)) && !features[probe.Kretprobe]:
 		missing = probe.Kretprobe
 	}
 	switch tp.HookMechanism(d.Mechanism) {
@@ -76,7 +76,7 @@ func fentryMechanism(d HookDecl, features map[string]bool) (string, string, erro
 	for _, need := range []struct {
 		feature string
 		on      bool
-	}{{probe.Fentry, true}, {probe.Fexit, d.Return}} {
+	}{{probe.Fentry, true}, {probe.Fexit, d.Return || returnCopies(d)}} {
 		if need.on && !features[need.feature] {
 			return "", "", fmt.Errorf("fentries need %s programs, which this kernel cannot load (probe feature %s)", need.feature, need.feature)
 		}

@@ -137,10 +137,11 @@ func (c *converter) hook(kind HookKind, call string, args []tp.ArgSpec, sels []t
 		if a.MaxData {
 			c.refuse(a.Src, "maxData (reading a char_buf beyond the agent's string limit) is not built yet")
 		}
-		if a.ReturnCopy {
-			c.refuse(a.Src, "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet")
+		if a.ReturnCopy && a.Type == tp.TypeCharBuf {
+			c.refuse(a.Src, "returnCopy on a char_buf (reading it when the call returns, after the kernel filled it) is not built yet")
 		}
-		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex), Resolve: a.Resolve}
+		ad := ArgDecl{Index: int(a.Index), Type: string(a.Type), Label: a.Label, SizeArgIndex: int(a.SizeArgIndex), Resolve: a.Resolve,
+			Size: int(a.Size), ReturnCopy: a.ReturnCopy}
 		if a.SizeArgIndex != 0 {
 			if !declaresInt(args, ad.SizeArgIndex-1) {
 				c.refuse(a.Src, "sizeArgIndex %d names argument %d, the buffer's length, which args must declare with an integer type (this agent cuts the buffer to it in user space)", a.SizeArgIndex, ad.SizeArgIndex-1)
