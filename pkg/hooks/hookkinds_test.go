@@ -49,6 +49,9 @@ func helperMain() (code int, ok bool) {
 	if code, ok := pipeHelper(); ok {
 		return code, true
 	}
+	if code, ok := moduleHelper(); ok {
+		return code, true
+	}
 	if v := os.Getenv(uprobeHelperEnv); v != "" {
 		n, _ := strconv.Atoi(v)
 		fmt.Println("survived", uprobeTarget(1, 2, 3, n))
