@@ -385,6 +385,9 @@ static long fill_arg(__u32 idx, void *data)
 	case SRC_REG_SOCKADDR:
 		put_user_sockaddr(r, a->str, call_arg(x->regs, a->reg, x->compat));
 		break;
+	case SRC_REG_I32ARR:
+		put_user_i32arr(r, a->str, call_arg(x->regs, a->reg, x->compat));
+		break;
 	case SRC_REG_FILE:
 	case SRC_RET_FILE:
 	case SRC_VAR_FILE:

@@ -153,6 +153,24 @@ struct userns_data {
 	__u32 inum;
 };
 
+/* What a module argument reports, as Tetragon's module_arg: the taint
+ * flags the module sets on the kernel (bit n: TAINT n), whether its
+ * signature was verified (sig_ok, a field of kernels with
+ * CONFIG_MODULE_SIG only: has_sig says whether it was read) and its name. */
+struct module_data {
+	__u64 taints;
+	__u8 sig_ok;
+	__u8 has_sig;
+	__u8 pad[6];
+	char name[56]; /* MODULE_NAME_LEN */
+};
+
+/* struct module's sig_ok, which vmlinux.h (a kernel without
+ * CONFIG_MODULE_SIG) lacks: CO-RE finds it where the kernel has it */
+struct module___sig {
+	bool sig_ok;
+} __attribute__((preserve_access_index));
+
 /* 8 slots so that an index masked with 7 stays in bounds */
 struct raw_args {
 	__u64 a[8];
@@ -361,6 +379,21 @@ static __always_inline void put_perf_event(struct gen_rec *r, __u32 s, struct pe
 	r->str_len[s & 1] = sizeof(*d);
 }
 
+static __always_inline void put_module(struct gen_rec *r, __u32 s, struct module *m)
+{
+	struct module_data *d = (void *)&r->data[(s & 1) * STR_LEN];
+	struct module___sig *ms = (void *)m;
+
+	__builtin_memset(d, 0, sizeof(*d));
+	d->taints = BPF_CORE_READ(m, taints);
+	if (bpf_core_field_exists(ms->sig_ok)) {
+		d->has_sig = 1;
+		d->sig_ok = BPF_CORE_READ(ms, sig_ok);
+	}
+	bpf_core_read(d->name, sizeof(d->name), &m->name);
+	r->str_len[s & 1] = sizeof(*d);
+}
+
 /* put_sockaddr copies a struct sockaddr_in or sockaddr_in6 as it is (28
  * bytes; user space reads the family first). */
 static __always_inline void put_sockaddr(struct gen_rec *r, __u32 s, const void *p)
@@ -495,6 +528,14 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
+			break;
+		case SRC_REG_MODULE:
+			put_module(r, a->str, (struct module *)v);
+			break;
+		case SRC_REG_I32ARR:
+			/* at return for returnCopy: v is the pointer the entry
+			 * probe saved, and the kernel has filled the array */
+			put_user_i32arr(r, a->str, v);
 			break;
 		case SRC_REG_SOCKET:
 			r->ints[i] = (__u64)BPF_CORE_READ((struct socket *)v, sk);

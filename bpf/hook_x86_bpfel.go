@@ -57,6 +57,8 @@ const (
 	HookArgSrcSRC_REG_BPF_MAP    HookArgSrc = 50
 	HookArgSrcSRC_REG_PERF_EVENT HookArgSrc = 51
 	HookArgSrcSRC_REG_KCAP       HookArgSrc = 43
+	HookArgSrcSRC_REG_I32ARR     HookArgSrc = 52
+	HookArgSrcSRC_REG_MODULE     HookArgSrc = 53
 )
 
 type HookArgType uint32
@@ -165,6 +167,7 @@ const (
 	HookHookLimitHL_MAX_VALUES     HookHookLimit = 8
 	HookHookLimitHL_MAX_STRS       HookHookLimit = 2
 	HookHookLimitHL_LPM_DATA       HookHookLimit = 254
+	HookHookLimitHL_MAX_I32ARR     HookHookLimit = 64
 )
 
 type HookLpmKey struct {

@@ -23,6 +23,7 @@
 #define MAX_MATCH_ARGS 8
 #define MAX_VALUES 8
 #define MAX_STRS 2
+#define MAX_I32ARR 64 /* int32_arr elements: 256 bytes of a string slot */
 #define STR_LEN PATH_MAX_LEN
 /* the LPM trie allows 256 key bytes after prefixlen: two for the match
  * slot, the rest for the string */
@@ -103,6 +104,13 @@ enum arg_src {
 	/* kernel_cap_t *: the capability set, 64 bits (struct { u64 val }
 	 * since 6.3, __u32 cap[2] before: the same bytes) */
 	SRC_REG_KCAP = 43,
+	/* int32_arr: int32s in user memory (pipe2's and socketpair's fds),
+	 * copied into the string slot; arg_conf.str carries the element count
+	 * above the slot bit (str >> 1, 1..MAX_I32ARR) */
+	SRC_REG_I32ARR = 52,
+	/* read by kprobe.c only: struct module *: its name, taints and
+	 * signature verdict (struct module_data) */
+	SRC_REG_MODULE = 53,
 };
 
 enum arg_type {
@@ -338,6 +346,7 @@ enum hook_limit {
 	HL_MAX_VALUES = MAX_VALUES,
 	HL_MAX_STRS = MAX_STRS,
 	HL_LPM_DATA = LPM_DATA,
+	HL_MAX_I32ARR = MAX_I32ARR,
 };
 const enum hook_limit *unused_hook_limit __attribute__((unused));
 const struct gen_conf *unused_gen_conf __attribute__((unused));
@@ -441,6 +450,22 @@ static __always_inline void put_user_str(struct gen_rec *r, __u32 s, long uptr)
 	/* length without the NUL */
 	r->str_len[s & 1] = n > 0 ? (n - 1) & PATH_MASK : 0;
 	r->str_flags[s & 1] = n == STR_LEN ? PATH_F_TRUNCATED : 0;
+}
+
+/* put_user_i32arr copies the int32 array at uptr in user memory into
+ * string slot s & 1 of r: s >> 1 elements (SRC_REG_I32ARR). A fault
+ * leaves the slot empty; user space then reports no values. */
+static __always_inline void put_user_i32arr(struct gen_rec *r, __u32 s, long uptr)
+{
+	__u32 n = (s >> 1) & 127;
+
+	if (n > MAX_I32ARR)
+		n = MAX_I32ARR;
+	if (bpf_probe_read_user(&r->data[(s & 1) * STR_LEN], n * sizeof(__s32), (void *)uptr)) {
+		r->str_len[s & 1] = 0;
+		return;
+	}
+	r->str_len[s & 1] = n * sizeof(__s32);
 }
 
 /* swap_byte swaps key bytes i and n-1-i (n at data), reversing the key's

@@ -199,6 +199,75 @@ func (CapabilitiesType) EnumDescriptor() ([]byte, []int) {
 	return file_tetragon_proto_rawDescGZIP(), []int{0}
 }
 
+// The taint flags a kernel module sets, as their bits in the kernel's
+// taint mask.
+type TaintedBitsType int32
+
+const (
+	TaintedBitsType_TAINT_UNSET                    TaintedBitsType = 0
+	TaintedBitsType_TAINT_PROPRIETARY_MODULE       TaintedBitsType = 1
+	TaintedBitsType_TAINT_FORCED_MODULE            TaintedBitsType = 2
+	TaintedBitsType_TAINT_FORCED_UNLOAD_MODULE     TaintedBitsType = 4
+	TaintedBitsType_TAINT_STAGED_MODULE            TaintedBitsType = 1024
+	TaintedBitsType_TAINT_OUT_OF_TREE_MODULE       TaintedBitsType = 4096
+	TaintedBitsType_TAINT_UNSIGNED_MODULE          TaintedBitsType = 8192
+	TaintedBitsType_TAINT_KERNEL_LIVE_PATCH_MODULE TaintedBitsType = 32768
+	TaintedBitsType_TAINT_TEST_MODULE              TaintedBitsType = 262144
+)
+
+// Enum value maps for TaintedBitsType.
+var (
+	TaintedBitsType_name = map[int32]string{
+		0:      "TAINT_UNSET",
+		1:      "TAINT_PROPRIETARY_MODULE",
+		2:      "TAINT_FORCED_MODULE",
+		4:      "TAINT_FORCED_UNLOAD_MODULE",
+		1024:   "TAINT_STAGED_MODULE",
+		4096:   "TAINT_OUT_OF_TREE_MODULE",
+		8192:   "TAINT_UNSIGNED_MODULE",
+		32768:  "TAINT_KERNEL_LIVE_PATCH_MODULE",
+		262144: "TAINT_TEST_MODULE",
+	}
+	TaintedBitsType_value = map[string]int32{
+		"TAINT_UNSET":                    0,
+		"TAINT_PROPRIETARY_MODULE":       1,
+		"TAINT_FORCED_MODULE":            2,
+		"TAINT_FORCED_UNLOAD_MODULE":     4,
+		"TAINT_STAGED_MODULE":            1024,
+		"TAINT_OUT_OF_TREE_MODULE":       4096,
+		"TAINT_UNSIGNED_MODULE":          8192,
+		"TAINT_KERNEL_LIVE_PATCH_MODULE": 32768,
+		"TAINT_TEST_MODULE":              262144,
+	}
+)
+
+func (x TaintedBitsType) Enum() *TaintedBitsType {
+	p := new(TaintedBitsType)
+	*p = x
+	return p
+}
+
+func (x TaintedBitsType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TaintedBitsType) Descriptor() protoreflect.EnumDescriptor {
+	return file_tetragon_proto_enumTypes[1].Descriptor()
+}
+
+func (TaintedBitsType) Type() protoreflect.EnumType {
+	return &file_tetragon_proto_enumTypes[1]
+}
+
+func (x TaintedBitsType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TaintedBitsType.Descriptor instead.
+func (TaintedBitsType) EnumDescriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{1}
+}
+
 type KprobeAction int32
 
 const (
@@ -262,11 +331,11 @@ func (x KprobeAction) String() string {
 }
 
 func (KprobeAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[1].Descriptor()
+	return file_tetragon_proto_enumTypes[2].Descriptor()
 }
 
 func (KprobeAction) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[1]
+	return &file_tetragon_proto_enumTypes[2]
 }
 
 func (x KprobeAction) Number() protoreflect.EnumNumber {
@@ -275,7 +344,7 @@ func (x KprobeAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KprobeAction.Descriptor instead.
 func (KprobeAction) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{1}
+	return file_tetragon_proto_rawDescGZIP(), []int{2}
 }
 
 type EventType int32
@@ -323,11 +392,11 @@ func (x EventType) String() string {
 }
 
 func (EventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[2].Descriptor()
+	return file_tetragon_proto_enumTypes[3].Descriptor()
 }
 
 func (EventType) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[2]
+	return &file_tetragon_proto_enumTypes[3]
 }
 
 func (x EventType) Number() protoreflect.EnumNumber {
@@ -336,7 +405,7 @@ func (x EventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{2}
+	return file_tetragon_proto_rawDescGZIP(), []int{3}
 }
 
 type HealthStatusType int32
@@ -369,11 +438,11 @@ func (x HealthStatusType) String() string {
 }
 
 func (HealthStatusType) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[3].Descriptor()
+	return file_tetragon_proto_enumTypes[4].Descriptor()
 }
 
 func (HealthStatusType) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[3]
+	return &file_tetragon_proto_enumTypes[4]
 }
 
 func (x HealthStatusType) Number() protoreflect.EnumNumber {
@@ -382,7 +451,7 @@ func (x HealthStatusType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HealthStatusType.Descriptor instead.
 func (HealthStatusType) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{3}
+	return file_tetragon_proto_rawDescGZIP(), []int{4}
 }
 
 type HealthStatusResult int32
@@ -421,11 +490,11 @@ func (x HealthStatusResult) String() string {
 }
 
 func (HealthStatusResult) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[4].Descriptor()
+	return file_tetragon_proto_enumTypes[5].Descriptor()
 }
 
 func (HealthStatusResult) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[4]
+	return &file_tetragon_proto_enumTypes[5]
 }
 
 func (x HealthStatusResult) Number() protoreflect.EnumNumber {
@@ -434,7 +503,7 @@ func (x HealthStatusResult) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HealthStatusResult.Descriptor instead.
 func (HealthStatusResult) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{4}
+	return file_tetragon_proto_rawDescGZIP(), []int{5}
 }
 
 type TracingPolicyState int32
@@ -483,11 +552,11 @@ func (x TracingPolicyState) String() string {
 }
 
 func (TracingPolicyState) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[5].Descriptor()
+	return file_tetragon_proto_enumTypes[6].Descriptor()
 }
 
 func (TracingPolicyState) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[5]
+	return &file_tetragon_proto_enumTypes[6]
 }
 
 func (x TracingPolicyState) Number() protoreflect.EnumNumber {
@@ -496,7 +565,7 @@ func (x TracingPolicyState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TracingPolicyState.Descriptor instead.
 func (TracingPolicyState) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{5}
+	return file_tetragon_proto_rawDescGZIP(), []int{6}
 }
 
 type TracingPolicyMode int32
@@ -535,11 +604,11 @@ func (x TracingPolicyMode) String() string {
 }
 
 func (TracingPolicyMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_tetragon_proto_enumTypes[6].Descriptor()
+	return file_tetragon_proto_enumTypes[7].Descriptor()
 }
 
 func (TracingPolicyMode) Type() protoreflect.EnumType {
-	return &file_tetragon_proto_enumTypes[6]
+	return &file_tetragon_proto_enumTypes[7]
 }
 
 func (x TracingPolicyMode) Number() protoreflect.EnumNumber {
@@ -548,7 +617,7 @@ func (x TracingPolicyMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TracingPolicyMode.Descriptor instead.
 func (TracingPolicyMode) EnumDescriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{6}
+	return file_tetragon_proto_rawDescGZIP(), []int{7}
 }
 
 type Capabilities struct {
@@ -2088,6 +2157,114 @@ func (x *KprobeSockaddr) GetPort() uint32 {
 	return 0
 }
 
+// A module argument (struct module *): the module's name, whether its
+// signature was verified (unset on kernels without CONFIG_MODULE_SIG) and
+// the taint flags it sets.
+type KernelModule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	SignatureOk   *wrapperspb.BoolValue  `protobuf:"bytes,2,opt,name=signature_ok,json=signatureOk,proto3" json:"signature_ok,omitempty"`
+	Tainted       []TaintedBitsType      `protobuf:"varint,3,rep,packed,name=tainted,proto3,enum=tetragon.TaintedBitsType" json:"tainted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KernelModule) Reset() {
+	*x = KernelModule{}
+	mi := &file_tetragon_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KernelModule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KernelModule) ProtoMessage() {}
+
+func (x *KernelModule) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KernelModule.ProtoReflect.Descriptor instead.
+func (*KernelModule) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *KernelModule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *KernelModule) GetSignatureOk() *wrapperspb.BoolValue {
+	if x != nil {
+		return x.SignatureOk
+	}
+	return nil
+}
+
+func (x *KernelModule) GetTainted() []TaintedBitsType {
+	if x != nil {
+		return x.Tainted
+	}
+	return nil
+}
+
+// An int32_arr argument: the int32s it points to (pipe2's fds).
+type KprobeInt32List struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []int32                `protobuf:"varint,1,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeInt32List) Reset() {
+	*x = KprobeInt32List{}
+	mi := &file_tetragon_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeInt32List) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeInt32List) ProtoMessage() {}
+
+func (x *KprobeInt32List) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeInt32List.ProtoReflect.Descriptor instead.
+func (*KprobeInt32List) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *KprobeInt32List) GetValues() []int32 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // A system call's number and the ABI it was made through (a syscall64
 // argument: x64, or i386 for a 32-bit call on amd64).
 type SyscallId struct {
@@ -2100,7 +2277,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2289,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2302,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -2154,7 +2331,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2343,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2356,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -2217,7 +2394,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2406,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2419,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -2299,6 +2476,8 @@ type KprobeArgument struct {
 	//	*KprobeArgument_LinuxBinprmArg
 	//	*KprobeArgument_SyscallId
 	//	*KprobeArgument_SockaddrArg
+	//	*KprobeArgument_ModuleArg
+	//	*KprobeArgument_Int32ListArg
 	Arg           isKprobeArgument_Arg `protobuf_oneof:"arg"`
 	Label         string               `protobuf:"bytes,18,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2307,7 +2486,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2498,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2511,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -2540,6 +2719,24 @@ func (x *KprobeArgument) GetSockaddrArg() *KprobeSockaddr {
 	return nil
 }
 
+func (x *KprobeArgument) GetModuleArg() *KernelModule {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_ModuleArg); ok {
+			return x.ModuleArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetInt32ListArg() *KprobeInt32List {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_Int32ListArg); ok {
+			return x.Int32ListArg
+		}
+	}
+	return nil
+}
+
 func (x *KprobeArgument) GetLabel() string {
 	if x != nil {
 		return x.Label
@@ -2640,6 +2837,14 @@ type KprobeArgument_SockaddrArg struct {
 	SockaddrArg *KprobeSockaddr `protobuf:"bytes,30,opt,name=sockaddr_arg,json=sockaddrArg,proto3,oneof"`
 }
 
+type KprobeArgument_ModuleArg struct {
+	ModuleArg *KernelModule `protobuf:"bytes,21,opt,name=module_arg,json=moduleArg,proto3,oneof"`
+}
+
+type KprobeArgument_Int32ListArg struct {
+	Int32ListArg *KprobeInt32List `protobuf:"bytes,32,opt,name=int32_list_arg,json=int32ListArg,proto3,oneof"`
+}
+
 func (*KprobeArgument_StringArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_IntArg) isKprobeArgument_Arg() {}
@@ -2684,6 +2889,10 @@ func (*KprobeArgument_SyscallId) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_SockaddrArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_ModuleArg) isKprobeArgument_Arg() {}
+
+func (*KprobeArgument_Int32ListArg) isKprobeArgument_Arg() {}
+
 type StackTraceEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// linear address of the function in kernel or user space.
@@ -2700,7 +2909,7 @@ type StackTraceEntry struct {
 
 func (x *StackTraceEntry) Reset() {
 	*x = StackTraceEntry{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2921,7 @@ func (x *StackTraceEntry) String() string {
 func (*StackTraceEntry) ProtoMessage() {}
 
 func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2934,7 @@ func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
 func (*StackTraceEntry) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StackTraceEntry) GetAddress() uint64 {
@@ -2782,7 +2991,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +3003,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +3016,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -2920,7 +3129,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3141,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3154,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -3037,7 +3246,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3258,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3271,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -3153,7 +3362,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3165,7 +3374,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3178,7 +3387,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -3263,7 +3472,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3484,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3497,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3432,7 +3641,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +3653,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +3666,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3540,7 +3749,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3761,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3774,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3593,7 +3802,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3605,7 +3814,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3618,7 +3827,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -3664,7 +3873,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3885,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3898,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3774,7 +3983,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +3995,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +4008,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3924,7 +4133,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4145,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4158,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4003,7 +4212,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4224,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4237,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4049,7 +4258,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4270,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4283,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4099,7 +4308,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4320,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4333,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 type GetVersionResponse struct {
@@ -4136,7 +4345,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4357,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4370,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4192,7 +4401,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4204,7 +4413,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4217,7 +4426,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4311,7 +4520,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4323,7 +4532,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4545,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4445,7 +4654,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4457,7 +4666,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4470,7 +4679,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4485,7 +4694,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4497,7 +4706,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4510,7 +4719,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -4543,7 +4752,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4555,7 +4764,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4568,7 +4777,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -4588,7 +4797,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4600,7 +4809,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4613,7 +4822,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4635,7 +4844,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4647,7 +4856,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4660,7 +4869,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -4685,7 +4894,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4697,7 +4906,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4710,7 +4919,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4723,7 +4932,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4735,7 +4944,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4748,7 +4957,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4773,7 +4982,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4785,7 +4994,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4798,7 +5007,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4811,7 +5020,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4823,7 +5032,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4836,7 +5045,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4861,7 +5070,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4873,7 +5082,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4886,7 +5095,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{51}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5044,7 +5253,13 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0eKprobeSockaddr\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
-	"\x04port\x18\x03 \x01(\rR\x04port\"-\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\"\x96\x01\n" +
+	"\fKernelModule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12=\n" +
+	"\fsignature_ok\x18\x02 \x01(\v2\x1a.google.protobuf.BoolValueR\vsignatureOk\x123\n" +
+	"\atainted\x18\x03 \x03(\x0e2\x19.tetragon.TaintedBitsTypeR\atainted\")\n" +
+	"\x0fKprobeInt32List\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\x05R\x06values\"-\n" +
 	"\tSyscallId\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x10\n" +
 	"\x03abi\x18\x02 \x01(\tR\x03abi\"]\n" +
@@ -5058,7 +5273,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
 	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
-	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xec\b\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xe8\t\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -5084,7 +5299,10 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x10linux_binprm_arg\x18\x1a \x01(\v2\x1b.tetragon.KprobeLinuxBinprmH\x00R\x0elinuxBinprmArg\x124\n" +
 	"\n" +
 	"syscall_id\x18\x1d \x01(\v2\x13.tetragon.SyscallIdH\x00R\tsyscallId\x12=\n" +
-	"\fsockaddr_arg\x18\x1e \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x12\x14\n" +
+	"\fsockaddr_arg\x18\x1e \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x127\n" +
+	"\n" +
+	"module_arg\x18\x15 \x01(\v2\x16.tetragon.KernelModuleH\x00R\tmoduleArg\x12A\n" +
+	"\x0eint32_list_arg\x18  \x01(\v2\x19.tetragon.KprobeInt32ListH\x00R\fint32ListArg\x12\x14\n" +
 	"\x05label\x18\x12 \x01(\tR\x05labelB\x05\n" +
 	"\x03arg\"s\n" +
 	"\x0fStackTraceEntry\x12\x18\n" +
@@ -5315,7 +5533,17 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0eCAP_AUDIT_READ\x10%\x12\x0f\n" +
 	"\vCAP_PERFMON\x10&\x12\v\n" +
 	"\aCAP_BPF\x10'\x12\x1a\n" +
-	"\x16CAP_CHECKPOINT_RESTORE\x10(*\xf3\x02\n" +
+	"\x16CAP_CHECKPOINT_RESTORE\x10(*\x8d\x02\n" +
+	"\x0fTaintedBitsType\x12\x0f\n" +
+	"\vTAINT_UNSET\x10\x00\x12\x1c\n" +
+	"\x18TAINT_PROPRIETARY_MODULE\x10\x01\x12\x17\n" +
+	"\x13TAINT_FORCED_MODULE\x10\x02\x12\x1e\n" +
+	"\x1aTAINT_FORCED_UNLOAD_MODULE\x10\x04\x12\x18\n" +
+	"\x13TAINT_STAGED_MODULE\x10\x80\b\x12\x1d\n" +
+	"\x18TAINT_OUT_OF_TREE_MODULE\x10\x80 \x12\x1a\n" +
+	"\x15TAINT_UNSIGNED_MODULE\x10\x80@\x12$\n" +
+	"\x1eTAINT_KERNEL_LIVE_PATCH_MODULE\x10\x80\x80\x02\x12\x17\n" +
+	"\x11TAINT_TEST_MODULE\x10\x80\x80\x10*\xf3\x02\n" +
 	"\fKprobeAction\x12\x19\n" +
 	"\x15KPROBE_ACTION_UNKNOWN\x10\x00\x12\x16\n" +
 	"\x12KPROBE_ACTION_POST\x10\x01\x12\x1a\n" +
@@ -5384,198 +5612,205 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 	return file_tetragon_proto_rawDescData
 }
 
-var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
-	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
-	(EventType)(0),                       // 2: tetragon.EventType
-	(HealthStatusType)(0),                // 3: tetragon.HealthStatusType
-	(HealthStatusResult)(0),              // 4: tetragon.HealthStatusResult
-	(TracingPolicyState)(0),              // 5: tetragon.TracingPolicyState
-	(TracingPolicyMode)(0),               // 6: tetragon.TracingPolicyMode
-	(*Capabilities)(nil),                 // 7: tetragon.Capabilities
-	(*Namespace)(nil),                    // 8: tetragon.Namespace
-	(*Namespaces)(nil),                   // 9: tetragon.Namespaces
-	(*ProcessCredentials)(nil),           // 10: tetragon.ProcessCredentials
-	(*Image)(nil),                        // 11: tetragon.Image
-	(*Container)(nil),                    // 12: tetragon.Container
-	(*Pod)(nil),                          // 13: tetragon.Pod
-	(*Process)(nil),                      // 14: tetragon.Process
-	(*ProcessExec)(nil),                  // 15: tetragon.ProcessExec
-	(*ProcessExit)(nil),                  // 16: tetragon.ProcessExit
-	(*KprobeFile)(nil),                   // 17: tetragon.KprobeFile
-	(*KprobePath)(nil),                   // 18: tetragon.KprobePath
-	(*KprobeSock)(nil),                   // 19: tetragon.KprobeSock
-	(*KprobeBpfAttr)(nil),                // 20: tetragon.KprobeBpfAttr
-	(*KprobeBpfMap)(nil),                 // 21: tetragon.KprobeBpfMap
-	(*KprobePerfEvent)(nil),              // 22: tetragon.KprobePerfEvent
-	(*KprobeSkb)(nil),                    // 23: tetragon.KprobeSkb
-	(*KprobeSockaddr)(nil),               // 24: tetragon.KprobeSockaddr
-	(*SyscallId)(nil),                    // 25: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 26: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 27: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 28: tetragon.KprobeArgument
-	(*StackTraceEntry)(nil),              // 29: tetragon.StackTraceEntry
-	(*ProcessKprobe)(nil),                // 30: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 31: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 32: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 33: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 34: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 35: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 36: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 37: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 38: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 39: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 40: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 41: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 42: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 43: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 44: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 45: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 46: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 47: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 48: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 49: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 50: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 51: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 52: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 53: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 54: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 55: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 56: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 57: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 58: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 59: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 60: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 61: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 62: google.protobuf.Int32Value
+	(TaintedBitsType)(0),                 // 1: tetragon.TaintedBitsType
+	(KprobeAction)(0),                    // 2: tetragon.KprobeAction
+	(EventType)(0),                       // 3: tetragon.EventType
+	(HealthStatusType)(0),                // 4: tetragon.HealthStatusType
+	(HealthStatusResult)(0),              // 5: tetragon.HealthStatusResult
+	(TracingPolicyState)(0),              // 6: tetragon.TracingPolicyState
+	(TracingPolicyMode)(0),               // 7: tetragon.TracingPolicyMode
+	(*Capabilities)(nil),                 // 8: tetragon.Capabilities
+	(*Namespace)(nil),                    // 9: tetragon.Namespace
+	(*Namespaces)(nil),                   // 10: tetragon.Namespaces
+	(*ProcessCredentials)(nil),           // 11: tetragon.ProcessCredentials
+	(*Image)(nil),                        // 12: tetragon.Image
+	(*Container)(nil),                    // 13: tetragon.Container
+	(*Pod)(nil),                          // 14: tetragon.Pod
+	(*Process)(nil),                      // 15: tetragon.Process
+	(*ProcessExec)(nil),                  // 16: tetragon.ProcessExec
+	(*ProcessExit)(nil),                  // 17: tetragon.ProcessExit
+	(*KprobeFile)(nil),                   // 18: tetragon.KprobeFile
+	(*KprobePath)(nil),                   // 19: tetragon.KprobePath
+	(*KprobeSock)(nil),                   // 20: tetragon.KprobeSock
+	(*KprobeBpfAttr)(nil),                // 21: tetragon.KprobeBpfAttr
+	(*KprobeBpfMap)(nil),                 // 22: tetragon.KprobeBpfMap
+	(*KprobePerfEvent)(nil),              // 23: tetragon.KprobePerfEvent
+	(*KprobeSkb)(nil),                    // 24: tetragon.KprobeSkb
+	(*KprobeSockaddr)(nil),               // 25: tetragon.KprobeSockaddr
+	(*KernelModule)(nil),                 // 26: tetragon.KernelModule
+	(*KprobeInt32List)(nil),              // 27: tetragon.KprobeInt32List
+	(*SyscallId)(nil),                    // 28: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 29: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 30: tetragon.UserNamespace
+	(*KprobeArgument)(nil),               // 31: tetragon.KprobeArgument
+	(*StackTraceEntry)(nil),              // 32: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 33: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 34: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 35: tetragon.ProcessUprobe
+	(*ProcessLsm)(nil),                   // 36: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 37: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 38: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 39: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 40: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 41: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 42: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 43: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 44: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 45: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 46: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 47: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 48: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 49: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 50: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 51: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 52: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 53: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 54: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 55: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 56: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 57: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 58: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 59: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 60: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 61: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 62: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 63: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 64: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 65: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
 	0,   // 1: tetragon.Capabilities.effective:type_name -> tetragon.CapabilitiesType
 	0,   // 2: tetragon.Capabilities.inheritable:type_name -> tetragon.CapabilitiesType
-	8,   // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
-	8,   // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
-	8,   // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
-	8,   // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
-	8,   // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
-	8,   // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
-	8,   // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
-	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
-	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
-	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	59,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	59,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	59,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	59,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	59,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	59,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	59,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	59,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
-	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
-	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	60,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
-	12,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	57,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	59,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	59,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	60,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	59,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
-	13,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
-	7,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
-	9,   // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	59,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
-	10,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	61,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
-	12,  // 36: tetragon.Process.container:type_name -> tetragon.Container
-	14,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
-	14,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
-	14,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
-	14,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	60,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	62,  // 42: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	59,  // 43: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	59,  // 44: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
-	8,   // 45: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	23,  // 46: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
-	18,  // 47: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
-	17,  // 48: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	19,  // 49: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	20,  // 50: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
-	22,  // 51: tetragon.KprobeArgument.perf_event_arg:type_name -> tetragon.KprobePerfEvent
-	21,  // 52: tetragon.KprobeArgument.bpf_map_arg:type_name -> tetragon.KprobeBpfMap
-	10,  // 53: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	27,  // 54: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	26,  // 55: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	25,  // 56: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	24,  // 57: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	14,  // 58: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	14,  // 59: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	28,  // 60: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	28,  // 61: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	1,   // 62: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	29,  // 63: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
-	1,   // 64: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	29,  // 65: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
-	14,  // 66: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	14,  // 67: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	28,  // 68: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	1,   // 69: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	14,  // 70: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	14,  // 71: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	28,  // 72: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	1,   // 73: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	14,  // 74: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	14,  // 75: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	28,  // 76: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 77: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	15,  // 78: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	16,  // 79: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	30,  // 80: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	31,  // 81: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	32,  // 82: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	33,  // 83: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	60,  // 84: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 85: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	61,  // 86: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	35,  // 87: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	35,  // 88: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 89: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 90: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	60,  // 91: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	38,  // 92: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	58,  // 93: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	40,  // 94: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	60,  // 95: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	3,   // 96: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	37,  // 97: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	39,  // 98: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 99: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 100: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	45,  // 101: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	46,  // 102: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	36,  // 103: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	41,  // 104: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	43,  // 105: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	47,  // 106: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	49,  // 107: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	51,  // 108: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	53,  // 109: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	55,  // 110: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	34,  // 111: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	42,  // 112: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	44,  // 113: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	48,  // 114: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	50,  // 115: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	52,  // 116: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	54,  // 117: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	56,  // 118: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	111, // [111:119] is the sub-list for method output_type
-	103, // [103:111] is the sub-list for method input_type
-	103, // [103:103] is the sub-list for extension type_name
-	103, // [103:103] is the sub-list for extension extendee
-	0,   // [0:103] is the sub-list for field type_name
+	9,   // 3: tetragon.Namespaces.uts:type_name -> tetragon.Namespace
+	9,   // 4: tetragon.Namespaces.ipc:type_name -> tetragon.Namespace
+	9,   // 5: tetragon.Namespaces.mnt:type_name -> tetragon.Namespace
+	9,   // 6: tetragon.Namespaces.pid:type_name -> tetragon.Namespace
+	9,   // 7: tetragon.Namespaces.pid_for_children:type_name -> tetragon.Namespace
+	9,   // 8: tetragon.Namespaces.net:type_name -> tetragon.Namespace
+	9,   // 9: tetragon.Namespaces.time:type_name -> tetragon.Namespace
+	9,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
+	9,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
+	9,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
+	62,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	62,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	62,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	62,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	62,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	62,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	62,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	62,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	8,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
+	12,  // 22: tetragon.Container.image:type_name -> tetragon.Image
+	63,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	13,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
+	60,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	62,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	62,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	63,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	62,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	14,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
+	8,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
+	10,  // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
+	62,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	11,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
+	64,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	13,  // 36: tetragon.Process.container:type_name -> tetragon.Container
+	15,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
+	15,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
+	15,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
+	15,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
+	63,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	64,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
+	1,   // 43: tetragon.KernelModule.tainted:type_name -> tetragon.TaintedBitsType
+	65,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	62,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	62,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	9,   // 47: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
+	24,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
+	19,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	18,  // 50: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
+	20,  // 51: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	21,  // 52: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
+	23,  // 53: tetragon.KprobeArgument.perf_event_arg:type_name -> tetragon.KprobePerfEvent
+	22,  // 54: tetragon.KprobeArgument.bpf_map_arg:type_name -> tetragon.KprobeBpfMap
+	11,  // 55: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	30,  // 56: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	29,  // 57: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	28,  // 58: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	25,  // 59: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	26,  // 60: tetragon.KprobeArgument.module_arg:type_name -> tetragon.KernelModule
+	27,  // 61: tetragon.KprobeArgument.int32_list_arg:type_name -> tetragon.KprobeInt32List
+	15,  // 62: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	15,  // 63: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	31,  // 64: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	31,  // 65: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	2,   // 66: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	32,  // 67: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	2,   // 68: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	32,  // 69: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	15,  // 70: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	15,  // 71: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	31,  // 72: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	2,   // 73: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	15,  // 74: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	15,  // 75: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	31,  // 76: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	2,   // 77: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	15,  // 78: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	15,  // 79: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	31,  // 80: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	2,   // 81: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	16,  // 82: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 83: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	33,  // 84: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	34,  // 85: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	35,  // 86: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	36,  // 87: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	63,  // 88: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 89: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	64,  // 90: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	38,  // 91: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	38,  // 92: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 93: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 94: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	63,  // 95: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	41,  // 96: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	61,  // 97: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	43,  // 98: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	63,  // 99: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 100: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	40,  // 101: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	42,  // 102: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 103: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 104: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	48,  // 105: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	49,  // 106: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	39,  // 107: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	44,  // 108: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	46,  // 109: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	50,  // 110: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	52,  // 111: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	54,  // 112: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	56,  // 113: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	58,  // 114: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	37,  // 115: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	45,  // 116: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	47,  // 117: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	51,  // 118: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	53,  // 119: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	55,  // 120: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	57,  // 121: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	59,  // 122: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	115, // [115:123] is the sub-list for method output_type
+	107, // [107:115] is the sub-list for method input_type
+	107, // [107:107] is the sub-list for extension type_name
+	107, // [107:107] is the sub-list for extension extendee
+	0,   // [0:107] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -5583,7 +5818,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[21].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[23].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SkbArg)(nil),
@@ -5606,8 +5841,10 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_LinuxBinprmArg)(nil),
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
+		(*KprobeArgument_ModuleArg)(nil),
+		(*KprobeArgument_Int32ListArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[27].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[29].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -5620,8 +5857,8 @@ func file_tetragon_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   52,
+			NumEnums:      8,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -214,6 +214,10 @@ func argText(a *api.KprobeArgument) string {
 		return sockText(v.SockArg)
 	case *api.KprobeArgument_SockaddrArg:
 		return hostPort(v.SockaddrArg.GetAddr(), v.SockaddrArg.GetPort())
+	case *api.KprobeArgument_ModuleArg:
+		return "module " + v.ModuleArg.GetName()
+	case *api.KprobeArgument_Int32ListArg:
+		return fmt.Sprint(v.Int32ListArg.GetValues())
 	case *api.KprobeArgument_BpfAttrArg:
 		b := v.BpfAttrArg
 		return fmt.Sprintf("%s %s (%d instructions)", b.GetProgType(), b.GetProgName(), b.GetInsnCnt())

@@ -505,6 +505,45 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 	case *api.KprobeArgument_CapEffectiveArg:
 		w.stringField(&first, "cap_effective_arg", a.CapEffectiveArg)
 	case nil:
+	case *api.KprobeArgument_ModuleArg:
+		w.key(&first, "module_arg")
+		m := a.ModuleArg
+		inner := true
+		w.byte('{')
+		w.stringField(&inner, "name", m.GetName())
+		if ok := m.GetSignatureOk(); ok != nil {
+			// a google.protobuf.BoolValue: set means written, false included
+			w.key(&inner, "signature_ok")
+			w.buf = strconv.AppendBool(w.buf, ok.GetValue())
+		}
+		if t := m.GetTainted(); len(t) > 0 {
+			w.key(&inner, "tainted")
+			w.byte('[')
+			for i, v := range t {
+				if i > 0 {
+					w.byte(',')
+				}
+				w.enum(api.TaintedBitsType_name, int32(v))
+			}
+			w.byte(']')
+		}
+		w.byte('}')
+	case *api.KprobeArgument_Int32ListArg:
+		w.key(&first, "int32_list_arg")
+		w.byte('{')
+		if vals := a.Int32ListArg.GetValues(); len(vals) > 0 {
+			inner := true
+			w.key(&inner, "values")
+			w.byte('[')
+			for i, v := range vals {
+				if i > 0 {
+					w.byte(',')
+				}
+				w.buf = strconv.AppendInt(w.buf, int64(v), 10)
+			}
+			w.byte(']')
+		}
+		w.byte('}')
 	default:
 		// a oneof member added to the API after this encoder
 		w.ok = false

@@ -264,6 +264,10 @@ func eventArgs(h *Hook, g *observer.HookRecord) []*api.KprobeArgument {
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PerfEventArg{PerfEventArg: perfEventArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
+			case tracingpolicy.TypeInt32Arr:
+				arg = int32ListArg([]byte(path))
+			case tracingpolicy.TypeModule:
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ModuleArg{ModuleArg: moduleArg([]byte(path))}}
 			case "user_namespace":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_UserNsArg{UserNsArg: userNsArg([]byte(path))}}
 			case "cred":

@@ -116,7 +116,7 @@ func TestCharBufSizeArg(t *testing.T) {
 		h := newHarness(t, MechSyscallTracepoint, features)
 		for _, c := range []struct{ option, want string }{
 			{"sizeArgIndex: 4", "sizeArgIndex 4 names argument 3, the buffer's length, which args must declare with an integer type"},
-			{"returnCopy: true", "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet"},
+			{"returnCopy: true", "returnCopy on a char_buf (reading it when the call returns, after the kernel filled it) is not built yet"},
 			{"maxData: true", "maxData (reading a char_buf beyond the agent's string limit) is not built yet"},
 		} {
 			policy := strings.Replace(sizeArgPolicy, "sizeArgIndex: 3", c.option, 1)

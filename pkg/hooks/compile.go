@@ -131,7 +131,7 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	nr, isSyscall := syscallNumbers()[name]
 	if d.List.Name != "" || isSyscall {
 		flags := uint8(sensor.OnEnter)
-		if d.Return {
+		if d.Return || returnCopies(d) {
 			flags = sensor.OnExit
 		}
 		spec.Syscalls = map[uint32]sensor.Syscall{nr: {Flags: flags, Variants: []sensor.Variant{{FD: sensor.VarFDRet}}}}
@@ -157,10 +157,12 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 			case a.Type == "sockaddr":
 				// connect, bind, sendto...: the caller's socket address
 				sources[a.Index] = sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}
+			case a.Type == tracingpolicy.TypeInt32Arr:
+				sources[a.Index] = int32ArrSource(a)
 			case a.Type == tracingpolicy.TypeSyscall64:
 				return spec, info, fmt.Errorf("%s: %w", d.Call, errSyscall64(a))
 			default:
-				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr)", d.Call, a.Index, a.Type)
+				return spec, info, fmt.Errorf("%s: argument %d: type %q is not supported on syscall hooks by the syscall-tracepoint mechanism (supported: int types, string, filename, fd, sockaddr, int32_arr)", d.Call, a.Index, a.Type)
 			}
 		}
 	} else {

@@ -19,14 +19,17 @@ import (
 // checked against the function's BTF prototype, since a kprobe reads
 // whatever the register holds.
 func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.ProgHookSpec, hookInfo, error) {
-	spec := sensor.ProgHookSpec{ID: id, Return: d.Return}
+	// returnCopy reads an argument at return: the entry probe saves the
+	// parameters, the return probe reads and posts (the event reports a
+	// return value for return: true only)
+	spec := sensor.ProgHookSpec{ID: id, Return: d.Return || returnCopies(d)}
 	info := newInfo(d, MechKprobe)
 	if d.Fentry {
 		// the same parameters and selectors, from an fentry program (fexit
 		// for return: true, which sees both the parameters and the return
 		// value)
 		spec.Attach, info.event.Mechanism = sensor.AttachFentry, MechFentry
-		if d.Return {
+		if spec.Return {
 			info.event.Mechanism = MechFexit
 		}
 	}
@@ -59,8 +62,8 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 			// bpf_override_return would serve it too, but Debian's kernels
 			// lack it (CONFIG_BPF_KPROBE_OVERRIDE), so it is not implemented
 			overrideErr = fmt.Errorf("action Override needs fmod_ret, which this kernel lacks (probe feature %s)", kernelfeatures.FmodRet)
-		case d.Return:
-			overrideErr = fmt.Errorf("action Override changes the return value before the function runs, so the hook cannot also be a return probe")
+		case spec.Return:
+			overrideErr = fmt.Errorf("action Override changes the return value before the function runs, so the hook cannot also be a return probe (return: true or returnCopy)")
 		default:
 			spec.Override, info.event.Mechanism = true, MechFmodRet
 		}
@@ -100,7 +103,7 @@ func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.ProgHookS
 // its arguments are read from the registers the x86_64 C calling convention
 // passes them in, and strings from the process's memory.
 func compileUprobe(d HookDecl, id uint32) (sensor.ProgHookSpec, hookInfo, error) {
-	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: hostPath(d.Path), Offset: d.Offset, Return: d.Return}
+	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: hostPath(d.Path), Offset: d.Offset, Return: d.Return || returnCopies(d)}
 	info := newInfo(d, MechUprobe)
 	slot, err := compileArgs(d, &spec, &info, registerSource("a user function"))
 	if err != nil {
@@ -220,13 +223,15 @@ func kernelSource(a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegBpfMap
 	case t == tracingpolicy.TypePerfEvent:
 		arg.Source = sensor.SrcRegPerfEvent
+	case t == tracingpolicy.TypeModule:
+		arg.Source = sensor.SrcRegModule
 	case t.CapSet():
 		// the whole 64-bit set, unsigned
 		return sensor.Arg{Source: sensor.SrcRegKCap, Reg: uint8(a.Index), Kind: sensor.KindInt}, nil
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, module, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }
@@ -261,10 +266,12 @@ func registerSource(what string) argSource {
 			return sensor.Arg{Source: sensor.SrcRegUstr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
 		case t == tracingpolicy.TypeSockaddr:
 			return sensor.Arg{Source: sensor.SrcRegSockaddr, Reg: uint8(a.Index), Kind: sensor.KindPath}, nil
+		case t == tracingpolicy.TypeInt32Arr:
+			return int32ArrSource(a), nil
 		case t == tracingpolicy.TypeSyscall64:
 			return sensor.Arg{}, errSyscall64(a)
 		}
-		return sensor.Arg{}, fmt.Errorf("argument %d: type %q cannot be read from %s (supported: integer types, fd, string, filename, char_buf, sockaddr)", a.Index, a.Type, what)
+		return sensor.Arg{}, fmt.Errorf("argument %d: type %q cannot be read from %s (supported: integer types, fd, string, filename, char_buf, sockaddr, int32_arr)", a.Index, a.Type, what)
 	}
 }
 

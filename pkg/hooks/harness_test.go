@@ -395,6 +395,15 @@ func argsString(args []*api.KprobeArgument) string {
 		case a.GetSockaddrArg() != nil:
 			s := a.GetSockaddrArg()
 			parts = append(parts, fmt.Sprintf("sockaddr:%s/%s:%d", s.GetFamily(), s.GetAddr(), s.GetPort()))
+		case a.GetModuleArg() != nil:
+			m := a.GetModuleArg()
+			sig := "unset"
+			if m.GetSignatureOk() != nil {
+				sig = fmt.Sprint(m.GetSignatureOk().GetValue())
+			}
+			parts = append(parts, fmt.Sprintf("module:%s/signature_ok=%s/tainted=%v", m.GetName(), sig, m.GetTainted()))
+		case a.GetInt32ListArg() != nil:
+			parts = append(parts, fmt.Sprintf("int32s:%v", a.GetInt32ListArg().GetValues()))
 		case a.GetKernelCapTArg() != "":
 			parts = append(parts, "caps:"+a.GetKernelCapTArg())
 		case a.GetSyscallId() != nil:

@@ -46,6 +46,12 @@ func helperMain() (code int, ok bool) {
 	if v := os.Getenv(writeHelperEnv); v != "" {
 		return writeHelper(v), true
 	}
+	if code, ok := pipeHelper(); ok {
+		return code, true
+	}
+	if code, ok := moduleHelper(); ok {
+		return code, true
+	}
 	if v := os.Getenv(uprobeHelperEnv); v != "" {
 		n, _ := strconv.Atoi(v)
 		fmt.Println("survived", uprobeTarget(1, 2, 3, n))

@@ -49,7 +49,7 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 	switch {
 	case !features[kernelfeatures.Kprobe]:
 		missing = kernelfeatures.Kprobe
-	case d.Return && !features[kernelfeatures.Kretprobe]:
+	case (d.Return || returnCopies(d)) && !features[kernelfeatures.Kretprobe]:
 		missing = kernelfeatures.Kretprobe
 	}
 	switch tp.HookMechanism(d.Mechanism) {
@@ -77,7 +77,7 @@ func fentryMechanism(d HookDecl, features map[string]bool) (string, string, erro
 	for _, need := range []struct {
 		feature string
 		on      bool
-	}{{kernelfeatures.Fentry, true}, {kernelfeatures.Fexit, d.Return}} {
+	}{{kernelfeatures.Fentry, true}, {kernelfeatures.Fexit, d.Return || returnCopies(d)}} {
 		if need.on && !features[need.feature] {
 			return "", "", fmt.Errorf("fentries need %s programs, which this kernel cannot load (probe feature %s)", need.feature, need.feature)
 		}

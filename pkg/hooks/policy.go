@@ -137,8 +137,8 @@ func (c *converter) hook(kind hookevent.Kind, call string, args []tp.ArgSpec, se
 		if a.MaxData {
 			c.refuse(a.Src, "maxData (reading a char_buf beyond the agent's string limit) is not built yet")
 		}
-		if a.ReturnCopy {
-			c.refuse(a.Src, "returnCopy (reading a char_buf when the call returns, after the kernel filled it) is not built yet")
+		if a.ReturnCopy && a.Type == tp.TypeCharBuf {
+			c.refuse(a.Src, "returnCopy on a char_buf (reading it when the call returns, after the kernel filled it) is not built yet")
 		}
 		if a.SizeArgIndex != 0 {
 			if !declaresInt(args, int(a.SizeArgIndex)-1) {

@@ -167,6 +167,9 @@ type Arg struct {
 	// program follows from the parameter before reading it as Source
 	// (bpf/hook.c only).
 	Resolve []ResolveStep
+	// Count is an int32_arr's element count (SrcRegI32Arr only), which
+	// the kernel finds above the string slot's bit of arg_conf.str.
+	Count uint8
 }
 
 // MatchKind says what a selector entry filters on (enum match_kind).
@@ -332,6 +335,12 @@ func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.HookGenConf, []
 				return c, nil, fmt.Errorf("at most %d path or string arguments per hook", MaxStringArgs)
 			}
 			c.Args[i].Str = strSlot
+			if a.Source == SrcRegI32Arr {
+				if a.Count == 0 || int(a.Count) > MaxInt32Arr {
+					return c, nil, fmt.Errorf("argument %d: int32_arr of %d elements, 1 to %d are read", i, a.Count, MaxInt32Arr)
+				}
+				c.Args[i].Str |= a.Count << 1
+			}
 			strSlot++
 		}
 	}

@@ -58,7 +58,10 @@ const (
 // socket address, are copied into the argument's string slot (see
 // struct sock_data there).
 const (
-	SrcRegSock     = ArgSource(bpf.HookArgSrcSRC_REG_SOCK)     // struct sock *
+	SrcRegSock = ArgSource(bpf.HookArgSrcSRC_REG_SOCK) // struct sock *
+	// SrcRegModule: a struct module *, its name, taints and signature
+	// verdict copied into the argument's string slot
+	SrcRegModule   = ArgSource(bpf.HookArgSrcSRC_REG_MODULE)
 	SrcRegSockaddr = ArgSource(bpf.HookArgSrcSRC_REG_SOCKADDR) // struct sockaddr *, kernel or user memory
 	// SrcRegSyscall64: a system call number, with Syscall64Compat set when
 	// the task is in a 32-bit (compat) system call

@@ -90,6 +90,9 @@ func TestKprobeVerifies(t *testing.T) {
 			{Source: SrcReg, Reg: 0, Kind: KindInt, Size: 4, Resolve: []ResolveStep{{8, 8}, {16, 4}}},
 			{Source: SrcRegKPath, Reg: 0, Kind: KindPath, Resolve: []ResolveStep{{1, 8}, {2, 0}, {3, 0}, {4, 8}, {5, 0}, {6, 8}, {7, 8}, {8, 0}}}},
 			Selectors: sels[:1]}},
+		{"module", ProgHookSpec{Symbol: "do_init_module", Params: 1, Args: []Arg{{Source: SrcRegModule, Reg: 0, Kind: KindPath}}}},
+		{"int32_arr at return", ProgHookSpec{Symbol: "__x64_sys_pipe2", Syscall: true, SyscallNr: 293, Params: 2, Return: true, Args: []Arg{
+			{Source: SrcRegI32Arr, Reg: 0, Kind: KindPath, Count: 2}, {Source: SrcRegI32Arr, Reg: 1, Kind: KindPath, Count: uint8(MaxInt32Arr)}}}},
 		{"net_device", ProgHookSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
 			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{"lo"}}}, Actions: ActPost}}}},
 	} {

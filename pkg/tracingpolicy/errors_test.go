@@ -33,9 +33,9 @@ func TestErrorMessages(t *testing.T) {
     args:
     - index: 1
       type: "fil"
-`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
 		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: iov_iter}\n",
-			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
 		{"unknown field with suggestion", header + `  kprobes:
   - calll: fd_install
 `, []string{
@@ -152,9 +152,22 @@ func TestErrorMessages(t *testing.T) {
     args:
     - {index: 0, type: int32_arr, size: 2, returnCopy: true}
     - {index: 1, type: int, size: 2}
+    - {index: 2, type: int32_arr}
+    - {index: 3, type: int32_arr, size: 65}
+    selectors:
+    - matchArgs:
+      - {index: 0, operator: Equal, values: ["3"]}
+  tracepoints:
+  - subsystem: syscalls
+    event: sys_enter_pipe
+    args:
+    - {index: 5, type: int32_arr, size: 2, returnCopy: true}
 `, []string{
-			`x.yaml:9:24: spec.kprobes[0].args[0].type: type "int32_arr" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
 			`x.yaml:10:35: spec.kprobes[0].args[1].size: size applies to int32_arr arguments only (this one is int)`,
+			`x.yaml:11:24: spec.kprobes[0].args[2].type: an int32_arr needs size, its element count (1 to 64)`,
+			`x.yaml:12:41: spec.kprobes[0].args[3].size: must be an integer between 1 and 64, got 65`,
+			`x.yaml:15:30: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator Equal does not apply to type int32_arr (no operator is supported on kernel structures such as cred, user_namespace and module, nor on int32_arr)`,
+			`x.yaml:20:56: spec.tracepoints[0].args[0].returnCopy: returnCopy reads the argument when the call returns, and tracepoint hooks have no return probe`,
 		}},
 		{"prefix on an integer", header + fdInstall + `    - matchArgs:
       - index: 0
@@ -425,7 +438,7 @@ func TestErrorMessages(t *testing.T) {
 		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
 			[]string{
 				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
-				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
 			}},
 	}
 	for _, c := range cases {

@@ -385,8 +385,13 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 				a.SizeArgIndex = uint32(i)
 			}
 		}},
-		// the element count of Tetragon's int32_arr (not built here)
-		{name: "size", decode: func(v *yaml.Node, fp fieldPath) { arrSizeNode = v }},
+		// the element count of an int32_arr
+		{name: "size", decode: func(v *yaml.Node, fp fieldPath) {
+			arrSizeNode = v
+			if n, ok := d.integer(v, fp, 1, MaxInt32ArrSize); ok {
+				a.Size = uint32(n)
+			}
+		}},
 		{name: "resolve", decode: func(v *yaml.Node, fp fieldPath) {
 			if s, ok := d.str(v, fp); ok {
 				if msg := checkResolvePath(s); msg != "" {
@@ -404,15 +409,24 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 	if a.Type.CapSet() && (k == hookUprobe || k == hookTracepoint || ret) {
 		d.errorf(typeNode, p.field("type"), "type %s reads the capability set a kernel_cap_t pointer points to: kprobe and LSM hook arguments only", a.Type)
 	}
-	if arrSizeNode != nil && a.Type != "" {
+	if arrSizeNode != nil && a.Type != "" && a.Type != TypeInt32Arr {
 		d.errorf(arrSizeNode, p.field("size"), "size applies to int32_arr arguments only (this one is %s)", a.Type)
+	}
+	if arrSizeNode == nil && a.Type == TypeInt32Arr {
+		d.errorf(typeNode, p.field("type"), "an int32_arr needs size, its element count (1 to %d)", MaxInt32ArrSize)
+	}
+	if a.ReturnCopy && (k == hookTracepoint || k == hookLsm) {
+		d.errorf(copyNode, p.field("returnCopy"), "returnCopy reads the argument when the call returns, and %s hooks have no return probe", map[hookKind]string{hookTracepoint: "tracepoint", hookLsm: "LSM"}[k])
+	}
+	if a.Type == TypeInt32Arr && ret {
+		d.errorf(typeNode, p.field("type"), "a return value cannot be an int32_arr")
 	}
 	if a.Type != "" {
 		if k == hookUprobe {
 			switch a.Type.Class() {
 			case ClassInt, ClassNone:
 			default:
-				if a.Type != TypeString && a.Type != TypeCharBuf {
+				if a.Type != TypeString && a.Type != TypeCharBuf && a.Type != TypeInt32Arr {
 					d.errorf(typeNode, p.field("type"), "type %s reads a kernel object; uprobe arguments can be integers, string or char_buf", a.Type)
 				}
 			}
@@ -423,6 +437,9 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 				name string
 				set  bool
 			}{{sizeNode, "sizeArgIndex", a.SizeArgIndex != 0}, {copyNode, "returnCopy", a.ReturnCopy}, {maxDataNode, "maxData", a.MaxData}} {
+				if f.set && f.name == "returnCopy" && a.Type == TypeInt32Arr {
+					continue
+				}
 				if f.set {
 					d.errorf(f.node, p.field(f.name), "%s applies to char_buf arguments only (this one is %s)", f.name, a.Type)
 				}

@@ -109,6 +109,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct bpf_map")
 	case TypePerfEvent:
 		return ptrTo("struct perf_event")
+	case TypeModule:
+		return ptrTo("struct module")
 	case TypeFd:
 		return c.Kind == CInt, "an integer"
 	}

@@ -270,7 +270,7 @@ func operatorsFor(c ArgClass) string {
 	case ClassSocket:
 		return "sockets take " + sockOperatorNames + "; sockaddr only SAddr, NotSAddr, SPort, NotSPort, Family"
 	case ClassStruct:
-		return "no operator is supported on kernel structures such as cred and user_namespace"
+		return "no operator is supported on kernel structures such as cred, user_namespace and module, nor on int32_arr"
 	}
 	return "nop arguments are not read and cannot be matched"
 }

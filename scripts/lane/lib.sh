@@ -4,7 +4,7 @@
 LANE_CACHE=${LANE_CACHE:-/var/cache/tetragon-lanes}
 
 # Host tools every qemu lane needs, as Debian package names.
-LANE_DEB_TOOLS=(qemu-system-x86 busybox-static cpio gzip)
+LANE_DEB_TOOLS=(qemu-system-x86 busybox-static cpio gzip xz-utils)
 
 # lane_kernel_meta prints the Debian metapackage that tracks a lane's kernel.
 # The metapackages follow security updates, so a lane always boots the newest
@@ -54,6 +54,31 @@ lane_fetch_kernel() {
 	vmlinuz=$(find "$dir/root/boot" -maxdepth 1 -name 'vmlinuz-*' 2>/dev/null | head -n1)
 	[ -n "$vmlinuz" ] || { echo "$pkg has no boot/vmlinuz-*" >&2; return 1; }
 	echo "$vmlinuz"
+}
+
+# lane_test_module prints the path of a kernel module of a lane's kernel that
+# tests load and unload (finit_module, delete_module) to see the module hooks
+# fire: crc7, a library module no other module is needed for, signed by
+# Debian like every module of its kernels. lane_fetch_kernel drops the
+# modules, so it is taken from the kernel's .deb once, into the cache.
+lane_test_module() {
+	local pkg dir tmp
+	pkg=$(lane_kernel_package "$1") || return 1
+	dir="$LANE_CACHE/$pkg"
+	if [ ! -f "$dir/test-module/crc7.ko" ]; then
+		tmp=$(mktemp -d)
+		chmod 0777 "$tmp"
+		(cd "$tmp" && apt-get download -q "$pkg" >&2) || { echo "apt-get download $pkg failed" >&2; rm -rf "$tmp"; return 1; }
+		# 6.12's modules are xz-compressed: unpacked here, so that the
+		# kernel needs no module decompression
+		dpkg-deb --fsys-tarfile "$tmp"/"$pkg"_*.deb | tar -x -C "$tmp" --wildcards '*/kernel/lib/crc7.ko*' 2>/dev/null
+		find "$tmp" -name crc7.ko.xz -exec xz -d {} \;
+		mkdir -p "$dir/test-module"
+		find "$tmp" -name crc7.ko -exec cp {} "$dir/test-module/" \;
+		rm -rf "$tmp"
+		[ -f "$dir/test-module/crc7.ko" ] || { echo "$pkg has no kernel/lib/crc7.ko" >&2; return 1; }
+	fi
+	echo "$dir/test-module/crc7.ko"
 }
 
 # lane_features prints, comma-separated, exactly the pkg/kernelfeatures features the

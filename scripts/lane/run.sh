@@ -134,6 +134,16 @@ build_initramfs() {
 	[ -d policies ] && cp -r policies "$root/tests/"
 	[ -d test/testdata ] && mkdir -p "$root/tests/test" && cp -r test/testdata "$root/tests/test/"
 	printf '%s\n' "${list[@]}" >"$root/tests/list"
+	# A module of the lane's kernel, for the tests of the module hooks
+	# (pkg/hooks TestModuleHooks), at the path they look in.
+	if [ "$lane" != host ]; then
+		local ko
+		if ko=$(lane_test_module "$lane"); then
+			mkdir -p "$root/lib/test-modules" && cp "$ko" "$root/lib/test-modules/"
+		else
+			echo "   no test module: the module hook tests will fail"
+		fi
+	fi
 
 	# The guest has no Go toolchain: the commands come prebuilt, on PATH
 	# and in $TETRAGON_PREBUILT_DIR, for tests that run them.
