@@ -52,6 +52,9 @@ type ActionDecl struct {
 	// period and scope ("thread" by default, "process" or "global").
 	RateLimit      time.Duration
 	RateLimitScope string
+	// URL (GetUrl) and FQDN (DnsLookup): what the agent requests when
+	// the selector matches (remoteactions.go).
+	URL, FQDN string
 }
 
 // SelectorDecl is one selector. Its filters are ANDed, whatever list they
@@ -772,7 +775,7 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 	if len(acts) == 0 {
 		return sensor.ActPost, 0, 0, nil
 	}
-	post := true
+	post, remote := true, false
 	for _, a := range acts {
 		if a.KernelStack {
 			flags |= sensor.ActKernelStack
@@ -796,6 +799,10 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 			flags |= sensor.ActTrackSock
 		case "UntrackSock":
 			flags |= sensor.ActUntrackSock
+		case "GetUrl", "DnsLookup":
+			// done by the agent when the record arrives: the kernel
+			// must send it even with NoPost (remoteactions.go)
+			remote = true
 		case "Override":
 			if overrideErr != nil {
 				return 0, 0, 0, overrideErr
@@ -806,7 +813,7 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 			return 0, 0, 0, fmt.Errorf("action %q is not supported", a.Action)
 		}
 	}
-	if post {
+	if post || remote {
 		flags |= sensor.ActPost
 	}
 	return flags, sig, errno, nil

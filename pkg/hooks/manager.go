@@ -111,6 +111,10 @@ type Manager struct {
 	// before which its events are not posted again
 	until       map[limitKey]uint64
 	rateLimited atomic.Uint64
+
+	// remote performs GetUrl and DnsLookup (remoteactions.go); nil:
+	// policies using them are refused
+	remote RemoteActions
 }
 
 type limitKey struct {
@@ -271,6 +275,9 @@ func PinName(policy string) string {
 func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) {
 	hooks, err := expandLists(hooks, m.opts)
 	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", policy, err)
+	}
+	if err := m.checkRemote(hooks); err != nil {
 		return nil, fmt.Errorf("policy %q: %w", policy, err)
 	}
 	m.mu.Lock()
@@ -660,6 +667,9 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 	if info == nil || m.limited(info, g) {
 		return nil, false
 	}
+	if m.remoteAct(info, g) {
+		return nil, false // NoPost: the record came for GetUrl or DnsLookup only
+	}
 	process, parent := processes()
 	d := info.decl
 	action := api.KprobeAction_KPROBE_ACTION_POST
@@ -670,6 +680,10 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 		action = api.KprobeAction_KPROBE_ACTION_SIGNAL
 	case g.Actions&uint32(sensor.ActOverride) != 0:
 		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
+	default:
+		if a := remoteEventAction(info, g); a != 0 {
+			action = a
+		}
 	}
 	args := eventArgs(info, g)
 	ev := &api.GetEventsResponse{}

@@ -199,6 +199,7 @@ func (c *converter) selector(s tp.Selector) SelectorDecl {
 			Action: string(a.Action), ArgSig: a.ArgSig, ArgError: a.ArgError, ArgSock: int(a.ArgSock),
 			KernelStack: a.KernelStackTrace, UserStack: a.UserStackTrace,
 			RateLimit: a.RateLimit, RateLimitScope: string(a.RateLimitScope),
+			URL: a.ArgURL, FQDN: a.ArgFQDN,
 		})
 	}
 	return sd

@@ -228,9 +228,28 @@ func TestErrorMessages(t *testing.T) {
 		{"too many selectors", header + fdInstall + strings.Repeat("    - matchActions: [{action: Post}]\n", 6),
 			[]string{`x.yaml:13:5: spec.kprobes[0].selectors: has 6 entries, at most 5 are allowed`}},
 		{"unsupported action", header + fdInstall + `    - matchActions:
+      - action: CleanupEnforcerNotification
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action CleanupEnforcerNotification is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup)`}},
+		{"GetUrl without argUrl", header + fdInstall + `    - matchActions:
       - action: GetUrl
+`, []string{`x.yaml:14:9: spec.kprobes[0].selectors[0].matchActions[0]: action GetUrl needs argUrl (the http:// or https:// URL to request)`}},
+		{"GetUrl with a file URL", header + fdInstall + `    - matchActions:
+      - action: GetUrl
+        argUrl: file:///etc/passwd
+`, []string{`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argUrl: URL "file:///etc/passwd" has scheme "file": want http or https`}},
+		{"GetUrl with credentials", header + fdInstall + `    - matchActions:
+      - action: GetUrl
+        argUrl: http://u:secret@127.0.0.1/
+`, []string{`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argUrl: URL "http://u:xxxxx@127.0.0.1/" carries user information; put no credentials in a policy`}},
+		{"DnsLookup with a bad name", header + fdInstall + `    - matchActions:
+      - action: DnsLookup
+        argFqdn: "bad..name"
+`, []string{`x.yaml:15:18: spec.kprobes[0].selectors[0].matchActions[0].argFqdn: domain name "bad..name" has an empty label (label 1)`}},
+		{"argUrl on DnsLookup", header + fdInstall + `    - matchActions:
+      - action: DnsLookup
+        argFqdn: canary.test
         argUrl: http://127.0.0.1/
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action GetUrl is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+`, []string{`x.yaml:16:17: spec.kprobes[0].selectors[0].matchActions[0].argUrl: argUrl applies to action GetUrl only`}},
 		{"action removed from Tetragon", header + fdInstall + `    - matchActions:
       - action: followfd
         argFd: 0
@@ -238,7 +257,7 @@ func TestErrorMessages(t *testing.T) {
 `, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD was removed from Tetragon (deprecated as unsafe before v1.5, dropped by cilium/tetragon#5090 after v1.7): the fd table it kept went wrong whenever the policy missed a hook that closes, passes or duplicates a descriptor`}},
 		{"unknown action", header + fdInstall + `    - matchActions:
       - action: Explode
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup)`}},
 		{"override needs argError", header + `  kprobes:
   - call: sys_openat
     selectors:

@@ -400,7 +400,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		node *yaml.Node
 		name string
 	}
-	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode *yaml.Node
+	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode, urlNode, fqdnNode *yaml.Node
 	var stackNodes []seenField
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
@@ -424,15 +424,16 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			}
 			s = canonicalAction(s)
 			switch act := Action(s); act {
-			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock:
+			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock,
+				ActionGetURL, ActionDNSLookup:
 				a.Action = act
 			default:
 				if why := removedAction(s); why != "" {
 					d.errorf(v, fp, "%s", why)
 				} else if unsupportedAction(s) {
-					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", s)
+					d.errorf(v, fp, "action %s is not supported by this agent (supported: %s)", s, supportedActions)
 				} else {
-					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", truncate(s))
+					d.errorf(v, fp, "unknown action %q (supported: %s)", truncate(s), supportedActions)
 				}
 			}
 		}},
@@ -484,7 +485,25 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 				a.ArgSock = uint32(i)
 			}
 		}},
-		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"),
+		{name: "argUrl", decode: func(v *yaml.Node, fp fieldPath) {
+			urlNode = v
+			if u, ok := d.str(v, fp); ok {
+				if _, err := ParseActionURL(u); err != nil {
+					d.errorf(v, fp, "%v", err)
+				}
+				a.ArgURL = u
+			}
+		}},
+		{name: "argFqdn", decode: func(v *yaml.Node, fp fieldPath) {
+			fqdnNode = v
+			if f, ok := d.str(v, fp); ok {
+				if err := CheckFQDN(f); err != nil {
+					d.errorf(v, fp, "%v", err)
+				}
+				a.ArgFQDN = f
+			}
+		}},
+		other("argFd"), other("argName"),
 		other("argIndex"), other("argValue"), other("argRegs"),
 	})
 	if !ok || a.Action == "" {
@@ -506,6 +525,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			d.errorf(n, p, "action Signal needs argSig (the signal number, %s)", signalRange())
 		}
 	}
+	d.remoteActionArgs(a, n, p, urlNode, fqdnNode)
 	// argError next to another action is accepted and has no effect, as in
 	// Tetragon, whose validation does not tie it to Override (its
 	// examples set it on Sigkill); only Override returns it.

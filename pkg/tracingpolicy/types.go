@@ -786,8 +786,7 @@ func (a Action) Enforces() bool {
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "GetUrl", "DnsLookup",
-		"NotifyEnforcer", "CleanupEnforcerNotification", "Set",
+	case "NotifyEnforcer", "CleanupEnforcerNotification", "Set",
 		"NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
 		return true
 	}
@@ -814,6 +813,9 @@ type ActionSelector struct {
 	// ArgSock is the index of the sock or socket argument TrackSock and
 	// UntrackSock act on.
 	ArgSock uint32
+	// ArgURL is the URL GetUrl requests; ArgFQDN the name DnsLookup
+	// looks up.
+	ArgURL, ArgFQDN string
 	// KernelStackTrace and UserStackTrace (Post, kprobes): the event
 	// carries the call's kernel or user stack, symbolised.
 	KernelStackTrace, UserStackTrace bool
