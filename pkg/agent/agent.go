@@ -33,6 +33,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/kube"
 	"github.com/tetragon-lite/tetragon/pkg/metrics"
+	"github.com/tetragon-lite/tetragon/pkg/netaction"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
 	"github.com/tetragon-lite/tetragon/pkg/probe"
@@ -62,6 +63,8 @@ type Agent struct {
 	// kube is the Kubernetes mode; nil without Kubernetes
 	kube  *kube.Agent
 	hooks *hooks.Manager
+	// actions performs the policies' GetUrl and DnsLookup
+	actions *netaction.Runner
 	// policies are the known policies; watcher keeps the file ones current
 	policies *policywatch.Registry
 	watcher  *policywatch.Watcher
@@ -179,6 +182,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		}
 	}
 	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
+	a.actions, err = netaction.New(log, netaction.Config{DNSServer: cfg.ActionDNSServer, PerMinute: cfg.ActionRate, Queue: cfg.ActionQueue})
+	if err != nil {
+		return nil, err
+	}
+	a.hooks.SetRemoteActions(a.actions)
 	if a.pinRoot != "" {
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
 	}
@@ -243,6 +251,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	// The reader runs from here on, so records of processes that start
 	// while /proc is read queue up instead of being lost.
 	g.Go(func() error { return a.reader.Run(gctx) })
+	g.Go(func() error { return a.actions.Run(gctx) })
 	if a.docker != nil {
 		g.Go(func() error { return a.docker.Run(gctx) })
 	}
