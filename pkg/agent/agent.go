@@ -182,7 +182,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		}
 	}
 	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
-	a.actions, err = netaction.New(log, netaction.Config{DNSServer: cfg.ActionDNSServer, PerMinute: cfg.ActionRate, Queue: cfg.ActionQueue})
+	a.actions, err = netaction.New(log, netaction.Config{DNSServer: cfg.ActionDNSServer, HTTPProxy: cfg.ActionHTTPProxy, PerMinute: cfg.ActionRate, Queue: cfg.ActionQueue})
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,7 @@ type Config struct {
 
 	// GetUrl and DnsLookup (pkg/netaction)
 	ActionDNSServer string `mapstructure:"policy-action-dns-server"`
+	ActionHTTPProxy string `mapstructure:"policy-action-http-proxy"`
 	ActionRate      int    `mapstructure:"policy-action-rate-limit"`
 	ActionQueue     int    `mapstructure:"policy-action-queue-size"`
 
@@ -107,6 +108,7 @@ var defaults = []struct {
 	{"export-rate-limit", "most events exported per minute; the rest are dropped, counted and reported in rate_limit_info lines (-1: no limit)", -1},
 	{"export-queue-size", "events queued for the export file; past it a slow disk loses events (counted), never slows the agent", 10000},
 	{"policy-action-dns-server", "host:port of the DNS server the DnsLookup action asks (empty: the system's resolver)", ""},
+	{"policy-action-http-proxy", "URL of the HTTP proxy the GetUrl action goes through (empty: HTTPS_PROXY/HTTP_PROXY/NO_PROXY of the environment)", ""},
 	{"policy-action-rate-limit", "most GetUrl and DnsLookup requests started per minute, all policies together; the rest are dropped and counted", 600},
 	{"policy-action-queue-size", "GetUrl and DnsLookup requests queued for the workers; past it they are dropped and counted, never slowing the events", 256},
 	{"config-file", "configuration file", DefaultConfigFile},

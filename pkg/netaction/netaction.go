@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,9 @@ type Config struct {
 	// DNSServer is the host:port of the DNS server DnsLookup asks; empty:
 	// the system's resolver (/etc/resolv.conf).
 	DNSServer string
+	// HTTPProxy is the URL of the proxy GetUrl goes through; empty: the
+	// environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+	HTTPProxy string
 	// PerMinute is the most requests started per minute, all policies
 	// together; the rest are dropped and counted. Bursts of up to a
 	// second's worth (at least one) pass at once.
@@ -119,6 +123,13 @@ func New(log zerolog.Logger, cfg Config) (*Runner, error) {
 		limiter: rate.NewLimiter(rate.Limit(float64(cfg.PerMinute)/60), max(1, cfg.PerMinute/60)),
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if cfg.HTTPProxy != "" {
+		u, err := url.Parse(cfg.HTTPProxy)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("HTTP proxy %q for GetUrl: want http://host:port or https://host:port", cfg.HTTPProxy)
+		}
+		transport.Proxy = http.ProxyURL(u)
+	}
 	transport.MaxIdleConnsPerHost = cfg.Workers
 	r.client = &http.Client{Transport: transport, Timeout: cfg.Timeout}
 	r.resolver = net.DefaultResolver

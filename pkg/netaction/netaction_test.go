@@ -137,8 +137,33 @@ func TestDropsAndLimit(t *testing.T) {
 	}
 }
 
+// With HTTPProxy, GetUrl of any host goes to the proxy (here a loopback
+// server), never to the host itself.
+func TestHTTPProxy(t *testing.T) {
+	got := make(chan string, 4)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		got <- req.Method + " " + req.URL.String()
+	}))
+	defer proxy.Close()
+	r, err := New(zerolog.Nop(), Config{HTTPProxy: proxy.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+	r.GetURL("p", "http://canary.invalid/x")
+	select {
+	case s := <-got:
+		if s != "GET http://canary.invalid/x" {
+			t.Errorf("proxy got %q, want GET http://canary.invalid/x", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the GET never reached the proxy")
+	}
+	waitStats(t, r, Stats{Done: 1})
+}
+
 func TestBadConfig(t *testing.T) {
-	for _, c := range []Config{{DNSServer: "127.0.0.1"}, {DNSServer: ":53"}, {Queue: -1}} {
+	for _, c := range []Config{{DNSServer: "127.0.0.1"}, {DNSServer: ":53"}, {Queue: -1}, {HTTPProxy: "127.0.0.1:3128"}, {HTTPProxy: "socks5://127.0.0.1:1080"}} {
 		if _, err := New(zerolog.Nop(), c); err == nil {
 			t.Errorf("New(%+v) accepted", c)
 		}
