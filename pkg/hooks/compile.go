@@ -803,6 +803,23 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 			// done by the agent when the record arrives: the kernel
 			// must send it even with NoPost (remoteactions.go)
 			remote = true
+		case "NotifyEnforcer":
+			// acted on at the hook, which is the enforced call
+			// (enforcers.go): argSig is Signal, argError Override
+			if a.ArgSig > 64 {
+				return 0, 0, 0, fmt.Errorf("action NotifyEnforcer needs argSig between 1 and 64, got %d", a.ArgSig)
+			}
+			if a.ArgSig != 0 {
+				flags |= sensor.ActSignal
+				sig = uint8(a.ArgSig)
+			}
+			if a.ArgError != 0 {
+				if overrideErr != nil {
+					return 0, 0, 0, fmt.Errorf("action NotifyEnforcer with argError: %w", overrideErr)
+				}
+				flags |= sensor.ActOverride
+				errno = a.ArgError
+			}
 		case "Override":
 			if overrideErr != nil {
 				return 0, 0, 0, overrideErr

@@ -674,6 +674,8 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 	d := info.decl
 	action := api.KprobeAction_KPROBE_ACTION_POST
 	switch {
+	case notifies(info, g):
+		action = notifyEventAction
 	case g.Actions&uint32(sensor.ActSigkill) != 0:
 		action = api.KprobeAction_KPROBE_ACTION_SIGKILL
 	case g.Actions&uint32(sensor.ActSignal) != 0:

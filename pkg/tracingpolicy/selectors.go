@@ -425,8 +425,10 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			s = canonicalAction(s)
 			switch act := Action(s); act {
 			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock,
-				ActionGetURL, ActionDNSLookup:
+				ActionGetURL, ActionDNSLookup, ActionNotifyEnforcer:
 				a.Action = act
+			case "NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
+				a.Action = ActionNotifyEnforcer
 			default:
 				if why := removedAction(s); why != "" {
 					d.errorf(v, fp, "%s", why)
@@ -526,10 +528,11 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		}
 	}
 	d.remoteActionArgs(a, n, p, urlNode, fqdnNode)
+	d.notifyArgs(&a, n, actionNode, argErrorNode, argSigNode, p, h)
 	// argError next to another action is accepted and has no effect, as in
 	// Tetragon, whose validation does not tie it to Override (its
 	// examples set it on Sigkill); only Override returns it.
-	if argErrorNode != nil && a.Action != ActionOverride {
+	if argErrorNode != nil && a.Action != ActionOverride && a.Action != ActionNotifyEnforcer {
 		a.ArgError = 0
 	}
 	if a.Action == ActionTrackSock || a.Action == ActionUntrackSock {
@@ -548,8 +551,8 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	} else if argSockNode != nil {
 		d.errorf(argSockNode, p.field("argSock"), "argSock applies to actions TrackSock and UntrackSock only")
 	}
-	if argSigNode != nil && a.Action != ActionSignal {
-		d.errorf(argSigNode, p.field("argSig"), "argSig applies to action Signal only")
+	if argSigNode != nil && a.Action != ActionSignal && a.Action != ActionNotifyEnforcer {
+		d.errorf(argSigNode, p.field("argSig"), "argSig applies to actions Signal and NotifyEnforcer only")
 	}
 	for _, sn := range stackNodes {
 		switch {

@@ -151,6 +151,8 @@ type Spec struct {
 	// Lists are the spec.lists entries, named sets of functions a kprobe
 	// names with call: "list:NAME".
 	Lists []ListSpec
+	// Enforcer is spec.enforcers' (spec.killers') entry, nil without.
+	Enforcer *EnforcerSpec
 }
 
 // ListType is a spec.lists entry's type.
@@ -780,14 +782,13 @@ const (
 // Enforces reports whether the action acts on the process rather than only
 // reporting; policy-mode monitor suppresses exactly these.
 func (a Action) Enforces() bool {
-	return a == ActionSigkill || a == ActionSignal || a == ActionOverride
+	return a == ActionSigkill || a == ActionSignal || a == ActionOverride || a == ActionNotifyEnforcer
 }
 
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "NotifyEnforcer", "CleanupEnforcerNotification", "Set",
-		"NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
+	case "CleanupEnforcerNotification", "Set":
 		return true
 	}
 	return false
