@@ -873,7 +873,8 @@ func countSockActions(acts []ActionDecl) int {
 func hasOverride(d HookDecl) bool {
 	for _, s := range d.Selectors {
 		for _, a := range s.Actions {
-			if a.Action == "Override" {
+			// NotifyEnforcer's argError is an Override at the hook
+			if a.Action == "Override" || a.Action == "NotifyEnforcer" && a.ArgError != 0 {
 				return true
 			}
 		}

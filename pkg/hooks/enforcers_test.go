@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -171,4 +172,88 @@ spec:
 	if err != nil || sig != 10 || errno != -1 || flags != sensor.ActSignal|sensor.ActOverride|sensor.ActPost {
 		t.Errorf("compiled %#x %d %d %v, want Signal 10, Override -1 and Post", flags, sig, errno, err)
 	}
+}
+
+// notifyOpenPolicy: opening protected fails with EPERM (argError) through
+// the enforcer on security_file_open, and opening killme gets SIGKILL
+// (argSig), both NotifyEnforcer at the enforced function itself.
+const notifyOpenPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "notify-open"
+spec:
+  options:
+  - name: hook-mechanism
+    value: "%[1]s"
+  enforcers:
+  - calls:
+    - security_file_open
+  kprobes:
+  - call: "security_file_open"
+    syscall: false
+    args:
+    - index: 0
+      type: "file"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "%[2]s/protected"
+      matchActions:
+      - action: NotifyEnforcer
+        argError: -1
+    - matchArgs:
+      - index: 0
+        operator: "Equal"
+        values:
+        - "%[2]s/killme"
+      matchActions:
+      - action: NotifyEnforcer
+        argSig: 9
+`
+
+// NotifyEnforcer on a kprobe of the enforced function: argError fails
+// the open (fmod_ret), argSig kills; another file is untouched. On a
+// kernel without kprobes, the mapping serves argSig and refuses argError.
+func TestNotifyEnforcerKprobe(t *testing.T) {
+	testutil.RequireRoot(t)
+	features := testutil.Kernel(t).Map()
+	t.Run("fmod_ret", func(t *testing.T) {
+		testutil.RequireFeature(t, "kprobe")
+		testutil.RequireFeature(t, "fmod_ret")
+		h := newHarness(t, MechKprobe, features)
+		writeFiles(t, h.dir, map[string]string{"protected": "secret", "killme": "k", "other": "x"})
+		name, err := h.tryLoad(t, notifyOpenPolicy, "auto")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mech := h.mechanismOf(t, name); mech != MechFmodRet {
+			t.Fatalf("hook served by %s, want %s", mech, MechFmodRet)
+		}
+		if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "protected")); !strings.Contains(out, "Operation not permitted") {
+			t.Fatalf("cat protected: %q, want EPERM", out)
+		}
+		if out, killed := h.run(t, "cat", filepath.Join(h.dir, "killme")); !killed || out != "" {
+			t.Fatalf("cat killme: %q killed=%v, want killed before reading", out, killed)
+		}
+		if out, killed := h.run(t, "cat", filepath.Join(h.dir, "other")); killed || out != "x" {
+			t.Fatalf("cat other: %q, want untouched", out)
+		}
+		var got []string
+		for _, e := range h.events(t) {
+			got = append(got, e.text)
+		}
+		want := []string{"cat security_file_open NOTIFYENFORCER file:$DIR/protected", "cat security_file_open NOTIFYENFORCER file:$DIR/killme"}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+	})
+	t.Run("syscall-tracepoint", func(t *testing.T) {
+		h := newHarness(t, MechSyscallTracepoint, features)
+		_, err := h.tryLoad(t, notifyOpenPolicy, MechSyscallTracepoint)
+		if err == nil || !strings.Contains(err.Error(), "action NotifyEnforcer with argError: action Override needs bpf_override_return, fmod_ret or BPF LSM") {
+			t.Fatalf("error %v, want argError refused on the mapping", err)
+		}
+	})
 }

@@ -112,7 +112,7 @@ func (d *decoder) notifyArgs(a *ActionSelector, n, actionNode, argErrorNode, arg
 	switch h.kind {
 	case hookTracepoint:
 		// the enforcer program on the system calls is what fails them
-		d.errorf(argErrorNode, p.field("argError"), "argError from a tracepoint makes the enforcer's system calls fail through an enforcer program on each of them, which needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) or fmod_ret on system calls (CONFIG_FUNCTION_ERROR_INJECTION): not built (the Debian 6.1 and 6.12 kernels this agent is tested on enable neither); argSig alone is served")
+		d.errorf(argErrorNode, p.field("argError"), "argError from a tracepoint makes the enforcer's system calls fail through an enforcer program on each of them, which needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) or fmod_ret on system calls (CONFIG_FUNCTION_ERROR_INJECTION): not built, as the kernels this agent is tested on (its host, Debian 6.1 and 6.12) enable neither and Tetragon's enforcer fails there too; argSig alone is served")
 	case hookKprobe:
 		if !h.override {
 			d.errorf(actionNode, p.field("action"), "argError: %s", h.overrideWhy)

@@ -273,7 +273,7 @@ func TestErrorMessages(t *testing.T) {
       - action: NotifyKiller
         argError: -1
 `, []string{`x.yaml:7:16: spec.killers[0].syscalls[0]: list "nope" is not defined in spec.lists`,
-			`x.yaml:14:19: spec.tracepoints[0].selectors[0].matchActions[0].argError: argError from a tracepoint makes the enforcer's system calls fail through an enforcer program on each of them, which needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) or fmod_ret on system calls (CONFIG_FUNCTION_ERROR_INJECTION): not built (the Debian 6.1 and 6.12 kernels this agent is tested on enable neither); argSig alone is served`}},
+			`x.yaml:14:19: spec.tracepoints[0].selectors[0].matchActions[0].argError: argError from a tracepoint makes the enforcer's system calls fail through an enforcer program on each of them, which needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) or fmod_ret on system calls (CONFIG_FUNCTION_ERROR_INJECTION): not built, as the kernels this agent is tested on (its host, Debian 6.1 and 6.12) enable neither and Tetragon's enforcer fails there too; argSig alone is served`}},
 		{"enforcers and killers", header + `  enforcers:
   - calls: [sys_dup]
   killers:
