@@ -35,6 +35,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/kube"
 	"github.com/tetragon-lite/tetragon/pkg/metrics"
+	"github.com/tetragon-lite/tetragon/pkg/netaction"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
 	"github.com/tetragon-lite/tetragon/pkg/process"
@@ -65,6 +66,8 @@ type Agent struct {
 	hooks *hooks.Manager
 	// hookEvents builds the events of the hooks' records
 	hookEvents *hookevent.Builder
+	// actions performs the policies' GetUrl and DnsLookup
+	actions *netaction.Runner
 	// policies are the known policies; watcher keeps the file ones current
 	policies *policywatch.Registry
 	watcher  *policywatch.Watcher
@@ -182,7 +185,12 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		}
 	}
 	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
-	a.hookEvents = hookevent.NewBuilder(log)
+	a.actions, err = netaction.New(log, netaction.Config{DNSServer: cfg.ActionDNSServer, HTTPProxy: cfg.ActionHTTPProxy, PerMinute: cfg.ActionRate, Queue: cfg.ActionQueue})
+	if err != nil {
+		return nil, err
+	}
+	a.hooks.EnableRemoteActions()
+	a.hookEvents = hookevent.NewBuilder(log, a.actions)
 	if a.pinRoot != "" {
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
 	}
@@ -247,6 +255,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	// The reader runs from here on, so records of processes that start
 	// while /proc is read queue up instead of being lost.
 	g.Go(func() error { return a.reader.Run(gctx) })
+	g.Go(func() error { return a.actions.Run(gctx) })
 	if a.docker != nil {
 		g.Go(func() error { return a.docker.Run(gctx) })
 	}

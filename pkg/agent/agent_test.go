@@ -25,7 +25,7 @@ import (
 // testConfig is the default configuration with a private socket.
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
-	return config.Config{
+	cfg := config.Config{
 		ServerAddress: filepath.Join(t.TempDir(), "tetragon.sock"),
 		LogLevel:      "info",
 		LogFormat:     "text",
@@ -37,15 +37,23 @@ func testConfig(t *testing.T) config.Config {
 		SubscriberQueue:  100000,
 		ProcessCacheSize: 65536,
 	}
+	loopbackActions(t, &cfg)
+	return cfg
 }
 
 // startAgent runs an agent for the test's duration.
 func startAgent(t *testing.T) *Agent {
 	t.Helper()
 	testutil.RequireRoot(t)
+	return startAgentWith(t, testConfig(t))
+}
+
+// startAgentWith runs an agent with cfg for the test's duration.
+func startAgentWith(t *testing.T, cfg config.Config) *Agent {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	a, err := Start(ctx, testConfig(t), log)
+	a, err := Start(ctx, cfg, log)
 	if err != nil {
 		cancel()
 		t.Fatalf("starting agent: %v", err)

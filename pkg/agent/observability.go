@@ -49,6 +49,7 @@ func (a *Agent) serveMetrics() {
 		Policies:             a.policies.List,
 		Counters:             a.policies.Counters,
 		RateLimited:          a.hookEvents.RateLimited,
+		NetActions:           a.actions.Stats,
 		Events:               &a.events,
 		ProcessCacheCapacity: a.cfg.ProcessCacheSize,
 		PinRoot:              a.pinRoot,

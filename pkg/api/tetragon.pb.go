@@ -271,19 +271,20 @@ func (TaintedBitsType) EnumDescriptor() ([]byte, []int) {
 type KprobeAction int32
 
 const (
-	KprobeAction_KPROBE_ACTION_UNKNOWN     KprobeAction = 0
-	KprobeAction_KPROBE_ACTION_POST        KprobeAction = 1
-	KprobeAction_KPROBE_ACTION_FOLLOWFD    KprobeAction = 2
-	KprobeAction_KPROBE_ACTION_SIGKILL     KprobeAction = 3
-	KprobeAction_KPROBE_ACTION_UNFOLLOWFD  KprobeAction = 4
-	KprobeAction_KPROBE_ACTION_OVERRIDE    KprobeAction = 5
-	KprobeAction_KPROBE_ACTION_COPYFD      KprobeAction = 6
-	KprobeAction_KPROBE_ACTION_GETURL      KprobeAction = 7
-	KprobeAction_KPROBE_ACTION_DNSLOOKUP   KprobeAction = 8
-	KprobeAction_KPROBE_ACTION_NOPOST      KprobeAction = 9
-	KprobeAction_KPROBE_ACTION_SIGNAL      KprobeAction = 10
-	KprobeAction_KPROBE_ACTION_TRACKSOCK   KprobeAction = 11
-	KprobeAction_KPROBE_ACTION_UNTRACKSOCK KprobeAction = 12
+	KprobeAction_KPROBE_ACTION_UNKNOWN        KprobeAction = 0
+	KprobeAction_KPROBE_ACTION_POST           KprobeAction = 1
+	KprobeAction_KPROBE_ACTION_FOLLOWFD       KprobeAction = 2
+	KprobeAction_KPROBE_ACTION_SIGKILL        KprobeAction = 3
+	KprobeAction_KPROBE_ACTION_UNFOLLOWFD     KprobeAction = 4
+	KprobeAction_KPROBE_ACTION_OVERRIDE       KprobeAction = 5
+	KprobeAction_KPROBE_ACTION_COPYFD         KprobeAction = 6
+	KprobeAction_KPROBE_ACTION_GETURL         KprobeAction = 7
+	KprobeAction_KPROBE_ACTION_DNSLOOKUP      KprobeAction = 8
+	KprobeAction_KPROBE_ACTION_NOPOST         KprobeAction = 9
+	KprobeAction_KPROBE_ACTION_SIGNAL         KprobeAction = 10
+	KprobeAction_KPROBE_ACTION_TRACKSOCK      KprobeAction = 11
+	KprobeAction_KPROBE_ACTION_UNTRACKSOCK    KprobeAction = 12
+	KprobeAction_KPROBE_ACTION_NOTIFYENFORCER KprobeAction = 13
 )
 
 // Enum value maps for KprobeAction.
@@ -302,21 +303,23 @@ var (
 		10: "KPROBE_ACTION_SIGNAL",
 		11: "KPROBE_ACTION_TRACKSOCK",
 		12: "KPROBE_ACTION_UNTRACKSOCK",
+		13: "KPROBE_ACTION_NOTIFYENFORCER",
 	}
 	KprobeAction_value = map[string]int32{
-		"KPROBE_ACTION_UNKNOWN":     0,
-		"KPROBE_ACTION_POST":        1,
-		"KPROBE_ACTION_FOLLOWFD":    2,
-		"KPROBE_ACTION_SIGKILL":     3,
-		"KPROBE_ACTION_UNFOLLOWFD":  4,
-		"KPROBE_ACTION_OVERRIDE":    5,
-		"KPROBE_ACTION_COPYFD":      6,
-		"KPROBE_ACTION_GETURL":      7,
-		"KPROBE_ACTION_DNSLOOKUP":   8,
-		"KPROBE_ACTION_NOPOST":      9,
-		"KPROBE_ACTION_SIGNAL":      10,
-		"KPROBE_ACTION_TRACKSOCK":   11,
-		"KPROBE_ACTION_UNTRACKSOCK": 12,
+		"KPROBE_ACTION_UNKNOWN":        0,
+		"KPROBE_ACTION_POST":           1,
+		"KPROBE_ACTION_FOLLOWFD":       2,
+		"KPROBE_ACTION_SIGKILL":        3,
+		"KPROBE_ACTION_UNFOLLOWFD":     4,
+		"KPROBE_ACTION_OVERRIDE":       5,
+		"KPROBE_ACTION_COPYFD":         6,
+		"KPROBE_ACTION_GETURL":         7,
+		"KPROBE_ACTION_DNSLOOKUP":      8,
+		"KPROBE_ACTION_NOPOST":         9,
+		"KPROBE_ACTION_SIGNAL":         10,
+		"KPROBE_ACTION_TRACKSOCK":      11,
+		"KPROBE_ACTION_UNTRACKSOCK":    12,
+		"KPROBE_ACTION_NOTIFYENFORCER": 13,
 	}
 )
 
@@ -5543,7 +5546,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x18TAINT_OUT_OF_TREE_MODULE\x10\x80 \x12\x1a\n" +
 	"\x15TAINT_UNSIGNED_MODULE\x10\x80@\x12$\n" +
 	"\x1eTAINT_KERNEL_LIVE_PATCH_MODULE\x10\x80\x80\x02\x12\x17\n" +
-	"\x11TAINT_TEST_MODULE\x10\x80\x80\x10*\xf3\x02\n" +
+	"\x11TAINT_TEST_MODULE\x10\x80\x80\x10*\x95\x03\n" +
 	"\fKprobeAction\x12\x19\n" +
 	"\x15KPROBE_ACTION_UNKNOWN\x10\x00\x12\x16\n" +
 	"\x12KPROBE_ACTION_POST\x10\x01\x12\x1a\n" +
@@ -5558,7 +5561,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x14KPROBE_ACTION_SIGNAL\x10\n" +
 	"\x12\x1b\n" +
 	"\x17KPROBE_ACTION_TRACKSOCK\x10\v\x12\x1d\n" +
-	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f*\x8b\x01\n" +
+	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f\x12 \n" +
+	"\x1cKPROBE_ACTION_NOTIFYENFORCER\x10\r*\x8b\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +

@@ -55,6 +55,12 @@ type Config struct {
 	ExportRate     int    `mapstructure:"export-rate-limit"`
 	ExportQueue    int    `mapstructure:"export-queue-size"`
 
+	// GetUrl and DnsLookup (pkg/netaction)
+	ActionDNSServer string `mapstructure:"policy-action-dns-server"`
+	ActionHTTPProxy string `mapstructure:"policy-action-http-proxy"`
+	ActionRate      int    `mapstructure:"policy-action-rate-limit"`
+	ActionQueue     int    `mapstructure:"policy-action-queue-size"`
+
 	// Warnings are problems Load found that do not stop the agent, such
 	// as a key in the config file that no setting has; the agent logs
 	// them once its logger exists.
@@ -101,6 +107,10 @@ var defaults = []struct {
 	{"export-denylist", "do not export events matching one of these GetEvents filters (same format as --export-allowlist)", ""},
 	{"export-rate-limit", "most events exported per minute; the rest are dropped, counted and reported in rate_limit_info lines (-1: no limit)", -1},
 	{"export-queue-size", "events queued for the export file; past it a slow disk loses events (counted), never slows the agent", 10000},
+	{"policy-action-dns-server", "host:port of the DNS server the DnsLookup action asks (empty: the system's resolver)", ""},
+	{"policy-action-http-proxy", "URL of the HTTP proxy the GetUrl action goes through (empty: HTTPS_PROXY/HTTP_PROXY/NO_PROXY of the environment)", ""},
+	{"policy-action-rate-limit", "most GetUrl and DnsLookup requests started per minute, all policies together; the rest are dropped and counted", 600},
+	{"policy-action-queue-size", "GetUrl and DnsLookup requests queued for the workers; past it they are dropped and counted, never slowing the events", 256},
 	{"config-file", "configuration file", DefaultConfigFile},
 	{"config-dir", "drop-in configuration directory (file name = key, content = value)", DefaultConfigDir},
 }
@@ -262,6 +272,8 @@ func (c Config) validate() error {
 		{"process-cache-size", c.ProcessCacheSize},
 		{"export-file-max-size-mb", c.ExportMaxSize},
 		{"export-queue-size", c.ExportQueue},
+		{"policy-action-rate-limit", c.ActionRate},
+		{"policy-action-queue-size", c.ActionQueue},
 	} {
 		if l.value <= 0 {
 			return fmt.Errorf("%s %d: want a positive number", l.key, l.value)

@@ -58,6 +58,10 @@ type Hook struct {
 	NoReturn        bool
 	// Limits is each selector's Post rate limit, if it has one.
 	Limits []RateLimit
+	// Actions are each selector's actions (monitor mode's without the
+	// enforcing ones): GetUrl and DnsLookup are performed here, and some
+	// decide the event's action.
+	Actions [][]tracingpolicy.ActionSelector
 	// Funcs names, for a hook serving a list of system calls, the function
 	// of each syscall number its records carry.
 	Funcs map[uint32]string
@@ -76,6 +80,9 @@ type RateLimit struct {
 // Builder makes hook events. It is safe for concurrent use.
 type Builder struct {
 	log zerolog.Logger
+	// remote performs GetUrl and DnsLookup; nil: none (the manager then
+	// refuses policies that use them)
+	remote RemoteActions
 	// symbols names the frames of stack traces
 	symbols *symbolizer
 
@@ -94,9 +101,10 @@ type limitKey struct {
 // are dropped.
 const maxLimitKeys = 1 << 16
 
-// NewBuilder returns a builder; log gets what it cannot report in events.
-func NewBuilder(log zerolog.Logger) *Builder {
-	return &Builder{log: log, symbols: newSymbolizer(), until: map[limitKey]uint64{}}
+// NewBuilder returns a builder; log gets what it cannot report in events,
+// remote (nil: none) performs GetUrl and DnsLookup.
+func NewBuilder(log zerolog.Logger, remote RemoteActions) *Builder {
+	return &Builder{log: log, remote: remote, symbols: newSymbolizer(), until: map[limitKey]uint64{}}
 }
 
 // RateLimited counts the events rate limits held back.
@@ -140,10 +148,15 @@ func (b *Builder) limited(h *Hook, g *observer.HookRecord) bool {
 // Event turns record g of hook h into the event of its hook's kind
 // (process_kprobe, process_tracepoint, process_uprobe or process_lsm),
 // with the calling process and its parent from processes. It returns false
-// when a rate limit holds the record back; processes is then not called.
+// when a rate limit holds the record back, or its selector says NoPost and
+// the record came for GetUrl or DnsLookup only; processes is then not
+// called.
 func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (process, parent *api.Process)) (*api.GetEventsResponse, bool) {
 	if b.limited(h, g) {
 		return nil, false
+	}
+	if b.remoteAct(h, g) {
+		return nil, false // NoPost: the record came for GetUrl or DnsLookup only
 	}
 	process, parent := processes()
 	d := h
@@ -156,6 +169,7 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 	case g.Actions&uint32(sensor.ActOverride) != 0:
 		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
 	}
+	action = h.eventAction(g, action)
 	args := eventArgs(h, g)
 	ev := &api.GetEventsResponse{}
 	switch d.Kind {

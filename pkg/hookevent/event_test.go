@@ -11,7 +11,7 @@ import (
 )
 
 func TestRateLimitPerScope(t *testing.T) {
-	b := NewBuilder(zerolog.Nop())
+	b := NewBuilder(zerolog.Nop(), nil)
 	h := &Hook{Limits: []RateLimit{{Period: time.Second, Scope: tracingpolicy.ScopeProcess}, {}}}
 	sec := uint64(time.Second)
 	for i, c := range []struct {

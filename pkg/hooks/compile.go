@@ -94,7 +94,17 @@ func newInfo(d HookDecl, mech string) hookInfo {
 		Kind: cmp.Or(d.Kind, hookevent.KindKprobe), Policy: d.Policy, Call: d.Call, Subsystem: d.Subsystem, Path: d.Path,
 		Message: d.Message, Tags: d.Tags, Mechanism: mech,
 		Return: d.Return, ReturnType: d.ReturnType, ReturnArgAction: d.ReturnArgAction,
+		Actions: selectorActions(d),
 	}}
+}
+
+// selectorActions lists the actions of each of d's selectors.
+func selectorActions(d HookDecl) [][]tracingpolicy.ActionSelector {
+	out := make([][]tracingpolicy.ActionSelector, len(d.Selectors))
+	for i, s := range d.Selectors {
+		out[i] = s.MatchActions
+	}
+	return out
 }
 
 // isNop reports whether a is a nop argument: a placeholder that is
@@ -681,7 +691,7 @@ func compileActions(acts []tracingpolicy.ActionSelector, overrideErr error) (fla
 	if len(acts) == 0 {
 		return sensor.ActPost, 0, 0, nil
 	}
-	post := true
+	post, remote := true, false
 	for _, a := range acts {
 		if a.KernelStackTrace {
 			flags |= sensor.ActKernelStack
@@ -705,6 +715,27 @@ func compileActions(acts []tracingpolicy.ActionSelector, overrideErr error) (fla
 			flags |= sensor.ActTrackSock
 		case tracingpolicy.ActionUntrackSock:
 			flags |= sensor.ActUntrackSock
+		case tracingpolicy.ActionGetURL, tracingpolicy.ActionDNSLookup:
+			// done by the agent when the record arrives: the kernel
+			// must send it even with NoPost (remoteactions.go)
+			remote = true
+		case tracingpolicy.ActionNotifyEnforcer:
+			// acted on at the hook, which is the enforced call
+			// (enforcers.go): argSig is Signal, argError Override
+			if a.ArgSig > 64 {
+				return 0, 0, 0, fmt.Errorf("action NotifyEnforcer needs argSig between 1 and 64, got %d", a.ArgSig)
+			}
+			if a.ArgSig != 0 {
+				flags |= sensor.ActSignal
+				sig = uint8(a.ArgSig)
+			}
+			if a.ArgError != 0 {
+				if overrideErr != nil {
+					return 0, 0, 0, fmt.Errorf("action NotifyEnforcer with argError: %w", overrideErr)
+				}
+				flags |= sensor.ActOverride
+				errno = a.ArgError
+			}
 		case tracingpolicy.ActionOverride:
 			if overrideErr != nil {
 				return 0, 0, 0, overrideErr
@@ -715,7 +746,7 @@ func compileActions(acts []tracingpolicy.ActionSelector, overrideErr error) (fla
 			return 0, 0, 0, fmt.Errorf("action %q is not supported", a.Action)
 		}
 	}
-	if post {
+	if post || remote {
 		flags |= sensor.ActPost
 	}
 	return flags, sig, errno, nil
@@ -758,7 +789,8 @@ func countSockActions(acts []tracingpolicy.ActionSelector) int {
 func hasOverride(d HookDecl) bool {
 	for _, s := range d.Selectors {
 		for _, a := range s.MatchActions {
-			if a.Action == tracingpolicy.ActionOverride {
+			// NotifyEnforcer's argError is an Override at the hook
+			if a.Action == tracingpolicy.ActionOverride || a.Action == tracingpolicy.ActionNotifyEnforcer && a.ArgError != 0 {
 				return true
 			}
 		}

@@ -145,7 +145,7 @@ func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{mech: mech, features: features, dir: t.TempDir(), rd: rd, pids: map[uint32]string{},
-		m: NewManager(zerolog.Nop(), ring, sensor.Options{Features: features}), build: hookevent.NewBuilder(zerolog.Nop())}
+		m: NewManager(zerolog.Nop(), ring, sensor.Options{Features: features}), build: hookevent.NewBuilder(zerolog.Nop(), nil)}
 	t.Cleanup(func() {
 		if err := h.m.Close(); err != nil {
 			t.Errorf("closing hooks: %v", err)

@@ -99,6 +99,10 @@ type Manager struct {
 	// refused); scopeMu serializes the hooks' cgroup fills
 	scopes  Scopes
 	scopeMu sync.Mutex
+
+	// remote: the agent performs GetUrl and DnsLookup
+	// (EnableRemoteActions); false: policies using them are refused
+	remote bool
 }
 
 // NewManager returns a manager whose hooks write to events.
@@ -250,6 +254,9 @@ func PinName(policy string) string {
 func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) {
 	hooks, err := expandLists(hooks, m.opts)
 	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", policy, err)
+	}
+	if err := m.checkRemote(hooks); err != nil {
 		return nil, fmt.Errorf("policy %q: %w", policy, err)
 	}
 	m.mu.Lock()

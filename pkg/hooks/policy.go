@@ -60,6 +60,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 		// returnArgAction Post is the default: the return value is posted
 		// with the event; TrackSock and UntrackSock act on it too
 		d.ReturnArgAction = k.ReturnArgAction
+		c.checkNotifyKprobe(k)
 		decls = append(decls, d)
 	}
 	for _, k := range p.Spec.KProbes {
@@ -71,6 +72,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 	for _, t := range p.Spec.Tracepoints {
 		d := c.hook(hookevent.KindTracepoint, t.Event, t.Args, t.Selectors, t.Message, t.Tags, t.Src)
 		d.Subsystem, d.Raw = t.Subsystem, t.Raw
+		c.checkNotifyTracepoint(t)
 		decls = append(decls, d)
 	}
 	for _, l := range p.Spec.LsmHooks {

@@ -21,6 +21,7 @@ type collector struct {
 	exported, exportedBytes, lastExported                     *prometheus.Desc
 	exportRateLimited, exportQueueLost, exportErrors          *prometheus.Desc
 	bpfStats, progRuns, progSeconds                           *prometheus.Desc
+	netActions                                                *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -64,6 +65,8 @@ func newCollector(src Sources) *collector {
 			"1 when kernel.bpf_stats_enabled is 1: tetragon_overhead_program_* are then reported; 0: per-program run counts and times are not available (sysctl -w kernel.bpf_stats_enabled=1)."),
 		progRuns:    d("tetragon_overhead_program_runs_total", "The total number of times BPF program was executed.", prog...),
 		progSeconds: d("tetragon_overhead_program_seconds_total", "The total time of BPF program running.", prog...),
+		netActions: d("tetragon_policy_network_actions_total",
+			"GetUrl and DnsLookup requests by outcome: done (a response came), failed (none), dropped (queue full), limited (over --policy-action-rate-limit).", "outcome"),
 	}
 }
 
@@ -76,7 +79,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.hookCalls, c.hookMatched, c.hookLost, c.actions, c.rateLimited,
 		c.dockerLookups, c.dockerMisses, c.dockerConnected,
 		c.exported, c.exportedBytes, c.lastExported, c.exportRateLimited, c.exportQueueLost, c.exportErrors,
-		c.bpfStats, c.progRuns, c.progSeconds,
+		c.bpfStats, c.progRuns, c.progSeconds, c.netActions,
 	} {
 		ch <- d
 	}
@@ -120,6 +123,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.policyLoadErrors, errs)
 	if c.src.RateLimited != nil {
 		counter(c.rateLimited, c.src.RateLimited())
+	}
+	if c.src.NetActions != nil {
+		na := c.src.NetActions()
+		counter(c.netActions, na.Done, "done")
+		counter(c.netActions, na.Failed, "failed")
+		counter(c.netActions, na.Dropped, "dropped")
+		counter(c.netActions, na.Limited, "limited")
 	}
 
 	hookStatus := c.src.Hooks()

@@ -24,6 +24,7 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/container"
 	"github.com/tetragon-lite/tetragon/pkg/exporter"
 	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/netaction"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
 	"github.com/tetragon-lite/tetragon/pkg/version"
 )
@@ -41,6 +42,8 @@ type Sources struct {
 	Counters func() (loads, errors uint64)
 	// RateLimited counts policy events held back by a selector's rateLimit.
 	RateLimited func() uint64
+	// NetActions counts GetUrl and DnsLookup requests by outcome.
+	NetActions func() netaction.Stats
 	// Docker is the container-metadata watcher's counters; nil without Docker.
 	Docker func() container.Stats
 	// Export is the file exporter's counters; nil without --export-filename.

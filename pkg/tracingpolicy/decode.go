@@ -24,6 +24,10 @@ type decoder struct {
 	// inMapLists are the lists InMap values name, checked by
 	// checkInMapLists once spec.lists is read
 	inMapLists []inMapListRef
+	// enforcerLists are the lists spec.enforcers names, and
+	// notifyActions the NotifyEnforcer actions, checked by checkEnforcers
+	enforcerLists []inMapListRef
+	notifyActions []Source
 }
 
 // listCall is where a list kprobe's call is written, and its syscall

@@ -241,9 +241,57 @@ func TestErrorMessages(t *testing.T) {
 		{"too many selectors", header + fdInstall + strings.Repeat("    - matchActions: [{action: Post}]\n", 6),
 			[]string{`x.yaml:13:5: spec.kprobes[0].selectors: has 6 entries, at most 5 are allowed`}},
 		{"unsupported action", header + fdInstall + `    - matchActions:
+      - action: CleanupEnforcerNotification
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action CleanupEnforcerNotification is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller))`}},
+		{"GetUrl without argUrl", header + fdInstall + `    - matchActions:
       - action: GetUrl
+`, []string{`x.yaml:14:9: spec.kprobes[0].selectors[0].matchActions[0]: action GetUrl needs argUrl (the http:// or https:// URL to request)`}},
+		{"GetUrl with a file URL", header + fdInstall + `    - matchActions:
+      - action: GetUrl
+        argUrl: file:///etc/passwd
+`, []string{`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argUrl: URL "file:///etc/passwd" has scheme "file": want http or https`}},
+		{"GetUrl with credentials", header + fdInstall + `    - matchActions:
+      - action: GetUrl
+        argUrl: http://u:secret@127.0.0.1/
+`, []string{`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argUrl: URL "http://u:xxxxx@127.0.0.1/" carries user information; put no credentials in a policy`}},
+		{"DnsLookup with a bad name", header + fdInstall + `    - matchActions:
+      - action: DnsLookup
+        argFqdn: "bad..name"
+`, []string{`x.yaml:15:18: spec.kprobes[0].selectors[0].matchActions[0].argFqdn: domain name "bad..name" has an empty label (label 1)`}},
+		{"argUrl on DnsLookup", header + fdInstall + `    - matchActions:
+      - action: DnsLookup
+        argFqdn: canary.test
         argUrl: http://127.0.0.1/
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action GetUrl is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+`, []string{`x.yaml:16:17: spec.kprobes[0].selectors[0].matchActions[0].argUrl: argUrl applies to action GetUrl only`}},
+		{"NotifyEnforcer without enforcers", header + fdInstall + `    - matchActions:
+      - action: NotifyEnforcer
+        argSig: 9
+`, []string{`x.yaml:14:9: spec.kprobes[0].selectors[0].matchActions[0]: action NotifyEnforcer (NotifyKiller) needs spec.enforcers (spec.killers): the calls it acts on`}},
+		{"NotifyKiller without arguments", header + `  killers:
+  - syscalls: [sys_dup]
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    selectors:
+    - matchActions:
+      - action: NotifyKiller
+`, []string{`x.yaml:13:9: spec.tracepoints[0].selectors[0].matchActions[0]: action NotifyEnforcer needs argError (the error the call returns), argSig (the signal sent), or both`}},
+		{"NotifyKiller argError on a tracepoint", header + `  killers:
+  - syscalls: ["list:nope"]
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    selectors:
+    - matchActions:
+      - action: NotifyKiller
+        argError: -1
+`, []string{`x.yaml:7:16: spec.killers[0].syscalls[0]: list "nope" is not defined in spec.lists`,
+			`x.yaml:14:19: spec.tracepoints[0].selectors[0].matchActions[0].argError: argError from a tracepoint makes the enforcer's system calls fail through an enforcer program on each of them, which needs bpf_override_return (CONFIG_BPF_KPROBE_OVERRIDE) or fmod_ret on system calls (CONFIG_FUNCTION_ERROR_INJECTION): not built, as the kernels this agent is tested on (its host, Debian 6.1 and 6.12) enable neither and Tetragon's enforcer fails there too; argSig alone is served`}},
+		{"enforcers and killers", header + `  enforcers:
+  - calls: [sys_dup]
+  killers:
+  - syscalls: [sys_dup]
+` + fdInstall, []string{`x.yaml:9:3: spec.killers: spec.enforcers and spec.killers (its earlier name) are both set: give one`}},
 		{"action removed from Tetragon", header + fdInstall + `    - matchActions:
       - action: followfd
         argFd: 0
@@ -251,7 +299,7 @@ func TestErrorMessages(t *testing.T) {
 `, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD was removed from Tetragon (deprecated as unsafe before v1.5, dropped by cilium/tetragon#5090 after v1.7): the fd table it kept went wrong whenever the policy missed a hook that closes, passes or duplicates a descriptor`}},
 		{"unknown action", header + fdInstall + `    - matchActions:
       - action: Explode
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller))`}},
 		{"override needs argError", header + `  kprobes:
   - call: sys_openat
     selectors:
@@ -274,7 +322,7 @@ func TestErrorMessages(t *testing.T) {
         argSig: 9
         argFd: 0
 `, []string{
-			`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argSig: argSig applies to action Signal only`,
+			`x.yaml:15:17: spec.kprobes[0].selectors[0].matchActions[0].argSig: argSig applies to actions Signal and NotifyEnforcer only`,
 			`x.yaml:16:16: spec.kprobes[0].selectors[0].matchActions[0].argFd: argFd does not apply to action Sigkill`,
 		}},
 		{"bad rateLimit", header + fdInstall + `    - matchActions:

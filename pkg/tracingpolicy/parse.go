@@ -436,9 +436,11 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		{name: "selectorsMacros", decode: d.macrosField},
 		{name: "podSelector", decode: func(v *yaml.Node, fp fieldPath) { s.PodSelector = d.labelSelector(v, fp, false) }},
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
-		// Tetragon features this agent does not implement.
+		{name: "enforcers", decode: func(v *yaml.Node, fp fieldPath) { d.enforcers(v, fp, s, false) }},
 		// killers is the earlier name of enforcers (killer.yaml)
-		{name: "usdts"}, {name: "enforcers"}, {name: "killers"},
+		{name: "killers", decode: func(v *yaml.Node, fp fieldPath) { d.enforcers(v, fp, s, true) }},
+		// Tetragon features this agent does not implement.
+		{name: "usdts"},
 		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
 			// false asks for nothing; true asks for Tetragon's loader
 			// sensor, not built here
@@ -451,6 +453,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 	if ok {
 		d.checkListCalls(s)
 		d.checkInMapLists(s)
+		d.checkEnforcers(s)
 	}
 	if ok && declared == 0 {
 		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)")

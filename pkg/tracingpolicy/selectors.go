@@ -401,7 +401,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		node *yaml.Node
 		name string
 	}
-	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode *yaml.Node
+	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode, urlNode, fqdnNode *yaml.Node
 	var stackNodes []seenField
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
@@ -425,15 +425,18 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			}
 			s = canonicalAction(s)
 			switch act := Action(s); act {
-			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock:
+			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock,
+				ActionGetURL, ActionDNSLookup, ActionNotifyEnforcer:
 				a.Action = act
+			case "NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
+				a.Action = ActionNotifyEnforcer
 			default:
 				if why := removedAction(s); why != "" {
 					d.errorf(v, fp, "%s", why)
 				} else if unsupportedAction(s) {
-					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", s)
+					d.errorf(v, fp, "action %s is not supported by this agent (supported: %s)", s, supportedActions)
 				} else {
-					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", truncate(s))
+					d.errorf(v, fp, "unknown action %q (supported: %s)", truncate(s), supportedActions)
 				}
 			}
 		}},
@@ -485,7 +488,25 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 				a.ArgSock = uint32(i)
 			}
 		}},
-		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"),
+		{name: "argUrl", decode: func(v *yaml.Node, fp fieldPath) {
+			urlNode = v
+			if u, ok := d.str(v, fp); ok {
+				if _, err := ParseActionURL(u); err != nil {
+					d.errorf(v, fp, "%v", err)
+				}
+				a.ArgURL = u
+			}
+		}},
+		{name: "argFqdn", decode: func(v *yaml.Node, fp fieldPath) {
+			fqdnNode = v
+			if f, ok := d.str(v, fp); ok {
+				if err := CheckFQDN(f); err != nil {
+					d.errorf(v, fp, "%v", err)
+				}
+				a.ArgFQDN = f
+			}
+		}},
+		other("argFd"), other("argName"),
 		other("argIndex"), other("argValue"), other("argRegs"),
 	})
 	if !ok || a.Action == "" {
@@ -507,10 +528,12 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			d.errorf(n, p, "action Signal needs argSig (the signal number, %s)", signalRange())
 		}
 	}
+	d.remoteActionArgs(a, n, p, urlNode, fqdnNode)
+	d.notifyArgs(&a, n, actionNode, argErrorNode, argSigNode, p, h)
 	// argError next to another action is accepted and has no effect, as in
 	// Tetragon, whose validation does not tie it to Override (its
 	// examples set it on Sigkill); only Override returns it.
-	if argErrorNode != nil && a.Action != ActionOverride {
+	if argErrorNode != nil && a.Action != ActionOverride && a.Action != ActionNotifyEnforcer {
 		a.ArgError = 0
 	}
 	if a.Action == ActionTrackSock || a.Action == ActionUntrackSock {
@@ -529,8 +552,8 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	} else if argSockNode != nil {
 		d.errorf(argSockNode, p.field("argSock"), "argSock applies to actions TrackSock and UntrackSock only")
 	}
-	if argSigNode != nil && a.Action != ActionSignal {
-		d.errorf(argSigNode, p.field("argSig"), "argSig applies to action Signal only")
+	if argSigNode != nil && a.Action != ActionSignal && a.Action != ActionNotifyEnforcer {
+		d.errorf(argSigNode, p.field("argSig"), "argSig applies to actions Signal and NotifyEnforcer only")
 	}
 	for _, sn := range stackNodes {
 		switch {

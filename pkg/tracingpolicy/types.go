@@ -152,6 +152,8 @@ type Spec struct {
 	// Lists are the spec.lists entries, named sets of functions a kprobe
 	// names with call: "list:NAME".
 	Lists []ListSpec
+	// Enforcer is spec.enforcers' (spec.killers') entry, nil without.
+	Enforcer *EnforcerSpec
 }
 
 // ListType is a spec.lists entry's type.
@@ -814,15 +816,13 @@ const (
 // Enforces reports whether the action acts on the process rather than only
 // reporting; policy-mode monitor suppresses exactly these.
 func (a Action) Enforces() bool {
-	return a == ActionSigkill || a == ActionSignal || a == ActionOverride
+	return a == ActionSigkill || a == ActionSignal || a == ActionOverride || a == ActionNotifyEnforcer
 }
 
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "GetUrl", "DnsLookup",
-		"NotifyEnforcer", "CleanupEnforcerNotification", "Set",
-		"NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
+	case "CleanupEnforcerNotification", "Set":
 		return true
 	}
 	return false
@@ -848,6 +848,9 @@ type ActionSelector struct {
 	// ArgSock is the index of the sock or socket argument TrackSock and
 	// UntrackSock act on.
 	ArgSock uint32
+	// ArgURL is the URL GetUrl requests; ArgFQDN the name DnsLookup
+	// looks up.
+	ArgURL, ArgFQDN string
 	// KernelStackTrace and UserStackTrace (Post, kprobes): the event
 	// carries the call's kernel or user stack, symbolised.
 	KernelStackTrace, UserStackTrace bool
