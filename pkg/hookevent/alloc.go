@@ -1,6 +1,9 @@
 package hookevent
 
-import "github.com/tetragon-lite/tetragon/pkg/api"
+import (
+	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+)
 
 // A hook event's messages are built in as few allocations as possible: the
 // garbage collector's marking was the largest part of the agent's CPU per
@@ -9,16 +12,18 @@ import "github.com/tetragon-lite/tetragon/pkg/api"
 // value; the pointers into it keep the whole struct alive, so the event
 // holds exactly what it did with separate allocations.
 
-// kprobeEvent is a process_kprobe event in one allocation.
-func kprobeEvent() (*api.GetEventsResponse, *api.ProcessKprobe) {
+// kprobeEvent is a process_kprobe event in one allocation, with room for
+// its arguments (as many as a record carries).
+func kprobeEvent() (*api.GetEventsResponse, *api.ProcessKprobe, []*api.KprobeArgument) {
 	v := &struct {
-		ev api.GetEventsResponse
-		w  api.GetEventsResponse_ProcessKprobe
-		k  api.ProcessKprobe
+		ev   api.GetEventsResponse
+		w    api.GetEventsResponse_ProcessKprobe
+		k    api.ProcessKprobe
+		args [len(observer.HookRecord{}.Ints)]*api.KprobeArgument
 	}{}
 	v.w.ProcessKprobe = &v.k
 	v.ev.Event = &v.w
-	return &v.ev, &v.k
+	return &v.ev, &v.k, v.args[:0]
 }
 
 func fileArg(path, flags string) *api.KprobeArgument {

@@ -156,22 +156,24 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 	case g.Actions&uint32(sensor.ActOverride) != 0:
 		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
 	}
-	args := eventArgs(h, g)
 	var ev *api.GetEventsResponse
 	switch d.Kind {
 	case KindTracepoint:
+		args := eventArgs(h, g, nil)
 		ev = &api.GetEventsResponse{}
 		ev.Event = &api.GetEventsResponse_ProcessTracepoint{ProcessTracepoint: &api.ProcessTracepoint{
 			Process: process, Parent: parent, Subsys: d.Subsystem, Event: d.Call, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
 		}}
 	case KindUprobe:
+		args := eventArgs(h, g, nil)
 		ev = &api.GetEventsResponse{}
 		ev.Event = &api.GetEventsResponse_ProcessUprobe{ProcessUprobe: &api.ProcessUprobe{
 			Process: process, Parent: parent, Path: d.Path, Symbol: d.Call, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
 		}}
 	case KindLSM:
+		args := eventArgs(h, g, nil)
 		ev = &api.GetEventsResponse{}
 		ev.Event = &api.GetEventsResponse_ProcessLsm{ProcessLsm: &api.ProcessLsm{
 			Process: process, Parent: parent, FunctionName: d.Call, Args: args,
@@ -183,8 +185,9 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 			fn = f // the listed system call this record is of
 		}
 		var k *api.ProcessKprobe
-		ev, k = kprobeEvent()
-		k.Process, k.Parent, k.FunctionName, k.Args = process, parent, fn, args
+		var argsBuf []*api.KprobeArgument
+		ev, k, argsBuf = kprobeEvent()
+		k.Process, k.Parent, k.FunctionName, k.Args = process, parent, fn, eventArgs(h, g, argsBuf)
 		k.PolicyName, k.Action, k.Message, k.Tags, k.Mechanism = d.Policy, action, d.Message, d.Tags, h.Mechanism
 		if d.Return {
 			// the return probe posted the event, and did returnArgAction
@@ -233,12 +236,16 @@ func returnArg(typ tracingpolicy.ArgType, v int64) *api.KprobeArgument {
 	return &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: v}}
 }
 
-// eventArgs decodes a record's arguments as the hook declared them.
-func eventArgs(h *Hook, g *observer.HookRecord) []*api.KprobeArgument {
+// eventArgs decodes a record's arguments as the hook declared them,
+// appending them to buf (none: nil).
+func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*api.KprobeArgument {
 	if len(h.Args) == 0 {
 		return nil
 	}
-	args := make([]*api.KprobeArgument, 0, len(h.Args))
+	args := buf[:0]
+	if cap(args) < len(h.Args) {
+		args = make([]*api.KprobeArgument, 0, len(h.Args))
+	}
 	str := 0
 	for i, a := range h.Args {
 		var arg *api.KprobeArgument
