@@ -13,10 +13,12 @@ package eventwire
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 )
@@ -154,11 +156,13 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 	case *api.GetEventsResponse_ProcessKprobe:
 		m := e.ProcessKprobe
 		num, inner, p, q = 9, m, m.GetProcess(), m.GetParent()
-		rest = &api.ProcessKprobe{
-			FunctionName: m.GetFunctionName(), Args: m.GetArgs(), Return: m.GetReturn(), Action: m.GetAction(),
-			KernelStackTrace: m.GetKernelStackTrace(), PolicyName: m.GetPolicyName(), ReturnAction: m.GetReturnAction(),
-			Message: m.GetMessage(), Tags: m.GetTags(), UserStackTrace: m.GetUserStackTrace(), Mechanism: m.GetMechanism(),
-		}
+		// a short-lived copy (no package-level pool: the project keeps no
+		// package-level mutable state)
+		k := new(api.ProcessKprobe)
+		k.FunctionName, k.Args, k.Return, k.Action = m.GetFunctionName(), m.GetArgs(), m.GetReturn(), m.GetAction()
+		k.KernelStackTrace, k.PolicyName, k.ReturnAction = m.GetKernelStackTrace(), m.GetPolicyName(), m.GetReturnAction()
+		k.Message, k.Tags, k.UserStackTrace, k.Mechanism = m.GetMessage(), m.GetTags(), m.GetUserStackTrace(), m.GetMechanism()
+		rest = k
 	default:
 		return buf, false, nil
 	}
@@ -185,15 +189,15 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 		innerSize += protowire.SizeTag(ParentField) + protowire.SizeBytes(len(parent))
 	}
 	// plain fields, then the oneof, as proto.Marshal orders them
-	top := &api.GetEventsResponse{NodeName: ev.GetNodeName(), Time: ev.GetTime()}
-	topSize := proto.Size(top)
+	topSize, ok := topSize(ev)
+	if !ok {
+		return buf, false, nil
+	}
 	if need := topSize + protowire.SizeTag(num) + protowire.SizeBytes(innerSize); cap(buf)-len(buf) < need {
 		// one allocation: the processes are most of the bytes
 		buf = append(make([]byte, 0, len(buf)+need), buf...)
 	}
-	if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, top); err != nil {
-		return nil, true, fmt.Errorf("marshalling event: %w", err)
-	}
+	buf = appendTop(buf, ev)
 	buf = protowire.AppendTag(buf, num, protowire.BytesType)
 	buf = protowire.AppendVarint(buf, uint64(innerSize))
 	if p != nil {
@@ -212,4 +216,66 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 		return nil, true, fmt.Errorf("marshalling event: %d bytes, sized %d", len(buf)-start, restSize)
 	}
 	return buf, true, nil
+}
+
+// Field numbers of GetEventsResponse's plain fields, and of Timestamp's.
+const (
+	nodeNameField protowire.Number = 1000
+	timeField     protowire.Number = 1001
+	secondsField  protowire.Number = 1
+	nanosField    protowire.Number = 2
+)
+
+// topSize is the size of ev's node_name and time as proto.Marshal writes
+// them; ok is false when proto.Marshal would not write them as appendTop
+// does (a node name it rejects, a time with unknown fields), which the
+// reflection path then handles. Writing these two fields by hand spares
+// every event a GetEventsResponse of its own.
+func topSize(ev *api.GetEventsResponse) (n int, ok bool) {
+	if name := ev.GetNodeName(); name != "" {
+		if !utf8.ValidString(name) {
+			return 0, false // proto.Marshal's error, from the reflection path
+		}
+		n += protowire.SizeTag(nodeNameField) + protowire.SizeBytes(len(name))
+	}
+	if t := ev.GetTime(); t != nil {
+		if len(t.ProtoReflect().GetUnknown()) > 0 {
+			return 0, false
+		}
+		n += protowire.SizeTag(timeField) + protowire.SizeBytes(timestampSize(t))
+	}
+	return n, true
+}
+
+func timestampSize(t *timestamppb.Timestamp) int {
+	n := 0
+	if s := t.GetSeconds(); s != 0 {
+		n += protowire.SizeTag(secondsField) + protowire.SizeVarint(uint64(s))
+	}
+	if ns := t.GetNanos(); ns != 0 {
+		n += protowire.SizeTag(nanosField) + protowire.SizeVarint(uint64(int64(ns)))
+	}
+	return n
+}
+
+// appendTop appends ev's node_name and time (checked by topSize) as
+// proto.Marshal writes them: in field-number order, zero values left out.
+func appendTop(buf []byte, ev *api.GetEventsResponse) []byte {
+	if name := ev.GetNodeName(); name != "" {
+		buf = protowire.AppendTag(buf, nodeNameField, protowire.BytesType)
+		buf = protowire.AppendString(buf, name)
+	}
+	if t := ev.GetTime(); t != nil {
+		buf = protowire.AppendTag(buf, timeField, protowire.BytesType)
+		buf = protowire.AppendVarint(buf, uint64(timestampSize(t)))
+		if s := t.GetSeconds(); s != 0 {
+			buf = protowire.AppendTag(buf, secondsField, protowire.VarintType)
+			buf = protowire.AppendVarint(buf, uint64(s))
+		}
+		if ns := t.GetNanos(); ns != 0 {
+			buf = protowire.AppendTag(buf, nanosField, protowire.VarintType)
+			buf = protowire.AppendVarint(buf, uint64(int64(ns)))
+		}
+	}
+	return buf
 }

@@ -192,3 +192,31 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	})
 }
+
+// TestTopFieldsEqualMarshal: node_name and time, which the hot path writes
+// by hand, come out as proto.Marshal writes them for every shape of value
+// (absent, zero, negative, extreme, with unknown fields), and a node name
+// proto.Marshal rejects is rejected too.
+func TestTopFieldsEqualMarshal(t *testing.T) {
+	withUnknown := &timestamppb.Timestamp{Seconds: 5}
+	withUnknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 77, protowire.VarintType), 1))
+	times := []*timestamppb.Timestamp{
+		nil, {}, {Seconds: 1}, {Nanos: 1}, {Seconds: -1, Nanos: -999999999}, {Seconds: 1 << 62, Nanos: 999999999},
+		{Seconds: -(1 << 62)}, {Nanos: -1}, timestamppb.Now(), withUnknown,
+	}
+	for _, name := range []string{"", "n", "node-ü", "bad\xff"} {
+		for i, tm := range times {
+			ev := &api.GetEventsResponse{NodeName: name, Time: tm, Event: &api.GetEventsResponse_ProcessKprobe{
+				ProcessKprobe: &api.ProcessKprobe{Process: &api.Process{Binary: "/bin/cat"}, FunctionName: "f"},
+			}}
+			want, werr := proto.Marshal(ev)
+			got, err := Marshal(nil, ev, nil, nil)
+			if (err != nil) != (werr != nil) {
+				t.Fatalf("node %q, time %d: error %v, proto.Marshal's %v", name, i, err, werr)
+			}
+			if err == nil && !bytes.Equal(got, want) {
+				t.Fatalf("node %q, time %d: spliced bytes differ from proto.Marshal\nspliced: %x\nwant:    %x", name, i, got, want)
+			}
+		}
+	}
+}

@@ -2,7 +2,6 @@ package hookevent
 
 import (
 	"encoding/binary"
-	"strings"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -18,27 +17,26 @@ import (
 func intArg(typ tracingpolicy.ArgType, v int64) *api.KprobeArgument {
 	switch typ {
 	case tracingpolicy.TypeUint32, tracingpolicy.TypeUint16, tracingpolicy.TypeUint8:
-		return &api.KprobeArgument{Arg: &api.KprobeArgument_UintArg{UintArg: uint32(v)}}
+		return uint32Arg(uint32(v))
 	case tracingpolicy.TypeInt64, tracingpolicy.TypeLong:
-		return &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: v}}
+		return longArg(v)
 	case tracingpolicy.TypeSizeT, tracingpolicy.TypeUint64, tracingpolicy.TypeUlong:
-		return &api.KprobeArgument{Arg: &api.KprobeArgument_SizeArg{SizeArg: uint64(v)}}
+		return sizeArg(uint64(v))
 	}
-	return &api.KprobeArgument{Arg: &api.KprobeArgument_IntArg{IntArg: int32(v)}}
+	return int32Arg(int32(v))
 }
 
+// pathFlags names a path's flags, space-separated; the names of every
+// combination are constants, so no event builds them.
 func pathFlags(f uint16) string {
-	var out []string
-	if f&observer.PathDeleted != 0 {
-		out = append(out, "deleted")
-	}
-	if f&observer.PathTruncated != 0 {
-		out = append(out, "truncated")
-	}
-	if f&observer.PathUnreachable != 0 {
-		out = append(out, "unreachable")
-	}
-	return strings.Join(out, " ")
+	return pathFlagNames[f&(observer.PathDeleted|observer.PathTruncated|observer.PathUnreachable)]
+}
+
+// pathFlagNames is indexed by the flags: truncated 1, deleted 2,
+// unreachable 4 (TestPathFlags holds them to the observer's values).
+var pathFlagNames = [8]string{
+	"", "truncated", "deleted", "deleted truncated",
+	"unreachable", "truncated unreachable", "deleted unreachable", "deleted truncated unreachable",
 }
 
 // syscallIDArg reports a syscall64 value as Tetragon does: the number,

@@ -170,20 +170,25 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 		action = api.KprobeAction_KPROBE_ACTION_OVERRIDE
 	}
 	action = h.eventAction(g, action)
-	args := eventArgs(h, g)
-	ev := &api.GetEventsResponse{}
+	var ev *api.GetEventsResponse
 	switch d.Kind {
 	case KindTracepoint:
+		args := eventArgs(h, g, nil)
+		ev = &api.GetEventsResponse{}
 		ev.Event = &api.GetEventsResponse_ProcessTracepoint{ProcessTracepoint: &api.ProcessTracepoint{
 			Process: process, Parent: parent, Subsys: d.Subsystem, Event: d.Call, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
 		}}
 	case KindUprobe:
+		args := eventArgs(h, g, nil)
+		ev = &api.GetEventsResponse{}
 		ev.Event = &api.GetEventsResponse_ProcessUprobe{ProcessUprobe: &api.ProcessUprobe{
 			Process: process, Parent: parent, Path: d.Path, Symbol: d.Call, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
 		}}
 	case KindLSM:
+		args := eventArgs(h, g, nil)
+		ev = &api.GetEventsResponse{}
 		ev.Event = &api.GetEventsResponse_ProcessLsm{ProcessLsm: &api.ProcessLsm{
 			Process: process, Parent: parent, FunctionName: d.Call, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
@@ -193,10 +198,11 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 		if f, ok := h.Funcs[g.Syscall]; ok {
 			fn = f // the listed system call this record is of
 		}
-		k := &api.ProcessKprobe{
-			Process: process, Parent: parent, FunctionName: fn, Args: args,
-			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
-		}
+		var k *api.ProcessKprobe
+		var argsBuf []*api.KprobeArgument
+		ev, k, argsBuf = kprobeEvent()
+		k.Process, k.Parent, k.FunctionName, k.Args = process, parent, fn, eventArgs(h, g, argsBuf)
+		k.PolicyName, k.Action, k.Message, k.Tags, k.Mechanism = d.Policy, action, d.Message, d.Tags, h.Mechanism
 		if d.Return {
 			// the return probe posted the event, and did returnArgAction
 			k.ReturnAction = api.KprobeAction_KPROBE_ACTION_POST
@@ -216,7 +222,6 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 		if g.Actions&uint32(sensor.ActUserStack) != 0 {
 			k.UserStackTrace = b.stack(h, g.UStack, func(a []uint64) []*api.StackTraceEntry { return b.symbols.user(g.Pid, a) })
 		}
-		ev.Event = &api.GetEventsResponse_ProcessKprobe{ProcessKprobe: k}
 	}
 	return ev, true
 }
@@ -245,9 +250,16 @@ func returnArg(typ tracingpolicy.ArgType, v int64) *api.KprobeArgument {
 	return &api.KprobeArgument{Arg: &api.KprobeArgument_LongArg{LongArg: v}}
 }
 
-// eventArgs decodes a record's arguments as the hook declared them.
-func eventArgs(h *Hook, g *observer.HookRecord) []*api.KprobeArgument {
-	var args []*api.KprobeArgument
+// eventArgs decodes a record's arguments as the hook declared them,
+// appending them to buf (none: nil).
+func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*api.KprobeArgument {
+	if len(h.Args) == 0 {
+		return nil
+	}
+	args := buf[:0]
+	if cap(args) < len(h.Args) {
+		args = make([]*api.KprobeArgument, 0, len(h.Args))
+	}
 	str := 0
 	for i, a := range h.Args {
 		var arg *api.KprobeArgument
@@ -265,7 +277,7 @@ func eventArgs(h *Hook, g *observer.HookRecord) []*api.KprobeArgument {
 			switch a.Type {
 			case "fd":
 			case "file", "kiocb":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Path: escape.String(path), Flags: pathFlags(flags)}}}
+				arg = fileArg(escape.String(path), pathFlags(flags))
 			case "sock", "socket":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: sockArg([]byte(path))}}
 			case "skb":
@@ -289,12 +301,12 @@ func eventArgs(h *Hook, g *observer.HookRecord) []*api.KprobeArgument {
 			case "linux_binprm":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "path", "dentry":
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Path: escape.String(path), Flags: pathFlags(flags)}}}
+				arg = pathArg(escape.String(path), pathFlags(flags))
 			default:
 				if a.SizeArgIndex > 0 && a.Type == tracingpolicy.TypeCharBuf {
 					path = cutToSize(path, h.Args, g.Ints[:], a.SizeArgIndex-1)
 				}
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: escape.String(path)}}
+				arg = stringArg(escape.String(path))
 			}
 		}
 		arg.Label = a.Label
