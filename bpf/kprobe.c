@@ -158,6 +158,8 @@ struct raw_args {
 	__u64 a[8];
 };
 
+#include "lib/usdt.h"
+
 /* the one hook this object serves */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -616,6 +618,8 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret)
 	}
 	err = act_and_post(c, r, s, owner(c, r), syscall_nr, ret);
 	sock_actions(c, r, s, ret);
+	if (ctx_writes && s >= 0 && s < MAX_SELECTORS)
+		write_regs(ctx, s, c->sel[s].actions & ACT_OVERRIDE, c->sel[s].err);
 	return err;
 }
 
@@ -642,6 +646,14 @@ static __always_inline void syscall_args(struct raw_args *ra)
 /* load_args reads the parameters at function entry. */
 static __always_inline void load_args(struct pt_regs *ctx, struct raw_args *ra)
 {
+	if (usdt) {
+		for (int i = 0; i < USDT_PARAMS; i++) {
+			if (i >= nparams)
+				break;
+			ra->a[i] = usdt_read(ctx, i);
+		}
+		return;
+	}
 	ra->a[0] = ctx->di;
 	ra->a[1] = ctx->si;
 	ra->a[2] = ctx->dx;

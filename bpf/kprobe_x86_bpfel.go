@@ -131,12 +131,16 @@ const (
 	KprobeVarArgSigned       = "arg_signed"
 	KprobeVarArgSize         = "arg_size"
 	KprobeVarAtReturn        = "at_return"
+	KprobeVarCtxWrites       = "ctx_writes"
 	KprobeVarNparams         = "nparams"
 	KprobeVarResLoad         = "res_load"
 	KprobeVarResOff          = "res_off"
 	KprobeVarResSteps        = "res_steps"
 	KprobeVarRetSockAction   = "ret_sock_action"
+	KprobeVarSelNwrites      = "sel_nwrites"
 	KprobeVarSelSockSlot     = "sel_sock_slot"
+	KprobeVarSelWreg         = "sel_wreg"
+	KprobeVarSelWval         = "sel_wval"
 	KprobeVarSyscallNr       = "syscall_nr"
 	KprobeVarSyscallWrapper  = "syscall_wrapper"
 	KprobeVarTpOff           = "tp_off"
@@ -156,6 +160,12 @@ const (
 	KprobeVarUnusedMatchKind = "unused_match_kind"
 	KprobeVarUnusedMatchOp   = "unused_match_op"
 	KprobeVarUnusedNsKind    = "unused_ns_kind"
+	KprobeVarUsdt            = "usdt"
+	KprobeVarUsdtLoc         = "usdt_loc"
+	KprobeVarUsdtReg         = "usdt_reg"
+	KprobeVarUsdtSigned      = "usdt_signed"
+	KprobeVarUsdtSize        = "usdt_size"
+	KprobeVarUsdtVal         = "usdt_val"
 )
 
 // LoadKprobe returns the embedded CollectionSpec for Kprobe.
@@ -234,12 +244,16 @@ type KprobeVariableSpecs struct {
 	ArgSigned       *ebpf.VariableSpec `ebpf:"arg_signed"`
 	ArgSize         *ebpf.VariableSpec `ebpf:"arg_size"`
 	AtReturn        *ebpf.VariableSpec `ebpf:"at_return"`
+	CtxWrites       *ebpf.VariableSpec `ebpf:"ctx_writes"`
 	Nparams         *ebpf.VariableSpec `ebpf:"nparams"`
 	ResLoad         *ebpf.VariableSpec `ebpf:"res_load"`
 	ResOff          *ebpf.VariableSpec `ebpf:"res_off"`
 	ResSteps        *ebpf.VariableSpec `ebpf:"res_steps"`
 	RetSockAction   *ebpf.VariableSpec `ebpf:"ret_sock_action"`
+	SelNwrites      *ebpf.VariableSpec `ebpf:"sel_nwrites"`
 	SelSockSlot     *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
+	SelWreg         *ebpf.VariableSpec `ebpf:"sel_wreg"`
+	SelWval         *ebpf.VariableSpec `ebpf:"sel_wval"`
 	SyscallNr       *ebpf.VariableSpec `ebpf:"syscall_nr"`
 	SyscallWrapper  *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
 	TpOff           *ebpf.VariableSpec `ebpf:"tp_off"`
@@ -259,6 +273,12 @@ type KprobeVariableSpecs struct {
 	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
 	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
 	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	Usdt            *ebpf.VariableSpec `ebpf:"usdt"`
+	UsdtLoc         *ebpf.VariableSpec `ebpf:"usdt_loc"`
+	UsdtReg         *ebpf.VariableSpec `ebpf:"usdt_reg"`
+	UsdtSigned      *ebpf.VariableSpec `ebpf:"usdt_signed"`
+	UsdtSize        *ebpf.VariableSpec `ebpf:"usdt_size"`
+	UsdtVal         *ebpf.VariableSpec `ebpf:"usdt_val"`
 }
 
 // KprobeObjects contains all objects after they have been loaded into the kernel.
@@ -317,12 +337,16 @@ type KprobeVariables struct {
 	ArgSigned       *ebpf.Variable `ebpf:"arg_signed"`
 	ArgSize         *ebpf.Variable `ebpf:"arg_size"`
 	AtReturn        *ebpf.Variable `ebpf:"at_return"`
+	CtxWrites       *ebpf.Variable `ebpf:"ctx_writes"`
 	Nparams         *ebpf.Variable `ebpf:"nparams"`
 	ResLoad         *ebpf.Variable `ebpf:"res_load"`
 	ResOff          *ebpf.Variable `ebpf:"res_off"`
 	ResSteps        *ebpf.Variable `ebpf:"res_steps"`
 	RetSockAction   *ebpf.Variable `ebpf:"ret_sock_action"`
+	SelNwrites      *ebpf.Variable `ebpf:"sel_nwrites"`
 	SelSockSlot     *ebpf.Variable `ebpf:"sel_sock_slot"`
+	SelWreg         *ebpf.Variable `ebpf:"sel_wreg"`
+	SelWval         *ebpf.Variable `ebpf:"sel_wval"`
 	SyscallNr       *ebpf.Variable `ebpf:"syscall_nr"`
 	SyscallWrapper  *ebpf.Variable `ebpf:"syscall_wrapper"`
 	TpOff           *ebpf.Variable `ebpf:"tp_off"`
@@ -342,6 +366,12 @@ type KprobeVariables struct {
 	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
 	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
 	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
+	Usdt            *ebpf.Variable `ebpf:"usdt"`
+	UsdtLoc         *ebpf.Variable `ebpf:"usdt_loc"`
+	UsdtReg         *ebpf.Variable `ebpf:"usdt_reg"`
+	UsdtSigned      *ebpf.Variable `ebpf:"usdt_signed"`
+	UsdtSize        *ebpf.Variable `ebpf:"usdt_size"`
+	UsdtVal         *ebpf.Variable `ebpf:"usdt_val"`
 }
 
 // KprobePrograms contains all programs after they have been loaded into the kernel.

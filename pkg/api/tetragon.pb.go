@@ -288,6 +288,7 @@ const (
 	EventType_PROCESS_TRACEPOINT EventType = 10
 	EventType_PROCESS_UPROBE     EventType = 12
 	EventType_PROCESS_LSM        EventType = 28
+	EventType_PROCESS_USDT       EventType = 29
 )
 
 // Enum value maps for EventType.
@@ -300,6 +301,7 @@ var (
 		10: "PROCESS_TRACEPOINT",
 		12: "PROCESS_UPROBE",
 		28: "PROCESS_LSM",
+		29: "PROCESS_USDT",
 	}
 	EventType_value = map[string]int32{
 		"UNDEF":              0,
@@ -309,6 +311,7 @@ var (
 		"PROCESS_TRACEPOINT": 10,
 		"PROCESS_UPROBE":     12,
 		"PROCESS_LSM":        28,
+		"PROCESS_USDT":       29,
 	}
 )
 
@@ -3135,6 +3138,124 @@ func (x *ProcessUprobe) GetMechanism() string {
 	return ""
 }
 
+// A USDT probe's event (spec.usdts). The field numbers are Tetragon's.
+type ProcessUsdt struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Process    *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	Parent     *Process               `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
+	Path       string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Provider   string                 `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
+	Name       string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	PolicyName string                 `protobuf:"bytes,6,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	Message    string                 `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	Args       []*KprobeArgument      `protobuf:"bytes,8,rep,name=args,proto3" json:"args,omitempty"`
+	Tags       []string               `protobuf:"bytes,9,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Ours, as in ProcessUprobe: uprobe.
+	Mechanism     string `protobuf:"bytes,10000,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessUsdt) Reset() {
+	*x = ProcessUsdt{}
+	mi := &file_tetragon_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessUsdt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessUsdt) ProtoMessage() {}
+
+func (x *ProcessUsdt) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessUsdt.ProtoReflect.Descriptor instead.
+func (*ProcessUsdt) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ProcessUsdt) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetPolicyName() string {
+	if x != nil {
+		return x.PolicyName
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetArgs() []*KprobeArgument {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
 type ProcessLsm struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Process      *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
@@ -3153,7 +3274,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3165,7 +3286,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3178,7 +3299,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -3254,6 +3375,7 @@ type GetEventsResponse struct {
 	//	*GetEventsResponse_ProcessTracepoint
 	//	*GetEventsResponse_ProcessUprobe
 	//	*GetEventsResponse_ProcessLsm
+	//	*GetEventsResponse_ProcessUsdt
 	Event         isGetEventsResponse_Event `protobuf_oneof:"event"`
 	NodeName      string                    `protobuf:"bytes,1000,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	Time          *timestamppb.Timestamp    `protobuf:"bytes,1001,opt,name=time,proto3" json:"time,omitempty"`
@@ -3263,7 +3385,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3397,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3410,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3352,6 +3474,15 @@ func (x *GetEventsResponse) GetProcessLsm() *ProcessLsm {
 	return nil
 }
 
+func (x *GetEventsResponse) GetProcessUsdt() *ProcessUsdt {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessUsdt); ok {
+			return x.ProcessUsdt
+		}
+	}
+	return nil
+}
+
 func (x *GetEventsResponse) GetNodeName() string {
 	if x != nil {
 		return x.NodeName
@@ -3394,6 +3525,10 @@ type GetEventsResponse_ProcessLsm struct {
 	ProcessLsm *ProcessLsm `protobuf:"bytes,28,opt,name=process_lsm,json=processLsm,proto3,oneof"`
 }
 
+type GetEventsResponse_ProcessUsdt struct {
+	ProcessUsdt *ProcessUsdt `protobuf:"bytes,29,opt,name=process_usdt,json=processUsdt,proto3,oneof"`
+}
+
 func (*GetEventsResponse_ProcessExec) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessExit) isGetEventsResponse_Event() {}
@@ -3405,6 +3540,8 @@ func (*GetEventsResponse_ProcessTracepoint) isGetEventsResponse_Event() {}
 func (*GetEventsResponse_ProcessUprobe) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessLsm) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessUsdt) isGetEventsResponse_Event() {}
 
 // A filter matches an event when every field that is set matches; a list
 // field matches when any of its entries does.
@@ -3432,7 +3569,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +3581,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +3594,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3540,7 +3677,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3689,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3702,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3593,7 +3730,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3605,7 +3742,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3618,7 +3755,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -3664,7 +3801,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3813,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3826,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3774,7 +3911,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3786,7 +3923,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3799,7 +3936,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -3924,7 +4061,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4073,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4086,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4003,7 +4140,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4015,7 +4152,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4028,7 +4165,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4049,7 +4186,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4061,7 +4198,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4074,7 +4211,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4099,7 +4236,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4248,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4261,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 type GetVersionResponse struct {
@@ -4136,7 +4273,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4285,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4298,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4192,7 +4329,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4204,7 +4341,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4217,7 +4354,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4311,7 +4448,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4323,7 +4460,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4473,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4445,7 +4582,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4457,7 +4594,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4470,7 +4607,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4485,7 +4622,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4497,7 +4634,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4510,7 +4647,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -4543,7 +4680,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4555,7 +4692,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4568,7 +4705,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -4588,7 +4725,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4600,7 +4737,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4613,7 +4750,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4635,7 +4772,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4647,7 +4784,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4660,7 +4797,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -4685,7 +4822,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4697,7 +4834,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4710,7 +4847,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4723,7 +4860,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4735,7 +4872,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4748,7 +4885,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4773,7 +4910,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4785,7 +4922,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4798,7 +4935,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -4811,7 +4948,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4823,7 +4960,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4836,7 +4973,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -4861,7 +4998,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4873,7 +5010,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4886,7 +5023,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5132,6 +5269,18 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x12\n" +
 	"\x04tags\x18\b \x03(\tR\x04tags\x12.\n" +
 	"\x06action\x18\f \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1d\n" +
+	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xc5\x02\n" +
+	"\vProcessUsdt\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
+	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1a\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x1f\n" +
+	"\vpolicy_name\x18\x06 \x01(\tR\n" +
+	"policyName\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12,\n" +
+	"\x04args\x18\b \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x12\n" +
+	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1d\n" +
 	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xd5\x02\n" +
 	"\n" +
 	"ProcessLsm\x12+\n" +
@@ -5144,7 +5293,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12.\n" +
 	"\x06action\x18\b \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x12\n" +
 	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1d\n" +
-	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xee\x03\n" +
+	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xaa\x04\n" +
 	"\x11GetEventsResponse\x12:\n" +
 	"\fprocess_exec\x18\x01 \x01(\v2\x15.tetragon.ProcessExecH\x00R\vprocessExec\x12:\n" +
 	"\fprocess_exit\x18\x05 \x01(\v2\x15.tetragon.ProcessExitH\x00R\vprocessExit\x12@\n" +
@@ -5153,7 +5302,8 @@ const file_tetragon_proto_rawDesc = "" +
 	" \x01(\v2\x1b.tetragon.ProcessTracepointH\x00R\x11processTracepoint\x12@\n" +
 	"\x0eprocess_uprobe\x18\f \x01(\v2\x17.tetragon.ProcessUprobeH\x00R\rprocessUprobe\x127\n" +
 	"\vprocess_lsm\x18\x1c \x01(\v2\x14.tetragon.ProcessLsmH\x00R\n" +
-	"processLsm\x12\x1c\n" +
+	"processLsm\x12:\n" +
+	"\fprocess_usdt\x18\x1d \x01(\v2\x15.tetragon.ProcessUsdtH\x00R\vprocessUsdt\x12\x1c\n" +
 	"\tnode_name\x18\xe8\a \x01(\tR\bnodeName\x12/\n" +
 	"\x04time\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\a\n" +
 	"\x05event\"\x99\x03\n" +
@@ -5330,7 +5480,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x14KPROBE_ACTION_SIGNAL\x10\n" +
 	"\x12\x1b\n" +
 	"\x17KPROBE_ACTION_TRACKSOCK\x10\v\x12\x1d\n" +
-	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f*\x8b\x01\n" +
+	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f*\x9d\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +
@@ -5339,7 +5489,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x12PROCESS_TRACEPOINT\x10\n" +
 	"\x12\x12\n" +
 	"\x0ePROCESS_UPROBE\x10\f\x12\x0f\n" +
-	"\vPROCESS_LSM\x10\x1c*O\n" +
+	"\vPROCESS_LSM\x10\x1c\x12\x10\n" +
+	"\fPROCESS_USDT\x10\x1d*O\n" +
 	"\x10HealthStatusType\x12\x1c\n" +
 	"\x18HEALTH_STATUS_TYPE_UNDEF\x10\x00\x12\x1d\n" +
 	"\x19HEALTH_STATUS_TYPE_STATUS\x10\x01*|\n" +
@@ -5385,7 +5536,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(KprobeAction)(0),                    // 1: tetragon.KprobeAction
@@ -5420,36 +5571,37 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessKprobe)(nil),                // 30: tetragon.ProcessKprobe
 	(*ProcessTracepoint)(nil),            // 31: tetragon.ProcessTracepoint
 	(*ProcessUprobe)(nil),                // 32: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 33: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 34: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 35: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 36: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 37: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 38: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 39: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 40: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 41: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 42: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 43: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 44: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 45: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 46: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 47: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 48: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 49: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 50: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 51: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 52: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 53: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 54: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 55: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 56: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 57: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 58: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 59: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 60: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 61: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 62: google.protobuf.Int32Value
+	(*ProcessUsdt)(nil),                  // 33: tetragon.ProcessUsdt
+	(*ProcessLsm)(nil),                   // 34: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 35: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 36: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 37: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 38: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 39: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 40: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 41: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 42: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 43: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 44: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 45: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 46: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 47: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 48: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 49: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 50: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 51: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 52: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 53: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 54: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 55: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 56: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 57: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 58: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 59: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 60: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 61: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 62: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 63: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -5465,38 +5617,38 @@ var file_tetragon_proto_depIdxs = []int32{
 	8,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	8,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	8,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	59,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	59,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	59,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	59,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	59,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	59,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	59,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	59,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	60,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	60,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	60,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	60,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	60,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	60,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	60,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	60,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	7,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	11,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	60,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	61,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	12,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	57,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	59,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	59,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	60,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	59,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	58,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	60,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	60,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	61,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	60,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	13,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	7,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	9,   // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	59,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	60,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	10,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	61,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	62,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	12,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	14,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	14,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	14,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	14,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	60,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	62,  // 42: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	59,  // 43: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	59,  // 44: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	61,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	63,  // 42: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	60,  // 43: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	60,  // 44: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	8,   // 45: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	23,  // 46: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	18,  // 47: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
@@ -5526,56 +5678,60 @@ var file_tetragon_proto_depIdxs = []int32{
 	14,  // 71: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
 	28,  // 72: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
 	1,   // 73: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	14,  // 74: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	14,  // 75: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	28,  // 76: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	1,   // 77: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	15,  // 78: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	16,  // 79: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	30,  // 80: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	31,  // 81: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	32,  // 82: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	33,  // 83: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	60,  // 84: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	2,   // 85: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	61,  // 86: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	35,  // 87: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	35,  // 88: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	3,   // 89: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	4,   // 90: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	60,  // 91: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	38,  // 92: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	58,  // 93: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	40,  // 94: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	60,  // 95: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	3,   // 96: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	37,  // 97: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	39,  // 98: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	5,   // 99: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	6,   // 100: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	45,  // 101: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	46,  // 102: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	36,  // 103: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	41,  // 104: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	43,  // 105: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	47,  // 106: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	49,  // 107: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	51,  // 108: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	53,  // 109: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	55,  // 110: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	34,  // 111: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	42,  // 112: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	44,  // 113: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	48,  // 114: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	50,  // 115: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	52,  // 116: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	54,  // 117: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	56,  // 118: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	111, // [111:119] is the sub-list for method output_type
-	103, // [103:111] is the sub-list for method input_type
-	103, // [103:103] is the sub-list for extension type_name
-	103, // [103:103] is the sub-list for extension extendee
-	0,   // [0:103] is the sub-list for field type_name
+	14,  // 74: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
+	14,  // 75: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
+	28,  // 76: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
+	14,  // 77: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	14,  // 78: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	28,  // 79: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	1,   // 80: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	15,  // 81: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	16,  // 82: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	30,  // 83: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	31,  // 84: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	32,  // 85: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	34,  // 86: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	33,  // 87: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	61,  // 88: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	2,   // 89: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	62,  // 90: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	36,  // 91: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	36,  // 92: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	3,   // 93: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	4,   // 94: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	61,  // 95: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	39,  // 96: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	59,  // 97: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	41,  // 98: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	61,  // 99: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	3,   // 100: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	38,  // 101: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	40,  // 102: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	5,   // 103: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	6,   // 104: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	46,  // 105: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	47,  // 106: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	37,  // 107: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	42,  // 108: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	44,  // 109: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	48,  // 110: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	50,  // 111: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	52,  // 112: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	54,  // 113: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	56,  // 114: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	35,  // 115: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	43,  // 116: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	45,  // 117: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	49,  // 118: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	51,  // 119: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	53,  // 120: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	55,  // 121: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	57,  // 122: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	115, // [115:123] is the sub-list for method output_type
+	107, // [107:115] is the sub-list for method input_type
+	107, // [107:107] is the sub-list for extension type_name
+	107, // [107:107] is the sub-list for extension extendee
+	0,   // [0:107] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -5607,13 +5763,14 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SyscallId)(nil),
 		(*KprobeArgument_SockaddrArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[27].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[28].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
 		(*GetEventsResponse_ProcessTracepoint)(nil),
 		(*GetEventsResponse_ProcessUprobe)(nil),
 		(*GetEventsResponse_ProcessLsm)(nil),
+		(*GetEventsResponse_ProcessUsdt)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5621,7 +5778,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

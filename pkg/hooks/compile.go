@@ -52,6 +52,11 @@ type ActionDecl struct {
 	// period and scope ("thread" by default, "process" or "global").
 	RateLimit      time.Duration
 	RateLimitScope string
+	// ArgIndex and ArgValue (Set): the USDT argument written, and what;
+	// Regs (Regs): the registers written.
+	ArgIndex int
+	ArgValue int64
+	Regs     []tracingpolicy.RegAssign
 }
 
 // SelectorDecl is one selector. Its filters are ANDed, whatever list they
@@ -106,9 +111,11 @@ type HookDecl struct {
 	// whether it is read as a raw tracepoint.
 	Subsystem string
 	Raw       bool
-	// Path is a uprobe's executable; Offset, when not zero, the probed
-	// file offset (Call then names it for messages).
-	Path      string
+	// Path is a uprobe's (or USDT's) executable; Offset, when not zero,
+	// the probed file offset (Call then names it for messages).
+	Path string
+	// Provider is a USDT probe's provider (Call is its name).
+	Provider  string
 	Offset    uint64
 	Args      []ArgDecl
 	Selectors []SelectorDecl
@@ -792,6 +799,9 @@ func compileActions(acts []ActionDecl, overrideErr error) (flags, sig uint8, err
 			}
 			flags |= sensor.ActSignal
 			sig = uint8(a.ArgSig)
+		case "Set", "Regs":
+			// register writes, compiled by the uprobe and USDT hooks
+			// (usdt.go); other mechanisms refuse them before
 		case "TrackSock":
 			flags |= sensor.ActTrackSock
 		case "UntrackSock":

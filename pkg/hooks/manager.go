@@ -684,6 +684,11 @@ func (m *Manager) Event(g *observer.Generic, processes func() (process, parent *
 			Process: process, Parent: parent, Path: d.Path, Symbol: d.Call, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
 		}}
+	case KindUsdt:
+		ev.Event = &api.GetEventsResponse_ProcessUsdt{ProcessUsdt: &api.ProcessUsdt{
+			Process: process, Parent: parent, Path: d.Path, Provider: d.Provider, Name: d.Call, Args: args,
+			PolicyName: d.Policy, Message: d.Message, Tags: d.Tags, Mechanism: info.mechanism,
+		}}
 	case KindLSM:
 		ev.Event = &api.GetEventsResponse_ProcessLsm{ProcessLsm: &api.ProcessLsm{
 			Process: process, Parent: parent, FunctionName: d.Call, Args: args,

@@ -26,7 +26,7 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 		mech, feature = MechRawTracepoint, probe.RawTracepoint
 	case d.Kind == KindTracepoint:
 		mech, feature = MechTracepoint, probe.Tracepoint
-	case d.Kind == KindUprobe:
+	case d.Kind == KindUprobe, d.Kind == KindUsdt:
 		mech, feature = MechUprobe, probe.Uprobe
 	case d.Kind == KindLSM:
 		mech, feature = MechLSM, probe.BPFLSM
@@ -113,6 +113,8 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 	switch d.Kind {
 	case KindUprobe:
 		spec, info, err = compileUprobe(d, id)
+	case KindUsdt:
+		spec, info, err = compileUsdt(d, id)
 	default:
 		funcs, ferr := kernelFuncs(opts)
 		if ferr != nil {
@@ -143,6 +145,8 @@ func hookName(d HookDecl) string {
 		return d.Subsystem + "/" + d.Call
 	case KindUprobe:
 		return d.Path + " " + d.Call
+	case KindUsdt:
+		return d.Path + " " + d.Provider + ":" + d.Call
 	}
 	return d.Call
 }

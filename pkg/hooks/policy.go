@@ -97,6 +97,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 			decls = append(decls, d)
 		}
 	}
+	decls = append(decls, c.usdtHooks(p.Spec.Usdts)...)
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("policy %q: %w", p.Metadata.Name, errors.Join(c.errs...))
 	}
@@ -199,6 +200,7 @@ func (c *converter) selector(s tp.Selector) SelectorDecl {
 			Action: string(a.Action), ArgSig: a.ArgSig, ArgError: a.ArgError, ArgSock: int(a.ArgSock),
 			KernelStack: a.KernelStackTrace, UserStack: a.UserStackTrace,
 			RateLimit: a.RateLimit, RateLimitScope: string(a.RateLimitScope),
+			ArgIndex: int(a.ArgIndex), ArgValue: a.ArgValue, Regs: a.ArgRegs,
 		})
 	}
 	return sd

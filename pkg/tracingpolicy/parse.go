@@ -438,7 +438,14 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		{name: "containerSelector", decode: func(v *yaml.Node, fp fieldPath) { s.ContainerSelector = d.labelSelector(v, fp, true) }},
 		// Tetragon features this agent does not implement.
 		// killers is the earlier name of enforcers (killer.yaml)
-		{name: "usdts"}, {name: "enforcers"}, {name: "killers"},
+		{name: "usdts", decode: func(v *yaml.Node, fp fieldPath) {
+			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
+				if h, ok := d.usdt(item, ip); ok {
+					s.Usdts = append(s.Usdts, h)
+				}
+			})
+		}},
+		{name: "enforcers"}, {name: "killers"},
 		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
 			// false asks for nothing; true asks for Tetragon's loader
 			// sensor, not built here
@@ -453,7 +460,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		d.checkInMapLists(s)
 	}
 	if ok && declared == 0 {
-		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)")
+		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks, uprobes or usdts)")
 	}
 }
 

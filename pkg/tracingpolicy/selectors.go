@@ -243,6 +243,8 @@ func hookName(k hookKind) string {
 		return "LSM hooks"
 	case hookUprobe:
 		return "uprobes"
+	case hookUsdt:
+		return "usdts"
 	}
 	return "kprobes"
 }
@@ -401,6 +403,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		name string
 	}
 	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode *yaml.Node
+	var argIndexNode, argValueNode, argRegsNode *yaml.Node
 	var stackNodes []seenField
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
@@ -424,15 +427,15 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			}
 			s = canonicalAction(s)
 			switch act := Action(s); act {
-			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock:
+			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock, ActionSet, ActionRegs:
 				a.Action = act
 			default:
 				if why := removedAction(s); why != "" {
 					d.errorf(v, fp, "%s", why)
 				} else if unsupportedAction(s) {
-					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", s)
+					d.errorf(v, fp, "action %s is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, Set, Regs)", s)
 				} else {
-					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock)", truncate(s))
+					d.errorf(v, fp, "unknown action %q (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, Set, Regs)", truncate(s))
 				}
 			}
 		}},
@@ -485,7 +488,22 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			}
 		}},
 		other("argFd"), other("argName"), other("argFqdn"), other("argUrl"),
-		other("argIndex"), other("argValue"), other("argRegs"),
+		{name: "argIndex", decode: func(v *yaml.Node, fp fieldPath) {
+			argIndexNode = v
+			if i, ok := d.integer(v, fp, 0, 1<<31-1); ok {
+				a.ArgIndex = uint32(i)
+			}
+		}},
+		{name: "argValue", decode: func(v *yaml.Node, fp fieldPath) {
+			argValueNode = v
+			if x, ok := d.integer(v, fp, -1<<63, 1<<63-1); ok {
+				a.ArgValue = x
+			}
+		}},
+		{name: "argRegs", decode: func(v *yaml.Node, fp fieldPath) {
+			argRegsNode = v
+			a.ArgRegs = d.regAssigns(v, fp)
+		}},
 	})
 	if !ok || a.Action == "" {
 		return a, false
@@ -493,6 +511,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	for _, f := range foreign {
 		d.errorf(f.node, p.field(f.name), "%s does not apply to action %s", f.name, a.Action)
 	}
+	d.checkRegAction(&a, n, actionNode, argIndexNode, argValueNode, argRegsNode, p, h)
 	switch a.Action {
 	case ActionOverride:
 		if argErrorNode == nil {

@@ -97,6 +97,9 @@ func (p *TracingPolicy) Enforces() bool {
 	for _, u := range p.Spec.UProbes {
 		sels = append(sels, u.Selectors)
 	}
+	for _, u := range p.Spec.Usdts {
+		sels = append(sels, u.Selectors)
+	}
 	for _, ss := range sels {
 		for _, s := range ss {
 			for _, a := range s.MatchActions {
@@ -131,6 +134,7 @@ type Spec struct {
 	Tracepoints []TracepointSpec
 	LsmHooks    []LsmHookSpec
 	UProbes     []UProbeSpec
+	Usdts       []UsdtSpec
 	// Options as written. The known ones are policy-mode (also parsed into
 	// Mode), hook-mechanism (into HookMechanism), disable-kprobe-multi and
 	// disable-uprobe-multi; others are rejected.
@@ -198,7 +202,7 @@ func (s *Spec) List(name string) (ListSpec, bool) {
 
 // Hooks returns the number of hooks the spec declares.
 func (s *Spec) Hooks() int {
-	return len(s.KProbes) + len(s.Fentries) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes)
+	return len(s.KProbes) + len(s.Fentries) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes) + len(s.Usdts)
 }
 
 // PolicyMode is a policy's enforcement mode (option policy-mode).
@@ -780,14 +784,14 @@ const (
 // Enforces reports whether the action acts on the process rather than only
 // reporting; policy-mode monitor suppresses exactly these.
 func (a Action) Enforces() bool {
-	return a == ActionSigkill || a == ActionSignal || a == ActionOverride
+	return a == ActionSigkill || a == ActionSignal || a == ActionOverride || a == ActionSet || a == ActionRegs
 }
 
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
 	case "GetUrl", "DnsLookup",
-		"NotifyEnforcer", "CleanupEnforcerNotification", "Set",
+		"NotifyEnforcer", "CleanupEnforcerNotification",
 		"NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
 		return true
 	}
@@ -814,6 +818,11 @@ type ActionSelector struct {
 	// ArgSock is the index of the sock or socket argument TrackSock and
 	// UntrackSock act on.
 	ArgSock uint32
+	// ArgIndex and ArgValue (Set): the USDT argument written, and what.
+	ArgIndex uint32
+	ArgValue int64
+	// ArgRegs (Regs): the registers written.
+	ArgRegs []RegAssign
 	// KernelStackTrace and UserStackTrace (Post, kprobes): the event
 	// carries the call's kernel or user stack, symbolised.
 	KernelStackTrace, UserStackTrace bool
