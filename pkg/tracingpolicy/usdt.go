@@ -70,11 +70,6 @@ func (d *decoder) usdt(n *yaml.Node, p fieldPath) (UsdtSpec, bool) {
 		return u, false
 	}
 	u.Args, u.Message, u.Tags = c.args, c.message, c.tags
-	for _, a := range u.Args {
-		if a.Index >= usdt.MaxArgs {
-			d.errorf(n, p.field("args"), "argument index %d: a USDT probe has at most %d arguments", a.Index, usdt.MaxArgs)
-		}
-	}
 	ctx := hookCtx{kind: hookUsdt, args: u.Args, overrideWhy: "Override returns from a function, and a USDT probe is inside one (use Set to change an argument)"}
 	u.Selectors = d.selectors(c.selectors, c.selPath, &ctx)
 	return u, len(d.errs.Errors) == before
