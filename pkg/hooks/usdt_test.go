@@ -170,7 +170,7 @@ spec:
         - "5"
       matchActions:
       - action: Regs
-        argRegs:
+        argReg:
         - "rdi:41"
       - action: Override
         argError: -7

@@ -403,7 +403,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		name string
 	}
 	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode *yaml.Node
-	var argIndexNode, argValueNode, argRegsNode *yaml.Node
+	var argIndexNode, argValueNode, argRegNode *yaml.Node
 	var stackNodes []seenField
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
@@ -500,8 +500,8 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 				a.ArgValue = x
 			}
 		}},
-		{name: "argRegs", decode: func(v *yaml.Node, fp fieldPath) {
-			argRegsNode = v
+		{name: "argReg", decode: func(v *yaml.Node, fp fieldPath) {
+			argRegNode = v
 			a.ArgRegs = d.regAssigns(v, fp)
 		}},
 	})
@@ -511,7 +511,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	for _, f := range foreign {
 		d.errorf(f.node, p.field(f.name), "%s does not apply to action %s", f.name, a.Action)
 	}
-	d.checkRegAction(&a, n, actionNode, argIndexNode, argValueNode, argRegsNode, p, h)
+	d.checkRegAction(&a, n, actionNode, argIndexNode, argValueNode, argRegNode, p, h)
 	switch a.Action {
 	case ActionOverride:
 		if argErrorNode == nil {

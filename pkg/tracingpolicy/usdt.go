@@ -32,7 +32,7 @@ const (
 	ActionRegs Action = "Regs"
 )
 
-// RegAssign is one argRegs entry: "rax:0x123" writes 0x123 into rax.
+// RegAssign is one argReg entry: "rax:0x123" writes 0x123 into rax.
 type RegAssign struct {
 	// Reg is the register as written (rax); Offset its offset in the
 	// kernel's struct pt_regs.
@@ -75,7 +75,7 @@ func (d *decoder) usdt(n *yaml.Node, p fieldPath) (UsdtSpec, bool) {
 	return u, len(d.errs.Errors) == before
 }
 
-// regAssigns decodes an argRegs list: "REG:VALUE" entries.
+// regAssigns decodes an argReg list: "REG:VALUE" entries.
 func (d *decoder) regAssigns(n *yaml.Node, p fieldPath) []RegAssign {
 	var out []RegAssign
 	seen := map[uint16]string{}
@@ -86,30 +86,30 @@ func (d *decoder) regAssigns(n *yaml.Node, p fieldPath) []RegAssign {
 		at, ip := nodes[i], p.index(i)
 		switch {
 		case !ok:
-			d.errorf(at, ip, "argRegs entry %q: want REGISTER:VALUE (e.g. rax:0x123)", truncate(s))
+			d.errorf(at, ip, "argReg entry %q: want REGISTER:VALUE (e.g. rax:0x123)", truncate(s))
 			continue
 		case !known:
-			d.errorf(at, ip, "argRegs entry %q: unknown x86-64 register %q", truncate(s), truncate(reg))
+			d.errorf(at, ip, "argReg entry %q: unknown x86-64 register %q", truncate(s), truncate(reg))
 			continue
 		}
 		v, err := strconv.ParseUint(val, 0, 64)
 		if err != nil {
 			n, serr := strconv.ParseInt(val, 0, 64)
 			if serr != nil {
-				d.errorf(at, ip, "argRegs entry %q: value %q is not an integer", truncate(s), truncate(val))
+				d.errorf(at, ip, "argReg entry %q: value %q is not an integer", truncate(s), truncate(val))
 				continue
 			}
 			v = uint64(n)
 		}
 		if prev, dup := seen[off]; dup {
-			d.errorf(at, ip, "argRegs entry %q writes the register %s writes", truncate(s), prev)
+			d.errorf(at, ip, "argReg entry %q writes the register %s writes", truncate(s), prev)
 			continue
 		}
 		seen[off] = reg
 		out = append(out, RegAssign{Reg: strings.TrimPrefix(reg, "%"), Offset: off, Value: v})
 	}
-	if len(items) == 0 && len(d.errs.Errors) == 0 {
-		d.errorf(n, p, "argRegs lists no registers")
+	if len(items) == 0 && n.Kind == yaml.SequenceNode {
+		d.errorf(n, p, "argReg lists no registers")
 	}
 	return out
 }
@@ -131,14 +131,14 @@ func (d *decoder) checkRegAction(a *ActionSelector, n, actionNode, indexNode, va
 			d.errorf(actionNode, p.field("action"), "action Regs writes a function's registers: uprobes only, not %s", hookName(h.kind))
 		}
 		if regsNode == nil {
-			d.errorf(n, p, "action Regs needs argRegs (REGISTER:VALUE entries)")
+			d.errorf(n, p, "action Regs needs argReg (REGISTER:VALUE entries)")
 		}
 	}
 	for _, f := range []struct {
 		node *yaml.Node
 		name string
 		act  Action
-	}{{indexNode, "argIndex", ActionSet}, {valueNode, "argValue", ActionSet}, {regsNode, "argRegs", ActionRegs}} {
+	}{{indexNode, "argIndex", ActionSet}, {valueNode, "argValue", ActionSet}, {regsNode, "argReg", ActionRegs}} {
 		if f.node != nil && a.Action != f.act {
 			d.errorf(f.node, p.field(f.name), "%s applies to action %s only", f.name, f.act)
 		}
