@@ -618,8 +618,12 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret)
 	}
 	err = act_and_post(c, r, s, owner(c, r), syscall_nr, ret);
 	sock_actions(c, r, s, ret);
-	if (ctx_writes && s >= 0 && s < MAX_SELECTORS)
-		write_regs(ctx, s, c->sel[s].actions & ACT_OVERRIDE, c->sel[s].err);
+	/* err is not zero only for an Override selector (act_and_post):
+	 * reading the selector's fields again here made clang share their
+	 * address with act_and_post's read, whose bound 6.1's verifier then
+	 * lost */
+	if (ctx_writes)
+		write_regs(ctx, s, err);
 	return err;
 }
 

@@ -82,10 +82,12 @@ static __always_inline __u64 usdt_read(struct pt_regs *ctx, int i)
 /* Register writes a selector asks for: Set (argIndex's register, on a
  * USDT), Regs (argRegs). Registers are named by their pt_regs offset. */
 #define MAX_REG_WRITES 4
+/* per selector, 8 rows so that an index masked with 7 stays in bounds */
+#define WRITE_SELS 8
 volatile const bool ctx_writes = false;
-volatile const __u8 sel_nwrites[MAX_SELECTORS] = {};
-volatile const __u8 sel_wreg[MAX_SELECTORS][MAX_REG_WRITES] = {};
-volatile const __u64 sel_wval[MAX_SELECTORS][MAX_REG_WRITES] = {};
+volatile const __u8 sel_nwrites[WRITE_SELS] = {};
+volatile const __u8 sel_wreg[WRITE_SELS][MAX_REG_WRITES] = {};
+volatile const __u64 sel_wval[WRITE_SELS][MAX_REG_WRITES] = {};
 
 /* WRITE_REG stores v in context field reg. The store is written in
  * assembly so that it stays one store at a constant offset from the
@@ -155,22 +157,24 @@ static __always_inline void write_reg(struct pt_regs *ctx, __u8 off, __u64 v)
 	}
 }
 
-/* write_regs carries out selector s's register writes, then an Override's
- * return: the function returns err to its caller without running, as if
- * it had executed ret (the uprobe is at its first instruction, where the
- * return address is on top of the stack). */
-static __always_inline void write_regs(struct pt_regs *ctx, int s, bool override, long err)
+/* write_regs carries out selector s's register writes, then, for an
+ * Override selector (err not zero), its return: the function returns err
+ * to its caller without running, as if it had executed ret (the uprobe is
+ * at its first instruction, where the return address is on top of the
+ * stack). */
+static __always_inline void write_regs(struct pt_regs *ctx, int s, long err)
 {
 	__u64 sp, ret;
 
 	if (s < 0 || s >= MAX_SELECTORS)
 		return;
+	s &= WRITE_SELS - 1;
 	for (int j = 0; j < MAX_REG_WRITES; j++) {
 		if (j >= sel_nwrites[s])
 			break;
 		write_reg(ctx, sel_wreg[s][j], sel_wval[s][j]);
 	}
-	if (!override)
+	if (!err)
 		return;
 	sp = ctx->sp;
 	if (bpf_probe_read_user(&ret, sizeof(ret), (void *)sp))

@@ -114,7 +114,7 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 	case KindUprobe:
 		spec, info, err = compileUprobe(d, id)
 	case KindUsdt:
-		spec, info, err = compileUsdt(d, id)
+		return loadUsdt(d, id, events, opts)
 	default:
 		funcs, ferr := kernelFuncs(opts)
 		if ferr != nil {

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -25,28 +28,43 @@ func (c *converter) usdtHooks(us []tp.UsdtSpec) []HookDecl {
 	return decls
 }
 
-// compileUsdt compiles a usdts: hook: a uprobe at the probe's instruction,
-// whose arguments are read where the probe's ELF note says they are, and
+// compileUsdt compiles a usdts: hook: a uprobe at each site of the probe
+// (a probe used in several places, or inlined, has a note per site),
+// whose arguments are read where that site's note says they are, and
 // whose semaphore (if it has one) the kernel increments while the hook is
 // attached, so that the program evaluates the probe's arguments.
-func compileUsdt(d HookDecl, id uint32) (sensor.KprobeSpec, hookInfo, error) {
+func compileUsdt(d HookDecl, id uint32) ([]sensor.KprobeSpec, hookInfo, error) {
 	path := hostPath(d.Path)
-	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Provider + ":" + d.Call, Path: path}
 	info := hookInfo{decl: d, mechanism: MechUprobe}
 	sites, err := usdt.Find(path, d.Provider, d.Call)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return spec, info, fmt.Errorf("USDT %s:%s: the binary %s does not exist on this system: %w", d.Provider, d.Call, d.Path, err)
+			return nil, info, fmt.Errorf("USDT %s:%s: the binary %s does not exist on this system: %w", d.Provider, d.Call, d.Path, err)
 		}
-		return spec, info, fmt.Errorf("USDT %s:%s: %w", d.Provider, d.Call, err)
+		return nil, info, fmt.Errorf("USDT %s:%s: %w", d.Provider, d.Call, err)
 	}
-	if len(sites) > 1 {
-		// each site has its own argument locations: one uprobe each,
-		// which one hook object does not hold
-		return spec, info, fmt.Errorf("USDT %s:%s: %s has %d sites of the probe; attaching to more than one is not built", d.Provider, d.Call, d.Path, len(sites))
+	var specs []sensor.KprobeSpec
+	for i, site := range sites {
+		// the sites' arguments have the same types: the info (record
+		// slots, rate limits) of any site serves them all
+		spec, si, err := compileSite(d, id, path, site)
+		if err != nil {
+			if len(sites) > 1 {
+				err = fmt.Errorf("site %d of %d (file offset %#x): %w", i+1, len(sites), site.Offset, err)
+			}
+			return nil, info, err
+		}
+		specs = append(specs, spec)
+		info = si
 	}
-	site := sites[0]
-	spec.Offset, spec.RefCtrOffset = site.Offset, site.Semaphore
+	return specs, info, nil
+}
+
+// compileSite compiles a usdts: hook at one site of the probe.
+func compileSite(d HookDecl, id uint32, path string, site usdt.Probe) (sensor.KprobeSpec, hookInfo, error) {
+	spec := sensor.KprobeSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Provider + ":" + d.Call, Path: path,
+		Offset: site.Offset, RefCtrOffset: site.Semaphore}
+	info := hookInfo{decl: d, mechanism: MechUprobe}
 	what := fmt.Sprintf("the USDT probe %s:%s", d.Provider, d.Call)
 	regs := registerSource(what)
 	slot, err := compileArgs(d, &spec, &info, func(s *sensor.KprobeSpec, a ArgDecl) (sensor.Arg, error) {
@@ -82,6 +100,69 @@ func compileUsdt(d HookDecl, id uint32) (sensor.KprobeSpec, hookInfo, error) {
 		}
 	}
 	return spec, info, nil
+}
+
+// usdtSites is a usdts: hook loaded at every site of its probe: one hook
+// (one id, one policy entry) of several uprobe objects.
+type usdtSites []*sensor.Kprobe
+
+// loadUsdt compiles and attaches a usdts: hook. On error nothing stays
+// loaded.
+func loadUsdt(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
+	specs, info, err := compileUsdt(d, id)
+	if err != nil {
+		return nil, info, err
+	}
+	var sites usdtSites
+	for _, spec := range specs {
+		spec.Scoped = d.Scope != nil
+		k, err := sensor.LoadKprobe(spec, events, opts)
+		if err != nil {
+			sites.Close()
+			return nil, info, fmt.Errorf("%s: %w", hookName(d), err)
+		}
+		sites = append(sites, k)
+	}
+	if len(sites) == 1 {
+		return sites[0], info, nil
+	}
+	return sites, info, nil
+}
+
+// Stats adds up the sites' counters.
+func (s usdtSites) Stats() (sensor.GenericStats, error) {
+	var sum sensor.GenericStats
+	var errs []error
+	for _, k := range s {
+		st, err := k.Stats()
+		errs = append(errs, err)
+		sum.Calls += st.Calls
+		sum.Matched += st.Matched
+		sum.Posted += st.Posted
+		sum.Drops += st.Drops
+		sum.Signals += st.Signals
+		sum.Cached += st.Cached
+		sum.MemoryBytes += st.MemoryBytes
+	}
+	return sum, errors.Join(errs...)
+}
+
+// Pin pins site i under dir/site<i>.
+func (s usdtSites) Pin(dir string) error {
+	for i, k := range s {
+		if err := k.Pin(filepath.Join(dir, fmt.Sprintf("site%d", i))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s usdtSites) Close() error {
+	var errs []error
+	for _, k := range s {
+		errs = append(errs, k.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func usdtArg(a usdt.Arg) sensor.UsdtArg {
@@ -127,4 +208,14 @@ func regWrites(acts []ActionDecl) []sensor.RegWrite {
 		}
 	}
 	return out
+}
+
+// SetCgroups limits every site to the cgroups ids (a scoped policy).
+func (s usdtSites) SetCgroups(ids []uint64) error {
+	for _, k := range s {
+		if err := k.SetCgroups(ids); err != nil {
+			return err
+		}
+	}
+	return nil
 }

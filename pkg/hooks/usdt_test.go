@@ -84,6 +84,38 @@ func TestUsdtArgs(t *testing.T) {
 		"$DIR/usdt-target tetragon_test:args POST long:4886718345 int:-5 int:7 size:9773436690")
 }
 
+const usdtSitesPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "usdt-sites"
+spec:
+  usdts:
+  - path: "%[3]s"
+    provider: "tetragon_test"
+    name: "twice"
+    args:
+    - index: 0
+      type: "int32"
+`
+
+// A probe with two sites, whose argument is in a register at one and in
+// memory at the other: one hook, attached at both, each site read where
+// its own note says.
+func TestUsdtSites(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "uprobe")
+	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
+	bin := buildUsdtTarget(t, h.dir)
+	h.loadWith(t, usdtSitesPolicy, MechUprobe, bin)
+	h.run(t, bin, "1", "77")
+	wantEvents(t, h.events(t),
+		"$DIR/usdt-target tetragon_test:twice POST int:77",
+		"$DIR/usdt-target tetragon_test:twice POST int:77")
+	if st := h.stats(t); st.Calls != 2 || st.Posted != 2 {
+		t.Fatalf("stats %+v, want 2 calls posted (one per site)", st)
+	}
+}
+
 const usdtSetPolicy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:

@@ -88,9 +88,10 @@ func setUsdt(cs *ebpf.CollectionSpec, spec KprobeSpec) error {
 		}
 		loc[i], reg[i], val[i], size[i], signed[i] = a.Loc, a.Reg, a.Value, a.Size, boolByte(a.Signed)
 	}
-	var n [MaxSelectors]uint8
-	var wreg [MaxSelectors][MaxRegWrites]uint8
-	var wval [MaxSelectors][MaxRegWrites]uint64
+	// 8 rows: bpf/lib/usdt.h's WRITE_SELS
+	var n [8]uint8
+	var wreg [8][MaxRegWrites]uint8
+	var wval [8][MaxRegWrites]uint64
 	writes := false
 	for i, sel := range spec.Selectors {
 		if len(sel.RegWrites) > MaxRegWrites {
@@ -105,6 +106,10 @@ func setUsdt(cs *ebpf.CollectionSpec, spec KprobeSpec) error {
 				return fmt.Errorf("selector %d: register offset %d is no pt_regs register", i, w.Reg)
 			}
 			wreg[i][j], wval[i][j] = w.Reg, w.Value
+		}
+		if spec.Attach == AttachUprobe && sel.Actions&ActOverride != 0 && sel.Error == 0 {
+			// the program tells an Override selector by its error
+			return fmt.Errorf("selector %d: Override on a uprobe needs a non-zero argError", i)
 		}
 		writes = writes || len(sel.RegWrites) > 0 || spec.Attach == AttachUprobe && sel.Actions&ActOverride != 0
 	}

@@ -70,10 +70,10 @@ func TestRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(probes) != 2 {
-		t.Fatalf("%d probes, want 2: %+v", len(probes), probes)
+	if len(probes) != 4 {
+		t.Fatalf("%d probes, want 4: %+v", len(probes), probes)
 	}
-	args, set := probes[0], probes[1]
+	args, set := probes[0], probes[3]
 	if args.Provider != "tetragon_test" || args.Name != "args" || len(args.Args) != 4 || args.Semaphore == 0 {
 		t.Fatalf("first probe %+v, want tetragon_test:args with 4 arguments and a semaphore", args)
 	}
@@ -97,12 +97,15 @@ func TestRead(t *testing.T) {
 	if s := f.Section(".probes"); s == nil || args.Semaphore != s.Offset {
 		t.Fatalf("semaphore at file offset %#x, want .probes' offset", args.Semaphore)
 	}
-	if _, err := Find(bin, "tetragon_test", "nope"); err == nil || !strings.Contains(err.Error(), "tetragon_test:args, tetragon_test:set") {
+	if _, err := Find(bin, "tetragon_test", "nope"); err == nil || !strings.Contains(err.Error(), "tetragon_test:args, tetragon_test:twice, tetragon_test:set") {
 		t.Fatalf("Find of a missing probe: %v", err)
 	}
 	sites, err := Find(bin, "tetragon_test", "set")
 	if err != nil || len(sites) != 1 || sites[0].Offset != set.Offset {
 		t.Fatalf("Find: %+v, %v", sites, err)
+	}
+	if sites, err = Find(bin, "tetragon_test", "twice"); err != nil || len(sites) != 2 || sites[0].Args[0].Loc != LocReg || sites[1].Args[0].Loc != LocMem {
+		t.Fatalf("Find of the probe with two sites: %+v, %v", sites, err)
 	}
 	if _, err := Read("/nonexistent/usdt-target"); err == nil {
 		t.Fatal("a missing file was read")

@@ -4,7 +4,8 @@
  * as the compiler placed them (%0...: a register, memory or a constant).
  *
  * target A B: probe tetragon_test:args sees A (a register), B (memory),
- * 7 (a constant) and 2*A (a register); probe tetragon_test:set sees B in a
+ * 7 (a constant) and 2*A (a register); probe tetragon_test:twice, at two
+ * sites, sees B; probe tetragon_test:set sees B in a
  * register, and the program prints what is there afterwards, so a hook
  * that sets the argument shows in the output. It prints the args probe's
  * semaphore, which is not zero while a hook is attached to the probe, and
@@ -62,6 +63,10 @@ int main(int argc, char **argv)
 	__asm__ __volatile__(PROBE("tetragon_test", "args", "args_semaphore", "-8@%0 -4@%1 -4@$7 8@%2")
 			     :
 			     : "r"(a), "m"(b), "r"(c));
+	/* one probe, two sites, its argument in a register at the first and
+	 * in memory at the second */
+	__asm__ __volatile__(PROBE("tetragon_test", "twice", "0", "-4@%0") : : "r"(b));
+	__asm__ __volatile__(PROBE("tetragon_test", "twice", "0", "-4@%0") : : "m"(b));
 	/* "+r": the probe may change v, so it is read again afterwards */
 	__asm__ __volatile__(PROBE("tetragon_test", "set", "0", "-4@%0") : "+r"(v));
 	printf("semaphore %d set %d checked %d\n", args_semaphore, v, checked(b));
