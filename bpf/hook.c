@@ -176,6 +176,8 @@ struct raw_args {
 	__u64 a[8];
 };
 
+#include "lib/usdt.h"
+
 /* the one hook this object serves */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -625,8 +627,9 @@ static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, 
 
 /* evaluate runs the selectors on one call and carries out the actions of
  * the one that matched; it returns the value an Override selector asks the
- * function to return, else 0. */
-static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret)
+ * function to return, else 0, and sets *sel (sel not NULL) to the matched
+ * selector. */
+static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, int *sel)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct gen_conf *c;
@@ -657,6 +660,8 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret)
 	}
 	err = act_and_post(c, r, s, owner(c, r), syscall_nr, ret);
 	sock_actions(c, r, s, ret);
+	if (sel)
+		*sel = s;
 	return err;
 }
 
@@ -683,6 +688,14 @@ static __always_inline void syscall_args(struct raw_args *ra)
 /* load_args reads the parameters at function entry. */
 static __always_inline void load_args(struct pt_regs *ctx, struct raw_args *ra)
 {
+	if (usdt) {
+		for (int i = 0; i < USDT_PARAMS; i++) {
+			if (i >= nparams)
+				break;
+			ra->a[i] = usdt_read(ctx, i);
+		}
+		return;
+	}
 	ra->a[0] = ctx->di;
 	ra->a[1] = ctx->si;
 	ra->a[2] = ctx->dx;
@@ -697,6 +710,8 @@ SEC("kprobe")
 int gen_kprobe(struct pt_regs *ctx)
 {
 	struct raw_args ra = {};
+	int s = -1;
+	long err;
 
 	load_args(ctx, &ra);
 	if (at_return) {
@@ -705,7 +720,14 @@ int gen_kprobe(struct pt_regs *ctx)
 		bpf_map_update_elem(&entries, &id, &ra, BPF_ANY);
 		return 0;
 	}
-	evaluate(ctx, &ra, 0);
+	err = evaluate(ctx, &ra, 0, &s);
+	/* the uprobe actions that write registers (Set, Regs, Override): err
+	 * is not zero only for an Override selector. Here, not in evaluate:
+	 * code added there changed clang's register allocation for every
+	 * program, and 6.1's verifier then lost a selector index's bound in
+	 * the fmod_ret program */
+	if (ctx_writes)
+		write_regs(ctx, s, err);
 	return 0;
 }
 
@@ -720,7 +742,7 @@ int gen_kretprobe(struct pt_regs *ctx)
 		return 0;
 	ra = *saved;
 	bpf_map_delete_elem(&entries, &id);
-	evaluate(ctx, &ra, ctx->ax);
+	evaluate(ctx, &ra, ctx->ax, NULL);
 	return 0;
 }
 
@@ -748,7 +770,7 @@ int gen_fmod_ret(__u64 *ctx)
 	struct raw_args ra = {};
 
 	func_args(ctx, &ra);
-	return evaluate(ctx, &ra, 0);
+	return evaluate(ctx, &ra, 0, NULL);
 }
 
 /* gen_fentry serves spec.fentries: the kprobe spec, run by a BPF
@@ -759,7 +781,7 @@ int gen_fentry(__u64 *ctx)
 	struct raw_args ra = {};
 
 	func_args(ctx, &ra);
-	evaluate(ctx, &ra, 0);
+	evaluate(ctx, &ra, 0, NULL);
 	return 0;
 }
 
@@ -773,7 +795,7 @@ int gen_fexit(__u64 *ctx)
 
 	func_args(ctx, &ra);
 	bpf_get_func_ret(ctx, &ret);
-	evaluate(ctx, &ra, ret);
+	evaluate(ctx, &ra, ret, NULL);
 	return 0;
 }
 
@@ -791,7 +813,7 @@ int gen_lsm(__u64 *ctx)
 			break;
 		bpf_get_func_arg(ctx, i, &ra.a[i]);
 	}
-	err = evaluate(ctx, &ra, 0);
+	err = evaluate(ctx, &ra, 0, NULL);
 	/* the kernel accepts only 0 or a negative errno from LSM programs */
 	if (err > 0 || err < -4095)
 		err = -1;
@@ -845,7 +867,7 @@ int gen_tracepoint(void *ctx)
 			break;
 		ra.a[i] = tp_field(ctx, i);
 	}
-	evaluate(ctx, &ra, 0);
+	evaluate(ctx, &ra, 0, NULL);
 	return 0;
 }
 
@@ -869,6 +891,6 @@ int gen_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 		ra.a[4] = ctx->args[4];
 	if (nparams > 5)
 		ra.a[5] = ctx->args[5];
-	evaluate(ctx, &ra, 0);
+	evaluate(ctx, &ra, 0, NULL);
 	return 0;
 }

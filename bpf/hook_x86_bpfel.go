@@ -285,12 +285,16 @@ const (
 	HookVarArgSigned       = "arg_signed"
 	HookVarArgSize         = "arg_size"
 	HookVarAtReturn        = "at_return"
+	HookVarCtxWrites       = "ctx_writes"
 	HookVarNparams         = "nparams"
 	HookVarResLoad         = "res_load"
 	HookVarResOff          = "res_off"
 	HookVarResSteps        = "res_steps"
 	HookVarRetSockAction   = "ret_sock_action"
+	HookVarSelNwrites      = "sel_nwrites"
 	HookVarSelSockSlot     = "sel_sock_slot"
+	HookVarSelWreg         = "sel_wreg"
+	HookVarSelWval         = "sel_wval"
 	HookVarSyscallNr       = "syscall_nr"
 	HookVarSyscallWrapper  = "syscall_wrapper"
 	HookVarTpOff           = "tp_off"
@@ -310,6 +314,12 @@ const (
 	HookVarUnusedMatchKind = "unused_match_kind"
 	HookVarUnusedMatchOp   = "unused_match_op"
 	HookVarUnusedNsKind    = "unused_ns_kind"
+	HookVarUsdt            = "usdt"
+	HookVarUsdtLoc         = "usdt_loc"
+	HookVarUsdtReg         = "usdt_reg"
+	HookVarUsdtSigned      = "usdt_signed"
+	HookVarUsdtSize        = "usdt_size"
+	HookVarUsdtVal         = "usdt_val"
 )
 
 // LoadHook returns the embedded CollectionSpec for Hook.
@@ -388,12 +398,16 @@ type HookVariableSpecs struct {
 	ArgSigned       *ebpf.VariableSpec `ebpf:"arg_signed"`
 	ArgSize         *ebpf.VariableSpec `ebpf:"arg_size"`
 	AtReturn        *ebpf.VariableSpec `ebpf:"at_return"`
+	CtxWrites       *ebpf.VariableSpec `ebpf:"ctx_writes"`
 	Nparams         *ebpf.VariableSpec `ebpf:"nparams"`
 	ResLoad         *ebpf.VariableSpec `ebpf:"res_load"`
 	ResOff          *ebpf.VariableSpec `ebpf:"res_off"`
 	ResSteps        *ebpf.VariableSpec `ebpf:"res_steps"`
 	RetSockAction   *ebpf.VariableSpec `ebpf:"ret_sock_action"`
+	SelNwrites      *ebpf.VariableSpec `ebpf:"sel_nwrites"`
 	SelSockSlot     *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
+	SelWreg         *ebpf.VariableSpec `ebpf:"sel_wreg"`
+	SelWval         *ebpf.VariableSpec `ebpf:"sel_wval"`
 	SyscallNr       *ebpf.VariableSpec `ebpf:"syscall_nr"`
 	SyscallWrapper  *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
 	TpOff           *ebpf.VariableSpec `ebpf:"tp_off"`
@@ -413,6 +427,12 @@ type HookVariableSpecs struct {
 	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
 	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
 	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	Usdt            *ebpf.VariableSpec `ebpf:"usdt"`
+	UsdtLoc         *ebpf.VariableSpec `ebpf:"usdt_loc"`
+	UsdtReg         *ebpf.VariableSpec `ebpf:"usdt_reg"`
+	UsdtSigned      *ebpf.VariableSpec `ebpf:"usdt_signed"`
+	UsdtSize        *ebpf.VariableSpec `ebpf:"usdt_size"`
+	UsdtVal         *ebpf.VariableSpec `ebpf:"usdt_val"`
 }
 
 // HookObjects contains all objects after they have been loaded into the kernel.
@@ -471,12 +491,16 @@ type HookVariables struct {
 	ArgSigned       *ebpf.Variable `ebpf:"arg_signed"`
 	ArgSize         *ebpf.Variable `ebpf:"arg_size"`
 	AtReturn        *ebpf.Variable `ebpf:"at_return"`
+	CtxWrites       *ebpf.Variable `ebpf:"ctx_writes"`
 	Nparams         *ebpf.Variable `ebpf:"nparams"`
 	ResLoad         *ebpf.Variable `ebpf:"res_load"`
 	ResOff          *ebpf.Variable `ebpf:"res_off"`
 	ResSteps        *ebpf.Variable `ebpf:"res_steps"`
 	RetSockAction   *ebpf.Variable `ebpf:"ret_sock_action"`
+	SelNwrites      *ebpf.Variable `ebpf:"sel_nwrites"`
 	SelSockSlot     *ebpf.Variable `ebpf:"sel_sock_slot"`
+	SelWreg         *ebpf.Variable `ebpf:"sel_wreg"`
+	SelWval         *ebpf.Variable `ebpf:"sel_wval"`
 	SyscallNr       *ebpf.Variable `ebpf:"syscall_nr"`
 	SyscallWrapper  *ebpf.Variable `ebpf:"syscall_wrapper"`
 	TpOff           *ebpf.Variable `ebpf:"tp_off"`
@@ -496,6 +520,12 @@ type HookVariables struct {
 	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
 	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
 	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
+	Usdt            *ebpf.Variable `ebpf:"usdt"`
+	UsdtLoc         *ebpf.Variable `ebpf:"usdt_loc"`
+	UsdtReg         *ebpf.Variable `ebpf:"usdt_reg"`
+	UsdtSigned      *ebpf.Variable `ebpf:"usdt_signed"`
+	UsdtSize        *ebpf.Variable `ebpf:"usdt_size"`
+	UsdtVal         *ebpf.Variable `ebpf:"usdt_val"`
 }
 
 // HookPrograms contains all programs after they have been loaded into the kernel.

@@ -360,6 +360,7 @@ const (
 	EventType_PROCESS_TRACEPOINT EventType = 10
 	EventType_PROCESS_UPROBE     EventType = 12
 	EventType_PROCESS_LSM        EventType = 28
+	EventType_PROCESS_USDT       EventType = 29
 )
 
 // Enum value maps for EventType.
@@ -372,6 +373,7 @@ var (
 		10: "PROCESS_TRACEPOINT",
 		12: "PROCESS_UPROBE",
 		28: "PROCESS_LSM",
+		29: "PROCESS_USDT",
 	}
 	EventType_value = map[string]int32{
 		"UNDEF":              0,
@@ -381,6 +383,7 @@ var (
 		"PROCESS_TRACEPOINT": 10,
 		"PROCESS_UPROBE":     12,
 		"PROCESS_LSM":        28,
+		"PROCESS_USDT":       29,
 	}
 )
 
@@ -3347,6 +3350,124 @@ func (x *ProcessUprobe) GetMechanism() string {
 	return ""
 }
 
+// A USDT probe's event (spec.usdts). The field numbers are Tetragon's.
+type ProcessUsdt struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Process    *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	Parent     *Process               `protobuf:"bytes,2,opt,name=parent,proto3" json:"parent,omitempty"`
+	Path       string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Provider   string                 `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
+	Name       string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	PolicyName string                 `protobuf:"bytes,6,opt,name=policy_name,json=policyName,proto3" json:"policy_name,omitempty"`
+	Message    string                 `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
+	Args       []*KprobeArgument      `protobuf:"bytes,8,rep,name=args,proto3" json:"args,omitempty"`
+	Tags       []string               `protobuf:"bytes,9,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Ours, as in ProcessUprobe: uprobe.
+	Mechanism     string `protobuf:"bytes,10000,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessUsdt) Reset() {
+	*x = ProcessUsdt{}
+	mi := &file_tetragon_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessUsdt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessUsdt) ProtoMessage() {}
+
+func (x *ProcessUsdt) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessUsdt.ProtoReflect.Descriptor instead.
+func (*ProcessUsdt) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ProcessUsdt) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetPolicyName() string {
+	if x != nil {
+		return x.PolicyName
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ProcessUsdt) GetArgs() []*KprobeArgument {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ProcessUsdt) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
 type ProcessLsm struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Process      *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
@@ -3365,7 +3486,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3377,7 +3498,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3390,7 +3511,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -3466,6 +3587,7 @@ type GetEventsResponse struct {
 	//	*GetEventsResponse_ProcessTracepoint
 	//	*GetEventsResponse_ProcessUprobe
 	//	*GetEventsResponse_ProcessLsm
+	//	*GetEventsResponse_ProcessUsdt
 	Event         isGetEventsResponse_Event `protobuf_oneof:"event"`
 	NodeName      string                    `protobuf:"bytes,1000,opt,name=node_name,json=nodeName,proto3" json:"node_name,omitempty"`
 	Time          *timestamppb.Timestamp    `protobuf:"bytes,1001,opt,name=time,proto3" json:"time,omitempty"`
@@ -3475,7 +3597,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3487,7 +3609,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3500,7 +3622,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3564,6 +3686,15 @@ func (x *GetEventsResponse) GetProcessLsm() *ProcessLsm {
 	return nil
 }
 
+func (x *GetEventsResponse) GetProcessUsdt() *ProcessUsdt {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessUsdt); ok {
+			return x.ProcessUsdt
+		}
+	}
+	return nil
+}
+
 func (x *GetEventsResponse) GetNodeName() string {
 	if x != nil {
 		return x.NodeName
@@ -3606,6 +3737,10 @@ type GetEventsResponse_ProcessLsm struct {
 	ProcessLsm *ProcessLsm `protobuf:"bytes,28,opt,name=process_lsm,json=processLsm,proto3,oneof"`
 }
 
+type GetEventsResponse_ProcessUsdt struct {
+	ProcessUsdt *ProcessUsdt `protobuf:"bytes,29,opt,name=process_usdt,json=processUsdt,proto3,oneof"`
+}
+
 func (*GetEventsResponse_ProcessExec) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessExit) isGetEventsResponse_Event() {}
@@ -3617,6 +3752,8 @@ func (*GetEventsResponse_ProcessTracepoint) isGetEventsResponse_Event() {}
 func (*GetEventsResponse_ProcessUprobe) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessLsm) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessUsdt) isGetEventsResponse_Event() {}
 
 // A filter matches an event when every field that is set matches; a list
 // field matches when any of its entries does.
@@ -3644,7 +3781,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3656,7 +3793,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3669,7 +3806,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3752,7 +3889,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3764,7 +3901,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3777,7 +3914,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3805,7 +3942,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3817,7 +3954,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3830,7 +3967,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -3876,7 +4013,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +4025,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4038,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -3986,7 +4123,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3998,7 +4135,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4011,7 +4148,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -4136,7 +4273,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4285,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4298,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4215,7 +4352,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4227,7 +4364,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4240,7 +4377,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4261,7 +4398,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4273,7 +4410,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4286,7 +4423,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4311,7 +4448,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4323,7 +4460,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4473,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 type GetVersionResponse struct {
@@ -4348,7 +4485,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4360,7 +4497,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4373,7 +4510,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4404,7 +4541,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4416,7 +4553,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4429,7 +4566,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4523,7 +4660,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +4672,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +4685,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4657,7 +4794,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4669,7 +4806,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4682,7 +4819,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4697,7 +4834,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4709,7 +4846,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4722,7 +4859,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -4755,7 +4892,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4767,7 +4904,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4780,7 +4917,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -4800,7 +4937,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4812,7 +4949,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4825,7 +4962,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4847,7 +4984,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4859,7 +4996,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4872,7 +5009,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -4897,7 +5034,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4909,7 +5046,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4922,7 +5059,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -4935,7 +5072,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4947,7 +5084,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4960,7 +5097,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -4985,7 +5122,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4997,7 +5134,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5010,7 +5147,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -5023,7 +5160,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5035,7 +5172,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5048,7 +5185,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{50}
+	return file_tetragon_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -5073,7 +5210,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5085,7 +5222,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5098,7 +5235,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{51}
+	return file_tetragon_proto_rawDescGZIP(), []int{52}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5353,6 +5490,18 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x12\n" +
 	"\x04tags\x18\b \x03(\tR\x04tags\x12.\n" +
 	"\x06action\x18\f \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1d\n" +
+	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xc5\x02\n" +
+	"\vProcessUsdt\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
+	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1a\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x1f\n" +
+	"\vpolicy_name\x18\x06 \x01(\tR\n" +
+	"policyName\x12\x18\n" +
+	"\amessage\x18\a \x01(\tR\amessage\x12,\n" +
+	"\x04args\x18\b \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x12\n" +
+	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1d\n" +
 	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xd5\x02\n" +
 	"\n" +
 	"ProcessLsm\x12+\n" +
@@ -5365,7 +5514,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12.\n" +
 	"\x06action\x18\b \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x12\n" +
 	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1d\n" +
-	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xee\x03\n" +
+	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xaa\x04\n" +
 	"\x11GetEventsResponse\x12:\n" +
 	"\fprocess_exec\x18\x01 \x01(\v2\x15.tetragon.ProcessExecH\x00R\vprocessExec\x12:\n" +
 	"\fprocess_exit\x18\x05 \x01(\v2\x15.tetragon.ProcessExitH\x00R\vprocessExit\x12@\n" +
@@ -5374,7 +5523,8 @@ const file_tetragon_proto_rawDesc = "" +
 	" \x01(\v2\x1b.tetragon.ProcessTracepointH\x00R\x11processTracepoint\x12@\n" +
 	"\x0eprocess_uprobe\x18\f \x01(\v2\x17.tetragon.ProcessUprobeH\x00R\rprocessUprobe\x127\n" +
 	"\vprocess_lsm\x18\x1c \x01(\v2\x14.tetragon.ProcessLsmH\x00R\n" +
-	"processLsm\x12\x1c\n" +
+	"processLsm\x12:\n" +
+	"\fprocess_usdt\x18\x1d \x01(\v2\x15.tetragon.ProcessUsdtH\x00R\vprocessUsdt\x12\x1c\n" +
 	"\tnode_name\x18\xe8\a \x01(\tR\bnodeName\x12/\n" +
 	"\x04time\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\a\n" +
 	"\x05event\"\x99\x03\n" +
@@ -5562,7 +5712,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x12\x1b\n" +
 	"\x17KPROBE_ACTION_TRACKSOCK\x10\v\x12\x1d\n" +
 	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f\x12 \n" +
-	"\x1cKPROBE_ACTION_NOTIFYENFORCER\x10\r*\x8b\x01\n" +
+	"\x1cKPROBE_ACTION_NOTIFYENFORCER\x10\r*\x9d\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +
@@ -5571,7 +5721,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x12PROCESS_TRACEPOINT\x10\n" +
 	"\x12\x12\n" +
 	"\x0ePROCESS_UPROBE\x10\f\x12\x0f\n" +
-	"\vPROCESS_LSM\x10\x1c*O\n" +
+	"\vPROCESS_LSM\x10\x1c\x12\x10\n" +
+	"\fPROCESS_USDT\x10\x1d*O\n" +
 	"\x10HealthStatusType\x12\x1c\n" +
 	"\x18HEALTH_STATUS_TYPE_UNDEF\x10\x00\x12\x1d\n" +
 	"\x19HEALTH_STATUS_TYPE_STATUS\x10\x01*|\n" +
@@ -5617,7 +5768,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(TaintedBitsType)(0),                 // 1: tetragon.TaintedBitsType
@@ -5655,36 +5806,37 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessKprobe)(nil),                // 33: tetragon.ProcessKprobe
 	(*ProcessTracepoint)(nil),            // 34: tetragon.ProcessTracepoint
 	(*ProcessUprobe)(nil),                // 35: tetragon.ProcessUprobe
-	(*ProcessLsm)(nil),                   // 36: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 37: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 38: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 39: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 40: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 41: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 42: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 43: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 44: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 45: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 46: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 47: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 48: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 49: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 50: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 51: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 52: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 53: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 54: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 55: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 56: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 57: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 58: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 59: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 60: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 61: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 62: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 63: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 64: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 65: google.protobuf.Int32Value
+	(*ProcessUsdt)(nil),                  // 36: tetragon.ProcessUsdt
+	(*ProcessLsm)(nil),                   // 37: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 38: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 39: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 40: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 41: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 42: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 43: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 44: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 45: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 46: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 47: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 48: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 49: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 50: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 51: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 52: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 53: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 54: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 55: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 56: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 57: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 58: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 59: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 60: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 61: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 62: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 63: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 64: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 65: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 66: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -5700,40 +5852,40 @@ var file_tetragon_proto_depIdxs = []int32{
 	9,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	9,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	9,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	62,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	62,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	62,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	62,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	62,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	62,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	62,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	62,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	63,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	63,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	63,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	63,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	63,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	63,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	63,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	63,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	8,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	12,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	63,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	64,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	13,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	60,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	62,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	62,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	63,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	62,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	61,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	63,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	63,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	64,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	63,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	14,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	8,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	10,  // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	62,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	63,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	11,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	64,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	65,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	13,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	15,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	15,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	15,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	15,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	63,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	64,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
+	64,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	65,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
 	1,   // 43: tetragon.KernelModule.tainted:type_name -> tetragon.TaintedBitsType
-	65,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	62,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	62,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	66,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	63,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	63,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	9,   // 47: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	24,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	19,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
@@ -5765,56 +5917,60 @@ var file_tetragon_proto_depIdxs = []int32{
 	15,  // 75: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
 	31,  // 76: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
 	2,   // 77: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	15,  // 78: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	15,  // 79: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	31,  // 80: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	2,   // 81: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	16,  // 82: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	17,  // 83: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	33,  // 84: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	34,  // 85: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	35,  // 86: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	36,  // 87: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	63,  // 88: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 89: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	64,  // 90: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	38,  // 91: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	38,  // 92: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 93: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 94: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	63,  // 95: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	41,  // 96: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	61,  // 97: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	43,  // 98: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	63,  // 99: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 100: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	40,  // 101: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	42,  // 102: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 103: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 104: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	48,  // 105: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	49,  // 106: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	39,  // 107: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	44,  // 108: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	46,  // 109: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	50,  // 110: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	52,  // 111: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	54,  // 112: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	56,  // 113: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	58,  // 114: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	37,  // 115: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	45,  // 116: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	47,  // 117: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	51,  // 118: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	53,  // 119: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	55,  // 120: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	57,  // 121: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	59,  // 122: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	115, // [115:123] is the sub-list for method output_type
-	107, // [107:115] is the sub-list for method input_type
-	107, // [107:107] is the sub-list for extension type_name
-	107, // [107:107] is the sub-list for extension extendee
-	0,   // [0:107] is the sub-list for field type_name
+	15,  // 78: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
+	15,  // 79: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
+	31,  // 80: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
+	15,  // 81: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	15,  // 82: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	31,  // 83: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	2,   // 84: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	16,  // 85: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 86: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	33,  // 87: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	34,  // 88: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	35,  // 89: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	37,  // 90: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	36,  // 91: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	64,  // 92: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 93: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	65,  // 94: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	39,  // 95: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	39,  // 96: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 97: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 98: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	64,  // 99: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	42,  // 100: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	62,  // 101: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	44,  // 102: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	64,  // 103: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 104: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	41,  // 105: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	43,  // 106: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 107: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 108: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	49,  // 109: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	50,  // 110: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	40,  // 111: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	45,  // 112: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	47,  // 113: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	51,  // 114: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	53,  // 115: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	55,  // 116: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	57,  // 117: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	59,  // 118: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	38,  // 119: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	46,  // 120: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	48,  // 121: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	52,  // 122: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	54,  // 123: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	56,  // 124: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	58,  // 125: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	60,  // 126: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	119, // [119:127] is the sub-list for method output_type
+	111, // [111:119] is the sub-list for method input_type
+	111, // [111:111] is the sub-list for extension type_name
+	111, // [111:111] is the sub-list for extension extendee
+	0,   // [0:111] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -5848,13 +6004,14 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_ModuleArg)(nil),
 		(*KprobeArgument_Int32ListArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[29].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[30].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
 		(*GetEventsResponse_ProcessTracepoint)(nil),
 		(*GetEventsResponse_ProcessUprobe)(nil),
 		(*GetEventsResponse_ProcessLsm)(nil),
+		(*GetEventsResponse_ProcessUsdt)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5862,7 +6019,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   54,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -121,6 +121,10 @@ func (c *Compact) Encode(ev *api.GetEventsResponse) error {
 		u := e.ProcessUprobe
 		c.head("🕵️", "uprobe", ev.GetNodeName(), u.GetProcess())
 		c.part(cyan, strings.TrimSpace(u.GetPath()+" "+u.GetSymbol()+" "+argsText(u.GetArgs())))
+	case *api.GetEventsResponse_ProcessUsdt:
+		u := e.ProcessUsdt
+		c.head("🕵️", "usdt", ev.GetNodeName(), u.GetProcess())
+		c.part(cyan, strings.TrimSpace(u.GetPath()+" "+u.GetProvider()+":"+u.GetName()+" "+argsText(u.GetArgs())))
 	case *api.GetEventsResponse_ProcessLsm:
 		l := e.ProcessLsm
 		c.head("🔒", "LSM", ev.GetNodeName(), l.GetProcess())

@@ -29,6 +29,7 @@ const (
 	KindKprobe     Kind = "kprobe" // kprobes and fentries: process_kprobe
 	KindTracepoint Kind = "tracepoint"
 	KindUprobe     Kind = "uprobe"
+	KindUsdt       Kind = "usdt" // a USDT probe, on a uprobe: process_usdt
 	KindLSM        Kind = "lsm"
 )
 
@@ -42,6 +43,8 @@ type Hook struct {
 	Call      string
 	Subsystem string
 	Path      string
+	// Provider is a USDT probe's provider (Call is its name).
+	Provider  string
 	Message   string
 	Tags      []string
 	Mechanism string
@@ -185,6 +188,13 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 		ev.Event = &api.GetEventsResponse_ProcessUprobe{ProcessUprobe: &api.ProcessUprobe{
 			Process: process, Parent: parent, Path: d.Path, Symbol: d.Call, Args: args,
 			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
+		}}
+	case KindUsdt:
+		args := eventArgs(h, g, nil)
+		ev = &api.GetEventsResponse{}
+		ev.Event = &api.GetEventsResponse_ProcessUsdt{ProcessUsdt: &api.ProcessUsdt{
+			Process: process, Parent: parent, Path: d.Path, Provider: d.Provider, Name: d.Call, Args: args,
+			PolicyName: d.Policy, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
 		}}
 	case KindLSM:
 		args := eventArgs(h, g, nil)

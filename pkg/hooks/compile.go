@@ -37,10 +37,12 @@ type HookDecl struct {
 	// whether it is read as a raw tracepoint.
 	Subsystem string
 	Raw       bool
-	// Path is a uprobe's executable; Offset, when not zero, the probed
-	// file offset (Call then names it for messages).
-	Path   string
-	Offset uint64
+	// Path is a uprobe's (or USDT's) executable; Offset, when not zero,
+	// the probed file offset (Call then names it for messages).
+	Path string
+	// Provider is a USDT probe's provider (Call is its name).
+	Provider string
+	Offset   uint64
 	// Args and Selectors are as parsed (typed, their values parsed and
 	// checked once, by the parser); a policy in monitor mode has no
 	// enforcing actions, and InMap filters are ranges with their lists'
@@ -91,7 +93,7 @@ type hookInfo struct {
 // newInfo starts the hookInfo of d, served by mechanism mech.
 func newInfo(d HookDecl, mech string) hookInfo {
 	return hookInfo{decl: d, event: hookevent.Hook{
-		Kind: cmp.Or(d.Kind, hookevent.KindKprobe), Policy: d.Policy, Call: d.Call, Subsystem: d.Subsystem, Path: d.Path,
+		Kind: cmp.Or(d.Kind, hookevent.KindKprobe), Policy: d.Policy, Call: d.Call, Subsystem: d.Subsystem, Path: d.Path, Provider: d.Provider,
 		Message: d.Message, Tags: d.Tags, Mechanism: mech,
 		Return: d.Return, ReturnType: d.ReturnType, ReturnArgAction: d.ReturnArgAction,
 		Actions: selectorActions(d),
@@ -711,6 +713,9 @@ func compileActions(acts []tracingpolicy.ActionSelector, overrideErr error) (fla
 			}
 			flags |= sensor.ActSignal
 			sig = uint8(a.ArgSig)
+		case tracingpolicy.ActionSet, tracingpolicy.ActionRegs:
+			// register writes, compiled by the uprobe and USDT hooks
+			// (usdt.go); other mechanisms refuse them before
 		case tracingpolicy.ActionTrackSock:
 			flags |= sensor.ActTrackSock
 		case tracingpolicy.ActionUntrackSock:

@@ -109,9 +109,30 @@ func compileUprobe(d HookDecl, id uint32) (sensor.ProgHookSpec, hookInfo, error)
 	if err != nil {
 		return spec, info, err
 	}
-	spec.Selectors, info.event.Limits, err = compileSelectors(d, spec.Args, slot,
-		fmt.Errorf("action Override is not possible on uprobes"))
-	return spec, info, err
+	// Override returns from the function at once (bpf/lib/usdt.h's
+	// write_regs), which needs the uprobe at its first instruction
+	var overrideErr error
+	switch {
+	case d.Offset != 0:
+		overrideErr = fmt.Errorf("action Override returns from the function, which needs the uprobe at the function's first instruction (a symbol), not at a file offset")
+	case d.Return:
+		overrideErr = fmt.Errorf("action Override returns from the function before it runs, so the hook cannot also be a return probe")
+	}
+	spec.Selectors, info.event.Limits, err = compileSelectors(d, spec.Args, slot, overrideErr)
+	if err != nil {
+		return spec, info, err
+	}
+	for si, s := range d.Selectors {
+		spec.Selectors[si].RegWrites = regWrites(s.MatchActions)
+		if len(spec.Selectors[si].RegWrites) > 0 && d.Return {
+			// bpf/kprobe.c writes registers from the entry probe only
+			return spec, info, fmt.Errorf("%s: selectors[%d]: action Regs on a return probe is not built", d.Call, si)
+		}
+		if len(spec.Selectors[si].RegWrites) > sensor.MaxRegWrites {
+			return spec, info, fmt.Errorf("%s: selectors[%d]: action Regs writes %d registers, at most %d", d.Call, si, len(spec.Selectors[si].RegWrites), sensor.MaxRegWrites)
+		}
+	}
+	return spec, info, nil
 }
 
 // hostPath returns where the host's file path is seen from the agent. In

@@ -352,6 +352,10 @@ func summarize(t *testing.T, resp *api.GetEventsResponse) (policy, hook string, 
 	case *api.GetEventsResponse_ProcessLsm:
 		k := e.ProcessLsm
 		return k.GetPolicyName(), k.GetFunctionName(), k.GetAction(), k.GetArgs()
+	case *api.GetEventsResponse_ProcessUsdt:
+		// Tetragon's usdt events carry no action: posting is what they mean
+		k := e.ProcessUsdt
+		return k.GetPolicyName(), k.GetProvider() + ":" + k.GetName(), api.KprobeAction_KPROBE_ACTION_POST, k.GetArgs()
 	}
 	t.Fatalf("event %v is no policy event", resp)
 	return

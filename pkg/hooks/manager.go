@@ -49,8 +49,9 @@ type loadedPolicy struct {
 
 // HookStatus describes one loaded hook.
 type HookStatus struct {
-	// Kind is kprobe, fentry, tracepoint, uprobe or lsm; Call names the hook
-	// within its kind (function, group/event, path and symbol, LSM hook).
+	// Kind is kprobe, fentry, tracepoint, uprobe, usdt or lsm; Call names the hook
+	// within its kind (function, group/event, path and symbol, path and
+	// provider:name, LSM hook).
 	Kind      string
 	Call      string
 	Mechanism string

@@ -27,7 +27,7 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 		mech, feature = MechRawTracepoint, kernelfeatures.RawTracepoint
 	case d.Kind == hookevent.KindTracepoint:
 		mech, feature = MechTracepoint, kernelfeatures.Tracepoint
-	case d.Kind == hookevent.KindUprobe:
+	case d.Kind == hookevent.KindUprobe, d.Kind == hookevent.KindUsdt:
 		mech, feature = MechUprobe, kernelfeatures.Uprobe
 	case d.Kind == hookevent.KindLSM:
 		mech, feature = MechLSM, kernelfeatures.BPFLSM
@@ -114,6 +114,8 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 	switch d.Kind {
 	case hookevent.KindUprobe:
 		spec, info, err = compileUprobe(d, id)
+	case hookevent.KindUsdt:
+		return loadUsdt(d, id, events, opts)
 	default:
 		funcs, ferr := kernelFuncs(opts)
 		if ferr != nil {
@@ -144,6 +146,8 @@ func hookName(d HookDecl) string {
 		return d.Subsystem + "/" + d.Call
 	case hookevent.KindUprobe:
 		return d.Path + " " + d.Call
+	case hookevent.KindUsdt:
+		return d.Path + " " + d.Provider + ":" + d.Call
 	}
 	return d.Call
 }

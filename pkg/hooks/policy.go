@@ -99,6 +99,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 			decls = append(decls, d)
 		}
 	}
+	decls = append(decls, c.usdtHooks(p.Spec.Usdts)...)
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("policy %q: %w", p.Metadata.Name, errors.Join(c.errs...))
 	}

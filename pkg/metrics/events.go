@@ -12,7 +12,7 @@ import (
 // two and a lock-free map lookup, not a label-vector lookup per event.
 // It is safe for concurrent use.
 type EventCounter struct {
-	exec, exit, kprobe, tracepoint, uprobe, lsm atomic.Uint64
+	exec, exit, kprobe, tracepoint, uprobe, lsm, usdt atomic.Uint64
 	// hooks maps hookKey to *atomic.Uint64; the set of keys only grows,
 	// bounded by the policies loaded over the agent's life
 	hooks sync.Map
@@ -38,6 +38,10 @@ func (c *EventCounter) Count(ev *api.GetEventsResponse) {
 		u := e.ProcessUprobe
 		c.uprobe.Add(1)
 		c.hook(u.GetPolicyName(), HookLabel("uprobe", u.GetPath()+" "+u.GetSymbol()))
+	case *api.GetEventsResponse_ProcessUsdt:
+		u := e.ProcessUsdt
+		c.usdt.Add(1)
+		c.hook(u.GetPolicyName(), HookLabel("usdt", u.GetPath()+" "+u.GetProvider()+":"+u.GetName()))
 	case *api.GetEventsResponse_ProcessLsm:
 		c.lsm.Add(1)
 		c.hook(e.ProcessLsm.GetPolicyName(), HookLabel("lsm", e.ProcessLsm.GetFunctionName()))
@@ -55,7 +59,7 @@ func (c *EventCounter) hook(policy, label string) {
 
 // HookLabel is a hook's label, as Tetragon writes it: "kprobe:<function>"
 // (whichever mechanism serves it), "tracepoint:<group>/<event>",
-// "uprobe:<path> <symbol>", "lsm:<hook>".
+// "uprobe:<path> <symbol>", "usdt:<path> <provider>:<name>", "lsm:<hook>".
 func HookLabel(kind, name string) string { return kind + ":" + name }
 
 // byType returns the counts by Tetragon's event type name.
@@ -67,6 +71,7 @@ func (c *EventCounter) byType() map[string]uint64 {
 		api.EventType_PROCESS_TRACEPOINT.String(): c.tracepoint.Load(),
 		api.EventType_PROCESS_UPROBE.String():     c.uprobe.Load(),
 		api.EventType_PROCESS_LSM.String():        c.lsm.Load(),
+		api.EventType_PROCESS_USDT.String():       c.usdt.Load(),
 	}
 }
 

@@ -261,6 +261,9 @@ type Selector struct {
 	// SockArg is the record slot of the sock, socket or skb argument
 	// ActTrackSock and ActUntrackSock act on.
 	SockArg int
+	// RegWrites are the registers the selector writes (Set, Regs; uprobe
+	// hooks only).
+	RegWrites []RegWrite
 }
 
 // HookSpec is a compiled hook: everything bpf/dispatch.c needs.

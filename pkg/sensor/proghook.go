@@ -170,6 +170,13 @@ type ProgHookSpec struct {
 	// instruction's file offset (Symbol is then only a name for messages).
 	Path   string
 	Offset uint64
+	// RefCtrOffset, on a uprobe, is the file offset of a reference
+	// counter the kernel increments in every process while the uprobe is
+	// attached: a USDT probe's semaphore.
+	RefCtrOffset uint64
+	// Usdt, on a uprobe at a USDT probe, says where the probe's arguments
+	// are (parameter slot i is the probe's argument i).
+	Usdt []UsdtArg
 	// Syscall says Symbol is an arch syscall entry point (__x64_sys_*):
 	// the parameters are then the syscall's arguments, read from the user
 	// registers it takes, and SyscallNr goes into the records.
@@ -262,6 +269,9 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 			}
 			resOff[i][j], resLoad[i][j] = st.Offset, st.Load
 		}
+	}
+	if err := setUsdt(cs, spec); err != nil {
+		return nil, err
 	}
 	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
 		return nil, fmt.Errorf("tracepoint hook reads %d parameters and locates %d", spec.Params, len(spec.Fields))
@@ -364,6 +374,9 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 			what = "fmod_ret hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection)"
 		}
 		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) && ctxWriteRefused(ve) {
+			return nil, fmt.Errorf("loading %s on %s: %w", what, spec.Symbol, ErrNoCtxWrites)
+		}
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("loading %s on %s: %+v", what, spec.Symbol, ve)
 		}
@@ -434,7 +447,7 @@ func attach(spec ProgHookSpec, prog string, p *ebpf.Program) (link.Link, error) 
 		}
 		// a non-zero Address is the file offset probed; the symbol is
 		// then not looked up
-		opts := &link.UprobeOptions{Address: spec.Offset}
+		opts := &link.UprobeOptions{Address: spec.Offset, RefCtrOffset: spec.RefCtrOffset}
 		if prog == "gen_kretprobe" {
 			l, err = ex.Uretprobe(spec.Symbol, p, opts)
 			prog = "uretprobe"

@@ -32,7 +32,7 @@ func canonicalOperator(s string) string {
 var actionNames = []Action{
 	ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride,
 	"FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup", "TrackSock", "UntrackSock",
-	"NotifyEnforcer", "CleanupEnforcerNotification", "Set", "NotifyKiller",
+	"NotifyEnforcer", "CleanupEnforcerNotification", "Set", "Regs", "NotifyKiller",
 }
 
 // canonicalAction returns the name of the action s spells in any case,

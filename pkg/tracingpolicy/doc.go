@@ -26,7 +26,8 @@
 //
 // Hooks: kprobes, fentries (the kprobe spec, served by fentry/fexit
 // programs), tracepoints (raw: true, or listed in rawtracepoints, for the
-// raw tracepoint), lsmhooks, uprobes (symbols or offsets).
+// raw tracepoint), lsmhooks, uprobes (symbols or offsets), usdts (path,
+// provider, name: a USDT probe of the binary).
 //
 // Argument types (see [ArgType]): integers int, int8, uint8, int16, uint16,
 // int32, uint32, int64, uint64, long, ulong, size_t (and Tetragon's sint8,
@@ -52,9 +53,11 @@
 // matchReturnActions are rejected as not supported.
 //
 // Actions (see [Action]): Post (with rateLimit / rateLimitScope), NoPost,
-// Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions
-// and LSM hooks only), TrackSock and UntrackSock (argSock; also as a kprobe's
-// returnArgAction on a returned sock). Every other Tetragon action is rejected as not
+// Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions,
+// LSM hooks and uprobes), TrackSock and UntrackSock (argSock; also as a kprobe's
+// returnArgAction on a returned sock), Set (argIndex, argValue; usdts) and
+// Regs (argReg; uprobes), whose register writes the loader refuses where the
+// kernel cannot do them. Every other Tetragon action is rejected as not
 // supported, as is the Post option imaHash; kernelStackTrace and
 // userStackTrace are taken on kprobes.
 //

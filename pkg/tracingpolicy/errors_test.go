@@ -242,7 +242,7 @@ func TestErrorMessages(t *testing.T) {
 			[]string{`x.yaml:13:5: spec.kprobes[0].selectors: has 6 entries, at most 5 are allowed`}},
 		{"unsupported action", header + fdInstall + `    - matchActions:
       - action: CleanupEnforcerNotification
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action CleanupEnforcerNotification is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller))`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action CleanupEnforcerNotification is not supported by this agent (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller), Set, Regs)`}},
 		{"GetUrl without argUrl", header + fdInstall + `    - matchActions:
       - action: GetUrl
 `, []string{`x.yaml:14:9: spec.kprobes[0].selectors[0].matchActions[0]: action GetUrl needs argUrl (the http:// or https:// URL to request)`}},
@@ -299,7 +299,7 @@ func TestErrorMessages(t *testing.T) {
 `, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: action FollowFD was removed from Tetragon (deprecated as unsafe before v1.5, dropped by cilium/tetragon#5090 after v1.7): the fd table it kept went wrong whenever the policy missed a hook that closes, passes or duplicates a descriptor`}},
 		{"unknown action", header + fdInstall + `    - matchActions:
       - action: Explode
-`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller))`}},
+`, []string{`x.yaml:14:17: spec.kprobes[0].selectors[0].matchActions[0].action: unknown action "Explode" (supported: Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller), Set, Regs)`}},
 		{"override needs argError", header + `  kprobes:
   - call: sys_openat
     selectors:
@@ -441,9 +441,31 @@ func TestErrorMessages(t *testing.T) {
 		{"cluster policy with namespace", strings.Replace(header, "name: p", "name: p\n  namespace: default", 1) + "  kprobes: [{call: sys_openat}]\n",
 			[]string{`x.yaml:5:14: metadata.namespace: a TracingPolicy is cluster-wide and takes no namespace (use kind TracingPolicyNamespaced)`}},
 		{"no hooks", header + "  options: []\n",
-			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)`}},
-		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  usdts: []\n",
-			[]string{`x.yaml:7:3: spec.usdts: usdts is not supported by this agent`}},
+			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks, uprobes or usdts)`}},
+		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  hostSelector: {}\n",
+			[]string{`x.yaml:7:3: spec.hostSelector: hostSelector is not supported by this agent`}},
+		{"usdt without provider", header + "  usdts:\n  - {path: /bin/x, name: n}\n",
+			[]string{`x.yaml:7:5: spec.usdts[0]: missing required field "provider"`}},
+		{"usdt relative path", header + "  usdts:\n  - {path: bin/x, provider: p, name: n}\n",
+			[]string{`x.yaml:7:12: spec.usdts[0].path: path must be absolute, got "bin/x"`}},
+		{"usdt argument beyond the note's limit", header + "  usdts:\n  - path: /bin/x\n    provider: p\n    name: n\n    args: [{index: 12, type: int}]\n",
+			[]string{`x.yaml:10:20: spec.usdts[0].args[0].index: must be an integer between 0 and 5, got 12`}},
+		{"Set on a kprobe", header + "  kprobes:\n  - call: sys_openat\n    args: [{index: 0, type: int}]\n    selectors:\n    - matchActions: [{action: Set, argIndex: 0, argValue: 1}]\n",
+			[]string{`x.yaml:10:31: spec.kprobes[0].selectors[0].matchActions[0].action: action Set changes a USDT probe's argument: usdts only, not kprobes`}},
+		{"Set without argValue", header + "  usdts:\n  - path: /bin/x\n    provider: p\n    name: n\n    args: [{index: 0, type: int}]\n    selectors:\n    - matchActions: [{action: Set, argIndex: 0}]\n",
+			[]string{`x.yaml:12:22: spec.usdts[0].selectors[0].matchActions[0]: action Set needs argIndex (the argument to change) and argValue (its new value)`}},
+		{"Set on an undeclared argument", header + "  usdts:\n  - path: /bin/x\n    provider: p\n    name: n\n    args: [{index: 0, type: int}]\n    selectors:\n    - matchActions: [{action: Set, argIndex: 2, argValue: 1}]\n",
+			[]string{`x.yaml:12:46: spec.usdts[0].selectors[0].matchActions[0].argIndex: argIndex 2 is not a declared argument (declared: 0)`}},
+		{"Regs on a usdt", header + "  usdts:\n  - path: /bin/x\n    provider: p\n    name: n\n    selectors:\n    - matchActions: [{action: Regs, argReg: [\"rax:1\"]}]\n",
+			[]string{`x.yaml:11:31: spec.usdts[0].selectors[0].matchActions[0].action: action Regs writes a function's registers: uprobes only, not usdts`}},
+		{"Regs with a bad register", header + "  uprobes:\n  - path: /bin/x\n    symbols: [f]\n    selectors:\n    - matchActions: [{action: Regs, argReg: [\"xmm0:1\", \"rax\", \"rbx:z\"]}]\n",
+			[]string{
+				`x.yaml:10:46: spec.uprobes[0].selectors[0].matchActions[0].argReg[0]: argReg entry "xmm0:1": unknown x86-64 register "xmm0"`,
+				`x.yaml:10:56: spec.uprobes[0].selectors[0].matchActions[0].argReg[1]: argReg entry "rax": want REGISTER:VALUE (e.g. rax:0x123)`,
+				`x.yaml:10:63: spec.uprobes[0].selectors[0].matchActions[0].argReg[2]: argReg entry "rbx:z": value "z" is not an integer`,
+			}},
+		{"argReg on Post", header + "  uprobes:\n  - path: /bin/x\n    symbols: [f]\n    selectors:\n    - matchActions: [{action: Post, argReg: [\"rax:1\"]}]\n",
+			[]string{`x.yaml:10:45: spec.uprobes[0].selectors[0].matchActions[0].argReg: argReg applies to action Regs only`}},
 		{"unknown option", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: turbo, value: \"on\"}\n",
 			[]string{`x.yaml:8:12: spec.options[0].name: unknown option "turbo" (supported: policy-mode, hook-mechanism, disable-kprobe-multi, disable-uprobe-multi)`}},
 		{"bad policy-mode", header + "  kprobes: [{call: sys_openat}]\n  options:\n  - {name: policy-mode, value: block}\n",

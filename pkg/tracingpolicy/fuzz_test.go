@@ -89,7 +89,9 @@ func checkPolicy(t *testing.T, p *TracingPolicy) {
 			}
 		}
 	}
-	checkSelectors := func(sels []Selector, args []ArgSpec, ret *ArgSpec, override bool) {
+	// regAction is the register-writing action the hook kind takes: Regs
+	// on uprobes, Set on usdts, none elsewhere
+	checkSelectors := func(sels []Selector, args []ArgSpec, ret *ArgSpec, override bool, regAction ...Action) {
 		if len(sels) > MaxSelectors {
 			t.Fatalf("%d selectors", len(sels))
 		}
@@ -123,6 +125,21 @@ func checkPolicy(t *testing.T, p *TracingPolicy) {
 						t.Fatalf("signal %d", a.ArgSig)
 					}
 				case ActionPost, ActionNoPost, ActionSigkill:
+				case ActionSet, ActionRegs:
+					if !slices.Contains(regAction, a.Action) {
+						t.Fatalf("%s accepted on the wrong kind of hook", a.Action)
+					}
+					if _, ok := findArg(args, a.ArgIndex); a.Action == ActionSet && !ok {
+						t.Fatalf("Set on undeclared argument %d", a.ArgIndex)
+					}
+					if a.Action == ActionRegs && len(a.ArgRegs) == 0 {
+						t.Fatalf("Regs without registers")
+					}
+					for _, r := range a.ArgRegs {
+						if r.Offset%8 != 0 || r.Offset > 152 {
+							t.Fatalf("register %+v", r)
+						}
+					}
 				default:
 					t.Fatalf("accepted action %q", a.Action)
 				}
@@ -160,7 +177,14 @@ func checkPolicy(t *testing.T, p *TracingPolicy) {
 		if (len(u.Symbols) == 0) == (len(u.Offsets) == 0) && len(u.Symbols)+len(u.Offsets) > 0 {
 			t.Fatalf("uprobe with symbols %v and offsets %v", u.Symbols, u.Offsets)
 		}
-		checkSelectors(u.Selectors, u.Args, u.ReturnArg, false)
+		checkSelectors(u.Selectors, u.Args, u.ReturnArg, true, ActionRegs)
+	}
+	for _, u := range p.Spec.Usdts {
+		checkArgs(u.Args)
+		if !strings.HasPrefix(u.Path, "/") || u.Provider == "" || u.Name == "" {
+			t.Fatalf("usdt %+v", u)
+		}
+		checkSelectors(u.Selectors, u.Args, nil, false, ActionSet)
 	}
 }
 
@@ -171,6 +195,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte(header + "  kprobes: [{call: sys_openat, args: [{index: 0, type: int}]}]\n---\n{}\n"))
+	f.Add([]byte(header + "  usdts:\n  - {path: /bin/x, provider: p, name: n, args: [{index: 0, type: int32}], selectors: [{matchActions: [{action: Set, argIndex: 0, argValue: 32}]}]}\n"))
+	f.Add([]byte(header + "  uprobes:\n  - {path: /bin/x, symbols: [f], selectors: [{matchActions: [{action: Regs, argReg: [\"rax:0x123\", \"%rbp:-1\"]}, {action: Override, argError: -1}]}]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pols, err := Parse("f.yaml", data)
 		checkParsed(t, data, pols, err)

@@ -15,6 +15,7 @@ const (
 	hookTracepoint
 	hookLsm
 	hookUprobe
+	hookUsdt
 )
 
 // hookCtx is what selector validation needs to know about the hook.
@@ -288,8 +289,9 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 		// ignored without return: true, as on kprobes (and in Tetragon)
 		u.ReturnArg = nil
 	}
-	ctx := hookCtx{kind: hookUprobe, args: u.Args, ret: u.Return, retArg: u.ReturnArg,
-		overrideWhy: "Override is not possible on uprobes"}
+	// Override returns from the function without running it: the
+	// loader refuses it where the kernel cannot (pkg/hooks)
+	ctx := hookCtx{kind: hookUprobe, args: u.Args, ret: u.Return, retArg: u.ReturnArg, override: true}
 	u.Selectors = d.selectors(c.selectors, c.selPath, &ctx)
 	return u, len(d.errs.Errors) == before
 }
@@ -406,7 +408,7 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 	if !ok {
 		return a, false, indexed
 	}
-	if a.Type.CapSet() && (k == hookUprobe || k == hookTracepoint || ret) {
+	if a.Type.CapSet() && (k == hookUprobe || k == hookUsdt || k == hookTracepoint || ret) {
 		d.errorf(typeNode, p.field("type"), "type %s reads the capability set a kernel_cap_t pointer points to: kprobe and LSM hook arguments only", a.Type)
 	}
 	if arrSizeNode != nil && a.Type != "" && a.Type != TypeInt32Arr {
@@ -422,7 +424,7 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 		d.errorf(typeNode, p.field("type"), "a return value cannot be an int32_arr")
 	}
 	if a.Type != "" {
-		if k == hookUprobe {
+		if k == hookUprobe || k == hookUsdt {
 			switch a.Type.Class() {
 			case ClassInt, ClassNone:
 			default:

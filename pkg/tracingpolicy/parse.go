@@ -439,8 +439,13 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		{name: "enforcers", decode: func(v *yaml.Node, fp fieldPath) { d.enforcers(v, fp, s, false) }},
 		// killers is the earlier name of enforcers (killer.yaml)
 		{name: "killers", decode: func(v *yaml.Node, fp fieldPath) { d.enforcers(v, fp, s, true) }},
-		// Tetragon features this agent does not implement.
-		{name: "usdts"},
+		{name: "usdts", decode: func(v *yaml.Node, fp fieldPath) {
+			hooks(v, fp, func(item *yaml.Node, ip fieldPath) {
+				if h, ok := d.usdt(item, ip); ok {
+					s.Usdts = append(s.Usdts, h)
+				}
+			})
+		}},
 		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
 			// false asks for nothing; true asks for Tetragon's loader
 			// sensor, not built here
@@ -456,7 +461,7 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		d.checkEnforcers(s)
 	}
 	if ok && declared == 0 {
-		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks or uprobes)")
+		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks, uprobes or usdts)")
 	}
 }
 

@@ -94,7 +94,7 @@ func CheckFQDN(s string) error {
 }
 
 // supportedActions lists the actions this agent carries out, for errors.
-const supportedActions = "Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller)"
+const supportedActions = "Post, NoPost, Sigkill, Signal, Override, TrackSock, UntrackSock, GetUrl, DnsLookup, NotifyEnforcer (NotifyKiller), Set, Regs"
 
 // remoteActionArgs checks that GetUrl has argUrl and DnsLookup argFqdn,
 // and that neither field is given to another action.

@@ -244,6 +244,8 @@ func hookName(k hookKind) string {
 		return "LSM hooks"
 	case hookUprobe:
 		return "uprobes"
+	case hookUsdt:
+		return "usdts"
 	}
 	return "kprobes"
 }
@@ -402,6 +404,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 		name string
 	}
 	var actionNode, argErrorNode, argSigNode, argSockNode, rateNode, scopeNode, urlNode, fqdnNode *yaml.Node
+	var argIndexNode, argValueNode, argRegNode *yaml.Node
 	var stackNodes []seenField
 	var foreign []seenField // fields of actions this agent does not implement
 	other := func(name string) field {
@@ -426,7 +429,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			s = canonicalAction(s)
 			switch act := Action(s); act {
 			case ActionPost, ActionNoPost, ActionSigkill, ActionSignal, ActionOverride, ActionTrackSock, ActionUntrackSock,
-				ActionGetURL, ActionDNSLookup, ActionNotifyEnforcer:
+				ActionGetURL, ActionDNSLookup, ActionNotifyEnforcer, ActionSet, ActionRegs:
 				a.Action = act
 			case "NotifyKiller": // NotifyEnforcer's earlier name (killer.yaml)
 				a.Action = ActionNotifyEnforcer
@@ -507,7 +510,22 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 			}
 		}},
 		other("argFd"), other("argName"),
-		other("argIndex"), other("argValue"), other("argRegs"),
+		{name: "argIndex", decode: func(v *yaml.Node, fp fieldPath) {
+			argIndexNode = v
+			if i, ok := d.integer(v, fp, 0, 1<<31-1); ok {
+				a.ArgIndex = uint32(i)
+			}
+		}},
+		{name: "argValue", decode: func(v *yaml.Node, fp fieldPath) {
+			argValueNode = v
+			if x, ok := d.integer(v, fp, -1<<63, 1<<63-1); ok {
+				a.ArgValue = x
+			}
+		}},
+		{name: "argReg", decode: func(v *yaml.Node, fp fieldPath) {
+			argRegNode = v
+			a.ArgRegs = d.regAssigns(v, fp)
+		}},
 	})
 	if !ok || a.Action == "" {
 		return a, false
@@ -515,6 +533,7 @@ func (d *decoder) action(n *yaml.Node, p fieldPath, h *hookCtx) (ActionSelector,
 	for _, f := range foreign {
 		d.errorf(f.node, p.field(f.name), "%s does not apply to action %s", f.name, a.Action)
 	}
+	d.checkRegAction(&a, n, actionNode, argIndexNode, argValueNode, argRegNode, p, h)
 	switch a.Action {
 	case ActionOverride:
 		if argErrorNode == nil {

@@ -98,6 +98,9 @@ func (p *TracingPolicy) Enforces() bool {
 	for _, u := range p.Spec.UProbes {
 		sels = append(sels, u.Selectors)
 	}
+	for _, u := range p.Spec.Usdts {
+		sels = append(sels, u.Selectors)
+	}
 	for _, ss := range sels {
 		for _, s := range ss {
 			for _, a := range s.MatchActions {
@@ -132,6 +135,7 @@ type Spec struct {
 	Tracepoints []TracepointSpec
 	LsmHooks    []LsmHookSpec
 	UProbes     []UProbeSpec
+	Usdts       []UsdtSpec
 	// Options as written. The known ones are policy-mode (also parsed into
 	// Mode), hook-mechanism (into HookMechanism), disable-kprobe-multi and
 	// disable-uprobe-multi; others are rejected.
@@ -201,7 +205,7 @@ func (s *Spec) List(name string) (ListSpec, bool) {
 
 // Hooks returns the number of hooks the spec declares.
 func (s *Spec) Hooks() int {
-	return len(s.KProbes) + len(s.Fentries) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes)
+	return len(s.KProbes) + len(s.Fentries) + len(s.Tracepoints) + len(s.LsmHooks) + len(s.UProbes) + len(s.Usdts)
 }
 
 // PolicyMode is a policy's enforcement mode (option policy-mode).
@@ -816,13 +820,13 @@ const (
 // Enforces reports whether the action acts on the process rather than only
 // reporting; policy-mode monitor suppresses exactly these.
 func (a Action) Enforces() bool {
-	return a == ActionSigkill || a == ActionSignal || a == ActionOverride || a == ActionNotifyEnforcer
+	return a == ActionSigkill || a == ActionSignal || a == ActionOverride || a == ActionNotifyEnforcer || a == ActionSet || a == ActionRegs
 }
 
 // unsupportedAction reports Tetragon actions this agent does not implement.
 func unsupportedAction(s string) bool {
 	switch s {
-	case "CleanupEnforcerNotification", "Set":
+	case "CleanupEnforcerNotification":
 		return true
 	}
 	return false
@@ -851,6 +855,11 @@ type ActionSelector struct {
 	// ArgURL is the URL GetUrl requests; ArgFQDN the name DnsLookup
 	// looks up.
 	ArgURL, ArgFQDN string
+	// ArgIndex and ArgValue (Set): the USDT argument written, and what.
+	ArgIndex uint32
+	ArgValue int64
+	// ArgRegs (Regs): the registers written.
+	ArgRegs []RegAssign
 	// KernelStackTrace and UserStackTrace (Post, kprobes): the event
 	// carries the call's kernel or user stack, symbolised.
 	KernelStackTrace, UserStackTrace bool
