@@ -108,7 +108,7 @@ enum arg_src {
 	 * copied into the string slot; arg_conf.str carries the element count
 	 * above the slot bit (str >> 1, 1..MAX_I32ARR) */
 	SRC_REG_I32ARR = 52,
-	/* read by kprobe.c only: struct module *: its name, taints and
+	/* read by hook.c only: struct module *: its name, taints and
 	 * signature verdict (struct module_data) */
 	SRC_REG_MODULE = 53,
 };

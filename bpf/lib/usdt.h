@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* USDT arguments, and the uprobe actions that write the probed thread's
- * registers (Set, Regs, Override), for bpf/kprobe.c's uprobe programs.
+ * registers (Set, Regs, Override), for bpf/hook.c's uprobe programs.
  *
  * A USDT probe's arguments are not in the calling convention's registers:
  * its ELF note says where each one is when the probe's nop runs (user space

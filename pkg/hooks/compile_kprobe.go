@@ -125,7 +125,7 @@ func compileUprobe(d HookDecl, id uint32) (sensor.ProgHookSpec, hookInfo, error)
 	for si, s := range d.Selectors {
 		spec.Selectors[si].RegWrites = regWrites(s.MatchActions)
 		if len(spec.Selectors[si].RegWrites) > 0 && d.Return {
-			// bpf/kprobe.c writes registers from the entry probe only
+			// bpf/hook.c writes registers from the entry probe only
 			return spec, info, fmt.Errorf("%s: selectors[%d]: action Regs on a return probe is not built", d.Call, si)
 		}
 		if len(spec.Selectors[si].RegWrites) > sensor.MaxRegWrites {
