@@ -126,6 +126,14 @@ build_initramfs() {
 			continue
 		fi
 		[ -d "$rel/testdata" ] && cp -r "$rel/testdata" "$root/tests/$rel/"
+		# the guest has no compiler: a test's C programs (testdata/*/NAME.c)
+		# are built here, static, as testdata/*/NAME
+		for c in "$rel"/testdata/*/*.c; do
+			[ -f "$c" ] || continue
+			if ! clang-19 -O1 -static -o "$root/tests/${c%.c}" "$c" 2>&1 | sed 's/^/     /'; then
+				echo "@@lane buildfail $pkg" >>"$work/prelude"
+			fi
+		done
 		list+=("$pkg $rel $(basename "$bin")")
 	done < <(go list -e -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' "${pkgs[@]}")
 	# Tests may read the shipped policies, and the shared fixtures of
