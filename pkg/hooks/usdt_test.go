@@ -2,8 +2,6 @@ package hooks
 
 import (
 	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,38 +11,10 @@ import (
 )
 
 // buildUsdtTarget puts the program with the USDT probes the tests attach
-// to, testdata/usdt/target.c, into dir as usdt-target: the kernel lanes'
-// guests have no compiler, so the lane runner builds it (static) beside
-// the source as testdata/usdt/target; elsewhere it is compiled here. No
-// compiler is a failure, not a skip: a test skips only for a kernel
-// feature.
+// to, testdata/usdt/target.c, into dir as usdt-target.
 func buildUsdtTarget(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "usdt-target")
-	if prebuilt, err := os.ReadFile("testdata/usdt/target"); err == nil {
-		if err := os.WriteFile(bin, prebuilt, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return bin
-	}
-	cc := ""
-	for _, c := range []string{"clang-19", "clang", "cc"} {
-		if p, err := exec.LookPath(c); err == nil {
-			cc = p
-			break
-		}
-	}
-	if cc == "" {
-		t.Fatal("no C compiler (clang-19, clang or cc) to build the USDT target program testdata/usdt/target.c")
-	}
-	src, err := filepath.Abs("testdata/usdt/target.c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(cc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v: %s", src, err, out)
-	}
-	return bin
+	return testutil.CProgram(t, "testdata/usdt/target.c", filepath.Join(dir, "usdt-target"))
 }
 
 const usdtArgsPolicy = `apiVersion: cilium.io/v1alpha1

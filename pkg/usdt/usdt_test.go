@@ -2,7 +2,7 @@ package usdt
 
 import (
 	"debug/elf"
-	"os/exec"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,16 +56,7 @@ func TestParseArg(t *testing.T) {
 // The probes of pkg/hooks' USDT target program, compiled here, as
 // readelf -n shows them.
 func TestRead(t *testing.T) {
-	cc, err := exec.LookPath("clang-19")
-	if err != nil {
-		if cc, err = exec.LookPath("cc"); err != nil {
-			t.Skip("no C compiler (clang-19 or cc) to build the USDT target program")
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "target")
-	if out, err := exec.Command(cc, "-O1", "-o", bin, "../hooks/testdata/usdt/target.c").CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
+	bin := testutil.CProgram(t, "../hooks/testdata/usdt/target.c", filepath.Join(t.TempDir(), "target"))
 	probes, err := Read(bin)
 	if err != nil {
 		t.Fatal(err)
