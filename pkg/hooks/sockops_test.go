@@ -42,10 +42,6 @@ spec:
 // loopback is ever connected to: a case that must not match names other
 // addresses without sending anything there.
 func runSockCases(t *testing.T, mech, network, hook string, index int, cases func(port, sport int) []sockCase) {
-	h := newHarness(t, mech, testutil.Kernel(t).Map())
-	h.mu.Lock()
-	h.pids[uint32(os.Getpid())] = "test"
-	h.mu.Unlock()
 	addr := "127.0.0.1:0"
 	if network == "tcp6" {
 		addr = "[::1]:0"
@@ -55,6 +51,15 @@ func runSockCases(t *testing.T, mech, network, hook string, index int, cases fun
 		t.Skipf("kernel lacks %s loopback (IPv6 disabled?): %v", network, err)
 	}
 	defer ln.Close()
+	runSockCasesOn(t, mech, network, ln, hook, index, cases)
+}
+
+// runSockCasesOn is runSockCases with connections to listener ln.
+func runSockCasesOn(t *testing.T, mech, network string, ln net.Listener, hook string, index int, cases func(port, sport int) []sockCase) {
+	h := newHarness(t, mech, testutil.Kernel(t).Map())
+	h.mu.Lock()
+	h.pids[uint32(os.Getpid())] = "test"
+	h.mu.Unlock()
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -76,7 +81,10 @@ func runSockCases(t *testing.T, mech, network, hook string, index int, cases fun
 		}
 		c := cs[i]
 		name := fmt.Sprintf("%s %s", c.op, strings.Join(c.values, ","))
-		quoted := `"` + strings.Join(c.values, `", "`) + `"`
+		quoted := "" // values: [], as the *PortPriv operators take none
+		if len(c.values) > 0 {
+			quoted = `"` + strings.Join(c.values, `", "`) + `"`
+		}
 		if err := h.m.LoadPolicy(h.parse(t, sockOpsPolicy, mech, hook, index, c.op, quoted)); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -104,6 +112,72 @@ func runSockCases(t *testing.T, mech, network, hook string, index int, cases fun
 			t.Logf("%s: %d events, as expected", name, len(got))
 		}
 	}
+}
+
+// privListener listens on a free privileged loopback port (below 1024),
+// which the test may bind as root.
+func privListener(t *testing.T) net.Listener {
+	for port := 1023; port >= 900; port-- {
+		if ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			return ln
+		}
+	}
+	t.Fatal("no free loopback port between 900 and 1023")
+	return nil
+}
+
+// Tetragon's *PortPriv operators: the port is below 1024. Connections to a
+// listener on a privileged port and to one on an ephemeral port, with the
+// port in connect(2)'s sockaddr (SPort there, as in Tetragon).
+func TestPrivPortOperators(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tracepoint")
+	hook := `  tracepoints:
+  - subsystem: "syscalls"
+    event: "sys_enter_connect"
+    args:
+    - index: 6
+      type: "sockaddr"`
+	t.Run("privileged", func(t *testing.T) {
+		ln := privListener(t)
+		defer ln.Close()
+		runSockCasesOn(t, MechTracepoint, "tcp4", ln, hook, 6, func(int, int) []sockCase {
+			return []sockCase{
+				{"SPortPriv", nil, true},
+				{"NotSPortPriv", nil, false},
+				{"NotSportPriv", nil, false},
+			}
+		})
+	})
+	t.Run("ephemeral", func(t *testing.T) {
+		runSockCases(t, MechTracepoint, "tcp4", hook, 6, func(int, int) []sockCase {
+			return []sockCase{
+				{"SPortPriv", nil, false},
+				{"NotSPortPriv", nil, true},
+			}
+		})
+	})
+	// a sock through a kprobe: the destination's port is privileged, the
+	// bound source's is not
+	t.Run("sock", func(t *testing.T) {
+		testutil.RequireFeature(t, "kprobe")
+		ln := privListener(t)
+		defer ln.Close()
+		sock := `  kprobes:
+  - call: "tcp_connect"
+    syscall: false
+    args:
+    - index: 0
+      type: "sock"`
+		runSockCasesOn(t, MechKprobe, "tcp4", ln, sock, 0, func(int, int) []sockCase {
+			return []sockCase{
+				{"DPortPriv", nil, true},
+				{"NotDPortPriv", nil, false},
+				{"SPortPriv", nil, false},
+				{"NotSPortPriv", nil, true},
+			}
+		})
+	})
 }
 
 // freePort returns a loopback port no socket uses right now.

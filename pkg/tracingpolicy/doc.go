@@ -44,8 +44,8 @@
 // paths; Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap on
 // integers; SubString, SubStringIgnCase on strings and paths; FileType,
 // NotFileType on paths; the socket operators (SPort, DAddr, ...) on sockets
-// (sockops.go). InMap/NotInMap, CelExpr, the *PortPriv operators and
-// CapabilitiesGained are rejected as not supported.
+// (sockops.go), with the *PortPriv operators as port filters on 0-1023.
+// CelExpr and CapabilitiesGained are rejected as not supported.
 //
 // Selector filters: matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
 // matchNamespaces, matchCapabilities, matchActions. matchNamespaceChanges,

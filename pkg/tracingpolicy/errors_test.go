@@ -103,12 +103,26 @@ func TestErrorMessages(t *testing.T) {
       - index: 1
         operator: Prefx
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: unknown operator "Prefx" (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State, SPortPriv, NotSPortPriv, DPortPriv, NotDPortPriv)`}},
 		{"unsupported operator", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: CelExpr
         values: ["/etc"]
-`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "CelExpr" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State)`}},
+`, []string{`x.yaml:15:19: spec.kprobes[0].selectors[0].matchArgs[0].operator: operator "CelExpr" is not supported by this agent (supported: Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, SAddr, NotSAddr, DAddr, NotDAddr, SPort, NotSPort, DPort, NotDPort, Protocol, Family, State, SPortPriv, NotSPortPriv, DPortPriv, NotDPortPriv)`}},
+		{"values missing", header + fdInstall + `    - matchArgs:
+      - index: 1
+        operator: Prefix
+`, []string{`x.yaml:14:9: spec.kprobes[0].selectors[0].matchArgs[0]: missing required field "values"`}},
+		{"matchArgs args beyond the declared", header + fdInstall + `    - matchArgs:
+      - args: [2]
+        operator: Prefix
+        values: ["/etc"]
+`, []string{`x.yaml:14:16: spec.kprobes[0].selectors[0].matchArgs[0].args[0]: args position 2 is beyond the hook's 2 declared arguments`}},
+		{"matchArgs args with two positions", header + fdInstall + `    - matchArgs:
+      - args: [0, 1]
+        operator: Prefix
+        values: ["/etc"]
+`, []string{`x.yaml:14:15: spec.kprobes[0].selectors[0].matchArgs[0].args: args names one argument by its position in the hook's args list, got 2 positions (several are for CelExpr, which this agent does not support)`}},
 		{"InMap on a path", header + fdInstall + `    - matchArgs:
       - index: 1
         operator: InMap

@@ -104,8 +104,11 @@ func (d *decoder) matchPID(n *yaml.Node, p fieldPath) PIDSelector {
 func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (ArgSelector, bool) {
 	a := ArgSelector{Src: d.src(n, p)}
 	before := len(d.errs.Errors)
-	var indexNode, opNode, valuesNode *yaml.Node
+	var indexNode, opNode, valuesNode, argsNode *yaml.Node
 	var valueNodes []*yaml.Node
+	var specPos []int64
+	var posNodes []*yaml.Node
+	priv := false // a *PortPriv operator: a port filter with no values
 	ok := d.mapping(n, p, []field{
 		// index defaults to 0 as in Tetragon's CRD (where it is optional).
 		{name: "index", decode: func(v *yaml.Node, fp fieldPath) {
@@ -124,20 +127,55 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 				a.Operator = op
 				return
 			}
+			if op, ok := privPortOperator(s); ok {
+				a.Operator, priv = op, true
+				return
+			}
 			if unsupportedOperator(s) {
 				d.errorf(v, fp, "operator %q is not supported by this agent (supported: %s)", s, operatorNames)
 				return
 			}
 			d.errorf(v, fp, "unknown operator %q (supported: %s)", truncate(s), operatorNames)
 		}},
-		{name: "values", required: true, decode: func(v *yaml.Node, fp fieldPath) {
-			valuesNode = v
-			a.Values, valueNodes = d.values(v, fp)
+		// required except with the *PortPriv operators (checked below)
+		{name: "values", decode: func(v *yaml.Node, fp fieldPath) { valuesNode = v }},
+		// positions in the hook's args list; one wins over index
+		{name: "args", decode: func(v *yaml.Node, fp fieldPath) {
+			argsNode = v
+			d.list(v, fp, MaxArgs, func(_ int, iv *yaml.Node, ip fieldPath) {
+				if pos, ok := d.integer(iv, ip, 0, 1<<31-1); ok {
+					specPos, posNodes = append(specPos, pos), append(posNodes, iv)
+				}
+			})
 		}},
-		{name: "args"},
 	})
+	switch {
+	case priv:
+		// Tetragon's *PortPriv: the port is privileged (below 1024);
+		// values, if any, are not read, as in Tetragon
+		a.Ranges = []Range{{0, 1023}}
+	case valuesNode != nil:
+		a.Values, valueNodes = d.values(valuesNode, p.field("values"))
+	case ok:
+		d.errorf(n, p, "missing required field %q", "values")
+	}
 	if !ok || len(d.errs.Errors) > before {
 		return a, false
+	}
+	if len(specPos) > 0 {
+		if ret {
+			d.errorf(argsNode, p.field("args"), "matchReturnArgs filters the return value, not an argument: args does not apply")
+			return a, false
+		}
+		if len(specPos) > 1 {
+			d.errorf(argsNode, p.field("args"), "args names one argument by its position in the hook's args list, got %d positions (several are for CelExpr, which this agent does not support)", len(specPos))
+			return a, false
+		}
+		if specPos[0] >= int64(len(h.args)) {
+			d.errorf(posNodes[0], p.field("args").index(0), "args position %d is beyond the hook's %d declared arguments", specPos[0], len(h.args))
+			return a, false
+		}
+		a.Index = h.args[specPos[0]].Index
 	}
 
 	// Find the argument the filter applies to.

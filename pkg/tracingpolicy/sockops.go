@@ -50,6 +50,23 @@ func (o Operator) onSockaddr() bool {
 	return o == OpSAddr || o == OpNotSAddr || o == OpSPort || o == OpNotSPort || o == OpFamily
 }
 
+// privPortOperator maps Tetragon's privileged-port operators to the port
+// operator they are with the ports 0-1023 (Tetragon: "port < 1024").
+// NotSportPriv is the CRD's spelling, NotSPortPriv its docs'.
+func privPortOperator(s string) (Operator, bool) {
+	switch s {
+	case "SPortPriv":
+		return OpSPort, true
+	case "NotSPortPriv", "NotSportPriv":
+		return OpNotSPort, true
+	case "DPortPriv":
+		return OpDPort, true
+	case "NotDPortPriv":
+		return OpNotDPort, true
+	}
+	return "", false
+}
+
 // SockRange is an inclusive range of a socket field's values (a port, a
 // protocol, a family or a TCP state).
 type SockRange struct{ Lo, Hi uint32 }

@@ -104,6 +104,54 @@ spec:
 	}
 }
 
+// The *PortPriv operators are port filters on 0-1023 with no values (any
+// given are not read, as in Tetragon); matchArgs' args names an argument
+// by its position in the hook's args list, which wins over index.
+func TestPrivPortAndArgPosition(t *testing.T) {
+	doc := `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: x
+spec:
+  kprobes:
+  - call: security_socket_connect
+    syscall: false
+    args:
+    - index: 0
+      type: socket
+    - index: 1
+      type: sockaddr
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: NotDPortPriv
+      - index: 0
+        operator: SPortPriv
+        values: ["not read"]
+      - index: 0
+        args: [1]
+        operator: NotSportPriv
+`
+	pol, err := Parse("x.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := pol[0].Spec.KProbes[0].Selectors[0].MatchArgs
+	want := []struct {
+		op    Operator
+		index uint32
+	}{{OpNotDPort, 0}, {OpSPort, 0}, {OpNotSPort, 1}}
+	if len(got) != len(want) {
+		t.Fatalf("%d filters, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Operator != w.op || g.Index != w.index || len(g.Ranges) != 1 || g.Ranges[0] != (Range{0, 1023}) {
+			t.Errorf("filter %d: %s on %d, ranges %v; want %s on %d, ranges [{0 1023}]", i, g.Operator, g.Index, g.Ranges, w.op, w.index)
+		}
+	}
+}
+
 // FuzzSockValues: the socket operators' value parsers never panic, and
 // what they accept is what the kernel can compare: a masked CIDR that
 // reads back the same, a non-empty 16-bit port range, a value within its

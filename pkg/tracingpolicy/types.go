@@ -625,13 +625,13 @@ func parseOperator(s string) (op Operator, ok bool) {
 	return "", false
 }
 
-const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames
+const operatorNames = "Equal, NotEqual, Prefix, NotPrefix, Postfix, NotPostfix, Mask, GreaterThan (GT), LessThan (LT), InRange, NotInRange, InMap, NotInMap, CapabilityMask, SubString, SubStringIgnCase, FileType, NotFileType, " + sockOperatorNames + ", SPortPriv, NotSPortPriv, DPortPriv, NotDPortPriv"
 
 // unsupportedOperator reports Tetragon operators this agent does not
 // implement.
 func unsupportedOperator(s string) bool {
 	switch s {
-	case "SPortPriv", "NotSportPriv", "NotSPortPriv", "DPortPriv", "NotDPortPriv", "CapabilitiesGained", "CelExpr":
+	case "CapabilitiesGained", "CelExpr":
 		return true
 	}
 	return false
