@@ -90,6 +90,18 @@ func eventsBenchmarks(o eventsOptions) ([]result, error) {
 			return nil, err
 		}
 	}
+	// c's floor: the same storm with no agent running, so that its exec/s
+	// is read against what this machine does without one
+	bin, err := stormBinary(dir)
+	if err != nil {
+		return nil, err
+	}
+	floor, err := runStorm(bin, o.execs, o.workers)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("(c) floor: the exec storm (%d processes, %d workers) with no agent: %.0f exec/s\n", o.execs, o.workers, float64(o.execs)/floor.Seconds())
+
 	fmt.Printf("starting %s (its own socket, metrics on loopback, policy: every read under %s)\n", o.bins.tetragon, data)
 	a, err := startAgent(o.bins, dir, policies, o.profile)
 	if err != nil {
@@ -105,7 +117,11 @@ func eventsBenchmarks(o eventsOptions) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("(e) idle VmRSS %.1f MiB, %v after ready\n", mib(idle), o.settle)
+	parts, err := rssParts(a.pid())
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("(e) idle VmRSS %.1f MiB (%s), %v after ready\n", mib(idle), parts, o.settle)
 	results = append(results, result{"e", "agent VmRSS idle", fmt.Sprintf("%.1f MiB", mib(idle)), "< 50 MiB", metStr(mib(idle) < 50)})
 
 	marker := `"policy_name":"` + readPolicyName + `"`
@@ -128,7 +144,7 @@ func eventsBenchmarks(o eventsOptions) ([]result, error) {
 	b[0].value += fmt.Sprintf("; agent VmRSS max %.1f MiB", mib(readRSS))
 	results = append(results, b...)
 
-	storm, err := execStorm(a, c, dir, o.execs, o.workers)
+	storm, err := execStorm(a, c, bin, o.execs, o.workers, floor)
 	if err != nil {
 		return nil, err
 	}
@@ -500,27 +516,9 @@ func spawn(bin string, count int) error {
 	return nil
 }
 
-// execStorm is part c: n processes of a program of its own, started by
-// workers goroutines in parallel (fork and exec, then wait, each); every
-// exec and exit must reach tetra.
-func execStorm(a *agentProc, c *consumer, dir string, n, workers int) ([]result, error) {
-	bin, err := stormBinary(dir)
-	if err != nil {
-		return nil, err
-	}
-	p := &pairs{binary: bin, needle: []byte(`"binary":"` + bin + `"`), seen: make(map[string]uint8, n)}
-	c.onOther(p.line)
-	defer c.onOther(nil)
-	fmt.Printf("\n(c) exec storm: %d processes of %s from %d workers\n", n, bin, workers)
-	l0, err := a.losses()
-	if err != nil {
-		return nil, err
-	}
-	cpu0, err := readCPU(a, c)
-	if err != nil {
-		return nil, err
-	}
-	lines0 := c.lines.Load()
+// runStorm runs n processes of bin from workers goroutines in parallel
+// (fork and exec, then wait, each) and returns how long they took.
+func runStorm(bin string, n, workers int) (time.Duration, error) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, workers)
@@ -536,11 +534,33 @@ func execStorm(a *agentProc, c *consumer, dir string, n, workers int) ([]result,
 		}()
 	}
 	wg.Wait()
-	took := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
+	return time.Since(start), errors.Join(errs...)
+}
+
+// execStorm is part c: n processes of bin (stormBinary), run by runStorm;
+// every exec and exit must reach tetra. floor is how long the same storm
+// took with no agent.
+func execStorm(a *agentProc, c *consumer, bin string, n, workers int, floor time.Duration) ([]result, error) {
+	p := &pairs{binary: bin, needle: []byte(`"binary":"` + bin + `"`), seen: make(map[string]uint8, n)}
+	c.onOther(p.line)
+	defer c.onOther(nil)
+	fmt.Printf("\n(c) exec storm: %d processes of %s from %d workers\n", n, bin, workers)
+	l0, err := a.losses()
+	if err != nil {
 		return nil, err
 	}
-	fmt.Printf("  %d processes ran in %v: %.0f exec/s\n", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	cpu0, err := readCPU(a, c)
+	if err != nil {
+		return nil, err
+	}
+	lines0 := c.lines.Load()
+	start := time.Now()
+	took, err := runStorm(bin, n, workers)
+	if err != nil {
+		return nil, err
+	}
+	rate, floorRate := float64(n)/took.Seconds(), float64(n)/floor.Seconds()
+	fmt.Printf("  %d processes ran in %v: %.0f exec/s (%.0f with no agent: ÷ %.2f)\n", n, took.Round(time.Millisecond), rate, floorRate, rate/floorRate)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		both, _, _ := p.count()
@@ -572,5 +592,5 @@ func execStorm(a *agentProc, c *consumer, dir string, n, workers int) ([]result,
 	fmt.Printf("  CPU: agent %v, tetra %v (%.1f µs per line tetra wrote); losses: %v\n",
 		(cpu1.agent - cpu0.agent).Round(10*time.Millisecond), (cpu1.tetra - cpu0.tetra).Round(10*time.Millisecond), perEvent, l1.sub(l0))
 	return []result{{"c", fmt.Sprintf("exec storm, %d processes: exec/s, missing pairs", n),
-		fmt.Sprintf("%.0f exec/s, %d missing, %.1f µs CPU/event", float64(n)/took.Seconds(), missing, perEvent), "every exec/exit pair", metStr(missing == 0 && execOnly+exitOnly == 0)}}, nil
+		fmt.Sprintf("%.0f exec/s (no agent: %.0f, ÷ %.2f), %d missing, %.1f µs CPU/event", rate, floorRate, rate/floorRate, missing, perEvent), "every exec/exit pair", metStr(missing == 0 && execOnly+exitOnly == 0)}}, nil
 }

@@ -249,6 +249,27 @@ func rss(pid int) (uint64, error) {
 	return parseStatusKB(b, "VmRSS")
 }
 
+// rssParts says what an RSS is made of: the process's own memory (heap,
+// stacks: RssAnon), the pages of its binary and other files it maps
+// (RssFile: shared, clean, given back under memory pressure without I/O)
+// and shared memory (RssShmem). A BPF map a process mmaps (the ring
+// buffer) is counted in RssFile.
+func rssParts(pid int) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", fmt.Errorf("reading RSS: %w", err)
+	}
+	var parts []string
+	for _, key := range []string{"RssAnon", "RssFile", "RssShmem"} {
+		n, err := parseStatusKB(b, key)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", key, float64(n)/(1<<20)))
+	}
+	return strings.Join(parts, ", "), nil
+}
+
 func parseStatusKB(b []byte, key string) (uint64, error) {
 	for _, line := range strings.Split(string(b), "\n") {
 		v, ok := strings.CutPrefix(line, key+":")
