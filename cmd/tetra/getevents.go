@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -104,8 +105,8 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	if o.output == "json" {
 		// JSON feeds programs, at rates where a write per event cost the
 		// client a fifth of its time (docs/performance.md): lines are
-		// buffered, and flushed whenever no event is waiting, so a line
-		// never waits for the next event. Compact output is for people
+		// buffered, and flushed once no event has been waiting for
+		// flushLinger, so a line waits at most that. Compact output is for people
 		// and stays one write per event (its color detection needs the
 		// terminal itself, too).
 		growPipe(out)
@@ -163,14 +164,28 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 		}
 		return nil
 	}
+	// lingered: the buffer already waited flushLinger for more events
+	lingered := false
 	for ev := range events {
 		if err := enc.encode(ev); err != nil {
 			return err
 		}
-		if len(events) == 0 {
-			if err := flush(); err != nil {
-				return err
+		if len(events) > 0 {
+			continue
+		}
+		if buffered != nil && !lingered && buffered.Buffered() < buffered.Size()/2 {
+			// at tens of thousands of events a second the queue empties
+			// every few events: a write (and a wake-up of the reader) per
+			// few events cost tetra more than encoding them
+			lingered = true
+			time.Sleep(flushLinger)
+			if len(events) > 0 {
+				continue
 			}
+		}
+		lingered = false
+		if err := flush(); err != nil {
+			return err
 		}
 	}
 	if err := flush(); err != nil {
@@ -183,6 +198,10 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	}
 	return rpcError("receiving events from the agent", err)
 }
+
+// flushLinger is how long buffered JSON lines wait for more events once no
+// event is queued: the most a line waits before it is written.
+const flushLinger = time.Millisecond
 
 // receive runs recv apart from encoding, so that the encoder knows when
 // no event is waiting (the stream cannot tell): that is when to flush.
