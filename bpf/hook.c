@@ -12,46 +12,69 @@
  * (which parameter, read as what) and the selectors, in the same layout
  * (lib/hook.h), so both objects match and record alike.
  *
- * Settings fixed at load time are volatile consts: the verifier then drops
- * the branches a hook does not use (a syscall wrapper's inner registers,
- * parameters the function does not have). */
+ * Settings fixed at load time are one volatile const struct (cfg): the
+ * verifier then drops the branches a hook does not use (a syscall
+ * wrapper's inner registers, parameters the function does not have). */
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* the function is an arch syscall entry point (__x64_sys_*): its one
- * parameter is the user registers, and the syscall's arguments are there */
-volatile const bool syscall_wrapper = false;
-/* syscall number recorded for a syscall_wrapper hook */
-volatile const __u32 syscall_nr = 0;
-/* parameters to read (no more than the function has) */
-volatile const __u32 nparams = 0;
-/* return: true: the entry probe only saves the parameters, the return
- * probe evaluates the selectors with them and the return value */
-volatile const bool at_return = false;
-/* per argument slot: integer width in bytes (0: 8) and signedness. Not in
- * struct arg_conf, which dispatch.c shares: widening arg_conf made the
- * verifier process 9% more instructions for dispatch.c's sys_exit program
- * (514k -> 562k of the 1M limit, on 6.18). */
-volatile const __u8 arg_size[MAX_ARGS] = {};
-volatile const __u8 arg_signed[MAX_ARGS] = {};
-
-/* resolve: per argument slot, the struct members followed from the
- * parameter before it is read (res_steps of them): add res_off, then read
- * res_load bytes there (8: a pointer to follow, or the final integer;
- * 0: keep the address, for an embedded struct or an array) */
 #define MAX_RESOLVE 8
-volatile const __u8 res_steps[MAX_ARGS] = {};
-volatile const __u32 res_off[MAX_ARGS][MAX_RESOLVE] = {};
-volatile const __u8 res_load[MAX_ARGS][MAX_RESOLVE] = {};
+#define TP_FIELDS 6
 
-/* tracepoints: where the format field behind parameter slot i sits in the
- * record, its size in bytes, and how it is read (enum tp_read) */
-volatile const __u16 tp_off[6] = {};
-volatile const __u8 tp_size[6] = {};
-volatile const __u8 tp_read[6] = {};
+#include "lib/usdt.h"
+
+/* A hook's settings fixed at load time, one volatile const (set by user
+ * space before loading: pkg/sensor's ProgHookSpec): the verifier reads
+ * them as constants and drops the branches a hook does not use. */
+struct hook_cfg {
+	/* the function is an arch syscall entry point (__x64_sys_*): its one
+	 * parameter is the user registers, and the syscall's arguments are
+	 * there */
+	bool syscall_wrapper;
+	/* return: true: the entry probe only saves the parameters, the
+	 * return probe evaluates the selectors with them and the return
+	 * value */
+	bool at_return;
+	/* returnArgAction: what the return probe does with the sock the
+	 * function returned (sk_alloc), when a selector matched the call
+	 * (RET_SOCK_*) */
+	__u8 ret_sock_action;
+	__u8 pad;
+	/* syscall number recorded for a syscall_wrapper hook */
+	__u32 syscall_nr;
+	/* parameters to read (no more than the function has) */
+	__u32 nparams;
+	/* per argument slot: integer width in bytes (0: 8) and signedness.
+	 * Not in struct arg_conf, which dispatch.c shares: widening arg_conf
+	 * made the verifier process 9% more instructions for dispatch.c's
+	 * sys_exit program (514k -> 562k of the 1M limit, on 6.18). */
+	__u8 arg_size[MAX_ARGS];
+	__u8 arg_signed[MAX_ARGS];
+	/* resolve: per argument slot, the struct members followed from the
+	 * parameter before it is read (res_steps of them): add res_off, then
+	 * read res_load bytes there (8: a pointer to follow, or the final
+	 * integer; 0: keep the address, for an embedded struct or an
+	 * array) */
+	__u8 res_steps[MAX_ARGS];
+	__u32 res_off[MAX_ARGS][MAX_RESOLVE];
+	__u8 res_load[MAX_ARGS][MAX_RESOLVE];
+	/* tracepoints: where the format field behind parameter slot i sits
+	 * in the record, its size in bytes, and how it is read (enum
+	 * tp_read) */
+	__u16 tp_off[TP_FIELDS];
+	__u8 tp_size[TP_FIELDS];
+	__u8 tp_read[TP_FIELDS];
+	/* per selector: the record slot of the sock argument TrackSock or
+	 * UntrackSock names (argSock) */
+	__u8 sel_sock_slot[MAX_SELECTORS];
+	/* USDT arguments and register writes (lib/usdt.h) */
+	struct usdt_cfg usdt;
+};
+
+volatile const struct hook_cfg cfg = {};
 
 enum tp_read {
 	TP_VALUE = 0,    /* an integer or pointer of tp_size bytes */
@@ -65,10 +88,6 @@ enum tp_read {
  * returned (sk_alloc), when a selector matched the call */
 #define RET_SOCK_TRACK 1
 #define RET_SOCK_UNTRACK 2
-volatile const __u8 ret_sock_action = 0;
-/* per selector: the record slot of the sock argument TrackSock or
- * UntrackSock names (argSock) */
-volatile const __u8 sel_sock_slot[MAX_SELECTORS] = {};
 
 /* The process a tracked socket belongs to (TrackSock). */
 struct sock_owner {
@@ -176,8 +195,6 @@ struct raw_args {
 	__u64 a[8];
 };
 
-#include "lib/usdt.h"
-
 /* the one hook this object serves */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -201,8 +218,8 @@ static __always_inline __s64 extend(__u64 v, __u32 i)
 
 	if (i >= MAX_ARGS)
 		return v;
-	sign = arg_signed[i];
-	switch (arg_size[i]) {
+	sign = cfg.arg_signed[i];
+	switch (cfg.arg_size[i]) {
 	case 1:
 		return sign ? (__s64)(__s8)v : (__s64)(__u8)v;
 	case 2:
@@ -428,10 +445,10 @@ static __always_inline __u64 resolve(__u64 v, int i)
 		void *p;
 		__u64 x = 0;
 
-		if (s >= res_steps[i])
+		if (s >= cfg.res_steps[i])
 			break;
-		p = (void *)(v + res_off[i][s]);
-		switch (res_load[i][s]) {
+		p = (void *)(v + cfg.res_off[i][s]);
+		switch (cfg.res_load[i][s]) {
 		case 0:
 			x = (__u64)p;
 			break;
@@ -471,7 +488,7 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		if (i >= c->nargs)
 			break;
 		v = ra->a[a->reg & 7];
-		if (res_steps[i])
+		if (cfg.res_steps[i])
 			v = resolve(v, i);
 		r->ints[i] = 0;
 		switch (a->src) {
@@ -613,14 +630,14 @@ static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, 
 {
 	__u32 acts, slot;
 
-	if (ret_sock_action)
-		track(ret, ret_sock_action == RET_SOCK_TRACK);
+	if (cfg.ret_sock_action)
+		track(ret, cfg.ret_sock_action == RET_SOCK_TRACK);
 	if (s < 0 || s >= MAX_SELECTORS)
 		return;
 	acts = c->sel[s].actions;
 	if (!(acts & (ACT_TRACKSOCK | ACT_UNTRACKSOCK)))
 		return;
-	slot = sel_sock_slot[s];
+	slot = cfg.sel_sock_slot[s];
 	if (slot < MAX_ARGS)
 		track(r->ints[slot], acts & ACT_TRACKSOCK);
 }
@@ -658,7 +675,7 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 		if (acts & ACT_USTACK)
 			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
 	}
-	err = act_and_post(c, r, s, owner(c, r), syscall_nr, ret);
+	err = act_and_post(c, r, s, owner(c, r), cfg.syscall_nr, ret);
 	sock_actions(c, r, s, ret);
 	if (sel)
 		*sel = s;
@@ -671,28 +688,28 @@ static __always_inline void syscall_args(struct raw_args *ra)
 {
 	struct pt_regs *regs = (struct pt_regs *)ra->a[0];
 
-	if (nparams > 0)
+	if (cfg.nparams > 0)
 		ra->a[0] = BPF_CORE_READ(regs, di);
-	if (nparams > 1)
+	if (cfg.nparams > 1)
 		ra->a[1] = BPF_CORE_READ(regs, si);
-	if (nparams > 2)
+	if (cfg.nparams > 2)
 		ra->a[2] = BPF_CORE_READ(regs, dx);
-	if (nparams > 3)
+	if (cfg.nparams > 3)
 		ra->a[3] = BPF_CORE_READ(regs, r10);
-	if (nparams > 4)
+	if (cfg.nparams > 4)
 		ra->a[4] = BPF_CORE_READ(regs, r8);
-	if (nparams > 5)
+	if (cfg.nparams > 5)
 		ra->a[5] = BPF_CORE_READ(regs, r9);
 }
 
 /* load_args reads the parameters at function entry. */
 static __always_inline void load_args(struct pt_regs *ctx, struct raw_args *ra)
 {
-	if (usdt) {
+	if (cfg.usdt.on) {
 		for (int i = 0; i < USDT_PARAMS; i++) {
-			if (i >= nparams)
+			if (i >= cfg.nparams)
 				break;
-			ra->a[i] = usdt_read(ctx, i);
+			ra->a[i] = usdt_read(&cfg.usdt, ctx, i);
 		}
 		return;
 	}
@@ -702,7 +719,7 @@ static __always_inline void load_args(struct pt_regs *ctx, struct raw_args *ra)
 	ra->a[3] = ctx->cx;
 	ra->a[4] = ctx->r8;
 	ra->a[5] = ctx->r9;
-	if (syscall_wrapper)
+	if (cfg.syscall_wrapper)
 		syscall_args(ra);
 }
 
@@ -714,7 +731,7 @@ int gen_kprobe(struct pt_regs *ctx)
 	long err;
 
 	load_args(ctx, &ra);
-	if (at_return) {
+	if (cfg.at_return) {
 		__u64 id = bpf_get_current_pid_tgid();
 
 		bpf_map_update_elem(&entries, &id, &ra, BPF_ANY);
@@ -726,8 +743,8 @@ int gen_kprobe(struct pt_regs *ctx)
 	 * code added there changed clang's register allocation for every
 	 * program, and 6.1's verifier then lost a selector index's bound in
 	 * the fmod_ret program */
-	if (ctx_writes)
-		write_regs(ctx, s, err);
+	if (cfg.usdt.ctx_writes)
+		write_regs(&cfg.usdt, ctx, s, err);
 	return 0;
 }
 
@@ -753,11 +770,11 @@ static __always_inline void func_args(__u64 *ctx, struct raw_args *ra)
 	/* bpf_get_func_arg bounds the index by the function's arity at run
 	 * time; ctx[i] would need a constant i the verifier can check */
 	for (int i = 0; i < 6; i++) {
-		if (i >= nparams)
+		if (i >= cfg.nparams)
 			break;
 		bpf_get_func_arg(ctx, i, &ra->a[i]);
 	}
-	if (syscall_wrapper)
+	if (cfg.syscall_wrapper)
 		syscall_args(ra);
 }
 
@@ -809,7 +826,7 @@ int gen_lsm(__u64 *ctx)
 	long err;
 
 	for (int i = 0; i < 6; i++) {
-		if (i >= nparams)
+		if (i >= cfg.nparams)
 			break;
 		bpf_get_func_arg(ctx, i, &ra.a[i]);
 	}
@@ -827,10 +844,10 @@ static __always_inline __u64 tp_field(void *ctx, int i)
 	__u32 loc = 0;
 	void *p;
 
-	if (i >= 6)
+	if (i >= TP_FIELDS)
 		return 0;
-	p = ctx + tp_off[i];
-	switch (tp_read[i]) {
+	p = ctx + cfg.tp_off[i];
+	switch (cfg.tp_read[i]) {
 	case TP_ADDR:
 		return (__u64)p;
 	case TP_DATA_LOC:
@@ -839,7 +856,7 @@ static __always_inline __u64 tp_field(void *ctx, int i)
 		return (__u64)(ctx + (loc & 0xffff));
 	}
 	/* constant sizes: the helper's size must be known to the verifier */
-	switch (tp_size[i]) {
+	switch (cfg.tp_size[i]) {
 	case 1:
 		bpf_probe_read_kernel(&v, 1, p);
 		break;
@@ -863,7 +880,7 @@ int gen_tracepoint(void *ctx)
 	struct raw_args ra = {};
 
 	for (int i = 0; i < 6; i++) {
-		if (i >= nparams)
+		if (i >= cfg.nparams)
 			break;
 		ra.a[i] = tp_field(ctx, i);
 	}
@@ -879,17 +896,17 @@ int gen_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct raw_args ra = {};
 
-	if (nparams > 0)
+	if (cfg.nparams > 0)
 		ra.a[0] = ctx->args[0];
-	if (nparams > 1)
+	if (cfg.nparams > 1)
 		ra.a[1] = ctx->args[1];
-	if (nparams > 2)
+	if (cfg.nparams > 2)
 		ra.a[2] = ctx->args[2];
-	if (nparams > 3)
+	if (cfg.nparams > 3)
 		ra.a[3] = ctx->args[3];
-	if (nparams > 4)
+	if (cfg.nparams > 4)
 		ra.a[4] = ctx->args[4];
-	if (nparams > 5)
+	if (cfg.nparams > 5)
 		ra.a[5] = ctx->args[5];
 	evaluate(ctx, &ra, 0, NULL);
 	return 0;

@@ -158,6 +158,41 @@ const (
 	HookGenStatGS_MAX     HookGenStat = 8
 )
 
+type HookHookCfg struct {
+	_              structs.HostLayout
+	SyscallWrapper bool
+	AtReturn       bool
+	RetSockAction  uint8
+	Pad            uint8
+	SyscallNr      uint32
+	Nparams        uint32
+	ArgSize        [5]uint8
+	ArgSigned      [5]uint8
+	ResSteps       [5]uint8
+	_              [1]byte
+	ResOff         [5][8]uint32
+	ResLoad        [5][8]uint8
+	TpOff          [6]uint16
+	TpSize         [6]uint8
+	TpRead         [6]uint8
+	SelSockSlot    [5]uint8
+	_              [7]byte
+	Usdt           struct {
+		_          structs.HostLayout
+		On         bool
+		CtxWrites  bool
+		Loc        [6]uint8
+		Reg        [6]uint8
+		Size       [6]uint8
+		Sign       [6]uint8
+		_          [6]byte
+		Val        [6]int64
+		SelNwrites [8]uint8
+		SelWreg    [8][4]uint8
+		SelWval    [8][4]uint64
+	}
+}
+
 type HookHookLimit uint32
 
 const (
@@ -282,24 +317,7 @@ const (
 	HookProgGenLsm         = "gen_lsm"
 	HookProgGenRawTp       = "gen_raw_tp"
 	HookProgGenTracepoint  = "gen_tracepoint"
-	HookVarArgSigned       = "arg_signed"
-	HookVarArgSize         = "arg_size"
-	HookVarAtReturn        = "at_return"
-	HookVarCtxWrites       = "ctx_writes"
-	HookVarNparams         = "nparams"
-	HookVarResLoad         = "res_load"
-	HookVarResOff          = "res_off"
-	HookVarResSteps        = "res_steps"
-	HookVarRetSockAction   = "ret_sock_action"
-	HookVarSelNwrites      = "sel_nwrites"
-	HookVarSelSockSlot     = "sel_sock_slot"
-	HookVarSelWreg         = "sel_wreg"
-	HookVarSelWval         = "sel_wval"
-	HookVarSyscallNr       = "syscall_nr"
-	HookVarSyscallWrapper  = "syscall_wrapper"
-	HookVarTpOff           = "tp_off"
-	HookVarTpRead          = "tp_read"
-	HookVarTpSize          = "tp_size"
+	HookVarCfg             = "cfg"
 	HookVarUnusedActFlag   = "unused_act_flag"
 	HookVarUnusedArgSrc    = "unused_arg_src"
 	HookVarUnusedArgType   = "unused_arg_type"
@@ -314,12 +332,6 @@ const (
 	HookVarUnusedMatchKind = "unused_match_kind"
 	HookVarUnusedMatchOp   = "unused_match_op"
 	HookVarUnusedNsKind    = "unused_ns_kind"
-	HookVarUsdt            = "usdt"
-	HookVarUsdtLoc         = "usdt_loc"
-	HookVarUsdtReg         = "usdt_reg"
-	HookVarUsdtSigned      = "usdt_signed"
-	HookVarUsdtSize        = "usdt_size"
-	HookVarUsdtVal         = "usdt_val"
 )
 
 // LoadHook returns the embedded CollectionSpec for Hook.
@@ -395,24 +407,7 @@ type HookMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HookVariableSpecs struct {
-	ArgSigned       *ebpf.VariableSpec `ebpf:"arg_signed"`
-	ArgSize         *ebpf.VariableSpec `ebpf:"arg_size"`
-	AtReturn        *ebpf.VariableSpec `ebpf:"at_return"`
-	CtxWrites       *ebpf.VariableSpec `ebpf:"ctx_writes"`
-	Nparams         *ebpf.VariableSpec `ebpf:"nparams"`
-	ResLoad         *ebpf.VariableSpec `ebpf:"res_load"`
-	ResOff          *ebpf.VariableSpec `ebpf:"res_off"`
-	ResSteps        *ebpf.VariableSpec `ebpf:"res_steps"`
-	RetSockAction   *ebpf.VariableSpec `ebpf:"ret_sock_action"`
-	SelNwrites      *ebpf.VariableSpec `ebpf:"sel_nwrites"`
-	SelSockSlot     *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
-	SelWreg         *ebpf.VariableSpec `ebpf:"sel_wreg"`
-	SelWval         *ebpf.VariableSpec `ebpf:"sel_wval"`
-	SyscallNr       *ebpf.VariableSpec `ebpf:"syscall_nr"`
-	SyscallWrapper  *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
-	TpOff           *ebpf.VariableSpec `ebpf:"tp_off"`
-	TpRead          *ebpf.VariableSpec `ebpf:"tp_read"`
-	TpSize          *ebpf.VariableSpec `ebpf:"tp_size"`
+	Cfg             *ebpf.VariableSpec `ebpf:"cfg"`
 	UnusedActFlag   *ebpf.VariableSpec `ebpf:"unused_act_flag"`
 	UnusedArgSrc    *ebpf.VariableSpec `ebpf:"unused_arg_src"`
 	UnusedArgType   *ebpf.VariableSpec `ebpf:"unused_arg_type"`
@@ -427,12 +422,6 @@ type HookVariableSpecs struct {
 	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
 	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
 	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
-	Usdt            *ebpf.VariableSpec `ebpf:"usdt"`
-	UsdtLoc         *ebpf.VariableSpec `ebpf:"usdt_loc"`
-	UsdtReg         *ebpf.VariableSpec `ebpf:"usdt_reg"`
-	UsdtSigned      *ebpf.VariableSpec `ebpf:"usdt_signed"`
-	UsdtSize        *ebpf.VariableSpec `ebpf:"usdt_size"`
-	UsdtVal         *ebpf.VariableSpec `ebpf:"usdt_val"`
 }
 
 // HookObjects contains all objects after they have been loaded into the kernel.
@@ -488,24 +477,7 @@ func (m *HookMaps) Close() error {
 //
 // It can be passed to LoadHookObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HookVariables struct {
-	ArgSigned       *ebpf.Variable `ebpf:"arg_signed"`
-	ArgSize         *ebpf.Variable `ebpf:"arg_size"`
-	AtReturn        *ebpf.Variable `ebpf:"at_return"`
-	CtxWrites       *ebpf.Variable `ebpf:"ctx_writes"`
-	Nparams         *ebpf.Variable `ebpf:"nparams"`
-	ResLoad         *ebpf.Variable `ebpf:"res_load"`
-	ResOff          *ebpf.Variable `ebpf:"res_off"`
-	ResSteps        *ebpf.Variable `ebpf:"res_steps"`
-	RetSockAction   *ebpf.Variable `ebpf:"ret_sock_action"`
-	SelNwrites      *ebpf.Variable `ebpf:"sel_nwrites"`
-	SelSockSlot     *ebpf.Variable `ebpf:"sel_sock_slot"`
-	SelWreg         *ebpf.Variable `ebpf:"sel_wreg"`
-	SelWval         *ebpf.Variable `ebpf:"sel_wval"`
-	SyscallNr       *ebpf.Variable `ebpf:"syscall_nr"`
-	SyscallWrapper  *ebpf.Variable `ebpf:"syscall_wrapper"`
-	TpOff           *ebpf.Variable `ebpf:"tp_off"`
-	TpRead          *ebpf.Variable `ebpf:"tp_read"`
-	TpSize          *ebpf.Variable `ebpf:"tp_size"`
+	Cfg             *ebpf.Variable `ebpf:"cfg"`
 	UnusedActFlag   *ebpf.Variable `ebpf:"unused_act_flag"`
 	UnusedArgSrc    *ebpf.Variable `ebpf:"unused_arg_src"`
 	UnusedArgType   *ebpf.Variable `ebpf:"unused_arg_type"`
@@ -520,12 +492,6 @@ type HookVariables struct {
 	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
 	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
 	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
-	Usdt            *ebpf.Variable `ebpf:"usdt"`
-	UsdtLoc         *ebpf.Variable `ebpf:"usdt_loc"`
-	UsdtReg         *ebpf.Variable `ebpf:"usdt_reg"`
-	UsdtSigned      *ebpf.Variable `ebpf:"usdt_signed"`
-	UsdtSize        *ebpf.Variable `ebpf:"usdt_size"`
-	UsdtVal         *ebpf.Variable `ebpf:"usdt_val"`
 }
 
 // HookPrograms contains all programs after they have been loaded into the kernel.

@@ -16,25 +16,41 @@
 #ifndef __LIB_USDT_H
 #define __LIB_USDT_H
 
-#define USDT_CONST 1 /* $5: the value is usdt_val */
-#define USDT_REG 2   /* %eax: in the register at pt_regs offset usdt_reg */
-#define USDT_MEM 3   /* -16(%rbp): in user memory at the register + usdt_val */
+#define USDT_CONST 1 /* $5: the value is val */
+#define USDT_REG 2   /* %eax: in the register at pt_regs offset reg */
+#define USDT_MEM 3   /* -16(%rbp): in user memory at the register + val */
 #define USDT_PARAMS 6
 
-volatile const bool usdt = false;
-volatile const __u8 usdt_loc[USDT_PARAMS] = {};
-volatile const __u8 usdt_reg[USDT_PARAMS] = {};
-volatile const __s64 usdt_val[USDT_PARAMS] = {};
-volatile const __u8 usdt_size[USDT_PARAMS] = {};
-volatile const __u8 usdt_signed[USDT_PARAMS] = {};
+/* Register writes a selector asks for: Set (argIndex's register, on a
+ * USDT), Regs (argRegs). Registers are named by their pt_regs offset. */
+#define MAX_REG_WRITES 4
+/* per selector, 8 rows so that an index masked with 7 stays in bounds */
+#define WRITE_SELS 8
+
+/* The USDT and register-write part of a hook's load-time configuration
+ * (struct hook_cfg in hook.c): per parameter slot, where the argument is
+ * (loc: USDT_*), in which register (reg), the constant or offset (val),
+ * its width and signedness; per selector, the registers it writes. */
+struct usdt_cfg {
+	bool on;         /* the hook is a USDT probe */
+	bool ctx_writes; /* a selector writes registers */
+	__u8 loc[USDT_PARAMS];
+	__u8 reg[USDT_PARAMS];
+	__u8 size[USDT_PARAMS];
+	__u8 sign[USDT_PARAMS];
+	__s64 val[USDT_PARAMS];
+	__u8 sel_nwrites[WRITE_SELS];
+	__u8 sel_wreg[WRITE_SELS][MAX_REG_WRITES];
+	__u64 sel_wval[WRITE_SELS][MAX_REG_WRITES];
+};
 
 /* usdt_narrow gives v the width and signedness of parameter i's spec (-4:
  * a signed 32-bit value); the register's upper bits are undefined. */
-static __always_inline __u64 usdt_narrow(__u64 v, int i)
+static __always_inline __u64 usdt_narrow(const volatile struct usdt_cfg *u, __u64 v, int i)
 {
-	bool sign = usdt_signed[i];
+	bool sign = u->sign[i];
 
-	switch (usdt_size[i]) {
+	switch (u->size[i]) {
 	case 1:
 		return sign ? (__u64)(__s64)(__s8)v : (__u8)v;
 	case 2:
@@ -46,24 +62,24 @@ static __always_inline __u64 usdt_narrow(__u64 v, int i)
 }
 
 /* usdt_read reads USDT parameter i where the probe's note puts it. */
-static __always_inline __u64 usdt_read(struct pt_regs *ctx, int i)
+static __always_inline __u64 usdt_read(const volatile struct usdt_cfg *u, struct pt_regs *ctx, int i)
 {
 	__u64 reg = 0, v = 0;
 	void *p;
 
-	if (usdt_loc[i] == USDT_CONST)
-		return usdt_val[i];
+	if (u->loc[i] == USDT_CONST)
+		return u->val[i];
 	/* the register, by its offset in the context: a helper read, since
 	 * the verifier allows only constant offsets into the context */
-	if (bpf_probe_read_kernel(&reg, sizeof(reg), (void *)ctx + (usdt_reg[i] & 0xf8)))
+	if (bpf_probe_read_kernel(&reg, sizeof(reg), (void *)ctx + (u->reg[i] & 0xf8)))
 		return 0;
-	if (usdt_loc[i] == USDT_REG)
-		return usdt_narrow(reg, i);
-	if (usdt_loc[i] != USDT_MEM)
+	if (u->loc[i] == USDT_REG)
+		return usdt_narrow(u, reg, i);
+	if (u->loc[i] != USDT_MEM)
 		return 0;
 	/* exactly the value's bytes: more could cross into an unmapped page */
-	p = (void *)(reg + usdt_val[i]);
-	switch (usdt_size[i]) {
+	p = (void *)(reg + u->val[i]);
+	switch (u->size[i]) {
 	case 1:
 		bpf_probe_read_user(&v, 1, p);
 		break;
@@ -76,18 +92,8 @@ static __always_inline __u64 usdt_read(struct pt_regs *ctx, int i)
 	default:
 		bpf_probe_read_user(&v, 8, p);
 	}
-	return usdt_narrow(v, i);
+	return usdt_narrow(u, v, i);
 }
-
-/* Register writes a selector asks for: Set (argIndex's register, on a
- * USDT), Regs (argRegs). Registers are named by their pt_regs offset. */
-#define MAX_REG_WRITES 4
-/* per selector, 8 rows so that an index masked with 7 stays in bounds */
-#define WRITE_SELS 8
-volatile const bool ctx_writes = false;
-volatile const __u8 sel_nwrites[WRITE_SELS] = {};
-volatile const __u8 sel_wreg[WRITE_SELS][MAX_REG_WRITES] = {};
-volatile const __u64 sel_wval[WRITE_SELS][MAX_REG_WRITES] = {};
 
 /* WRITE_REG stores v in context field reg. The store is written in
  * assembly so that it stays one store at a constant offset from the
@@ -162,7 +168,7 @@ static __always_inline void write_reg(struct pt_regs *ctx, __u8 off, __u64 v)
  * to its caller without running, as if it had executed ret (the uprobe is
  * at its first instruction, where the return address is on top of the
  * stack). */
-static __always_inline void write_regs(struct pt_regs *ctx, int s, long err)
+static __always_inline void write_regs(const volatile struct usdt_cfg *u, struct pt_regs *ctx, int s, long err)
 {
 	__u64 sp, ret;
 
@@ -170,9 +176,9 @@ static __always_inline void write_regs(struct pt_regs *ctx, int s, long err)
 		return;
 	s &= WRITE_SELS - 1;
 	for (int j = 0; j < MAX_REG_WRITES; j++) {
-		if (j >= sel_nwrites[s])
+		if (j >= u->sel_nwrites[s])
 			break;
-		write_reg(ctx, sel_wreg[s][j], sel_wval[s][j]);
+		write_reg(ctx, u->sel_wreg[s][j], u->sel_wval[s][j]);
 	}
 	if (!err)
 		return;

@@ -14,11 +14,11 @@ import (
 
 // MaxParams is how many function parameters a kprobe hook can read (the
 // x86_64 calling convention passes six in registers).
-const MaxParams = 6
+const MaxParams = 6 // bpf/hook.c's TP_FIELDS (TestLimitsMatchC)
 
 // MaxResolveSteps is how many members a resolve path may follow (the
-// kprobe object's res_off rows).
-const MaxResolveSteps = 8
+// hook object's res_off rows: MAX_RESOLVE).
+const MaxResolveSteps = 8 // TestLimitsMatchC
 
 // ResolveStep is one step of a resolve path: Offset is added to the
 // current address, then Load bytes (1, 2, 4 or 8) are read there; Load 0
@@ -249,71 +249,56 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 	if err != nil {
 		return nil, fmt.Errorf("reading the kprobe object: %w", err)
 	}
-	var sizes, signed, resSteps [MaxArgs]uint8
-	var resOff [MaxArgs][MaxResolveSteps]uint32
-	var resLoad [MaxArgs][MaxResolveSteps]uint8
+	// the hook's load-time configuration: one volatile const (bpf/hook.c)
+	cfg := bpf.HookHookCfg{
+		SyscallWrapper: spec.Syscall,
+		AtReturn:       spec.Return,
+		RetSockAction:  spec.RetSockAction,
+		SyscallNr:      spec.SyscallNr,
+		Nparams:        uint32(spec.Params),
+	}
 	for i, a := range spec.Args {
 		if i >= MaxArgs {
 			continue
 		}
-		sizes[i], signed[i] = a.Size, boolByte(a.Signed)
+		cfg.ArgSize[i], cfg.ArgSigned[i] = a.Size, boolByte(a.Signed)
 		if len(a.Resolve) > MaxResolveSteps {
 			return nil, fmt.Errorf("argument %d: resolve takes %d steps, at most %d", i, len(a.Resolve), MaxResolveSteps)
 		}
-		resSteps[i] = uint8(len(a.Resolve))
+		cfg.ResSteps[i] = uint8(len(a.Resolve))
 		for j, st := range a.Resolve {
 			switch st.Load {
 			case 0, 1, 2, 4, 8:
 			default:
 				return nil, fmt.Errorf("argument %d: resolve step %d reads %d bytes", i, j, st.Load)
 			}
-			resOff[i][j], resLoad[i][j] = st.Offset, st.Load
+			cfg.ResOff[i][j], cfg.ResLoad[i][j] = st.Offset, st.Load
 		}
 	}
-	if err := setUsdt(cs, spec); err != nil {
+	if err := setUsdt(&cfg, spec); err != nil {
 		return nil, err
 	}
 	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
 		return nil, fmt.Errorf("tracepoint hook reads %d parameters and locates %d", spec.Params, len(spec.Fields))
 	}
-	var sockSlot [MaxSelectors]uint8
 	for i, sel := range spec.Selectors {
 		if i < MaxSelectors {
 			if sel.Actions&(ActTrackSock|ActUntrackSock) != 0 && (sel.SockArg < 0 || sel.SockArg >= len(spec.Args) || !SockSource(spec.Args[sel.SockArg].Source) || spec.Args[sel.SockArg].Source == SrcRegSockaddr) {
 				return nil, fmt.Errorf("selector %d: TrackSock or UntrackSock on argument %d, which is not a sock, socket or skb", i, sel.SockArg)
 			}
-			sockSlot[i] = uint8(sel.SockArg)
+			cfg.SelSockSlot[i] = uint8(sel.SockArg)
 		}
 	}
 	if spec.RetSockAction != 0 && !spec.Return {
 		return nil, errors.New("returnArgAction TrackSock or UntrackSock needs a return probe")
 	}
-	var tpOff [MaxParams]uint16
-	var tpSize, tpRead [MaxParams]uint8
 	for i, f := range spec.Fields {
 		if i < MaxParams {
-			tpOff[i], tpSize[i], tpRead[i] = f.Offset, f.Size, f.Read
+			cfg.TpOff[i], cfg.TpSize[i], cfg.TpRead[i] = f.Offset, f.Size, f.Read
 		}
 	}
-	for name, v := range map[string]any{
-		"syscall_wrapper": spec.Syscall,
-		"syscall_nr":      spec.SyscallNr,
-		"nparams":         uint32(spec.Params),
-		"at_return":       spec.Return,
-		"arg_size":        sizes,
-		"arg_signed":      signed,
-		"res_steps":       resSteps,
-		"res_off":         resOff,
-		"res_load":        resLoad,
-		"tp_off":          tpOff,
-		"tp_size":         tpSize,
-		"tp_read":         tpRead,
-		"ret_sock_action": spec.RetSockAction,
-		"sel_sock_slot":   sockSlot,
-	} {
-		if err := cs.Variables[name].Set(v); err != nil {
-			return nil, fmt.Errorf("setting %s: %w", name, err)
-		}
+	if err := cs.Variables["cfg"].Set(cfg); err != nil {
+		return nil, fmt.Errorf("setting the hook's configuration: %w", err)
 	}
 	// Load only the programs this hook attaches: each one costs a
 	// verification, and the fmod_ret one cannot load where fentry is missing.

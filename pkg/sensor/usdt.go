@@ -7,6 +7,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/tetragon-lite/tetragon/bpf"
 )
 
 // USDT argument locations (bpf/lib/usdt.h).
@@ -28,7 +30,7 @@ type UsdtArg struct {
 }
 
 // MaxRegWrites is how many registers one selector can write (Set, Regs).
-const MaxRegWrites = 4
+const MaxRegWrites = 4 // bpf/lib/usdt.h's MAX_REG_WRITES (TestLimitsMatchC)
 
 // RegWrite is a register a selector writes when it matches: Reg is its
 // offset in the kernel's struct pt_regs.
@@ -62,11 +64,10 @@ func ProbeCtxWrites() error {
 	return p.Close()
 }
 
-// setUsdt sets the usdt and register-write variables of the kprobe
-// object for spec.
-func setUsdt(cs *ebpf.CollectionSpec, spec ProgHookSpec) error {
-	var loc, reg, size, signed [MaxParams]uint8
-	var val [MaxParams]int64
+// setUsdt fills the USDT and register-write part of the hook's load-time
+// configuration for spec.
+func setUsdt(cfg *bpf.HookHookCfg, spec ProgHookSpec) error {
+	u := &cfg.Usdt
 	if len(spec.Usdt) > MaxParams {
 		return fmt.Errorf("USDT hook reads %d arguments, at most %d", len(spec.Usdt), MaxParams)
 	}
@@ -86,13 +87,9 @@ func setUsdt(cs *ebpf.CollectionSpec, spec ProgHookSpec) error {
 		if a.Reg%8 != 0 || a.Reg > 160 {
 			return fmt.Errorf("USDT argument %d: register offset %d is no pt_regs register", i, a.Reg)
 		}
-		loc[i], reg[i], val[i], size[i], signed[i] = a.Loc, a.Reg, a.Value, a.Size, boolByte(a.Signed)
+		u.Loc[i], u.Reg[i], u.Val[i], u.Size[i], u.Sign[i] = a.Loc, a.Reg, a.Value, a.Size, boolByte(a.Signed)
 	}
-	// 8 rows: bpf/lib/usdt.h's WRITE_SELS
-	var n [8]uint8
-	var wreg [8][MaxRegWrites]uint8
-	var wval [8][MaxRegWrites]uint64
-	writes := false
+	u.On = len(spec.Usdt) > 0
 	for i, sel := range spec.Selectors {
 		if len(sel.RegWrites) > MaxRegWrites {
 			return fmt.Errorf("selector %d writes %d registers, at most %d", i, len(sel.RegWrites), MaxRegWrites)
@@ -100,42 +97,26 @@ func setUsdt(cs *ebpf.CollectionSpec, spec ProgHookSpec) error {
 		if i >= MaxSelectors {
 			break
 		}
-		n[i] = uint8(len(sel.RegWrites))
+		u.SelNwrites[i] = uint8(len(sel.RegWrites))
 		for j, w := range sel.RegWrites {
 			if w.Reg%8 != 0 || w.Reg > 160 {
 				return fmt.Errorf("selector %d: register offset %d is no pt_regs register", i, w.Reg)
 			}
-			wreg[i][j], wval[i][j] = w.Reg, w.Value
+			u.SelWreg[i][j], u.SelWval[i][j] = w.Reg, w.Value
 		}
 		if spec.Attach == AttachUprobe && sel.Actions&ActOverride != 0 && sel.Error == 0 {
 			// the program tells an Override selector by its error
 			return fmt.Errorf("selector %d: Override on a uprobe needs a non-zero argError", i)
 		}
-		writes = writes || len(sel.RegWrites) > 0 || spec.Attach == AttachUprobe && sel.Actions&ActOverride != 0
+		u.CtxWrites = u.CtxWrites || len(sel.RegWrites) > 0 || spec.Attach == AttachUprobe && sel.Actions&ActOverride != 0
 	}
-	if writes && spec.Attach != AttachUprobe {
+	if u.CtxWrites && spec.Attach != AttachUprobe {
 		return errors.New("only uprobe hooks can write registers")
 	}
-	if writes {
+	if u.CtxWrites {
 		// the refusal named, rather than the object's verifier log
 		if err := ProbeCtxWrites(); err != nil {
 			return err
-		}
-	}
-	for name, v := range map[string]any{
-		"usdt":        len(spec.Usdt) > 0,
-		"usdt_loc":    loc,
-		"usdt_reg":    reg,
-		"usdt_val":    val,
-		"usdt_size":   size,
-		"usdt_signed": signed,
-		"ctx_writes":  writes,
-		"sel_nwrites": n,
-		"sel_wreg":    wreg,
-		"sel_wval":    wval,
-	} {
-		if err := cs.Variables[name].Set(v); err != nil {
-			return fmt.Errorf("setting %s: %w", name, err)
 		}
 	}
 	return nil
