@@ -126,18 +126,22 @@ func privListener(t *testing.T) net.Listener {
 	return nil
 }
 
+// connectHook is syscalls/sys_enter_connect with its uservaddr field
+// (field 6) read as a sockaddr.
+const connectHook = `  tracepoints:
+  - subsystem: "syscalls"
+    event: "sys_enter_connect"
+    args:
+    - index: 6
+      type: "sockaddr"`
+
 // Tetragon's *PortPriv operators: the port is below 1024. Connections to a
 // listener on a privileged port and to one on an ephemeral port, with the
 // port in connect(2)'s sockaddr (SPort there, as in Tetragon).
 func TestPrivPortOperators(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tracepoint")
-	hook := `  tracepoints:
-  - subsystem: "syscalls"
-    event: "sys_enter_connect"
-    args:
-    - index: 6
-      type: "sockaddr"`
+	hook := connectHook
 	t.Run("privileged", func(t *testing.T) {
 		ln := privListener(t)
 		defer ln.Close()
@@ -201,12 +205,7 @@ func freePort(t *testing.T, network string) int {
 func TestSockaddrOperators(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tracepoint")
-	hook := `  tracepoints:
-  - subsystem: "syscalls"
-    event: "sys_enter_connect"
-    args:
-    - index: 6
-      type: "sockaddr"`
+	hook := connectHook
 	t.Run("ipv4", func(t *testing.T) {
 		runSockCases(t, MechTracepoint, "tcp4", hook, 6, func(port, _ int) []sockCase {
 			p := fmt.Sprint(port)
