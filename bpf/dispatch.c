@@ -570,14 +570,18 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	}
 	if (nr < 0 || nr >= SYS_TABLE_LEN)
 		return 0;
-	gen = bpf_map_lookup_elem(&generation, &zero);
-	if (!gen)
-		return 0;
-	if (changes_paths(nr))
-		__sync_fetch_and_add(gen, 1);
+	if (changes_paths(nr)) {
+		gen = bpf_map_lookup_elem(&generation, &zero);
+		if (gen)
+			__sync_fetch_and_add(gen, 1);
+	}
+	/* a syscall no hook maps costs this one lookup */
 	idx = nr * 2 + (when == SE_EXIT);
 	mapped = bpf_map_lookup_elem(&sys_mapped, &idx);
 	if (!mapped || !*mapped)
+		return 0;
+	gen = bpf_map_lookup_elem(&generation, &zero);
+	if (!gen)
 		return 0;
 	/* read before the list: user space bumps it after changing a list,
 	 * so a verdict of an old list is stored stale */
