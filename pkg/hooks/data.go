@@ -10,8 +10,8 @@ import (
 // compileData compiles a kprobe's data: entries into the record slots after
 // its arguments', in their order: each is read like an argument whose
 // resolve path starts at the current task_struct (sensor.RegTask) rather
-// than at a parameter, and the event reports it after the arguments, with
-// its label, as Tetragon does.
+// than at a parameter, and the event reports it, with its label, in
+// ProcessKprobe.data (not args), as Tetragon does.
 func compileData(d HookDecl, spec *sensor.ProgHookSpec, info *hookInfo, k tracingpolicy.Kernel) error {
 	if len(d.Data) == 0 {
 		return nil
@@ -33,6 +33,7 @@ func compileData(d HookDecl, spec *sensor.ProgHookSpec, info *hookInfo, k tracin
 		spec.Args = append(spec.Args, arg)
 		info.event.Args = append(info.event.Args, a)
 	}
+	info.event.DataArgs = len(d.Data)
 	if len(spec.Args) > sensor.MaxArgs {
 		return fmt.Errorf("%s: %d arguments and data entries, at most %d together", d.Call, len(spec.Args), sensor.MaxArgs)
 	}

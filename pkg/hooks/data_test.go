@@ -116,8 +116,8 @@ spec:
         - "0"
 `
 
-// data: entries read from the current task are reported after the
-// arguments, with their labels, and matchData filters on them in the
+// data: entries read from the current task are reported in the event's
+// data field, with their labels, and matchData filters on them in the
 // kernel: a connection as euid 0 is not reported, one as euid 65534 is,
 // with the uid read from the task's credentials.
 func TestDataCurrentTask(t *testing.T) {
@@ -146,10 +146,10 @@ func TestDataCurrentTask(t *testing.T) {
 		comm = comm[:15]
 	}
 	evs := h.events(t)
-	wantEvents(t, evs, fmt.Sprintf("euid65534 security_socket_connect POST sockaddr:AF_INET/127.0.0.1:%d uint:65534 string:%s", port, comm))
-	args := evs[0].kprobe.GetArgs()
-	if len(args) != 3 || args[1].GetLabel() != "euid" || args[2].GetLabel() != "" {
-		t.Fatalf("args %v: want the data entries after the argument, the first labelled euid", args)
+	wantEvents(t, evs, fmt.Sprintf("euid65534 security_socket_connect POST sockaddr:AF_INET/127.0.0.1:%d", port))
+	data := evs[0].kprobe.GetData()
+	if got, want := argsString(data), "uint:65534 string:"+comm; got != want || data[0].GetLabel() != "euid" || data[1].GetLabel() != "" {
+		t.Fatalf("data %v (%s), want %s, the first labelled euid", data, got, want)
 	}
 }
 
@@ -192,7 +192,11 @@ func TestDataCVEExample(t *testing.T) {
 	if out := h.connectAs(t, 1000, ln.Addr().String()); out != "refused "+syscall.EPERM.Error() {
 		t.Fatalf("euid 1000: %s, want refused with EPERM", out)
 	}
-	wantEvents(t, h.events(t), fmt.Sprintf("euid1000 security_socket_connect POST sockaddr:AF_INET/127.0.0.1:%d uint:1000", port))
+	evs := h.events(t)
+	wantEvents(t, evs, fmt.Sprintf("euid1000 security_socket_connect POST sockaddr:AF_INET/127.0.0.1:%d", port))
+	if data := evs[0].kprobe.GetData(); argsString(data) != "uint:1000" || data[0].GetLabel() != "euid" {
+		t.Fatalf("data %v, want the euid 1000 labelled euid", data)
+	}
 }
 
 // data: entries compile to record slots after the arguments', read from
@@ -220,7 +224,7 @@ func TestDataCompile(t *testing.T) {
 		len(spec.Args[1].Resolve) != 2 || spec.Args[1].Resolve[0].Load != 8 || spec.Args[1].Resolve[1].Load != 4 || spec.Params != 2 {
 		t.Fatalf("args %+v (params %d)", spec.Args, spec.Params)
 	}
-	if len(info.event.Args) != 2 || info.event.Args[1].Label != "x" {
+	if len(info.event.Args) != 2 || info.event.Args[1].Label != "x" || info.event.DataArgs != 1 {
 		t.Fatalf("event args %+v", info.event.Args)
 	}
 	if m := spec.Selectors[0].Matches; len(m) != 1 || m[0].Arg != 1 || m[0].Op != sensor.OpNotEqual {
