@@ -157,8 +157,9 @@ func TestDataCurrentTask(t *testing.T) {
 // (the example's upper-case name is invalid, for Tetragon too) and its
 // port replaced by a test listener's: a connection from the host's cgroup
 // namespace is refused with EPERM (NotifyEnforcer argError -1 at
-// security_socket_connect, one of the enforcer's calls) and reported when
-// its euid is not 0, and goes through, unreported, as euid 0.
+// security_socket_connect, one of the enforcer's calls) and reported, with
+// action NotifyEnforcer, when its euid is not 0; as euid 0 it goes
+// through, unreported.
 func TestDataCVEExample(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
@@ -193,7 +194,7 @@ func TestDataCVEExample(t *testing.T) {
 		t.Fatalf("euid 1000: %s, want refused with EPERM", out)
 	}
 	evs := h.events(t)
-	wantEvents(t, evs, fmt.Sprintf("euid1000 security_socket_connect POST sockaddr:AF_INET/127.0.0.1:%d", port))
+	wantEvents(t, evs, fmt.Sprintf("euid1000 security_socket_connect NOTIFYENFORCER sockaddr:AF_INET/127.0.0.1:%d", port))
 	if data := evs[0].kprobe.GetData(); argsString(data) != "uint:1000" || data[0].GetLabel() != "euid" {
 		t.Fatalf("data %v, want the euid 1000 labelled euid", data)
 	}
