@@ -487,7 +487,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 
 		if (i >= c->nargs)
 			break;
-		v = ra->a[a->reg & 7];
+		/* a data: entry reads from the current task, through its
+		 * resolve path */
+		v = a->reg == REG_TASK ? (__u64)t : ra->a[a->reg & 7];
 		if (cfg.res_steps[i])
 			v = resolve(v, i);
 		r->ints[i] = 0;

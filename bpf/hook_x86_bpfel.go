@@ -203,6 +203,7 @@ const (
 	HookHookLimitHL_MAX_STRS       HookHookLimit = 2
 	HookHookLimitHL_LPM_DATA       HookHookLimit = 254
 	HookHookLimitHL_MAX_I32ARR     HookHookLimit = 64
+	HookHookLimitHL_REG_TASK       HookHookLimit = 128
 )
 
 type HookLpmKey struct {

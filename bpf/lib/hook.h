@@ -243,6 +243,10 @@ enum act_flag {
 	ACT_USTACK = 128,
 };
 
+/* arg_conf.reg of a data: entry with source current_task (bpf/hook.c):
+ * the current task_struct rather than a parameter */
+#define REG_TASK 0x80
+
 struct arg_conf {
 	__u8 src;
 	__u8 reg;
@@ -347,6 +351,7 @@ enum hook_limit {
 	HL_MAX_STRS = MAX_STRS,
 	HL_LPM_DATA = LPM_DATA,
 	HL_MAX_I32ARR = MAX_I32ARR,
+	HL_REG_TASK = REG_TASK,
 };
 const enum hook_limit *unused_hook_limit __attribute__((unused));
 const struct gen_conf *unused_gen_conf __attribute__((unused));

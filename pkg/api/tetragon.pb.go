@@ -2988,6 +2988,9 @@ type ProcessKprobe struct {
 	Tags         []string     `protobuf:"bytes,11,rep,name=tags,proto3" json:"tags,omitempty"`
 	// userStackTrace: the user stack of the call, innermost first.
 	UserStackTrace []*StackTraceEntry `protobuf:"bytes,12,rep,name=user_stack_trace,json=userStackTrace,proto3" json:"user_stack_trace,omitempty"`
+	// The values of the hook's data: entries (source current_task), in
+	// their order, with their labels.
+	Data []*KprobeArgument `protobuf:"bytes,14,rep,name=data,proto3" json:"data,omitempty"`
 	// Ours: the hook mechanism that served the call: kprobe, fentry,
 	// lsm, tracepoint, uprobe or syscall-tracepoint.
 	Mechanism     string `protobuf:"bytes,10000,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
@@ -3105,6 +3108,13 @@ func (x *ProcessKprobe) GetTags() []string {
 func (x *ProcessKprobe) GetUserStackTrace() []*StackTraceEntry {
 	if x != nil {
 		return x.UserStackTrace
+	}
+	return nil
+}
+
+func (x *ProcessKprobe) GetData() []*KprobeArgument {
+	if x != nil {
+		return x.Data
 	}
 	return nil
 }
@@ -5449,7 +5459,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\x04R\aaddress\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
 	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12\x16\n" +
-	"\x06module\x18\x04 \x01(\tR\x06module\"\xd5\x04\n" +
+	"\x06module\x18\x04 \x01(\tR\x06module\"\x83\x05\n" +
 	"\rProcessKprobe\x12+\n" +
 	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
 	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12#\n" +
@@ -5464,7 +5474,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\amessage\x18\n" +
 	" \x01(\tR\amessage\x12\x12\n" +
 	"\x04tags\x18\v \x03(\tR\x04tags\x12C\n" +
-	"\x10user_stack_trace\x18\f \x03(\v2\x19.tetragon.StackTraceEntryR\x0euserStackTrace\x12\x1d\n" +
+	"\x10user_stack_trace\x18\f \x03(\v2\x19.tetragon.StackTraceEntryR\x0euserStackTrace\x12,\n" +
+	"\x04data\x18\x0e \x03(\v2\x18.tetragon.KprobeArgumentR\x04data\x12\x1d\n" +
 	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xe5\x02\n" +
 	"\x11ProcessTracepoint\x12+\n" +
 	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
@@ -5909,68 +5920,69 @@ var file_tetragon_proto_depIdxs = []int32{
 	32,  // 67: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
 	2,   // 68: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
 	32,  // 69: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
-	15,  // 70: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	15,  // 71: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	31,  // 72: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	2,   // 73: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	15,  // 74: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	15,  // 75: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	31,  // 76: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	2,   // 77: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	15,  // 78: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
-	15,  // 79: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
-	31,  // 80: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
-	15,  // 81: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	15,  // 82: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	31,  // 83: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	2,   // 84: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	16,  // 85: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	17,  // 86: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	33,  // 87: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	34,  // 88: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	35,  // 89: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	37,  // 90: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	36,  // 91: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
-	64,  // 92: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 93: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	65,  // 94: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	39,  // 95: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	39,  // 96: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 97: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 98: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	64,  // 99: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	42,  // 100: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	62,  // 101: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	44,  // 102: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	64,  // 103: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 104: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	41,  // 105: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	43,  // 106: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 107: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 108: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	49,  // 109: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	50,  // 110: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	40,  // 111: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	45,  // 112: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	47,  // 113: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	51,  // 114: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	53,  // 115: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	55,  // 116: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	57,  // 117: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	59,  // 118: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	38,  // 119: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	46,  // 120: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	48,  // 121: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	52,  // 122: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	54,  // 123: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	56,  // 124: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	58,  // 125: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	60,  // 126: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	119, // [119:127] is the sub-list for method output_type
-	111, // [111:119] is the sub-list for method input_type
-	111, // [111:111] is the sub-list for extension type_name
-	111, // [111:111] is the sub-list for extension extendee
-	0,   // [0:111] is the sub-list for field type_name
+	31,  // 70: tetragon.ProcessKprobe.data:type_name -> tetragon.KprobeArgument
+	15,  // 71: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	15,  // 72: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	31,  // 73: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	2,   // 74: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	15,  // 75: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	15,  // 76: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	31,  // 77: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	2,   // 78: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	15,  // 79: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
+	15,  // 80: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
+	31,  // 81: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
+	15,  // 82: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	15,  // 83: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	31,  // 84: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	2,   // 85: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	16,  // 86: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 87: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	33,  // 88: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	34,  // 89: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	35,  // 90: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	37,  // 91: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	36,  // 92: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	64,  // 93: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 94: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	65,  // 95: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	39,  // 96: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	39,  // 97: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 98: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 99: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	64,  // 100: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	42,  // 101: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	62,  // 102: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	44,  // 103: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	64,  // 104: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 105: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	41,  // 106: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	43,  // 107: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 108: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 109: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	49,  // 110: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	50,  // 111: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	40,  // 112: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	45,  // 113: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	47,  // 114: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	51,  // 115: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	53,  // 116: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	55,  // 117: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	57,  // 118: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	59,  // 119: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	38,  // 120: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	46,  // 121: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	48,  // 122: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	52,  // 123: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	54,  // 124: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	56,  // 125: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	58,  // 126: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	60,  // 127: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	120, // [120:128] is the sub-list for method output_type
+	112, // [112:120] is the sub-list for method input_type
+	112, // [112:112] is the sub-list for extension type_name
+	112, // [112:112] is the sub-list for extension extendee
+	0,   // [0:112] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }

@@ -349,6 +349,17 @@ func (w *fastWriter) processKprobe(m *api.ProcessKprobe) {
 		w.byte(']')
 	}
 	w.stackTrace(&first, "user_stack_trace", m.GetUserStackTrace())
+	if data := m.GetData(); len(data) > 0 {
+		w.key(&first, "data")
+		w.byte('[')
+		for i, a := range data {
+			if i > 0 {
+				w.byte(',')
+			}
+			w.kprobeArgument(a)
+		}
+		w.byte(']')
+	}
 	w.stringField(&first, "mechanism", m.GetMechanism())
 	w.byte('}')
 }

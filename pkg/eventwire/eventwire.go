@@ -162,6 +162,7 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 		k.FunctionName, k.Args, k.Return, k.Action = m.GetFunctionName(), m.GetArgs(), m.GetReturn(), m.GetAction()
 		k.KernelStackTrace, k.PolicyName, k.ReturnAction = m.GetKernelStackTrace(), m.GetPolicyName(), m.GetReturnAction()
 		k.Message, k.Tags, k.UserStackTrace, k.Mechanism = m.GetMessage(), m.GetTags(), m.GetUserStackTrace(), m.GetMechanism()
+		k.Data = m.GetData()
 		rest = k
 	default:
 		return buf, false, nil

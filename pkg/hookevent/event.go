@@ -49,8 +49,11 @@ type Hook struct {
 	Tags      []string
 	Mechanism string
 	// Args are the declared arguments by record slot (a nop argument
-	// takes none).
+	// takes none), then a kprobe's data: entries.
 	Args []tracingpolicy.ArgSpec
+	// DataArgs is how many of Args, at their end, are data: entries: the
+	// event reports them in ProcessKprobe.data, as Tetragon does.
+	DataArgs int
 	// Return: a return probe; ReturnType is returnArg's type ("" without
 	// returnArg) and ReturnArgAction returnArgAction. NoReturn: a return
 	// probe whose function returns void, served where the value is known
@@ -211,7 +214,14 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 		var k *api.ProcessKprobe
 		var argsBuf []*api.KprobeArgument
 		ev, k, argsBuf = kprobeEvent()
-		k.Process, k.Parent, k.FunctionName, k.Args = process, parent, fn, eventArgs(h, g, argsBuf)
+		all := eventArgs(h, g, argsBuf)
+		if n := len(all) - h.DataArgs; h.DataArgs > 0 && n >= 0 {
+			all, k.Data = all[:n:n], all[n:]
+			if n == 0 {
+				all = nil
+			}
+		}
+		k.Process, k.Parent, k.FunctionName, k.Args = process, parent, fn, all
 		k.PolicyName, k.Action, k.Message, k.Tags, k.Mechanism = d.Policy, action, d.Message, d.Tags, h.Mechanism
 		if d.Return {
 			// the return probe posted the event, and did returnArgAction

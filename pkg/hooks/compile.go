@@ -47,7 +47,10 @@ type HookDecl struct {
 	// checked once, by the parser); a policy in monitor mode has no
 	// enforcing actions, and InMap filters are ranges with their lists'
 	// system call numbers (policy.go).
-	Args      []tracingpolicy.ArgSpec
+	Args []tracingpolicy.ArgSpec
+	// Data are a kprobe's data: entries (source current_task), read
+	// after Args into the record slots that follow theirs (data.go).
+	Data      []tracingpolicy.ArgSpec
 	Selectors []tracingpolicy.Selector
 	Message   string
 	Tags      []string
@@ -131,6 +134,9 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 	info := newInfo(d, MechSyscallTracepoint)
 	if d.ReturnArgAction == tracingpolicy.ReturnArgTrackSock || d.ReturnArgAction == tracingpolicy.ReturnArgUntrackSock {
 		return spec, info, fmt.Errorf("%s: returnArgAction %s needs kprobes (a socket returned by a kernel function), and the syscall-tracepoint mechanism serves this hook because %s", d.Call, d.ReturnArgAction, why)
+	}
+	if len(d.Data) > 0 {
+		return spec, info, fmt.Errorf("%s: data: entries read the current task from a kernel function's probe, which the syscall-tracepoint mechanism does not have; it serves this hook because %s", d.Call, why)
 	}
 	for _, a := range d.Args {
 		if a.Resolve != "" {
@@ -373,6 +379,13 @@ func compileFilters(d HookDecl, s tracingpolicy.Selector, args []sensor.Arg, slo
 			return nil, err
 		}
 		out = append(out, cm)
+	}
+	if len(s.MatchData) > 0 {
+		ms, err := compileDataMatches(d, s.MatchData, args)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
 	}
 	for _, n := range s.MatchNamespaces {
 		cm, err := compileNamespace(n)

@@ -54,6 +54,9 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 	if err != nil {
 		return spec, info, err
 	}
+	if err := compileData(d, &spec, &info, k); err != nil {
+		return spec, info, err
+	}
 
 	var overrideErr error
 	if hasOverride(d) {

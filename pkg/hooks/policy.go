@@ -49,6 +49,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 	kprobes := func(k tp.KProbeSpec, fentry bool) {
 		d := c.hook(hookevent.KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
 		d.Syscall, d.Return, d.Fentry = k.Syscall, k.Return, fentry
+		d.Data = k.Data
 		if k.List != "" {
 			// the parser checked that the list exists
 			l, _ := p.Spec.List(k.List)
@@ -188,6 +189,15 @@ func (c *converter) selector(s tp.Selector) tp.Selector {
 			m = c.inMap(m)
 		}
 		out.MatchArgs[i] = m
+	}
+	if len(s.MatchData) > 0 {
+		out.MatchData = make([]tp.ArgSelector, len(s.MatchData))
+		for i, m := range s.MatchData {
+			if m.Operator == tp.OpInMap || m.Operator == tp.OpNotInMap {
+				m = c.inMap(m)
+			}
+			out.MatchData[i] = m
+		}
 	}
 	out.MatchActions = nil
 	for _, a := range s.MatchActions {

@@ -48,9 +48,9 @@
 // CelExpr and CapabilitiesGained are rejected as not supported.
 //
 // Selector filters: matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
-// matchNamespaces, matchCapabilities, matchActions. matchNamespaceChanges,
-// matchCapabilityChanges, matchParentBinaries, matchData and
-// matchReturnActions are rejected as not supported.
+// matchNamespaces, matchCapabilities, matchData (kprobes' data: entries,
+// data.go), matchActions. matchNamespaceChanges, matchCapabilityChanges,
+// matchParentBinaries and matchReturnActions are rejected as not supported.
 //
 // Actions (see [Action]): Post (with rateLimit / rateLimitScope), NoPost,
 // Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions,

@@ -45,7 +45,7 @@ func TestErrorMessages(t *testing.T) {
 		{"unknown field listing valid ones", header + `  kprobes:
   - call: sys_openat
     frobnicate: 1
-`, []string{`x.yaml:8:5: spec.kprobes[0].frobnicate: unknown field "frobnicate" (valid fields: args, selectors, message, tags, call, syscall, return, returnArg, returnArgAction, ignore)`}},
+`, []string{`x.yaml:8:5: spec.kprobes[0].frobnicate: unknown field "frobnicate" (valid fields: args, selectors, message, tags, call, syscall, return, returnArg, returnArgAction, ignore, data)`}},
 		{"wrong scalar type", header + `  kprobes:
   - call: sys_openat
     syscall: "yes"

@@ -28,6 +28,10 @@ type hookCtx struct {
 	// override says whether Override can work here, and if not, why.
 	override    bool
 	overrideWhy string
+	// data are the kprobe's data: entries (Index: position), which
+	// matchData filters; isData marks the context of a matchData entry.
+	data   []ArgSpec
+	isData bool
 }
 
 // common holds the fields every hook kind shares.
@@ -110,7 +114,7 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 				k.IgnoreCallNotFound, _ = d.boolean(v, fp)
 			}}})
 		}},
-		field{name: "data"},
+		field{name: "data", decode: func(v *yaml.Node, fp fieldPath) { k.Data = d.dataEntries(v, fp) }},
 	)
 	if !d.mapping(n, p, fields) {
 		return k, false
@@ -155,7 +159,7 @@ func (d *decoder) kprobe(n *yaml.Node, p fieldPath) (KProbeSpec, bool) {
 		(k.ReturnArg == nil || k.ReturnArg.Type != TypeSock) {
 		d.errorf(retActionNode, p.field("returnArgAction"), "returnArgAction %s needs a returnArg of type sock (the function returns the socket, as sk_alloc)", k.ReturnArgAction)
 	}
-	ctx := hookCtx{kind: hookKprobe, args: k.Args, ret: k.Return, retArg: k.ReturnArg}
+	ctx := hookCtx{kind: hookKprobe, args: k.Args, ret: k.Return, retArg: k.ReturnArg, data: k.Data}
 	switch {
 	case isList:
 		// the list's kind decides: checked by checkListCalls

@@ -49,10 +49,15 @@ func (d *decoder) selector(n *yaml.Node, p fieldPath, h *hookCtx) Selector {
 		{name: "matchCapabilities", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
 			s.MatchCapabilities = append(s.MatchCapabilities, d.matchCapability(v, ip))
 		})},
+		{name: "matchData", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			if a, ok := d.matchData(v, ip, h); ok {
+				s.MatchData = append(s.MatchData, a)
+			}
+		})},
 		{name: "matchActions", decode: func(v *yaml.Node, fp fieldPath) { s.MatchActions = d.actions(v, fp, h) }},
 		// Tetragon filters this agent does not implement.
 		{name: "matchNamespaceChanges"}, {name: "matchCapabilityChanges"}, {name: "matchParentBinaries"},
-		{name: "matchData"}, {name: "matchReturnActions"},
+		{name: "matchReturnActions"},
 	})
 	return s
 }
@@ -203,6 +208,10 @@ func (d *decoder) matchArg(n *yaml.Node, p fieldPath, h *hookCtx, ret bool) (Arg
 			at := indexNode
 			if at == nil {
 				at = n
+			}
+			if h.isData {
+				d.errorf(at, p.field("index"), "data index %d is not declared: matchData's index is a data entry's position, and data has %d entries", a.Index, len(h.args))
+				return a, false
 			}
 			d.errorf(at, p.field("index"), "argument index %d is not declared in args (declared: %s)", a.Index, declaredIndexes(h.args))
 			return a, false

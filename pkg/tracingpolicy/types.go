@@ -273,9 +273,14 @@ type KProbeSpec struct {
 	// ReturnArgAction is "", ReturnArgPost, ReturnArgTrackSock or
 	// ReturnArgUntrackSock.
 	ReturnArgAction string
-	Selectors       []Selector
-	Message         string
-	Tags            []string
+	// Data are the data: entries, values read from elsewhere than the
+	// call's parameters (source current_task only: a resolve path from
+	// the current task_struct). Their Index is their position in the
+	// list, which matchData names (data.go).
+	Data      []ArgSpec
+	Selectors []Selector
+	Message   string
+	Tags      []string
 	// IgnoreCallNotFound (ignore.callNotFound) skips the hook instead of
 	// failing the policy when the kernel has no such function.
 	IgnoreCallNotFound bool
@@ -666,8 +671,11 @@ type Selector struct {
 	MatchBinaries     []BinarySelector
 	MatchNamespaces   []NamespaceSelector
 	MatchCapabilities []CapabilitiesSelector
-	MatchActions      []ActionSelector
-	Src               Source
+	// MatchData filters the hook's data: entries, as matchArgs do the
+	// arguments; Index is the entry's position in data.
+	MatchData    []ArgSelector
+	MatchActions []ActionSelector
+	Src          Source
 }
 
 // SetOperator is In or NotIn.
