@@ -56,7 +56,7 @@ static long dns_step(__u32 i, void *data)
 	__u8 c;
 
 	s = bpf_map_lookup_elem(&path_heap, &zero);
-	if (!s || at >= w->n || w->out >= DNS_TEXT_MAX) {
+	if (!s || at >= w->n) {
 		w->end = 2;
 		return 1;
 	}
@@ -68,7 +68,7 @@ static long dns_step(__u32 i, void *data)
 		}
 		/* 0xc0: a compression pointer, which a question's first name
 		 * cannot hold; 0x40, 0x80: reserved */
-		if (c > 63) {
+		if (c > 63 || (w->out > 0 && w->out >= DNS_TEXT_MAX)) {
 			w->end = 2;
 			return 1;
 		}
@@ -76,7 +76,9 @@ static long dns_step(__u32 i, void *data)
 			s->buf[DNS_OUT + (w->out++ & 255)] = '.';
 		w->left = c;
 	} else {
-		if (c == 0) {
+		/* the text's limit is checked before each byte written, not
+		 * before the root label: a 253-character name fits */
+		if (c == 0 || w->out >= DNS_TEXT_MAX) {
 			w->end = 2;
 			return 1;
 		}

@@ -242,6 +242,12 @@ func TestDnsArgumentNotDNS(t *testing.T) {
 	send(t, c4, []byte{1, 2, 3})
 	// a label byte that is NUL
 	send(t, c4, append(append([]byte{}, hdr...), 3, 'a', 0, 'b', 0, 0, 1, 0, 1))
+	// the longest name (255 bytes in wire format, 253 characters), and
+	// one a character longer
+	l := func(c byte, n int) string { return strings.Repeat(string(c), n) }
+	longest := []string{l('a', 63), l('b', 63), l('c', 63), l('d', 61)}
+	send(t, c4, dnsQuery(20, 1, longest...))
+	send(t, c4, dnsQuery(21, 1, l('a', 63), l('b', 63), l('c', 63), l('d', 62)))
 
 	d4 := fmt.Sprintf("127.0.0.1:%d", p4)
 	sameLines(t, dnsEvents(t, h), []string{
@@ -252,6 +258,8 @@ func TestDnsArgumentNotDNS(t *testing.T) {
 		"udp_sendmsg " + d4 + " dns://class=0/id=5/response=false/parsed=false",
 		"udp_sendmsg " + d4 + " dns://class=0/id=0/response=false/parsed=false",
 		"udp_sendmsg " + d4 + " dns://class=0/id=5/response=false/parsed=false",
+		"udp_sendmsg " + d4 + " dns:" + strings.Join(longest, ".") + "/A/class=1/id=20/response=false/parsed=true",
+		"udp_sendmsg " + d4 + " dns://class=0/id=21/response=false/parsed=false",
 	})
 }
 
