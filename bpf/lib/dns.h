@@ -36,6 +36,15 @@ struct iov_iter___iov {
 	const struct iovec *iov;
 } __attribute__((preserve_access_index));
 
+/* where the walk's state (struct dns_walk) is kept in the scratch buffer.
+ * Not on the stack: 6.1's verifier checks a bpf_loop callback once, with
+ * the state the caller left, and hard-wires branches on the constants it
+ * sees there (left == 0 at the first step): with the state on the stack,
+ * every label byte was taken for a length on the 6.1 lane (6.12 checks
+ * callbacks as called any number of times). Map memory is never a known
+ * constant. */
+#define DNS_STATE 2048
+
 struct dns_walk {
 	__u32 n;    /* payload bytes in the scratch buffer */
 	__u32 pos;  /* next name byte, from the end of the header */
@@ -50,13 +59,17 @@ struct dns_walk {
  * checks one step, not 255. */
 static long dns_step(__u32 i, void *data)
 {
-	struct dns_walk *w = data;
 	struct path_scratch *s;
-	__u32 zero = 0, at = DNS_HDR + w->pos;
+	struct dns_walk *w;
+	__u32 zero = 0, at;
 	__u8 c;
 
 	s = bpf_map_lookup_elem(&path_heap, &zero);
-	if (!s || at >= w->n) {
+	if (!s)
+		return 1;
+	w = (struct dns_walk *)&s->buf[DNS_STATE];
+	at = DNS_HDR + w->pos;
+	if (at >= w->n) {
 		w->end = 2;
 		return 1;
 	}
@@ -130,8 +143,8 @@ static __always_inline const void *dns_payload(struct msghdr *msg, __u64 *len)
  * and returns the argument's integer (DNS_* bits). */
 static __always_inline __u64 put_dns(struct gen_rec *r, __u32 s, struct msghdr *msg)
 {
-	struct dns_walk w = {};
 	struct path_scratch *sc;
+	struct dns_walk *w;
 	const void *p;
 	__u32 zero = 0, n, q;
 	__u64 len = 0, v;
@@ -155,16 +168,21 @@ static __always_inline __u64 put_dns(struct gen_rec *r, __u32 s, struct msghdr *
 	if (((b[4] << 8) | b[5]) == 0)
 		return 0;
 	v = ((__u64)((b[0] << 8) | b[1]) << DNS_ID_SHIFT) | ((b[2] & 0x80) ? DNS_RESPONSE : 0);
-	w.n = n;
-	bpf_loop(DNS_WIRE_MAX + 1, dns_step, &w, 0);
+	w = (struct dns_walk *)&sc->buf[DNS_STATE];
+	w->n = n;
+	w->pos = 0;
+	w->out = 0;
+	w->left = 0;
+	w->end = 0;
+	bpf_loop(DNS_WIRE_MAX + 1, dns_step, NULL, 0);
 	/* the root label, then QTYPE and QCLASS, inside the payload */
-	q = DNS_HDR + w.pos + 1;
-	if (w.end != 1 || q + 4 > n)
+	q = DNS_HDR + w->pos + 1;
+	if (w->end != 1 || q + 4 > n)
 		return v;
 	b = (__u8 *)&sc->buf[q & 511];
 	v |= DNS_PARSED | ((b[0] << 8) | b[1]) | ((__u64)((b[2] << 8) | b[3]) << DNS_CLASS_SHIFT);
-	sc->buf[DNS_OUT + (w.out & 255)] = 0;
+	sc->buf[DNS_OUT + (w->out & 255)] = 0;
 	bpf_probe_read_kernel(&r->data[(s & 1) * STR_LEN], DNS_TEXT_MAX + 1, &sc->buf[DNS_OUT]);
-	r->str_len[s & 1] = w.out & 255;
+	r->str_len[s & 1] = w->out & 255;
 	return v;
 }

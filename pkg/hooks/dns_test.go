@@ -74,6 +74,28 @@ spec:
         - "example.com"
 `
 
+// loadKprobes loads a policy of several hooks (loadWith checks one) and
+// checks that kprobes serve each.
+func loadKprobes(t *testing.T, h *harness, policy string, extra ...any) {
+	t.Helper()
+	name, err := h.tryLoad(t, policy, MechKprobe, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range h.m.Status() {
+		if p.Name != name {
+			continue
+		}
+		for _, k := range p.Hooks {
+			if k.Mechanism != MechKprobe {
+				t.Fatalf("policy %s: %s is served by %s, want %s", name, k.Call, k.Mechanism, MechKprobe)
+			}
+		}
+		return
+	}
+	t.Fatalf("policy %s is not loaded: %+v", name, h.m.Status())
+}
+
 // dnsEvents returns the events' function, destination and dns argument.
 func dnsEvents(t *testing.T, h *harness) []string {
 	t.Helper()
@@ -151,7 +173,7 @@ func TestDnsArgument(t *testing.T) {
 	ln4, c4 := udpPair(t, "udp4", "127.0.0.1:0")
 	ln6, c6 := udpPair(t, "udp6", "[::1]:0")
 	p4, p6 := ln4.LocalAddr().(*net.UDPAddr).Port, ln6.LocalAddr().(*net.UDPAddr).Port
-	h.loadWith(t, dnsPolicy, MechKprobe, p4, p6)
+	loadKprobes(t, h, dnsPolicy, p4, p6)
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()
@@ -310,7 +332,7 @@ func TestDnsEgressExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
-	h.loadWith(t, string(policy), MechKprobe)
+	loadKprobes(t, h, string(policy))
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()
