@@ -162,7 +162,8 @@ func send(t *testing.T, c *net.UDPConn, b []byte) {
 
 // The dns argument on udp_sendmsg and udpv6_sendmsg with dns-egress.yaml's
 // selectors: queries for names ending in example.com, sent with write(2)
-// (ITER_UBUF), sendmsg(2) with one iovec or several (ITER_IOVEC), are
+// (ITER_UBUF), sendmsg(2) with one iovec (ITER_IOVEC before 6.4, ITER_UBUF
+// since) and with two, the question in the first (ITER_IOVEC), are
 // reported with their question, lowercased; a query for example.org, a
 // payload that is no DNS message and malformed questions make no event,
 // since the name the kernel reads for them is empty and matches nothing.
