@@ -18,6 +18,7 @@
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"
+#include "lib/dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -525,6 +526,9 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 			break;
 		case SRC_REG_NETDEV:
 			put_str(r, a->str, __builtin_preserve_access_index(&((struct net_device *)v)->name));
+			break;
+		case SRC_REG_DNS:
+			r->ints[i] = put_dns(r, a->str, (struct msghdr *)v);
 			break;
 		case SRC_REG_KIOCB:
 			f = BPF_CORE_READ((struct kiocb *)v, ki_filp);

@@ -59,6 +59,7 @@ const (
 	HookArgSrcSRC_REG_KCAP       HookArgSrc = 43
 	HookArgSrcSRC_REG_I32ARR     HookArgSrc = 52
 	HookArgSrcSRC_REG_MODULE     HookArgSrc = 53
+	HookArgSrcSRC_REG_DNS        HookArgSrc = 54
 )
 
 type HookArgType uint32

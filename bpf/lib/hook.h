@@ -111,6 +111,9 @@ enum arg_src {
 	/* read by hook.c only: struct module *: its name, taints and
 	 * signature verdict (struct module_data) */
 	SRC_REG_MODULE = 53,
+	/* read by hook.c only: struct msghdr * of a UDP send: the first
+	 * question's name of the DNS message in its payload (bpf/lib/dns.h) */
+	SRC_REG_DNS = 54,
 };
 
 enum arg_type {

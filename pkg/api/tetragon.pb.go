@@ -2456,6 +2456,108 @@ func (x *UserNamespace) GetNs() *Namespace {
 	return nil
 }
 
+// The first question of the DNS message a UDP send carries: a dns
+// argument (a struct msghdr * of udp_sendmsg or udpv6_sendmsg).
+type KprobeDns struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// the question's name in dotted text, lowercased; empty when not parsed
+	QueryName string `protobuf:"bytes,1,opt,name=query_name,json=queryName,proto3" json:"query_name,omitempty"`
+	// QTYPE, and its mnemonic ("A", "AAAA", ...; RFC 3597's "TYPE65280"
+	// for a type without one)
+	QueryType    uint32 `protobuf:"varint,2,opt,name=query_type,json=queryType,proto3" json:"query_type,omitempty"`
+	QueryTypeStr string `protobuf:"bytes,3,opt,name=query_type_str,json=queryTypeStr,proto3" json:"query_type_str,omitempty"`
+	// QCLASS (1: IN)
+	QueryClass uint32 `protobuf:"varint,4,opt,name=query_class,json=queryClass,proto3" json:"query_class,omitempty"`
+	// the header's id
+	TxId uint32 `protobuf:"varint,5,opt,name=tx_id,json=txId,proto3" json:"tx_id,omitempty"`
+	// the header's QR bit: a response (a server's send), not a query
+	Response bool `protobuf:"varint,6,opt,name=response,proto3" json:"response,omitempty"`
+	// whether the payload held a well-formed question; false for a payload
+	// that is not a DNS message, whose other fields are then zero
+	Parsed        bool `protobuf:"varint,7,opt,name=parsed,proto3" json:"parsed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeDns) Reset() {
+	*x = KprobeDns{}
+	mi := &file_tetragon_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeDns) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeDns) ProtoMessage() {}
+
+func (x *KprobeDns) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeDns.ProtoReflect.Descriptor instead.
+func (*KprobeDns) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *KprobeDns) GetQueryName() string {
+	if x != nil {
+		return x.QueryName
+	}
+	return ""
+}
+
+func (x *KprobeDns) GetQueryType() uint32 {
+	if x != nil {
+		return x.QueryType
+	}
+	return 0
+}
+
+func (x *KprobeDns) GetQueryTypeStr() string {
+	if x != nil {
+		return x.QueryTypeStr
+	}
+	return ""
+}
+
+func (x *KprobeDns) GetQueryClass() uint32 {
+	if x != nil {
+		return x.QueryClass
+	}
+	return 0
+}
+
+func (x *KprobeDns) GetTxId() uint32 {
+	if x != nil {
+		return x.TxId
+	}
+	return 0
+}
+
+func (x *KprobeDns) GetResponse() bool {
+	if x != nil {
+		return x.Response
+	}
+	return false
+}
+
+func (x *KprobeDns) GetParsed() bool {
+	if x != nil {
+		return x.Parsed
+	}
+	return false
+}
+
 type KprobeArgument struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Arg:
@@ -2484,6 +2586,7 @@ type KprobeArgument struct {
 	//	*KprobeArgument_SockaddrArg
 	//	*KprobeArgument_ModuleArg
 	//	*KprobeArgument_Int32ListArg
+	//	*KprobeArgument_DnsArg
 	Arg           isKprobeArgument_Arg `protobuf_oneof:"arg"`
 	Label         string               `protobuf:"bytes,18,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2492,7 +2595,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2607,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2620,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -2743,6 +2846,15 @@ func (x *KprobeArgument) GetInt32ListArg() *KprobeInt32List {
 	return nil
 }
 
+func (x *KprobeArgument) GetDnsArg() *KprobeDns {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_DnsArg); ok {
+			return x.DnsArg
+		}
+	}
+	return nil
+}
+
 func (x *KprobeArgument) GetLabel() string {
 	if x != nil {
 		return x.Label
@@ -2851,6 +2963,11 @@ type KprobeArgument_Int32ListArg struct {
 	Int32ListArg *KprobeInt32List `protobuf:"bytes,32,opt,name=int32_list_arg,json=int32ListArg,proto3,oneof"`
 }
 
+type KprobeArgument_DnsArg struct {
+	// private: Tetragon's published schema has no dns argument yet
+	DnsArg *KprobeDns `protobuf:"bytes,10000,opt,name=dns_arg,json=dnsArg,proto3,oneof"`
+}
+
 func (*KprobeArgument_StringArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_IntArg) isKprobeArgument_Arg() {}
@@ -2899,6 +3016,8 @@ func (*KprobeArgument_ModuleArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_Int32ListArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_DnsArg) isKprobeArgument_Arg() {}
+
 type StackTraceEntry struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// linear address of the function in kernel or user space.
@@ -2915,7 +3034,7 @@ type StackTraceEntry struct {
 
 func (x *StackTraceEntry) Reset() {
 	*x = StackTraceEntry{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3046,7 @@ func (x *StackTraceEntry) String() string {
 func (*StackTraceEntry) ProtoMessage() {}
 
 func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3059,7 @@ func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
 func (*StackTraceEntry) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StackTraceEntry) GetAddress() uint64 {
@@ -3000,7 +3119,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3012,7 +3131,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3025,7 +3144,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -3145,7 +3264,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3276,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3289,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -3262,7 +3381,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3393,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3406,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -3380,7 +3499,7 @@ type ProcessUsdt struct {
 
 func (x *ProcessUsdt) Reset() {
 	*x = ProcessUsdt{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3511,7 @@ func (x *ProcessUsdt) String() string {
 func (*ProcessUsdt) ProtoMessage() {}
 
 func (x *ProcessUsdt) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3524,7 @@ func (x *ProcessUsdt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUsdt.ProtoReflect.Descriptor instead.
 func (*ProcessUsdt) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProcessUsdt) GetProcess() *Process {
@@ -3496,7 +3615,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3508,7 +3627,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3640,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -3607,7 +3726,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +3738,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +3751,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3791,7 +3910,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3803,7 +3922,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3816,7 +3935,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -3899,7 +4018,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +4030,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +4043,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -3952,7 +4071,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3964,7 +4083,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3977,7 +4096,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -4023,7 +4142,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4035,7 +4154,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4048,7 +4167,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -4133,7 +4252,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4145,7 +4264,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4158,7 +4277,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -4283,7 +4402,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4414,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4427,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4362,7 +4481,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4374,7 +4493,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4387,7 +4506,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4408,7 +4527,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4420,7 +4539,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4433,7 +4552,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4458,7 +4577,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4470,7 +4589,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4483,7 +4602,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 type GetVersionResponse struct {
@@ -4495,7 +4614,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4507,7 +4626,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4520,7 +4639,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4551,7 +4670,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4563,7 +4682,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +4695,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4670,7 +4789,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4682,7 +4801,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4695,7 +4814,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4804,7 +4923,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4816,7 +4935,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4829,7 +4948,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4844,7 +4963,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4856,7 +4975,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4869,7 +4988,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -4902,7 +5021,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4914,7 +5033,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4927,7 +5046,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -4947,7 +5066,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4959,7 +5078,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4972,7 +5091,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -4994,7 +5113,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5006,7 +5125,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5019,7 +5138,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -5044,7 +5163,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5056,7 +5175,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5069,7 +5188,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -5082,7 +5201,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5094,7 +5213,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5107,7 +5226,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -5132,7 +5251,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5144,7 +5263,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5157,7 +5276,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{50}
+	return file_tetragon_proto_rawDescGZIP(), []int{51}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -5170,7 +5289,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5182,7 +5301,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5195,7 +5314,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{51}
+	return file_tetragon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -5220,7 +5339,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5232,7 +5351,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5245,7 +5364,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{52}
+	return file_tetragon_proto_rawDescGZIP(), []int{53}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5423,7 +5542,19 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\v2\x1b.google.protobuf.Int32ValueR\x05level\x12.\n" +
 	"\x03uid\x18\x02 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03uid\x12.\n" +
 	"\x03gid\x18\x03 \x01(\v2\x1c.google.protobuf.UInt32ValueR\x03gid\x12#\n" +
-	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xe8\t\n" +
+	"\x02ns\x18\x04 \x01(\v2\x13.tetragon.NamespaceR\x02ns\"\xd9\x01\n" +
+	"\tKprobeDns\x12\x1d\n" +
+	"\n" +
+	"query_name\x18\x01 \x01(\tR\tqueryName\x12\x1d\n" +
+	"\n" +
+	"query_type\x18\x02 \x01(\rR\tqueryType\x12$\n" +
+	"\x0equery_type_str\x18\x03 \x01(\tR\fqueryTypeStr\x12\x1f\n" +
+	"\vquery_class\x18\x04 \x01(\rR\n" +
+	"queryClass\x12\x13\n" +
+	"\x05tx_id\x18\x05 \x01(\rR\x04txId\x12\x1a\n" +
+	"\bresponse\x18\x06 \x01(\bR\bresponse\x12\x16\n" +
+	"\x06parsed\x18\a \x01(\bR\x06parsed\"\x99\n" +
+	"\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
 	"string_arg\x18\x01 \x01(\tH\x00R\tstringArg\x12\x19\n" +
@@ -5452,7 +5583,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\fsockaddr_arg\x18\x1e \x01(\v2\x18.tetragon.KprobeSockaddrH\x00R\vsockaddrArg\x127\n" +
 	"\n" +
 	"module_arg\x18\x15 \x01(\v2\x16.tetragon.KernelModuleH\x00R\tmoduleArg\x12A\n" +
-	"\x0eint32_list_arg\x18  \x01(\v2\x19.tetragon.KprobeInt32ListH\x00R\fint32ListArg\x12\x14\n" +
+	"\x0eint32_list_arg\x18  \x01(\v2\x19.tetragon.KprobeInt32ListH\x00R\fint32ListArg\x12/\n" +
+	"\adns_arg\x18\x90N \x01(\v2\x13.tetragon.KprobeDnsH\x00R\x06dnsArg\x12\x14\n" +
 	"\x05label\x18\x12 \x01(\tR\x05labelB\x05\n" +
 	"\x03arg\"s\n" +
 	"\x0fStackTraceEntry\x12\x18\n" +
@@ -5779,7 +5911,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(TaintedBitsType)(0),                 // 1: tetragon.TaintedBitsType
@@ -5812,42 +5944,43 @@ var file_tetragon_proto_goTypes = []any{
 	(*SyscallId)(nil),                    // 28: tetragon.SyscallId
 	(*KprobeLinuxBinprm)(nil),            // 29: tetragon.KprobeLinuxBinprm
 	(*UserNamespace)(nil),                // 30: tetragon.UserNamespace
-	(*KprobeArgument)(nil),               // 31: tetragon.KprobeArgument
-	(*StackTraceEntry)(nil),              // 32: tetragon.StackTraceEntry
-	(*ProcessKprobe)(nil),                // 33: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 34: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 35: tetragon.ProcessUprobe
-	(*ProcessUsdt)(nil),                  // 36: tetragon.ProcessUsdt
-	(*ProcessLsm)(nil),                   // 37: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 38: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 39: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 40: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 41: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 42: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 43: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 44: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 45: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 46: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 47: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 48: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 49: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 50: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 51: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 52: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 53: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 54: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 55: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 56: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 57: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 58: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 59: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 60: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 61: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 62: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 63: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 64: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 65: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 66: google.protobuf.Int32Value
+	(*KprobeDns)(nil),                    // 31: tetragon.KprobeDns
+	(*KprobeArgument)(nil),               // 32: tetragon.KprobeArgument
+	(*StackTraceEntry)(nil),              // 33: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 34: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 35: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 36: tetragon.ProcessUprobe
+	(*ProcessUsdt)(nil),                  // 37: tetragon.ProcessUsdt
+	(*ProcessLsm)(nil),                   // 38: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 39: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 40: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 41: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 42: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 43: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 44: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 45: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 46: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 47: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 48: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 49: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 50: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 51: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 52: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 53: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 54: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 55: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 56: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 57: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 58: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 59: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 60: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 61: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 62: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 63: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 64: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 65: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 66: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 67: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -5863,40 +5996,40 @@ var file_tetragon_proto_depIdxs = []int32{
 	9,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	9,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	9,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	63,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	63,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	63,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	63,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	63,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	63,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	63,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	63,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	64,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	64,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	64,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	64,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	64,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	64,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	64,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	64,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	8,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	12,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	64,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	65,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	13,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	61,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	63,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	63,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	64,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	63,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	62,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	64,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	64,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	65,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	64,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	14,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	8,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	10,  // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	63,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	64,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	11,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	65,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	66,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	13,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	15,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	15,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	15,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	15,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	64,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	65,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
+	65,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	66,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
 	1,   // 43: tetragon.KernelModule.tainted:type_name -> tetragon.TaintedBitsType
-	66,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	63,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	63,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	67,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	64,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	64,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	9,   // 47: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	24,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	19,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
@@ -5912,77 +6045,78 @@ var file_tetragon_proto_depIdxs = []int32{
 	25,  // 59: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
 	26,  // 60: tetragon.KprobeArgument.module_arg:type_name -> tetragon.KernelModule
 	27,  // 61: tetragon.KprobeArgument.int32_list_arg:type_name -> tetragon.KprobeInt32List
-	15,  // 62: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	15,  // 63: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	31,  // 64: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	31,  // 65: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	2,   // 66: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	32,  // 67: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
-	2,   // 68: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	32,  // 69: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
-	31,  // 70: tetragon.ProcessKprobe.data:type_name -> tetragon.KprobeArgument
-	15,  // 71: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	15,  // 72: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	31,  // 73: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	2,   // 74: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	15,  // 75: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	15,  // 76: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	31,  // 77: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	2,   // 78: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	15,  // 79: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
-	15,  // 80: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
-	31,  // 81: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
-	15,  // 82: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	15,  // 83: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	31,  // 84: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	2,   // 85: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	16,  // 86: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	17,  // 87: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	33,  // 88: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	34,  // 89: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	35,  // 90: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	37,  // 91: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	36,  // 92: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
-	64,  // 93: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 94: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	65,  // 95: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	39,  // 96: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	39,  // 97: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 98: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 99: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	64,  // 100: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	42,  // 101: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	62,  // 102: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	44,  // 103: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	64,  // 104: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 105: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	41,  // 106: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	43,  // 107: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 108: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 109: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	49,  // 110: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	50,  // 111: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	40,  // 112: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	45,  // 113: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	47,  // 114: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	51,  // 115: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	53,  // 116: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	55,  // 117: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	57,  // 118: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	59,  // 119: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	38,  // 120: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	46,  // 121: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	48,  // 122: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	52,  // 123: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	54,  // 124: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	56,  // 125: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	58,  // 126: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	60,  // 127: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	120, // [120:128] is the sub-list for method output_type
-	112, // [112:120] is the sub-list for method input_type
-	112, // [112:112] is the sub-list for extension type_name
-	112, // [112:112] is the sub-list for extension extendee
-	0,   // [0:112] is the sub-list for field type_name
+	31,  // 62: tetragon.KprobeArgument.dns_arg:type_name -> tetragon.KprobeDns
+	15,  // 63: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	15,  // 64: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	32,  // 65: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	32,  // 66: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	2,   // 67: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	33,  // 68: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	2,   // 69: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	33,  // 70: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	32,  // 71: tetragon.ProcessKprobe.data:type_name -> tetragon.KprobeArgument
+	15,  // 72: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	15,  // 73: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	32,  // 74: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	2,   // 75: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	15,  // 76: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	15,  // 77: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	32,  // 78: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	2,   // 79: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	15,  // 80: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
+	15,  // 81: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
+	32,  // 82: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
+	15,  // 83: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	15,  // 84: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	32,  // 85: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	2,   // 86: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	16,  // 87: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 88: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	34,  // 89: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	35,  // 90: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	36,  // 91: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	38,  // 92: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	37,  // 93: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	65,  // 94: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 95: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	66,  // 96: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	40,  // 97: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	40,  // 98: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 99: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 100: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	65,  // 101: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	43,  // 102: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	63,  // 103: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	45,  // 104: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	65,  // 105: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 106: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	42,  // 107: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	44,  // 108: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 109: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 110: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	50,  // 111: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	51,  // 112: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	41,  // 113: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	46,  // 114: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	48,  // 115: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	52,  // 116: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	54,  // 117: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	56,  // 118: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	58,  // 119: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	60,  // 120: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	39,  // 121: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	47,  // 122: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	49,  // 123: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	53,  // 124: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	55,  // 125: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	57,  // 126: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	59,  // 127: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	61,  // 128: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	121, // [121:129] is the sub-list for method output_type
+	113, // [113:121] is the sub-list for method input_type
+	113, // [113:113] is the sub-list for extension type_name
+	113, // [113:113] is the sub-list for extension extendee
+	0,   // [0:113] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -5990,7 +6124,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[23].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[24].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SkbArg)(nil),
@@ -6015,8 +6149,9 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_SockaddrArg)(nil),
 		(*KprobeArgument_ModuleArg)(nil),
 		(*KprobeArgument_Int32ListArg)(nil),
+		(*KprobeArgument_DnsArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[30].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[31].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -6031,7 +6166,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   55,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -220,6 +220,11 @@ func argText(a *api.KprobeArgument) string {
 		return hostPort(v.SockaddrArg.GetAddr(), v.SockaddrArg.GetPort())
 	case *api.KprobeArgument_ModuleArg:
 		return "module " + v.ModuleArg.GetName()
+	case *api.KprobeArgument_DnsArg:
+		if !v.DnsArg.GetParsed() {
+			return "dns (not a DNS question)"
+		}
+		return "dns " + v.DnsArg.GetQueryTypeStr() + " " + v.DnsArg.GetQueryName()
 	case *api.KprobeArgument_Int32ListArg:
 		return fmt.Sprint(v.Int32ListArg.GetValues())
 	case *api.KprobeArgument_BpfAttrArg:

@@ -555,6 +555,19 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 			w.byte(']')
 		}
 		w.byte('}')
+	case *api.KprobeArgument_DnsArg:
+		w.key(&first, "dns_arg")
+		d := a.DnsArg
+		inner := true
+		w.byte('{')
+		w.stringField(&inner, "query_name", d.GetQueryName())
+		w.uint32Field(&inner, "query_type", d.GetQueryType())
+		w.stringField(&inner, "query_type_str", d.GetQueryTypeStr())
+		w.uint32Field(&inner, "query_class", d.GetQueryClass())
+		w.uint32Field(&inner, "tx_id", d.GetTxId())
+		w.boolField(&inner, "response", d.GetResponse())
+		w.boolField(&inner, "parsed", d.GetParsed())
+		w.byte('}')
 	default:
 		// a oneof member added to the API after this encoder
 		w.ok = false

@@ -310,6 +310,8 @@ func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*ap
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_PerfEventArg{PerfEventArg: perfEventArg([]byte(path))}}
 			case "sockaddr":
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_SockaddrArg{SockaddrArg: sockaddrArg([]byte(path))}}
+			case tracingpolicy.TypeDns:
+				arg = dnsArg(path, g.Ints[i])
 			case tracingpolicy.TypeInt32Arr:
 				arg = int32ListArg([]byte(path))
 			case tracingpolicy.TypeModule:

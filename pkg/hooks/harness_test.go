@@ -377,6 +377,10 @@ func argsString(args []*api.KprobeArgument) string {
 			parts = append(parts, "binprm:"+a.GetLinuxBinprmArg().GetPath())
 		case a.GetPathArg() != nil:
 			parts = append(parts, "path:"+a.GetPathArg().GetPath())
+		case a.GetDnsArg() != nil:
+			d := a.GetDnsArg()
+			parts = append(parts, fmt.Sprintf("dns:%s/%s/class=%d/id=%d/response=%v/parsed=%v", d.GetQueryName(), d.GetQueryTypeStr(),
+				d.GetQueryClass(), d.GetTxId(), d.GetResponse(), d.GetParsed()))
 		case a.GetStringArg() != "":
 			parts = append(parts, "string:"+a.GetStringArg())
 		case a.GetSockArg() != nil:

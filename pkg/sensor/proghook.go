@@ -71,6 +71,11 @@ const (
 	// SrcRegCred: a struct cred *, its ids and capability sets copied into
 	// the argument's string slot (struct cred_data)
 	SrcRegCred = ArgSource(bpf.HookArgSrcSRC_REG_CRED)
+	// SrcRegDns: a struct msghdr * of a UDP send, read as the first
+	// question's name of the DNS message in its payload; the argument's
+	// integer carries the question's type and class and the header's
+	// flags (bpf/lib/dns.h)
+	SrcRegDns = ArgSource(bpf.HookArgSrcSRC_REG_DNS)
 	// SrcRegNetDev: a struct net_device *, read as its name
 	SrcRegNetDev = ArgSource(bpf.HookArgSrcSRC_REG_NETDEV)
 	// SrcRegKiocb: a struct kiocb *, read as the path of its file

@@ -95,6 +95,10 @@ func TestKprobeVerifies(t *testing.T) {
 			{Source: SrcRegI32Arr, Reg: 0, Kind: KindPath, Count: 2}, {Source: SrcRegI32Arr, Reg: 1, Kind: KindPath, Count: uint8(MaxInt32Arr)}}}},
 		{"net_device", ProgHookSpec{Symbol: "dev_get_stats", Params: 1, Args: []Arg{{Source: SrcRegNetDev, Reg: 0, Kind: KindPath}},
 			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{"lo"}}}, Actions: ActPost}}}},
+		{"dns", ProgHookSpec{Symbol: "udp_sendmsg", Params: 3, Args: []Arg{
+			{Source: SrcRegSock, Reg: 0, Kind: KindPath}, {Source: SrcRegDns, Reg: 1, Kind: KindPath}},
+			Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpDPort, Ints: []int64{53 | 53<<32}},
+				{Arg: 1, Op: OpPostfix, Strings: []string{"example.com"}}}, Actions: ActPost}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := loadProgHook(tc.spec, newRing(t), Options{})

@@ -33,9 +33,9 @@ func TestErrorMessages(t *testing.T) {
     args:
     - index: 1
       type: "fil"
-`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`}},
 		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: iov_iter}\n",
-			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`}},
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`}},
 		{"unknown field with suggestion", header + `  kprobes:
   - calll: fd_install
 `, []string{
@@ -522,7 +522,7 @@ func TestErrorMessages(t *testing.T) {
 		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
 			[]string{
 				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
-				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`,
 			}},
 	}
 	for _, c := range cases {

@@ -304,7 +304,7 @@ func (d *decoder) uprobe(n *yaml.Node, p fieldPath) (UProbeSpec, bool) {
 // call's arguments never are.
 func kernelObject(t ArgType) bool {
 	switch t {
-	case TypeFile, TypePath, TypeDentry, TypeFilename, TypeSock, TypeSkb, TypeBpfMap, TypePerfEvent:
+	case TypeFile, TypePath, TypeDentry, TypeFilename, TypeSock, TypeSkb, TypeBpfMap, TypePerfEvent, TypeDns:
 		return true
 	}
 	return false

@@ -97,6 +97,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct cred")
 	case TypeNetDevice:
 		return ptrTo("struct net_device")
+	case TypeDns:
+		return ptrTo("struct msghdr")
 	case TypeKiocb:
 		return ptrTo("struct kiocb")
 	case TypeSocket:

@@ -482,6 +482,10 @@ const (
 	// perf_event_arg; not matched.
 	TypePerfEvent ArgType = "perf_event"
 
+	// TypeDns is a struct msghdr * of a UDP send (udp_sendmsg): the first
+	// question of the DNS message its payload holds, matched as the name.
+	TypeDns ArgType = "dns"
+
 	TypeNop ArgType = "nop"
 
 	// TypeSyscall64 is a system call number read from a tracepoint field
@@ -528,7 +532,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{ClassInt, 8, true}, true
 	case TypeUint64, TypeUlong, TypeSizeT, TypeSyscall64, TypeKernelCapT, TypeCapInheritable, TypeCapPermitted, TypeCapEffective:
 		return typeInfo{ClassInt, 8, false}, true
-	case TypeString, TypeCharBuf, TypeFilename, TypeNetDevice:
+	case TypeString, TypeCharBuf, TypeFilename, TypeNetDevice, TypeDns:
 		return typeInfo{class: ClassString}, true
 	case TypeFd, TypeFile, TypePath, TypeDentry, TypeLinuxBinprm, TypeKiocb:
 		return typeInfo{class: ClassPath}, true
@@ -571,7 +575,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
