@@ -177,6 +177,7 @@ struct raw_args {
 };
 
 #include "lib/usdt.h"
+#include "lib/ioviter.h"
 
 /* the one hook this object serves */
 struct {
@@ -531,6 +532,10 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
 			break;
+		case SRC_REG_IOVITER:
+			/* read by fill_iov, once the loop is done */
+			r->ints[i] = v;
+			break;
 		case SRC_REG_MODULE:
 			put_module(r, a->str, (struct module *)v);
 			break;
@@ -567,6 +572,21 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		/* one walk per argument, whatever led to the dentry */
 		if (dentry)
 			put_path(r, a->str, t, mnt, dentry);
+	}
+}
+
+/* fill_iov copies the data of the hook's iov_iter arguments, whose
+ * pointers fill_args left in their ints: a copy in fill_args' loop would
+ * be verified once per argument slot and path (8k instructions more). */
+static __noinline void fill_iov(struct gen_conf *c, struct gen_rec *r)
+{
+	for (int i = 0; i < MAX_ARGS; i++) {
+		if (i >= c->nargs)
+			break;
+		if (c->args[i].src != SRC_REG_IOVITER)
+			continue;
+		put_iov_iter(c->args[i].str, r->ints[i]);
+		r->ints[i] = 0; /* a kernel address: not reported */
 	}
 }
 
@@ -646,6 +666,7 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
 	fill_args(c, r, ra, ret, t);
+	fill_iov(c, r);
 	s = select(c, r, ret);
 	if (s < 0)
 		return 0;

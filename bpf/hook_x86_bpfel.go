@@ -59,6 +59,7 @@ const (
 	HookArgSrcSRC_REG_KCAP       HookArgSrc = 43
 	HookArgSrcSRC_REG_I32ARR     HookArgSrc = 52
 	HookArgSrcSRC_REG_MODULE     HookArgSrc = 53
+	HookArgSrcSRC_REG_IOVITER    HookArgSrc = 54
 )
 
 type HookArgType uint32
@@ -168,6 +169,7 @@ const (
 	HookHookLimitHL_MAX_STRS       HookHookLimit = 2
 	HookHookLimitHL_LPM_DATA       HookHookLimit = 254
 	HookHookLimitHL_MAX_I32ARR     HookHookLimit = 64
+	HookHookLimitHL_STR_LEN        HookHookLimit = 4096
 )
 
 type HookLpmKey struct {

@@ -111,6 +111,9 @@ enum arg_src {
 	/* read by hook.c only: struct module *: its name, taints and
 	 * signature verdict (struct module_data) */
 	SRC_REG_MODULE = 53,
+	/* read by hook.c only: struct iov_iter *: the bytes it describes
+	 * (lib/ioviter.h) */
+	SRC_REG_IOVITER = 54,
 };
 
 enum arg_type {
@@ -347,6 +350,7 @@ enum hook_limit {
 	HL_MAX_STRS = MAX_STRS,
 	HL_LPM_DATA = LPM_DATA,
 	HL_MAX_I32ARR = MAX_I32ARR,
+	HL_STR_LEN = STR_LEN,
 };
 const enum hook_limit *unused_hook_limit __attribute__((unused));
 const struct gen_conf *unused_gen_conf __attribute__((unused));
@@ -1145,10 +1149,12 @@ static __always_inline long act_and_post(struct gen_conf *c, struct gen_rec *r, 
 	r->actions = acts;
 	r->ret = ret;
 	/* send only the used part of data */
+	/* not masked: a slot may be full (STR_LEN bytes of an iov_iter);
+	 * the size is bounded below */
 	if (r->str_len[1])
-		size = offsetof(struct gen_rec, data) + STR_LEN + (r->str_len[1] & PATH_MASK);
+		size = offsetof(struct gen_rec, data) + STR_LEN + r->str_len[1];
 	else
-		size = offsetof(struct gen_rec, data) + (r->str_len[0] & PATH_MASK);
+		size = offsetof(struct gen_rec, data) + r->str_len[0];
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	rec_init(&r->hdr, OP_GENERIC, size);

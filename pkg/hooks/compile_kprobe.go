@@ -236,6 +236,8 @@ func kernelSource(a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegSocket
 	case t == tracingpolicy.TypeKiocb:
 		arg.Source = sensor.SrcRegKiocb
+	case t == tracingpolicy.TypeIovIter:
+		arg.Source = sensor.SrcRegIovIter
 	case t == tracingpolicy.TypeUserNamespace:
 		arg.Source = sensor.SrcRegUserNs
 	case t == tracingpolicy.TypeBpfAttr:
@@ -252,7 +254,7 @@ func kernelSource(a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, module, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, iov_iter, user_namespace, bpf_attr, bpf_map, perf_event, module, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

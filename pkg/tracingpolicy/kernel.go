@@ -99,6 +99,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct net_device")
 	case TypeKiocb:
 		return ptrTo("struct kiocb")
+	case TypeIovIter:
+		return ptrTo("struct iov_iter")
 	case TypeSocket:
 		return ptrTo("struct socket")
 	case TypeUserNamespace:
