@@ -31,6 +31,11 @@ volatile const __u32 nparams = 0;
 /* return: true: the entry probe only saves the parameters, the return
  * probe evaluates the selectors with them and the return value */
 volatile const bool at_return = false;
+/* an Override hook that reports the return value (return: true): the
+ * fmod_ret program evaluates the selectors at entry and overrides, the
+ * fexit program posts the matched call with the value it returned (the
+ * overridden one when the function was skipped) */
+volatile const bool override_at_return = false;
 /* per argument slot: integer width in bytes (0: 8) and signedness. Not in
  * struct arg_conf, which dispatch.c shares: widening arg_conf made the
  * verifier process 9% more instructions for dispatch.c's sys_exit program
@@ -193,6 +198,15 @@ struct {
 	__type(key, __u64); /* pid_tgid: one call in flight per thread */
 	__type(value, struct raw_args);
 } entries SEC(".maps");
+
+/* the selector an override_at_return hook matched at entry, per thread,
+ * for the fexit program to report */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, __s32);
+} verdicts SEC(".maps");
 
 /* extend gives a register the value of argument slot i's declared width:
  * the upper bits of a register carrying a 32-bit parameter are undefined */
@@ -686,6 +700,74 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 	return err;
 }
 
+/* evaluate_entry serves an override_at_return hook at entry: the
+ * selectors and their actions, as evaluate, but the matched selector is
+ * saved for report_return instead of posted. It returns the Override's
+ * value, else 0. */
+static __always_inline long evaluate_entry(struct raw_args *ra)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct gen_conf *c;
+	struct gen_rec *r;
+	__u32 zero = 0, acts;
+	int s;
+
+	c = bpf_map_lookup_elem(&conf, &zero);
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!c || !r)
+		return 0;
+	stat_inc(GS_CALLS);
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, ra, 0, t);
+	fill_iov(c, r);
+	s = select(c, r, 0);
+	if (s < 0)
+		return 0;
+	bpf_map_update_elem(&verdicts, &id, &s, BPF_ANY);
+	return take_actions(c, s, &acts);
+}
+
+/* report_return serves an override_at_return hook at return: a call
+ * whose selector matched at entry is posted with that selector, its
+ * arguments read again and ret, the value the caller gets. The actions
+ * were taken at entry. */
+static __always_inline void report_return(void *ctx, struct raw_args *ra, long ret)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0, acts = ACT_POST;
+	struct gen_conf *c;
+	struct gen_rec *r;
+	__s32 *v;
+	int s;
+
+	v = bpf_map_lookup_elem(&verdicts, &id);
+	if (!v)
+		return;
+	s = *v;
+	bpf_map_delete_elem(&verdicts, &id);
+	c = bpf_map_lookup_elem(&conf, &zero);
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!c || !r)
+		return;
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, ra, ret, t);
+	fill_iov(c, r);
+	r->kstack = r->ustack = -1;
+	if (s >= 0 && s < MAX_SELECTORS) {
+		acts = c->sel[s].actions;
+		if (acts & ACT_KSTACK)
+			r->kstack = bpf_get_stackid(ctx, &stacks, 0);
+		if (acts & ACT_USTACK)
+			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	}
+	if (acts & ACT_POST)
+		post_rec(c, r, s, acts, owner(c, r), syscall_nr, ret);
+}
+
 /* syscall_args replaces a syscall entry point's one parameter, the user
  * registers the syscall took, with the syscall's arguments. */
 static __always_inline void syscall_args(struct raw_args *ra)
@@ -791,6 +873,8 @@ int gen_fmod_ret(__u64 *ctx)
 	struct raw_args ra = {};
 
 	func_args(ctx, &ra);
+	if (override_at_return)
+		return evaluate_entry(&ra);
 	return evaluate(ctx, &ra, 0, NULL);
 }
 
@@ -807,7 +891,9 @@ int gen_fentry(__u64 *ctx)
 }
 
 /* gen_fexit serves spec.fentries with return: true: at return the
- * trampoline still has the parameters, so nothing is saved at entry. */
+ * trampoline still has the parameters, so nothing is saved at entry. It
+ * also reports the calls of an override_at_return hook, with the value
+ * the fmod_ret program made the function return. */
 SEC("fexit")
 int gen_fexit(__u64 *ctx)
 {
@@ -816,7 +902,10 @@ int gen_fexit(__u64 *ctx)
 
 	func_args(ctx, &ra);
 	bpf_get_func_ret(ctx, &ret);
-	evaluate(ctx, &ra, ret, NULL);
+	if (override_at_return)
+		report_return(ctx, &ra, ret);
+	else
+		evaluate(ctx, &ra, ret, NULL);
 	return 0;
 }
 

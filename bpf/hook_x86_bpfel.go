@@ -265,63 +265,65 @@ type HookSockOwner struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HookMapConf            = "conf"
-	HookMapEntries         = "entries"
-	HookMapEvents          = "events"
-	HookMapHookCgroups     = "hook_cgroups"
-	HookMapKeyHeap         = "key_heap"
-	HookMapPathHeap        = "path_heap"
-	HookMapRecHeap         = "rec_heap"
-	HookMapSocktrack       = "socktrack"
-	HookMapStacks          = "stacks"
-	HookMapStats           = "stats"
-	HookMapStrings         = "strings"
-	HookProgGenFentry      = "gen_fentry"
-	HookProgGenFexit       = "gen_fexit"
-	HookProgGenFmodRet     = "gen_fmod_ret"
-	HookProgGenKprobe      = "gen_kprobe"
-	HookProgGenKretprobe   = "gen_kretprobe"
-	HookProgGenLsm         = "gen_lsm"
-	HookProgGenRawTp       = "gen_raw_tp"
-	HookProgGenTracepoint  = "gen_tracepoint"
-	HookVarArgSigned       = "arg_signed"
-	HookVarArgSize         = "arg_size"
-	HookVarAtReturn        = "at_return"
-	HookVarCtxWrites       = "ctx_writes"
-	HookVarNparams         = "nparams"
-	HookVarResLoad         = "res_load"
-	HookVarResOff          = "res_off"
-	HookVarResSteps        = "res_steps"
-	HookVarRetSockAction   = "ret_sock_action"
-	HookVarSelNwrites      = "sel_nwrites"
-	HookVarSelSockSlot     = "sel_sock_slot"
-	HookVarSelWreg         = "sel_wreg"
-	HookVarSelWval         = "sel_wval"
-	HookVarSyscallNr       = "syscall_nr"
-	HookVarSyscallWrapper  = "syscall_wrapper"
-	HookVarTpOff           = "tp_off"
-	HookVarTpRead          = "tp_read"
-	HookVarTpSize          = "tp_size"
-	HookVarUnusedActFlag   = "unused_act_flag"
-	HookVarUnusedArgSrc    = "unused_arg_src"
-	HookVarUnusedArgType   = "unused_arg_type"
-	HookVarUnusedCapSet    = "unused_cap_set"
-	HookVarUnusedCgroupKey = "unused_cgroup_key"
-	HookVarUnusedGenConf   = "unused_gen_conf"
-	HookVarUnusedGenRec    = "unused_gen_rec"
-	HookVarUnusedGenStat   = "unused_gen_stat"
-	HookVarUnusedHookLimit = "unused_hook_limit"
-	HookVarUnusedLpmKey    = "unused_lpm_key"
-	HookVarUnusedMatchFlag = "unused_match_flag"
-	HookVarUnusedMatchKind = "unused_match_kind"
-	HookVarUnusedMatchOp   = "unused_match_op"
-	HookVarUnusedNsKind    = "unused_ns_kind"
-	HookVarUsdt            = "usdt"
-	HookVarUsdtLoc         = "usdt_loc"
-	HookVarUsdtReg         = "usdt_reg"
-	HookVarUsdtSigned      = "usdt_signed"
-	HookVarUsdtSize        = "usdt_size"
-	HookVarUsdtVal         = "usdt_val"
+	HookMapConf             = "conf"
+	HookMapEntries          = "entries"
+	HookMapEvents           = "events"
+	HookMapHookCgroups      = "hook_cgroups"
+	HookMapKeyHeap          = "key_heap"
+	HookMapPathHeap         = "path_heap"
+	HookMapRecHeap          = "rec_heap"
+	HookMapSocktrack        = "socktrack"
+	HookMapStacks           = "stacks"
+	HookMapStats            = "stats"
+	HookMapStrings          = "strings"
+	HookMapVerdicts         = "verdicts"
+	HookProgGenFentry       = "gen_fentry"
+	HookProgGenFexit        = "gen_fexit"
+	HookProgGenFmodRet      = "gen_fmod_ret"
+	HookProgGenKprobe       = "gen_kprobe"
+	HookProgGenKretprobe    = "gen_kretprobe"
+	HookProgGenLsm          = "gen_lsm"
+	HookProgGenRawTp        = "gen_raw_tp"
+	HookProgGenTracepoint   = "gen_tracepoint"
+	HookVarArgSigned        = "arg_signed"
+	HookVarArgSize          = "arg_size"
+	HookVarAtReturn         = "at_return"
+	HookVarCtxWrites        = "ctx_writes"
+	HookVarNparams          = "nparams"
+	HookVarOverrideAtReturn = "override_at_return"
+	HookVarResLoad          = "res_load"
+	HookVarResOff           = "res_off"
+	HookVarResSteps         = "res_steps"
+	HookVarRetSockAction    = "ret_sock_action"
+	HookVarSelNwrites       = "sel_nwrites"
+	HookVarSelSockSlot      = "sel_sock_slot"
+	HookVarSelWreg          = "sel_wreg"
+	HookVarSelWval          = "sel_wval"
+	HookVarSyscallNr        = "syscall_nr"
+	HookVarSyscallWrapper   = "syscall_wrapper"
+	HookVarTpOff            = "tp_off"
+	HookVarTpRead           = "tp_read"
+	HookVarTpSize           = "tp_size"
+	HookVarUnusedActFlag    = "unused_act_flag"
+	HookVarUnusedArgSrc     = "unused_arg_src"
+	HookVarUnusedArgType    = "unused_arg_type"
+	HookVarUnusedCapSet     = "unused_cap_set"
+	HookVarUnusedCgroupKey  = "unused_cgroup_key"
+	HookVarUnusedGenConf    = "unused_gen_conf"
+	HookVarUnusedGenRec     = "unused_gen_rec"
+	HookVarUnusedGenStat    = "unused_gen_stat"
+	HookVarUnusedHookLimit  = "unused_hook_limit"
+	HookVarUnusedLpmKey     = "unused_lpm_key"
+	HookVarUnusedMatchFlag  = "unused_match_flag"
+	HookVarUnusedMatchKind  = "unused_match_kind"
+	HookVarUnusedMatchOp    = "unused_match_op"
+	HookVarUnusedNsKind     = "unused_ns_kind"
+	HookVarUsdt             = "usdt"
+	HookVarUsdtLoc          = "usdt_loc"
+	HookVarUsdtReg          = "usdt_reg"
+	HookVarUsdtSigned       = "usdt_signed"
+	HookVarUsdtSize         = "usdt_size"
+	HookVarUsdtVal          = "usdt_val"
 )
 
 // LoadHook returns the embedded CollectionSpec for Hook.
@@ -391,50 +393,52 @@ type HookMapSpecs struct {
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	Strings     *ebpf.MapSpec `ebpf:"strings"`
+	Verdicts    *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // HookVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HookVariableSpecs struct {
-	ArgSigned       *ebpf.VariableSpec `ebpf:"arg_signed"`
-	ArgSize         *ebpf.VariableSpec `ebpf:"arg_size"`
-	AtReturn        *ebpf.VariableSpec `ebpf:"at_return"`
-	CtxWrites       *ebpf.VariableSpec `ebpf:"ctx_writes"`
-	Nparams         *ebpf.VariableSpec `ebpf:"nparams"`
-	ResLoad         *ebpf.VariableSpec `ebpf:"res_load"`
-	ResOff          *ebpf.VariableSpec `ebpf:"res_off"`
-	ResSteps        *ebpf.VariableSpec `ebpf:"res_steps"`
-	RetSockAction   *ebpf.VariableSpec `ebpf:"ret_sock_action"`
-	SelNwrites      *ebpf.VariableSpec `ebpf:"sel_nwrites"`
-	SelSockSlot     *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
-	SelWreg         *ebpf.VariableSpec `ebpf:"sel_wreg"`
-	SelWval         *ebpf.VariableSpec `ebpf:"sel_wval"`
-	SyscallNr       *ebpf.VariableSpec `ebpf:"syscall_nr"`
-	SyscallWrapper  *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
-	TpOff           *ebpf.VariableSpec `ebpf:"tp_off"`
-	TpRead          *ebpf.VariableSpec `ebpf:"tp_read"`
-	TpSize          *ebpf.VariableSpec `ebpf:"tp_size"`
-	UnusedActFlag   *ebpf.VariableSpec `ebpf:"unused_act_flag"`
-	UnusedArgSrc    *ebpf.VariableSpec `ebpf:"unused_arg_src"`
-	UnusedArgType   *ebpf.VariableSpec `ebpf:"unused_arg_type"`
-	UnusedCapSet    *ebpf.VariableSpec `ebpf:"unused_cap_set"`
-	UnusedCgroupKey *ebpf.VariableSpec `ebpf:"unused_cgroup_key"`
-	UnusedGenConf   *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
-	UnusedGenRec    *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
-	UnusedGenStat   *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
-	UnusedHookLimit *ebpf.VariableSpec `ebpf:"unused_hook_limit"`
-	UnusedLpmKey    *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
-	UnusedMatchFlag *ebpf.VariableSpec `ebpf:"unused_match_flag"`
-	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
-	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
-	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
-	Usdt            *ebpf.VariableSpec `ebpf:"usdt"`
-	UsdtLoc         *ebpf.VariableSpec `ebpf:"usdt_loc"`
-	UsdtReg         *ebpf.VariableSpec `ebpf:"usdt_reg"`
-	UsdtSigned      *ebpf.VariableSpec `ebpf:"usdt_signed"`
-	UsdtSize        *ebpf.VariableSpec `ebpf:"usdt_size"`
-	UsdtVal         *ebpf.VariableSpec `ebpf:"usdt_val"`
+	ArgSigned        *ebpf.VariableSpec `ebpf:"arg_signed"`
+	ArgSize          *ebpf.VariableSpec `ebpf:"arg_size"`
+	AtReturn         *ebpf.VariableSpec `ebpf:"at_return"`
+	CtxWrites        *ebpf.VariableSpec `ebpf:"ctx_writes"`
+	Nparams          *ebpf.VariableSpec `ebpf:"nparams"`
+	OverrideAtReturn *ebpf.VariableSpec `ebpf:"override_at_return"`
+	ResLoad          *ebpf.VariableSpec `ebpf:"res_load"`
+	ResOff           *ebpf.VariableSpec `ebpf:"res_off"`
+	ResSteps         *ebpf.VariableSpec `ebpf:"res_steps"`
+	RetSockAction    *ebpf.VariableSpec `ebpf:"ret_sock_action"`
+	SelNwrites       *ebpf.VariableSpec `ebpf:"sel_nwrites"`
+	SelSockSlot      *ebpf.VariableSpec `ebpf:"sel_sock_slot"`
+	SelWreg          *ebpf.VariableSpec `ebpf:"sel_wreg"`
+	SelWval          *ebpf.VariableSpec `ebpf:"sel_wval"`
+	SyscallNr        *ebpf.VariableSpec `ebpf:"syscall_nr"`
+	SyscallWrapper   *ebpf.VariableSpec `ebpf:"syscall_wrapper"`
+	TpOff            *ebpf.VariableSpec `ebpf:"tp_off"`
+	TpRead           *ebpf.VariableSpec `ebpf:"tp_read"`
+	TpSize           *ebpf.VariableSpec `ebpf:"tp_size"`
+	UnusedActFlag    *ebpf.VariableSpec `ebpf:"unused_act_flag"`
+	UnusedArgSrc     *ebpf.VariableSpec `ebpf:"unused_arg_src"`
+	UnusedArgType    *ebpf.VariableSpec `ebpf:"unused_arg_type"`
+	UnusedCapSet     *ebpf.VariableSpec `ebpf:"unused_cap_set"`
+	UnusedCgroupKey  *ebpf.VariableSpec `ebpf:"unused_cgroup_key"`
+	UnusedGenConf    *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
+	UnusedGenRec     *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
+	UnusedGenStat    *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
+	UnusedHookLimit  *ebpf.VariableSpec `ebpf:"unused_hook_limit"`
+	UnusedLpmKey     *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag  *ebpf.VariableSpec `ebpf:"unused_match_flag"`
+	UnusedMatchKind  *ebpf.VariableSpec `ebpf:"unused_match_kind"`
+	UnusedMatchOp    *ebpf.VariableSpec `ebpf:"unused_match_op"`
+	UnusedNsKind     *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	Usdt             *ebpf.VariableSpec `ebpf:"usdt"`
+	UsdtLoc          *ebpf.VariableSpec `ebpf:"usdt_loc"`
+	UsdtReg          *ebpf.VariableSpec `ebpf:"usdt_reg"`
+	UsdtSigned       *ebpf.VariableSpec `ebpf:"usdt_signed"`
+	UsdtSize         *ebpf.VariableSpec `ebpf:"usdt_size"`
+	UsdtVal          *ebpf.VariableSpec `ebpf:"usdt_val"`
 }
 
 // HookObjects contains all objects after they have been loaded into the kernel.
@@ -468,6 +472,7 @@ type HookMaps struct {
 	Stacks      *ebpf.Map `ebpf:"stacks"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	Strings     *ebpf.Map `ebpf:"strings"`
+	Verdicts    *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *HookMaps) Close() error {
@@ -483,6 +488,7 @@ func (m *HookMaps) Close() error {
 		m.Stacks,
 		m.Stats,
 		m.Strings,
+		m.Verdicts,
 	)
 }
 
@@ -490,44 +496,45 @@ func (m *HookMaps) Close() error {
 //
 // It can be passed to LoadHookObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HookVariables struct {
-	ArgSigned       *ebpf.Variable `ebpf:"arg_signed"`
-	ArgSize         *ebpf.Variable `ebpf:"arg_size"`
-	AtReturn        *ebpf.Variable `ebpf:"at_return"`
-	CtxWrites       *ebpf.Variable `ebpf:"ctx_writes"`
-	Nparams         *ebpf.Variable `ebpf:"nparams"`
-	ResLoad         *ebpf.Variable `ebpf:"res_load"`
-	ResOff          *ebpf.Variable `ebpf:"res_off"`
-	ResSteps        *ebpf.Variable `ebpf:"res_steps"`
-	RetSockAction   *ebpf.Variable `ebpf:"ret_sock_action"`
-	SelNwrites      *ebpf.Variable `ebpf:"sel_nwrites"`
-	SelSockSlot     *ebpf.Variable `ebpf:"sel_sock_slot"`
-	SelWreg         *ebpf.Variable `ebpf:"sel_wreg"`
-	SelWval         *ebpf.Variable `ebpf:"sel_wval"`
-	SyscallNr       *ebpf.Variable `ebpf:"syscall_nr"`
-	SyscallWrapper  *ebpf.Variable `ebpf:"syscall_wrapper"`
-	TpOff           *ebpf.Variable `ebpf:"tp_off"`
-	TpRead          *ebpf.Variable `ebpf:"tp_read"`
-	TpSize          *ebpf.Variable `ebpf:"tp_size"`
-	UnusedActFlag   *ebpf.Variable `ebpf:"unused_act_flag"`
-	UnusedArgSrc    *ebpf.Variable `ebpf:"unused_arg_src"`
-	UnusedArgType   *ebpf.Variable `ebpf:"unused_arg_type"`
-	UnusedCapSet    *ebpf.Variable `ebpf:"unused_cap_set"`
-	UnusedCgroupKey *ebpf.Variable `ebpf:"unused_cgroup_key"`
-	UnusedGenConf   *ebpf.Variable `ebpf:"unused_gen_conf"`
-	UnusedGenRec    *ebpf.Variable `ebpf:"unused_gen_rec"`
-	UnusedGenStat   *ebpf.Variable `ebpf:"unused_gen_stat"`
-	UnusedHookLimit *ebpf.Variable `ebpf:"unused_hook_limit"`
-	UnusedLpmKey    *ebpf.Variable `ebpf:"unused_lpm_key"`
-	UnusedMatchFlag *ebpf.Variable `ebpf:"unused_match_flag"`
-	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
-	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
-	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
-	Usdt            *ebpf.Variable `ebpf:"usdt"`
-	UsdtLoc         *ebpf.Variable `ebpf:"usdt_loc"`
-	UsdtReg         *ebpf.Variable `ebpf:"usdt_reg"`
-	UsdtSigned      *ebpf.Variable `ebpf:"usdt_signed"`
-	UsdtSize        *ebpf.Variable `ebpf:"usdt_size"`
-	UsdtVal         *ebpf.Variable `ebpf:"usdt_val"`
+	ArgSigned        *ebpf.Variable `ebpf:"arg_signed"`
+	ArgSize          *ebpf.Variable `ebpf:"arg_size"`
+	AtReturn         *ebpf.Variable `ebpf:"at_return"`
+	CtxWrites        *ebpf.Variable `ebpf:"ctx_writes"`
+	Nparams          *ebpf.Variable `ebpf:"nparams"`
+	OverrideAtReturn *ebpf.Variable `ebpf:"override_at_return"`
+	ResLoad          *ebpf.Variable `ebpf:"res_load"`
+	ResOff           *ebpf.Variable `ebpf:"res_off"`
+	ResSteps         *ebpf.Variable `ebpf:"res_steps"`
+	RetSockAction    *ebpf.Variable `ebpf:"ret_sock_action"`
+	SelNwrites       *ebpf.Variable `ebpf:"sel_nwrites"`
+	SelSockSlot      *ebpf.Variable `ebpf:"sel_sock_slot"`
+	SelWreg          *ebpf.Variable `ebpf:"sel_wreg"`
+	SelWval          *ebpf.Variable `ebpf:"sel_wval"`
+	SyscallNr        *ebpf.Variable `ebpf:"syscall_nr"`
+	SyscallWrapper   *ebpf.Variable `ebpf:"syscall_wrapper"`
+	TpOff            *ebpf.Variable `ebpf:"tp_off"`
+	TpRead           *ebpf.Variable `ebpf:"tp_read"`
+	TpSize           *ebpf.Variable `ebpf:"tp_size"`
+	UnusedActFlag    *ebpf.Variable `ebpf:"unused_act_flag"`
+	UnusedArgSrc     *ebpf.Variable `ebpf:"unused_arg_src"`
+	UnusedArgType    *ebpf.Variable `ebpf:"unused_arg_type"`
+	UnusedCapSet     *ebpf.Variable `ebpf:"unused_cap_set"`
+	UnusedCgroupKey  *ebpf.Variable `ebpf:"unused_cgroup_key"`
+	UnusedGenConf    *ebpf.Variable `ebpf:"unused_gen_conf"`
+	UnusedGenRec     *ebpf.Variable `ebpf:"unused_gen_rec"`
+	UnusedGenStat    *ebpf.Variable `ebpf:"unused_gen_stat"`
+	UnusedHookLimit  *ebpf.Variable `ebpf:"unused_hook_limit"`
+	UnusedLpmKey     *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag  *ebpf.Variable `ebpf:"unused_match_flag"`
+	UnusedMatchKind  *ebpf.Variable `ebpf:"unused_match_kind"`
+	UnusedMatchOp    *ebpf.Variable `ebpf:"unused_match_op"`
+	UnusedNsKind     *ebpf.Variable `ebpf:"unused_ns_kind"`
+	Usdt             *ebpf.Variable `ebpf:"usdt"`
+	UsdtLoc          *ebpf.Variable `ebpf:"usdt_loc"`
+	UsdtReg          *ebpf.Variable `ebpf:"usdt_reg"`
+	UsdtSigned       *ebpf.Variable `ebpf:"usdt_signed"`
+	UsdtSize         *ebpf.Variable `ebpf:"usdt_size"`
+	UsdtVal          *ebpf.Variable `ebpf:"usdt_val"`
 }
 
 // HookPrograms contains all programs after they have been loaded into the kernel.

@@ -62,9 +62,16 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 			// bpf_override_return would serve it too, but Debian's kernels
 			// lack it (CONFIG_BPF_KPROBE_OVERRIDE), so it is not implemented
 			overrideErr = fmt.Errorf("action Override needs fmod_ret, which this kernel lacks (probe feature %s)", kernelfeatures.FmodRet)
-		case spec.Return:
-			overrideErr = fmt.Errorf("action Override changes the return value before the function runs, so the hook cannot also be a return probe (return: true or returnCopy)")
+		case spec.Return && hasMatchReturnArgs(d):
+			overrideErr = fmt.Errorf("action Override is decided when the function is entered, before its return value exists: matchReturnArgs cannot select it")
+		case spec.Return && !features[kernelfeatures.Fexit]:
+			// the value is reported by an fexit program: a kretprobe does
+			// not run for a function fmod_ret skipped
+			overrideErr = fmt.Errorf("action Override with return: true reports the return value from an fexit program, which this kernel lacks (probe feature %s)", kernelfeatures.Fexit)
 		default:
+			// with return: true, the fmod_ret program evaluates the
+			// selectors at entry and an fexit program reports the calls
+			// they matched with the value the caller got
 			spec.Override, info.event.Mechanism = true, MechFmodRet
 		}
 	}
