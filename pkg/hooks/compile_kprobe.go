@@ -65,8 +65,9 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 		case spec.Return && hasMatchReturnArgs(d):
 			overrideErr = fmt.Errorf("action Override is decided when the function is entered, before its return value exists: matchReturnArgs cannot select it")
 		case spec.Return && !features[kernelfeatures.Fexit]:
-			// the value is reported by an fexit program: a kretprobe does
-			// not run for a function fmod_ret skipped
+			// the value is reported by an fexit program, which the BPF
+			// trampoline runs after fmod_ret whether or not the function
+			// ran (a kretprobe's behaviour then was not measured)
 			overrideErr = fmt.Errorf("action Override with return: true reports the return value from an fexit program, which this kernel lacks (probe feature %s)", kernelfeatures.Fexit)
 		default:
 			// with return: true, the fmod_ret program evaluates the
