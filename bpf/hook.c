@@ -199,13 +199,21 @@ struct {
 	__type(value, struct raw_args);
 } entries SEC(".maps");
 
-/* the selector an override_at_return hook matched at entry, per thread,
- * for the fexit program to report */
+/* What an override_at_return hook's selectors decided at entry: the
+ * selector that matched and its actions. The actions are kept so that the
+ * fexit program indexes no selector with a value read from a map: 6.1's
+ * verifier lost that index's bound where it was spilled across calls. */
+struct verdict {
+	__s32 sel;
+	__u32 acts;
+};
+
+/* per thread, for the fexit program to report */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64); /* pid_tgid */
-	__type(value, __s32);
+	__type(value, struct verdict);
 } verdicts SEC(".maps");
 
 /* extend gives a register the value of argument slot i's declared width:
@@ -708,9 +716,11 @@ static __always_inline long evaluate_entry(struct raw_args *ra)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
+	struct verdict v = {};
 	struct gen_conf *c;
 	struct gen_rec *r;
-	__u32 zero = 0, acts;
+	__u32 zero = 0;
+	long err;
 	int s;
 
 	c = bpf_map_lookup_elem(&conf, &zero);
@@ -725,8 +735,10 @@ static __always_inline long evaluate_entry(struct raw_args *ra)
 	s = select(c, r, 0);
 	if (s < 0)
 		return 0;
-	bpf_map_update_elem(&verdicts, &id, &s, BPF_ANY);
-	return take_actions(c, s, &acts);
+	err = take_actions(c, s, &v.acts);
+	v.sel = s;
+	bpf_map_update_elem(&verdicts, &id, &v, BPF_ANY);
+	return err;
 }
 
 /* report_return serves an override_at_return hook at return: a call
@@ -737,16 +749,17 @@ static __always_inline void report_return(void *ctx, struct raw_args *ra, long r
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0, acts = ACT_POST;
+	struct verdict *v;
 	struct gen_conf *c;
 	struct gen_rec *r;
-	__s32 *v;
+	__u32 zero = 0, acts;
 	int s;
 
 	v = bpf_map_lookup_elem(&verdicts, &id);
 	if (!v)
 		return;
-	s = *v;
+	s = v->sel;
+	acts = v->acts;
 	bpf_map_delete_elem(&verdicts, &id);
 	c = bpf_map_lookup_elem(&conf, &zero);
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
@@ -757,13 +770,10 @@ static __always_inline void report_return(void *ctx, struct raw_args *ra, long r
 	fill_args(c, r, ra, ret, t);
 	fill_iov(c, r);
 	r->kstack = r->ustack = -1;
-	if (s >= 0 && s < MAX_SELECTORS) {
-		acts = c->sel[s].actions;
-		if (acts & ACT_KSTACK)
-			r->kstack = bpf_get_stackid(ctx, &stacks, 0);
-		if (acts & ACT_USTACK)
-			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	}
+	if (acts & ACT_KSTACK)
+		r->kstack = bpf_get_stackid(ctx, &stacks, 0);
+	if (acts & ACT_USTACK)
+		r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
 	if (acts & ACT_POST)
 		post_rec(c, r, s, acts, owner(c, r), syscall_nr, ret);
 }

@@ -261,6 +261,12 @@ type HookSockOwner struct {
 	Tid uint32
 }
 
+type HookVerdict struct {
+	_    structs.HostLayout
+	Sel  int32
+	Acts uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.

@@ -387,6 +387,9 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 			// the kernel lets BPF change the return value of security_*
 			// functions and of functions marked for error injection only
 			what = "fmod_ret hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection)"
+			if overrideAtReturn {
+				what = "fmod_ret and fexit hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection; return: true an fexit program)"
+			}
 		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) && ctxWriteRefused(ve) {
