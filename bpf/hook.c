@@ -43,7 +43,12 @@ struct hook_cfg {
 	 * function returned (sk_alloc), when a selector matched the call
 	 * (RET_SOCK_*) */
 	__u8 ret_sock_action;
-	__u8 pad;
+	/* an Override hook that reports the return value (return: true):
+	 * the fmod_ret program evaluates the selectors at entry and
+	 * overrides, the fexit program posts the matched call with the
+	 * value it returned (the overridden one when the function was
+	 * skipped) */
+	bool override_at_return;
 	/* syscall number recorded for a syscall_wrapper hook */
 	__u32 syscall_nr;
 	/* parameters to read (no more than the function has) */
@@ -210,6 +215,23 @@ struct {
 	__type(key, __u64); /* pid_tgid: one call in flight per thread */
 	__type(value, struct raw_args);
 } entries SEC(".maps");
+
+/* What an override_at_return hook's selectors decided at entry: the
+ * selector that matched and its actions. The actions are kept so that the
+ * fexit program indexes no selector with a value read from a map: 6.1's
+ * verifier lost that index's bound where it was spilled across calls. */
+struct verdict {
+	__s32 sel;
+	__u32 acts;
+};
+
+/* per thread, for the fexit program to report */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct verdict);
+} verdicts SEC(".maps");
 
 /* extend gives a register the value of argument slot i's declared width:
  * the upper bits of a register carrying a 32-bit parameter are undefined */
@@ -554,6 +576,10 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		case SRC_REG_SOCKADDR:
 			put_sockaddr(r, a->str, (const void *)v);
 			break;
+		case SRC_REG_IOVITER:
+			/* read by fill_iov, once the loop is done */
+			r->ints[i] = v;
+			break;
 		case SRC_REG_MODULE:
 			put_module(r, a->str, (struct module *)v);
 			break;
@@ -590,6 +616,21 @@ static __noinline void fill_args(struct gen_conf *c, struct gen_rec *r, struct r
 		/* one walk per argument, whatever led to the dentry */
 		if (dentry)
 			put_path(r, a->str, t, mnt, dentry);
+	}
+}
+
+/* fill_iov copies the data of the hook's iov_iter arguments, whose
+ * pointers fill_args left in their ints: a copy in fill_args' loop would
+ * be verified once per argument slot and path (8k instructions more). */
+static __noinline void fill_iov(struct gen_conf *c, struct gen_rec *r)
+{
+	for (int i = 0; i < MAX_ARGS; i++) {
+		if (i >= c->nargs)
+			break;
+		if (c->args[i].src != SRC_REG_IOVITER)
+			continue;
+		put_iov_iter(c->args[i].str, r->ints[i]);
+		r->ints[i] = 0; /* a kernel address: not reported */
 	}
 }
 
@@ -669,6 +710,7 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
 	fill_args(c, r, ra, ret, t);
+	fill_iov(c, r);
 	s = select(c, r, ret);
 	if (s < 0)
 		return 0;
@@ -686,6 +728,76 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 	if (sel)
 		*sel = s;
 	return err;
+}
+
+/* evaluate_entry serves an override_at_return hook at entry: the
+ * selectors and their actions, as evaluate, but the matched selector is
+ * saved for report_return instead of posted. It returns the Override's
+ * value, else 0. */
+static __always_inline long evaluate_entry(struct raw_args *ra)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct verdict v = {};
+	struct gen_conf *c;
+	struct gen_rec *r;
+	__u32 zero = 0;
+	long err;
+	int s;
+
+	c = bpf_map_lookup_elem(&conf, &zero);
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!c || !r)
+		return 0;
+	stat_inc(GS_CALLS);
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, ra, 0, t);
+	fill_iov(c, r);
+	s = select(c, r, 0);
+	if (s < 0)
+		return 0;
+	err = take_actions(c, s, &v.acts);
+	v.sel = s;
+	bpf_map_update_elem(&verdicts, &id, &v, BPF_ANY);
+	return err;
+}
+
+/* report_return serves an override_at_return hook at return: a call
+ * whose selector matched at entry is posted with that selector, its
+ * arguments read again and ret, the value the caller gets. The actions
+ * were taken at entry. */
+static __always_inline void report_return(void *ctx, struct raw_args *ra, long ret)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct verdict *v;
+	struct gen_conf *c;
+	struct gen_rec *r;
+	__u32 zero = 0, acts;
+	int s;
+
+	v = bpf_map_lookup_elem(&verdicts, &id);
+	if (!v)
+		return;
+	s = v->sel;
+	acts = v->acts;
+	bpf_map_delete_elem(&verdicts, &id);
+	c = bpf_map_lookup_elem(&conf, &zero);
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!c || !r)
+		return;
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, ra, ret, t);
+	fill_iov(c, r);
+	r->kstack = r->ustack = -1;
+	if (acts & ACT_KSTACK)
+		r->kstack = bpf_get_stackid(ctx, &stacks, 0);
+	if (acts & ACT_USTACK)
+		r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	if (acts & ACT_POST)
+		post_rec(c, r, s, acts, owner(c, r), cfg.syscall_nr, ret);
 }
 
 /* syscall_args replaces a syscall entry point's one parameter, the user
@@ -793,6 +905,8 @@ int gen_fmod_ret(__u64 *ctx)
 	struct raw_args ra = {};
 
 	func_args(ctx, &ra);
+	if (cfg.override_at_return)
+		return evaluate_entry(&ra);
 	return evaluate(ctx, &ra, 0, NULL);
 }
 
@@ -809,7 +923,9 @@ int gen_fentry(__u64 *ctx)
 }
 
 /* gen_fexit serves spec.fentries with return: true: at return the
- * trampoline still has the parameters, so nothing is saved at entry. */
+ * trampoline still has the parameters, so nothing is saved at entry. It
+ * also reports the calls of an override_at_return hook, with the value
+ * the fmod_ret program made the function return. */
 SEC("fexit")
 int gen_fexit(__u64 *ctx)
 {
@@ -818,7 +934,10 @@ int gen_fexit(__u64 *ctx)
 
 	func_args(ctx, &ra);
 	bpf_get_func_ret(ctx, &ret);
-	evaluate(ctx, &ra, ret, NULL);
+	if (cfg.override_at_return)
+		report_return(ctx, &ra, ret);
+	else
+		evaluate(ctx, &ra, ret, NULL);
 	return 0;
 }
 

@@ -60,6 +60,7 @@ const (
 	HookArgSrcSRC_REG_I32ARR     HookArgSrc = 52
 	HookArgSrcSRC_REG_MODULE     HookArgSrc = 53
 	HookArgSrcSRC_REG_DNS        HookArgSrc = 54
+	HookArgSrcSRC_REG_IOVITER    HookArgSrc = 55
 )
 
 type HookArgType uint32
@@ -160,25 +161,25 @@ const (
 )
 
 type HookHookCfg struct {
-	_              structs.HostLayout
-	SyscallWrapper bool
-	AtReturn       bool
-	RetSockAction  uint8
-	Pad            uint8
-	SyscallNr      uint32
-	Nparams        uint32
-	ArgSize        [5]uint8
-	ArgSigned      [5]uint8
-	ResSteps       [5]uint8
-	_              [1]byte
-	ResOff         [5][8]uint32
-	ResLoad        [5][8]uint8
-	TpOff          [6]uint16
-	TpSize         [6]uint8
-	TpRead         [6]uint8
-	SelSockSlot    [5]uint8
-	_              [7]byte
-	Usdt           struct {
+	_                structs.HostLayout
+	SyscallWrapper   bool
+	AtReturn         bool
+	RetSockAction    uint8
+	OverrideAtReturn bool
+	SyscallNr        uint32
+	Nparams          uint32
+	ArgSize          [5]uint8
+	ArgSigned        [5]uint8
+	ResSteps         [5]uint8
+	_                [1]byte
+	ResOff           [5][8]uint32
+	ResLoad          [5][8]uint8
+	TpOff            [6]uint16
+	TpSize           [6]uint8
+	TpRead           [6]uint8
+	SelSockSlot      [5]uint8
+	_                [7]byte
+	Usdt             struct {
 		_          structs.HostLayout
 		On         bool
 		CtxWrites  bool
@@ -205,6 +206,7 @@ const (
 	HookHookLimitHL_LPM_DATA       HookHookLimit = 254
 	HookHookLimitHL_MAX_I32ARR     HookHookLimit = 64
 	HookHookLimitHL_REG_TASK       HookHookLimit = 128
+	HookHookLimitHL_STR_LEN        HookHookLimit = 4096
 )
 
 type HookLpmKey struct {
@@ -296,6 +298,12 @@ type HookSockOwner struct {
 	Tid uint32
 }
 
+type HookVerdict struct {
+	_    structs.HostLayout
+	Sel  int32
+	Acts uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -311,6 +319,7 @@ const (
 	HookMapStacks          = "stacks"
 	HookMapStats           = "stats"
 	HookMapStrings         = "strings"
+	HookMapVerdicts        = "verdicts"
 	HookProgGenFentry      = "gen_fentry"
 	HookProgGenFexit       = "gen_fexit"
 	HookProgGenFmodRet     = "gen_fmod_ret"
@@ -403,6 +412,7 @@ type HookMapSpecs struct {
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	Strings     *ebpf.MapSpec `ebpf:"strings"`
+	Verdicts    *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // HookVariableSpecs contains global variables before they are loaded into the kernel.
@@ -457,6 +467,7 @@ type HookMaps struct {
 	Stacks      *ebpf.Map `ebpf:"stacks"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	Strings     *ebpf.Map `ebpf:"strings"`
+	Verdicts    *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *HookMaps) Close() error {
@@ -472,6 +483,7 @@ func (m *HookMaps) Close() error {
 		m.Stacks,
 		m.Stats,
 		m.Strings,
+		m.Verdicts,
 	)
 }
 

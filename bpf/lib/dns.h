@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "path.h"
+#include "ioviter.h"
 
 #define DNS_HDR 12
 /* RFC 1035: a name is at most 255 bytes in wire format, so at most 253
@@ -31,11 +32,7 @@
 #define DNS_RESPONSE (1ULL << 48)     /* the header's QR bit */
 #define DNS_PARSED (1ULL << 49)       /* a question was read */
 
-/* 6.1's struct iov_iter calls the iovec array iov; 6.4 renamed it __iov */
-struct iov_iter___iov {
-	const struct iovec *iov;
-} __attribute__((preserve_access_index));
-
+/* struct iov_iter___iov: ioviter.h */
 /* where the walk's state (struct dns_walk) is kept in the scratch buffer.
  * Not on the stack: 6.1's verifier checks a bpf_loop callback once, with
  * the state the caller left, and hard-wires branches on the constants it

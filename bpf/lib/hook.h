@@ -114,6 +114,9 @@ enum arg_src {
 	/* read by hook.c only: struct msghdr * of a UDP send: the first
 	 * question's name of the DNS message in its payload (bpf/lib/dns.h) */
 	SRC_REG_DNS = 54,
+	/* read by hook.c only: struct iov_iter *: the bytes it describes
+	 * (lib/ioviter.h) */
+	SRC_REG_IOVITER = 55,
 };
 
 enum arg_type {
@@ -355,6 +358,7 @@ enum hook_limit {
 	HL_LPM_DATA = LPM_DATA,
 	HL_MAX_I32ARR = MAX_I32ARR,
 	HL_REG_TASK = REG_TASK,
+	HL_STR_LEN = STR_LEN,
 };
 const enum hook_limit *unused_hook_limit __attribute__((unused));
 const struct gen_conf *unused_gen_conf __attribute__((unused));
@@ -1117,13 +1121,13 @@ static __always_inline int select(struct gen_conf *c, struct gen_rec *r, long re
 	return x.found;
 }
 
-/* act_and_post carries out the actions of selector s (MAX_SELECTORS: the
- * hook has none, so Post) for the current task, and writes r to the ring
- * buffer when they include Post. It returns the value an Override selector
- * asks the function to return, else 0. */
-static __always_inline long act_and_post(struct gen_conf *c, struct gen_rec *r, int s, __u64 id, long nr, long ret)
+/* take_actions carries out the signal actions of selector s
+ * (MAX_SELECTORS: the hook has none, so Post) for the current task and returns the value an
+ * Override selector asks the function to return, else 0; *acts gets the
+ * selector's actions. */
+static __always_inline long take_actions(struct gen_conf *c, int s, __u32 *acts)
 {
-	__u32 size, acts = ACT_POST, sig = 0, st = c->slot * GS_MAX;
+	__u32 a = ACT_POST, sig = 0, st = c->slot * GS_MAX;
 	long err = 0;
 
 	stat_inc(st + GS_MATCHED);
@@ -1131,20 +1135,27 @@ static __always_inline long act_and_post(struct gen_conf *c, struct gen_rec *r, 
 	 * place and used in another can reach the verifier as two registers,
 	 * one of them unbounded */
 	if (s >= 0 && s < MAX_SELECTORS) {
-		acts = c->sel[s].actions;
+		a = c->sel[s].actions;
 		sig = c->sel[s].sig;
 		err = c->sel[s].err;
 	}
-	if (acts & ACT_SIGKILL) {
+	if (a & ACT_SIGKILL) {
 		bpf_send_signal(9);
 		stat_inc(st + GS_SIGNALS);
-	} else if (acts & ACT_SIGNAL) {
+	} else if (a & ACT_SIGNAL) {
 		bpf_send_signal(sig);
 		stat_inc(st + GS_SIGNALS);
 	}
-	err = acts & ACT_OVERRIDE ? err : 0;
-	if (!(acts & ACT_POST))
-		return err;
+	*acts = a;
+	return a & ACT_OVERRIDE ? err : 0;
+}
+
+/* post_rec writes r, the record of a call selector s matched, to the ring
+ * buffer. */
+static __always_inline void post_rec(struct gen_conf *c, struct gen_rec *r, int s, __u32 acts, __u64 id, long nr, long ret)
+{
+	__u32 size, st = c->slot * GS_MAX;
+
 	r->pid = id >> 32;
 	r->tid = (__u32)id;
 	r->hook_id = c->hook_id;
@@ -1152,11 +1163,12 @@ static __always_inline long act_and_post(struct gen_conf *c, struct gen_rec *r, 
 	r->sel = s;
 	r->actions = acts;
 	r->ret = ret;
-	/* send only the used part of data */
+	/* send only the used part of data; not masked: a slot may be full
+	 * (STR_LEN bytes of an iov_iter), and the size is bounded below */
 	if (r->str_len[1])
-		size = offsetof(struct gen_rec, data) + STR_LEN + (r->str_len[1] & PATH_MASK);
+		size = offsetof(struct gen_rec, data) + STR_LEN + r->str_len[1];
 	else
-		size = offsetof(struct gen_rec, data) + (r->str_len[0] & PATH_MASK);
+		size = offsetof(struct gen_rec, data) + r->str_len[0];
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	rec_init(&r->hdr, OP_GENERIC, size);
@@ -1164,5 +1176,18 @@ static __always_inline long act_and_post(struct gen_conf *c, struct gen_rec *r, 
 		stat_inc(st + GS_DROPS);
 	else
 		stat_inc(st + GS_POSTED);
+}
+
+/* act_and_post carries out the actions of selector s (MAX_SELECTORS: the
+ * hook has none, so Post) for the current task, and writes r to the ring
+ * buffer when they include Post. It returns the value an Override selector
+ * asks the function to return, else 0. */
+static __always_inline long act_and_post(struct gen_conf *c, struct gen_rec *r, int s, __u64 id, long nr, long ret)
+{
+	__u32 acts;
+	long err = take_actions(c, s, &acts);
+
+	if (acts & ACT_POST)
+		post_rec(c, r, s, acts, id, nr, ret);
 	return err;
 }

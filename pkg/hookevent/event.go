@@ -314,6 +314,8 @@ func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*ap
 				arg = dnsArg(path, g.Ints[i])
 			case tracingpolicy.TypeInt32Arr:
 				arg = int32ListArg([]byte(path))
+			case tracingpolicy.TypeIovIter:
+				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BytesArg{BytesArg: []byte(path)}}
 			case tracingpolicy.TypeModule:
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ModuleArg{ModuleArg: moduleArg([]byte(path))}}
 			case "user_namespace":

@@ -65,9 +65,17 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 			// bpf_override_return would serve it too, but Debian's kernels
 			// lack it (CONFIG_BPF_KPROBE_OVERRIDE), so it is not implemented
 			overrideErr = fmt.Errorf("action Override needs fmod_ret, which this kernel lacks (probe feature %s)", kernelfeatures.FmodRet)
-		case spec.Return:
-			overrideErr = fmt.Errorf("action Override changes the return value before the function runs, so the hook cannot also be a return probe (return: true or returnCopy)")
+		case spec.Return && hasMatchReturnArgs(d):
+			overrideErr = fmt.Errorf("action Override is decided when the function is entered, before its return value exists: matchReturnArgs cannot select it")
+		case spec.Return && !features[kernelfeatures.Fexit]:
+			// the value is reported by an fexit program, which the BPF
+			// trampoline runs after fmod_ret whether or not the function
+			// ran (a kretprobe's behaviour then was not measured)
+			overrideErr = fmt.Errorf("action Override with return: true reports the return value from an fexit program, which this kernel lacks (probe feature %s)", kernelfeatures.Fexit)
 		default:
+			// with return: true, the fmod_ret program evaluates the
+			// selectors at entry and an fexit program reports the calls
+			// they matched with the value the caller got
 			spec.Override, info.event.Mechanism = true, MechFmodRet
 		}
 	}
@@ -241,6 +249,8 @@ func kernelSource(a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 		arg.Source = sensor.SrcRegSocket
 	case t == tracingpolicy.TypeKiocb:
 		arg.Source = sensor.SrcRegKiocb
+	case t == tracingpolicy.TypeIovIter:
+		arg.Source = sensor.SrcRegIovIter
 	case t == tracingpolicy.TypeUserNamespace:
 		arg.Source = sensor.SrcRegUserNs
 	case t == tracingpolicy.TypeBpfAttr:
@@ -257,7 +267,7 @@ func kernelSource(a tracingpolicy.ArgSpec) (sensor.Arg, error) {
 	case t == tracingpolicy.TypeSyscall64:
 		return arg, errSyscall64(a)
 	default:
-		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, module, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)", a.Index, a.Type)
+		return arg, fmt.Errorf("argument %d: type %q is not supported on kernel functions (supported: integer types, fd, file, path, dentry, string, filename, sock, socket, skb, sockaddr, linux_binprm, cred, net_device, kiocb, iov_iter, user_namespace, bpf_attr, bpf_map, perf_event, module, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)", a.Index, a.Type)
 	}
 	return arg, nil
 }

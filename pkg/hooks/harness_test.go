@@ -410,6 +410,8 @@ func argsString(args []*api.KprobeArgument) string {
 				sig = fmt.Sprint(m.GetSignatureOk().GetValue())
 			}
 			parts = append(parts, fmt.Sprintf("module:%s/signature_ok=%s/tainted=%v", m.GetName(), sig, m.GetTainted()))
+		case a.GetBytesArg() != nil:
+			parts = append(parts, fmt.Sprintf("bytes:%q", a.GetBytesArg()))
 		case a.GetInt32ListArg() != nil:
 			parts = append(parts, fmt.Sprintf("int32s:%v", a.GetInt32ListArg().GetValues()))
 		case a.GetKernelCapTArg() != "":

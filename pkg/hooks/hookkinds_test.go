@@ -49,6 +49,9 @@ func helperMain() (code int, ok bool) {
 	if code, ok := pipeHelper(); ok {
 		return code, true
 	}
+	if code, ok := ttyHelper(); ok {
+		return code, true
+	}
 	if code, ok := moduleHelper(); ok {
 		return code, true
 	}

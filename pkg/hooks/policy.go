@@ -138,9 +138,6 @@ func (c *converter) hook(kind hookevent.Kind, call string, args []tp.ArgSpec, se
 	}
 	sized := map[uint32]bool{} // char_buf arguments cut to a size argument
 	for _, a := range args {
-		if a.MaxData {
-			c.refuse(a.Src, "maxData (reading a char_buf beyond the agent's string limit) is not built yet")
-		}
 		if a.ReturnCopy && a.Type == tp.TypeCharBuf {
 			c.refuse(a.Src, "returnCopy on a char_buf (reading it when the call returns, after the kernel filled it) is not built yet")
 		}

@@ -196,7 +196,9 @@ type ProgHookSpec struct {
 	// Override serves the hook with an fmod_ret program instead of a
 	// kprobe, so that ActOverride selectors can replace the return value.
 	// The kernel allows that on security_* functions and functions marked
-	// for error injection only.
+	// for error injection only. With Return the selectors are still
+	// evaluated (and the value overridden) at entry, and an fexit program
+	// reports the matched calls with the value the caller got.
 	Override bool
 	// Scoped is HookSpec.Scoped: the hook applies to the cgroups
 	// SetCgroups names only.
@@ -243,8 +245,11 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 	if spec.Params < 0 || spec.Params > MaxParams {
 		return nil, fmt.Errorf("hook reads %d parameters, at most %d", spec.Params, MaxParams)
 	}
-	if spec.Override && spec.Return {
-		return nil, errors.New("a hook cannot both override the return value and run at return")
+	// Override with Return: the fmod_ret program evaluates and overrides
+	// at entry, the fexit program posts with the return value
+	overrideAtReturn := spec.Override && spec.Return
+	if overrideAtReturn && spec.Attach != AttachKprobe && spec.Attach != AttachFentry {
+		return nil, fmt.Errorf("a %s hook cannot both override the return value and run at return", spec.Attach)
 	}
 	conf, strs, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped}, slotCounter())
 	if err != nil {
@@ -256,11 +261,12 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 	}
 	// the hook's load-time configuration: one volatile const (bpf/hook.c)
 	cfg := bpf.HookHookCfg{
-		SyscallWrapper: spec.Syscall,
-		AtReturn:       spec.Return,
-		RetSockAction:  spec.RetSockAction,
-		SyscallNr:      spec.SyscallNr,
-		Nparams:        uint32(spec.Params),
+		SyscallWrapper:   spec.Syscall,
+		AtReturn:         spec.Return && !overrideAtReturn,
+		OverrideAtReturn: overrideAtReturn,
+		RetSockAction:    spec.RetSockAction,
+		SyscallNr:        spec.SyscallNr,
+		Nparams:          uint32(spec.Params),
 	}
 	for i, a := range spec.Args {
 		if i >= MaxArgs {
@@ -316,6 +322,11 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 		progs = []string{"gen_tracepoint"}
 	case spec.Attach == AttachRawTracepoint:
 		progs = []string{"gen_raw_tp"}
+	case overrideAtReturn:
+		// fexit attaches first: fmod_ret's verdicts are then all consumed
+		progs = []string{"gen_fexit", "gen_fmod_ret"}
+		cs.Programs["gen_fexit"].AttachTo = spec.Symbol
+		cs.Programs["gen_fmod_ret"].AttachTo = spec.Symbol
 	case spec.Override:
 		progs = []string{"gen_fmod_ret"}
 		cs.Programs["gen_fmod_ret"].AttachTo = spec.Symbol
@@ -339,7 +350,11 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 		// a stack map's entries are preallocated: no stacks, no room
 		cs.Maps["stacks"].MaxEntries = 1
 	}
-	if !spec.Return || spec.Attach == AttachFentry {
+	if !overrideAtReturn {
+		// the verdicts fmod_ret passes to fexit (preallocated LRU hash)
+		cs.Maps["verdicts"].MaxEntries = 1
+	}
+	if !spec.Return || spec.Attach == AttachFentry || overrideAtReturn {
 		// the LRU hash of parameters saved at entry is preallocated; a hook
 		// that does not run at return never touches it, nor does fexit,
 		// which gets the parameters at return
@@ -362,6 +377,9 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 			// the kernel lets BPF change the return value of security_*
 			// functions and of functions marked for error injection only
 			what = "fmod_ret hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection)"
+			if overrideAtReturn {
+				what = "fmod_ret and fexit hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection; return: true an fexit program)"
+			}
 		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) && ctxWriteRefused(ve) {

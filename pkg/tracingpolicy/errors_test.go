@@ -33,9 +33,9 @@ func TestErrorMessages(t *testing.T) {
     args:
     - index: 1
       type: "fil"
-`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`}},
-		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: iov_iter}\n",
-			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "iov_iter" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`}},
+`, []string{`x.yaml:11:13: spec.kprobes[0].args[0].type: unknown type "fil" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, iov_iter, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`}},
+		{"unsupported type", header + fdInstall[:len(fdInstall)-len("    selectors:\n")] + "    - {index: 2, type: char_iovec}\n",
+			[]string{`x.yaml:12:24: spec.kprobes[0].args[2].type: type "char_iovec" is not supported by this agent (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, iov_iter, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`}},
 		{"unknown field with suggestion", header + `  kprobes:
   - calll: fd_install
 `, []string{
@@ -503,6 +503,17 @@ func TestErrorMessages(t *testing.T) {
     args:
     - {index: 0, type: fd, sizeArgIndex: 3}
 `, []string{`x.yaml:9:42: spec.kprobes[0].args[0].sizeArgIndex: sizeArgIndex applies to char_buf arguments only (this one is fd)`}},
+		{"maxData on another type", header + `  kprobes:
+  - call: sys_write
+    args:
+    - {index: 0, type: fd, maxData: true}
+`, []string{`x.yaml:9:37: spec.kprobes[0].args[0].maxData: maxData applies to char_buf and iov_iter arguments only (this one is fd)`}},
+		{"iov_iter return value", header + `  kprobes:
+  - call: tty_write
+    syscall: false
+    return: true
+    returnArg: {index: 0, type: iov_iter}
+`, []string{`x.yaml:10:33: spec.kprobes[0].returnArg.type: type iov_iter reads the data a struct iov_iter * describes: kprobe and LSM hook arguments only`}},
 		{"syntax error", header + "  kprobes:\n  - call: [sys_openat\n",
 			[]string{`x.yaml:7: invalid YAML: did not find expected ',' or ']'`}},
 		{"bad indentation", header + "  kprobes:\n  - call: sys_openat\n   syscall: true\n",
@@ -522,7 +533,7 @@ func TestErrorMessages(t *testing.T) {
 		{"errors of several documents", header + "  kprobes: [{call: fd_install}]\n---\n" + strings.Replace(header, "name: p", "name: q", 1) + "  kprobes: [{call: sys_write, args: [{index: 0, type: fdd}]}]\n",
 			[]string{
 				`x.yaml:6:20: spec.kprobes[0].call: "fd_install" is not a system call: syscall defaults to true, set "syscall: false" to probe a kernel function`,
-				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`,
+				`x.yaml:13:55: spec.kprobes[0].args[0].type: unknown type "fdd" (supported: int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, iov_iter, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop)`,
 			}},
 	}
 	for _, c := range cases {

@@ -427,6 +427,9 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 	if a.Type == TypeInt32Arr && ret {
 		d.errorf(typeNode, p.field("type"), "a return value cannot be an int32_arr")
 	}
+	if a.Type == TypeIovIter && (ret || k == hookTracepoint) {
+		d.errorf(typeNode, p.field("type"), "type iov_iter reads the data a struct iov_iter * describes: kprobe and LSM hook arguments only")
+	}
 	if a.Type != "" {
 		if k == hookUprobe || k == hookUsdt {
 			switch a.Type.Class() {
@@ -446,8 +449,15 @@ func (d *decoder) arg(n *yaml.Node, p fieldPath, k hookKind, ret bool) (a ArgSpe
 				if f.set && f.name == "returnCopy" && a.Type == TypeInt32Arr {
 					continue
 				}
+				if f.set && f.name == "maxData" && takesMaxData(a.Type) {
+					continue
+				}
 				if f.set {
-					d.errorf(f.node, p.field(f.name), "%s applies to char_buf arguments only (this one is %s)", f.name, a.Type)
+					what := "char_buf arguments only"
+					if f.name == "maxData" {
+						what = "char_buf and iov_iter arguments only"
+					}
+					d.errorf(f.node, p.field(f.name), "%s applies to %s (this one is %s)", f.name, what, a.Type)
 				}
 			}
 		}

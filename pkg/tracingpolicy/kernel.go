@@ -101,6 +101,8 @@ func fits(t ArgType, c CType) (bool, string) {
 		return ptrTo("struct msghdr")
 	case TypeKiocb:
 		return ptrTo("struct kiocb")
+	case TypeIovIter:
+		return ptrTo("struct iov_iter")
 	case TypeSocket:
 		return ptrTo("struct socket")
 	case TypeUserNamespace:

@@ -397,8 +397,8 @@ type ArgSpec struct {
 	Index uint32
 	Type  ArgType
 	Label string
-	// MaxData and SizeArgIndex apply to char_buf only, ReturnCopy to
-	// char_buf and int32_arr.
+	// MaxData applies to char_buf and iov_iter, SizeArgIndex to char_buf
+	// only, ReturnCopy to char_buf and int32_arr.
 	MaxData    bool
 	ReturnCopy bool
 	// Size is an int32_arr's element count, 1..MaxInt32ArrSize.
@@ -538,7 +538,7 @@ func lookupType(t ArgType) (typeInfo, bool) {
 		return typeInfo{class: ClassPath}, true
 	case TypeSock, TypeSkb, TypeSockaddr, TypeSocket:
 		return typeInfo{class: ClassSocket}, true
-	case TypeCred, TypeUserNamespace, TypeBpfAttr, TypeBpfMap, TypePerfEvent, TypeInt32Arr, TypeModule:
+	case TypeCred, TypeUserNamespace, TypeBpfAttr, TypeBpfMap, TypePerfEvent, TypeInt32Arr, TypeModule, TypeIovIter:
 		return typeInfo{class: ClassStruct}, true
 	case TypeNop:
 		return typeInfo{class: ClassNone}, true
@@ -566,7 +566,7 @@ func canonicalType(s string) ArgType {
 func unsupportedType(s string) bool {
 	switch s {
 	case "auto", "char_iovec", "capability",
-		"iov_iter", "const_buf", "load_info", "data_loc",
+		"const_buf", "load_info", "data_loc",
 		"bpf_cmd", "bpf_prog":
 		return true
 	}
@@ -575,7 +575,7 @@ func unsupportedType(s string) bool {
 
 // supportedTypeNames lists the supported types for error messages.
 const supportedTypeNames = "int, int8, uint8, int16, uint16, int32, uint32, int64, uint64, long, ulong, size_t, " +
-	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop"
+	"string, char_buf, filename, fd, file, path, dentry, sock, skb, sockaddr, socket, linux_binprm, cred, net_device, kiocb, user_namespace, bpf_attr, bpf_map, perf_event, int32_arr, module, iov_iter, syscall64, kernel_cap_t, cap_inheritable, cap_permitted, cap_effective, dns, nop"
 
 // Class returns the type's class.
 func (t ArgType) Class() ArgClass { i, _ := lookupType(t); return i.class }
