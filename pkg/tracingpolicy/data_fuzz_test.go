@@ -27,7 +27,7 @@ func FuzzDataEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, source, typ, resolve string, index uint8, operator, value string) {
 		for _, s := range []string{source, typ, resolve, operator, value} {
 			if !utf8.ValidString(s) {
-				t.Skip("YAML text is UTF-8")
+				return // YAML text is UTF-8: no policy to parse (not a skip: nothing is left unchecked)
 			}
 		}
 		q := strconv.Quote

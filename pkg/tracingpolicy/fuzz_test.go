@@ -222,7 +222,7 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Fuzz(func(t *testing.T, call string, syscall bool, argType string, index uint8, operator, value, action string, nSel uint8) {
 		for _, s := range []string{call, argType, operator, value, action} {
 			if !utf8.ValidString(s) {
-				t.Skip("YAML text is UTF-8")
+				return // YAML text is UTF-8: no policy to parse (not a skip: nothing is left unchecked)
 			}
 		}
 		q := strconv.Quote
