@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,23 +88,23 @@ func (c *converter) matchesEnforcedOnly(t tp.TracepointSpec, s tp.Selector, enfo
 		var nrs []int64
 		switch m.Operator {
 		case tp.OpInMap:
-			for _, v := range m.Values {
-				if name, isList := tp.InMapList(v); isList {
-					l, _ := c.spec.List(name)
-					for _, f := range l.Values {
-						nr, found := numbers[callName(f)]
-						if !found {
-							return "list " + name + ": " + f + " is not a system call of this architecture"
-						}
-						nrs = append(nrs, int64(nr))
+			// the values as the parser read them: list names, and
+			// numbers as ranges (n is n:n)
+			for _, name := range m.Lists {
+				l, _ := c.spec.List(name)
+				for _, f := range l.Values {
+					nr, found := numbers[callName(f)]
+					if !found {
+						return "list " + name + ": " + f + " is not a system call of this architecture"
 					}
-					continue
+					nrs = append(nrs, int64(nr))
 				}
-				lo, hi, err := tp.ParseRange(v, m.ArgType)
-				if err != nil || hi-lo > 512 {
-					return "InMap value " + v + " is not a system call number or a short range of them"
+			}
+			for _, r := range m.Ranges {
+				if r.Hi-r.Lo > 512 {
+					return fmt.Sprintf("InMap range %d:%d is not a short range of system call numbers", r.Lo, r.Hi)
 				}
-				for n := lo; n <= hi; n++ {
+				for n := r.Lo; n <= r.Hi; n++ {
 					nrs = append(nrs, n)
 				}
 			}

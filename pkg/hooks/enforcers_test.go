@@ -121,6 +121,34 @@ func TestNotifyEnforcerRefusals(t *testing.T) {
       - action: NotifyEnforcer
         argSig: 9
 `, "it matches system call 33, which is not one of the enforcer's calls (sys_dup)"},
+		{"raw_syscalls InMap range with another call", `  enforcers:
+  - calls: [sys_dup]
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - {index: 4, type: uint64}
+    selectors:
+    - matchArgs:
+      - {index: 4, operator: InMap, values: ["32:33"]}
+      matchActions:
+      - action: NotifyEnforcer
+        argSig: 9
+`, "it matches system call 33, which is not one of the enforcer's calls (sys_dup)"},
+		{"raw_syscalls InMap long range", `  enforcers:
+  - calls: [sys_dup]
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args:
+    - {index: 4, type: uint64}
+    selectors:
+    - matchArgs:
+      - {index: 4, operator: InMap, values: ["32", "0:1000"]}
+      matchActions:
+      - action: NotifyEnforcer
+        argSig: 9
+`, "InMap range 0:1000 is not a short range of system call numbers"},
 		{"other tracepoint", `  enforcers:
   - calls: [sys_dup]
   tracepoints:
