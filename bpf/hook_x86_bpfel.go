@@ -223,6 +223,7 @@ const (
 	HookMatchFlagMF_NS_PID HookMatchFlag = 2
 	HookMatchFlagMF_NS_CAP HookMatchFlag = 4
 	HookMatchFlagMF_SIGNED HookMatchFlag = 8
+	HookMatchFlagMF_PARENT HookMatchFlag = 16
 )
 
 type HookMatchKind uint32

@@ -207,6 +207,7 @@ enum match_flag {
 	MF_NS_PID = 2, /* isNamespacePID: the pid in the process's own pid namespace */
 	MF_NS_CAP = 4, /* isNamespaceCapability: only outside the user namespace vals[1] */
 	MF_SIGNED = 8, /* MK_RET: sign-extend from size bytes */
+	MF_PARENT = 16, /* MK_BINARY: matchParentBinaries, from the parent process up */
 };
 
 /* the namespaces matchNamespaces names, in Tetragon's order */
@@ -726,8 +727,8 @@ struct proc_ctx {
 };
 
 /* proc_step checks the process of task x->t against the positive form of
- * a matchPIDs or matchBinaries entry (In, Prefix, Postfix), then moves to
- * its parent. It stops at the first process that matches and at the top
+ * a matchPIDs, matchBinaries or matchParentBinaries entry (In, Prefix,
+ * Postfix), then moves to its parent. It stops at the first process that matches and at the top
  * of the tree (the parent of init is the idle task, tgid 0); bpf_loop's
  * count bounds the walk: 1, or MAX_ANCESTORS with MF_FOLLOW. */
 static long proc_step(__u32 i, void *data)
@@ -784,6 +785,15 @@ __noinline int match_process(struct match_arg *m)
 	case MK_BINARY:
 		p.m = m;
 		p.t = t;
+		if (m->flags & MF_PARENT) {
+			struct task_struct *parent = BPF_CORE_READ(t, real_parent);
+
+			/* init and kernel threads' parents (the idle task) run
+			 * no executable: no parent binary matches */
+			if (!parent || BPF_CORE_READ(parent, tgid) == 0)
+				return negated(m);
+			p.t = parent;
+		}
 		bpf_loop(m->flags & MF_FOLLOW ? MAX_ANCESTORS : 1, proc_step, &p, 0);
 		return negated(m) ? !p.hit : p.hit;
 	}

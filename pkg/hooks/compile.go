@@ -418,8 +418,16 @@ func compileFilters(d HookDecl, s tracingpolicy.Selector, args []sensor.Arg, slo
 		}
 		out = append(out, cm)
 	}
+	for _, b := range s.MatchParentBinaries {
+		cm, err := compileBinaries(b)
+		if err != nil {
+			return nil, fmt.Errorf("matchParentBinaries: %w", err)
+		}
+		cm.Parent = true
+		out = append(out, cm)
+	}
 	if len(out) > sensor.MaxMatchArgs {
-		return nil, fmt.Errorf("%d filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces and matchCapabilities together), at most %d", len(out), sensor.MaxMatchArgs)
+		return nil, fmt.Errorf("%d filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchParentBinaries, matchNamespaces and matchCapabilities together), at most %d", len(out), sensor.MaxMatchArgs)
 	}
 	return out, nil
 }

@@ -281,6 +281,53 @@ func TestMatchBinaries(t *testing.T) {
 	})
 }
 
+// matchParentBinaries (Tetragon 1.7): the parent's executable, and with
+// followChildren any ancestor's. Each data file is opened by b/cat started
+// four ways: by a/sh; by the system's sh; by the system's sh started by
+// a/sh (a/sh is the grandparent); and by the test itself.
+func TestMatchParentBinaries(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		e := newFilterEnv(t, mech)
+		ash, bcat := e.path("a/sh"), e.path("b/cat")
+		e.h.load(t, filterPolicy("parent-binaries",
+			`      matchParentBinaries:
+      - operator: In
+        values: ["%[2]s/a/sh"]
+`, `      matchParentBinaries:
+      - operator: NotIn
+        values: ["%[2]s/a/sh"]
+`, `      matchParentBinaries:
+      - operator: Prefix
+        values: ["%[2]s/a/"]
+`, `      matchParentBinaries:
+      - operator: In
+        values: ["%[2]s/a/sh"]
+        followChildren: true
+`, `      matchParentBinaries:
+      - operator: NotPostfix
+        values: ["/a/sh"]
+        followChildren: true
+`))
+		for i := range 5 {
+			// "; true" makes a shell fork for the command instead of
+			// exec'ing it
+			script := fmt.Sprintf("%s data%d; true", bcat, i)
+			e.run(t, "a/sh", nil, ash, "-c", script)
+			e.run(t, "sh", nil, "sh", "-c", script)
+			e.run(t, "a/sh", nil, ash, "-c", fmt.Sprintf("sh -c '%s'; true", script))
+			e.run(t, "b/cat", nil, bcat, fmt.Sprintf("data%d", i))
+		}
+		// data0: the cat a/sh started; data1: the other three; data2: as
+		// data0; data3: a/sh's child and grandchild; data4: the cats with
+		// no a/sh above them
+		e.check(t, "child data0",
+			"child data1", "child data1", "b/cat data1",
+			"child data2",
+			"child data3", "child data3",
+			"child data4", "b/cat data4")
+	})
+}
+
 func TestMatchPIDs(t *testing.T) {
 	forEachMechanism(t, func(t *testing.T, mech string) {
 		t.Run("operators", func(t *testing.T) {
@@ -565,6 +612,8 @@ func TestCompileFilters(t *testing.T) {
 			`matchBinaries: operator "Equal" is not supported (supported: In, NotIn, Prefix, NotPrefix, Postfix, NotPostfix)`},
 		{"long binary", false, tp.Selector{MatchBinaries: []tpBinary{{Operator: "In", Values: []string{"/" + strings.Repeat("x", 300)}}}},
 			"is 301 bytes, at most 253 can be matched in the kernel"},
+		{"parent binary operator", false, tp.Selector{MatchParentBinaries: []tpBinary{{Operator: "Equal", Values: []string{"/bin/sh"}}}},
+			`matchParentBinaries: operator "Equal" is not supported (supported: In, NotIn, Prefix, NotPrefix, Postfix, NotPostfix)`},
 		{"namespace", false, tp.Selector{MatchNamespaces: []tpNamespace{{Namespace: "Kube", Operator: "In", IDs: []uint32{1}}}},
 			`matchNamespaces: namespace "Kube" is not supported (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)`},
 		{"too many namespaces", false, tp.Selector{MatchNamespaces: []tpNamespace{{Namespace: "Net", Operator: "In", IDs: nine}}},
@@ -578,7 +627,7 @@ func TestCompileFilters(t *testing.T) {
 		{"return operator", true, tp.Selector{MatchReturnArgs: []tp.ArgSelector{{Operator: "Prefix", Values: []string{"1"}, IntValues: []int64{1}, ArgType: "int"}}},
 			"matchReturnArgs: operator Prefix needs a string or path argument"},
 		{"too many entries", false, tp.Selector{MatchPIDs: slices.Repeat([]tpPID{{Operator: "In", Values: []uint32{1}}}, 9)},
-			"9 filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces and matchCapabilities together), at most 8"},
+			"9 filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchParentBinaries, matchNamespaces and matchCapabilities together), at most 8"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := HookDecl{Call: "fd_install", Return: c.ret, Args: args, Selectors: []tp.Selector{c.sel}}

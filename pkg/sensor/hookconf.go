@@ -220,6 +220,7 @@ const (
 	mfNsPID  = uint8(bpf.HookMatchFlagMF_NS_PID)
 	mfNsCap  = uint8(bpf.HookMatchFlagMF_NS_CAP)
 	mfSigned = uint8(bpf.HookMatchFlagMF_SIGNED)
+	mfParent = uint8(bpf.HookMatchFlagMF_PARENT)
 )
 
 // Match is one filter entry of a selector. Op is OpEqual for In and
@@ -237,6 +238,10 @@ type Match struct {
 	// Follow also matches descendants of a matching process (followForks,
 	// followChildren), up to the kernel's ancestor bound.
 	Follow bool
+	// Parent matches a MatchBinary entry on the parent process's
+	// executable instead of the process's own (matchParentBinaries); with
+	// Follow, on the parent's or any further ancestor's.
+	Parent bool
 	// NamespacePID compares the pid as the process sees it in its own pid
 	// namespace (isNamespacePID).
 	NamespacePID bool
@@ -480,6 +485,9 @@ func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.HookLpmK
 		}
 		return nil, nil
 	case MatchBinary:
+		if m.Parent {
+			cm.Flags |= mfParent
+		}
 		return lpmKeys(slot, m.Strings, m.Op)
 	}
 	return nil, fmt.Errorf("unknown filter kind %d", m.Kind)

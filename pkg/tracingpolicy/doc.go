@@ -48,9 +48,10 @@
 // CelExpr and CapabilitiesGained are rejected as not supported.
 //
 // Selector filters: matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
-// matchNamespaces, matchCapabilities, matchData (kprobes' data: entries,
-// data.go), matchActions. matchNamespaceChanges, matchCapabilityChanges,
-// matchParentBinaries and matchReturnActions are rejected as not supported.
+// matchParentBinaries, matchNamespaces, matchCapabilities, matchData
+// (kprobes' data: entries, data.go), matchActions. matchNamespaceChanges,
+// matchCapabilityChanges and matchReturnActions are rejected as not
+// supported.
 //
 // Actions (see [Action]): Post (with rateLimit / rateLimitScope), NoPost,
 // Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions,

@@ -419,7 +419,13 @@ func TestErrorMessages(t *testing.T) {
 		{"matchBinaries relative path", header + fdInstall + `    - matchBinaries:
       - operator: In
         values: ["cat", "/usr/bin/tail"]
-`, []string{`x.yaml:15:18: spec.kprobes[0].selectors[0].matchBinaries[0].values[0]: binary "cat" must be an absolute path (matchBinaries compares the executable's full path)`}},
+`, []string{`x.yaml:15:18: spec.kprobes[0].selectors[0].matchBinaries[0].values[0]: binary "cat" must be an absolute path (the executable's full path is compared)`}},
+		{"matchParentBinaries", header + fdInstall + `    - matchParentBinaries:
+      - operator: Prefix
+        values: ["/usr/", "bin/"]
+        followChildren: sometimes
+`, []string{`x.yaml:15:27: spec.kprobes[0].selectors[0].matchParentBinaries[0].values[1]: binary "bin/" must be an absolute path (the executable's full path is compared)`,
+			`x.yaml:16:25: spec.kprobes[0].selectors[0].matchParentBinaries[0].followChildren: must be true or false, got string "sometimes"`}},
 		{"matchPIDs operator", header + fdInstall + `    - matchPIDs:
       - operator: Equal
         values: [1]

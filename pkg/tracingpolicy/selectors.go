@@ -43,6 +43,9 @@ func (d *decoder) selector(n *yaml.Node, p fieldPath, h *hookCtx) Selector {
 		{name: "matchBinaries", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
 			s.MatchBinaries = append(s.MatchBinaries, d.matchBinary(v, ip))
 		})},
+		{name: "matchParentBinaries", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			s.MatchParentBinaries = append(s.MatchParentBinaries, d.matchBinary(v, ip))
+		})},
 		{name: "matchNamespaces", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
 			s.MatchNamespaces = append(s.MatchNamespaces, d.matchNamespace(v, ip))
 		})},
@@ -56,7 +59,7 @@ func (d *decoder) selector(n *yaml.Node, p fieldPath, h *hookCtx) Selector {
 		})},
 		{name: "matchActions", decode: func(v *yaml.Node, fp fieldPath) { s.MatchActions = d.actions(v, fp, h) }},
 		// Tetragon filters this agent does not implement.
-		{name: "matchNamespaceChanges"}, {name: "matchCapabilityChanges"}, {name: "matchParentBinaries"},
+		{name: "matchNamespaceChanges"}, {name: "matchCapabilityChanges"},
 		{name: "matchReturnActions"},
 	})
 	return s
@@ -347,7 +350,7 @@ func (d *decoder) matchBinary(n *yaml.Node, p fieldPath) BinarySelector {
 	case BinIn, BinNotIn, BinPrefix, BinNotPrefix:
 		for i, v := range s.Values {
 			if !strings.HasPrefix(v, "/") {
-				d.errorf(valueNodes[i], p.field("values").index(i), "binary %q must be an absolute path (matchBinaries compares the executable's full path)", truncate(v))
+				d.errorf(valueNodes[i], p.field("values").index(i), "binary %q must be an absolute path (the executable's full path is compared)", truncate(v))
 			}
 		}
 	}

@@ -669,12 +669,15 @@ func (o Operator) appliesTo(c ArgClass) bool {
 // Selector is one entry of a hook's selectors. Its filters are ANDed; a
 // hook's selectors are ORed.
 type Selector struct {
-	MatchPIDs         []PIDSelector
-	MatchArgs         []ArgSelector
-	MatchReturnArgs   []ArgSelector
-	MatchBinaries     []BinarySelector
-	MatchNamespaces   []NamespaceSelector
-	MatchCapabilities []CapabilitiesSelector
+	MatchPIDs       []PIDSelector
+	MatchArgs       []ArgSelector
+	MatchReturnArgs []ArgSelector
+	MatchBinaries   []BinarySelector
+	// MatchParentBinaries is matchBinaries on the parent process's
+	// executable (with followChildren, on any ancestor's).
+	MatchParentBinaries []BinarySelector
+	MatchNamespaces     []NamespaceSelector
+	MatchCapabilities   []CapabilitiesSelector
 	// MatchData filters the hook's data: entries, as matchArgs do the
 	// arguments; Index is the entry's position in data.
 	MatchData    []ArgSelector
@@ -750,7 +753,8 @@ const (
 	BinNotPostfix BinaryOperator = "NotPostfix"
 )
 
-// BinarySelector is a matchBinaries entry: values are executable paths.
+// BinarySelector is a matchBinaries or matchParentBinaries entry: values
+// are executable paths.
 type BinarySelector struct {
 	Operator       BinaryOperator
 	Values         []string
