@@ -1586,6 +1586,60 @@ func (x *KprobeFile) GetPermission() string {
 	return ""
 }
 
+// A buffer reported shorter than it was (Tetragon's field numbers).
+type KprobeTruncatedBytes struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BytesArg []byte                 `protobuf:"bytes,1,opt,name=bytes_arg,json=bytesArg,proto3" json:"bytes_arg,omitempty"`
+	// the buffer's length as the call gave it
+	OrigSize      uint64 `protobuf:"varint,2,opt,name=orig_size,json=origSize,proto3" json:"orig_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KprobeTruncatedBytes) Reset() {
+	*x = KprobeTruncatedBytes{}
+	mi := &file_tetragon_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KprobeTruncatedBytes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KprobeTruncatedBytes) ProtoMessage() {}
+
+func (x *KprobeTruncatedBytes) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KprobeTruncatedBytes.ProtoReflect.Descriptor instead.
+func (*KprobeTruncatedBytes) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *KprobeTruncatedBytes) GetBytesArg() []byte {
+	if x != nil {
+		return x.BytesArg
+	}
+	return nil
+}
+
+func (x *KprobeTruncatedBytes) GetOrigSize() uint64 {
+	if x != nil {
+		return x.OrigSize
+	}
+	return 0
+}
+
 type KprobePath struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Mount         string                 `protobuf:"bytes,1,opt,name=mount,proto3" json:"mount,omitempty"`
@@ -1598,7 +1652,7 @@ type KprobePath struct {
 
 func (x *KprobePath) Reset() {
 	*x = KprobePath{}
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1664,7 @@ func (x *KprobePath) String() string {
 func (*KprobePath) ProtoMessage() {}
 
 func (x *KprobePath) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[11]
+	mi := &file_tetragon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1677,7 @@ func (x *KprobePath) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobePath.ProtoReflect.Descriptor instead.
 func (*KprobePath) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{11}
+	return file_tetragon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KprobePath) GetMount() string {
@@ -1670,7 +1724,7 @@ type KprobeSock struct {
 
 func (x *KprobeSock) Reset() {
 	*x = KprobeSock{}
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1736,7 @@ func (x *KprobeSock) String() string {
 func (*KprobeSock) ProtoMessage() {}
 
 func (x *KprobeSock) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[12]
+	mi := &file_tetragon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1749,7 @@ func (x *KprobeSock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSock.ProtoReflect.Descriptor instead.
 func (*KprobeSock) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{12}
+	return file_tetragon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KprobeSock) GetFamily() string {
@@ -1765,7 +1819,7 @@ type KprobeBpfAttr struct {
 
 func (x *KprobeBpfAttr) Reset() {
 	*x = KprobeBpfAttr{}
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1831,7 @@ func (x *KprobeBpfAttr) String() string {
 func (*KprobeBpfAttr) ProtoMessage() {}
 
 func (x *KprobeBpfAttr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[13]
+	mi := &file_tetragon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1844,7 @@ func (x *KprobeBpfAttr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeBpfAttr.ProtoReflect.Descriptor instead.
 func (*KprobeBpfAttr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{13}
+	return file_tetragon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KprobeBpfAttr) GetProgType() string {
@@ -1828,7 +1882,7 @@ type KprobeBpfMap struct {
 
 func (x *KprobeBpfMap) Reset() {
 	*x = KprobeBpfMap{}
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1894,7 @@ func (x *KprobeBpfMap) String() string {
 func (*KprobeBpfMap) ProtoMessage() {}
 
 func (x *KprobeBpfMap) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[14]
+	mi := &file_tetragon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +1907,7 @@ func (x *KprobeBpfMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeBpfMap.ProtoReflect.Descriptor instead.
 func (*KprobeBpfMap) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{14}
+	return file_tetragon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KprobeBpfMap) GetMapType() string {
@@ -1907,7 +1961,7 @@ type KprobePerfEvent struct {
 
 func (x *KprobePerfEvent) Reset() {
 	*x = KprobePerfEvent{}
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +1973,7 @@ func (x *KprobePerfEvent) String() string {
 func (*KprobePerfEvent) ProtoMessage() {}
 
 func (x *KprobePerfEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[15]
+	mi := &file_tetragon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +1986,7 @@ func (x *KprobePerfEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobePerfEvent.ProtoReflect.Descriptor instead.
 func (*KprobePerfEvent) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{15}
+	return file_tetragon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KprobePerfEvent) GetKprobeFunc() string {
@@ -1984,7 +2038,7 @@ type KprobeSkb struct {
 
 func (x *KprobeSkb) Reset() {
 	*x = KprobeSkb{}
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2050,7 @@ func (x *KprobeSkb) String() string {
 func (*KprobeSkb) ProtoMessage() {}
 
 func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[16]
+	mi := &file_tetragon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2063,7 @@ func (x *KprobeSkb) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSkb.ProtoReflect.Descriptor instead.
 func (*KprobeSkb) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{16}
+	return file_tetragon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KprobeSkb) GetHash() uint32 {
@@ -2114,7 +2168,7 @@ type KprobeSockaddr struct {
 
 func (x *KprobeSockaddr) Reset() {
 	*x = KprobeSockaddr{}
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2180,7 @@ func (x *KprobeSockaddr) String() string {
 func (*KprobeSockaddr) ProtoMessage() {}
 
 func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[17]
+	mi := &file_tetragon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2193,7 @@ func (x *KprobeSockaddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeSockaddr.ProtoReflect.Descriptor instead.
 func (*KprobeSockaddr) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{17}
+	return file_tetragon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KprobeSockaddr) GetFamily() string {
@@ -2177,7 +2231,7 @@ type KernelModule struct {
 
 func (x *KernelModule) Reset() {
 	*x = KernelModule{}
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2243,7 @@ func (x *KernelModule) String() string {
 func (*KernelModule) ProtoMessage() {}
 
 func (x *KernelModule) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[18]
+	mi := &file_tetragon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2256,7 @@ func (x *KernelModule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelModule.ProtoReflect.Descriptor instead.
 func (*KernelModule) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{18}
+	return file_tetragon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *KernelModule) GetName() string {
@@ -2236,7 +2290,7 @@ type KprobeInt32List struct {
 
 func (x *KprobeInt32List) Reset() {
 	*x = KprobeInt32List{}
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2302,7 @@ func (x *KprobeInt32List) String() string {
 func (*KprobeInt32List) ProtoMessage() {}
 
 func (x *KprobeInt32List) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[19]
+	mi := &file_tetragon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2315,7 @@ func (x *KprobeInt32List) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeInt32List.ProtoReflect.Descriptor instead.
 func (*KprobeInt32List) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{19}
+	return file_tetragon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KprobeInt32List) GetValues() []int32 {
@@ -2283,7 +2337,7 @@ type SyscallId struct {
 
 func (x *SyscallId) Reset() {
 	*x = SyscallId{}
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2349,7 @@ func (x *SyscallId) String() string {
 func (*SyscallId) ProtoMessage() {}
 
 func (x *SyscallId) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[20]
+	mi := &file_tetragon_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2362,7 @@ func (x *SyscallId) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyscallId.ProtoReflect.Descriptor instead.
 func (*SyscallId) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{20}
+	return file_tetragon_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SyscallId) GetId() uint32 {
@@ -2337,7 +2391,7 @@ type KprobeLinuxBinprm struct {
 
 func (x *KprobeLinuxBinprm) Reset() {
 	*x = KprobeLinuxBinprm{}
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2403,7 @@ func (x *KprobeLinuxBinprm) String() string {
 func (*KprobeLinuxBinprm) ProtoMessage() {}
 
 func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[21]
+	mi := &file_tetragon_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2416,7 @@ func (x *KprobeLinuxBinprm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeLinuxBinprm.ProtoReflect.Descriptor instead.
 func (*KprobeLinuxBinprm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{21}
+	return file_tetragon_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *KprobeLinuxBinprm) GetPath() string {
@@ -2400,7 +2454,7 @@ type UserNamespace struct {
 
 func (x *UserNamespace) Reset() {
 	*x = UserNamespace{}
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2412,7 +2466,7 @@ func (x *UserNamespace) String() string {
 func (*UserNamespace) ProtoMessage() {}
 
 func (x *UserNamespace) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[22]
+	mi := &file_tetragon_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2425,7 +2479,7 @@ func (x *UserNamespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserNamespace.ProtoReflect.Descriptor instead.
 func (*UserNamespace) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{22}
+	return file_tetragon_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UserNamespace) GetLevel() *wrapperspb.Int32Value {
@@ -2481,7 +2535,7 @@ type KprobeDns struct {
 
 func (x *KprobeDns) Reset() {
 	*x = KprobeDns{}
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2547,7 @@ func (x *KprobeDns) String() string {
 func (*KprobeDns) ProtoMessage() {}
 
 func (x *KprobeDns) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[23]
+	mi := &file_tetragon_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2560,7 @@ func (x *KprobeDns) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeDns.ProtoReflect.Descriptor instead.
 func (*KprobeDns) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{23}
+	return file_tetragon_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *KprobeDns) GetQueryName() string {
@@ -2569,6 +2623,7 @@ type KprobeArgument struct {
 	//	*KprobeArgument_BytesArg
 	//	*KprobeArgument_PathArg
 	//	*KprobeArgument_FileArg
+	//	*KprobeArgument_TruncatedBytesArg
 	//	*KprobeArgument_SockArg
 	//	*KprobeArgument_LongArg
 	//	*KprobeArgument_BpfAttrArg
@@ -2595,7 +2650,7 @@ type KprobeArgument struct {
 
 func (x *KprobeArgument) Reset() {
 	*x = KprobeArgument{}
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2662,7 @@ func (x *KprobeArgument) String() string {
 func (*KprobeArgument) ProtoMessage() {}
 
 func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[24]
+	mi := &file_tetragon_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2675,7 @@ func (x *KprobeArgument) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KprobeArgument.ProtoReflect.Descriptor instead.
 func (*KprobeArgument) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{24}
+	return file_tetragon_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *KprobeArgument) GetArg() isKprobeArgument_Arg {
@@ -2688,6 +2743,15 @@ func (x *KprobeArgument) GetFileArg() *KprobeFile {
 	if x != nil {
 		if x, ok := x.Arg.(*KprobeArgument_FileArg); ok {
 			return x.FileArg
+		}
+	}
+	return nil
+}
+
+func (x *KprobeArgument) GetTruncatedBytesArg() *KprobeTruncatedBytes {
+	if x != nil {
+		if x, ok := x.Arg.(*KprobeArgument_TruncatedBytesArg); ok {
+			return x.TruncatedBytesArg
 		}
 	}
 	return nil
@@ -2894,6 +2958,10 @@ type KprobeArgument_FileArg struct {
 	FileArg *KprobeFile `protobuf:"bytes,7,opt,name=file_arg,json=fileArg,proto3,oneof"`
 }
 
+type KprobeArgument_TruncatedBytesArg struct {
+	TruncatedBytesArg *KprobeTruncatedBytes `protobuf:"bytes,8,opt,name=truncated_bytes_arg,json=truncatedBytesArg,proto3,oneof"`
+}
+
 type KprobeArgument_SockArg struct {
 	SockArg *KprobeSock `protobuf:"bytes,9,opt,name=sock_arg,json=sockArg,proto3,oneof"`
 }
@@ -2982,6 +3050,8 @@ func (*KprobeArgument_PathArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_FileArg) isKprobeArgument_Arg() {}
 
+func (*KprobeArgument_TruncatedBytesArg) isKprobeArgument_Arg() {}
+
 func (*KprobeArgument_SockArg) isKprobeArgument_Arg() {}
 
 func (*KprobeArgument_LongArg) isKprobeArgument_Arg() {}
@@ -3034,7 +3104,7 @@ type StackTraceEntry struct {
 
 func (x *StackTraceEntry) Reset() {
 	*x = StackTraceEntry{}
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3116,7 @@ func (x *StackTraceEntry) String() string {
 func (*StackTraceEntry) ProtoMessage() {}
 
 func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[25]
+	mi := &file_tetragon_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3129,7 @@ func (x *StackTraceEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StackTraceEntry.ProtoReflect.Descriptor instead.
 func (*StackTraceEntry) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{25}
+	return file_tetragon_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StackTraceEntry) GetAddress() uint64 {
@@ -3119,7 +3189,7 @@ type ProcessKprobe struct {
 
 func (x *ProcessKprobe) Reset() {
 	*x = ProcessKprobe{}
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3131,7 +3201,7 @@ func (x *ProcessKprobe) String() string {
 func (*ProcessKprobe) ProtoMessage() {}
 
 func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[26]
+	mi := &file_tetragon_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3144,7 +3214,7 @@ func (x *ProcessKprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessKprobe.ProtoReflect.Descriptor instead.
 func (*ProcessKprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{26}
+	return file_tetragon_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ProcessKprobe) GetProcess() *Process {
@@ -3264,7 +3334,7 @@ type ProcessTracepoint struct {
 
 func (x *ProcessTracepoint) Reset() {
 	*x = ProcessTracepoint{}
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3346,7 @@ func (x *ProcessTracepoint) String() string {
 func (*ProcessTracepoint) ProtoMessage() {}
 
 func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[27]
+	mi := &file_tetragon_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3359,7 @@ func (x *ProcessTracepoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessTracepoint.ProtoReflect.Descriptor instead.
 func (*ProcessTracepoint) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{27}
+	return file_tetragon_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProcessTracepoint) GetProcess() *Process {
@@ -3381,7 +3451,7 @@ type ProcessUprobe struct {
 
 func (x *ProcessUprobe) Reset() {
 	*x = ProcessUprobe{}
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3463,7 @@ func (x *ProcessUprobe) String() string {
 func (*ProcessUprobe) ProtoMessage() {}
 
 func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[28]
+	mi := &file_tetragon_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3476,7 @@ func (x *ProcessUprobe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUprobe.ProtoReflect.Descriptor instead.
 func (*ProcessUprobe) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{28}
+	return file_tetragon_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ProcessUprobe) GetProcess() *Process {
@@ -3499,7 +3569,7 @@ type ProcessUsdt struct {
 
 func (x *ProcessUsdt) Reset() {
 	*x = ProcessUsdt{}
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +3581,7 @@ func (x *ProcessUsdt) String() string {
 func (*ProcessUsdt) ProtoMessage() {}
 
 func (x *ProcessUsdt) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[29]
+	mi := &file_tetragon_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3594,7 @@ func (x *ProcessUsdt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessUsdt.ProtoReflect.Descriptor instead.
 func (*ProcessUsdt) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{29}
+	return file_tetragon_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ProcessUsdt) GetProcess() *Process {
@@ -3615,7 +3685,7 @@ type ProcessLsm struct {
 
 func (x *ProcessLsm) Reset() {
 	*x = ProcessLsm{}
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3627,7 +3697,7 @@ func (x *ProcessLsm) String() string {
 func (*ProcessLsm) ProtoMessage() {}
 
 func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[30]
+	mi := &file_tetragon_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3640,7 +3710,7 @@ func (x *ProcessLsm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessLsm.ProtoReflect.Descriptor instead.
 func (*ProcessLsm) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{30}
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ProcessLsm) GetProcess() *Process {
@@ -3726,7 +3796,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3738,7 +3808,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3751,7 +3821,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3910,7 +3980,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3922,7 +3992,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3935,7 +4005,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -4018,7 +4088,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4030,7 +4100,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4043,7 +4113,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -4071,7 +4141,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4153,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4166,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -4142,7 +4212,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4224,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4237,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -4252,7 +4322,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4264,7 +4334,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4277,7 +4347,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -4402,7 +4472,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4414,7 +4484,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4427,7 +4497,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4481,7 +4551,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4493,7 +4563,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4506,7 +4576,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4527,7 +4597,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4539,7 +4609,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4552,7 +4622,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4577,7 +4647,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4589,7 +4659,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4602,7 +4672,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 type GetVersionResponse struct {
@@ -4614,7 +4684,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4696,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4709,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4670,7 +4740,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4682,7 +4752,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4695,7 +4765,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4789,7 +4859,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4801,7 +4871,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4814,7 +4884,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4923,7 +4993,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4935,7 +5005,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4948,7 +5018,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4963,7 +5033,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4975,7 +5045,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4988,7 +5058,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -5021,7 +5091,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5033,7 +5103,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5046,7 +5116,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -5066,7 +5136,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5078,7 +5148,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5091,7 +5161,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -5113,7 +5183,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5125,7 +5195,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5138,7 +5208,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -5163,7 +5233,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5175,7 +5245,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5188,7 +5258,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -5201,7 +5271,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5213,7 +5283,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5226,7 +5296,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{50}
+	return file_tetragon_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -5251,7 +5321,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5263,7 +5333,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5276,7 +5346,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{51}
+	return file_tetragon_proto_rawDescGZIP(), []int{52}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -5289,7 +5359,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5301,7 +5371,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5314,7 +5384,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{52}
+	return file_tetragon_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -5339,7 +5409,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5351,7 +5421,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5364,7 +5434,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{53}
+	return file_tetragon_proto_rawDescGZIP(), []int{54}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5465,7 +5535,10 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x05flags\x18\x03 \x01(\tR\x05flags\x12\x1e\n" +
 	"\n" +
 	"permission\x18\x04 \x01(\tR\n" +
-	"permission\"l\n" +
+	"permission\"P\n" +
+	"\x14KprobeTruncatedBytes\x12\x1b\n" +
+	"\tbytes_arg\x18\x01 \x01(\fR\bbytesArg\x12\x1b\n" +
+	"\torig_size\x18\x02 \x01(\x04R\borigSize\"l\n" +
 	"\n" +
 	"KprobePath\x12\x14\n" +
 	"\x05mount\x18\x01 \x01(\tR\x05mount\x12\x12\n" +
@@ -5553,7 +5626,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"queryClass\x12\x13\n" +
 	"\x05tx_id\x18\x05 \x01(\rR\x04txId\x12\x1a\n" +
 	"\bresponse\x18\x06 \x01(\bR\bresponse\x12\x16\n" +
-	"\x06parsed\x18\a \x01(\bR\x06parsed\"\x99\n" +
+	"\x06parsed\x18\a \x01(\bR\x06parsed\"\xeb\n" +
 	"\n" +
 	"\x0eKprobeArgument\x12\x1f\n" +
 	"\n" +
@@ -5563,7 +5636,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"\bsize_arg\x18\x04 \x01(\x04H\x00R\asizeArg\x12\x1d\n" +
 	"\tbytes_arg\x18\x05 \x01(\fH\x00R\bbytesArg\x121\n" +
 	"\bpath_arg\x18\x06 \x01(\v2\x14.tetragon.KprobePathH\x00R\apathArg\x121\n" +
-	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x121\n" +
+	"\bfile_arg\x18\a \x01(\v2\x14.tetragon.KprobeFileH\x00R\afileArg\x12P\n" +
+	"\x13truncated_bytes_arg\x18\b \x01(\v2\x1e.tetragon.KprobeTruncatedBytesH\x00R\x11truncatedBytesArg\x121\n" +
 	"\bsock_arg\x18\t \x01(\v2\x14.tetragon.KprobeSockH\x00R\asockArg\x12\x1b\n" +
 	"\blong_arg\x18\v \x01(\x03H\x00R\alongArg\x12;\n" +
 	"\fbpf_attr_arg\x18\f \x01(\v2\x17.tetragon.KprobeBpfAttrH\x00R\n" +
@@ -5911,7 +5985,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(TaintedBitsType)(0),                 // 1: tetragon.TaintedBitsType
@@ -5932,55 +6006,56 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessExec)(nil),                  // 16: tetragon.ProcessExec
 	(*ProcessExit)(nil),                  // 17: tetragon.ProcessExit
 	(*KprobeFile)(nil),                   // 18: tetragon.KprobeFile
-	(*KprobePath)(nil),                   // 19: tetragon.KprobePath
-	(*KprobeSock)(nil),                   // 20: tetragon.KprobeSock
-	(*KprobeBpfAttr)(nil),                // 21: tetragon.KprobeBpfAttr
-	(*KprobeBpfMap)(nil),                 // 22: tetragon.KprobeBpfMap
-	(*KprobePerfEvent)(nil),              // 23: tetragon.KprobePerfEvent
-	(*KprobeSkb)(nil),                    // 24: tetragon.KprobeSkb
-	(*KprobeSockaddr)(nil),               // 25: tetragon.KprobeSockaddr
-	(*KernelModule)(nil),                 // 26: tetragon.KernelModule
-	(*KprobeInt32List)(nil),              // 27: tetragon.KprobeInt32List
-	(*SyscallId)(nil),                    // 28: tetragon.SyscallId
-	(*KprobeLinuxBinprm)(nil),            // 29: tetragon.KprobeLinuxBinprm
-	(*UserNamespace)(nil),                // 30: tetragon.UserNamespace
-	(*KprobeDns)(nil),                    // 31: tetragon.KprobeDns
-	(*KprobeArgument)(nil),               // 32: tetragon.KprobeArgument
-	(*StackTraceEntry)(nil),              // 33: tetragon.StackTraceEntry
-	(*ProcessKprobe)(nil),                // 34: tetragon.ProcessKprobe
-	(*ProcessTracepoint)(nil),            // 35: tetragon.ProcessTracepoint
-	(*ProcessUprobe)(nil),                // 36: tetragon.ProcessUprobe
-	(*ProcessUsdt)(nil),                  // 37: tetragon.ProcessUsdt
-	(*ProcessLsm)(nil),                   // 38: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 39: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 40: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 41: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 42: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 43: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 44: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 45: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 46: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 47: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 48: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 49: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 50: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 51: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 52: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 53: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 54: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 55: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 56: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 57: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 58: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 59: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 60: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 61: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 62: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 63: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 64: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 65: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 66: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 67: google.protobuf.Int32Value
+	(*KprobeTruncatedBytes)(nil),         // 19: tetragon.KprobeTruncatedBytes
+	(*KprobePath)(nil),                   // 20: tetragon.KprobePath
+	(*KprobeSock)(nil),                   // 21: tetragon.KprobeSock
+	(*KprobeBpfAttr)(nil),                // 22: tetragon.KprobeBpfAttr
+	(*KprobeBpfMap)(nil),                 // 23: tetragon.KprobeBpfMap
+	(*KprobePerfEvent)(nil),              // 24: tetragon.KprobePerfEvent
+	(*KprobeSkb)(nil),                    // 25: tetragon.KprobeSkb
+	(*KprobeSockaddr)(nil),               // 26: tetragon.KprobeSockaddr
+	(*KernelModule)(nil),                 // 27: tetragon.KernelModule
+	(*KprobeInt32List)(nil),              // 28: tetragon.KprobeInt32List
+	(*SyscallId)(nil),                    // 29: tetragon.SyscallId
+	(*KprobeLinuxBinprm)(nil),            // 30: tetragon.KprobeLinuxBinprm
+	(*UserNamespace)(nil),                // 31: tetragon.UserNamespace
+	(*KprobeDns)(nil),                    // 32: tetragon.KprobeDns
+	(*KprobeArgument)(nil),               // 33: tetragon.KprobeArgument
+	(*StackTraceEntry)(nil),              // 34: tetragon.StackTraceEntry
+	(*ProcessKprobe)(nil),                // 35: tetragon.ProcessKprobe
+	(*ProcessTracepoint)(nil),            // 36: tetragon.ProcessTracepoint
+	(*ProcessUprobe)(nil),                // 37: tetragon.ProcessUprobe
+	(*ProcessUsdt)(nil),                  // 38: tetragon.ProcessUsdt
+	(*ProcessLsm)(nil),                   // 39: tetragon.ProcessLsm
+	(*GetEventsResponse)(nil),            // 40: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 41: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 42: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 43: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 44: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 45: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 46: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 47: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 48: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 49: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 50: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 51: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 52: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 53: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 54: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 55: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 56: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 57: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 58: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 59: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 60: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 61: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 62: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 63: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 64: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 65: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 66: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 67: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 68: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -5996,127 +6071,128 @@ var file_tetragon_proto_depIdxs = []int32{
 	9,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	9,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	9,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	64,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	64,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	64,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	64,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	64,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	64,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	64,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	64,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	65,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	65,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	65,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	65,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	65,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	65,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	65,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	65,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	8,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	12,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	65,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	66,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	13,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	62,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	64,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	64,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	65,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	64,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	63,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	65,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	65,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	66,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	65,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	14,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	8,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	10,  // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	64,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	65,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	11,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	66,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	67,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	13,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	15,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	15,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	15,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	15,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	65,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	66,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
+	66,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	67,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
 	1,   // 43: tetragon.KernelModule.tainted:type_name -> tetragon.TaintedBitsType
-	67,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	64,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	64,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	68,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	65,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	65,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	9,   // 47: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
-	24,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
-	19,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
+	25,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
+	20,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
 	18,  // 50: tetragon.KprobeArgument.file_arg:type_name -> tetragon.KprobeFile
-	20,  // 51: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
-	21,  // 52: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
-	23,  // 53: tetragon.KprobeArgument.perf_event_arg:type_name -> tetragon.KprobePerfEvent
-	22,  // 54: tetragon.KprobeArgument.bpf_map_arg:type_name -> tetragon.KprobeBpfMap
-	11,  // 55: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
-	30,  // 56: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
-	29,  // 57: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
-	28,  // 58: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
-	25,  // 59: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
-	26,  // 60: tetragon.KprobeArgument.module_arg:type_name -> tetragon.KernelModule
-	27,  // 61: tetragon.KprobeArgument.int32_list_arg:type_name -> tetragon.KprobeInt32List
-	31,  // 62: tetragon.KprobeArgument.dns_arg:type_name -> tetragon.KprobeDns
-	15,  // 63: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
-	15,  // 64: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
-	32,  // 65: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
-	32,  // 66: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
-	2,   // 67: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
-	33,  // 68: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
-	2,   // 69: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
-	33,  // 70: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
-	32,  // 71: tetragon.ProcessKprobe.data:type_name -> tetragon.KprobeArgument
-	15,  // 72: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
-	15,  // 73: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
-	32,  // 74: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
-	2,   // 75: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
-	15,  // 76: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
-	15,  // 77: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
-	32,  // 78: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
-	2,   // 79: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
-	15,  // 80: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
-	15,  // 81: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
-	32,  // 82: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
-	15,  // 83: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	15,  // 84: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	32,  // 85: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	2,   // 86: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	16,  // 87: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	17,  // 88: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	34,  // 89: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	35,  // 90: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	36,  // 91: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	38,  // 92: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	37,  // 93: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
-	65,  // 94: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 95: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	66,  // 96: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	40,  // 97: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	40,  // 98: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 99: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 100: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	65,  // 101: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	43,  // 102: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	63,  // 103: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	45,  // 104: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	65,  // 105: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 106: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	42,  // 107: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	44,  // 108: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 109: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 110: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	50,  // 111: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	51,  // 112: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	41,  // 113: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	46,  // 114: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	48,  // 115: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	52,  // 116: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	54,  // 117: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	56,  // 118: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	58,  // 119: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	60,  // 120: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	39,  // 121: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	47,  // 122: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	49,  // 123: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	53,  // 124: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	55,  // 125: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	57,  // 126: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	59,  // 127: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	61,  // 128: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	121, // [121:129] is the sub-list for method output_type
-	113, // [113:121] is the sub-list for method input_type
-	113, // [113:113] is the sub-list for extension type_name
-	113, // [113:113] is the sub-list for extension extendee
-	0,   // [0:113] is the sub-list for field type_name
+	19,  // 51: tetragon.KprobeArgument.truncated_bytes_arg:type_name -> tetragon.KprobeTruncatedBytes
+	21,  // 52: tetragon.KprobeArgument.sock_arg:type_name -> tetragon.KprobeSock
+	22,  // 53: tetragon.KprobeArgument.bpf_attr_arg:type_name -> tetragon.KprobeBpfAttr
+	24,  // 54: tetragon.KprobeArgument.perf_event_arg:type_name -> tetragon.KprobePerfEvent
+	23,  // 55: tetragon.KprobeArgument.bpf_map_arg:type_name -> tetragon.KprobeBpfMap
+	11,  // 56: tetragon.KprobeArgument.process_credentials_arg:type_name -> tetragon.ProcessCredentials
+	31,  // 57: tetragon.KprobeArgument.user_ns_arg:type_name -> tetragon.UserNamespace
+	30,  // 58: tetragon.KprobeArgument.linux_binprm_arg:type_name -> tetragon.KprobeLinuxBinprm
+	29,  // 59: tetragon.KprobeArgument.syscall_id:type_name -> tetragon.SyscallId
+	26,  // 60: tetragon.KprobeArgument.sockaddr_arg:type_name -> tetragon.KprobeSockaddr
+	27,  // 61: tetragon.KprobeArgument.module_arg:type_name -> tetragon.KernelModule
+	28,  // 62: tetragon.KprobeArgument.int32_list_arg:type_name -> tetragon.KprobeInt32List
+	32,  // 63: tetragon.KprobeArgument.dns_arg:type_name -> tetragon.KprobeDns
+	15,  // 64: tetragon.ProcessKprobe.process:type_name -> tetragon.Process
+	15,  // 65: tetragon.ProcessKprobe.parent:type_name -> tetragon.Process
+	33,  // 66: tetragon.ProcessKprobe.args:type_name -> tetragon.KprobeArgument
+	33,  // 67: tetragon.ProcessKprobe.return:type_name -> tetragon.KprobeArgument
+	2,   // 68: tetragon.ProcessKprobe.action:type_name -> tetragon.KprobeAction
+	34,  // 69: tetragon.ProcessKprobe.kernel_stack_trace:type_name -> tetragon.StackTraceEntry
+	2,   // 70: tetragon.ProcessKprobe.return_action:type_name -> tetragon.KprobeAction
+	34,  // 71: tetragon.ProcessKprobe.user_stack_trace:type_name -> tetragon.StackTraceEntry
+	33,  // 72: tetragon.ProcessKprobe.data:type_name -> tetragon.KprobeArgument
+	15,  // 73: tetragon.ProcessTracepoint.process:type_name -> tetragon.Process
+	15,  // 74: tetragon.ProcessTracepoint.parent:type_name -> tetragon.Process
+	33,  // 75: tetragon.ProcessTracepoint.args:type_name -> tetragon.KprobeArgument
+	2,   // 76: tetragon.ProcessTracepoint.action:type_name -> tetragon.KprobeAction
+	15,  // 77: tetragon.ProcessUprobe.process:type_name -> tetragon.Process
+	15,  // 78: tetragon.ProcessUprobe.parent:type_name -> tetragon.Process
+	33,  // 79: tetragon.ProcessUprobe.args:type_name -> tetragon.KprobeArgument
+	2,   // 80: tetragon.ProcessUprobe.action:type_name -> tetragon.KprobeAction
+	15,  // 81: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
+	15,  // 82: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
+	33,  // 83: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
+	15,  // 84: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	15,  // 85: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	33,  // 86: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	2,   // 87: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	16,  // 88: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 89: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	35,  // 90: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	36,  // 91: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	37,  // 92: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	39,  // 93: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	38,  // 94: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	66,  // 95: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 96: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	67,  // 97: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	41,  // 98: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	41,  // 99: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 100: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 101: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	66,  // 102: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	44,  // 103: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	64,  // 104: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	46,  // 105: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	66,  // 106: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 107: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	43,  // 108: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	45,  // 109: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 110: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 111: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	51,  // 112: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	52,  // 113: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	42,  // 114: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	47,  // 115: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	49,  // 116: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	53,  // 117: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	55,  // 118: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	57,  // 119: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	59,  // 120: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	61,  // 121: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	40,  // 122: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	48,  // 123: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	50,  // 124: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	54,  // 125: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	56,  // 126: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	58,  // 127: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	60,  // 128: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	62,  // 129: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	122, // [122:130] is the sub-list for method output_type
+	114, // [114:122] is the sub-list for method input_type
+	114, // [114:114] is the sub-list for extension type_name
+	114, // [114:114] is the sub-list for extension extendee
+	0,   // [0:114] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -6124,7 +6200,7 @@ func file_tetragon_proto_init() {
 	if File_tetragon_proto != nil {
 		return
 	}
-	file_tetragon_proto_msgTypes[24].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[25].OneofWrappers = []any{
 		(*KprobeArgument_StringArg)(nil),
 		(*KprobeArgument_IntArg)(nil),
 		(*KprobeArgument_SkbArg)(nil),
@@ -6132,6 +6208,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_BytesArg)(nil),
 		(*KprobeArgument_PathArg)(nil),
 		(*KprobeArgument_FileArg)(nil),
+		(*KprobeArgument_TruncatedBytesArg)(nil),
 		(*KprobeArgument_SockArg)(nil),
 		(*KprobeArgument_LongArg)(nil),
 		(*KprobeArgument_BpfAttrArg)(nil),
@@ -6151,7 +6228,7 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_Int32ListArg)(nil),
 		(*KprobeArgument_DnsArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[31].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[32].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
@@ -6166,7 +6243,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -244,6 +244,8 @@ func argText(a *api.KprobeArgument) string {
 		return fmt.Sprintf("%s %s -> %s", strings.ToLower(strings.TrimPrefix(s.GetProtocol(), "IPPROTO_")), hostPort(s.GetSaddr(), s.GetSport()), hostPort(s.GetDaddr(), s.GetDport()))
 	case *api.KprobeArgument_BytesArg:
 		return fmt.Sprintf("%d bytes", len(v.BytesArg))
+	case *api.KprobeArgument_TruncatedBytesArg:
+		return fmt.Sprintf("%d bytes", v.TruncatedBytesArg.GetOrigSize())
 	case *api.KprobeArgument_UserNsArg:
 		return fmt.Sprintf("userns %d", v.UserNsArg.GetNs().GetInum())
 	case *api.KprobeArgument_ProcessCredentialsArg:

@@ -419,6 +419,19 @@ func (w *fastWriter) kprobeArgument(m *api.KprobeArgument) {
 		w.buf = append(w.buf, '"')
 		w.buf = base64.StdEncoding.AppendEncode(w.buf, a.BytesArg)
 		w.buf = append(w.buf, '"')
+	case *api.KprobeArgument_TruncatedBytesArg:
+		w.key(&first, "truncated_bytes_arg")
+		t := a.TruncatedBytesArg
+		inner := true
+		w.byte('{')
+		if b := t.GetBytesArg(); len(b) > 0 {
+			w.key(&inner, "bytes_arg")
+			w.buf = append(w.buf, '"')
+			w.buf = base64.StdEncoding.AppendEncode(w.buf, b)
+			w.buf = append(w.buf, '"')
+		}
+		w.uint64Field(&inner, "orig_size", t.GetOrigSize())
+		w.byte('}')
 	case *api.KprobeArgument_PathArg:
 		w.key(&first, "path_arg")
 		p := a.PathArg

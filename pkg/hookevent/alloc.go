@@ -99,3 +99,25 @@ func sizeArg(n uint64) *api.KprobeArgument {
 	v.a.Arg = &v.w
 	return &v.a
 }
+
+func bytesArg(b []byte) *api.KprobeArgument {
+	v := &struct {
+		a api.KprobeArgument
+		w api.KprobeArgument_BytesArg
+	}{}
+	v.w.BytesArg = b
+	v.a.Arg = &v.w
+	return &v.a
+}
+
+func truncatedBytesArg(b []byte, origSize uint64) *api.KprobeArgument {
+	v := &struct {
+		a api.KprobeArgument
+		w api.KprobeArgument_TruncatedBytesArg
+		t api.KprobeTruncatedBytes
+	}{}
+	v.t.BytesArg, v.t.OrigSize = b, origSize
+	v.w.TruncatedBytesArg = &v.t
+	v.a.Arg = &v.w
+	return &v.a
+}

@@ -315,7 +315,7 @@ func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*ap
 			case tracingpolicy.TypeInt32Arr:
 				arg = int32ListArg([]byte(path))
 			case tracingpolicy.TypeIovIter:
-				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_BytesArg{BytesArg: []byte(path)}}
+				arg = bytesArg([]byte(path))
 			case tracingpolicy.TypeModule:
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_ModuleArg{ModuleArg: moduleArg([]byte(path))}}
 			case "user_namespace":
@@ -326,10 +326,9 @@ func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*ap
 				arg = &api.KprobeArgument{Arg: &api.KprobeArgument_LinuxBinprmArg{LinuxBinprmArg: &api.KprobeLinuxBinprm{Path: escape.String(path), Flags: pathFlags(flags)}}}
 			case "path", "dentry":
 				arg = pathArg(escape.String(path), pathFlags(flags))
+			case tracingpolicy.TypeCharBuf:
+				arg = charBufArg(path, h.Args, g.Ints[:], a.SizeArgIndex)
 			default:
-				if a.SizeArgIndex > 0 && a.Type == tracingpolicy.TypeCharBuf {
-					path = cutToSize(path, h.Args, g.Ints[:], a.SizeArgIndex-1)
-				}
 				arg = stringArg(escape.String(path))
 			}
 		}
@@ -339,16 +338,25 @@ func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*ap
 	return args
 }
 
-// cutToSize cuts a char_buf read as a string to the value of the
-// argument holding its length (sizeArgIndex), when the record carries it
-// and it is shorter.
-func cutToSize(buf string, order []tracingpolicy.ArgSpec, ints []int64, sizeArg uint32) string {
-	for i, a := range order {
-		if a.Index == sizeArg && a.Type.PlainInt() && i < len(ints) {
-			if n := ints[i]; n >= 0 && n < int64(len(buf)) {
-				return buf[:n]
+// charBufArg reports a char_buf as Tetragon does: its bytes, as bytes_arg,
+// or as truncated_bytes_arg with the length the call gave (the value of
+// the argument sizeArgIndex names, 1-based; 0: none) when that is longer
+// than what was read. The kernel reads the buffer as a string, up to its
+// first NUL byte or the record's string slot: a longer buffer, or one
+// with a NUL byte before its end, is reported truncated.
+func charBufArg(buf string, order []tracingpolicy.ArgSpec, ints []int64, sizeArgIndex uint32) *api.KprobeArgument {
+	if sizeArgIndex > 0 {
+		for i, a := range order {
+			if a.Index != sizeArgIndex-1 || !a.Type.PlainInt() || i >= len(ints) {
+				continue
+			}
+			switch n := ints[i]; {
+			case n >= 0 && n <= int64(len(buf)):
+				return bytesArg([]byte(buf[:n]))
+			case n > int64(len(buf)):
+				return truncatedBytesArg([]byte(buf), uint64(n))
 			}
 		}
 	}
-	return buf
+	return bytesArg([]byte(buf))
 }

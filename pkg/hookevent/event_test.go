@@ -1,11 +1,15 @@
 package hookevent
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/rs/zerolog"
 
+	"github.com/tetragon-lite/tetragon/pkg/api"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -31,5 +35,47 @@ func TestRateLimitPerScope(t *testing.T) {
 	}
 	if b.RateLimited() != 1 {
 		t.Errorf("RateLimited()=%d, want 1", b.RateLimited())
+	}
+}
+
+// TestCharBufArg: a char_buf is reported as Tetragon reports it, bytes_arg
+// or, when the call's size argument says more than was read,
+// truncated_bytes_arg with that size, through the whole record decoding.
+func TestCharBufArg(t *testing.T) {
+	h := &Hook{Kind: KindKprobe, Call: "sys_write", Args: []tracingpolicy.ArgSpec{
+		{Index: 0, Type: "int"}, {Index: 1, Type: "char_buf", SizeArgIndex: 3}, {Index: 2, Type: "size_t"}}}
+	noSize := &Hook{Kind: KindKprobe, Call: "sys_write", Args: []tracingpolicy.ArgSpec{{Index: 1, Type: "char_buf"}}}
+	for _, c := range []struct {
+		name string
+		h    *Hook
+		buf  string
+		ints [5]int64
+		want string
+	}{
+		{"cut to its size", h, "abcdef", [5]int64{1, 0, 3}, `{"bytes_arg":"YWJj"}`},
+		{"its size", h, "abc", [5]int64{1, 0, 3}, `{"bytes_arg":"YWJj"}`},
+		{"longer than read", h, "abc", [5]int64{1, 0, 5000}, `{"truncated_bytes_arg":{"bytes_arg":"YWJj","orig_size":"5000"}}`},
+		{"nothing read", h, "", [5]int64{1, 0, 7}, `{"truncated_bytes_arg":{"orig_size":"7"}}`},
+		{"empty", h, "", [5]int64{1, 0, 0}, `{"bytes_arg":""}`},
+		{"negative size", h, "abc", [5]int64{1, 0, -1}, `{"bytes_arg":"YWJj"}`},
+		{"no size argument", noSize, "abc", [5]int64{}, `{"bytes_arg":"YWJj"}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g := &observer.HookRecord{Ints: c.ints, Strs: [2]string{c.buf}}
+			var arg *api.KprobeArgument
+			for i, a := range eventArgs(c.h, g, nil) {
+				if c.h.Args[i].Type == "char_buf" {
+					arg = a
+				}
+			}
+			got, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(arg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// protojson adds spaces at random to keep its output unstable
+			if compact := strings.ReplaceAll(string(got), " ", ""); compact != c.want {
+				t.Errorf("got %s, want %s", got, c.want)
+			}
+		})
 	}
 }

@@ -12,15 +12,15 @@ import (
 )
 
 // writeHelperEnv makes the test binary write the first $value bytes of
-// "abcdefXYZ" to /dev/null with one write(2): the buffer goes on past the
-// length the call is given, up to its NUL byte.
+// "abcdefXYZ\x00" to /dev/null with one write(2): the buffer goes on past
+// the length the call is given, up to its NUL byte.
 const writeHelperEnv = "TETRAGON_HOOKS_WRITE_HELPER"
 
 // writeHelper is the helper writeHelperEnv asks for.
 func writeHelper(v string) int {
 	n, err := strconv.Atoi(v)
 	buf := []byte("abcdefXYZ\x00")
-	if err != nil || n < 0 || n > 9 {
+	if err != nil || n < 0 || n > len(buf) {
 		return 2
 	}
 	fd, err := syscall.Open("/dev/null", syscall.O_WRONLY, 0)
@@ -92,7 +92,7 @@ func TestCharBufSizeArg(t *testing.T) {
 			testutil.RequireFeature(t, "kprobe")
 			h := newHarness(t, mech, features)
 			h.loadWith(t, policy, mech, self)
-			for _, n := range []string{"6", "3"} {
+			for _, n := range []string{"6", "3", "10"} {
 				if killed := h.runHelper(t, writeHelperEnv, n); killed {
 					t.Fatalf("write helper %s killed", n)
 				}
@@ -101,16 +101,20 @@ func TestCharBufSizeArg(t *testing.T) {
 			// another write of it, to stdout
 			var got []string
 			for _, e := range h.events(t) {
-				if strings.Contains(e.text, "string:") && !strings.Contains(e.text, "survived") {
+				if strings.Contains(e.text, "bytes:") && !strings.Contains(e.text, "survived") {
 					// the kprobe's function is the syscall's symbol; the
 					// descriptor number is the helper's first free one
 					text := strings.Replace(e.text, " __x64_sys_write ", " sys_write ", 1)
 					got = append(got, regexp.MustCompile(`int:[0-9]+ `).ReplaceAllString(text, "int:FD "))
 				}
 			}
+			// bytes_arg, as Tetragon reports a char_buf; the 10-byte
+			// write ends with a NUL byte, where the kernel's string read
+			// stops: truncated_bytes_arg, with the call's size
 			want := []string{
-				"helper sys_write POST int:FD string:abcdef size:6",
-				"helper sys_write POST int:FD string:abc size:3",
+				`helper sys_write POST int:FD bytes:"abcdef" size:6`,
+				`helper sys_write POST int:FD bytes:"abc" size:3`,
+				`helper sys_write POST int:FD truncated-bytes:"abcdefXYZ"/10 size:10`,
 			}
 			if strings.Join(got, "|") != strings.Join(want, "|") {
 				t.Fatalf("events:\n%q\nwant:\n%q", got, want)

@@ -412,6 +412,9 @@ func argsString(args []*api.KprobeArgument) string {
 			parts = append(parts, fmt.Sprintf("module:%s/signature_ok=%s/tainted=%v", m.GetName(), sig, m.GetTainted()))
 		case a.GetBytesArg() != nil:
 			parts = append(parts, fmt.Sprintf("bytes:%q", a.GetBytesArg()))
+		case a.GetTruncatedBytesArg() != nil:
+			tb := a.GetTruncatedBytesArg()
+			parts = append(parts, fmt.Sprintf("truncated-bytes:%q/%d", tb.GetBytesArg(), tb.GetOrigSize()))
 		case a.GetInt32ListArg() != nil:
 			parts = append(parts, fmt.Sprintf("int32s:%v", a.GetInt32ListArg().GetValues()))
 		case a.GetKernelCapTArg() != "":
