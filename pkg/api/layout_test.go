@@ -164,6 +164,7 @@ func TestOurMessagesDecodeAsTetragon(t *testing.T) {
 		{Arg: &api.KprobeArgument_IntArg{IntArg: -1}},
 		{Arg: &api.KprobeArgument_SizeArg{SizeArg: 1}},
 		{Arg: &api.KprobeArgument_BytesArg{BytesArg: []byte{1}}},
+		{Arg: &api.KprobeArgument_TruncatedBytesArg{TruncatedBytesArg: &api.KprobeTruncatedBytes{BytesArg: []byte{1}, OrigSize: 4097}}},
 		{Arg: &api.KprobeArgument_PathArg{PathArg: &api.KprobePath{Mount: "m", Path: "p", Flags: "f", Permission: "r"}}},
 		{Arg: &api.KprobeArgument_FileArg{FileArg: &api.KprobeFile{Mount: "m", Path: "p", Flags: "f", Permission: "r"}}},
 		{Arg: &api.KprobeArgument_SockArg{SockArg: &api.KprobeSock{Family: "AF_INET", Type: "SOCK_STREAM", Protocol: "IPPROTO_TCP",
