@@ -351,6 +351,12 @@ func TestErrorMessages(t *testing.T) {
       - action: Sigkill
         userStackTrace: true
 `, []string{`x.yaml:15:25: spec.kprobes[0].selectors[0].matchActions[0].userStackTrace: userStackTrace applies to action Post only`}},
+		{"imaHash", header + fdInstall + `    - matchActions:
+      - action: Post
+        imaHash: true
+      - action: Post
+        imaHash: false
+`, []string{`x.yaml:15:18: spec.kprobes[0].selectors[0].matchActions[0].imaHash: imaHash is not supported by this agent`}},
 		{"stack traces on kprobes only", header + `  tracepoints:
   - subsystem: syscalls
     event: sys_enter_openat
