@@ -289,6 +289,12 @@ func TestMatchParentBinaries(t *testing.T) {
 	forEachMechanism(t, func(t *testing.T, mech string) {
 		e := newFilterEnv(t, mech)
 		ash, bcat := e.path("a/sh"), e.path("b/cat")
+		// by its path: busybox's sh (the lanes') runs a bare "sh" as
+		// its own applet, re-executing itself (a/sh), not the system's
+		sh, err := exec.LookPath("sh")
+		if err != nil {
+			t.Fatal(err)
+		}
 		e.h.load(t, filterPolicy("parent-binaries",
 			`      matchParentBinaries:
       - operator: In
@@ -314,7 +320,7 @@ func TestMatchParentBinaries(t *testing.T) {
 			script := fmt.Sprintf("%s data%d; true", bcat, i)
 			e.run(t, "a/sh", nil, ash, "-c", script)
 			e.run(t, "sh", nil, "sh", "-c", script)
-			e.run(t, "a/sh", nil, ash, "-c", fmt.Sprintf("sh -c '%s'; true", script))
+			e.run(t, "a/sh", nil, ash, "-c", fmt.Sprintf("%s -c '%s'; true", sh, script))
 			e.run(t, "b/cat", nil, bcat, fmt.Sprintf("data%d", i))
 		}
 		// data0: the cat a/sh started; data1: the other three; data2: as
