@@ -155,6 +155,9 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 		rest = &api.ProcessExit{Signal: m.GetSignal(), Status: m.GetStatus(), Time: m.GetTime()}
 	case *api.GetEventsResponse_ProcessKprobe:
 		m := e.ProcessKprobe
+		if b, ok, err := marshalKprobe(buf, ev, m, proc, parent); ok || err != nil {
+			return b, ok, err
+		}
 		num, inner, p, q = 9, m, m.GetProcess(), m.GetParent()
 		// a short-lived copy (no package-level pool: the project keeps no
 		// package-level mutable state)
@@ -217,6 +220,50 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 		return nil, true, fmt.Errorf("marshalling event: %d bytes, sized %d", len(buf)-start, restSize)
 	}
 	return buf, true, nil
+}
+
+// marshalKprobe is marshalHot for a process_kprobe event whose fields 3
+// and up appendKprobeRest writes (ok false otherwise, buf untouched).
+func marshalKprobe(buf []byte, ev *api.GetEventsResponse, m *api.ProcessKprobe, proc, parent []byte) (_ []byte, ok bool, _ error) {
+	if m == nil || len(m.ProtoReflect().GetUnknown()) > 0 {
+		return buf, false, nil
+	}
+	topLen, ok := topSize(ev)
+	if !ok {
+		return buf, false, nil
+	}
+	p, q := m.GetProcess(), m.GetParent()
+	var err error
+	if p != nil && proc == nil {
+		if proc, err = Process(p); err != nil {
+			return nil, true, err
+		}
+	}
+	if q != nil && parent == nil {
+		if parent, err = Process(q); err != nil {
+			return nil, true, err
+		}
+	}
+	// one allocation, of about the size needed
+	if need := topLen + len(proc) + len(parent) + restEstimate(m); cap(buf)-len(buf) < need {
+		buf = append(make([]byte, 0, len(buf)+need), buf...)
+	}
+	orig := len(buf)
+	w := writer{buf: appendTop(buf, ev), ok: true}
+	start := w.open(9)
+	if p != nil {
+		w.buf = protowire.AppendTag(w.buf, ProcessField, protowire.BytesType)
+		w.buf = protowire.AppendBytes(w.buf, proc)
+	}
+	if q != nil {
+		w.buf = protowire.AppendTag(w.buf, ParentField, protowire.BytesType)
+		w.buf = protowire.AppendBytes(w.buf, parent)
+	}
+	if w.buf, ok = appendKprobeRest(w.buf, m); !ok {
+		return buf[:orig], false, nil
+	}
+	w.close(start)
+	return w.buf, true, nil
 }
 
 // Field numbers of GetEventsResponse's plain fields, and of Timestamp's.
