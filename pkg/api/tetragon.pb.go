@@ -358,6 +358,7 @@ const (
 	EventType_PROCESS_EXIT       EventType = 5
 	EventType_PROCESS_KPROBE     EventType = 9
 	EventType_PROCESS_TRACEPOINT EventType = 10
+	EventType_PROCESS_LOADER     EventType = 11
 	EventType_PROCESS_UPROBE     EventType = 12
 	EventType_PROCESS_LSM        EventType = 28
 	EventType_PROCESS_USDT       EventType = 29
@@ -371,6 +372,7 @@ var (
 		5:  "PROCESS_EXIT",
 		9:  "PROCESS_KPROBE",
 		10: "PROCESS_TRACEPOINT",
+		11: "PROCESS_LOADER",
 		12: "PROCESS_UPROBE",
 		28: "PROCESS_LSM",
 		29: "PROCESS_USDT",
@@ -381,6 +383,7 @@ var (
 		"PROCESS_EXIT":       5,
 		"PROCESS_KPROBE":     9,
 		"PROCESS_TRACEPOINT": 10,
+		"PROCESS_LOADER":     11,
 		"PROCESS_UPROBE":     12,
 		"PROCESS_LSM":        28,
 		"PROCESS_USDT":       29,
@@ -3706,6 +3709,78 @@ func (x *ProcessLsm) GetMechanism() string {
 	return ""
 }
 
+// An ELF file a process mapped (a policy's spec.loader: true), as
+// Tetragon's loader sensor reports it. The field numbers are Tetragon's.
+type ProcessLoader struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Process *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	// The file's path as the mapping process sees it.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// The file's GNU build id (its .note.gnu.build-id).
+	Buildid       []byte   `protobuf:"bytes,3,opt,name=buildid,proto3" json:"buildid,omitempty"`
+	Parent        *Process `protobuf:"bytes,4,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessLoader) Reset() {
+	*x = ProcessLoader{}
+	mi := &file_tetragon_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessLoader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessLoader) ProtoMessage() {}
+
+func (x *ProcessLoader) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessLoader.ProtoReflect.Descriptor instead.
+func (*ProcessLoader) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ProcessLoader) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessLoader) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ProcessLoader) GetBuildid() []byte {
+	if x != nil {
+		return x.Buildid
+	}
+	return nil
+}
+
+func (x *ProcessLoader) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
 type GetEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -3714,6 +3789,7 @@ type GetEventsResponse struct {
 	//	*GetEventsResponse_ProcessExit
 	//	*GetEventsResponse_ProcessKprobe
 	//	*GetEventsResponse_ProcessTracepoint
+	//	*GetEventsResponse_ProcessLoader
 	//	*GetEventsResponse_ProcessUprobe
 	//	*GetEventsResponse_ProcessLsm
 	//	*GetEventsResponse_ProcessUsdt
@@ -3726,7 +3802,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3738,7 +3814,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[31]
+	mi := &file_tetragon_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3751,7 +3827,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{31}
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3792,6 +3868,15 @@ func (x *GetEventsResponse) GetProcessTracepoint() *ProcessTracepoint {
 	if x != nil {
 		if x, ok := x.Event.(*GetEventsResponse_ProcessTracepoint); ok {
 			return x.ProcessTracepoint
+		}
+	}
+	return nil
+}
+
+func (x *GetEventsResponse) GetProcessLoader() *ProcessLoader {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessLoader); ok {
+			return x.ProcessLoader
 		}
 	}
 	return nil
@@ -3858,6 +3943,10 @@ type GetEventsResponse_ProcessTracepoint struct {
 	ProcessTracepoint *ProcessTracepoint `protobuf:"bytes,10,opt,name=process_tracepoint,json=processTracepoint,proto3,oneof"`
 }
 
+type GetEventsResponse_ProcessLoader struct {
+	ProcessLoader *ProcessLoader `protobuf:"bytes,11,opt,name=process_loader,json=processLoader,proto3,oneof"`
+}
+
 type GetEventsResponse_ProcessUprobe struct {
 	ProcessUprobe *ProcessUprobe `protobuf:"bytes,12,opt,name=process_uprobe,json=processUprobe,proto3,oneof"`
 }
@@ -3877,6 +3966,8 @@ func (*GetEventsResponse_ProcessExit) isGetEventsResponse_Event() {}
 func (*GetEventsResponse_ProcessKprobe) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessTracepoint) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessLoader) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessUprobe) isGetEventsResponse_Event() {}
 
@@ -3910,7 +4001,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3922,7 +4013,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3935,7 +4026,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -4018,7 +4109,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4030,7 +4121,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4043,7 +4134,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -4071,7 +4162,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4174,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4187,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -4142,7 +4233,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4245,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4258,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -4252,7 +4343,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4264,7 +4355,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4277,7 +4368,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -4402,7 +4493,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4414,7 +4505,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4427,7 +4518,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4481,7 +4572,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4493,7 +4584,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4506,7 +4597,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4527,7 +4618,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4539,7 +4630,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4552,7 +4643,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4577,7 +4668,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4589,7 +4680,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4602,7 +4693,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 type GetVersionResponse struct {
@@ -4614,7 +4705,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4626,7 +4717,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4639,7 +4730,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4670,7 +4761,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4682,7 +4773,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4695,7 +4786,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4789,7 +4880,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4801,7 +4892,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4814,7 +4905,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4923,7 +5014,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4935,7 +5026,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4948,7 +5039,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -4963,7 +5054,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4975,7 +5066,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4988,7 +5079,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -5021,7 +5112,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5033,7 +5124,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5046,7 +5137,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -5066,7 +5157,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5078,7 +5169,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5091,7 +5182,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -5113,7 +5204,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5125,7 +5216,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5138,7 +5229,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -5163,7 +5254,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5175,7 +5266,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5188,7 +5279,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -5201,7 +5292,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5213,7 +5304,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5226,7 +5317,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{50}
+	return file_tetragon_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -5251,7 +5342,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5263,7 +5354,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5276,7 +5367,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{51}
+	return file_tetragon_proto_rawDescGZIP(), []int{52}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -5289,7 +5380,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5301,7 +5392,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5314,7 +5405,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{52}
+	return file_tetragon_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -5339,7 +5430,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5351,7 +5442,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5364,7 +5455,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{53}
+	return file_tetragon_proto_rawDescGZIP(), []int{54}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5657,13 +5748,19 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12.\n" +
 	"\x06action\x18\b \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x12\n" +
 	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1d\n" +
-	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xaa\x04\n" +
+	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\x95\x01\n" +
+	"\rProcessLoader\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\abuildid\x18\x03 \x01(\fR\abuildid\x12)\n" +
+	"\x06parent\x18\x04 \x01(\v2\x11.tetragon.ProcessR\x06parent\"\xec\x04\n" +
 	"\x11GetEventsResponse\x12:\n" +
 	"\fprocess_exec\x18\x01 \x01(\v2\x15.tetragon.ProcessExecH\x00R\vprocessExec\x12:\n" +
 	"\fprocess_exit\x18\x05 \x01(\v2\x15.tetragon.ProcessExitH\x00R\vprocessExit\x12@\n" +
 	"\x0eprocess_kprobe\x18\t \x01(\v2\x17.tetragon.ProcessKprobeH\x00R\rprocessKprobe\x12L\n" +
 	"\x12process_tracepoint\x18\n" +
 	" \x01(\v2\x1b.tetragon.ProcessTracepointH\x00R\x11processTracepoint\x12@\n" +
+	"\x0eprocess_loader\x18\v \x01(\v2\x17.tetragon.ProcessLoaderH\x00R\rprocessLoader\x12@\n" +
 	"\x0eprocess_uprobe\x18\f \x01(\v2\x17.tetragon.ProcessUprobeH\x00R\rprocessUprobe\x127\n" +
 	"\vprocess_lsm\x18\x1c \x01(\v2\x14.tetragon.ProcessLsmH\x00R\n" +
 	"processLsm\x12:\n" +
@@ -5855,7 +5952,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x12\x1b\n" +
 	"\x17KPROBE_ACTION_TRACKSOCK\x10\v\x12\x1d\n" +
 	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f\x12 \n" +
-	"\x1cKPROBE_ACTION_NOTIFYENFORCER\x10\r*\x9d\x01\n" +
+	"\x1cKPROBE_ACTION_NOTIFYENFORCER\x10\r*\xb1\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +
@@ -5863,6 +5960,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0ePROCESS_KPROBE\x10\t\x12\x16\n" +
 	"\x12PROCESS_TRACEPOINT\x10\n" +
 	"\x12\x12\n" +
+	"\x0ePROCESS_LOADER\x10\v\x12\x12\n" +
 	"\x0ePROCESS_UPROBE\x10\f\x12\x0f\n" +
 	"\vPROCESS_LSM\x10\x1c\x12\x10\n" +
 	"\fPROCESS_USDT\x10\x1d*O\n" +
@@ -5911,7 +6009,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(TaintedBitsType)(0),                 // 1: tetragon.TaintedBitsType
@@ -5952,35 +6050,36 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessUprobe)(nil),                // 36: tetragon.ProcessUprobe
 	(*ProcessUsdt)(nil),                  // 37: tetragon.ProcessUsdt
 	(*ProcessLsm)(nil),                   // 38: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 39: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 40: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 41: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 42: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 43: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 44: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 45: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 46: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 47: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 48: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 49: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 50: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 51: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 52: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 53: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 54: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 55: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 56: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 57: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 58: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 59: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 60: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 61: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 62: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 63: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 64: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 65: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 66: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 67: google.protobuf.Int32Value
+	(*ProcessLoader)(nil),                // 39: tetragon.ProcessLoader
+	(*GetEventsResponse)(nil),            // 40: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 41: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 42: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 43: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 44: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 45: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 46: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 47: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 48: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 49: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 50: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 51: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 52: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 53: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 54: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 55: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 56: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 57: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 58: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 59: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 60: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 61: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 62: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 63: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 64: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 65: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 66: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 67: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 68: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -5996,40 +6095,40 @@ var file_tetragon_proto_depIdxs = []int32{
 	9,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	9,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	9,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	64,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	64,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	64,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	64,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	64,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	64,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	64,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	64,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	65,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	65,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	65,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	65,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	65,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	65,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	65,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	65,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	8,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	12,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	65,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	66,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	13,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	62,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	64,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	64,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	65,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	64,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	63,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	65,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	65,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	66,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	65,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	14,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	8,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	10,  // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	64,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	65,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	11,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	66,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	67,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	13,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	15,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	15,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	15,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	15,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	65,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	66,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
+	66,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	67,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
 	1,   // 43: tetragon.KernelModule.tainted:type_name -> tetragon.TaintedBitsType
-	67,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	64,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	64,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	68,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	65,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	65,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	9,   // 47: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	24,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	19,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
@@ -6070,53 +6169,56 @@ var file_tetragon_proto_depIdxs = []int32{
 	15,  // 84: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
 	32,  // 85: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
 	2,   // 86: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	16,  // 87: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	17,  // 88: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	34,  // 89: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	35,  // 90: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	36,  // 91: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	38,  // 92: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	37,  // 93: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
-	65,  // 94: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 95: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	66,  // 96: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	40,  // 97: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	40,  // 98: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 99: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 100: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	65,  // 101: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	43,  // 102: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	63,  // 103: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	45,  // 104: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	65,  // 105: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 106: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	42,  // 107: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	44,  // 108: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 109: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 110: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	50,  // 111: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	51,  // 112: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	41,  // 113: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	46,  // 114: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	48,  // 115: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	52,  // 116: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	54,  // 117: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	56,  // 118: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	58,  // 119: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	60,  // 120: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	39,  // 121: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	47,  // 122: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	49,  // 123: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	53,  // 124: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	55,  // 125: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	57,  // 126: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	59,  // 127: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	61,  // 128: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	121, // [121:129] is the sub-list for method output_type
-	113, // [113:121] is the sub-list for method input_type
-	113, // [113:113] is the sub-list for extension type_name
-	113, // [113:113] is the sub-list for extension extendee
-	0,   // [0:113] is the sub-list for field type_name
+	15,  // 87: tetragon.ProcessLoader.process:type_name -> tetragon.Process
+	15,  // 88: tetragon.ProcessLoader.parent:type_name -> tetragon.Process
+	16,  // 89: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 90: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	34,  // 91: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	35,  // 92: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	39,  // 93: tetragon.GetEventsResponse.process_loader:type_name -> tetragon.ProcessLoader
+	36,  // 94: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	38,  // 95: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	37,  // 96: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	66,  // 97: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 98: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	67,  // 99: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	41,  // 100: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	41,  // 101: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 102: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 103: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	66,  // 104: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	44,  // 105: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	64,  // 106: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	46,  // 107: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	66,  // 108: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 109: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	43,  // 110: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	45,  // 111: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 112: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 113: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	51,  // 114: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	52,  // 115: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	42,  // 116: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	47,  // 117: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	49,  // 118: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	53,  // 119: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	55,  // 120: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	57,  // 121: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	59,  // 122: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	61,  // 123: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	40,  // 124: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	48,  // 125: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	50,  // 126: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	54,  // 127: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	56,  // 128: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	58,  // 129: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	60,  // 130: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	62,  // 131: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	124, // [124:132] is the sub-list for method output_type
+	116, // [116:124] is the sub-list for method input_type
+	116, // [116:116] is the sub-list for extension type_name
+	116, // [116:116] is the sub-list for extension extendee
+	0,   // [0:116] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -6151,11 +6253,12 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_Int32ListArg)(nil),
 		(*KprobeArgument_DnsArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[31].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[32].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
 		(*GetEventsResponse_ProcessTracepoint)(nil),
+		(*GetEventsResponse_ProcessLoader)(nil),
 		(*GetEventsResponse_ProcessUprobe)(nil),
 		(*GetEventsResponse_ProcessLsm)(nil),
 		(*GetEventsResponse_ProcessUsdt)(nil),
@@ -6166,7 +6269,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
