@@ -1,6 +1,7 @@
 // mapexec FILE...: maps each FILE's first two pages readable and
 // executable, as a dynamic loader maps a library's segments (two mappings
-// of one file), then exits. TestLoaderEvents runs it.
+// of one file), then exits. TestLoaderEvents (pkg/hooks) and TestLoaderThroughAgent
+// (pkg/agent) run it.
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/mman.h>
