@@ -18,19 +18,31 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/encoder"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-// TestLoaderThroughAgent: with a policy of loader: true alone, a program
-// that maps an ELF file executable (twice, as a library's segments) gets
-// one process_loader event for itself (mapped by the kernel at exec) and
-// one for the file, from the agent's pipeline: the process from the cache,
-// the file's path and the build id its .note.gnu.build-id holds; its wire
-// bytes (the server sends them) decode to the same event, and the compact
-// and JSON lines are Tetragon's.
+// TestLoaderThroughAgent adds a policy of loader: true alone through the
+// agent's policy API. Where the kernel cannot attach kprobes (the host) it
+// is refused, naming the feature, and nothing is listed or attached (fail
+// closed). Elsewhere, a program that maps an ELF file executable (twice,
+// as a library's segments) gets one process_loader event for itself
+// (mapped by the kernel at exec) and one for the file, from the agent's
+// pipeline: the process from the cache, the file's path and the build id
+// its .note.gnu.build-id holds; its wire bytes (the server sends them)
+// decode to the same event, the compact and JSON lines are Tetragon's, and
+// the policy is listed with Tetragon's __loader__ sensor.
 func TestLoaderThroughAgent(t *testing.T) {
-	testutil.RequireFeature(t, kernelfeatures.Kprobe)
 	a := startAgent(t)
+	const policy = "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: loader\nspec:\n  loader: true\n"
+	if !testutil.Kernel(t).Map()[kernelfeatures.Kprobe] {
+		_, err := a.policies.Add([]byte(policy))
+		if err == nil || !strings.Contains(err.Error(), "request:6:11: spec.loader: loader needs a kprobe on perf_event_mmap_output") || !strings.Contains(err.Error(), "(probe feature kprobe)") {
+			t.Fatalf("adding a loader policy on a kernel without kprobes: %v", err)
+		}
+		if n := len(a.policies.ListAPI().GetPolicies()); n != 0 || a.Hooks().LoaderAttached() {
+			t.Fatalf("the refused policy left %d listed, loader attached %v", n, a.Hooks().LoaderAttached())
+		}
+		return
+	}
 	dir := workdir(t)
 	prog := testutil.CProgram(t, "testdata/loader/mapexec.c", filepath.Join(dir, "mapexec"))
 	lib := filepath.Join(dir, "libtarget.so")
@@ -43,11 +55,7 @@ func TestLoaderThroughAgent(t *testing.T) {
 	}
 	id := gnuBuildID(t, prog)
 
-	ps, err := tp.Parse("loader.yaml", []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: loader\nspec:\n  loader: true\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Hooks().LoadPolicy(ps[0]); err != nil {
+	if _, err := a.policies.Add([]byte(policy)); err != nil {
 		t.Fatal(err)
 	}
 	sub := a.Bus().Subscribe(1000, func(ev *api.GetEventsResponse) bool {
@@ -128,7 +136,17 @@ func TestLoaderThroughAgent(t *testing.T) {
 		t.Errorf("JSON line %s", line.String())
 	}
 
-	if err := a.Hooks().Unload("loader"); err != nil {
+	var listed *api.TracingPolicyStatus
+	for _, p := range a.policies.ListAPI().GetPolicies() {
+		if p.GetName() == "loader" {
+			listed = p
+		}
+	}
+	if len(listed.GetSensors()) != 1 || listed.GetSensors()[0] != "__loader__" || len(listed.GetHooks()) != 1 ||
+		listed.GetHooks()[0].GetCall() != "perf_event_mmap_output" || listed.GetHooks()[0].GetPosted() < 2 {
+		t.Errorf("listed as %v", listed)
+	}
+	if err := a.policies.Delete("loader"); err != nil {
 		t.Fatal(err)
 	}
 	if a.Hooks().LoaderAttached() {
