@@ -532,6 +532,8 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte, out []*eventbus.Event)
 		ev = a.cache.Exec(r)
 	case *observer.Exit:
 		ev = a.cache.Exit(r)
+		// the process is gone: its pid may come again
+		a.loaders.Exited(r.Pid)
 	case *observer.Fork:
 		a.cache.Fork(r)
 	case *observer.HookRecord:

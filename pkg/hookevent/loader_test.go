@@ -25,12 +25,23 @@ func TestLoaders(t *testing.T) {
 	if ev := l.Event(rec, proc, parent); ev != nil {
 		t.Errorf("second mapping of the same file reported: %v", ev)
 	}
-	// another file, and the same file in the execution that follows
+	// another file is reported; the same file after the process executed
+	// again is not (as Tetragon: keyed by pid): the program itself is
+	// mapped inside exec, before its exec event, and again by its
+	// startup code after
 	if l.Event(&observer.Loader{Pid: 5, Path: "/lib/libm.so.6"}, proc, parent) == nil {
 		t.Error("another file of the process not reported")
 	}
-	if l.Event(rec, &api.Process{ExecId: "e2", Pid: wrapperspb.UInt32(5)}, proc) == nil {
-		t.Error("the file in the process's next execution not reported")
+	if ev := l.Event(rec, &api.Process{ExecId: "e2", Pid: wrapperspb.UInt32(5)}, proc); ev != nil {
+		t.Errorf("the file reported again after exec: %v", ev)
+	}
+	// once the process exited, its pid used again reports the file again
+	l.Exited(5)
+	if l.Event(rec, &api.Process{ExecId: "e3", Pid: wrapperspb.UInt32(5)}, nil) == nil {
+		t.Error("a new process with the pid of one that exited: file not reported")
+	}
+	if len(l.life) != 1 {
+		t.Errorf("%d live pids remembered, want 1", len(l.life))
 	}
 	// a process the cache does not know is told apart by its pid
 	if l.Event(&observer.Loader{Pid: 6, Path: "/lib/libc.so.6"}, nil, nil) == nil || l.Event(&observer.Loader{Pid: 6, Path: "/lib/libc.so.6"}, nil, nil) != nil {
