@@ -16,6 +16,7 @@ enum record_op {
 	OP_EXIT = 2,
 	OP_FORK = 3,
 	OP_GENERIC = 4,
+	OP_LOADER = 5, /* bpf/loader.c: an executable file a process mapped */
 };
 
 struct rec_header {

@@ -259,7 +259,7 @@ func TestGetEventsBadFlags(t *testing.T) {
 	}{
 		{[]string{"-o", "yaml"}, `invalid output format "yaml": want json or compact`},
 		{[]string{"-o", "compact", "--color", "sometimes"}, `invalid color mode "sometimes"`},
-		{[]string{"-e", "exec,fork"}, `invalid event type "fork": want one of PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_TRACEPOINT, PROCESS_UPROBE, PROCESS_LSM, PROCESS_USDT, or exec, exit, kprobe, tracepoint, uprobe, lsm, usdt`},
+		{[]string{"-e", "exec,fork"}, `invalid event type "fork": want one of PROCESS_EXEC, PROCESS_EXIT, PROCESS_KPROBE, PROCESS_TRACEPOINT, PROCESS_LOADER, PROCESS_UPROBE, PROCESS_LSM, PROCESS_USDT, or exec, exit, kprobe, tracepoint, loader, uprobe, lsm, usdt`},
 		{[]string{"-e", "undef"}, `invalid event type "undef"`},
 		{[]string{"--process", "a("}, `invalid --process: binary_regex "a(": error parsing regexp: missing closing )`},
 		{[]string{"--pods", "["}, `invalid --pods: pod_regex "["`},

@@ -66,6 +66,8 @@ type Agent struct {
 	hooks *hooks.Manager
 	// hookEvents builds the events of the hooks' records
 	hookEvents *hookevent.Builder
+	// loaders builds the loader sensor's events (spec.loader)
+	loaders *hookevent.Loaders
 	// actions performs the policies' GetUrl and DnsLookup
 	actions *netaction.Runner
 	// policies are the known policies; watcher keeps the file ones current
@@ -191,6 +193,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	}
 	a.hooks.EnableRemoteActions()
 	a.hookEvents = hookevent.NewBuilder(log, a.actions)
+	a.loaders = hookevent.NewLoaders()
 	if a.pinRoot != "" {
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
 	}
@@ -529,11 +532,16 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte, out []*eventbus.Event)
 		ev = a.cache.Exec(r)
 	case *observer.Exit:
 		ev = a.cache.Exit(r)
+		// the process is gone: its pid may come again
+		a.loaders.Exited(r.Pid)
 	case *observer.Fork:
 		a.cache.Fork(r)
 	case *observer.HookRecord:
 		// nil: rate-limited, or its policy was unloaded while the record was queued
 		ev = a.policyEvent(r)
+	case *observer.Loader:
+		// nil: a file this process already reported
+		ev = a.loaderEvent(r)
 	}
 	if ev == nil {
 		return out

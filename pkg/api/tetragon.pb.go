@@ -358,6 +358,7 @@ const (
 	EventType_PROCESS_EXIT       EventType = 5
 	EventType_PROCESS_KPROBE     EventType = 9
 	EventType_PROCESS_TRACEPOINT EventType = 10
+	EventType_PROCESS_LOADER     EventType = 11
 	EventType_PROCESS_UPROBE     EventType = 12
 	EventType_PROCESS_LSM        EventType = 28
 	EventType_PROCESS_USDT       EventType = 29
@@ -371,6 +372,7 @@ var (
 		5:  "PROCESS_EXIT",
 		9:  "PROCESS_KPROBE",
 		10: "PROCESS_TRACEPOINT",
+		11: "PROCESS_LOADER",
 		12: "PROCESS_UPROBE",
 		28: "PROCESS_LSM",
 		29: "PROCESS_USDT",
@@ -381,6 +383,7 @@ var (
 		"PROCESS_EXIT":       5,
 		"PROCESS_KPROBE":     9,
 		"PROCESS_TRACEPOINT": 10,
+		"PROCESS_LOADER":     11,
 		"PROCESS_UPROBE":     12,
 		"PROCESS_LSM":        28,
 		"PROCESS_USDT":       29,
@@ -3776,6 +3779,78 @@ func (x *ProcessLsm) GetMechanism() string {
 	return ""
 }
 
+// An ELF file a process mapped (a policy's spec.loader: true), as
+// Tetragon's loader sensor reports it. The field numbers are Tetragon's.
+type ProcessLoader struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Process *Process               `protobuf:"bytes,1,opt,name=process,proto3" json:"process,omitempty"`
+	// The file's path as the mapping process sees it.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// The file's GNU build id (its .note.gnu.build-id).
+	Buildid       []byte   `protobuf:"bytes,3,opt,name=buildid,proto3" json:"buildid,omitempty"`
+	Parent        *Process `protobuf:"bytes,4,opt,name=parent,proto3" json:"parent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessLoader) Reset() {
+	*x = ProcessLoader{}
+	mi := &file_tetragon_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessLoader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessLoader) ProtoMessage() {}
+
+func (x *ProcessLoader) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessLoader.ProtoReflect.Descriptor instead.
+func (*ProcessLoader) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ProcessLoader) GetProcess() *Process {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ProcessLoader) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ProcessLoader) GetBuildid() []byte {
+	if x != nil {
+		return x.Buildid
+	}
+	return nil
+}
+
+func (x *ProcessLoader) GetParent() *Process {
+	if x != nil {
+		return x.Parent
+	}
+	return nil
+}
+
 type GetEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -3784,6 +3859,7 @@ type GetEventsResponse struct {
 	//	*GetEventsResponse_ProcessExit
 	//	*GetEventsResponse_ProcessKprobe
 	//	*GetEventsResponse_ProcessTracepoint
+	//	*GetEventsResponse_ProcessLoader
 	//	*GetEventsResponse_ProcessUprobe
 	//	*GetEventsResponse_ProcessLsm
 	//	*GetEventsResponse_ProcessUsdt
@@ -3796,7 +3872,7 @@ type GetEventsResponse struct {
 
 func (x *GetEventsResponse) Reset() {
 	*x = GetEventsResponse{}
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +3884,7 @@ func (x *GetEventsResponse) String() string {
 func (*GetEventsResponse) ProtoMessage() {}
 
 func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[32]
+	mi := &file_tetragon_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +3897,7 @@ func (x *GetEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsResponse.ProtoReflect.Descriptor instead.
 func (*GetEventsResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{32}
+	return file_tetragon_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetEventsResponse) GetEvent() isGetEventsResponse_Event {
@@ -3862,6 +3938,15 @@ func (x *GetEventsResponse) GetProcessTracepoint() *ProcessTracepoint {
 	if x != nil {
 		if x, ok := x.Event.(*GetEventsResponse_ProcessTracepoint); ok {
 			return x.ProcessTracepoint
+		}
+	}
+	return nil
+}
+
+func (x *GetEventsResponse) GetProcessLoader() *ProcessLoader {
+	if x != nil {
+		if x, ok := x.Event.(*GetEventsResponse_ProcessLoader); ok {
+			return x.ProcessLoader
 		}
 	}
 	return nil
@@ -3928,6 +4013,10 @@ type GetEventsResponse_ProcessTracepoint struct {
 	ProcessTracepoint *ProcessTracepoint `protobuf:"bytes,10,opt,name=process_tracepoint,json=processTracepoint,proto3,oneof"`
 }
 
+type GetEventsResponse_ProcessLoader struct {
+	ProcessLoader *ProcessLoader `protobuf:"bytes,11,opt,name=process_loader,json=processLoader,proto3,oneof"`
+}
+
 type GetEventsResponse_ProcessUprobe struct {
 	ProcessUprobe *ProcessUprobe `protobuf:"bytes,12,opt,name=process_uprobe,json=processUprobe,proto3,oneof"`
 }
@@ -3947,6 +4036,8 @@ func (*GetEventsResponse_ProcessExit) isGetEventsResponse_Event() {}
 func (*GetEventsResponse_ProcessKprobe) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessTracepoint) isGetEventsResponse_Event() {}
+
+func (*GetEventsResponse_ProcessLoader) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessUprobe) isGetEventsResponse_Event() {}
 
@@ -3980,7 +4071,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3992,7 +4083,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[33]
+	mi := &file_tetragon_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4005,7 +4096,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{33}
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -4088,7 +4179,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4100,7 +4191,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4113,7 +4204,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -4141,7 +4232,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4153,7 +4244,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4166,7 +4257,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -4212,7 +4303,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4224,7 +4315,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4237,7 +4328,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -4322,7 +4413,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4425,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4347,7 +4438,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -4472,7 +4563,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4484,7 +4575,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4497,7 +4588,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4551,7 +4642,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4563,7 +4654,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +4667,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4597,7 +4688,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4609,7 +4700,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4622,7 +4713,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4647,7 +4738,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4659,7 +4750,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4672,7 +4763,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 type GetVersionResponse struct {
@@ -4684,7 +4775,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4696,7 +4787,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4709,7 +4800,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4740,7 +4831,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4752,7 +4843,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4765,7 +4856,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4859,7 +4950,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4871,7 +4962,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4884,7 +4975,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -4993,7 +5084,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5005,7 +5096,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5018,7 +5109,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -5033,7 +5124,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +5136,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +5149,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -5091,7 +5182,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5103,7 +5194,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5116,7 +5207,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -5136,7 +5227,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5148,7 +5239,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5161,7 +5252,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -5183,7 +5274,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5195,7 +5286,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5208,7 +5299,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -5233,7 +5324,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5245,7 +5336,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5258,7 +5349,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{50}
+	return file_tetragon_proto_rawDescGZIP(), []int{51}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -5271,7 +5362,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5283,7 +5374,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5296,7 +5387,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{51}
+	return file_tetragon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -5321,7 +5412,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5333,7 +5424,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5346,7 +5437,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{52}
+	return file_tetragon_proto_rawDescGZIP(), []int{53}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -5359,7 +5450,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5371,7 +5462,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5384,7 +5475,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{53}
+	return file_tetragon_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -5409,7 +5500,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[54]
+	mi := &file_tetragon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5421,7 +5512,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[54]
+	mi := &file_tetragon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5434,7 +5525,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{54}
+	return file_tetragon_proto_rawDescGZIP(), []int{55}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5731,13 +5822,19 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12.\n" +
 	"\x06action\x18\b \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x12\n" +
 	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1d\n" +
-	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xaa\x04\n" +
+	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\x95\x01\n" +
+	"\rProcessLoader\x12+\n" +
+	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\abuildid\x18\x03 \x01(\fR\abuildid\x12)\n" +
+	"\x06parent\x18\x04 \x01(\v2\x11.tetragon.ProcessR\x06parent\"\xec\x04\n" +
 	"\x11GetEventsResponse\x12:\n" +
 	"\fprocess_exec\x18\x01 \x01(\v2\x15.tetragon.ProcessExecH\x00R\vprocessExec\x12:\n" +
 	"\fprocess_exit\x18\x05 \x01(\v2\x15.tetragon.ProcessExitH\x00R\vprocessExit\x12@\n" +
 	"\x0eprocess_kprobe\x18\t \x01(\v2\x17.tetragon.ProcessKprobeH\x00R\rprocessKprobe\x12L\n" +
 	"\x12process_tracepoint\x18\n" +
 	" \x01(\v2\x1b.tetragon.ProcessTracepointH\x00R\x11processTracepoint\x12@\n" +
+	"\x0eprocess_loader\x18\v \x01(\v2\x17.tetragon.ProcessLoaderH\x00R\rprocessLoader\x12@\n" +
 	"\x0eprocess_uprobe\x18\f \x01(\v2\x17.tetragon.ProcessUprobeH\x00R\rprocessUprobe\x127\n" +
 	"\vprocess_lsm\x18\x1c \x01(\v2\x14.tetragon.ProcessLsmH\x00R\n" +
 	"processLsm\x12:\n" +
@@ -5929,7 +6026,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x12\x1b\n" +
 	"\x17KPROBE_ACTION_TRACKSOCK\x10\v\x12\x1d\n" +
 	"\x19KPROBE_ACTION_UNTRACKSOCK\x10\f\x12 \n" +
-	"\x1cKPROBE_ACTION_NOTIFYENFORCER\x10\r*\x9d\x01\n" +
+	"\x1cKPROBE_ACTION_NOTIFYENFORCER\x10\r*\xb1\x01\n" +
 	"\tEventType\x12\t\n" +
 	"\x05UNDEF\x10\x00\x12\x10\n" +
 	"\fPROCESS_EXEC\x10\x01\x12\x10\n" +
@@ -5937,6 +6034,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0ePROCESS_KPROBE\x10\t\x12\x16\n" +
 	"\x12PROCESS_TRACEPOINT\x10\n" +
 	"\x12\x12\n" +
+	"\x0ePROCESS_LOADER\x10\v\x12\x12\n" +
 	"\x0ePROCESS_UPROBE\x10\f\x12\x0f\n" +
 	"\vPROCESS_LSM\x10\x1c\x12\x10\n" +
 	"\fPROCESS_USDT\x10\x1d*O\n" +
@@ -5985,7 +6083,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(TaintedBitsType)(0),                 // 1: tetragon.TaintedBitsType
@@ -6027,35 +6125,36 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessUprobe)(nil),                // 37: tetragon.ProcessUprobe
 	(*ProcessUsdt)(nil),                  // 38: tetragon.ProcessUsdt
 	(*ProcessLsm)(nil),                   // 39: tetragon.ProcessLsm
-	(*GetEventsResponse)(nil),            // 40: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 41: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 42: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 43: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 44: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 45: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 46: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 47: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 48: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 49: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 50: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 51: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 52: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 53: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 54: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 55: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 56: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 57: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 58: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 59: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 60: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 61: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 62: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 63: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 64: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 65: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 66: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 67: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 68: google.protobuf.Int32Value
+	(*ProcessLoader)(nil),                // 40: tetragon.ProcessLoader
+	(*GetEventsResponse)(nil),            // 41: tetragon.GetEventsResponse
+	(*Filter)(nil),                       // 42: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 43: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 44: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 45: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 46: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 47: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 48: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 49: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 50: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 51: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 52: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 53: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 54: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 55: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 56: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 57: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 58: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 59: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 60: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 61: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 62: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 63: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 64: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 65: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 66: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 67: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 68: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 69: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -6071,40 +6170,40 @@ var file_tetragon_proto_depIdxs = []int32{
 	9,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	9,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	9,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	65,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	65,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	65,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	65,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	65,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	65,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	65,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	65,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	66,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	66,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	66,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	66,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	66,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	66,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	66,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	66,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	8,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	12,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	66,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	67,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	13,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	63,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	65,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	65,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	66,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	65,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	64,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	66,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	66,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	67,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	66,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	14,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	8,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	10,  // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	65,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	66,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	11,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	67,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	68,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	13,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	15,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	15,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	15,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	15,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	66,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	67,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
+	67,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	68,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
 	1,   // 43: tetragon.KernelModule.tainted:type_name -> tetragon.TaintedBitsType
-	68,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	65,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	65,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	69,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	66,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	66,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	9,   // 47: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	25,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	20,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
@@ -6146,53 +6245,56 @@ var file_tetragon_proto_depIdxs = []int32{
 	15,  // 85: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
 	33,  // 86: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
 	2,   // 87: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	16,  // 88: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	17,  // 89: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	35,  // 90: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	36,  // 91: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	37,  // 92: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	39,  // 93: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	38,  // 94: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
-	66,  // 95: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 96: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	67,  // 97: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	41,  // 98: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	41,  // 99: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 100: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 101: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	66,  // 102: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	44,  // 103: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	64,  // 104: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	46,  // 105: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	66,  // 106: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 107: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	43,  // 108: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	45,  // 109: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 110: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 111: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	51,  // 112: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	52,  // 113: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	42,  // 114: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	47,  // 115: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	49,  // 116: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	53,  // 117: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	55,  // 118: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	57,  // 119: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	59,  // 120: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	61,  // 121: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	40,  // 122: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	48,  // 123: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	50,  // 124: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	54,  // 125: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	56,  // 126: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	58,  // 127: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	60,  // 128: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	62,  // 129: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	122, // [122:130] is the sub-list for method output_type
-	114, // [114:122] is the sub-list for method input_type
-	114, // [114:114] is the sub-list for extension type_name
-	114, // [114:114] is the sub-list for extension extendee
-	0,   // [0:114] is the sub-list for field type_name
+	15,  // 88: tetragon.ProcessLoader.process:type_name -> tetragon.Process
+	15,  // 89: tetragon.ProcessLoader.parent:type_name -> tetragon.Process
+	16,  // 90: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 91: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	35,  // 92: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	36,  // 93: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	40,  // 94: tetragon.GetEventsResponse.process_loader:type_name -> tetragon.ProcessLoader
+	37,  // 95: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	39,  // 96: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	38,  // 97: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	67,  // 98: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 99: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	68,  // 100: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	42,  // 101: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	42,  // 102: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 103: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 104: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	67,  // 105: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	45,  // 106: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	65,  // 107: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	47,  // 108: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	67,  // 109: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 110: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	44,  // 111: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	46,  // 112: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 113: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 114: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	52,  // 115: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	53,  // 116: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	43,  // 117: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	48,  // 118: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	50,  // 119: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	54,  // 120: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	56,  // 121: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	58,  // 122: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	60,  // 123: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	62,  // 124: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	41,  // 125: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	49,  // 126: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	51,  // 127: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	55,  // 128: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	57,  // 129: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	59,  // 130: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	61,  // 131: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	63,  // 132: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	125, // [125:133] is the sub-list for method output_type
+	117, // [117:125] is the sub-list for method input_type
+	117, // [117:117] is the sub-list for extension type_name
+	117, // [117:117] is the sub-list for extension extendee
+	0,   // [0:117] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -6228,11 +6330,12 @@ func file_tetragon_proto_init() {
 		(*KprobeArgument_Int32ListArg)(nil),
 		(*KprobeArgument_DnsArg)(nil),
 	}
-	file_tetragon_proto_msgTypes[32].OneofWrappers = []any{
+	file_tetragon_proto_msgTypes[33].OneofWrappers = []any{
 		(*GetEventsResponse_ProcessExec)(nil),
 		(*GetEventsResponse_ProcessExit)(nil),
 		(*GetEventsResponse_ProcessKprobe)(nil),
 		(*GetEventsResponse_ProcessTracepoint)(nil),
+		(*GetEventsResponse_ProcessLoader)(nil),
 		(*GetEventsResponse_ProcessUprobe)(nil),
 		(*GetEventsResponse_ProcessLsm)(nil),
 		(*GetEventsResponse_ProcessUsdt)(nil),
@@ -6243,7 +6346,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   57,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,6 +1,7 @@
 package encoder
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -125,6 +126,13 @@ func (c *Compact) Encode(ev *api.GetEventsResponse) error {
 		u := e.ProcessUsdt
 		c.head("🕵️", "usdt", ev.GetNodeName(), u.GetProcess())
 		c.part(cyan, strings.TrimSpace(u.GetPath()+" "+u.GetProvider()+":"+u.GetName()+" "+argsText(u.GetArgs())))
+	case *api.GetEventsResponse_ProcessLoader:
+		// as Tetragon: the build id in hex (when there is one), then the
+		// file
+		l := e.ProcessLoader
+		c.head("🧬", "loader", ev.GetNodeName(), l.GetProcess())
+		c.part("", hex.EncodeToString(l.GetBuildid()))
+		c.part(cyan, l.GetPath())
 	case *api.GetEventsResponse_ProcessLsm:
 		l := e.ProcessLsm
 		c.head("🔒", "LSM", ev.GetNodeName(), l.GetProcess())

@@ -57,7 +57,9 @@ func Marshal(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) ([]byte
 	innerDesc := inner.Descriptor()
 	pf, qf := innerDesc.Fields().ByNumber(ProcessField), innerDesc.Fields().ByNumber(ParentField)
 	if pf == nil || qf == nil || pf.Name() != "process" || qf.Name() != "parent" {
-		return nil, fmt.Errorf("event %s has no process and parent at fields 1 and 2", innerDesc.FullName())
+		// Tetragon's ProcessLoader has its parent at 4, after path and
+		// buildid: such an event, rare, is marshalled whole
+		return proto.MarshalOptions{}.MarshalAppend(buf, ev)
 	}
 	var err error
 	if proc, err = fieldBytes(inner, pf, proc); err != nil {

@@ -86,7 +86,7 @@ func events(t *testing.T) map[string]*api.GetEventsResponse {
 				t.Fatalf("fill chose %v, want %s", ev.ProtoReflect().WhichOneof(oneof), fd.Name())
 			}
 			inner := ev.ProtoReflect().Get(fd).Message()
-			pf, qf := inner.Descriptor().Fields().ByNumber(ProcessField), inner.Descriptor().Fields().ByNumber(ParentField)
+			pf, qf := inner.Descriptor().Fields().ByName("process"), inner.Descriptor().Fields().ByName("parent")
 			name := string(fd.Name())
 			switch pick {
 			case 1:
@@ -127,12 +127,13 @@ func TestSplicedEqualsMarshal(t *testing.T) {
 			var proc, parent []byte
 			if m, ok := ev.ProtoReflect().WhichOneof(ev.ProtoReflect().Descriptor().Oneofs().ByName("event")), true; ok && m != nil {
 				inner := ev.ProtoReflect().Get(m).Message()
-				if p, ok := inner.Get(inner.Descriptor().Fields().ByNumber(ProcessField)).Message().Interface().(*api.Process); ok && inner.Has(inner.Descriptor().Fields().ByNumber(ProcessField)) {
+				// by name: ProcessLoader's parent is not at ParentField
+				if p, ok := inner.Get(inner.Descriptor().Fields().ByName("process")).Message().Interface().(*api.Process); ok && inner.Has(inner.Descriptor().Fields().ByName("process")) {
 					if proc, err = Process(p); err != nil {
 						t.Fatal(err)
 					}
 				}
-				if p, ok := inner.Get(inner.Descriptor().Fields().ByNumber(ParentField)).Message().Interface().(*api.Process); ok && inner.Has(inner.Descriptor().Fields().ByNumber(ParentField)) {
+				if p, ok := inner.Get(inner.Descriptor().Fields().ByName("parent")).Message().Interface().(*api.Process); ok && inner.Has(inner.Descriptor().Fields().ByName("parent")) {
 					if parent, err = Process(p); err != nil {
 						t.Fatal(err)
 					}

@@ -45,6 +45,9 @@ type loadedPolicy struct {
 	hooks []*loadedHook
 	// dir holds this version's pins; empty when not pinning
 	dir string
+	// loader is the version's hold on the loader sensor (spec.loader);
+	// nil without
+	loader *loaderUse
 }
 
 // HookStatus describes one loaded hook.
@@ -104,6 +107,9 @@ type Manager struct {
 	// remote: the agent performs GetUrl and DnsLookup
 	// (EnableRemoteActions); false: policies using them are refused
 	remote bool
+
+	// loader is the loader sensor the policies with loader: true share
+	loader loaderShare
 }
 
 // NewManager returns a manager whose hooks write to events.
@@ -126,7 +132,10 @@ func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
 	if err != nil {
 		return err
 	}
-	return m.Load(p.Metadata.Name, decls)
+	if err := m.checkLoader(p); err != nil {
+		return err
+	}
+	return m.load(p.Metadata.Name, decls, loaderOf(p))
 }
 
 // ReplacePolicy loads a new version of a loaded policy; see Replace.
@@ -135,19 +144,33 @@ func (m *Manager) ReplacePolicy(p *tracingpolicy.TracingPolicy) error {
 	if err != nil {
 		return err
 	}
-	return m.Replace(p.Metadata.Name, decls)
+	if err := m.checkLoader(p); err != nil {
+		return err
+	}
+	return m.replace(p.Metadata.Name, decls, loaderOf(p))
+}
+
+// loaderOf locates a policy's loader: true; nil without.
+func loaderOf(p *tracingpolicy.TracingPolicy) *tracingpolicy.Source {
+	if !p.Spec.Loader {
+		return nil
+	}
+	return &p.Spec.LoaderSrc
 }
 
 // Load compiles and attaches every hook of a policy; if one fails, none
 // stays loaded.
-func (m *Manager) Load(policy string, hooks []HookDecl) error {
+func (m *Manager) Load(policy string, hooks []HookDecl) error { return m.load(policy, hooks, nil) }
+
+// load is Load, with the policy's loader sensor where loader locates one.
+func (m *Manager) load(policy string, hooks []HookDecl, loader *tracingpolicy.Source) error {
 	m.mu.RLock()
 	_, exists := m.policies[policy]
 	m.mu.RUnlock()
 	if exists {
 		return fmt.Errorf("policy %q: %w", policy, ErrConflict)
 	}
-	lp, err := m.build(policy, hooks)
+	lp, err := m.build(policy, hooks, loader)
 	if err != nil {
 		return err
 	}
@@ -212,7 +235,14 @@ func (m *Manager) uninstall(lp *loadedPolicy) {
 // at no moment does neither enforce. If the new version fails, the old one
 // stays as it was.
 func (m *Manager) Replace(policy string, hooks []HookDecl) error {
-	lp, err := m.build(policy, hooks)
+	return m.replace(policy, hooks, nil)
+}
+
+// replace is Replace, with the new version's loader sensor where loader
+// locates one: the new version takes its hold before the old one lets go,
+// so the sensor stays attached across the replacement.
+func (m *Manager) replace(policy string, hooks []HookDecl, loader *tracingpolicy.Source) error {
+	lp, err := m.build(policy, hooks, loader)
 	if err != nil {
 		return err
 	}
@@ -251,8 +281,9 @@ func PinName(policy string) string {
 	return strings.NewReplacer("%", "%25", ".", "%2e").Replace(policy)
 }
 
-// build attaches a policy's hooks without publishing them.
-func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) {
+// build attaches a policy's hooks, and the loader sensor where loader
+// locates one, without publishing them.
+func (m *Manager) build(policy string, hooks []HookDecl, loader *tracingpolicy.Source) (*loadedPolicy, error) {
 	hooks, err := expandLists(hooks, m.opts)
 	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", policy, err)
@@ -308,6 +339,12 @@ func (m *Manager) build(policy string, hooks []HookDecl) (*loadedPolicy, error) 
 			}
 		}
 		m.log.Info().Str("policy", policy).Str("hook", hookName(d)).Str("mechanism", h.info.event.Mechanism).Msg("Hook attached")
+	}
+	if loader != nil {
+		if lp.loader, err = m.useLoader(); err != nil {
+			m.discard(lp)
+			return nil, fmt.Errorf("policy %q: %s: %w", policy, loader, err)
+		}
 	}
 	return lp, nil
 }
@@ -516,6 +553,13 @@ func (m *Manager) Status() []PolicyStatus {
 			}
 			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: hookName(h.info.decl), Mechanism: h.info.event.Mechanism, Stats: st})
 		}
+		if lp.loader != nil {
+			st, err := lp.loader.stats()
+			if err != nil {
+				m.log.Debug().Err(err).Msg("Reading loader counters")
+			}
+			ps.Hooks = append(ps.Hooks, HookStatus{Kind: HookKindLoader, Call: sensor.LoaderFunc, Mechanism: MechKprobe, Stats: st})
+		}
 		out = append(out, ps)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -572,6 +616,9 @@ func (lp *loadedPolicy) close() error {
 		errs = append(errs, h.obj.Close())
 	}
 	lp.hooks = nil
+	if lp.loader != nil {
+		errs = append(errs, lp.loader.release())
+	}
 	return errors.Join(errs...)
 }
 

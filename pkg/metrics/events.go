@@ -12,7 +12,7 @@ import (
 // two and a lock-free map lookup, not a label-vector lookup per event.
 // It is safe for concurrent use.
 type EventCounter struct {
-	exec, exit, kprobe, tracepoint, uprobe, lsm, usdt atomic.Uint64
+	exec, exit, kprobe, tracepoint, uprobe, lsm, usdt, loader atomic.Uint64
 	// hooks maps hookKey to *atomic.Uint64; the set of keys only grows,
 	// bounded by the policies loaded over the agent's life
 	hooks sync.Map
@@ -42,6 +42,8 @@ func (c *EventCounter) Count(ev *api.GetEventsResponse) {
 		u := e.ProcessUsdt
 		c.usdt.Add(1)
 		c.hook(u.GetPolicyName(), HookLabel("usdt", u.GetPath()+" "+u.GetProvider()+":"+u.GetName()))
+	case *api.GetEventsResponse_ProcessLoader:
+		c.loader.Add(1)
 	case *api.GetEventsResponse_ProcessLsm:
 		c.lsm.Add(1)
 		c.hook(e.ProcessLsm.GetPolicyName(), HookLabel("lsm", e.ProcessLsm.GetFunctionName()))
@@ -72,6 +74,7 @@ func (c *EventCounter) byType() map[string]uint64 {
 		api.EventType_PROCESS_UPROBE.String():     c.uprobe.Load(),
 		api.EventType_PROCESS_LSM.String():        c.lsm.Load(),
 		api.EventType_PROCESS_USDT.String():       c.usdt.Load(),
+		api.EventType_PROCESS_LOADER.String():     c.loader.Load(),
 	}
 }
 

@@ -135,7 +135,8 @@ func header(raw []byte) (bpf.ProcessRecHeader, error) {
 	return h, nil
 }
 
-// Decode decodes one record into an *Exec, *Exit or *Fork.
+// Decode decodes one record into an *Exec, *Exit, *Fork, *HookRecord or
+// *Loader.
 func (d *Decoder) Decode(raw []byte) (any, error) {
 	h, err := header(raw)
 	if err != nil {
@@ -166,6 +167,12 @@ func (d *Decoder) Decode(raw []byte) (any, error) {
 			return nil, err
 		}
 		return g, nil
+	case OpLoader:
+		l, err := decodeLoader(raw[:h.Size])
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
 	default:
 		return nil, fmt.Errorf("%w: unknown op %d", errMalformed, h.Op)
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -39,8 +40,13 @@ func (r *Registry) ListAPI() *api.ListTracingPoliciesResponse {
 				Signals: h.Stats.Signals, Drops: h.Stats.Drops, MemoryBytes: h.Stats.MemoryBytes,
 			})
 			st.KernelMemoryBytes += h.Stats.MemoryBytes
-			// Tetragon names its sensors for the hook kind they serve
-			if s := "generic_" + h.Kind; !slices.Contains(st.Sensors, s) {
+			// Tetragon names its sensors for the hook kind they serve;
+			// its loader sensor (spec.loader) is "__loader__"
+			s := "generic_" + h.Kind
+			if h.Kind == hooks.HookKindLoader {
+				s = "__loader__"
+			}
+			if !slices.Contains(st.Sensors, s) {
 				st.Sensors = append(st.Sensors, s)
 			}
 		}

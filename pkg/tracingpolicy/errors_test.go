@@ -467,7 +467,7 @@ func TestErrorMessages(t *testing.T) {
 		{"cluster policy with namespace", strings.Replace(header, "name: p", "name: p\n  namespace: default", 1) + "  kprobes: [{call: sys_openat}]\n",
 			[]string{`x.yaml:5:14: metadata.namespace: a TracingPolicy is cluster-wide and takes no namespace (use kind TracingPolicyNamespaced)`}},
 		{"no hooks", header + "  options: []\n",
-			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks, uprobes or usdts)`}},
+			[]string{`x.yaml:6:3: spec: the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks, uprobes or usdts) and no loader`}},
 		{"unsupported spec field", header + "  kprobes: [{call: sys_openat}]\n  hostSelector: {}\n",
 			[]string{`x.yaml:7:3: spec.hostSelector: hostSelector is not supported by this agent`}},
 		{"usdt without provider", header + "  usdts:\n  - {path: /bin/x, name: n}\n",

@@ -110,10 +110,18 @@ func TestSelectorMacroErrors(t *testing.T) {
 }
 
 func TestLoader(t *testing.T) {
-	parseOne(t, header+"  loader: false\n  kprobes: [{call: sys_openat}]\n")
-	_, err := Parse("x.yaml", []byte(header+"  loader: true\n  kprobes: [{call: sys_openat}]\n"))
-	want := `x.yaml:6:11: spec.loader: loader (Tetragon's process_loader events for executable files a process maps) is not implemented by this agent`
-	if err == nil || err.Error() != want {
-		t.Fatalf("error %v, want %s", err, want)
+	p := parseOne(t, header+"  loader: false\n  kprobes: [{call: sys_openat}]\n")
+	if p.Spec.Loader {
+		t.Error("loader: false parsed as true")
+	}
+	// loader alone is a policy (Tetragon's loader test policy)
+	p = parseOne(t, header+"  loader: true\n")
+	want := Source{File: "x.yaml", Line: 6, Column: 11, Path: "spec.loader"}
+	if !p.Spec.Loader || p.Spec.LoaderSrc != want {
+		t.Errorf("loader %v at %+v, want true at %+v", p.Spec.Loader, p.Spec.LoaderSrc, want)
+	}
+	_, err := Parse("x.yaml", []byte(header+"  loader: maybe\n"))
+	if err == nil || !strings.Contains(err.Error(), "x.yaml:6:11: spec.loader") {
+		t.Fatalf("error %v, want one at x.yaml:6:11: spec.loader", err)
 	}
 }

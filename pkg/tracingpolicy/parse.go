@@ -447,10 +447,10 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 			})
 		}},
 		{name: "loader", decode: func(v *yaml.Node, fp fieldPath) {
-			// false asks for nothing; true asks for Tetragon's loader
-			// sensor, not built here
-			if on, ok := d.boolean(v, fp); ok && on {
-				d.errorf(v, fp, "loader (Tetragon's process_loader events for executable files a process maps) is not implemented by this agent")
+			// true asks for Tetragon's loader sensor; whether this
+			// kernel can serve it is the loader's decision (pkg/hooks)
+			if on, ok := d.boolean(v, fp); ok {
+				s.Loader, s.LoaderSrc = on, d.src(v, fp)
 			}
 		}},
 		{name: "hostSelector"},
@@ -460,8 +460,10 @@ func (d *decoder) spec(n *yaml.Node, p fieldPath, pol *TracingPolicy) {
 		d.checkInMapLists(s)
 		d.checkEnforcers(s)
 	}
-	if ok && declared == 0 {
-		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks, uprobes or usdts)")
+	// a policy with loader: true alone asks for loader events (Tetragon's
+	// loader test policy is just that)
+	if ok && declared == 0 && !s.Loader {
+		d.errorf(n, p, "the policy declares no hooks (kprobes, fentries, tracepoints, rawtracepoints, lsmhooks, uprobes or usdts) and no loader")
 	}
 }
 

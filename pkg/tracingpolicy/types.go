@@ -158,6 +158,10 @@ type Spec struct {
 	Lists []ListSpec
 	// Enforcer is spec.enforcers' (spec.killers') entry, nil without.
 	Enforcer *EnforcerSpec
+	// Loader is spec.loader: process_loader events for the ELF files
+	// processes map; LoaderSrc locates it, for the loader's refusals.
+	Loader    bool
+	LoaderSrc Source
 }
 
 // ListType is a spec.lists entry's type.
