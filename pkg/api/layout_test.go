@@ -183,6 +183,8 @@ func TestOurMessagesDecodeAsTetragon(t *testing.T) {
 			PolicyName: "pol", Action: action, Message: "m", Tags: []string{"a"}, Mechanism: "tracepoint"}}},
 		{Event: &api.GetEventsResponse_ProcessUprobe{ProcessUprobe: &api.ProcessUprobe{Process: p, Parent: p, Path: "/p", Symbol: "s", PolicyName: "pol",
 			Message: "m", Args: args, Tags: []string{"a"}, Action: action, Mechanism: "uprobe"}}},
+		{Event: &api.GetEventsResponse_ProcessUsdt{ProcessUsdt: &api.ProcessUsdt{Process: p, Parent: p, Path: "/p", Provider: "pr", Name: "n",
+			PolicyName: "pol", Message: "m", Args: args, Tags: []string{"a"}, Action: action, Mechanism: "uprobe"}}},
 		{Event: &api.GetEventsResponse_ProcessLsm{ProcessLsm: &api.ProcessLsm{Process: p, Parent: p, FunctionName: "f", PolicyName: "pol",
 			Message: "m", Args: args, Action: action, Tags: []string{"a"}, Mechanism: "lsm"}}},
 	}

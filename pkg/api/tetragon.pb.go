@@ -3564,6 +3564,8 @@ type ProcessUsdt struct {
 	Message    string                 `protobuf:"bytes,7,opt,name=message,proto3" json:"message,omitempty"`
 	Args       []*KprobeArgument      `protobuf:"bytes,8,rep,name=args,proto3" json:"args,omitempty"`
 	Tags       []string               `protobuf:"bytes,9,rep,name=tags,proto3" json:"tags,omitempty"`
+	// 10 is Tetragon's ancestors, not set here.
+	Action KprobeAction `protobuf:"varint,11,opt,name=action,proto3,enum=tetragon.KprobeAction" json:"action,omitempty"`
 	// Ours, as in ProcessUprobe: uprobe.
 	Mechanism     string `protobuf:"bytes,10000,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -3661,6 +3663,13 @@ func (x *ProcessUsdt) GetTags() []string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *ProcessUsdt) GetAction() KprobeAction {
+	if x != nil {
+		return x.Action
+	}
+	return KprobeAction_KPROBE_ACTION_UNKNOWN
 }
 
 func (x *ProcessUsdt) GetMechanism() string {
@@ -5798,7 +5807,7 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x04args\x18\a \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x12\n" +
 	"\x04tags\x18\b \x03(\tR\x04tags\x12.\n" +
 	"\x06action\x18\f \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1d\n" +
-	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xc5\x02\n" +
+	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xf5\x02\n" +
 	"\vProcessUsdt\x12+\n" +
 	"\aprocess\x18\x01 \x01(\v2\x11.tetragon.ProcessR\aprocess\x12)\n" +
 	"\x06parent\x18\x02 \x01(\v2\x11.tetragon.ProcessR\x06parent\x12\x12\n" +
@@ -5809,7 +5818,8 @@ const file_tetragon_proto_rawDesc = "" +
 	"policyName\x12\x18\n" +
 	"\amessage\x18\a \x01(\tR\amessage\x12,\n" +
 	"\x04args\x18\b \x03(\v2\x18.tetragon.KprobeArgumentR\x04args\x12\x12\n" +
-	"\x04tags\x18\t \x03(\tR\x04tags\x12\x1d\n" +
+	"\x04tags\x18\t \x03(\tR\x04tags\x12.\n" +
+	"\x06action\x18\v \x01(\x0e2\x16.tetragon.KprobeActionR\x06action\x12\x1d\n" +
 	"\tmechanism\x18\x90N \x01(\tR\tmechanism\"\xd5\x02\n" +
 	"\n" +
 	"ProcessLsm\x12+\n" +
@@ -6241,60 +6251,61 @@ var file_tetragon_proto_depIdxs = []int32{
 	15,  // 81: tetragon.ProcessUsdt.process:type_name -> tetragon.Process
 	15,  // 82: tetragon.ProcessUsdt.parent:type_name -> tetragon.Process
 	33,  // 83: tetragon.ProcessUsdt.args:type_name -> tetragon.KprobeArgument
-	15,  // 84: tetragon.ProcessLsm.process:type_name -> tetragon.Process
-	15,  // 85: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
-	33,  // 86: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
-	2,   // 87: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
-	15,  // 88: tetragon.ProcessLoader.process:type_name -> tetragon.Process
-	15,  // 89: tetragon.ProcessLoader.parent:type_name -> tetragon.Process
-	16,  // 90: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
-	17,  // 91: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
-	35,  // 92: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
-	36,  // 93: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
-	40,  // 94: tetragon.GetEventsResponse.process_loader:type_name -> tetragon.ProcessLoader
-	37,  // 95: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
-	39,  // 96: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
-	38,  // 97: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
-	67,  // 98: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 99: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	68,  // 100: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	42,  // 101: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	42,  // 102: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 103: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 104: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	67,  // 105: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	45,  // 106: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	65,  // 107: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	47,  // 108: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	67,  // 109: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 110: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	44,  // 111: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	46,  // 112: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 113: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 114: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	52,  // 115: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	53,  // 116: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	43,  // 117: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	48,  // 118: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	50,  // 119: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	54,  // 120: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	56,  // 121: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	58,  // 122: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	60,  // 123: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	62,  // 124: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	41,  // 125: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	49,  // 126: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	51,  // 127: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	55,  // 128: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	57,  // 129: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	59,  // 130: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	61,  // 131: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	63,  // 132: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	125, // [125:133] is the sub-list for method output_type
-	117, // [117:125] is the sub-list for method input_type
-	117, // [117:117] is the sub-list for extension type_name
-	117, // [117:117] is the sub-list for extension extendee
-	0,   // [0:117] is the sub-list for field type_name
+	2,   // 84: tetragon.ProcessUsdt.action:type_name -> tetragon.KprobeAction
+	15,  // 85: tetragon.ProcessLsm.process:type_name -> tetragon.Process
+	15,  // 86: tetragon.ProcessLsm.parent:type_name -> tetragon.Process
+	33,  // 87: tetragon.ProcessLsm.args:type_name -> tetragon.KprobeArgument
+	2,   // 88: tetragon.ProcessLsm.action:type_name -> tetragon.KprobeAction
+	15,  // 89: tetragon.ProcessLoader.process:type_name -> tetragon.Process
+	15,  // 90: tetragon.ProcessLoader.parent:type_name -> tetragon.Process
+	16,  // 91: tetragon.GetEventsResponse.process_exec:type_name -> tetragon.ProcessExec
+	17,  // 92: tetragon.GetEventsResponse.process_exit:type_name -> tetragon.ProcessExit
+	35,  // 93: tetragon.GetEventsResponse.process_kprobe:type_name -> tetragon.ProcessKprobe
+	36,  // 94: tetragon.GetEventsResponse.process_tracepoint:type_name -> tetragon.ProcessTracepoint
+	40,  // 95: tetragon.GetEventsResponse.process_loader:type_name -> tetragon.ProcessLoader
+	37,  // 96: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
+	39,  // 97: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
+	38,  // 98: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
+	67,  // 99: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	3,   // 100: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	68,  // 101: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	42,  // 102: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	42,  // 103: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 104: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 105: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	67,  // 106: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	45,  // 107: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	65,  // 108: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	47,  // 109: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	67,  // 110: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 111: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	44,  // 112: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	46,  // 113: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 114: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 115: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	52,  // 116: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	53,  // 117: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	43,  // 118: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	48,  // 119: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	50,  // 120: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	54,  // 121: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	56,  // 122: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	58,  // 123: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	60,  // 124: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	62,  // 125: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	41,  // 126: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	49,  // 127: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	51,  // 128: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	55,  // 129: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	57,  // 130: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	59,  // 131: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	61,  // 132: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	63,  // 133: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	126, // [126:134] is the sub-list for method output_type
+	118, // [118:126] is the sub-list for method input_type
+	118, // [118:118] is the sub-list for extension type_name
+	118, // [118:118] is the sub-list for extension extendee
+	0,   // [0:118] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }

@@ -197,7 +197,7 @@ func (b *Builder) Event(h *Hook, g *observer.HookRecord, processes func() (proce
 		ev = &api.GetEventsResponse{}
 		ev.Event = &api.GetEventsResponse_ProcessUsdt{ProcessUsdt: &api.ProcessUsdt{
 			Process: process, Parent: parent, Path: d.Path, Provider: d.Provider, Name: d.Call, Args: args,
-			PolicyName: d.Policy, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
+			PolicyName: d.Policy, Action: action, Message: d.Message, Tags: d.Tags, Mechanism: h.Mechanism,
 		}}
 	case KindLSM:
 		args := eventArgs(h, g, nil)
