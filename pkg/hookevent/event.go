@@ -327,7 +327,13 @@ func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*ap
 			case "path", "dentry":
 				arg = pathArg(escape.String(path), pathFlags(flags))
 			case tracingpolicy.TypeCharBuf:
-				arg = charBufArg(path, h.Args, g.Ints[:], a.SizeArgIndex)
+				size := bufSize(h.Args, g.Ints[:], a.SizeArgIndex)
+				if a.ReturnCopy && g.Ret >= 0 && (size < 0 || g.Ret < size) {
+					// read when the call returned (read(2) and the
+					// like): its return value is the bytes it filled
+					size = g.Ret
+				}
+				arg = charBufArg(path, size)
 			default:
 				arg = stringArg(escape.String(path))
 			}
@@ -338,25 +344,30 @@ func eventArgs(h *Hook, g *observer.HookRecord, buf []*api.KprobeArgument) []*ap
 	return args
 }
 
-// charBufArg reports a char_buf as Tetragon does: its bytes, as bytes_arg,
-// or as truncated_bytes_arg with the length the call gave (the value of
-// the argument sizeArgIndex names, 1-based; 0: none) when that is longer
-// than what was read. The kernel reads the buffer as a string, up to its
-// first NUL byte or the record's string slot: a longer buffer, or one
-// with a NUL byte before its end, is reported truncated.
-func charBufArg(buf string, order []tracingpolicy.ArgSpec, ints []int64, sizeArgIndex uint32) *api.KprobeArgument {
+// bufSize is the value of the argument sizeArgIndex names (1-based; 0:
+// none), the length the call gave a char_buf, or -1.
+func bufSize(order []tracingpolicy.ArgSpec, ints []int64, sizeArgIndex uint32) int64 {
 	if sizeArgIndex > 0 {
 		for i, a := range order {
-			if a.Index != sizeArgIndex-1 || !a.Type.PlainInt() || i >= len(ints) {
-				continue
-			}
-			switch n := ints[i]; {
-			case n >= 0 && n <= int64(len(buf)):
-				return bytesArg([]byte(buf[:n]))
-			case n > int64(len(buf)):
-				return truncatedBytesArg([]byte(buf), uint64(n))
+			if a.Index == sizeArgIndex-1 && a.Type.PlainInt() && i < len(ints) && ints[i] >= 0 {
+				return ints[i]
 			}
 		}
+	}
+	return -1
+}
+
+// charBufArg reports a char_buf as Tetragon does: its bytes, as bytes_arg,
+// or as truncated_bytes_arg with the call's length (size; -1: unknown)
+// when that is longer than what was read. The kernel reads the buffer as a
+// string, up to its first NUL byte or the record's string slot: a longer
+// buffer, or one with a NUL byte before its end, is reported truncated.
+func charBufArg(buf string, size int64) *api.KprobeArgument {
+	switch {
+	case size >= 0 && size <= int64(len(buf)):
+		return bytesArg([]byte(buf[:size]))
+	case size > int64(len(buf)):
+		return truncatedBytesArg([]byte(buf), uint64(size))
 	}
 	return bytesArg([]byte(buf))
 }

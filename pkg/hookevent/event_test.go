@@ -45,23 +45,29 @@ func TestCharBufArg(t *testing.T) {
 	h := &Hook{Kind: KindKprobe, Call: "sys_write", Args: []tracingpolicy.ArgSpec{
 		{Index: 0, Type: "int"}, {Index: 1, Type: "char_buf", SizeArgIndex: 3}, {Index: 2, Type: "size_t"}}}
 	noSize := &Hook{Kind: KindKprobe, Call: "sys_write", Args: []tracingpolicy.ArgSpec{{Index: 1, Type: "char_buf"}}}
+	read := &Hook{Kind: KindKprobe, Call: "sys_read", Args: []tracingpolicy.ArgSpec{
+		{Index: 0, Type: "int"}, {Index: 1, Type: "char_buf", SizeArgIndex: 3, ReturnCopy: true}, {Index: 2, Type: "size_t"}}}
 	for _, c := range []struct {
 		name string
 		h    *Hook
 		buf  string
 		ints [5]int64
+		ret  int64
 		want string
 	}{
-		{"cut to its size", h, "abcdef", [5]int64{1, 0, 3}, `{"bytes_arg":"YWJj"}`},
-		{"its size", h, "abc", [5]int64{1, 0, 3}, `{"bytes_arg":"YWJj"}`},
-		{"longer than read", h, "abc", [5]int64{1, 0, 5000}, `{"truncated_bytes_arg":{"bytes_arg":"YWJj","orig_size":"5000"}}`},
-		{"nothing read", h, "", [5]int64{1, 0, 7}, `{"truncated_bytes_arg":{"orig_size":"7"}}`},
-		{"empty", h, "", [5]int64{1, 0, 0}, `{"bytes_arg":""}`},
-		{"negative size", h, "abc", [5]int64{1, 0, -1}, `{"bytes_arg":"YWJj"}`},
-		{"no size argument", noSize, "abc", [5]int64{}, `{"bytes_arg":"YWJj"}`},
+		{"cut to its size", h, "abcdef", [5]int64{1, 0, 3}, 0, `{"bytes_arg":"YWJj"}`},
+		{"its size", h, "abc", [5]int64{1, 0, 3}, 0, `{"bytes_arg":"YWJj"}`},
+		{"longer than read", h, "abc", [5]int64{1, 0, 5000}, 0, `{"truncated_bytes_arg":{"bytes_arg":"YWJj","orig_size":"5000"}}`},
+		{"nothing read", h, "", [5]int64{1, 0, 7}, 0, `{"truncated_bytes_arg":{"orig_size":"7"}}`},
+		{"empty", h, "", [5]int64{1, 0, 0}, 0, `{"bytes_arg":""}`},
+		{"negative size", h, "abc", [5]int64{1, 0, -1}, 0, `{"bytes_arg":"YWJj"}`},
+		{"no size argument", noSize, "abc", [5]int64{}, 0, `{"bytes_arg":"YWJj"}`},
+		{"returnCopy: what read returned", read, "hello\nXXXX", [5]int64{3, 0, 64}, 6, `{"bytes_arg":"aGVsbG8K"}`},
+		{"returnCopy: the size asked", read, "hello\nXXXX", [5]int64{3, 0, 2}, 6, `{"bytes_arg":"aGU="}`},
+		{"returnCopy: a failed read", read, "XX", [5]int64{3, 0, 64}, -14, `{"truncated_bytes_arg":{"bytes_arg":"WFg=","orig_size":"64"}}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g := &observer.HookRecord{Ints: c.ints, Strs: [2]string{c.buf}}
+			g := &observer.HookRecord{Ints: c.ints, Strs: [2]string{c.buf}, Ret: c.ret}
 			var arg *api.KprobeArgument
 			for i, a := range eventArgs(c.h, g, nil) {
 				if c.h.Args[i].Type == "char_buf" {

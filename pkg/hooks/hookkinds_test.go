@@ -46,6 +46,9 @@ func helperMain() (code int, ok bool) {
 	if v := os.Getenv(writeHelperEnv); v != "" {
 		return writeHelper(v), true
 	}
+	if v := os.Getenv(readHelperEnv); v != "" {
+		return readHelper(v), true
+	}
 	if code, ok := pipeHelper(); ok {
 		return code, true
 	}

@@ -138,9 +138,6 @@ func (c *converter) hook(kind hookevent.Kind, call string, args []tp.ArgSpec, se
 	}
 	sized := map[uint32]bool{} // char_buf arguments cut to a size argument
 	for _, a := range args {
-		if a.ReturnCopy && a.Type == tp.TypeCharBuf {
-			c.refuse(a.Src, "returnCopy on a char_buf (reading it when the call returns, after the kernel filled it) is not built yet")
-		}
 		if a.SizeArgIndex != 0 {
 			if !declaresInt(args, int(a.SizeArgIndex)-1) {
 				c.refuse(a.Src, "sizeArgIndex %d names argument %d, the buffer's length, which args must declare with an integer type (this agent cuts the buffer to it in user space)", a.SizeArgIndex, a.SizeArgIndex-1)
