@@ -4054,6 +4054,141 @@ func (*GetEventsResponse_ProcessLsm) isGetEventsResponse_Event() {}
 
 func (*GetEventsResponse_ProcessUsdt) isGetEventsResponse_Event() {}
 
+// Capability sets to filter on (Tetragon's numbers); the sets given are
+// ANDed.
+type CapFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Permitted     *CapFilterSet          `protobuf:"bytes,1,opt,name=permitted,proto3" json:"permitted,omitempty"`
+	Effective     *CapFilterSet          `protobuf:"bytes,2,opt,name=effective,proto3" json:"effective,omitempty"`
+	Inheritable   *CapFilterSet          `protobuf:"bytes,3,opt,name=inheritable,proto3" json:"inheritable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapFilter) Reset() {
+	*x = CapFilter{}
+	mi := &file_tetragon_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapFilter) ProtoMessage() {}
+
+func (x *CapFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapFilter.ProtoReflect.Descriptor instead.
+func (*CapFilter) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CapFilter) GetPermitted() *CapFilterSet {
+	if x != nil {
+		return x.Permitted
+	}
+	return nil
+}
+
+func (x *CapFilter) GetEffective() *CapFilterSet {
+	if x != nil {
+		return x.Effective
+	}
+	return nil
+}
+
+func (x *CapFilter) GetInheritable() *CapFilterSet {
+	if x != nil {
+		return x.Inheritable
+	}
+	return nil
+}
+
+// One condition on a capability set: exactly one of the four.
+type CapFilterSet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// the set holds any of these
+	Any []CapabilitiesType `protobuf:"varint,1,rep,packed,name=any,proto3,enum=tetragon.CapabilitiesType" json:"any,omitempty"`
+	// the set holds all of these
+	All []CapabilitiesType `protobuf:"varint,2,rep,packed,name=all,proto3,enum=tetragon.CapabilitiesType" json:"all,omitempty"`
+	// the set is these
+	Exactly []CapabilitiesType `protobuf:"varint,3,rep,packed,name=exactly,proto3,enum=tetragon.CapabilitiesType" json:"exactly,omitempty"`
+	// the set holds none of these
+	None          []CapabilitiesType `protobuf:"varint,4,rep,packed,name=none,proto3,enum=tetragon.CapabilitiesType" json:"none,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapFilterSet) Reset() {
+	*x = CapFilterSet{}
+	mi := &file_tetragon_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapFilterSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapFilterSet) ProtoMessage() {}
+
+func (x *CapFilterSet) ProtoReflect() protoreflect.Message {
+	mi := &file_tetragon_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapFilterSet.ProtoReflect.Descriptor instead.
+func (*CapFilterSet) Descriptor() ([]byte, []int) {
+	return file_tetragon_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CapFilterSet) GetAny() []CapabilitiesType {
+	if x != nil {
+		return x.Any
+	}
+	return nil
+}
+
+func (x *CapFilterSet) GetAll() []CapabilitiesType {
+	if x != nil {
+		return x.All
+	}
+	return nil
+}
+
+func (x *CapFilterSet) GetExactly() []CapabilitiesType {
+	if x != nil {
+		return x.Exactly
+	}
+	return nil
+}
+
+func (x *CapFilterSet) GetNone() []CapabilitiesType {
+	if x != nil {
+		return x.None
+	}
+	return nil
+}
+
 // A filter matches an event when every field that is set matches; a list
 // field matches when any of its entries does.
 type Filter struct {
@@ -4069,6 +4204,13 @@ type Filter struct {
 	ArgumentsRegex    []string `protobuf:"bytes,8,rep,name=arguments_regex,json=argumentsRegex,proto3" json:"arguments_regex,omitempty"`
 	PolicyNames       []string `protobuf:"bytes,10,rep,name=policy_names,json=policyNames,proto3" json:"policy_names,omitempty"`
 	ParentBinaryRegex []string `protobuf:"bytes,12,rep,name=parent_binary_regex,json=parentBinaryRegex,proto3" json:"parent_binary_regex,omitempty"`
+	// Kubernetes label selectors (kubectl's syntax) on the pod's labels;
+	// never matches an event without a pod.
+	Labels               []string   `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty"`
+	Capabilities         *CapFilter `protobuf:"bytes,11,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	ParentArgumentsRegex []string   `protobuf:"bytes,14,rep,name=parent_arguments_regex,json=parentArgumentsRegex,proto3" json:"parent_arguments_regex,omitempty"`
+	// RE2 on the container id (Process.docker).
+	ContainerId []string `protobuf:"bytes,15,rep,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
 	// Ours: matches the container name (the pod's container name in
 	// Kubernetes).
 	ContainerNameRegex []string `protobuf:"bytes,10000,rep,name=container_name_regex,json=containerNameRegex,proto3" json:"container_name_regex,omitempty"`
@@ -4080,7 +4222,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4092,7 +4234,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[34]
+	mi := &file_tetragon_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4105,7 +4247,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{34}
+	return file_tetragon_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Filter) GetBinaryRegex() []string {
@@ -4164,6 +4306,34 @@ func (x *Filter) GetParentBinaryRegex() []string {
 	return nil
 }
 
+func (x *Filter) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Filter) GetCapabilities() *CapFilter {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *Filter) GetParentArgumentsRegex() []string {
+	if x != nil {
+		return x.ParentArgumentsRegex
+	}
+	return nil
+}
+
+func (x *Filter) GetContainerId() []string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return nil
+}
+
 func (x *Filter) GetContainerNameRegex() []string {
 	if x != nil {
 		return x.ContainerNameRegex
@@ -4188,7 +4358,7 @@ type GetEventsRequest struct {
 
 func (x *GetEventsRequest) Reset() {
 	*x = GetEventsRequest{}
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4200,7 +4370,7 @@ func (x *GetEventsRequest) String() string {
 func (*GetEventsRequest) ProtoMessage() {}
 
 func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[35]
+	mi := &file_tetragon_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4213,7 +4383,7 @@ func (x *GetEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEventsRequest.ProtoReflect.Descriptor instead.
 func (*GetEventsRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{35}
+	return file_tetragon_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetEventsRequest) GetAllowList() []*Filter {
@@ -4241,7 +4411,7 @@ type HealthStatus struct {
 
 func (x *HealthStatus) Reset() {
 	*x = HealthStatus{}
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4253,7 +4423,7 @@ func (x *HealthStatus) String() string {
 func (*HealthStatus) ProtoMessage() {}
 
 func (x *HealthStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[36]
+	mi := &file_tetragon_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4266,7 +4436,7 @@ func (x *HealthStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthStatus.ProtoReflect.Descriptor instead.
 func (*HealthStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{36}
+	return file_tetragon_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HealthStatus) GetEvent() HealthStatusType {
@@ -4312,7 +4482,7 @@ type LossCounters struct {
 
 func (x *LossCounters) Reset() {
 	*x = LossCounters{}
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4324,7 +4494,7 @@ func (x *LossCounters) String() string {
 func (*LossCounters) ProtoMessage() {}
 
 func (x *LossCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[37]
+	mi := &file_tetragon_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4337,7 +4507,7 @@ func (x *LossCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LossCounters.ProtoReflect.Descriptor instead.
 func (*LossCounters) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{37}
+	return file_tetragon_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LossCounters) GetKernelRingbuf() uint64 {
@@ -4422,7 +4592,7 @@ type AgentStatus struct {
 
 func (x *AgentStatus) Reset() {
 	*x = AgentStatus{}
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4434,7 +4604,7 @@ func (x *AgentStatus) String() string {
 func (*AgentStatus) ProtoMessage() {}
 
 func (x *AgentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[38]
+	mi := &file_tetragon_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4447,7 +4617,7 @@ func (x *AgentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentStatus.ProtoReflect.Descriptor instead.
 func (*AgentStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{38}
+	return file_tetragon_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AgentStatus) GetReady() bool {
@@ -4572,7 +4742,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4584,7 +4754,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[39]
+	mi := &file_tetragon_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4597,7 +4767,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{39}
+	return file_tetragon_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SubscriberStatus) GetName() string {
@@ -4651,7 +4821,7 @@ type GetHealthStatusRequest struct {
 
 func (x *GetHealthStatusRequest) Reset() {
 	*x = GetHealthStatusRequest{}
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4663,7 +4833,7 @@ func (x *GetHealthStatusRequest) String() string {
 func (*GetHealthStatusRequest) ProtoMessage() {}
 
 func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[40]
+	mi := &file_tetragon_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4676,7 +4846,7 @@ func (x *GetHealthStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{40}
+	return file_tetragon_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetHealthStatusRequest) GetEventSet() []HealthStatusType {
@@ -4697,7 +4867,7 @@ type GetHealthStatusResponse struct {
 
 func (x *GetHealthStatusResponse) Reset() {
 	*x = GetHealthStatusResponse{}
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4709,7 +4879,7 @@ func (x *GetHealthStatusResponse) String() string {
 func (*GetHealthStatusResponse) ProtoMessage() {}
 
 func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[41]
+	mi := &file_tetragon_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4722,7 +4892,7 @@ func (x *GetHealthStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHealthStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetHealthStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{41}
+	return file_tetragon_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetHealthStatusResponse) GetHealthStatus() []*HealthStatus {
@@ -4747,7 +4917,7 @@ type GetVersionRequest struct {
 
 func (x *GetVersionRequest) Reset() {
 	*x = GetVersionRequest{}
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4759,7 +4929,7 @@ func (x *GetVersionRequest) String() string {
 func (*GetVersionRequest) ProtoMessage() {}
 
 func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[42]
+	mi := &file_tetragon_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4772,7 +4942,7 @@ func (x *GetVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetVersionRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{42}
+	return file_tetragon_proto_rawDescGZIP(), []int{44}
 }
 
 type GetVersionResponse struct {
@@ -4784,7 +4954,7 @@ type GetVersionResponse struct {
 
 func (x *GetVersionResponse) Reset() {
 	*x = GetVersionResponse{}
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4796,7 +4966,7 @@ func (x *GetVersionResponse) String() string {
 func (*GetVersionResponse) ProtoMessage() {}
 
 func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[43]
+	mi := &file_tetragon_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4809,7 +4979,7 @@ func (x *GetVersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetVersionResponse.ProtoReflect.Descriptor instead.
 func (*GetVersionResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{43}
+	return file_tetragon_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetVersionResponse) GetVersion() string {
@@ -4840,7 +5010,7 @@ type TracingPolicyHook struct {
 
 func (x *TracingPolicyHook) Reset() {
 	*x = TracingPolicyHook{}
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4852,7 +5022,7 @@ func (x *TracingPolicyHook) String() string {
 func (*TracingPolicyHook) ProtoMessage() {}
 
 func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[44]
+	mi := &file_tetragon_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4865,7 +5035,7 @@ func (x *TracingPolicyHook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyHook.ProtoReflect.Descriptor instead.
 func (*TracingPolicyHook) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{44}
+	return file_tetragon_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TracingPolicyHook) GetCall() string {
@@ -4959,7 +5129,7 @@ type TracingPolicyStatus struct {
 
 func (x *TracingPolicyStatus) Reset() {
 	*x = TracingPolicyStatus{}
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4971,7 +5141,7 @@ func (x *TracingPolicyStatus) String() string {
 func (*TracingPolicyStatus) ProtoMessage() {}
 
 func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[45]
+	mi := &file_tetragon_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4984,7 +5154,7 @@ func (x *TracingPolicyStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TracingPolicyStatus.ProtoReflect.Descriptor instead.
 func (*TracingPolicyStatus) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{45}
+	return file_tetragon_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TracingPolicyStatus) GetId() uint64 {
@@ -5093,7 +5263,7 @@ type ListTracingPoliciesRequest struct {
 
 func (x *ListTracingPoliciesRequest) Reset() {
 	*x = ListTracingPoliciesRequest{}
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5105,7 +5275,7 @@ func (x *ListTracingPoliciesRequest) String() string {
 func (*ListTracingPoliciesRequest) ProtoMessage() {}
 
 func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[46]
+	mi := &file_tetragon_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5118,7 +5288,7 @@ func (x *ListTracingPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{46}
+	return file_tetragon_proto_rawDescGZIP(), []int{48}
 }
 
 type ListTracingPoliciesResponse struct {
@@ -5133,7 +5303,7 @@ type ListTracingPoliciesResponse struct {
 
 func (x *ListTracingPoliciesResponse) Reset() {
 	*x = ListTracingPoliciesResponse{}
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5145,7 +5315,7 @@ func (x *ListTracingPoliciesResponse) String() string {
 func (*ListTracingPoliciesResponse) ProtoMessage() {}
 
 func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[47]
+	mi := &file_tetragon_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5158,7 +5328,7 @@ func (x *ListTracingPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTracingPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListTracingPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{47}
+	return file_tetragon_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListTracingPoliciesResponse) GetPolicies() []*TracingPolicyStatus {
@@ -5191,7 +5361,7 @@ type AddTracingPolicyRequest struct {
 
 func (x *AddTracingPolicyRequest) Reset() {
 	*x = AddTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5203,7 +5373,7 @@ func (x *AddTracingPolicyRequest) String() string {
 func (*AddTracingPolicyRequest) ProtoMessage() {}
 
 func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[48]
+	mi := &file_tetragon_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5216,7 +5386,7 @@ func (x *AddTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{48}
+	return file_tetragon_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AddTracingPolicyRequest) GetYaml() string {
@@ -5236,7 +5406,7 @@ type AddTracingPolicyResponse struct {
 
 func (x *AddTracingPolicyResponse) Reset() {
 	*x = AddTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5248,7 +5418,7 @@ func (x *AddTracingPolicyResponse) String() string {
 func (*AddTracingPolicyResponse) ProtoMessage() {}
 
 func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[49]
+	mi := &file_tetragon_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5261,7 +5431,7 @@ func (x *AddTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*AddTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{49}
+	return file_tetragon_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AddTracingPolicyResponse) GetName() string {
@@ -5283,7 +5453,7 @@ type DeleteTracingPolicyRequest struct {
 
 func (x *DeleteTracingPolicyRequest) Reset() {
 	*x = DeleteTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5295,7 +5465,7 @@ func (x *DeleteTracingPolicyRequest) String() string {
 func (*DeleteTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[50]
+	mi := &file_tetragon_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5308,7 +5478,7 @@ func (x *DeleteTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{50}
+	return file_tetragon_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DeleteTracingPolicyRequest) GetName() string {
@@ -5333,7 +5503,7 @@ type DeleteTracingPolicyResponse struct {
 
 func (x *DeleteTracingPolicyResponse) Reset() {
 	*x = DeleteTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5345,7 +5515,7 @@ func (x *DeleteTracingPolicyResponse) String() string {
 func (*DeleteTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[51]
+	mi := &file_tetragon_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5358,7 +5528,7 @@ func (x *DeleteTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{51}
+	return file_tetragon_proto_rawDescGZIP(), []int{53}
 }
 
 type EnableTracingPolicyRequest struct {
@@ -5371,7 +5541,7 @@ type EnableTracingPolicyRequest struct {
 
 func (x *EnableTracingPolicyRequest) Reset() {
 	*x = EnableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5383,7 +5553,7 @@ func (x *EnableTracingPolicyRequest) String() string {
 func (*EnableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[52]
+	mi := &file_tetragon_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5396,7 +5566,7 @@ func (x *EnableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{52}
+	return file_tetragon_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *EnableTracingPolicyRequest) GetName() string {
@@ -5421,7 +5591,7 @@ type EnableTracingPolicyResponse struct {
 
 func (x *EnableTracingPolicyResponse) Reset() {
 	*x = EnableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5433,7 +5603,7 @@ func (x *EnableTracingPolicyResponse) String() string {
 func (*EnableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[53]
+	mi := &file_tetragon_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5446,7 +5616,7 @@ func (x *EnableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*EnableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{53}
+	return file_tetragon_proto_rawDescGZIP(), []int{55}
 }
 
 type DisableTracingPolicyRequest struct {
@@ -5459,7 +5629,7 @@ type DisableTracingPolicyRequest struct {
 
 func (x *DisableTracingPolicyRequest) Reset() {
 	*x = DisableTracingPolicyRequest{}
-	mi := &file_tetragon_proto_msgTypes[54]
+	mi := &file_tetragon_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5471,7 +5641,7 @@ func (x *DisableTracingPolicyRequest) String() string {
 func (*DisableTracingPolicyRequest) ProtoMessage() {}
 
 func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[54]
+	mi := &file_tetragon_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5484,7 +5654,7 @@ func (x *DisableTracingPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyRequest.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{54}
+	return file_tetragon_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DisableTracingPolicyRequest) GetName() string {
@@ -5509,7 +5679,7 @@ type DisableTracingPolicyResponse struct {
 
 func (x *DisableTracingPolicyResponse) Reset() {
 	*x = DisableTracingPolicyResponse{}
-	mi := &file_tetragon_proto_msgTypes[55]
+	mi := &file_tetragon_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5521,7 +5691,7 @@ func (x *DisableTracingPolicyResponse) String() string {
 func (*DisableTracingPolicyResponse) ProtoMessage() {}
 
 func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tetragon_proto_msgTypes[55]
+	mi := &file_tetragon_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5534,7 +5704,7 @@ func (x *DisableTracingPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTracingPolicyResponse.ProtoReflect.Descriptor instead.
 func (*DisableTracingPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_tetragon_proto_rawDescGZIP(), []int{55}
+	return file_tetragon_proto_rawDescGZIP(), []int{57}
 }
 
 var File_tetragon_proto protoreflect.FileDescriptor
@@ -5851,7 +6021,16 @@ const file_tetragon_proto_rawDesc = "" +
 	"\fprocess_usdt\x18\x1d \x01(\v2\x15.tetragon.ProcessUsdtH\x00R\vprocessUsdt\x12\x1c\n" +
 	"\tnode_name\x18\xe8\a \x01(\tR\bnodeName\x12/\n" +
 	"\x04time\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB\a\n" +
-	"\x05event\"\x99\x03\n" +
+	"\x05event\"\xb1\x01\n" +
+	"\tCapFilter\x124\n" +
+	"\tpermitted\x18\x01 \x01(\v2\x16.tetragon.CapFilterSetR\tpermitted\x124\n" +
+	"\teffective\x18\x02 \x01(\v2\x16.tetragon.CapFilterSetR\teffective\x128\n" +
+	"\vinheritable\x18\x03 \x01(\v2\x16.tetragon.CapFilterSetR\vinheritable\"\xd0\x01\n" +
+	"\fCapFilterSet\x12,\n" +
+	"\x03any\x18\x01 \x03(\x0e2\x1a.tetragon.CapabilitiesTypeR\x03any\x12,\n" +
+	"\x03all\x18\x02 \x03(\x0e2\x1a.tetragon.CapabilitiesTypeR\x03all\x124\n" +
+	"\aexactly\x18\x03 \x03(\x0e2\x1a.tetragon.CapabilitiesTypeR\aexactly\x12.\n" +
+	"\x04none\x18\x04 \x03(\x0e2\x1a.tetragon.CapabilitiesTypeR\x04none\"\xc3\x04\n" +
 	"\x06Filter\x12!\n" +
 	"\fbinary_regex\x18\x01 \x03(\tR\vbinaryRegex\x12\x10\n" +
 	"\x03pid\x18\x04 \x03(\rR\x03pid\x120\n" +
@@ -5861,7 +6040,11 @@ const file_tetragon_proto_rawDesc = "" +
 	"\x0farguments_regex\x18\b \x03(\tR\x0eargumentsRegex\x12!\n" +
 	"\fpolicy_names\x18\n" +
 	" \x03(\tR\vpolicyNames\x12.\n" +
-	"\x13parent_binary_regex\x18\f \x03(\tR\x11parentBinaryRegex\x121\n" +
+	"\x13parent_binary_regex\x18\f \x03(\tR\x11parentBinaryRegex\x12\x16\n" +
+	"\x06labels\x18\t \x03(\tR\x06labels\x127\n" +
+	"\fcapabilities\x18\v \x01(\v2\x13.tetragon.CapFilterR\fcapabilities\x124\n" +
+	"\x16parent_arguments_regex\x18\x0e \x03(\tR\x14parentArgumentsRegex\x12!\n" +
+	"\fcontainer_id\x18\x0f \x03(\tR\vcontainerId\x121\n" +
 	"\x14container_name_regex\x18\x90N \x03(\tR\x12containerNameRegex\x12>\n" +
 	"\fin_container\x18\x91N \x01(\v2\x1a.google.protobuf.BoolValueR\vinContainer\"r\n" +
 	"\x10GetEventsRequest\x12/\n" +
@@ -6093,7 +6276,7 @@ func file_tetragon_proto_rawDescGZIP() []byte {
 }
 
 var file_tetragon_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_tetragon_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_tetragon_proto_goTypes = []any{
 	(CapabilitiesType)(0),                // 0: tetragon.CapabilitiesType
 	(TaintedBitsType)(0),                 // 1: tetragon.TaintedBitsType
@@ -6137,34 +6320,36 @@ var file_tetragon_proto_goTypes = []any{
 	(*ProcessLsm)(nil),                   // 39: tetragon.ProcessLsm
 	(*ProcessLoader)(nil),                // 40: tetragon.ProcessLoader
 	(*GetEventsResponse)(nil),            // 41: tetragon.GetEventsResponse
-	(*Filter)(nil),                       // 42: tetragon.Filter
-	(*GetEventsRequest)(nil),             // 43: tetragon.GetEventsRequest
-	(*HealthStatus)(nil),                 // 44: tetragon.HealthStatus
-	(*LossCounters)(nil),                 // 45: tetragon.LossCounters
-	(*AgentStatus)(nil),                  // 46: tetragon.AgentStatus
-	(*SubscriberStatus)(nil),             // 47: tetragon.SubscriberStatus
-	(*GetHealthStatusRequest)(nil),       // 48: tetragon.GetHealthStatusRequest
-	(*GetHealthStatusResponse)(nil),      // 49: tetragon.GetHealthStatusResponse
-	(*GetVersionRequest)(nil),            // 50: tetragon.GetVersionRequest
-	(*GetVersionResponse)(nil),           // 51: tetragon.GetVersionResponse
-	(*TracingPolicyHook)(nil),            // 52: tetragon.TracingPolicyHook
-	(*TracingPolicyStatus)(nil),          // 53: tetragon.TracingPolicyStatus
-	(*ListTracingPoliciesRequest)(nil),   // 54: tetragon.ListTracingPoliciesRequest
-	(*ListTracingPoliciesResponse)(nil),  // 55: tetragon.ListTracingPoliciesResponse
-	(*AddTracingPolicyRequest)(nil),      // 56: tetragon.AddTracingPolicyRequest
-	(*AddTracingPolicyResponse)(nil),     // 57: tetragon.AddTracingPolicyResponse
-	(*DeleteTracingPolicyRequest)(nil),   // 58: tetragon.DeleteTracingPolicyRequest
-	(*DeleteTracingPolicyResponse)(nil),  // 59: tetragon.DeleteTracingPolicyResponse
-	(*EnableTracingPolicyRequest)(nil),   // 60: tetragon.EnableTracingPolicyRequest
-	(*EnableTracingPolicyResponse)(nil),  // 61: tetragon.EnableTracingPolicyResponse
-	(*DisableTracingPolicyRequest)(nil),  // 62: tetragon.DisableTracingPolicyRequest
-	(*DisableTracingPolicyResponse)(nil), // 63: tetragon.DisableTracingPolicyResponse
-	nil,                                  // 64: tetragon.Pod.PodLabelsEntry
-	nil,                                  // 65: tetragon.AgentStatus.KernelFeaturesEntry
-	(*wrapperspb.UInt32Value)(nil),       // 66: google.protobuf.UInt32Value
-	(*timestamppb.Timestamp)(nil),        // 67: google.protobuf.Timestamp
-	(*wrapperspb.BoolValue)(nil),         // 68: google.protobuf.BoolValue
-	(*wrapperspb.Int32Value)(nil),        // 69: google.protobuf.Int32Value
+	(*CapFilter)(nil),                    // 42: tetragon.CapFilter
+	(*CapFilterSet)(nil),                 // 43: tetragon.CapFilterSet
+	(*Filter)(nil),                       // 44: tetragon.Filter
+	(*GetEventsRequest)(nil),             // 45: tetragon.GetEventsRequest
+	(*HealthStatus)(nil),                 // 46: tetragon.HealthStatus
+	(*LossCounters)(nil),                 // 47: tetragon.LossCounters
+	(*AgentStatus)(nil),                  // 48: tetragon.AgentStatus
+	(*SubscriberStatus)(nil),             // 49: tetragon.SubscriberStatus
+	(*GetHealthStatusRequest)(nil),       // 50: tetragon.GetHealthStatusRequest
+	(*GetHealthStatusResponse)(nil),      // 51: tetragon.GetHealthStatusResponse
+	(*GetVersionRequest)(nil),            // 52: tetragon.GetVersionRequest
+	(*GetVersionResponse)(nil),           // 53: tetragon.GetVersionResponse
+	(*TracingPolicyHook)(nil),            // 54: tetragon.TracingPolicyHook
+	(*TracingPolicyStatus)(nil),          // 55: tetragon.TracingPolicyStatus
+	(*ListTracingPoliciesRequest)(nil),   // 56: tetragon.ListTracingPoliciesRequest
+	(*ListTracingPoliciesResponse)(nil),  // 57: tetragon.ListTracingPoliciesResponse
+	(*AddTracingPolicyRequest)(nil),      // 58: tetragon.AddTracingPolicyRequest
+	(*AddTracingPolicyResponse)(nil),     // 59: tetragon.AddTracingPolicyResponse
+	(*DeleteTracingPolicyRequest)(nil),   // 60: tetragon.DeleteTracingPolicyRequest
+	(*DeleteTracingPolicyResponse)(nil),  // 61: tetragon.DeleteTracingPolicyResponse
+	(*EnableTracingPolicyRequest)(nil),   // 62: tetragon.EnableTracingPolicyRequest
+	(*EnableTracingPolicyResponse)(nil),  // 63: tetragon.EnableTracingPolicyResponse
+	(*DisableTracingPolicyRequest)(nil),  // 64: tetragon.DisableTracingPolicyRequest
+	(*DisableTracingPolicyResponse)(nil), // 65: tetragon.DisableTracingPolicyResponse
+	nil,                                  // 66: tetragon.Pod.PodLabelsEntry
+	nil,                                  // 67: tetragon.AgentStatus.KernelFeaturesEntry
+	(*wrapperspb.UInt32Value)(nil),       // 68: google.protobuf.UInt32Value
+	(*timestamppb.Timestamp)(nil),        // 69: google.protobuf.Timestamp
+	(*wrapperspb.BoolValue)(nil),         // 70: google.protobuf.BoolValue
+	(*wrapperspb.Int32Value)(nil),        // 71: google.protobuf.Int32Value
 }
 var file_tetragon_proto_depIdxs = []int32{
 	0,   // 0: tetragon.Capabilities.permitted:type_name -> tetragon.CapabilitiesType
@@ -6180,40 +6365,40 @@ var file_tetragon_proto_depIdxs = []int32{
 	9,   // 10: tetragon.Namespaces.time_for_children:type_name -> tetragon.Namespace
 	9,   // 11: tetragon.Namespaces.cgroup:type_name -> tetragon.Namespace
 	9,   // 12: tetragon.Namespaces.user:type_name -> tetragon.Namespace
-	66,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
-	66,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
-	66,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
-	66,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
-	66,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
-	66,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
-	66,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
-	66,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
+	68,  // 13: tetragon.ProcessCredentials.uid:type_name -> google.protobuf.UInt32Value
+	68,  // 14: tetragon.ProcessCredentials.gid:type_name -> google.protobuf.UInt32Value
+	68,  // 15: tetragon.ProcessCredentials.euid:type_name -> google.protobuf.UInt32Value
+	68,  // 16: tetragon.ProcessCredentials.egid:type_name -> google.protobuf.UInt32Value
+	68,  // 17: tetragon.ProcessCredentials.suid:type_name -> google.protobuf.UInt32Value
+	68,  // 18: tetragon.ProcessCredentials.sgid:type_name -> google.protobuf.UInt32Value
+	68,  // 19: tetragon.ProcessCredentials.fsuid:type_name -> google.protobuf.UInt32Value
+	68,  // 20: tetragon.ProcessCredentials.fsgid:type_name -> google.protobuf.UInt32Value
 	8,   // 21: tetragon.ProcessCredentials.caps:type_name -> tetragon.Capabilities
 	12,  // 22: tetragon.Container.image:type_name -> tetragon.Image
-	67,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
+	69,  // 23: tetragon.Container.start_time:type_name -> google.protobuf.Timestamp
 	13,  // 24: tetragon.Pod.container:type_name -> tetragon.Container
-	64,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
-	66,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
-	66,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
-	67,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
-	66,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
+	66,  // 25: tetragon.Pod.pod_labels:type_name -> tetragon.Pod.PodLabelsEntry
+	68,  // 26: tetragon.Process.pid:type_name -> google.protobuf.UInt32Value
+	68,  // 27: tetragon.Process.uid:type_name -> google.protobuf.UInt32Value
+	69,  // 28: tetragon.Process.start_time:type_name -> google.protobuf.Timestamp
+	68,  // 29: tetragon.Process.auid:type_name -> google.protobuf.UInt32Value
 	14,  // 30: tetragon.Process.pod:type_name -> tetragon.Pod
 	8,   // 31: tetragon.Process.cap:type_name -> tetragon.Capabilities
 	10,  // 32: tetragon.Process.ns:type_name -> tetragon.Namespaces
-	66,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
+	68,  // 33: tetragon.Process.tid:type_name -> google.protobuf.UInt32Value
 	11,  // 34: tetragon.Process.process_credentials:type_name -> tetragon.ProcessCredentials
-	68,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
+	70,  // 35: tetragon.Process.in_init_tree:type_name -> google.protobuf.BoolValue
 	13,  // 36: tetragon.Process.container:type_name -> tetragon.Container
 	15,  // 37: tetragon.ProcessExec.process:type_name -> tetragon.Process
 	15,  // 38: tetragon.ProcessExec.parent:type_name -> tetragon.Process
 	15,  // 39: tetragon.ProcessExit.process:type_name -> tetragon.Process
 	15,  // 40: tetragon.ProcessExit.parent:type_name -> tetragon.Process
-	67,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
-	68,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
+	69,  // 41: tetragon.ProcessExit.time:type_name -> google.protobuf.Timestamp
+	70,  // 42: tetragon.KernelModule.signature_ok:type_name -> google.protobuf.BoolValue
 	1,   // 43: tetragon.KernelModule.tainted:type_name -> tetragon.TaintedBitsType
-	69,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
-	66,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
-	66,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
+	71,  // 44: tetragon.UserNamespace.level:type_name -> google.protobuf.Int32Value
+	68,  // 45: tetragon.UserNamespace.uid:type_name -> google.protobuf.UInt32Value
+	68,  // 46: tetragon.UserNamespace.gid:type_name -> google.protobuf.UInt32Value
 	9,   // 47: tetragon.UserNamespace.ns:type_name -> tetragon.Namespace
 	25,  // 48: tetragon.KprobeArgument.skb_arg:type_name -> tetragon.KprobeSkb
 	20,  // 49: tetragon.KprobeArgument.path_arg:type_name -> tetragon.KprobePath
@@ -6266,46 +6451,54 @@ var file_tetragon_proto_depIdxs = []int32{
 	37,  // 96: tetragon.GetEventsResponse.process_uprobe:type_name -> tetragon.ProcessUprobe
 	39,  // 97: tetragon.GetEventsResponse.process_lsm:type_name -> tetragon.ProcessLsm
 	38,  // 98: tetragon.GetEventsResponse.process_usdt:type_name -> tetragon.ProcessUsdt
-	67,  // 99: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
-	3,   // 100: tetragon.Filter.event_set:type_name -> tetragon.EventType
-	68,  // 101: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
-	42,  // 102: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
-	42,  // 103: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
-	4,   // 104: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
-	5,   // 105: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
-	67,  // 106: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
-	45,  // 107: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
-	65,  // 108: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
-	47,  // 109: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
-	67,  // 110: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	4,   // 111: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
-	44,  // 112: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
-	46,  // 113: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
-	6,   // 114: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
-	7,   // 115: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
-	52,  // 116: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
-	53,  // 117: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
-	43,  // 118: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
-	48,  // 119: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
-	50,  // 120: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
-	54,  // 121: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
-	56,  // 122: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
-	58,  // 123: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
-	60,  // 124: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
-	62,  // 125: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
-	41,  // 126: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
-	49,  // 127: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
-	51,  // 128: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
-	55,  // 129: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
-	57,  // 130: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
-	59,  // 131: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
-	61,  // 132: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
-	63,  // 133: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
-	126, // [126:134] is the sub-list for method output_type
-	118, // [118:126] is the sub-list for method input_type
-	118, // [118:118] is the sub-list for extension type_name
-	118, // [118:118] is the sub-list for extension extendee
-	0,   // [0:118] is the sub-list for field type_name
+	69,  // 99: tetragon.GetEventsResponse.time:type_name -> google.protobuf.Timestamp
+	43,  // 100: tetragon.CapFilter.permitted:type_name -> tetragon.CapFilterSet
+	43,  // 101: tetragon.CapFilter.effective:type_name -> tetragon.CapFilterSet
+	43,  // 102: tetragon.CapFilter.inheritable:type_name -> tetragon.CapFilterSet
+	0,   // 103: tetragon.CapFilterSet.any:type_name -> tetragon.CapabilitiesType
+	0,   // 104: tetragon.CapFilterSet.all:type_name -> tetragon.CapabilitiesType
+	0,   // 105: tetragon.CapFilterSet.exactly:type_name -> tetragon.CapabilitiesType
+	0,   // 106: tetragon.CapFilterSet.none:type_name -> tetragon.CapabilitiesType
+	3,   // 107: tetragon.Filter.event_set:type_name -> tetragon.EventType
+	42,  // 108: tetragon.Filter.capabilities:type_name -> tetragon.CapFilter
+	70,  // 109: tetragon.Filter.in_container:type_name -> google.protobuf.BoolValue
+	44,  // 110: tetragon.GetEventsRequest.allow_list:type_name -> tetragon.Filter
+	44,  // 111: tetragon.GetEventsRequest.deny_list:type_name -> tetragon.Filter
+	4,   // 112: tetragon.HealthStatus.event:type_name -> tetragon.HealthStatusType
+	5,   // 113: tetragon.HealthStatus.status:type_name -> tetragon.HealthStatusResult
+	69,  // 114: tetragon.AgentStatus.start_time:type_name -> google.protobuf.Timestamp
+	47,  // 115: tetragon.AgentStatus.losses:type_name -> tetragon.LossCounters
+	67,  // 116: tetragon.AgentStatus.kernel_features:type_name -> tetragon.AgentStatus.KernelFeaturesEntry
+	49,  // 117: tetragon.AgentStatus.event_subscribers:type_name -> tetragon.SubscriberStatus
+	69,  // 118: tetragon.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	4,   // 119: tetragon.GetHealthStatusRequest.event_set:type_name -> tetragon.HealthStatusType
+	46,  // 120: tetragon.GetHealthStatusResponse.health_status:type_name -> tetragon.HealthStatus
+	48,  // 121: tetragon.GetHealthStatusResponse.agent:type_name -> tetragon.AgentStatus
+	6,   // 122: tetragon.TracingPolicyStatus.state:type_name -> tetragon.TracingPolicyState
+	7,   // 123: tetragon.TracingPolicyStatus.mode:type_name -> tetragon.TracingPolicyMode
+	54,  // 124: tetragon.TracingPolicyStatus.hooks:type_name -> tetragon.TracingPolicyHook
+	55,  // 125: tetragon.ListTracingPoliciesResponse.policies:type_name -> tetragon.TracingPolicyStatus
+	45,  // 126: tetragon.FineGuidanceSensors.GetEvents:input_type -> tetragon.GetEventsRequest
+	50,  // 127: tetragon.FineGuidanceSensors.GetHealth:input_type -> tetragon.GetHealthStatusRequest
+	52,  // 128: tetragon.FineGuidanceSensors.GetVersion:input_type -> tetragon.GetVersionRequest
+	56,  // 129: tetragon.FineGuidanceSensors.ListTracingPolicies:input_type -> tetragon.ListTracingPoliciesRequest
+	58,  // 130: tetragon.FineGuidanceSensors.AddTracingPolicy:input_type -> tetragon.AddTracingPolicyRequest
+	60,  // 131: tetragon.FineGuidanceSensors.DeleteTracingPolicy:input_type -> tetragon.DeleteTracingPolicyRequest
+	62,  // 132: tetragon.FineGuidanceSensors.EnableTracingPolicy:input_type -> tetragon.EnableTracingPolicyRequest
+	64,  // 133: tetragon.FineGuidanceSensors.DisableTracingPolicy:input_type -> tetragon.DisableTracingPolicyRequest
+	41,  // 134: tetragon.FineGuidanceSensors.GetEvents:output_type -> tetragon.GetEventsResponse
+	51,  // 135: tetragon.FineGuidanceSensors.GetHealth:output_type -> tetragon.GetHealthStatusResponse
+	53,  // 136: tetragon.FineGuidanceSensors.GetVersion:output_type -> tetragon.GetVersionResponse
+	57,  // 137: tetragon.FineGuidanceSensors.ListTracingPolicies:output_type -> tetragon.ListTracingPoliciesResponse
+	59,  // 138: tetragon.FineGuidanceSensors.AddTracingPolicy:output_type -> tetragon.AddTracingPolicyResponse
+	61,  // 139: tetragon.FineGuidanceSensors.DeleteTracingPolicy:output_type -> tetragon.DeleteTracingPolicyResponse
+	63,  // 140: tetragon.FineGuidanceSensors.EnableTracingPolicy:output_type -> tetragon.EnableTracingPolicyResponse
+	65,  // 141: tetragon.FineGuidanceSensors.DisableTracingPolicy:output_type -> tetragon.DisableTracingPolicyResponse
+	134, // [134:142] is the sub-list for method output_type
+	126, // [126:134] is the sub-list for method input_type
+	126, // [126:126] is the sub-list for extension type_name
+	126, // [126:126] is the sub-list for extension extendee
+	0,   // [0:126] is the sub-list for field type_name
 }
 
 func init() { file_tetragon_proto_init() }
@@ -6357,7 +6550,7 @@ func file_tetragon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tetragon_proto_rawDesc), len(file_tetragon_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   58,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

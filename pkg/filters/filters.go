@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/tetragon-lite/tetragon/pkg/api"
 )
 
@@ -42,16 +44,20 @@ type Matcher struct {
 // filter is one compiled api.Filter. A nil or empty slice means the field
 // was not set and does not constrain the event.
 type filter struct {
-	binary        []*regexp.Regexp
-	parentBinary  []*regexp.Regexp
-	arguments     []*regexp.Regexp
-	pod           []*regexp.Regexp
-	containerName []*regexp.Regexp
-	namespaces    set[string]
-	pids          set[uint32]
-	eventSet      set[api.EventType]
-	policyNames   set[string]
-	inContainer   *bool
+	binary          []*regexp.Regexp
+	parentBinary    []*regexp.Regexp
+	arguments       []*regexp.Regexp
+	parentArguments []*regexp.Regexp
+	pod             []*regexp.Regexp
+	containerName   []*regexp.Regexp
+	containerID     []*regexp.Regexp
+	labels          []labels.Selector
+	caps            []capCheck
+	namespaces      set[string]
+	pids            set[uint32]
+	eventSet        set[api.EventType]
+	policyNames     set[string]
+	inContainer     *bool
 }
 
 // set is nil when the field is not set.
@@ -114,13 +120,21 @@ func compile(f *api.Filter, budget *int) (filter, error) {
 		{"binary_regex", f.GetBinaryRegex(), &c.binary},
 		{"parent_binary_regex", f.GetParentBinaryRegex(), &c.parentBinary},
 		{"arguments_regex", f.GetArgumentsRegex(), &c.arguments},
+		{"parent_arguments_regex", f.GetParentArgumentsRegex(), &c.parentArguments},
 		{"pod_regex", f.GetPodRegex(), &c.pod},
 		{"container_name_regex", f.GetContainerNameRegex(), &c.containerName},
+		{"container_id", f.GetContainerId(), &c.containerID},
 	}
 	for _, fd := range fields {
 		if *fd.dst, err = compileRegexes(fd.name, fd.src, budget); err != nil {
 			return filter{}, err
 		}
+	}
+	if c.labels, err = compileLabels(f.GetLabels()); err != nil {
+		return filter{}, err
+	}
+	if c.caps, err = compileCaps(f.GetCapabilities()); err != nil {
+		return filter{}, err
 	}
 	c.pids = newSet(f.GetPid())
 	c.namespaces = newSet(f.GetNamespace())
@@ -230,6 +244,18 @@ func (f *filter) match(v *view) bool {
 		return false
 	}
 	if f.parentBinary != nil && (v.parent == nil || !anyMatch(f.parentBinary, v.parent.GetBinary())) {
+		return false
+	}
+	if f.parentArguments != nil && (v.parent == nil || !anyMatch(f.parentArguments, v.parent.GetArguments())) {
+		return false
+	}
+	if f.containerID != nil && (v.process.GetDocker() == "" || !anyMatch(f.containerID, v.process.GetDocker())) {
+		return false
+	}
+	if f.labels != nil && !matchLabels(f.labels, v.process.GetPod()) {
+		return false
+	}
+	if f.caps != nil && !matchCaps(f.caps, v.process.GetCap()) {
 		return false
 	}
 	if f.namespaces != nil && (v.process.GetPod() == nil || !f.namespaces.has(v.process.GetPod().GetNamespace())) {

@@ -42,6 +42,17 @@ func TestFields(t *testing.T) {
 	web := execEvent(inCtr(proc(77, "/usr/sbin/nginx", "-g daemon off;"), "0123456789abcdef0123", "web-1"), proc(1, "/sbin/init", ""))
 	idOnly := execEvent(inCtr(proc(78, "/bin/sh", ""), "fedcba9876543210", ""), nil)
 	noProcess := &api.GetEventsResponse{NodeName: "node1"}
+	podProc := inCtr(proc(80, "/usr/bin/xwing", "--fly"), "aaaa1111", "xwing")
+	podProc.Pod = &api.Pod{Namespace: "default", Name: "xwing", PodLabels: map[string]string{"app": "xwing", "org": "alliance"}}
+	podProc.Cap = &api.Capabilities{
+		Permitted: []api.CapabilitiesType{api.CapabilitiesType_CAP_CHOWN, api.CapabilitiesType_CAP_NET_RAW},
+		Effective: []api.CapabilitiesType{api.CapabilitiesType_CAP_NET_RAW},
+	}
+	xwing := execEvent(podProc, proc(1, "/sbin/init", "--pod"))
+	netRaw, chown, sysAdmin := api.CapabilitiesType_CAP_NET_RAW, api.CapabilitiesType_CAP_CHOWN, api.CapabilitiesType_CAP_SYS_ADMIN
+	capsFilter := func(eff *api.CapFilterSet) *api.Filter {
+		return &api.Filter{Capabilities: &api.CapFilter{Effective: eff}}
+	}
 
 	tests := []struct {
 		name   string
@@ -64,6 +75,18 @@ func TestFields(t *testing.T) {
 		{"parent_binary_regex", &api.Filter{ParentBinaryRegex: []string{"bash"}}, []*api.GetEventsResponse{curl, curlExit}, []*api.GetEventsResponse{web, idOnly}},
 		{"in_container true", &api.Filter{InContainer: wrapperspb.Bool(true)}, []*api.GetEventsResponse{web, idOnly}, []*api.GetEventsResponse{curl, noProcess}},
 		{"in_container false", &api.Filter{InContainer: wrapperspb.Bool(false)}, []*api.GetEventsResponse{curl, curlExit}, []*api.GetEventsResponse{web, idOnly, noProcess}},
+		{"parent_arguments_regex", &api.Filter{ParentArgumentsRegex: []string{"^--pod$"}}, []*api.GetEventsResponse{xwing}, []*api.GetEventsResponse{curl, web, idOnly, noProcess}},
+		{"container_id", &api.Filter{ContainerId: []string{"^0123"}}, []*api.GetEventsResponse{web}, []*api.GetEventsResponse{curl, idOnly, xwing, noProcess}},
+		{"labels", &api.Filter{Labels: []string{"app=tiefighter", "app in (xwing,ywing),org!=empire"}}, []*api.GetEventsResponse{xwing}, []*api.GetEventsResponse{curl, web, noProcess}},
+		{"labels need a pod", &api.Filter{Labels: []string{"!app"}}, nil, []*api.GetEventsResponse{curl, web, xwing, noProcess}},
+		{"capabilities any", capsFilter(&api.CapFilterSet{Any: []api.CapabilitiesType{sysAdmin, netRaw}}), []*api.GetEventsResponse{xwing}, []*api.GetEventsResponse{curl, web}},
+		{"capabilities all", capsFilter(&api.CapFilterSet{All: []api.CapabilitiesType{chown, netRaw}}), nil, []*api.GetEventsResponse{xwing, curl}},
+		{"capabilities exactly", capsFilter(&api.CapFilterSet{Exactly: []api.CapabilitiesType{netRaw}}), []*api.GetEventsResponse{xwing}, []*api.GetEventsResponse{curl}},
+		{"capabilities none", capsFilter(&api.CapFilterSet{None: []api.CapabilitiesType{netRaw}}), []*api.GetEventsResponse{curl, web}, []*api.GetEventsResponse{xwing}},
+		{"capabilities sets are ANDed", &api.Filter{Capabilities: &api.CapFilter{
+			Permitted: &api.CapFilterSet{All: []api.CapabilitiesType{chown, netRaw}},
+			Effective: &api.CapFilterSet{None: []api.CapabilitiesType{chown}},
+		}}, []*api.GetEventsResponse{xwing}, []*api.GetEventsResponse{curl}},
 		{"every set field must match", &api.Filter{BinaryRegex: []string{"curl"}, EventSet: []api.EventType{api.EventType_PROCESS_EXIT}}, []*api.GetEventsResponse{curlExit}, []*api.GetEventsResponse{curl, web}},
 		{"pod and container both must match", &api.Filter{PodRegex: []string{"web"}, ContainerNameRegex: []string{"db"}}, nil, []*api.GetEventsResponse{web}},
 	}
@@ -175,6 +198,15 @@ func TestBadRegex(t *testing.T) {
 		{[]*api.Filter{{ParentBinaryRegex: []string{"x{2,1}"}}}, nil, []string{"parent_binary_regex"}},
 		{[]*api.Filter{{BinaryRegex: []string{"a{1001}"}}}, nil, []string{"binary_regex", "invalid repeat count"}},
 		{[]*api.Filter{{BinaryRegex: []string{strings.Repeat("a", MaxRegexLen+1)}}}, nil, []string{"binary_regex", "4097 bytes long, the limit is 4096"}},
+		{[]*api.Filter{{ContainerId: []string{"("}}}, nil, []string{"container_id", `"("`}},
+		{[]*api.Filter{{ParentArgumentsRegex: []string{"+"}}}, nil, []string{"parent_arguments_regex"}},
+		{[]*api.Filter{{Labels: []string{"app=web", "app in (a"}}}, nil, []string{"allow filter 0", "labels 1", `"app in (a"`}},
+		{nil, []*api.Filter{{Labels: []string{"a=" + strings.Repeat("b", MaxSelectorLen)}}}, []string{"deny filter 0", "labels 0", "1026 bytes, at most 1024"}},
+		{[]*api.Filter{{Capabilities: &api.CapFilter{Effective: &api.CapFilterSet{
+			Any: []api.CapabilitiesType{api.CapabilitiesType_CAP_CHOWN}, None: []api.CapabilitiesType{api.CapabilitiesType_CAP_KILL}}}}}, nil,
+			[]string{"capabilities effective: 2 of any, all, exactly and none set, want one"}},
+		{[]*api.Filter{{Capabilities: &api.CapFilter{Permitted: &api.CapFilterSet{}}}}, nil, []string{"capabilities permitted: 0 of any"}},
+		{[]*api.Filter{{Capabilities: &api.CapFilter{}}}, nil, []string{"capabilities: no set"}},
 	}
 	for _, tt := range tests {
 		_, err := New(tt.allow, tt.deny)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
 )
@@ -72,6 +73,39 @@ func FuzzMatch(f *testing.F) {
 		p.Pid = wrapperspb.UInt32(pid + 1)
 		if all.Match(ev) {
 			t.Fatalf("filter %v matched pid %d", every, pid+1)
+		}
+	})
+}
+
+// FuzzLabels feeds arbitrary label selectors to New and checks Match
+// against the selector library's own reading: New accepts what it parses
+// within the length bound, a pod passes when the selector matches its
+// labels, and an event without a pod never does.
+func FuzzLabels(f *testing.F) {
+	f.Add("app=web,tier!=db", "app", "web")
+	f.Add("env in (a,b)", "env", "c")
+	f.Add("!canary", "canary", "")
+	f.Add("app in (a", "app", "a")
+	f.Fuzz(func(t *testing.T, sel, key, value string) {
+		m, err := New([]*api.Filter{{Labels: []string{sel}}}, nil)
+		ref, refErr := labels.Parse(sel)
+		switch {
+		case len(sel) > MaxSelectorLen && err == nil:
+			t.Fatalf("New accepted a %d-byte selector", len(sel))
+		case len(sel) <= MaxSelectorLen && (err == nil) != (refErr == nil):
+			t.Fatalf("New error %v, labels.Parse error %v", err, refErr)
+		case err != nil:
+			if !strings.Contains(err.Error(), "labels 0") {
+				t.Fatalf("error %q does not name the field", err)
+			}
+			return
+		}
+		p := &api.Process{Binary: "/bin/x", Pod: &api.Pod{Name: "p", PodLabels: map[string]string{key: value}}}
+		if got, want := m.Match(execEvent(p, nil)), ref.Matches(labels.Set{key: value}); got != want {
+			t.Fatalf("selector %q on %q=%q: Match = %v, the library says %v", sel, key, value, got, want)
+		}
+		if m.Match(execEvent(&api.Process{Binary: "/bin/x"}, nil)) {
+			t.Fatalf("selector %q matched an event without a pod", sel)
 		}
 	})
 }

@@ -30,7 +30,8 @@ func TestUnservedFieldsRefused(t *testing.T) {
 		{"a served namespace filter", msg(nil, 1, str(str(nil, 1, "cat"), 2, "default")), ""},
 		{"Tetragon's health_check filter", msg(nil, 1, str(str(nil, 1, "cat"), 3, "x")), "Filter field 3"},
 		{"Tetragon's field filters", msg(nil, 4, str(nil, 1, "x")), "GetEventsRequest sets fields this agent does not serve (field 4)"},
-		{"in a deny list", msg(nil, 2, str(str(nil, 9, "app=x"), 17, "sh")), "Filter field 9, 17"},
+		{"served labels and container id filters", msg(nil, 1, str(str(nil, 9, "app=x"), 15, "^abc")), ""},
+		{"in a deny list", msg(nil, 2, str(str(str(nil, 9, "app=x"), 13, "true"), 17, "sh")), "Filter field 13, 17"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &api.GetEventsRequest{}
