@@ -54,3 +54,26 @@ static __always_inline void rec_init(struct rec_header *h, __u8 op, __u32 size)
 	h->size = size;
 	h->ktime = bpf_ktime_get_boot_ns();
 }
+
+/* The capabilities and namespaces of a process at its last exec, keyed by
+ * tgid: process.c writes the entry at exec (a forked child starts with its
+ * parent's) and deletes it at exit, and user space writes the processes
+ * that were already running when the agent started. matchCapabilityChanges
+ * and matchNamespaceChanges compare the caller's with it (lib/hook.h). One
+ * map: user space hands process.c's to every hook object
+ * (MapReplacements). Not preallocated: room for many processes, memory for
+ * the live ones. */
+#define EXEC_CREDS_MAX 65536
+
+struct exec_creds {
+	__u64 caps[3]; /* effective, inheritable, permitted (enum cap_set) */
+	__u32 ns[10];  /* inode numbers, in enum ns_kind order (lib/hook.h) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EXEC_CREDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct exec_creds);
+} exec_creds SEC(".maps");

@@ -49,8 +49,9 @@
 //
 // Selector filters: matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
 // matchNamespaces, matchCapabilities, matchData (kprobes' data: entries,
-// data.go), matchActions. matchNamespaceChanges, matchCapabilityChanges,
-// matchParentBinaries and matchReturnActions are rejected as not supported.
+// data.go), matchCapabilityChanges, matchNamespaceChanges (changes.go),
+// matchActions. matchParentBinaries and matchReturnActions are rejected as
+// not supported.
 //
 // Actions (see [Action]): Post (with rateLimit / rateLimitScope), NoPost,
 // Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions,

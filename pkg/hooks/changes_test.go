@@ -1,0 +1,175 @@
+package hooks
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+)
+
+// changeHelperEnv makes the test binary run the steps it names, comma
+// separated, on one thread (capset and unshare change the calling thread's
+// credentials and namespaces, which the hooks read): open:<file> opens and
+// closes a file, drop:<n> drops capability n from the effective set,
+// unshare:uts and unshare:ipc move to a new namespace.
+const changeHelperEnv = "TETRAGON_HOOKS_CHANGE_HELPER"
+
+func changeHelper() (int, bool) {
+	steps := os.Getenv(changeHelperEnv)
+	if steps == "" {
+		return 0, false
+	}
+	runtime.LockOSThread()
+	for _, step := range strings.Split(steps, ",") {
+		op, arg, _ := strings.Cut(step, ":")
+		var err error
+		switch op {
+		case "open":
+			var f *os.File
+			if f, err = os.Open(arg); err == nil {
+				f.Close()
+			}
+		case "drop":
+			n, _ := strconv.Atoi(arg)
+			hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+			var data [2]unix.CapUserData
+			if err = unix.Capget(&hdr, &data[0]); err == nil {
+				data[n/32].Effective &^= 1 << (n % 32)
+				err = unix.Capset(&hdr, &data[0])
+			}
+		case "unshare":
+			flag := map[string]int{"uts": unix.CLONE_NEWUTS, "ipc": unix.CLONE_NEWIPC}[arg]
+			err = unix.Unshare(flag)
+		default:
+			err = fmt.Errorf("unknown step %q", step)
+		}
+		if err != nil {
+			fmt.Println(step+":", err)
+			return 1, true
+		}
+	}
+	return 0, true
+}
+
+// loadExecRecords loads the base sensor, whose exec records the change
+// filters compare with, for the test's lifetime.
+func loadExecRecords(t *testing.T) *sensor.Base {
+	t.Helper()
+	b, err := sensor.LoadBase(sensor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// runSteps runs the change helper with steps in the test directory,
+// naming its events name.
+func (e *filterEnv) runSteps(t *testing.T, name string, steps ...string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Dir = e.h.dir
+	cmd.Env = append(os.Environ(), changeHelperEnv+"="+strings.Join(steps, ","))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.h.mu.Lock()
+	e.h.pids[uint32(cmd.Process.Pid)] = name
+	e.h.mu.Unlock()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s %v: %v: %s", name, steps, err, out.String())
+	}
+}
+
+// TestChangeFilters checks matchCapabilityChanges and matchNamespaceChanges
+// on processes that change their capabilities or namespaces after exec,
+// through each mechanism: a change of a listed capability or namespace
+// matches In once (the match makes the new value the reference), a change
+// of an unlisted one matches NotIn, and a process that changed nothing
+// matches neither.
+func TestChangeFilters(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		base := loadExecRecords(t)
+		e := newFilterEnvOpts(t, mech, sensor.Options{Features: testutil.Kernel(t).Map(), ExecCreds: base.ExecCreds()})
+		e.h.load(t, filterPolicy("changes",
+			`      matchCapabilityChanges:
+      - type: Effective
+        operator: In
+        values: ["CAP_SYS_ADMIN"]
+`, `      matchNamespaceChanges:
+      - operator: In
+        values: ["Uts"]
+`, `      matchCapabilityChanges:
+      - type: Effective
+        operator: NotIn
+        values: ["CAP_SYS_ADMIN"]
+`, `      matchNamespaceChanges:
+      - operator: NotIn
+        values: ["Uts"]
+`))
+		const sysAdmin, netRaw = "drop:21", "drop:13"
+		// nothing changed
+		e.runSteps(t, "same", "open:data0", "open:data1", "open:data2", "open:data3")
+		// a listed capability: In once, not NotIn
+		e.runSteps(t, "admin", "open:data0", sysAdmin, "open:data2", "open:data0", "open:data0", "open:data2")
+		// an unlisted one: NotIn once, not In
+		e.runSteps(t, "raw", netRaw, "open:data0", "open:data2", "open:data2")
+		// a listed namespace: In once, not NotIn
+		e.runSteps(t, "uts", "unshare:uts", "open:data3", "open:data1", "open:data1", "open:data3")
+		// an unlisted one: NotIn, not In
+		e.runSteps(t, "ipc", "unshare:ipc", "open:data1", "open:data3")
+		e.check(t, "admin data0", "raw data2", "uts data1", "ipc data3")
+	})
+}
+
+// TestChangeFiltersRefused checks that a loader without the exec records
+// refuses the change filters instead of loading a filter that never
+// holds.
+func TestChangeFiltersRefused(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		e := newFilterEnv(t, mech)
+		_, err := e.h.tryLoad(t, filterPolicy("changes-refused", `      matchNamespaceChanges:
+      - operator: In
+        values: ["Mnt"]
+`), mech)
+		if err == nil || !strings.Contains(err.Error(), "exec sensor's records") {
+			t.Fatalf("loading a change filter without the exec records: %v", err)
+		}
+	})
+}
+
+// TestCompileChanges checks what the change filters compile to.
+func TestCompileChanges(t *testing.T) {
+	ms, err := compileChanges(tp.Selector{
+		MatchCapabilityChanges: []tp.CapabilitiesSelector{{Type: tp.CapPermitted, Operator: tp.OpNotIn, Mask: 1 << 21}},
+		MatchNamespaceChanges:  []tp.NamespaceChangesSelector{{Operator: tp.OpIn, Mask: 1<<2 | 1<<9}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sensor.Match{
+		{Kind: sensor.MatchCapChange, Arg: int(sensor.CapsPermitted), Op: sensor.OpNotEqual, Ints: []int64{1 << 21}},
+		{Kind: sensor.MatchNsChange, Op: sensor.OpEqual, Ints: []int64{1<<2 | 1<<9}},
+	}
+	if fmt.Sprint(ms) != fmt.Sprint(want) {
+		t.Fatalf("compiled %+v, want %+v", ms, want)
+	}
+	if _, err := compileChanges(tp.Selector{MatchNamespaceChanges: []tp.NamespaceChangesSelector{{Operator: tp.OpIn}}}); err == nil {
+		t.Fatal("an entry without namespaces compiled")
+	}
+}
