@@ -1,7 +1,9 @@
 package hooks
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -46,6 +48,9 @@ func changeHelper() (int, bool) {
 				data[n/32].Effective &^= 1 << (n % 32)
 				err = unix.Capset(&hdr, &data[0])
 			}
+		case "wait":
+			// a line on stdin
+			_, err = bufio.NewReader(os.Stdin).ReadString('\n')
 		case "unshare":
 			flag := map[string]int{"uts": unix.CLONE_NEWUTS, "ipc": unix.CLONE_NEWIPC}[arg]
 			err = unix.Unshare(flag)
@@ -76,24 +81,78 @@ func loadExecRecords(t *testing.T) *sensor.Base {
 // naming its events name.
 func (e *filterEnv) runSteps(t *testing.T, name string, steps ...string) {
 	t.Helper()
+	e.startSteps(t, name, steps...).finish(t)
+}
+
+// stepsProcess is a running change helper.
+type stepsProcess struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out strings.Builder
+}
+
+// startSteps starts the change helper with steps in the test directory,
+// naming its events name.
+func (e *filterEnv) startSteps(t *testing.T, name string, steps ...string) *stepsProcess {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self)
-	cmd.Dir = e.h.dir
-	cmd.Env = append(os.Environ(), changeHelperEnv+"="+strings.Join(steps, ","))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	p := &stepsProcess{cmd: exec.Command(self)}
+	p.cmd.Dir = e.h.dir
+	p.cmd.Env = append(os.Environ(), changeHelperEnv+"="+strings.Join(steps, ","))
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if p.in, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	e.h.mu.Lock()
-	e.h.pids[uint32(cmd.Process.Pid)] = name
+	e.h.pids[uint32(p.cmd.Process.Pid)] = name
 	e.h.mu.Unlock()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("%s %v: %v: %s", name, steps, err, out.String())
+	return p
+}
+
+// finish lets a waiting helper go on and waits for it.
+func (p *stepsProcess) finish(t *testing.T) {
+	t.Helper()
+	io.WriteString(p.in, "go\n")
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("%v: %v: %s", p.cmd.Env[len(p.cmd.Env)-1], err, p.out.String())
 	}
+}
+
+// TestChangeFiltersBeforeStart checks the processes that were running
+// before the exec sensor: without a record the change filters never match
+// them; the agent's /proc scan (SeedExecCreds) gives them one, their
+// capabilities and namespaces at the scan.
+func TestChangeFiltersBeforeStart(t *testing.T) {
+	forEachMechanism(t, func(t *testing.T, mech string) {
+		base := loadExecRecords(t)
+		e := newFilterEnvOpts(t, mech, sensor.Options{Features: testutil.Kernel(t).Map(), ExecCreds: base.ExecCreds()})
+		e.h.load(t, filterPolicy("changes-before",
+			`      matchCapabilityChanges:
+      - type: Effective
+        operator: In
+        values: ["CAP_SYS_ADMIN"]
+`))
+		// as if started before the sensor: the records deleted
+		unrecorded := e.startSteps(t, "unrecorded", "wait", "drop:21", "open:data0")
+		seeded := e.startSteps(t, "seeded", "wait", "drop:21", "open:data0")
+		for _, p := range []*stepsProcess{unrecorded, seeded} {
+			if err := base.ExecCreds().Delete(uint32(p.cmd.Process.Pid)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		unrecorded.finish(t)
+		if n, err := sensor.SeedExecCreds(base.ExecCreds(), "/proc"); err != nil || n < 1 {
+			t.Fatalf("seeded %d records: %v", n, err)
+		}
+		seeded.finish(t)
+		e.check(t, "seeded data0")
+	})
 }
 
 // TestChangeFilters checks matchCapabilityChanges and matchNamespaceChanges

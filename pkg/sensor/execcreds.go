@@ -88,9 +88,8 @@ func SeedExecCreds(m *ebpf.Map, procRoot string) (int, error) {
 
 // ReadProcCreds reads the capability sets (status: CapEff, CapInh,
 // CapPrm) and namespace inode numbers (ns/*) of the process at dir, a
-// /proc/<pid> directory, as an exec record. A namespace the kernel does
-// not have (time before 5.6) stays 0, which the kernel side does not
-// compare.
+// /proc/<pid> directory, as an exec record. A namespace that cannot be
+// read stays 0, which the kernel side does not compare.
 func ReadProcCreds(dir string) (bpf.ProcessExecCreds, error) {
 	var v bpf.ProcessExecCreds
 	f, err := os.Open(filepath.Join(dir, "status"))
@@ -122,11 +121,11 @@ func ReadProcCreds(dir string) (bpf.ProcessExecCreds, error) {
 	}
 	for i, name := range nsFiles {
 		link, err := os.Readlink(filepath.Join(dir, "ns", name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
 		if err != nil {
-			return v, err
+			// not on this kernel (time before 5.6), or not readable (a
+			// process protected from ptrace, such as init on some
+			// hosts): 0, which the kernel side does not compare
+			continue
 		}
 		ino, err := parseNsLink(link)
 		if err != nil {
