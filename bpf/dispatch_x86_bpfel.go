@@ -51,9 +51,11 @@ type DispatchDispatchScratch struct {
 }
 
 type DispatchExecCreds struct {
-	_    structs.HostLayout
-	Caps [3]uint64
-	Ns   [10]uint32
+	_     structs.HostLayout
+	Caps  [3]uint64
+	Ns    [10]uint32
+	Flags uint32
+	Pad   uint32
 }
 
 type DispatchGenConf struct {

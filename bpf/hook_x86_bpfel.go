@@ -87,9 +87,11 @@ type HookCgroupKey struct {
 }
 
 type HookExecCreds struct {
-	_    structs.HostLayout
-	Caps [3]uint64
-	Ns   [10]uint32
+	_     structs.HostLayout
+	Caps  [3]uint64
+	Ns    [10]uint32
+	Flags uint32
+	Pad   uint32
 }
 
 type HookGenConf struct {

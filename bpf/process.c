@@ -193,12 +193,16 @@ static __always_inline __u32 copy_path(struct exec_rec *e, __u32 off, __u32 pos)
 
 /* record_exec_creds keeps the capabilities and namespaces the exec record
  * reports as the process's reference for the change filters (exec_creds
- * in lib/common.h). A full map leaves the process without one: the change
- * filters then never match it. */
+ * in lib/common.h), at its first exec after its fork. A full map leaves the
+ * process without one: the change filters then never match it. */
 static __always_inline void record_exec_creds(struct exec_rec *e)
 {
-	struct exec_creds v = {};
+	struct exec_creds v = {}, *old;
 	__u32 i;
+
+	old = bpf_map_lookup_elem(&exec_creds, &e->pid);
+	if (old && !(old->flags & EXEC_CREDS_FORKED))
+		return;
 
 	v.caps[0] = e->cap_effective;
 	v.caps[1] = e->cap_inheritable;
@@ -290,12 +294,14 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
 	stat_inc(STAT_FORK);
-	/* the child runs its parent's exec image: the same reference */
+	/* the child runs its parent's exec image: the same reference, until
+	 * its first exec */
 	tgid = BPF_CORE_READ(parent, tgid);
 	ec = bpf_map_lookup_elem(&exec_creds, &tgid);
 	if (ec) {
 		struct exec_creds v = *ec;
 
+		v.flags |= EXEC_CREDS_FORKED;
 		tgid = BPF_CORE_READ(child, tgid);
 		bpf_map_update_elem(&exec_creds, &tgid, &v, BPF_ANY);
 	}

@@ -14,9 +14,11 @@ import (
 )
 
 type ProcessExecCreds struct {
-	_    structs.HostLayout
-	Caps [3]uint64
-	Ns   [10]uint32
+	_     structs.HostLayout
+	Caps  [3]uint64
+	Ns    [10]uint32
+	Flags uint32
+	Pad   uint32
 }
 
 type ProcessExecRec struct {

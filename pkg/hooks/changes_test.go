@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,8 @@ import (
 // separated, on one thread (capset and unshare change the calling thread's
 // credentials and namespaces, which the hooks read): open:<file> opens and
 // closes a file, drop:<n> drops capability n from the effective set,
-// unshare:uts and unshare:ipc move to a new namespace.
+// unshare:uts and unshare:ipc move to a new namespace, reexec executes
+// the helper again with the steps that follow.
 const changeHelperEnv = "TETRAGON_HOOKS_CHANGE_HELPER"
 
 func changeHelper() (int, bool) {
@@ -31,10 +33,20 @@ func changeHelper() (int, bool) {
 		return 0, false
 	}
 	runtime.LockOSThread()
-	for _, step := range strings.Split(steps, ",") {
+	list := strings.Split(steps, ",")
+	for i, step := range list {
 		op, arg, _ := strings.Cut(step, ":")
 		var err error
 		switch op {
+		case "reexec":
+			// the rest runs in a new image of the helper
+			var self string
+			if self, err = os.Executable(); err == nil {
+				// the first of duplicate variables is the one read
+				env := slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, changeHelperEnv+"=") })
+				env = append(env, changeHelperEnv+"="+strings.Join(list[i+1:], ","))
+				err = unix.Exec(self, []string{self}, env)
+			}
 		case "open":
 			var f *os.File
 			if f, err = os.Open(arg); err == nil {
@@ -95,11 +107,19 @@ type stepsProcess struct {
 // naming its events name.
 func (e *filterEnv) startSteps(t *testing.T, name string, steps ...string) *stepsProcess {
 	t.Helper()
+	return e.startUnder(t, name, nil, steps...)
+}
+
+// startUnder is startSteps with the helper run by the command prefix
+// (which execs its last argument, the helper).
+func (e *filterEnv) startUnder(t *testing.T, name string, prefix []string, steps ...string) *stepsProcess {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &stepsProcess{cmd: exec.Command(self)}
+	argv := append(slices.Clone(prefix), self)
+	p := &stepsProcess{cmd: exec.Command(argv[0], argv[1:]...)}
 	p.cmd.Dir = e.h.dir
 	p.cmd.Env = append(os.Environ(), changeHelperEnv+"="+strings.Join(steps, ","))
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
@@ -192,7 +212,10 @@ func TestChangeFilters(t *testing.T) {
 		e.runSteps(t, "uts", "unshare:uts", "open:data3", "open:data1", "open:data1", "open:data3")
 		// an unlisted one: NotIn, not In
 		e.runSteps(t, "ipc", "unshare:ipc", "open:data1", "open:data3")
-		e.check(t, "admin data0", "raw data2", "uts data1", "ipc data3")
+		// the record is the first exec's after the fork: a later exec in
+		// a new namespace (unshare --uts prog) has changed it
+		e.runSteps(t, "exec", "unshare:uts", "reexec", "open:data1", "open:data1")
+		e.check(t, "admin data0", "raw data2", "uts data1", "ipc data3", "exec data1")
 	})
 }
 
