@@ -22,7 +22,7 @@ import (
 // changeHelperEnv makes the test binary run the steps it names, comma
 // separated, on one thread (capset and unshare change the calling thread's
 // credentials and namespaces, which the hooks read): open:<file> opens and
-// closes a file, drop:<n> drops capability n from the effective set,
+// closes a file, write:<file> writes "testdata" to it, wait reads a line, drop:<n> drops capability n from the effective set,
 // unshare:uts and unshare:ipc move to a new namespace, reexec executes
 // the helper again with the steps that follow.
 const changeHelperEnv = "TETRAGON_HOOKS_CHANGE_HELPER"
@@ -60,6 +60,8 @@ func changeHelper() (int, bool) {
 				data[n/32].Effective &^= 1 << (n % 32)
 				err = unix.Capset(&hdr, &data[0])
 			}
+		case "write":
+			err = os.WriteFile(arg, []byte("testdata"), 0o644)
 		case "wait":
 			// a line on stdin
 			_, err = bufio.NewReader(os.Stdin).ReadString('\n')
