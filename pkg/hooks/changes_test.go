@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tetragon-lite/tetragon/bpf"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -164,7 +166,16 @@ func TestChangeFiltersBeforeStart(t *testing.T) {
 		unrecorded := e.startSteps(t, "unrecorded", "wait", "drop:21", "open:data0")
 		seeded := e.startSteps(t, "seeded", "wait", "drop:21", "open:data0")
 		for _, p := range []*stepsProcess{unrecorded, seeded} {
-			if err := base.ExecCreds().Delete(uint32(p.cmd.Process.Pid)); err != nil {
+			pid := uint32(p.cmd.Process.Pid)
+			// exec returns to the parent before the exec tracepoint runs
+			var v bpf.ProcessExecCreds
+			for i := 0; base.ExecCreds().Lookup(pid, &v) != nil; i++ {
+				if i == 100 {
+					t.Fatalf("no exec record of pid %d after 5s", pid)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := base.ExecCreds().Delete(pid); err != nil {
 				t.Fatal(err)
 			}
 		}
