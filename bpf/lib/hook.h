@@ -743,9 +743,9 @@ struct ns_change_ctx {
 	bool refresh; /* write the current inode numbers to rec instead */
 };
 
-/* ns_change_step compares namespace k of x->t with the exec record, or
- * with x->refresh writes it there. Under bpf_loop, so that the verifier
- * checks ns_inum once rather than once per kind. */
+/* ns_change_step compares the current task's namespace k with the exec
+ * record, or with x->refresh writes it there. Under bpf_loop, so that the
+ * verifier checks the step once rather than once per kind. */
 static long ns_change_step(__u32 k, void *data)
 {
 	struct ns_change_ctx *x = data;
