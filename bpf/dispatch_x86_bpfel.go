@@ -50,6 +50,14 @@ type DispatchDispatchScratch struct {
 	_      [7]byte
 }
 
+type DispatchExecCreds struct {
+	_     structs.HostLayout
+	Caps  [3]uint64
+	Ns    [10]uint32
+	Flags uint32
+	Pad   uint32
+}
+
 type DispatchGenConf struct {
 	_         structs.HostLayout
 	HookId    uint32
@@ -71,7 +79,7 @@ type DispatchGenConf struct {
 		Nmatch  uint8
 		Actions uint8
 		Sig     uint8
-		Pad     uint8
+		Refresh uint8
 		Err     int32
 		M       [8]struct {
 			_     structs.HostLayout
@@ -195,6 +203,7 @@ type DispatchVerdictKey struct {
 const (
 	DispatchMapConfs               = "confs"
 	DispatchMapEvents              = "events"
+	DispatchMapExecCreds           = "exec_creds"
 	DispatchMapGeneration          = "generation"
 	DispatchMapHookCgroups         = "hook_cgroups"
 	DispatchMapKeyHeap             = "key_heap"
@@ -225,6 +234,7 @@ const (
 	DispatchVarUnusedMatchKind     = "unused_match_kind"
 	DispatchVarUnusedMatchOp       = "unused_match_op"
 	DispatchVarUnusedNsKind        = "unused_ns_kind"
+	DispatchVarUnusedRefreshFlag   = "unused_refresh_flag"
 	DispatchVarUnusedSysFlag       = "unused_sys_flag"
 	DispatchVarUnusedSysList       = "unused_sys_list"
 	DispatchVarUnusedVarFd         = "unused_var_fd"
@@ -282,6 +292,7 @@ type DispatchProgramSpecs struct {
 type DispatchMapSpecs struct {
 	Confs       *ebpf.MapSpec `ebpf:"confs"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	ExecCreds   *ebpf.MapSpec `ebpf:"exec_creds"`
 	Generation  *ebpf.MapSpec `ebpf:"generation"`
 	HookCgroups *ebpf.MapSpec `ebpf:"hook_cgroups"`
 	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
@@ -316,6 +327,7 @@ type DispatchVariableSpecs struct {
 	UnusedMatchKind     *ebpf.VariableSpec `ebpf:"unused_match_kind"`
 	UnusedMatchOp       *ebpf.VariableSpec `ebpf:"unused_match_op"`
 	UnusedNsKind        *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	UnusedRefreshFlag   *ebpf.VariableSpec `ebpf:"unused_refresh_flag"`
 	UnusedSysFlag       *ebpf.VariableSpec `ebpf:"unused_sys_flag"`
 	UnusedSysList       *ebpf.VariableSpec `ebpf:"unused_sys_list"`
 	UnusedVarFd         *ebpf.VariableSpec `ebpf:"unused_var_fd"`
@@ -343,6 +355,7 @@ func (o *DispatchObjects) Close() error {
 type DispatchMaps struct {
 	Confs       *ebpf.Map `ebpf:"confs"`
 	Events      *ebpf.Map `ebpf:"events"`
+	ExecCreds   *ebpf.Map `ebpf:"exec_creds"`
 	Generation  *ebpf.Map `ebpf:"generation"`
 	HookCgroups *ebpf.Map `ebpf:"hook_cgroups"`
 	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
@@ -361,6 +374,7 @@ func (m *DispatchMaps) Close() error {
 	return _DispatchClose(
 		m.Confs,
 		m.Events,
+		m.ExecCreds,
 		m.Generation,
 		m.HookCgroups,
 		m.KeyHeap,
@@ -396,6 +410,7 @@ type DispatchVariables struct {
 	UnusedMatchKind     *ebpf.Variable `ebpf:"unused_match_kind"`
 	UnusedMatchOp       *ebpf.Variable `ebpf:"unused_match_op"`
 	UnusedNsKind        *ebpf.Variable `ebpf:"unused_ns_kind"`
+	UnusedRefreshFlag   *ebpf.Variable `ebpf:"unused_refresh_flag"`
 	UnusedSysFlag       *ebpf.Variable `ebpf:"unused_sys_flag"`
 	UnusedSysList       *ebpf.Variable `ebpf:"unused_sys_list"`
 	UnusedVarFd         *ebpf.Variable `ebpf:"unused_var_fd"`

@@ -86,6 +86,14 @@ type HookCgroupKey struct {
 	Cgroup uint64
 }
 
+type HookExecCreds struct {
+	_     structs.HostLayout
+	Caps  [3]uint64
+	Ns    [10]uint32
+	Flags uint32
+	Pad   uint32
+}
+
 type HookGenConf struct {
 	_         structs.HostLayout
 	HookId    uint32
@@ -107,7 +115,7 @@ type HookGenConf struct {
 		Nmatch  uint8
 		Actions uint8
 		Sig     uint8
-		Pad     uint8
+		Refresh uint8
 		Err     int32
 		M       [8]struct {
 			_     structs.HostLayout
@@ -229,12 +237,14 @@ const (
 type HookMatchKind uint32
 
 const (
-	HookMatchKindMK_ARG    HookMatchKind = 0
-	HookMatchKindMK_RET    HookMatchKind = 1
-	HookMatchKindMK_PID    HookMatchKind = 2
-	HookMatchKindMK_NS     HookMatchKind = 3
-	HookMatchKindMK_CAPS   HookMatchKind = 4
-	HookMatchKindMK_BINARY HookMatchKind = 5
+	HookMatchKindMK_ARG        HookMatchKind = 0
+	HookMatchKindMK_RET        HookMatchKind = 1
+	HookMatchKindMK_PID        HookMatchKind = 2
+	HookMatchKindMK_NS         HookMatchKind = 3
+	HookMatchKindMK_CAPS       HookMatchKind = 4
+	HookMatchKindMK_BINARY     HookMatchKind = 5
+	HookMatchKindMK_CAP_CHANGE HookMatchKind = 6
+	HookMatchKindMK_NS_CHANGE  HookMatchKind = 7
 )
 
 type HookMatchOp uint32
@@ -293,6 +303,13 @@ type HookRawArgs struct {
 	A [8]uint64
 }
 
+type HookRefreshFlag uint32
+
+const (
+	HookRefreshFlagREFRESH_CAPS HookRefreshFlag = 1
+	HookRefreshFlagREFRESH_NS   HookRefreshFlag = 2
+)
+
 type HookSockOwner struct {
 	_   structs.HostLayout
 	Pid uint32
@@ -309,41 +326,43 @@ type HookVerdict struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HookMapConf            = "conf"
-	HookMapEntries         = "entries"
-	HookMapEvents          = "events"
-	HookMapHookCgroups     = "hook_cgroups"
-	HookMapKeyHeap         = "key_heap"
-	HookMapPathHeap        = "path_heap"
-	HookMapRecHeap         = "rec_heap"
-	HookMapSocktrack       = "socktrack"
-	HookMapStacks          = "stacks"
-	HookMapStats           = "stats"
-	HookMapStrings         = "strings"
-	HookMapVerdicts        = "verdicts"
-	HookProgGenFentry      = "gen_fentry"
-	HookProgGenFexit       = "gen_fexit"
-	HookProgGenFmodRet     = "gen_fmod_ret"
-	HookProgGenKprobe      = "gen_kprobe"
-	HookProgGenKretprobe   = "gen_kretprobe"
-	HookProgGenLsm         = "gen_lsm"
-	HookProgGenRawTp       = "gen_raw_tp"
-	HookProgGenTracepoint  = "gen_tracepoint"
-	HookVarCfg             = "cfg"
-	HookVarUnusedActFlag   = "unused_act_flag"
-	HookVarUnusedArgSrc    = "unused_arg_src"
-	HookVarUnusedArgType   = "unused_arg_type"
-	HookVarUnusedCapSet    = "unused_cap_set"
-	HookVarUnusedCgroupKey = "unused_cgroup_key"
-	HookVarUnusedGenConf   = "unused_gen_conf"
-	HookVarUnusedGenRec    = "unused_gen_rec"
-	HookVarUnusedGenStat   = "unused_gen_stat"
-	HookVarUnusedHookLimit = "unused_hook_limit"
-	HookVarUnusedLpmKey    = "unused_lpm_key"
-	HookVarUnusedMatchFlag = "unused_match_flag"
-	HookVarUnusedMatchKind = "unused_match_kind"
-	HookVarUnusedMatchOp   = "unused_match_op"
-	HookVarUnusedNsKind    = "unused_ns_kind"
+	HookMapConf              = "conf"
+	HookMapEntries           = "entries"
+	HookMapEvents            = "events"
+	HookMapExecCreds         = "exec_creds"
+	HookMapHookCgroups       = "hook_cgroups"
+	HookMapKeyHeap           = "key_heap"
+	HookMapPathHeap          = "path_heap"
+	HookMapRecHeap           = "rec_heap"
+	HookMapSocktrack         = "socktrack"
+	HookMapStacks            = "stacks"
+	HookMapStats             = "stats"
+	HookMapStrings           = "strings"
+	HookMapVerdicts          = "verdicts"
+	HookProgGenFentry        = "gen_fentry"
+	HookProgGenFexit         = "gen_fexit"
+	HookProgGenFmodRet       = "gen_fmod_ret"
+	HookProgGenKprobe        = "gen_kprobe"
+	HookProgGenKretprobe     = "gen_kretprobe"
+	HookProgGenLsm           = "gen_lsm"
+	HookProgGenRawTp         = "gen_raw_tp"
+	HookProgGenTracepoint    = "gen_tracepoint"
+	HookVarCfg               = "cfg"
+	HookVarUnusedActFlag     = "unused_act_flag"
+	HookVarUnusedArgSrc      = "unused_arg_src"
+	HookVarUnusedArgType     = "unused_arg_type"
+	HookVarUnusedCapSet      = "unused_cap_set"
+	HookVarUnusedCgroupKey   = "unused_cgroup_key"
+	HookVarUnusedGenConf     = "unused_gen_conf"
+	HookVarUnusedGenRec      = "unused_gen_rec"
+	HookVarUnusedGenStat     = "unused_gen_stat"
+	HookVarUnusedHookLimit   = "unused_hook_limit"
+	HookVarUnusedLpmKey      = "unused_lpm_key"
+	HookVarUnusedMatchFlag   = "unused_match_flag"
+	HookVarUnusedMatchKind   = "unused_match_kind"
+	HookVarUnusedMatchOp     = "unused_match_op"
+	HookVarUnusedNsKind      = "unused_ns_kind"
+	HookVarUnusedRefreshFlag = "unused_refresh_flag"
 )
 
 // LoadHook returns the embedded CollectionSpec for Hook.
@@ -405,6 +424,7 @@ type HookMapSpecs struct {
 	Conf        *ebpf.MapSpec `ebpf:"conf"`
 	Entries     *ebpf.MapSpec `ebpf:"entries"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	ExecCreds   *ebpf.MapSpec `ebpf:"exec_creds"`
 	HookCgroups *ebpf.MapSpec `ebpf:"hook_cgroups"`
 	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
 	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
@@ -420,21 +440,22 @@ type HookMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HookVariableSpecs struct {
-	Cfg             *ebpf.VariableSpec `ebpf:"cfg"`
-	UnusedActFlag   *ebpf.VariableSpec `ebpf:"unused_act_flag"`
-	UnusedArgSrc    *ebpf.VariableSpec `ebpf:"unused_arg_src"`
-	UnusedArgType   *ebpf.VariableSpec `ebpf:"unused_arg_type"`
-	UnusedCapSet    *ebpf.VariableSpec `ebpf:"unused_cap_set"`
-	UnusedCgroupKey *ebpf.VariableSpec `ebpf:"unused_cgroup_key"`
-	UnusedGenConf   *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
-	UnusedGenRec    *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
-	UnusedGenStat   *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
-	UnusedHookLimit *ebpf.VariableSpec `ebpf:"unused_hook_limit"`
-	UnusedLpmKey    *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
-	UnusedMatchFlag *ebpf.VariableSpec `ebpf:"unused_match_flag"`
-	UnusedMatchKind *ebpf.VariableSpec `ebpf:"unused_match_kind"`
-	UnusedMatchOp   *ebpf.VariableSpec `ebpf:"unused_match_op"`
-	UnusedNsKind    *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
+	UnusedActFlag     *ebpf.VariableSpec `ebpf:"unused_act_flag"`
+	UnusedArgSrc      *ebpf.VariableSpec `ebpf:"unused_arg_src"`
+	UnusedArgType     *ebpf.VariableSpec `ebpf:"unused_arg_type"`
+	UnusedCapSet      *ebpf.VariableSpec `ebpf:"unused_cap_set"`
+	UnusedCgroupKey   *ebpf.VariableSpec `ebpf:"unused_cgroup_key"`
+	UnusedGenConf     *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
+	UnusedGenRec      *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
+	UnusedGenStat     *ebpf.VariableSpec `ebpf:"unused_gen_stat"`
+	UnusedHookLimit   *ebpf.VariableSpec `ebpf:"unused_hook_limit"`
+	UnusedLpmKey      *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag   *ebpf.VariableSpec `ebpf:"unused_match_flag"`
+	UnusedMatchKind   *ebpf.VariableSpec `ebpf:"unused_match_kind"`
+	UnusedMatchOp     *ebpf.VariableSpec `ebpf:"unused_match_op"`
+	UnusedNsKind      *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	UnusedRefreshFlag *ebpf.VariableSpec `ebpf:"unused_refresh_flag"`
 }
 
 // HookObjects contains all objects after they have been loaded into the kernel.
@@ -460,6 +481,7 @@ type HookMaps struct {
 	Conf        *ebpf.Map `ebpf:"conf"`
 	Entries     *ebpf.Map `ebpf:"entries"`
 	Events      *ebpf.Map `ebpf:"events"`
+	ExecCreds   *ebpf.Map `ebpf:"exec_creds"`
 	HookCgroups *ebpf.Map `ebpf:"hook_cgroups"`
 	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
 	PathHeap    *ebpf.Map `ebpf:"path_heap"`
@@ -476,6 +498,7 @@ func (m *HookMaps) Close() error {
 		m.Conf,
 		m.Entries,
 		m.Events,
+		m.ExecCreds,
 		m.HookCgroups,
 		m.KeyHeap,
 		m.PathHeap,
@@ -492,21 +515,22 @@ func (m *HookMaps) Close() error {
 //
 // It can be passed to LoadHookObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HookVariables struct {
-	Cfg             *ebpf.Variable `ebpf:"cfg"`
-	UnusedActFlag   *ebpf.Variable `ebpf:"unused_act_flag"`
-	UnusedArgSrc    *ebpf.Variable `ebpf:"unused_arg_src"`
-	UnusedArgType   *ebpf.Variable `ebpf:"unused_arg_type"`
-	UnusedCapSet    *ebpf.Variable `ebpf:"unused_cap_set"`
-	UnusedCgroupKey *ebpf.Variable `ebpf:"unused_cgroup_key"`
-	UnusedGenConf   *ebpf.Variable `ebpf:"unused_gen_conf"`
-	UnusedGenRec    *ebpf.Variable `ebpf:"unused_gen_rec"`
-	UnusedGenStat   *ebpf.Variable `ebpf:"unused_gen_stat"`
-	UnusedHookLimit *ebpf.Variable `ebpf:"unused_hook_limit"`
-	UnusedLpmKey    *ebpf.Variable `ebpf:"unused_lpm_key"`
-	UnusedMatchFlag *ebpf.Variable `ebpf:"unused_match_flag"`
-	UnusedMatchKind *ebpf.Variable `ebpf:"unused_match_kind"`
-	UnusedMatchOp   *ebpf.Variable `ebpf:"unused_match_op"`
-	UnusedNsKind    *ebpf.Variable `ebpf:"unused_ns_kind"`
+	Cfg               *ebpf.Variable `ebpf:"cfg"`
+	UnusedActFlag     *ebpf.Variable `ebpf:"unused_act_flag"`
+	UnusedArgSrc      *ebpf.Variable `ebpf:"unused_arg_src"`
+	UnusedArgType     *ebpf.Variable `ebpf:"unused_arg_type"`
+	UnusedCapSet      *ebpf.Variable `ebpf:"unused_cap_set"`
+	UnusedCgroupKey   *ebpf.Variable `ebpf:"unused_cgroup_key"`
+	UnusedGenConf     *ebpf.Variable `ebpf:"unused_gen_conf"`
+	UnusedGenRec      *ebpf.Variable `ebpf:"unused_gen_rec"`
+	UnusedGenStat     *ebpf.Variable `ebpf:"unused_gen_stat"`
+	UnusedHookLimit   *ebpf.Variable `ebpf:"unused_hook_limit"`
+	UnusedLpmKey      *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedMatchFlag   *ebpf.Variable `ebpf:"unused_match_flag"`
+	UnusedMatchKind   *ebpf.Variable `ebpf:"unused_match_kind"`
+	UnusedMatchOp     *ebpf.Variable `ebpf:"unused_match_op"`
+	UnusedNsKind      *ebpf.Variable `ebpf:"unused_ns_kind"`
+	UnusedRefreshFlag *ebpf.Variable `ebpf:"unused_refresh_flag"`
 }
 
 // HookPrograms contains all programs after they have been loaded into the kernel.

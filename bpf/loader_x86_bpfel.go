@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type LoaderExecCreds struct {
+	_     structs.HostLayout
+	Caps  [3]uint64
+	Ns    [10]uint32
+	Flags uint32
+	Pad   uint32
+}
+
 type LoaderLoaderRec struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -37,6 +45,7 @@ type LoaderLoaderRec struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	LoaderMapEvents          = "events"
+	LoaderMapExecCreds       = "exec_creds"
 	LoaderMapLoaderHeap      = "loader_heap"
 	LoaderMapPerfIds         = "perf_ids"
 	LoaderMapStats           = "stats"
@@ -94,6 +103,7 @@ type LoaderProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type LoaderMapSpecs struct {
 	Events     *ebpf.MapSpec `ebpf:"events"`
+	ExecCreds  *ebpf.MapSpec `ebpf:"exec_creds"`
 	LoaderHeap *ebpf.MapSpec `ebpf:"loader_heap"`
 	PerfIds    *ebpf.MapSpec `ebpf:"perf_ids"`
 	Stats      *ebpf.MapSpec `ebpf:"stats"`
@@ -127,6 +137,7 @@ func (o *LoaderObjects) Close() error {
 // It can be passed to LoadLoaderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LoaderMaps struct {
 	Events     *ebpf.Map `ebpf:"events"`
+	ExecCreds  *ebpf.Map `ebpf:"exec_creds"`
 	LoaderHeap *ebpf.Map `ebpf:"loader_heap"`
 	PerfIds    *ebpf.Map `ebpf:"perf_ids"`
 	Stats      *ebpf.Map `ebpf:"stats"`
@@ -135,6 +146,7 @@ type LoaderMaps struct {
 func (m *LoaderMaps) Close() error {
 	return _LoaderClose(
 		m.Events,
+		m.ExecCreds,
 		m.LoaderHeap,
 		m.PerfIds,
 		m.Stats,

@@ -191,6 +191,27 @@ static __always_inline __u32 copy_path(struct exec_rec *e, __u32 off, __u32 pos)
 	return len & PATH_MASK;
 }
 
+/* record_exec_creds keeps the capabilities and namespaces the exec record
+ * reports as the process's reference for the change filters (exec_creds
+ * in lib/common.h), at its first exec after its fork. A full map leaves the
+ * process without one: the change filters then never match it. */
+static __always_inline void record_exec_creds(struct exec_rec *e)
+{
+	struct exec_creds v = {}, *old;
+	__u32 i;
+
+	old = bpf_map_lookup_elem(&exec_creds, &e->pid);
+	if (old && !(old->flags & EXEC_CREDS_FORKED))
+		return;
+
+	v.caps[0] = e->cap_effective;
+	v.caps[1] = e->cap_inheritable;
+	v.caps[2] = e->cap_permitted;
+	for (i = 0; i < NS_MAX && i < 10; i++)
+		v.ns[i] = e->ns[i];
+	bpf_map_update_elem(&exec_creds, &e->pid, &v, BPF_ANY);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -255,6 +276,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	rec_init(&e->hdr, OP_EXEC, size);
+	record_exec_creds(e);
 	stat_inc(STAT_EXEC);
 	if (bpf_ringbuf_output(&events, e, size, 0))
 		stat_inc(STAT_RINGBUF_DROPS);
@@ -265,11 +287,24 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct fork_rec *f;
+	struct exec_creds *ec;
+	__u32 tgid;
 
 	/* threads share their process; only new processes matter */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
 	stat_inc(STAT_FORK);
+	/* the child runs its parent's exec image: the same reference, until
+	 * its first exec */
+	tgid = BPF_CORE_READ(parent, tgid);
+	ec = bpf_map_lookup_elem(&exec_creds, &tgid);
+	if (ec) {
+		struct exec_creds v = *ec;
+
+		v.flags |= EXEC_CREDS_FORKED;
+		tgid = BPF_CORE_READ(child, tgid);
+		bpf_map_update_elem(&exec_creds, &tgid, &v, BPF_ANY);
+	}
 	f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
 	if (!f) {
 		stat_inc(STAT_RINGBUF_DROPS);
@@ -289,11 +324,13 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 {
 	struct signal_struct *sig = BPF_CORE_READ(task, signal);
 	struct exit_rec *x;
-	__u32 code;
+	__u32 code, tgid;
 
 	/* one exit per process: only the last thread out reports it */
 	if (BPF_CORE_READ(sig, live.counter) != 0)
 		return 0;
+	tgid = BPF_CORE_READ(task, tgid);
+	bpf_map_delete_elem(&exec_creds, &tgid);
 	code = BPF_CORE_READ(task, exit_code);
 	if (BPF_CORE_READ(sig, flags) & 0x00000004 /* SIGNAL_GROUP_EXIT */)
 		code = BPF_CORE_READ(sig, group_exit_code);

@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ProcessExecCreds struct {
+	_     structs.HostLayout
+	Caps  [3]uint64
+	Ns    [10]uint32
+	Flags uint32
+	Pad   uint32
+}
+
 type ProcessExecRec struct {
 	_              structs.HostLayout
 	Hdr            ProcessRecHeader
@@ -79,6 +87,7 @@ type ProcessRecHeader struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	ProcessMapEvents      = "events"
+	ProcessMapExecCreds   = "exec_creds"
 	ProcessMapExecHeap    = "exec_heap"
 	ProcessMapPathHeap    = "path_heap"
 	ProcessMapStats       = "stats"
@@ -141,10 +150,11 @@ type ProcessProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessMapSpecs struct {
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	ExecHeap *ebpf.MapSpec `ebpf:"exec_heap"`
-	PathHeap *ebpf.MapSpec `ebpf:"path_heap"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	ExecCreds *ebpf.MapSpec `ebpf:"exec_creds"`
+	ExecHeap  *ebpf.MapSpec `ebpf:"exec_heap"`
+	PathHeap  *ebpf.MapSpec `ebpf:"path_heap"`
+	Stats     *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // ProcessVariableSpecs contains global variables before they are loaded into the kernel.
@@ -176,15 +186,17 @@ func (o *ProcessObjects) Close() error {
 //
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessMaps struct {
-	Events   *ebpf.Map `ebpf:"events"`
-	ExecHeap *ebpf.Map `ebpf:"exec_heap"`
-	PathHeap *ebpf.Map `ebpf:"path_heap"`
-	Stats    *ebpf.Map `ebpf:"stats"`
+	Events    *ebpf.Map `ebpf:"events"`
+	ExecCreds *ebpf.Map `ebpf:"exec_creds"`
+	ExecHeap  *ebpf.Map `ebpf:"exec_heap"`
+	PathHeap  *ebpf.Map `ebpf:"path_heap"`
+	Stats     *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *ProcessMaps) Close() error {
 	return _ProcessClose(
 		m.Events,
+		m.ExecCreds,
 		m.ExecHeap,
 		m.PathHeap,
 		m.Stats,

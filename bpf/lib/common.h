@@ -55,3 +55,34 @@ static __always_inline void rec_init(struct rec_header *h, __u8 op, __u32 size)
 	h->size = size;
 	h->ktime = bpf_ktime_get_boot_ns();
 }
+
+/* The capabilities and namespaces of a process at its first exec after
+ * its fork, keyed by tgid, as Tetragon records them: process.c writes the
+ * entry at that exec (a forked child holds a copy of its parent's until
+ * then) and deletes it at exit, and user space writes the processes that
+ * were already running when the agent started. Later execs keep it, so
+ * that `unshare --mount prog` or an exec of a setuid binary is a change. matchCapabilityChanges
+ * and matchNamespaceChanges compare the caller's with it (lib/hook.h). One
+ * map: user space hands process.c's to every hook object
+ * (MapReplacements). Not preallocated: room for many processes, memory for
+ * the live ones. */
+#define EXEC_CREDS_MAX 65536
+
+struct exec_creds {
+	__u64 caps[3]; /* effective, inheritable, permitted (enum cap_set) */
+	__u32 ns[10];  /* inode numbers, in enum ns_kind order (lib/hook.h) */
+	__u32 flags;   /* EXEC_CREDS_* */
+	__u32 pad;
+};
+
+/* exec_creds.flags: a fork's copy of the parent's record, which the child's
+ * first exec replaces */
+#define EXEC_CREDS_FORKED 1
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EXEC_CREDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct exec_creds);
+} exec_creds SEC(".maps");

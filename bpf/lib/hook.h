@@ -199,6 +199,12 @@ enum match_kind {
 	MK_NS,      /* matchNamespaces: arg is enum ns_kind, vals the inode numbers */
 	MK_CAPS,    /* matchCapabilities: arg is enum cap_set, vals[0] the mask */
 	MK_BINARY,  /* matchBinaries: the executable's path, strings at slot */
+	/* matchCapabilityChanges: set arg against the process's exec record
+	 * (exec_creds), vals[0] the mask */
+	MK_CAP_CHANGE,
+	/* matchNamespaceChanges: the namespaces against the exec record,
+	 * vals[0] a bit per enum ns_kind */
+	MK_NS_CHANGE,
 };
 
 /* match_arg.flags */
@@ -272,11 +278,19 @@ struct match_arg {
 	__s64 vals[MAX_VALUES];
 };
 
+/* selector.refresh: what of the process's exec record (exec_creds) a
+ * match of the selector brings up to date, so that one change is reported
+ * once */
+enum refresh_flag {
+	REFRESH_CAPS = 1,
+	REFRESH_NS = 2,
+};
+
 struct selector {
 	__u8 nmatch;
 	__u8 actions;
 	__u8 sig;
-	__u8 pad;
+	__u8 refresh; /* enum refresh_flag */
 	__s32 err; /* Override's return value */
 	struct match_arg m[MAX_MATCH_ARGS];
 };
@@ -346,6 +360,7 @@ const enum match_kind *unused_match_kind __attribute__((unused));
 const enum match_flag *unused_match_flag __attribute__((unused));
 const enum ns_kind *unused_ns_kind __attribute__((unused));
 const enum cap_set *unused_cap_set __attribute__((unused));
+const enum refresh_flag *unused_refresh_flag __attribute__((unused));
 const enum act_flag *unused_act_flag __attribute__((unused));
 const enum gen_stat *unused_gen_stat __attribute__((unused));
 
@@ -673,33 +688,148 @@ static __always_inline __s64 ns_inum(struct task_struct *t, __u32 kind)
 	return 0;
 }
 
+/* read_cap_set reads capability set k (enum cap_set) of t. */
+static __always_inline __u64 read_cap_set(struct task_struct *t, __u32 k)
+{
+	const struct cred *c = BPF_CORE_READ(t, cred);
+	__u64 v = 0;
+
+	/* 8 bytes on every kernel: {u64 val} since 6.3, {u32 cap[2]} before */
+	switch (k) {
+	case CAPS_EFFECTIVE:
+		bpf_core_read(&v, sizeof(v), &c->cap_effective);
+		break;
+	case CAPS_INHERITABLE:
+		bpf_core_read(&v, sizeof(v), &c->cap_inheritable);
+		break;
+	case CAPS_PERMITTED:
+		bpf_core_read(&v, sizeof(v), &c->cap_permitted);
+		break;
+	}
+	return v;
+}
+
+/* current_ns_inum and current_caps are ns_inum and read_cap_set for the
+ * current task as global functions: the verifier checks their reads once,
+ * however many filters call them. */
+__noinline __u64 current_ns_inum(__u32 kind)
+{
+	return (__u32)ns_inum((struct task_struct *)bpf_get_current_task(), kind);
+}
+
+__noinline __u64 current_caps(__u32 set)
+{
+	return read_cap_set((struct task_struct *)bpf_get_current_task(), set);
+}
+
 /* match_caps checks a matchCapabilities entry on t's credentials: In holds
  * when the set has any of the listed capabilities, NotIn when it has none.
  * With isNamespaceCapability neither holds in the host's user namespace
  * (vals[1]), as in Tetragon: the entry is about capabilities a process
  * holds over a user namespace of its own. */
-static __always_inline bool match_caps(struct task_struct *t, struct match_arg *m)
+static __always_inline bool match_caps(struct match_arg *m)
 {
-	const struct cred *c = BPF_CORE_READ(t, cred);
-	__u64 caps = 0;
 	bool hit;
 
-	if ((m->flags & MF_NS_CAP) && BPF_CORE_READ(c, user_ns, ns.inum) == (__u32)m->vals[1])
+	if ((m->flags & MF_NS_CAP) && current_ns_inum(NSK_USER) == (__u32)m->vals[1])
 		return false;
-	/* 8 bytes on every kernel: {u64 val} since 6.3, {u32 cap[2]} before */
-	switch (m->arg) {
-	case CAPS_EFFECTIVE:
-		bpf_core_read(&caps, sizeof(caps), &c->cap_effective);
-		break;
-	case CAPS_INHERITABLE:
-		bpf_core_read(&caps, sizeof(caps), &c->cap_inheritable);
-		break;
-	case CAPS_PERMITTED:
-		bpf_core_read(&caps, sizeof(caps), &c->cap_permitted);
-		break;
-	}
-	hit = (caps & m->vals[0]) != 0;
+	hit = (current_caps(m->arg) & m->vals[0]) != 0;
 	return m->op == MOP_NOT_EQUAL ? !hit : hit;
+}
+
+struct ns_change_ctx {
+	struct exec_creds *rec;
+	__u64 mask; /* a bit per enum ns_kind to compare */
+	bool changed;
+	bool refresh; /* write the current inode numbers to rec instead */
+};
+
+/* ns_change_step compares the current task's namespace k with the exec
+ * record, or with x->refresh writes it there. Under bpf_loop, so that the
+ * verifier checks the step once rather than once per kind. */
+static long ns_change_step(__u32 k, void *data)
+{
+	struct ns_change_ctx *x = data;
+	__u32 now;
+
+	if (k > NSK_USER)
+		return 1;
+	if (!(x->mask & (1ULL << k)))
+		return 0;
+	now = current_ns_inum(k);
+	if (x->refresh) {
+		x->rec->ns[k] = now;
+		return 0;
+	}
+	/* a namespace the record lacks (0) is not compared */
+	if (x->rec->ns[k] && x->rec->ns[k] != now) {
+		x->changed = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* match_change checks a matchCapabilityChanges or matchNamespaceChanges
+ * entry: the current task's capability set or namespaces against those of
+ * its process's exec record. As in Tetragon, capabilities: In holds when
+ * a listed capability differs, NotIn when only unlisted ones do;
+ * namespaces: In holds when a listed namespace differs, NotIn when an
+ * unlisted one does (a namespace the record lacks, 0, is not compared). A
+ * process without a record matches neither. Nothing large on the stack:
+ * match_process runs deep in bpf_loop callbacks. */
+static __always_inline bool match_change(struct task_struct *t, struct match_arg *m)
+{
+	__u32 tgid = BPF_CORE_READ(t, tgid), k;
+	struct ns_change_ctx x = {};
+	struct exec_creds *rec;
+	__u64 mask = m->vals[0], was, cur;
+	bool in = m->op != MOP_NOT_EQUAL;
+
+	rec = bpf_map_lookup_elem(&exec_creds, &tgid);
+	if (!rec)
+		return false;
+	if (m->kind == MK_CAP_CHANGE) {
+		if ((m->flags & MF_NS_CAP) && current_ns_inum(NSK_USER) == (__u32)m->vals[1])
+			return false;
+		k = m->arg;
+		if (k > CAPS_PERMITTED)
+			return false;
+		was = rec->caps[k];
+		cur = current_caps(k);
+		if ((was & mask) != (cur & mask))
+			return in;
+		return was != cur && !in;
+	}
+	x.rec = rec;
+	/* the namespaces compared: the listed ones for In, the others for NotIn */
+	x.mask = in ? mask : ~mask;
+	bpf_loop(NSK_USER + 1, ns_change_step, &x, 0);
+	return x.changed;
+}
+
+/* refresh_creds brings the current process's exec record up to date after
+ * a selector with change entries matched (what: enum refresh_flag), so
+ * that one change is reported once. Global, as match_process. */
+__noinline int refresh_creds(__u32 what)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = BPF_CORE_READ(t, tgid);
+	struct ns_change_ctx x = {.mask = ~0ULL, .refresh = true};
+	struct exec_creds *rec;
+
+	rec = bpf_map_lookup_elem(&exec_creds, &tgid);
+	if (!rec)
+		return 0;
+	if (what & REFRESH_CAPS) {
+		rec->caps[CAPS_EFFECTIVE] = current_caps(CAPS_EFFECTIVE);
+		rec->caps[CAPS_INHERITABLE] = current_caps(CAPS_INHERITABLE);
+		rec->caps[CAPS_PERMITTED] = current_caps(CAPS_PERMITTED);
+	}
+	if (what & REFRESH_NS) {
+		x.rec = rec;
+		bpf_loop(NSK_USER + 1, ns_change_step, &x, 0);
+	}
+	return 0;
 }
 
 /* match_exe looks the path of executable f, as task t sees it, up among
@@ -778,9 +908,12 @@ __noinline int match_process(struct match_arg *m)
 		return 0;
 	switch (m->kind) {
 	case MK_NS:
-		return match_int(ns_inum(t, m->arg), m);
+		return match_int(current_ns_inum(m->arg), m);
 	case MK_CAPS:
-		return match_caps(t, m);
+		return match_caps(m);
+	case MK_CAP_CHANGE:
+	case MK_NS_CHANGE:
+		return match_change(t, m);
 	case MK_PID:
 	case MK_BINARY:
 		p.m = m;
@@ -1111,6 +1244,10 @@ static long eval_selector(__u32 s, void *data)
 	if (!m.ok)
 		return 0;
 	x->found = s;
+	/* here, in the callback, rather than with the actions: the verifier
+	 * checks it once instead of on every path of the caller */
+	if (x->c->sel[s].refresh)
+		refresh_creds(x->c->sel[s].refresh);
 	return 1;
 }
 

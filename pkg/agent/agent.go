@@ -186,7 +186,14 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 			return nil, fmt.Errorf("pinning the base sensor: %w", err)
 		}
 	}
-	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map()})
+	// the processes already running get their exec records from /proc,
+	// after the base sensor is attached so that none falls in between
+	seeded, err := sensor.SeedExecCreds(a.base.ExecCreds(), cfg.ProcRoot)
+	if err != nil {
+		return nil, fmt.Errorf("recording the running processes' capabilities and namespaces: %w", err)
+	}
+	log.Debug().Int("processes", seeded).Msg("Recorded the running processes' capabilities and namespaces")
+	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map(), ExecCreds: a.base.ExecCreds()})
 	a.actions, err = netaction.New(log, netaction.Config{DNSServer: cfg.ActionDNSServer, HTTPProxy: cfg.ActionHTTPProxy, PerMinute: cfg.ActionRate, Queue: cfg.ActionQueue})
 	if err != nil {
 		return nil, err

@@ -401,6 +401,11 @@ func compileFilters(d HookDecl, s tracingpolicy.Selector, args []sensor.Arg, slo
 		}
 		out = append(out, cm)
 	}
+	changes, err := compileChanges(s)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, changes...)
 	// the ancestor walks last among the pid entries
 	pids := slices.Clone(s.MatchPIDs)
 	slices.SortStableFunc(pids, func(a, b tracingpolicy.PIDSelector) int { return cmpBool(a.FollowForks, b.FollowForks) })

@@ -73,7 +73,13 @@ type filterEnv struct {
 
 func newFilterEnv(t *testing.T, mech string) *filterEnv {
 	t.Helper()
-	h := newHarness(t, mech, testutil.Kernel(t).Map())
+	return newFilterEnvOpts(t, mech, sensor.Options{Features: testutil.Kernel(t).Map()})
+}
+
+// newFilterEnvOpts is newFilterEnv with the manager's loader options.
+func newFilterEnvOpts(t *testing.T, mech string, opts sensor.Options) *filterEnv {
+	t.Helper()
+	h := newHarnessOpts(t, mech, opts)
 	files := map[string]string{}
 	for i := range 5 {
 		files[fmt.Sprintf("data%d", i)] = "x"

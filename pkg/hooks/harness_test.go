@@ -135,6 +135,13 @@ type harness struct {
 
 func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
 	t.Helper()
+	return newHarnessOpts(t, mech, sensor.Options{Features: features})
+}
+
+// newHarnessOpts is newHarness with the manager's loader options.
+func newHarnessOpts(t *testing.T, mech string, opts sensor.Options) *harness {
+	t.Helper()
+	features := opts.Features
 	// the size the hook objects declare for the shared ring buffer
 	ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
 	if err != nil {
@@ -145,7 +152,7 @@ func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{mech: mech, features: features, dir: t.TempDir(), rd: rd, pids: map[uint32]string{},
-		m: NewManager(zerolog.Nop(), ring, sensor.Options{Features: features}), build: hookevent.NewBuilder(zerolog.Nop(), nil)}
+		m: NewManager(zerolog.Nop(), ring, opts), build: hookevent.NewBuilder(zerolog.Nop(), nil)}
 	t.Cleanup(func() {
 		if err := h.m.Close(); err != nil {
 			t.Errorf("closing hooks: %v", err)

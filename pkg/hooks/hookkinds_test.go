@@ -61,6 +61,9 @@ func helperMain() (code int, ok bool) {
 	if code, ok := connectHelper(); ok {
 		return code, true
 	}
+	if code, ok := changeHelper(); ok {
+		return code, true
+	}
 	if v := os.Getenv(uprobeHelperEnv); v != "" {
 		n, _ := strconv.Atoi(v)
 		fmt.Println("survived", uprobeTarget(1, 2, 3, n))

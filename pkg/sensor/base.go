@@ -39,6 +39,11 @@ type Options struct {
 	// SockTrack is the map of tracked sockets the kprobe objects share
 	// (NewSockTrack); nil: each hook object has its own.
 	SockTrack *ebpf.Map
+	// ExecCreds is the base sensor's map of exec records (Base.ExecCreds),
+	// which matchCapabilityChanges and matchNamespaceChanges read; nil: a
+	// hook with those entries is refused, as nothing would keep the
+	// records it compares with.
+	ExecCreds *ebpf.Map
 }
 
 // Base is the base sensor: process exec, fork and exit.

@@ -37,6 +37,9 @@ type Dispatcher struct {
 	objs   bpf.DispatchObjects
 	links  map[uint8]link.Link // by OnEnter / OnExit
 	pinDir string
+	// execCreds says the dispatcher reads the base sensor's exec records
+	// (Options.ExecCreds)
+	execCreds bool
 	// grace is a map-in-map whose every update waits for the BPF programs
 	// running at that moment to finish (synchronize_rcu): a hook's entries
 	// are deleted only when no call can still be reading them.
@@ -77,9 +80,18 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir,
 		lists: map[uint32][]*DataHook{}, slots: make([]bool, dispatchSlots), strSlots: make([]bool, dispatchStrings+1)}
 	d.strSlots[0] = true // slot 0: entries without strings
+	replace := map[string]*ebpf.Map{"events": events}
+	if opts.ExecCreds != nil {
+		replace["exec_creds"] = opts.ExecCreds
+		d.execCreds = true
+	} else {
+		// nothing reads the object's own map: Stage refuses the hooks
+		// that would
+		spec.Maps["exec_creds"].MaxEntries = 1
+	}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
-		MapReplacements: map[string]*ebpf.Map{"events": events},
+		MapReplacements: replace,
 	})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -124,6 +136,9 @@ func (d *Dispatcher) Add(spec HookSpec) (*DataHook, error) {
 func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 	if len(spec.Syscalls) == 0 {
 		return nil, errors.New("hook has no syscall to attach to")
+	}
+	if !d.execCreds && UsesExecCreds(spec) {
+		return nil, errNoExecCreds
 	}
 	for nr, sc := range spec.Syscalls {
 		if nr >= sysTableLen || len(sc.Variants) == 0 || len(sc.Variants) > 2 || sc.Flags&(OnEnter|OnExit) == 0 {

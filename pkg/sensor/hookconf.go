@@ -183,6 +183,12 @@ const (
 	MatchNamespace = MatchKind(bpf.HookMatchKindMK_NS)     // matchNamespaces: namespace Arg (NsKind) in Ints
 	MatchCaps      = MatchKind(bpf.HookMatchKindMK_CAPS)   // matchCapabilities: set Arg (CapSet) against the mask Ints[0]
 	MatchBinary    = MatchKind(bpf.HookMatchKindMK_BINARY) // matchBinaries: the executable's path (Strings)
+	// matchCapabilityChanges: set Arg (CapSet) against the process's exec
+	// record, the mask Ints[0]
+	MatchCapChange = MatchKind(bpf.HookMatchKindMK_CAP_CHANGE)
+	// matchNamespaceChanges: the namespaces against the process's exec
+	// record, Ints[0] a bit per NsKind
+	MatchNsChange = MatchKind(bpf.HookMatchKindMK_NS_CHANGE)
 )
 
 // NsKind is a namespace kind of matchNamespaces (enum ns_kind).
@@ -354,10 +360,11 @@ func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.HookGenConf, []
 	}
 	for si, s := range spec.Selectors {
 		if len(s.Matches) > MaxMatchArgs {
-			return c, nil, fmt.Errorf("selector %d: %d filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces and matchCapabilities together), at most %d", si, len(s.Matches), MaxMatchArgs)
+			return c, nil, fmt.Errorf("selector %d: %d filter entries (matchArgs, matchReturnArgs, matchPIDs, matchBinaries, matchNamespaces, matchCapabilities and the change filters together), at most %d", si, len(s.Matches), MaxMatchArgs)
 		}
 		sel := &c.Sel[si]
 		sel.Nmatch, sel.Actions, sel.Sig, sel.Err = uint8(len(s.Matches)), s.Actions, s.Signal, s.Error
+		sel.Refresh = refreshFlags(s)
 		for mi, m := range s.Matches {
 			var e matchArg
 			var ms uint16
@@ -489,6 +496,28 @@ func encodeMatch(cm *matchArg, m Match, args []Arg, slot uint16) ([]bpf.HookLpmK
 			cm.Flags |= mfParent
 		}
 		return lpmKeys(slot, m.Strings, m.Op)
+	case MatchCapChange:
+		if m.Arg < 0 || m.Arg >= int(capSets) || len(m.Ints) != 1 || m.Ints[0] == 0 {
+			return nil, fmt.Errorf("matchCapabilityChanges: capability set %d with %d masks, want one that is not empty", m.Arg, len(m.Ints))
+		}
+		if err := inOrNotIn("matchCapabilityChanges"); err != nil {
+			return nil, err
+		}
+		cm.Arg, cm.Nvals, cm.Vals[0] = uint8(m.Arg), 1, m.Ints[0]
+		if m.HostUserNS != 0 {
+			cm.Flags |= mfNsCap
+			cm.Vals[1] = int64(m.HostUserNS)
+		}
+		return nil, nil
+	case MatchNsChange:
+		if len(m.Ints) != 1 || m.Ints[0] == 0 || m.Ints[0]>>nsKinds != 0 {
+			return nil, fmt.Errorf("matchNamespaceChanges: %d namespace masks (%#x), want one of namespace kinds", len(m.Ints), m.Ints)
+		}
+		if err := inOrNotIn("matchNamespaceChanges"); err != nil {
+			return nil, err
+		}
+		cm.Nvals, cm.Vals[0] = 1, m.Ints[0]
+		return nil, nil
 	}
 	return nil, fmt.Errorf("unknown filter kind %d", m.Kind)
 }

@@ -361,6 +361,14 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 		cs.Maps["entries"].MaxEntries = 1
 	}
 	replace := map[string]*ebpf.Map{"events": events}
+	if opts.ExecCreds != nil {
+		replace["exec_creds"] = opts.ExecCreds
+	} else if UsesExecCreds(HookSpec{Selectors: spec.Selectors}) {
+		return nil, errNoExecCreds
+	} else {
+		// nothing reads the object's own map
+		cs.Maps["exec_creds"].MaxEntries = 1
+	}
 	if opts.SockTrack != nil {
 		replace["socktrack"] = opts.SockTrack
 	} else {
@@ -484,7 +492,7 @@ func (k *ProgHook) Stats() (GenericStats, error) {
 	}
 	var maps []*ebpf.Map
 	for name, m := range k.coll.Maps {
-		if name != "events" && name != "socktrack" {
+		if name != "events" && name != "socktrack" && name != "exec_creds" {
 			maps = append(maps, m)
 		}
 	}

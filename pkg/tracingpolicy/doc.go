@@ -49,9 +49,9 @@
 //
 // Selector filters: matchArgs, matchReturnArgs, matchPIDs, matchBinaries,
 // matchParentBinaries, matchNamespaces, matchCapabilities, matchData
-// (kprobes' data: entries, data.go), matchActions. matchNamespaceChanges,
-// matchCapabilityChanges and matchReturnActions are rejected as not
-// supported.
+// (kprobes' data: entries, data.go), matchCapabilityChanges,
+// matchNamespaceChanges (changes.go), matchActions. matchReturnActions is
+// rejected as not supported.
 //
 // Actions (see [Action]): Post (with rateLimit / rateLimitScope), NoPost,
 // Sigkill, Signal (argSig), Override (argError; syscalls, security_* functions,

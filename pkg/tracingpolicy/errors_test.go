@@ -386,9 +386,21 @@ func TestErrorMessages(t *testing.T) {
     - matchReturnArgs:
       - {operator: LT, values: ["0"]}
 `, []string{`x.yaml:11:9: spec.kprobes[0].selectors[0].matchReturnArgs[0]: matchReturnArgs needs returnArg to declare the return value's type`}},
-		{"not supported filter", header + fdInstall + `    - matchNamespaceChanges:
-      - {operator: In, values: [Mnt]}
-`, []string{`x.yaml:13:7: spec.kprobes[0].selectors[0].matchNamespaceChanges: matchNamespaceChanges is not supported by this agent`}},
+		{"not supported filter", header + fdInstall + `    - matchReturnActions:
+      - {action: Post}
+`, []string{`x.yaml:13:7: spec.kprobes[0].selectors[0].matchReturnActions: matchReturnActions is not supported by this agent`}},
+		{"namespace changes", header + fdInstall + `    - matchNamespaceChanges:
+      - {operator: In, values: [Mnt, mnt, Net]}
+      - {operator: Within, values: [Uts]}
+      - {operator: NotIn, values: []}
+`, []string{`x.yaml:14:38: spec.kprobes[0].selectors[0].matchNamespaceChanges[0].values[1]: unknown namespace "mnt" (supported: Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time, TimeForChildren, Cgroup, User)`,
+			`x.yaml:15:20: spec.kprobes[0].selectors[0].matchNamespaceChanges[1].operator: unknown operator "Within" (supported: In, NotIn)`,
+			`x.yaml:16:35: spec.kprobes[0].selectors[0].matchNamespaceChanges[2].values: values must not be empty`}},
+		{"capability changes", header + fdInstall + `    - matchCapabilityChanges:
+      - {type: Ambient, operator: In, values: [CAP_SETUID]}
+      - {operator: In, values: [CAP_NOPE]}
+`, []string{`x.yaml:14:16: spec.kprobes[0].selectors[0].matchCapabilityChanges[0].type: unknown capability type "Ambient" (supported: Effective, Inheritable, Permitted)`,
+			`x.yaml:15:33: spec.kprobes[0].selectors[0].matchCapabilityChanges[1].values[0]: unknown capability "CAP_NOPE" (expected a name such as CAP_SYS_ADMIN)`}},
 		{"fentries take the kprobe spec", header + `  fentries:
   - call: tcp_close
     args:

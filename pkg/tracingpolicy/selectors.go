@@ -52,6 +52,12 @@ func (d *decoder) selector(n *yaml.Node, p fieldPath, h *hookCtx) Selector {
 		{name: "matchCapabilities", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
 			s.MatchCapabilities = append(s.MatchCapabilities, d.matchCapability(v, ip))
 		})},
+		{name: "matchCapabilityChanges", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			s.MatchCapabilityChanges = append(s.MatchCapabilityChanges, d.matchCapability(v, ip))
+		})},
+		{name: "matchNamespaceChanges", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
+			s.MatchNamespaceChanges = append(s.MatchNamespaceChanges, d.matchNamespaceChange(v, ip))
+		})},
 		{name: "matchData", decode: filters(func(_ int, v *yaml.Node, ip fieldPath) {
 			if a, ok := d.matchData(v, ip, h); ok {
 				s.MatchData = append(s.MatchData, a)
@@ -59,7 +65,6 @@ func (d *decoder) selector(n *yaml.Node, p fieldPath, h *hookCtx) Selector {
 		})},
 		{name: "matchActions", decode: func(v *yaml.Node, fp fieldPath) { s.MatchActions = d.actions(v, fp, h) }},
 		// Tetragon filters this agent does not implement.
-		{name: "matchNamespaceChanges"}, {name: "matchCapabilityChanges"},
 		{name: "matchReturnActions"},
 	})
 	return s

@@ -682,6 +682,10 @@ type Selector struct {
 	MatchParentBinaries []BinarySelector
 	MatchNamespaces     []NamespaceSelector
 	MatchCapabilities   []CapabilitiesSelector
+	// MatchCapabilityChanges compare a capability set with the one the
+	// process had at its exec (changes.go).
+	MatchCapabilityChanges []CapabilitiesSelector
+	MatchNamespaceChanges  []NamespaceChangesSelector
 	// MatchData filters the hook's data: entries, as matchArgs do the
 	// arguments; Index is the entry's position in data.
 	MatchData    []ArgSelector
