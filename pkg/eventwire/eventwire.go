@@ -175,16 +175,9 @@ func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ [
 	if inner == nil || len(inner.ProtoReflect().GetUnknown()) > 0 {
 		return buf, false, nil
 	}
-	var err error
-	if p != nil && proc == nil {
-		if proc, err = Process(p); err != nil {
-			return nil, true, err
-		}
-	}
-	if q != nil && parent == nil {
-		if parent, err = Process(q); err != nil {
-			return nil, true, err
-		}
+	proc, parent, err := processBytes(p, q, proc, parent)
+	if err != nil {
+		return nil, true, err
 	}
 	restSize := proto.Size(rest)
 	innerSize := restSize
@@ -235,16 +228,9 @@ func marshalKprobe(buf []byte, ev *api.GetEventsResponse, m *api.ProcessKprobe, 
 		return buf, false, nil
 	}
 	p, q := m.GetProcess(), m.GetParent()
-	var err error
-	if p != nil && proc == nil {
-		if proc, err = Process(p); err != nil {
-			return nil, true, err
-		}
-	}
-	if q != nil && parent == nil {
-		if parent, err = Process(q); err != nil {
-			return nil, true, err
-		}
+	proc, parent, err := processBytes(p, q, proc, parent)
+	if err != nil {
+		return nil, true, err
 	}
 	// one allocation, of about the size needed
 	if need := topLen + len(proc) + len(parent) + restEstimate(m); cap(buf)-len(buf) < need {
@@ -266,6 +252,23 @@ func marshalKprobe(buf []byte, ev *api.GetEventsResponse, m *api.ProcessKprobe, 
 	}
 	w.close(start)
 	return w.buf, true, nil
+}
+
+// processBytes is the wire bytes of the event's process p and parent q:
+// proc and parent as given (the process cache's), or marshalled here when
+// nil.
+func processBytes(p, q *api.Process, proc, parent []byte) (_, _ []byte, err error) {
+	if p != nil && proc == nil {
+		if proc, err = Process(p); err != nil {
+			return nil, nil, err
+		}
+	}
+	if q != nil && parent == nil {
+		if parent, err = Process(q); err != nil {
+			return nil, nil, err
+		}
+	}
+	return proc, parent, nil
 }
 
 // Field numbers of GetEventsResponse's plain fields, and of Timestamp's.
