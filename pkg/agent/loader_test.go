@@ -44,7 +44,7 @@ func TestLoaderThroughAgent(t *testing.T) {
 		return
 	}
 	dir := workdir(t)
-	prog := testutil.CProgram(t, "../hooks/testdata/loader/mapexec.c", filepath.Join(dir, "mapexec"))
+	prog := testutil.CProgram(t, "testdata/loader/mapexec.c", filepath.Join(dir, "mapexec"))
 	lib := filepath.Join(dir, "libtarget.so")
 	b, err := os.ReadFile(prog)
 	if err != nil {
