@@ -191,9 +191,9 @@ func (c *Compact) kprobe(node string, k *api.ProcessKprobe) {
 	case "security_path_truncate", "security_file_truncate":
 		emoji, label, detail = "📝", "truncate", argPath(args, 0)
 	case "sys_read", "sys_pread64":
-		emoji, label, detail = "📚", "read", argsText(args)
+		emoji, label, detail = "📚", "read", fileBytes(args)
 	case "sys_write", "sys_pwrite64":
-		emoji, label, detail = "📝", "write", argsText(args)
+		emoji, label, detail = "📝", "write", fileBytes(args)
 	}
 	// as in Tetragon: the binary without its arguments, then what it touched
 	c.head(emoji, label, node, k.GetProcess())
@@ -275,6 +275,19 @@ func argText(a *api.KprobeArgument) string {
 		return ""
 	}
 	return strconv.FormatInt(argInt(a), 10)
+}
+
+// fileBytes renders a read or write as Tetragon does: the file of the
+// first argument (when it is one) and the third's size_arg, "N bytes".
+func fileBytes(args []*api.KprobeArgument) string {
+	var parts []string
+	if len(args) > 0 && args[0].GetFileArg() != nil {
+		parts = append(parts, args[0].GetFileArg().GetPath())
+	}
+	if len(args) > 2 && args[2] != nil {
+		parts = append(parts, strconv.FormatUint(args[2].GetSizeArg(), 10)+" bytes")
+	}
+	return strings.Join(parts, " ")
 }
 
 // firstSock renders the first socket argument as Tetragon does:

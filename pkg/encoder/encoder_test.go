@@ -192,6 +192,35 @@ func TestCompactLines(t *testing.T) {
 	}
 }
 
+// TestCompactReadWrite: reads and writes of system call hooks are labelled
+// as Tetragon labels them: the file (a file_arg first argument) and the
+// size_arg third argument, "N bytes"; the buffer itself is not printed.
+func TestCompactReadWrite(t *testing.T) {
+	buf := &api.KprobeArgument{Arg: &api.KprobeArgument_BytesArg{BytesArg: []byte("hello")}}
+	size := &api.KprobeArgument{Arg: &api.KprobeArgument_SizeArg{SizeArg: 5}}
+	for _, c := range []struct {
+		ev   *api.GetEventsResponse
+		want string
+	}{
+		{kprobe(proc(9, "/bin/bash", ""), "__x64_sys_write", api.KprobeAction_KPROBE_ACTION_POST, fileArg("/etc/passwd"), buf, size),
+			"📝 write   node1 /bin/bash /etc/passwd 5 bytes"},
+		{kprobe(proc(9, "/bin/cat", ""), "__x64_sys_read", api.KprobeAction_KPROBE_ACTION_POST, fileArg("/etc/shadow"), buf, size),
+			"📚 read    node1 /bin/cat /etc/shadow 5 bytes"},
+		{kprobe(proc(9, "/bin/bash", ""), "__x64_sys_write", api.KprobeAction_KPROBE_ACTION_POST, intArg(1), buf, size),
+			"📝 write   node1 /bin/bash 5 bytes"},
+		{kprobe(proc(9, "/bin/bash", ""), "__x64_sys_write", api.KprobeAction_KPROBE_ACTION_POST, fileArg("/tmp/x")),
+			"📝 write   node1 /bin/bash /tmp/x"},
+	} {
+		var b bytes.Buffer
+		if err := NewCompact(&b, CompactOptions{Color: ColorNever}).Encode(c.ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(b.String(), "\n"); got != c.want {
+			t.Errorf("got  %q\nwant %q", got, c.want)
+		}
+	}
+}
+
 func TestCompactColor(t *testing.T) {
 	var b bytes.Buffer
 	enc := NewCompact(&b, CompactOptions{Color: ColorAlways})
