@@ -125,7 +125,7 @@ func quickstartScenario(t *testing.T, b binaries, a *agentProc) {
 		}
 	}
 	check("mmap of /etc/shadow", waitUntil(t, compact, "/etc/shadow", "mmap"), []string{
-		fmt.Sprintf("📝 mmap    %s %s /etc/shadow r--", host, self),
+		fmt.Sprintf("📝 mmap-r  %s %s /etc/shadow", host, self),
 	})
 	check("truncate(2) of "+bar, waitUntil(t, compact, bar, "truncate"), []string{
 		fmt.Sprintf("📝 truncate %s %s %s", host, self, bar),

@@ -4,8 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -117,15 +117,15 @@ func (c *Compact) Encode(ev *api.GetEventsResponse) error {
 	case *api.GetEventsResponse_ProcessTracepoint:
 		t := e.ProcessTracepoint
 		c.head("⁉️", "tracepoint", ev.GetNodeName(), t.GetProcess())
-		c.part(cyan, strings.TrimSpace(t.GetSubsys()+" "+t.GetEvent()+" "+argsText(t.GetArgs())))
+		c.part(cyan, joinSet(t.GetSubsys(), t.GetEvent()))
 	case *api.GetEventsResponse_ProcessUprobe:
 		u := e.ProcessUprobe
 		c.head("🕵️", "uprobe", ev.GetNodeName(), u.GetProcess())
-		c.part(cyan, strings.TrimSpace(u.GetPath()+" "+u.GetSymbol()+" "+argsText(u.GetArgs())))
+		c.part(cyan, joinSet(u.GetPath(), u.GetSymbol()))
 	case *api.GetEventsResponse_ProcessUsdt:
 		u := e.ProcessUsdt
 		c.head("🕵️", "usdt", ev.GetNodeName(), u.GetProcess())
-		c.part(cyan, strings.TrimSpace(u.GetPath()+" "+u.GetProvider()+":"+u.GetName()+" "+argsText(u.GetArgs())))
+		c.part(cyan, joinSet(u.GetPath(), u.GetProvider(), u.GetName()))
 	case *api.GetEventsResponse_ProcessLoader:
 		// as Tetragon: the build id in hex (when there is one), then the
 		// file
@@ -136,7 +136,7 @@ func (c *Compact) Encode(ev *api.GetEventsResponse) error {
 	case *api.GetEventsResponse_ProcessLsm:
 		l := e.ProcessLsm
 		c.head("🔒", "LSM", ev.GetNodeName(), l.GetProcess())
-		c.part(cyan, strings.TrimSpace(l.GetFunctionName()+" "+argsText(l.GetArgs())))
+		c.part(cyan, l.GetFunctionName())
 	default:
 		c.generic(ev)
 	}
@@ -162,119 +162,147 @@ func (c *Compact) head(emoji, label, node string, p *api.Process) {
 }
 
 // Kernel access mask bits (MAY_* in include/linux/fs.h).
-const mayWrite = 2
+const (
+	mayWrite = 2
+	mayRead  = 4
+)
 
-// kprobe renders a policy event the way Tetragon labels the common hooks:
-// file reads and writes, opens, mmaps and truncates by what they do, other
-// calls as "syscall" with the function and its arguments.
+// kprobe renders a policy event as Tetragon's compact encoder labels the
+// common hooks (by the function, without its system call prefix): reads
+// and writes, opens, mounts, sockets, BPF objects... from the arguments
+// Tetragon's examples declare; other functions as "syscall" and their name.
 func (c *Compact) kprobe(node string, k *api.ProcessKprobe) {
 	args := k.GetArgs()
+	arg := func(i int) *api.KprobeArgument {
+		if i < len(args) {
+			return args[i]
+		}
+		return nil
+	}
 	fn := k.GetFunctionName()
-	emoji, label, detail := "❓", "syscall", strings.TrimSpace(fn+" "+argsText(args))
+	emoji, label, detail := "❓", "syscall", fn
 	switch strings.TrimPrefix(strings.TrimPrefix(fn, "__x64_"), "__arm64_") {
-	case "security_file_permission":
-		emoji, label, detail = "📚", "read", argPath(args, 0)
-		if len(args) > 1 && argInt(args[1])&mayWrite != 0 {
-			emoji, label = "📝", "write"
-		}
-	case "tcp_connect", "tcp_v4_connect", "tcp_v6_connect":
-		emoji, label, detail = "🔌", "connect", firstSock(args)
-	case "tcp_close":
-		emoji, label, detail = "🧹", "close", firstSock(args)
-	case "fd_install", "security_file_open":
-		emoji, label, detail = "📬", "open", firstPath(args)
-	case "security_mmap_file":
-		emoji, label, detail = "📝", "mmap", argPath(args, 0)
-		if len(args) > 1 {
-			detail += " " + protLetters(argInt(args[1]))
-		}
-	case "security_path_truncate", "security_file_truncate":
-		emoji, label, detail = "📝", "truncate", argPath(args, 0)
-	case "sys_read", "sys_pread64":
+	case "sys_read":
 		emoji, label, detail = "📚", "read", fileBytes(args)
-	case "sys_write", "sys_pwrite64":
+	case "sys_write":
 		emoji, label, detail = "📝", "write", fileBytes(args)
+	case "fd_install":
+		emoji, label, detail = "📬", "open", arg(1).GetFileArg().GetPath()
+	case "sys_openat":
+		emoji, label, detail = "📬️", "openat", arg(1).GetStringArg()
+	case "sys_open":
+		emoji, label, detail = "📬️", "open", arg(1).GetStringArg()
+	case "sys_close":
+		emoji, label, detail = "📪", "close", arg(0).GetFileArg().GetPath()
+	case "sys_mount":
+		emoji, label, detail = "💾", "mount", joinSet(arg(0).GetStringArg(), arg(1).GetStringArg())
+	case "sys_pivot_root":
+		emoji, label, detail = "💾", "pivot_root", joinSet(arg(0).GetStringArg(), arg(1).GetStringArg())
+	case "sys_setuid":
+		emoji, label, detail = "🔑", "setuid", ""
+		if a := arg(0); a != nil {
+			detail = strconv.Itoa(int(a.GetIntArg()))
+		}
+	case "sys_clock_settime":
+		emoji, label, detail = "⏰", "clock_settime", ""
+	case "proc_exec_connector":
+		emoji, label, detail = "🔧", "proc_exec_connector", ""
+	case "sys_setns":
+		emoji, label, detail = "🔧", "setns", ""
+		if a := arg(1); a != nil {
+			detail = nsType(a.GetIntArg())
+		}
+	case "tcp_connect":
+		emoji, label, detail = "🔌", "connect", tcpText(arg(0))
+	case "tcp_close":
+		emoji, label, detail = "🧹", "close", tcpText(arg(0))
+	case "tcp_sendmsg":
+		emoji, label, detail = "📤", "sendmsg", strings.TrimSpace(tcpText(arg(0))+" bytes "+strconv.Itoa(int(arg(1).GetIntArg())))
+	case "bpf_check":
+		emoji, label, detail = "🐝", "bpf_load", ""
+		if a := arg(0); a != nil {
+			b := a.GetBpfAttrArg()
+			detail = fmt.Sprintf("%s %s instruction count %d", b.GetProgType(), b.GetProgName(), b.GetInsnCnt())
+		}
+	case "security_perf_event_alloc":
+		emoji, label, detail = "🐝", "perf_event_alloc", ""
+		if a := arg(0); a != nil {
+			detail = joinSet(a.GetPerfEventArg().GetType(), a.GetPerfEventArg().GetKprobeFunc())
+		}
+	case "security_bpf_map_alloc":
+		emoji, label, detail = "🗺", "bpf_map_create", ""
+		if a := arg(0); a != nil {
+			m := a.GetBpfMapArg()
+			detail = fmt.Sprintf("%s %s key size %d value size %d max entries %d", m.GetMapType(), m.GetMapName(),
+				m.GetKeySize(), m.GetValueSize(), m.GetMaxEntries())
+		}
+	case "security_file_permission":
+		// exactly one access: MAY_WRITE or MAY_READ, as Tetragon tells them
+		emoji, label, detail = "❓", "security_file_permission", ""
+		if arg(0) != nil && arg(1) != nil {
+			switch arg(1).GetIntArg() {
+			case mayWrite:
+				emoji, label = "📝", "write"
+			case mayRead:
+				emoji, label = "📚", "read"
+			}
+			detail = arg(0).GetFileArg().GetPath()
+		}
+	case "security_mmap_file":
+		emoji, label, detail = "❓", "security_mmap_file", ""
+		if arg(0) != nil && arg(1) != nil {
+			emoji, label, detail = "📝", "mmap-"+protLetters(arg(1).GetUintArg()), arg(0).GetFileArg().GetPath()
+		}
+	case "security_path_truncate":
+		emoji, label, detail = "❓", "security_path_truncate", ""
+		if a := arg(0); a != nil {
+			emoji, label, detail = "📝", "truncate", a.GetPathArg().GetPath()
+		}
 	}
 	// as in Tetragon: the binary without its arguments, then what it touched
 	c.head(emoji, label, node, k.GetProcess())
 	c.part(cyan, detail)
 }
 
-func argInt(a *api.KprobeArgument) int64 {
-	switch v := a.GetArg().(type) {
-	case *api.KprobeArgument_IntArg:
-		return int64(v.IntArg)
-	case *api.KprobeArgument_UintArg:
-		return int64(v.UintArg)
-	case *api.KprobeArgument_LongArg:
-		return v.LongArg
-	case *api.KprobeArgument_SizeArg:
-		return int64(v.SizeArg)
-	}
-	return 0
+// joinSet joins the non-empty strings with spaces.
+func joinSet(s ...string) string {
+	return strings.Join(slices.DeleteFunc(s, func(x string) bool { return x == "" }), " ")
 }
 
-func argText(a *api.KprobeArgument) string {
-	switch v := a.GetArg().(type) {
-	case *api.KprobeArgument_FileArg:
-		return v.FileArg.GetPath()
-	case *api.KprobeArgument_PathArg:
-		return v.PathArg.GetPath()
-	case *api.KprobeArgument_StringArg:
-		return v.StringArg
-	case *api.KprobeArgument_SockArg:
-		return sockText(v.SockArg)
-	case *api.KprobeArgument_SockaddrArg:
-		return hostPort(v.SockaddrArg.GetAddr(), v.SockaddrArg.GetPort())
-	case *api.KprobeArgument_ModuleArg:
-		return "module " + v.ModuleArg.GetName()
-	case *api.KprobeArgument_DnsArg:
-		if !v.DnsArg.GetParsed() {
-			return "dns (not a DNS question)"
-		}
-		return "dns " + v.DnsArg.GetQueryTypeStr() + " " + v.DnsArg.GetQueryName()
-	case *api.KprobeArgument_Int32ListArg:
-		return fmt.Sprint(v.Int32ListArg.GetValues())
-	case *api.KprobeArgument_BpfAttrArg:
-		b := v.BpfAttrArg
-		return fmt.Sprintf("%s %s (%d instructions)", b.GetProgType(), b.GetProgName(), b.GetInsnCnt())
-	case *api.KprobeArgument_BpfMapArg:
-		m := v.BpfMapArg
-		return fmt.Sprintf("%s %s (key %d, value %d, %d entries)", m.GetMapType(), m.GetMapName(), m.GetKeySize(), m.GetValueSize(), m.GetMaxEntries())
-	case *api.KprobeArgument_PerfEventArg:
-		p := v.PerfEventArg
-		if p.GetKprobeFunc() != "" {
-			return fmt.Sprintf("%s %s+%#x", p.GetType(), p.GetKprobeFunc(), p.GetProbeAddr())
-		}
-		return fmt.Sprintf("%s config %#x", p.GetType(), p.GetConfig())
-	case *api.KprobeArgument_SkbArg:
-		s := v.SkbArg
-		return fmt.Sprintf("%s %s -> %s", strings.ToLower(strings.TrimPrefix(s.GetProtocol(), "IPPROTO_")), hostPort(s.GetSaddr(), s.GetSport()), hostPort(s.GetDaddr(), s.GetDport()))
-	case *api.KprobeArgument_BytesArg:
-		return fmt.Sprintf("%d bytes", len(v.BytesArg))
-	case *api.KprobeArgument_TruncatedBytesArg:
-		return fmt.Sprintf("%d bytes", v.TruncatedBytesArg.GetOrigSize())
-	case *api.KprobeArgument_UserNsArg:
-		return fmt.Sprintf("userns %d", v.UserNsArg.GetNs().GetInum())
-	case *api.KprobeArgument_ProcessCredentialsArg:
-		c := v.ProcessCredentialsArg
-		return fmt.Sprintf("uid=%d euid=%d", c.GetUid().GetValue(), c.GetEuid().GetValue())
-	case *api.KprobeArgument_LinuxBinprmArg:
-		return v.LinuxBinprmArg.GetPath()
-	case *api.KprobeArgument_SyscallId:
-		return fmt.Sprintf("%s/%d", v.SyscallId.GetAbi(), v.SyscallId.GetId())
-	case *api.KprobeArgument_KernelCapTArg:
-		return "caps " + v.KernelCapTArg
-	case *api.KprobeArgument_CapInheritableArg:
-		return "inheritable " + v.CapInheritableArg
-	case *api.KprobeArgument_CapPermittedArg:
-		return "permitted " + v.CapPermittedArg
-	case *api.KprobeArgument_CapEffectiveArg:
-		return "effective " + v.CapEffectiveArg
-	case nil:
+// tcpText renders a sock argument as Tetragon's compact lines do:
+// "tcp 10.0.0.1:40000 -> 10.0.0.2:80" (the protocol named tcp whatever it
+// is, the address and port joined by a colon, IPv6 too).
+func tcpText(a *api.KprobeArgument) string {
+	if a == nil {
 		return ""
 	}
-	return strconv.FormatInt(argInt(a), 10)
+	s := a.GetSockArg()
+	return fmt.Sprintf("tcp %s:%d -> %s:%d", s.GetSaddr(), s.GetSport(), s.GetDaddr(), s.GetDport())
+}
+
+// nsType names setns(2)'s nstype argument (a CLONE_NEW* flag; 0: any).
+func nsType(t int32) string {
+	switch t {
+	case 0:
+		return "any"
+	case 0x2000000:
+		return "cgroup"
+	case 0x8000000:
+		return "ipc"
+	case 0x40000000:
+		return "net"
+	case 0x20000:
+		return "mnt"
+	case 0x20000000:
+		return "pid"
+	case 0x80:
+		return "time"
+	case 0x10000000:
+		return "user"
+	case 0x4000000:
+		return "uts"
+	}
+	return ""
 }
 
 // fileBytes renders a read or write as Tetragon does: the file of the
@@ -290,61 +318,16 @@ func fileBytes(args []*api.KprobeArgument) string {
 	return strings.Join(parts, " ")
 }
 
-// firstSock renders the first socket argument as Tetragon does:
-// "tcp 10.0.0.1:40000 -> 10.0.0.2:80".
-func firstSock(args []*api.KprobeArgument) string {
-	for _, a := range args {
-		if s := a.GetSockArg(); s != nil {
-			return sockText(s)
-		}
-	}
-	return argsText(args)
-}
-
-func sockText(s *api.KprobeSock) string {
-	proto := strings.ToLower(strings.TrimPrefix(s.GetProtocol(), "IPPROTO_"))
-	return fmt.Sprintf("%s %s -> %s", proto, hostPort(s.GetSaddr(), s.GetSport()), hostPort(s.GetDaddr(), s.GetDport()))
-}
-
-func hostPort(addr string, port uint32) string {
-	return net.JoinHostPort(addr, strconv.FormatUint(uint64(port), 10))
-}
-
-func argPath(args []*api.KprobeArgument, i int) string {
-	if i >= len(args) {
-		return ""
-	}
-	return argText(args[i])
-}
-
-// firstPath is the first file, path or string argument.
-func firstPath(args []*api.KprobeArgument) string {
-	for _, a := range args {
-		switch a.GetArg().(type) {
-		case *api.KprobeArgument_FileArg, *api.KprobeArgument_PathArg, *api.KprobeArgument_StringArg:
-			return argText(a)
-		}
-	}
-	return ""
-}
-
-func argsText(args []*api.KprobeArgument) string {
-	parts := make([]string, 0, len(args))
-	for _, a := range args {
-		parts = append(parts, argText(a))
-	}
-	return strings.Join(parts, " ")
-}
-
-// protLetters renders mmap's PROT_READ|PROT_WRITE|PROT_EXEC as "rwx".
-func protLetters(prot int64) string {
-	b := []byte("---")
+// protLetters renders mmap's PROT_READ|PROT_WRITE|PROT_EXEC as the
+// letters of the bits set, in that order ("rx").
+func protLetters(prot uint32) string {
+	var b strings.Builder
 	for i, l := range "rwx" {
 		if prot&(1<<i) != 0 {
-			b[i] = byte(l)
+			b.WriteRune(l)
 		}
 	}
-	return string(b)
+	return b.String()
 }
 
 // generic renders a kind without its own case: the oneof's field name
