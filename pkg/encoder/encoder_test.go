@@ -221,6 +221,42 @@ func TestCompactReadWrite(t *testing.T) {
 	}
 }
 
+// TestCompactKprobeLabels: the functions Tetragon's compact encoder labels
+// by what they do, from the arguments its example policies declare.
+func TestCompactKprobeLabels(t *testing.T) {
+	str := func(s string) *api.KprobeArgument { return &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: s}} }
+	sock := &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: &api.KprobeSock{
+		Protocol: "IPPROTO_UDP", Saddr: "::1", Sport: 40000, Daddr: "10.0.0.2", Dport: 80}}}
+	uint := func(v uint32) *api.KprobeArgument { return &api.KprobeArgument{Arg: &api.KprobeArgument_UintArg{UintArg: v}} }
+	p := proc(9, "/bin/x", "")
+	post := api.KprobeAction_KPROBE_ACTION_POST
+	for _, c := range []struct {
+		ev   *api.GetEventsResponse
+		want string
+	}{
+		{kprobe(p, "__x64_sys_openat", post, intArg(-100), str("/etc/passwd")), "📬️ openat  node1 /bin/x /etc/passwd"},
+		{kprobe(p, "__x64_sys_close", post, fileArg("/tmp/f")), "📪 close   node1 /bin/x /tmp/f"},
+		{kprobe(p, "__x64_sys_mount", post, str("/dev/sda1"), str("/mnt")), "💾 mount   node1 /bin/x /dev/sda1 /mnt"},
+		{kprobe(p, "__x64_sys_setuid", post, intArg(0)), "🔑 setuid  node1 /bin/x 0"},
+		{kprobe(p, "__x64_sys_setns", post, intArg(3), intArg(0x40000000)), "🔧 setns   node1 /bin/x net"},
+		{kprobe(p, "__x64_sys_clock_settime", post), "⏰ clock_settime node1 /bin/x"},
+		{kprobe(p, "tcp_connect", post, sock), "🔌 connect node1 /bin/x tcp ::1:40000 -> 10.0.0.2:80"},
+		{kprobe(p, "tcp_sendmsg", post, sock, intArg(12)), "📤 sendmsg node1 /bin/x tcp ::1:40000 -> 10.0.0.2:80 bytes 12"},
+		{kprobe(p, "security_file_permission", post, fileArg("/etc/x"), intArg(0x6)), "❓ security_file_permission node1 /bin/x /etc/x"},
+		{kprobe(p, "security_mmap_file", post, fileArg("/lib/l.so"), uint(0x7), uint(1)), "📝 mmap-rwx node1 /bin/x /lib/l.so"},
+		{kprobe(p, "security_mmap_file", post), "❓ security_mmap_file node1 /bin/x"},
+		{kprobe(p, "security_file_open", post, fileArg("/etc/x")), "❓ syscall node1 /bin/x security_file_open"},
+	} {
+		var b bytes.Buffer
+		if err := NewCompact(&b, CompactOptions{Color: ColorNever}).Encode(c.ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(b.String(), "\n"); got != c.want {
+			t.Errorf("got  %q\nwant %q", got, c.want)
+		}
+	}
+}
+
 func TestCompactColor(t *testing.T) {
 	var b bytes.Buffer
 	enc := NewCompact(&b, CompactOptions{Color: ColorAlways})
