@@ -224,10 +224,14 @@ func TestCompactReadWrite(t *testing.T) {
 // TestCompactKprobeLabels: the functions Tetragon's compact encoder labels
 // by what they do, from the arguments its example policies declare.
 func TestCompactKprobeLabels(t *testing.T) {
-	str := func(s string) *api.KprobeArgument { return &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: s}} }
+	str := func(s string) *api.KprobeArgument {
+		return &api.KprobeArgument{Arg: &api.KprobeArgument_StringArg{StringArg: s}}
+	}
 	sock := &api.KprobeArgument{Arg: &api.KprobeArgument_SockArg{SockArg: &api.KprobeSock{
 		Protocol: "IPPROTO_UDP", Saddr: "::1", Sport: 40000, Daddr: "10.0.0.2", Dport: 80}}}
-	uint := func(v uint32) *api.KprobeArgument { return &api.KprobeArgument{Arg: &api.KprobeArgument_UintArg{UintArg: v}} }
+	uint := func(v uint32) *api.KprobeArgument {
+		return &api.KprobeArgument{Arg: &api.KprobeArgument_UintArg{UintArg: v}}
+	}
 	p := proc(9, "/bin/x", "")
 	post := api.KprobeAction_KPROBE_ACTION_POST
 	for _, c := range []struct {
