@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -288,13 +289,28 @@ func TestDnsArgumentNotDNS(t *testing.T) {
 
 // inNetns runs f on a thread in a new network namespace whose loopback is
 // up: sockets f creates live there, so the test can use port 53 without
-// reaching, or clashing with, a resolver of the machine's. The thread is
-// never returned to the runtime.
+// reaching, or clashing with, a resolver of the machine's. The thread goes
+// back to the test's network namespace afterwards: a locked goroutine that
+// ends takes its thread with it, except the process's main thread, which
+// the runtime keeps, and which /proc/self/ns/net (other tests' "own
+// namespace", TestMatchNamespaces) shows.
 func inNetns(t *testing.T, f func() error) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // not unlocked: the thread ends with the goroutine
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		defer func() {
+			// back in the test's namespace, the thread may serve others
+			if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
@@ -362,4 +378,32 @@ func TestDnsEgressExample(t *testing.T) {
 		"udp_sendmsg 127.0.0.1:53 dns:www.example.com/A/class=1/id=1/response=false/parsed=true",
 		"udpv6_sendmsg [::1]:53 dns:www.example.com/AAAA/class=1/id=3/response=false/parsed=true",
 	})
+}
+
+// TestInNetnsRestores: after inNetns, whichever thread ran f (the main
+// thread too, which the runtime never ends) is back in the test's network
+// namespace, as /proc/self/ns/net and the children the test starts see it.
+func TestInNetnsRestores(t *testing.T) {
+	testutil.RequireRoot(t)
+	before, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		inNetns(t, func() error {
+			now, err := os.Readlink("/proc/thread-self/ns/net")
+			if err == nil && now == before {
+				err = fmt.Errorf("f ran in the test's own network namespace %s", now)
+			}
+			return err
+		})
+	}
+	out, err := exec.Command("readlink", "/proc/self/ns/net").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Readlink("/proc/self/ns/net")
+	if child := strings.TrimSpace(string(out)); after != before || child != before {
+		t.Fatalf("network namespace before %s, after: the test's %s, a child's %s", before, after, child)
+	}
 }
