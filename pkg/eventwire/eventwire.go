@@ -135,110 +135,55 @@ func fieldBytes(m protoreflect.Message, f protoreflect.FieldDescriptor, b []byte
 
 // marshalHot is Marshal for the agent's events of the hot kinds (exec, exit,
 // kprobe, with no unknown fields) without reflection, which was most of
-// Marshal's cost: the message without process and parent is built as a
-// struct. ok is false for any other event. A field added to these messages
-// and not copied here makes TestSplicedEqualsMarshal fail.
+// Marshal's cost. A kprobe event's fields after process and parent are
+// written by hand where appendKprobeRest can (kprobe.go); the rest of an
+// event is built as a struct without process and parent and marshalled by
+// protobuf. ok is false for any other event. A field added to these
+// messages and not copied here makes TestSplicedEqualsMarshal fail.
 func marshalHot(buf []byte, ev *api.GetEventsResponse, proc, parent []byte) (_ []byte, ok bool, _ error) {
 	if len(ev.ProtoReflect().GetUnknown()) > 0 {
 		return buf, false, nil
 	}
 	var num protowire.Number
-	var rest proto.Message
 	var p, q *api.Process
 	var inner proto.Message
+	var kprobe *api.ProcessKprobe
 	switch e := ev.GetEvent().(type) {
 	case *api.GetEventsResponse_ProcessExec:
 		m := e.ProcessExec
 		num, inner, p, q = 1, m, m.GetProcess(), m.GetParent()
-		rest = &api.ProcessExec{}
 	case *api.GetEventsResponse_ProcessExit:
 		m := e.ProcessExit
 		num, inner, p, q = 5, m, m.GetProcess(), m.GetParent()
-		rest = &api.ProcessExit{Signal: m.GetSignal(), Status: m.GetStatus(), Time: m.GetTime()}
 	case *api.GetEventsResponse_ProcessKprobe:
-		m := e.ProcessKprobe
-		if b, ok, err := marshalKprobe(buf, ev, m, proc, parent); ok || err != nil {
-			return b, ok, err
-		}
-		num, inner, p, q = 9, m, m.GetProcess(), m.GetParent()
-		// a short-lived copy (no package-level pool: the project keeps no
-		// package-level mutable state)
-		k := new(api.ProcessKprobe)
-		k.FunctionName, k.Args, k.Return, k.Action = m.GetFunctionName(), m.GetArgs(), m.GetReturn(), m.GetAction()
-		k.KernelStackTrace, k.PolicyName, k.ReturnAction = m.GetKernelStackTrace(), m.GetPolicyName(), m.GetReturnAction()
-		k.Message, k.Tags, k.UserStackTrace, k.Mechanism = m.GetMessage(), m.GetTags(), m.GetUserStackTrace(), m.GetMechanism()
-		k.Data = m.GetData()
-		rest = k
+		kprobe = e.ProcessKprobe
+		num, inner, p, q = 9, kprobe, kprobe.GetProcess(), kprobe.GetParent()
 	default:
 		return buf, false, nil
 	}
 	if inner == nil || len(inner.ProtoReflect().GetUnknown()) > 0 {
 		return buf, false, nil
 	}
-	proc, parent, err := processBytes(p, q, proc, parent)
-	if err != nil {
-		return nil, true, err
-	}
-	restSize := proto.Size(rest)
-	innerSize := restSize
-	if p != nil {
-		innerSize += protowire.SizeTag(ProcessField) + protowire.SizeBytes(len(proc))
-	}
-	if q != nil {
-		innerSize += protowire.SizeTag(ParentField) + protowire.SizeBytes(len(parent))
-	}
 	// plain fields, then the oneof, as proto.Marshal orders them
-	topSize, ok := topSize(ev)
-	if !ok {
-		return buf, false, nil
-	}
-	if need := topSize + protowire.SizeTag(num) + protowire.SizeBytes(innerSize); cap(buf)-len(buf) < need {
-		// one allocation: the processes are most of the bytes
-		buf = append(make([]byte, 0, len(buf)+need), buf...)
-	}
-	buf = appendTop(buf, ev)
-	buf = protowire.AppendTag(buf, num, protowire.BytesType)
-	buf = protowire.AppendVarint(buf, uint64(innerSize))
-	if p != nil {
-		buf = protowire.AppendTag(buf, ProcessField, protowire.BytesType)
-		buf = protowire.AppendBytes(buf, proc)
-	}
-	if q != nil {
-		buf = protowire.AppendTag(buf, ParentField, protowire.BytesType)
-		buf = protowire.AppendBytes(buf, parent)
-	}
-	start := len(buf)
-	if buf, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(buf, rest); err != nil {
-		return nil, true, fmt.Errorf("marshalling event: %w", err)
-	}
-	if len(buf)-start != restSize {
-		return nil, true, fmt.Errorf("marshalling event: %d bytes, sized %d", len(buf)-start, restSize)
-	}
-	return buf, true, nil
-}
-
-// marshalKprobe is marshalHot for a process_kprobe event whose fields 3
-// and up appendKprobeRest writes (ok false otherwise, buf untouched).
-func marshalKprobe(buf []byte, ev *api.GetEventsResponse, m *api.ProcessKprobe, proc, parent []byte) (_ []byte, ok bool, _ error) {
-	if m == nil || len(m.ProtoReflect().GetUnknown()) > 0 {
-		return buf, false, nil
-	}
 	topLen, ok := topSize(ev)
 	if !ok {
 		return buf, false, nil
 	}
-	p, q := m.GetProcess(), m.GetParent()
 	proc, parent, err := processBytes(p, q, proc, parent)
 	if err != nil {
 		return nil, true, err
 	}
-	// one allocation, of about the size needed
-	if need := topLen + len(proc) + len(parent) + restEstimate(m); cap(buf)-len(buf) < need {
+	// one allocation, of about the size needed: the processes are most
+	// of the bytes
+	need := topLen + len(proc) + len(parent) + 64
+	if kprobe != nil {
+		need += restEstimate(kprobe)
+	}
+	if cap(buf)-len(buf) < need {
 		buf = append(make([]byte, 0, len(buf)+need), buf...)
 	}
-	orig := len(buf)
 	w := writer{buf: appendTop(buf, ev), ok: true}
-	start := w.open(9)
+	start := w.open(num)
 	if p != nil {
 		w.buf = protowire.AppendTag(w.buf, ProcessField, protowire.BytesType)
 		w.buf = protowire.AppendBytes(w.buf, proc)
@@ -247,11 +192,37 @@ func marshalKprobe(buf []byte, ev *api.GetEventsResponse, m *api.ProcessKprobe, 
 		w.buf = protowire.AppendTag(w.buf, ParentField, protowire.BytesType)
 		w.buf = protowire.AppendBytes(w.buf, parent)
 	}
-	if w.buf, ok = appendKprobeRest(w.buf, m); !ok {
-		return buf[:orig], false, nil
+	if kprobe != nil {
+		if w.buf, ok = appendKprobeRest(w.buf, kprobe); ok {
+			w.close(start)
+			return w.buf, true, nil
+		}
+	}
+	if w.buf, err = (proto.MarshalOptions{}).MarshalAppend(w.buf, restOf(ev)); err != nil {
+		return nil, true, fmt.Errorf("marshalling event: %w", err)
 	}
 	w.close(start)
 	return w.buf, true, nil
+}
+
+// restOf is the event message of ev (a hot kind) without its process and
+// parent: a short-lived copy (no package-level pool: the project keeps no
+// package-level mutable state).
+func restOf(ev *api.GetEventsResponse) proto.Message {
+	switch e := ev.GetEvent().(type) {
+	case *api.GetEventsResponse_ProcessExit:
+		m := e.ProcessExit
+		return &api.ProcessExit{Signal: m.GetSignal(), Status: m.GetStatus(), Time: m.GetTime()}
+	case *api.GetEventsResponse_ProcessKprobe:
+		m := e.ProcessKprobe
+		k := new(api.ProcessKprobe)
+		k.FunctionName, k.Args, k.Return, k.Action = m.GetFunctionName(), m.GetArgs(), m.GetReturn(), m.GetAction()
+		k.KernelStackTrace, k.PolicyName, k.ReturnAction = m.GetKernelStackTrace(), m.GetPolicyName(), m.GetReturnAction()
+		k.Message, k.Tags, k.UserStackTrace, k.Mechanism = m.GetMessage(), m.GetTags(), m.GetUserStackTrace(), m.GetMechanism()
+		k.Data = m.GetData()
+		return k
+	}
+	return &api.ProcessExec{}
 }
 
 // processBytes is the wire bytes of the event's process p and parent q:
