@@ -15,6 +15,14 @@
  * Settings fixed at load time are one volatile const struct (cfg): the
  * verifier then drops the branches a hook does not use (a syscall
  * wrapper's inner registers, parameters the function does not have). */
+/* Hooks one object serves: every policy's hook on the same attach point
+ * with the same load-time settings (cfg) is an entry in its maps, so a
+ * second policy on a function adds data, not a program. */
+#define POINT_SLOTS 1024
+#define HOOK_SLOTS POINT_SLOTS
+#define HOOK_STRINGS 65536
+#define HOOK_CGROUPS 65536
+
 #include "lib/common.h"
 #include "lib/path.h"
 #include "lib/hook.h"
@@ -31,6 +39,11 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * space before loading: pkg/sensor's ProgHookSpec): the verifier reads
  * them as constants and drops the branches a hook does not use. */
 struct hook_cfg {
+	/* the object serves one hook, and no other hook shares it: one that
+	 * records stacks (which needs the program's context), overrides at
+	 * return (the verdict fmod_ret hands to fexit is per thread) or
+	 * writes registers */
+	bool own;
 	/* the function is an arch syscall entry point (__x64_sys_*): its one
 	 * parameter is the user registers, and the syscall's arguments are
 	 * there */
@@ -201,13 +214,61 @@ struct raw_args {
 	__u64 a[8];
 };
 
-/* the one hook this object serves */
+/* The call's parameters, per CPU: off the programs' stacks, which the
+ * hook runner's chain of functions and callbacks fills up to the 512
+ * bytes the verifier allows. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
+	__type(value, struct raw_args);
+} args_heap SEC(".maps");
+
+static __always_inline struct raw_args *new_args(void)
+{
+	struct raw_args *ra;
+	__u32 zero = 0;
+
+	ra = bpf_map_lookup_elem(&args_heap, &zero);
+	if (ra)
+		__builtin_memset(ra, 0, sizeof(*ra));
+	return ra;
+}
+
+/* the configuration of each hook the object serves, by slot */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, POINT_SLOTS);
+	__type(key, __u32);
 	__type(value, struct gen_conf);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 } conf SEC(".maps");
+
+/* The hooks a call runs, in order: rewritten whole by one update of the
+ * one entry (key 0), so that a call runs the hooks of one version of a
+ * policy, never half of two. */
+struct point_list {
+	__u32 n;
+	__u32 slot[POINT_SLOTS];
+};
+
+/* a list entry's flag: the hook reads the same arguments as the one
+ * before it, which are in the record already */
+#define SLOT_SAME_ARGS 0x80000000U
+
+enum point_limit {
+	PL_POINT_SLOTS = POINT_SLOTS,
+	PL_SLOT_SAME_ARGS = SLOT_SAME_ARGS,
+};
+const enum point_limit *unused_point_limit __attribute__((unused));
+const struct point_list *unused_point_list __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct point_list);
+} hooks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -689,33 +750,36 @@ static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, 
 		track(r->ints[slot], acts & ACT_TRACKSOCK);
 }
 
-/* evaluate runs the selectors on one call and carries out the actions of
- * the one that matched; it returns the value an Override selector asks the
- * function to return, else 0, and sets *sel (sel not NULL) to the matched
- * selector. */
-static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, int *sel)
+/* evaluate_hook runs hook c's selectors on one call and carries out the
+ * actions of the one that matched; it returns the value an Override
+ * selector asks the function to return, else 0, and sets *sel to the
+ * matched selector. stacks (a constant): the object's one hook may record
+ * stacks, which needs the program's context. */
+static __always_inline long evaluate_hook(void *ctx, bool stacks, bool same_args, struct gen_conf *c, struct raw_args *ra,
+					  long ret, int *sel)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	struct gen_conf *c;
 	struct gen_rec *r;
 	__u32 zero = 0;
 	long err;
 	int s;
 
-	c = bpf_map_lookup_elem(&conf, &zero);
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!c || !r)
+	if (!r)
 		return 0;
-	stat_inc(GS_CALLS);
-	r->str_len[0] = r->str_len[1] = 0;
-	r->str_flags[0] = r->str_flags[1] = 0;
-	fill_args(c, r, ra, ret, t);
-	fill_iov(c, r);
+	stat_inc(c->slot * GS_MAX + GS_CALLS);
+	if (!same_args) {
+		r->str_len[0] = r->str_len[1] = 0;
+		r->str_flags[0] = r->str_flags[1] = 0;
+		fill_args(c, r, ra, ret, t);
+		fill_iov(c, r);
+	}
 	s = select(c, r, ret);
+	*sel = s;
 	if (s < 0)
 		return 0;
 	r->kstack = r->ustack = -1;
-	if (s >= 0 && s < MAX_SELECTORS) {
+	if (stacks && s >= 0 && s < MAX_SELECTORS) {
 		__u32 acts = c->sel[s].actions;
 
 		if (acts & ACT_KSTACK)
@@ -725,9 +789,100 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 	}
 	err = act_and_post(c, r, s, owner(c, r), cfg.syscall_nr, ret);
 	sock_actions(c, r, s, ret);
-	if (sel)
-		*sel = s;
 	return err;
+}
+
+/* only_hook returns the configuration of the object's one hook, in an
+ * object of its own (cfg.own). */
+static __always_inline struct gen_conf *only_hook(void)
+{
+	struct point_list *l;
+	__u32 zero = 0;
+
+	l = bpf_map_lookup_elem(&hooks, &zero);
+	if (!l || l->n < 1)
+		return NULL;
+	return bpf_map_lookup_elem(&conf, &l->slot[0]);
+}
+
+/* run_hook runs the hook in slot of a shared object on one call (with
+ * SLOT_SAME_ARGS, on the arguments the hook before it read) and returns
+ * what Override asks the function to return, else 0. Global, so
+ * that the verifier checks it once, not once per hook the loop in evaluate
+ * may reach. */
+__noinline int run_hook(__u32 slot, long ret)
+{
+	bool same = slot & SLOT_SAME_ARGS;
+	struct raw_args *ra;
+	struct gen_conf *c;
+	__u32 zero = 0;
+	int s;
+
+	slot &= ~SLOT_SAME_ARGS;
+	ra = bpf_map_lookup_elem(&args_heap, &zero);
+	c = bpf_map_lookup_elem(&conf, &slot);
+	if (!ra || !c)
+		return 0;
+	return evaluate_hook(NULL, false, same, c, ra, ret, &s);
+}
+
+/* run_own runs the hook of an object of its own (cfg.own). Not inlined:
+ * the programs' own frames stay small. */
+static __noinline long run_own(void *ctx, struct raw_args *ra, long ret, int *sel)
+{
+	struct gen_conf *c = only_hook();
+
+	if (!c)
+		return 0;
+	return evaluate_hook(ctx, true, false, c, ra, ret, sel);
+}
+
+struct list_ctx {
+	struct point_list *l;
+	long ret;
+	long err;
+};
+
+/* run_slot runs hook i of the call's list, under bpf_loop: a callback
+ * this small is cheap to verify, whatever the list's length. */
+static long run_slot(__u32 i, void *data)
+{
+	struct list_ctx *x = data;
+	long err;
+
+	if (i >= POINT_SLOTS)
+		return 1;
+	err = run_hook(x->l->slot[i], x->ret);
+	/* the first hook that overrides decides the return value */
+	if (err && !x->err)
+		x->err = err;
+	return 0;
+}
+
+/* evaluate runs the object's hooks on one call, in list order; it returns
+ * the value the first Override asks the function to return, else 0, and
+ * sets *sel (sel not NULL) to the matched selector of a hook in an object
+ * of its own (else -1). */
+static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, int *sel)
+{
+	struct list_ctx x = {.ret = ret};
+	__u32 zero = 0;
+	long err;
+	int s = -1;
+
+	if (sel)
+		*sel = -1;
+	if (cfg.own) {
+		err = run_own(ctx, ra, ret, &s);
+		if (sel)
+			*sel = s;
+		return err;
+	}
+	x.l = bpf_map_lookup_elem(&hooks, &zero);
+	if (!x.l)
+		return 0;
+	bpf_loop(x.l->n, run_slot, &x, 0);
+	return x.err;
 }
 
 /* evaluate_entry serves an override_at_return hook at entry: the
@@ -745,11 +900,11 @@ static __always_inline long evaluate_entry(struct raw_args *ra)
 	long err;
 	int s;
 
-	c = bpf_map_lookup_elem(&conf, &zero);
+	c = only_hook();
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!c || !r)
 		return 0;
-	stat_inc(GS_CALLS);
+	stat_inc(c->slot * GS_MAX + GS_CALLS);
 	r->str_len[0] = r->str_len[1] = 0;
 	r->str_flags[0] = r->str_flags[1] = 0;
 	fill_args(c, r, ra, 0, t);
@@ -783,7 +938,7 @@ static __always_inline void report_return(void *ctx, struct raw_args *ra, long r
 	s = v->sel;
 	acts = v->acts;
 	bpf_map_delete_elem(&verdicts, &id);
-	c = bpf_map_lookup_elem(&conf, &zero);
+	c = only_hook();
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!c || !r)
 		return;
@@ -844,18 +999,21 @@ static __always_inline void load_args(struct pt_regs *ctx, struct raw_args *ra)
 SEC("kprobe")
 int gen_kprobe(struct pt_regs *ctx)
 {
-	struct raw_args ra = {};
+	struct raw_args *ra = new_args();
+
+	if (!ra)
+		return 0;
 	int s = -1;
 	long err;
 
-	load_args(ctx, &ra);
+	load_args(ctx, ra);
 	if (cfg.at_return) {
 		__u64 id = bpf_get_current_pid_tgid();
 
-		bpf_map_update_elem(&entries, &id, &ra, BPF_ANY);
+		bpf_map_update_elem(&entries, &id, ra, BPF_ANY);
 		return 0;
 	}
-	err = evaluate(ctx, &ra, 0, &s);
+	err = evaluate(ctx, ra, 0, &s);
 	/* the uprobe actions that write registers (Set, Regs, Override): err
 	 * is not zero only for an Override selector. Here, not in evaluate:
 	 * code added there changed clang's register allocation for every
@@ -870,14 +1028,15 @@ SEC("kretprobe")
 int gen_kretprobe(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct raw_args ra, *saved;
+	struct raw_args *ra, *saved;
 
 	saved = bpf_map_lookup_elem(&entries, &id);
-	if (!saved)
+	ra = new_args();
+	if (!saved || !ra)
 		return 0;
-	ra = *saved;
+	*ra = *saved;
 	bpf_map_delete_elem(&entries, &id);
-	evaluate(ctx, &ra, ctx->ax, NULL);
+	evaluate(ctx, ra, ctx->ax, NULL);
 	return 0;
 }
 
@@ -902,12 +1061,15 @@ static __always_inline void func_args(__u64 *ctx, struct raw_args *ra)
 SEC("fmod_ret")
 int gen_fmod_ret(__u64 *ctx)
 {
-	struct raw_args ra = {};
+	struct raw_args *ra = new_args();
 
-	func_args(ctx, &ra);
+	if (!ra)
+		return 0;
+
+	func_args(ctx, ra);
 	if (cfg.override_at_return)
-		return evaluate_entry(&ra);
-	return evaluate(ctx, &ra, 0, NULL);
+		return evaluate_entry(ra);
+	return evaluate(ctx, ra, 0, NULL);
 }
 
 /* gen_fentry serves spec.fentries: the kprobe spec, run by a BPF
@@ -915,10 +1077,13 @@ int gen_fmod_ret(__u64 *ctx)
 SEC("fentry")
 int gen_fentry(__u64 *ctx)
 {
-	struct raw_args ra = {};
+	struct raw_args *ra = new_args();
 
-	func_args(ctx, &ra);
-	evaluate(ctx, &ra, 0, NULL);
+	if (!ra)
+		return 0;
+
+	func_args(ctx, ra);
+	evaluate(ctx, ra, 0, NULL);
 	return 0;
 }
 
@@ -929,15 +1094,18 @@ int gen_fentry(__u64 *ctx)
 SEC("fexit")
 int gen_fexit(__u64 *ctx)
 {
-	struct raw_args ra = {};
+	struct raw_args *ra = new_args();
+
+	if (!ra)
+		return 0;
 	__u64 ret = 0;
 
-	func_args(ctx, &ra);
+	func_args(ctx, ra);
 	bpf_get_func_ret(ctx, &ret);
 	if (cfg.override_at_return)
-		report_return(ctx, &ra, ret);
+		report_return(ctx, ra, ret);
 	else
-		evaluate(ctx, &ra, ret, NULL);
+		evaluate(ctx, ra, ret, NULL);
 	return 0;
 }
 
@@ -947,15 +1115,18 @@ int gen_fexit(__u64 *ctx)
 SEC("lsm")
 int gen_lsm(__u64 *ctx)
 {
-	struct raw_args ra = {};
+	struct raw_args *ra = new_args();
+
+	if (!ra)
+		return 0;
 	long err;
 
 	for (int i = 0; i < 6; i++) {
 		if (i >= cfg.nparams)
 			break;
-		bpf_get_func_arg(ctx, i, &ra.a[i]);
+		bpf_get_func_arg(ctx, i, &ra->a[i]);
 	}
-	err = evaluate(ctx, &ra, 0, NULL);
+	err = evaluate(ctx, ra, 0, NULL);
 	/* the kernel accepts only 0 or a negative errno from LSM programs */
 	if (err > 0 || err < -4095)
 		err = -1;
@@ -1002,14 +1173,17 @@ static __always_inline __u64 tp_field(void *ctx, int i)
 SEC("tracepoint")
 int gen_tracepoint(void *ctx)
 {
-	struct raw_args ra = {};
+	struct raw_args *ra = new_args();
+
+	if (!ra)
+		return 0;
 
 	for (int i = 0; i < 6; i++) {
 		if (i >= cfg.nparams)
 			break;
-		ra.a[i] = tp_field(ctx, i);
+		ra->a[i] = tp_field(ctx, i);
 	}
-	evaluate(ctx, &ra, 0, NULL);
+	evaluate(ctx, ra, 0, NULL);
 	return 0;
 }
 
@@ -1019,20 +1193,23 @@ int gen_tracepoint(void *ctx)
 SEC("raw_tracepoint")
 int gen_raw_tp(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct raw_args ra = {};
+	struct raw_args *ra = new_args();
+
+	if (!ra)
+		return 0;
 
 	if (cfg.nparams > 0)
-		ra.a[0] = ctx->args[0];
+		ra->a[0] = ctx->args[0];
 	if (cfg.nparams > 1)
-		ra.a[1] = ctx->args[1];
+		ra->a[1] = ctx->args[1];
 	if (cfg.nparams > 2)
-		ra.a[2] = ctx->args[2];
+		ra->a[2] = ctx->args[2];
 	if (cfg.nparams > 3)
-		ra.a[3] = ctx->args[3];
+		ra->a[3] = ctx->args[3];
 	if (cfg.nparams > 4)
-		ra.a[4] = ctx->args[4];
+		ra->a[4] = ctx->args[4];
 	if (cfg.nparams > 5)
-		ra.a[5] = ctx->args[5];
-	evaluate(ctx, &ra, 0, NULL);
+		ra->a[5] = ctx->args[5];
+	evaluate(ctx, ra, 0, NULL);
 	return 0;
 }

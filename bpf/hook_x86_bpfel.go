@@ -170,10 +170,12 @@ const (
 
 type HookHookCfg struct {
 	_                structs.HostLayout
+	Own              bool
 	SyscallWrapper   bool
 	AtReturn         bool
 	RetSockAction    uint8
 	OverrideAtReturn bool
+	_                [3]byte
 	SyscallNr        uint32
 	Nparams          uint32
 	ArgSize          [5]uint8
@@ -186,7 +188,7 @@ type HookHookCfg struct {
 	TpSize           [6]uint8
 	TpRead           [6]uint8
 	SelSockSlot      [5]uint8
-	_                [7]byte
+	_                [3]byte
 	Usdt             struct {
 		_          structs.HostLayout
 		On         bool
@@ -298,6 +300,19 @@ type HookPathScratch struct {
 	Buf [8192]int8
 }
 
+type HookPointLimit uint32
+
+const (
+	HookPointLimitPL_POINT_SLOTS    HookPointLimit = 1024
+	HookPointLimitPL_SLOT_SAME_ARGS HookPointLimit = 2147483648
+)
+
+type HookPointList struct {
+	_    structs.HostLayout
+	N    uint32
+	Slot [1024]uint32
+}
+
 type HookRawArgs struct {
 	_ structs.HostLayout
 	A [8]uint64
@@ -326,11 +341,13 @@ type HookVerdict struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	HookMapArgsHeap          = "args_heap"
 	HookMapConf              = "conf"
 	HookMapEntries           = "entries"
 	HookMapEvents            = "events"
 	HookMapExecCreds         = "exec_creds"
 	HookMapHookCgroups       = "hook_cgroups"
+	HookMapHooks             = "hooks"
 	HookMapKeyHeap           = "key_heap"
 	HookMapPathHeap          = "path_heap"
 	HookMapRecHeap           = "rec_heap"
@@ -362,6 +379,8 @@ const (
 	HookVarUnusedMatchKind   = "unused_match_kind"
 	HookVarUnusedMatchOp     = "unused_match_op"
 	HookVarUnusedNsKind      = "unused_ns_kind"
+	HookVarUnusedPointLimit  = "unused_point_limit"
+	HookVarUnusedPointList   = "unused_point_list"
 	HookVarUnusedRefreshFlag = "unused_refresh_flag"
 )
 
@@ -421,11 +440,13 @@ type HookProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HookMapSpecs struct {
+	ArgsHeap    *ebpf.MapSpec `ebpf:"args_heap"`
 	Conf        *ebpf.MapSpec `ebpf:"conf"`
 	Entries     *ebpf.MapSpec `ebpf:"entries"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecCreds   *ebpf.MapSpec `ebpf:"exec_creds"`
 	HookCgroups *ebpf.MapSpec `ebpf:"hook_cgroups"`
+	Hooks       *ebpf.MapSpec `ebpf:"hooks"`
 	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
 	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
 	RecHeap     *ebpf.MapSpec `ebpf:"rec_heap"`
@@ -455,6 +476,8 @@ type HookVariableSpecs struct {
 	UnusedMatchKind   *ebpf.VariableSpec `ebpf:"unused_match_kind"`
 	UnusedMatchOp     *ebpf.VariableSpec `ebpf:"unused_match_op"`
 	UnusedNsKind      *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	UnusedPointLimit  *ebpf.VariableSpec `ebpf:"unused_point_limit"`
+	UnusedPointList   *ebpf.VariableSpec `ebpf:"unused_point_list"`
 	UnusedRefreshFlag *ebpf.VariableSpec `ebpf:"unused_refresh_flag"`
 }
 
@@ -478,11 +501,13 @@ func (o *HookObjects) Close() error {
 //
 // It can be passed to LoadHookObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HookMaps struct {
+	ArgsHeap    *ebpf.Map `ebpf:"args_heap"`
 	Conf        *ebpf.Map `ebpf:"conf"`
 	Entries     *ebpf.Map `ebpf:"entries"`
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecCreds   *ebpf.Map `ebpf:"exec_creds"`
 	HookCgroups *ebpf.Map `ebpf:"hook_cgroups"`
+	Hooks       *ebpf.Map `ebpf:"hooks"`
 	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
 	PathHeap    *ebpf.Map `ebpf:"path_heap"`
 	RecHeap     *ebpf.Map `ebpf:"rec_heap"`
@@ -495,11 +520,13 @@ type HookMaps struct {
 
 func (m *HookMaps) Close() error {
 	return _HookClose(
+		m.ArgsHeap,
 		m.Conf,
 		m.Entries,
 		m.Events,
 		m.ExecCreds,
 		m.HookCgroups,
+		m.Hooks,
 		m.KeyHeap,
 		m.PathHeap,
 		m.RecHeap,
@@ -530,6 +557,8 @@ type HookVariables struct {
 	UnusedMatchKind   *ebpf.Variable `ebpf:"unused_match_kind"`
 	UnusedMatchOp     *ebpf.Variable `ebpf:"unused_match_op"`
 	UnusedNsKind      *ebpf.Variable `ebpf:"unused_ns_kind"`
+	UnusedPointLimit  *ebpf.Variable `ebpf:"unused_point_limit"`
+	UnusedPointList   *ebpf.Variable `ebpf:"unused_point_list"`
 	UnusedRefreshFlag *ebpf.Variable `ebpf:"unused_refresh_flag"`
 }
 

@@ -26,7 +26,7 @@ func (h *harness) shaped(t *testing.T, i int) *tp.TracingPolicy {
 
 func (h *harness) shapedForbidding(t *testing.T, i int, forbidden string) *tp.TracingPolicy {
 	t.Helper()
-	doc := testutil.ShapedPolicy(fmt.Sprintf("shape-%d", i), MechSyscallTracepoint, fmt.Sprintf("%s/watched-%d/", h.dir, i), forbidden)
+	doc := testutil.ShapedPolicy(fmt.Sprintf("shape-%d", i), h.mech, fmt.Sprintf("%s/watched-%d/", h.dir, i), forbidden)
 	ps, err := tp.Parse("policy.yaml", doc)
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +55,26 @@ func ownBPF(t *testing.T) (progs, links int) {
 }
 
 // TestThousandPolicies loads 1,000 policies through the syscall
-// dispatcher. The 1,000th runs no verifier and attaches nothing: the
-// process holds the same programs before and after it, and the host the
-// same raw tracepoint links. Every policy still enforces (the first's and
-// the last's Sigkill), a call of an unmatched file is still one dispatch,
-// and each policy costs the kernel at most 64 KiB.
+// dispatcher, and through kprobes. The 1,000th runs no verifier and
+// attaches nothing: the process holds the same programs before and after
+// it, and the host the same links (the dispatcher's two raw tracepoints,
+// or one kprobe per function, whose object serves every policy's hook
+// there). Every policy still enforces (the first's and the last's
+// Sigkill), a call of an unmatched file is still one program run, and
+// each policy costs the kernel at most 64 KiB.
 func TestThousandPolicies(t *testing.T) {
 	testutil.RequireRoot(t)
-	testutil.RequireFeature(t, "tp_btf")
+	for _, mech := range []string{MechSyscallTracepoint, MechKprobe} {
+		t.Run(mech, func(t *testing.T) {
+			testutil.RequireFeature(t, map[string]string{MechSyscallTracepoint: "tp_btf", MechKprobe: "kprobe"}[mech])
+			thousandPolicies(t, mech)
+		})
+	}
+}
+
+func thousandPolicies(t *testing.T, mech string) {
 	const n = 1000
-	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, mech, testutil.Kernel(t).Map())
 	for _, i := range []int{0, n - 1} {
 		writeFiles(t, h.dir, map[string]string{fmt.Sprintf("forbidden-%d", i): "x"})
 	}
@@ -86,7 +96,7 @@ func TestThousandPolicies(t *testing.T) {
 		t.Fatalf("loading policy %d: %d programs and %d links, %d and %d before", n, p, l, progs, links)
 	}
 	if progs != 2 || links != 2 {
-		t.Errorf("%d BPF programs and %d links held for %d policies, want the dispatcher's 2 and 2", progs, links, n)
+		t.Errorf("%d BPF programs and %d links held for %d policies, want 2 and 2 (the dispatcher's, or a kprobe on each function)", progs, links, n)
 	}
 
 	for _, i := range []int{0, n - 1} {
@@ -105,7 +115,7 @@ func TestThousandPolicies(t *testing.T) {
 	for _, p := range status {
 		var mem uint64
 		for _, hk := range p.Hooks {
-			if hk.Mechanism != MechSyscallTracepoint {
+			if hk.Mechanism != mech {
 				t.Fatalf("policy %s: hook %s served by %s", p.Name, hk.Call, hk.Mechanism)
 			}
 			mem += hk.Stats.MemoryBytes

@@ -79,9 +79,12 @@ type Manager struct {
 	pinRoot string
 
 	// dispatchMu guards dispatch, the syscall dispatcher every hook of
-	// the syscall-tracepoint mapping shares, loaded when the first needs it
+	// the syscall-tracepoint mapping shares, loaded when the first needs
+	// it, and points, the objects of every other mechanism's hooks (one
+	// per attach point and layout), made with the first such hook
 	dispatchMu sync.Mutex
 	dispatch   *sensor.Dispatcher
+	points     *sensor.Points
 
 	mu       sync.RWMutex
 	version  uint64
@@ -193,19 +196,53 @@ func (m *Manager) load(policy string, hooks []HookDecl, loader *tracingpolicy.So
 	return nil
 }
 
-// swap makes the dispatcher run the new version's syscall-mapped hooks
-// instead of the old version's, in one step per syscall; a version's
-// other hooks are attached when it is built.
+// swap makes the kernel run the new version's hooks instead of the old
+// version's, in one step per syscall (the dispatcher's hooks) and per
+// attach point (the others): a call runs one version's hooks there, never
+// both or half of each.
 func (m *Manager) swap(lp, old *loadedPolicy) error {
 	add, remove := lp.dataHooks(), old.dataHooks()
-	if len(add) == 0 && len(remove) == 0 {
+	if len(add) > 0 || len(remove) > 0 {
+		d, err := m.dispatcher()
+		if err != nil {
+			return err
+		}
+		if err := d.Swap(add, remove); err != nil {
+			return err
+		}
+	}
+	padd, premove := lp.progHooks(), old.progHooks()
+	if len(padd) == 0 && len(premove) == 0 {
 		return nil
 	}
-	d, err := m.dispatcher()
-	if err != nil {
-		return err
+	ps, err := m.hookObjects()
+	if err == nil {
+		err = ps.Swap(padd, premove)
 	}
-	return d.Swap(add, remove)
+	if err != nil && (len(add) > 0 || len(remove) > 0) {
+		// back to the old version in the dispatcher too
+		if d, derr := m.dispatcher(); derr == nil {
+			err = errors.Join(err, d.Swap(remove, add))
+		}
+	}
+	return err
+}
+
+// progHooks are the version's hooks served by attach points' objects.
+func (lp *loadedPolicy) progHooks() []*sensor.ProgHook {
+	if lp == nil {
+		return nil
+	}
+	var out []*sensor.ProgHook
+	for _, h := range lp.hooks {
+		switch o := h.obj.(type) {
+		case *sensor.ProgHook:
+			out = append(out, o)
+		case usdtSites:
+			out = append(out, o...)
+		}
+	}
+	return out
 }
 
 // dataHooks are the version's hooks the syscall dispatcher serves.
@@ -403,23 +440,22 @@ func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
 	}
 	var obj hookObject
 	var info hookInfo
-	opts := m.opts
+	var ps *sensor.Points
 	if mech != MechSyscallTracepoint {
-		// every bpf/hook.c object shares the tracked sockets
-		if opts.SockTrack, err = m.sockTrackMap(); err != nil {
+		if ps, err = m.hookObjects(); err != nil {
 			return nil, fmt.Errorf("%s: %w", hookName(d), err)
 		}
 	}
 	switch mech {
 	case MechKprobe, MechFentry:
-		obj, info, err = loadKprobeHook(d, id, m.events, opts)
+		obj, info, err = loadKprobeHook(d, id, m.opts, ps)
 	case MechSyscallTracepoint:
 		var disp *sensor.Dispatcher
 		if disp, err = m.dispatcher(); err == nil {
 			obj, info, err = loadSyscallHook(d, id, why, disp)
 		}
 	default:
-		obj, info, err = loadFuncHook(d, id, m.events, opts)
+		obj, info, err = loadFuncHook(d, id, m.opts, ps)
 	}
 	if err != nil {
 		return nil, err
@@ -453,6 +489,38 @@ func (m *Manager) dispatcher() (*sensor.Dispatcher, error) {
 	}
 	m.dispatch = d
 	return d, nil
+}
+
+// PointsPin is the directory of the attach points' objects under the pin
+// root (see DispatcherPin).
+const PointsPin = "%hooks"
+
+// hookObjects returns the owner of the attach points' objects, making it
+// the first time.
+func (m *Manager) hookObjects() (*sensor.Points, error) {
+	m.dispatchMu.Lock()
+	defer m.dispatchMu.Unlock()
+	if m.points != nil {
+		return m.points, nil
+	}
+	m.mu.RLock()
+	pin := m.pinRoot
+	m.mu.RUnlock()
+	if pin != "" {
+		pin = filepath.Join(pin, PointsPin)
+	}
+	opts := m.opts
+	var err error
+	// every object shares the tracked sockets
+	if opts.SockTrack, err = m.sockTrackMap(); err != nil {
+		return nil, err
+	}
+	ps, err := sensor.NewPoints(m.events, opts, pin)
+	if err != nil {
+		return nil, err
+	}
+	m.points = ps
+	return ps, nil
 }
 
 // sockTrackMap returns the map of tracked sockets, creating it on first
@@ -495,11 +563,11 @@ func (m *Manager) Unload(policy string) error {
 }
 
 // staleVersion is a version whose pins could not be removed: dir, and the
-// syscall dispatcher's hooks of the version, which stay in the dispatcher
-// while dir exists and are closed once Sweep removed it.
+// version's hooks, which stay in the kernel's maps while dir exists and
+// are closed once Sweep removed it.
 type staleVersion struct {
 	dir   string
-	hooks []*sensor.DataHook
+	hooks []hookObject
 }
 
 // discard detaches a version that is not (or no longer) published; pins
@@ -508,7 +576,7 @@ func (m *Manager) discard(lp *loadedPolicy) {
 	if err := lp.unpin(); err != nil {
 		m.log.Error().Err(err).Str("policy", lp.name).Msg("A version stays pinned and enforcing; removing it is tried again")
 		m.mu.Lock()
-		m.stale = append(m.stale, staleVersion{dir: lp.dir, hooks: lp.dataHooks()})
+		m.stale = append(m.stale, staleVersion{dir: lp.dir, hooks: lp.objects()})
 		m.mu.Unlock()
 	}
 	if err := lp.close(); err != nil {
@@ -527,10 +595,10 @@ func (m *Manager) Sweep() int {
 			left = append(left, v)
 			continue
 		}
-		// with its pins gone, a dispatcher hook's Close removes it
+		// with its pins gone, a hook's Close removes it
 		for _, h := range v.hooks {
 			if err := h.Close(); err != nil {
-				m.log.Warn().Err(err).Str("pins", v.dir).Msg("Removing an old version's hooks from the syscall dispatcher")
+				m.log.Warn().Err(err).Str("pins", v.dir).Msg("Removing an old version's hooks")
 			}
 		}
 		m.log.Info().Str("pins", v.dir).Msg("Removed an old version's pins")
@@ -588,6 +656,13 @@ func (m *Manager) release(keep bool) error {
 		errs = append(errs, m.dispatch.Close())
 		m.dispatch = nil
 	}
+	if m.points != nil {
+		if !keep {
+			errs = append(errs, m.points.Unpin())
+		}
+		errs = append(errs, m.points.Close())
+		m.points = nil
+	}
 	m.dispatchMu.Unlock()
 	for name, lp := range m.policies {
 		if !keep {
@@ -607,6 +682,15 @@ func (m *Manager) release(keep bool) error {
 	}
 	m.sockMu.Unlock()
 	return errors.Join(errs...)
+}
+
+// objects are the version's hooks.
+func (lp *loadedPolicy) objects() []hookObject {
+	out := make([]hookObject, 0, len(lp.hooks))
+	for _, h := range lp.hooks {
+		out = append(out, h.obj)
+	}
+	return out
 }
 
 // close releases the policy's handles; pinned hooks stay attached.

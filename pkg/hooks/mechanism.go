@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -87,7 +85,7 @@ func fentryMechanism(d HookDecl, features map[string]bool) (string, string, erro
 
 // loadKprobeHook compiles and attaches d as a kprobe (or fmod_ret) hook,
 // or as an fentry/fexit hook for spec.fentries.
-func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
+func loadKprobeHook(d HookDecl, id uint32, opts sensor.Options, ps *sensor.Points) (hookObject, hookInfo, error) {
 	funcs, err := kernelFuncs(opts)
 	if err != nil {
 		return nil, hookInfo{}, fmt.Errorf("%s: %w", d.Call, err)
@@ -96,8 +94,10 @@ func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options
 	if err != nil {
 		return nil, info, err
 	}
+	// staged: the manager lists it in its object when its whole policy
+	// version is built (Manager.swap)
 	spec.Scoped = d.Scope != nil
-	k, err := sensor.LoadProgHook(spec, events, opts)
+	k, err := ps.Stage(spec)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
 	}
@@ -107,7 +107,7 @@ func loadKprobeHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options
 // loadFuncHook compiles and attaches a hook of another kind than kprobes:
 // tracepoints, uprobes and LSM hooks are served by bpf/hook.c's
 // programs too.
-func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
+func loadFuncHook(d HookDecl, id uint32, opts sensor.Options, ps *sensor.Points) (hookObject, hookInfo, error) {
 	var spec sensor.ProgHookSpec
 	var info hookInfo
 	var err error
@@ -115,7 +115,7 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 	case hookevent.KindUprobe:
 		spec, info, err = compileUprobe(d, id)
 	case hookevent.KindUsdt:
-		return loadUsdt(d, id, events, opts)
+		return loadUsdt(d, id, ps)
 	default:
 		funcs, ferr := kernelFuncs(opts)
 		if ferr != nil {
@@ -131,7 +131,7 @@ func loadFuncHook(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) 
 		return nil, info, err
 	}
 	spec.Scoped = d.Scope != nil
-	k, err := sensor.LoadProgHook(spec, events, opts)
+	k, err := ps.Stage(spec)
 	if err != nil {
 		return nil, info, fmt.Errorf("%s: %w", hookName(d), err)
 	}

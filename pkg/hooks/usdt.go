@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 	"github.com/tetragon-lite/tetragon/pkg/usdt"
@@ -105,7 +103,7 @@ type usdtSites []*sensor.ProgHook
 
 // loadUsdt compiles and attaches a usdts: hook. On error nothing stays
 // loaded.
-func loadUsdt(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hookObject, hookInfo, error) {
+func loadUsdt(d HookDecl, id uint32, ps *sensor.Points) (hookObject, hookInfo, error) {
 	specs, info, err := compileUsdt(d, id)
 	if err != nil {
 		return nil, info, err
@@ -113,7 +111,7 @@ func loadUsdt(d HookDecl, id uint32, events *ebpf.Map, opts sensor.Options) (hoo
 	var sites usdtSites
 	for _, spec := range specs {
 		spec.Scoped = d.Scope != nil
-		k, err := sensor.LoadProgHook(spec, events, opts)
+		k, err := ps.Stage(spec)
 		if err != nil {
 			sites.Close()
 			return nil, info, fmt.Errorf("%s: %w", hookName(d), err)

@@ -75,8 +75,8 @@ func TestFiltersVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer k.Close()
-			for _, name := range k.progs {
-				n := verified(t, k.coll.Programs[name])
+			for _, name := range k.p.progs {
+				n := verified(t, k.p.coll.Programs[name])
 				t.Logf("kprobe: %s verified in %d instructions", name, n)
 				if n > 55000 {
 					t.Errorf("%s: %d instructions verified, want at most 55000", name, n)

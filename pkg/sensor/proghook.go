@@ -210,57 +210,20 @@ type ProgHookSpec struct {
 	RetSockAction uint8
 }
 
-// ProgHook is one loaded hook on a kernel function.
-type ProgHook struct {
-	coll *ebpf.Collection
-	// progs are the loaded programs' names, in attach order
-	progs []string
-	links []link.Link
-	// scope is the hook's cgroups when it is scoped, else nil
-	scope *cgroupScope
-}
-
-// LoadProgHook loads and attaches a hook on a kernel function whose records
-// go to events. On error nothing stays loaded.
-func LoadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook, error) {
-	k, err := loadProgHook(spec, events, opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range k.progs {
-		l, err := attach(spec, name, k.coll.Programs[name])
-		if err != nil {
-			k.Close()
-			return nil, err
-		}
-		k.links = append(k.links, l)
-	}
-	return k, nil
-}
-
-// loadProgHook loads and configures a hook without attaching it: the
-// verifier's verdict and the configuration are independent of whether
-// this kernel can attach kprobes.
-func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook, error) {
+// hookCfg checks a hook and makes its load-time configuration: the
+// settings bpf/hook.c reads as constants, and the programs it loads.
+func hookCfg(spec ProgHookSpec) (bpf.HookHookCfg, []string, error) {
+	var cfg bpf.HookHookCfg
 	if spec.Params < 0 || spec.Params > MaxParams {
-		return nil, fmt.Errorf("hook reads %d parameters, at most %d", spec.Params, MaxParams)
+		return cfg, nil, fmt.Errorf("hook reads %d parameters, at most %d", spec.Params, MaxParams)
 	}
 	// Override with Return: the fmod_ret program evaluates and overrides
 	// at entry, the fexit program posts with the return value
 	overrideAtReturn := spec.Override && spec.Return
 	if overrideAtReturn && spec.Attach != AttachKprobe && spec.Attach != AttachFentry {
-		return nil, fmt.Errorf("a %s hook cannot both override the return value and run at return", spec.Attach)
+		return cfg, nil, fmt.Errorf("a %s hook cannot both override the return value and run at return", spec.Attach)
 	}
-	conf, strs, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped}, slotCounter())
-	if err != nil {
-		return nil, err
-	}
-	cs, err := bpf.LoadHook()
-	if err != nil {
-		return nil, fmt.Errorf("reading the kprobe object: %w", err)
-	}
-	// the hook's load-time configuration: one volatile const (bpf/hook.c)
-	cfg := bpf.HookHookCfg{
+	cfg = bpf.HookHookCfg{
 		SyscallWrapper:   spec.Syscall,
 		AtReturn:         spec.Return && !overrideAtReturn,
 		OverrideAtReturn: overrideAtReturn,
@@ -274,50 +237,47 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 		}
 		cfg.ArgSize[i], cfg.ArgSigned[i] = a.Size, boolByte(a.Signed)
 		if len(a.Resolve) > MaxResolveSteps {
-			return nil, fmt.Errorf("argument %d: resolve takes %d steps, at most %d", i, len(a.Resolve), MaxResolveSteps)
+			return cfg, nil, fmt.Errorf("argument %d: resolve takes %d steps, at most %d", i, len(a.Resolve), MaxResolveSteps)
 		}
 		cfg.ResSteps[i] = uint8(len(a.Resolve))
 		for j, st := range a.Resolve {
 			switch st.Load {
 			case 0, 1, 2, 4, 8:
 			default:
-				return nil, fmt.Errorf("argument %d: resolve step %d reads %d bytes", i, j, st.Load)
+				return cfg, nil, fmt.Errorf("argument %d: resolve step %d reads %d bytes", i, j, st.Load)
 			}
 			cfg.ResOff[i][j], cfg.ResLoad[i][j] = st.Offset, st.Load
 		}
 	}
 	if err := setUsdt(&cfg, spec); err != nil {
-		return nil, err
+		return cfg, nil, err
 	}
 	if spec.Attach == AttachTracepoint && len(spec.Fields) < spec.Params {
-		return nil, fmt.Errorf("tracepoint hook reads %d parameters and locates %d", spec.Params, len(spec.Fields))
+		return cfg, nil, fmt.Errorf("tracepoint hook reads %d parameters and locates %d", spec.Params, len(spec.Fields))
 	}
 	for i, sel := range spec.Selectors {
 		if i < MaxSelectors {
 			if sel.Actions&(ActTrackSock|ActUntrackSock) != 0 && (sel.SockArg < 0 || sel.SockArg >= len(spec.Args) || !SockSource(spec.Args[sel.SockArg].Source) || spec.Args[sel.SockArg].Source == SrcRegSockaddr) {
-				return nil, fmt.Errorf("selector %d: TrackSock or UntrackSock on argument %d, which is not a sock, socket or skb", i, sel.SockArg)
+				return cfg, nil, fmt.Errorf("selector %d: TrackSock or UntrackSock on argument %d, which is not a sock, socket or skb", i, sel.SockArg)
 			}
 			cfg.SelSockSlot[i] = uint8(sel.SockArg)
 		}
 	}
 	if spec.RetSockAction != 0 && !spec.Return {
-		return nil, errors.New("returnArgAction TrackSock or UntrackSock needs a return probe")
+		return cfg, nil, errors.New("returnArgAction TrackSock or UntrackSock needs a return probe")
 	}
 	for i, f := range spec.Fields {
 		if i < MaxParams {
 			cfg.TpOff[i], cfg.TpSize[i], cfg.TpRead[i] = f.Offset, f.Size, f.Read
 		}
 	}
-	if err := cs.Variables["cfg"].Set(cfg); err != nil {
-		return nil, fmt.Errorf("setting the hook's configuration: %w", err)
-	}
+	cfg.Own = overrideAtReturn || cfg.Usdt.CtxWrites || usesStacks(spec)
 	// Load only the programs this hook attaches: each one costs a
 	// verification, and the fmod_ret one cannot load where fentry is missing.
 	progs := []string{"gen_kprobe"}
 	switch {
 	case spec.Attach == AttachLSM:
 		progs = []string{"gen_lsm"}
-		cs.Programs["gen_lsm"].AttachTo = spec.Symbol
 	case spec.Attach == AttachTracepoint:
 		progs = []string{"gen_tracepoint"}
 	case spec.Attach == AttachRawTracepoint:
@@ -325,36 +285,52 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 	case overrideAtReturn:
 		// fexit attaches first: fmod_ret's verdicts are then all consumed
 		progs = []string{"gen_fexit", "gen_fmod_ret"}
-		cs.Programs["gen_fexit"].AttachTo = spec.Symbol
-		cs.Programs["gen_fmod_ret"].AttachTo = spec.Symbol
 	case spec.Override:
 		progs = []string{"gen_fmod_ret"}
-		cs.Programs["gen_fmod_ret"].AttachTo = spec.Symbol
 	case spec.Attach == AttachFentry && spec.Return:
 		progs = []string{"gen_fexit"}
-		cs.Programs["gen_fexit"].AttachTo = spec.Symbol
 	case spec.Attach == AttachFentry:
 		progs = []string{"gen_fentry"}
-		cs.Programs["gen_fentry"].AttachTo = spec.Symbol
 	case spec.Return:
 		// the return probe attaches first: an entry probe alone would
 		// save parameters that nothing consumes
 		progs = []string{"gen_kretprobe", "gen_kprobe"}
 	}
-	for name := range cs.Programs {
+	return cfg, progs, nil
+}
+
+// usesStacks reports whether a selector of the hook records stacks.
+func usesStacks(spec ProgHookSpec) bool {
+	return slices.ContainsFunc(spec.Selectors, func(s Selector) bool { return s.Actions&(ActKernelStack|ActUserStack) != 0 })
+}
+
+// loadObject loads (without attaching) the object of an attach point
+// configured by cfg to load progs, its records going to events.
+func loadObject(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string, stacks bool, events *ebpf.Map, opts Options) (*ebpf.Collection, error) {
+	cs, err := bpf.LoadHook()
+	if err != nil {
+		return nil, fmt.Errorf("reading the kprobe object: %w", err)
+	}
+	if err := cs.Variables["cfg"].Set(cfg); err != nil {
+		return nil, fmt.Errorf("setting the hook's configuration: %w", err)
+	}
+	for name, p := range cs.Programs {
 		if !slices.Contains(progs, name) {
 			delete(cs.Programs, name)
+		} else if name != "gen_kprobe" && name != "gen_kretprobe" && name != "gen_tracepoint" && name != "gen_raw_tp" {
+			// BTF-attached programs name their function at load time
+			p.AttachTo = spec.Symbol
 		}
 	}
-	if !slices.ContainsFunc(spec.Selectors, func(s Selector) bool { return s.Actions&(ActKernelStack|ActUserStack) != 0 }) {
+	if !stacks {
 		// a stack map's entries are preallocated: no stacks, no room
 		cs.Maps["stacks"].MaxEntries = 1
 	}
-	if !overrideAtReturn {
+	if !cfg.OverrideAtReturn {
 		// the verdicts fmod_ret passes to fexit (preallocated LRU hash)
 		cs.Maps["verdicts"].MaxEntries = 1
 	}
-	if !spec.Return || spec.Attach == AttachFentry || overrideAtReturn {
+	if !cfg.AtReturn || spec.Attach == AttachFentry {
 		// the LRU hash of parameters saved at entry is preallocated; a hook
 		// that does not run at return never touches it, nor does fexit,
 		// which gets the parameters at return
@@ -363,16 +339,15 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 	replace := map[string]*ebpf.Map{"events": events}
 	if opts.ExecCreds != nil {
 		replace["exec_creds"] = opts.ExecCreds
-	} else if UsesExecCreds(HookSpec{Selectors: spec.Selectors}) {
-		return nil, errNoExecCreds
 	} else {
-		// nothing reads the object's own map
+		// nothing reads the object's own map (Stage refuses the hooks
+		// that would)
 		cs.Maps["exec_creds"].MaxEntries = 1
 	}
 	if opts.SockTrack != nil {
 		replace["socktrack"] = opts.SockTrack
 	} else {
-		// sockets are then followed within this hook only
+		// sockets are then followed within this object only
 		cs.Maps["socktrack"].MaxEntries = 1024
 	}
 	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{
@@ -385,7 +360,7 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 			// the kernel lets BPF change the return value of security_*
 			// functions and of functions marked for error injection only
 			what = "fmod_ret hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection)"
-			if overrideAtReturn {
+			if cfg.OverrideAtReturn {
 				what = "fmod_ret and fexit hook (Override needs a function whose return value the kernel lets BPF modify: security_* or error injection; return: true an fexit program)"
 			}
 		}
@@ -398,25 +373,7 @@ func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook,
 		}
 		return nil, fmt.Errorf("loading %s on %s: %w", what, spec.Symbol, err)
 	}
-	k := &ProgHook{coll: coll, progs: progs}
-	if spec.Scoped {
-		// the object's one hook is slot 0
-		k.scope = newCgroupScope(coll.Maps["hook_cgroups"], 0)
-	}
-	fail := func(err error) (*ProgHook, error) {
-		k.Close()
-		return nil, err
-	}
-	// the configuration has the same layout in both hook objects (bpf/lib/hook.h)
-	if err := coll.Maps["conf"].Put(uint32(0), bpf.HookGenConf(conf)); err != nil {
-		return fail(fmt.Errorf("writing hook config: %w", err))
-	}
-	for _, key := range strs {
-		if err := coll.Maps["strings"].Put(bpf.HookLpmKey(key), uint8(1)); err != nil {
-			return fail(fmt.Errorf("writing match strings: %w", err))
-		}
-	}
-	return k, nil
+	return coll, nil
 }
 
 func (a Attach) String() string {
@@ -435,8 +392,8 @@ func (a Attach) String() string {
 	return "kprobe"
 }
 
-// attach attaches loaded program prog of the hook.
-func attach(spec ProgHookSpec, prog string, p *ebpf.Program) (link.Link, error) {
+// attachProg attaches loaded program prog of the hook.
+func attachProg(spec ProgHookSpec, prog string, p *ebpf.Program) (link.Link, error) {
 	var l link.Link
 	var err error
 	what := spec.Symbol
@@ -480,60 +437,4 @@ func attach(spec ProgHookSpec, prog string, p *ebpf.Program) (link.Link, error) 
 		return nil, fmt.Errorf("attaching %s to %s: %w", strings.TrimPrefix(prog, "gen_"), what, err)
 	}
 	return l, nil
-}
-
-// Stats reads the hook's counters (Cached stays zero: the kprobe object
-// keeps no verdict cache, as nothing would tell it about renames).
-func (k *ProgHook) Stats() (GenericStats, error) {
-	s, err := readGenericStats(k.coll.Maps["stats"], 0)
-	var progs []*ebpf.Program
-	for _, p := range k.coll.Programs {
-		progs = append(progs, p)
-	}
-	var maps []*ebpf.Map
-	for name, m := range k.coll.Maps {
-		if name != "events" && name != "socktrack" && name != "exec_creds" {
-			maps = append(maps, m)
-		}
-	}
-	s.MemoryBytes = memlock(progs, maps)
-	return s, err
-}
-
-// Stack returns the frames (instruction addresses, innermost first) of
-// stack id of the hook's stack map, and deletes it there: the map is
-// small, and a stack that is not read again would keep its slot (a new
-// stack hashing to it would be lost).
-func (k *ProgHook) Stack(id int32) ([]uint64, error) {
-	var frames [MaxStackDepth]uint64
-	m := k.coll.Maps["stacks"]
-	if err := m.Lookup(uint32(id), &frames); err != nil {
-		return nil, fmt.Errorf("reading stack %d: %w", id, err)
-	}
-	if err := m.Delete(uint32(id)); err != nil {
-		return nil, fmt.Errorf("releasing stack %d: %w", id, err)
-	}
-	n := slices.Index(frames[:], 0)
-	if n < 0 {
-		n = len(frames)
-	}
-	return frames[:n], nil
-}
-
-// Pin pins the hook's links (and its counters) under dir, so that it stays
-// attached after the agent's file descriptors are closed. Removing dir
-// detaches it.
-func (k *ProgHook) Pin(dir string) error {
-	return pinAll(dir, k.links, map[string]*ebpf.Map{"stats": k.coll.Maps["stats"]})
-}
-
-// Close detaches and unloads the hook, unless it is pinned.
-func (k *ProgHook) Close() error {
-	var errs []error
-	for _, l := range k.links {
-		errs = append(errs, l.Close())
-	}
-	k.links = nil
-	k.coll.Close()
-	return errors.Join(errs...)
 }

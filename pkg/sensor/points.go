@@ -1,0 +1,559 @@
+package sensor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/tetragon-lite/tetragon/bpf"
+)
+
+// pointSlots is how many hooks one attach point's object serves.
+const pointSlots = int(bpf.HookPointLimitPL_POINT_SLOTS)
+
+// Points owns the objects of bpf/hook.c. An object is loaded, verified and
+// attached once per attach point and load-time layout (the function, the
+// programs, and the settings the verifier reads as constants: argument
+// widths, resolve paths, tracepoint fields); every hook of every policy
+// with the same point and layout is data in its maps: a configuration, match
+// strings and a place in its list. Adding or removing such a hook writes map
+// entries only. It is safe for concurrent use.
+type Points struct {
+	mu     sync.Mutex
+	events *ebpf.Map
+	opts   Options
+	pinDir string
+	// grace: as the dispatcher's, an update waits for the programs running
+	// then (a hook's entries are deleted once no call can read them)
+	grace, graceInner *ebpf.Map
+	points            map[*point]bool
+	// byKey: the objects hooks can share (pointKey)
+	byKey map[string]*point
+	// pins names the points' pin directories
+	pins   int
+	closed bool
+}
+
+// point is one loaded object and the hooks it serves.
+type point struct {
+	key    string
+	spec   ProgHookSpec // the first hook's: what the programs attach to
+	coll   *ebpf.Collection
+	progs  []string // loaded programs, in attach order
+	links  []link.Link
+	pinDir string
+	// listed: the hooks calls run, in order; staged counts every hook
+	// whose entries are in the maps, listed or not
+	listed   []*ProgHook
+	staged   int
+	slots    []bool
+	strSlots []bool
+}
+
+// ProgHook is a hook an attach point's object serves.
+type ProgHook struct {
+	ps       *Points
+	p        *point
+	slot     uint32
+	conf     *bpf.HookGenConf
+	strSlots []uint16
+	keys     []bpf.HookLpmKey
+	listed   bool
+	scope    *cgroupScope
+	pinDir   string
+	// own is the Points LoadProgHook made for this hook alone
+	own *Points
+}
+
+// NewPoints makes the owner of the hook objects whose records go to
+// events. With pinDir, every object it loads pins its links there (the
+// --keep-sensors-on-exit path).
+func NewPoints(events *ebpf.Map, opts Options, pinDir string) (*Points, error) {
+	ps := &Points{events: events, opts: opts, pinDir: pinDir, points: map[*point]bool{}, byKey: map[string]*point{}}
+	inner := &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
+	var err error
+	if ps.graceInner, err = ebpf.NewMap(inner); err == nil {
+		ps.grace, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: inner})
+	}
+	if err != nil {
+		ps.Close()
+		return nil, fmt.Errorf("creating the hook objects' grace map: %w", err)
+	}
+	return ps, nil
+}
+
+// LoadProgHook loads and attaches a hook on a kernel function whose records
+// go to events, in an object of its own. On error nothing stays loaded.
+func LoadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook, error) {
+	return loadOwn(spec, events, opts, true)
+}
+
+// loadProgHook loads and configures a hook without attaching it: the
+// verifier's verdict and the configuration are independent of whether
+// this kernel can attach kprobes.
+func loadProgHook(spec ProgHookSpec, events *ebpf.Map, opts Options) (*ProgHook, error) {
+	return loadOwn(spec, events, opts, false)
+}
+
+func loadOwn(spec ProgHookSpec, events *ebpf.Map, opts Options, attach bool) (*ProgHook, error) {
+	ps, err := NewPoints(events, opts, "")
+	if err != nil {
+		return nil, err
+	}
+	h, err := ps.stage(spec, attach)
+	if err == nil {
+		if err = ps.Swap([]*ProgHook{h}, nil); err != nil {
+			h.Close()
+		}
+	}
+	if err != nil {
+		ps.Close()
+		return nil, err
+	}
+	h.own = ps
+	return h, nil
+}
+
+// Add makes a hook run: Stage, then Swap. On error nothing of it stays.
+func (ps *Points) Add(spec ProgHookSpec) (*ProgHook, error) {
+	h, err := ps.Stage(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := ps.Swap([]*ProgHook{h}, nil); err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Stage writes a hook's configuration and match strings into the object
+// of its attach point and layout, which is loaded and attached the first
+// time, but lists it nowhere: no call runs it before Swap. On error
+// nothing of it stays.
+func (ps *Points) Stage(spec ProgHookSpec) (*ProgHook, error) {
+	return ps.stage(spec, true)
+}
+
+func (ps *Points) stage(spec ProgHookSpec, attach bool) (*ProgHook, error) {
+	cfg, progs, err := hookCfg(spec)
+	if err != nil {
+		return nil, err
+	}
+	if ps.opts.ExecCreds == nil && UsesExecCreds(HookSpec{Selectors: spec.Selectors}) {
+		return nil, errNoExecCreds
+	}
+	key, err := pointKey(spec, cfg, progs)
+	if err != nil {
+		return nil, err
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return nil, errors.New("the hook objects are closed")
+	}
+	p := ps.byKey[key]
+	if p == nil {
+		if p, err = ps.newPoint(key, spec, cfg, progs, attach); err != nil {
+			return nil, err
+		}
+	}
+	h, err := p.stage(spec)
+	if err != nil {
+		if p.staged == 0 {
+			ps.closePoint(p)
+		}
+		return nil, err
+	}
+	h.ps = ps
+	return h, nil
+}
+
+// pointKey names what hooks share an object: the attach point, the
+// programs, whether stacks are kept, and the load-time settings. A hook
+// with cfg.Own set (it records stacks, overrides at return or writes
+// registers) gets an object of its own.
+func pointKey(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string) (string, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%d|%s|%s|%s|%#x|%#x|%v|%v|", spec.Attach, spec.Group, spec.Symbol, spec.Path, spec.Offset, spec.RefCtrOffset, progs, usesStacks(spec))
+	if err := binary.Write(&b, binary.LittleEndian, cfg); err != nil {
+		return "", fmt.Errorf("encoding the hook's settings: %w", err)
+	}
+	return b.String(), nil
+}
+
+// newPoint loads (and attaches) an object; ps.mu is held.
+func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string, attach bool) (*point, error) {
+	coll, err := loadObject(spec, cfg, progs, usesStacks(spec), ps.events, ps.opts)
+	if err != nil {
+		return nil, err
+	}
+	p := &point{key: key, spec: spec, coll: coll, progs: progs, slots: make([]bool, pointSlots), strSlots: make([]bool, dispatchStrings+1)}
+	p.strSlots[0] = true // slot 0: entries without strings
+	if cfg.Own {
+		// no other hook will find it
+		p.key = ""
+	}
+	if attach {
+		for _, name := range progs {
+			l, err := attachProg(spec, name, coll.Programs[name])
+			if err != nil {
+				ps.closePoint(p)
+				return nil, err
+			}
+			p.links = append(p.links, l)
+		}
+	}
+	if ps.pinDir != "" && attach {
+		ps.pins++
+		p.pinDir = filepath.Join(ps.pinDir, strconv.Itoa(ps.pins))
+		if err := pinAll(p.pinDir, p.links, map[string]*ebpf.Map{"conf": coll.Maps["conf"], "hooks": coll.Maps["hooks"], "stats": coll.Maps["stats"]}); err != nil {
+			ps.closePoint(p)
+			return nil, err
+		}
+	}
+	ps.points[p] = true
+	if p.key != "" {
+		ps.byKey[key] = p
+	}
+	return p, nil
+}
+
+// stage writes a hook's entries into p; ps.mu is held.
+func (p *point) stage(spec ProgHookSpec) (*ProgHook, error) {
+	slot := slices.Index(p.slots, false)
+	if slot < 0 {
+		return nil, fmt.Errorf("%s: %d hooks are loaded there, at most %d", spec.Symbol, pointSlots, pointSlots)
+	}
+	h := &ProgHook{p: p, slot: uint32(slot)}
+	conf, keys, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped}, func() (uint16, error) {
+		s := slices.Index(p.strSlots, false)
+		if s < 0 {
+			return 0, fmt.Errorf("%s: the object's %d match slots are all in use", spec.Symbol, dispatchStrings)
+		}
+		p.strSlots[s] = true
+		h.strSlots = append(h.strSlots, uint16(s))
+		return uint16(s), nil
+	})
+	if err != nil {
+		h.freeSlots()
+		return nil, err
+	}
+	p.slots[slot] = true
+	p.staged++
+	h.keys = keys
+	conf.Slot = uint16(slot)
+	h.conf = &conf
+	if spec.Scoped {
+		h.scope = newCgroupScope(p.coll.Maps["hook_cgroups"], h.slot)
+	}
+	fail := func(err error) (*ProgHook, error) {
+		h.deleteEntries()
+		h.freeSlots()
+		p.staged--
+		return nil, err
+	}
+	zeros := make([]uint64, ebpf.MustPossibleCPU())
+	for i := range gsMax {
+		if err := p.coll.Maps["stats"].Put(h.slot*gsMax+i, zeros); err != nil {
+			return fail(fmt.Errorf("resetting hook counters: %w", err))
+		}
+	}
+	for _, k := range keys {
+		if err := p.coll.Maps["strings"].Put(k, uint8(1)); err != nil {
+			return fail(fmt.Errorf("writing match strings: %w", err))
+		}
+	}
+	if err := p.coll.Maps["conf"].Put(h.slot, conf); err != nil {
+		return fail(fmt.Errorf("writing hook config: %w", err))
+	}
+	return h, nil
+}
+
+// Swap puts staged hooks into their objects' lists and takes old ones
+// out, rewriting each list once: a call runs the old hooks or the new
+// ones, never both or half of each. On error the lists are as they were.
+// The old hooks' entries stay until they are closed.
+func (ps *Points) Swap(add, remove []*ProgHook) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return errors.New("the hook objects are closed")
+	}
+	return ps.swap(add, remove)
+}
+
+// swap is Swap with ps.mu held.
+func (ps *Points) swap(add, remove []*ProgHook) error {
+	next := map[*point][]*ProgHook{}
+	for _, h := range remove {
+		if !h.listed {
+			continue
+		}
+		if _, ok := next[h.p]; !ok {
+			next[h.p] = slices.Clone(h.p.listed)
+		}
+		next[h.p] = slices.DeleteFunc(next[h.p], func(x *ProgHook) bool { return x == h })
+	}
+	for _, h := range add {
+		if _, ok := next[h.p]; !ok {
+			next[h.p] = slices.Clone(h.p.listed)
+		}
+		next[h.p] = append(next[h.p], h)
+	}
+	done := make([]*point, 0, len(next))
+	for p, hooks := range next {
+		if err := p.writeList(hooks); err != nil {
+			for _, q := range done {
+				q.writeList(q.listed) //nolint:errcheck // best effort: back to what was there
+			}
+			return err
+		}
+		done = append(done, p)
+	}
+	for p, hooks := range next {
+		p.listed = hooks
+	}
+	for _, h := range remove {
+		h.listed = false
+	}
+	for _, h := range add {
+		h.listed = true
+	}
+	return nil
+}
+
+// writeList writes the object's list in one map update.
+func (p *point) writeList(hooks []*ProgHook) error {
+	var l bpf.HookPointList
+	for i, h := range hooks {
+		l.Slot[l.N] = h.slot
+		if i > 0 && sameArgs(h.conf, hooks[i-1].conf) {
+			// read once per call for both
+			l.Slot[l.N] |= uint32(bpf.HookPointLimitPL_SLOT_SAME_ARGS)
+		}
+		l.N++
+	}
+	if err := p.coll.Maps["hooks"].Put(uint32(0), &l); err != nil {
+		return fmt.Errorf("writing the hook list of %s: %w", p.spec.Symbol, err)
+	}
+	return nil
+}
+
+// sameArgs reports whether two hooks of an object read the same
+// arguments the same way (the object's settings, the rest of how they are
+// read, are the same for both).
+func sameArgs(a, b *bpf.HookGenConf) bool {
+	return a.Nargs == b.Nargs && a.Args == b.Args
+}
+
+// waitForCalls returns once every call running when it was called has
+// finished.
+func (ps *Points) waitForCalls() error {
+	if err := ps.grace.Put(uint32(0), ps.graceInner); err != nil {
+		return fmt.Errorf("waiting for running calls: %w", err)
+	}
+	return nil
+}
+
+// closePoint detaches and unloads an object; ps.mu is held.
+func (ps *Points) closePoint(p *point) error {
+	var errs []error
+	if p.pinDir != "" {
+		errs = append(errs, os.RemoveAll(p.pinDir))
+	}
+	for _, l := range p.links {
+		errs = append(errs, l.Close())
+	}
+	p.links = nil
+	p.coll.Close()
+	delete(ps.points, p)
+	if ps.byKey[p.key] == p {
+		delete(ps.byKey, p.key)
+	}
+	return errors.Join(errs...)
+}
+
+// close takes the hook out of its list, deletes its entries once no call
+// can read them, and unloads its object when it was the last; ps.mu is
+// held.
+func (h *ProgHook) close() error {
+	ps := h.ps
+	if err := ps.swap(nil, []*ProgHook{h}); err != nil {
+		// still listed: its entries stay, and closing is tried again
+		return err
+	}
+	p := h.p
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	p.staged--
+	if p.staged == 0 {
+		errs = append(errs, ps.closePoint(p))
+	} else if err := ps.waitForCalls(); err != nil {
+		errs = append(errs, err)
+	} else {
+		errs = append(errs, h.deleteEntries())
+	}
+	h.freeSlots()
+	h.p = nil
+	return errors.Join(errs...)
+}
+
+// deleteEntries deletes the hook's configuration, match strings and
+// cgroups.
+func (h *ProgHook) deleteEntries() error {
+	p := h.p
+	var errs []error
+	if err := p.coll.Maps["conf"].Delete(h.slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		errs = append(errs, fmt.Errorf("deleting hook config: %w", err))
+	}
+	for _, k := range h.keys {
+		if err := p.coll.Maps["strings"].Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("deleting match strings: %w", err))
+		}
+	}
+	if h.scope != nil {
+		errs = append(errs, h.scope.replace(nil))
+	}
+	return errors.Join(errs...)
+}
+
+func (h *ProgHook) freeSlots() {
+	p := h.p
+	for _, s := range h.strSlots {
+		p.strSlots[s] = false
+	}
+	h.strSlots = nil
+	p.slots[h.slot] = false
+}
+
+// Stats reads the hook's counters (Cached stays zero: the object keeps
+// no verdict cache, as nothing would tell it about renames). Its memory
+// is its own entries and its share of its object's.
+func (h *ProgHook) Stats() (GenericStats, error) {
+	h.ps.mu.Lock()
+	p := h.p
+	var share int
+	if p != nil {
+		share = p.staged
+	}
+	h.ps.mu.Unlock()
+	if p == nil {
+		return GenericStats{}, errors.New("the hook is closed")
+	}
+	s, err := readGenericStats(p.coll.Maps["stats"], h.slot*gsMax)
+	var progs []*ebpf.Program
+	for _, pr := range p.coll.Programs {
+		progs = append(progs, pr)
+	}
+	var objMaps []*ebpf.Map
+	for name, m := range p.coll.Maps {
+		if name != "events" && name != "socktrack" && name != "exec_creds" {
+			objMaps = append(objMaps, m)
+		}
+	}
+	var conf bpf.HookGenConf
+	var key bpf.HookLpmKey
+	s.MemoryBytes = memlock(progs, objMaps)/uint64(max(share, 1)) + uint64(sizeOf(conf)+len(h.keys)*(sizeOf(key)+1))
+	return s, err
+}
+
+// Stack returns the frames (instruction addresses, innermost first) of
+// stack id of the hook's stack map, and deletes it there: the map is
+// small, and a stack that is not read again would keep its slot (a new
+// stack hashing to it would be lost).
+func (h *ProgHook) Stack(id int32) ([]uint64, error) {
+	h.ps.mu.Lock()
+	p := h.p
+	h.ps.mu.Unlock()
+	if p == nil {
+		return nil, errors.New("the hook is closed")
+	}
+	var frames [MaxStackDepth]uint64
+	m := p.coll.Maps["stacks"]
+	if err := m.Lookup(uint32(id), &frames); err != nil {
+		return nil, fmt.Errorf("reading stack %d: %w", id, err)
+	}
+	if err := m.Delete(uint32(id)); err != nil {
+		return nil, fmt.Errorf("releasing stack %d: %w", id, err)
+	}
+	n := slices.Index(frames[:], 0)
+	if n < 0 {
+		n = len(frames)
+	}
+	return frames[:n], nil
+}
+
+// Pin marks the hook as pinned under dir: until dir is removed, closing
+// the hook leaves it in its object, whose links are pinned.
+func (h *ProgHook) Pin(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating pin directory: %w", err)
+	}
+	h.pinDir = dir
+	return nil
+}
+
+// Close removes the hook from its object, unless it is pinned and its pin
+// directory still exists (the agent exits and keeps its sensors).
+func (h *ProgHook) Close() error {
+	if h.pinDir != "" {
+		if _, err := os.Stat(h.pinDir); err == nil {
+			return nil
+		}
+	}
+	var err error
+	h.ps.mu.Lock()
+	if !h.ps.closed {
+		err = h.close()
+	}
+	h.ps.mu.Unlock()
+	if h.own != nil {
+		err = errors.Join(err, h.own.Close())
+	}
+	return err
+}
+
+// Unpin removes the objects' pins; Close then detaches them.
+func (ps *Points) Unpin() error {
+	if ps.pinDir == "" {
+		return nil
+	}
+	return os.RemoveAll(ps.pinDir)
+}
+
+// Close releases every object's handles. Unless they are pinned, that
+// detaches them and every hook they serve.
+func (ps *Points) Close() error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.closed = true
+	var errs []error
+	for p := range ps.points {
+		for _, l := range p.links {
+			errs = append(errs, l.Close())
+		}
+		p.links = nil
+		p.coll.Close()
+	}
+	clear(ps.points)
+	clear(ps.byKey)
+	if ps.grace != nil {
+		errs = append(errs, ps.grace.Close())
+	}
+	if ps.graceInner != nil {
+		errs = append(errs, ps.graceInner.Close())
+	}
+	return errors.Join(errs...)
+}
