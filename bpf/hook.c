@@ -20,8 +20,8 @@
  * second policy on a function adds data, not a program. */
 #define POINT_SLOTS 1024
 #define HOOK_SLOTS POINT_SLOTS
-#define HOOK_STRINGS 65536
-#define HOOK_CGROUPS 65536
+#define HOOK_STRINGS 16384
+#define HOOK_CGROUPS 16384
 
 #include "lib/common.h"
 #include "lib/path.h"
@@ -214,25 +214,33 @@ struct raw_args {
 	__u64 a[8];
 };
 
-/* The call's parameters, per CPU: off the programs' stacks, which the
- * hook runner's chain of functions and callbacks fills up to the 512
- * bytes the verifier allows. */
+/* The call being evaluated, per CPU: its parameters, its return value
+ * and what the hooks so far decided. Off the programs' stacks, which the
+ * hook runner's chain of functions and callbacks fills up to the 512 bytes
+ * the verifier allows (6.1 counts a bpf_loop callback's frame too). */
+struct call {
+	struct raw_args ra;
+	long ret;
+	long err;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct raw_args);
-} args_heap SEC(".maps");
+	__type(value, struct call);
+} call_heap SEC(".maps");
 
 static __always_inline struct raw_args *new_args(void)
 {
-	struct raw_args *ra;
+	struct call *cl;
 	__u32 zero = 0;
 
-	ra = bpf_map_lookup_elem(&args_heap, &zero);
-	if (ra)
-		__builtin_memset(ra, 0, sizeof(*ra));
-	return ra;
+	cl = bpf_map_lookup_elem(&call_heap, &zero);
+	if (!cl)
+		return NULL;
+	__builtin_memset(&cl->ra, 0, sizeof(cl->ra));
+	return &cl->ra;
 }
 
 /* the configuration of each hook the object serves, by slot */
@@ -750,18 +758,48 @@ static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, 
 		track(r->ints[slot], acts & ACT_TRACKSOCK);
 }
 
+/* act_hook carries out the actions of selector sel of hook c, which
+ * matched the call in r, and returns what Override asks the function to
+ * return, else 0. ctx is the program's context for a hook that may record
+ * stacks (in an object of its own), else NULL, which the verifier knows
+ * (a static function is verified with its caller's values). Not inlined: its
+ * frame is not under the selectors' chain of callbacks, whose stack 6.1
+ * adds up to at most 512 bytes with the caller's. */
+static __noinline long act_hook(void *ctx, struct gen_conf *c, struct gen_rec *r, __u32 sel, long ret)
+{
+	/* bounded here, where it is used: a bound checked by the caller is
+	 * lost in the argument's 32-bit register. MAX_SELECTORS: a hook
+	 * without selectors, whose every call matches */
+	int s = sel & 7;
+	long err;
+
+	if (sel > MAX_SELECTORS)
+		return 0;
+	r->kstack = r->ustack = -1;
+	if (ctx && s < MAX_SELECTORS) {
+		__u32 acts = c->sel[s].actions;
+
+		if (acts & ACT_KSTACK)
+			r->kstack = bpf_get_stackid(ctx, &stacks, 0);
+		if (acts & ACT_USTACK)
+			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	}
+	err = act_and_post(c, r, s, owner(c, r), cfg.syscall_nr, ret);
+	sock_actions(c, r, s, ret);
+	return err;
+}
+
 /* evaluate_hook runs hook c's selectors on one call and carries out the
  * actions of the one that matched; it returns the value an Override
  * selector asks the function to return, else 0, and sets *sel to the
- * matched selector. stacks (a constant): the object's one hook may record
- * stacks, which needs the program's context. */
-static __always_inline long evaluate_hook(void *ctx, bool stacks, bool same_args, struct gen_conf *c, struct raw_args *ra,
-					  long ret, int *sel)
+ * matched selector. same_args: the record has the call's arguments as
+ * this hook reads them already. ctx: as act_hook's. */
+static __always_inline long evaluate_hook(void *ctx, bool same_args, struct gen_conf *c, struct raw_args *ra, long ret,
+					  int *sel)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct gen_rec *r;
 	__u32 zero = 0;
-	long err;
 	int s;
 
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
@@ -778,18 +816,7 @@ static __always_inline long evaluate_hook(void *ctx, bool stacks, bool same_args
 	*sel = s;
 	if (s < 0)
 		return 0;
-	r->kstack = r->ustack = -1;
-	if (stacks && s >= 0 && s < MAX_SELECTORS) {
-		__u32 acts = c->sel[s].actions;
-
-		if (acts & ACT_KSTACK)
-			r->kstack = bpf_get_stackid(ctx, &stacks, 0);
-		if (acts & ACT_USTACK)
-			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-	}
-	err = act_and_post(c, r, s, owner(c, r), cfg.syscall_nr, ret);
-	sock_actions(c, r, s, ret);
-	return err;
+	return act_hook(ctx, c, r, (__u32)s, ret);
 }
 
 /* only_hook returns the configuration of the object's one hook, in an
@@ -807,23 +834,24 @@ static __always_inline struct gen_conf *only_hook(void)
 
 /* run_hook runs the hook in slot of a shared object on one call (with
  * SLOT_SAME_ARGS, on the arguments the hook before it read) and returns
- * what Override asks the function to return, else 0. Global, so
+ * what Override asks the function to return, else 0. The call is in
+ * call_heap. Global, so
  * that the verifier checks it once, not once per hook the loop in evaluate
  * may reach. */
-__noinline int run_hook(__u32 slot, long ret)
+__noinline int run_hook(__u32 slot)
 {
 	bool same = slot & SLOT_SAME_ARGS;
-	struct raw_args *ra;
 	struct gen_conf *c;
+	struct call *cl;
 	__u32 zero = 0;
 	int s;
 
 	slot &= ~SLOT_SAME_ARGS;
-	ra = bpf_map_lookup_elem(&args_heap, &zero);
+	cl = bpf_map_lookup_elem(&call_heap, &zero);
 	c = bpf_map_lookup_elem(&conf, &slot);
-	if (!ra || !c)
+	if (!cl || !c)
 		return 0;
-	return evaluate_hook(NULL, false, same, c, ra, ret, &s);
+	return evaluate_hook(NULL, same, c, &cl->ra, cl->ret, &s);
 }
 
 /* run_own runs the hook of an object of its own (cfg.own). Not inlined:
@@ -834,28 +862,25 @@ static __noinline long run_own(void *ctx, struct raw_args *ra, long ret, int *se
 
 	if (!c)
 		return 0;
-	return evaluate_hook(ctx, true, false, c, ra, ret, sel);
+	return evaluate_hook(ctx, false, c, ra, ret, sel);
 }
-
-struct list_ctx {
-	struct point_list *l;
-	long ret;
-	long err;
-};
 
 /* run_slot runs hook i of the call's list, under bpf_loop: a callback
  * this small is cheap to verify, whatever the list's length. */
 static long run_slot(__u32 i, void *data)
 {
-	struct list_ctx *x = data;
+	struct point_list **l = data;
+	struct call *cl;
+	__u32 zero = 0;
 	long err;
 
 	if (i >= POINT_SLOTS)
 		return 1;
-	err = run_hook(x->l->slot[i], x->ret);
+	err = run_hook((*l)->slot[i]);
+	cl = bpf_map_lookup_elem(&call_heap, &zero);
 	/* the first hook that overrides decides the return value */
-	if (err && !x->err)
-		x->err = err;
+	if (cl && err && !cl->err)
+		cl->err = err;
 	return 0;
 }
 
@@ -865,7 +890,8 @@ static long run_slot(__u32 i, void *data)
  * of its own (else -1). */
 static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, int *sel)
 {
-	struct list_ctx x = {.ret = ret};
+	struct point_list *l;
+	struct call *cl;
 	__u32 zero = 0;
 	long err;
 	int s = -1;
@@ -878,18 +904,23 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 			*sel = s;
 		return err;
 	}
-	x.l = bpf_map_lookup_elem(&hooks, &zero);
-	if (!x.l)
+	l = bpf_map_lookup_elem(&hooks, &zero);
+	cl = bpf_map_lookup_elem(&call_heap, &zero);
+	if (!l || !cl)
 		return 0;
-	bpf_loop(x.l->n, run_slot, &x, 0);
-	return x.err;
+	cl->ret = ret;
+	cl->err = 0;
+	/* the list as it is now, whole: user space replaces it, never
+	 * changes it in place */
+	bpf_loop(l->n, run_slot, &l, 0);
+	return cl->err;
 }
 
 /* evaluate_entry serves an override_at_return hook at entry: the
  * selectors and their actions, as evaluate, but the matched selector is
  * saved for report_return instead of posted. It returns the Override's
  * value, else 0. */
-static __always_inline long evaluate_entry(struct raw_args *ra)
+static __noinline long evaluate_entry(struct raw_args *ra)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -922,7 +953,7 @@ static __always_inline long evaluate_entry(struct raw_args *ra)
  * whose selector matched at entry is posted with that selector, its
  * arguments read again and ret, the value the caller gets. The actions
  * were taken at entry. */
-static __always_inline void report_return(void *ctx, struct raw_args *ra, long ret)
+static __noinline void report_return(void *ctx, struct raw_args *ra, long ret)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();

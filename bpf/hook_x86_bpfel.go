@@ -71,6 +71,13 @@ const (
 	HookArgTypeT_FD   HookArgType = 3
 )
 
+type HookCall struct {
+	_   structs.HostLayout
+	Ra  HookRawArgs
+	Ret int64
+	Err int64
+}
+
 type HookCapSet uint32
 
 const (
@@ -341,7 +348,7 @@ type HookVerdict struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HookMapArgsHeap          = "args_heap"
+	HookMapCallHeap          = "call_heap"
 	HookMapConf              = "conf"
 	HookMapEntries           = "entries"
 	HookMapEvents            = "events"
@@ -440,7 +447,7 @@ type HookProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HookMapSpecs struct {
-	ArgsHeap    *ebpf.MapSpec `ebpf:"args_heap"`
+	CallHeap    *ebpf.MapSpec `ebpf:"call_heap"`
 	Conf        *ebpf.MapSpec `ebpf:"conf"`
 	Entries     *ebpf.MapSpec `ebpf:"entries"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
@@ -501,7 +508,7 @@ func (o *HookObjects) Close() error {
 //
 // It can be passed to LoadHookObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HookMaps struct {
-	ArgsHeap    *ebpf.Map `ebpf:"args_heap"`
+	CallHeap    *ebpf.Map `ebpf:"call_heap"`
 	Conf        *ebpf.Map `ebpf:"conf"`
 	Entries     *ebpf.Map `ebpf:"entries"`
 	Events      *ebpf.Map `ebpf:"events"`
@@ -520,7 +527,7 @@ type HookMaps struct {
 
 func (m *HookMaps) Close() error {
 	return _HookClose(
-		m.ArgsHeap,
+		m.CallHeap,
 		m.Conf,
 		m.Entries,
 		m.Events,
