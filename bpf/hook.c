@@ -740,53 +740,47 @@ static __always_inline void track(__u64 sk, bool on)
 }
 
 /* sock_actions carries out the socket tracking of a call selector s (or
- * MAX_SELECTORS: no selectors) matched: returnArgAction on the returned
- * sock, TrackSock and UntrackSock on the sock argument argSock names. */
-static __always_inline void sock_actions(struct gen_conf *c, struct gen_rec *r, int s, long ret)
+ * MAX_SELECTORS: no selectors), whose actions are acts, matched:
+ * returnArgAction on the returned sock, TrackSock and UntrackSock on the
+ * sock argument argSock names. */
+static __always_inline void sock_actions(struct gen_rec *r, __u32 s, __u32 acts, long ret)
 {
-	__u32 acts, slot;
+	__u32 slot;
 
 	if (cfg.ret_sock_action)
 		track(ret, cfg.ret_sock_action == RET_SOCK_TRACK);
-	if (s < 0 || s >= MAX_SELECTORS)
+	if (s >= MAX_SELECTORS || !(acts & (ACT_TRACKSOCK | ACT_UNTRACKSOCK)))
 		return;
-	acts = c->sel[s].actions;
-	if (!(acts & (ACT_TRACKSOCK | ACT_UNTRACKSOCK)))
-		return;
-	slot = cfg.sel_sock_slot[s];
+	/* & 7: within cfg whatever the verifier knows of s */
+	slot = cfg.sel_sock_slot[s & 7];
 	if (slot < MAX_ARGS)
 		track(r->ints[slot], acts & ACT_TRACKSOCK);
 }
 
-/* act_hook carries out the actions of selector sel of hook c, which
- * matched the call in r, and returns what Override asks the function to
- * return, else 0. ctx is the program's context for a hook that may record
- * stacks (in an object of its own), else NULL, which the verifier knows
- * (a static function is verified with its caller's values). Not inlined: its
- * frame is not under the selectors' chain of callbacks, whose stack 6.1
- * adds up to at most 512 bytes with the caller's. */
-static __noinline long act_hook(void *ctx, struct gen_conf *c, struct gen_rec *r, __u32 sel, long ret)
+/* act_hook carries out what is left of the actions of the selector of
+ * hook c that matched the call in r, once take_actions read them and
+ * signalled: the stacks, the record, the socket tracking. sel_acts is the
+ * selector (MAX_SELECTORS: the hook has none) and its actions << 8. ctx is
+ * the program's context for a hook that may record stacks (in an object
+ * of its own), else NULL, which the verifier knows (a static function is
+ * verified with its caller's values). Not inlined: its frame is not under
+ * the selectors' chain of callbacks, whose stack 6.1 adds up to at most
+ * 512 bytes with the caller's. The selector is not used as an index here:
+ * 6.1 loses the bound of an argument spilled across calls. */
+static __noinline void act_hook(void *ctx, struct gen_conf *c, struct gen_rec *r, __u32 sel_acts, long ret)
 {
-	/* bounded here, where it is used: a bound checked by the caller is
-	 * lost in the argument's 32-bit register. MAX_SELECTORS: a hook
-	 * without selectors, whose every call matches */
-	int s = sel & 7;
-	long err;
+	__u32 s = sel_acts & 0xff, acts = sel_acts >> 8;
 
-	if (sel > MAX_SELECTORS)
-		return 0;
 	r->kstack = r->ustack = -1;
-	if (ctx && s < MAX_SELECTORS) {
-		__u32 acts = c->sel[s].actions;
-
+	if (ctx) {
 		if (acts & ACT_KSTACK)
 			r->kstack = bpf_get_stackid(ctx, &stacks, 0);
 		if (acts & ACT_USTACK)
 			r->ustack = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
 	}
-	err = act_and_post(c, r, s, owner(c, r), cfg.syscall_nr, ret);
-	sock_actions(c, r, s, ret);
-	return err;
+	if (acts & ACT_POST)
+		post_rec(c, r, s, acts, owner(c, r), cfg.syscall_nr, ret);
+	sock_actions(r, s, acts, ret);
 }
 
 /* evaluate_hook runs hook c's selectors on one call and carries out the
@@ -799,7 +793,8 @@ static __always_inline long evaluate_hook(void *ctx, bool same_args, struct gen_
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct gen_rec *r;
-	__u32 zero = 0;
+	__u32 zero = 0, acts;
+	long err;
 	int s;
 
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
@@ -816,7 +811,9 @@ static __always_inline long evaluate_hook(void *ctx, bool same_args, struct gen_
 	*sel = s;
 	if (s < 0)
 		return 0;
-	return act_hook(ctx, c, r, (__u32)s, ret);
+	err = take_actions(c, s, &acts);
+	act_hook(ctx, c, r, (__u32)s | acts << 8, ret);
+	return err;
 }
 
 /* only_hook returns the configuration of the object's one hook, in an

@@ -123,19 +123,6 @@ func loadOwn(spec ProgHookSpec, events *ebpf.Map, opts Options, attach bool) (*P
 	return h, nil
 }
 
-// Add makes a hook run: Stage, then Swap. On error nothing of it stays.
-func (ps *Points) Add(spec ProgHookSpec) (*ProgHook, error) {
-	h, err := ps.Stage(spec)
-	if err != nil {
-		return nil, err
-	}
-	if err := ps.Swap([]*ProgHook{h}, nil); err != nil {
-		h.Close()
-		return nil, err
-	}
-	return h, nil
-}
-
 // Stage writes a hook's configuration and match strings into the object
 // of its attach point and layout, which is loaded and attached the first
 // time, but lists it nowhere: no call runs it before Swap. On error
@@ -496,9 +483,18 @@ func (h *ProgHook) Stack(id int32) ([]uint64, error) {
 }
 
 // Pin marks the hook as pinned under dir: until dir is removed, closing
-// the hook leaves it in its object, whose links are pinned.
+// the hook leaves it in its object, whose links are pinned (in the
+// Points' directory; in dir for a hook of LoadProgHook, whose object is
+// its own).
 func (h *ProgHook) Pin(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if h.own != nil {
+		h.ps.mu.Lock()
+		p := h.p
+		h.ps.mu.Unlock()
+		if err := pinAll(dir, p.links, map[string]*ebpf.Map{"stats": p.coll.Maps["stats"]}); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating pin directory: %w", err)
 	}
 	h.pinDir = dir
@@ -506,10 +502,14 @@ func (h *ProgHook) Pin(dir string) error {
 }
 
 // Close removes the hook from its object, unless it is pinned and its pin
-// directory still exists (the agent exits and keeps its sensors).
+// directory still exists (the agent exits and keeps its sensors): then
+// only the handles of an object of its own are released.
 func (h *ProgHook) Close() error {
 	if h.pinDir != "" {
 		if _, err := os.Stat(h.pinDir); err == nil {
+			if h.own != nil {
+				return h.own.Close()
+			}
 			return nil
 		}
 	}
