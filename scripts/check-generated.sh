@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/generate.sh
-if ! git diff --exit-code --stat -- bpf pkg/api pkg/hooks/syscalls_amd64.go || [ -n "$(git status --porcelain -- bpf pkg/api pkg/hooks)" ]; then
-  git status --porcelain -- bpf pkg/api pkg/hooks
+if ! git diff --exit-code --stat -- bpf pkg/api pkg/compiler/syscalls_amd64.go || [ -n "$(git status --porcelain -- bpf pkg/api pkg/compiler)" ]; then
+  git status --porcelain -- bpf pkg/api pkg/compiler
   echo "generated code is out of date: run scripts/generate.sh and commit the result" >&2
   exit 1
 fi

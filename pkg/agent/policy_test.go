@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/escape"
 	"github.com/tetragon-lite/tetragon/pkg/eventbus"
-	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -50,7 +50,7 @@ func TestEnforcementPolicyKillsOnOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err := a.Hooks().Load("enforcement", []hooks.HookDecl{{
+	err := a.Hooks().Load("enforcement", []compiler.Decl{{
 		Call: "fd_install",
 		Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
 		Selectors: []tp.Selector{{
@@ -103,7 +103,7 @@ func TestFileMonitoringReadWriteSplit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	err := a.Hooks().Load("file-monitoring", []hooks.HookDecl{{
+	err := a.Hooks().Load("file-monitoring", []compiler.Decl{{
 		Call: "security_file_permission",
 		Args: []tp.ArgSpec{{Index: 0, Type: "file"}, {Index: 1, Type: "int"}},
 		Selectors: []tp.Selector{
@@ -164,7 +164,7 @@ func TestNonUTF8FilePath(t *testing.T) {
 	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := a.Hooks().Load("non-utf8", []hooks.HookDecl{{
+	err := a.Hooks().Load("non-utf8", []compiler.Decl{{
 		Call: "fd_install",
 		Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 1, Type: "file"}},
 		Selectors: []tp.Selector{{
@@ -191,7 +191,7 @@ func TestNonUTF8FilePath(t *testing.T) {
 
 func TestPolicyLoadErrorsLeaveNothing(t *testing.T) {
 	a := startAgent(t)
-	cases := map[string]hooks.HookDecl{
+	cases := map[string]compiler.Decl{
 		// neither a kernel function nor mapped, on every kernel
 		"unknown function": {Call: "tetragon_no_such_function", Args: []tp.ArgSpec{{Index: 0, Type: "int"}}},
 		"override":         {Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "file"}}, Selectors: []tp.Selector{{MatchActions: []tp.ActionSelector{{Action: "Override", ArgError: -1}}}}},
@@ -199,8 +199,8 @@ func TestPolicyLoadErrorsLeaveNothing(t *testing.T) {
 		"long value":       {Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "file"}}, Selectors: []tp.Selector{{MatchArgs: []tp.ArgSelector{{Index: 1, Operator: "Prefix", Values: []string{strings.Repeat("a", 300)}}}}}},
 	}
 	for name, d := range cases {
-		good := hooks.HookDecl{Call: "security_file_open", Args: []tp.ArgSpec{{Index: 0, Type: "file"}}}
-		if err := a.Hooks().Load(name, []hooks.HookDecl{good, d}); err == nil {
+		good := compiler.Decl{Call: "security_file_open", Args: []tp.ArgSpec{{Index: 0, Type: "file"}}}
+		if err := a.Hooks().Load(name, []compiler.Decl{good, d}); err == nil {
 			t.Errorf("%s: loaded", name)
 		} else {
 			t.Logf("%s: %v", name, err)
@@ -215,7 +215,7 @@ func TestPolicyLoadErrorsLeaveNothing(t *testing.T) {
 // kernel: a kprobe where there are kprobes, else the syscall mapping.
 func wantMechanism(t *testing.T) string {
 	if testutil.Kernel(t).Has("kprobe") {
-		return hooks.MechKprobe
+		return compiler.MechKprobe
 	}
-	return hooks.MechSyscallTracepoint
+	return compiler.MechSyscallTracepoint
 }

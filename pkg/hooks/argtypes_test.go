@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/tetragon-lite/tetragon/pkg/hookevent"
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,59 +15,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
-
-// A nop argument is a placeholder: declared, never read, no record slot
-// and no value in the event. The compilers of every mechanism leave it out.
-func TestCompileNop(t *testing.T) {
-	fd := HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "nop"}, {Index: 1, Type: "file"}},
-		Selectors: []tp.Selector{{MatchArgs: []tp.ArgSelector{{Index: 1, Operator: "Equal", Values: []string{"/tmp/x"}}}}}}
-	// the mapping: fd_install's first parameter is an int in the mapping,
-	// which nop fits as any parameter does
-	spec, info, err := compileSyscallMapping(fd, 1, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(spec.Args) != 1 || spec.Args[0].Kind != sensor.KindPath || len(info.event.Args) != 1 || info.event.Args[0].Type != "file" ||
-		spec.Selectors[0].Matches[0].Arg != 0 {
-		t.Fatalf("mapping: args %+v order %+v selectors %+v", spec.Args, info.event.Args, spec.Selectors)
-	}
-	kspec, info, err := compileKprobe(fd, 1, testFuncs, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kspec.Args) != 1 || kspec.Args[0].Source != sensor.SrcRegKFile || kspec.Params != 2 || len(info.event.Args) != 1 {
-		t.Fatalf("kprobe: spec %+v order %+v", kspec, info.event.Args)
-	}
-	// a syscall through the mapping: nop between a string and an int
-	sys := HookDecl{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "nop"}, {Index: 1, Type: "string"}, {Index: 2, Type: "nop"}, {Index: 3, Type: "int"}}}
-	spec, info, err = compileSyscallMapping(sys, 1, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(spec.Args) != 2 || spec.Args[0].Source != sensor.SrcRegUstr || spec.Args[1].Reg != 3 || len(info.event.Args) != 2 {
-		t.Fatalf("syscall mapping: args %+v order %+v", spec.Args, info.event.Args)
-	}
-	// a uprobe reads registers: only the declared non-nop ones
-	up := HookDecl{Kind: hookevent.KindUprobe, Call: "f", Path: "/bin/true", Args: []tp.ArgSpec{{Index: 5, Type: "nop"}, {Index: 0, Type: "int64"}}}
-	kspec, _, err = compileUprobe(up, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kspec.Args) != 1 || kspec.Params != 1 {
-		t.Fatalf("uprobe: spec %+v", kspec)
-	}
-	// still one declaration per index
-	fd.Args = append(fd.Args, tp.ArgSpec{Index: 0, Type: "int"})
-	if _, _, err := compileSyscallMapping(fd, 1, "test"); err == nil || !strings.Contains(err.Error(), "declared twice") {
-		t.Fatalf("mapping, index 0 declared twice: %v", err)
-	}
-	if _, _, err := compileKprobe(fd, 1, testFuncs, nil); err == nil || !strings.Contains(err.Error(), "declared twice") {
-		t.Fatalf("kprobe, index 0 declared twice: %v", err)
-	}
-}
 
 const nopFdInstallPolicy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
@@ -168,9 +116,9 @@ spec:
 func TestNopTracepoint(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tracepoint")
-	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechTracepoint, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"watched": "w", "other": "x"})
-	h.loadWith(t, nopTracepointPolicy, MechTracepoint)
+	h.loadWith(t, nopTracepointPolicy, compiler.MechTracepoint)
 	h.run(t, "cat", filepath.Join(h.dir, "watched"))
 	h.run(t, "cat", filepath.Join(h.dir, "other"))
 	wantEvents(t, h.events(t), "cat syscalls/sys_enter_openat POST string:$DIR/watched")
@@ -207,8 +155,8 @@ func TestNopUprobe(t *testing.T) {
 		t.Fatal(err)
 	}
 	off := funcOffset(t, self, uprobeTarget)
-	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
-	h.loadWith(t, nopUprobePolicy, MechUprobe, self, off)
+	h := newHarness(t, compiler.MechUprobe, testutil.Kernel(t).Map())
+	h.loadWith(t, nopUprobePolicy, compiler.MechUprobe, self, off)
 	h.runHelper(t, uprobeHelperEnv, "4242")
 	h.runHelper(t, uprobeHelperEnv, "7")
 	wantEvents(t, h.events(t), fmt.Sprintf("helper %#x POST long:4242", off))
@@ -323,11 +271,11 @@ func TestSyscall64(t *testing.T) {
 		name, raw, mech string
 		index           int
 	}{
-		{"tracepoint", "", MechTracepoint, 4},
-		{"raw tracepoint", "raw: true", MechRawTracepoint, 1},
+		{"tracepoint", "", compiler.MechTracepoint, 4},
+		{"raw tracepoint", "raw: true", compiler.MechRawTracepoint, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testutil.RequireFeature(t, map[string]string{MechTracepoint: "tracepoint", MechRawTracepoint: "raw_tracepoint"}[tc.mech])
+			testutil.RequireFeature(t, map[string]string{compiler.MechTracepoint: "tracepoint", compiler.MechRawTracepoint: "raw_tracepoint"}[tc.mech])
 			t.Run("x64", func(t *testing.T) {
 				h := newHarness(t, tc.mech, features)
 				h.loadWith(t, syscall64Policy, tc.mech, tc.raw, tc.index, killedSyscall)
@@ -375,26 +323,6 @@ func TestSyscall64(t *testing.T) {
 // syscall64Compat is sensor.Syscall64Compat as the policy's values write it.
 const syscall64Compat = 0x80000000
 
-// syscall64 is read from tracepoints only; elsewhere it is refused where
-// the hook is compiled, naming the type.
-func TestSyscall64Refused(t *testing.T) {
-	for _, d := range []HookDecl{
-		{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "syscall64"}}},
-		{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "syscall64"}}},
-	} {
-		if _, _, err := compileSyscallMapping(d, 1, "test"); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
-			t.Errorf("mapping %s: %v", d.Call, err)
-		}
-	}
-	d := HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "syscall64"}}}
-	if _, _, err := compileKprobe(d, 1, testFuncs, nil); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
-		t.Errorf("kprobe: %v", err)
-	}
-	if _, _, err := compileUprobe(HookDecl{Kind: hookevent.KindUprobe, Call: "f", Path: "/bin/true", Args: d.Args}, 1); err == nil || !strings.Contains(err.Error(), "syscall64 is read from tracepoints only") {
-		t.Errorf("uprobe: %v", err)
-	}
-}
-
 const binprmPolicy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -421,9 +349,9 @@ func TestLinuxBinprm(t *testing.T) {
 	testutil.RequireRoot(t)
 	features := testutil.Kernel(t).Map()
 	for _, tc := range []struct{ mech, feature, list, hook, name string }{
-		{MechKprobe, "kprobe", "kprobes", `call: "security_bprm_check"
+		{compiler.MechKprobe, "kprobe", "kprobes", `call: "security_bprm_check"
     syscall: false`, "security_bprm_check"},
-		{MechLSM, "bpf_lsm", "lsmhooks", `hook: "bprm_check_security"`, "bprm_check_security"},
+		{compiler.MechLSM, "bpf_lsm", "lsmhooks", `hook: "bprm_check_security"`, "bprm_check_security"},
 	} {
 		t.Run(tc.mech, func(t *testing.T) {
 			testutil.RequireFeature(t, tc.feature)
@@ -463,7 +391,7 @@ spec:
 func TestCred(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	bin := filepath.Join(h.dir, "bin", "true")
 	copyExecutable(t, "true", bin)
 	// nobody must reach the copy: t.TempDir's directories are root's only
@@ -472,7 +400,7 @@ func TestCred(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.loadWith(t, credPolicy, MechKprobe, bin)
+	h.loadWith(t, credPolicy, compiler.MechKprobe, bin)
 	h.run(t, bin)
 	cmd := exec.Command(bin)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -530,8 +458,8 @@ spec:
 func TestNetDevice(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
-	h.loadWith(t, netDevicePolicy, MechKprobe)
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
+	h.loadWith(t, netDevicePolicy, compiler.MechKprobe)
 	h.run(t, "cat", "/proc/net/dev")
 	got := h.events(t)
 	if len(got) == 0 {
@@ -570,7 +498,7 @@ spec:
 func TestKiocb(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(h.dir, &st); err != nil {
 		t.Fatal(err)
@@ -585,7 +513,7 @@ func TestKiocb(t *testing.T) {
 		fn = "shmem_file_write_iter"
 	}
 	target := filepath.Join(h.dir, "written")
-	h.loadWith(t, kiocbPolicy, MechKprobe, target, fn)
+	h.loadWith(t, kiocbPolicy, compiler.MechKprobe, target, fn)
 	h.run(t, "sh", "-c", "echo x > written; echo y > other")
 	wantEvents(t, h.events(t), "sh "+fn+" POST file:$DIR/written")
 }
@@ -636,14 +564,14 @@ spec:
 func TestUserNamespace(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	bin := filepath.Join(h.dir, "bin", "cat")
 	copyExecutable(t, "cat", bin)
 	writeFiles(t, h.dir, map[string]string{"locked": "l"})
 	if err := os.Chmod(filepath.Join(h.dir, "locked"), 0); err != nil {
 		t.Fatal(err)
 	}
-	h.loadWith(t, userNsPolicy, MechKprobe, bin)
+	h.loadWith(t, userNsPolicy, compiler.MechKprobe, bin)
 	if out, _ := h.run(t, bin, "locked"); out != "l" {
 		t.Fatalf("cat locked: %q", out)
 	}
@@ -678,7 +606,7 @@ spec:
 func TestBpfAttr(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()

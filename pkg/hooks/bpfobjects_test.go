@@ -6,9 +6,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -38,8 +39,8 @@ spec:
 func TestBpfMapPerfEvent(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
-	funcs, err := kernelFuncs(sensor.Options{})
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
+	funcs, err := kernelFuncs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,14 +85,14 @@ func TestBpfMapPerfEvent(t *testing.T) {
 func TestBpfExample(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	funcs, err := kernelFuncs(sensor.Options{})
+	funcs, err := kernelFuncs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := funcs.Func("security_bpf_map_alloc"); err != nil {
 		t.Skipf("kernel lacks security_bpf_map_alloc (Linux 6.9 renamed it security_bpf_map_create): %v", err)
 	}
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	ps, err := tp.ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/bpf.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -102,4 +103,14 @@ func TestBpfExample(t *testing.T) {
 	if st := h.m.Status(); len(st) != 1 || len(st[0].Hooks) != 3 {
 		t.Fatalf("status %+v, want one policy with three hooks", st)
 	}
+}
+
+// kernelFuncs reads the running kernel's function prototypes, from its
+// BTF, as the manager gives them to the compiler.
+func kernelFuncs() (*tp.BTFKernel, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, err
+	}
+	return tp.NewBTFKernel(spec), nil
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -122,8 +123,8 @@ func TestCharBufSizeArg(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("syscall-tracepoint refuses", func(t *testing.T) {
-		h := newHarness(t, MechSyscallTracepoint, features)
-		_, err := h.tryLoad(t, sizeArgPolicy, MechSyscallTracepoint, self)
+		h := newHarness(t, compiler.MechSyscallTracepoint, features)
+		_, err := h.tryLoad(t, sizeArgPolicy, compiler.MechSyscallTracepoint, self)
 		if err == nil || !strings.Contains(err.Error(), `type "char_buf" is not supported on syscall hooks by the syscall-tracepoint mechanism`) {
 			t.Fatalf("error %v, want char_buf refused by the mapping", err)
 		}
@@ -131,10 +132,10 @@ func TestCharBufSizeArg(t *testing.T) {
 	// maxData reads no more than the record's string slot, which the
 	// buffers here fit in: the same events
 	for name, policy := range map[string]string{
-		MechKprobe:              sizeArgPolicy,
-		MechKprobe + "/maxData": strings.Replace(sizeArgPolicy, "sizeArgIndex: 3", "sizeArgIndex: 3\n      maxData: true", 1),
+		compiler.MechKprobe:              sizeArgPolicy,
+		compiler.MechKprobe + "/maxData": strings.Replace(sizeArgPolicy, "sizeArgIndex: 3", "sizeArgIndex: 3\n      maxData: true", 1),
 	} {
-		mech := MechKprobe
+		mech := compiler.MechKprobe
 		t.Run(name, func(t *testing.T) {
 			testutil.RequireFeature(t, "kprobe")
 			h := newHarness(t, mech, features)
@@ -172,10 +173,10 @@ func TestCharBufSizeArg(t *testing.T) {
 	// returnCopy: the buffer read when the call returns, as read(2)
 	// filled it (the 'X's it held before would show at entry), cut to
 	// the bytes it returned
-	t.Run(MechKprobe+"/returnCopy", func(t *testing.T) {
+	t.Run(compiler.MechKprobe+"/returnCopy", func(t *testing.T) {
 		testutil.RequireFeature(t, "kretprobe")
-		h := newHarness(t, MechKprobe, features)
-		h.loadWith(t, returnCopyPolicy, MechKprobe, self)
+		h := newHarness(t, compiler.MechKprobe, features)
+		h.loadWith(t, returnCopyPolicy, compiler.MechKprobe, self)
 		data := filepath.Join(h.dir, "data")
 		if err := os.WriteFile(data, []byte("hello\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -198,13 +199,13 @@ func TestCharBufSizeArg(t *testing.T) {
 	})
 
 	t.Run("refused", func(t *testing.T) {
-		h := newHarness(t, MechSyscallTracepoint, features)
+		h := newHarness(t, compiler.MechSyscallTracepoint, features)
 		for _, c := range []struct{ option, want string }{
 			{"sizeArgIndex: 4", "sizeArgIndex 4 names argument 3, the buffer's length, which args must declare with an integer type"},
 			{"returnCopy: true", `type "char_buf" is not supported on syscall hooks by the syscall-tracepoint mechanism`},
 		} {
 			policy := strings.Replace(sizeArgPolicy, "sizeArgIndex: 3", c.option, 1)
-			if _, err := h.tryLoad(t, policy, MechSyscallTracepoint, self); err == nil || !strings.Contains(err.Error(), c.want) {
+			if _, err := h.tryLoad(t, policy, compiler.MechSyscallTracepoint, self); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s: %v, want %q", c.option, err, c.want)
 			}
 		}

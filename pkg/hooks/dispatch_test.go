@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -64,9 +65,9 @@ func ownBPF(t *testing.T) (progs, links int) {
 // each policy costs the kernel at most 64 KiB.
 func TestThousandPolicies(t *testing.T) {
 	testutil.RequireRoot(t)
-	for _, mech := range []string{MechSyscallTracepoint, MechKprobe} {
+	for _, mech := range []string{compiler.MechSyscallTracepoint, compiler.MechKprobe} {
 		t.Run(mech, func(t *testing.T) {
-			testutil.RequireFeature(t, map[string]string{MechSyscallTracepoint: "tp_btf", MechKprobe: "kprobe"}[mech])
+			testutil.RequireFeature(t, map[string]string{compiler.MechSyscallTracepoint: "tp_btf", compiler.MechKprobe: "kprobe"}[mech])
 			thousandPolicies(t, mech)
 		})
 	}
@@ -146,7 +147,7 @@ func thousandPolicies(t *testing.T, mech string) {
 func TestDispatcherReplaceAndUnload(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
-	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechSyscallTracepoint, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"forbidden-1": "x", "forbidden-2": "x"})
 	if err := h.m.LoadPolicy(h.shaped(t, 1)); err != nil {
 		t.Fatal(err)
@@ -183,7 +184,7 @@ func TestDispatcherReplaceAndUnload(t *testing.T) {
 func TestVerdictCacheDentryReuse(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
-	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechSyscallTracepoint, testutil.Kernel(t).Map())
 	watched := filepath.Join(h.dir, "watched-0")
 	if err := os.Mkdir(watched, 0o755); err != nil {
 		t.Fatal(err)
@@ -267,7 +268,7 @@ func TestVerdictCacheDentryReuse(t *testing.T) {
 func TestDispatcherCompatSyscalls(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
-	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechSyscallTracepoint, testutil.Kernel(t).Map())
 	if err := os.Mkdir(filepath.Join(h.dir, "watched-0"), 0o755); err != nil {
 		t.Fatal(err)
 	}

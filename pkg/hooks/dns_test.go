@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -79,7 +80,7 @@ spec:
 // checks that kprobes serve each.
 func loadKprobes(t *testing.T, h *harness, policy string, extra ...any) {
 	t.Helper()
-	name, err := h.tryLoad(t, policy, MechKprobe, extra...)
+	name, err := h.tryLoad(t, policy, compiler.MechKprobe, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +89,8 @@ func loadKprobes(t *testing.T, h *harness, policy string, extra ...any) {
 			continue
 		}
 		for _, k := range p.Hooks {
-			if k.Mechanism != MechKprobe {
-				t.Fatalf("policy %s: %s is served by %s, want %s", name, k.Call, k.Mechanism, MechKprobe)
+			if k.Mechanism != compiler.MechKprobe {
+				t.Fatalf("policy %s: %s is served by %s, want %s", name, k.Call, k.Mechanism, compiler.MechKprobe)
 			}
 		}
 		return
@@ -171,7 +172,7 @@ func send(t *testing.T, c *net.UDPConn, b []byte) {
 func TestDnsArgument(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	ln4, c4 := udpPair(t, "udp4", "127.0.0.1:0")
 	ln6, c6 := udpPair(t, "udp6", "[::1]:0")
 	p4, p6 := ln4.LocalAddr().(*net.UDPAddr).Port, ln6.LocalAddr().(*net.UDPAddr).Port
@@ -249,10 +250,10 @@ spec:
 func TestDnsArgumentNotDNS(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	ln4, c4 := udpPair(t, "udp4", "127.0.0.1:0")
 	p4 := ln4.LocalAddr().(*net.UDPAddr).Port
-	h.loadWith(t, dnsAnyPolicy, MechKprobe, p4)
+	h.loadWith(t, dnsAnyPolicy, compiler.MechKprobe, p4)
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()
@@ -348,7 +349,7 @@ func TestDnsEgressExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	loadKprobes(t, h, string(policy))
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"

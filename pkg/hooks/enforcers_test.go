@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // killerPolicy is Tetragon's killer.yaml with argSig only, limited to the
@@ -52,7 +51,7 @@ spec:
 // at the enforced system call (dup); a process the selector does not name
 // dups unharmed, and the event says NOTIFYENFORCER.
 func TestNotifyKillerSignal(t *testing.T) {
-	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechTracepoint, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"held": "h"})
 	victim := h.startDupHelper(t, h.dir+"/held")
 	bystander := h.startDupHelper(t, h.dir+"/held")
@@ -78,127 +77,6 @@ func TestNotifyKillerSignal(t *testing.T) {
 	}
 	if st := h.stats(t); st.Signals != 1 {
 		t.Errorf("stats %+v, want 1 signal", st)
-	}
-}
-
-// NotifyEnforcer where acting at the hook is not acting at the enforced
-// call is refused, each with its place and reason.
-func TestNotifyEnforcerRefusals(t *testing.T) {
-	for _, tc := range []struct{ name, spec, want string }{
-		{"kprobe not enforced", `  enforcers:
-  - calls: [sys_dup]
-  kprobes:
-  - call: fd_install
-    syscall: false
-    selectors:
-    - matchActions:
-      - action: NotifyEnforcer
-        argSig: 9
-`, "policy.yaml:13:9: spec.kprobes[0].selectors[0].matchActions[0]: action NotifyEnforcer acts when the thread makes one of the enforcer's calls (sys_dup); this agent acts at the notifying hook itself, so the hook must be one of them, and fd_install is not"},
-		{"raw_syscalls without id", `  enforcers:
-  - calls: [sys_dup]
-  tracepoints:
-  - subsystem: raw_syscalls
-    event: sys_enter
-    args:
-    - {index: 4, type: uint64}
-    selectors:
-    - matchActions:
-      - action: NotifyEnforcer
-        argSig: 9
-`, "no matchArgs entry restricts the system call number (field 4, id)"},
-		{"raw_syscalls matching another call", `  enforcers:
-  - calls: [sys_dup]
-  tracepoints:
-  - subsystem: raw_syscalls
-    event: sys_enter
-    args:
-    - {index: 4, type: uint64}
-    selectors:
-    - matchArgs:
-      - {index: 4, operator: Equal, values: ["32", "33"]}
-      matchActions:
-      - action: NotifyEnforcer
-        argSig: 9
-`, "it matches system call 33, which is not one of the enforcer's calls (sys_dup)"},
-		{"raw_syscalls InMap range with another call", `  enforcers:
-  - calls: [sys_dup]
-  tracepoints:
-  - subsystem: raw_syscalls
-    event: sys_enter
-    args:
-    - {index: 4, type: uint64}
-    selectors:
-    - matchArgs:
-      - {index: 4, operator: InMap, values: ["32:33"]}
-      matchActions:
-      - action: NotifyEnforcer
-        argSig: 9
-`, "it matches system call 33, which is not one of the enforcer's calls (sys_dup)"},
-		{"raw_syscalls InMap long range", `  enforcers:
-  - calls: [sys_dup]
-  tracepoints:
-  - subsystem: raw_syscalls
-    event: sys_enter
-    args:
-    - {index: 4, type: uint64}
-    selectors:
-    - matchArgs:
-      - {index: 4, operator: InMap, values: ["32", "0:1000"]}
-      matchActions:
-      - action: NotifyEnforcer
-        argSig: 9
-`, "InMap range 0:1000 is not a short range of system call numbers"},
-		{"other tracepoint", `  enforcers:
-  - calls: [sys_dup]
-  tracepoints:
-  - subsystem: sched
-    event: sched_process_exec
-    selectors:
-    - matchActions:
-      - action: NotifyEnforcer
-        argSig: 9
-`, "action NotifyEnforcer on tracepoint sched/sched_process_exec: this agent acts at the notifying hook itself"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ps, err := tp.Parse("policy.yaml", []byte("apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: p\nspec:\n"+tc.spec))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = FromPolicy(ps[0])
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want %q", err, tc.want)
-			}
-		})
-	}
-	// the same call: accepted, argSig as Signal and argError as Override
-	ps, err := tp.Parse("policy.yaml", []byte(`apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: p
-spec:
-  enforcers:
-  - calls: [security_file_open]
-  kprobes:
-  - call: security_file_open
-    syscall: false
-    args: [{index: 0, type: file}]
-    selectors:
-    - matchActions:
-      - action: NotifyEnforcer
-        argSig: 10
-        argError: -1
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	decls, err := FromPolicy(ps[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	flags, sig, errno, err := compileActions(decls[0].Selectors[0].MatchActions, nil)
-	if err != nil || sig != 10 || errno != -1 || flags != sensor.ActSignal|sensor.ActOverride|sensor.ActPost {
-		t.Errorf("compiled %#x %d %d %v, want Signal 10, Override -1 and Post", flags, sig, errno, err)
 	}
 }
 
@@ -250,14 +128,14 @@ func TestNotifyEnforcerKprobe(t *testing.T) {
 	t.Run("fmod_ret", func(t *testing.T) {
 		testutil.RequireFeature(t, "kprobe")
 		testutil.RequireFeature(t, "fmod_ret")
-		h := newHarness(t, MechKprobe, features)
+		h := newHarness(t, compiler.MechKprobe, features)
 		writeFiles(t, h.dir, map[string]string{"protected": "secret", "killme": "k", "other": "x"})
 		name, err := h.tryLoad(t, notifyOpenPolicy, "auto")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mech := h.mechanismOf(t, name); mech != MechFmodRet {
-			t.Fatalf("hook served by %s, want %s", mech, MechFmodRet)
+		if mech := h.mechanismOf(t, name); mech != compiler.MechFmodRet {
+			t.Fatalf("hook served by %s, want %s", mech, compiler.MechFmodRet)
 		}
 		if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "protected")); !strings.Contains(out, "Operation not permitted") {
 			t.Fatalf("cat protected: %q, want EPERM", out)
@@ -278,8 +156,8 @@ func TestNotifyEnforcerKprobe(t *testing.T) {
 		}
 	})
 	t.Run("syscall-tracepoint", func(t *testing.T) {
-		h := newHarness(t, MechSyscallTracepoint, features)
-		_, err := h.tryLoad(t, notifyOpenPolicy, MechSyscallTracepoint)
+		h := newHarness(t, compiler.MechSyscallTracepoint, features)
+		_, err := h.tryLoad(t, notifyOpenPolicy, compiler.MechSyscallTracepoint)
 		if err == nil || !strings.Contains(err.Error(), "action NotifyEnforcer with argError: action Override needs bpf_override_return, fmod_ret or BPF LSM") {
 			t.Fatalf("error %v, want argError refused on the mapping", err)
 		}

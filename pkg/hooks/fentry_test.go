@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"fmt"
-	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"maps"
 	"net"
 	"os"
@@ -11,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -60,7 +59,7 @@ func TestFentries(t *testing.T) {
 	feats := testutil.Kernel(t).Map()
 	for _, tc := range []struct {
 		ret, mech, suffix string
-	}{{"false", MechFentry, ""}, {"true", MechFexit, " => int:0"}} {
+	}{{"false", compiler.MechFentry, ""}, {"true", compiler.MechFexit, " => int:0"}} {
 		t.Run(tc.mech, func(t *testing.T) {
 			h := newHarness(t, tc.mech, feats)
 			writeFiles(t, h.dir, map[string]string{"kill": "k", "data": "secret", "other": "x"})
@@ -181,41 +180,5 @@ func TestFentriesMissingFeature(t *testing.T) {
 		if st := h.m.Status(); len(st) != 0 {
 			t.Errorf("the refused policy left %+v", st)
 		}
-	}
-}
-
-// spec.fentries become kprobe declarations marked Fentry, compiled for
-// fentry (fexit for return: true, fmod_ret for Override) against the
-// running kernel's BTF, without attaching.
-func TestCompileFentry(t *testing.T) {
-	funcs, err := kernelFuncs(sensor.Options{})
-	if err != nil {
-		t.Skipf("kernel lacks BTF: %v", err)
-	}
-	ps, err := tp.ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/fentry.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	decls, err := FromPolicy(ps[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(decls) != 2 || !decls[0].Fentry || !decls[1].Fentry || decls[0].Kind != hookevent.KindKprobe {
-		t.Fatalf("decls %+v", decls)
-	}
-	for i, want := range []string{MechFexit, MechFentry} {
-		spec, info, err := compileKprobe(decls[i], 1, funcs, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if spec.Attach != sensor.AttachFentry || info.event.Mechanism != want || spec.Return != decls[i].Return || spec.Args[0].Source != sensor.SrcRegSock {
-			t.Errorf("%s: spec %+v mechanism %s, want fentry attach and %s", decls[i].Call, spec, info.event.Mechanism, want)
-		}
-	}
-	d := HookDecl{Call: "security_file_open", Fentry: true, Args: []tp.ArgSpec{{Index: 0, Type: "file"}},
-		Selectors: []tp.Selector{{MatchActions: []tp.ActionSelector{{Action: "Override", ArgError: -1}}}}}
-	spec, info, err := compileKprobe(d, 1, funcs, map[string]bool{"fmod_ret": true})
-	if err != nil || !spec.Override || info.event.Mechanism != MechFmodRet {
-		t.Fatalf("Override on an fentry: %+v %s %v, want fmod_ret", spec, info.event.Mechanism, err)
 	}
 }

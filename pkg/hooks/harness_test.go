@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"

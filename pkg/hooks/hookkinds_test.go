@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -244,11 +245,11 @@ func TestTracepointRawSyscalls(t *testing.T) {
 		name, raw, mech string
 		index           int
 	}{
-		{"tracepoint", "", MechTracepoint, 4},
-		{"raw tracepoint", "raw: true", MechRawTracepoint, 1},
+		{"tracepoint", "", compiler.MechTracepoint, 4},
+		{"raw tracepoint", "raw: true", compiler.MechRawTracepoint, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testutil.RequireFeature(t, map[string]string{MechTracepoint: "tracepoint", MechRawTracepoint: "raw_tracepoint"}[tc.mech])
+			testutil.RequireFeature(t, map[string]string{compiler.MechTracepoint: "tracepoint", compiler.MechRawTracepoint: "raw_tracepoint"}[tc.mech])
 			h := newHarness(t, tc.mech, features)
 			h.loadWith(t, rawSyscallsPolicy, tc.mech, tc.raw, tc.index)
 			if !h.runHelper(t, syscallHelperEnv, strconv.Itoa(killedSyscall)) {
@@ -269,9 +270,9 @@ func TestTracepointRawSyscalls(t *testing.T) {
 func TestTracepointOpenatPrefix(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tracepoint")
-	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechTracepoint, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"tetragon": "secret", "watched": "w", "other": "x"})
-	h.loadWith(t, openatPolicy, MechTracepoint)
+	h.loadWith(t, openatPolicy, compiler.MechTracepoint)
 	if _, killed := h.run(t, "cat", filepath.Join(h.dir, "tetragon")); !killed {
 		t.Fatal("cat of the protected file was not killed")
 	}
@@ -297,8 +298,8 @@ func TestTracepointDataLoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
-	h.loadWith(t, execTracepointPolicy, MechTracepoint, bin)
+	h := newHarness(t, compiler.MechTracepoint, testutil.Kernel(t).Map())
+	h.loadWith(t, execTracepointPolicy, compiler.MechTracepoint, bin)
 	h.run(t, bin)
 	h.run(t, "cat", "/dev/null")
 	wantEvents(t, h.events(t), bin+" sched/sched_process_exec POST string:"+bin)
@@ -335,8 +336,8 @@ func TestUprobeSigkill(t *testing.T) {
 		t.Fatal(err)
 	}
 	off := funcOffset(t, self, uprobeTarget)
-	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
-	h.loadWith(t, uprobePolicy, MechUprobe, self, off)
+	h := newHarness(t, compiler.MechUprobe, testutil.Kernel(t).Map())
+	h.loadWith(t, uprobePolicy, compiler.MechUprobe, self, off)
 	if !h.runHelper(t, uprobeHelperEnv, "4242") {
 		t.Fatal("the call with 4242 was not killed")
 	}
@@ -385,9 +386,9 @@ spec:
 func TestLSMHook(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "bpf_lsm")
-	h := newHarness(t, MechLSM, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechLSM, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"denied": "d", "tetragon": "secret", "other": "x"})
-	h.loadWith(t, lsmPolicy, MechLSM)
+	h.loadWith(t, lsmPolicy, compiler.MechLSM)
 	if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "denied")); !strings.Contains(out, "Operation not permitted") {
 		t.Fatalf("cat of the denied file: %q, want EPERM", out)
 	}
@@ -430,7 +431,7 @@ func TestHookKindMissingFeature(t *testing.T) {
 func TestPtraceAttachExample(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tracepoint")
-	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechTracepoint, testutil.Kernel(t).Map())
 	ps, err := tp.ParseFile("../../policies/examples/ptrace-attach.yaml")
 	if err != nil {
 		t.Fatal(err)

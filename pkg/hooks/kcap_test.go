@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -77,8 +78,8 @@ spec:
 func TestLSMCapsetKernelCapT(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "bpf_lsm")
-	h := newHarness(t, MechLSM, testutil.Kernel(t).Map())
-	h.loadWith(t, capsetPolicy, MechLSM, os.Getpid())
+	h := newHarness(t, compiler.MechLSM, testutil.Kernel(t).Map())
+	h.loadWith(t, capsetPolicy, compiler.MechLSM, os.Getpid())
 	run := func(mode string) (errno, set string) {
 		t.Helper()
 		out, err := h.helperOutput(t, capsetHelperEnv, mode)

@@ -1,18 +1,14 @@
 package hooks
 
 import (
-	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"maps"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -60,7 +56,7 @@ func TestSyscallList(t *testing.T) {
 			}
 		}
 		want := map[string]string{"list:io": mech}
-		if mech == MechKprobe {
+		if mech == compiler.MechKprobe {
 			want = map[string]string{}
 			for _, s := range []string{"openat", "read", "close"} {
 				want[tp.SyscallSymbol(s)] = mech
@@ -97,7 +93,7 @@ func TestSyscallList(t *testing.T) {
 func TestGeneratedSyscallsList(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
-	e := newFilterEnv(t, MechSyscallTracepoint)
+	e := newFilterEnv(t, compiler.MechSyscallTracepoint)
 	const policy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -115,15 +111,9 @@ spec:
       - operator: In
         values: ["%[2]s/a/cat"]
 `
-	e.h.loadWith(t, policy, MechSyscallTracepoint)
-	all, err := kernelSyscalls(sensor.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// a kernel of today has several hundred system calls
-	if len(all) < 250 || !slices.Contains(all, "openat") || !slices.Contains(all, "exit_group") {
-		t.Fatalf("%d system calls from BTF: %v", len(all), all)
-	}
+	e.h.loadWith(t, policy, compiler.MechSyscallTracepoint)
+	// (the list read from BTF is checked by pkg/compiler's
+	// TestKernelSyscalls)
 	e.h.run(t, e.path("a/cat"), "data0")
 	e.h.run(t, e.path("b/cat"), "data1")
 	seen := map[string]bool{}
@@ -147,7 +137,7 @@ spec:
 // mapping refuses it, naming the feature.
 func TestGeneratedFtraceNeedsKprobes(t *testing.T) {
 	testutil.RequireRoot(t)
-	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechSyscallTracepoint, testutil.Kernel(t).Map())
 	const policy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -161,7 +151,7 @@ spec:
   - call: "list:fds"
     args: [{index: 1, type: file}]
 `
-	_, err := h.tryLoad(t, policy, MechSyscallTracepoint)
+	_, err := h.tryLoad(t, policy, compiler.MechSyscallTracepoint)
 	want := `policy "ftrace-list": policy.yaml:11:5: spec.kprobes[0]: list:fds: list "fds" (generated_ftrace) names kernel functions, which only kprobes and fentries can hook, and this kernel has no kprobes (probe feature kprobe)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error %v\nwant   %s", err, want)
@@ -176,7 +166,7 @@ spec:
 func TestGeneratedFtraceList(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, kernelfeatures.Kprobe)
-	e := newFilterEnv(t, MechKprobe)
+	e := newFilterEnv(t, compiler.MechKprobe)
 	const policy = `apiVersion: cilium.io/v1alpha1
 kind: TracingPolicy
 metadata:
@@ -193,7 +183,7 @@ spec:
     - matchArgs: [{index: 1, operator: Prefix, values: ["%[2]s/data"]}]
       matchBinaries: [{operator: In, values: ["%[2]s/a/cat"]}]
 `
-	e.h.loadWith(t, policy, MechKprobe)
+	e.h.loadWith(t, policy, compiler.MechKprobe)
 	e.h.run(t, e.path("a/cat"), "data0")
 	e.h.run(t, e.path("b/cat"), "data1")
 	var got []string
@@ -202,55 +192,5 @@ spec:
 	}
 	if want := []string{"$DIR/a/cat fd_install POST file:$DIR/data0"}; !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
-	}
-}
-
-func TestFtraceFuncs(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "available_filter_functions"),
-		[]byte("ksys_dup3\nfd_install\nksys_read\nksys_dup3\nksys_mod [some_module]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ftraceFuncs([]string{filepath.Join(dir, "missing"), dir}, regexp.MustCompile("^ksys_"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"ksys_dup3", "ksys_mod", "ksys_read"}; !slices.Equal(got, want) {
-		t.Fatalf("got %q, want %q", got, want)
-	}
-	if _, err := ftraceFuncs([]string{filepath.Join(dir, "missing")}, regexp.MustCompile("x")); err == nil ||
-		!strings.Contains(err.Error(), "generated_ftrace lists are read from tracefs available_filter_functions") {
-		t.Fatalf("missing tracefs: %v", err)
-	}
-}
-
-// expandLists without a kernel: kprobes get one hook per function, named
-// by its entry point; the mapping one hook for the whole syscall list.
-func TestExpandLists(t *testing.T) {
-	d := HookDecl{Kind: hookevent.KindKprobe, Call: "list:io", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "fd"}},
-		List: ListDecl{Name: "io", Type: "syscalls", Funcs: []string{"sys_read", "__x64_sys_close"}}}
-	out, err := expandLists([]HookDecl{d}, sensor.Options{Features: map[string]bool{kernelfeatures.Kprobe: true, kernelfeatures.Kretprobe: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != 2 || out[0].Call != tp.SyscallSymbol("read") || out[1].Call != tp.SyscallSymbol("close") ||
-		!out[0].Syscall || out[0].List.Name != "" || out[1].Args[0].Type != "fd" {
-		t.Fatalf("kprobes: %+v", out)
-	}
-	out, err = expandLists([]HookDecl{d}, sensor.Options{Features: map[string]bool{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out) != 1 || !slices.Equal(out[0].List.Funcs, []string{"read", "close"}) {
-		t.Fatalf("mapping: %+v", out)
-	}
-	table, funcs, err := listTable(out[0], sensor.OnEnter)
-	if err != nil || len(table) != 2 || funcs[sysRead] != tp.SyscallSymbol("read") || funcs[3] != tp.SyscallSymbol("close") {
-		t.Fatalf("table %v funcs %v err %v", table, funcs, err)
-	}
-	bad := out[0]
-	bad.List.Funcs = []string{"nosuchcall"}
-	if _, _, err := listTable(bad, sensor.OnEnter); err == nil || err.Error() != `list "io": "nosuchcall" is not a system call of this architecture` {
-		t.Fatalf("unknown syscall: %v", err)
 	}
 }

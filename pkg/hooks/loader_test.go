@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
@@ -52,7 +53,7 @@ func TestLoaderRefusal(t *testing.T) {
 	}
 	for name, features := range cases {
 		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, MechKprobe, features)
+			h := newHarness(t, compiler.MechKprobe, features)
 			_, err := h.tryLoad(t, loaderPolicy, "", "loader")
 			want := `policy "loader": policy.yaml:6:11: spec.loader: loader needs a kprobe on perf_event_mmap_output (where the kernel hands a new mapping's path and build id to perf), and this kernel cannot attach kprobes (probe feature kprobe)`
 			if err == nil || err.Error() != want {
@@ -74,7 +75,7 @@ func TestLoaderRefusal(t *testing.T) {
 // is recorded. Two policies share the sensor until the last one goes.
 func TestLoaderEvents(t *testing.T) {
 	testutil.RequireFeature(t, kernelfeatures.Kprobe)
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	dir, err := filepath.EvalSymlinks(h.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestLoaderEvents(t *testing.T) {
 	t.Logf("build id of %s: %x", prog, id)
 
 	// a policy without loader attaches no loader sensor
-	h.loadWith(t, noLoaderPolicy, MechKprobe)
+	h.loadWith(t, noLoaderPolicy, compiler.MechKprobe)
 	if h.m.LoaderAttached() {
 		t.Fatal("a policy without loader attached the loader sensor")
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"hash/fnv"
 	"io/fs"
 	"os"
@@ -16,8 +15,11 @@ import (
 	"syscall"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/rs/zerolog"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -113,6 +115,12 @@ type Manager struct {
 
 	// loader is the loader sensor the policies with loader: true share
 	loader loaderShare
+
+	// kernel is the running kernel's BTF, read for the compiler the first
+	// time a policy is built, when opts has none (nil: not read yet, or
+	// reading failed and is tried again)
+	kernelMu sync.Mutex
+	kernel   *btf.Spec
 }
 
 // NewManager returns a manager whose hooks write to events.
@@ -131,7 +139,7 @@ func (m *Manager) PinUnder(dir string) {
 
 // LoadPolicy loads a parsed TracingPolicy under its metadata name.
 func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
-	decls, err := fromPolicy(p, m.scopesSet())
+	decls, err := compiler.FromPolicy(p, m.scopesSet())
 	if err != nil {
 		return err
 	}
@@ -143,7 +151,7 @@ func (m *Manager) LoadPolicy(p *tracingpolicy.TracingPolicy) error {
 
 // ReplacePolicy loads a new version of a loaded policy; see Replace.
 func (m *Manager) ReplacePolicy(p *tracingpolicy.TracingPolicy) error {
-	decls, err := fromPolicy(p, m.scopesSet())
+	decls, err := compiler.FromPolicy(p, m.scopesSet())
 	if err != nil {
 		return err
 	}
@@ -163,10 +171,10 @@ func loaderOf(p *tracingpolicy.TracingPolicy) *tracingpolicy.Source {
 
 // Load compiles and attaches every hook of a policy; if one fails, none
 // stays loaded.
-func (m *Manager) Load(policy string, hooks []HookDecl) error { return m.load(policy, hooks, nil) }
+func (m *Manager) Load(policy string, hooks []compiler.Decl) error { return m.load(policy, hooks, nil) }
 
 // load is Load, with the policy's loader sensor where loader locates one.
-func (m *Manager) load(policy string, hooks []HookDecl, loader *tracingpolicy.Source) error {
+func (m *Manager) load(policy string, hooks []compiler.Decl, loader *tracingpolicy.Source) error {
 	m.mu.RLock()
 	_, exists := m.policies[policy]
 	m.mu.RUnlock()
@@ -271,14 +279,14 @@ func (m *Manager) uninstall(lp *loadedPolicy) {
 // new hooks are attached (and pinned) before the old ones are detached, so
 // at no moment does neither enforce. If the new version fails, the old one
 // stays as it was.
-func (m *Manager) Replace(policy string, hooks []HookDecl) error {
+func (m *Manager) Replace(policy string, hooks []compiler.Decl) error {
 	return m.replace(policy, hooks, nil)
 }
 
 // replace is Replace, with the new version's loader sensor where loader
 // locates one: the new version takes its hold before the old one lets go,
 // so the sensor stays attached across the replacement.
-func (m *Manager) replace(policy string, hooks []HookDecl, loader *tracingpolicy.Source) error {
+func (m *Manager) replace(policy string, hooks []compiler.Decl, loader *tracingpolicy.Source) error {
 	lp, err := m.build(policy, hooks, loader)
 	if err != nil {
 		return err
@@ -320,8 +328,9 @@ func PinName(policy string) string {
 
 // build attaches a policy's hooks, and the loader sensor where loader
 // locates one, without publishing them.
-func (m *Manager) build(policy string, hooks []HookDecl, loader *tracingpolicy.Source) (*loadedPolicy, error) {
-	hooks, err := expandLists(hooks, m.opts)
+func (m *Manager) build(policy string, hooks []compiler.Decl, loader *tracingpolicy.Source) (*loadedPolicy, error) {
+	facts := m.facts()
+	hooks, err := compiler.ExpandLists(hooks, facts)
 	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", policy, err)
 	}
@@ -356,7 +365,7 @@ func (m *Manager) build(policy string, hooks []HookDecl, loader *tracingpolicy.S
 		if d.Src != (tracingpolicy.Source{}) {
 			where = d.Src.String()
 		}
-		h, err := m.attach(d, id)
+		h, err := m.attach(d, id, facts)
 		if err != nil {
 			m.discard(lp)
 			return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
@@ -375,7 +384,7 @@ func (m *Manager) build(policy string, hooks []HookDecl, loader *tracingpolicy.S
 				return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
 			}
 		}
-		m.log.Info().Str("policy", policy).Str("hook", hookName(d)).Str("mechanism", h.info.event.Mechanism).Msg("Hook attached")
+		m.log.Info().Str("policy", policy).Str("hook", d.Name()).Str("mechanism", h.info.event.Mechanism).Msg("Hook attached")
 	}
 	if loader != nil {
 		if lp.loader, err = m.useLoader(); err != nil {
@@ -391,7 +400,7 @@ func (m *Manager) build(policy string, hooks []HookDecl, loader *tracingpolicy.S
 // ids: records a pinned hook wrote while no agent was running still find
 // their hook after a restart. A collision with another policy's hook moves
 // on to the next id. m.mu is held.
-func (m *Manager) hookIDs(policy string, hooks []HookDecl) []uint32 {
+func (m *Manager) hookIDs(policy string, hooks []compiler.Decl) []uint32 {
 	taken := map[uint32]bool{0: true}
 	for id, info := range m.hooks {
 		if info.decl.Policy != policy {
@@ -432,38 +441,46 @@ func (m *Manager) install(lp *loadedPolicy) {
 	}
 }
 
-// attach compiles one hook for the mechanism that serves it and attaches it.
-func (m *Manager) attach(d HookDecl, id uint32) (*loadedHook, error) {
-	mech, why, err := chooseMechanism(d, m.opts.Features)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", hookName(d), err)
-	}
-	var obj hookObject
-	var info hookInfo
-	var ps *sensor.Points
-	if mech != MechSyscallTracepoint {
-		if ps, err = m.hookObjects(); err != nil {
-			return nil, fmt.Errorf("%s: %w", hookName(d), err)
-		}
-	}
-	switch mech {
-	case MechKprobe, MechFentry:
-		obj, info, err = loadKprobeHook(d, id, m.opts, ps)
-	case MechSyscallTracepoint:
-		var disp *sensor.Dispatcher
-		if disp, err = m.dispatcher(); err == nil {
-			obj, info, err = loadSyscallHook(d, id, why, disp)
-		}
-	default:
-		obj, info, err = loadFuncHook(d, id, m.opts, ps)
-	}
+// hookInfo is what the manager keeps of a loaded hook: its declaration,
+// and what its records' events need.
+type hookInfo struct {
+	decl  compiler.Decl
+	event hookevent.Hook
+}
+
+// attach compiles one hook for the mechanism that serves it and stages it.
+func (m *Manager) attach(d compiler.Decl, id uint32, facts compiler.Facts) (*loadedHook, error) {
+	c, err := compiler.Hook(d, id, facts)
 	if err != nil {
 		return nil, err
 	}
+	obj, err := m.stage(d, c)
+	if err != nil {
+		return nil, err
+	}
+	info := hookInfo{decl: d, event: c.Event}
 	if k, ok := obj.(*sensor.ProgHook); ok {
 		info.event.Stacks = k.Stack
 	}
 	return &loadedHook{id: id, obj: obj, info: &info}, nil
+}
+
+// facts are what the compiler needs to know of the kernel: the probed
+// features, and its BTF, read once (a hook needing it fails with the
+// reason it could not be read; the others do not need it).
+func (m *Manager) facts() compiler.Facts {
+	f := compiler.Facts{Features: m.opts.Features, Kernel: m.opts.KernelTypes}
+	if f.Kernel != nil {
+		return f
+	}
+	m.kernelMu.Lock()
+	defer m.kernelMu.Unlock()
+	if m.kernel == nil {
+		f.Kernel, f.KernelErr = btf.LoadKernelSpec()
+		m.kernel = f.Kernel
+	}
+	f.Kernel = m.kernel
+	return f
 }
 
 // DispatcherPin is the syscall dispatcher's directory under the pin root:
@@ -619,14 +636,14 @@ func (m *Manager) Status() []PolicyStatus {
 			if err != nil {
 				m.log.Debug().Err(err).Msg("Reading hook counters")
 			}
-			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: hookName(h.info.decl), Mechanism: h.info.event.Mechanism, Stats: st})
+			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: h.info.decl.Name(), Mechanism: h.info.event.Mechanism, Stats: st})
 		}
 		if lp.loader != nil {
 			st, err := lp.loader.stats()
 			if err != nil {
 				m.log.Debug().Err(err).Msg("Reading loader counters")
 			}
-			ps.Hooks = append(ps.Hooks, HookStatus{Kind: HookKindLoader, Call: sensor.LoaderFunc, Mechanism: MechKprobe, Stats: st})
+			ps.Hooks = append(ps.Hooks, HookStatus{Kind: HookKindLoader, Call: sensor.LoaderFunc, Mechanism: compiler.MechKprobe, Stats: st})
 		}
 		out = append(out, ps)
 	}
@@ -742,7 +759,7 @@ func (m *Manager) Hook(id uint32) *hookevent.Hook {
 
 // hookKind names the policy list a hook comes from in listings: kprobe,
 // fentry, tracepoint, uprobe or lsm.
-func hookKind(d HookDecl) string {
+func hookKind(d compiler.Decl) string {
 	if d.Fentry {
 		return "fentry"
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -75,3 +76,7 @@ func TestUnpinFailureKeepsTrack(t *testing.T) {
 		t.Fatalf("old version's pins after sweep: %v", err)
 	}
 }
+
+func zeroLog() zerolog.Logger { return zerolog.Nop() }
+
+func sensorOptions() sensor.Options { return sensor.Options{} }

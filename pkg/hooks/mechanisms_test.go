@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -130,8 +131,8 @@ spec:
 // mechanisms are the rows: each mechanism that serves kprobes: hooks, and
 // the probe feature it needs.
 var mechanisms = []struct{ name, feature string }{
-	{MechSyscallTracepoint, "tp_btf"},
-	{MechKprobe, "kprobe"},
+	{compiler.MechSyscallTracepoint, "tp_btf"},
+	{compiler.MechKprobe, "kprobe"},
 }
 
 // differences are what the mechanisms do differently, as measured on
@@ -144,8 +145,8 @@ var differences = map[string]struct {
 	// getdents on a watched directory calls security_file_permission
 	dirReads bool
 }{
-	MechSyscallTracepoint: {dupKills: false, dirReads: false},
-	MechKprobe:            {dupKills: true, dirReads: true},
+	compiler.MechSyscallTracepoint: {dupKills: false, dirReads: false},
+	compiler.MechKprobe:            {dupKills: true, dirReads: true},
 }
 
 // TestMechanismsAgree runs the seed scenarios through every mechanism the
@@ -173,10 +174,10 @@ func TestMechanismsAgree(t *testing.T) {
 			// calls of the function, the mapping the syscalls, and some
 			// syscalls call it twice (sendfile checks its input file twice
 			// on 6.1).
-			a, b := slices.Compact(got[MechSyscallTracepoint]), slices.Compact(got[MechKprobe])
+			a, b := slices.Compact(got[compiler.MechSyscallTracepoint]), slices.Compact(got[compiler.MechKprobe])
 			if a != nil && b != nil && !slices.Equal(a, b) {
-				t.Errorf("the mechanisms disagree:\n%s:\n  %s\n%s:\n  %s", MechSyscallTracepoint,
-					strings.Join(a, "\n  "), MechKprobe, strings.Join(b, "\n  "))
+				t.Errorf("the mechanisms disagree:\n%s:\n  %s\n%s:\n  %s", compiler.MechSyscallTracepoint,
+					strings.Join(a, "\n  "), compiler.MechKprobe, strings.Join(b, "\n  "))
 			}
 		})
 	}
@@ -194,11 +195,11 @@ func enforcementScenario(t *testing.T, h *harness) []string {
 	witness := ""
 	if h.features[kernelfeatures.Kprobe] {
 		witness = "fd-install"
-		if h.mech == MechKprobe {
+		if h.mech == compiler.MechKprobe {
 			witness = "open-exit"
-			h.loadWith(t, openExitWitness, MechSyscallTracepoint)
+			h.loadWith(t, openExitWitness, compiler.MechSyscallTracepoint)
 		} else {
-			h.loadWith(t, fdInstallWitness, MechKprobe)
+			h.loadWith(t, fdInstallWitness, compiler.MechKprobe)
 		}
 	}
 
@@ -260,7 +261,7 @@ func whenKilled(t *testing.T, mech string, kill, witness []event) {
 		t.Fatalf("kill events %v, witness events %v: want one each for cat", kill, witness)
 	}
 	k, w := int64(kill[0].ktime), int64(witness[0].ktime)
-	if mech == MechKprobe && k >= w || mech == MechSyscallTracepoint && k <= w {
+	if mech == compiler.MechKprobe && k >= w || mech == compiler.MechSyscallTracepoint && k <= w {
 		t.Fatalf("%s: kill at %d, %s at %d: wrong order", mech, k, witness[0].text, w)
 	}
 	if k < w {

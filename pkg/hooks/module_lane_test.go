@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -77,9 +78,9 @@ func TestModuleHooks(t *testing.T) {
 	if _, err := os.Stat("/sys/module/crc7"); err == nil {
 		t.Fatal("crc7 is loaded already: its load would not be seen")
 	}
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	// two hooks: loadWith's check of the mechanism is for one
-	if _, err := h.tryLoad(t, modulePolicy, MechKprobe); err != nil {
+	if _, err := h.tryLoad(t, modulePolicy, compiler.MechKprobe); err != nil {
 		t.Fatal(err)
 	}
 	h.run(t, "cat", "/proc/modules")

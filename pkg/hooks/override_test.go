@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -43,8 +44,8 @@ func TestOverride(t *testing.T) {
 	features := testutil.Kernel(t).Map()
 
 	t.Run("syscall-tracepoint refuses", func(t *testing.T) {
-		h := newHarness(t, MechSyscallTracepoint, features)
-		_, err := h.tryLoad(t, overridePolicy, MechSyscallTracepoint)
+		h := newHarness(t, compiler.MechSyscallTracepoint, features)
+		_, err := h.tryLoad(t, overridePolicy, compiler.MechSyscallTracepoint)
 		if err == nil || !strings.Contains(err.Error(), "action Override needs bpf_override_return, fmod_ret or BPF LSM") ||
 			!strings.Contains(err.Error(), "the policy asks for hook-mechanism syscall-tracepoint") {
 			t.Fatalf("error %v, want Override refused, saying why the mapping serves the hook", err)
@@ -57,14 +58,14 @@ func TestOverride(t *testing.T) {
 	t.Run("fmod_ret", func(t *testing.T) {
 		testutil.RequireFeature(t, "kprobe")
 		testutil.RequireFeature(t, "fmod_ret")
-		h := newHarness(t, MechKprobe, features)
+		h := newHarness(t, compiler.MechKprobe, features)
 		writeFiles(t, h.dir, map[string]string{"tetragon": "secret", "other": "x"})
 		name, err := h.tryLoad(t, overridePolicy, "auto")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mech := h.mechanismOf(t, name); mech != MechFmodRet {
-			t.Fatalf("Override hook served by %s, want %s", mech, MechFmodRet)
+		if mech := h.mechanismOf(t, name); mech != compiler.MechFmodRet {
+			t.Fatalf("Override hook served by %s, want %s", mech, compiler.MechFmodRet)
 		}
 		if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "tetragon")); !strings.Contains(out, "Operation not permitted") {
 			t.Fatalf("cat of the protected file: %q, want EPERM", out)
@@ -114,14 +115,14 @@ func TestOverrideMkdirPinned(t *testing.T) {
 	}
 	root := filepath.Join(kernelfs.BPF().Path, fmt.Sprintf("tetragon-test-%d", time.Now().UnixNano()))
 	t.Cleanup(func() { os.RemoveAll(root) })
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	h.m.PinUnder(root)
 	name, err := h.tryLoad(t, overrideMkdirPolicy, "auto", os.Getpid())
 	if err != nil {
 		t.Fatalf("loading a policy that refuses the agent's own mkdir: %v", err)
 	}
-	if mech := h.mechanismOf(t, name); mech != MechFmodRet {
-		t.Fatalf("Override hook served by %s, want %s", mech, MechFmodRet)
+	if mech := h.mechanismOf(t, name); mech != compiler.MechFmodRet {
+		t.Fatalf("Override hook served by %s, want %s", mech, compiler.MechFmodRet)
 	}
 	if out, _ := h.runFails(t, "mkdir", filepath.Join(h.dir, "d")); !strings.Contains(out, "Operation not permitted") {
 		t.Fatalf("mkdir under the policy: %q, want EPERM", out)

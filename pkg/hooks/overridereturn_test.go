@@ -5,9 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // An Override selector on a hook that reports the return value, as
@@ -53,14 +52,14 @@ func TestOverrideReturn(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "fmod_ret")
 	testutil.RequireFeature(t, "fexit")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	writeFiles(t, h.dir, map[string]string{"tetragon": "secret", "watched": "w", "other": "x"})
 	name, err := h.tryLoad(t, overrideReturnPolicy, "auto")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mech := h.mechanismOf(t, name); mech != MechFmodRet {
-		t.Fatalf("served by %s, want %s", mech, MechFmodRet)
+	if mech := h.mechanismOf(t, name); mech != compiler.MechFmodRet {
+		t.Fatalf("served by %s, want %s", mech, compiler.MechFmodRet)
 	}
 	if out, _ := h.runFails(t, "cat", filepath.Join(h.dir, "tetragon")); !strings.Contains(out, "Operation not permitted") {
 		t.Fatalf("cat of the protected file: %q, want EPERM", out)
@@ -84,32 +83,5 @@ func TestOverrideReturn(t *testing.T) {
 	}
 	if st := h.stats(t); st.Matched != 2 || st.Posted != 2 {
 		t.Fatalf("stats %+v, want 2 matched and 2 posted (once each, not at entry and return)", st)
-	}
-}
-
-// The compiler serves Override with return: true by fmod_ret and fexit,
-// refuses it without fexit, and with matchReturnArgs, which the entry
-// cannot see.
-func TestCompileOverrideReturn(t *testing.T) {
-	sel := tp.Selector{
-		MatchArgs:    []tp.ArgSelector{{Index: 0, Operator: "Equal", Values: []string{"/tmp/x"}}},
-		MatchActions: []tp.ActionSelector{{Action: tp.ActionOverride, ArgError: -1}},
-	}
-	d := HookDecl{Call: "security_file_permission", Return: true, ReturnType: tp.TypeInt,
-		Args: []tp.ArgSpec{{Index: 0, Type: tp.TypeFile}}, Selectors: []tp.Selector{sel}}
-	both := map[string]bool{kernelfeatures.FmodRet: true, kernelfeatures.Fexit: true}
-	spec, info, err := compileKprobe(d, 1, testFuncs, both)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !spec.Override || !spec.Return || info.event.Mechanism != MechFmodRet {
-		t.Fatalf("spec override %v return %v, mechanism %s", spec.Override, spec.Return, info.event.Mechanism)
-	}
-	if _, _, err := compileKprobe(d, 1, testFuncs, map[string]bool{kernelfeatures.FmodRet: true}); err == nil || !strings.Contains(err.Error(), "fexit") {
-		t.Fatalf("without fexit: %v, want a refusal naming fexit", err)
-	}
-	d.Selectors[0].MatchReturnArgs = []tp.ArgSelector{{Index: 0, Operator: "Equal", Values: []string{"0"}}}
-	if _, _, err := compileKprobe(d, 1, testFuncs, both); err == nil || !strings.Contains(err.Error(), "matchReturnArgs") {
-		t.Fatalf("with matchReturnArgs: %v, want a refusal naming it", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -46,7 +47,7 @@ func TestPointShared(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tracepoint")
 	const n = 100
-	h := newHarness(t, MechTracepoint, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechTracepoint, testutil.Kernel(t).Map())
 	files := map[string]string{"plain": "x", "new-50": "x"}
 	for i := range n {
 		files[fmt.Sprintf("forbidden-%d", i)] = "x"
@@ -55,7 +56,7 @@ func TestPointShared(t *testing.T) {
 	writeFiles(t, h.dir, files)
 	load := func(i int, forbidden string) {
 		t.Helper()
-		p := h.parse(t, openatKill, MechTracepoint, forbidden, fmt.Sprintf("watched-%d", i), fmt.Sprintf("point-%d", i))
+		p := h.parse(t, openatKill, compiler.MechTracepoint, forbidden, fmt.Sprintf("watched-%d", i), fmt.Sprintf("point-%d", i))
 		if err := h.m.LoadPolicy(p); err != nil {
 			t.Fatalf("policy %d: %v", i, err)
 		}
@@ -97,7 +98,7 @@ func TestPointShared(t *testing.T) {
 	}
 
 	// a new version of policy 50 replaces the old one in the list
-	p := h.parse(t, openatKill, MechTracepoint, "new-50", "watched-50", "point-50")
+	p := h.parse(t, openatKill, compiler.MechTracepoint, "new-50", "watched-50", "point-50")
 	if err := h.m.ReplacePolicy(p); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -60,7 +61,7 @@ func TestRawTracepoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("rawtp.yaml", func(t *testing.T) {
-		h := newHarness(t, MechRawTracepoint, feats)
+		h := newHarness(t, compiler.MechRawTracepoint, feats)
 		ps, err := tp.ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/rawtp.yaml")
 		if err != nil {
 			t.Fatal(err)
@@ -68,16 +69,16 @@ func TestRawTracepoints(t *testing.T) {
 		if err := h.m.LoadPolicy(ps[0]); err != nil {
 			t.Fatal(err)
 		}
-		if got := h.mechanismOf(t, "rawtp"); got != MechRawTracepoint {
-			t.Fatalf("served by %s, want %s", got, MechRawTracepoint)
+		if got := h.mechanismOf(t, "rawtp"); got != compiler.MechRawTracepoint {
+			t.Fatalf("served by %s, want %s", got, compiler.MechRawTracepoint)
 		}
 		h.run(t, "true")
 		wantEvents(t, h.events(t), fmt.Sprintf("true sched/sched_process_exec POST binprm:%s", truePath))
 	})
 	t.Run("matchArgs", func(t *testing.T) {
-		h := newHarness(t, MechRawTracepoint, feats)
+		h := newHarness(t, compiler.MechRawTracepoint, feats)
 		// the test binary, not true: true and cat may be one busybox
-		h.loadWith(t, rawtpPolicy, MechRawTracepoint, self)
+		h.loadWith(t, rawtpPolicy, compiler.MechRawTracepoint, self)
 		h.run(t, "true")
 		if h.runHelper(t, syscallHelperEnv, strconv.Itoa(survivedSyscall)) {
 			t.Fatal("helper killed")

@@ -3,6 +3,7 @@ package hooks
 import (
 	"fmt"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -18,7 +19,7 @@ func (m *Manager) EnableRemoteActions() {
 
 // checkRemote refuses hooks with GetUrl or DnsLookup when nothing can
 // perform them.
-func (m *Manager) checkRemote(hooks []HookDecl) error {
+func (m *Manager) checkRemote(hooks []compiler.Decl) error {
 	m.mu.RLock()
 	ok := m.remote
 	m.mu.RUnlock()

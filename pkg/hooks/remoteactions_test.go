@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"github.com/tetragon-lite/tetragon/pkg/netaction"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
@@ -185,8 +186,8 @@ func drainRemote(t *testing.T, h *harness) (events []string, silent int) {
 // A manager without network actions refuses a policy that needs them,
 // rather than loading it and never doing them.
 func TestRemoteActionsNeedRunner(t *testing.T) {
-	h := newHarness(t, MechSyscallTracepoint, testutil.Kernel(t).Map())
-	_, err := h.tryLoad(t, remotePolicy, MechSyscallTracepoint, "http://127.0.0.1:1")
+	h := newHarness(t, compiler.MechSyscallTracepoint, testutil.Kernel(t).Map())
+	_, err := h.tryLoad(t, remotePolicy, compiler.MechSyscallTracepoint, "http://127.0.0.1:1")
 	if err == nil || !strings.Contains(err.Error(), "action GetUrl is performed by the agent's network actions") {
 		t.Fatalf("load error %v, want a refusal naming GetUrl", err)
 	}

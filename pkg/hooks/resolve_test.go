@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -95,16 +95,16 @@ func TestResolve(t *testing.T) {
 	name := strings.TrimSpace(string(comm))
 	t.Run("lsm", func(t *testing.T) {
 		testutil.RequireFeature(t, "bpf_lsm")
-		h := newHarness(t, MechLSM, feats)
+		h := newHarness(t, compiler.MechLSM, feats)
 		h.others = "other"
-		h.loadWith(t, grandparentPolicy, MechLSM, name)
+		h.loadWith(t, grandparentPolicy, compiler.MechLSM, name)
 		h.execGrandchild(t)
 		// sh's own exec has the test's parent as grandparent: no event
 		wantEvents(t, h.events(t), "other bprm_check_security POST string:"+name)
 	})
 	t.Run("lsm_track_grandparent.yml", func(t *testing.T) {
 		testutil.RequireFeature(t, "bpf_lsm")
-		h := newHarness(t, MechLSM, feats)
+		h := newHarness(t, compiler.MechLSM, feats)
 		h.others = "other"
 		ps, err := tp.ParseFile("../../test/testdata/tetragon/examples/tracingpolicy/lsm_track_grandparent.yml")
 		if err != nil {
@@ -126,51 +126,12 @@ func TestResolve(t *testing.T) {
 	})
 	t.Run("kprobe", func(t *testing.T) {
 		testutil.RequireFeature(t, "kprobe")
-		h := newHarness(t, MechKprobe, feats)
-		h.loadWith(t, resolvePathPolicy, MechKprobe, self)
+		h := newHarness(t, compiler.MechKprobe, feats)
+		h.loadWith(t, resolvePathPolicy, compiler.MechKprobe, self)
 		h.run(t, "true")
 		if h.runHelper(t, syscallHelperEnv, strconv.Itoa(survivedSyscall)) {
 			t.Fatal("helper killed")
 		}
 		wantEvents(t, h.events(t), fmt.Sprintf("helper security_bprm_check POST path:%s", self))
 	})
-}
-
-// A resolve path the kernel's BTF contradicts, or on an argument without
-// a BTF type, is refused when the hook is compiled, saying why; the
-// syscall-tracepoint mapping refuses resolve. The kprobe compilation uses
-// the running kernel's BTF, without attaching.
-func TestResolveRefused(t *testing.T) {
-	funcs, err := kernelFuncs(sensor.Options{})
-	if err != nil {
-		t.Skipf("kernel lacks BTF: %v", err)
-	}
-	bprm := func(typ, path string) HookDecl {
-		return HookDecl{Call: "security_bprm_check", Args: []tp.ArgSpec{{Index: 0, Type: tp.ArgType(typ), Resolve: path}}}
-	}
-	for _, c := range []struct {
-		name string
-		d    HookDecl
-		want string
-	}{
-		{"no such member", bprm("path", "file.f_nosuch"), `security_bprm_check: argument 0: resolve "file.f_nosuch": struct file has no member f_nosuch`},
-		{"type does not fit", bprm("path", "file.f_path.dentry"), `security_bprm_check: argument 0: resolve "file.f_path.dentry" ends at struct dentry *, and type path needs struct path *`},
-		{"system call", HookDecl{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 0, Type: "int", Resolve: "x"}}},
-			"sys_openat: argument 0: resolve follows the parameter's BTF type, which only kernel functions, LSM hooks and raw tracepoints declare"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, _, err := compileKprobe(c.d, 1, funcs, nil)
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("compile: %v\nwant an error containing %q", err, c.want)
-			}
-		})
-	}
-	spec, _, err := compileKprobe(bprm("int", "cred.euid.val"), 1, funcs, nil)
-	if err != nil || len(spec.Args) != 1 || len(spec.Args[0].Resolve) != 2 || spec.Args[0].Resolve[1].Load != 4 {
-		t.Fatalf("cred.euid.val: %+v %v", spec.Args, err)
-	}
-	_, _, err = compileSyscallMapping(bprm("path", "file.f_path"), 1, "test")
-	if err == nil || !strings.Contains(err.Error(), "resolve follows the parameter's BTF type from a kernel function, which the syscall-tracepoint mechanism does not call") {
-		t.Fatalf("mapping: %v", err)
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -106,7 +107,7 @@ func checkEvents(t *testing.T, what string, got, want []string) {
 func TestReturnProbes(t *testing.T) {
 	forEachMechanism(t, func(t *testing.T, mech string) {
 		feats := testutil.Kernel(t).Map()
-		kprobe := mech == MechKprobe
+		kprobe := mech == compiler.MechKprobe
 		t.Run("security_file_permission", func(t *testing.T) {
 			h := newHarness(t, mech, feats)
 			writeFiles(t, h.dir, map[string]string{"data": "secret", "dir/x": ""})
@@ -186,7 +187,7 @@ func TestReturnProbes(t *testing.T) {
 // syscall's exit is refused at load, saying why.
 func TestReturnProbesMappingRefuses(t *testing.T) {
 	testutil.RequireRoot(t)
-	h := newHarness(t, MechSyscallTracepoint, map[string]bool{})
+	h := newHarness(t, compiler.MechSyscallTracepoint, map[string]bool{})
 	for _, c := range []struct{ name, policy, want string }{
 		{"fd_install returnArg", retPolicy("fd_install", fdFileArgs, 1, []string{"data"}, "", false),
 			"fd_install: returnArg: fd_install returns void"},
@@ -201,7 +202,7 @@ func TestReturnProbesMappingRefuses(t *testing.T) {
 			"for security_file_permission ([0 -13 -1])"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := h.tryLoad(t, c.policy, MechSyscallTracepoint)
+			_, err := h.tryLoad(t, c.policy, compiler.MechSyscallTracepoint)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("load: %v\nwant an error containing %q", err, c.want)
 			}

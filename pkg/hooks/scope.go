@@ -4,23 +4,13 @@ import (
 	"errors"
 	"fmt"
 
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 )
-
-// Scope is what part of the node a policy applies to: the containers of
-// the pods of Namespace ("" : every namespace) that Pods selects (nil:
-// every pod), and of those the containers Containers selects (nil: every
-// container; Tetragon's only key is "name", the container's name).
-type Scope struct {
-	Namespace  string
-	Pods       *tp.LabelSelector
-	Containers *tp.LabelSelector
-}
 
 // Scopes resolves a Scope into the cgroups (cgroup v2 ids) of the
 // containers it names on this node now; the Kubernetes mode is one.
 type Scopes interface {
-	Cgroups(s Scope) ([]uint64, error)
+	Cgroups(s compiler.Scope) ([]uint64, error)
 }
 
 // scopedObject is a hook object that can be limited to cgroups.
@@ -60,16 +50,16 @@ func (m *Manager) fillScopes(hs []*loadedHook) error {
 		}
 		obj, ok := h.obj.(scopedObject)
 		if !ok || s == nil {
-			errs = append(errs, fmt.Errorf("%s: the hook cannot be limited to pods", hookName(h.info.decl)))
+			errs = append(errs, fmt.Errorf("%s: the hook cannot be limited to pods", h.info.decl.Name()))
 			continue
 		}
 		ids, err := s.Cgroups(*h.info.decl.Scope)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: resolving the pods it applies to: %w", hookName(h.info.decl), err))
+			errs = append(errs, fmt.Errorf("%s: resolving the pods it applies to: %w", h.info.decl.Name(), err))
 			continue
 		}
 		if err := obj.SetCgroups(ids); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", hookName(h.info.decl), err))
+			errs = append(errs, fmt.Errorf("%s: %w", h.info.decl.Name(), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -35,7 +36,7 @@ spec:
 func TestSockArguments(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	ps := h.parse(t, sockPolicy, "")
 	if err := h.m.LoadPolicy(ps); err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ spec:
 func TestSocketArgument(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	if err := h.m.LoadPolicy(h.parse(t, socketPolicy, "")); err != nil {
 		t.Fatal(err)
 	}

@@ -5,14 +5,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // udpPort returns a loopback UDP port no socket uses right now.
@@ -31,7 +29,7 @@ func udpPort(t *testing.T) int {
 func TestSkbOperators(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()
@@ -69,7 +67,7 @@ func TestSkbOperators(t *testing.T) {
 		}
 		c := cases[i]
 		name := fmt.Sprintf("%s %s", c.op, strings.Join(c.values, ","))
-		if err := h.m.LoadPolicy(h.parse(t, sockOpsPolicy, MechKprobe, hook, 2, c.op, `"`+strings.Join(c.values, `", "`)+`"`)); err != nil {
+		if err := h.m.LoadPolicy(h.parse(t, sockOpsPolicy, compiler.MechKprobe, hook, 2, c.op, `"`+strings.Join(c.values, `", "`)+`"`)); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		conn, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sport}, ln.LocalAddr().(*net.UDPAddr))
@@ -160,7 +158,7 @@ spec:
 func TestTrackSock(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()
@@ -245,61 +243,4 @@ func (h *harness) tracked(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// The socket tracking a policy asks for, as compiled for kprobes (with the
-// running kernel's BTF: no kprobe is attached), and its refusals.
-func TestCompileTrackSock(t *testing.T) {
-	funcs, err := kernelFuncs(sensor.Options{})
-	if err != nil {
-		t.Skipf("kernel lacks BTF: %v", err)
-	}
-	ps, err := tp.Parse("p.yaml", fmt.Appendf(nil, trackSockPolicy, "", "", 1, 4000, "TrackSock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	decls, err := FromPolicy(ps[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for i, d := range decls {
-		spec, _, err := compileKprobe(d, uint32(i), funcs, map[string]bool{"kprobe": true, "kretprobe": true})
-		if err != nil {
-			t.Fatalf("%s: %v", d.Call, err)
-		}
-		for _, s := range spec.Selectors {
-			got = append(got, fmt.Sprintf("%s ret=%d acts=%d sockarg=%d", d.Call, spec.RetSockAction, s.Actions, s.SockArg))
-		}
-	}
-	want := []string{
-		fmt.Sprintf("sk_alloc ret=%d acts=0 sockarg=0", sensor.RetTrackSock),
-		fmt.Sprintf("__sk_free ret=0 acts=%d sockarg=0", sensor.ActUntrackSock),
-		fmt.Sprintf("udp_sendmsg ret=0 acts=%d sockarg=0", sensor.ActPost),
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("compiled:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
-
-	// what the parser refuses, located
-	for _, tc := range []struct{ policy, want string }{
-		{strings.Replace(trackSockPolicy, `      type: "sock"
-    returnArgAction`, `      type: "int"
-    returnArgAction`, 1), `returnArgAction TrackSock needs a returnArg of type sock`},
-		{strings.Replace(trackSockPolicy, "argSock: 0", "argSock: 1", 1), `argSock 1 is not a declared argument (declared: 0)`},
-		{strings.Replace(trackSockPolicy, `  - call: "udp_sendmsg"`, `  - call: "udp_sendmsg"
-    args: [{index: 2, type: size_t}]
-    selectors: [{matchActions: [{action: TrackSock, argSock: 2}]}]
-  - call: "udp_sendmsg"`, 1), `argSock 2 is declared size_t; TrackSock needs a sock, socket or skb argument`},
-	} {
-		_, err := tp.Parse("p.yaml", fmt.Appendf(nil, tc.policy, "", "", 1, 4000, "TrackSock"))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("error %v, want one containing %q", err, tc.want)
-		}
-	}
-	// the syscall-tracepoint mapping cannot follow sockets
-	d := HookDecl{Call: "sys_socket", Syscall: true, Return: true, ReturnType: "int", ReturnArgAction: tp.ReturnArgTrackSock}
-	if _, _, err := compileSyscallMapping(d, 1, "the test asks for it"); err == nil || !strings.Contains(err.Error(), "returnArgAction TrackSock needs kprobes") {
-		t.Errorf("mapping: error %v, want a refusal of returnArgAction TrackSock", err)
-	}
 }

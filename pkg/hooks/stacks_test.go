@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -43,7 +44,7 @@ spec:
 func TestStackTraces(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "kprobe")
-	h := newHarness(t, MechKprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechKprobe, testutil.Kernel(t).Map())
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -50,12 +51,12 @@ spec:
 func TestUsdtArgs(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "uprobe")
-	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechUprobe, testutil.Kernel(t).Map())
 	bin := buildUsdtTarget(t, h.dir)
 	if out, _ := h.run(t, bin, "1", "2"); !strings.Contains(out, "semaphore 0 ") {
 		t.Fatalf("before the hook: %q, want semaphore 0", out)
 	}
-	h.loadWith(t, usdtArgsPolicy, MechUprobe, bin)
+	h.loadWith(t, usdtArgsPolicy, compiler.MechUprobe, bin)
 	out, _ := h.run(t, bin, "0x123456789", "-5")
 	if !strings.Contains(out, "semaphore 1 set -5") {
 		t.Fatalf("with the hook: %q, want semaphore 1 (the kernel's reference count) and set -5 (nothing sets it)", out)
@@ -85,9 +86,9 @@ spec:
 func TestUsdtSites(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "uprobe")
-	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechUprobe, testutil.Kernel(t).Map())
 	bin := buildUsdtTarget(t, h.dir)
-	h.loadWith(t, usdtSitesPolicy, MechUprobe, bin)
+	h.loadWith(t, usdtSitesPolicy, compiler.MechUprobe, bin)
 	h.run(t, bin, "1", "77")
 	wantEvents(t, h.events(t),
 		"$DIR/usdt-target tetragon_test:twice POST int:77",
@@ -129,7 +130,7 @@ spec:
 func TestUsdtSet(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "uprobe")
-	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechUprobe, testutil.Kernel(t).Map())
 	bin := buildUsdtTarget(t, h.dir)
 	if err := sensor.ProbeCtxWrites(); errors.Is(err, sensor.ErrNoCtxWrites) {
 		wantRefused(t, h, usdtSetPolicy, bin, `spec.usdts[0]: `+bin+` tetragon_test:set: `+sensor.ErrNoCtxWrites.Error())
@@ -140,7 +141,7 @@ func TestUsdtSet(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	h.loadWith(t, usdtSetPolicy, MechUprobe, bin)
+	h.loadWith(t, usdtSetPolicy, compiler.MechUprobe, bin)
 	if out, _ := h.run(t, bin, "1", "5"); !strings.Contains(out, "set 32 ") {
 		t.Fatalf("matching call: %q, want set 32", out)
 	}
@@ -154,7 +155,7 @@ func TestUsdtSet(t *testing.T) {
 // want, and that nothing of it stays loaded.
 func wantRefused(t *testing.T, h *harness, policy, bin, want string) {
 	t.Helper()
-	_, err := h.tryLoad(t, policy, MechUprobe, bin)
+	_, err := h.tryLoad(t, policy, compiler.MechUprobe, bin)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("load: %v, want an error containing %q", err, want)
 	}
@@ -196,7 +197,7 @@ spec:
 func TestUprobeOverrideRegs(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "uprobe")
-	h := newHarness(t, MechUprobe, testutil.Kernel(t).Map())
+	h := newHarness(t, compiler.MechUprobe, testutil.Kernel(t).Map())
 	bin := buildUsdtTarget(t, h.dir)
 	if err := sensor.ProbeCtxWrites(); errors.Is(err, sensor.ErrNoCtxWrites) {
 		wantRefused(t, h, uprobeOverridePolicy, bin, `spec.uprobes[0]: `+bin+` checked: `+sensor.ErrNoCtxWrites.Error())
@@ -207,7 +208,7 @@ func TestUprobeOverrideRegs(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	h.loadWith(t, uprobeOverridePolicy, MechUprobe, bin)
+	h.loadWith(t, uprobeOverridePolicy, compiler.MechUprobe, bin)
 	if out, _ := h.run(t, bin, "1", "5"); !strings.Contains(out, "checked -7") {
 		t.Fatalf("matching call: %q, want checked -7", out)
 	}

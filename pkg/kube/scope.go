@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/cgroup"
-	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -24,7 +24,7 @@ import (
 // containers, as bpf_get_current_cgroup_id returns them for its
 // processes. A container whose id the pod's status does not name yet has
 // none: the policy reaches it once the kubelet reports it.
-func (a *Agent) Cgroups(s hooks.Scope) ([]uint64, error) {
+func (a *Agent) Cgroups(s compiler.Scope) ([]uint64, error) {
 	want := map[string]bool{}
 	for _, c := range a.pods.Current() {
 		if Selects(s, c) {
@@ -49,7 +49,7 @@ func (a *Agent) Cgroups(s hooks.Scope) ([]uint64, error) {
 // Selects reports whether a scope names a container: its namespace, its
 // pod's labels (podSelector) and its name (containerSelector, whose one
 // key is "name").
-func Selects(s hooks.Scope, c Container) bool {
+func Selects(s compiler.Scope, c Container) bool {
 	if s.Namespace != "" && s.Namespace != c.Namespace {
 		return false
 	}

@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/hooks"
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/policywatch"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
@@ -18,23 +18,23 @@ func TestSelects(t *testing.T) {
 	c := Container{ID: idA, Name: "main", Namespace: "default", Labels: map[string]string{"class": "xwing", "org": "alliance"}}
 	for _, tc := range []struct {
 		name string
-		s    hooks.Scope
+		s    compiler.Scope
 		want bool
 	}{
-		{"empty", hooks.Scope{}, true},
-		{"namespace", hooks.Scope{Namespace: "default"}, true},
-		{"other namespace", hooks.Scope{Namespace: "kube-system"}, false},
-		{"matchLabels", hooks.Scope{Pods: &tp.LabelSelector{MatchLabels: map[string]string{"class": "xwing"}}}, true},
-		{"matchLabels other value", hooks.Scope{Pods: &tp.LabelSelector{MatchLabels: map[string]string{"class": "tiefighter"}}}, false},
-		{"matchLabels missing", hooks.Scope{Pods: &tp.LabelSelector{MatchLabels: map[string]string{"app": ""}}}, false},
-		{"In", hooks.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "org", Operator: "In", Values: []string{"empire", "alliance"}}}}}, true},
-		{"NotIn", hooks.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "org", Operator: "NotIn", Values: []string{"alliance"}}}}}, false},
-		{"NotIn absent", hooks.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "x", Operator: "NotIn", Values: []string{"y"}}}}}, true},
-		{"Exists", hooks.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "class", Operator: "Exists"}}}}, true},
-		{"DoesNotExist", hooks.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "class", Operator: "DoesNotExist"}}}}, false},
-		{"container name", hooks.Scope{Containers: &tp.LabelSelector{MatchLabels: map[string]string{"name": "main"}}}, true},
-		{"other container", hooks.Scope{Containers: &tp.LabelSelector{MatchLabels: map[string]string{"name": "sidecar"}}}, false},
-		{"all of them", hooks.Scope{Namespace: "default", Pods: &tp.LabelSelector{MatchLabels: map[string]string{"class": "xwing"}},
+		{"empty", compiler.Scope{}, true},
+		{"namespace", compiler.Scope{Namespace: "default"}, true},
+		{"other namespace", compiler.Scope{Namespace: "kube-system"}, false},
+		{"matchLabels", compiler.Scope{Pods: &tp.LabelSelector{MatchLabels: map[string]string{"class": "xwing"}}}, true},
+		{"matchLabels other value", compiler.Scope{Pods: &tp.LabelSelector{MatchLabels: map[string]string{"class": "tiefighter"}}}, false},
+		{"matchLabels missing", compiler.Scope{Pods: &tp.LabelSelector{MatchLabels: map[string]string{"app": ""}}}, false},
+		{"In", compiler.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "org", Operator: "In", Values: []string{"empire", "alliance"}}}}}, true},
+		{"NotIn", compiler.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "org", Operator: "NotIn", Values: []string{"alliance"}}}}}, false},
+		{"NotIn absent", compiler.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "x", Operator: "NotIn", Values: []string{"y"}}}}}, true},
+		{"Exists", compiler.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "class", Operator: "Exists"}}}}, true},
+		{"DoesNotExist", compiler.Scope{Pods: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "class", Operator: "DoesNotExist"}}}}, false},
+		{"container name", compiler.Scope{Containers: &tp.LabelSelector{MatchLabels: map[string]string{"name": "main"}}}, true},
+		{"other container", compiler.Scope{Containers: &tp.LabelSelector{MatchLabels: map[string]string{"name": "sidecar"}}}, false},
+		{"all of them", compiler.Scope{Namespace: "default", Pods: &tp.LabelSelector{MatchLabels: map[string]string{"class": "xwing"}},
 			Containers: &tp.LabelSelector{MatchExpressions: []tp.LabelSelectorRequirement{{Key: "name", Operator: "In", Values: []string{"main"}}}}}, true},
 	} {
 		if got := Selects(tc.s, c); got != tc.want {

@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 // resolve path starts at the current task_struct (sensor.RegTask) rather
 // than at a parameter, and the event reports it, with its label, in
 // ProcessKprobe.data (not args), as Tetragon does.
-func compileData(d HookDecl, spec *sensor.ProgHookSpec, info *hookInfo, k tracingpolicy.Kernel) error {
+func compileData(d Decl, spec *sensor.ProgHookSpec, info *hookInfo, k tracingpolicy.Kernel) error {
 	if len(d.Data) == 0 {
 		return nil
 	}
@@ -43,7 +43,7 @@ func compileData(d HookDecl, spec *sensor.ProgHookSpec, info *hookInfo, k tracin
 // compileDataMatches compiles a selector's matchData entries: filters on
 // the data entries' record slots, which follow the arguments' (args holds
 // both).
-func compileDataMatches(d HookDecl, ms []tracingpolicy.ArgSelector, args []sensor.Arg) ([]sensor.Match, error) {
+func compileDataMatches(d Decl, ms []tracingpolicy.ArgSelector, args []sensor.Arg) ([]sensor.Match, error) {
 	base := len(args) - len(d.Data)
 	if base < 0 {
 		return nil, fmt.Errorf("matchData: the hook's data entries are not read by this mechanism")

@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"errors"
@@ -37,7 +37,7 @@ var (
 )
 
 func TestCompileKprobe(t *testing.T) {
-	d := HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "file"}, {Index: 0, Type: "int"}},
+	d := Decl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "file"}, {Index: 0, Type: "int"}},
 		Selectors: []tp.Selector{{
 			MatchArgs:    []tp.ArgSelector{{Index: 1, Operator: "Equal", Values: []string{"/tmp/tetragon"}}},
 			MatchActions: []tp.ActionSelector{{Action: "Sigkill"}},
@@ -56,7 +56,7 @@ func TestCompileKprobe(t *testing.T) {
 		t.Fatalf("selector %+v", spec.Selectors[0])
 	}
 
-	sys := HookDecl{Call: "sys_openat", Syscall: true, Return: true, Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 1, Type: "string"}, {Index: 2, Type: "fd"}}}
+	sys := Decl{Call: "sys_openat", Syscall: true, Return: true, Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 1, Type: "string"}, {Index: 2, Type: "fd"}}}
 	spec, _, err = compileKprobe(sys, 1, testFuncs, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,14 +66,14 @@ func TestCompileKprobe(t *testing.T) {
 		t.Fatalf("syscall spec %+v", spec)
 	}
 
-	path := HookDecl{Call: "security_path_truncate", Args: []tp.ArgSpec{{Index: 0, Type: "path"}}}
+	path := Decl{Call: "security_path_truncate", Args: []tp.ArgSpec{{Index: 0, Type: "path"}}}
 	if spec, _, err = compileKprobe(path, 1, testFuncs, nil); err != nil || spec.Args[0].Source != sensor.SrcRegKPath {
 		t.Fatalf("path arg: %+v %v", spec, err)
 	}
 }
 
 func TestCompileKprobeOverride(t *testing.T) {
-	d := HookDecl{Call: "security_file_permission", Args: []tp.ArgSpec{{Index: 0, Type: "file"}},
+	d := Decl{Call: "security_file_permission", Args: []tp.ArgSpec{{Index: 0, Type: "file"}},
 		Selectors: []tp.Selector{{MatchActions: []tp.ActionSelector{{Action: "Override", ArgError: -1}}}}}
 	spec, info, err := compileKprobe(d, 1, testFuncs, map[string]bool{"kprobe": true, "fmod_ret": true})
 	if err != nil {
@@ -89,17 +89,17 @@ func TestCompileKprobeOverride(t *testing.T) {
 
 func TestCompileKprobeErrors(t *testing.T) {
 	for name, c := range map[string]struct {
-		d    HookDecl
+		d    Decl
 		want string
 	}{
-		"type mismatch":  {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "file"}}}, "type file does not fit parameter 0 (unsigned int): file needs struct file *"},
-		"index range":    {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 2, Type: "int"}}}, "the function has 2 parameters"},
-		"unknown":        {HookDecl{Call: "no_such_function"}, "kernel function not found"},
-		"char_buf":       {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "char_buf"}}}, "type char_buf does not fit"},
-		"syscall file":   {HookDecl{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 1, Type: "file"}}}, `type "file" cannot be read from a system call`},
-		"unknown sys":    {HookDecl{Call: "sys_openat2", Syscall: true}, "system call openat2"},
-		"duplicate":      {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 0, Type: "int"}}}, "declared twice"},
-		"unsupported op": {HookDecl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "int"}}, Selectors: []tp.Selector{{MatchArgs: []tp.ArgSelector{{Index: 0, Operator: "Prefix", Values: []string{"1"}}}}}}, "operator Prefix needs a string or path argument"},
+		"type mismatch":  {Decl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "file"}}}, "type file does not fit parameter 0 (unsigned int): file needs struct file *"},
+		"index range":    {Decl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 2, Type: "int"}}}, "the function has 2 parameters"},
+		"unknown":        {Decl{Call: "no_such_function"}, "kernel function not found"},
+		"char_buf":       {Decl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 1, Type: "char_buf"}}}, "type char_buf does not fit"},
+		"syscall file":   {Decl{Call: "sys_openat", Syscall: true, Args: []tp.ArgSpec{{Index: 1, Type: "file"}}}, `type "file" cannot be read from a system call`},
+		"unknown sys":    {Decl{Call: "sys_openat2", Syscall: true}, "system call openat2"},
+		"duplicate":      {Decl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "int"}, {Index: 0, Type: "int"}}}, "declared twice"},
+		"unsupported op": {Decl{Call: "fd_install", Args: []tp.ArgSpec{{Index: 0, Type: "int"}}, Selectors: []tp.Selector{{MatchArgs: []tp.ArgSelector{{Index: 0, Operator: "Prefix", Values: []string{"1"}}}}}}, "operator Prefix needs a string or path argument"},
 	} {
 		_, _, err := compileKprobe(c.d, 1, testFuncs, map[string]bool{"kprobe": true})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -131,7 +131,7 @@ func TestChooseMechanism(t *testing.T) {
 		{"kprobe", true, map[string]bool{"kprobe": true}, "", "no kretprobes (probe feature kretprobe)"},
 		{"fentry", false, kp, "", `unknown hook-mechanism "fentry"`},
 	} {
-		mech, why, err := chooseMechanism(HookDecl{Call: "fd_install", Return: c.ret, Mechanism: c.option}, c.feats)
+		mech, why, err := chooseMechanism(Decl{Call: "fd_install", Return: c.ret, Mechanism: c.option}, c.feats)
 		if c.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 				t.Errorf("%q on %v: %q %v, want error %q", c.option, c.feats, mech, err, c.wantErr)
@@ -146,7 +146,7 @@ func TestChooseMechanism(t *testing.T) {
 
 func TestFromPolicyHookMechanism(t *testing.T) {
 	p := parse(t, strings.Replace(killOpen, "%s", "options:\n  - name: hook-mechanism\n    value: syscall-tracepoint", 1))
-	d, err := FromPolicy(p)
+	d, err := FromPolicy(p, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
-package hooks
+package compiler
 
 import (
 	"fmt"
 	"os"
-
-	"github.com/cilium/ebpf/btf"
 
 	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
@@ -18,7 +16,7 @@ import (
 // arguments from the user registers it takes. Declared argument types are
 // checked against the function's BTF prototype, since a kprobe reads
 // whatever the register holds.
-func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.ProgHookSpec, hookInfo, error) {
+func compileKprobe(d Decl, id uint32, k tracingpolicy.Kernel, features map[string]bool) (sensor.ProgHookSpec, hookInfo, error) {
 	// returnCopy reads an argument at return: the entry probe saves the
 	// parameters, the return probe reads and posts (the event reports a
 	// return value for return: true only)
@@ -95,7 +93,7 @@ func compileKprobe(d HookDecl, id uint32, k tracingpolicy.Kernel, features map[s
 // compileLSM compiles an lsmhooks: hook: a BPF LSM program on the hook,
 // whose parameters are those of the bpf_lsm_<hook> stub's BTF prototype.
 // Override returns its error from the hook, which denies the operation.
-func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.ProgHookSpec, hookInfo, error) {
+func compileLSM(d Decl, id uint32, k tracingpolicy.Kernel) (sensor.ProgHookSpec, hookInfo, error) {
 	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachLSM, Symbol: d.Call}
 	info := newInfo(d, MechLSM)
 	proto, err := k.Func("bpf_lsm_" + d.Call)
@@ -113,7 +111,7 @@ func compileLSM(d HookDecl, id uint32, k tracingpolicy.Kernel) (sensor.ProgHookS
 // compileUprobe compiles a uprobes: hook on one symbol (or file offset):
 // its arguments are read from the registers the x86_64 C calling convention
 // passes them in, and strings from the process's memory.
-func compileUprobe(d HookDecl, id uint32) (sensor.ProgHookSpec, hookInfo, error) {
+func compileUprobe(d Decl, id uint32) (sensor.ProgHookSpec, hookInfo, error) {
 	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachUprobe, Symbol: d.Call, Path: hostPath(d.Path), Offset: d.Offset, Return: d.Return || returnCopies(d)}
 	info := newInfo(d, MechUprobe)
 	slot, err := compileArgs(d, &spec, &info, registerSource("a user function"))
@@ -165,7 +163,7 @@ type argSource func(spec *sensor.ProgHookSpec, a tracingpolicy.ArgSpec) (sensor.
 // compileArgs compiles d's declared arguments into spec, in declaration
 // order (their record slots), and returns the record slot of each declared
 // index.
-func compileArgs(d HookDecl, spec *sensor.ProgHookSpec, info *hookInfo, source argSource) (map[uint32]int, error) {
+func compileArgs(d Decl, spec *sensor.ProgHookSpec, info *hookInfo, source argSource) (map[uint32]int, error) {
 	slot := map[uint32]int{}
 	declared := map[uint32]bool{}
 	for _, a := range d.Args {
@@ -312,11 +310,8 @@ func registerSource(what string) argSource {
 }
 
 // kernelFuncs returns the prototypes of the kernel the hooks load into.
-func kernelFuncs(opts sensor.Options) (*tracingpolicy.BTFKernel, error) {
-	if opts.KernelTypes != nil {
-		return tracingpolicy.NewBTFKernel(opts.KernelTypes), nil
-	}
-	spec, err := btf.LoadKernelSpec()
+func kernelFuncs(f Facts) (*tracingpolicy.BTFKernel, error) {
+	spec, err := f.kernel()
 	if err != nil {
 		return nil, fmt.Errorf("loading kernel BTF for function prototypes: %w", err)
 	}

@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"fmt"

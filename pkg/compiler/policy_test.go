@@ -1,13 +1,10 @@
-package hooks
+package compiler
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -46,7 +43,7 @@ spec:
 
 func TestFromPolicyModes(t *testing.T) {
 	enforce := parse(t, strings.Replace(killOpen, "  %s\n", "", 1))
-	d, err := FromPolicy(enforce)
+	d, err := FromPolicy(enforce, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +59,7 @@ func TestFromPolicyModes(t *testing.T) {
 	}
 
 	monitor := parse(t, strings.Replace(killOpen, "%s", "options:\n  - name: policy-mode\n    value: monitor", 1))
-	d, err = FromPolicy(monitor)
+	d, err = FromPolicy(monitor, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +90,7 @@ spec:
     returnArg:
       type: int
 `)
-	_, err := FromPolicy(p)
+	_, err := FromPolicy(p, false)
 	if err == nil {
 		t.Fatal("a policy with a podSelector, a char_buf without its size argument and a uprobe returnArg loaded")
 	}
@@ -109,10 +106,6 @@ spec:
 		}
 	}
 }
-
-func zeroLog() zerolog.Logger { return zerolog.Nop() }
-
-func sensorOptions() sensor.Options { return sensor.Options{} }
 
 // TestFromPolicyScopes: where the agent knows pods (Kubernetes), a
 // namespaced policy, podSelector and containerSelector become every
@@ -132,7 +125,7 @@ spec:
   - call: sys_read
   - call: sys_write
 `)
-	decls, err := fromPolicy(p, true)
+	decls, err := FromPolicy(p, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +140,10 @@ spec:
 	}
 	// a cluster-wide policy without selectors has no scope
 	plain := parse(t, "apiVersion: cilium.io/v1alpha1\nkind: TracingPolicy\nmetadata:\n  name: plain\nspec:\n  kprobes:\n  - call: sys_read\n")
-	if decls, err := fromPolicy(plain, true); err != nil || decls[0].Scope != nil {
+	if decls, err := FromPolicy(plain, true); err != nil || decls[0].Scope != nil {
 		t.Fatalf("plain policy: %v, scope %+v", err, decls[0].Scope)
 	}
-	_, err = FromPolicy(p)
+	_, err = FromPolicy(p, false)
 	if err == nil {
 		t.Fatal("a scoped policy loaded without pods to scope it to")
 	}

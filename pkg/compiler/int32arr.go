@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
@@ -8,7 +8,7 @@ import (
 // returnCopies reports whether one of d's arguments is read when the call
 // returns (returnCopy): the hook then runs at return, whether or not it
 // reports the return value (return: true).
-func returnCopies(d HookDecl) bool {
+func returnCopies(d Decl) bool {
 	for _, a := range d.Args {
 		if a.ReturnCopy {
 			return true

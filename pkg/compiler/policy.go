@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"errors"
@@ -15,14 +15,11 @@ import (
 //
 // With policy-mode monitor, enforcing actions (Sigkill, Signal, Override) are dropped
 // and the hooks only report, as in Tetragon.
-func FromPolicy(p *tp.TracingPolicy) ([]HookDecl, error) {
-	return fromPolicy(p, false)
-}
-
-// fromPolicy is FromPolicy; with scopes (the agent knows the pods of its
-// node), a policy's namespace, podSelector and containerSelector become
-// every hook's Scope instead of being refused.
-func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
+//
+// With scopes (the agent knows the pods of its node), a policy's
+// namespace, podSelector and containerSelector become every hook's Scope;
+// without, they are refused.
+func FromPolicy(p *tp.TracingPolicy, scopes bool) ([]Decl, error) {
 	c := converter{policy: p.Metadata.Name, monitor: p.Spec.Mode == tp.ModeMonitor, mechanism: string(p.Spec.HookMechanism), spec: &p.Spec}
 	var scope *Scope
 	switch {
@@ -45,7 +42,7 @@ func fromPolicy(p *tp.TracingPolicy, scopes bool) ([]HookDecl, error) {
 		}
 	}
 
-	var decls []HookDecl
+	var decls []Decl
 	kprobes := func(k tp.KProbeSpec, fentry bool) {
 		d := c.hook(hookevent.KindKprobe, k.Call, k.Args, k.Selectors, k.Message, k.Tags, k.Src)
 		d.Syscall, d.Return, d.Fentry = k.Syscall, k.Return, fentry
@@ -126,8 +123,8 @@ func (c *converter) refuse(src tp.Source, format string, args ...any) {
 }
 
 // hook converts what every kind of hook declares alike.
-func (c *converter) hook(kind hookevent.Kind, call string, args []tp.ArgSpec, sels []tp.Selector, msg string, tags []string, src tp.Source) HookDecl {
-	d := HookDecl{
+func (c *converter) hook(kind hookevent.Kind, call string, args []tp.ArgSpec, sels []tp.Selector, msg string, tags []string, src tp.Source) Decl {
+	d := Decl{
 		Kind:      kind,
 		Policy:    c.policy,
 		Call:      call,

@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"bufio"
@@ -110,7 +110,7 @@ func parseFormat(r interface{ Read([]byte) (int, error) }) ([]tpField, error) {
 // first field of a syscall tracepoint is index 4, __syscall_nr); with raw:
 // true they index the tracepoint's TP_PROTO arguments, read as a kernel
 // function's parameters.
-func compileTracepoint(d HookDecl, id uint32, k *tracingpolicy.BTFKernel) (sensor.ProgHookSpec, hookInfo, error) {
+func compileTracepoint(d Decl, id uint32, k *tracingpolicy.BTFKernel) (sensor.ProgHookSpec, hookInfo, error) {
 	spec := sensor.ProgHookSpec{ID: id, Attach: sensor.AttachTracepoint, Group: d.Subsystem, Symbol: d.Call}
 	info := newInfo(d, MechTracepoint)
 	name := d.Subsystem + "/" + d.Call

@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"cmp"
@@ -12,9 +12,9 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-// HookDecl is one hook of a policy (a kprobes:, tracepoints:, uprobes: or
+// Decl is one hook of a policy (a kprobes:, tracepoints:, uprobes: or
 // lsmhooks: entry, one per symbol for uprobes), as the policy states it.
-type HookDecl struct {
+type Decl struct {
 	// Kind is the list the hook comes from; "" is hookevent.KindKprobe.
 	Kind   hookevent.Kind
 	Policy string
@@ -62,7 +62,7 @@ type HookDecl struct {
 	// not read from a file.
 	Src tracingpolicy.Source
 	// List is set for a kprobe whose call is "list:NAME" (Call): the
-	// manager expands it (lists.go) into one hook per function, or, for a
+	// caller expands it (ExpandLists) into one hook per function, or, for a
 	// list of system calls served by the syscall-tracepoint mapping, into
 	// one hook whose table holds every listed system call.
 	List ListDecl
@@ -89,12 +89,12 @@ const (
 // hookInfo is what a compiled hook carries besides its kernel spec: its
 // declaration, and what its records' events need.
 type hookInfo struct {
-	decl  HookDecl
+	decl  Decl
 	event hookevent.Hook
 }
 
 // newInfo starts the hookInfo of d, served by mechanism mech.
-func newInfo(d HookDecl, mech string) hookInfo {
+func newInfo(d Decl, mech string) hookInfo {
 	return hookInfo{decl: d, event: hookevent.Hook{
 		Kind: cmp.Or(d.Kind, hookevent.KindKprobe), Policy: d.Policy, Call: d.Call, Subsystem: d.Subsystem, Path: d.Path, Provider: d.Provider,
 		Message: d.Message, Tags: d.Tags, Mechanism: mech,
@@ -104,7 +104,7 @@ func newInfo(d HookDecl, mech string) hookInfo {
 }
 
 // selectorActions lists the actions of each of d's selectors.
-func selectorActions(d HookDecl) [][]tracingpolicy.ActionSelector {
+func selectorActions(d Decl) [][]tracingpolicy.ActionSelector {
 	out := make([][]tracingpolicy.ActionSelector, len(d.Selectors))
 	for i, s := range d.Selectors {
 		out[i] = s.MatchActions
@@ -129,7 +129,7 @@ func isPathType(t tracingpolicy.ArgType) bool {
 
 // compileSyscallMapping compiles a hook for the syscall-tracepoint
 // mechanism; why says why that mechanism serves it, for errors.
-func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, hookInfo, error) {
+func compileSyscallMapping(d Decl, id uint32, why string) (sensor.HookSpec, hookInfo, error) {
 	spec := sensor.HookSpec{ID: id}
 	info := newInfo(d, MechSyscallTracepoint)
 	if d.ReturnArgAction == tracingpolicy.ReturnArgTrackSock || d.ReturnArgAction == tracingpolicy.ReturnArgUntrackSock {
@@ -250,7 +250,7 @@ func compileSyscallMapping(d HookDecl, id uint32, why string) (sensor.HookSpec, 
 // function, and a matchReturnArgs entry that holds for none of the values
 // the mapping reports (the calls it would match are the ones the mapping
 // cannot see, so it would silently never match).
-func checkMappedReturn(d HookDecl, m funcMapping) error {
+func checkMappedReturn(d Decl, m funcMapping) error {
 	if m.void && d.ReturnType != "" {
 		return fmt.Errorf("%s: returnArg: %s returns void, so there is no return value to report", d.Call, d.Call)
 	}
@@ -327,7 +327,7 @@ func narrow(v int64, bits uint, signed bool) int64 {
 // compileSelectors compiles a hook's selectors over its compiled args;
 // slot maps a declared argument index to its record slot. overrideErr says
 // why the mechanism cannot serve Override, nil when it can.
-func compileSelectors(d HookDecl, args []sensor.Arg, slot map[uint32]int, overrideErr error) ([]sensor.Selector, []hookevent.RateLimit, error) {
+func compileSelectors(d Decl, args []sensor.Arg, slot map[uint32]int, overrideErr error) ([]sensor.Selector, []hookevent.RateLimit, error) {
 	var sels []sensor.Selector
 	var limits []hookevent.RateLimit
 	for si, s := range d.Selectors {
@@ -360,7 +360,7 @@ func compileSelectors(d HookDecl, args []sensor.Arg, slot map[uint32]int, overri
 // filter entries, cheapest first: the kernel evaluates them in order and
 // stops at the first that does not hold, so a call that fails on an
 // integer is never made to resolve an executable's path.
-func compileFilters(d HookDecl, s tracingpolicy.Selector, args []sensor.Arg, slot map[uint32]int) ([]sensor.Match, error) {
+func compileFilters(d Decl, s tracingpolicy.Selector, args []sensor.Arg, slot map[uint32]int) ([]sensor.Match, error) {
 	var out []sensor.Match
 	for _, m := range s.MatchReturnArgs {
 		cm, err := compileReturnMatch(d, m)
@@ -470,7 +470,7 @@ func checkValues(n int) error {
 
 // compileReturnMatch compiles a matchReturnArgs entry: an integer
 // operator on the return value, read at the width returnArg declares.
-func compileReturnMatch(d HookDecl, m tracingpolicy.ArgSelector) (sensor.Match, error) {
+func compileReturnMatch(d Decl, m tracingpolicy.ArgSelector) (sensor.Match, error) {
 	if !d.Return {
 		return sensor.Match{}, fmt.Errorf("the hook has no return value to match (it needs return: true)")
 	}
@@ -817,7 +817,7 @@ func countSockActions(acts []tracingpolicy.ActionSelector) int {
 }
 
 // hasOverride reports whether any selector of d overrides the return value.
-func hasOverride(d HookDecl) bool {
+func hasOverride(d Decl) bool {
 	for _, s := range d.Selectors {
 		for _, a := range s.MatchActions {
 			// NotifyEnforcer's argError is an Override at the hook

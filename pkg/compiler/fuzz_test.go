@@ -1,12 +1,12 @@
-package hooks
+package compiler
 
 import (
-	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
+
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -112,19 +112,19 @@ spec:
 			return
 		}
 		for _, p := range pols {
-			decls, err := FromPolicy(p)
+			decls, err := FromPolicy(p, false)
 			if err != nil {
 				continue
 			}
 			// lists as the mapping serves them; generated lists need the
 			// kernel, and are left out
-			var plain []HookDecl
+			var plain []Decl
 			for _, d := range decls {
 				if !tp.ListType(d.List.Type).Generated() {
 					plain = append(plain, d)
 				}
 			}
-			if decls, err = expandLists(plain, sensor.Options{}); err != nil {
+			if decls, err = ExpandLists(plain, Facts{}); err != nil {
 				continue
 			}
 			for i, d := range decls {

@@ -1,4 +1,4 @@
-package hooks
+package compiler
 
 import (
 	"bufio"
@@ -34,13 +34,13 @@ type ListDecl struct {
 // attach tens of thousands of kprobes.
 const maxListFuncs = 1024
 
-// expandLists replaces each list hook by the hooks that serve it, as
+// ExpandLists replaces each list hook by the hooks that serve it, as
 // Tetragon does: one kprobe per function, with the hook's args and
 // selectors. A list of system calls served by the syscall-tracepoint
 // mapping stays one hook, whose table holds every listed system call (one
 // raw syscall program instead of one per system call).
-func expandLists(hooks []HookDecl, opts sensor.Options) ([]HookDecl, error) {
-	var out []HookDecl
+func ExpandLists(hooks []Decl, facts Facts) ([]Decl, error) {
+	var out []Decl
 	for _, d := range hooks {
 		if d.List.Name == "" {
 			out = append(out, d)
@@ -50,12 +50,12 @@ func expandLists(hooks []HookDecl, opts sensor.Options) ([]HookDecl, error) {
 		if d.Src != (tp.Source{}) {
 			where = d.Src.String() + ": " + d.Call
 		}
-		mech, _, err := chooseMechanism(d, opts.Features)
+		mech, _, err := chooseMechanism(d, facts.Features)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		typ := tp.ListType(d.List.Type)
-		funcs, err := listFuncs(d.List, mech, opts)
+		funcs, err := listFuncs(d.List, mech, facts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
@@ -86,7 +86,7 @@ func expandLists(hooks []HookDecl, opts sensor.Options) ([]HookDecl, error) {
 
 // listFuncs returns a list's functions: for system call lists their names
 // (dup, not sys_dup), for the others the kernel function names.
-func listFuncs(l ListDecl, mech string, opts sensor.Options) ([]string, error) {
+func listFuncs(l ListDecl, mech string, facts Facts) ([]string, error) {
 	switch tp.ListType(l.Type) {
 	case tp.ListSyscalls:
 		names := make([]string, 0, len(l.Funcs))
@@ -95,7 +95,7 @@ func listFuncs(l ListDecl, mech string, opts sensor.Options) ([]string, error) {
 		}
 		return names, nil
 	case tp.ListGeneratedSyscalls:
-		return kernelSyscalls(opts)
+		return kernelSyscalls(facts)
 	case tp.ListGeneratedFtrace:
 		if mech != MechKprobe && mech != MechFentry {
 			return nil, fmt.Errorf("list %q (generated_ftrace) names kernel functions, which only kprobes and fentries can hook, and this kernel has no kprobes (probe feature %s)", l.Name, kernelfeatures.Kprobe)
@@ -113,13 +113,10 @@ func listFuncs(l ListDecl, mech string, opts sensor.Options) ([]string, error) {
 // does, from its BTF: every arch entry point (__x64_sys_*) whose system
 // call this agent knows the number of (entry points such as
 // __x64_sys_ni_syscall have none).
-func kernelSyscalls(opts sensor.Options) ([]string, error) {
-	spec := opts.KernelTypes
-	if spec == nil {
-		var err error
-		if spec, err = btf.LoadKernelSpec(); err != nil {
-			return nil, fmt.Errorf("generated_syscalls lists are read from the kernel's BTF: %w", err)
-		}
+func kernelSyscalls(facts Facts) ([]string, error) {
+	spec, err := facts.kernel()
+	if err != nil {
+		return nil, fmt.Errorf("generated_syscalls lists are read from the kernel's BTF: %w", err)
 	}
 	prefix := tp.SyscallSymbol("")
 	numbers := syscallNumbers()
@@ -184,7 +181,7 @@ func ftraceFuncs(dirs []string, re *regexp.Regexp) ([]string, error) {
 // listTable is the syscall table of a hook serving a list of system calls
 // through the mapping: one entry per system call, whose arguments are read
 // from its registers; funcs names each one's entry point for events.
-func listTable(d HookDecl, flags uint8) (map[uint32]sensor.Syscall, map[uint32]string, error) {
+func listTable(d Decl, flags uint8) (map[uint32]sensor.Syscall, map[uint32]string, error) {
 	numbers := syscallNumbers()
 	table := map[uint32]sensor.Syscall{}
 	funcs := map[uint32]string{}

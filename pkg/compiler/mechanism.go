@@ -1,11 +1,10 @@
-package hooks
+package compiler
 
 import (
 	"fmt"
-	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 
+	"github.com/tetragon-lite/tetragon/pkg/hookevent"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -15,7 +14,7 @@ import (
 // option can force either; forcing kprobe where the kernel has none is an
 // error naming the missing feature. why says, for the mapping's errors,
 // why the mapping was chosen.
-func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, err error) {
+func chooseMechanism(d Decl, features map[string]bool) (mech, why string, err error) {
 	var feature string
 	switch {
 	case d.Fentry:
@@ -71,7 +70,7 @@ func chooseMechanism(d HookDecl, features map[string]bool) (mech, why string, er
 // fentry programs, fexit ones for return: true, fmod_ret for Override
 // (checked when the selectors are compiled). The hook-mechanism option is
 // about kprobes and does not apply.
-func fentryMechanism(d HookDecl, features map[string]bool) (string, string, error) {
+func fentryMechanism(d Decl, features map[string]bool) (string, string, error) {
 	for _, need := range []struct {
 		feature string
 		on      bool
@@ -83,64 +82,9 @@ func fentryMechanism(d HookDecl, features map[string]bool) (string, string, erro
 	return MechFentry, "", nil
 }
 
-// loadKprobeHook compiles and attaches d as a kprobe (or fmod_ret) hook,
-// or as an fentry/fexit hook for spec.fentries.
-func loadKprobeHook(d HookDecl, id uint32, opts sensor.Options, ps *sensor.Points) (hookObject, hookInfo, error) {
-	funcs, err := kernelFuncs(opts)
-	if err != nil {
-		return nil, hookInfo{}, fmt.Errorf("%s: %w", d.Call, err)
-	}
-	spec, info, err := compileKprobe(d, id, funcs, opts.Features)
-	if err != nil {
-		return nil, info, err
-	}
-	// staged: the manager lists it in its object when its whole policy
-	// version is built (Manager.swap)
-	spec.Scoped = d.Scope != nil
-	k, err := ps.Stage(spec)
-	if err != nil {
-		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
-	}
-	return k, info, nil
-}
-
-// loadFuncHook compiles and attaches a hook of another kind than kprobes:
-// tracepoints, uprobes and LSM hooks are served by bpf/hook.c's
-// programs too.
-func loadFuncHook(d HookDecl, id uint32, opts sensor.Options, ps *sensor.Points) (hookObject, hookInfo, error) {
-	var spec sensor.ProgHookSpec
-	var info hookInfo
-	var err error
-	switch d.Kind {
-	case hookevent.KindUprobe:
-		spec, info, err = compileUprobe(d, id)
-	case hookevent.KindUsdt:
-		return loadUsdt(d, id, ps)
-	default:
-		funcs, ferr := kernelFuncs(opts)
-		if ferr != nil {
-			return nil, hookInfo{}, fmt.Errorf("%s: %w", hookName(d), ferr)
-		}
-		if d.Kind == hookevent.KindLSM {
-			spec, info, err = compileLSM(d, id, funcs)
-		} else {
-			spec, info, err = compileTracepoint(d, id, funcs)
-		}
-	}
-	if err != nil {
-		return nil, info, err
-	}
-	spec.Scoped = d.Scope != nil
-	k, err := ps.Stage(spec)
-	if err != nil {
-		return nil, info, fmt.Errorf("%s: %w", hookName(d), err)
-	}
-	return k, info, nil
-}
-
-// hookName names a hook in messages and listings: its function, LSM hook,
+// Name names a hook in messages and listings: its function, LSM hook,
 // group/event, or path and symbol.
-func hookName(d HookDecl) string {
+func (d Decl) Name() string {
 	switch d.Kind {
 	case hookevent.KindTracepoint:
 		return d.Subsystem + "/" + d.Call
@@ -150,21 +94,4 @@ func hookName(d HookDecl) string {
 		return d.Path + " " + d.Provider + ":" + d.Call
 	}
 	return d.Call
-}
-
-// loadSyscallHook compiles and attaches d through the syscall-tracepoint
-// mapping; why says why the mapping serves it.
-func loadSyscallHook(d HookDecl, id uint32, why string, disp *sensor.Dispatcher) (hookObject, hookInfo, error) {
-	spec, info, err := compileSyscallMapping(d, id, why)
-	if err != nil {
-		return nil, info, err
-	}
-	// staged: the manager puts it in the syscall lists when its whole
-	// policy version is built (Manager.swap)
-	spec.Scoped = d.Scope != nil
-	h, err := disp.Stage(spec)
-	if err != nil {
-		return nil, info, fmt.Errorf("%s: %w", d.Call, err)
-	}
-	return h, info, nil
 }

@@ -1,7 +1,4 @@
-// Package hooks turns TracingPolicy hooks into loaded kernel hooks: it picks
-// the mechanism the kernel offers, compiles arguments and selectors into the
-// generic hook's data, and turns the hook's records into events.
-package hooks
+package compiler
 
 import (
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
