@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -17,7 +18,7 @@ func TestCompileTrackSock(t *testing.T) {
 	if err != nil {
 		t.Skipf("kernel lacks BTF: %v", err)
 	}
-	ps, err := tp.Parse("p.yaml", fmt.Appendf(nil, trackSockPolicy, "", "", 1, 4000, "TrackSock"))
+	ps, err := tp.Parse("p.yaml", fmt.Appendf(nil, testutil.TrackSockPolicy, "", "", 1, 4000, "TrackSock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +47,11 @@ func TestCompileTrackSock(t *testing.T) {
 
 	// what the parser refuses, located
 	for _, tc := range []struct{ policy, want string }{
-		{strings.Replace(trackSockPolicy, `      type: "sock"
+		{strings.Replace(testutil.TrackSockPolicy, `      type: "sock"
     returnArgAction`, `      type: "int"
     returnArgAction`, 1), `returnArgAction TrackSock needs a returnArg of type sock`},
-		{strings.Replace(trackSockPolicy, "argSock: 0", "argSock: 1", 1), `argSock 1 is not a declared argument (declared: 0)`},
-		{strings.Replace(trackSockPolicy, `  - call: "udp_sendmsg"`, `  - call: "udp_sendmsg"
+		{strings.Replace(testutil.TrackSockPolicy, "argSock: 0", "argSock: 1", 1), `argSock 1 is not a declared argument (declared: 0)`},
+		{strings.Replace(testutil.TrackSockPolicy, `  - call: "udp_sendmsg"`, `  - call: "udp_sendmsg"
     args: [{index: 2, type: size_t}]
     selectors: [{matchActions: [{action: TrackSock, argSock: 2}]}]
   - call: "udp_sendmsg"`, 1), `argSock 2 is declared size_t; TrackSock needs a sock, socket or skb argument`},
@@ -66,54 +67,3 @@ func TestCompileTrackSock(t *testing.T) {
 		t.Errorf("mapping: error %v, want a refusal of returnArgAction TrackSock", err)
 	}
 }
-
-// trackSockPolicy tracks the IPv4 sockets process %[3]d creates (sk_alloc's
-// return value) when %[5]s is TrackSock, untracks them when they are freed,
-// and reports udp_sendmsg on the sockets bound to port %[4]d.
-const trackSockPolicy = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "socktrack"
-spec:
-  kprobes:
-  - call: "sk_alloc"
-    syscall: false
-    return: true
-    args:
-    - index: 1
-      type: "int"
-    returnArg:
-      index: 0
-      type: "sock"
-    returnArgAction: "%[5]s"
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [%[3]d]
-      matchArgs:
-      - index: 1
-        operator: Equal
-        values: ["2"]
-      matchActions:
-      - action: NoPost
-  - call: "__sk_free"
-    syscall: false
-    args:
-    - index: 0
-      type: "sock"
-    selectors:
-    - matchActions:
-      - action: UntrackSock
-        argSock: 0
-      - action: NoPost
-  - call: "udp_sendmsg"
-    syscall: false
-    args:
-    - index: 0
-      type: "sock"
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: SPort
-        values: ["%[4]d"]
-`

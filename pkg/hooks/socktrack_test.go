@@ -99,57 +99,6 @@ func TestSkbOperators(t *testing.T) {
 	}
 }
 
-// trackSockPolicy tracks the IPv4 sockets process %[3]d creates (sk_alloc's
-// return value) when %[5]s is TrackSock, untracks them when they are freed,
-// and reports udp_sendmsg on the sockets bound to port %[4]d.
-const trackSockPolicy = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "socktrack"
-spec:
-  kprobes:
-  - call: "sk_alloc"
-    syscall: false
-    return: true
-    args:
-    - index: 1
-      type: "int"
-    returnArg:
-      index: 0
-      type: "sock"
-    returnArgAction: "%[5]s"
-    selectors:
-    - matchPIDs:
-      - operator: In
-        values: [%[3]d]
-      matchArgs:
-      - index: 1
-        operator: Equal
-        values: ["2"]
-      matchActions:
-      - action: NoPost
-  - call: "__sk_free"
-    syscall: false
-    args:
-    - index: 0
-      type: "sock"
-    selectors:
-    - matchActions:
-      - action: UntrackSock
-        argSock: 0
-      - action: NoPost
-  - call: "udp_sendmsg"
-    syscall: false
-    args:
-    - index: 0
-      type: "sock"
-    selectors:
-    - matchArgs:
-      - index: 0
-        operator: SPort
-        values: ["%[4]d"]
-`
-
 // TrackSock on sk_alloc's return value: the test creates a UDP socket and
 // hands it to sh, which writes to it. udp_sendmsg then runs in sh, and
 // its event is attributed to the process that created (and tracked) the
@@ -169,7 +118,7 @@ func TestTrackSock(t *testing.T) {
 	defer ln.Close()
 	for _, c := range []struct{ action, want string }{{"TrackSock", "test"}, {"Post", "sh"}} {
 		sport := udpPort(t)
-		if err := h.m.LoadPolicy(h.parse(t, trackSockPolicy, "", os.Getpid(), sport, c.action)); err != nil {
+		if err := h.m.LoadPolicy(h.parse(t, testutil.TrackSockPolicy, "", os.Getpid(), sport, c.action)); err != nil {
 			t.Fatalf("%s: %v", c.action, err)
 		}
 		conn, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: sport}, ln.LocalAddr().(*net.UDPAddr))

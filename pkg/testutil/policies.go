@@ -86,3 +86,55 @@ func KilledBySIGKILL(err error) bool {
 func CatKilled(path string) bool {
 	return KilledBySIGKILL(exec.Command("cat", path).Run())
 }
+
+// TrackSockPolicy tracks the IPv4 sockets process %[3]d creates (sk_alloc's
+// return value) when %[5]s is TrackSock, untracks them when they are freed,
+// and reports udp_sendmsg on the sockets bound to port %[4]d (%[1]s and
+// %[2]s are the harnesses' mechanism and directory, unused).
+const TrackSockPolicy = `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: "socktrack"
+spec:
+  kprobes:
+  - call: "sk_alloc"
+    syscall: false
+    return: true
+    args:
+    - index: 1
+      type: "int"
+    returnArg:
+      index: 0
+      type: "sock"
+    returnArgAction: "%[5]s"
+    selectors:
+    - matchPIDs:
+      - operator: In
+        values: [%[3]d]
+      matchArgs:
+      - index: 1
+        operator: Equal
+        values: ["2"]
+      matchActions:
+      - action: NoPost
+  - call: "__sk_free"
+    syscall: false
+    args:
+    - index: 0
+      type: "sock"
+    selectors:
+    - matchActions:
+      - action: UntrackSock
+        argSock: 0
+      - action: NoPost
+  - call: "udp_sendmsg"
+    syscall: false
+    args:
+    - index: 0
+      type: "sock"
+    selectors:
+    - matchArgs:
+      - index: 0
+        operator: SPort
+        values: ["%[4]d"]
+`
