@@ -2,10 +2,13 @@ package hooks
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/tetragon-lite/tetragon/pkg/compiler"
+	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -38,16 +41,22 @@ spec:
         - "%[2]s/%[4]s"
 `
 
-// TestPointShared loads many policies hooking one tracepoint: the first
+// TestPointShared loads many policies hooking one tracepoint, pinned: the first
 // loads and attaches a program, the others are entries in its maps (the
 // process holds no more programs or links), and each still enforces only
 // its own selectors, through loads, a replacement and unloads. Once the
-// last is unloaded, the object is gone.
+// last is unloaded, the object is gone, and no pin is left.
 func TestPointShared(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tracepoint")
 	const n = 100
+	if _, err := kernelfs.BPF().Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(kernelfs.BPF().Path, fmt.Sprintf("tetragon-test-%d", time.Now().UnixNano()))
+	t.Cleanup(func() { os.RemoveAll(root) })
 	h := newHarness(t, compiler.MechTracepoint, testutil.Kernel(t).Map())
+	h.m.PinUnder(root)
 	files := map[string]string{"plain": "x", "new-50": "x"}
 	for i := range n {
 		files[fmt.Sprintf("forbidden-%d", i)] = "x"
@@ -123,4 +132,7 @@ func TestPointShared(t *testing.T) {
 		t.Fatalf("every policy unloaded: %d programs and %d links, want %d and %d", p, l, progs0, links0)
 	}
 	cat("forbidden-99", false)
+	if entries, err := os.ReadDir(root); err != nil || len(entries) != 0 {
+		t.Fatalf("pins left under %s after every policy was unloaded: %v %v", root, entries, err)
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -357,6 +359,11 @@ func (ps *Points) closePoint(p *point) error {
 	var errs []error
 	if p.pinDir != "" {
 		errs = append(errs, os.RemoveAll(p.pinDir))
+		// the objects' directory too, when it was the last: no pins are
+		// left of policies that are all unloaded
+		if err := os.Remove(ps.pinDir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
+			errs = append(errs, fmt.Errorf("removing %s: %w", ps.pinDir, err))
+		}
 	}
 	for _, l := range p.links {
 		errs = append(errs, l.Close())
