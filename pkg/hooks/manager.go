@@ -61,6 +61,11 @@ type HookStatus struct {
 	Call      string
 	Mechanism string
 	Stats     sensor.GenericStats
+	// Objects are the ids of the counters maps of the bpf/hook.c objects
+	// serving the hook (one; one per site of a USDT probe; none for the
+	// syscall dispatcher's hooks): what tells its programs apart from
+	// the other objects' in the kernel's program list.
+	Objects []ebpf.MapID
 }
 
 // PolicyStatus describes one loaded policy.
@@ -636,7 +641,8 @@ func (m *Manager) Status() []PolicyStatus {
 			if err != nil {
 				m.log.Debug().Err(err).Msg("Reading hook counters")
 			}
-			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: h.info.decl.Name(), Mechanism: h.info.event.Mechanism, Stats: st})
+			ps.Hooks = append(ps.Hooks, HookStatus{Kind: hookKind(h.info.decl), Call: h.info.decl.Name(), Mechanism: h.info.event.Mechanism, Stats: st,
+				Objects: objectIDs(h.obj)})
 		}
 		if lp.loader != nil {
 			st, err := lp.loader.stats()
@@ -755,6 +761,24 @@ func (m *Manager) Hook(id uint32) *hookevent.Hook {
 		return &info.event
 	}
 	return nil
+}
+
+// objectIDs are the counters map ids of the objects serving o.
+func objectIDs(o hookObject) []ebpf.MapID {
+	var hs []*sensor.ProgHook
+	switch o := o.(type) {
+	case *sensor.ProgHook:
+		hs = append(hs, o)
+	case usdtSites:
+		hs = o
+	}
+	var ids []ebpf.MapID
+	for _, h := range hs {
+		if id, ok := h.StatsMapID(); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // hookKind names the policy list a hook comes from in listings: kprobe,

@@ -43,11 +43,11 @@ type programLabels struct {
 
 // readPrograms returns the run counters of the BPF programs this process
 // holds. The programs are found from the process's own file descriptors,
-// which needs nothing from the packages that loaded them. Which policy hook
-// a program serves is known from the pins (pinRoot/base,
-// pinRoot/policies/<policy>/<version>/hook<i> and the syscall dispatcher's
-// pinRoot/policies/%syscalls, each with the object's own "stats" map, which
-// its programs use): without pins, programs are known by their name only.
+// which needs nothing from the packages that loaded them. What a program
+// serves is known by the counters map it uses: the base sensor's and the
+// syscall dispatcher's are found from their pins (pinRoot/base and
+// pinRoot/policies/%syscalls), a bpf/hook.c object's from the policies'
+// status (HookStatus.Objects). Other programs are known by their name only.
 func readPrograms(pinRoot string, policies []hooks.PolicyStatus) ([]program, error) {
 	ids, err := ownPrograms()
 	if err != nil {
@@ -129,12 +129,27 @@ func fdinfoProgID(path string) (ebpf.ProgramID, bool) {
 	return 0, false
 }
 
-// statsMapOwners maps the id of each pinned "stats" map to the sensor or
-// policy hook it belongs to. Maps only: opening a pinned link would hold
-// it, and a link held elsewhere is not detached when the agent unpins and
-// closes it.
+// statsMapOwners maps the id of each "stats" map to the sensor or policy
+// hook it belongs to. An object several policies' hooks share has no
+// policy label: it is the attach point's, as the dispatcher is every
+// syscall-mapped hook's. Pinned maps only are opened, never links: opening a
+// pinned link would hold it, and a link held elsewhere is not detached when
+// the agent unpins and closes it.
 func statsMapOwners(pinRoot string, policies []hooks.PolicyStatus) map[ebpf.MapID]programLabels {
 	out := map[ebpf.MapID]programLabels{}
+	for _, ps := range policies {
+		for _, h := range ps.Hooks {
+			for _, id := range h.Objects {
+				l, seen := out[id]
+				if seen && l.policy != ps.Name {
+					l.policy = ""
+				} else if !seen {
+					l = programLabels{sensor: h.Mechanism, policy: ps.Name, attach: h.Call}
+				}
+				out[id] = l
+			}
+		}
+	}
 	if pinRoot == "" {
 		return out
 	}
@@ -144,19 +159,6 @@ func statsMapOwners(pinRoot string, policies []hooks.PolicyStatus) map[ebpf.MapI
 	// the syscall dispatcher's programs serve every syscall-mapped hook
 	if id, ok := pinnedMapID(filepath.Join(pinRoot, "policies", hooks.DispatcherPin, "stats")); ok {
 		out[id] = programLabels{sensor: "syscall-dispatcher"}
-	}
-	for _, ps := range policies {
-		// one directory per version; mid-reload there are two
-		dir := filepath.Join(pinRoot, "policies", hooks.PinName(ps.Name))
-		versions, _ := os.ReadDir(dir)
-		for _, v := range versions {
-			for i, h := range ps.Hooks {
-				path := filepath.Join(dir, v.Name(), fmt.Sprintf("hook%d", i), "stats")
-				if id, ok := pinnedMapID(path); ok {
-					out[id] = programLabels{sensor: h.Mechanism, policy: ps.Name, attach: h.Call}
-				}
-			}
-		}
 	}
 	return out
 }

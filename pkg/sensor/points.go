@@ -463,6 +463,22 @@ func (h *ProgHook) Stats() (GenericStats, error) {
 	return s, err
 }
 
+// StatsMapID is the id of the counters map of the hook's object, which
+// its programs use: it tells them apart from other objects' programs.
+func (h *ProgHook) StatsMapID() (ebpf.MapID, bool) {
+	h.ps.mu.Lock()
+	p := h.p
+	h.ps.mu.Unlock()
+	if p == nil {
+		return 0, false
+	}
+	info, err := p.coll.Maps["stats"].Info()
+	if err != nil {
+		return 0, false
+	}
+	return info.ID()
+}
+
 // Stack returns the frames (instruction addresses, innermost first) of
 // stack id of the hook's stack map, and deletes it there: the map is
 // small, and a stack that is not read again would keep its slot (a new
