@@ -8,16 +8,19 @@
  * perf or raw tracepoint (tracepoints:), or a uprobe on a user function
  * (uprobes:, which run kprobe-type programs). Each program only gathers the
  * parameters into struct raw_args; what follows is common. Like dispatch.c,
- * the object is loaded once per hook and configured by data: the arguments
- * (which parameter, read as what) and the selectors, in the same layout
- * (lib/hook.h), so both objects match and record alike.
+ * the object serves many hooks, configured by data: it is loaded once per
+ * attach point and layout (cfg below), and every policy's hook there is its
+ * arguments (which parameter, read as what) and selectors, in the same
+ * layout as dispatch.c's (lib/hook.h), so both objects match and record
+ * alike, and a place in the object's list of hooks.
  *
  * Settings fixed at load time are one volatile const struct (cfg): the
  * verifier then drops the branches a hook does not use (a syscall
  * wrapper's inner registers, parameters the function does not have). */
 /* Hooks one object serves: every policy's hook on the same attach point
  * with the same load-time settings (cfg) is an entry in its maps, so a
- * second policy on a function adds data, not a program. */
+ * second policy on a function adds data, not a program. The trie of match
+ * strings and the cgroups of scoped hooks are allocated as used. */
 #define POINT_SLOTS 1024
 #define HOOK_SLOTS POINT_SLOTS
 #define HOOK_STRINGS 16384
@@ -832,9 +835,8 @@ static __always_inline struct gen_conf *only_hook(void)
 /* run_hook runs the hook in slot of a shared object on one call (with
  * SLOT_SAME_ARGS, on the arguments the hook before it read) and returns
  * what Override asks the function to return, else 0. The call is in
- * call_heap. Global, so
- * that the verifier checks it once, not once per hook the loop in evaluate
- * may reach. */
+ * call_heap. Global, so that the verifier checks it once, not once per
+ * hook the loop in evaluate may reach. */
 __noinline int run_hook(__u32 slot)
 {
 	bool same = slot & SLOT_SAME_ARGS;
@@ -1028,12 +1030,11 @@ SEC("kprobe")
 int gen_kprobe(struct pt_regs *ctx)
 {
 	struct raw_args *ra = new_args();
-
-	if (!ra)
-		return 0;
 	int s = -1;
 	long err;
 
+	if (!ra)
+		return 0;
 	load_args(ctx, ra);
 	if (cfg.at_return) {
 		__u64 id = bpf_get_current_pid_tgid();
@@ -1123,11 +1124,10 @@ SEC("fexit")
 int gen_fexit(__u64 *ctx)
 {
 	struct raw_args *ra = new_args();
+	__u64 ret = 0;
 
 	if (!ra)
 		return 0;
-	__u64 ret = 0;
-
 	func_args(ctx, ra);
 	bpf_get_func_ret(ctx, &ret);
 	if (cfg.override_at_return)
@@ -1144,11 +1144,10 @@ SEC("lsm")
 int gen_lsm(__u64 *ctx)
 {
 	struct raw_args *ra = new_args();
+	long err;
 
 	if (!ra)
 		return 0;
-	long err;
-
 	for (int i = 0; i < 6; i++) {
 		if (i >= cfg.nparams)
 			break;
