@@ -40,10 +40,9 @@ type Dispatcher struct {
 	// execCreds says the dispatcher reads the base sensor's exec records
 	// (Options.ExecCreds)
 	execCreds bool
-	// grace is a map-in-map whose every update waits for the BPF programs
-	// running at that moment to finish (synchronize_rcu): a hook's entries
-	// are deleted only when no call can still be reading them.
-	grace, graceInner *ebpf.Map
+	// grace: a hook's entries are deleted only when no call can still be
+	// reading them
+	grace *grace
 
 	lists    map[uint32][]*DataHook // sys_lists key → hooks, in load order
 	slots    []bool                 // hook slots in use
@@ -100,13 +99,9 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 		}
 		return nil, fmt.Errorf("loading the syscall dispatcher: %w", err)
 	}
-	inner := &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
-	if d.graceInner, err = ebpf.NewMap(inner); err == nil {
-		d.grace, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: inner})
-	}
-	if err != nil {
+	if d.grace, err = newGrace(); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("creating the dispatcher's grace map: %w", err)
+		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
 	}
 	if pinDir != "" {
 		if err := pinAll(pinDir, nil, map[string]*ebpf.Map{"confs": d.objs.Confs, "sys_lists": d.objs.SysLists, "stats": d.objs.Stats}); err != nil {
@@ -380,15 +375,6 @@ func (d *Dispatcher) zeroStats(slot uint32) error {
 	return nil
 }
 
-// waitForCalls returns once every dispatcher call running when it was
-// called has finished.
-func (d *Dispatcher) waitForCalls() error {
-	if err := d.grace.Put(uint32(0), d.graceInner); err != nil {
-		return fmt.Errorf("waiting for running calls: %w", err)
-	}
-	return nil
-}
-
 // close takes the hook out of every list it is still in, then deletes
 // its entries once no call can still read them. d.mu is held.
 func (h *DataHook) close() error {
@@ -401,7 +387,7 @@ func (h *DataHook) close() error {
 		return nil
 	}
 	var errs []error
-	if err := d.waitForCalls(); err != nil {
+	if err := d.grace.wait(); err != nil {
 		errs = append(errs, err)
 	} else {
 		errs = append(errs, h.deleteEntries())
@@ -518,12 +504,7 @@ func (d *Dispatcher) Close() error {
 		delete(d.links, w)
 	}
 	errs = append(errs, d.objs.Close())
-	if d.grace != nil {
-		errs = append(errs, d.grace.Close())
-	}
-	if d.graceInner != nil {
-		errs = append(errs, d.graceInner.Close())
-	}
+	errs = append(errs, d.grace.Close())
 	return errors.Join(errs...)
 }
 

@@ -34,10 +34,9 @@ type Points struct {
 	events *ebpf.Map
 	opts   Options
 	pinDir string
-	// grace: as the dispatcher's, an update waits for the programs running
-	// then (a hook's entries are deleted once no call can read them)
-	grace, graceInner *ebpf.Map
-	points            map[*point]bool
+	// grace: a hook's entries are deleted once no call can read them
+	grace  *grace
+	points map[*point]bool
 	// byKey: the objects hooks can share (pointKey)
 	byKey map[string]*point
 	// pins names the points' pin directories
@@ -81,14 +80,9 @@ type ProgHook struct {
 // --keep-sensors-on-exit path).
 func NewPoints(events *ebpf.Map, opts Options, pinDir string) (*Points, error) {
 	ps := &Points{events: events, opts: opts, pinDir: pinDir, points: map[*point]bool{}, byKey: map[string]*point{}}
-	inner := &ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
 	var err error
-	if ps.graceInner, err = ebpf.NewMap(inner); err == nil {
-		ps.grace, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.ArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1, InnerMap: inner})
-	}
-	if err != nil {
-		ps.Close()
-		return nil, fmt.Errorf("creating the hook objects' grace map: %w", err)
+	if ps.grace, err = newGrace(); err != nil {
+		return nil, fmt.Errorf("the hook objects: %w", err)
 	}
 	return ps, nil
 }
@@ -345,15 +339,6 @@ func sameArgs(a, b *bpf.HookGenConf) bool {
 	return a.Nargs == b.Nargs && a.Args == b.Args
 }
 
-// waitForCalls returns once every call running when it was called has
-// finished.
-func (ps *Points) waitForCalls() error {
-	if err := ps.grace.Put(uint32(0), ps.graceInner); err != nil {
-		return fmt.Errorf("waiting for running calls: %w", err)
-	}
-	return nil
-}
-
 // closePoint detaches and unloads an object; ps.mu is held.
 func (ps *Points) closePoint(p *point) error {
 	var errs []error
@@ -394,7 +379,7 @@ func (h *ProgHook) close() error {
 	p.staged--
 	if p.staged == 0 {
 		errs = append(errs, ps.closePoint(p))
-	} else if err := ps.waitForCalls(); err != nil {
+	} else if err := ps.grace.wait(); err != nil {
 		errs = append(errs, err)
 	} else {
 		errs = append(errs, h.deleteEntries())
@@ -572,11 +557,6 @@ func (ps *Points) Close() error {
 	}
 	clear(ps.points)
 	clear(ps.byKey)
-	if ps.grace != nil {
-		errs = append(errs, ps.grace.Close())
-	}
-	if ps.graceInner != nil {
-		errs = append(errs, ps.graceInner.Close())
-	}
+	errs = append(errs, ps.grace.Close())
 	return errors.Join(errs...)
 }
