@@ -25,7 +25,6 @@ const (
 	whenShift       = uint32(bpf.DispatchDispatchLimitDL_WHEN_SHIFT)
 	gsMax           = uint32(bpf.HookGenStatGS_MAX)      // counters per hook
 	lsMax           = uint32(bpf.DispatchListStatLS_MAX) // counters per syscall list
-	noSlot          = ^uint32(0)
 )
 
 // Dispatcher owns the syscall dispatcher: the two programs of
@@ -44,27 +43,23 @@ type Dispatcher struct {
 	// reading them
 	grace *grace
 
-	lists    map[uint32][]*DataHook // sys_lists key → hooks, in load order
-	slots    []bool                 // hook slots in use
-	strSlots []bool                 // match slots in use
-	closed   bool
+	lists  map[uint32][]*DataHook // sys_lists key → hooks, in load order
+	tables *hookTables
+	closed bool
 }
 
 // DataHook is a hook the dispatcher serves: its configuration, match
 // strings and syscall list entries.
 type DataHook struct {
-	d        *Dispatcher
-	spec     HookSpec
-	slot     uint32
-	strSlots []uint16
-	keys     []bpf.HookLpmKey
-	cache    bool
-	listed   bool // in the syscall lists (Swap)
+	d    *Dispatcher
+	spec HookSpec
+	// e are its entries in the dispatcher's maps; nil once removed
+	e      *hookEntries
+	cache  bool
+	listed bool // in the syscall lists (Swap)
 	// scope is the hook's cgroups when it is scoped, else nil
 	scope *cgroupScope
-	// pinDir marks the hook as pinned: while the directory exists, Close
-	// leaves the hook's entries in the (pinned) dispatcher
-	pinDir string
+	pin   pinMark
 }
 
 // NewDispatcher loads the dispatcher's programs, whose records go to
@@ -76,9 +71,7 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
 	}
-	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir,
-		lists: map[uint32][]*DataHook{}, slots: make([]bool, dispatchSlots), strSlots: make([]bool, dispatchStrings+1)}
-	d.strSlots[0] = true // slot 0: entries without strings
+	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{}}
 	replace := map[string]*ebpf.Map{"events": events}
 	if opts.ExecCreds != nil {
 		replace["exec_creds"] = opts.ExecCreds
@@ -99,6 +92,7 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 		}
 		return nil, fmt.Errorf("loading the syscall dispatcher: %w", err)
 	}
+	d.tables = newHookTables("the dispatcher", d.objs.Confs, d.objs.Strings, d.objs.HookCgroups, d.objs.Stats, dispatchSlots)
 	if d.grace, err = newGrace(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
@@ -145,49 +139,15 @@ func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 	if d.closed {
 		return nil, errors.New("the syscall dispatcher is closed")
 	}
-	h := &DataHook{d: d, spec: spec, cache: cacheable(spec), slot: noSlot}
-	slot := slices.Index(d.slots, false)
-	if slot < 0 {
-		return nil, fmt.Errorf("%d hooks are loaded, the dispatcher serves at most %d", dispatchSlots, dispatchSlots)
-	}
-	conf, keys, err := encodeConf(spec, func() (uint16, error) {
-		s := slices.Index(d.strSlots, false)
-		if s < 0 {
-			return 0, fmt.Errorf("the dispatcher's %d match slots are all in use", dispatchStrings)
-		}
-		d.strSlots[s] = true
-		h.strSlots = append(h.strSlots, uint16(s))
-		return uint16(s), nil
-	})
+	e, err := d.tables.add(spec)
 	if err != nil {
-		h.freeSlots()
 		return nil, err
 	}
-	d.slots[slot] = true
-	h.slot, h.keys = uint32(slot), keys
-	conf.Slot = uint16(slot)
-	if spec.Scoped {
-		h.scope = newCgroupScope(d.objs.HookCgroups, h.slot)
-	}
-	fail := func(err error) (*DataHook, error) {
-		h.deleteEntries()
-		h.freeSlots()
-		return nil, err
-	}
-	if err := d.zeroStats(h.slot); err != nil {
-		return fail(err)
-	}
-	for _, k := range keys {
-		if err := d.objs.Strings.Put(k, uint8(1)); err != nil {
-			return fail(fmt.Errorf("writing match strings: %w", err))
-		}
-	}
-	if err := d.objs.Confs.Put(h.slot, conf); err != nil {
-		return fail(fmt.Errorf("writing hook config: %w", err))
-	}
+	h := &DataHook{d: d, spec: spec, e: e, cache: cacheable(spec), scope: e.scope}
 	for _, when := range h.whens() {
 		if err := d.attach(when); err != nil {
-			return fail(err)
+			d.tables.remove(e)
+			return nil, err
 		}
 	}
 	return h, nil
@@ -312,7 +272,7 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 			if l.N == maxPairs {
 				return fmt.Errorf("syscall %d: more than %d hook readings", nr, maxPairs)
 			}
-			l.P[l.N] = bpf.DispatchSysPair{Slot: h.slot, Flags: sc.Flags &^ (OnEnter | OnExit), Vi: uint8(vi), FdSrc: v.FD, Mask: v.Mask}
+			l.P[l.N] = bpf.DispatchSysPair{Slot: h.e.slot, Flags: sc.Flags &^ (OnEnter | OnExit), Vi: uint8(vi), FdSrc: v.FD, Mask: v.Mask}
 			l.N++
 		}
 	}
@@ -363,18 +323,6 @@ func (d *Dispatcher) attach(when uint8) error {
 	return nil
 }
 
-// zeroStats resets a hook slot's counters, which a previous hook may
-// have left.
-func (d *Dispatcher) zeroStats(slot uint32) error {
-	zeros := make([]uint64, ebpf.MustPossibleCPU())
-	for i := range uint32(gsMax) {
-		if err := d.objs.Stats.Put(slot*gsMax+i, zeros); err != nil {
-			return fmt.Errorf("resetting hook counters: %w", err)
-		}
-	}
-	return nil
-}
-
 // close takes the hook out of every list it is still in, then deletes
 // its entries once no call can still read them. d.mu is held.
 func (h *DataHook) close() error {
@@ -383,52 +331,27 @@ func (h *DataHook) close() error {
 		// still listed: its entries stay, and closing is tried again
 		return err
 	}
-	if h.slot == noSlot {
+	if h.e == nil {
 		return nil
 	}
-	var errs []error
+	e := h.e
+	h.e = nil
 	if err := d.grace.wait(); err != nil {
-		errs = append(errs, err)
-	} else {
-		errs = append(errs, h.deleteEntries())
+		d.tables.free(e)
+		return err
 	}
-	h.freeSlots()
-	h.slot = noSlot
-	return errors.Join(errs...)
-}
-
-// deleteEntries deletes the hook's configuration and match strings.
-func (h *DataHook) deleteEntries() error {
-	var errs []error
-	if err := h.d.objs.Confs.Delete(h.slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		errs = append(errs, fmt.Errorf("deleting hook config: %w", err))
-	}
-	for _, k := range h.keys {
-		if err := h.d.objs.Strings.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, fmt.Errorf("deleting match strings: %w", err))
-		}
-	}
-	if h.scope != nil {
-		errs = append(errs, h.scope.replace(nil))
-	}
-	return errors.Join(errs...)
-}
-
-func (h *DataHook) freeSlots() {
-	for _, s := range h.strSlots {
-		h.d.strSlots[s] = false
-	}
-	h.strSlots = nil
-	if h.slot != noSlot {
-		h.d.slots[h.slot] = false
-	}
+	return d.tables.remove(e)
 }
 
 // Stats reads the hook's counters. Calls and Cached count the calls of
 // the syscalls it maps, whichever hooks they ran.
 func (h *DataHook) Stats() (GenericStats, error) {
 	d := h.d
-	s, err := readGenericStats(d.objs.Stats, h.slot*gsMax)
+	e := h.e
+	if e == nil {
+		return GenericStats{}, errors.New("the hook is closed")
+	}
+	s, err := readGenericStats(d.objs.Stats, e.slot*gsMax)
 	if err != nil {
 		return s, err
 	}
@@ -448,33 +371,27 @@ func (h *DataHook) Stats() (GenericStats, error) {
 	}
 	// what the hook adds: its configuration, its list readings and its
 	// match strings
-	var conf bpf.HookGenConf
-	var key bpf.HookLpmKey
 	var pairs int
 	for _, sc := range h.spec.Syscalls {
 		pairs += len(sc.Variants)
 	}
-	s.MemoryBytes = uint64(sizeOf(conf) + pairs*sizeOf(bpf.DispatchSysPair{}) + len(h.keys)*(sizeOf(key)+1))
+	s.MemoryBytes = uint64(e.memory() + pairs*sizeOf(bpf.DispatchSysPair{}))
 	return s, nil
 }
 
 // Pin marks the hook as pinned under dir: until dir is removed, closing
 // the hook leaves it in the dispatcher, which is pinned too.
 func (h *DataHook) Pin(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating pin directory: %w", err)
-	}
-	h.pinDir = dir
-	return nil
+	m, err := markPinned(dir)
+	h.pin = m
+	return err
 }
 
 // Close removes the hook from the dispatcher, unless it is pinned and its
 // pin directory still exists (the agent exits and keeps its sensors).
 func (h *DataHook) Close() error {
-	if h.pinDir != "" {
-		if _, err := os.Stat(h.pinDir); err == nil {
-			return nil
-		}
+	if h.pin.held() {
+		return nil
 	}
 	h.d.mu.Lock()
 	defer h.d.mu.Unlock()

@@ -54,23 +54,20 @@ type point struct {
 	pinDir string
 	// listed: the hooks calls run, in order; staged counts every hook
 	// whose entries are in the maps, listed or not
-	listed   []*ProgHook
-	staged   int
-	slots    []bool
-	strSlots []bool
+	listed []*ProgHook
+	staged int
+	tables *hookTables
 }
 
 // ProgHook is a hook an attach point's object serves.
 type ProgHook struct {
-	ps       *Points
-	p        *point
-	slot     uint32
-	conf     *bpf.HookGenConf
-	strSlots []uint16
-	keys     []bpf.HookLpmKey
-	listed   bool
-	scope    *cgroupScope
-	pinDir   string
+	ps *Points
+	// p is its object and e its entries there; nil once removed
+	p      *point
+	e      *hookEntries
+	listed bool
+	scope  *cgroupScope
+	pin    pinMark
 	// own is the Points LoadProgHook made for this hook alone
 	own *Points
 }
@@ -180,8 +177,8 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, p
 	if err != nil {
 		return nil, err
 	}
-	p := &point{key: key, spec: spec, coll: coll, progs: progs, slots: make([]bool, pointSlots), strSlots: make([]bool, dispatchStrings+1)}
-	p.strSlots[0] = true // slot 0: entries without strings
+	p := &point{key: key, spec: spec, coll: coll, progs: progs,
+		tables: newHookTables("the "+spec.Symbol+" object", coll.Maps["conf"], coll.Maps["strings"], coll.Maps["hook_cgroups"], coll.Maps["stats"], pointSlots)}
 	if cfg.Own {
 		// no other hook will find it
 		p.key = ""
@@ -213,53 +210,12 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, p
 
 // stage writes a hook's entries into p; ps.mu is held.
 func (p *point) stage(spec ProgHookSpec) (*ProgHook, error) {
-	slot := slices.Index(p.slots, false)
-	if slot < 0 {
-		return nil, fmt.Errorf("%s: %d hooks are loaded there, at most %d", spec.Symbol, pointSlots, pointSlots)
-	}
-	h := &ProgHook{p: p, slot: uint32(slot)}
-	conf, keys, err := encodeConf(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped}, func() (uint16, error) {
-		s := slices.Index(p.strSlots, false)
-		if s < 0 {
-			return 0, fmt.Errorf("%s: the object's %d match slots are all in use", spec.Symbol, dispatchStrings)
-		}
-		p.strSlots[s] = true
-		h.strSlots = append(h.strSlots, uint16(s))
-		return uint16(s), nil
-	})
+	e, err := p.tables.add(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped})
 	if err != nil {
-		h.freeSlots()
 		return nil, err
 	}
-	p.slots[slot] = true
 	p.staged++
-	h.keys = keys
-	conf.Slot = uint16(slot)
-	h.conf = &conf
-	if spec.Scoped {
-		h.scope = newCgroupScope(p.coll.Maps["hook_cgroups"], h.slot)
-	}
-	fail := func(err error) (*ProgHook, error) {
-		h.deleteEntries()
-		h.freeSlots()
-		p.staged--
-		return nil, err
-	}
-	zeros := make([]uint64, ebpf.MustPossibleCPU())
-	for i := range gsMax {
-		if err := p.coll.Maps["stats"].Put(h.slot*gsMax+i, zeros); err != nil {
-			return fail(fmt.Errorf("resetting hook counters: %w", err))
-		}
-	}
-	for _, k := range keys {
-		if err := p.coll.Maps["strings"].Put(k, uint8(1)); err != nil {
-			return fail(fmt.Errorf("writing match strings: %w", err))
-		}
-	}
-	if err := p.coll.Maps["conf"].Put(h.slot, conf); err != nil {
-		return fail(fmt.Errorf("writing hook config: %w", err))
-	}
-	return h, nil
+	return &ProgHook{p: p, e: e, scope: e.scope}, nil
 }
 
 // Swap puts staged hooks into their objects' lists and takes old ones
@@ -319,8 +275,8 @@ func (ps *Points) swap(add, remove []*ProgHook) error {
 func (p *point) writeList(hooks []*ProgHook) error {
 	var l bpf.HookPointList
 	for i, h := range hooks {
-		l.Slot[l.N] = h.slot
-		if i > 0 && sameArgs(h.conf, hooks[i-1].conf) {
+		l.Slot[l.N] = h.e.slot
+		if i > 0 && sameArgs(&h.e.conf, &hooks[i-1].e.conf) {
 			// read once per call for both
 			l.Slot[l.N] |= uint32(bpf.HookPointLimitPL_SLOT_SAME_ARGS)
 		}
@@ -375,46 +331,17 @@ func (h *ProgHook) close() error {
 	if p == nil {
 		return nil
 	}
-	var errs []error
+	e := h.e
+	h.p, h.e = nil, nil
 	p.staged--
 	if p.staged == 0 {
-		errs = append(errs, ps.closePoint(p))
-	} else if err := ps.grace.wait(); err != nil {
-		errs = append(errs, err)
-	} else {
-		errs = append(errs, h.deleteEntries())
+		return ps.closePoint(p)
 	}
-	h.freeSlots()
-	h.p = nil
-	return errors.Join(errs...)
-}
-
-// deleteEntries deletes the hook's configuration, match strings and
-// cgroups.
-func (h *ProgHook) deleteEntries() error {
-	p := h.p
-	var errs []error
-	if err := p.coll.Maps["conf"].Delete(h.slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		errs = append(errs, fmt.Errorf("deleting hook config: %w", err))
+	if err := ps.grace.wait(); err != nil {
+		p.tables.free(e)
+		return err
 	}
-	for _, k := range h.keys {
-		if err := p.coll.Maps["strings"].Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, fmt.Errorf("deleting match strings: %w", err))
-		}
-	}
-	if h.scope != nil {
-		errs = append(errs, h.scope.replace(nil))
-	}
-	return errors.Join(errs...)
-}
-
-func (h *ProgHook) freeSlots() {
-	p := h.p
-	for _, s := range h.strSlots {
-		p.strSlots[s] = false
-	}
-	h.strSlots = nil
-	p.slots[h.slot] = false
+	return p.tables.remove(e)
 }
 
 // Stats reads the hook's counters (Cached stays zero: the object keeps
@@ -422,7 +349,7 @@ func (h *ProgHook) freeSlots() {
 // is its own entries and its share of its object's.
 func (h *ProgHook) Stats() (GenericStats, error) {
 	h.ps.mu.Lock()
-	p := h.p
+	p, e := h.p, h.e
 	var share int
 	if p != nil {
 		share = p.staged
@@ -431,7 +358,7 @@ func (h *ProgHook) Stats() (GenericStats, error) {
 	if p == nil {
 		return GenericStats{}, errors.New("the hook is closed")
 	}
-	s, err := readGenericStats(p.coll.Maps["stats"], h.slot*gsMax)
+	s, err := readGenericStats(p.coll.Maps["stats"], e.slot*gsMax)
 	var progs []*ebpf.Program
 	for _, pr := range p.coll.Programs {
 		progs = append(progs, pr)
@@ -442,9 +369,7 @@ func (h *ProgHook) Stats() (GenericStats, error) {
 			objMaps = append(objMaps, m)
 		}
 	}
-	var conf bpf.HookGenConf
-	var key bpf.HookLpmKey
-	s.MemoryBytes = memlock(progs, objMaps)/uint64(max(share, 1)) + uint64(sizeOf(conf)+len(h.keys)*(sizeOf(key)+1))
+	s.MemoryBytes = memlock(progs, objMaps)/uint64(max(share, 1)) + uint64(e.memory())
 	return s, err
 }
 
@@ -502,24 +427,21 @@ func (h *ProgHook) Pin(dir string) error {
 		if err := pinAll(dir, p.links, map[string]*ebpf.Map{"stats": p.coll.Maps["stats"]}); err != nil {
 			return err
 		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating pin directory: %w", err)
 	}
-	h.pinDir = dir
-	return nil
+	m, err := markPinned(dir)
+	h.pin = m
+	return err
 }
 
 // Close removes the hook from its object, unless it is pinned and its pin
 // directory still exists (the agent exits and keeps its sensors): then
 // only the handles of an object of its own are released.
 func (h *ProgHook) Close() error {
-	if h.pinDir != "" {
-		if _, err := os.Stat(h.pinDir); err == nil {
-			if h.own != nil {
-				return h.own.Close()
-			}
-			return nil
+	if h.pin.held() {
+		if h.own != nil {
+			return h.own.Close()
 		}
+		return nil
 	}
 	var err error
 	h.ps.mu.Lock()
