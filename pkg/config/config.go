@@ -80,15 +80,18 @@ const (
 	DefaultPolicyDir  = "/etc/tetragon"
 )
 
-// DefaultGCPercent is the agent's GOGC. Under a burst, the events waiting
-// in the subscriber and export queues are most of the live heap, and Go's
-// 100 marked all of them every time as much again was allocated: the
-// collector (marking, and returning the freed pages) took a fifth of the
-// agent's CPU at 100,000 events/s. At 400 it takes a twentieth, and the
-// agent's peak memory with full queues grows by 60 to 90 MiB in the
-// benchmark (docs/performance.md, issue 16); an idle agent's heap is small
-// either way.
-const DefaultGCPercent = 400
+// DefaultGCPercent is the agent's GOGC. At tens of thousands of events a
+// second the agent allocates a few KB an event; with Go's 100 the collector
+// ran tens of times a second, marking (the events waiting in the
+// subscriber and export queues are most of the live heap) and returning
+// freed pages to the kernel only to fault them in again: 15-25% of the
+// agent's CPU in the profiles of issue 16. BenchmarkHookEventQueued (a full
+// queue kept alive): 1.86 µs of CPU an event at 100, 1.5 at 200, 1.45 at
+// 400, for 85, 135 and 210 MB of RSS. 200 takes most of the saving for a
+// fraction of the memory: the agent's peak with full queues grew from
+// ~110 to ~125 MiB in the benchmark, idle it is the same
+// (docs/performance.md, issue 16).
+const DefaultGCPercent = 200
 
 // defaults lists every key with its default and help text; flags, viper
 // defaults and the docs come from this one table.
@@ -126,7 +129,7 @@ var defaults = []struct {
 	{"policy-action-http-proxy", "URL of the HTTP proxy the GetUrl action goes through (empty: HTTPS_PROXY/HTTP_PROXY/NO_PROXY of the environment)", ""},
 	{"policy-action-rate-limit", "most GetUrl and DnsLookup requests started per minute, all policies together; the rest are dropped and counted", 600},
 	{"policy-action-queue-size", "GetUrl and DnsLookup requests queued for the workers; past it they are dropped and counted, never slowing the events", 256},
-	{"gc-percent", "the Go collector's GOGC: the heap grows to 1 + N/100 times what is live before a collection; above Go's 100 the agent spends less CPU per event and holds more memory while its queues are full (docs/performance.md)", DefaultGCPercent},
+	{"gc-percent", "the Go collector's GOGC: the heap grows to 1 + N/100 times what is live before a collection; above Go's 100 the agent spends less CPU per event under a burst and holds more memory while its queues are full (docs/performance.md, issue 16)", DefaultGCPercent},
 	{"memory-limit-mb", "soft memory limit in MiB (Go's GOMEMLIMIT): near it the collector runs more often than gc-percent says, to hold the agent's memory to it (0: none)", 0},
 	{"config-file", "configuration file", DefaultConfigFile},
 	{"config-dir", "drop-in configuration directory (file name = key, content = value)", DefaultConfigDir},

@@ -51,7 +51,7 @@ func BenchmarkHookEvent(b *testing.B) { benchmarkHookEvent(b, 0) }
 // BenchmarkHookEventQueued is BenchmarkHookEvent with the last 10,000
 // events kept alive, as a full subscriber queue (--subscriber-queue-size's
 // default) keeps them under a burst: the live heap the collector marks
-// every cycle. Run with GOGC=100 and GOGC=400 it shows what --gc-percent
+// every cycle. Run with GOGC=100, 200 and 400 it shows what --gc-percent
 // saves (docs/performance.md, issue 16).
 func BenchmarkHookEventQueued(b *testing.B) { benchmarkHookEvent(b, 10000) }
 
