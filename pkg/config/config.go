@@ -86,11 +86,11 @@ const (
 // subscriber and export queues are most of the live heap) and returning
 // freed pages to the kernel only to fault them in again: 15-25% of the
 // agent's CPU in the profiles of issue 16. BenchmarkHookEventQueued (a full
-// queue kept alive): 1.86 µs of CPU an event at 100, 1.5 at 200, 1.45 at
-// 400, for 85, 135 and 210 MB of RSS. 200 takes most of the saving for a
-// fraction of the memory: the agent's peak with full queues grew from
-// ~110 to ~125 MiB in the benchmark, idle it is the same
-// (docs/performance.md, issue 16).
+// queue kept alive): 1.8 to 2.1 µs of CPU an event at 100, 1.5 to 1.6 at
+// 200, 1.4 to 1.5 at 400, for 85-90, 125-145 and 205-215 MB of RSS. 200
+// takes most of the saving for a third of 400's memory: the agent's peak
+// with full queues grew from 105-115 to 135-140 MiB in the benchmark; idle
+// it is the same (docs/performance.md, issue 16).
 const DefaultGCPercent = 200
 
 // defaults lists every key with its default and help text; flags, viper
