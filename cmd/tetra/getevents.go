@@ -233,7 +233,11 @@ type eventEncoder interface{ encode(any) error }
 // wireEncoder encodes events in their wire bytes.
 type wireEncoder struct{ *encoder.WireJSON }
 
-func (w wireEncoder) encode(ev any) error { return w.EncodeWire(ev.([]byte)) }
+func (w wireEncoder) encode(ev any) error {
+	raw := ev.(client.RawEvent)
+	defer raw.Free()
+	return w.EncodeWire(raw.Bytes())
+}
 
 // messageEncoder encodes decoded events.
 type messageEncoder struct{ encoder.Encoder }

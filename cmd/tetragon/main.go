@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -49,6 +50,12 @@ func newCmd() *cobra.Command {
 			// Notify rather than Ignore: an ignored SIGPIPE would be
 			// inherited by the programs the agent runs.
 			signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+			// The collector's settings are the process's: set here, not
+			// by the agent library (see config.DefaultGCPercent).
+			debug.SetGCPercent(cfg.GCPercent)
+			if cfg.MemoryLimitMB > 0 {
+				debug.SetMemoryLimit(int64(cfg.MemoryLimitMB) << 20)
+			}
 			if cpuProfile != "" {
 				stopProfile, err := cpuprofile.Start(cpuProfile)
 				if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetragon-lite/tetragon/pkg/config"
 	"github.com/tetragon-lite/tetragon/pkg/metrics"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -139,5 +141,29 @@ func TestMetricsHealthExport(t *testing.T) {
 	}
 	if !strings.Contains(a.logs.String(), "The export file is not writable in time") {
 		t.Errorf("no word of the events left in the export queue:\n%s", a.logs)
+	}
+}
+
+// TestGCSettings: the agent runs with its own GOGC (config.DefaultGCPercent)
+// and no memory limit unless told otherwise, and with those it is given, as
+// Go's runtime reports them in the metrics.
+func TestGCSettings(t *testing.T) {
+	b := build(t)
+	for _, c := range []struct {
+		args        []string
+		gogc, limit float64
+	}{
+		{nil, config.DefaultGCPercent, math.MaxInt64},
+		{[]string{"--gc-percent", "150", "--memory-limit-mb", "300"}, 150, 300 << 20},
+	} {
+		addr := freeAddr(t)
+		a := startAgent(t, b, append([]string{"--metrics-server", addr}, c.args...)...)
+		gogc, ok := scrapeValue(t, addr, "go_gc_gogc_percent")
+		limit, ok2 := scrapeValue(t, addr, "go_gc_gomemlimit_bytes")
+		if !ok || !ok2 || gogc != c.gogc || limit != c.limit {
+			t.Errorf("%q: go_gc_gogc_percent %v (%v), go_gc_gomemlimit_bytes %v (%v); want %v and %v", c.args, gogc, ok, limit, ok2, c.gogc, c.limit)
+		}
+		a.cmd.Process.Signal(syscall.SIGTERM)
+		a.cmd.Wait()
 	}
 }

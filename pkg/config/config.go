@@ -61,6 +61,11 @@ type Config struct {
 	ActionRate      int    `mapstructure:"policy-action-rate-limit"`
 	ActionQueue     int    `mapstructure:"policy-action-queue-size"`
 
+	// the Go collector's settings (main applies them: they are the
+	// process's, not the agent library's)
+	GCPercent     int `mapstructure:"gc-percent"`
+	MemoryLimitMB int `mapstructure:"memory-limit-mb"`
+
 	// Warnings are problems Load found that do not stop the agent, such
 	// as a key in the config file that no setting has; the agent logs
 	// them once its logger exists.
@@ -74,6 +79,19 @@ const (
 	DefaultSocket     = "/var/run/tetragon/tetragon.sock"
 	DefaultPolicyDir  = "/etc/tetragon"
 )
+
+// DefaultGCPercent is the agent's GOGC. At tens of thousands of events a
+// second the agent allocates a few KB an event; with Go's 100 the collector
+// ran tens of times a second, marking (the events waiting in the
+// subscriber and export queues are most of the live heap) and returning
+// freed pages to the kernel only to fault them in again: 15-25% of the
+// agent's CPU in the profiles of issue 16. BenchmarkHookEventQueued (a full
+// queue kept alive): 1.8 to 2.1 µs of CPU an event at 100, 1.5 to 1.6 at
+// 200, 1.4 to 1.5 at 400, for 85-90, 125-145 and 205-215 MB of RSS. 200
+// takes most of the saving for a third of 400's memory: the agent's peak
+// with full queues grew from 105-115 to 135-140 MiB in the benchmark; idle
+// it is the same (docs/performance.md, issue 16).
+const DefaultGCPercent = 200
 
 // defaults lists every key with its default and help text; flags, viper
 // defaults and the docs come from this one table.
@@ -111,6 +129,8 @@ var defaults = []struct {
 	{"policy-action-http-proxy", "URL of the HTTP proxy the GetUrl action goes through (empty: HTTPS_PROXY/HTTP_PROXY/NO_PROXY of the environment)", ""},
 	{"policy-action-rate-limit", "most GetUrl and DnsLookup requests started per minute, all policies together; the rest are dropped and counted", 600},
 	{"policy-action-queue-size", "GetUrl and DnsLookup requests queued for the workers; past it they are dropped and counted, never slowing the events", 256},
+	{"gc-percent", "the Go collector's GOGC: the heap grows to 1 + N/100 times what is live before a collection; above Go's 100 the agent spends less CPU per event under a burst and holds more memory while its queues are full (docs/performance.md, issue 16)", DefaultGCPercent},
+	{"memory-limit-mb", "soft memory limit in MiB (Go's GOMEMLIMIT): near it the collector runs more often than gc-percent says, to hold the agent's memory to it (0: none)", 0},
 	{"config-file", "configuration file", DefaultConfigFile},
 	{"config-dir", "drop-in configuration directory (file name = key, content = value)", DefaultConfigDir},
 }
@@ -274,6 +294,7 @@ func (c Config) validate() error {
 		{"export-queue-size", c.ExportQueue},
 		{"policy-action-rate-limit", c.ActionRate},
 		{"policy-action-queue-size", c.ActionQueue},
+		{"gc-percent", c.GCPercent},
 	} {
 		if l.value <= 0 {
 			return fmt.Errorf("%s %d: want a positive number", l.key, l.value)
@@ -281,6 +302,9 @@ func (c Config) validate() error {
 	}
 	if c.ExportBackups < 0 {
 		return fmt.Errorf("export-file-max-backups %d: want 0 (keep all) or more", c.ExportBackups)
+	}
+	if c.MemoryLimitMB < 0 {
+		return fmt.Errorf("memory-limit-mb %d: want 0 (none) or more", c.MemoryLimitMB)
 	}
 	if c.ExportRate < -1 {
 		return fmt.Errorf("export-rate-limit %d: want -1 (no limit) or a number of events per minute", c.ExportRate)

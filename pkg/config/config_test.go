@@ -120,6 +120,8 @@ func TestNegativeLimitsRefused(t *testing.T) {
 		{"--event-queue-size", "-5", "event-queue-size -5: want a positive number"},
 		{"--subscriber-queue-size", "0", "subscriber-queue-size 0: want a positive number"},
 		{"--process-cache-size", "-1", "process-cache-size -1: want a positive number"},
+		{"--gc-percent", "0", "gc-percent 0: want a positive number"},
+		{"--memory-limit-mb", "-1", "memory-limit-mb -1: want 0 (none) or more"},
 	} {
 		_, err := load(t, "--config-dir", t.TempDir(), "--config-file", os.DevNull, c.flag+"="+c.value)
 		if err == nil || err.Error() != c.want {

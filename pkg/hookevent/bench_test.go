@@ -46,7 +46,16 @@ func realKprobe(tb testing.TB) *api.ProcessKprobe {
 // event built from the record, wrapped for the bus with its process's
 // and parent's cached wire bytes, and encoded once, as the agent does for
 // its subscribers.
-func BenchmarkHookEvent(b *testing.B) {
+func BenchmarkHookEvent(b *testing.B) { benchmarkHookEvent(b, 0) }
+
+// BenchmarkHookEventQueued is BenchmarkHookEvent with the last 10,000
+// events kept alive, as a full subscriber queue (--subscriber-queue-size's
+// default) keeps them under a burst: the live heap the collector marks
+// every cycle. Run with GOGC=100, 200 and 400 it shows what --gc-percent
+// saves (docs/performance.md, issue 16).
+func BenchmarkHookEventQueued(b *testing.B) { benchmarkHookEvent(b, 10000) }
+
+func benchmarkHookEvent(b *testing.B, queued int) {
 	k := realKprobe(b)
 	proc, parent := k.GetProcess(), k.GetParent()
 	procWire, err := eventwire.Process(proc)
@@ -65,6 +74,8 @@ func BenchmarkHookEvent(b *testing.B) {
 		Ints: [5]int64{0, 4}, Strs: [2]string{"/tmp/tb/data/f"}}
 	bld := NewBuilder(zerolog.Nop(), nil)
 	now := timestamppb.Now()
+	queue := make([]*eventbus.Event, queued)
+	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		ev, ok := bld.Event(h, r, func() (*api.Process, *api.Process) { return proc, parent })
@@ -72,8 +83,13 @@ func BenchmarkHookEvent(b *testing.B) {
 			b.Fatal("rate limited")
 		}
 		ev.NodeName, ev.Time = "node", timestamppb.New(now.AsTime())
-		if _, err := eventbus.NewEvent(ev, procWire, parentWire).Wire(); err != nil {
+		e := eventbus.NewEvent(ev, procWire, parentWire)
+		if _, err := e.Wire(); err != nil {
 			b.Fatal(err)
+		}
+		if queued > 0 {
+			queue[i] = e
+			i = (i + 1) % queued
 		}
 	}
 }
