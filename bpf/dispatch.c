@@ -31,7 +31,6 @@ enum var_fd {
 struct sys_variant {
 	__u8 fd_src; /* register index 0..5, VAR_FD_RET or VAR_NO_FD */
 	__u8 mask;
-	__u8 pad[2];
 };
 
 enum sys_flag {
@@ -69,16 +68,32 @@ struct sys_pair {
 #define MAX_PAIRS 2048 /* a power of two: indexes are masked with it */
 #define SE_WHEN_SHIFT 16 /* sys_lists key: nr | SE_ENTER or SE_EXIT << 16 */
 
+enum sys_head_flag {
+	SH_MAPPED = 1,
+	/* every pair's hook is cacheable, and a pair's variant is v[vi]: a
+	 * file the list's hooks all passed over is remembered once */
+	SH_CACHEABLE = 2,
+};
+
+const enum sys_head_flag *unused_sys_head_flag __attribute__((unused));
+
+/* What a call of a mapped syscall needs before its list: whether there
+ * is one, and what the verdict cache is keyed by. 8 bytes, so that one
+ * load reads it whole while user space rewrites it. */
+struct sys_head {
+	__u8 flags;
+	__u8 nv;
+	struct sys_variant v[2];
+	__u8 pad[2];
+} __attribute__((aligned(8)));
+
 /* The hooks a syscall's entry or exit runs, in load order. A list is
  * replaced whole by one map update, so a call sees the hooks of one
  * version of every policy. */
 struct sys_list {
+	struct sys_head h; /* the head sys_mapped has for this list */
 	__u16 n;
-	/* every pair's hook is cacheable, and a pair's variant is v[vi]:
-	 * a file the list's hooks all passed over is remembered once */
-	__u8 cacheable;
-	__u8 nv;
-	struct sys_variant v[2];
+	__u8 pad[2];
 	struct sys_pair p[MAX_PAIRS];
 };
 
@@ -102,14 +117,15 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } sys_lists SEC(".maps");
 
-/* whether sys_lists has a list, by (nr * 2 + (exit ? 1 : 0)): an array
- * lookup, which the JIT inlines, settles every syscall no hook maps before
- * the list's hash lookup */
+/* the heads of sys_lists' lists, by (nr * 2 + (exit ? 1 : 0)): an array
+ * lookup, which the JIT inlines, settles every syscall no hook maps, and
+ * a call the verdict cache decides, without the list's hash lookup, which
+ * measured as the costliest step of such a call (docs/performance.md) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * SYS_TABLE_LEN);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, struct sys_head);
 } sys_mapped SEC(".maps");
 
 /* hooks' configurations by slot; a hash, so that a call in flight keeps
@@ -171,7 +187,7 @@ struct verdict_key {
 	__u64 mnt;
 	__u64 dentry;
 	__u64 root;
-	__u32 mask;
+	__u32 mask; /* the list variant: access mask | fd source << 8 */
 	__u32 list; /* the sys_lists key: its hooks passed over the file */
 };
 
@@ -443,6 +459,7 @@ __noinline long func_ret(long ret, __u32 flags)
 struct dispatch_ctx {
 	struct sys_list *l;
 	struct dispatch_scratch *s;
+	struct sys_head h; /* the call's reading of sys_mapped */
 };
 
 /* run_pair evaluates hook pair i of the list on the call. Under bpf_loop,
@@ -522,12 +539,13 @@ static __always_inline long tp_arg(struct pt_regs *regs, __u32 i)
 static __noinline bool cache_key(struct dispatch_ctx *x, struct pt_regs *regs, __u32 vi, __u32 list)
 {
 	struct verdict_key *vk = &x->s->k[vi & 1];
-	struct sys_variant *v = &x->l->v[vi & 1];
+	struct sys_variant *v = &x->h.v[vi & 1];
 	long fd;
 
 	if (v->fd_src == VAR_NO_FD)
 		return false;
-	vk->mask = v->mask;
+	/* the variant whole: a verdict is of one reading of the call */
+	vk->mask = v->mask | (__u32)v->fd_src << 8;
 	vk->list = list;
 	if (v->fd_src == VAR_FD_RET)
 		fd = x->s->ret;
@@ -556,9 +574,9 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	struct dispatch_ctx x = {};
 	struct dispatch_scratch *sc;
 	__u32 zero = 0, key, idx;
-	__u64 gen_before = 0, *gen;
+	__u64 gen_before = 0, *gen, hv, lv;
 	struct verdict *seen;
-	__u8 *mapped;
+	struct sys_head *head;
 	bool compat = in_compat_call();
 
 	/* a 32-bit call is served as its x86_64 counterpart, with its own
@@ -577,8 +595,13 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	}
 	/* a syscall no hook maps costs this one lookup */
 	idx = nr * 2 + (when == SE_EXIT);
-	mapped = bpf_map_lookup_elem(&sys_mapped, &idx);
-	if (!mapped || !*mapped)
+	head = bpf_map_lookup_elem(&sys_mapped, &idx);
+	if (!head)
+		return 0;
+	/* one load: user space rewrites the head with one store */
+	hv = *(volatile __u64 *)head;
+	__builtin_memcpy(&x.h, &hv, sizeof(hv));
+	if (!(x.h.flags & SH_MAPPED))
 		return 0;
 	gen = bpf_map_lookup_elem(&generation, &zero);
 	if (!gen)
@@ -587,9 +610,6 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	 * so a verdict of an old list is stored stale */
 	gen_before = *gen;
 	key = nr | (__u32)when << SE_WHEN_SHIFT;
-	x.l = bpf_map_lookup_elem(&sys_lists, &key);
-	if (!x.l)
-		return 0;
 	sc = bpf_map_lookup_elem(&scratch_heap, &zero);
 	if (!sc)
 		return 0;
@@ -600,9 +620,9 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	sc->ret = ret;
 	sc->compat = compat;
 	list_stat(nr, when, LS_CALLS);
-	if (x.l->cacheable) {
+	if (x.h.flags & SH_CACHEABLE) {
 		for (int vi = 0; vi < 2; vi++) {
-			if (vi >= x.l->nv)
+			if (vi >= x.h.nv)
 				break;
 			sc->f.keyed[vi] = cache_key(&x, regs, vi, key);
 			if (!sc->f.keyed[vi])
@@ -613,9 +633,18 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 				list_stat(nr, when, LS_CACHED);
 			}
 		}
-		if (sc->f.hit[0] && (x.l->nv < 2 || sc->f.hit[1]))
+		if (sc->f.hit[0] && (x.h.nv < 2 || sc->f.hit[1]))
 			return 0;
 	}
+	x.l = bpf_map_lookup_elem(&sys_lists, &key);
+	if (!x.l)
+		return 0;
+	/* user space writes a list before its head: a head older than its
+	 * list (a reload in between) keyed the cache by the old variants,
+	 * so this call neither skips nor remembers a file */
+	__builtin_memcpy(&lv, &x.l->h, sizeof(lv));
+	if (lv != hv)
+		__builtin_memset(&sc->f, 0, sizeof(sc->f));
 	/* here, not above: a cache hit needs no pid */
 	sc->id = bpf_get_current_pid_tgid();
 	bpf_loop(x.l->n, run_pair, &x, 0);
