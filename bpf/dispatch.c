@@ -214,6 +214,14 @@ struct {
 	__type(value, __u64);
 } generation SEC(".maps");
 
+/* NEAR_N: the verdicts each CPU keeps beside its scratch (a power of two) */
+#define NEAR_N 16
+
+struct near_verdict {
+	struct verdict_key k;
+	struct verdict v;
+};
+
 /* What a call keeps per list variant, off the stack: the selector
  * evaluation's chain of frames needs the stack, and 6.1's verifier refuses
  * byte reads of stack slots a register was spilled to. */
@@ -228,6 +236,8 @@ struct dispatch_scratch {
 		__u8 matched[2]; /* a hook matched on the variant */
 		__u8 partial[2]; /* a hook was passed over for the call, not the file */
 	} f;
+	/* this CPU's most recent verdicts (see near_find) */
+	struct near_verdict near[NEAR_N];
 	/* the call, for the hook loop: kept here rather than in its context,
 	 * whose frame is under every hook's selector evaluation */
 	__u64 regs; /* struct pt_regs *, read with probe reads */
@@ -342,6 +352,38 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 static __always_inline bool same_file(struct verdict *seen, struct verdict *now)
 {
 	return seen->inode == now->inode && seen->ino == now->ino;
+}
+
+/* near_slot is where this CPU keeps the verdict of key k */
+static __always_inline __u32 near_slot(struct verdict_key *k)
+{
+	__u64 h = (k->dentry >> 6) ^ (k->mnt >> 6) ^ k->mask ^ ((__u64)k->list << 3);
+
+	return (h ^ (h >> 11)) & (NEAR_N - 1);
+}
+
+/* near_find returns the verdict this CPU keeps for key k, if any. The
+ * verdicts LRU is a hash: a lookup hashes the 32-byte key and walks a
+ * bucket in memory the call touches nowhere else. A file a task reads
+ * or opens again and again is kept here as well, in the per-CPU scratch
+ * the call has at hand; an entry is valid as the LRU's are (generation,
+ * inode). */
+static __always_inline struct verdict *near_find(struct dispatch_scratch *sc, struct verdict_key *k)
+{
+	struct near_verdict *n = &sc->near[near_slot(k)];
+
+	if (n->k.dentry == k->dentry && n->k.mnt == k->mnt && n->k.root == k->root && n->k.mask == k->mask &&
+	    n->k.list == k->list)
+		return &n->v;
+	return NULL;
+}
+
+static __always_inline void near_put(struct dispatch_scratch *sc, struct verdict_key *k, struct verdict *v)
+{
+	struct near_verdict *n = &sc->near[near_slot(k)];
+
+	n->k = *k;
+	n->v = *v;
 }
 
 /* put_user_sockaddr copies the struct sockaddr_in or sockaddr_in6 a
@@ -627,7 +669,12 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 			sc->f.keyed[vi] = cache_key(&x, regs, vi, key);
 			if (!sc->f.keyed[vi])
 				continue;
-			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
+			seen = near_find(sc, &sc->k[vi]);
+			if (!seen || seen->gen != gen_before) {
+				seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
+				if (seen && seen->gen == gen_before)
+					near_put(sc, &sc->k[vi], seen);
+			}
 			if (seen && seen->gen == gen_before && same_file(seen, &sc->v[vi])) {
 				sc->f.hit[vi] = 1;
 				list_stat(nr, when, LS_CACHED);
@@ -654,6 +701,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi]) {
 			sc->v[vi].gen = gen_before;
 			bpf_map_update_elem(&verdicts, &sc->k[vi], &sc->v[vi], BPF_ANY);
+			near_put(sc, &sc->k[vi], &sc->v[vi]);
 		}
 	}
 	return 0;

@@ -42,6 +42,11 @@ type DispatchDispatchScratch struct {
 		Matched [2]uint8
 		Partial [2]uint8
 	}
+	Near [16]struct {
+		_ structs.HostLayout
+		K DispatchVerdictKey
+		V DispatchVerdict
+	}
 	Regs   uint64
 	Nr     int64
 	Ret    int64
