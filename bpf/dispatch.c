@@ -154,9 +154,10 @@ struct {
 	__type(value, __u64);
 } list_stats SEC(".maps");
 
-static __always_inline void list_stat(long nr, __u8 when, __u32 s)
+/* idx: the call's sys_mapped index */
+static __always_inline void list_stat(__u32 idx, __u32 s)
 {
-	__u32 k = (nr * 2 + (when == SE_EXIT)) * LS_MAX + s;
+	__u32 k = idx * LS_MAX + s;
 	__u64 *v = bpf_map_lookup_elem(&list_stats, &k);
 
 	if (v)
@@ -236,6 +237,7 @@ struct dispatch_scratch {
 		__u8 matched[2]; /* a hook matched on the variant */
 		__u8 partial[2]; /* a hook was passed over for the call, not the file */
 	} f;
+	struct sys_head h; /* the call's reading of sys_mapped */
 	/* this CPU's most recent verdicts (see near_find) */
 	struct near_verdict near[NEAR_N];
 	/* the call, for the hook loop: kept here rather than in its context,
@@ -244,6 +246,9 @@ struct dispatch_scratch {
 	long nr;
 	long ret; /* the syscall's return (0 at entry) */
 	__u64 id;
+	__u64 gen;  /* the generation, read before the list */
+	__u32 key;  /* the sys_lists key */
+	__u32 idx;  /* the sys_mapped index */
 	bool compat; /* a 32-bit call: nr is its x86_64 counterpart's */
 };
 
@@ -501,7 +506,6 @@ __noinline long func_ret(long ret, __u32 flags)
 struct dispatch_ctx {
 	struct sys_list *l;
 	struct dispatch_scratch *s;
-	struct sys_head h; /* the call's reading of sys_mapped */
 };
 
 /* run_pair evaluates hook pair i of the list on the call. Under bpf_loop,
@@ -581,7 +585,7 @@ static __always_inline long tp_arg(struct pt_regs *regs, __u32 i)
 static __noinline bool cache_key(struct dispatch_ctx *x, struct pt_regs *regs, __u32 vi, __u32 list)
 {
 	struct verdict_key *vk = &x->s->k[vi & 1];
-	struct sys_variant *v = &x->h.v[vi & 1];
+	struct sys_variant *v = &x->s->h.v[vi & 1];
 	long fd;
 
 	if (v->fd_src == VAR_NO_FD)
@@ -611,13 +615,42 @@ static __always_inline bool in_compat_call(void)
 	return t->thread_info.status & TS_COMPAT;
 }
 
+/* cached looks the call's files up in the verdict cache, this CPU's
+ * near verdicts first, and says whether each variant's file is one the
+ * list's hooks all passed over. Not inlined: its locals then stay off the
+ * program's frame, which 6.1 counts under every hook's selector
+ * evaluation. */
+static __noinline bool cached(struct dispatch_ctx *x, struct pt_regs *regs)
+{
+	struct dispatch_scratch *sc = x->s;
+	struct verdict *seen;
+
+	for (int vi = 0; vi < 2; vi++) {
+		if (vi >= sc->h.nv)
+			break;
+		sc->f.keyed[vi] = cache_key(x, regs, vi, sc->key);
+		if (!sc->f.keyed[vi])
+			continue;
+		seen = near_find(sc, &sc->k[vi]);
+		if (!seen || seen->gen != sc->gen) {
+			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
+			if (seen && seen->gen == sc->gen)
+				near_put(sc, &sc->k[vi], seen);
+		}
+		if (seen && seen->gen == sc->gen && same_file(seen, &sc->v[vi])) {
+			sc->f.hit[vi] = 1;
+			list_stat(sc->idx, LS_CACHED);
+		}
+	}
+	return sc->f.hit[0] && (sc->h.nv < 2 || sc->f.hit[1]);
+}
+
 static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
 {
 	struct dispatch_ctx x = {};
 	struct dispatch_scratch *sc;
-	__u32 zero = 0, key, idx;
-	__u64 gen_before = 0, *gen, hv, lv;
-	struct verdict *seen;
+	__u32 zero = 0, idx;
+	__u64 *gen, hv, lv;
 	struct sys_head *head;
 	bool compat = in_compat_call();
 
@@ -640,57 +673,40 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	head = bpf_map_lookup_elem(&sys_mapped, &idx);
 	if (!head)
 		return 0;
-	/* one load: user space rewrites the head with one store */
+	/* one load: user space rewrites the head with one store (flags is
+	 * its first byte) */
 	hv = *(volatile __u64 *)head;
-	__builtin_memcpy(&x.h, &hv, sizeof(hv));
-	if (!(x.h.flags & SH_MAPPED))
+	if (!(hv & SH_MAPPED))
 		return 0;
 	gen = bpf_map_lookup_elem(&generation, &zero);
 	if (!gen)
 		return 0;
-	/* read before the list: user space bumps it after changing a list,
-	 * so a verdict of an old list is stored stale */
-	gen_before = *gen;
-	key = nr | (__u32)when << SE_WHEN_SHIFT;
 	sc = bpf_map_lookup_elem(&scratch_heap, &zero);
 	if (!sc)
 		return 0;
 	x.s = sc;
+	/* read before the list: user space bumps it after changing a list,
+	 * so a verdict of an old list is stored stale */
+	sc->gen = *gen;
+	sc->key = nr | (__u32)when << SE_WHEN_SHIFT;
+	sc->idx = idx;
 	__builtin_memset(&sc->f, 0, sizeof(sc->f));
 	sc->regs = (__u64)regs;
 	sc->nr = nr;
 	sc->ret = ret;
 	sc->compat = compat;
-	list_stat(nr, when, LS_CALLS);
-	if (x.h.flags & SH_CACHEABLE) {
-		for (int vi = 0; vi < 2; vi++) {
-			if (vi >= x.h.nv)
-				break;
-			sc->f.keyed[vi] = cache_key(&x, regs, vi, key);
-			if (!sc->f.keyed[vi])
-				continue;
-			seen = near_find(sc, &sc->k[vi]);
-			if (!seen || seen->gen != gen_before) {
-				seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
-				if (seen && seen->gen == gen_before)
-					near_put(sc, &sc->k[vi], seen);
-			}
-			if (seen && seen->gen == gen_before && same_file(seen, &sc->v[vi])) {
-				sc->f.hit[vi] = 1;
-				list_stat(nr, when, LS_CACHED);
-			}
-		}
-		if (sc->f.hit[0] && (x.h.nv < 2 || sc->f.hit[1]))
-			return 0;
-	}
-	x.l = bpf_map_lookup_elem(&sys_lists, &key);
+	__builtin_memcpy(&sc->h, &hv, sizeof(hv));
+	list_stat(idx, LS_CALLS);
+	if ((hv & SH_CACHEABLE) && cached(&x, regs))
+		return 0;
+	x.l = bpf_map_lookup_elem(&sys_lists, &sc->key);
 	if (!x.l)
 		return 0;
 	/* user space writes a list before its head: a head older than its
 	 * list (a reload in between) keyed the cache by the old variants,
 	 * so this call neither skips nor remembers a file */
 	__builtin_memcpy(&lv, &x.l->h, sizeof(lv));
-	if (lv != hv)
+	if (lv != *(__u64 *)&sc->h)
 		__builtin_memset(&sc->f, 0, sizeof(sc->f));
 	/* here, not above: a cache hit needs no pid */
 	sc->id = bpf_get_current_pid_tgid();
@@ -699,7 +715,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		/* stored with the generation read before the paths were
 		 * resolved: a rename meanwhile makes the entry stale */
 		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi]) {
-			sc->v[vi].gen = gen_before;
+			sc->v[vi].gen = sc->gen;
 			bpf_map_update_elem(&verdicts, &sc->k[vi], &sc->v[vi], BPF_ANY);
 			near_put(sc, &sc->k[vi], &sc->v[vi]);
 		}

@@ -42,6 +42,7 @@ type DispatchDispatchScratch struct {
 		Matched [2]uint8
 		Partial [2]uint8
 	}
+	H    DispatchSysHead
 	Near [16]struct {
 		_ structs.HostLayout
 		K DispatchVerdictKey
@@ -51,6 +52,9 @@ type DispatchDispatchScratch struct {
 	Nr     int64
 	Ret    int64
 	Id     uint64
+	Gen    uint64
+	Key    uint32
+	Idx    uint32
 	Compat bool
 	_      [7]byte
 }
