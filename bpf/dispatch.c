@@ -31,7 +31,6 @@ enum var_fd {
 struct sys_variant {
 	__u8 fd_src; /* register index 0..5, VAR_FD_RET or VAR_NO_FD */
 	__u8 mask;
-	__u8 pad[2];
 };
 
 enum sys_flag {
@@ -69,16 +68,32 @@ struct sys_pair {
 #define MAX_PAIRS 2048 /* a power of two: indexes are masked with it */
 #define SE_WHEN_SHIFT 16 /* sys_lists key: nr | SE_ENTER or SE_EXIT << 16 */
 
+enum sys_head_flag {
+	SH_MAPPED = 1,
+	/* every pair's hook is cacheable, and a pair's variant is v[vi]: a
+	 * file the list's hooks all passed over is remembered once */
+	SH_CACHEABLE = 2,
+};
+
+const enum sys_head_flag *unused_sys_head_flag __attribute__((unused));
+
+/* What a call of a mapped syscall needs before its list: whether there
+ * is one, and what the verdict cache is keyed by. 8 bytes, so that one
+ * load reads it whole while user space rewrites it. */
+struct sys_head {
+	__u8 flags;
+	__u8 nv;
+	struct sys_variant v[2];
+	__u8 pad[2];
+} __attribute__((aligned(8)));
+
 /* The hooks a syscall's entry or exit runs, in load order. A list is
  * replaced whole by one map update, so a call sees the hooks of one
  * version of every policy. */
 struct sys_list {
+	struct sys_head h; /* the head sys_mapped has for this list */
 	__u16 n;
-	/* every pair's hook is cacheable, and a pair's variant is v[vi]:
-	 * a file the list's hooks all passed over is remembered once */
-	__u8 cacheable;
-	__u8 nv;
-	struct sys_variant v[2];
+	__u8 pad[2];
 	struct sys_pair p[MAX_PAIRS];
 };
 
@@ -102,14 +117,15 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } sys_lists SEC(".maps");
 
-/* whether sys_lists has a list, by (nr * 2 + (exit ? 1 : 0)): an array
- * lookup, which the JIT inlines, settles every syscall no hook maps before
- * the list's hash lookup */
+/* the heads of sys_lists' lists, by (nr * 2 + (exit ? 1 : 0)): an array
+ * lookup, which the JIT inlines, settles every syscall no hook maps, and
+ * a call the verdict cache decides, without the list's hash lookup, which
+ * measured as the costliest step of such a call (docs/performance.md) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * SYS_TABLE_LEN);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, struct sys_head);
 } sys_mapped SEC(".maps");
 
 /* hooks' configurations by slot; a hash, so that a call in flight keeps
@@ -138,9 +154,10 @@ struct {
 	__type(value, __u64);
 } list_stats SEC(".maps");
 
-static __always_inline void list_stat(long nr, __u8 when, __u32 s)
+/* idx: the call's sys_mapped index */
+static __always_inline void list_stat(__u32 idx, __u32 s)
 {
-	__u32 k = (nr * 2 + (when == SE_EXIT)) * LS_MAX + s;
+	__u32 k = idx * LS_MAX + s;
 	__u64 *v = bpf_map_lookup_elem(&list_stats, &k);
 
 	if (v)
@@ -171,7 +188,7 @@ struct verdict_key {
 	__u64 mnt;
 	__u64 dentry;
 	__u64 root;
-	__u32 mask;
+	__u32 mask; /* the list variant: access mask | fd source << 8 */
 	__u32 list; /* the sys_lists key: its hooks passed over the file */
 };
 
@@ -198,6 +215,14 @@ struct {
 	__type(value, __u64);
 } generation SEC(".maps");
 
+/* NEAR_N: the verdicts each CPU keeps beside its scratch (a power of two) */
+#define NEAR_N 16
+
+struct near_verdict {
+	struct verdict_key k;
+	struct verdict v;
+};
+
 /* What a call keeps per list variant, off the stack: the selector
  * evaluation's chain of frames needs the stack, and 6.1's verifier refuses
  * byte reads of stack slots a register was spilled to. */
@@ -212,12 +237,18 @@ struct dispatch_scratch {
 		__u8 matched[2]; /* a hook matched on the variant */
 		__u8 partial[2]; /* a hook was passed over for the call, not the file */
 	} f;
+	struct sys_head h; /* the call's reading of sys_mapped */
+	/* this CPU's most recent verdicts (see near_find) */
+	struct near_verdict near[NEAR_N];
 	/* the call, for the hook loop: kept here rather than in its context,
 	 * whose frame is under every hook's selector evaluation */
 	__u64 regs; /* struct pt_regs *, read with probe reads */
 	long nr;
 	long ret; /* the syscall's return (0 at entry) */
 	__u64 id;
+	__u64 gen;  /* the generation, read before the list */
+	__u32 key;  /* the sys_lists key */
+	__u32 idx;  /* the sys_mapped index */
 	bool compat; /* a 32-bit call: nr is its x86_64 counterpart's */
 };
 
@@ -326,6 +357,38 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 static __always_inline bool same_file(struct verdict *seen, struct verdict *now)
 {
 	return seen->inode == now->inode && seen->ino == now->ino;
+}
+
+/* near_slot is where this CPU keeps the verdict of key k */
+static __always_inline __u32 near_slot(struct verdict_key *k)
+{
+	__u64 h = (k->dentry >> 6) ^ (k->mnt >> 6) ^ k->mask ^ ((__u64)k->list << 3);
+
+	return (h ^ (h >> 11)) & (NEAR_N - 1);
+}
+
+/* near_find returns the verdict this CPU keeps for key k, if any. The
+ * verdicts LRU is a hash: a lookup hashes the 32-byte key and walks a
+ * bucket in memory the call touches nowhere else. A file a task reads
+ * or opens again and again is kept here as well, in the per-CPU scratch
+ * the call has at hand; an entry is valid as the LRU's are (generation,
+ * inode). */
+static __always_inline struct verdict *near_find(struct dispatch_scratch *sc, struct verdict_key *k)
+{
+	struct near_verdict *n = &sc->near[near_slot(k)];
+
+	if (n->k.dentry == k->dentry && n->k.mnt == k->mnt && n->k.root == k->root && n->k.mask == k->mask &&
+	    n->k.list == k->list)
+		return &n->v;
+	return NULL;
+}
+
+static __always_inline void near_put(struct dispatch_scratch *sc, struct verdict_key *k, struct verdict *v)
+{
+	struct near_verdict *n = &sc->near[near_slot(k)];
+
+	n->k = *k;
+	n->v = *v;
 }
 
 /* put_user_sockaddr copies the struct sockaddr_in or sockaddr_in6 a
@@ -522,12 +585,13 @@ static __always_inline long tp_arg(struct pt_regs *regs, __u32 i)
 static __noinline bool cache_key(struct dispatch_ctx *x, struct pt_regs *regs, __u32 vi, __u32 list)
 {
 	struct verdict_key *vk = &x->s->k[vi & 1];
-	struct sys_variant *v = &x->l->v[vi & 1];
+	struct sys_variant *v = &x->s->h.v[vi & 1];
 	long fd;
 
 	if (v->fd_src == VAR_NO_FD)
 		return false;
-	vk->mask = v->mask;
+	/* the variant whole: a verdict is of one reading of the call */
+	vk->mask = v->mask | (__u32)v->fd_src << 8;
 	vk->list = list;
 	if (v->fd_src == VAR_FD_RET)
 		fd = x->s->ret;
@@ -551,14 +615,43 @@ static __always_inline bool in_compat_call(void)
 	return t->thread_info.status & TS_COMPAT;
 }
 
+/* cached looks the call's files up in the verdict cache, this CPU's
+ * near verdicts first, and says whether each variant's file is one the
+ * list's hooks all passed over. Not inlined: its locals then stay off the
+ * program's frame, which 6.1 counts under every hook's selector
+ * evaluation. */
+static __noinline bool cached(struct dispatch_ctx *x, struct pt_regs *regs)
+{
+	struct dispatch_scratch *sc = x->s;
+	struct verdict *seen;
+
+	for (int vi = 0; vi < 2; vi++) {
+		if (vi >= sc->h.nv)
+			break;
+		sc->f.keyed[vi] = cache_key(x, regs, vi, sc->key);
+		if (!sc->f.keyed[vi])
+			continue;
+		seen = near_find(sc, &sc->k[vi]);
+		if (!seen || seen->gen != sc->gen) {
+			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
+			if (seen && seen->gen == sc->gen)
+				near_put(sc, &sc->k[vi], seen);
+		}
+		if (seen && seen->gen == sc->gen && same_file(seen, &sc->v[vi])) {
+			sc->f.hit[vi] = 1;
+			list_stat(sc->idx, LS_CACHED);
+		}
+	}
+	return sc->f.hit[0] && (sc->h.nv < 2 || sc->f.hit[1]);
+}
+
 static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 when)
 {
 	struct dispatch_ctx x = {};
 	struct dispatch_scratch *sc;
-	__u32 zero = 0, key, idx;
-	__u64 gen_before = 0, *gen;
-	struct verdict *seen;
-	__u8 *mapped;
+	__u32 zero = 0, idx;
+	__u64 *gen, hv, lv;
+	struct sys_head *head;
 	bool compat = in_compat_call();
 
 	/* a 32-bit call is served as its x86_64 counterpart, with its own
@@ -577,45 +670,44 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	}
 	/* a syscall no hook maps costs this one lookup */
 	idx = nr * 2 + (when == SE_EXIT);
-	mapped = bpf_map_lookup_elem(&sys_mapped, &idx);
-	if (!mapped || !*mapped)
+	head = bpf_map_lookup_elem(&sys_mapped, &idx);
+	if (!head)
+		return 0;
+	/* one load: user space rewrites the head with one store (flags is
+	 * its first byte) */
+	hv = *(volatile __u64 *)head;
+	if (!(hv & SH_MAPPED))
 		return 0;
 	gen = bpf_map_lookup_elem(&generation, &zero);
 	if (!gen)
-		return 0;
-	/* read before the list: user space bumps it after changing a list,
-	 * so a verdict of an old list is stored stale */
-	gen_before = *gen;
-	key = nr | (__u32)when << SE_WHEN_SHIFT;
-	x.l = bpf_map_lookup_elem(&sys_lists, &key);
-	if (!x.l)
 		return 0;
 	sc = bpf_map_lookup_elem(&scratch_heap, &zero);
 	if (!sc)
 		return 0;
 	x.s = sc;
+	/* read before the list: user space bumps it after changing a list,
+	 * so a verdict of an old list is stored stale */
+	sc->gen = *gen;
+	sc->key = nr | (__u32)when << SE_WHEN_SHIFT;
+	sc->idx = idx;
 	__builtin_memset(&sc->f, 0, sizeof(sc->f));
 	sc->regs = (__u64)regs;
 	sc->nr = nr;
 	sc->ret = ret;
 	sc->compat = compat;
-	list_stat(nr, when, LS_CALLS);
-	if (x.l->cacheable) {
-		for (int vi = 0; vi < 2; vi++) {
-			if (vi >= x.l->nv)
-				break;
-			sc->f.keyed[vi] = cache_key(&x, regs, vi, key);
-			if (!sc->f.keyed[vi])
-				continue;
-			seen = bpf_map_lookup_elem(&verdicts, &sc->k[vi]);
-			if (seen && seen->gen == gen_before && same_file(seen, &sc->v[vi])) {
-				sc->f.hit[vi] = 1;
-				list_stat(nr, when, LS_CACHED);
-			}
-		}
-		if (sc->f.hit[0] && (x.l->nv < 2 || sc->f.hit[1]))
-			return 0;
-	}
+	__builtin_memcpy(&sc->h, &hv, sizeof(hv));
+	list_stat(idx, LS_CALLS);
+	if ((hv & SH_CACHEABLE) && cached(&x, regs))
+		return 0;
+	x.l = bpf_map_lookup_elem(&sys_lists, &sc->key);
+	if (!x.l)
+		return 0;
+	/* user space writes a list before its head: a head older than its
+	 * list (a reload in between) keyed the cache by the old variants,
+	 * so this call neither skips nor remembers a file */
+	__builtin_memcpy(&lv, &x.l->h, sizeof(lv));
+	if (lv != *(__u64 *)&sc->h)
+		__builtin_memset(&sc->f, 0, sizeof(sc->f));
 	/* here, not above: a cache hit needs no pid */
 	sc->id = bpf_get_current_pid_tgid();
 	bpf_loop(x.l->n, run_pair, &x, 0);
@@ -623,8 +715,9 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		/* stored with the generation read before the paths were
 		 * resolved: a rename meanwhile makes the entry stale */
 		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi]) {
-			sc->v[vi].gen = gen_before;
+			sc->v[vi].gen = sc->gen;
 			bpf_map_update_elem(&verdicts, &sc->k[vi], &sc->v[vi], BPF_ANY);
+			near_put(sc, &sc->k[vi], &sc->v[vi]);
 		}
 	}
 	return 0;

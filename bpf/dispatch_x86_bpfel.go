@@ -42,10 +42,19 @@ type DispatchDispatchScratch struct {
 		Matched [2]uint8
 		Partial [2]uint8
 	}
+	H    DispatchSysHead
+	Near [16]struct {
+		_ structs.HostLayout
+		K DispatchVerdictKey
+		V DispatchVerdict
+	}
 	Regs   uint64
 	Nr     int64
 	Ret    int64
 	Id     uint64
+	Gen    uint64
+	Key    uint32
+	Idx    uint32
 	Compat bool
 	_      [7]byte
 }
@@ -151,18 +160,32 @@ const (
 	DispatchSysFlagSE_REFUSALS  DispatchSysFlag = 32
 )
 
-type DispatchSysList struct {
-	_         structs.HostLayout
-	N         uint16
-	Cacheable uint8
-	Nv        uint8
-	V         [2]struct {
+type DispatchSysHead struct {
+	_     structs.HostLayout
+	Flags uint8
+	Nv    uint8
+	V     [2]struct {
 		_     structs.HostLayout
 		FdSrc uint8
 		Mask  uint8
-		Pad   [2]uint8
 	}
-	P [2048]DispatchSysPair
+	Pad [2]uint8
+}
+
+type DispatchSysHeadFlag uint32
+
+const (
+	DispatchSysHeadFlagSH_MAPPED    DispatchSysHeadFlag = 1
+	DispatchSysHeadFlagSH_CACHEABLE DispatchSysHeadFlag = 2
+)
+
+type DispatchSysList struct {
+	_   structs.HostLayout
+	H   DispatchSysHead
+	N   uint16
+	Pad [2]uint8
+	P   [2048]DispatchSysPair
+	_   [4]byte
 }
 
 type DispatchSysPair struct {
@@ -236,6 +259,7 @@ const (
 	DispatchVarUnusedNsKind        = "unused_ns_kind"
 	DispatchVarUnusedRefreshFlag   = "unused_refresh_flag"
 	DispatchVarUnusedSysFlag       = "unused_sys_flag"
+	DispatchVarUnusedSysHeadFlag   = "unused_sys_head_flag"
 	DispatchVarUnusedSysList       = "unused_sys_list"
 	DispatchVarUnusedVarFd         = "unused_var_fd"
 )
@@ -329,6 +353,7 @@ type DispatchVariableSpecs struct {
 	UnusedNsKind        *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
 	UnusedRefreshFlag   *ebpf.VariableSpec `ebpf:"unused_refresh_flag"`
 	UnusedSysFlag       *ebpf.VariableSpec `ebpf:"unused_sys_flag"`
+	UnusedSysHeadFlag   *ebpf.VariableSpec `ebpf:"unused_sys_head_flag"`
 	UnusedSysList       *ebpf.VariableSpec `ebpf:"unused_sys_list"`
 	UnusedVarFd         *ebpf.VariableSpec `ebpf:"unused_var_fd"`
 }
@@ -412,6 +437,7 @@ type DispatchVariables struct {
 	UnusedNsKind        *ebpf.Variable `ebpf:"unused_ns_kind"`
 	UnusedRefreshFlag   *ebpf.Variable `ebpf:"unused_refresh_flag"`
 	UnusedSysFlag       *ebpf.Variable `ebpf:"unused_sys_flag"`
+	UnusedSysHeadFlag   *ebpf.Variable `ebpf:"unused_sys_head_flag"`
 	UnusedSysList       *ebpf.Variable `ebpf:"unused_sys_list"`
 	UnusedVarFd         *ebpf.Variable `ebpf:"unused_var_fd"`
 }

@@ -251,8 +251,8 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 	nr := key & (1<<whenShift - 1)
 	mapped := nr*2 + key>>whenShift>>1 // sys_mapped: nr * 2 + (exit ? 1 : 0)
 	if len(hooks) == 0 {
-		// the flag first: a call that still sees it finds no list
-		if err := d.objs.SysMapped.Put(mapped, uint8(0)); err != nil {
+		// the head first: a call that still sees it finds no list
+		if err := d.objs.SysMapped.Put(mapped, bpf.DispatchSysHead{}); err != nil {
 			return fmt.Errorf("clearing syscall %d: %w", nr, err)
 		}
 		if err := d.objs.SysLists.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -262,11 +262,11 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 	}
 	var l bpf.DispatchSysList
 	first := hooks[0].spec.Syscalls[nr].Variants
-	l.Cacheable = 1
+	cacheable := true
 	for _, h := range hooks {
 		sc := h.spec.Syscalls[nr]
 		if !h.cache || !slices.Equal(sc.Variants, first) {
-			l.Cacheable = 0
+			cacheable = false
 		}
 		for vi, v := range sc.Variants {
 			if l.N == maxPairs {
@@ -276,17 +276,22 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 			l.N++
 		}
 	}
-	if l.Cacheable == 1 {
-		l.Nv = uint8(len(first))
+	l.H.Flags = uint8(bpf.DispatchSysHeadFlagSH_MAPPED)
+	if cacheable {
+		l.H.Flags |= uint8(bpf.DispatchSysHeadFlagSH_CACHEABLE)
+		l.H.Nv = uint8(len(first))
 		for i, v := range first {
-			l.V[i].FdSrc, l.V[i].Mask = v.FD, v.Mask
+			l.H.V[i].FdSrc, l.H.V[i].Mask = v.FD, v.Mask
 		}
 	}
+	// the list before its head: a call that reads the new head finds the
+	// new list, and one that reads the old head then the new list sees
+	// that they differ (dispatch.c)
 	if err := d.objs.SysLists.Put(key, &l); err != nil {
 		return fmt.Errorf("writing syscall list %d: %w", nr, err)
 	}
-	if err := d.objs.SysMapped.Put(mapped, uint8(1)); err != nil {
-		return fmt.Errorf("flagging syscall %d: %w", nr, err)
+	if err := d.objs.SysMapped.Put(mapped, l.H); err != nil {
+		return fmt.Errorf("writing syscall %d's head: %w", nr, err)
 	}
 	return nil
 }
