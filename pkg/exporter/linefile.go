@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -74,9 +75,34 @@ func (f *lineFile) Write(p []byte) (int, error) {
 	if !f.valid {
 		if fi, serr := os.Stat(f.name); serr == nil {
 			f.id, f.valid = idOf(fi)
+			if fi.Mode()&fs.ModeNamedPipe != 0 {
+				growFIFO(f.name)
+			}
 		}
 	}
 	return n, nil
+}
+
+// fifoSize is the pipe buffer the export asks for when its file is a FIFO
+// (a log shipper reading it): the kernel's default, 64 KiB, holds about 40
+// events, so at tens of thousands of events a second the exporter blocks
+// whenever the reader is a little late, and its queue overflows. 1 MiB is
+// the default fs.pipe-max-size.
+const fifoSize = 1 << 20
+
+// growFIFO enlarges the pipe of the FIFO at path, which the export has
+// open (a pipe's size is the pipe's, whichever descriptor sets it). Best
+// effort: a smaller pipe works, it only blocks the exporter sooner.
+func growFIFO(path string) {
+	// read and write: opening a FIFO so never waits for the other end
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if n, err := unix.FcntlInt(uintptr(fd), unix.F_GETPIPE_SZ, 0); err == nil && n < fifoSize {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, fifoSize)
+	}
 }
 
 // reopenIfReplaced closes the file when the path no longer names it: the
