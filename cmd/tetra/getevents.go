@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tetragon-lite/tetragon/pkg/api"
@@ -137,24 +138,32 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	}
 	defer conn.Close()
 
-	// JSON is re-encoded from the events' wire bytes (encoder.WireJSON):
-	// each process is decoded once, not in every event about it. Compact
-	// output decodes every event.
-	var events <-chan any
-	var recvErr <-chan error
-	if _, ok := enc.(wireEncoder); ok {
-		stream, err := client.GetEventsRaw(ctx, conn, req)
-		if err != nil {
-			return rpcError("requesting events", err)
+	return enc.stream(ctx, conn, req, buffered)
+}
+
+// pump receives events with recv, apart from encoding them with encode
+// (so that it knows when no event is waiting, which the stream cannot
+// tell: that is when buffered lines are written), until the stream ends.
+// Typed, not a channel of any: boxing an event cost an allocation each.
+func pump[T any](ctx context.Context, recv func() (T, error), encode func(T) error, buffered *bufio.Writer) error {
+	events := make(chan T, 1024)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(events)
+		for {
+			ev, err := recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
 		}
-		events, recvErr = receive(ctx, stream.Recv)
-	} else {
-		stream, err := api.NewFineGuidanceSensorsClient(conn).GetEvents(ctx, req)
-		if err != nil {
-			return rpcError("requesting events", err)
-		}
-		events, recvErr = receive(ctx, stream.Recv)
-	}
+	}()
 	flush := func() error {
 		if buffered == nil {
 			return nil
@@ -167,7 +176,7 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	// lingered: the buffer already waited flushLinger for more events
 	lingered := false
 	for ev := range events {
-		if err := enc.encode(ev); err != nil {
+		if err := encode(ev); err != nil {
 			return err
 		}
 		if len(events) > 0 {
@@ -191,7 +200,7 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 	if err := flush(); err != nil {
 		return err
 	}
-	err = <-recvErr
+	err := <-recvErr
 	if errors.Is(err, io.EOF) || ctx.Err() != nil {
 		// the agent ended the stream, or Ctrl-C: the user is done
 		return nil
@@ -203,46 +212,36 @@ func runGetEvents(cmd *cobra.Command, root *rootOptions, o *getEventsOptions) er
 // event is queued: the most a line waits before it is written.
 const flushLinger = time.Millisecond
 
-// receive runs recv apart from encoding, so that the encoder knows when
-// no event is waiting (the stream cannot tell): that is when to flush.
-func receive[T any](ctx context.Context, recv func() (T, error)) (<-chan any, <-chan error) {
-	events := make(chan any, 1024)
-	recvErr := make(chan error, 1)
-	go func() {
-		defer close(events)
-		for {
-			ev, err := recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				recvErr <- ctx.Err()
-				return
-			}
-		}
-	}()
-	return events, recvErr
+// eventEncoder requests the events and writes them until the stream ends.
+type eventEncoder interface {
+	stream(ctx context.Context, conn grpc.ClientConnInterface, req *api.GetEventsRequest, buffered *bufio.Writer) error
 }
 
-// eventEncoder encodes what receive delivers.
-type eventEncoder interface{ encode(any) error }
-
-// wireEncoder encodes events in their wire bytes.
+// wireEncoder writes JSON from the events' wire bytes (encoder.WireJSON):
+// each process is decoded once, not in every event about it.
 type wireEncoder struct{ *encoder.WireJSON }
 
-func (w wireEncoder) encode(ev any) error {
-	raw := ev.(client.RawEvent)
-	defer raw.Free()
-	return w.EncodeWire(raw.Bytes())
+func (w wireEncoder) stream(ctx context.Context, conn grpc.ClientConnInterface, req *api.GetEventsRequest, buffered *bufio.Writer) error {
+	s, err := client.GetEventsRaw(ctx, conn, req)
+	if err != nil {
+		return rpcError("requesting events", err)
+	}
+	return pump(ctx, s.Recv, func(raw client.RawEvent) error {
+		defer raw.Free()
+		return w.EncodeWire(raw.Bytes())
+	}, buffered)
 }
 
-// messageEncoder encodes decoded events.
+// messageEncoder writes decoded events (compact output).
 type messageEncoder struct{ encoder.Encoder }
 
-func (m messageEncoder) encode(ev any) error { return m.Encode(ev.(*api.GetEventsResponse)) }
+func (m messageEncoder) stream(ctx context.Context, conn grpc.ClientConnInterface, req *api.GetEventsRequest, buffered *bufio.Writer) error {
+	s, err := api.NewFineGuidanceSensorsClient(conn).GetEvents(ctx, req)
+	if err != nil {
+		return rpcError("requesting events", err)
+	}
+	return pump(ctx, s.Recv, func(ev *api.GetEventsResponse) error { return m.Encode(ev) }, buffered)
+}
 
 func (o *getEventsOptions) encoder(w io.Writer) (eventEncoder, error) {
 	switch o.output {
