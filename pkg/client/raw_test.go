@@ -77,6 +77,21 @@ func TestGetEventsRaw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// check compares the events held, all at once, with those sent, then
+	// gives their buffers back
+	check := func(round string, held []RawEvent, sent []*api.GetEventsResponse) {
+		t.Helper()
+		for j, ev := range held {
+			want, err := proto.Marshal(sent[j])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(ev.Bytes(), want) {
+				t.Fatalf("event %d of the %s round (%d bytes sent): received %d bytes, not the message", j, round, len(want), len(ev.Bytes()))
+			}
+			ev.Free()
+		}
+	}
 	var held []RawEvent
 	half := len(sent) / 2
 	for i := range sent {
@@ -86,30 +101,11 @@ func TestGetEventsRaw(t *testing.T) {
 		}
 		held = append(held, ev)
 		if i == half-1 {
-			// every event of the first round, all still held
-			for j, ev := range held {
-				want, err := proto.Marshal(sent[j])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(ev.Bytes(), want) {
-					t.Fatalf("event %d (%d bytes sent): received %d bytes, not the message", j, len(want), len(ev.Bytes()))
-				}
-				ev.Free()
-			}
+			check("first", held, sent[:half])
 			held = held[:0]
 		}
 	}
-	for j, ev := range held {
-		want, err := proto.Marshal(sent[half+j])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(ev.Bytes(), want) {
-			t.Fatalf("event %d of the second round (%d bytes sent): received %d bytes, not the message", j, len(want), len(ev.Bytes()))
-		}
-		ev.Free()
-	}
+	check("second", held, sent[half:])
 	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last event: %v, want io.EOF", err)
 	}
