@@ -8,8 +8,13 @@
  * it. Loading, replacing or removing a policy updates maps; the programs
  * are verified once, when the agent first needs them.
  *
- * A call whose syscall no hook maps costs one hash lookup; a call that
- * matches no selector writes nothing to the ring buffer. */
+ * Each direction is a chain of tail calls: the attached program
+ * (gen_sys_enter, gen_sys_exit) jumps to the direction's filter, which
+ * user space generates with the mapped syscalls in its code, and the
+ * filter to the program that serves the call (run_sys_enter,
+ * run_sys_exit). A call whose syscall no hook maps costs the filter's
+ * comparisons; a call that matches no selector writes nothing to the ring
+ * buffer. */
 #define HOOK_SLOTS 4096
 #define HOOK_STRINGS 65536
 #define HOOK_CGROUPS 65536
@@ -259,25 +264,75 @@ struct {
 	__type(value, struct dispatch_scratch);
 } scratch_heap SEC(".maps");
 
-/* syscalls that can change which path a dentry has */
+/* syscalls that can change which path a dentry has: the verdict cache's
+ * generation is bumped at their entry and exit. The filters pass them
+ * (user space reads this enum from the object's BTF). */
+enum path_changer {
+	PC_rename = NR_rename,
+	PC_renameat = NR_renameat,
+	PC_renameat2 = NR_renameat2,
+	PC_mount = NR_mount,
+	PC_umount2 = NR_umount2,
+	PC_pivot_root = NR_pivot_root,
+	PC_chroot = NR_chroot,
+	PC_unshare = NR_unshare,
+	PC_setns = NR_setns,
+	PC_move_mount = NR_move_mount,
+	PC_mount_setattr = NR_mount_setattr,
+};
+
+const enum path_changer *unused_path_changer __attribute__((unused));
+
 static __always_inline bool changes_paths(long nr)
 {
 	switch (nr) {
-	case NR_rename:
-	case NR_renameat:
-	case NR_renameat2:
-	case NR_mount:
-	case NR_umount2:
-	case NR_pivot_root:
-	case NR_chroot:
-	case NR_unshare:
-	case NR_setns:
-	case NR_move_mount:
-	case NR_mount_setattr:
+	case PC_rename:
+	case PC_renameat:
+	case PC_renameat2:
+	case PC_mount:
+	case PC_umount2:
+	case PC_pivot_root:
+	case PC_chroot:
+	case PC_unshare:
+	case PC_setns:
+	case PC_move_mount:
+	case PC_mount_setattr:
 		return true;
 	}
 	return false;
 }
+
+/* The slots of a direction's chain (sys_enter_chain, sys_exit_chain).
+ * The filter is a program user space generates per set of mapped
+ * syscalls (pkg/sensor/sysfilter.go): it holds the set as comparisons
+ * with immediates, so that a call no hook maps reads no map memory. On a
+ * paravirtualized guest the first load from a page in each system call
+ * costs more than the rest of such a call (docs/performance.md). A
+ * constant-index tail call is a direct jump, patched when the slot
+ * changes, so the chain itself reads no map memory either. */
+enum chain_slot {
+	CS_FILTER = 0, /* empty while a set changes: every call runs */
+	CS_RUN = 1,
+	CS_MAX = 2,
+	/* what the filter reads: thread_info.status's 32-bit call flag */
+	CS_TS_COMPAT = TS_COMPAT,
+};
+
+const enum chain_slot *unused_chain_slot __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, CS_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} sys_enter_chain SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, CS_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} sys_exit_chain SEC(".maps");
 
 /* call_arg reads argument i of the call: from the x86_64 registers
  * (reg_arg), or for a 32-bit call from the i386 ones, ebx, ecx, edx, esi,
@@ -668,7 +723,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		if (gen)
 			__sync_fetch_and_add(gen, 1);
 	}
-	/* a syscall no hook maps costs this one lookup */
+	/* a syscall the filter passed and no hook maps costs this lookup */
 	idx = nr * 2 + (when == SE_EXIT);
 	head = bpf_map_lookup_elem(&sys_mapped, &idx);
 	if (!head)
@@ -723,14 +778,33 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	return 0;
 }
 
+/* The attached programs: the filter if there is one, else the run. The
+ * run slot is filled before a program is attached and stays filled while
+ * the chain exists (user space pins the chain with the links). */
 SEC("tp_btf/sys_enter")
-int BPF_PROG(gen_sys_enter, struct pt_regs *regs, long id)
+int gen_sys_enter(void *ctx)
+{
+	bpf_tail_call(ctx, &sys_enter_chain, CS_FILTER);
+	bpf_tail_call(ctx, &sys_enter_chain, CS_RUN);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int gen_sys_exit(void *ctx)
+{
+	bpf_tail_call(ctx, &sys_exit_chain, CS_FILTER);
+	bpf_tail_call(ctx, &sys_exit_chain, CS_RUN);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(run_sys_enter, struct pt_regs *regs, long id)
 {
 	return handle(regs, id, 0, SE_ENTER);
 }
 
 SEC("tp_btf/sys_exit")
-int BPF_PROG(gen_sys_exit, struct pt_regs *regs, long ret)
+int BPF_PROG(run_sys_exit, struct pt_regs *regs, long ret)
 {
 	/* a direct load: this runs at the exit of every system call */
 	return handle(regs, regs->orig_ax, ret, SE_EXIT);

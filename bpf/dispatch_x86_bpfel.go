@@ -20,6 +20,15 @@ type DispatchCgroupKey struct {
 	Cgroup uint64
 }
 
+type DispatchChainSlot uint32
+
+const (
+	DispatchChainSlotCS_FILTER    DispatchChainSlot = 0
+	DispatchChainSlotCS_RUN       DispatchChainSlot = 1
+	DispatchChainSlotCS_MAX       DispatchChainSlot = 2
+	DispatchChainSlotCS_TS_COMPAT DispatchChainSlot = 2
+)
+
 type DispatchDispatchLimit uint32
 
 const (
@@ -236,16 +245,21 @@ const (
 	DispatchMapScratchHeap         = "scratch_heap"
 	DispatchMapStats               = "stats"
 	DispatchMapStrings             = "strings"
+	DispatchMapSysEnterChain       = "sys_enter_chain"
+	DispatchMapSysExitChain        = "sys_exit_chain"
 	DispatchMapSysLists            = "sys_lists"
 	DispatchMapSysMapped           = "sys_mapped"
 	DispatchMapVerdicts            = "verdicts"
 	DispatchProgGenSysEnter        = "gen_sys_enter"
 	DispatchProgGenSysExit         = "gen_sys_exit"
+	DispatchProgRunSysEnter        = "run_sys_enter"
+	DispatchProgRunSysExit         = "run_sys_exit"
 	DispatchVarUnusedActFlag       = "unused_act_flag"
 	DispatchVarUnusedArgSrc        = "unused_arg_src"
 	DispatchVarUnusedArgType       = "unused_arg_type"
 	DispatchVarUnusedCapSet        = "unused_cap_set"
 	DispatchVarUnusedCgroupKey     = "unused_cgroup_key"
+	DispatchVarUnusedChainSlot     = "unused_chain_slot"
 	DispatchVarUnusedDispatchLimit = "unused_dispatch_limit"
 	DispatchVarUnusedGenConf       = "unused_gen_conf"
 	DispatchVarUnusedGenRec        = "unused_gen_rec"
@@ -257,6 +271,7 @@ const (
 	DispatchVarUnusedMatchKind     = "unused_match_kind"
 	DispatchVarUnusedMatchOp       = "unused_match_op"
 	DispatchVarUnusedNsKind        = "unused_ns_kind"
+	DispatchVarUnusedPathChanger   = "unused_path_changer"
 	DispatchVarUnusedRefreshFlag   = "unused_refresh_flag"
 	DispatchVarUnusedSysFlag       = "unused_sys_flag"
 	DispatchVarUnusedSysHeadFlag   = "unused_sys_head_flag"
@@ -308,27 +323,31 @@ type DispatchSpecs struct {
 type DispatchProgramSpecs struct {
 	GenSysEnter *ebpf.ProgramSpec `ebpf:"gen_sys_enter"`
 	GenSysExit  *ebpf.ProgramSpec `ebpf:"gen_sys_exit"`
+	RunSysEnter *ebpf.ProgramSpec `ebpf:"run_sys_enter"`
+	RunSysExit  *ebpf.ProgramSpec `ebpf:"run_sys_exit"`
 }
 
 // DispatchMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DispatchMapSpecs struct {
-	Confs       *ebpf.MapSpec `ebpf:"confs"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	ExecCreds   *ebpf.MapSpec `ebpf:"exec_creds"`
-	Generation  *ebpf.MapSpec `ebpf:"generation"`
-	HookCgroups *ebpf.MapSpec `ebpf:"hook_cgroups"`
-	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
-	ListStats   *ebpf.MapSpec `ebpf:"list_stats"`
-	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
-	RecHeap     *ebpf.MapSpec `ebpf:"rec_heap"`
-	ScratchHeap *ebpf.MapSpec `ebpf:"scratch_heap"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
-	Strings     *ebpf.MapSpec `ebpf:"strings"`
-	SysLists    *ebpf.MapSpec `ebpf:"sys_lists"`
-	SysMapped   *ebpf.MapSpec `ebpf:"sys_mapped"`
-	Verdicts    *ebpf.MapSpec `ebpf:"verdicts"`
+	Confs         *ebpf.MapSpec `ebpf:"confs"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	ExecCreds     *ebpf.MapSpec `ebpf:"exec_creds"`
+	Generation    *ebpf.MapSpec `ebpf:"generation"`
+	HookCgroups   *ebpf.MapSpec `ebpf:"hook_cgroups"`
+	KeyHeap       *ebpf.MapSpec `ebpf:"key_heap"`
+	ListStats     *ebpf.MapSpec `ebpf:"list_stats"`
+	PathHeap      *ebpf.MapSpec `ebpf:"path_heap"`
+	RecHeap       *ebpf.MapSpec `ebpf:"rec_heap"`
+	ScratchHeap   *ebpf.MapSpec `ebpf:"scratch_heap"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	Strings       *ebpf.MapSpec `ebpf:"strings"`
+	SysEnterChain *ebpf.MapSpec `ebpf:"sys_enter_chain"`
+	SysExitChain  *ebpf.MapSpec `ebpf:"sys_exit_chain"`
+	SysLists      *ebpf.MapSpec `ebpf:"sys_lists"`
+	SysMapped     *ebpf.MapSpec `ebpf:"sys_mapped"`
+	Verdicts      *ebpf.MapSpec `ebpf:"verdicts"`
 }
 
 // DispatchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -340,6 +359,7 @@ type DispatchVariableSpecs struct {
 	UnusedArgType       *ebpf.VariableSpec `ebpf:"unused_arg_type"`
 	UnusedCapSet        *ebpf.VariableSpec `ebpf:"unused_cap_set"`
 	UnusedCgroupKey     *ebpf.VariableSpec `ebpf:"unused_cgroup_key"`
+	UnusedChainSlot     *ebpf.VariableSpec `ebpf:"unused_chain_slot"`
 	UnusedDispatchLimit *ebpf.VariableSpec `ebpf:"unused_dispatch_limit"`
 	UnusedGenConf       *ebpf.VariableSpec `ebpf:"unused_gen_conf"`
 	UnusedGenRec        *ebpf.VariableSpec `ebpf:"unused_gen_rec"`
@@ -351,6 +371,7 @@ type DispatchVariableSpecs struct {
 	UnusedMatchKind     *ebpf.VariableSpec `ebpf:"unused_match_kind"`
 	UnusedMatchOp       *ebpf.VariableSpec `ebpf:"unused_match_op"`
 	UnusedNsKind        *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
+	UnusedPathChanger   *ebpf.VariableSpec `ebpf:"unused_path_changer"`
 	UnusedRefreshFlag   *ebpf.VariableSpec `ebpf:"unused_refresh_flag"`
 	UnusedSysFlag       *ebpf.VariableSpec `ebpf:"unused_sys_flag"`
 	UnusedSysHeadFlag   *ebpf.VariableSpec `ebpf:"unused_sys_head_flag"`
@@ -378,21 +399,23 @@ func (o *DispatchObjects) Close() error {
 //
 // It can be passed to LoadDispatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DispatchMaps struct {
-	Confs       *ebpf.Map `ebpf:"confs"`
-	Events      *ebpf.Map `ebpf:"events"`
-	ExecCreds   *ebpf.Map `ebpf:"exec_creds"`
-	Generation  *ebpf.Map `ebpf:"generation"`
-	HookCgroups *ebpf.Map `ebpf:"hook_cgroups"`
-	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
-	ListStats   *ebpf.Map `ebpf:"list_stats"`
-	PathHeap    *ebpf.Map `ebpf:"path_heap"`
-	RecHeap     *ebpf.Map `ebpf:"rec_heap"`
-	ScratchHeap *ebpf.Map `ebpf:"scratch_heap"`
-	Stats       *ebpf.Map `ebpf:"stats"`
-	Strings     *ebpf.Map `ebpf:"strings"`
-	SysLists    *ebpf.Map `ebpf:"sys_lists"`
-	SysMapped   *ebpf.Map `ebpf:"sys_mapped"`
-	Verdicts    *ebpf.Map `ebpf:"verdicts"`
+	Confs         *ebpf.Map `ebpf:"confs"`
+	Events        *ebpf.Map `ebpf:"events"`
+	ExecCreds     *ebpf.Map `ebpf:"exec_creds"`
+	Generation    *ebpf.Map `ebpf:"generation"`
+	HookCgroups   *ebpf.Map `ebpf:"hook_cgroups"`
+	KeyHeap       *ebpf.Map `ebpf:"key_heap"`
+	ListStats     *ebpf.Map `ebpf:"list_stats"`
+	PathHeap      *ebpf.Map `ebpf:"path_heap"`
+	RecHeap       *ebpf.Map `ebpf:"rec_heap"`
+	ScratchHeap   *ebpf.Map `ebpf:"scratch_heap"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	Strings       *ebpf.Map `ebpf:"strings"`
+	SysEnterChain *ebpf.Map `ebpf:"sys_enter_chain"`
+	SysExitChain  *ebpf.Map `ebpf:"sys_exit_chain"`
+	SysLists      *ebpf.Map `ebpf:"sys_lists"`
+	SysMapped     *ebpf.Map `ebpf:"sys_mapped"`
+	Verdicts      *ebpf.Map `ebpf:"verdicts"`
 }
 
 func (m *DispatchMaps) Close() error {
@@ -409,6 +432,8 @@ func (m *DispatchMaps) Close() error {
 		m.ScratchHeap,
 		m.Stats,
 		m.Strings,
+		m.SysEnterChain,
+		m.SysExitChain,
 		m.SysLists,
 		m.SysMapped,
 		m.Verdicts,
@@ -424,6 +449,7 @@ type DispatchVariables struct {
 	UnusedArgType       *ebpf.Variable `ebpf:"unused_arg_type"`
 	UnusedCapSet        *ebpf.Variable `ebpf:"unused_cap_set"`
 	UnusedCgroupKey     *ebpf.Variable `ebpf:"unused_cgroup_key"`
+	UnusedChainSlot     *ebpf.Variable `ebpf:"unused_chain_slot"`
 	UnusedDispatchLimit *ebpf.Variable `ebpf:"unused_dispatch_limit"`
 	UnusedGenConf       *ebpf.Variable `ebpf:"unused_gen_conf"`
 	UnusedGenRec        *ebpf.Variable `ebpf:"unused_gen_rec"`
@@ -435,6 +461,7 @@ type DispatchVariables struct {
 	UnusedMatchKind     *ebpf.Variable `ebpf:"unused_match_kind"`
 	UnusedMatchOp       *ebpf.Variable `ebpf:"unused_match_op"`
 	UnusedNsKind        *ebpf.Variable `ebpf:"unused_ns_kind"`
+	UnusedPathChanger   *ebpf.Variable `ebpf:"unused_path_changer"`
 	UnusedRefreshFlag   *ebpf.Variable `ebpf:"unused_refresh_flag"`
 	UnusedSysFlag       *ebpf.Variable `ebpf:"unused_sys_flag"`
 	UnusedSysHeadFlag   *ebpf.Variable `ebpf:"unused_sys_head_flag"`
@@ -448,12 +475,16 @@ type DispatchVariables struct {
 type DispatchPrograms struct {
 	GenSysEnter *ebpf.Program `ebpf:"gen_sys_enter"`
 	GenSysExit  *ebpf.Program `ebpf:"gen_sys_exit"`
+	RunSysEnter *ebpf.Program `ebpf:"run_sys_enter"`
+	RunSysExit  *ebpf.Program `ebpf:"run_sys_exit"`
 }
 
 func (p *DispatchPrograms) Close() error {
 	return _DispatchClose(
 		p.GenSysEnter,
 		p.GenSysExit,
+		p.RunSysEnter,
+		p.RunSysExit,
 	)
 }
 

@@ -63,8 +63,8 @@ for ((r = 1; r <= rounds; r++)); do
 			"$work/bench" -loop-child "$work/plain" -window 5s)
 		perf report -i "$work/perf.data" --children --sort sym -q -g none 2>/dev/null |
 			awk -v ops="$ops" -v bin="$bin" -v round="$r" '
-				$NF ~ /^bpf_prog_[0-9a-f]+_gen_sys_(enter|exit)$/ {
-					sub(/%/, "", $1); name = $NF; sub(/^bpf_prog_[0-9a-f]+_/, "", name)
+				$NF ~ /^bpf_prog_[0-9a-f]+_(gen|run|filt)_sys_(enter|exit)$/ {
+					sub(/%/, "", $1); name = $NF; sub(/^bpf_prog_[0-9a-f]+_(gen|run|filt)_/, "gen_", name)
 					ns[name] += $1 / 100 * 1e9 / ops
 				}
 				END {

@@ -96,8 +96,10 @@ func thousandPolicies(t *testing.T, mech string) {
 	if p, l := ownBPF(t); p != progs || l != links {
 		t.Fatalf("loading policy %d: %d programs and %d links, %d and %d before", n, p, l, progs, links)
 	}
-	if progs != 2 || links != 2 {
-		t.Errorf("%d BPF programs and %d links held for %d policies, want 2 and 2 (the dispatcher's, or a kprobe on each function)", progs, links, n)
+	// the dispatcher: per direction the attached program, its run and its
+	// filter; kprobes: one object and link on each function
+	if want := map[string]int{compiler.MechSyscallTracepoint: 6, compiler.MechKprobe: 2}[mech]; progs != want || links != 2 {
+		t.Errorf("%d BPF programs and %d links held for %d policies, want %d and 2", progs, links, n, want)
 	}
 
 	for _, i := range []int{0, n - 1} {

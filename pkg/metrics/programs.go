@@ -156,9 +156,13 @@ func statsMapOwners(pinRoot string, policies []hooks.PolicyStatus) map[ebpf.MapI
 	if id, ok := pinnedMapID(filepath.Join(pinRoot, "base", "stats")); ok {
 		out[id] = programLabels{sensor: "base"}
 	}
-	// the syscall dispatcher's programs serve every syscall-mapped hook
-	if id, ok := pinnedMapID(filepath.Join(pinRoot, "policies", hooks.DispatcherPin, "stats")); ok {
-		out[id] = programLabels{sensor: "syscall-dispatcher"}
+	// the syscall dispatcher's programs serve every syscall-mapped hook:
+	// the attached ones and the filters use the chains, the runs the
+	// counters (bpf/dispatch.c)
+	for _, m := range []string{"stats", "sys_enter_chain", "sys_exit_chain"} {
+		if id, ok := pinnedMapID(filepath.Join(pinRoot, "policies", hooks.DispatcherPin, m)); ok {
+			out[id] = programLabels{sensor: "syscall-dispatcher"}
+		}
 	}
 	return out
 }

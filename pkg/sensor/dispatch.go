@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 
 	"github.com/tetragon-lite/tetragon/bpf"
@@ -46,6 +47,13 @@ type Dispatcher struct {
 	lists  map[uint32][]*DataHook // sys_lists key → hooks, in load order
 	tables *hookTables
 	closed bool
+
+	// filters are the directions' filters (sysfilter.go), loaded with
+	// kernelTypes and layout
+	filters     map[uint8]*sysFilter
+	kernelTypes *btf.Spec
+	layout      filterLayout
+	filterErr   error
 }
 
 // DataHook is a hook the dispatcher serves: its configuration, match
@@ -71,7 +79,17 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
 	}
-	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{}}
+	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
+		filters: map[uint8]*sysFilter{}, kernelTypes: opts.KernelTypes}
+	kernel := opts.KernelTypes
+	if kernel == nil {
+		if kernel, err = btf.LoadKernelSpec(); err != nil {
+			return nil, fmt.Errorf("the syscall dispatcher: %w", err)
+		}
+	}
+	if d.layout, err = newFilterLayout(kernel, spec.Types); err != nil {
+		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
+	}
 	replace := map[string]*ebpf.Map{"events": events}
 	if opts.ExecCreds != nil {
 		replace["exec_creds"] = opts.ExecCreds
@@ -92,13 +110,22 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 		}
 		return nil, fmt.Errorf("loading the syscall dispatcher: %w", err)
 	}
+	for when, run := range map[uint8]*ebpf.Program{OnEnter: d.objs.RunSysEnter, OnExit: d.objs.RunSysExit} {
+		if err := d.chain(when).Put(slotRun, run); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("the syscall dispatcher's %s chain: %w", whenName(when), err)
+		}
+	}
 	d.tables = newHookTables("the dispatcher", d.objs.Confs, d.objs.Strings, d.objs.HookCgroups, d.objs.Stats, dispatchSlots)
 	if d.grace, err = newGrace(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
 	}
 	if pinDir != "" {
-		if err := pinAll(pinDir, nil, map[string]*ebpf.Map{"confs": d.objs.Confs, "sys_lists": d.objs.SysLists, "stats": d.objs.Stats}); err != nil {
+		// the chains too: a prog array whose last file is closed is
+		// emptied, and the attached programs would then run nothing
+		if err := pinAll(pinDir, nil, map[string]*ebpf.Map{"confs": d.objs.Confs, "sys_lists": d.objs.SysLists, "stats": d.objs.Stats,
+			"sys_enter_chain": d.objs.SysEnterChain, "sys_exit_chain": d.objs.SysExitChain}); err != nil {
 			d.Close()
 			return nil, err
 		}
@@ -189,22 +216,30 @@ func (d *Dispatcher) swap(add, remove []*DataHook) error {
 			next[key] = append(next[key], h)
 		}
 	}
+	after := maps.Clone(d.lists)
+	for key, hooks := range next {
+		if len(hooks) == 0 {
+			delete(after, key)
+		} else {
+			after[key] = hooks
+		}
+	}
+	nrs := d.filterNrs(after)
+	if err := d.unfilter(nrs); err != nil {
+		return err
+	}
 	keys := slices.Sorted(maps.Keys(next))
 	for i, key := range keys {
 		if err := d.writeList(key, next[key]); err != nil {
 			for _, k := range keys[:i] {
 				d.writeList(k, d.lists[k]) //nolint:errcheck // best effort: back to what was there
 			}
+			d.refilter(d.filterNrs(d.lists))
 			return err
 		}
 	}
-	for _, key := range keys {
-		if len(next[key]) == 0 {
-			delete(d.lists, key)
-		} else {
-			d.lists[key] = next[key]
-		}
-	}
+	d.lists = after
+	d.refilter(nrs)
 	for _, h := range remove {
 		h.listed = false
 	}
@@ -310,11 +345,8 @@ func (d *Dispatcher) attach(when uint8) error {
 	if d.links[when] != nil {
 		return nil
 	}
-	prog, name := d.objs.GenSysEnter, "sys_enter"
-	if when == OnExit {
-		prog, name = d.objs.GenSysExit, "sys_exit"
-	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+	name := whenName(when)
+	l, err := link.AttachTracing(link.TracingOptions{Program: d.program(when), AttachType: ebpf.AttachTraceRawTp})
 	if err != nil {
 		return fmt.Errorf("attaching tp_btf/%s: %w", name, err)
 	}
@@ -326,6 +358,14 @@ func (d *Dispatcher) attach(when uint8) error {
 	}
 	d.links[when] = l
 	return nil
+}
+
+// program is the dispatcher's program of one direction.
+func (d *Dispatcher) program(when uint8) *ebpf.Program {
+	if when == OnExit {
+		return d.objs.GenSysExit
+	}
+	return d.objs.GenSysEnter
 }
 
 // close takes the hook out of every list it is still in, then deletes
@@ -421,6 +461,7 @@ func (d *Dispatcher) Close() error {
 	defer d.mu.Unlock()
 	d.closed = true
 	var errs []error
+	errs = append(errs, d.closeFilters())
 	for w, l := range d.links {
 		errs = append(errs, l.Close())
 		delete(d.links, w)

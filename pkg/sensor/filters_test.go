@@ -54,7 +54,7 @@ func TestFiltersVerify(t *testing.T) {
 	g := addHook(t, HookSpec{ID: 1, Syscalls: map[uint32]Syscall{
 		257: {Flags: OnExit, Variants: []Variant{{FD: VarFDRet}}}, 2: {Flags: OnEnter, Variants: []Variant{{FD: VarNoFD}}},
 	}, Args: args, Selectors: everyFilter}, newRing(t))
-	for _, p := range []*ebpf.Program{g.d.objs.GenSysEnter, g.d.objs.GenSysExit} {
+	for _, p := range []*ebpf.Program{g.d.objs.RunSysEnter, g.d.objs.RunSysExit} {
 		n := verified(t, p)
 		t.Logf("syscall-tracepoint: %v verified in %d instructions", p, n)
 		if n > 70000 {

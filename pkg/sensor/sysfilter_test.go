@@ -1,0 +1,156 @@
+package sensor
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// TestSearchInsns runs searchInsns' code in the kernel, for every
+// syscall number and -1, on sets of every size the search treats
+// differently: as a syscall program that reads the number from its
+// context, it must pass exactly the set.
+func TestSearchInsns(t *testing.T) {
+	testutil.RequireRoot(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	sets := [][]int64{{0}, {511}, {0, 511}, {4, 5, 6, 7, 8}}
+	for _, n := range []int{3, 4, 5, 9, 21, 64, 300, 512} {
+		var set []int64
+		for _, v := range rng.Perm(int(sysTableLen))[:n] {
+			set = append(set, int64(v))
+		}
+		sets = append(sets, slices.Sorted(slices.Values(set)))
+	}
+	for _, set := range sets {
+		insns := append(asm.Instructions{asm.LoadMem(asm.R1, asm.R1, 0, asm.DWord)}, searchInsns(asm.R1, set, "in", "out")...)
+		insns = append(insns,
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"), asm.Return(),
+			asm.Mov.Imm(asm.R0, 1).WithSymbol("in"), asm.Return())
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Type:         ebpf.Syscall,
+			Flags:        unix.BPF_F_SLEEPABLE,
+			License:      "Dual BSD/GPL",
+			Instructions: insns,
+		})
+		if err != nil {
+			t.Fatalf("set of %d: %v", len(set), err)
+		}
+		ctx := make([]byte, 8)
+		for nr := int64(-1); nr < int64(sysTableLen); nr++ {
+			binary.NativeEndian.PutUint64(ctx, uint64(nr))
+			ret, err := prog.Run(&ebpf.RunOptions{Context: ctx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, in := slices.BinarySearch(set, nr); (ret == 1) != in || ret > 1 {
+				t.Fatalf("set of %d: %d gave %d, in the set: %v", len(set), nr, ret, in)
+			}
+		}
+		prog.Close()
+	}
+}
+
+// TestSysFilterFollowsLists: each direction's filter passes exactly the
+// mapped syscalls, and a syscall that gets its first hook is served from
+// the moment Add returns (the filter that would hide it is detached
+// before its list is written).
+func TestSysFilterFollowsLists(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "tetragon")
+	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDispatcher(newRing(t), Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// the exit filter's syscalls besides the path changers, once the
+	// chain's filter slot is checked to hold it
+	exitNrs := func() []int64 {
+		t.Helper()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		f := d.filters[OnExit]
+		if f == nil {
+			t.Fatal("no exit filter")
+		}
+		var inSlot ebpf.ProgramID
+		if err := d.objs.SysExitChain.Lookup(slotFilter, &inSlot); err != nil {
+			t.Fatalf("the exit chain's filter slot: %v", err)
+		}
+		if info, err := f.prog.Info(); err != nil {
+			t.Fatal(err)
+		} else if id, _ := info.ID(); id != inSlot {
+			t.Fatalf("the exit chain's filter slot holds program %d, not the filter (%d)", inSlot, id)
+		}
+		return slices.DeleteFunc(slices.Clone(f.nrs), func(nr int64) bool {
+			return slices.Contains(d.layout.pathChangers, nr)
+		})
+	}
+	kill := func(nr uint32) HookSpec {
+		return HookSpec{
+			ID:       nr,
+			Syscalls: map[uint32]Syscall{nr: openFamily[257]},
+			Args:     []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+			Selectors: []Selector{{
+				Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
+				Actions: ActSigkill,
+			}},
+		}
+	}
+
+	// open (2) first: the exit filter passes its index alone
+	open, err := d.Add(kill(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.FilterErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := exitNrs(); !slices.Equal(got, []int64{2}) {
+		t.Fatalf("the exit filter passes %v after hooking open, want [2]", got)
+	}
+	// then openat (257), which cat calls: killed at once
+	openat, err := d.Add(kill(257))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("cat", target).Run(); !testutil.KilledBySIGKILL(err) {
+		t.Fatalf("cat %s after hooking openat: %v, want killed by SIGKILL", target, err)
+	}
+	if got := exitNrs(); !slices.Equal(got, []int64{2, 257}) {
+		t.Fatalf("the exit filter passes %v after hooking openat, want [2 257]", got)
+	}
+	// the last hook of open gone: the filter shrinks, openat still kills
+	if err := open.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := exitNrs(); !slices.Equal(got, []int64{257}) {
+		t.Fatalf("the exit filter passes %v after unhooking open, want [257]", got)
+	}
+	if err := exec.Command("cat", target).Run(); !testutil.KilledBySIGKILL(err) {
+		t.Fatalf("cat %s after unhooking open: %v, want killed by SIGKILL", target, err)
+	}
+	if err := openat.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cat", target).CombinedOutput(); err != nil || string(out) != "x" {
+		t.Fatalf("cat %s with no hook: %v %q", target, err, out)
+	}
+	if err := d.FilterErr(); err != nil {
+		t.Fatal(err)
+	}
+}
