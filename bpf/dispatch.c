@@ -320,19 +320,15 @@ enum chain_slot {
 
 const enum chain_slot *unused_chain_slot __attribute__((unused));
 
-struct {
+struct chain {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, CS_MAX);
 	__type(key, __u32);
 	__type(value, __u32);
-} sys_enter_chain SEC(".maps");
+};
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, CS_MAX);
-	__type(key, __u32);
-	__type(value, __u32);
-} sys_exit_chain SEC(".maps");
+struct chain sys_enter_chain SEC(".maps");
+struct chain sys_exit_chain SEC(".maps");
 
 /* call_arg reads argument i of the call: from the x86_64 registers
  * (reg_arg), or for a 32-bit call from the i386 ones, ebx, ecx, edx, esi,
