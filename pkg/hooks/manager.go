@@ -223,6 +223,9 @@ func (m *Manager) swap(lp, old *loadedPolicy) error {
 		if err := d.Swap(add, remove); err != nil {
 			return err
 		}
+		if err := d.FilterErr(); err != nil {
+			m.log.Warn().Err(err).Msg("The syscall dispatcher runs without a filter: every system call runs it whole (correct, slower)")
+		}
 	}
 	padd, premove := lp.progHooks(), old.progHooks()
 	if len(padd) == 0 && len(premove) == 0 {

@@ -122,8 +122,9 @@ func (d *Dispatcher) unfilter(nrs map[uint8][]int64) error {
 // are written. A filter is verified only when its set changes: when a
 // syscall gets its first hook or loses its last. A filter that cannot be
 // loaded leaves the direction's calls all running, which is correct and
-// slower; FilterErr says why. d.mu is held.
+// slower; FilterErr says why until a swap has both filters. d.mu is held.
 func (d *Dispatcher) refilter(nrs map[uint8][]int64) {
+	d.filterErr = nil
 	for _, when := range []uint8{OnEnter, OnExit} {
 		if f := d.filters[when]; f != nil && slices.Equal(f.nrs, nrs[when]) {
 			continue
@@ -137,7 +138,7 @@ func (d *Dispatcher) refilter(nrs map[uint8][]int64) {
 			}
 		}
 		if err != nil {
-			d.filterErr = fmt.Errorf("the %s filter: %w", whenName(when), err)
+			d.filterErr = errors.Join(d.filterErr, fmt.Errorf("the %s filter: %w", whenName(when), err))
 			continue
 		}
 		if old := d.filters[when]; old != nil {
@@ -147,8 +148,8 @@ func (d *Dispatcher) refilter(nrs map[uint8][]int64) {
 	}
 }
 
-// FilterErr is why a direction of the dispatcher last went without its
-// filter, if it did.
+// FilterErr is why a direction of the dispatcher went without its filter
+// at the last swap, if one did.
 func (d *Dispatcher) FilterErr() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
