@@ -55,16 +55,15 @@ func newFilterLayout(kernel, object *btf.Spec) (filterLayout, error) {
 		return l, err
 	}
 	l.origAxOff = int32(off)
+	// no thread_info.status: no 32-bit call is told apart, here as in
+	// bpf/dispatch.c in_compat_call
+	l.compatOff = -1
 	ti, err := memberOffset(kernel, "task_struct", "thread_info")
-	if err != nil {
-		return l, err
+	if err == nil {
+		if status, err := memberOffset(kernel, "thread_info", "status"); err == nil {
+			l.compatOff = int32(ti + status)
+		}
 	}
-	status, err := memberOffset(kernel, "thread_info", "status")
-	if err != nil {
-		l.compatOff = -1
-		return l, nil //nolint:nilerr // no status: no 32-bit call is told apart (bpf/dispatch.c in_compat_call)
-	}
-	l.compatOff = int32(ti + status)
 	return l, nil
 }
 
@@ -254,7 +253,8 @@ func whenName(when uint8) string {
 	return "sys_enter"
 }
 
-// closeFilters empties the chains' filter slots and closes the filters.
+// closeFilters closes the filters' files. The chains keep running
+// them while they exist (pinned: the agent exits keeping its sensors).
 // d.mu is held.
 func (d *Dispatcher) closeFilters() error {
 	var errs []error
