@@ -50,10 +50,9 @@ func verified(t *testing.T, p *ebpf.Program) uint32 {
 func TestFiltersVerify(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "bpf_loop")
-	args := []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}}
 	g := addHook(t, HookSpec{ID: 1, Syscalls: map[uint32]Syscall{
 		257: {Flags: OnExit, Variants: []Variant{{FD: VarFDRet}}}, 2: {Flags: OnEnter, Variants: []Variant{{FD: VarNoFD}}},
-	}, Args: args, Selectors: everyFilter}, newRing(t))
+	}, Args: openArgs(), Selectors: everyFilter}, newRing(t))
 	for _, p := range []*ebpf.Program{g.d.objs.RunSysEnter, g.d.objs.RunSysExit} {
 		n := verified(t, p)
 		t.Logf("syscall-tracepoint: %v verified in %d instructions", p, n)
@@ -109,7 +108,7 @@ func TestEncodeFilters(t *testing.T) {
 	// fd_install's file is the returned fd's: the variant's file when
 	// every variant names the returned fd
 	ret := HookSpec{Syscalls: map[uint32]Syscall{257: {Flags: OnExit, Variants: []Variant{{FD: VarFDRet}}}},
-		Args:      []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+		Args:      openArgs(),
 		Selectors: []Selector{{Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{"/tmp/x"}}}}}}
 	if !cacheable(ret) {
 		t.Fatal("a selector on the returned fd's file is not cacheable")

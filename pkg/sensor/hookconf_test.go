@@ -17,6 +17,12 @@ var openFamily = map[uint32]Syscall{
 	2: {Flags: OnExit | RetOK, Variants: []Variant{{FD: VarFDRet}}}, 257: {Flags: OnExit | RetOK, Variants: []Variant{{FD: VarFDRet}}},
 }
 
+// openArgs reads the open family's return, an fd, and the file it names.
+// A function, so that no test shares another's slice.
+func openArgs() []Arg {
+	return []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}}
+}
+
 // addHook serves spec from a dispatcher of its own, closed with the test.
 func addHook(t *testing.T, spec HookSpec, ring *ebpf.Map) *DataHook {
 	t.Helper()
@@ -60,7 +66,7 @@ func TestGenericSigkillOnOpen(t *testing.T) {
 	g := addHook(t, HookSpec{
 		ID:       7,
 		Syscalls: openFamily,
-		Args:     []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+		Args:     openArgs(),
 		Selectors: []Selector{{
 			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
 			Actions: ActPost | ActSigkill,
@@ -125,7 +131,7 @@ func TestGenericStringOperators(t *testing.T) {
 			g := addHook(t, HookSpec{
 				ID:        1,
 				Syscalls:  openFamily,
-				Args:      []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+				Args:      openArgs(),
 				Selectors: []Selector{{Matches: []Match{inDir, tc.match}, Actions: 0}},
 			}, newRing(t))
 			args := []string{}

@@ -90,7 +90,7 @@ func TestGenericCgroupScope(t *testing.T) {
 	spec := HookSpec{
 		ID:       3,
 		Syscalls: openFamily,
-		Args:     []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+		Args:     openArgs(),
 		Selectors: []Selector{{
 			Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{file}}},
 			Actions: 0,

@@ -104,7 +104,7 @@ func TestSysFilterFollowsLists(t *testing.T) {
 		return HookSpec{
 			ID:       nr,
 			Syscalls: map[uint32]Syscall{nr: openFamily[257]},
-			Args:     []Arg{{Source: SrcRet, Kind: KindInt}, {Source: SrcRetFile, Kind: KindPath}},
+			Args:     openArgs(),
 			Selectors: []Selector{{
 				Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
 				Actions: ActSigkill,
