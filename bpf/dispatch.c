@@ -357,14 +357,19 @@ static __always_inline long call_fd(struct pt_regs *regs, __u32 i, bool compat)
 	return compat ? (long)(int)v : v;
 }
 
+/* bpf_rdonly_cast (Linux 6.2) makes a pointer of an address, for plain
+ * loads; weak, so that 6.1 loads the object and takes the probe reads */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
 /* file_identity fills the verdict key of the file behind fd, and its
  * inode, with as few helper calls as possible: it runs on every mapped
  * call (every read and write for security_file_permission), so the task
- * walk uses direct BTF loads and the file is read with three probe reads
- * (the file, its path and inode at once, the inode's number). Every read
- * goes straight into the scratch map: 6.1 counts the stack of this frame
- * under every hook's selector evaluation. Returns false when fd is not an
- * open file. */
+ * walk uses direct BTF loads. The file takes no helper call where
+ * bpf_rdonly_cast exists, and three probe reads on 6.1 (the file, its path
+ * and inode at once, the inode's number): on a paravirtualized guest a
+ * helper call costs more than the loads (docs/performance.md). Every read goes straight into the
+ * scratch map: 6.1 counts the stack of this frame under every hook's
+ * selector evaluation. Returns false when fd is not an open file. */
 static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, __u32 vi)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -377,6 +382,26 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 
 	if (fd < 0 || fd >= fdt->max_fds)
 		return false;
+	vk->root = (__u64)t->fs->root.dentry;
+	if (!!bpf_rdonly_cast) {
+		/* 6.2 and later: untrusted BTF pointers, whose loads the JIT
+		 * guards with a fault fixup, so no helper call at all. fdt->fd
+		 * is a pointer to pointers, a scalar to the verifier: its slot
+		 * is read through list_head, whose first member is a pointer
+		 * in every kernel. */
+		struct list_head *slot = bpf_rdonly_cast((void *)fdt->fd + (fd & 0xfffff) * sizeof(f),
+							 bpf_core_type_id_kernel(struct list_head));
+
+		f = bpf_rdonly_cast(slot->next, bpf_core_type_id_kernel(struct file));
+		if (!f)
+			return false;
+		vk->mnt = (__u64)f->f_path.mnt;
+		vk->dentry = (__u64)f->f_path.dentry;
+		ino = f->f_inode;
+		vv->inode = (__u64)ino;
+		vv->ino = ino->i_ino;
+		return true;
+	}
 	bpf_probe_read_kernel(&f, sizeof(f), (void *)fdt->fd + (fd & 0xfffff) * sizeof(f));
 	if (!f)
 		return false;
@@ -399,7 +424,6 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 	 * access of this file's struct verdict, which no kernel has */
 	ino = (struct inode *)vv->inode;
 	bpf_core_read(&vv->ino, sizeof(vv->ino), &ino->i_ino);
-	vk->root = (__u64)t->fs->root.dentry;
 	return true;
 }
 
