@@ -136,16 +136,31 @@ func (ps *Points) stage(spec ProgHookSpec, attach bool) (*ProgHook, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The verifier runs without ps.mu: it takes tens of milliseconds to
+	// seconds, and the event path (Stack), the metrics (Stats) and other
+	// objects' swaps need the lock meanwhile.
+	var coll *ebpf.Collection
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.closed {
-		return nil, errors.New("the hook objects are closed")
-	}
-	p := ps.byKey[key]
-	if p == nil {
-		if p, err = ps.newPoint(key, spec, cfg, progs, attach); err != nil {
+	for ps.byKey[key] == nil && coll == nil && !ps.closed {
+		ps.mu.Unlock()
+		coll, err = loadObject(spec, cfg, progs, usesStacks(spec), ps.events, ps.opts)
+		ps.mu.Lock()
+		if err != nil {
 			return nil, err
 		}
+	}
+	p := ps.byKey[key]
+	if ps.closed || p != nil {
+		// another Stage loaded the same object meanwhile, or Close ran
+		if coll != nil {
+			coll.Close()
+		}
+		if ps.closed {
+			return nil, errors.New("the hook objects are closed")
+		}
+	} else if p, err = ps.newPoint(key, spec, cfg, coll, progs, attach); err != nil {
+		return nil, err
 	}
 	h, err := p.stage(spec)
 	if err != nil {
@@ -171,12 +186,9 @@ func pointKey(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string) (string, e
 	return b.String(), nil
 }
 
-// newPoint loads (and attaches) an object; ps.mu is held.
-func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string, attach bool) (*point, error) {
-	coll, err := loadObject(spec, cfg, progs, usesStacks(spec), ps.events, ps.opts)
-	if err != nil {
-		return nil, err
-	}
+// newPoint makes a loaded object a point, and attaches it; ps.mu is held.
+// On error the object is closed.
+func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, coll *ebpf.Collection, progs []string, attach bool) (*point, error) {
 	p := &point{key: key, spec: spec, coll: coll, progs: progs,
 		tables: newHookTables("the "+spec.Symbol+" object", coll.Maps["conf"], coll.Maps["strings"], coll.Maps["hook_cgroups"], coll.Maps["stats"], pointSlots)}
 	if cfg.Own {

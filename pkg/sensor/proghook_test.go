@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -311,5 +312,65 @@ func TestKprobeOverride(t *testing.T) {
 	}
 	if g := readGeneric(t, ring); g.Strs[0] != target || g.Actions&uint32(ActOverride) == 0 {
 		t.Fatalf("record %+v", g)
+	}
+}
+
+// TestPointsStageConcurrent stages hooks of one attach point at once:
+// each verifies its object without the objects' lock, so several may load
+// the same object, and exactly one of them must become the point that
+// every hook shares. Nothing is attached, so this runs on the host too.
+func TestPointsStageConcurrent(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "bpf_loop")
+	ps, err := NewPoints(newRing(t), Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	const n = 4
+	hs := make([]*ProgHook, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hs[i], errs[i] = ps.stage(ProgHookSpec{ID: uint32(10 + i), Symbol: "fd_install", Params: 2, Args: fdInstallArgs,
+				Selectors: []Selector{{Matches: []Match{{Arg: 1, Op: OpPrefix, Strings: []string{"/etc/"}}}, Actions: ActPost}}}, false)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("stage %d: %v", i, err)
+		}
+	}
+	ps.mu.Lock()
+	points := len(ps.points)
+	ps.mu.Unlock()
+	if points != 1 {
+		t.Fatalf("%d objects for one attach point, want 1", points)
+	}
+	for i, h := range hs {
+		if h.p != hs[0].p {
+			t.Fatalf("hook %d is in another object than hook 0", i)
+		}
+		if _, err := h.Stats(); err != nil {
+			t.Fatalf("hook %d: %v", i, err)
+		}
+	}
+	if hs[0].p.staged != n {
+		t.Fatalf("the object counts %d staged hooks, want %d", hs[0].p.staged, n)
+	}
+	for _, h := range hs {
+		if err := h.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps.mu.Lock()
+	points = len(ps.points)
+	ps.mu.Unlock()
+	if points != 0 {
+		t.Fatalf("%d objects left after every hook closed", points)
 	}
 }
