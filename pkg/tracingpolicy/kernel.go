@@ -2,18 +2,19 @@ package tracingpolicy
 
 import (
 	"errors"
-
-	"github.com/cilium/ebpf/btf"
 	"runtime"
 	"slices"
 	"strings"
+
+	"github.com/cilium/ebpf/btf"
 )
 
 // ErrFuncNotFound is wrapped by Kernel.Func when the kernel has no function
 // of that name.
 var ErrFuncNotFound = errors.New("kernel function not found")
 
-// Kernel describes the running kernel's functions, for ValidateKernel.
+// Kernel describes the running kernel's functions, which the compiler
+// checks a hook's arguments against.
 type Kernel interface {
 	// Func returns the prototype of kernel function name, or an error
 	// wrapping ErrFuncNotFound.
