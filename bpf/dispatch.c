@@ -365,11 +365,10 @@ extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
  * inode, with as few helper calls as possible: it runs on every mapped
  * call (every read and write for security_file_permission), so the task
  * walk uses direct BTF loads. The file takes no helper call where
- * bpf_rdonly_cast exists, and three probe reads on 6.1 (the file, its path
- * and inode at once, the inode's number): on a paravirtualized guest a
- * helper call costs more than the loads (docs/performance.md). Every read goes straight into the
- * scratch map: 6.1 counts the stack of this frame under every hook's
- * selector evaluation. Returns false when fd is not an open file. */
+ * bpf_rdonly_cast exists, and three probe reads on 6.1 (the file, its
+ * path and inode at once, the inode's number). Every read goes straight
+ * into the scratch map: 6.1 counts the stack of this frame under every
+ * hook's selector evaluation. Returns false when fd is not an open file. */
 static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, __u32 vi)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
