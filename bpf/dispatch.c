@@ -378,18 +378,19 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 	struct file *f = NULL;
 	struct inode *ino;
 	__u32 op, oi, lo, hi;
+	void *fd_slot;
 
 	if (fd < 0 || fd >= fdt->max_fds)
 		return false;
 	vk->root = (__u64)t->fs->root.dentry;
+	fd_slot = (void *)fdt->fd + (fd & 0xfffff) * sizeof(f);
 	if (!!bpf_rdonly_cast) {
 		/* 6.2 and later: untrusted BTF pointers, whose loads the JIT
 		 * guards with a fault fixup, so no helper call at all. fdt->fd
 		 * is a pointer to pointers, a scalar to the verifier: its slot
 		 * is read through list_head, whose first member is a pointer
 		 * in every kernel. */
-		struct list_head *slot = bpf_rdonly_cast((void *)fdt->fd + (fd & 0xfffff) * sizeof(f),
-							 bpf_core_type_id_kernel(struct list_head));
+		struct list_head *slot = bpf_rdonly_cast(fd_slot, bpf_core_type_id_kernel(struct list_head));
 
 		f = bpf_rdonly_cast(slot->next, bpf_core_type_id_kernel(struct file));
 		if (!f)
@@ -401,7 +402,7 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 		vv->ino = ino->i_ino;
 		return true;
 	}
-	bpf_probe_read_kernel(&f, sizeof(f), (void *)fdt->fd + (fd & 0xfffff) * sizeof(f));
+	bpf_probe_read_kernel(&f, sizeof(f), fd_slot);
 	if (!f)
 		return false;
 	/* f_path and f_inode are near each other in every struct file (after

@@ -150,17 +150,19 @@ func (ps *Points) stage(spec ProgHookSpec, attach bool) (*ProgHook, error) {
 			return nil, err
 		}
 	}
-	p := ps.byKey[key]
-	if ps.closed || p != nil {
-		// another Stage loaded the same object meanwhile, or Close ran
+	if ps.closed {
 		if coll != nil {
 			coll.Close()
 		}
-		if ps.closed {
-			return nil, errors.New("the hook objects are closed")
+		return nil, errors.New("the hook objects are closed")
+	}
+	p := ps.byKey[key]
+	if p == nil {
+		if p, err = ps.newPoint(key, spec, cfg, coll, progs, attach); err != nil {
+			return nil, err
 		}
-	} else if p, err = ps.newPoint(key, spec, cfg, coll, progs, attach); err != nil {
-		return nil, err
+	} else if coll != nil {
+		coll.Close() // another Stage loaded the same object meanwhile
 	}
 	h, err := p.stage(spec)
 	if err != nil {
