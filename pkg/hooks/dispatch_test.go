@@ -21,11 +21,11 @@ import (
 
 // shaped parses shaped policy i, served through the syscall dispatcher,
 // on paths under the test's directory.
-func (h *harness) shaped(t *testing.T, i int) *tp.TracingPolicy {
+func (h *harness) shaped(t testing.TB, i int) *tp.TracingPolicy {
 	return h.shapedForbidding(t, i, fmt.Sprintf("%s/forbidden-%d", h.dir, i))
 }
 
-func (h *harness) shapedForbidding(t *testing.T, i int, forbidden string) *tp.TracingPolicy {
+func (h *harness) shapedForbidding(t testing.TB, i int, forbidden string) *tp.TracingPolicy {
 	t.Helper()
 	doc := testutil.ShapedPolicy(fmt.Sprintf("shape-%d", i), h.mech, fmt.Sprintf("%s/watched-%d/", h.dir, i), forbidden)
 	ps, err := tp.Parse("policy.yaml", doc)

@@ -134,13 +134,13 @@ type harness struct {
 	others string
 }
 
-func newHarness(t *testing.T, mech string, features map[string]bool) *harness {
+func newHarness(t testing.TB, mech string, features map[string]bool) *harness {
 	t.Helper()
 	return newHarnessOpts(t, mech, sensor.Options{Features: features})
 }
 
 // newHarnessOpts is newHarness with the manager's loader options.
-func newHarnessOpts(t *testing.T, mech string, opts sensor.Options) *harness {
+func newHarnessOpts(t testing.TB, mech string, opts sensor.Options) *harness {
 	t.Helper()
 	features := opts.Features
 	// the size the hook objects declare for the shared ring buffer
@@ -443,7 +443,7 @@ func argsString(args []*api.KprobeArgument) string {
 }
 
 // writeFiles creates files (relative to dir) with their contents.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, name)

@@ -2,18 +2,13 @@ package hooks
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/cilium/ebpf"
-	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/compiler"
-	"github.com/tetragon-lite/tetragon/pkg/sensor"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
 // BenchmarkShapedPolicies times an open/read/close of a file no policy
@@ -37,25 +32,11 @@ func BenchmarkShapedPolicies(b *testing.B) {
 }
 
 func benchmarkShaped(b *testing.B, mech string, n int) {
-	dir := b.TempDir()
-	plain := filepath.Join(dir, "plain")
-	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ring.Close()
-	m := NewManager(zerolog.Nop(), ring, sensor.Options{Features: testutil.Kernel(b).Map()})
-	defer m.Close()
+	h := newHarness(b, mech, testutil.Kernel(b).Map())
+	writeFiles(b, h.dir, map[string]string{"plain": "x"})
+	plain := filepath.Join(h.dir, "plain")
 	for i := range n {
-		doc := testutil.ShapedPolicy(fmt.Sprintf("shape-%d", i), mech, fmt.Sprintf("%s/watched-%d/", dir, i), fmt.Sprintf("%s/forbidden-%d", dir, i))
-		ps, err := tp.Parse("policy.yaml", doc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := m.LoadPolicy(ps[0]); err != nil {
+		if err := h.m.LoadPolicy(h.shaped(b, i)); err != nil {
 			b.Fatalf("policy %d: %v", i, err)
 		}
 	}
