@@ -257,9 +257,20 @@ struct {
 
 /* The hooks a call runs, in order: rewritten whole by one update of the
  * one entry (key 0), so that a call runs the hooks of one version of a
- * policy, never half of two. */
+ * policy, never half of two.
+ *
+ * The prefilter: when every listed hook reads the same arguments and each
+ * of its selectors needs string slot pre_str to equal or start with one of
+ * its values, the union of those values is kept under match slot pre_slot
+ * (not 0), and a string found nowhere there runs no hook at all: one
+ * lookup, however many hooks share the function. User space then marks
+ * every slot SLOT_SAME_ARGS, since the arguments are read before the
+ * lookup, with the first hook's configuration. */
 struct point_list {
 	__u32 n;
+	__u16 pre_slot;
+	__u8 pre_str;
+	__u8 pad;
 	__u32 slot[POINT_SLOTS];
 };
 
@@ -280,6 +291,29 @@ struct {
 	__type(key, __u32);
 	__type(value, struct point_list);
 } hooks SEC(".maps");
+
+/* the object's own counters, beside its hooks' (stats) */
+enum point_stat {
+	PS_CALLS = 0,  /* calls of the function that ran the list */
+	PS_PASSED = 1, /* of those, calls the prefilter decided: no hook ran */
+	PS_MAX = 2,
+};
+const enum point_stat *unused_point_stat __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} point_stats SEC(".maps");
+
+static __always_inline void point_stat(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&point_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -883,6 +917,28 @@ static long run_slot(__u32 i, void *data)
 	return 0;
 }
 
+/* passed_over reads the call's arguments as the list's first hook does
+ * and says whether the prefilter rules out every hook of list l: its
+ * string is none of their values. Not inlined: the programs' own frames
+ * stay small. */
+static __noinline bool passed_over(struct point_list *l, struct raw_args *ra, long ret)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u32 zero = 0, slot = l->slot[0] & ~SLOT_SAME_ARGS;
+	struct gen_conf *c;
+	struct gen_rec *r;
+
+	c = bpf_map_lookup_elem(&conf, &slot);
+	r = bpf_map_lookup_elem(&rec_heap, &zero);
+	if (!c || !r)
+		return false;
+	r->str_len[0] = r->str_len[1] = 0;
+	r->str_flags[0] = r->str_flags[1] = 0;
+	fill_args(c, r, ra, ret, t);
+	fill_iov(c, r);
+	return !match_rec_str(l->pre_str, l->pre_slot, 0);
+}
+
 /* evaluate runs the object's hooks on one call, in list order; it returns
  * the value the first Override asks the function to return, else 0, and
  * sets *sel (sel not NULL) to the matched selector of a hook in an object
@@ -909,6 +965,11 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 		return 0;
 	cl->ret = ret;
 	cl->err = 0;
+	point_stat(PS_CALLS);
+	if (l->pre_slot && l->n > 0 && passed_over(l, ra, ret)) {
+		point_stat(PS_PASSED);
+		return 0;
+	}
 	/* the list as it is now, whole: user space replaces it, never
 	 * changes it in place */
 	bpf_loop(l->n, run_slot, &l, 0);

@@ -315,10 +315,21 @@ const (
 )
 
 type HookPointList struct {
-	_    structs.HostLayout
-	N    uint32
-	Slot [1024]uint32
+	_       structs.HostLayout
+	N       uint32
+	PreSlot uint16
+	PreStr  uint8
+	Pad     uint8
+	Slot    [1024]uint32
 }
+
+type HookPointStat uint32
+
+const (
+	HookPointStatPS_CALLS  HookPointStat = 0
+	HookPointStatPS_PASSED HookPointStat = 1
+	HookPointStatPS_MAX    HookPointStat = 2
+)
 
 type HookRawArgs struct {
 	_ structs.HostLayout
@@ -357,6 +368,7 @@ const (
 	HookMapHooks             = "hooks"
 	HookMapKeyHeap           = "key_heap"
 	HookMapPathHeap          = "path_heap"
+	HookMapPointStats        = "point_stats"
 	HookMapRecHeap           = "rec_heap"
 	HookMapSocktrack         = "socktrack"
 	HookMapStacks            = "stacks"
@@ -388,6 +400,7 @@ const (
 	HookVarUnusedNsKind      = "unused_ns_kind"
 	HookVarUnusedPointLimit  = "unused_point_limit"
 	HookVarUnusedPointList   = "unused_point_list"
+	HookVarUnusedPointStat   = "unused_point_stat"
 	HookVarUnusedRefreshFlag = "unused_refresh_flag"
 )
 
@@ -456,6 +469,7 @@ type HookMapSpecs struct {
 	Hooks       *ebpf.MapSpec `ebpf:"hooks"`
 	KeyHeap     *ebpf.MapSpec `ebpf:"key_heap"`
 	PathHeap    *ebpf.MapSpec `ebpf:"path_heap"`
+	PointStats  *ebpf.MapSpec `ebpf:"point_stats"`
 	RecHeap     *ebpf.MapSpec `ebpf:"rec_heap"`
 	Socktrack   *ebpf.MapSpec `ebpf:"socktrack"`
 	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
@@ -485,6 +499,7 @@ type HookVariableSpecs struct {
 	UnusedNsKind      *ebpf.VariableSpec `ebpf:"unused_ns_kind"`
 	UnusedPointLimit  *ebpf.VariableSpec `ebpf:"unused_point_limit"`
 	UnusedPointList   *ebpf.VariableSpec `ebpf:"unused_point_list"`
+	UnusedPointStat   *ebpf.VariableSpec `ebpf:"unused_point_stat"`
 	UnusedRefreshFlag *ebpf.VariableSpec `ebpf:"unused_refresh_flag"`
 }
 
@@ -517,6 +532,7 @@ type HookMaps struct {
 	Hooks       *ebpf.Map `ebpf:"hooks"`
 	KeyHeap     *ebpf.Map `ebpf:"key_heap"`
 	PathHeap    *ebpf.Map `ebpf:"path_heap"`
+	PointStats  *ebpf.Map `ebpf:"point_stats"`
 	RecHeap     *ebpf.Map `ebpf:"rec_heap"`
 	Socktrack   *ebpf.Map `ebpf:"socktrack"`
 	Stacks      *ebpf.Map `ebpf:"stacks"`
@@ -536,6 +552,7 @@ func (m *HookMaps) Close() error {
 		m.Hooks,
 		m.KeyHeap,
 		m.PathHeap,
+		m.PointStats,
 		m.RecHeap,
 		m.Socktrack,
 		m.Stacks,
@@ -566,6 +583,7 @@ type HookVariables struct {
 	UnusedNsKind      *ebpf.Variable `ebpf:"unused_ns_kind"`
 	UnusedPointLimit  *ebpf.Variable `ebpf:"unused_point_limit"`
 	UnusedPointList   *ebpf.Variable `ebpf:"unused_point_list"`
+	UnusedPointStat   *ebpf.Variable `ebpf:"unused_point_stat"`
 	UnusedRefreshFlag *ebpf.Variable `ebpf:"unused_refresh_flag"`
 }
 

@@ -1,0 +1,235 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/tetragon-lite/tetragon/bpf"
+	"github.com/tetragon-lite/tetragon/pkg/observer"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// TestPrefilterEligible checks which hooks get prefilter values, and
+// which: every selector must need the string to equal or start with a
+// value, in the same string slot.
+func TestPrefilterEligible(t *testing.T) {
+	args := []Arg{
+		{Source: SrcReg, Reg: 0, Kind: KindInt, Size: 4},
+		{Source: SrcRegKFile, Reg: 1, Kind: KindPath},
+		{Source: SrcRegKFile, Reg: 2, Kind: KindPath},
+	}
+	prefix := func(arg int, op Op, vals ...string) Match { return Match{Arg: arg, Op: op, Strings: vals} }
+	for _, c := range []struct {
+		name string
+		sels []Selector
+		pre  uint8
+		vals []string // as prefixes: Equal values end in NUL
+	}{
+		{"no selectors", nil, 0, nil},
+		{"prefix", []Selector{{Matches: []Match{prefix(1, OpPrefix, "/etc/", "/root/")}}}, 1, []string{"/etc/", "/root/"}},
+		{"equal", []Selector{{Matches: []Match{prefix(1, OpEqual, "/etc/shadow")}}}, 1, []string{"/etc/shadow\x00"}},
+		{"two selectors, same slot", []Selector{
+			{Matches: []Match{prefix(1, OpPrefix, "/etc/")}},
+			{Matches: []Match{{Arg: 0, Op: OpEqual, Ints: []int64{3}}, prefix(1, OpEqual, "/tmp/x")}},
+		}, 1, []string{"/etc/", "/tmp/x\x00"}},
+		{"a selector without a string", []Selector{
+			{Matches: []Match{prefix(1, OpPrefix, "/etc/")}},
+			{Matches: []Match{{Arg: 0, Op: OpEqual, Ints: []int64{3}}}},
+		}, 0, nil},
+		{"NotPrefix", []Selector{{Matches: []Match{prefix(1, OpNotPrefix, "/etc/")}}}, 0, nil},
+		{"Postfix", []Selector{{Matches: []Match{prefix(1, OpPostfix, ".key")}}}, 0, nil},
+		{"two slots, one selector each", []Selector{
+			{Matches: []Match{prefix(1, OpPrefix, "/etc/")}},
+			{Matches: []Match{prefix(2, OpPrefix, "abc")}},
+		}, 0, nil},
+		{"both slots in one selector", []Selector{
+			{Matches: []Match{prefix(1, OpPrefix, "/etc/"), prefix(2, OpEqual, "abc")}},
+		}, 3, []string{"/etc/", "abc\x00"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var next uint16
+			conf, keys, err := encodeConf(HookSpec{ID: 1, Args: args, Selectors: c.sels}, func() (uint16, error) { next++; return next, nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			pre, union := prefilter(&conf, keys)
+			if pre != c.pre {
+				t.Fatalf("string slots %#b, want %#b", pre, c.pre)
+			}
+			var got []string
+			for _, k := range union {
+				if k.Slot != unionSlot(0) && k.Slot != unionSlot(1) {
+					t.Errorf("value in match slot %d, want a union's", k.Slot)
+				}
+				got = append(got, string(k.Data[:(k.Prefixlen-16)/8]))
+			}
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(c.vals))
+			if !slices.Equal(got, want) {
+				t.Fatalf("values %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestPointsPrefilter runs many hooks of one function behind the
+// prefilter: a file under none of their prefixes runs no hook (the
+// object counts it passed over), a file under one prefix is reported by
+// that hook alone, a hook's values leave with it, and a hook the
+// prefilter cannot serve turns it off.
+func TestPointsPrefilter(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "kprobe")
+	testutil.RequireFeature(t, "bpf_loop")
+	dir := t.TempDir()
+	const n = 10
+	file := func(i int) string { return filepath.Join(dir, fmt.Sprintf("p%d", i), "f") }
+	for i := range n {
+		if err := os.MkdirAll(filepath.Dir(file(i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file(i), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ring := newRing(t)
+	rd, err := ringbuf.NewReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	ps, err := NewPoints(ring, Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	stage := func(id uint32, sel Selector) *ProgHook {
+		t.Helper()
+		sel.Actions = ActPost
+		h, err := ps.Stage(ProgHookSpec{ID: id, Symbol: "fd_install", Params: 2, Args: fdInstallArgs, Selectors: []Selector{sel}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ps.Swap([]*ProgHook{h}, nil); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	hooks := make([]*ProgHook, n)
+	for i := range n {
+		hooks[i] = stage(uint32(100+i), Selector{Matches: []Match{{Arg: 1, Op: OpPrefix, Strings: []string{filepath.Dir(file(i)) + "/"}}}})
+	}
+	list := func() bpf.HookPointList {
+		t.Helper()
+		var l bpf.HookPointList
+		if err := hooks[0].p.coll.Maps["hooks"].Lookup(uint32(0), &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if l := list(); l.N != n || l.PreSlot != unionSlot(0) || l.PreStr != 0 {
+		t.Fatalf("list of %d hooks with prefilter slot %d, string %d: want %d hooks, slot %d, string 0", l.N, l.PreSlot, l.PreStr, n, unionSlot(0))
+	}
+	// records: the hook ids of what the ring holds now
+	records := func() []uint32 {
+		t.Helper()
+		var ids []uint32
+		for {
+			rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			rec, err := rd.Read()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return ids
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d observer.Decoder
+			v, err := d.Decode(rec.RawSample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, ok := v.(*observer.HookRecord); ok {
+				ids = append(ids, g.HookID)
+			}
+		}
+	}
+	read := func(path string, times int) {
+		t.Helper()
+		for range times {
+			if _, err := os.ReadFile(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stats := func() GenericStats {
+		t.Helper()
+		st, err := hooks[1].Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+
+	before := stats()
+	read(plain, 20)
+	after := stats()
+	if after.Cached < before.Cached+20 || after.Calls < before.Calls+20 || after.Matched != before.Matched {
+		t.Fatalf("20 reads of a file no hook watches: counters before %+v after %+v: want 20 more calls, all passed over", before, after)
+	}
+	if ids := records(); len(ids) != 0 {
+		t.Fatalf("records of hooks %v for a file no hook watches", ids)
+	}
+	read(file(3), 1)
+	read(file(7), 1)
+	if ids := records(); !slices.Equal(ids, []uint32{103, 107}) {
+		t.Fatalf("records of hooks %v, want 103 then 107", ids)
+	}
+
+	// hook 3 leaves, and its prefix with it; hook 7's stays
+	if err := hooks[3].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if hooks[3].preKeys != nil || hooks[0].p.union[hooks[7].preKeys[0]] != 1 {
+		t.Fatalf("union after hook 3 left: %d values", len(hooks[0].p.union))
+	}
+	read(file(3), 1)
+	read(file(7), 1)
+	if ids := records(); !slices.Equal(ids, []uint32{107}) {
+		t.Fatalf("records of hooks %v, want 107 alone", ids)
+	}
+
+	// a hook on the fd, an integer: the list runs every hook again
+	fd := stage(200, Selector{Matches: []Match{{Arg: 0, Op: OpEqual, Ints: []int64{-5}}}})
+	defer fd.Close()
+	if l := list(); l.PreSlot != 0 {
+		t.Fatalf("prefilter slot %d with a hook it cannot serve, want none", l.PreSlot)
+	}
+	before = stats()
+	read(plain, 20)
+	after = stats()
+	if after.Cached != before.Cached || after.Calls < before.Calls+20 {
+		t.Fatalf("without the prefilter: counters before %+v after %+v: want 20 more calls, none passed over", before, after)
+	}
+	read(file(7), 1)
+	if ids := records(); !slices.Equal(ids, []uint32{107}) {
+		t.Fatalf("records of hooks %v, want 107 alone", ids)
+	}
+	for i, h := range hooks {
+		if i != 3 {
+			if err := h.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
