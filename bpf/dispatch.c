@@ -52,6 +52,10 @@ enum sys_flag {
 	 * 0). docs/mechanisms.md has the derivation per function. */
 	SE_FUNC_RET = 16,
 	SE_REFUSALS = 32,
+	/* the pair reads the call as the pair before it in the list does (the
+	 * same arguments and variant): when that pair's reading is the
+	 * record's, the arguments (a path, say) are not read again */
+	SE_SAME_ARGS = 64,
 };
 
 const enum var_fd *unused_var_fd __attribute__((unused));
@@ -254,6 +258,8 @@ struct dispatch_scratch {
 	__u64 gen;  /* the generation, read before the list */
 	__u32 key;  /* the sys_lists key */
 	__u32 idx;  /* the sys_mapped index */
+	/* 1 + the index of the pair whose reading the record holds, else 0 */
+	__u32 filled;
 	bool compat; /* a 32-bit call: nr is its x86_64 counterpart's */
 };
 
@@ -623,9 +629,12 @@ static long run_pair(__u32 i, void *data)
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!c || !r)
 		return 0;
-	r->str_len[0] = r->str_len[1] = 0;
-	r->str_flags[0] = r->str_flags[1] = 0;
-	fill_args(c, r, &v, sc);
+	if (!(p->flags & SE_SAME_ARGS) || sc->filled != i) {
+		r->str_len[0] = r->str_len[1] = 0;
+		r->str_flags[0] = r->str_flags[1] = 0;
+		fill_args(c, r, &v, sc);
+	}
+	sc->filled = i + 1;
 	s = select(c, r, fret);
 	if (s < 0)
 		return 0;
@@ -785,6 +794,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 		__builtin_memset(&sc->f, 0, sizeof(sc->f));
 	/* here, not above: a cache hit needs no pid */
 	sc->id = bpf_get_current_pid_tgid();
+	sc->filled = 0;
 	bpf_loop(x.l->n, run_pair, &x, 0);
 	for (int vi = 0; vi < 2; vi++) {
 		/* stored with the generation read before the paths were

@@ -64,8 +64,9 @@ type DispatchDispatchScratch struct {
 	Gen    uint64
 	Key    uint32
 	Idx    uint32
+	Filled uint32
 	Compat bool
-	_      [7]byte
+	_      [3]byte
 }
 
 type DispatchExecCreds struct {
@@ -167,6 +168,7 @@ const (
 	DispatchSysFlagSE_NEED_FILE DispatchSysFlag = 8
 	DispatchSysFlagSE_FUNC_RET  DispatchSysFlag = 16
 	DispatchSysFlagSE_REFUSALS  DispatchSysFlag = 32
+	DispatchSysFlagSE_SAME_ARGS DispatchSysFlag = 64
 )
 
 type DispatchSysHead struct {

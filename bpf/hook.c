@@ -225,6 +225,10 @@ struct call {
 	struct raw_args ra;
 	long ret;
 	long err;
+	/* the list's prefilter, for its first hook (pre_slot << 8 | pre_str),
+	 * else 0; and whether it ruled the call out */
+	__u32 pre;
+	__u32 passed;
 };
 
 struct {
@@ -263,9 +267,8 @@ struct {
  * of its selectors needs string slot pre_str to equal or start with one of
  * its values, the union of those values is kept under match slot pre_slot
  * (not 0), and a string found nowhere there runs no hook at all: one
- * lookup, however many hooks share the function. User space then marks
- * every slot SLOT_SAME_ARGS, since the arguments are read before the
- * lookup, with the first hook's configuration. */
+ * lookup, however many hooks share the function. The first hook reads
+ * the arguments, and the lookup follows. */
 struct point_list {
 	__u32 n;
 	__u16 pre_slot;
@@ -820,13 +823,17 @@ static __noinline void act_hook(void *ctx, struct gen_conf *c, struct gen_rec *r
 	sock_actions(r, s, acts, ret);
 }
 
+/* evaluate_hook's *sel when the list's prefilter ruled the call out */
+#define SEL_PASSED (-2)
+
 /* evaluate_hook runs hook c's selectors on one call and carries out the
  * actions of the one that matched; it returns the value an Override
  * selector asks the function to return, else 0, and sets *sel to the
  * matched selector. same_args: the record has the call's arguments as
- * this hook reads them already. ctx: as act_hook's. */
+ * this hook reads them already. pre: the list's prefilter (struct call),
+ * for its first hook, else 0. ctx: as act_hook's. */
 static __always_inline long evaluate_hook(void *ctx, bool same_args, struct gen_conf *c, struct raw_args *ra, long ret,
-					  int *sel)
+					  int *sel, __u32 pre)
 {
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct gen_rec *r;
@@ -843,6 +850,12 @@ static __always_inline long evaluate_hook(void *ctx, bool same_args, struct gen_
 		r->str_flags[0] = r->str_flags[1] = 0;
 		fill_args(c, r, ra, ret, t);
 		fill_iov(c, r);
+	}
+	/* here, with the arguments read: one lookup in the union of every
+	 * listed hook's values, then no hook runs when it finds none */
+	if (pre && !match_rec_str(pre & 0xff, pre >> 8, 0)) {
+		*sel = SEL_PASSED;
+		return 0;
 	}
 	s = select(c, r, ret);
 	*sel = s;
@@ -876,7 +889,8 @@ __noinline int run_hook(__u32 slot)
 	bool same = slot & SLOT_SAME_ARGS;
 	struct gen_conf *c;
 	struct call *cl;
-	__u32 zero = 0;
+	__u32 zero = 0, pre;
+	long err;
 	int s;
 
 	slot &= ~SLOT_SAME_ARGS;
@@ -884,7 +898,13 @@ __noinline int run_hook(__u32 slot)
 	c = bpf_map_lookup_elem(&conf, &slot);
 	if (!cl || !c)
 		return 0;
-	return evaluate_hook(NULL, same, c, &cl->ra, cl->ret, &s);
+	/* the first hook's alone */
+	pre = cl->pre;
+	cl->pre = 0;
+	err = evaluate_hook(NULL, same, c, &cl->ra, cl->ret, &s, pre);
+	if (s == SEL_PASSED)
+		cl->passed = 1;
+	return err;
 }
 
 /* run_own runs the hook of an object of its own (cfg.own). Not inlined:
@@ -895,7 +915,7 @@ static __noinline long run_own(void *ctx, struct raw_args *ra, long ret, int *se
 
 	if (!c)
 		return 0;
-	return evaluate_hook(ctx, false, c, ra, ret, sel);
+	return evaluate_hook(ctx, false, c, ra, ret, sel, 0);
 }
 
 /* run_slot runs hook i of the call's list, under bpf_loop: a callback
@@ -911,32 +931,13 @@ static long run_slot(__u32 i, void *data)
 		return 1;
 	err = run_hook((*l)->slot[i]);
 	cl = bpf_map_lookup_elem(&call_heap, &zero);
+	if (!cl)
+		return 1;
 	/* the first hook that overrides decides the return value */
-	if (cl && err && !cl->err)
+	if (err && !cl->err)
 		cl->err = err;
-	return 0;
-}
-
-/* passed_over reads the call's arguments as the list's first hook does
- * and says whether the prefilter rules out every hook of list l: its
- * string is none of their values. Not inlined: the programs' own frames
- * stay small. */
-static __noinline bool passed_over(struct point_list *l, struct raw_args *ra, long ret)
-{
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	__u32 zero = 0, slot = l->slot[0] & ~SLOT_SAME_ARGS;
-	struct gen_conf *c;
-	struct gen_rec *r;
-
-	c = bpf_map_lookup_elem(&conf, &slot);
-	r = bpf_map_lookup_elem(&rec_heap, &zero);
-	if (!c || !r)
-		return false;
-	r->str_len[0] = r->str_len[1] = 0;
-	r->str_flags[0] = r->str_flags[1] = 0;
-	fill_args(c, r, ra, ret, t);
-	fill_iov(c, r);
-	return !match_rec_str(l->pre_str, l->pre_slot, 0);
+	/* the prefilter ruled every hook out */
+	return cl->passed ? 1 : 0;
 }
 
 /* evaluate runs the object's hooks on one call, in list order; it returns
@@ -965,14 +966,14 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 		return 0;
 	cl->ret = ret;
 	cl->err = 0;
+	cl->pre = l->pre_slot ? (__u32)l->pre_slot << 8 | l->pre_str : 0;
+	cl->passed = 0;
 	point_stat(PS_CALLS);
-	if (l->pre_slot && l->n > 0 && passed_over(l, ra, ret)) {
-		point_stat(PS_PASSED);
-		return 0;
-	}
 	/* the list as it is now, whole: user space replaces it, never
 	 * changes it in place */
 	bpf_loop(l->n, run_slot, &l, 0);
+	if (cl->passed)
+		point_stat(PS_PASSED);
 	return cl->err;
 }
 

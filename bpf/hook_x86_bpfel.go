@@ -72,10 +72,12 @@ const (
 )
 
 type HookCall struct {
-	_   structs.HostLayout
-	Ra  HookRawArgs
-	Ret int64
-	Err int64
+	_      structs.HostLayout
+	Ra     HookRawArgs
+	Ret    int64
+	Err    int64
+	Pre    uint32
+	Passed uint32
 }
 
 type HookCapSet uint32

@@ -298,6 +298,7 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 	var l bpf.DispatchSysList
 	first := hooks[0].spec.Syscalls[nr].Variants
 	cacheable := true
+	var prev *DataHook // the hook of the pair before
 	for _, h := range hooks {
 		sc := h.spec.Syscalls[nr]
 		if !h.cache || !slices.Equal(sc.Variants, first) {
@@ -307,7 +308,12 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 			if l.N == maxPairs {
 				return fmt.Errorf("syscall %d: more than %d hook readings", nr, maxPairs)
 			}
-			l.P[l.N] = bpf.DispatchSysPair{Slot: h.e.slot, Flags: sc.Flags &^ (OnEnter | OnExit), Vi: uint8(vi), FdSrc: v.FD, Mask: v.Mask}
+			p := bpf.DispatchSysPair{Slot: h.e.slot, Flags: sc.Flags &^ (OnEnter | OnExit), Vi: uint8(vi), FdSrc: v.FD, Mask: v.Mask}
+			if q := l.P[max(l.N, 1)-1]; l.N > 0 && q.FdSrc == p.FdSrc && q.Mask == p.Mask && sameArgs(&h.e.conf, &prev.e.conf) {
+				// policies of one shape read the call once
+				p.Flags |= uint8(bpf.DispatchSysFlagSE_SAME_ARGS)
+			}
+			l.P[l.N], prev = p, h
 			l.N++
 		}
 	}

@@ -399,11 +399,10 @@ func (p *point) writeList(hooks []*ProgHook) error {
 		pre &= h.pre
 		l.N++
 	}
-	if pre != 0 && l.N > 0 {
+	// an object of one hook's own runs it without the list
+	if pre != 0 && l.N > 0 && !p.own {
 		s := bits.TrailingZeros8(pre)
 		l.PreSlot, l.PreStr = unionSlot(s), uint8(s)
-		// passed_over read the arguments already, as the first hook does
-		l.Slot[0] |= uint32(bpf.HookPointLimitPL_SLOT_SAME_ARGS)
 	}
 	if err := p.coll.Maps["hooks"].Put(uint32(0), &l); err != nil {
 		return fmt.Errorf("writing the hook list of %s: %w", p.spec.Symbol, err)
