@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -231,5 +232,119 @@ func TestPointsPrefilter(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestDispatcherSameArgs loads hooks of one shape and one of another on
+// the open family: the pairs after the first of the shape read the call
+// as the one before (SE_SAME_ARGS), and each still matches its own file.
+// A pair skipped before reading (a successful-calls-only hook on a failed
+// open) leaves the record as it was, so the next pair reads the call
+// itself: its match on the failed open's return proves it.
+func TestDispatcherSameArgs(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	files := make([]string, 3)
+	for i := range files {
+		files[i] = filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(files[i], []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ring := newRing(t)
+	rd, err := ringbuf.NewReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	d, err := NewDispatcher(ring, Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	add := func(spec HookSpec) {
+		t.Helper()
+		h, err := d.Add(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+	}
+	for i, f := range files {
+		add(HookSpec{ID: uint32(10 + i), Syscalls: openFamily, Args: openArgs(),
+			Selectors: []Selector{{Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{f}}}, Actions: ActPost}}})
+	}
+	// every open, failed ones too: the same reading, not the same flags
+	failed := map[uint32]Syscall{}
+	for nr, sc := range openFamily {
+		sc.Flags &^= RetOK
+		failed[nr] = sc
+	}
+	add(HookSpec{ID: 20, Syscalls: failed, Args: openArgs(),
+		Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Ints: []int64{-int64(syscall.ENOENT)}}}, Actions: ActPost}}})
+	// another shape: the file alone
+	add(HookSpec{ID: 30, Syscalls: openFamily, Args: []Arg{{Source: SrcRetFile, Kind: KindPath}},
+		Selectors: []Selector{{Matches: []Match{{Arg: 0, Op: OpEqual, Strings: []string{files[0]}}}, Actions: ActPost}}})
+
+	var l bpf.DispatchSysList
+	if err := d.objs.SysLists.Lookup(uint32(257)|uint32(OnExit)<<whenShift, &l); err != nil {
+		t.Fatal(err)
+	}
+	var same []bool
+	for _, p := range l.P[:l.N] {
+		same = append(same, p.Flags&uint8(bpf.DispatchSysFlagSE_SAME_ARGS) != 0)
+	}
+	if want := []bool{false, true, true, true, false}; !slices.Equal(same, want) {
+		t.Fatalf("openat's pairs read the call again: %v, want %v", same, want)
+	}
+
+	type rec struct {
+		id  uint32
+		ret int64
+		str string
+	}
+	records := func() []rec {
+		t.Helper()
+		var out []rec
+		for {
+			rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			r, err := rd.Read()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dec observer.Decoder
+			v, err := dec.Decode(r.RawSample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, ok := v.(*observer.HookRecord); ok && (g.HookID != 20 || g.Pid == uint32(os.Getpid())) {
+				out = append(out, rec{g.HookID, g.Ints[0], g.Strs[0]})
+			}
+		}
+	}
+	for i := range files {
+		fd, err := syscall.Open(files[i], syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := records()
+		syscall.Close(fd)
+		want := []rec{{uint32(10 + i), int64(fd), files[i]}}
+		if i == 0 {
+			want = append(want, rec{30, 0, files[0]})
+		}
+		if len(got) != len(want) || got[0] != want[0] || (i == 0 && got[1].id != 30) {
+			t.Fatalf("open of %s: records %+v, want %+v", files[i], got, want)
+		}
+	}
+	if _, err := syscall.Open(filepath.Join(dir, "missing"), syscall.O_RDONLY|syscall.O_CLOEXEC, 0); err != syscall.ENOENT {
+		t.Fatalf("open of a missing file: %v", err)
+	}
+	if got := records(); len(got) != 1 || got[0].id != 20 || got[0].ret != -int64(syscall.ENOENT) {
+		t.Fatalf("failed open: records %+v, want hook 20's with -ENOENT", got)
 	}
 }
