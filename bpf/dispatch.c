@@ -102,7 +102,10 @@ struct sys_head {
 struct sys_list {
 	struct sys_head h; /* the head sys_mapped has for this list */
 	__u16 n;
-	__u8 pad[2];
+	/* the prefilter (UNION_SLOT in lib/hook.h): every pair reads the call
+	 * as the one before it does, so the first reading decides for all */
+	__u8 pre;
+	__u8 pad;
 	struct sys_pair p[MAX_PAIRS];
 };
 
@@ -150,7 +153,8 @@ struct {
 enum list_stat {
 	LS_CALLS = 0,  /* calls of the syscall (entry or exit) */
 	LS_CACHED = 1, /* variants the verdict cache decided */
-	LS_MAX = 2,
+	LS_PASSED = 2, /* calls the prefilter decided: no hook's selectors ran */
+	LS_MAX = 3,
 };
 
 const enum list_stat *unused_list_stat __attribute__((unused));
@@ -633,6 +637,10 @@ static long run_pair(__u32 i, void *data)
 		r->str_len[0] = r->str_len[1] = 0;
 		r->str_flags[0] = r->str_flags[1] = 0;
 		fill_args(c, r, &v, sc);
+		if (prefilter_miss(x->l->pre)) {
+			list_stat(sc->idx, LS_PASSED);
+			return 1;
+		}
 	}
 	sc->filled = i + 1;
 	s = select(c, r, fret);

@@ -144,7 +144,8 @@ type DispatchListStat uint32
 const (
 	DispatchListStatLS_CALLS  DispatchListStat = 0
 	DispatchListStatLS_CACHED DispatchListStat = 1
-	DispatchListStatLS_MAX    DispatchListStat = 2
+	DispatchListStatLS_PASSED DispatchListStat = 2
+	DispatchListStatLS_MAX    DispatchListStat = 3
 )
 
 type DispatchLpmKey struct {
@@ -194,7 +195,8 @@ type DispatchSysList struct {
 	_   structs.HostLayout
 	H   DispatchSysHead
 	N   uint16
-	Pad [2]uint8
+	Pre uint8
+	Pad uint8
 	P   [2048]DispatchSysPair
 	_   [4]byte
 }

@@ -225,8 +225,8 @@ struct call {
 	struct raw_args ra;
 	long ret;
 	long err;
-	/* the list's prefilter, for its first hook (pre_slot << 8 | pre_str),
-	 * else 0; and whether it ruled the call out */
+	/* the list's prefilter (point_list.pre), for its first hook; and
+	 * whether it ruled the call out */
 	__u32 pre;
 	__u32 passed;
 };
@@ -261,19 +261,13 @@ struct {
 
 /* The hooks a call runs, in order: rewritten whole by one update of the
  * one entry (key 0), so that a call runs the hooks of one version of a
- * policy, never half of two.
- *
- * The prefilter: when every listed hook reads the same arguments and each
- * of its selectors needs string slot pre_str to equal or start with one of
- * its values, the union of those values is kept under match slot pre_slot
- * (not 0), and a string found nowhere there runs no hook at all: one
- * lookup, however many hooks share the function. The first hook reads
- * the arguments, and the lookup follows. */
+ * policy, never half of two. pre: the prefilter (UNION_SLOT in
+ * lib/hook.h), when every listed hook reads the same arguments; the first
+ * hook reads them, and the lookup follows. */
 struct point_list {
 	__u32 n;
-	__u16 pre_slot;
-	__u8 pre_str;
-	__u8 pad;
+	__u8 pre;
+	__u8 pad[3];
 	__u32 slot[POINT_SLOTS];
 };
 
@@ -853,7 +847,7 @@ static __always_inline long evaluate_hook(void *ctx, bool same_args, struct gen_
 	}
 	/* here, with the arguments read: one lookup in the union of every
 	 * listed hook's values, then no hook runs when it finds none */
-	if (pre && !match_rec_str(pre & 0xff, pre >> 8, 0)) {
+	if (prefilter_miss(pre)) {
 		*sel = SEL_PASSED;
 		return 0;
 	}
@@ -966,7 +960,7 @@ static __always_inline long evaluate(void *ctx, struct raw_args *ra, long ret, i
 		return 0;
 	cl->ret = ret;
 	cl->err = 0;
-	cl->pre = l->pre_slot ? (__u32)l->pre_slot << 8 | l->pre_str : 0;
+	cl->pre = l->pre;
 	cl->passed = 0;
 	point_stat(PS_CALLS);
 	/* the list as it is now, whole: user space replaces it, never

@@ -226,6 +226,7 @@ const (
 	HookHookLimitHL_MAX_I32ARR     HookHookLimit = 64
 	HookHookLimitHL_REG_TASK       HookHookLimit = 128
 	HookHookLimitHL_STR_LEN        HookHookLimit = 4096
+	HookHookLimitHL_UNION_SLOT     HookHookLimit = 65535
 )
 
 type HookLpmKey struct {
@@ -317,12 +318,11 @@ const (
 )
 
 type HookPointList struct {
-	_       structs.HostLayout
-	N       uint32
-	PreSlot uint16
-	PreStr  uint8
-	Pad     uint8
-	Slot    [1024]uint32
+	_    structs.HostLayout
+	N    uint32
+	Pre  uint8
+	Pad  [3]uint8
+	Slot [1024]uint32
 }
 
 type HookPointStat uint32

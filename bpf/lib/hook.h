@@ -364,6 +364,14 @@ const enum refresh_flag *unused_refresh_flag __attribute__((unused));
 const enum act_flag *unused_act_flag __attribute__((unused));
 const enum gen_stat *unused_gen_stat __attribute__((unused));
 
+/* The prefilter's match slots, one per string slot of the record: the
+ * union of the values of every hook an object serves whose selectors all
+ * need that string to equal or start with one of theirs. A list whose
+ * hooks are all such names it (pre: 1 + the string slot), and a call
+ * whose string is none of those values runs none of its hooks: one
+ * lookup, however many policies there are. No hook gets these slots. */
+#define UNION_SLOT(s) (0xffff - ((s) & 1))
+
 /* the limits above, for bpf2go to generate (macros are not in BTF) */
 enum hook_limit {
 	HL_MAX_ARGS = MAX_ARGS,
@@ -375,6 +383,7 @@ enum hook_limit {
 	HL_MAX_I32ARR = MAX_I32ARR,
 	HL_REG_TASK = REG_TASK,
 	HL_STR_LEN = STR_LEN,
+	HL_UNION_SLOT = UNION_SLOT(0),
 };
 const enum hook_limit *unused_hook_limit __attribute__((unused));
 const struct gen_conf *unused_gen_conf __attribute__((unused));
@@ -950,6 +959,14 @@ __noinline int match_rec_str(__u32 s, __u32 slot, __u32 postfix)
 	if (!r)
 		return 0;
 	return match_bytes(&r->data[(s & 1) * STR_LEN], r->str_len[s & 1], slot, postfix);
+}
+
+/* prefilter_miss reports whether a list's prefilter (pre: 1 + a string
+ * slot, 0 for none; see UNION_SLOT) rules the call out, the record
+ * holding its arguments */
+static __always_inline bool prefilter_miss(__u32 pre)
+{
+	return pre && !match_rec_str(pre - 1, UNION_SLOT(pre - 1), 0);
 }
 
 struct substr_ctx {

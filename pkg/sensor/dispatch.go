@@ -299,11 +299,15 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 	first := hooks[0].spec.Syscalls[nr].Variants
 	cacheable := true
 	var prev *DataHook // the hook of the pair before
+	// the prefilter's string slots: those of every hook, when every pair
+	// reads the call as the one before it
+	pre := uint8(1)<<MaxStringArgs - 1
 	for _, h := range hooks {
 		sc := h.spec.Syscalls[nr]
 		if !h.cache || !slices.Equal(sc.Variants, first) {
 			cacheable = false
 		}
+		pre &= h.e.pre
 		for vi, v := range sc.Variants {
 			if l.N == maxPairs {
 				return fmt.Errorf("syscall %d: more than %d hook readings", nr, maxPairs)
@@ -312,11 +316,14 @@ func (d *Dispatcher) writeList(key uint32, hooks []*DataHook) error {
 			if q := l.P[max(l.N, 1)-1]; l.N > 0 && q.FdSrc == p.FdSrc && q.Mask == p.Mask && sameArgs(&h.e.conf, &prev.e.conf) {
 				// policies of one shape read the call once
 				p.Flags |= uint8(bpf.DispatchSysFlagSE_SAME_ARGS)
+			} else if l.N > 0 {
+				pre = 0
 			}
 			l.P[l.N], prev = p, h
 			l.N++
 		}
 	}
+	l.Pre = listPrefilter(pre)
 	l.H.Flags = uint8(bpf.DispatchSysHeadFlagSH_MAPPED)
 	if cacheable {
 		l.H.Flags |= uint8(bpf.DispatchSysHeadFlagSH_CACHEABLE)
@@ -395,7 +402,7 @@ func (h *DataHook) close() error {
 }
 
 // Stats reads the hook's counters. Calls and Cached count the calls of
-// the syscalls it maps, whichever hooks they ran.
+// the syscalls it maps, whichever hooks they ran, and so do Passed.
 func (h *DataHook) Stats() (GenericStats, error) {
 	d := h.d
 	e := h.e
@@ -413,12 +420,17 @@ func (h *DataHook) Stats() (GenericStats, error) {
 		if err != nil {
 			return s, fmt.Errorf("reading syscall counters: %w", err)
 		}
-		cached, err := sumPerCPU(d.objs.ListStats, idx+1)
+		cached, err := sumPerCPU(d.objs.ListStats, idx+uint32(bpf.DispatchListStatLS_CACHED))
+		if err != nil {
+			return s, fmt.Errorf("reading syscall counters: %w", err)
+		}
+		passed, err := sumPerCPU(d.objs.ListStats, idx+uint32(bpf.DispatchListStatLS_PASSED))
 		if err != nil {
 			return s, fmt.Errorf("reading syscall counters: %w", err)
 		}
 		s.Calls += calls
 		s.Cached += cached
+		s.Passed += passed
 	}
 	// what the hook adds: its configuration, its list readings and its
 	// match strings

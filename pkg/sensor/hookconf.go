@@ -291,8 +291,11 @@ type HookSpec struct {
 // GenericStats are a hook's kernel-side counters.
 type GenericStats struct {
 	Calls, Matched, Posted, Drops, Signals uint64
-	// Cached counts calls decided by the kernel's verdict cache.
+	// Cached counts calls decided by the dispatcher's verdict cache.
 	Cached uint64
+	// Passed counts calls a list's prefilter decided: no hook's
+	// selectors ran.
+	Passed uint64
 	// MemoryBytes is what the kernel charges for the hook's programs and
 	// maps (the shared ring buffer not included); for a hook the syscall
 	// dispatcher serves, the entries it adds to the dispatcher's maps.

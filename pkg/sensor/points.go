@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,9 +57,6 @@ type point struct {
 	listed []*ProgHook
 	staged int
 	tables *hookTables
-	// union counts, per string slot's prefilter match slot, the staged
-	// hooks holding each value there (prefilter)
-	union map[bpf.HookLpmKey]int
 	// own: the object's one hook runs alone (cfg.Own), with no list,
 	// prefilter or object counters
 	own bool
@@ -75,10 +71,6 @@ type ProgHook struct {
 	listed bool
 	scope  *cgroupScope
 	pin    pinMark
-	// pre: the string slots the hook's prefilter values are in
-	// (bit s for slot s), and those values, in the object's union
-	pre     uint8
-	preKeys []bpf.HookLpmKey
 	// own is the Points LoadProgHook made for this hook alone
 	own *Points
 }
@@ -202,11 +194,8 @@ func pointKey(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string) (string, e
 // newPoint makes a loaded object a point, and attaches it; ps.mu is held.
 // On error the object is closed.
 func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, coll *ebpf.Collection, progs []string, attach bool) (*point, error) {
-	p := &point{key: key, spec: spec, coll: coll, progs: progs, union: map[bpf.HookLpmKey]int{},
+	p := &point{key: key, spec: spec, coll: coll, progs: progs,
 		tables: newHookTables("the "+spec.Symbol+" object", coll.Maps["conf"], coll.Maps["strings"], coll.Maps["hook_cgroups"], coll.Maps["stats"], pointSlots)}
-	for s := range MaxStringArgs {
-		p.tables.strSlots[unionSlot(s)] = true // no hook's
-	}
 	if cfg.Own {
 		// no other hook will find it
 		p.key = ""
@@ -237,96 +226,14 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, c
 	return p, nil
 }
 
-// stage writes a hook's entries into p, and its prefilter values into
-// the union, where they stay until its entries are deleted: a superset
-// of the listed hooks' values rules out no call one of them matches.
-// ps.mu is held.
+// stage writes a hook's entries into p; ps.mu is held.
 func (p *point) stage(spec ProgHookSpec) (*ProgHook, error) {
 	e, err := p.tables.add(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped})
 	if err != nil {
 		return nil, err
 	}
-	h := &ProgHook{p: p, e: e, scope: e.scope}
-	h.pre, h.preKeys = prefilter(&e.conf, e.keys)
-	for i, k := range h.preKeys {
-		if p.union[k] == 0 {
-			if err := p.tables.strings.Put(k, uint8(1)); err != nil {
-				h.preKeys = h.preKeys[:i]
-				p.unstage(h)
-				p.tables.remove(e) //nolint:errcheck // listed nowhere: no call reads them
-				return nil, fmt.Errorf("writing the prefilter's strings of %s: %w", p.spec.Symbol, err)
-			}
-		}
-		p.union[k]++
-	}
 	p.staged++
-	return h, nil
-}
-
-// unstage takes a hook's values out of the union, deleting those no
-// other staged hook holds; no list has the hook any more.
-func (p *point) unstage(h *ProgHook) error {
-	var errs []error
-	for _, k := range h.preKeys {
-		if p.union[k]--; p.union[k] > 0 {
-			continue
-		}
-		delete(p.union, k)
-		if err := p.tables.strings.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, fmt.Errorf("deleting the prefilter's strings of %s: %w", p.spec.Symbol, err))
-		}
-	}
-	h.preKeys = nil
-	return errors.Join(errs...)
-}
-
-// unionSlot is the match slot of the prefilter's values for string slot
-// s, one the object's hooks never get.
-func unionSlot(s int) uint16 {
-	return uint16(dispatchStrings - s)
-}
-
-// prefilter says in which string slots (bit s for slot s) every selector
-// of a hook needs the call's string to equal or start with one of its
-// values, and returns those values moved to the union's match slots: a
-// string that is none of them matches no selector of the hook. A hook
-// with no selectors matches every call and has none.
-func prefilter(c *bpf.HookGenConf, keys []bpf.HookLpmKey) (uint8, []bpf.HookLpmKey) {
-	if c.Nsel == 0 {
-		return 0, nil
-	}
-	need := uint8(1)<<MaxStringArgs - 1
-	// the match slots of the entries that qualify, with their string slot
-	from := map[uint16]int{}
-	for _, sel := range c.Sel[:min(int(c.Nsel), len(c.Sel))] {
-		var has uint8
-		for _, m := range sel.M[:min(int(sel.Nmatch), len(sel.M))] {
-			if MatchKind(m.Kind) != MatchArg || (Op(m.Op) != OpEqual && Op(m.Op) != OpPrefix) || int(m.Arg) >= min(int(c.Nargs), len(c.Args)) {
-				continue
-			}
-			a := c.Args[m.Arg]
-			// as eval_match in bpf/lib/hook.h: these are looked up as the
-			// record's string a.Str
-			if ArgKind(a.Type) == KindInt || SockSource(ArgSource(a.Src)) {
-				continue
-			}
-			s := int(a.Str) % MaxStringArgs
-			has |= 1 << s
-			from[m.Slot] = s
-		}
-		need &= has
-	}
-	if need == 0 {
-		return 0, nil
-	}
-	var out []bpf.HookLpmKey
-	for _, k := range keys {
-		if s, ok := from[k.Slot]; ok && need&(1<<s) != 0 {
-			k.Slot = unionSlot(s)
-			out = append(out, k)
-		}
-	}
-	return need, out
+	return &ProgHook{p: p, e: e, scope: e.scope}, nil
 }
 
 // Swap puts staged hooks into their objects' lists and takes old ones
@@ -396,13 +303,12 @@ func (p *point) writeList(hooks []*ProgHook) error {
 		} else if i > 0 {
 			pre = 0
 		}
-		pre &= h.pre
+		pre &= h.e.pre
 		l.N++
 	}
 	// an object of one hook's own runs it without the list
-	if pre != 0 && l.N > 0 && !p.own {
-		s := bits.TrailingZeros8(pre)
-		l.PreSlot, l.PreStr = unionSlot(s), uint8(s)
+	if l.N > 0 && !p.own {
+		l.Pre = listPrefilter(pre)
 	}
 	if err := p.coll.Maps["hooks"].Put(uint32(0), &l); err != nil {
 		return fmt.Errorf("writing the hook list of %s: %w", p.spec.Symbol, err)
@@ -463,17 +369,17 @@ func (h *ProgHook) close() error {
 		p.tables.free(e)
 		return err
 	}
-	return errors.Join(p.unstage(h), p.tables.remove(e))
+	return p.tables.remove(e)
 }
 
 // Stats reads the hook's counters. In an object hooks share, Calls and
-// Cached are the object's: the calls of the function, and those its
-// prefilter decided with no hook run (there is no verdict cache: nothing
-// would tell the object about renames). Its memory is its own entries and
-// its share of its object's.
+// Passed are the object's: the calls of the function, and those its
+// prefilter decided with no hook run. Cached stays zero: the object keeps
+// no verdict cache, as nothing would tell it about renames. Its memory is
+// its own entries and its share of its object's.
 func (h *ProgHook) Stats() (GenericStats, error) {
 	h.ps.mu.Lock()
-	p, e, preKeys := h.p, h.e, h.preKeys
+	p, e := h.p, h.e
 	var share int
 	if p != nil {
 		share = p.staged
@@ -486,7 +392,7 @@ func (h *ProgHook) Stats() (GenericStats, error) {
 	if err == nil && !p.own {
 		s.Calls, err = sumPerCPU(p.coll.Maps["point_stats"], uint32(bpf.HookPointStatPS_CALLS))
 		if err == nil {
-			s.Cached, err = sumPerCPU(p.coll.Maps["point_stats"], uint32(bpf.HookPointStatPS_PASSED))
+			s.Passed, err = sumPerCPU(p.coll.Maps["point_stats"], uint32(bpf.HookPointStatPS_PASSED))
 		}
 	}
 	var progs []*ebpf.Program
@@ -499,7 +405,7 @@ func (h *ProgHook) Stats() (GenericStats, error) {
 			objMaps = append(objMaps, m)
 		}
 	}
-	s.MemoryBytes = memlock(progs, objMaps)/uint64(max(share, 1)) + uint64(e.memory()+len(preKeys)*(sizeOf(bpf.HookLpmKey{})+1))
+	s.MemoryBytes = memlock(progs, objMaps)/uint64(max(share, 1)) + uint64(e.memory())
 	return s, err
 }
 

@@ -139,8 +139,8 @@ func TestPointsPrefilter(t *testing.T) {
 		}
 		return l
 	}
-	if l := list(); l.N != n || l.PreSlot != unionSlot(0) || l.PreStr != 0 {
-		t.Fatalf("list of %d hooks with prefilter slot %d, string %d: want %d hooks, slot %d, string 0", l.N, l.PreSlot, l.PreStr, n, unionSlot(0))
+	if l := list(); l.N != n || l.Pre != 1 {
+		t.Fatalf("list of %d hooks with prefilter %d: want %d hooks, prefilter 1 (string slot 0)", l.N, l.Pre, n)
 	}
 	// records: the hook ids of what the ring holds now
 	records := func() []uint32 {
@@ -185,7 +185,7 @@ func TestPointsPrefilter(t *testing.T) {
 	before := stats()
 	read(plain, 20)
 	after := stats()
-	if after.Cached < before.Cached+20 || after.Calls < before.Calls+20 || after.Matched != before.Matched {
+	if after.Passed < before.Passed+20 || after.Calls < before.Calls+20 || after.Matched != before.Matched {
 		t.Fatalf("20 reads of a file no hook watches: counters before %+v after %+v: want 20 more calls, all passed over", before, after)
 	}
 	if ids := records(); len(ids) != 0 {
@@ -201,8 +201,8 @@ func TestPointsPrefilter(t *testing.T) {
 	if err := hooks[3].Close(); err != nil {
 		t.Fatal(err)
 	}
-	if hooks[3].preKeys != nil || hooks[0].p.union[hooks[7].preKeys[0]] != 1 {
-		t.Fatalf("union after hook 3 left: %d values", len(hooks[0].p.union))
+	if u := hooks[0].p.tables.union; len(u) != n-1 || u[hooks[7].e.preKeys[0]] != 1 {
+		t.Fatalf("union after hook 3 left: %v", u)
 	}
 	read(file(3), 1)
 	read(file(7), 1)
@@ -213,13 +213,13 @@ func TestPointsPrefilter(t *testing.T) {
 	// a hook on the fd, an integer: the list runs every hook again
 	fd := stage(200, Selector{Matches: []Match{{Arg: 0, Op: OpEqual, Ints: []int64{-5}}}})
 	defer fd.Close()
-	if l := list(); l.PreSlot != 0 {
-		t.Fatalf("prefilter slot %d with a hook it cannot serve, want none", l.PreSlot)
+	if l := list(); l.Pre != 0 {
+		t.Fatalf("prefilter %d with a hook it cannot serve, want none", l.Pre)
 	}
 	before = stats()
 	read(plain, 20)
 	after = stats()
-	if after.Cached != before.Cached || after.Calls < before.Calls+20 {
+	if after.Passed != before.Passed || after.Calls < before.Calls+20 {
 		t.Fatalf("without the prefilter: counters before %+v after %+v: want 20 more calls, none passed over", before, after)
 	}
 	read(file(7), 1)
@@ -346,5 +346,111 @@ func TestDispatcherSameArgs(t *testing.T) {
 	}
 	if got := records(); len(got) != 1 || got[0].id != 20 || got[0].ret != -int64(syscall.ENOENT) {
 		t.Fatalf("failed open: records %+v, want hook 20's with -ENOENT", got)
+	}
+}
+
+// TestDispatcherPrefilter loads hooks of one shape that the verdict cache
+// cannot serve (each also filters on the returned fd): their syscall
+// lists get the prefilter, an open of a file none of them names runs no
+// selector (the lists count it passed over), and each watched file is
+// reported by its own hook alone.
+func TestDispatcherPrefilter(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	files := make([]string, 3)
+	for i := range files {
+		files[i] = filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(files[i], []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ring := newRing(t)
+	rd, err := ringbuf.NewReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	d, err := NewDispatcher(ring, Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	hooks := make([]*DataHook, len(files))
+	for i, f := range files {
+		hooks[i], err = d.Add(HookSpec{ID: uint32(10 + i), Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
+			Matches: []Match{{Arg: 0, Op: OpGT, Ints: []int64{-1}}, {Arg: 1, Op: OpEqual, Strings: []string{f}}},
+			Actions: ActPost,
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hooks[i].Close()
+		if hooks[i].cache {
+			t.Fatalf("hook %d is cacheable: the prefilter would not be what decides", i)
+		}
+	}
+	var l bpf.DispatchSysList
+	if err := d.objs.SysLists.Lookup(uint32(257)|uint32(OnExit)<<whenShift, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.N != 3 || l.Pre != 1 {
+		t.Fatalf("openat's list: %d pairs, prefilter %d; want 3 and 1 (string slot 0)", l.N, l.Pre)
+	}
+	ids := func() []uint32 {
+		t.Helper()
+		var out []uint32
+		for {
+			rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			r, err := rd.Read()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dec observer.Decoder
+			v, err := dec.Decode(r.RawSample)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, ok := v.(*observer.HookRecord); ok {
+				out = append(out, g.HookID)
+			}
+		}
+	}
+	open := func(path string) {
+		t.Helper()
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Close(fd)
+	}
+	before, err := hooks[0].Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		open(plain)
+	}
+	after, err := hooks[0].Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Passed < before.Passed+20 || after.Matched != before.Matched {
+		t.Fatalf("20 opens of a file no hook names: counters before %+v after %+v: want 20 more decided by the prefilter", before, after)
+	}
+	if got := ids(); len(got) != 0 {
+		t.Fatalf("records of hooks %v for a file no hook names", got)
+	}
+	open(files[1])
+	open(files[2])
+	if got := ids(); !slices.Equal(got, []uint32{11, 12}) {
+		t.Fatalf("records of hooks %v, want 11 then 12", got)
 	}
 }

@@ -3,6 +3,7 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"slices"
 
@@ -14,19 +15,24 @@ import (
 // hookTables are the maps through which one object serves many hooks, in
 // the layout bpf/lib/hook.h gives the dispatcher and the attach points'
 // objects alike: configurations by hook slot, match strings by match
-// slot, scoped hooks' cgroups, counters; and which slots are taken. Its
-// owner serializes the calls.
+// slot, scoped hooks' cgroups, counters; the prefilter's union; and which
+// slots are taken. Its owner serializes the calls.
 type hookTables struct {
 	// what names the object in errors
 	what                           string
 	confs, strings, cgroups, stats *ebpf.Map
 	slots, strSlots                []bool
+	// union counts the hooks holding each prefilter value (prefilter)
+	union map[bpf.HookLpmKey]int
 }
 
 func newHookTables(what string, confs, strings, cgroups, stats *ebpf.Map, slots int) *hookTables {
 	t := &hookTables{what: what, confs: confs, strings: strings, cgroups: cgroups, stats: stats,
-		slots: make([]bool, slots), strSlots: make([]bool, dispatchStrings+1)}
+		slots: make([]bool, slots), strSlots: make([]bool, dispatchStrings+1), union: map[bpf.HookLpmKey]int{}}
 	t.strSlots[0] = true // slot 0: entries without strings
+	for s := range MaxStringArgs {
+		t.strSlots[unionSlot(s)] = true // the unions'
+	}
 	return t
 }
 
@@ -36,6 +42,10 @@ type hookEntries struct {
 	conf     bpf.HookGenConf
 	strSlots []uint16
 	keys     []bpf.HookLpmKey
+	// pre: the string slots of the hook's prefilter values (bit s for
+	// slot s), and those values, in the union
+	pre     uint8
+	preKeys []bpf.HookLpmKey
 	// scope is the hook's cgroups when it is scoped, else nil
 	scope *cgroupScope
 }
@@ -83,6 +93,20 @@ func (t *hookTables) add(spec HookSpec) (*hookEntries, error) {
 			return fail(fmt.Errorf("writing match strings: %w", err))
 		}
 	}
+	// in the union from now until the entries are deleted, when no list
+	// has the hook any more: the union is then a superset of the listed
+	// hooks' values at every instant, and rules out no call one matches
+	pre, preKeys := prefilter(&conf, keys)
+	for _, k := range preKeys {
+		if t.union[k] == 0 {
+			if err := t.strings.Put(k, uint8(1)); err != nil {
+				return fail(fmt.Errorf("writing the prefilter's strings: %w", err))
+			}
+		}
+		t.union[k]++
+		e.preKeys = append(e.preKeys, k)
+	}
+	e.pre = pre
 	if err := t.confs.Put(e.slot, conf); err != nil {
 		return fail(fmt.Errorf("writing hook config: %w", err))
 	}
@@ -104,6 +128,14 @@ func (t *hookTables) remove(e *hookEntries) error {
 	if e.scope != nil {
 		errs = append(errs, e.scope.replace(nil))
 	}
+	for _, k := range e.preKeys {
+		if t.union[k] > 1 {
+			continue
+		}
+		if err := t.strings.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("deleting the prefilter's strings: %w", err))
+		}
+	}
 	t.free(e)
 	return errors.Join(errs...)
 }
@@ -115,13 +147,81 @@ func (t *hookTables) free(e *hookEntries) {
 		t.strSlots[s] = false
 	}
 	e.strSlots = nil
+	// a value left in the kernel's union is one more the prefilter lets
+	// through: harmless, and a hook that brings it back writes it again
+	for _, k := range e.preKeys {
+		if t.union[k]--; t.union[k] <= 0 {
+			delete(t.union, k)
+		}
+	}
+	e.preKeys = nil
 	t.slots[e.slot] = false
 }
 
 // memory is what the hook's entries take: its configuration and match
 // strings.
 func (e *hookEntries) memory() int {
-	return sizeOf(e.conf) + len(e.keys)*(sizeOf(bpf.HookLpmKey{})+1)
+	return sizeOf(e.conf) + (len(e.keys)+len(e.preKeys))*(sizeOf(bpf.HookLpmKey{})+1)
+}
+
+// unionSlot is the match slot of the prefilter's values for string slot
+// s (UNION_SLOT in bpf/lib/hook.h), one no hook gets.
+func unionSlot(s int) uint16 {
+	return uint16(bpf.HookHookLimitHL_UNION_SLOT) - uint16(s)
+}
+
+// listPrefilter is a list's prefilter (pre in bpf/lib/hook.h's UNION_SLOT)
+// when every hook of the list has prefilter values in the string slots of
+// mask, and reads the call as the others do: 1 + the first such slot, or
+// 0 for none.
+func listPrefilter(mask uint8) uint8 {
+	if mask == 0 {
+		return 0
+	}
+	return uint8(1 + bits.TrailingZeros8(mask))
+}
+
+// prefilter says in which string slots (bit s for slot s) every selector
+// of a hook needs the call's string to equal or start with one of its
+// values, and returns those values moved to the union's match slots: a
+// string that is none of them matches no selector of the hook. A hook
+// with no selectors matches every call and has none.
+func prefilter(c *bpf.HookGenConf, keys []bpf.HookLpmKey) (uint8, []bpf.HookLpmKey) {
+	if c.Nsel == 0 {
+		return 0, nil
+	}
+	need := uint8(1)<<MaxStringArgs - 1
+	// the match slots of the entries that qualify, with their string slot
+	from := map[uint16]int{}
+	for _, sel := range c.Sel[:min(int(c.Nsel), len(c.Sel))] {
+		var has uint8
+		for _, m := range sel.M[:min(int(sel.Nmatch), len(sel.M))] {
+			if MatchKind(m.Kind) != MatchArg || (Op(m.Op) != OpEqual && Op(m.Op) != OpPrefix) || int(m.Arg) >= min(int(c.Nargs), len(c.Args)) {
+				continue
+			}
+			a := c.Args[m.Arg]
+			// as eval_match in bpf/lib/hook.h: these are looked up as the
+			// record's string a.Str
+			if ArgKind(a.Type) == KindInt || SockSource(ArgSource(a.Src)) {
+				continue
+			}
+			s := int(a.Str) % MaxStringArgs
+			has |= 1 << s
+			from[m.Slot] = s
+		}
+		need &= has
+	}
+	if need == 0 {
+		return 0, nil
+	}
+	var out []bpf.HookLpmKey
+	for _, k := range keys {
+		if s, ok := from[k.Slot]; ok && need&(1<<s) != 0 {
+			k.Slot = unionSlot(s)
+			out = append(out, k)
+		}
+	}
+	return need, out
 }
 
 // pinMark is a hook's pin directory: while it exists, closing the hook
