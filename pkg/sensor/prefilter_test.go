@@ -35,6 +35,10 @@ func TestPrefilterEligible(t *testing.T) {
 	}{
 		{"no selectors", nil, 0, nil},
 		{"prefix", []Selector{{Matches: []Match{prefix(1, OpPrefix, "/etc/", "/root/")}}}, 1, []string{"/etc/", "/root/"}},
+		{"a value twice", []Selector{
+			{Matches: []Match{prefix(1, OpPrefix, "/etc/")}},
+			{Matches: []Match{prefix(1, OpPrefix, "/etc/")}},
+		}, 1, []string{"/etc/"}},
 		{"equal", []Selector{{Matches: []Match{prefix(1, OpEqual, "/etc/shadow")}}}, 1, []string{"/etc/shadow\x00"}},
 		{"two selectors, same slot", []Selector{
 			{Matches: []Match{prefix(1, OpPrefix, "/etc/")}},
@@ -142,29 +146,7 @@ func TestPointsPrefilter(t *testing.T) {
 	if l := list(); l.N != n || l.Pre != 1 {
 		t.Fatalf("list of %d hooks with prefilter %d: want %d hooks, prefilter 1 (string slot 0)", l.N, l.Pre, n)
 	}
-	// records: the hook ids of what the ring holds now
-	records := func() []uint32 {
-		t.Helper()
-		var ids []uint32
-		for {
-			rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
-			rec, err := rd.Read()
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return ids
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var d observer.Decoder
-			v, err := d.Decode(rec.RawSample)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if g, ok := v.(*observer.HookRecord); ok {
-				ids = append(ids, g.HookID)
-			}
-		}
-	}
+	records := func() []uint32 { t.Helper(); return hookIDs(drainRecords(t, rd)) }
 	read := func(path string, times int) {
 		t.Helper()
 		for range times {
@@ -307,24 +289,13 @@ func TestDispatcherSameArgs(t *testing.T) {
 	records := func() []rec {
 		t.Helper()
 		var out []rec
-		for {
-			rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
-			r, err := rd.Read()
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return out
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var dec observer.Decoder
-			v, err := dec.Decode(r.RawSample)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if g, ok := v.(*observer.HookRecord); ok && (g.HookID != 20 || g.Pid == uint32(os.Getpid())) {
+		for _, g := range drainRecords(t, rd) {
+			// hook 20's failed opens: this process's alone
+			if g.HookID != 20 || g.Pid == uint32(os.Getpid()) {
 				out = append(out, rec{g.HookID, g.Ints[0], g.Strs[0]})
 			}
 		}
+		return out
 	}
 	for i := range files {
 		fd, err := syscall.Open(files[i], syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
@@ -401,28 +372,7 @@ func TestDispatcherPrefilter(t *testing.T) {
 	if l.N != 3 || l.Pre != 1 {
 		t.Fatalf("openat's list: %d pairs, prefilter %d; want 3 and 1 (string slot 0)", l.N, l.Pre)
 	}
-	ids := func() []uint32 {
-		t.Helper()
-		var out []uint32
-		for {
-			rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
-			r, err := rd.Read()
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return out
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var dec observer.Decoder
-			v, err := dec.Decode(r.RawSample)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if g, ok := v.(*observer.HookRecord); ok {
-				out = append(out, g.HookID)
-			}
-		}
-	}
+	ids := func() []uint32 { t.Helper(); return hookIDs(drainRecords(t, rd)) }
 	open := func(path string) {
 		t.Helper()
 		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
@@ -453,4 +403,38 @@ func TestDispatcherPrefilter(t *testing.T) {
 	if got := ids(); !slices.Equal(got, []uint32{11, 12}) {
 		t.Fatalf("records of hooks %v, want 11 then 12", got)
 	}
+}
+
+// drainRecords returns the hook records rd holds now, in order, waiting
+// 200 ms for each.
+func drainRecords(t *testing.T, rd *ringbuf.Reader) []*observer.HookRecord {
+	t.Helper()
+	var out []*observer.HookRecord
+	for {
+		rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
+		r, err := rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dec observer.Decoder
+		v, err := dec.Decode(r.RawSample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, ok := v.(*observer.HookRecord); ok {
+			out = append(out, g)
+		}
+	}
+}
+
+// hookIDs are the records' hook ids, in order.
+func hookIDs(recs []*observer.HookRecord) []uint32 {
+	var ids []uint32
+	for _, g := range recs {
+		ids = append(ids, g.HookID)
+	}
+	return ids
 }

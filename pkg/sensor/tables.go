@@ -218,7 +218,10 @@ func prefilter(c *bpf.HookGenConf, keys []bpf.HookLpmKey) (uint8, []bpf.HookLpmK
 	for _, k := range keys {
 		if s, ok := from[k.Slot]; ok && need&(1<<s) != 0 {
 			k.Slot = unionSlot(s)
-			out = append(out, k)
+			// once each: the union counts hooks, not entries
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
 		}
 	}
 	return need, out
