@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/tetragon-lite/tetragon/bpf"
@@ -96,24 +97,12 @@ func TestPointsPrefilter(t *testing.T) {
 	dir := t.TempDir()
 	const n = 10
 	file := func(i int) string { return filepath.Join(dir, fmt.Sprintf("p%d", i), "f") }
-	for i := range n {
-		if err := os.MkdirAll(filepath.Dir(file(i)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file(i), []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	plain := filepath.Join(dir, "plain")
-	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
+	writeX(t, plain)
+	for i := range n {
+		writeX(t, file(i))
 	}
-	ring := newRing(t)
-	rd, err := ringbuf.NewReader(ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	ring, rd := ringReader(t)
 	ps, err := NewPoints(ring, Options{}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -227,19 +216,9 @@ func TestDispatcherSameArgs(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
 	dir := t.TempDir()
-	files := make([]string, 3)
-	for i := range files {
-		files[i] = filepath.Join(dir, fmt.Sprintf("f%d", i))
-		if err := os.WriteFile(files[i], []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ring := newRing(t)
-	rd, err := ringbuf.NewReader(ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	files := []string{filepath.Join(dir, "f0"), filepath.Join(dir, "f1"), filepath.Join(dir, "f2")}
+	writeX(t, files...)
+	ring, rd := ringReader(t)
 	d, err := NewDispatcher(ring, Options{}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -329,23 +308,11 @@ func TestDispatcherPrefilter(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
 	dir := t.TempDir()
-	files := make([]string, 3)
-	for i := range files {
-		files[i] = filepath.Join(dir, fmt.Sprintf("f%d", i))
-		if err := os.WriteFile(files[i], []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files := []string{filepath.Join(dir, "f0"), filepath.Join(dir, "f1"), filepath.Join(dir, "f2")}
+	writeX(t, files...)
 	plain := filepath.Join(dir, "plain")
-	if err := os.WriteFile(plain, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ring := newRing(t)
-	rd, err := ringbuf.NewReader(ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	writeX(t, plain)
+	ring, rd := ringReader(t)
 	d, err := NewDispatcher(ring, Options{}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -437,4 +404,29 @@ func hookIDs(recs []*observer.HookRecord) []uint32 {
 		ids = append(ids, g.HookID)
 	}
 	return ids
+}
+
+// writeX writes "x" to each path, making its directory.
+func writeX(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ringReader makes a ring buffer and a reader of it, closed with the test.
+func ringReader(t *testing.T) (*ebpf.Map, *ringbuf.Reader) {
+	t.Helper()
+	ring := newRing(t)
+	rd, err := ringbuf.NewReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return ring, rd
 }
