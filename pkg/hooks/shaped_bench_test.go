@@ -29,20 +29,13 @@ func BenchmarkShapedPolicies(b *testing.B) {
 	for _, mech := range []string{compiler.MechSyscallTracepoint, compiler.MechKprobe} {
 		b.Run(mech, func(b *testing.B) {
 			testutil.RequireFeature(b, map[string]string{compiler.MechSyscallTracepoint: "tp_btf", compiler.MechKprobe: "kprobe"}[mech])
-			for _, rename := range []bool{false, true} {
+			for _, rename := range []int{0, 1} {
 				for _, n := range []int{0, 1, 50} {
-					b.Run(fmt.Sprintf("rename=%d/policies=%d", boolInt(rename), n), func(b *testing.B) { benchmarkShaped(b, mech, n, rename) })
+					b.Run(fmt.Sprintf("rename=%d/policies=%d", rename, n), func(b *testing.B) { benchmarkShaped(b, mech, n, rename == 1) })
 				}
 			}
 		})
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func benchmarkShaped(b *testing.B, mech string, n int, rename bool) {
