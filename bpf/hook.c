@@ -838,7 +838,6 @@ static __always_inline long evaluate_hook(void *ctx, bool same_args, struct gen_
 	r = bpf_map_lookup_elem(&rec_heap, &zero);
 	if (!r)
 		return 0;
-	stat_inc(c->slot * GS_MAX + GS_CALLS);
 	if (!same_args) {
 		r->str_len[0] = r->str_len[1] = 0;
 		r->str_flags[0] = r->str_flags[1] = 0;
@@ -909,6 +908,10 @@ static __noinline long run_own(void *ctx, struct raw_args *ra, long ret, int *se
 
 	if (!c)
 		return 0;
+	/* here, not in evaluate_hook: in a shared object the object counts
+	 * the calls once (PS_CALLS), and a counter per hook per call would
+	 * grow each call's cost with the hooks */
+	stat_inc(c->slot * GS_MAX + GS_CALLS);
 	return evaluate_hook(ctx, false, c, ra, ret, sel, 0);
 }
 

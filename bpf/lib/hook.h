@@ -45,7 +45,7 @@
 #endif
 
 enum gen_stat {
-	GS_CALLS = 0,    /* calls seen (of a mapped syscall, or of the function) */
+	GS_CALLS = 0,    /* calls seen, in an object of its own (a shared object counts its calls in point_stats, the dispatcher per syscall list) */
 	GS_MATCHED = 1,  /* calls a selector matched */
 	GS_POSTED = 2,   /* records written */
 	GS_DROPS = 3,    /* records lost: ring buffer full */

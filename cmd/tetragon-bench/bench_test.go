@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -131,5 +132,24 @@ func TestTinyELFRuns(t *testing.T) {
 	}
 	if err := spawn(bin, 3); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPairedRatios(t *testing.T) {
+	// the second round ran 10% slower in every mode: paired, it cancels
+	a := []float64{97, 87.3, 96, 98}
+	b := []float64{100, 90, 100, 100}
+	got := pairedRatios(a, b)
+	if want := (0.97 + 0.97) / 2; math.Abs(got.median-want) > 1e-9 {
+		t.Errorf("median %v, want %v (of 0.96, 0.97, 0.97, 0.98)", got.median, want)
+	}
+	if math.Abs(got.q1-0.9675) > 1e-9 || math.Abs(got.q3-0.9725) > 1e-9 {
+		t.Errorf("quartiles %v and %v, want 0.9675 and 0.9725", got.q1, got.q3)
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median of 3, 1, 2 = %v", m)
+	}
+	if q := quantile([]float64{10}, 0.75); q != 10 {
+		t.Errorf("quantile of one value = %v", q)
 	}
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tetragon-lite/tetragon/pkg/kernelfeatures"
+)
+
+// callKind is one system call pattern of the open/read/close loop, run
+// directly so that each costs what it costs alone.
+type callKind struct {
+	name string
+	do   func() error
+}
+
+// callCosts measures what the programs a mode attaches cost per call of
+// each kind: bpf_stats run time over n calls, the floor's (empty programs)
+// beside the agent's. The loop's ratio is the sum of these over its calls;
+// this says which call pays what.
+func callCosts(rounds, n int, policy string) ([]result, error) {
+	report, err := kernelfeatures.Run(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("probing the kernel: %w", err)
+	}
+	shipped, err := policyFiles(strings.Split(policy, ",")...)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tetragon-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "plain.txt")
+	if err := os.WriteFile(path, []byte("not sensitive\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("writing the calls' file: %w", err)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 64)
+	kinds := []callKind{
+		// what no hook maps: the filter's verdict alone
+		{"fcntl(F_GETFL), unmapped", func() error { _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); return err }},
+		// security_file_permission's syscalls: a cached verdict
+		{"pread64 of an open file", func() error { _, err := unix.Pread(fd, buf, 0); return err }},
+		// fd_install's: openat's exit, on the returned fd
+		{"openat + close", func() error {
+			f, err := unix.Open(path, unix.O_RDONLY, 0)
+			if err != nil {
+				return err
+			}
+			return unix.Close(f)
+		}},
+	}
+	agent := loadPolicies(shipped, report.Map())
+	points, err := attachPoints(agent)
+	if err != nil {
+		return nil, fmt.Errorf("counting the agent's attach points: %w", err)
+	}
+	modes := []struct {
+		name  string
+		setup func() (func(), error)
+	}{
+		{"floor", emptyPrograms(points)},
+		{"agent", agent},
+	}
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		return nil, fmt.Errorf("bpf_stats: %w", err)
+	}
+	defer stats.Close()
+	// the calls on one thread: its task's file table and caches are the
+	// same from call to call, as in the loop
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// ns[mode][kind], per round
+	ns := make([][][]float64, len(modes))
+	for i := range ns {
+		ns[i] = make([][]float64, len(kinds))
+	}
+	fmt.Printf("per-call program time: %d rounds of %d calls per kind and mode (bpf_stats)\n", rounds, n)
+	for r := 0; r < rounds; r++ {
+		for mi, m := range modes {
+			before, err := rawTracepointLinkIDs()
+			if err != nil {
+				return nil, err
+			}
+			teardown, err := m.setup()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", m.name, err)
+			}
+			progs, err := newPrograms(before)
+			if err != nil {
+				teardown()
+				return nil, fmt.Errorf("%s: finding its programs: %w", m.name, err)
+			}
+			for ki, k := range kinds {
+				rt0, _ := runStats(progs)
+				for i := 0; i < n && err == nil; i++ {
+					err = k.do()
+				}
+				rt1, _ := runStats(progs)
+				ns[mi][ki] = append(ns[mi][ki], float64((rt1-rt0).Nanoseconds())/float64(n))
+			}
+			for _, p := range progs {
+				p.Close()
+			}
+			teardown()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", m.name, err)
+			}
+		}
+	}
+	fmt.Printf("\n%-28s %12s %12s %12s\n", "call (median ns per call)", "floor", "agent", "agent extra")
+	var res []result
+	for ki, k := range kinds {
+		floor, agent := median(ns[0][ki]), median(ns[1][ki])
+		fmt.Printf("%-28s %12.1f %12.1f %12.1f\n", k.name, floor, agent, agent-floor)
+		res = append(res, result{"a", "program time per call, agent extra over the floor: " + k.name, fmt.Sprintf("%.0f ns", agent-floor), "", "—"})
+	}
+	return res, nil
+}
