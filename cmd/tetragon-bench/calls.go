@@ -23,8 +23,9 @@ type callKind struct {
 
 // callCosts measures what the programs a mode attaches cost per call of
 // each kind: bpf_stats run time over n calls, the floor's (empty programs)
-// beside the agent's. The loop's ratio is the sum of these over its calls;
-// this says which call pays what.
+// beside the agent's. The agent's extra time per operation of the loop is
+// the sum of these over the operation's calls; this says which call pays
+// what.
 func callCosts(rounds, n int, policy string) ([]result, error) {
 	report, err := kernelfeatures.Run(context.Background())
 	if err != nil {
@@ -34,15 +35,11 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "tetragon-bench-")
+	path, cleanup, err := plainFile()
 	if err != nil {
-		return nil, fmt.Errorf("temporary directory: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "plain.txt")
-	if err := os.WriteFile(path, []byte("not sensitive\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("writing the calls' file: %w", err)
-	}
+	defer cleanup()
 	fd, err := unix.Open(path, unix.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -130,4 +127,19 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 		res = append(res, result{"a", "program time per call, agent extra over the floor: " + k.name, fmt.Sprintf("%.0f ns", agent-floor), "", "—"})
 	}
 	return res, nil
+}
+
+// plainFile writes a file no policy watches, in a directory of its own
+// that cleanup removes.
+func plainFile() (path string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "tetragon-bench-")
+	if err != nil {
+		return "", nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	path = filepath.Join(dir, "plain.txt")
+	if err := os.WriteFile(path, []byte("not sensitive\n"), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
 }

@@ -414,15 +414,11 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 	if err != nil {
 		return nil, fmt.Errorf("probing the kernel: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "tetragon-bench-")
+	path, cleanup, err := plainFile()
 	if err != nil {
-		return nil, fmt.Errorf("temporary directory: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "plain.txt")
-	if err := os.WriteFile(path, []byte("not sensitive\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("writing the loop's file: %w", err)
-	}
+	defer cleanup()
 	type mode struct {
 		name  string
 		setup func() (func(), error)
