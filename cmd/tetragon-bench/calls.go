@@ -89,33 +89,21 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 	fmt.Printf("per-call program time: %d rounds of %d calls per kind and mode (bpf_stats)\n", rounds, n)
 	for r := 0; r < rounds; r++ {
 		for mi, m := range modes {
-			before, err := rawTracepointLinkIDs()
+			err := withMode(m.name, m.setup, func(progs []*ebpf.Program) error {
+				for ki, k := range kinds {
+					rt0, _ := runStats(progs)
+					for range n {
+						if err := k.do(); err != nil {
+							return fmt.Errorf("%s: %w", k.name, err)
+						}
+					}
+					rt1, _ := runStats(progs)
+					ns[mi][ki] = append(ns[mi][ki], float64((rt1-rt0).Nanoseconds())/float64(n))
+				}
+				return nil
+			})
 			if err != nil {
 				return nil, err
-			}
-			teardown, err := m.setup()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", m.name, err)
-			}
-			progs, err := newPrograms(before)
-			if err != nil {
-				teardown()
-				return nil, fmt.Errorf("%s: finding its programs: %w", m.name, err)
-			}
-			for ki, k := range kinds {
-				rt0, _ := runStats(progs)
-				for i := 0; i < n && err == nil; i++ {
-					err = k.do()
-				}
-				rt1, _ := runStats(progs)
-				ns[mi][ki] = append(ns[mi][ki], float64((rt1-rt0).Nanoseconds())/float64(n))
-			}
-			for _, p := range progs {
-				p.Close()
-			}
-			teardown()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", m.name, err)
 			}
 		}
 	}

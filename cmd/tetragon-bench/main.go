@@ -255,6 +255,33 @@ func newPrograms(before map[link.ID]ebpf.ProgramID) ([]*ebpf.Program, error) {
 	return progs, nil
 }
 
+// withMode sets a mode up, runs measure with the programs its setup
+// attached to raw tracepoints, and tears it down.
+func withMode(name string, setup func() (func(), error), measure func([]*ebpf.Program) error) error {
+	before, err := rawTracepointLinkIDs()
+	if err != nil {
+		return err
+	}
+	teardown, err := setup()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer teardown()
+	progs, err := newPrograms(before)
+	if err != nil {
+		return fmt.Errorf("%s: finding its programs: %w", name, err)
+	}
+	defer func() {
+		for _, p := range progs {
+			p.Close()
+		}
+	}()
+	if err := measure(progs); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
 // runStats sums the run time and count of programs (bpf_stats).
 func runStats(progs []*ebpf.Program) (time.Duration, uint64) {
 	var rt time.Duration
@@ -479,30 +506,21 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 		// every mode
 		for i := range modes {
 			m := modes[(r+i)%len(modes)]
-			before, err := rawTracepointLinkIDs()
+			var ops float64
+			err := withMode(m.name, m.setup, func(progs []*ebpf.Program) error {
+				rt0, n0 := runStats(progs)
+				var err error
+				ops, err = childLoop(path, window)
+				rt1, n1 := runStats(progs)
+				m.runtime += rt1 - rt0
+				m.runs += n1 - n0
+				if err != nil {
+					return fmt.Errorf("open/read/close loop: %w", err)
+				}
+				return nil
+			})
 			if err != nil {
 				return nil, err
-			}
-			teardown, err := m.setup()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", m.name, err)
-			}
-			progs, err := newPrograms(before)
-			if err != nil {
-				teardown()
-				return nil, fmt.Errorf("%s: finding its programs: %w", m.name, err)
-			}
-			rt0, n0 := runStats(progs)
-			ops, err := childLoop(path, window)
-			rt1, n1 := runStats(progs)
-			m.runtime += rt1 - rt0
-			m.runs += n1 - n0
-			for _, p := range progs {
-				p.Close()
-			}
-			teardown()
-			if err != nil {
-				return nil, fmt.Errorf("open/read/close loop: %w", err)
 			}
 			m.ops = append(m.ops, ops)
 			fmt.Printf("  round %d  %-40s %10.0f ops/s\n", r+1, m.name, ops)
