@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -317,4 +318,93 @@ spec:
 	if strings.Join(policyLines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("policy events:\n%s\nwant:\n%s", strings.Join(policyLines, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestRestartReportsEachCallOnce: through a restart with
+// --keep-sensors-on-exit, the previous run's pinned sensors and the new
+// run's both see the calls made while both are attached. What the new run
+// saw itself is not delivered again from the previous run's ring buffer.
+// Every cat below is a process of its own, killed by the policy: one exec
+// and one kill event per pid. The agent keeps the previous run's records
+// of the first millisecond after each of its sensors started (handoverSlack), so
+// a few pids may be reported twice; before, every pid of the handover was.
+func TestRestartReportsEachCallOnce(t *testing.T) {
+	b := build(t)
+	target, policies := enforcedFile(t)
+	bpfDir := fmt.Sprintf("tetragon-once-%d", time.Now().UnixNano())
+	export := filepath.Join(t.TempDir(), "events.json")
+	args := []string{"--tracing-policy-dir", policies, "--bpf-dir", bpfDir, "--keep-sensors-on-exit"}
+
+	first := startAgent(t, b, args...)
+	stop := make(chan struct{})
+	counts := prober(target, stop)
+	began := time.Now()
+	first.cmd.Process.Signal(syscall.SIGINT)
+	if err := first.cmd.Wait(); err != nil {
+		t.Fatalf("agent exit: %v\n%s", err, first.logs)
+	}
+	second := startAgent(t, b, append(args, "--export-filename", export)...)
+	// on after the restart: calls both runs saw, then the new run's alone
+	time.Sleep(time.Second)
+	close(stop)
+	got := <-counts
+	if got[0] != 0 || got[1] == 0 {
+		t.Fatalf("%d reads got through, %d killed; want 0 and some", got[0], got[1])
+	}
+	rate := float64(got[1]) / time.Since(began).Seconds()
+	// the kills of the last cats reach the export
+	time.Sleep(2 * time.Second)
+	second.cmd.Process.Signal(syscall.SIGTERM)
+	second.cmd.Wait()
+	if !regexp.MustCompile(`seen_by_this_run=[1-9]`).MatchString(second.logs.String()) {
+		t.Errorf("the agent dropped none of the previous run's records of the handover:\n%s", second.logs)
+	}
+
+	data, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type proc struct {
+		Pid    int    `json:"pid"`
+		Binary string `json:"binary"`
+	}
+	kills, execs := map[int]int{}, map[int]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var ev struct {
+			Exec *struct {
+				Process proc `json:"process"`
+			} `json:"process_exec"`
+			Kprobe *struct {
+				Process proc   `json:"process"`
+				Action  string `json:"action"`
+			} `json:"process_kprobe"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
+		}
+		switch {
+		case ev.Kprobe != nil && ev.Kprobe.Action == "KPROBE_ACTION_SIGKILL":
+			kills[ev.Kprobe.Process.Pid]++
+		case ev.Exec != nil && strings.HasSuffix(ev.Exec.Process.Binary, "/cat"):
+			execs[ev.Exec.Process.Pid]++
+		}
+	}
+	if len(kills) == 0 {
+		t.Fatalf("no kill reported in %d bytes of export", len(data))
+	}
+	twice := func(n map[int]int) (pids []int) {
+		for pid, c := range n {
+			if c > 1 {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	// the cats that can start in one slack window, and two more: cats
+	// start in bursts
+	allowed := int(rate*0.001) + 2
+	if k, e := twice(kills), twice(execs); len(k) > allowed || len(e) > allowed {
+		t.Errorf("pids reported twice: %d killed (%v), %d exec'd (%v); want at most %d each (%.0f cats/s)", len(k), k, len(e), e, allowed, rate)
+	}
+	t.Logf("%d kills and %d execs reported; pids reported twice: %d and %d (at most %d allowed)", len(kills), len(execs), len(twice(kills)), len(twice(execs)), allowed)
 }

@@ -92,6 +92,8 @@ type Agent struct {
 	backlog chan [][]byte
 	// downtimeRecords/Lost: what the previous run's buffer held and lost
 	downtimeRecords, downtimeLost atomic.Uint64
+	// baseSince is when this run's base sensor was attached (sensor.Ktime)
+	baseSince uint64
 
 	decodeErrors atomic.Uint64
 	// started: Start finished; stopping: Wait began. Ready is started,
@@ -181,6 +183,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	if err != nil {
 		return nil, err
 	}
+	a.baseSince = sensor.Ktime()
 	if a.pinRoot != "" {
 		if err := a.base.Pin(filepath.Join(a.pinRoot, "base")); err != nil {
 			return nil, fmt.Errorf("pinning the base sensor: %w", err)
@@ -655,11 +658,52 @@ func (a *Agent) dropOldPins() {
 		return
 	}
 	st, _ := prev.Stats()
+	recs, again := a.notSeenAgain(recs)
 	a.downtimeRecords.Store(uint64(len(recs)))
 	a.downtimeLost.Store(st.RingbufDrops)
 	a.backlog <- recs
-	a.log.Info().Int("events", len(recs)).Uint64("lost", st.RingbufDrops).
+	a.log.Info().Int("events", len(recs)).Uint64("lost", st.RingbufDrops).Int("seen_by_this_run", again).
 		Msg("Delivering the events recorded while the agent was down")
+}
+
+// handoverSlack is how long after this run's sensor was attached a
+// previous run's record of the same sensor still counts as possibly its
+// own: a record's ktime is read when the program writes it, a little
+// after the event, which this run's sensor may not have seen if it was
+// attached in between.
+const handoverSlack = time.Millisecond
+
+// notSeenAgain drops the previous run's records of what this run's sensors
+// saw themselves: from its base sensor's attachment (process events) or a
+// hook's start (that hook's events, by its stable id) on, both runs
+// recorded each event. Records it cannot place are kept: a duplicate is
+// better than a loss. It returns the rest and how many it dropped.
+func (a *Agent) notSeenAgain(recs [][]byte) ([][]byte, int) {
+	var dec observer.Decoder
+	slack := uint64(handoverSlack.Nanoseconds())
+	kept := recs[:0]
+	for _, raw := range recs {
+		var since uint64
+		var known bool
+		var ktime uint64
+		rec, err := dec.Decode(raw)
+		switch r := rec.(type) {
+		case *observer.Exec:
+			ktime, since, known = r.Ktime, a.baseSince, true
+		case *observer.Exit:
+			ktime, since, known = r.Ktime, a.baseSince, true
+		case *observer.Fork:
+			ktime, since, known = r.Ktime, a.baseSince, true
+		case *observer.HookRecord:
+			ktime = r.Ktime
+			since, known = a.hooks.ReportingSince(r.HookID)
+		}
+		if err == nil && known && ktime >= since+slack {
+			continue
+		}
+		kept = append(kept, raw)
+	}
+	return kept, len(recs) - len(kept)
 }
 
 // Hooks is the policy hook manager.

@@ -34,6 +34,9 @@ type hookObject interface {
 	Pin(dir string) error
 	// Close releases the agent's handles; a pinned hook stays attached.
 	Close() error
+	// ListedSince is when the hook began to run (sensor.Ktime), 0 while
+	// it does not.
+	ListedSince() uint64
 }
 
 type loadedHook struct {
@@ -206,7 +209,32 @@ func (m *Manager) load(policy string, hooks []compiler.Decl, loader *tracingpoli
 		m.discard(lp)
 		return fmt.Errorf("policy %q: %w", policy, err)
 	}
+	m.enforcing(lp)
 	return nil
+}
+
+// enforcing notes when the version's hooks began to enforce, once the
+// swap listed them.
+func (m *Manager) enforcing(lp *loadedPolicy) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range lp.hooks {
+		h.info.since = h.obj.ListedSince()
+	}
+}
+
+// ReportingSince is when this run's hook id began to enforce and report
+// (sensor.Ktime): a record of the same hook that a previous run's pinned
+// sensors wrote from then on was seen by this run too. False when no
+// loaded hook has the id.
+func (m *Manager) ReportingSince(id uint32) (uint64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	info := m.hooks[id]
+	if info == nil || info.since == 0 {
+		return 0, false
+	}
+	return info.since, true
 }
 
 // swap makes the kernel run the new version's hooks instead of the old
@@ -318,6 +346,7 @@ func (m *Manager) replace(policy string, hooks []compiler.Decl, loader *tracingp
 		m.discard(lp)
 		return fmt.Errorf("policy %q: %w", policy, err)
 	}
+	m.enforcing(lp)
 	if old != nil {
 		// the new version enforces; an old one left pinned is swept later
 		m.discard(old)
@@ -454,6 +483,9 @@ func (m *Manager) install(lp *loadedPolicy) {
 type hookInfo struct {
 	decl  compiler.Decl
 	event hookevent.Hook
+	// since is when this run's hook began to enforce and report
+	// (sensor.Ktime), 0 before
+	since uint64
 }
 
 // attach compiles one hook for the mechanism that serves it and stages it.

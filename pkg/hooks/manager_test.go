@@ -18,6 +18,7 @@ type pinnedObject struct{ closed int }
 func (o *pinnedObject) Stats() (sensor.GenericStats, error) { return sensor.GenericStats{}, nil }
 func (o *pinnedObject) Pin(dir string) error                { return os.WriteFile(dir, nil, 0o600) }
 func (o *pinnedObject) Close() error                        { o.closed++; return nil }
+func (o *pinnedObject) ListedSince() uint64                 { return 0 }
 
 // version publishes a pinned version of policy as build would.
 func version(t *testing.T, m *Manager, policy, v string) (*loadedPolicy, *pinnedObject) {

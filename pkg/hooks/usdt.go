@@ -41,6 +41,20 @@ func (s usdtSites) Pin(dir string) error {
 	return nil
 }
 
+// ListedSince is when the last of the sites began to run: from then on,
+// every site runs.
+func (s usdtSites) ListedSince() uint64 {
+	var since uint64
+	for _, h := range s {
+		t := h.ListedSince()
+		if t == 0 {
+			return 0
+		}
+		since = max(since, t)
+	}
+	return since
+}
+
 func (s usdtSites) Close() error {
 	var errs []error
 	for _, k := range s {

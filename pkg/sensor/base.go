@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/bpf"
 )
@@ -83,6 +84,15 @@ func LoadBase(opts Options) (*Base, error) {
 		b.links = append(b.links, l)
 	}
 	return b, nil
+}
+
+// Ktime reads the clock of the records' ktime (bpf_ktime_get_boot_ns):
+// CLOCK_BOOTTIME, in nanoseconds.
+func Ktime() uint64 {
+	var ts unix.Timespec
+	// cannot fail: the clock id is valid and ts is writable
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return uint64(ts.Nano())
 }
 
 // Events is the ring buffer all records arrive on.

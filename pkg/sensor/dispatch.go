@@ -65,6 +65,8 @@ type DataHook struct {
 	e      *hookEntries
 	cache  bool
 	listed bool // in the syscall lists (Swap)
+	// since is when Swap listed it (Ktime): it runs on every call from then
+	since uint64
 	// scope is the hook's cgroups when it is scoped, else nil
 	scope *cgroupScope
 	pin   pinMark
@@ -238,13 +240,16 @@ func (d *Dispatcher) swap(add, remove []*DataHook) error {
 			return err
 		}
 	}
+	// the lists run from here (the filter put back below only skips
+	// calls no list maps)
+	now := Ktime()
 	d.lists = after
 	d.refilter(nrs)
 	for _, h := range remove {
 		h.listed = false
 	}
 	for _, h := range add {
-		h.listed = true
+		h.listed, h.since = true, now
 	}
 	d.bumpGeneration()
 	return nil
@@ -440,6 +445,17 @@ func (h *DataHook) Stats() (GenericStats, error) {
 	}
 	s.MemoryBytes = uint64(e.memory() + pairs*sizeOf(bpf.DispatchSysPair{}))
 	return s, nil
+}
+
+// ListedSince is when the hook began to run on calls (Ktime), 0 while it
+// is in no list.
+func (h *DataHook) ListedSince() uint64 {
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	if !h.listed {
+		return 0
+	}
+	return h.since
 }
 
 // Pin marks the hook as pinned under dir: until dir is removed, closing

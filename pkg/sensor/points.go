@@ -69,6 +69,7 @@ type ProgHook struct {
 	p      *point
 	e      *hookEntries
 	listed bool
+	since  uint64 // when Swap listed it (Ktime)
 	scope  *cgroupScope
 	pin    pinMark
 	// own is the Points LoadProgHook made for this hook alone
@@ -277,6 +278,7 @@ func (ps *Points) swap(add, remove []*ProgHook) error {
 		}
 		done = append(done, p)
 	}
+	now := Ktime()
 	for p, hooks := range next {
 		p.listed = hooks
 	}
@@ -284,9 +286,20 @@ func (ps *Points) swap(add, remove []*ProgHook) error {
 		h.listed = false
 	}
 	for _, h := range add {
-		h.listed = true
+		h.listed, h.since = true, now
 	}
 	return nil
+}
+
+// ListedSince is when the hook began to run on calls (Ktime), 0 while it
+// is in no list.
+func (h *ProgHook) ListedSince() uint64 {
+	h.ps.mu.Lock()
+	defer h.ps.mu.Unlock()
+	if !h.listed {
+		return 0
+	}
+	return h.since
 }
 
 // writeList writes the object's list in one map update, with the
