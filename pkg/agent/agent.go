@@ -90,7 +90,8 @@ type Agent struct {
 	kernel kernelfeatures.Report
 	// backlog carries the records a previous run's ring buffer kept
 	backlog chan [][]byte
-	// downtimeRecords/Lost: what the previous run's buffer held and lost
+	// downtimeRecords/Lost: what the previous run's buffer held (less
+	// what this run saw itself, notSeenAgain) and lost
 	downtimeRecords, downtimeLost atomic.Uint64
 	// baseSince is when this run's base sensor was attached (sensor.Ktime)
 	baseSince uint64
@@ -683,27 +684,31 @@ func (a *Agent) notSeenAgain(recs [][]byte) ([][]byte, int) {
 	slack := uint64(handoverSlack.Nanoseconds())
 	kept := recs[:0]
 	for _, raw := range recs {
-		var since uint64
-		var known bool
-		var ktime uint64
-		rec, err := dec.Decode(raw)
-		switch r := rec.(type) {
-		case *observer.Exec:
-			ktime, since, known = r.Ktime, a.baseSince, true
-		case *observer.Exit:
-			ktime, since, known = r.Ktime, a.baseSince, true
-		case *observer.Fork:
-			ktime, since, known = r.Ktime, a.baseSince, true
-		case *observer.HookRecord:
-			ktime = r.Ktime
-			since, known = a.hooks.ReportingSince(r.HookID)
-		}
-		if err == nil && known && ktime >= since+slack {
+		// an undecodable record is kept, and reported when handled
+		rec, _ := dec.Decode(raw)
+		if ktime, since, ok := a.reportingSince(rec); ok && ktime >= since+slack {
 			continue
 		}
 		kept = append(kept, raw)
 	}
 	return kept, len(recs) - len(kept)
+}
+
+// reportingSince returns rec's ktime, and when this run's sensor that
+// records the same events began to, if one does.
+func (a *Agent) reportingSince(rec any) (ktime, since uint64, ok bool) {
+	switch r := rec.(type) {
+	case *observer.Exec:
+		return r.Ktime, a.baseSince, true
+	case *observer.Exit:
+		return r.Ktime, a.baseSince, true
+	case *observer.Fork:
+		return r.Ktime, a.baseSince, true
+	case *observer.HookRecord:
+		since, ok := a.hooks.ReportingSince(r.HookID)
+		return r.Ktime, since, ok
+	}
+	return 0, 0, false
 }
 
 // Hooks is the policy hook manager.
