@@ -62,11 +62,9 @@ type DataHook struct {
 	d    *Dispatcher
 	spec HookSpec
 	// e are its entries in the dispatcher's maps; nil once removed
-	e      *hookEntries
-	cache  bool
-	listed bool // in the syscall lists (Swap)
-	// since is when Swap listed it (Ktime): it runs on every call from then
-	since uint64
+	e       *hookEntries
+	cache   bool
+	listing // in the syscall lists (Swap)
 	// scope is the hook's cgroups when it is scoped, else nil
 	scope *cgroupScope
 	pin   pinMark
@@ -246,10 +244,10 @@ func (d *Dispatcher) swap(add, remove []*DataHook) error {
 	d.lists = after
 	d.refilter(nrs)
 	for _, h := range remove {
-		h.listed = false
+		h.unlist()
 	}
 	for _, h := range add {
-		h.listed, h.since = true, now
+		h.list(now)
 	}
 	d.bumpGeneration()
 	return nil
@@ -452,10 +450,7 @@ func (h *DataHook) Stats() (GenericStats, error) {
 func (h *DataHook) ListedSince() uint64 {
 	h.d.mu.Lock()
 	defer h.d.mu.Unlock()
-	if !h.listed {
-		return 0
-	}
-	return h.since
+	return h.listedSince()
 }
 
 // Pin marks the hook as pinned under dir: until dir is removed, closing

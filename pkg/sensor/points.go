@@ -66,12 +66,11 @@ type point struct {
 type ProgHook struct {
 	ps *Points
 	// p is its object and e its entries there; nil once removed
-	p      *point
-	e      *hookEntries
-	listed bool
-	since  uint64 // when Swap listed it (Ktime)
-	scope  *cgroupScope
-	pin    pinMark
+	p *point
+	e *hookEntries
+	listing
+	scope *cgroupScope
+	pin   pinMark
 	// own is the Points LoadProgHook made for this hook alone
 	own *Points
 }
@@ -283,10 +282,10 @@ func (ps *Points) swap(add, remove []*ProgHook) error {
 		p.listed = hooks
 	}
 	for _, h := range remove {
-		h.listed = false
+		h.unlist()
 	}
 	for _, h := range add {
-		h.listed, h.since = true, now
+		h.list(now)
 	}
 	return nil
 }
@@ -296,10 +295,7 @@ func (ps *Points) swap(add, remove []*ProgHook) error {
 func (h *ProgHook) ListedSince() uint64 {
 	h.ps.mu.Lock()
 	defer h.ps.mu.Unlock()
-	if !h.listed {
-		return 0
-	}
-	return h.since
+	return h.listedSince()
 }
 
 // writeList writes the object's list in one map update, with the

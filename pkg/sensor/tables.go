@@ -247,3 +247,21 @@ func (m pinMark) held() bool {
 	_, err := os.Stat(string(m))
 	return err == nil
 }
+
+// listing is whether a hook is in its object's lists (calls run it), and
+// since when: its owner's Swap sets it, under the owner's lock.
+type listing struct {
+	listed bool
+	since  uint64 // Ktime of the swap that listed it
+}
+
+func (l *listing) list(now uint64) { l.listed, l.since = true, now }
+func (l *listing) unlist()         { l.listed = false }
+
+// listedSince is when the hook was listed, 0 while it is not.
+func (l *listing) listedSince() uint64 {
+	if !l.listed {
+		return 0
+	}
+	return l.since
+}
