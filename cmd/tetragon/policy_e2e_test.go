@@ -352,8 +352,20 @@ func TestRestartReportsEachCallOnce(t *testing.T) {
 		t.Fatalf("%d reads got through, %d killed; want 0 and some", got[0], got[1])
 	}
 	rate := float64(got[1]) / time.Since(began).Seconds()
-	// the kills of the last cats reach the export
-	time.Sleep(2 * time.Second)
+	// the agent is through the backlog and the last cats' kills when the
+	// export stops growing (under the lanes' emulation, many seconds)
+	for size, still, deadline := int64(-1), 0, time.Now().Add(90*time.Second); still < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		fi, err := os.Stat(export)
+		if err == nil && fi.Size() == size {
+			still++
+			continue
+		}
+		if err == nil {
+			size = fi.Size()
+		}
+		still = 0
+	}
 	second.cmd.Process.Signal(syscall.SIGTERM)
 	second.cmd.Wait()
 	if !regexp.MustCompile(`seen_by_this_run=[1-9]`).MatchString(second.logs.String()) {
