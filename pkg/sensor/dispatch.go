@@ -238,8 +238,11 @@ func (d *Dispatcher) swap(add, remove []*DataHook) error {
 			return err
 		}
 	}
-	// the lists run from here (the filter put back below only skips
-	// calls no list maps)
+	// at once: until the generation moves, a file the old lists passed
+	// over is still passed over by the new ones, whatever a new hook says
+	d.bumpGeneration()
+	// every call runs the new lists from here (the filter put back below
+	// only skips calls no list maps)
 	now := Ktime()
 	d.lists = after
 	d.refilter(nrs)
@@ -249,7 +252,6 @@ func (d *Dispatcher) swap(add, remove []*DataHook) error {
 	for _, h := range add {
 		h.list(now)
 	}
-	d.bumpGeneration()
 	return nil
 }
 
