@@ -502,6 +502,14 @@ func (a *Agent) process(ctx context.Context) error {
 		}
 		a.bus.PublishBatch(out)
 	}
+	// the backlog may be large: published in pieces, each a batch
+	handleBacklog := func(recs [][]byte) {
+		for len(recs) > 0 {
+			n := min(len(recs), backlogBatch)
+			handleAll(recs[:n])
+			recs = recs[n:]
+		}
+	}
 	for {
 		select {
 		case batch, ok := <-a.reader.Queue():
@@ -511,15 +519,22 @@ func (a *Agent) process(ctx context.Context) error {
 			handleAll(batch)
 			a.reader.Done(len(batch))
 		case recs := <-a.backlog:
-			// the backlog may be large: published in pieces, each a batch
-			for len(recs) > 0 {
-				n := min(len(recs), backlogBatch)
-				handleAll(recs[:n])
-				recs = recs[n:]
-			}
+			handleBacklog(recs)
 		case now := <-gc.C:
 			a.cache.Collect(now)
 		case <-ctx.Done():
+			// the reader stops with the same context and then closes its
+			// queue: what it read before is published, not dropped (the
+			// bus and the export close after this returns)
+			select {
+			case recs := <-a.backlog:
+				handleBacklog(recs)
+			default:
+			}
+			for batch := range a.reader.Queue() {
+				handleAll(batch)
+				a.reader.Done(len(batch))
+			}
 			return nil
 		}
 	}

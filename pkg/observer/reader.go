@@ -61,7 +61,9 @@ func (r *Reader) Records() uint64 { return r.records.Load() }
 // Dropped is the number of records dropped because the queue was full.
 func (r *Reader) Dropped() uint64 { return r.dropped.Load() }
 
-// Run reads until ctx is done or the reader is closed.
+// Run reads until ctx is done or the reader is closed. Every record it
+// read is queued (or counted as dropped) before it returns and closes the
+// queue.
 func (r *Reader) Run(ctx context.Context) error {
 	defer close(r.queue)
 	// closing releases the ring's memory, which AvailableBytes reads
@@ -105,6 +107,10 @@ func (r *Reader) Run(ctx context.Context) error {
 				continue
 			}
 			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				// stopped: what was read goes out, not with the reader
+				if len(batch) > 0 {
+					r.send(batch)
+				}
 				return nil
 			}
 			return fmt.Errorf("reading ring buffer: %w", err)
