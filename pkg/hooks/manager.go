@@ -98,7 +98,7 @@ type Manager struct {
 
 	mu       sync.RWMutex
 	version  uint64
-	hooks    map[uint32]*hookInfo
+	hooks    map[uint32]*loadedHook
 	policies map[string]*loadedPolicy
 	// stale are pin directories of versions that are no longer ours but
 	// could not be unpinned (too many open files, say): the kernel still
@@ -133,7 +133,7 @@ type Manager struct {
 
 // NewManager returns a manager whose hooks write to events.
 func NewManager(log zerolog.Logger, events *ebpf.Map, opts sensor.Options) *Manager {
-	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*hookInfo{}, policies: map[string]*loadedPolicy{}}
+	return &Manager{log: log, events: events, opts: opts, hooks: map[uint32]*loadedHook{}, policies: map[string]*loadedPolicy{}}
 }
 
 // PinUnder makes the manager pin every hook it attaches from now on under
@@ -209,18 +209,7 @@ func (m *Manager) load(policy string, hooks []compiler.Decl, loader *tracingpoli
 		m.discard(lp)
 		return fmt.Errorf("policy %q: %w", policy, err)
 	}
-	m.enforcing(lp)
 	return nil
-}
-
-// enforcing notes when the version's hooks began to enforce, once the
-// swap listed them.
-func (m *Manager) enforcing(lp *loadedPolicy) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, h := range lp.hooks {
-		h.info.since = h.obj.ListedSince()
-	}
 }
 
 // ReportingSince is when this run's hook id began to enforce and report
@@ -229,12 +218,13 @@ func (m *Manager) enforcing(lp *loadedPolicy) {
 // loaded hook has the id.
 func (m *Manager) ReportingSince(id uint32) (uint64, bool) {
 	m.mu.RLock()
-	defer m.mu.RUnlock()
-	info := m.hooks[id]
-	if info == nil || info.since == 0 {
+	h := m.hooks[id]
+	m.mu.RUnlock()
+	if h == nil {
 		return 0, false
 	}
-	return info.since, true
+	since := h.obj.ListedSince()
+	return since, since != 0
 }
 
 // swap makes the kernel run the new version's hooks instead of the old
@@ -346,7 +336,6 @@ func (m *Manager) replace(policy string, hooks []compiler.Decl, loader *tracingp
 		m.discard(lp)
 		return fmt.Errorf("policy %q: %w", policy, err)
 	}
-	m.enforcing(lp)
 	if old != nil {
 		// the new version enforces; an old one left pinned is swept later
 		m.discard(old)
@@ -439,8 +428,8 @@ func (m *Manager) build(policy string, hooks []compiler.Decl, loader *tracingpol
 // on to the next id. m.mu is held.
 func (m *Manager) hookIDs(policy string, hooks []compiler.Decl) []uint32 {
 	taken := map[uint32]bool{0: true}
-	for id, info := range m.hooks {
-		if info.decl.Policy != policy {
+	for id, h := range m.hooks {
+		if h.info.decl.Policy != policy {
 			taken[id] = true
 		}
 	}
@@ -474,7 +463,7 @@ func (m *Manager) refill(lp *loadedPolicy) {
 func (m *Manager) install(lp *loadedPolicy) {
 	m.policies[lp.name] = lp
 	for _, h := range lp.hooks {
-		m.hooks[h.id] = h.info
+		m.hooks[h.id] = h
 	}
 }
 
@@ -483,9 +472,6 @@ func (m *Manager) install(lp *loadedPolicy) {
 type hookInfo struct {
 	decl  compiler.Decl
 	event hookevent.Hook
-	// since is when this run's hook began to enforce and report
-	// (sensor.Ktime), 0 before
-	since uint64
 }
 
 // attach compiles one hook for the mechanism that serves it and stages it.
@@ -792,8 +778,8 @@ func unpinDir(dir string) error {
 func (m *Manager) Hook(id uint32) *hookevent.Hook {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if info := m.hooks[id]; info != nil {
-		return &info.event
+	if h := m.hooks[id]; h != nil {
+		return &h.info.event
 	}
 	return nil
 }
