@@ -19,7 +19,6 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -219,10 +218,6 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		return nil, err
 	}
 
-	var boot unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
-		return nil, fmt.Errorf("reading the boot clock: %w", err)
-	}
 	var containers func(string) (*api.Container, *api.Pod)
 	if cfg.DockerSocket != "" {
 		a.docker = container.New(log, container.Options{SocketPath: cfg.DockerSocket})
@@ -244,7 +239,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	}
 	a.cache = process.NewCache(process.Options{
 		Node:  a.node,
-		Clock: process.NewClock(time.Now(), time.Duration(boot.Nano())),
+		Clock: process.NewClock(time.Now(), time.Duration(sensor.Ktime())),
 		// kthreadd (pid 2) lives in the initial namespaces and, unlike pid 1,
 		// is readable even when init is protected from ptrace
 		HostNs:     process.ReadNamespaces(cfg.ProcRoot + "/2"),
