@@ -182,20 +182,27 @@ static __always_inline void list_stat(__u32 idx, __u32 s)
  * matched no selector of any hook of a list is remembered by what
  * determines its path as this task sees it (dentry, mount, the task's
  * root), the access mask and the list. Anything that can change a cached
- * file's path (rename, mount changes, chroot) bumps the generation, which
+ * file's path (rename, mount changes, chroot) or free it (the unlink
+ * family, below) bumps the generation, which
  * invalidates every entry at once; so does user space after every change
  * of the lists.
  *
  * A dentry's address alone does not name a file: a deleted file's dentry
  * is freed (once unused, when its directory goes, or under memory
  * pressure) and the slab hands its memory to the next dentry allocated,
- * which may be a watched file's. An entry also holds the file's inode and
- * the inode's number, and is a hit only when they are the file's: a freed
- * dentry's successor at the same address is another file's, whose inode
- * is another (and if the slab gave it the old inode's memory too, its
- * number differs: both files existed at once, on the mount the key
- * names). The same inode under another name is a hard link, which a path
- * selector does not follow anyway. */
+ * which may be a watched file's. An entry also holds the file's inode, the
+ * inode's number and its generation, and is a hit only when they are the
+ * file's: a freed dentry's successor at the same address is another
+ * file's, whose inode is another. The slab may give it the old inode's
+ * memory too, and ext4 gives a new file the number a deleted one freed at
+ * once; but a filesystem that reuses numbers gives the new inode another
+ * generation (i_generation, which NFS file handles rely on for the same
+ * reason). On overlayfs, whose inodes a container's files are, the
+ * generation did not tell them apart (TestVerdictCacheDentryReuse), so a
+ * deletion (the unlink family) bumps the generation of the cache too, and
+ * a file without a name is never remembered (linked). The same inode under
+ * another name is a hard link, which a path selector does not follow
+ * anyway. */
 struct verdict_key {
 	/* a struct path: read at once */
 	__u64 mnt;
@@ -209,6 +216,8 @@ struct verdict {
 	__u64 gen;
 	__u64 inode; /* the file's struct inode */
 	__u64 ino;   /* its number */
+	__u32 igen;  /* its generation */
+	__u32 pad;
 };
 
 /* FILE_SPAN: the most file_identity reads of a struct file at once */
@@ -274,10 +283,15 @@ struct {
 	__type(value, struct dispatch_scratch);
 } scratch_heap SEC(".maps");
 
-/* syscalls that can change which path a dentry has: the verdict cache's
- * generation is bumped at their entry and exit. The filters pass them
- * (user space reads this enum from the object's BTF). */
+/* syscalls that can change which path a dentry has, or free a file's
+ * dentry, inode and number for a new file to take (the unlink family:
+ * see struct verdict): the verdict cache's generation is bumped at their
+ * entry and exit. The filters pass them (user space reads this enum from
+ * the object's BTF). */
 enum path_changer {
+	PC_unlink = NR_unlink,
+	PC_unlinkat = NR_unlinkat,
+	PC_rmdir = NR_rmdir,
 	PC_rename = NR_rename,
 	PC_renameat = NR_renameat,
 	PC_renameat2 = NR_renameat2,
@@ -296,6 +310,9 @@ const enum path_changer *unused_path_changer __attribute__((unused));
 static __always_inline bool changes_paths(long nr)
 {
 	switch (nr) {
+	case PC_unlink:
+	case PC_unlinkat:
+	case PC_rmdir:
 	case PC_rename:
 	case PC_renameat:
 	case PC_renameat2:
@@ -410,6 +427,7 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 		ino = f->f_inode;
 		vv->inode = (__u64)ino;
 		vv->ino = ino->i_ino;
+		vv->igen = ino->i_generation;
 		return true;
 	}
 	bpf_probe_read_kernel(&f, sizeof(f), fd_slot);
@@ -433,15 +451,35 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 	/* from a local: inside bpf_core_read, vv->inode would be a CO-RE
 	 * access of this file's struct verdict, which no kernel has */
 	ino = (struct inode *)vv->inode;
-	bpf_core_read(&vv->ino, sizeof(vv->ino), &ino->i_ino);
+	/* the number and the generation, in one read when they are near */
+	op = bpf_core_field_offset(ino->i_ino);
+	oi = bpf_core_field_offset(ino->i_generation);
+	if (op < oi && oi + 4 - op <= FILE_SPAN) {
+		bpf_probe_read_kernel(sc->file, oi + 4 - op, (void *)ino + op);
+		vv->ino = *(__u64 *)&sc->file[0];
+		vv->igen = *(__u32 *)&sc->file[(oi - op) & (FILE_SPAN - 4)];
+	} else {
+		bpf_core_read(&vv->ino, sizeof(vv->ino), &ino->i_ino);
+		bpf_core_read(&vv->igen, sizeof(vv->igen), &ino->i_generation);
+	}
 	return true;
+}
+
+/* linked says whether an inode has a name. A file without one (deleted
+ * while open, or made with O_TMPFILE) is not remembered: its dentry,
+ * inode and number are freed at its last close, which no syscall of the
+ * unlink family marks, and a new file may take all three. Read only when
+ * a verdict is stored. */
+static __always_inline bool linked(struct inode *ino)
+{
+	return BPF_CORE_READ(ino, i_nlink) != 0;
 }
 
 /* same_file reports whether a cached verdict is of the file now at its
  * key (see struct verdict) */
 static __always_inline bool same_file(struct verdict *seen, struct verdict *now)
 {
-	return seen->inode == now->inode && seen->ino == now->ino;
+	return seen->inode == now->inode && seen->ino == now->ino && seen->igen == now->igen;
 }
 
 /* near_slot is where this CPU keeps the verdict of key k */
@@ -807,7 +845,8 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	for (int vi = 0; vi < 2; vi++) {
 		/* stored with the generation read before the paths were
 		 * resolved: a rename meanwhile makes the entry stale */
-		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi]) {
+		if (sc->f.keyed[vi] && !sc->f.hit[vi] && !sc->f.matched[vi] && !sc->f.partial[vi] &&
+		    linked((struct inode *)sc->v[vi].inode)) {
 			sc->v[vi].gen = sc->gen;
 			bpf_map_update_elem(&verdicts, &sc->k[vi], &sc->v[vi], BPF_ANY);
 			near_put(sc, &sc->k[vi], &sc->v[vi]);

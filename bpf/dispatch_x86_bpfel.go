@@ -222,6 +222,8 @@ type DispatchVerdict struct {
 	Gen   uint64
 	Inode uint64
 	Ino   uint64
+	Igen  uint32
+	Pad   uint32
 }
 
 type DispatchVerdictKey struct {
