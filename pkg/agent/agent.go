@@ -92,8 +92,9 @@ type Agent struct {
 	// downtimeRecords/Lost: what the previous run's buffer held (less
 	// what this run saw itself, notSeenAgain) and lost
 	downtimeRecords, downtimeLost atomic.Uint64
-	// baseSince is when this run's base sensor was attached (sensor.Ktime)
-	baseSince uint64
+	// baseSince is when each of this run's base sensor's programs was
+	// attached
+	baseSince sensor.BaseSince
 
 	decodeErrors atomic.Uint64
 	// started: Start finished; stopping: Wait began. Ready is started,
@@ -183,7 +184,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	if err != nil {
 		return nil, err
 	}
-	a.baseSince = sensor.Ktime()
+	a.baseSince = a.base.Since()
 	if a.pinRoot != "" {
 		if err := a.base.Pin(filepath.Join(a.pinRoot, "base")); err != nil {
 			return nil, fmt.Errorf("pinning the base sensor: %w", err)
@@ -709,11 +710,11 @@ func (a *Agent) notSeenAgain(recs [][]byte) ([][]byte, int) {
 func (a *Agent) reportingSince(rec any) (ktime, since uint64, ok bool) {
 	switch r := rec.(type) {
 	case *observer.Exec:
-		return r.Ktime, a.baseSince, true
+		return r.Ktime, a.baseSince.Exec, true
 	case *observer.Exit:
-		return r.Ktime, a.baseSince, true
+		return r.Ktime, a.baseSince.Exit, true
 	case *observer.Fork:
-		return r.Ktime, a.baseSince, true
+		return r.Ktime, a.baseSince.Fork, true
 	case *observer.HookRecord:
 		since, ok := a.hooks.ReportingSince(r.HookID)
 		return r.Ktime, since, ok
