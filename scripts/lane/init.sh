@@ -23,6 +23,10 @@ mnt tracefs /sys/kernel/tracing
 mnt securityfs /sys/kernel/security
 mnt cgroup2 /sys/fs/cgroup
 ln -sf /proc/self/fd /dev/fd
+# modules of the kernel that tests need loaded (run.sh): overlay
+for ko in /lib/lane-modules/*.ko; do
+	[ -e "$ko" ] && { insmod "$ko" || echo "@@lane warning: insmod $ko failed"; }
+done
 hostname lane
 ip link set lo up
 

@@ -56,29 +56,28 @@ lane_fetch_kernel() {
 	echo "$vmlinuz"
 }
 
-# lane_test_module prints the path of a kernel module of a lane's kernel that
-# tests load and unload (finit_module, delete_module) to see the module hooks
-# fire: crc7, a library module no other module is needed for, signed by
-# Debian like every module of its kernels. lane_fetch_kernel drops the
-# modules, so it is taken from the kernel's .deb once, into the cache.
-lane_test_module() {
-	local pkg dir tmp
+# lane_kernel_module LANE PATH prints the path, in the cache, of the module
+# kernel/PATH.ko of a lane's kernel (PATH: lib/crc7, say). lane_fetch_kernel
+# drops the modules, so each is taken from the kernel's .deb once; 6.12's
+# are xz-compressed and unpacked here, so that the kernel needs no module
+# decompression. Debian signs every module of its kernels.
+lane_kernel_module() {
+	local pkg dir tmp name
 	pkg=$(lane_kernel_package "$1") || return 1
-	dir="$LANE_CACHE/$pkg"
-	if [ ! -f "$dir/test-module/crc7.ko" ]; then
+	name=$(basename "$2")
+	dir="$LANE_CACHE/$pkg/modules"
+	if [ ! -f "$dir/$name.ko" ]; then
 		tmp=$(mktemp -d)
 		chmod 0777 "$tmp"
 		(cd "$tmp" && apt-get download -q "$pkg" >&2) || { echo "apt-get download $pkg failed" >&2; rm -rf "$tmp"; return 1; }
-		# 6.12's modules are xz-compressed: unpacked here, so that the
-		# kernel needs no module decompression
-		dpkg-deb --fsys-tarfile "$tmp"/"$pkg"_*.deb | tar -x -C "$tmp" --wildcards '*/kernel/lib/crc7.ko*' 2>/dev/null
-		find "$tmp" -name crc7.ko.xz -exec xz -d {} \;
-		mkdir -p "$dir/test-module"
-		find "$tmp" -name crc7.ko -exec cp {} "$dir/test-module/" \;
+		dpkg-deb --fsys-tarfile "$tmp"/"$pkg"_*.deb | tar -x -C "$tmp" --wildcards "*/kernel/$2.ko*" 2>/dev/null
+		find "$tmp" -name "$name.ko.xz" -exec xz -d {} \;
+		mkdir -p "$dir"
+		find "$tmp" -name "$name.ko" -exec cp {} "$dir/" \;
 		rm -rf "$tmp"
-		[ -f "$dir/test-module/crc7.ko" ] || { echo "$pkg has no kernel/lib/crc7.ko" >&2; return 1; }
+		[ -f "$dir/$name.ko" ] || { echo "$pkg has no kernel/$2.ko" >&2; return 1; }
 	fi
-	echo "$dir/test-module/crc7.ko"
+	echo "$dir/$name.ko"
 }
 
 # lane_features prints, comma-separated, exactly the pkg/kernelfeatures features the

@@ -142,14 +142,20 @@ build_initramfs() {
 	[ -d policies ] && cp -r policies "$root/tests/"
 	[ -d test/testdata ] && mkdir -p "$root/tests/test" && cp -r test/testdata "$root/tests/test/"
 	printf '%s\n' "${list[@]}" >"$root/tests/list"
-	# A module of the lane's kernel, for the tests of the module hooks
-	# (pkg/hooks TestModuleHooks), at the path they look in.
+	# Modules of the lane's kernel: crc7 for the tests of the module hooks
+	# (pkg/hooks TestModuleHooks), at the path they look in; overlay, which
+	# /init loads, for the tests on an overlay (a container's root).
 	if [ "$lane" != host ]; then
 		local ko
-		if ko=$(lane_test_module "$lane"); then
+		if ko=$(lane_kernel_module "$lane" lib/crc7); then
 			mkdir -p "$root/lib/test-modules" && cp "$ko" "$root/lib/test-modules/"
 		else
 			echo "   no test module: the module hook tests will fail"
+		fi
+		if ko=$(lane_kernel_module "$lane" fs/overlayfs/overlay); then
+			mkdir -p "$root/lib/lane-modules" && cp "$ko" "$root/lib/lane-modules/"
+		else
+			echo "   no overlay module: the overlay tests will skip"
 		fi
 	fi
 
