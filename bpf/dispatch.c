@@ -207,6 +207,11 @@ struct verdict_key {
 	/* a struct path: read at once */
 	__u64 mnt;
 	__u64 dentry;
+	/* the task's root, which the file's path is resolved up to: both
+	 * halves, as two roots can share a dentry (two bind mounts of one
+	 * directory), and a file reached from both then has two paths
+	 * (TestVerdictCacheRoot) */
+	__u64 root_mnt;
 	__u64 root;
 	__u32 mask; /* the list variant: access mask | fd source << 8 */
 	__u32 list; /* the sys_lists key: its hooks passed over the file */
@@ -409,6 +414,7 @@ static __always_inline bool file_identity(long fd, struct dispatch_scratch *sc, 
 
 	if (fd < 0 || fd >= fdt->max_fds)
 		return false;
+	vk->root_mnt = (__u64)t->fs->root.mnt;
 	vk->root = (__u64)t->fs->root.dentry;
 	fd_slot = (void *)fdt->fd + (fd & 0xfffff) * sizeof(f);
 	if (!!bpf_rdonly_cast) {
@@ -491,7 +497,7 @@ static __always_inline __u32 near_slot(struct verdict_key *k)
 }
 
 /* near_find returns the verdict this CPU keeps for key k, if any. The
- * verdicts LRU is a hash: a lookup hashes the 32-byte key and walks a
+ * verdicts LRU is a hash: a lookup hashes the 40-byte key and walks a
  * bucket in memory the call touches nowhere else. A file a task reads
  * or opens again and again is kept here as well, in the per-CPU scratch
  * the call has at hand; an entry is valid as the LRU's are (generation,
@@ -500,7 +506,8 @@ static __always_inline struct verdict *near_find(struct dispatch_scratch *sc, st
 {
 	struct near_verdict *n = &sc->near[near_slot(k)];
 
-	if (n->k.dentry == k->dentry && n->k.mnt == k->mnt && n->k.root == k->root && n->k.mask == k->mask &&
+	if (n->k.dentry == k->dentry && n->k.mnt == k->mnt && n->k.root == k->root && n->k.root_mnt == k->root_mnt &&
+	    n->k.mask == k->mask &&
 	    n->k.list == k->list)
 		return &n->v;
 	return NULL;

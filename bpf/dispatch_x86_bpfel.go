@@ -227,12 +227,13 @@ type DispatchVerdict struct {
 }
 
 type DispatchVerdictKey struct {
-	_      structs.HostLayout
-	Mnt    uint64
-	Dentry uint64
-	Root   uint64
-	Mask   uint32
-	List   uint32
+	_       structs.HostLayout
+	Mnt     uint64
+	Dentry  uint64
+	RootMnt uint64
+	Root    uint64
+	Mask    uint32
+	List    uint32
 }
 
 // Names of all BPF objects in the ELF.

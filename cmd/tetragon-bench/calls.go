@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,6 +47,7 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, 64)
+	missing := filepath.Join(filepath.Dir(path), "missing")
 	kinds := []callKind{
 		// what no hook maps: the filter's verdict alone
 		{"fcntl(F_GETFL), unmapped", func() error { _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); return err }},
@@ -58,6 +60,19 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 				return err
 			}
 			return unix.Close(f)
+		}},
+		// a deletion empties the verdict cache (engine.md, "The verdict
+		// cache"); one of a missing file costs the programs what one of
+		// a file does, as the generation is bumped at the call's entry
+		{"unlink of a missing file", func() error { return ignoreENOENT(unix.Unlink(missing)) }},
+		// the read after it resolves the file again: this minus the row
+		// above is what a read costs with the cache emptied
+		{"unlink + pread64", func() error {
+			if err := ignoreENOENT(unix.Unlink(missing)); err != nil {
+				return err
+			}
+			_, err := unix.Pread(fd, buf, 0)
+			return err
 		}},
 	}
 	agent := loadPolicies(shipped, report.Map())
@@ -130,4 +145,12 @@ func plainFile() (path string, cleanup func(), err error) {
 		return "", nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return path, func() { os.RemoveAll(dir) }, nil
+}
+
+// ignoreENOENT is nil for ENOENT, the unlink kinds' expected result.
+func ignoreENOENT(err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
 }

@@ -334,6 +334,96 @@ func verdictAfterReuse(t *testing.T, overlay, afterUnlink bool) {
 	}
 }
 
+// TestVerdictCacheRoot: a path is resolved up to the reading task's root,
+// a mount and a dentry, and two roots can share the dentry: two bind
+// mounts of one directory. A task whose root is the outer mount reaches a
+// file of the inner one by a longer path than a task whose root is the
+// inner one, so the file can be unwatched for the first and watched for
+// the second: a verdict remembered for the one must not pass for the
+// other.
+func TestVerdictCacheRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	h := newHarness(t, compiler.MechSyscallTracepoint, testutil.Kernel(t).Map())
+	// shared is the one directory both roots are: the watched file's path
+	// inside it is the watched path outside it
+	shared := filepath.Join(h.dir, "shared")
+	outer, inner := filepath.Join(h.dir, "outer"), filepath.Join(h.dir, "outer", "inner")
+	for _, d := range []string{filepath.Join(shared, h.dir, "watched-0"), filepath.Join(shared, "inner"), outer} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFiles(t, filepath.Join(shared, h.dir, "watched-0"), map[string]string{"file": "x"})
+	bind := func(target string) {
+		if err := unix.Mount(shared, target, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+		// the inner mount must not propagate back to shared
+		if err := unix.Mount("", target, "", unix.MS_PRIVATE, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bind(outer)
+	bind(inner)
+	if err := h.m.LoadPolicy(h.shaped(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.pids[uint32(os.Getpid())] = "test"
+	h.mu.Unlock()
+	// both roots are taken before either read: a chroot empties the cache
+	fromOuter := chrootedReader(t, outer)
+	fromInner := chrootedReader(t, inner)
+	if err := fromOuter(filepath.Join("/inner", h.dir, "watched-0/file")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fromInner(filepath.Join(h.dir, "watched-0/file")); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, h.events(t), "test security_file_permission POST file:$DIR/watched-0/file int:4")
+}
+
+// readOnce opens path and reads it with one call.
+func readOnce(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var b [8]byte
+	_, err = unix.Pread(fd, b[:], 0)
+	return err
+}
+
+// chrootedReader starts a thread of its own whose root is dir, and
+// returns a function that has it open and read a file (a path in dir).
+// The thread is never handed back to the runtime: its root is its own.
+func chrootedReader(t *testing.T, dir string) func(path string) error {
+	t.Helper()
+	paths, errs := make(chan string), make(chan error)
+	go func() {
+		runtime.LockOSThread() // and never unlocked: the thread exits with it
+		err := unix.Unshare(unix.CLONE_FS)
+		if err == nil {
+			err = unix.Chroot(dir)
+		}
+		errs <- err
+		for path := range paths {
+			errs <- readOnce(path)
+		}
+	}()
+	if err := <-errs; err != nil {
+		t.Fatalf("a thread rooted at %s: %v", dir, err)
+	}
+	t.Cleanup(func() { close(paths) })
+	return func(path string) error {
+		paths <- path
+		return <-errs
+	}
+}
+
 // TestDispatcherCompatSyscalls: a 64-bit process can make i386 system
 // calls (int 0x80), whose numbers and argument registers are the i386
 // table's: the dispatcher must serve them as the same calls, or a file
