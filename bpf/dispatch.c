@@ -288,52 +288,6 @@ struct {
 	__type(value, struct dispatch_scratch);
 } scratch_heap SEC(".maps");
 
-/* syscalls that can change which path a dentry has, or free a file's
- * dentry, inode and number for a new file to take (the unlink family:
- * see struct verdict): the verdict cache's generation is bumped at their
- * entry and exit. The filters pass them (user space reads this enum from
- * the object's BTF). */
-enum path_changer {
-	PC_unlink = NR_unlink,
-	PC_unlinkat = NR_unlinkat,
-	PC_rmdir = NR_rmdir,
-	PC_rename = NR_rename,
-	PC_renameat = NR_renameat,
-	PC_renameat2 = NR_renameat2,
-	PC_mount = NR_mount,
-	PC_umount2 = NR_umount2,
-	PC_pivot_root = NR_pivot_root,
-	PC_chroot = NR_chroot,
-	PC_unshare = NR_unshare,
-	PC_setns = NR_setns,
-	PC_move_mount = NR_move_mount,
-	PC_mount_setattr = NR_mount_setattr,
-};
-
-const enum path_changer *unused_path_changer __attribute__((unused));
-
-static __always_inline bool changes_paths(long nr)
-{
-	switch (nr) {
-	case PC_unlink:
-	case PC_unlinkat:
-	case PC_rmdir:
-	case PC_rename:
-	case PC_renameat:
-	case PC_renameat2:
-	case PC_mount:
-	case PC_umount2:
-	case PC_pivot_root:
-	case PC_chroot:
-	case PC_unshare:
-	case PC_setns:
-	case PC_move_mount:
-	case PC_mount_setattr:
-		return true;
-	}
-	return false;
-}
-
 /* The slots of a direction's chain (sys_enter_chain, sys_exit_chain).
  * The filter is a program user space generates per set of mapped
  * syscalls (pkg/sensor/sysfilter.go): it holds the set as comparisons
@@ -387,6 +341,75 @@ static __always_inline long call_fd(struct pt_regs *regs, __u32 i, bool compat)
 	long v = call_arg(regs, i, compat);
 
 	return compat ? (long)(int)v : v;
+}
+
+/* syscalls that can change which path a dentry has, or free a file's
+ * dentry, inode and number for a new file to take (the unlink family:
+ * see struct verdict), or make mounts (a new mount namespace's copies of
+ * every mount, a detached tree): the verdict cache's generation is
+ * bumped at their entry and exit. A mount is keyed by its address, and a
+ * mount namespace's mounts are freed when its last task exits, which no
+ * system call marks; a mount made later at a freed one's address may show
+ * the same dentry at another path. The filters pass them (user space
+ * reads this enum from the object's BTF). */
+enum path_changer {
+	PC_unlink = NR_unlink,
+	PC_unlinkat = NR_unlinkat,
+	PC_rmdir = NR_rmdir,
+	PC_rename = NR_rename,
+	PC_renameat = NR_renameat,
+	PC_renameat2 = NR_renameat2,
+	PC_mount = NR_mount,
+	PC_umount2 = NR_umount2,
+	PC_pivot_root = NR_pivot_root,
+	PC_chroot = NR_chroot,
+	PC_unshare = NR_unshare,
+	PC_setns = NR_setns,
+	PC_move_mount = NR_move_mount,
+	PC_mount_setattr = NR_mount_setattr,
+	PC_open_tree = NR_open_tree,
+	PC_fsmount = NR_fsmount,
+	/* only with CLONE_NEWNS: every fork passes here */
+	PC_clone = NR_clone,
+	PC_clone3 = NR_clone3,
+};
+
+const enum path_changer *unused_path_changer __attribute__((unused));
+
+#define CLONE_NEWNS 0x00020000
+
+static __always_inline bool changes_paths(struct pt_regs *regs, long nr, bool compat)
+{
+	__u64 flags;
+
+	switch (nr) {
+	case PC_unlink:
+	case PC_unlinkat:
+	case PC_rmdir:
+	case PC_rename:
+	case PC_renameat:
+	case PC_renameat2:
+	case PC_mount:
+	case PC_umount2:
+	case PC_pivot_root:
+	case PC_chroot:
+	case PC_unshare:
+	case PC_setns:
+	case PC_move_mount:
+	case PC_mount_setattr:
+	case PC_open_tree:
+	case PC_fsmount:
+		return true;
+	case PC_clone:
+		return call_arg(regs, 0, compat) & CLONE_NEWNS;
+	case PC_clone3:
+		/* struct clone_args starts with the flags; unreadable, the
+		 * call counts as one that makes mounts */
+		if (bpf_probe_read_user(&flags, sizeof(flags), (void *)call_arg(regs, 0, compat)))
+			return true;
+		return flags & CLONE_NEWNS;
+	}
+	return false;
 }
 
 /* bpf_rdonly_cast (Linux 6.2) makes a pointer of an address, for plain
@@ -800,7 +823,7 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	}
 	if (nr < 0 || nr >= SYS_TABLE_LEN)
 		return 0;
-	if (changes_paths(nr)) {
+	if (changes_paths(regs, nr, compat)) {
 		gen = bpf_map_lookup_elem(&generation, &zero);
 		if (gen)
 			__sync_fetch_and_add(gen, 1);

@@ -1,0 +1,87 @@
+package sensor
+
+import (
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// TestMountMakersEmptyVerdictCache: a call that makes mounts bumps the
+// verdict cache's generation. The cache keys a file by its mount's
+// address, and a mount namespace's mounts are freed when its last task
+// exits, which no system call marks: a mount made later at a freed one's
+// address may show the same dentry at another path. A new namespace (a
+// clone or clone3 with CLONE_NEWNS) and a detached tree (open_tree,
+// fsmount) make mounts. Other processes' renames and deletions bump the
+// generation too, so on a busy host this can pass without the calls'
+// bumps; on a quiet one it fails without them.
+func TestMountMakersEmptyVerdictCache(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	// any hook: the dispatcher's programs are attached with the first
+	h := addHook(t, HookSpec{ID: 1, Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
+		Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{dir + "/none"}}},
+	}}}, newRing(t))
+	gen := func() uint64 {
+		t.Helper()
+		var g uint64
+		if err := h.d.objs.Generation.Lookup(uint32(0), &g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	child := func(attr *syscall.SysProcAttr) func() error {
+		return func() error {
+			cmd := exec.Command("true")
+			cmd.SysProcAttr = attr
+			return cmd.Run()
+		}
+	}
+	var pidfd int
+	for _, c := range []struct {
+		name string
+		do   func() error
+	}{
+		{"clone with CLONE_NEWNS", child(&syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS})},
+		// a pidfd makes Go fork with clone3
+		{"clone3 with CLONE_NEWNS", child(&syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNS, PidFD: &pidfd})},
+		{"open_tree", func() error {
+			fd, err := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+		{"fsmount", func() error {
+			fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fs)
+			if err := unix.FsconfigCreate(fs); err != nil {
+				return err
+			}
+			fd, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+	} {
+		before := gen()
+		if err := c.do(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if gen() == before {
+			t.Errorf("%s left the verdict cache's generation at %d", c.name, before)
+		}
+	}
+	if pidfd > 0 {
+		unix.Close(pidfd)
+	}
+}
