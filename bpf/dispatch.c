@@ -352,23 +352,15 @@ static __always_inline long call_fd(struct pt_regs *regs, __u32 i, bool compat)
  * system call marks; a mount made later at a freed one's address may show
  * the same dentry at another path. The filters pass them (user space
  * reads this enum from the object's BTF). */
+#define ALWAYS_CHANGERS(X)                                                      \
+	X(unlink) X(unlinkat) X(rmdir) X(rename) X(renameat) X(renameat2)       \
+	X(mount) X(umount2) X(pivot_root) X(chroot) X(unshare) X(setns)        \
+	X(move_mount) X(mount_setattr) X(open_tree) X(fsmount)
+#define PC_VALUE(name) PC_##name = NR_##name,
+#define PC_CASE(name) case PC_##name:
+
 enum path_changer {
-	PC_unlink = NR_unlink,
-	PC_unlinkat = NR_unlinkat,
-	PC_rmdir = NR_rmdir,
-	PC_rename = NR_rename,
-	PC_renameat = NR_renameat,
-	PC_renameat2 = NR_renameat2,
-	PC_mount = NR_mount,
-	PC_umount2 = NR_umount2,
-	PC_pivot_root = NR_pivot_root,
-	PC_chroot = NR_chroot,
-	PC_unshare = NR_unshare,
-	PC_setns = NR_setns,
-	PC_move_mount = NR_move_mount,
-	PC_mount_setattr = NR_mount_setattr,
-	PC_open_tree = NR_open_tree,
-	PC_fsmount = NR_fsmount,
+	ALWAYS_CHANGERS(PC_VALUE)
 	/* only with CLONE_NEWNS: every fork passes here */
 	PC_clone = NR_clone,
 	PC_clone3 = NR_clone3,
@@ -383,22 +375,7 @@ static __always_inline bool changes_paths(struct pt_regs *regs, long nr, bool co
 	__u64 flags;
 
 	switch (nr) {
-	case PC_unlink:
-	case PC_unlinkat:
-	case PC_rmdir:
-	case PC_rename:
-	case PC_renameat:
-	case PC_renameat2:
-	case PC_mount:
-	case PC_umount2:
-	case PC_pivot_root:
-	case PC_chroot:
-	case PC_unshare:
-	case PC_setns:
-	case PC_move_mount:
-	case PC_mount_setattr:
-	case PC_open_tree:
-	case PC_fsmount:
+	ALWAYS_CHANGERS(PC_CASE)
 		return true;
 	case PC_clone:
 		return call_arg(regs, 0, compat) & CLONE_NEWNS;

@@ -242,7 +242,12 @@ func verdictAfterReuse(t *testing.T, overlay, afterUnlink bool) {
 	// one thread on one CPU: the freed dentry goes back to that CPU's slab
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var cpus unix.CPUSet
+	// the thread goes back to the runtime's pool with the CPUs it had
+	var all, cpus unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &all)
 	cpus.Set(0)
 	if err := unix.SchedSetaffinity(0, &cpus); err != nil {
 		t.Fatal(err)
@@ -373,6 +378,12 @@ func TestVerdictCacheRoot(t *testing.T) {
 	h.mu.Lock()
 	h.pids[uint32(os.Getpid())] = "test"
 	h.mu.Unlock()
+	// run last, once both threads are done
+	t.Cleanup(func() {
+		if root, err := os.Readlink("/proc/self/root"); root != "/" {
+			t.Errorf("after the test, the process's root is %q (%v)", root, err)
+		}
+	})
 	// both roots are taken before either read: a chroot empties the cache
 	fromOuter := chrootedReader(t, outer)
 	fromInner := chrootedReader(t, inner)
@@ -399,25 +410,49 @@ func readOnce(path string) error {
 
 // chrootedReader starts a thread of its own whose root is dir, and
 // returns a function that has it open and read a file (a path in dir).
-// The thread is never handed back to the runtime: its root is its own.
+// The thread keeps its goroutine to the end, and exits with it. That may
+// be the process's main thread, which the runtime cannot end and parks
+// instead; /proc/<pid>/root is that thread's root, through which later
+// tests read this binary, so the thread's root is put back before.
 func chrootedReader(t *testing.T, dir string) func(path string) error {
 	t.Helper()
 	paths, errs := make(chan string), make(chan error)
 	go func() {
-		runtime.LockOSThread() // and never unlocked: the thread exits with it
-		err := unix.Unshare(unix.CLONE_FS)
-		if err == nil {
-			err = unix.Chroot(dir)
-		}
-		errs <- err
-		for path := range paths {
-			errs <- readOnce(path)
-		}
+		runtime.LockOSThread() // and never unlocked
+		errs <- func() error {
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return err
+			}
+			// the root and working directory to go back to
+			root, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(root)
+			cwd, err := unix.Open(".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(cwd)
+			if err := unix.Chroot(dir); err != nil {
+				return err
+			}
+			errs <- nil
+			for path := range paths {
+				errs <- readOnce(path)
+			}
+			return errors.Join(unix.Fchdir(root), unix.Chroot("."), unix.Fchdir(cwd))
+		}()
 	}()
 	if err := <-errs; err != nil {
 		t.Fatalf("a thread rooted at %s: %v", dir, err)
 	}
-	t.Cleanup(func() { close(paths) })
+	t.Cleanup(func() {
+		close(paths)
+		if err := <-errs; err != nil {
+			t.Errorf("putting back the root of the thread rooted at %s: %v", dir, err)
+		}
+	})
 	return func(path string) error {
 		paths <- path
 		return <-errs
