@@ -506,9 +506,8 @@ static __always_inline struct verdict *near_find(struct dispatch_scratch *sc, st
 {
 	struct near_verdict *n = &sc->near[near_slot(k)];
 
-	if (n->k.dentry == k->dentry && n->k.mnt == k->mnt && n->k.root == k->root && n->k.root_mnt == k->root_mnt &&
-	    n->k.mask == k->mask &&
-	    n->k.list == k->list)
+	if (n->k.dentry == k->dentry && n->k.mnt == k->mnt && n->k.root == k->root &&
+	    n->k.root_mnt == k->root_mnt && n->k.mask == k->mask && n->k.list == k->list)
 		return &n->v;
 	return NULL;
 }
