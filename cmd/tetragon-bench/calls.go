@@ -47,12 +47,22 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 	}
 	defer unix.Close(fd)
 	buf := make([]byte, 64)
+	pread := func() error { _, err := unix.Pread(fd, buf, 0); return err }
+	// a deletion empties the verdict cache (engine.md, "The verdict
+	// cache"); one of a missing file costs the programs what one of a
+	// file does, as the generation is bumped at the call's entry
 	missing := filepath.Join(filepath.Dir(path), "missing")
+	unlink := func() error {
+		if err := unix.Unlink(missing); !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unlink %s: %v, want ENOENT", missing, err)
+		}
+		return nil
+	}
 	kinds := []callKind{
 		// what no hook maps: the filter's verdict alone
 		{"fcntl(F_GETFL), unmapped", func() error { _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); return err }},
 		// security_file_permission's syscalls: a cached verdict
-		{"pread64 of an open file", func() error { _, err := unix.Pread(fd, buf, 0); return err }},
+		{"pread64 of an open file", pread},
 		// fd_install's: openat's exit, on the returned fd
 		{"openat + close", func() error {
 			f, err := unix.Open(path, unix.O_RDONLY, 0)
@@ -61,18 +71,14 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 			}
 			return unix.Close(f)
 		}},
-		// a deletion empties the verdict cache (engine.md, "The verdict
-		// cache"); one of a missing file costs the programs what one of
-		// a file does, as the generation is bumped at the call's entry
-		{"unlink of a missing file", func() error { return ignoreENOENT(unix.Unlink(missing)) }},
+		{"unlink of a missing file", unlink},
 		// the read after it resolves the file again: this minus the row
 		// above is what a read costs with the cache emptied
 		{"unlink + pread64", func() error {
-			if err := ignoreENOENT(unix.Unlink(missing)); err != nil {
+			if err := unlink(); err != nil {
 				return err
 			}
-			_, err := unix.Pread(fd, buf, 0)
-			return err
+			return pread()
 		}},
 	}
 	agent := loadPolicies(shipped, report.Map())
@@ -145,12 +151,4 @@ func plainFile() (path string, cleanup func(), err error) {
 		return "", nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return path, func() { os.RemoveAll(dir) }, nil
-}
-
-// ignoreENOENT is nil for ENOENT, the unlink kinds' expected result.
-func ignoreENOENT(err error) error {
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
 }
