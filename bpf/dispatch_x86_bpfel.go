@@ -120,7 +120,7 @@ type DispatchGenRec struct {
 		_       structs.HostLayout
 		Op      uint8
 		Version uint8
-		Pad     uint16
+		Run     uint16
 		Size    uint32
 		Ktime   uint64
 	}
@@ -261,6 +261,7 @@ const (
 	DispatchProgGenSysExit         = "gen_sys_exit"
 	DispatchProgRunSysEnter        = "run_sys_enter"
 	DispatchProgRunSysExit         = "run_sys_exit"
+	DispatchVarRunTag              = "run_tag"
 	DispatchVarUnusedActFlag       = "unused_act_flag"
 	DispatchVarUnusedArgSrc        = "unused_arg_src"
 	DispatchVarUnusedArgType       = "unused_arg_type"
@@ -361,6 +362,7 @@ type DispatchMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DispatchVariableSpecs struct {
+	RunTag              *ebpf.VariableSpec `ebpf:"run_tag"`
 	UnusedActFlag       *ebpf.VariableSpec `ebpf:"unused_act_flag"`
 	UnusedArgSrc        *ebpf.VariableSpec `ebpf:"unused_arg_src"`
 	UnusedArgType       *ebpf.VariableSpec `ebpf:"unused_arg_type"`
@@ -451,6 +453,7 @@ func (m *DispatchMaps) Close() error {
 //
 // It can be passed to LoadDispatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DispatchVariables struct {
+	RunTag              *ebpf.Variable `ebpf:"run_tag"`
 	UnusedActFlag       *ebpf.Variable `ebpf:"unused_act_flag"`
 	UnusedArgSrc        *ebpf.Variable `ebpf:"unused_arg_src"`
 	UnusedArgType       *ebpf.Variable `ebpf:"unused_arg_type"`

@@ -146,7 +146,7 @@ type HookGenRec struct {
 		_       structs.HostLayout
 		Op      uint8
 		Version uint8
-		Pad     uint16
+		Run     uint16
 		Size    uint32
 		Ktime   uint64
 	}
@@ -386,6 +386,7 @@ const (
 	HookProgGenRawTp         = "gen_raw_tp"
 	HookProgGenTracepoint    = "gen_tracepoint"
 	HookVarCfg               = "cfg"
+	HookVarRunTag            = "run_tag"
 	HookVarUnusedActFlag     = "unused_act_flag"
 	HookVarUnusedArgSrc      = "unused_arg_src"
 	HookVarUnusedArgType     = "unused_arg_type"
@@ -485,6 +486,7 @@ type HookMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type HookVariableSpecs struct {
 	Cfg               *ebpf.VariableSpec `ebpf:"cfg"`
+	RunTag            *ebpf.VariableSpec `ebpf:"run_tag"`
 	UnusedActFlag     *ebpf.VariableSpec `ebpf:"unused_act_flag"`
 	UnusedArgSrc      *ebpf.VariableSpec `ebpf:"unused_arg_src"`
 	UnusedArgType     *ebpf.VariableSpec `ebpf:"unused_arg_type"`
@@ -569,6 +571,7 @@ func (m *HookMaps) Close() error {
 // It can be passed to LoadHookObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HookVariables struct {
 	Cfg               *ebpf.Variable `ebpf:"cfg"`
+	RunTag            *ebpf.Variable `ebpf:"run_tag"`
 	UnusedActFlag     *ebpf.Variable `ebpf:"unused_act_flag"`
 	UnusedArgSrc      *ebpf.Variable `ebpf:"unused_arg_src"`
 	UnusedArgType     *ebpf.Variable `ebpf:"unused_arg_type"`

@@ -27,7 +27,7 @@ type LoaderLoaderRec struct {
 		_       structs.HostLayout
 		Op      uint8
 		Version uint8
-		Pad     uint16
+		Run     uint16
 		Size    uint32
 		Ktime   uint64
 	}
@@ -50,6 +50,7 @@ const (
 	LoaderMapPerfIds         = "perf_ids"
 	LoaderMapStats           = "stats"
 	LoaderProgLoaderMmap     = "loader_mmap"
+	LoaderVarRunTag          = "run_tag"
 	LoaderVarUnusedLoaderRec = "unused_loader_rec"
 )
 
@@ -113,6 +114,7 @@ type LoaderMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LoaderVariableSpecs struct {
+	RunTag          *ebpf.VariableSpec `ebpf:"run_tag"`
 	UnusedLoaderRec *ebpf.VariableSpec `ebpf:"unused_loader_rec"`
 }
 
@@ -157,6 +159,7 @@ func (m *LoaderMaps) Close() error {
 //
 // It can be passed to LoadLoaderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LoaderVariables struct {
+	RunTag          *ebpf.Variable `ebpf:"run_tag"`
 	UnusedLoaderRec *ebpf.Variable `ebpf:"unused_loader_rec"`
 }
 

@@ -77,7 +77,7 @@ type ProcessRecHeader struct {
 	_       structs.HostLayout
 	Op      uint8
 	Version uint8
-	Pad     uint16
+	Run     uint16
 	Size    uint32
 	Ktime   uint64
 }
@@ -94,6 +94,7 @@ const (
 	ProcessProgHandleExec = "handle_exec"
 	ProcessProgHandleExit = "handle_exit"
 	ProcessProgHandleFork = "handle_fork"
+	ProcessVarRunTag      = "run_tag"
 	ProcessVarUnusedExec  = "unused_exec"
 	ProcessVarUnusedExit  = "unused_exit"
 	ProcessVarUnusedFork  = "unused_fork"
@@ -161,6 +162,7 @@ type ProcessMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessVariableSpecs struct {
+	RunTag     *ebpf.VariableSpec `ebpf:"run_tag"`
 	UnusedExec *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedExit *ebpf.VariableSpec `ebpf:"unused_exit"`
 	UnusedFork *ebpf.VariableSpec `ebpf:"unused_fork"`
@@ -207,6 +209,7 @@ func (m *ProcessMaps) Close() error {
 //
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessVariables struct {
+	RunTag     *ebpf.Variable `ebpf:"run_tag"`
 	UnusedExec *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedExit *ebpf.Variable `ebpf:"unused_exit"`
 	UnusedFork *ebpf.Variable `ebpf:"unused_fork"`

@@ -22,10 +22,16 @@ enum record_op {
 struct rec_header {
 	__u8 op;
 	__u8 version;
-	__u16 pad;
+	__u16 run; /* run_tag of the object that wrote it */
 	__u32 size;
 	__u64 ktime; /* CLOCK_BOOTTIME ns */
 };
+
+/* The agent run that loaded this object, set by user space at load. A
+ * restart adopts the pinned base sensor and its ring buffer, which the
+ * previous run's hooks keep writing to until this run's replace them: the
+ * tag tells their records apart. 0: an agent that did not set it. */
+volatile const __u16 run_tag = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -51,7 +57,7 @@ static __always_inline void rec_init(struct rec_header *h, __u8 op, __u32 size)
 {
 	h->op = op;
 	h->version = RECORD_VERSION;
-	h->pad = 0;
+	h->run = run_tag;
 	h->size = size;
 	h->ktime = bpf_ktime_get_boot_ns();
 }

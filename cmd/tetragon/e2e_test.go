@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -360,4 +363,25 @@ func TestMissingBTFFailsWithFix(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "kernel BTF /nonexistent/vmlinux") {
 		t.Fatalf("want a BTF error, got %v:\n%s", err, out)
 	}
+}
+
+// baseProgs returns the programs of the base sensor pinned under pins
+// (its three links, as sensor.Base.Pin names them): an agent that adopts
+// the sensor keeps these programs, one that loads a new one has others.
+func baseProgs(t *testing.T, pins string) []ebpf.ProgramID {
+	t.Helper()
+	var ids []ebpf.ProgramID
+	for i := range 3 {
+		l, err := link.LoadPinnedLink(filepath.Join(pins, "base", fmt.Sprintf("link%d", i)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := l.Info()
+		l.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, info.Program)
+	}
+	return ids
 }

@@ -13,10 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -140,6 +143,8 @@ func TestFailedStartKeepsPreviousEnforcement(t *testing.T) {
 		t.Fatalf("first agent: %v", err)
 	}
 	waitKilled(t, tg[0], true, time.Second)
+	pins := "/sys/fs/bpf/" + bpfDir
+	progs := baseProgs(t, pins)
 
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	os.WriteFile(broken, []byte(brokenPolicy("no_such_function_in_any_kernel", "", "1", "file", "Equal")), 0o644)
@@ -150,9 +155,15 @@ func TestFailedStartKeepsPreviousEnforcement(t *testing.T) {
 	if !testutil.CatKilled(tg[0]) {
 		t.Fatalf("the failed start removed the previous run's enforcement:\n%s", out)
 	}
-	pins := "/sys/fs/bpf/" + bpfDir
 	if _, err := os.Stat(filepath.Join(pins, "base")); err != nil {
 		t.Fatalf("the previous run's pins are not back in place: %v\n%s", err, out)
+	}
+	// the failed start adopted the base sensor, and left it as it was
+	if !strings.Contains(out, "Adopted the previous run's base sensor") {
+		t.Errorf("the failed start did not adopt the base sensor:\n%s", out)
+	}
+	if now := baseProgs(t, pins); !slices.Equal(now, progs) {
+		t.Fatalf("base sensor programs %v after the failed start, want the first run's %v", now, progs)
 	}
 	if _, err := os.Stat(pins + "_old"); !os.IsNotExist(err) {
 		t.Fatalf("%s_old left: %v", pins, err)
@@ -162,6 +173,9 @@ func TestFailedStartKeepsPreviousEnforcement(t *testing.T) {
 	// stop (no --keep-sensors-on-exit) removes everything
 	third := startAgent(t, b, "--tracing-policy-dir", dir, "--bpf-dir", bpfDir)
 	waitKilled(t, tg[0], true, time.Second)
+	if now := baseProgs(t, pins); !slices.Equal(now, progs) {
+		t.Errorf("base sensor programs %v after the third start, want the adopted %v", now, progs)
+	}
 	third.cmd.Process.Signal(syscall.SIGTERM)
 	if err := third.cmd.Wait(); err != nil {
 		t.Fatalf("third agent: %v", err)
@@ -169,6 +183,23 @@ func TestFailedStartKeepsPreviousEnforcement(t *testing.T) {
 	waitKilled(t, tg[0], false, 10*time.Second)
 	if _, err := os.Stat(pins); !os.IsNotExist(err) {
 		t.Fatalf("pins left after a clean stop: %v", err)
+	}
+	// and the adopted base sensor is unloaded with them (the kernel frees
+	// a program a moment after its last reference goes)
+	loaded := func() (n int) {
+		for _, id := range progs {
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); loaded() > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := loaded(); n > 0 {
+		t.Errorf("%d of the base sensor's programs %v still loaded after a clean stop", n, progs)
 	}
 }
 

@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -89,6 +90,9 @@ type Agent struct {
 	kernel kernelfeatures.Report
 	// backlog carries the records a previous run's ring buffer kept
 	backlog chan [][]byte
+	// handover is set when this run adopted the previous run's base
+	// sensor (loadBase)
+	handover *handover
 	// downtimeRecords/Lost: what the previous run's buffer held (less
 	// what this run saw itself, notSeenAgain) and lost
 	downtimeRecords, downtimeLost atomic.Uint64
@@ -180,8 +184,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 	if err := a.rotatePins(); err != nil {
 		return nil, err
 	}
-	a.base, err = sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
-	if err != nil {
+	if a.base, err = a.loadBase(kernelTypes); err != nil {
 		return nil, err
 	}
 	a.baseSince = a.base.Since()
@@ -190,14 +193,18 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 			return nil, fmt.Errorf("pinning the base sensor: %w", err)
 		}
 	}
-	// the processes already running get their exec records from /proc,
-	// after the base sensor is attached so that none falls in between
-	seeded, err := sensor.SeedExecCreds(a.base.ExecCreds(), cfg.ProcRoot)
-	if err != nil {
-		return nil, fmt.Errorf("recording the running processes' capabilities and namespaces: %w", err)
+	if !a.base.Adopted() {
+		// the processes already running get their exec records from
+		// /proc, after the base sensor is attached so that none falls in
+		// between (an adopted sensor has kept them since it was loaded)
+		seeded, err := sensor.SeedExecCreds(a.base.ExecCreds(), cfg.ProcRoot)
+		if err != nil {
+			return nil, fmt.Errorf("recording the running processes' capabilities and namespaces: %w", err)
+		}
+		log.Debug().Int("processes", seeded).Msg("Recorded the running processes' capabilities and namespaces")
 	}
-	log.Debug().Int("processes", seeded).Msg("Recorded the running processes' capabilities and namespaces")
-	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map(), ExecCreds: a.base.ExecCreds()})
+	a.hooks = hooks.NewManager(log, a.base.Events(), sensor.Options{KernelTypes: kernelTypes, Features: a.kernel.Map(),
+		ExecCreds: a.base.ExecCreds(), RunTag: a.base.RunTag()})
 	a.actions, err = netaction.New(log, netaction.Config{DNSServer: cfg.ActionDNSServer, HTTPProxy: cfg.ActionHTTPProxy, PerMinute: cfg.ActionRate, Queue: cfg.ActionQueue})
 	if err != nil {
 		return nil, err
@@ -381,6 +388,9 @@ func (a *Agent) close() error {
 	switch {
 	case keep:
 		// handles closed, pins left: the kernel keeps enforcing
+		if serr := a.base.StopReading(); serr != nil {
+			a.log.Warn().Err(serr).Msg("The next run cannot tell what the ring buffer loses until it starts")
+		}
 		err = errors.Join(err, a.hooks.Keep(), a.base.Close())
 		a.log.Info().Str("pins", a.pinRoot).Msg("Sensors and policies stay loaded (--keep-sensors-on-exit)")
 	default:
@@ -498,6 +508,11 @@ func (a *Agent) process(ctx context.Context) error {
 		}
 		a.bus.PublishBatch(out)
 	}
+	// closed once the previous run's hooks are detached (handover)
+	var detached <-chan struct{}
+	if a.handover != nil {
+		detached = a.handover.detached
+	}
 	// the backlog may be large: published in pieces, each a batch
 	handleBacklog := func(recs [][]byte) {
 		for len(recs) > 0 {
@@ -516,6 +531,14 @@ func (a *Agent) process(ctx context.Context) error {
 			a.reader.Done(len(batch))
 		case recs := <-a.backlog:
 			handleBacklog(recs)
+		case <-detached:
+			detached = nil
+			held := a.handover.release()
+			a.handover.replaying = true
+			handleBacklog(held)
+			a.handover.replaying = false
+			a.log.Info().Uint64("events", a.downtimeRecords.Load()).Uint64("lost", a.downtimeLost.Load()).
+				Int("seen_by_this_run", a.handover.again).Msg("Delivered the events recorded while the agent was down")
 		case now := <-gc.C:
 			a.cache.Collect(now)
 		case <-ctx.Done():
@@ -548,6 +571,11 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte, out []*eventbus.Event)
 		}
 		return out
 	}
+	if h := a.handover; h != nil && !h.replaying {
+		if k, ok := recordKtime(rec); ok && k < h.since {
+			a.downtimeRecords.Add(1)
+		}
+	}
 	var ev *eventbus.Event
 	switch r := rec.(type) {
 	case *observer.Exec:
@@ -559,6 +587,17 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte, out []*eventbus.Event)
 	case *observer.Fork:
 		a.cache.Fork(r)
 	case *observer.HookRecord:
+		if h := a.handover; h != nil && r.Run != h.run {
+			// the previous run's hooks, until dropOldPins detaches them
+			if !h.released {
+				h.held = append(h.held, bytes.Clone(raw))
+				return out
+			}
+			if ktime, since, ok := a.reportingSince(r); ok && ktime >= since+uint64(handoverSlack.Nanoseconds()) {
+				h.again++
+				return out
+			}
+		}
 		// nil: rate-limited, or its policy was unloaded while the record was queued
 		ev = a.policyEvent(r)
 	case *observer.Loader:
@@ -601,6 +640,25 @@ func (a *Agent) containerInfo(id string) (*api.Container, *api.Pod) {
 		c.StartTime = timestamppb.New(info.Started)
 	}
 	return c, nil
+}
+
+// loadBase adopts the base sensor a previous run left pinned when this
+// binary runs the same object (sensor.AdoptBase), and loads one
+// otherwise.
+func (a *Agent) loadBase(kernelTypes *btf.Spec) (*sensor.Base, error) {
+	if a.pinRoot != "" {
+		dir := filepath.Join(a.pinRoot+"_old", "base")
+		if _, err := os.Stat(dir); err == nil {
+			b, err := sensor.AdoptBase(dir)
+			if err == nil {
+				a.handover = newHandover(b)
+				a.log.Info().Uint16("run", b.RunTag()).Msg("Adopted the previous run's base sensor: its ring buffer holds what happened while no agent ran")
+				return b, nil
+			}
+			a.log.Info().Err(err).Msg("Loading a new base sensor; the previous run's is drained once the policies are loaded")
+		}
+	}
+	return sensor.LoadBase(sensor.Options{KernelTypes: kernelTypes})
 }
 
 // rotatePins moves what a previous run left pinned (with
@@ -651,6 +709,21 @@ func (a *Agent) dropOldPins() {
 	}
 	old := a.pinRoot + "_old"
 	if _, err := os.Stat(old); err != nil {
+		return
+	}
+	if a.handover != nil {
+		// the adopted base sensor stays: this run pinned it too
+		if err := sensor.RemovePinned(old); err != nil {
+			a.log.Warn().Err(err).Str("path", old).Msg("Removing the previous run's pins")
+		} else {
+			a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
+		}
+		lost, err := a.base.LostUnread()
+		if err != nil {
+			a.log.Warn().Err(err).Msg("Reading what the ring buffer lost while no agent read it")
+		}
+		a.downtimeLost.Store(lost)
+		close(a.handover.detached)
 		return
 	}
 	prev, perr := sensor.OpenPinnedBase(filepath.Join(old, "base"))

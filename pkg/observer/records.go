@@ -93,7 +93,12 @@ const (
 
 // HookRecord is a decoded TracingPolicy hook record.
 type HookRecord struct {
-	Ktime    uint64
+	Ktime uint64
+	// Run is the tag of the agent run whose hook wrote it
+	// (sensor.Options.RunTag): after a restart that adopted the base
+	// sensor, the previous run's hooks write to the same ring buffer
+	// until this run's replace them
+	Run      uint16
 	Pid, Tid uint32
 	HookID   uint32
 	Syscall  uint32
@@ -222,7 +227,7 @@ func (d *Decoder) decodeGeneric(raw []byte) (*HookRecord, error) {
 	}
 	copy(asBytes(r), raw)
 	g := &HookRecord{
-		Ktime: r.Hdr.Ktime, Pid: r.Pid, Tid: r.Tid, HookID: r.HookId, Syscall: r.Syscall,
+		Ktime: r.Hdr.Ktime, Run: r.Hdr.Run, Pid: r.Pid, Tid: r.Tid, HookID: r.HookId, Syscall: r.Syscall,
 		Selector: r.Sel, Actions: r.Actions, Ret: r.Ret, Ints: r.Ints, StrFlags: r.StrFlags,
 		KStack: r.Kstack, UStack: r.Ustack,
 	}

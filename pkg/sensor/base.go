@@ -4,6 +4,7 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -45,6 +46,23 @@ type Options struct {
 	// hook with those entries is refused, as nothing would keep the
 	// records it compares with.
 	ExecCreds *ebpf.Map
+	// RunTag is this agent run's tag (NewRunTag), which every record of
+	// the objects loaded with these options carries: a restart that
+	// adopts the previous run's base sensor reads both runs' records from
+	// one ring buffer.
+	RunTag uint16
+}
+
+// tagRun sets an object's run_tag (bpf/lib/common.h).
+func tagRun(spec *ebpf.CollectionSpec, tag uint16) error {
+	v, ok := spec.Variables[bpf.ProcessVarRunTag]
+	if !ok {
+		return errors.New("the object has no run_tag")
+	}
+	if err := v.Set(tag); err != nil {
+		return fmt.Errorf("setting the object's run tag: %w", err)
+	}
+	return nil
 }
 
 // Base is the base sensor: process exec, fork and exit.
@@ -52,7 +70,30 @@ type Base struct {
 	objs  bpf.ProcessObjects
 	links []link.Link
 	since BaseSince
+	// runs holds the tag of the last run that loaded or adopted the
+	// sensor and the ring buffer's drops when the last run stopped
+	// reading (an array: runsTag, runsDrops), pinned under runsPin; tag
+	// is this run's
+	runs *ebpf.Map
+	tag  uint16
+	// adopted: the sensor is a previous run's (AdoptBase)
+	adopted bool
 }
+
+// runsPin is the name the base sensor's run counter is pinned under: it
+// names the object too, so that only an agent with the same object finds
+// it (AdoptBase).
+func runsPin() string { return "runs-" + bpf.ProcessDigest() }
+
+// The entries of the runs map.
+const (
+	runsTag   = uint32(0)
+	runsDrops = uint32(1)
+	runsMax   = 2
+)
+
+// ErrNotAdopted wraps why a pinned base sensor is not adopted (AdoptBase).
+var ErrNotAdopted = errors.New("the pinned base sensor cannot be adopted")
 
 // BaseSince is when each of the base sensor's programs began to run
 // (Ktime, read as its attachment returned): from then on it records every
@@ -63,9 +104,28 @@ type BaseSince struct{ Fork, Exec, Exit uint64 }
 // LoadBase loads and attaches the base sensor. On error nothing is left
 // loaded.
 func LoadBase(opts Options) (*Base, error) {
-	b := &Base{}
+	b := &Base{tag: 1}
+	var err error
+	b.runs, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: runsMax})
+	if err != nil {
+		return nil, fmt.Errorf("creating the base sensor's run counter: %w", err)
+	}
+	if err := b.runs.Put(runsTag, uint64(b.tag)); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("writing the base sensor's run counter: %w", err)
+	}
+	spec, err := bpf.LoadProcess()
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("reading the base sensor's object: %w", err)
+	}
+	if err := tagRun(spec, b.tag); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("base sensor: %w", err)
+	}
 	collOpts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: opts.KernelTypes}}
-	if err := bpf.LoadProcessObjects(&b.objs, collOpts); err != nil {
+	if err := spec.LoadAndAssign(&b.objs, collOpts); err != nil {
+		b.Close()
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("loading base sensor: %+v", ve)
@@ -95,7 +155,115 @@ func LoadBase(opts Options) (*Base, error) {
 	return b, nil
 }
 
-// Since is when each program began to run.
+// AdoptBase takes over the base sensor a previous run pinned in dir
+// (Pin) when it runs this binary's object: its programs stay attached, so
+// no process event falls between the runs or is seen by both, and its
+// ring buffer holds, in order, what they recorded while no agent read it.
+// The pins stay as they are, so that a start that fails leaves the sensor
+// as it found it; Pin adds this run's. This run's tag is the last run's
+// plus one. The error wraps ErrNotAdopted when there is no sensor of this
+// object in dir.
+func AdoptBase(dir string) (*Base, error) {
+	runs, err := openPinnedMap(filepath.Join(dir, runsPin()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
+	}
+	b := &Base{runs: runs, adopted: true}
+	var last uint64
+	if err := runs.Lookup(runsTag, &last); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("reading the pinned base sensor's run counter: %w", err)
+	}
+	// 0 is no run's (an object loaded without a tag)
+	if b.tag = uint16(last) + 1; b.tag == 0 {
+		b.tag = 1
+	}
+	if err := runs.Put(runsTag, uint64(b.tag)); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("writing the pinned base sensor's run counter: %w", err)
+	}
+	for _, m := range []struct {
+		name string
+		dst  **ebpf.Map
+	}{{"events", &b.objs.Events}, {"stats", &b.objs.Stats}, {"exec_creds", &b.objs.ExecCreds}} {
+		if *m.dst, err = openPinnedMap(filepath.Join(dir, m.name)); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
+		}
+	}
+	// as LoadBase attaches them: fork, exec, exit
+	for i := range 3 {
+		l, err := openPinnedLink(filepath.Join(dir, fmt.Sprintf("link%d", i)))
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
+		}
+		b.links = append(b.links, l)
+	}
+	return b, nil
+}
+
+// openPinnedMap opens the map pinned at path as a handle of its own,
+// which pinning elsewhere does not move (ebpf.Map.Pin renames the pin of
+// a map it opened from one).
+func openPinnedMap(path string) (*ebpf.Map, error) {
+	m, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return m.Clone()
+}
+
+// openPinnedLink is openPinnedMap for a link.
+func openPinnedLink(path string) (link.Link, error) {
+	l, err := link.LoadPinnedLink(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return nil, fmt.Errorf("reading pinned link %s: %w", path, err)
+	}
+	return link.NewFromID(info.ID)
+}
+
+// StopReading records the ring buffer's drops so far, as this run stops
+// reading it and leaves the sensor pinned: the next run that adopts it
+// tells what was lost while no agent read it (LostUnread).
+func (b *Base) StopReading() error {
+	st, err := b.Stats()
+	if err != nil {
+		return err
+	}
+	return b.runs.Put(runsDrops, st.RingbufDrops)
+}
+
+// LostUnread is what the ring buffer of an adopted sensor lost since the
+// previous run stopped reading it (StopReading), or since it was loaded
+// if that run did not stop cleanly.
+func (b *Base) LostUnread() (uint64, error) {
+	st, err := b.Stats()
+	if err != nil {
+		return 0, err
+	}
+	var before uint64
+	if err := b.runs.Lookup(runsDrops, &before); err != nil {
+		return 0, fmt.Errorf("reading the drops the last run saw: %w", err)
+	}
+	return st.RingbufDrops - min(before, st.RingbufDrops), nil
+}
+
+// Adopted says whether the sensor is a previous run's (AdoptBase).
+func (b *Base) Adopted() bool { return b.adopted }
+
+// RunTag is this run's tag: the hooks loaded with it (Options.RunTag)
+// write it into their records.
+func (b *Base) RunTag() uint16 { return b.tag }
+
+// Since is when each program began to run; zero for an adopted sensor,
+// whose programs ran before this run started.
 func (b *Base) Since() BaseSince { return b.since }
 
 // Ktime reads the clock of the records' ktime (bpf_ktime_get_boot_ns):
@@ -135,7 +303,8 @@ func readStats(m *ebpf.Map) (Stats, error) {
 // Pin pins the base sensor's links and maps under dir, so it keeps
 // running, and its ring buffer keeps filling, while the agent is down.
 func (b *Base) Pin(dir string) error {
-	return pinAll(dir, b.links, map[string]*ebpf.Map{"events": b.objs.Events, "stats": b.objs.Stats})
+	return pinAll(dir, b.links, map[string]*ebpf.Map{"events": b.objs.Events, "stats": b.objs.Stats,
+		"exec_creds": b.objs.ExecCreds, runsPin(): b.runs})
 }
 
 // Close detaches and unloads everything that is not pinned.
@@ -145,6 +314,6 @@ func (b *Base) Close() error {
 		errs = append(errs, l.Close())
 	}
 	b.links = nil
-	errs = append(errs, b.objs.Close())
+	errs = append(errs, b.objs.Close(), b.runs.Close())
 	return errors.Join(errs...)
 }

@@ -79,6 +79,9 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
 	}
+	if err := tagRun(spec, opts.RunTag); err != nil {
+		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
+	}
 	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
 		filters: map[uint8]*sysFilter{}, kernelTypes: opts.KernelTypes}
 	kernel := opts.KernelTypes

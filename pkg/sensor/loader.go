@@ -53,6 +53,9 @@ func LoadLoader(events *ebpf.Map, opts Options) (*Loader, error) {
 		return nil, fmt.Errorf("reading the loader object: %w", err)
 	}
 	spec.Maps["perf_ids"].MaxEntries = uint32(ncpu)
+	if err := tagRun(spec, opts.RunTag); err != nil {
+		return nil, fmt.Errorf("loader sensor: %w", err)
+	}
 	l := &Loader{}
 	if err := spec.LoadAndAssign(&l.objs, &ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},

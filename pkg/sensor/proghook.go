@@ -314,6 +314,9 @@ func loadObject(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string, stacks b
 	if err := cs.Variables["cfg"].Set(cfg); err != nil {
 		return nil, fmt.Errorf("setting the hook's configuration: %w", err)
 	}
+	if err := tagRun(cs, opts.RunTag); err != nil {
+		return nil, err
+	}
 	for name, p := range cs.Programs {
 		if !slices.Contains(progs, name) {
 			delete(cs.Programs, name)
