@@ -376,9 +376,14 @@ func TestRestartReportsEachCallOnce(t *testing.T) {
 	}
 	second.cmd.Process.Signal(syscall.SIGTERM)
 	second.cmd.Wait()
-	if !regexp.MustCompile(`seen_by_this_run=[1-9]`).MatchString(second.logs.String()) {
-		t.Errorf("the agent dropped none of the previous run's records of the handover:\n%s", second.logs)
+	// how many of the old hooks' records the new ones had reported: some
+	// when cats ran in the moment both were attached (on a fast host), none
+	// under emulation
+	seen := regexp.MustCompile(`Delivered the events recorded while the agent was down .*seen_by_this_run=([0-9]+)`).FindStringSubmatch(second.logs.String())
+	if seen == nil {
+		t.Fatalf("the adopting agent did not deliver the downtime's events:\n%s", second.logs)
 	}
+	t.Logf("the previous run's records the new hooks had reported: %s", seen[1])
 
 	data, err := os.ReadFile(export)
 	if err != nil {

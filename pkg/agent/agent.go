@@ -93,8 +93,10 @@ type Agent struct {
 	// handover is set when this run adopted the previous run's base
 	// sensor (loadBase)
 	handover *handover
-	// downtimeRecords/Lost: what the previous run's buffer held (less
-	// what this run saw itself, notSeenAgain) and lost
+	// downtimeRecords/Lost: what was recorded while no agent read, and
+	// lost: the drained buffer of the previous run's base sensor (less
+	// what this run saw itself, notSeenAgain), or the adopted one's
+	// records from before the adoption (handover)
 	downtimeRecords, downtimeLost atomic.Uint64
 	// baseSince is when each of this run's base sensor's programs was
 	// attached
@@ -711,26 +713,28 @@ func (a *Agent) dropOldPins() {
 	if _, err := os.Stat(old); err != nil {
 		return
 	}
+	var prev *sensor.PinnedBase
+	var perr error
+	if a.handover == nil {
+		// a base sensor of its own: the previous run's ring buffer is
+		// drained once its writers are gone
+		prev, perr = sensor.OpenPinnedBase(filepath.Join(old, "base"))
+	}
+	// an adopted base sensor stays: this run pinned it too
+	if err := sensor.RemovePinned(old); err != nil {
+		a.log.Warn().Err(err).Str("path", old).Msg("Removing the previous run's pins")
+	} else {
+		a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
+	}
 	if a.handover != nil {
-		// the adopted base sensor stays: this run pinned it too
-		if err := sensor.RemovePinned(old); err != nil {
-			a.log.Warn().Err(err).Str("path", old).Msg("Removing the previous run's pins")
-		} else {
-			a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
-		}
 		lost, err := a.base.LostUnread()
 		if err != nil {
 			a.log.Warn().Err(err).Msg("Reading what the ring buffer lost while no agent read it")
 		}
 		a.downtimeLost.Store(lost)
+		// the record loop delivers what it held (handover)
 		close(a.handover.detached)
 		return
-	}
-	prev, perr := sensor.OpenPinnedBase(filepath.Join(old, "base"))
-	if err := sensor.RemovePinned(old); err != nil {
-		a.log.Warn().Err(err).Str("path", old).Msg("Removing the previous run's pins")
-	} else {
-		a.log.Info().Str("path", old).Msg("Removed the previous run's pinned sensors")
 	}
 	if perr != nil {
 		a.log.Warn().Err(perr).Msg("Events recorded while the agent was down are lost")
