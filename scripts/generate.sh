@@ -17,4 +17,13 @@ PATH="$bin:$PATH" protoc -I pkg/api -I /usr/include \
 
 # first: bpf/lib/syscalls.h is compiled into the dispatcher
 scripts/gen-syscalls.sh
-BPF_CLANG=${BPF_CLANG:-clang-19} go generate ./bpf/...
+# clang 19's BTF for dispatch.c lists some types in an order that depends
+# on the length of the source's absolute path: the objects are built in a
+# copy of bpf/ at a path of one length (mktemp's template), so that every
+# checkout generates the same bytes
+gen=$(mktemp -d /tmp/tetragon-generate.XXXXXXXX)
+trap 'rm -rf "$bin" "$gen"' EXIT
+cp go.mod go.sum "$gen/"
+cp -r bpf "$gen/"
+(cd "$gen" && BPF_CLANG=${BPF_CLANG:-clang-19} go generate ./bpf/...)
+cp "$gen"/bpf/*_bpfel.go "$gen"/bpf/*_bpfel.o bpf/

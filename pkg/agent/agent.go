@@ -3,7 +3,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -539,6 +538,8 @@ func (a *Agent) process(ctx context.Context) error {
 			a.handover.replaying = true
 			handleBacklog(held)
 			a.handover.replaying = false
+			// beyond what could be held: lost like a full buffer's
+			a.downtimeLost.Add(a.handover.overflow)
 			a.log.Info().Uint64("events", a.downtimeRecords.Load()).Uint64("lost", a.downtimeLost.Load()).
 				Int("seen_by_this_run", a.handover.again).Msg("Delivered the events recorded while the agent was down")
 		case now := <-gc.C:
@@ -592,7 +593,7 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte, out []*eventbus.Event)
 		if h := a.handover; h != nil && r.Run != h.run {
 			// the previous run's hooks, until dropOldPins detaches them
 			if !h.released {
-				h.held = append(h.held, bytes.Clone(raw))
+				h.hold(raw)
 				return out
 			}
 			if ktime, since, ok := a.reportingSince(r); ok && ktime >= since+uint64(handoverSlack.Nanoseconds()) {

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
 )
@@ -22,11 +24,28 @@ type handover struct {
 	released  bool     // detached was seen: held is being or was delivered
 	replaying bool     // held records are going through handle
 	held      [][]byte // the previous run's hook records until detached
-	again     int      // those dropped as this run's hooks reported them too
+	// heldBytes is held's size, at most maxHeld (the ring buffer's: what
+	// a drain of the previous run's own buffer could hold); overflow
+	// counts the records dropped beyond it
+	heldBytes, maxHeld int
+	overflow           uint64
+	again              int // those dropped as this run's hooks reported them too
 }
 
 func newHandover(b *sensor.Base) *handover {
-	return &handover{run: b.RunTag(), since: sensor.Ktime(), detached: make(chan struct{})}
+	return &handover{run: b.RunTag(), since: sensor.Ktime(), detached: make(chan struct{}),
+		maxHeld: int(b.Events().MaxEntries())}
+}
+
+// hold keeps a copy of a record of the previous run's hooks until they
+// are detached, within maxHeld (the reader reuses raw's memory).
+func (h *handover) hold(raw []byte) {
+	if h.heldBytes+len(raw) > h.maxHeld {
+		h.overflow++
+		return
+	}
+	h.heldBytes += len(raw)
+	h.held = append(h.held, bytes.Clone(raw))
 }
 
 // release returns the held records: from here on the previous run's
@@ -34,7 +53,7 @@ func newHandover(b *sensor.Base) *handover {
 func (h *handover) release() [][]byte {
 	h.released = true
 	held := h.held
-	h.held = nil
+	h.held, h.heldBytes = nil, 0
 	return held
 }
 

@@ -46,7 +46,7 @@ type Options struct {
 	// hook with those entries is refused, as nothing would keep the
 	// records it compares with.
 	ExecCreds *ebpf.Map
-	// RunTag is this agent run's tag (NewRunTag), which every record of
+	// RunTag is this agent run's tag (Base.RunTag), which every record of
 	// the objects loaded with these options carries: a restart that
 	// adopts the previous run's base sensor reads both runs' records from
 	// one ring buffer.
@@ -78,6 +78,9 @@ type Base struct {
 	tag  uint16
 	// adopted: the sensor is a previous run's (AdoptBase)
 	adopted bool
+	// baseline is what its counters held when this run adopted it: Stats
+	// counts from there, as for a sensor of its own
+	baseline Stats
 }
 
 // runsPin is the name the base sensor's run counter is pinned under: it
@@ -191,6 +194,10 @@ func AdoptBase(dir string) (*Base, error) {
 			return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
 		}
 	}
+	if b.baseline, err = readStats(b.objs.Stats); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("the pinned base sensor: %w", err)
+	}
 	// as LoadBase attaches them: fork, exec, exit
 	for i := range 3 {
 		l, err := openPinnedLink(filepath.Join(dir, fmt.Sprintf("link%d", i)))
@@ -233,7 +240,7 @@ func openPinnedLink(path string) (link.Link, error) {
 // reading it and leaves the sensor pinned: the next run that adopts it
 // tells what was lost while no agent read it (LostUnread).
 func (b *Base) StopReading() error {
-	st, err := b.Stats()
+	st, err := readStats(b.objs.Stats)
 	if err != nil {
 		return err
 	}
@@ -241,10 +248,9 @@ func (b *Base) StopReading() error {
 }
 
 // LostUnread is what the ring buffer of an adopted sensor lost since the
-// previous run stopped reading it (StopReading), or since it was loaded
-// if that run did not stop cleanly.
+// last run that stopped cleanly stopped reading it (StopReading).
 func (b *Base) LostUnread() (uint64, error) {
-	st, err := b.Stats()
+	st, err := readStats(b.objs.Stats)
 	if err != nil {
 		return 0, err
 	}
@@ -278,8 +284,15 @@ func Ktime() uint64 {
 // Events is the ring buffer all records arrive on.
 func (b *Base) Events() *ebpf.Map { return b.objs.Events }
 
-// Stats reads the kernel-side counters.
-func (b *Base) Stats() (Stats, error) { return readStats(b.objs.Stats) }
+// Stats reads the kernel-side counters, from this run's start on.
+func (b *Base) Stats() (Stats, error) {
+	s, err := readStats(b.objs.Stats)
+	s.RingbufDrops -= min(b.baseline.RingbufDrops, s.RingbufDrops)
+	s.Execs -= min(b.baseline.Execs, s.Execs)
+	s.Exits -= min(b.baseline.Exits, s.Exits)
+	s.Forks -= min(b.baseline.Forks, s.Forks)
+	return s, err
+}
 
 func readStats(m *ebpf.Map) (Stats, error) {
 	var s Stats

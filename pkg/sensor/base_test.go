@@ -137,6 +137,19 @@ func TestAdoptBase(t *testing.T) {
 	if lost, err := second.LostUnread(); err != nil || lost != 0 {
 		t.Errorf("lost while unread: %d, %v; want 0", lost, err)
 	}
+	// the adopting run counts from its start: the exec before it is not
+	// its own (other processes may exec meanwhile: raw is read last)
+	st, err := second.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := readStats(second.objs.Stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Execs >= raw.Execs {
+		t.Errorf("the adopting run counts %d execs of the sensor's %d: the one before the adoption is counted as its own", st.Execs, raw.Execs)
+	}
 	// a third run: the tags go on
 	third, err := AdoptBase(dir)
 	if err != nil {
