@@ -596,7 +596,7 @@ func (a *Agent) handle(dec *observer.Decoder, raw []byte, out []*eventbus.Event)
 				h.hold(raw)
 				return out
 			}
-			if ktime, since, ok := a.reportingSince(r); ok && ktime >= since+uint64(handoverSlack.Nanoseconds()) {
+			if a.seenByThisRun(r) {
 				h.again++
 				return out
 			}
@@ -770,17 +770,24 @@ const handoverSlack = time.Millisecond
 // better than a loss. It returns the rest and how many it dropped.
 func (a *Agent) notSeenAgain(recs [][]byte) ([][]byte, int) {
 	var dec observer.Decoder
-	slack := uint64(handoverSlack.Nanoseconds())
 	kept := recs[:0]
 	for _, raw := range recs {
 		// an undecodable record is kept, and reported when handled
 		rec, _ := dec.Decode(raw)
-		if ktime, since, ok := a.reportingSince(rec); ok && ktime >= since+slack {
+		if a.seenByThisRun(rec) {
 			continue
 		}
 		kept = append(kept, raw)
 	}
 	return kept, len(recs) - len(kept)
+}
+
+// seenByThisRun says whether a previous run's record is of an event this
+// run's own sensor recorded too: written from handoverSlack after that
+// sensor began to record.
+func (a *Agent) seenByThisRun(rec any) bool {
+	ktime, since, ok := a.reportingSince(rec)
+	return ok && ktime >= since+uint64(handoverSlack.Nanoseconds())
 }
 
 // reportingSince returns rec's ktime, and when this run's sensor that

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -104,21 +103,10 @@ func TestAdoptBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	var dec observer.Decoder
 	var execd bool
 	var runs []uint16
-	for {
-		rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		r, err := rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch v, err := dec.Decode(r.RawSample); rec := v.(type) {
-		case nil:
-			t.Fatal(err)
+	for _, v := range drainDecoded(t, rd) {
+		switch rec := v.(type) {
 		case *observer.Exec:
 			execd = execd || rec.Pid == pid
 		case *observer.HookRecord:

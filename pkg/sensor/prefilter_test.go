@@ -377,6 +377,19 @@ func TestDispatcherPrefilter(t *testing.T) {
 func drainRecords(t *testing.T, rd *ringbuf.Reader) []*observer.HookRecord {
 	t.Helper()
 	var out []*observer.HookRecord
+	for _, v := range drainDecoded(t, rd) {
+		if g, ok := v.(*observer.HookRecord); ok {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// drainDecoded returns every record rd holds now, decoded, in order,
+// waiting 200 ms for each.
+func drainDecoded(t *testing.T, rd *ringbuf.Reader) []any {
+	t.Helper()
+	var out []any
 	for {
 		rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
 		r, err := rd.Read()
@@ -386,14 +399,13 @@ func drainRecords(t *testing.T, rd *ringbuf.Reader) []*observer.HookRecord {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// a decoder per record: a record may point into its decoder
 		var dec observer.Decoder
 		v, err := dec.Decode(r.RawSample)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g, ok := v.(*observer.HookRecord); ok {
-			out = append(out, g)
-		}
+		out = append(out, v)
 	}
 }
 
