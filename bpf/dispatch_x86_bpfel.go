@@ -85,7 +85,7 @@ type DispatchGenConf struct {
 	Nsel      uint8
 	Cacheable uint8
 	Scoped    uint8
-	Pad       [2]uint8
+	Run       uint16
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8

@@ -22,7 +22,7 @@ enum record_op {
 struct rec_header {
 	__u8 op;
 	__u8 version;
-	__u16 run; /* run_tag of the object that wrote it */
+	__u16 run; /* the agent run: run_tag, or a hook's gen_conf.run */
 	__u32 size;
 	__u64 ktime; /* CLOCK_BOOTTIME ns */
 };
@@ -30,7 +30,9 @@ struct rec_header {
 /* The agent run that loaded this object, set by user space at load. A
  * restart adopts the pinned base sensor and its ring buffer, which the
  * previous run's hooks keep writing to until this run's replace them: the
- * tag tells their records apart. 0: an agent that did not set it. */
+ * tag tells their records apart. 0: an agent that did not set it. The
+ * hooks' records carry their configuration's run instead (gen_conf.run),
+ * as an adopted dispatcher runs both runs' hooks. */
 volatile const __u16 run_tag = 0;
 
 struct {

@@ -307,7 +307,11 @@ struct gen_conf {
 	 * lists for it (a policy's podSelector, containerSelector or
 	 * namespace): a call from any other cgroup matches no selector */
 	__u8 scoped;
-	__u8 pad[2];
+	/* the agent run that wrote this configuration: its records carry it
+	 * (rec_header.run). Not the object's run_tag: a restart adopts the
+	 * pinned objects, and the previous run's hooks and this run's then
+	 * share one program */
+	__u16 run;
 	struct arg_conf args[MAX_ARGS];
 	struct selector sel[MAX_SELECTORS];
 };
@@ -1336,6 +1340,7 @@ static __always_inline void post_rec(struct gen_conf *c, struct gen_rec *r, int 
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	rec_init(&r->hdr, OP_GENERIC, size);
+	r->hdr.run = c->run;
 	if (bpf_ringbuf_output(&events, r, size, 0))
 		stat_inc(st + GS_DROPS);
 	else

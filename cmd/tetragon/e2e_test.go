@@ -22,6 +22,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/tetragon-lite/tetragon/pkg/hooks"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
 
@@ -366,13 +367,39 @@ func TestMissingBTFFailsWithFix(t *testing.T) {
 }
 
 // baseProgs returns the programs of the base sensor pinned under pins
-// (its three links, as sensor.Base.Pin names them): an agent that adopts
-// the sensor keeps these programs, one that loads a new one has others.
+// (the agent's --bpf-dir), from its links.
 func baseProgs(t *testing.T, pins string) []ebpf.ProgramID {
 	t.Helper()
-	var ids []ebpf.ProgramID
+	var paths []string
 	for i := range 3 {
-		l, err := link.LoadPinnedLink(filepath.Join(pins, "base", fmt.Sprintf("link%d", i)), nil)
+		paths = append(paths, filepath.Join(pins, "base", fmt.Sprintf("link%d", i)))
+	}
+	return linkedProgs(t, paths...)
+}
+
+// dispatcherProgs returns the programs of the syscall dispatcher pinned
+// under pins from its links, and false when none is pinned (the policies
+// use other mechanisms).
+func dispatcherProgs(t *testing.T, pins string) ([]ebpf.ProgramID, bool) {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(pins, "policies", hooks.DispatcherPin, "link_*"))
+	return linkedProgs(t, paths...), len(paths) > 0
+}
+
+// pointProgs returns the programs of the attach points' objects pinned
+// under pins, from their links.
+func pointProgs(t *testing.T, pins string) []ebpf.ProgramID {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(pins, "policies", hooks.PointsPin, "*", "link*"))
+	return linkedProgs(t, paths...)
+}
+
+// linkedProgs returns the programs of the links pinned at paths.
+func linkedProgs(t *testing.T, paths ...string) []ebpf.ProgramID {
+	t.Helper()
+	var ids []ebpf.ProgramID
+	for _, path := range paths {
+		l, err := link.LoadPinnedLink(path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -145,6 +145,13 @@ func TestFailedStartKeepsPreviousEnforcement(t *testing.T) {
 	waitKilled(t, tg[0], true, time.Second)
 	pins := "/sys/fs/bpf/" + bpfDir
 	progs := baseProgs(t, pins)
+	// the syscall dispatcher is adopted too, where the policy uses it, and
+	// the attach points' objects otherwise (kprobes)
+	dprogs, dispatched := dispatcherProgs(t, pins)
+	pprogs := pointProgs(t, pins)
+	if !dispatched && len(pprogs) == 0 {
+		t.Fatalf("neither the syscall dispatcher nor an attach point's object is pinned under %s", pins)
+	}
 
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	os.WriteFile(broken, []byte(brokenPolicy("no_such_function_in_any_kernel", "", "1", "file", "Equal")), 0o644)
@@ -165,6 +172,17 @@ func TestFailedStartKeepsPreviousEnforcement(t *testing.T) {
 	if now := baseProgs(t, pins); !slices.Equal(now, progs) {
 		t.Fatalf("base sensor programs %v after the failed start, want the first run's %v", now, progs)
 	}
+	if dispatched {
+		if !strings.Contains(out, "Adopted the previous run's syscall dispatcher") {
+			t.Errorf("the failed start did not adopt the syscall dispatcher:\n%s", out)
+		}
+		if now, _ := dispatcherProgs(t, pins); !slices.Equal(now, dprogs) {
+			t.Fatalf("dispatcher programs %v after the failed start, want the first run's %v", now, dprogs)
+		}
+	}
+	if now := pointProgs(t, pins); !slices.Equal(now, pprogs) {
+		t.Fatalf("attach points' programs %v after the failed start, want the first run's %v", now, pprogs)
+	}
 	if _, err := os.Stat(pins + "_old"); !os.IsNotExist(err) {
 		t.Fatalf("%s_old left: %v", pins, err)
 	}
@@ -176,6 +194,14 @@ func TestFailedStartKeepsPreviousEnforcement(t *testing.T) {
 	if now := baseProgs(t, pins); !slices.Equal(now, progs) {
 		t.Errorf("base sensor programs %v after the third start, want the adopted %v", now, progs)
 	}
+	if now, _ := dispatcherProgs(t, pins); dispatched && !slices.Equal(now, dprogs) {
+		t.Errorf("dispatcher programs %v after the third start, want the adopted %v", now, dprogs)
+	}
+	if now := pointProgs(t, pins); !slices.Equal(now, pprogs) {
+		t.Errorf("attach points' programs %v after the third start, want the adopted %v", now, pprogs)
+	}
+	// all of them are unloaded at the clean stop
+	progs = slices.Concat(progs, dprogs, pprogs)
 	third.cmd.Process.Signal(syscall.SIGTERM)
 	if err := third.cmd.Wait(); err != nil {
 		t.Fatalf("third agent: %v", err)

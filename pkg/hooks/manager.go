@@ -87,6 +87,9 @@ type Manager struct {
 	// pinRoot is the bpffs directory policies are pinned under, one
 	// subdirectory per policy and version; empty: no pins
 	pinRoot string
+	// adoptRoot is the previous run's pin root, whose syscall dispatcher
+	// the first that needs one adopts (AdoptFrom); empty: none
+	adoptRoot string
 
 	// dispatchMu guards dispatch, the syscall dispatcher every hook of
 	// the syscall-tracepoint mapping shares, loaded when the first needs
@@ -143,6 +146,38 @@ func (m *Manager) PinUnder(dir string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.pinRoot = dir
+}
+
+// AdoptFrom makes the manager adopt the syscall dispatcher and the attach
+// points' objects a previous run pinned under dir (that run's PinUnder),
+// when this binary runs the same objects and they write to the same ring
+// buffer (sensor.AdoptDispatcher, sensor.Points.Adopt): their programs
+// are not verified again, and the previous run's hooks enforce until this
+// run's take over, or ReleaseAdopted. Call it before loading anything.
+func (m *Manager) AdoptFrom(dir string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.adoptRoot = dir
+}
+
+// ReleaseAdopted drops the previous run's hooks the adopted dispatcher
+// and attach points' objects still serve: those of policies this run did
+// not load again. Its error also says which objects were loaded again
+// instead of adopted.
+func (m *Manager) ReleaseAdopted() error {
+	m.dispatchMu.Lock()
+	defer m.dispatchMu.Unlock()
+	m.mu.Lock()
+	m.adoptRoot = ""
+	m.mu.Unlock()
+	var errs []error
+	if m.dispatch != nil {
+		errs = append(errs, m.dispatch.ReleaseAdopted())
+	}
+	if m.points != nil {
+		errs = append(errs, m.points.ReleaseAdopted())
+	}
+	return errors.Join(errs...)
 }
 
 // LoadPolicy loads a parsed TracingPolicy under its metadata name.
@@ -521,10 +556,19 @@ func (m *Manager) dispatcher() (*sensor.Dispatcher, error) {
 		return m.dispatch, nil
 	}
 	m.mu.RLock()
-	pin := m.pinRoot
+	pin, adopt := m.pinRoot, m.adoptRoot
 	m.mu.RUnlock()
 	if pin != "" {
 		pin = filepath.Join(pin, DispatcherPin)
+	}
+	if adopt != "" {
+		d, err := sensor.AdoptDispatcher(filepath.Join(adopt, DispatcherPin), m.events, m.opts, pin)
+		if err == nil {
+			m.log.Info().Msg("Adopted the previous run's syscall dispatcher: its policies enforce until this run's replace them")
+			m.dispatch = d
+			return d, nil
+		}
+		m.log.Info().Err(err).Msg("Loading a new syscall dispatcher; the previous run's enforces until the policies are loaded")
 	}
 	d, err := sensor.NewDispatcher(m.events, m.opts, pin)
 	if err != nil {
@@ -547,7 +591,7 @@ func (m *Manager) hookObjects() (*sensor.Points, error) {
 		return m.points, nil
 	}
 	m.mu.RLock()
-	pin := m.pinRoot
+	pin, adopt := m.pinRoot, m.adoptRoot
 	m.mu.RUnlock()
 	if pin != "" {
 		pin = filepath.Join(pin, PointsPin)
@@ -562,6 +606,9 @@ func (m *Manager) hookObjects() (*sensor.Points, error) {
 	if err != nil {
 		return nil, err
 	}
+	if adopt != "" {
+		ps.Adopt(filepath.Join(adopt, PointsPin))
+	}
 	m.points = ps
 	return ps, nil
 }
@@ -571,6 +618,16 @@ func (m *Manager) hookObjects() (*sensor.Points, error) {
 func (m *Manager) sockTrackMap() (*ebpf.Map, error) {
 	m.sockMu.Lock()
 	defer m.sockMu.Unlock()
+	m.mu.RLock()
+	adopt := m.adoptRoot
+	m.mu.RUnlock()
+	if m.sockTrack == nil && adopt != "" {
+		// the previous run's: the objects adopted from it track sockets
+		// in it
+		if st, err := sensor.OpenSockTrack(filepath.Join(adopt, PointsPin, "socktrack")); err == nil {
+			m.sockTrack = st
+		}
+	}
 	if m.sockTrack == nil {
 		st, err := sensor.NewSockTrack()
 		if err != nil {

@@ -47,9 +47,9 @@ type Options struct {
 	// records it compares with.
 	ExecCreds *ebpf.Map
 	// RunTag is this agent run's tag (Base.RunTag), which every record of
-	// the objects loaded with these options carries: a restart that
-	// adopts the previous run's base sensor reads both runs' records from
-	// one ring buffer.
+	// the objects loaded and the hooks added with these options carries:
+	// a restart that adopts the previous run's base sensor reads both
+	// runs' records from one ring buffer.
 	RunTag uint16
 }
 
@@ -208,32 +208,6 @@ func AdoptBase(dir string) (*Base, error) {
 		b.links = append(b.links, l)
 	}
 	return b, nil
-}
-
-// openPinnedMap opens the map pinned at path as a handle of its own,
-// which pinning elsewhere does not move (ebpf.Map.Pin renames the pin of
-// a map it opened from one).
-func openPinnedMap(path string) (*ebpf.Map, error) {
-	m, err := ebpf.LoadPinnedMap(path, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer m.Close()
-	return m.Clone()
-}
-
-// openPinnedLink is openPinnedMap for a link.
-func openPinnedLink(path string) (link.Link, error) {
-	l, err := link.LoadPinnedLink(path, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer l.Close()
-	info, err := l.Info()
-	if err != nil {
-		return nil, fmt.Errorf("reading pinned link %s: %w", path, err)
-	}
-	return link.NewFromID(info.ID)
 }
 
 // StopReading records the ring buffer's drops so far, as this run stops

@@ -46,7 +46,12 @@ type Dispatcher struct {
 
 	lists  map[uint32][]*DataHook // sys_lists key → hooks, in load order
 	tables *hookTables
-	closed bool
+	// staged are the hooks whose entries this run wrote, listed or not
+	staged map[*DataHook]bool
+	// adopted are the previous run's hooks, while an adopted dispatcher
+	// still serves them (AdoptDispatcher, ReleaseAdopted)
+	adopted []*DataHook
+	closed  bool
 
 	// filters are the directions' filters (sysfilter.go), loaded with
 	// kernelTypes and layout
@@ -79,11 +84,7 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
 	}
-	if err := tagRun(spec, opts.RunTag); err != nil {
-		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
-	}
-	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
-		filters: map[uint8]*sysFilter{}, kernelTypes: opts.KernelTypes}
+	d := newDispatcher(opts, pinDir)
 	kernel := opts.KernelTypes
 	if kernel == nil {
 		if kernel, err = btf.LoadKernelSpec(); err != nil {
@@ -119,22 +120,54 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 			return nil, fmt.Errorf("the syscall dispatcher's %s chain: %w", whenName(when), err)
 		}
 	}
-	d.tables = newHookTables("the dispatcher", d.objs.Confs, d.objs.Strings, d.objs.HookCgroups, d.objs.Stats, dispatchSlots)
+	d.tables = newHookTables("the dispatcher", opts.RunTag, d.objs.Confs, d.objs.Strings, d.objs.HookCgroups, d.objs.Stats, dispatchSlots)
 	if d.grace, err = newGrace(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
 	}
-	if pinDir != "" {
-		// the chains too: a prog array whose last file is closed is
-		// emptied, and the attached programs would then run nothing
-		if err := pinAll(pinDir, nil, map[string]*ebpf.Map{"confs": d.objs.Confs, "sys_lists": d.objs.SysLists, "stats": d.objs.Stats,
-			"sys_enter_chain": d.objs.SysEnterChain, "sys_exit_chain": d.objs.SysExitChain}); err != nil {
-			d.Close()
-			return nil, err
-		}
+	if err := d.pin(); err != nil {
+		d.Close()
+		return nil, err
 	}
 	return d, nil
 }
+
+func newDispatcher(opts Options, pinDir string) *Dispatcher {
+	return &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
+		staged: map[*DataHook]bool{}, filters: map[uint8]*sysFilter{}, kernelTypes: opts.KernelTypes}
+}
+
+// pin pins the dispatcher's maps and programs under d.pinDir, when it is
+// set: the chains too, as a prog array whose last file is closed is
+// emptied, and the attached programs would then run nothing. The next
+// run adopts them (AdoptDispatcher): the programs' names carry the
+// object's digest, so that only an agent with the same object finds them.
+func (d *Dispatcher) pin() error {
+	if d.pinDir == "" {
+		return nil
+	}
+	maps, progs := objectFields(&d.objs)
+	pinned := map[string]*ebpf.Map{}
+	for name, m := range maps {
+		// the base sensor's, pinned with it
+		if name != "events" && name != "exec_creds" {
+			pinned[name] = *m
+		}
+	}
+	if err := pinAll(d.pinDir, nil, pinned); err != nil {
+		return err
+	}
+	for name, p := range progs {
+		path := filepath.Join(d.pinDir, progPin(name))
+		if err := (*p).Pin(path); err != nil {
+			return fmt.Errorf("pinning program %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// progPin is the name a dispatcher program is pinned under.
+func progPin(name string) string { return name + "-" + bpf.DispatchDigest() }
 
 // Add makes the dispatcher serve a hook. On error nothing of it stays.
 func (d *Dispatcher) Add(spec HookSpec) (*DataHook, error) {
@@ -180,6 +213,7 @@ func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 			return nil, err
 		}
 	}
+	d.staged[h] = true
 	return h, nil
 }
 
@@ -199,6 +233,9 @@ func (d *Dispatcher) Swap(add, remove []*DataHook) error {
 
 // swap is Swap with d.mu held.
 func (d *Dispatcher) swap(add, remove []*DataHook) error {
+	if len(d.adopted) > 0 {
+		add, remove = d.reconcile(add, remove)
+	}
 	next := map[uint32][]*DataHook{}
 	for _, h := range remove {
 		if !h.listed {
@@ -402,6 +439,7 @@ func (h *DataHook) close() error {
 	}
 	e := h.e
 	h.e = nil
+	delete(d.staged, h)
 	if err := d.grace.wait(); err != nil {
 		d.tables.free(e)
 		return err
@@ -495,6 +533,10 @@ func (d *Dispatcher) Close() error {
 	defer d.mu.Unlock()
 	d.closed = true
 	var errs []error
+	if len(d.adopted) > 0 {
+		// a start that failed: the previous run's hooks go back
+		errs = append(errs, d.giveBack())
+	}
 	errs = append(errs, d.closeFilters())
 	for w, l := range d.links {
 		errs = append(errs, l.Close())

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -32,6 +33,69 @@ func pinAll(dir string, links []link.Link, maps map[string]*ebpf.Map) error {
 		}
 	}
 	return nil
+}
+
+// openPinnedMap opens the map pinned at path as a handle of its own,
+// which pinning elsewhere does not move (ebpf.Map.Pin renames the pin of
+// a map it opened from one).
+func openPinnedMap(path string) (*ebpf.Map, error) {
+	m, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return m.Clone()
+}
+
+// openPinnedLink is openPinnedMap for a link.
+func openPinnedLink(path string) (link.Link, error) {
+	l, err := link.LoadPinnedLink(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return nil, fmt.Errorf("reading pinned link %s: %w", path, err)
+	}
+	return link.NewFromID(info.ID)
+}
+
+// openPinnedProgram is openPinnedMap for a program.
+func openPinnedProgram(path string) (*ebpf.Program, error) {
+	p, err := ebpf.LoadPinnedProgram(path, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	return p.Clone()
+}
+
+// objectFields lists the maps and programs of a bpf2go objects struct
+// (objs points to it) by their names in the object, as fields to load
+// into: a pinned object is opened by those names.
+func objectFields(objs any) (map[string]**ebpf.Map, map[string]**ebpf.Program) {
+	maps, progs := map[string]**ebpf.Map{}, map[string]**ebpf.Program{}
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		for i := range v.NumField() {
+			f, sf := v.Field(i), v.Type().Field(i)
+			switch {
+			case !sf.IsExported():
+			case sf.Anonymous:
+				walk(f)
+			default:
+				switch p := f.Addr().Interface().(type) {
+				case **ebpf.Map:
+					maps[sf.Tag.Get("ebpf")] = p
+				case **ebpf.Program:
+					progs[sf.Tag.Get("ebpf")] = p
+				}
+			}
+		}
+	}
+	walk(reflect.ValueOf(objs).Elem())
+	return maps, progs
 }
 
 // RemovePinned detaches everything pinned under dir and removes the pins.

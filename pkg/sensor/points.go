@@ -2,6 +2,8 @@ package sensor
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -39,8 +42,17 @@ type Points struct {
 	points map[*point]bool
 	// byKey: the objects hooks can share (pointKey)
 	byKey map[string]*point
-	// pins names the points' pin directories
-	pins   int
+	// pins numbers the pin directories of objects of one hook's own
+	pins int
+	// adoptDir is the previous run's objects' directory, whose objects
+	// Stage adopts instead of loading them again (Adopt); adopted are the
+	// previous run's hooks they still serve (ReleaseAdopted), and
+	// notAdopted why objects there were loaded again
+	adoptDir   string
+	adopted    []*ProgHook
+	notAdopted []error
+	// staged are the hooks whose entries this run wrote
+	staged map[*ProgHook]bool
 	closed bool
 }
 
@@ -60,6 +72,8 @@ type point struct {
 	// own: the object's one hook runs alone (cfg.Own), with no list,
 	// prefilter or object counters
 	own bool
+	// adopted: a previous run loaded it (Points.Adopt)
+	adopted bool
 }
 
 // ProgHook is a hook an attach point's object serves.
@@ -79,7 +93,8 @@ type ProgHook struct {
 // events. With pinDir, every object it loads pins its links there (the
 // --keep-sensors-on-exit path).
 func NewPoints(events *ebpf.Map, opts Options, pinDir string) (*Points, error) {
-	ps := &Points{events: events, opts: opts, pinDir: pinDir, points: map[*point]bool{}, byKey: map[string]*point{}}
+	ps := &Points{events: events, opts: opts, pinDir: pinDir, points: map[*point]bool{}, byKey: map[string]*point{},
+		staged: map[*ProgHook]bool{}}
 	var err error
 	if ps.grace, err = newGrace(); err != nil {
 		return nil, fmt.Errorf("the hook objects: %w", err)
@@ -145,6 +160,9 @@ func (ps *Points) stage(spec ProgHookSpec, attach bool) (*ProgHook, error) {
 	var coll *ebpf.Collection
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	if ps.byKey[key] == nil && ps.adoptDir != "" && !cfg.Own && attach && !ps.closed {
+		ps.adoptPoint(key, spec, progs)
+	}
 	for ps.byKey[key] == nil && coll == nil && !ps.closed {
 		ps.mu.Unlock()
 		coll, err = loadObject(spec, cfg, progs, usesStacks(spec), ps.events, ps.opts)
@@ -175,6 +193,7 @@ func (ps *Points) stage(spec ProgHookSpec, attach bool) (*ProgHook, error) {
 		return nil, err
 	}
 	h.ps = ps
+	ps.staged[h] = true
 	return h, nil
 }
 
@@ -195,7 +214,7 @@ func pointKey(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string) (string, e
 // On error the object is closed.
 func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, coll *ebpf.Collection, progs []string, attach bool) (*point, error) {
 	p := &point{key: key, spec: spec, coll: coll, progs: progs,
-		tables: newHookTables("the "+spec.Symbol+" object", coll.Maps["conf"], coll.Maps["strings"], coll.Maps["hook_cgroups"], coll.Maps["stats"], pointSlots)}
+		tables: newHookTables("the "+spec.Symbol+" object", ps.opts.RunTag, coll.Maps["conf"], coll.Maps["strings"], coll.Maps["hook_cgroups"], coll.Maps["stats"], pointSlots)}
 	if cfg.Own {
 		// no other hook will find it
 		p.key = ""
@@ -212,9 +231,13 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, c
 		}
 	}
 	if ps.pinDir != "" && attach {
-		ps.pins++
-		p.pinDir = filepath.Join(ps.pinDir, strconv.Itoa(ps.pins))
-		if err := pinAll(p.pinDir, p.links, map[string]*ebpf.Map{"conf": coll.Maps["conf"], "hooks": coll.Maps["hooks"], "stats": coll.Maps["stats"]}); err != nil {
+		name := pointName(key)
+		if p.own {
+			ps.pins++
+			name = "own-" + strconv.Itoa(ps.pins)
+		}
+		p.pinDir = filepath.Join(ps.pinDir, name)
+		if err := ps.pin(p); err != nil {
 			ps.closePoint(p)
 			return nil, err
 		}
@@ -251,6 +274,9 @@ func (ps *Points) Swap(add, remove []*ProgHook) error {
 
 // swap is Swap with ps.mu held.
 func (ps *Points) swap(add, remove []*ProgHook) error {
+	if len(ps.adopted) > 0 {
+		add, remove = reconcile(ps.adopted, add, remove, (*ProgHook).state)
+	}
 	next := map[*point][]*ProgHook{}
 	for _, h := range remove {
 		if !h.listed {
@@ -332,13 +358,75 @@ func sameArgs(a, b *bpf.HookGenConf) bool {
 	return a.Nargs == b.Nargs && a.Args == b.Args
 }
 
+// pin pins an object's links, maps and programs in p.pinDir, and the
+// tracked sockets every object shares in the objects' directory: the next
+// run adopts them (adoptPoint). ps.mu is held.
+func (ps *Points) pin(p *point) error {
+	if st := ps.opts.SockTrack; st != nil {
+		path := filepath.Join(ps.pinDir, "socktrack")
+		if err := os.MkdirAll(ps.pinDir, 0o700); err != nil {
+			return fmt.Errorf("creating pin directory: %w", err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			// from a handle of its own: the manager's would take the pin
+			// for done when it is removed (all objects closed) and made again
+			c, err := st.Clone()
+			if err != nil {
+				return fmt.Errorf("pinning map %s: %w", path, err)
+			}
+			err = c.Pin(path)
+			c.Close()
+			if err != nil {
+				return fmt.Errorf("pinning map %s: %w", path, err)
+			}
+		}
+	}
+	maps := map[string]*ebpf.Map{}
+	for name, m := range p.coll.Maps {
+		// not the data sections (.rodata, .bss): the programs hold them,
+		// and nothing else reads them
+		if !sharedMap(name) && !strings.HasPrefix(name, ".") {
+			maps[name] = m
+		}
+	}
+	if err := pinAll(p.pinDir, p.links, maps); err != nil {
+		return err
+	}
+	for _, name := range p.progs {
+		path := filepath.Join(p.pinDir, "prog_"+name)
+		if err := p.coll.Programs[name].Pin(path); err != nil {
+			return fmt.Errorf("pinning program %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// sharedMap says whether an object's map is one all objects share, and
+// not its own: the base sensor's, or the tracked sockets.
+func sharedMap(name string) bool {
+	return name == "events" || name == "exec_creds" || name == "socktrack"
+}
+
+// pointName is the name of the pin directory of the object a key names
+// (pointKey): the next run finds by it the object it would load.
+func pointName(key string) string {
+	sum := sha256.Sum256([]byte(bpf.HookDigest() + "|" + key))
+	return hex.EncodeToString(sum[:8])
+}
+
 // closePoint detaches and unloads an object; ps.mu is held.
 func (ps *Points) closePoint(p *point) error {
 	var errs []error
+	delete(ps.points, p)
 	if p.pinDir != "" {
 		errs = append(errs, os.RemoveAll(p.pinDir))
+	}
+	if len(ps.points) == 0 && ps.pinDir != "" {
 		// the objects' directory too, when it was the last: no pins are
 		// left of policies that are all unloaded
+		if err := os.Remove(filepath.Join(ps.pinDir, "socktrack")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing the tracked sockets' pin: %w", err))
+		}
 		if err := os.Remove(ps.pinDir); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) {
 			errs = append(errs, fmt.Errorf("removing %s: %w", ps.pinDir, err))
 		}
@@ -348,7 +436,6 @@ func (ps *Points) closePoint(p *point) error {
 	}
 	p.links = nil
 	p.coll.Close()
-	delete(ps.points, p)
 	if ps.byKey[p.key] == p {
 		delete(ps.byKey, p.key)
 	}
@@ -370,6 +457,7 @@ func (h *ProgHook) close() error {
 	}
 	e := h.e
 	h.p, h.e = nil, nil
+	delete(ps.staged, h)
 	p.staged--
 	if p.staged == 0 {
 		return ps.closePoint(p)
@@ -515,6 +603,10 @@ func (ps *Points) Close() error {
 	defer ps.mu.Unlock()
 	ps.closed = true
 	var errs []error
+	if len(ps.adopted) > 0 {
+		// a start that failed: the previous run's hooks go back
+		errs = append(errs, ps.giveBack())
+	}
 	for p := range ps.points {
 		for _, l := range p.links {
 			errs = append(errs, l.Close())

@@ -140,6 +140,25 @@ func NewSockTrack() (*ebpf.Map, error) {
 	return m, nil
 }
 
+// OpenSockTrack opens the map of tracked sockets a previous run pinned at
+// path (in its Points' directory): the objects adopted from that run use
+// it, so this run's share it too.
+func OpenSockTrack(path string) (*ebpf.Map, error) {
+	cs, err := bpf.LoadHook()
+	if err != nil {
+		return nil, fmt.Errorf("reading the kprobe object: %w", err)
+	}
+	m, err := openPinnedMap(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := cs.Maps["socktrack"].Compatible(m); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("the socket tracking map pinned at %s: %w", path, err)
+	}
+	return m, nil
+}
+
 // Syscall64Compat marks a syscall64 value as a 32-bit (compat) system
 // call's number, as Tetragon marks it.
 const Syscall64Compat = 0x80000000
@@ -313,9 +332,6 @@ func loadObject(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string, stacks b
 	}
 	if err := cs.Variables["cfg"].Set(cfg); err != nil {
 		return nil, fmt.Errorf("setting the hook's configuration: %w", err)
-	}
-	if err := tagRun(cs, opts.RunTag); err != nil {
-		return nil, err
 	}
 	for name, p := range cs.Programs {
 		if !slices.Contains(progs, name) {

@@ -19,15 +19,18 @@ import (
 // slots are taken. Its owner serializes the calls.
 type hookTables struct {
 	// what names the object in errors
-	what                           string
+	what string
+	// run is the agent run whose hooks these tables add (Options.RunTag):
+	// their records carry it
+	run                            uint16
 	confs, strings, cgroups, stats *ebpf.Map
 	slots, strSlots                []bool
 	// union counts the hooks holding each prefilter value (prefilter)
 	union map[bpf.HookLpmKey]int
 }
 
-func newHookTables(what string, confs, strings, cgroups, stats *ebpf.Map, slots int) *hookTables {
-	t := &hookTables{what: what, confs: confs, strings: strings, cgroups: cgroups, stats: stats,
+func newHookTables(what string, run uint16, confs, strings, cgroups, stats *ebpf.Map, slots int) *hookTables {
+	t := &hookTables{what: what, run: run, confs: confs, strings: strings, cgroups: cgroups, stats: stats,
 		slots: make([]bool, slots), strSlots: make([]bool, dispatchStrings+1), union: map[bpf.HookLpmKey]int{}}
 	t.strSlots[0] = true // slot 0: entries without strings
 	for s := range MaxStringArgs {
@@ -73,7 +76,7 @@ func (t *hookTables) add(spec HookSpec) (*hookEntries, error) {
 		t.free(e)
 		return nil, err
 	}
-	conf.Slot = uint16(slot)
+	conf.Slot, conf.Run = uint16(slot), t.run
 	e.conf, e.keys = conf, keys
 	if spec.Scoped {
 		e.scope = newCgroupScope(t.cgroups, e.slot)
@@ -111,6 +114,69 @@ func (t *hookTables) add(spec HookSpec) (*hookEntries, error) {
 		return fail(fmt.Errorf("writing hook config: %w", err))
 	}
 	return e, nil
+}
+
+// adopt reads back the entries a previous run's hooks have in these maps
+// (an adopted object's) and takes their slots: the kernel's maps are the
+// record of what is loaded, so nothing else has to outlive a restart. It
+// returns them by hook slot.
+func (t *hookTables) adopt() (map[uint32]*hookEntries, error) {
+	byStrSlot := map[uint16][]bpf.HookLpmKey{}
+	var key bpf.HookLpmKey
+	var one uint8
+	it := t.strings.Iterate()
+	for it.Next(&key, &one) {
+		byStrSlot[key.Slot] = append(byStrSlot[key.Slot], key)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s's match strings: %w", t.what, err)
+	}
+	cgroups := map[uint32][]uint64{}
+	var ck bpf.HookCgroupKey
+	it = t.cgroups.Iterate()
+	for it.Next(&ck, &one) {
+		cgroups[ck.Slot] = append(cgroups[ck.Slot], ck.Cgroup)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s's hook cgroups: %w", t.what, err)
+	}
+	out := map[uint32]*hookEntries{}
+	var slot uint32
+	var conf bpf.HookGenConf
+	it = t.confs.Iterate()
+	for it.Next(&slot, &conf) {
+		if int(slot) >= len(t.slots) || int(conf.Nsel) > len(conf.Sel) {
+			return nil, fmt.Errorf("%s holds a hook configuration this agent does not read (slot %d)", t.what, slot)
+		}
+		e := &hookEntries{slot: slot, conf: conf}
+		for _, sel := range conf.Sel[:conf.Nsel] {
+			for _, m := range sel.M[:min(int(sel.Nmatch), len(sel.M))] {
+				// match slot 0: an entry without strings
+				if m.Slot == 0 || slices.Contains(e.strSlots, m.Slot) {
+					continue
+				}
+				e.strSlots = append(e.strSlots, m.Slot)
+				e.keys = append(e.keys, byStrSlot[m.Slot]...)
+				t.strSlots[m.Slot] = true
+			}
+		}
+		t.slots[slot] = true
+		e.pre, e.preKeys = prefilter(&e.conf, e.keys)
+		for _, k := range e.preKeys {
+			t.union[k]++
+		}
+		if conf.Scoped != 0 {
+			e.scope = newCgroupScope(t.cgroups, slot)
+			for _, id := range cgroups[slot] {
+				e.scope.set[id] = true
+			}
+		}
+		out[slot] = e
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s's hook configurations: %w", t.what, err)
+	}
+	return out, nil
 }
 
 // remove deletes a hook's entries and frees its slots; the caller made

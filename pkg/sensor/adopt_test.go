@@ -1,0 +1,200 @@
+package sensor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
+)
+
+// TestAdoptDispatcher: a dispatcher pinned by one run is adopted by the
+// next with its programs and its hooks, which enforce until the next
+// run's take over. A hook of the same stable id replaces the old one in
+// one swap (the watched open is reported by exactly one run's hook);
+// a start that fails gives the old hooks back; a start that succeeds
+// drops the old hooks nobody replaced, entries and all.
+func TestAdoptDispatcher(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir, err := os.MkdirTemp(kernelfs.BPF().Path, "dispatch-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { RemovePinned(dir) })
+	tmp := t.TempDir()
+	kept, dropped := filepath.Join(tmp, "kept"), filepath.Join(tmp, "dropped", "file")
+	writeX(t, kept, dropped)
+	// kept is loaded again by every run; dropped only by the first, by a
+	// prefix (the prefilter's union holds it), for the processes of one
+	// cgroup (hook_cgroups holds it)
+	cg := testCgroups(t, 1)[0]
+	keptSpec := func() HookSpec {
+		return HookSpec{ID: 7, Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
+			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{kept}}}, Actions: ActPost,
+		}}}
+	}
+	droppedSpec := HookSpec{ID: 8, Syscalls: openFamily, Args: openArgs(), Scoped: true, Selectors: []Selector{{
+		Matches: []Match{{Arg: 1, Op: OpPrefix, Strings: []string{filepath.Dir(dropped)}}}, Actions: ActPost,
+	}}}
+
+	base, err := LoadBase(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	opts := func(run uint16) Options { return Options{RunTag: run, ExecCreds: base.ExecCreds()} }
+	if _, err := AdoptDispatcher(filepath.Join(dir, "none"), base.Events(), opts(2), ""); !errors.Is(err, ErrNotAdopted) {
+		t.Fatalf("adopting from an empty directory: %v, want ErrNotAdopted", err)
+	}
+	pinned := filepath.Join(dir, "run1")
+	first, err := NewDispatcher(base.Events(), opts(1), pinned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Add(keptSpec()); err != nil {
+		t.Fatal(err)
+	}
+	scoped, err := first.Add(droppedSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scoped.SetCgroups([]uint64{cgroupID(t, cg)}); err != nil {
+		t.Fatal(err)
+	}
+	progs := dispatcherProgs(t, first)
+	// the run exits and keeps its sensors: handles closed, pins left
+	first.Close()
+
+	rd, err := ringbuf.NewReader(base.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	// opened opens kept, and dropped from a process of the cgroup, and
+	// returns the records of the watched hooks, as "<hook id>/<run>"
+	opened := func() []string {
+		t.Helper()
+		drainDecoded(t, rd)
+		fd, err := syscall.Open(kept, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Close(fd)
+		catIn(t, cg, dropped)
+		var out []string
+		for _, r := range drainRecords(t, rd) {
+			if r.HookID == 7 || r.HookID == 8 {
+				out = append(out, fmt.Sprintf("%d/%d", r.HookID, r.Run))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	expect := func(what string, got []string, want ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: records %v, want %v", what, got, want)
+		}
+	}
+	expect("the pinned dispatcher, nobody running", opened(), "7/1", "8/1")
+	confs := func(d *Dispatcher) int {
+		t.Helper()
+		var n int
+		var slot uint32
+		var c []byte
+		it := d.objs.Confs.Iterate()
+		for it.Next(&slot, &c) {
+			n++
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// a start that fails
+	second, err := AdoptDispatcher(pinned, base.Events(), opts(2), filepath.Join(dir, "run2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dispatcherProgs(t, second); !slices.Equal(got, progs) {
+		t.Fatalf("adopted programs %v, want the pinned %v", got, progs)
+	}
+	if _, err := second.Add(keptSpec()); err != nil {
+		t.Fatal(err)
+	}
+	expect("the failing start's hook replacing its predecessor", opened(), "7/2", "8/1")
+	second.Unpin()
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expect("after the failed start", opened(), "7/1", "8/1")
+
+	// a start that succeeds
+	third, err := AdoptDispatcher(pinned, base.Events(), opts(3), filepath.Join(dir, "run3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		third.Unpin()
+		third.Close()
+	}()
+	if n := confs(third); n != 2 {
+		t.Errorf("the failed start left %d hook configurations, want the first run's 2", n)
+	}
+	h, err := third.Add(keptSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := third.ReleaseAdopted(); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemovePinned(pinned); err != nil {
+		t.Fatal(err)
+	}
+	expect("the next run, the first run's pins gone", opened(), "7/3")
+	if n := confs(third); n != 1 {
+		t.Errorf("%d hook configurations after the release, want this run's 1", n)
+	}
+	var key []byte
+	var one uint8
+	var strs int
+	it := third.objs.Strings.Iterate()
+	for it.Next(&key, &one) {
+		strs++
+	}
+	if want := len(h.e.keys) + len(h.e.preKeys); strs != want {
+		t.Errorf("%d match strings after the release, want this run's hook's %d", strs, want)
+	}
+	if got := dispatcherProgs(t, third); !slices.Equal(got, progs) {
+		t.Errorf("programs %v after the release, want the first run's %v", got, progs)
+	}
+	var ck []byte
+	if err := third.objs.HookCgroups.NextKey(nil, &ck); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Errorf("the dropped hook's cgroups are still in hook_cgroups: %v", err)
+	}
+}
+
+// dispatcherProgs are the ids of the dispatcher's programs.
+func dispatcherProgs(t *testing.T, d *Dispatcher) []ebpf.ProgramID {
+	t.Helper()
+	var ids []ebpf.ProgramID
+	for _, p := range []*ebpf.Program{d.objs.GenSysEnter, d.objs.GenSysExit, d.objs.RunSysEnter, d.objs.RunSysExit} {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		ids = append(ids, id)
+	}
+	return ids
+}
