@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/btf"
 
 	"github.com/tetragon-lite/tetragon/bpf"
 )
@@ -26,11 +25,10 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 	if opts.ExecCreds == nil {
 		return nil, fmt.Errorf("%w: no exec records to share", ErrNotAdopted)
 	}
-	spec, err := bpf.LoadDispatch()
+	d, _, err := newDispatcher(opts, pinDir)
 	if err != nil {
-		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
+		return nil, err
 	}
-	d := newDispatcher(opts, pinDir)
 	d.execCreds = true
 	defer func() {
 		if err != nil {
@@ -39,15 +37,6 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 			d.Unpin()
 		}
 	}()
-	kernel := opts.KernelTypes
-	if kernel == nil {
-		if kernel, err = btf.LoadKernelSpec(); err != nil {
-			return nil, fmt.Errorf("the syscall dispatcher: %w", err)
-		}
-	}
-	if d.layout, err = newFilterLayout(kernel, spec.Types); err != nil {
-		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
-	}
 	if d.grace, err = newGrace(); err != nil {
 		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
 	}
@@ -386,6 +375,7 @@ func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string) 
 		p.listed = append(p.listed, h)
 	}
 	p.staged = len(hooks)
+	p.memory = objectMemory(p.coll)
 	if ps.pinDir != "" {
 		p.pinDir = filepath.Join(ps.pinDir, pointName(key))
 		if err := ps.pin(p); err != nil {

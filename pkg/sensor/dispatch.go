@@ -80,19 +80,9 @@ type DataHook struct {
 // (the --keep-sensors-on-exit path). Nothing is attached before a hook
 // needs it.
 func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, error) {
-	spec, err := bpf.LoadDispatch()
+	d, spec, err := newDispatcher(opts, pinDir)
 	if err != nil {
-		return nil, fmt.Errorf("reading the dispatcher object: %w", err)
-	}
-	d := newDispatcher(opts, pinDir)
-	kernel := opts.KernelTypes
-	if kernel == nil {
-		if kernel, err = btf.LoadKernelSpec(); err != nil {
-			return nil, fmt.Errorf("the syscall dispatcher: %w", err)
-		}
-	}
-	if d.layout, err = newFilterLayout(kernel, spec.Types); err != nil {
-		return nil, fmt.Errorf("the syscall dispatcher: %w", err)
+		return nil, err
 	}
 	replace := map[string]*ebpf.Map{"events": events}
 	if opts.ExecCreds != nil {
@@ -132,9 +122,25 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 	return d, nil
 }
 
-func newDispatcher(opts Options, pinDir string) *Dispatcher {
-	return &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
+// newDispatcher reads the dispatcher's object, and what its filters read
+// from the kernel's BTF: what loading a dispatcher and adopting one share.
+func newDispatcher(opts Options, pinDir string) (*Dispatcher, *ebpf.CollectionSpec, error) {
+	spec, err := bpf.LoadDispatch()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the dispatcher object: %w", err)
+	}
+	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
 		staged: map[*DataHook]bool{}, filters: map[uint8]*sysFilter{}, kernelTypes: opts.KernelTypes}
+	kernel := opts.KernelTypes
+	if kernel == nil {
+		if kernel, err = btf.LoadKernelSpec(); err != nil {
+			return nil, nil, fmt.Errorf("the syscall dispatcher: %w", err)
+		}
+	}
+	if d.layout, err = newFilterLayout(kernel, spec.Types); err != nil {
+		return nil, nil, fmt.Errorf("the syscall dispatcher: %w", err)
+	}
+	return d, spec, nil
 }
 
 // pin pins the dispatcher's maps and programs under d.pinDir, when it is

@@ -3,8 +3,8 @@ package sensor
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -74,6 +74,8 @@ type point struct {
 	own bool
 	// adopted: a previous run loaded it (Points.Adopt)
 	adopted bool
+	// memory is objectMemory's
+	memory uint64
 }
 
 // ProgHook is a hook an attach point's object serves.
@@ -213,7 +215,7 @@ func pointKey(spec ProgHookSpec, cfg bpf.HookHookCfg, progs []string) (string, e
 // newPoint makes a loaded object a point, and attaches it; ps.mu is held.
 // On error the object is closed.
 func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, coll *ebpf.Collection, progs []string, attach bool) (*point, error) {
-	p := &point{key: key, spec: spec, coll: coll, progs: progs,
+	p := &point{key: key, spec: spec, coll: coll, progs: progs, memory: objectMemory(coll),
 		tables: newHookTables("the "+spec.Symbol+" object", ps.opts.RunTag, coll.Maps["conf"], coll.Maps["strings"], coll.Maps["hook_cgroups"], coll.Maps["stats"], pointSlots)}
 	if cfg.Own {
 		// no other hook will find it
@@ -492,18 +494,25 @@ func (h *ProgHook) Stats() (GenericStats, error) {
 			s.Passed, err = sumPerCPU(p.coll.Maps["point_stats"], uint32(bpf.HookPointStatPS_PASSED))
 		}
 	}
+	s.MemoryBytes = p.memory/uint64(max(share, 1)) + uint64(e.memory())
+	return s, err
+}
+
+// objectMemory is what the kernel charges for an object's programs and
+// its own maps, which does not change while it is loaded: Stats, which
+// metrics read for every hook, reads it from the point.
+func objectMemory(coll *ebpf.Collection) uint64 {
 	var progs []*ebpf.Program
-	for _, pr := range p.coll.Programs {
+	for _, pr := range coll.Programs {
 		progs = append(progs, pr)
 	}
-	var objMaps []*ebpf.Map
-	for name, m := range p.coll.Maps {
-		if name != "events" && name != "socktrack" && name != "exec_creds" {
-			objMaps = append(objMaps, m)
+	var maps []*ebpf.Map
+	for name, m := range coll.Maps {
+		if !sharedMap(name) {
+			maps = append(maps, m)
 		}
 	}
-	s.MemoryBytes = memlock(progs, objMaps)/uint64(max(share, 1)) + uint64(e.memory())
-	return s, err
+	return memlock(progs, maps)
 }
 
 // StatsMapID is the id of the counters map of the hook's object, which
