@@ -743,13 +743,14 @@ func (m *Manager) Close() error { return m.release(false) }
 func (m *Manager) Keep() error { return m.release(true) }
 
 func (m *Manager) release(keep bool) error {
+	// dispatchMu before mu, as dispatcher() and hookObjects() take them
+	m.dispatchMu.Lock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
 	// the dispatcher first: closing it detaches every hook it serves at
 	// once, where removing them one by one waits for running calls each
 	// time (a kept, pinned dispatcher stays attached, hooks and all)
-	m.dispatchMu.Lock()
 	if m.dispatch != nil {
 		if !keep {
 			errs = append(errs, m.dispatch.Unpin())

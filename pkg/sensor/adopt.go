@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/cilium/ebpf"
 
@@ -285,28 +286,42 @@ func (ps *Points) Adopt(dir string) {
 	ps.adoptDir = dir
 }
 
-// adoptPoint takes over the object the previous run pinned for key, if
-// there is one it can; ps.mu is held. Why one is not adopted is kept in
-// notAdopted.
-func (ps *Points) adoptPoint(key string, spec ProgHookSpec, progs []string) {
+// adoptPoint takes over the object the previous run pinned for key (and
+// for the hook, when the object is one hook's own), if there is one it
+// can; ps.mu is held. Why one is not adopted is kept in notAdopted.
+func (ps *Points) adoptPoint(key string, spec ProgHookSpec, progs []string, own bool) *point {
 	dir := filepath.Join(ps.adoptDir, pointName(key))
-	if _, err := os.Stat(dir); err != nil {
-		return
+	if own {
+		// the first not taken yet: a run that died during a reload may
+		// have left two
+		dirs, _ := filepath.Glob(filepath.Join(ps.adoptDir, ownPrefix(key, spec.ID)+"*"))
+		dirs = slices.DeleteFunc(dirs, func(d string) bool { return ps.taken[d] })
+		if len(dirs) == 0 {
+			return nil
+		}
+		dir = dirs[0]
 	}
-	p, err := ps.openPoint(dir, key, spec, progs)
+	if _, err := os.Stat(dir); err != nil {
+		return nil
+	}
+	p, err := ps.openPoint(dir, key, spec, progs, own)
 	if err != nil {
 		ps.notAdopted = append(ps.notAdopted, fmt.Errorf("the %s object pinned at %s: %w", spec.Symbol, dir, err))
-		return
+		return nil
 	}
+	ps.taken[dir] = true
 	ps.points[p] = true
-	ps.byKey[key] = p
+	if !own {
+		ps.byKey[key] = p
+	}
+	return p
 }
 
 // openPoint opens the object pinned in dir and its hooks; ps.mu is held.
 // On error nothing of it is held, and nothing in dir changed.
-func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string) (_ *point, err error) {
+func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string, own bool) (_ *point, err error) {
 	shared := map[string]*ebpf.Map{"events": ps.events, "exec_creds": ps.opts.ExecCreds, "socktrack": ps.opts.SockTrack}
-	p := &point{key: key, spec: spec, progs: progs, adopted: true,
+	p := &point{key: key, spec: spec, progs: progs, adopted: true, own: own,
 		coll: &ebpf.Collection{Programs: map[string]*ebpf.Program{}, Maps: map[string]*ebpf.Map{}}}
 	defer func() {
 		if err != nil {
@@ -376,8 +391,11 @@ func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string) 
 	}
 	p.staged = len(hooks)
 	p.memory = objectMemory(p.coll)
+	if own {
+		p.key = "" // no other hook will find it
+	}
 	if ps.pinDir != "" {
-		p.pinDir = filepath.Join(ps.pinDir, pointName(key))
+		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, own, spec.ID))
 		if err := ps.pin(p); err != nil {
 			os.RemoveAll(p.pinDir)
 			return nil, err

@@ -51,6 +51,8 @@ type Points struct {
 	adoptDir   string
 	adopted    []*ProgHook
 	notAdopted []error
+	// taken are the pin directories under adoptDir adopted so far
+	taken map[string]bool
 	// staged are the hooks whose entries this run wrote
 	staged map[*ProgHook]bool
 	closed bool
@@ -96,7 +98,7 @@ type ProgHook struct {
 // --keep-sensors-on-exit path).
 func NewPoints(events *ebpf.Map, opts Options, pinDir string) (*Points, error) {
 	ps := &Points{events: events, opts: opts, pinDir: pinDir, points: map[*point]bool{}, byKey: map[string]*point{},
-		staged: map[*ProgHook]bool{}}
+		staged: map[*ProgHook]bool{}, taken: map[string]bool{}}
 	var err error
 	if ps.grace, err = newGrace(); err != nil {
 		return nil, fmt.Errorf("the hook objects: %w", err)
@@ -160,12 +162,13 @@ func (ps *Points) stage(spec ProgHookSpec, attach bool) (*ProgHook, error) {
 	// seconds, and the event path (Stack), the metrics (Stats) and other
 	// objects' swaps need the lock meanwhile.
 	var coll *ebpf.Collection
+	var p *point
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.byKey[key] == nil && ps.adoptDir != "" && !cfg.Own && attach && !ps.closed {
-		ps.adoptPoint(key, spec, progs)
+	if ps.adoptDir != "" && attach && !ps.closed && (cfg.Own || ps.byKey[key] == nil) {
+		p = ps.adoptPoint(key, spec, progs, cfg.Own)
 	}
-	for ps.byKey[key] == nil && coll == nil && !ps.closed {
+	for p == nil && ps.byKey[key] == nil && coll == nil && !ps.closed {
 		ps.mu.Unlock()
 		coll, err = loadObject(spec, cfg, progs, usesStacks(spec), ps.events, ps.opts)
 		ps.mu.Lock()
@@ -179,7 +182,9 @@ func (ps *Points) stage(spec ProgHookSpec, attach bool) (*ProgHook, error) {
 		}
 		return nil, errors.New("the hook objects are closed")
 	}
-	p := ps.byKey[key]
+	if p == nil {
+		p = ps.byKey[key]
+	}
 	if p == nil {
 		if p, err = ps.newPoint(key, spec, cfg, coll, progs, attach); err != nil {
 			return nil, err
@@ -233,12 +238,7 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, c
 		}
 	}
 	if ps.pinDir != "" && attach {
-		name := pointName(key)
-		if p.own {
-			ps.pins++
-			name = "own-" + strconv.Itoa(ps.pins)
-		}
-		p.pinDir = filepath.Join(ps.pinDir, name)
+		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, p.own, spec.ID))
 		if err := ps.pin(p); err != nil {
 			ps.closePoint(p)
 			return nil, err
@@ -409,11 +409,29 @@ func sharedMap(name string) bool {
 	return name == "events" || name == "exec_creds" || name == "socktrack"
 }
 
-// pointName is the name of the pin directory of the object a key names
-// (pointKey): the next run finds by it the object it would load.
+// pointPin names the pin directory of the object of key (pointKey): the
+// next run finds by it the object it would load (adoptPoint). An object
+// of one hook's own is found by the hook's stable id too (ownPrefix), and
+// numbered, as a run may hold two (a new version's beside the old).
+// ps.mu is held.
+func (ps *Points) pointPin(key string, own bool, id uint32) string {
+	if !own {
+		return pointName(key)
+	}
+	ps.pins++
+	return ownPrefix(key, id) + strconv.Itoa(ps.pins)
+}
+
+// pointName is the pin directory of the shared object of key.
 func pointName(key string) string {
 	sum := sha256.Sum256([]byte(bpf.HookDigest() + "|" + key))
 	return hex.EncodeToString(sum[:8])
+}
+
+// ownPrefix begins the pin directories of the objects of key that hook id
+// has of its own.
+func ownPrefix(key string, id uint32) string {
+	return "own-" + pointName(key+"|"+strconv.FormatUint(uint64(id), 10)) + "-"
 }
 
 // closePoint detaches and unloads an object; ps.mu is held.
