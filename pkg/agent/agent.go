@@ -217,8 +217,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Agent
 		a.hooks.PinUnder(filepath.Join(a.pinRoot, "policies"))
 	}
 	if a.base.Adopted() {
-		// its ring buffer is the one the previous run's dispatcher writes
-		// to: that dispatcher can be adopted too
+		// its ring buffer is the one the previous run's dispatcher and
+		// attach points' objects write to: they can be adopted too
 		a.hooks.AdoptFrom(filepath.Join(a.pinRoot+"_old", "policies"))
 	}
 	a.policies = policywatch.NewRegistry(log, a.hooks)
@@ -726,12 +726,12 @@ func (a *Agent) dropOldPins() {
 		// drained once its writers are gone
 		prev, perr = sensor.OpenPinnedBase(filepath.Join(old, "base"))
 	}
-	// the previous run's hooks an adopted dispatcher still serves: those
-	// of policies this run did not load again
+	// the previous run's hooks the adopted objects still serve: those of
+	// policies this run did not load again
 	if err := a.hooks.ReleaseAdopted(); err != nil {
 		a.log.Warn().Err(err).Msg("Handing over from the previous run's adopted policies")
 	}
-	// an adopted base sensor and dispatcher stay: this run pinned them too
+	// what this run adopted stays: it pinned it too
 	if err := sensor.RemovePinned(old); err != nil {
 		a.log.Warn().Err(err).Str("path", old).Msg("Removing the previous run's pins")
 	} else {

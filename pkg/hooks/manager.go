@@ -88,7 +88,8 @@ type Manager struct {
 	// subdirectory per policy and version; empty: no pins
 	pinRoot string
 	// adoptRoot is the previous run's pin root, whose syscall dispatcher
-	// the first that needs one adopts (AdoptFrom); empty: none
+	// and attach points' objects this run adopts where it needs them
+	// (AdoptFrom); empty: none
 	adoptRoot string
 
 	// dispatchMu guards dispatch, the syscall dispatcher every hook of
