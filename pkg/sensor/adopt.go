@@ -67,7 +67,7 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 		return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
 	}
 	for _, when := range []uint8{OnEnter, OnExit} {
-		path := filepath.Join(dir, "link_"+whenName(when))
+		path := filepath.Join(dir, linkPin(when))
 		if _, err := os.Stat(path); err != nil {
 			continue // not attached: no hook ran there
 		}
@@ -90,11 +90,8 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 		return nil, err
 	}
 	for when, l := range d.links {
-		if pinDir == "" {
-			break
-		}
-		if err := l.Pin(filepath.Join(pinDir, "link_"+whenName(when))); err != nil {
-			return nil, fmt.Errorf("pinning the dispatcher's %s link: %w", whenName(when), err)
+		if err := d.pinLink(when, l); err != nil {
+			return nil, err
 		}
 	}
 	return d, nil
@@ -164,6 +161,8 @@ func sharesMaps(progs []*ebpf.Program, shared map[string]*ebpf.Map) error {
 		}
 		want[name], _ = info.ID()
 	}
+	// each map once: the programs of an object share most of theirs
+	used := map[ebpf.MapID]bool{}
 	for _, p := range progs {
 		info, err := p.Info()
 		if err != nil {
@@ -171,18 +170,21 @@ func sharesMaps(progs []*ebpf.Program, shared map[string]*ebpf.Map) error {
 		}
 		ids, _ := info.MapIDs()
 		for _, id := range ids {
-			m, err := ebpf.NewMapFromID(id)
-			if err != nil {
-				return fmt.Errorf("opening map %d: %w", id, err)
-			}
-			mi, err := m.Info()
-			m.Close()
-			if err != nil {
-				return fmt.Errorf("reading map %d: %w", id, err)
-			}
-			if w, ok := want[mi.Name]; ok && w != id {
-				return fmt.Errorf("the programs use another %s map than this run's", mi.Name)
-			}
+			used[id] = true
+		}
+	}
+	for id := range used {
+		m, err := ebpf.NewMapFromID(id)
+		if err != nil {
+			return fmt.Errorf("opening map %d: %w", id, err)
+		}
+		mi, err := m.Info()
+		m.Close()
+		if err != nil {
+			return fmt.Errorf("reading map %d: %w", id, err)
+		}
+		if w, ok := want[mi.Name]; ok && w != id {
+			return fmt.Errorf("the programs use another %s map than this run's", mi.Name)
 		}
 	}
 	return nil

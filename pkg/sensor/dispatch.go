@@ -409,20 +409,31 @@ func (d *Dispatcher) attach(when uint8) error {
 	if d.links[when] != nil {
 		return nil
 	}
-	name := whenName(when)
 	l, err := link.AttachTracing(link.TracingOptions{Program: d.program(when), AttachType: ebpf.AttachTraceRawTp})
 	if err != nil {
-		return fmt.Errorf("attaching tp_btf/%s: %w", name, err)
+		return fmt.Errorf("attaching tp_btf/%s: %w", whenName(when), err)
 	}
-	if d.pinDir != "" {
-		if err := l.Pin(filepath.Join(d.pinDir, "link_"+name)); err != nil {
-			l.Close()
-			return fmt.Errorf("pinning the dispatcher's %s link: %w", name, err)
-		}
+	if err := d.pinLink(when, l); err != nil {
+		l.Close()
+		return err
 	}
 	d.links[when] = l
 	return nil
 }
+
+// pinLink pins the link of one direction under d.pinDir, when it is set.
+func (d *Dispatcher) pinLink(when uint8, l link.Link) error {
+	if d.pinDir == "" {
+		return nil
+	}
+	if err := l.Pin(filepath.Join(d.pinDir, linkPin(when))); err != nil {
+		return fmt.Errorf("pinning the dispatcher's %s link: %w", whenName(when), err)
+	}
+	return nil
+}
+
+// linkPin is the name the link of one direction is pinned under.
+func linkPin(when uint8) string { return "link_" + whenName(when) }
 
 // program is the dispatcher's program of one direction.
 func (d *Dispatcher) program(when uint8) *ebpf.Program {
