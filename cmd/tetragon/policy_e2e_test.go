@@ -162,29 +162,6 @@ func prober(target string, stop <-chan struct{}) <-chan [2]int {
 	return res
 }
 
-// killOnOpenatTracepoint kills a process that opens file %s, from the
-// syscalls/sys_enter_openat tracepoint.
-const killOnOpenatTracepoint = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "tracepoint-enforcement"
-spec:
-  tracepoints:
-  - subsystem: "syscalls"
-    event: "sys_enter_openat"
-    args:
-    - index: 6
-      type: "string"
-    selectors:
-    - matchArgs:
-      - index: 6
-        operator: "Equal"
-        values:
-        - %q
-      matchActions:
-      - action: Sigkill
-`
-
 // TestPersistentEnforcement is the persistent-enforcement seed: with
 // --keep-sensors-on-exit the policy keeps killing while the agent is down
 // and through its restart, with no gap.
@@ -200,7 +177,7 @@ func TestPersistentEnforcement(t *testing.T) {
 	// kprobes are missing)
 	tpTarget := target + "-tp"
 	os.WriteFile(tpTarget, []byte("secret\n"), 0o644)
-	os.WriteFile(filepath.Join(policies, "tracepoint.yaml"), []byte(fmt.Sprintf(killOnOpenatTracepoint, tpTarget)), 0o644)
+	os.WriteFile(filepath.Join(policies, "tracepoint.yaml"), testutil.OpenatTracepointPolicy("tracepoint-enforcement", tpTarget, "Sigkill"), 0o644)
 	first := startAgent(t, b, args...)
 	if err := exec.Command("cat", tpTarget).Run(); !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s: %v, want killed by the tracepoint policy", tpTarget, err)

@@ -1,7 +1,6 @@
 package hooks
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,34 +17,12 @@ import (
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
-	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
+	tp "github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
-// adoptPolicy posts the opens of file %[1]q from a hook of the
-// syscalls/sys_enter_openat tracepoint, in an object the hooks of its
-// layout share.
-const adoptPolicy = `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "adopted"
-spec:
-  tracepoints:
-  - subsystem: "syscalls"
-    event: "sys_enter_openat"
-    args:
-    - index: 6
-      type: "string"
-    selectors:
-    - matchArgs:
-      - index: 6
-        operator: "Equal"
-        values:
-        - %[1]q
-`
-
-// adoptStacksPolicy adds a kprobe hook with stacks on fd_install to
-// adoptPolicy: an object of its own.
+// adoptStacksPolicy adds a kprobe hook with stacks on fd_install to the
+// test's tracepoint policy: an object of its own.
 const adoptStacksPolicy = `  kprobes:
   - call: "fd_install"
     syscall: false
@@ -85,13 +62,15 @@ func TestRestartAdoptsObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	features := testutil.Kernel(t).Map()
-	policy, objects := adoptPolicy, 1
+	// a hook of the syscalls/sys_enter_openat tracepoint, in an object
+	// the hooks of its layout share
+	policy, objects := testutil.OpenatTracepointPolicy("adopted", watched, ""), 1
 	if features["kprobe"] {
-		policy, objects = policy+adoptStacksPolicy, 2
+		policy, objects = fmt.Appendf(policy, adoptStacksPolicy, watched), 2
 	} else {
 		t.Log("the kernel lacks kprobes: no object of a hook's own (stacks need kprobes)")
 	}
-	policies, err := tp.Parse("adopted.yaml", fmt.Appendf(nil, policy, watched))
+	policies, err := tp.Parse("adopted.yaml", policy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,18 +172,9 @@ func pinnedPointProgs(t *testing.T, pins string) []ebpf.ProgramID {
 func drainRuns(t *testing.T, rd *ringbuf.Reader) []uint16 {
 	t.Helper()
 	var runs []uint16
-	for {
-		rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		r, err := rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			slices.Sort(runs)
-			return runs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, raw := range testutil.DrainRing(t, rd, 200*time.Millisecond) {
 		var dec observer.Decoder
-		v, err := dec.Decode(r.RawSample)
+		v, err := dec.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,4 +182,6 @@ func drainRuns(t *testing.T, rd *ringbuf.Reader) []uint16 {
 			runs = append(runs, g.Run)
 		}
 	}
+	slices.Sort(runs)
+	return runs
 }

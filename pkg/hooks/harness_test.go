@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -295,16 +294,8 @@ func (h *harness) events(t *testing.T) []event {
 	t.Helper()
 	var out []event
 	var d observer.Decoder
-	for {
-		h.rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
-		rec, err := h.rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := d.Decode(rec.RawSample)
+	for _, raw := range testutil.DrainRing(t, h.rd, 300*time.Millisecond) {
+		v, err := d.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,6 +331,7 @@ func (h *harness) events(t *testing.T) []event {
 		}
 		out = append(out, ev)
 	}
+	return out
 }
 
 // summarize returns what the tests compare of a policy event of any kind;

@@ -5,7 +5,6 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,16 +204,8 @@ func (h *harness) loaderRecords(t *testing.T) []*observer.Loader {
 	t.Helper()
 	var out []*observer.Loader
 	var d observer.Decoder
-	for {
-		h.rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
-		rec, err := h.rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := d.Decode(rec.RawSample)
+	for _, raw := range testutil.DrainRing(t, h.rd, 300*time.Millisecond) {
+		v, err := d.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,6 +213,7 @@ func (h *harness) loaderRecords(t *testing.T) []*observer.Loader {
 			out = append(out, l)
 		}
 	}
+	return out
 }
 
 // buildID reads an ELF file's GNU build id, as readelf -n shows it.

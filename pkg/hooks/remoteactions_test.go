@@ -2,10 +2,8 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -146,16 +144,8 @@ func TestRemoteActions(t *testing.T) {
 func drainRemote(t *testing.T, h *harness) (events []string, silent int) {
 	t.Helper()
 	var d observer.Decoder
-	for {
-		h.rd.SetDeadline(time.Now().Add(300 * time.Millisecond))
-		rec, err := h.rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return events, silent
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := d.Decode(rec.RawSample)
+	for _, raw := range testutil.DrainRing(t, h.rd, 300*time.Millisecond) {
+		v, err := d.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,6 +171,7 @@ func drainRemote(t *testing.T, h *harness) (events []string, silent int) {
 		_, hook, action, args := summarize(t, resp)
 		events = append(events, strings.ReplaceAll(name+" "+hook+" "+strings.TrimPrefix(action.String(), "KPROBE_ACTION_")+" "+argsString(args), h.dir, "$DIR"))
 	}
+	return events, silent
 }
 
 // A manager without network actions refuses a policy that needs them,

@@ -1,7 +1,6 @@
 package sensor
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -390,23 +389,16 @@ func drainRecords(t *testing.T, rd *ringbuf.Reader) []*observer.HookRecord {
 func drainDecoded(t *testing.T, rd *ringbuf.Reader) []any {
 	t.Helper()
 	var out []any
-	for {
-		rd.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		r, err := rd.Read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, raw := range testutil.DrainRing(t, rd, 200*time.Millisecond) {
 		// a decoder per record: a record may point into its decoder
 		var dec observer.Decoder
-		v, err := dec.Decode(r.RawSample)
+		v, err := dec.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, v)
 	}
+	return out
 }
 
 // hookIDs are the records' hook ids, in order.

@@ -138,3 +138,33 @@ spec:
         operator: SPort
         values: ["%[4]d"]
 `
+
+// OpenatTracepointPolicy is a policy named name on the
+// syscalls/sys_enter_openat tracepoint matching the opens of path (its
+// filename, Equal), with action when it is not empty (Sigkill, say), else
+// the default Post. It ends with its spec, to which a test may add.
+func OpenatTracepointPolicy(name, path, action string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: cilium.io/v1alpha1
+kind: TracingPolicy
+metadata:
+  name: %q
+spec:
+  tracepoints:
+  - subsystem: "syscalls"
+    event: "sys_enter_openat"
+    args:
+    - index: 6
+      type: "string"
+    selectors:
+    - matchArgs:
+      - index: 6
+        operator: "Equal"
+        values:
+        - %q
+`, name, path)
+	if action != "" {
+		fmt.Fprintf(&b, "      matchActions:\n      - action: %s\n", action)
+	}
+	return []byte(b.String())
+}
