@@ -389,6 +389,31 @@ static __always_inline bool changes_paths(struct pt_regs *regs, long nr, bool co
 	return false;
 }
 
+/* bump_generation makes every remembered verdict stale */
+static __always_inline void bump_generation(void)
+{
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&generation, &zero);
+
+	if (gen)
+		__sync_fetch_and_add(gen, 1);
+}
+
+/* io_uring renames and deletes files with no system call of its own
+ * (IORING_OP_RENAMEAT, IORING_OP_UNLINKAT, run by a worker thread or the
+ * SQPOLL thread): a request of either bumps the generation when it is
+ * submitted and when it completes, as a renaming call's entry and exit
+ * do. req: a struct io_kiocb, or NULL for a completion of no request. */
+static __always_inline void uring_request(void *req)
+{
+	__u8 op;
+
+	if (bpf_probe_read_kernel(&op, sizeof(op), req + bpf_core_field_offset(struct io_kiocb, opcode)))
+		return;
+	if (op == IORING_OP_RENAMEAT || op == IORING_OP_UNLINKAT)
+		bump_generation();
+}
+
 /* bpf_rdonly_cast (Linux 6.2) makes a pointer of an address, for plain
  * loads; weak, so that 6.1 loads the object and takes the probe reads */
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
@@ -799,11 +824,8 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	}
 	if (nr < 0 || nr >= SYS_TABLE_LEN)
 		return 0;
-	if (changes_paths(regs, nr, compat)) {
-		gen = bpf_map_lookup_elem(&generation, &zero);
-		if (gen)
-			__sync_fetch_and_add(gen, 1);
-	}
+	if (changes_paths(regs, nr, compat))
+		bump_generation();
 	/* a syscall the filter passed and no hook maps costs this lookup */
 	idx = nr * 2 + (when == SE_EXIT);
 	head = bpf_map_lookup_elem(&sys_mapped, &idx);
@@ -877,6 +899,24 @@ int gen_sys_exit(void *ctx)
 {
 	bpf_tail_call(ctx, &sys_exit_chain, CS_FILTER);
 	bpf_tail_call(ctx, &sys_exit_chain, CS_RUN);
+	return 0;
+}
+
+/* Raw context reads: the tracepoints' other arguments differ between
+ * kernels; the request is the first argument of io_uring_submit_req and
+ * the second of io_uring_complete in every kernel since 5.19. User space
+ * attaches both where the kernel has them, with the first hook. */
+SEC("tp_btf/io_uring_submit_req")
+int uring_submit(__u64 *ctx)
+{
+	uring_request((void *)ctx[0]);
+	return 0;
+}
+
+SEC("tp_btf/io_uring_complete")
+int uring_complete(__u64 *ctx)
+{
+	uring_request((void *)ctx[1]);
 	return 0;
 }
 

@@ -261,6 +261,8 @@ const (
 	DispatchProgGenSysExit         = "gen_sys_exit"
 	DispatchProgRunSysEnter        = "run_sys_enter"
 	DispatchProgRunSysExit         = "run_sys_exit"
+	DispatchProgUringComplete      = "uring_complete"
+	DispatchProgUringSubmit        = "uring_submit"
 	DispatchVarRunTag              = "run_tag"
 	DispatchVarUnusedActFlag       = "unused_act_flag"
 	DispatchVarUnusedArgSrc        = "unused_arg_src"
@@ -329,10 +331,12 @@ type DispatchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DispatchProgramSpecs struct {
-	GenSysEnter *ebpf.ProgramSpec `ebpf:"gen_sys_enter"`
-	GenSysExit  *ebpf.ProgramSpec `ebpf:"gen_sys_exit"`
-	RunSysEnter *ebpf.ProgramSpec `ebpf:"run_sys_enter"`
-	RunSysExit  *ebpf.ProgramSpec `ebpf:"run_sys_exit"`
+	GenSysEnter   *ebpf.ProgramSpec `ebpf:"gen_sys_enter"`
+	GenSysExit    *ebpf.ProgramSpec `ebpf:"gen_sys_exit"`
+	RunSysEnter   *ebpf.ProgramSpec `ebpf:"run_sys_enter"`
+	RunSysExit    *ebpf.ProgramSpec `ebpf:"run_sys_exit"`
+	UringComplete *ebpf.ProgramSpec `ebpf:"uring_complete"`
+	UringSubmit   *ebpf.ProgramSpec `ebpf:"uring_submit"`
 }
 
 // DispatchMapSpecs contains maps before they are loaded into the kernel.
@@ -483,10 +487,12 @@ type DispatchVariables struct {
 //
 // It can be passed to LoadDispatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DispatchPrograms struct {
-	GenSysEnter *ebpf.Program `ebpf:"gen_sys_enter"`
-	GenSysExit  *ebpf.Program `ebpf:"gen_sys_exit"`
-	RunSysEnter *ebpf.Program `ebpf:"run_sys_enter"`
-	RunSysExit  *ebpf.Program `ebpf:"run_sys_exit"`
+	GenSysEnter   *ebpf.Program `ebpf:"gen_sys_enter"`
+	GenSysExit    *ebpf.Program `ebpf:"gen_sys_exit"`
+	RunSysEnter   *ebpf.Program `ebpf:"run_sys_enter"`
+	RunSysExit    *ebpf.Program `ebpf:"run_sys_exit"`
+	UringComplete *ebpf.Program `ebpf:"uring_complete"`
+	UringSubmit   *ebpf.Program `ebpf:"uring_submit"`
 }
 
 func (p *DispatchPrograms) Close() error {
@@ -495,6 +501,8 @@ func (p *DispatchPrograms) Close() error {
 		p.GenSysExit,
 		p.RunSysEnter,
 		p.RunSysExit,
+		p.UringComplete,
+		p.UringSubmit,
 	)
 }
 

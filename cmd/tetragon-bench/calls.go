@@ -74,6 +74,18 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 		{"unlink of a missing file", unlink},
 		// the read after it resolves the file again: this minus the row
 		// above is what a read costs with the cache emptied
+		// the syscall part's whole operation, as its loop makes it (Go's
+		// os.Open adds fcntl and epoll_ctl calls): the kinds above
+		// should add up to this
+		{"the loop's open/read/close", func() error {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.Read(buf)
+			return err
+		}},
 		{"unlink + pread64", func() error {
 			if err := unlink(); err != nil {
 				return err

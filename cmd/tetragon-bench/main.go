@@ -3,10 +3,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -59,15 +61,13 @@ func main() {
 	tetragonBin := flag.String("tetragon", "", "events: the agent binary (default: build ./cmd/tetragon)")
 	tetraBin := flag.String("tetra", "", "events: the tetra binary (default: build ./cmd/tetra)")
 	profile := flag.String("profile", "", "events: write CPU profiles of the agent and tetra to this directory")
-	loopChild := flag.String("loop-child", "", "internal: run the syscall benchmark's open/read/close loop on this file for -window, print its ops/s and exit")
+	loopChild := flag.String("loop-child", "", "internal: for each line read, run the syscall benchmark's open/read/close loop on this file for -window and print its ops/s")
 	flag.Parse()
 	if *loopChild != "" {
-		ops, err := loop(*loopChild, *window)
-		if err != nil {
+		if err := serveLoops(*loopChild, *window); err != nil {
 			fmt.Fprintln(os.Stderr, "tetragon-bench:", err)
 			os.Exit(1)
 		}
-		fmt.Println(ops)
 		return
 	}
 	err := func() error {
@@ -165,22 +165,73 @@ func printResults(results []result) {
 	tw.Flush()
 }
 
-// loop runs open/read/close of a non-sensitive file for d and returns ops/s.
-// childLoop runs loop in a process of its own: in this one, the policies
-// a mode loaded (the manager, the kernel's BTF) would be on the loop's
-// heap, and their garbage collection in its time.
-func childLoop(path string, d time.Duration) (float64, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return 0, fmt.Errorf("finding this program: %w", err)
-	}
-	out, err := exec.Command(self, "-loop-child", path, "-window", d.String()).Output()
-	if err != nil {
-		return 0, fmt.Errorf("the loop's process: %w", err)
-	}
-	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+// looper is the process the syscall benchmark's loops run in, one for
+// the whole benchmark. In the benchmark's own process, the policies a mode
+// loaded (the manager, the kernel's BTF) would be on the loop's heap, and
+// their garbage collection in its time. One process for every window, not
+// one per window: a window then pays no process start (whose system calls
+// bpf_stats would count against the window's operations), and every mode
+// runs in the same memory layout.
+type looper struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
 }
 
+func startLooper(path string, d time.Duration) (*looper, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding this program: %w", err)
+	}
+	cmd := exec.Command(self, "-loop-child", path, "-window", d.String())
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the loop's process: %w", err)
+	}
+	return &looper{cmd: cmd, in: in, out: bufio.NewScanner(out)}, nil
+}
+
+// window runs one window of the loop and returns its ops/s.
+func (l *looper) window() (float64, error) {
+	if _, err := fmt.Fprintln(l.in); err != nil {
+		return 0, fmt.Errorf("the loop's process: %w", err)
+	}
+	if !l.out.Scan() {
+		return 0, fmt.Errorf("the loop's process ended: %v", l.out.Err())
+	}
+	return strconv.ParseFloat(l.out.Text(), 64)
+}
+
+func (l *looper) Close() error {
+	l.in.Close()
+	return l.cmd.Wait()
+}
+
+// serveLoops is the looper's side: a window per line read.
+func serveLoops(path string, d time.Duration) error {
+	// one thread for every window: the loop's goroutine does not move
+	// between threads (and their CPUs' caches) between windows
+	runtime.LockOSThread()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		ops, err := loop(path, d)
+		if err != nil {
+			return err
+		}
+		fmt.Println(ops)
+	}
+	return in.Err()
+}
+
+// loop runs open/read/close of a non-sensitive file for d and returns ops/s.
 func loop(path string, d time.Duration) (float64, error) {
 	buf := make([]byte, 64)
 	n := 0
@@ -499,6 +550,11 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 	} else {
 		defer stats.Close()
 	}
+	lp, err := startLooper(path, window)
+	if err != nil {
+		return nil, err
+	}
+	defer lp.Close()
 	fmt.Printf("syscall overhead: open/read/close of %s, %d rounds x %v per mode, interleaved\n", path, rounds, window)
 	for r := 0; r < rounds; r++ {
 		// each round starts one mode later: a mode measured right after
@@ -510,7 +566,7 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 			err := withMode(m.name, m.setup, func(progs []*ebpf.Program) error {
 				rt0, n0 := runStats(progs)
 				var err error
-				ops, err = childLoop(path, window)
+				ops, err = lp.window()
 				rt1, n1 := runStats(progs)
 				m.runtime += rt1 - rt0
 				m.runs += n1 - n0

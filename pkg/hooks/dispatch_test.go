@@ -393,6 +393,44 @@ func TestVerdictCacheRoot(t *testing.T) {
 	wantEvents(t, h.events(t), "test security_file_permission POST file:$DIR/watched-0/file int:4")
 }
 
+// TestVerdictCacheUringRename: a file read (and remembered as
+// unwatched) through a descriptor, renamed into the watched directory by
+// io_uring, which makes no rename system call, is watched when read
+// through the same descriptor again: the remembered verdict went with
+// the rename's request.
+func TestVerdictCacheUringRename(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	h := newHarness(t, compiler.MechSyscallTracepoint, testutil.Kernel(t).Map())
+	plain, moved := filepath.Join(h.dir, "plain"), filepath.Join(h.dir, "watched-0", "moved")
+	if err := os.Mkdir(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, h.dir, map[string]string{"plain": "x"})
+	if err := h.m.LoadPolicy(h.shaped(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.pids[uint32(os.Getpid())] = "test"
+	h.mu.Unlock()
+	fd, err := unix.Open(plain, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	read := func() {
+		var b [8]byte
+		if _, err := unix.Pread(fd, b[:], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	read() // a remembered verdict
+	testutil.UringRename(t, plain, moved)
+	read()
+	wantEvents(t, h.events(t), "test security_file_permission POST file:$DIR/watched-0/moved int:4")
+}
+
 // readOnce opens path and reads it with one call.
 func readOnce(path string) error {
 	fd, err := unix.Open(path, unix.O_RDONLY, 0)

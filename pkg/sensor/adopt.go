@@ -67,12 +67,17 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 		return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
 	}
 	for _, when := range []uint8{OnEnter, OnExit} {
-		path := filepath.Join(dir, linkPin(when))
-		if _, err := os.Stat(path); err != nil {
-			continue // not attached: no hook ran there
+		for tp := range d.programs(when) {
+			path := filepath.Join(dir, linkPin(tp))
+			if _, err := os.Stat(path); err != nil {
+				continue // not attached: no hook ran there
+			}
+			if d.links[tp], err = openPinnedLink(path); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
+			}
 		}
-		if d.links[when], err = openPinnedLink(path); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
+		if d.links[whenName(when)] == nil {
+			continue
 		}
 		// the filter the previous run left: it passes syscalls this run
 		// does not know, so the first swap takes it out (unfilter) and
@@ -89,8 +94,8 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 	if err := d.pin(); err != nil {
 		return nil, err
 	}
-	for when, l := range d.links {
-		if err := d.pinLink(when, l); err != nil {
+	for tp, l := range d.links {
+		if err := d.pinLink(tp, l); err != nil {
 			return nil, err
 		}
 	}

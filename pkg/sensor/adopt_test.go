@@ -188,7 +188,7 @@ func TestAdoptDispatcher(t *testing.T) {
 func dispatcherProgs(t *testing.T, d *Dispatcher) []ebpf.ProgramID {
 	t.Helper()
 	var ids []ebpf.ProgramID
-	for _, p := range []*ebpf.Program{d.objs.GenSysEnter, d.objs.GenSysExit, d.objs.RunSysEnter, d.objs.RunSysExit} {
+	for _, p := range []*ebpf.Program{d.objs.GenSysEnter, d.objs.GenSysExit, d.objs.RunSysEnter, d.objs.RunSysExit, d.objs.UringSubmit, d.objs.UringComplete} {
 		info, err := p.Info()
 		if err != nil {
 			t.Fatal(err)

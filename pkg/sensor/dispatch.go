@@ -33,9 +33,12 @@ const (
 // they serve every syscall-mapped hook of every policy. Adding or removing
 // a hook writes map entries only. It is safe for concurrent use.
 type Dispatcher struct {
-	mu     sync.Mutex
-	objs   bpf.DispatchObjects
-	links  map[uint8]link.Link // by OnEnter / OnExit
+	mu    sync.Mutex
+	objs  bpf.DispatchObjects
+	links map[string]link.Link // by raw tracepoint
+	// uring: the kernel has io_uring's tracepoints, whose programs bump
+	// the verdict cache's generation at io_uring renames and deletions
+	uring  bool
 	pinDir string
 	// execCreds says the dispatcher reads the base sensor's exec records
 	// (Options.ExecCreds)
@@ -93,6 +96,14 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 		// that would
 		spec.Maps["exec_creds"].MaxEntries = 1
 	}
+	if !d.uring {
+		// a kernel without io_uring renames nothing through it: its
+		// programs are loaded for a tracepoint every kernel has (their
+		// raw reads of the context fit it) and never attached
+		for _, name := range []string{bpf.DispatchProgUringSubmit, bpf.DispatchProgUringComplete} {
+			spec.Programs[name].AttachTo = whenName(OnEnter)
+		}
+	}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
 		MapReplacements: replace,
@@ -129,7 +140,7 @@ func newDispatcher(opts Options, pinDir string) (*Dispatcher, *ebpf.CollectionSp
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the dispatcher object: %w", err)
 	}
-	d := &Dispatcher{links: map[uint8]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
+	d := &Dispatcher{links: map[string]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
 		staged: map[*DataHook]bool{}, filters: map[uint8]*sysFilter{}, kernelTypes: opts.KernelTypes}
 	kernel := opts.KernelTypes
 	if kernel == nil {
@@ -140,6 +151,8 @@ func newDispatcher(opts Options, pinDir string) (*Dispatcher, *ebpf.CollectionSp
 	if d.layout, err = newFilterLayout(kernel, spec.Types); err != nil {
 		return nil, nil, fmt.Errorf("the syscall dispatcher: %w", err)
 	}
+	var tp *btf.Typedef
+	d.uring = kernel.TypeByName("btf_trace_"+uringSubmit, &tp) == nil && kernel.TypeByName("btf_trace_"+uringComplete, &tp) == nil
 	return d, spec, nil
 }
 
@@ -404,36 +417,58 @@ func (d *Dispatcher) bumpGeneration() {
 	}
 }
 
-// attach attaches the program of one direction, once.
+// The io_uring tracepoints the dispatcher attaches to.
+const (
+	uringSubmit   = "io_uring_submit_req"
+	uringComplete = "io_uring_complete"
+)
+
+// attach attaches the program of one direction, and with the first the
+// io_uring programs, once each: a verdict the cache keeps must not
+// outlive a rename it did not see.
 func (d *Dispatcher) attach(when uint8) error {
-	if d.links[when] != nil {
-		return nil
+	for tp, p := range d.programs(when) {
+		if d.links[tp] != nil {
+			continue
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceRawTp})
+		if err != nil {
+			return fmt.Errorf("attaching tp_btf/%s: %w", tp, err)
+		}
+		if err := d.pinLink(tp, l); err != nil {
+			l.Close()
+			return err
+		}
+		d.links[tp] = l
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: d.program(when), AttachType: ebpf.AttachTraceRawTp})
-	if err != nil {
-		return fmt.Errorf("attaching tp_btf/%s: %w", whenName(when), err)
-	}
-	if err := d.pinLink(when, l); err != nil {
-		l.Close()
-		return err
-	}
-	d.links[when] = l
 	return nil
 }
 
-// pinLink pins the link of one direction under d.pinDir, when it is set.
-func (d *Dispatcher) pinLink(when uint8, l link.Link) error {
+// programs are the programs attach attaches for a direction, by raw
+// tracepoint.
+func (d *Dispatcher) programs(when uint8) map[string]*ebpf.Program {
+	progs := map[string]*ebpf.Program{whenName(when): d.program(when)}
+	if d.uring {
+		progs[uringSubmit] = d.objs.UringSubmit
+		progs[uringComplete] = d.objs.UringComplete
+	}
+	return progs
+}
+
+// pinLink pins the link of a raw tracepoint under d.pinDir, when it is
+// set.
+func (d *Dispatcher) pinLink(tp string, l link.Link) error {
 	if d.pinDir == "" {
 		return nil
 	}
-	if err := l.Pin(filepath.Join(d.pinDir, linkPin(when))); err != nil {
-		return fmt.Errorf("pinning the dispatcher's %s link: %w", whenName(when), err)
+	if err := l.Pin(filepath.Join(d.pinDir, linkPin(tp))); err != nil {
+		return fmt.Errorf("pinning the dispatcher's %s link: %w", tp, err)
 	}
 	return nil
 }
 
-// linkPin is the name the link of one direction is pinned under.
-func linkPin(when uint8) string { return "link_" + whenName(when) }
+// linkPin is the name the link of a raw tracepoint is pinned under.
+func linkPin(tp string) string { return "link_" + tp }
 
 // program is the dispatcher's program of one direction.
 func (d *Dispatcher) program(when uint8) *ebpf.Program {
@@ -555,9 +590,9 @@ func (d *Dispatcher) Close() error {
 		errs = append(errs, d.giveBack())
 	}
 	errs = append(errs, d.closeFilters())
-	for w, l := range d.links {
+	for tp, l := range d.links {
 		errs = append(errs, l.Close())
-		delete(d.links, w)
+		delete(d.links, tp)
 	}
 	errs = append(errs, d.objs.Close())
 	errs = append(errs, d.grace.Close())

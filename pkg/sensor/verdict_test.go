@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"os"
 	"os/exec"
 	"syscall"
 	"testing"
@@ -83,5 +84,49 @@ func TestMountMakersEmptyVerdictCache(t *testing.T) {
 	}
 	if pidfd > 0 {
 		unix.Close(pidfd)
+	}
+}
+
+// TestUringChangesEmptyVerdictCache: io_uring renames and deletes files
+// without a system call of its own, in its worker thread; its requests'
+// submission and completion bump the generation as the calls' entry and
+// exit do.
+func TestUringChangesEmptyVerdictCache(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	h := addHook(t, HookSpec{ID: 1, Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
+		Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{dir + "/none"}}},
+	}}}, newRing(t))
+	if !h.d.uring {
+		t.Skip("the kernel has no io_uring tracepoints (CONFIG_IO_URING)")
+	}
+	gen := func() uint64 {
+		t.Helper()
+		var g uint64
+		if err := h.d.objs.Generation.Lookup(uint32(0), &g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	a, b := dir+"/a", dir+"/b"
+	writeX(t, a)
+	for _, c := range []struct {
+		name string
+		do   func()
+		gone string // the path the request removed
+	}{
+		{"IORING_OP_RENAMEAT", func() { testutil.UringRename(t, a, b) }, a},
+		{"IORING_OP_UNLINKAT", func() { testutil.UringUnlink(t, b) }, b},
+	} {
+		before := gen()
+		c.do()
+		if _, err := os.Stat(c.gone); !os.IsNotExist(err) {
+			t.Fatalf("%s: %s is still there (%v)", c.name, c.gone, err)
+		}
+		// at submission and at completion
+		if got := gen(); got < before+2 {
+			t.Errorf("%s moved the verdict cache's generation from %d to %d, want 2 bumps", c.name, before, got)
+		}
 	}
 }
