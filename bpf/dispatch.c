@@ -903,9 +903,10 @@ int gen_sys_exit(void *ctx)
 }
 
 /* Raw context reads: the tracepoints' other arguments differ between
- * kernels; the request is the first argument of io_uring_submit_req and
- * the second of io_uring_complete in every kernel since 5.19. User space
- * attaches both where the kernel has them, with the first hook. */
+ * kernels. The request is the first argument of io_uring_submit_req and
+ * the second of io_uring_complete in every kernel that has the first;
+ * user space attaches both, with the first hook, only there (older
+ * kernels named it io_uring_submit_sqe). */
 SEC("tp_btf/io_uring_submit_req")
 int uring_submit(__u64 *ctx)
 {

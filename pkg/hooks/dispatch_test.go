@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
 
 	"github.com/tetragon-lite/tetragon/pkg/compiler"
@@ -96,10 +97,23 @@ func thousandPolicies(t *testing.T, mech string) {
 	if p, l := ownBPF(t); p != progs || l != links {
 		t.Fatalf("loading policy %d: %d programs and %d links, %d and %d before", n, p, l, progs, links)
 	}
-	// the dispatcher: per direction the attached program, its run and its
-	// filter; kprobes: one object and link on each function
-	if want := map[string]int{compiler.MechSyscallTracepoint: 6, compiler.MechKprobe: 2}[mech]; progs != want || links != 2 {
-		t.Errorf("%d BPF programs and %d links held for %d policies, want %d and 2", progs, links, n, want)
+	// kprobes: one object and link on each function; the dispatcher: per
+	// direction the attached program, its run and its filter, and the two
+	// io_uring programs, attached where the kernel has io_uring
+	wantProgs, wantLinks := 2, 2
+	if mech == compiler.MechSyscallTracepoint {
+		wantProgs = 8
+		kernel, err := btf.LoadKernelSpec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var typedef *btf.Typedef
+		if kernel.TypeByName("btf_trace_io_uring_submit_req", &typedef) == nil {
+			wantLinks = 4
+		}
+	}
+	if progs != wantProgs || links != wantLinks {
+		t.Errorf("%d BPF programs and %d links held for %d policies, want %d and %d", progs, links, n, wantProgs, wantLinks)
 	}
 
 	for _, i := range []int{0, n - 1} {
