@@ -24,18 +24,7 @@ func TestMountMakersEmptyVerdictCache(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
 	dir := t.TempDir()
-	// any hook: the dispatcher's programs are attached with the first
-	h := addHook(t, HookSpec{ID: 1, Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
-		Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{dir + "/none"}}},
-	}}}, newRing(t))
-	gen := func() uint64 {
-		t.Helper()
-		var g uint64
-		if err := h.d.objs.Generation.Lookup(uint32(0), &g); err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
+	_, gen := cacheGeneration(t, dir)
 	child := func(attr *syscall.SysProcAttr) func() error {
 		return func() error {
 			cmd := exec.Command("true")
@@ -95,19 +84,9 @@ func TestUringChangesEmptyVerdictCache(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
 	dir := t.TempDir()
-	h := addHook(t, HookSpec{ID: 1, Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
-		Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{dir + "/none"}}},
-	}}}, newRing(t))
+	h, gen := cacheGeneration(t, dir)
 	if !h.d.uring {
 		t.Skip("the kernel has no io_uring tracepoints (CONFIG_IO_URING)")
-	}
-	gen := func() uint64 {
-		t.Helper()
-		var g uint64
-		if err := h.d.objs.Generation.Lookup(uint32(0), &g); err != nil {
-			t.Fatal(err)
-		}
-		return g
 	}
 	a, b := dir+"/a", dir+"/b"
 	writeX(t, a)
@@ -128,5 +107,24 @@ func TestUringChangesEmptyVerdictCache(t *testing.T) {
 		if got := gen(); got < before+2 {
 			t.Errorf("%s moved the verdict cache's generation from %d to %d, want 2 bumps", c.name, before, got)
 		}
+	}
+}
+
+// cacheGeneration serves a hook that watches nothing in dir, from a
+// dispatcher of its own (any hook: the dispatcher's programs are attached
+// with the first), and returns it with a reader of the verdict cache's
+// generation.
+func cacheGeneration(t *testing.T, dir string) (*DataHook, func() uint64) {
+	t.Helper()
+	h := addHook(t, HookSpec{ID: 1, Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
+		Matches: []Match{{Kind: MatchArg, Arg: 1, Op: OpEqual, Strings: []string{dir + "/none"}}},
+	}}}, newRing(t))
+	return h, func() uint64 {
+		t.Helper()
+		var g uint64
+		if err := h.d.objs.Generation.Lookup(uint32(0), &g); err != nil {
+			t.Fatal(err)
+		}
+		return g
 	}
 }
