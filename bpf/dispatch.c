@@ -903,10 +903,10 @@ int gen_sys_exit(void *ctx)
 }
 
 /* Raw context reads: the tracepoints' other arguments differ between
- * kernels. The request is the first argument of io_uring_submit_req and
- * the second of io_uring_complete in every kernel that has the first;
- * user space attaches both, with the first hook, only there (older
- * kernels named it io_uring_submit_sqe). */
+ * kernels. The request is the first argument of io_uring_submit_req (or
+ * of io_uring_submit_sqe, its older name, which 6.1 has) and the second
+ * of io_uring_complete; user space attaches both, with the first hook,
+ * where the kernel's BTF says so (uringTracepoints). */
 SEC("tp_btf/io_uring_submit_req")
 int uring_submit(__u64 *ctx)
 {

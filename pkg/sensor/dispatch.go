@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,9 +37,10 @@ type Dispatcher struct {
 	mu    sync.Mutex
 	objs  bpf.DispatchObjects
 	links map[string]link.Link // by raw tracepoint
-	// uring: the kernel has io_uring's tracepoints, whose programs bump
-	// the verdict cache's generation at io_uring renames and deletions
-	uring  bool
+	// uring are the io_uring tracepoints the programs that bump the
+	// verdict cache's generation at io_uring renames and deletions attach
+	// to, by program; nil when the kernel has no such tracepoints
+	uring  map[string]string
 	pinDir string
 	// execCreds says the dispatcher reads the base sensor's exec records
 	// (Options.ExecCreds)
@@ -96,13 +98,11 @@ func NewDispatcher(events *ebpf.Map, opts Options, pinDir string) (*Dispatcher, 
 		// that would
 		spec.Maps["exec_creds"].MaxEntries = 1
 	}
-	if !d.uring {
+	for _, name := range []string{bpf.DispatchProgUringSubmit, bpf.DispatchProgUringComplete} {
 		// a kernel without io_uring renames nothing through it: its
 		// programs are loaded for a tracepoint every kernel has (their
 		// raw reads of the context fit it) and never attached
-		for _, name := range []string{bpf.DispatchProgUringSubmit, bpf.DispatchProgUringComplete} {
-			spec.Programs[name].AttachTo = whenName(OnEnter)
-		}
+		spec.Programs[name].AttachTo = cmp.Or(d.uring[name], whenName(OnEnter))
 	}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
 		Programs:        ebpf.ProgramOptions{KernelTypes: opts.KernelTypes},
@@ -151,8 +151,7 @@ func newDispatcher(opts Options, pinDir string) (*Dispatcher, *ebpf.CollectionSp
 	if d.layout, err = newFilterLayout(kernel, spec.Types); err != nil {
 		return nil, nil, fmt.Errorf("the syscall dispatcher: %w", err)
 	}
-	var tp *btf.Typedef
-	d.uring = kernel.TypeByName("btf_trace_"+uringSubmit, &tp) == nil && kernel.TypeByName("btf_trace_"+uringComplete, &tp) == nil
+	d.uring = uringTracepoints(kernel)
 	return d, spec, nil
 }
 
@@ -417,11 +416,47 @@ func (d *Dispatcher) bumpGeneration() {
 	}
 }
 
-// The io_uring tracepoints the dispatcher attaches to.
-const (
-	uringSubmit   = "io_uring_submit_req"
-	uringComplete = "io_uring_complete"
-)
+// uringTracepoints finds the tracepoints the io_uring programs attach
+// to, where the kernel passes the request as they read it
+// (bpf/dispatch.c): older kernels name io_uring_submit_req
+// io_uring_submit_sqe (6.1 does), and older still passed other arguments.
+// nil when the kernel lacks either.
+func uringTracepoints(kernel *btf.Spec) map[string]string {
+	// the request's argument: after the tracepoint's own data, the
+	// request (struct io_kiocb *) first, or a pointer second
+	passes := func(tp string, arg int, isReq func(btf.Type) bool) bool {
+		var td *btf.Typedef
+		if kernel.TypeByName("btf_trace_"+tp, &td) != nil {
+			return false
+		}
+		ptr, ok := td.Type.(*btf.Pointer)
+		if !ok {
+			return false
+		}
+		fp, ok := ptr.Target.(*btf.FuncProto)
+		if !ok || len(fp.Params) <= arg+1 {
+			return false
+		}
+		p, ok := fp.Params[arg+1].Type.(*btf.Pointer)
+		return ok && isReq(p.Target)
+	}
+	kiocb := func(t btf.Type) bool { s, ok := t.(*btf.Struct); return ok && s.Name == "io_kiocb" }
+	tps := map[string]string{}
+	for _, tp := range []string{"io_uring_submit_req", "io_uring_submit_sqe"} {
+		if passes(tp, 0, kiocb) {
+			tps[bpf.DispatchProgUringSubmit] = tp
+			break
+		}
+	}
+	// a void * in 6.1 and 6.18 (older kernels passed the user data there)
+	if passes("io_uring_complete", 1, func(t btf.Type) bool { _, ok := t.(*btf.Void); return ok || kiocb(t) }) {
+		tps[bpf.DispatchProgUringComplete] = "io_uring_complete"
+	}
+	if len(tps) < 2 {
+		return nil
+	}
+	return tps
+}
 
 // attach attaches the program of one direction, and with the first the
 // io_uring programs, once each: a verdict the cache keeps must not
@@ -448,9 +483,9 @@ func (d *Dispatcher) attach(when uint8) error {
 // tracepoint.
 func (d *Dispatcher) programs(when uint8) map[string]*ebpf.Program {
 	progs := map[string]*ebpf.Program{whenName(when): d.program(when)}
-	if d.uring {
-		progs[uringSubmit] = d.objs.UringSubmit
-		progs[uringComplete] = d.objs.UringComplete
+	if d.uring != nil {
+		progs[d.uring[bpf.DispatchProgUringSubmit]] = d.objs.UringSubmit
+		progs[d.uring[bpf.DispatchProgUringComplete]] = d.objs.UringComplete
 	}
 	return progs
 }

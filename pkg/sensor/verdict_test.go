@@ -85,7 +85,7 @@ func TestUringChangesEmptyVerdictCache(t *testing.T) {
 	testutil.RequireFeature(t, "tp_btf")
 	dir := t.TempDir()
 	h, gen := cacheGeneration(t, dir)
-	if !h.d.uring {
+	if h.d.uring == nil {
 		t.Skip("the kernel has no io_uring tracepoints (CONFIG_IO_URING)")
 	}
 	a, b := dir+"/a", dir+"/b"
