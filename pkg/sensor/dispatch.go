@@ -29,10 +29,11 @@ const (
 	lsMax           = uint32(bpf.DispatchListStatLS_MAX) // counters per syscall list
 )
 
-// Dispatcher owns the syscall dispatcher: the two programs of
-// bpf/dispatch.c, verified and attached once, and the maps through which
-// they serve every syscall-mapped hook of every policy. Adding or removing
-// a hook writes map entries only. It is safe for concurrent use.
+// Dispatcher owns the syscall dispatcher: the programs of bpf/dispatch.c
+// (sys_enter's and sys_exit's, and io_uring's that keep the verdict cache
+// honest), verified and attached once, and the maps through which they
+// serve every syscall-mapped hook of every policy. Adding or removing a
+// hook writes map entries only. It is safe for concurrent use.
 type Dispatcher struct {
 	mu    sync.Mutex
 	objs  bpf.DispatchObjects
