@@ -71,12 +71,8 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 			}
 			return unix.Close(f)
 		}},
-		{"unlink of a missing file", unlink},
-		// the read after it resolves the file again: this minus the row
-		// above is what a read costs with the cache emptied
-		// the syscall part's whole operation, as its loop makes it (Go's
-		// os.Open adds fcntl and epoll_ctl calls): the kinds above
-		// should add up to this
+		// the syscall part's whole operation, as its loop makes it: Go's
+		// os.Open adds fcntl and epoll_ctl calls to the kinds above
 		{"the loop's open/read/close", func() error {
 			f, err := os.Open(path)
 			if err != nil {
@@ -86,6 +82,9 @@ func callCosts(rounds, n int, policy string) ([]result, error) {
 			_, err = f.Read(buf)
 			return err
 		}},
+		{"unlink of a missing file", unlink},
+		// the read after it resolves the file again: this minus the row
+		// above is what a read costs with the cache emptied
 		{"unlink + pread64", func() error {
 			if err := unlink(); err != nil {
 				return err

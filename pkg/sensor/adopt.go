@@ -69,6 +69,9 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 	for _, when := range []uint8{OnEnter, OnExit} {
 		for tp := range d.programs(when) {
 			path := filepath.Join(dir, linkPin(tp))
+			if d.links[tp] != nil {
+				continue // io_uring's: both directions have them
+			}
 			if _, err := os.Stat(path); err != nil {
 				continue // not attached: no hook ran there
 			}
