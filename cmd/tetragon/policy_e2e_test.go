@@ -298,31 +298,14 @@ func TestTracepointAndUprobePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	policy := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policy, fmt.Appendf(nil, `apiVersion: cilium.io/v1alpha1
-kind: TracingPolicy
-metadata:
-  name: "kinds"
-spec:
-  tracepoints:
-  - subsystem: "syscalls"
-    event: "sys_enter_openat"
-    args:
-    - index: 6
-      type: "string"
-    selectors:
-    - matchArgs:
-      - index: 6
-        operator: "Equal"
-        values:
-        - "%[1]s"
-  uprobes:
-  - path: "%[2]s"
+	if err := os.WriteFile(policy, fmt.Appendf(testutil.OpenatTracepointPolicy("kinds", marker, ""), `  uprobes:
+  - path: %q
     symbols:
     - "main.main"
     selectors:
     - matchActions:
       - action: Sigkill
-`, marker, probed), 0o644); err != nil {
+`, probed), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	a := startAgent(t, b, "--tracing-policy", policy)
