@@ -122,9 +122,15 @@ func TestAdoptDispatcher(t *testing.T) {
 	}
 
 	// a start that fails
+	links := openLinks(t)
 	second, err := AdoptDispatcher(pinned, base.Events(), opts(2), filepath.Join(dir, "run2"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// each pinned link opened once: a second handle of one would be
+	// dropped unclosed (both directions list io_uring's)
+	if got, want := openLinks(t), links+len(second.links); got != want {
+		t.Errorf("adopting opened %d link handles for the dispatcher's %d links", got-links, len(second.links))
 	}
 	if got := dispatcherProgs(t, second); !slices.Equal(got, progs) {
 		t.Fatalf("adopted programs %v, want the pinned %v", got, progs)
@@ -136,6 +142,9 @@ func TestAdoptDispatcher(t *testing.T) {
 	second.Unpin()
 	if err := second.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if got := openLinks(t); got != links {
+		t.Errorf("%d link handles open after the adopted dispatcher's Close, want %d as before it", got, links)
 	}
 	expect("after the failed start", opened(), "7/1", "8/1")
 
@@ -182,6 +191,26 @@ func TestAdoptDispatcher(t *testing.T) {
 	if err := third.objs.HookCgroups.NextKey(nil, &ck); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("the dropped hook's cgroups are still in hook_cgroups: %v", err)
 	}
+}
+
+// openLinks counts the process's open BPF link handles.
+func openLinks(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for _, fd := range fds {
+		// a descriptor closed since the listing (ReadDir's own) has no
+		// target
+		// "bpf_link" as attached, "bpf-link" as opened by id
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && (target == "anon_inode:bpf_link" || target == "anon_inode:bpf-link") {
+			n++
+		}
+	}
+	return n
 }
 
 // dispatcherProgs are the ids of the dispatcher's programs.

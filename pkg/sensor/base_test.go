@@ -80,11 +80,15 @@ func TestAdoptBase(t *testing.T) {
 	}
 	pid := uint32(cmd.ProcessState.Pid())
 
+	links := openLinks(t)
 	second, err := AdoptBase(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer second.Close()
+	if got, want := openLinks(t), links+len(second.links); got != want {
+		t.Errorf("adopting opened %d link handles for the sensor's %d links", got-links, len(second.links))
+	}
 	if !second.Adopted() || second.RunTag() != 2 {
 		t.Fatalf("an adopted sensor: adopted %v, run %d; want true and 2", second.Adopted(), second.RunTag())
 	}
