@@ -28,7 +28,7 @@ extra() {
 	"$1" -only calls -rounds 1 | awk '
 		/^call \(median/ { on = 1; next }
 		on && NF == 0 { exit }
-		on { kind = $0; sub(/ +[0-9.]+ +[0-9.]+ +-?[0-9.]+$/, "", kind); print kind "\t" $NF }'
+		on { kind = $0; sub(/( +-?[0-9.]+)+$/, "", kind); print kind "\t" $NF }'
 }
 
 for ((i = 1; i <= rounds; i++)); do

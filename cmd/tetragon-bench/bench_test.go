@@ -153,3 +153,19 @@ func TestPairedRatios(t *testing.T) {
 		t.Errorf("quantile of one value = %v", q)
 	}
 }
+
+// TestQuantileOfHundred: the reload part's p99 of 100 edits is not their
+// slowest one, which lies beyond it
+func TestQuantileOfHundred(t *testing.T) {
+	v := make([]float64, 100)
+	for i := range 99 {
+		v[i] = float64(99 - i) // unsorted: quantile sorts a copy
+	}
+	v[99] = 1000
+	if q := quantile(v, 0.99); math.Abs(q-108.01) > 1e-9 {
+		t.Errorf("p99 of 1..99 and 1000 = %v, want 108.01 (99 + 0.01 of the way to 1000)", q)
+	}
+	if v[0] != 99 {
+		t.Errorf("quantile reordered its argument")
+	}
+}

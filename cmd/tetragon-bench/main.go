@@ -372,6 +372,17 @@ func attachPoints(setup func() (func(), error)) (map[string]int, error) {
 // tracepoint as points says: the floor any hook on those tracepoints pays,
 // whatever it does.
 func emptyPrograms(points map[string]int) func() (func(), error) {
+	return floorPrograms(points, false)
+}
+
+// tailCallPrograms is emptyPrograms with each program tail-calling an
+// empty one, at a constant index as the dispatcher's entry program calls
+// its filter (bpf/dispatch.c): what that one tail call costs a call.
+func tailCallPrograms(points map[string]int) func() (func(), error) {
+	return floorPrograms(points, true)
+}
+
+func floorPrograms(points map[string]int, tailCall bool) func() (func(), error) {
 	return func() (func(), error) {
 		var closers []func()
 		closeAll := func() {
@@ -379,23 +390,50 @@ func emptyPrograms(points map[string]int) func() (func(), error) {
 				c()
 			}
 		}
+		fail := func(err error) (func(), error) {
+			closeAll()
+			return nil, err
+		}
+		empty := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+		load := func(tp string, ins asm.Instructions) (*ebpf.Program, error) {
+			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+				Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: tp, License: "GPL", Instructions: ins,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("loading empty %s program: %w", tp, err)
+			}
+			closers = append(closers, func() { prog.Close() })
+			return prog, nil
+		}
 		for tp, n := range points {
 			for range n {
-				prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-					Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: tp, License: "GPL",
-					Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-				})
+				ins := empty
+				if tailCall {
+					target, err := load(tp, empty)
+					if err != nil {
+						return fail(err)
+					}
+					chain, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+					if err != nil {
+						return fail(fmt.Errorf("a program array for %s: %w", tp, err))
+					}
+					closers = append(closers, func() { chain.Close() })
+					if err := chain.Put(uint32(0), target); err != nil {
+						return fail(fmt.Errorf("a program array for %s: %w", tp, err))
+					}
+					// r1, the context, is passed on as it came
+					ins = asm.Instructions{asm.LoadMapPtr(asm.R2, chain.FD()), asm.Mov.Imm(asm.R3, 0), asm.FnTailCall.Call(),
+						asm.Mov.Imm(asm.R0, 0), asm.Return()}
+				}
+				prog, err := load(tp, ins)
 				if err != nil {
-					closeAll()
-					return nil, fmt.Errorf("loading empty %s program: %w", tp, err)
+					return fail(err)
 				}
 				l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 				if err != nil {
-					prog.Close()
-					closeAll()
-					return nil, fmt.Errorf("attaching empty %s program: %w", tp, err)
+					return fail(fmt.Errorf("attaching empty %s program: %w", tp, err))
 				}
-				closers = append(closers, func() { l.Close(); prog.Close() })
+				closers = append(closers, func() { l.Close() })
 			}
 		}
 		return closeAll, nil

@@ -104,12 +104,18 @@ func reloadLatency(edits int) ([]result, error) {
 	}
 	close(stop)
 	gap := <-leaks
-	slices.Sort(lat)
+	// quantiles as the rest of the benchmark takes them (interpolated
+	// between the nearest samples): the largest of 100 is their max, not
+	// their 99th percentile
+	ns := make([]float64, len(lat))
+	for i, l := range lat {
+		ns[i] = float64(l)
+	}
+	p50, p99 := time.Duration(quantile(ns, 0.5)), time.Duration(quantile(ns, 0.99))
 	fmt.Printf("\nreload p50 %v, p99 %v, max %v (goal p99 < 50ms); reads of the always-protected file that got through: %d (must be 0)\n",
-		lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), gap)
-	p99 := lat[len(lat)*99/100]
+		p50.Round(time.Millisecond), p99.Round(time.Millisecond), slices.Max(lat).Round(time.Millisecond), gap)
 	return []result{
-		{"d", fmt.Sprintf("reload latency p99 (p50), %d edits", edits), fmt.Sprintf("%v (%v)", p99.Round(time.Millisecond), lat[len(lat)/2].Round(time.Millisecond)), "< 50ms", metStr(p99 < 50*time.Millisecond)},
+		{"d", fmt.Sprintf("reload latency p99 (p50), %d edits", edits), fmt.Sprintf("%v (%v)", p99.Round(time.Millisecond), p50.Round(time.Millisecond)), "< 50ms", metStr(p99 < 50*time.Millisecond)},
 		{"d", "enforcement gap: reads that got through", strconv.Itoa(gap), "0", metStr(gap == 0)},
 	}, nil
 }
