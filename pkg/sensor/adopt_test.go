@@ -202,9 +202,8 @@ func openLinks(t *testing.T) int {
 	}
 	var n int
 	for _, fd := range fds {
-		// a descriptor closed since the listing (ReadDir's own) has no
-		// target
-		// "bpf_link" as attached, "bpf-link" as opened by id
+		// "bpf_link" as attached, "bpf-link" as opened by id; a
+		// descriptor closed since the listing (ReadDir's own) has none
 		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
 		if err == nil && (target == "anon_inode:bpf_link" || target == "anon_inode:bpf-link") {
 			n++
