@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
@@ -167,5 +172,48 @@ func TestQuantileOfHundred(t *testing.T) {
 	}
 	if v[0] != 99 {
 		t.Errorf("quantile reordered its argument")
+	}
+}
+
+// TestDumpJIT: the dump of a loaded program is its JIT image, in a file
+// named as the kernel's symbol for it.
+func TestDumpJIT(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading a BPF program needs root")
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "jit_dump_test", Type: ebpf.SocketFilter, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 7), asm.Add.Imm(asm.R0, 1), asm.Return()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	info, err := prog.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	want, ok := info.JitedInsns()
+	if !ok || len(want) == 0 {
+		t.Skip("the kernel does not JIT (net.core.bpf_jit_enable is 0)")
+	}
+	dir := t.TempDir()
+	if err := dumpJIT(id, dir); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 || !regexp.MustCompile(`/bpf_prog_[0-9a-f]{16}_jit_dump_test\.bin$`).MatchString(files[0]) {
+		t.Fatalf("dumped %v, want one file named bpf_prog_<tag>_jit_dump_test.bin", files)
+	}
+	got, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("dumped %d bytes that differ from the kernel's %d-byte JIT image", len(got), len(want))
 	}
 }

@@ -62,7 +62,15 @@ func main() {
 	tetraBin := flag.String("tetra", "", "events: the tetra binary (default: build ./cmd/tetra)")
 	profile := flag.String("profile", "", "events: write CPU profiles of the agent and tetra to this directory")
 	loopChild := flag.String("loop-child", "", "internal: for each line read, run the syscall benchmark's open/read/close loop on this file for -window and print its ops/s")
+	jit := flag.Uint("jit-dump", 0, "write the JIT image of the loaded BPF program with this id into the current directory, a file per function named by its kernel symbol, for objdump (docs/performance.md), and exit")
 	flag.Parse()
+	if *jit != 0 {
+		if err := dumpJIT(ebpf.ProgramID(*jit), "."); err != nil {
+			fmt.Fprintln(os.Stderr, "tetragon-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *loopChild != "" {
 		if err := serveLoops(*loopChild, *window); err != nil {
 			fmt.Fprintln(os.Stderr, "tetragon-bench:", err)
@@ -318,6 +326,7 @@ func withMode(name string, setup func() (func(), error), measure func([]*ebpf.Pr
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer teardown()
+	settle()
 	progs, err := newPrograms(before)
 	if err != nil {
 		return fmt.Errorf("%s: finding its programs: %w", name, err)
@@ -332,6 +341,21 @@ func withMode(name string, setup func() (func(), error), measure func([]*ebpf.Pr
 	}
 	return nil
 }
+
+// settle lets what a mode's setup left behind finish before it is
+// measured: the benchmark's own garbage (a policy load parses the
+// kernel's BTF and compiles on this process's heap, which a collection
+// during the window would scan on the loop's other CPU) and the kernel's
+// deferred work (freeing the verifier's state and the previous mode's
+// maps after a grace period). A running agent has done both long before
+// the system calls it serves; the goals are of that steady state.
+func settle() {
+	runtime.GC()
+	time.Sleep(settleTime)
+}
+
+// settleTime is how long settle waits for the kernel's deferred work
+const settleTime = 200 * time.Millisecond
 
 // runStats sums the run time and count of programs (bpf_stats).
 func runStats(progs []*ebpf.Program) (time.Duration, uint64) {
