@@ -25,6 +25,8 @@ fi
 command -v perf >/dev/null || { echo "$0: perf is not installed" >&2; exit 1; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/agent-lib.sh
+source "$repo/scripts/agent-lib.sh"
 work=$(mktemp -d /tmp/dispatcher-cost.XXXXXX)
 agent=
 cleanup() {
@@ -46,20 +48,13 @@ fi
 
 for ((r = 1; r <= rounds; r++)); do
 	for bin in "$@"; do
-		"$bin" --bpf-dir "dispatcher-cost-$$" --tracing-policy-dir "$work/policies" \
-			--server-address "unix://$work/agent.sock" --api-policy-dir "$work/api" \
-			--health-server-address "" >"$work/agent.log" 2>&1 &
-		agent=$!
-		for _ in $(seq 1 120); do
-			grep -q "Listening for events" "$work/agent.log" && break
-			sleep 0.5
-		done
-		grep -q "Listening for events" "$work/agent.log" || { cat "$work/agent.log" >&2; exit 1; }
+		start_agent "$bin" "$work" "dispatcher-cost-$$" || exit 1
 		if [[ $(dispatchers) != 1 ]]; then
 			echo "$0: another agent's dispatcher appeared; stop it first" >&2
 			exit 1
 		fi
-		ops=$(perf record -q -g -e cpu-clock -F 4000 -o "$work/perf.data" -- \
+		# one window: the looper runs one per line it reads
+		ops=$(echo | perf record -q -g -e cpu-clock -F 4000 -o "$work/perf.data" -- \
 			"$work/bench" -loop-child "$work/plain" -window 5s)
 		perf report -i "$work/perf.data" --children --sort sym -q -g none 2>/dev/null |
 			awk -v ops="$ops" -v bin="$bin" -v round="$r" '

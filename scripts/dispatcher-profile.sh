@@ -26,6 +26,8 @@ if [[ ${1:-} == -n ]]; then
 fi
 command -v perf >/dev/null || { echo "$0: perf is not installed" >&2; exit 1; }
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/agent-lib.sh
+source "$repo/scripts/agent-lib.sh"
 out=${1:-$(mktemp -d /tmp/dispatcher-profile.XXXXXX)}
 mkdir -p "$out/jit" "$out/policies"
 agent=
@@ -64,15 +66,7 @@ EOF
 echo "not watched by any policy" >"$out/plain"
 cp "$repo"/policies/*.yaml "$out/policies/"
 
-"$out/tetragon" --bpf-dir "dispatcher-profile-$$" --tracing-policy-dir "$out/policies" \
-	--server-address "unix://$out/agent.sock" --api-policy-dir "$out/api" \
-	--health-server-address "" >"$out/agent.log" 2>&1 &
-agent=$!
-for _ in $(seq 1 120); do
-	grep -q "Listening for events" "$out/agent.log" && break
-	sleep 0.5
-done
-grep -q "Listening for events" "$out/agent.log" || { cat "$out/agent.log" >&2; exit 1; }
+start_agent "$out/tetragon" "$out" "dispatcher-profile-$$" || exit 1
 
 # warm: the first read resolves the file and fills the verdict cache
 "$out/loop" "$out/plain" 100000
