@@ -17,3 +17,13 @@ start_agent() {
 	cat "$2/agent.log" >&2
 	return 1
 }
+
+# stop_agent stops the agent start_agent started, if one runs, and waits
+# for it to exit (and so to detach what it loaded).
+stop_agent() {
+	if [[ -n ${agent:-} ]]; then
+		kill "$agent" 2>/dev/null || true
+		wait "$agent" 2>/dev/null || true
+		agent=
+	fi
+}

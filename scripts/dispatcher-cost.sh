@@ -30,7 +30,7 @@ source "$repo/scripts/agent-lib.sh"
 work=$(mktemp -d /tmp/dispatcher-cost.XXXXXX)
 agent=
 cleanup() {
-	[[ -n $agent ]] && kill "$agent" 2>/dev/null && wait "$agent" 2>/dev/null
+	stop_agent
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -66,8 +66,6 @@ for ((r = 1; r <= rounds; r++)); do
 					printf "round %d  %-40s %8.0f ops/s  sys_enter %5.0f ns/op  sys_exit %5.0f ns/op  both %5.0f ns/op\n",
 						round, bin, ops, ns["gen_sys_enter"], ns["gen_sys_exit"], ns["gen_sys_enter"] + ns["gen_sys_exit"]
 				}'
-		kill "$agent"
-		wait "$agent" 2>/dev/null || true
-		agent=
+		stop_agent
 	done
 done

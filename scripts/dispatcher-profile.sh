@@ -31,13 +31,7 @@ source "$repo/scripts/agent-lib.sh"
 out=${1:-$(mktemp -d /tmp/dispatcher-profile.XXXXXX)}
 mkdir -p "$out/jit" "$out/policies"
 agent=
-cleanup() {
-	if [[ -n $agent ]]; then
-		kill "$agent" 2>/dev/null || true
-		wait "$agent" 2>/dev/null || true
-	fi
-}
-trap cleanup EXIT
+trap stop_agent EXIT
 
 if bpftool prog show 2>/dev/null | grep -q "name run_sys_enter"; then
 	echo "$0: another agent's dispatcher is loaded; stop it first" >&2

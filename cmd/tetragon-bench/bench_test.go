@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/tetragon-lite/tetragon/pkg/testutil"
 	"github.com/tetragon-lite/tetragon/pkg/tracingpolicy"
 )
 
@@ -178,9 +179,7 @@ func TestQuantileOfHundred(t *testing.T) {
 // TestDumpJIT: the dump of a loaded program is its JIT image, in a file
 // named as the kernel's symbol for it.
 func TestDumpJIT(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("loading a BPF program needs root")
-	}
+	testutil.RequireRoot(t)
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name: "jit_dump_test", Type: ebpf.SocketFilter, License: "GPL",
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 7), asm.Add.Imm(asm.R0, 1), asm.Return()},
