@@ -131,16 +131,25 @@ func uringRequest(t testing.TB, what string, sqe uringSQE, keep ...*byte) {
 	*(*uringSQE)(unsafe.Pointer(&sqes[slot*uint32(unsafe.Sizeof(sqe))])) = sqe
 	*u32(sq, p.SQOff.Array+slot*4) = slot
 	atomic.StoreUint32(u32(sq, p.SQOff.Tail), tail+1)
-	_, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), 1, 1, uringEnterWait, 0, 0)
+	// The first enter submits and waits. A signal (the Go runtime's
+	// preemption, SIGURG) ends the wait early, and io_uring_enter then
+	// returns the number it submitted, not EINTR: the completion may
+	// still be ahead, so the wait is repeated, submitting nothing, until
+	// it is there.
+	toSubmit := uintptr(1)
+	head := atomic.LoadUint32(u32(cq, p.CQOff.Head))
+	for head == atomic.LoadUint32(u32(cq, p.CQOff.Tail)) {
+		_, _, errno = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), toSubmit, 1, uringEnterWait, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			t.Fatalf("io_uring_enter (%s): %v", what, errno)
+		}
+		toSubmit = 0
+	}
 	// the kernel copied the paths when the request was submitted
 	runtime.KeepAlive(keep)
-	if errno != 0 {
-		t.Fatalf("io_uring_enter (%s): %v", what, errno)
-	}
-	head := atomic.LoadUint32(u32(cq, p.CQOff.Head))
-	if head == atomic.LoadUint32(u32(cq, p.CQOff.Tail)) {
-		t.Fatalf("%s: no completion after io_uring_enter waited for one", what)
-	}
 	cqe := p.CQOff.CQEs + (head&*u32(cq, p.CQOff.RingMask))*16
 	if res := int32(*u32(cq, cqe+8)); res < 0 {
 		t.Fatalf("%s through io_uring: %v", what, unix.Errno(-res))
