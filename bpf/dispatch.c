@@ -8,11 +8,12 @@
  * it. Loading, replacing or removing a policy updates maps; the programs
  * are verified once, when the agent first needs them.
  *
- * Each direction is a chain of tail calls: the attached program
- * (gen_sys_enter, gen_sys_exit) jumps to the direction's filter, which
- * user space generates with the mapped syscalls in its code, and the
- * filter to the program that serves the call (run_sys_enter,
- * run_sys_exit). A call whose syscall no hook maps costs the filter's
+ * The program attached to each direction is a filter that user space
+ * generates with the mapped syscalls in its code: it returns for a call
+ * no hook maps and otherwise jumps to the program that serves the call
+ * (run_sys_enter, run_sys_exit). A set that changes after the filter is
+ * attached goes into the direction's chain, to which the attached filter
+ * jumps first. A call whose syscall no hook maps costs the filter's
  * comparisons; a call that matches no selector writes nothing to the ring
  * buffer. */
 #define HOOK_SLOTS 4096
@@ -289,15 +290,18 @@ struct {
 } scratch_heap SEC(".maps");
 
 /* The slots of a direction's chain (sys_enter_chain, sys_exit_chain).
- * The filter is a program user space generates per set of mapped
- * syscalls (pkg/sensor/sysfilter.go): it holds the set as comparisons
- * with immediates, so that a call no hook maps reads no map memory. On a
+ * A filter is a program user space generates per set of mapped syscalls
+ * (pkg/sensor/sysfilter.go): it holds the set as comparisons with
+ * immediates, so that a call no hook maps reads no map memory. On a
  * paravirtualized guest the first load from a page in each system call
- * costs more than the rest of such a call (docs/performance.md). A
- * constant-index tail call is a direct jump, patched when the slot
- * changes, so the chain itself reads no map memory either. */
+ * costs more than the rest of such a call (docs/performance.md). The
+ * attached filter jumps to the filter slot first: a raw tracepoint link
+ * cannot take another program, and a slot changes for the next call at
+ * once. A constant-index tail call is a direct jump, patched when the
+ * slot changes, so the chain itself reads no map memory either; into an
+ * empty slot it falls through. */
 enum chain_slot {
-	CS_FILTER = 0, /* empty while a set changes: every call runs */
+	CS_FILTER = 0, /* empty while the attached filter's set is the one */
 	CS_RUN = 1,
 	CS_MAX = 2,
 	/* what the filter reads: thread_info.status's 32-bit call flag */
@@ -883,9 +887,10 @@ static __always_inline int handle(struct pt_regs *regs, long nr, long ret, __u8 
 	return 0;
 }
 
-/* The attached programs: the filter if there is one, else the run. The
- * run slot is filled before a program is attached and stays filled while
- * the chain exists (user space pins the chain with the links). */
+/* The programs attached where a direction's filter cannot be loaded: the
+ * slot's filter if there is one, else the run. The run slot is filled
+ * before a program is attached and stays filled while the chain exists
+ * (user space pins the chain with the links). */
 SEC("tp_btf/sys_enter")
 int gen_sys_enter(void *ctx)
 {

@@ -67,7 +67,7 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 		return nil, fmt.Errorf("%w: %w", ErrNotAdopted, err)
 	}
 	for _, when := range []uint8{OnEnter, OnExit} {
-		for tp := range d.programs(when) {
+		for _, tp := range d.linkTracepoints(when) {
 			path := filepath.Join(dir, linkPin(tp))
 			if d.links[tp] != nil {
 				continue // io_uring's: both directions have them
@@ -82,9 +82,10 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 		if d.links[whenName(when)] == nil {
 			continue
 		}
-		// the filter the previous run left: it passes syscalls this run
-		// does not know, so the first swap takes it out (unfilter) and
-		// writes one of this run's
+		// the filter the previous run left in the slot: it passes
+		// syscalls this run does not know, as the attached one does, so
+		// the first swap replaces it (unfilter) and writes one of this
+		// run's there
 		var f *ebpf.Program
 		if err := d.chain(when).Lookup(slotFilter, &f); err == nil && f != nil {
 			d.filters[when] = &sysFilter{prog: f}

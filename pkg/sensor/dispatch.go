@@ -59,9 +59,11 @@ type Dispatcher struct {
 	adopted []*DataHook
 	closed  bool
 
-	// filters are the directions' filters (sysfilter.go), loaded with
-	// kernelTypes and layout
+	// filters are the filters in the directions' chain slots, attached
+	// the ones this run attached (sysfilter.go: an adopted direction's is
+	// not known), all loaded with kernelTypes and layout
 	filters     map[uint8]*sysFilter
+	attached    map[uint8]*sysFilter
 	kernelTypes *btf.Spec
 	layout      filterLayout
 	filterErr   error
@@ -142,7 +144,8 @@ func newDispatcher(opts Options, pinDir string) (*Dispatcher, *ebpf.CollectionSp
 		return nil, nil, fmt.Errorf("reading the dispatcher object: %w", err)
 	}
 	d := &Dispatcher{links: map[string]link.Link{}, pinDir: pinDir, lists: map[uint32][]*DataHook{},
-		staged: map[*DataHook]bool{}, filters: map[uint8]*sysFilter{}, kernelTypes: opts.KernelTypes}
+		staged: map[*DataHook]bool{}, filters: map[uint8]*sysFilter{}, attached: map[uint8]*sysFilter{},
+		kernelTypes: opts.KernelTypes}
 	kernel := opts.KernelTypes
 	if kernel == nil {
 		if kernel, err = btf.LoadKernelSpec(); err != nil {
@@ -202,8 +205,9 @@ func (d *Dispatcher) Add(spec HookSpec) (*DataHook, error) {
 }
 
 // Stage writes a hook's configuration and match strings and attaches the
-// programs it needs, but puts it in no syscall list: no call runs it
-// before Swap. On error nothing of it stays.
+// io_uring programs, but puts it in no syscall list: no call runs it
+// before Swap, which attaches a direction's filter with its first hooks.
+// On error nothing of it stays.
 func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 	if len(spec.Syscalls) == 0 {
 		return nil, errors.New("hook has no syscall to attach to")
@@ -226,11 +230,9 @@ func (d *Dispatcher) Stage(spec HookSpec) (*DataHook, error) {
 		return nil, err
 	}
 	h := &DataHook{d: d, spec: spec, e: e, cache: cacheable(spec), scope: e.scope}
-	for _, when := range h.whens() {
-		if err := d.attach(when); err != nil {
-			d.tables.remove(e)
-			return nil, err
-		}
+	if err := d.attachUring(); err != nil {
+		d.tables.remove(e)
+		return nil, err
 	}
 	d.staged[h] = true
 	return h, nil
@@ -284,6 +286,16 @@ func (d *Dispatcher) swap(add, remove []*DataHook) error {
 		}
 	}
 	nrs := d.filterNrs(after)
+	// a direction's first hooks: its filter is attached before their
+	// lists are written, of the syscalls they will be listed for
+	for key := range after {
+		when := uint8(key >> whenShift)
+		if d.links[whenName(when)] == nil {
+			if err := d.attachFilter(when, nrs[when]); err != nil {
+				return err
+			}
+		}
+	}
 	if err := d.unfilter(nrs); err != nil {
 		return err
 	}
@@ -312,21 +324,6 @@ func (d *Dispatcher) swap(add, remove []*DataHook) error {
 		h.list(now)
 	}
 	return nil
-}
-
-// whens lists the directions (OnEnter, OnExit) the hook runs at.
-func (h *DataHook) whens() []uint8 {
-	var flags uint8
-	for _, sc := range h.spec.Syscalls {
-		flags |= sc.Flags & (OnEnter | OnExit)
-	}
-	var out []uint8
-	for _, w := range []uint8{OnEnter, OnExit} {
-		if flags&w != 0 {
-			out = append(out, w)
-		}
-	}
-	return out
 }
 
 // listKeys are the sys_lists keys the hook is in, sorted.
@@ -459,36 +456,50 @@ func uringTracepoints(kernel *btf.Spec) map[string]string {
 	return tps
 }
 
-// attach attaches the program of one direction, and with the first the
-// io_uring programs, once each: a verdict the cache keeps must not
-// outlive a rename it did not see.
-func (d *Dispatcher) attach(when uint8) error {
-	for tp, p := range d.programs(when) {
+// attachUring attaches the io_uring programs, with the first hook, once:
+// a verdict the cache keeps must not outlive a rename it did not see.
+func (d *Dispatcher) attachUring() error {
+	for name, tp := range d.uring {
 		if d.links[tp] != nil {
 			continue
 		}
-		l, err := link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceRawTp})
-		if err != nil {
-			return fmt.Errorf("attaching tp_btf/%s: %w", tp, err)
-		}
-		if err := d.pinLink(tp, l); err != nil {
-			l.Close()
+		if err := d.attachLink(tp, d.uringProgram(name)); err != nil {
 			return err
 		}
-		d.links[tp] = l
 	}
 	return nil
 }
 
-// programs are the programs attach attaches for a direction, by raw
-// tracepoint.
-func (d *Dispatcher) programs(when uint8) map[string]*ebpf.Program {
-	progs := map[string]*ebpf.Program{whenName(when): d.program(when)}
-	if d.uring != nil {
-		progs[d.uring[bpf.DispatchProgUringSubmit]] = d.objs.UringSubmit
-		progs[d.uring[bpf.DispatchProgUringComplete]] = d.objs.UringComplete
+// attachLink attaches prog to raw tracepoint tp and pins the link.
+func (d *Dispatcher) attachLink(tp string, prog *ebpf.Program) error {
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return fmt.Errorf("attaching tp_btf/%s: %w", tp, err)
 	}
-	return progs
+	if err := d.pinLink(tp, l); err != nil {
+		l.Close()
+		return err
+	}
+	d.links[tp] = l
+	return nil
+}
+
+// linkTracepoints are the raw tracepoints a direction's links are on:
+// its own, and io_uring's.
+func (d *Dispatcher) linkTracepoints(when uint8) []string {
+	tps := []string{whenName(when)}
+	for _, tp := range d.uring {
+		tps = append(tps, tp)
+	}
+	return tps
+}
+
+// uringProgram is the io_uring program of its name in the object.
+func (d *Dispatcher) uringProgram(name string) *ebpf.Program {
+	if name == bpf.DispatchProgUringSubmit {
+		return d.objs.UringSubmit
+	}
+	return d.objs.UringComplete
 }
 
 // pinLink pins the link of a raw tracepoint under d.pinDir, when it is
@@ -506,7 +517,8 @@ func (d *Dispatcher) pinLink(tp string, l link.Link) error {
 // linkPin is the name the link of a raw tracepoint is pinned under.
 func linkPin(tp string) string { return "link_" + tp }
 
-// program is the dispatcher's program of one direction.
+// program is the object's program of one direction, which passes every
+// call: attached where the direction's filter cannot be loaded.
 func (d *Dispatcher) program(when uint8) *ebpf.Program {
 	if when == OnExit {
 		return d.objs.GenSysExit

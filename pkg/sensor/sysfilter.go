@@ -18,14 +18,32 @@ const (
 	slotRun    = uint32(bpf.DispatchChainSlotCS_RUN)
 )
 
-// sysFilter is one direction's filter: a program that holds the syscalls
-// it passes to the run as comparisons in its code. It exists because a
-// call no hook maps would otherwise load its head from map memory, which
-// on a paravirtualized guest costs more than the rest of the call
-// (docs/performance.md, "The filter").
+// sysFilter is a filter of one direction: a program that holds the
+// syscalls it passes to the run as comparisons in its code. It exists
+// because a call no hook maps would otherwise load its head from map
+// memory, which on a paravirtualized guest costs more than the rest of
+// the call (docs/performance.md, "The filter").
+//
+// Each direction's attached program is the filter of the syscalls mapped
+// when the direction was first used, which first jumps to the chain's
+// filter slot: empty, the attached filter decides, with no tail call
+// before the run's; filled, the filter there does. A raw tracepoint link
+// cannot take another program, and two attached at once would serve a
+// call twice or, handed over, not at all, so a later set goes into the
+// slot, where it replaces the last one for the next call at once
+// (docs/performance.md, "The chain's own cost").
 type sysFilter struct {
-	nrs  []int64 // the syscall numbers it passes, sorted
+	// nrs are the syscall numbers it passes, sorted; nil with all unset
+	// when they are not known (a previous run's filter)
+	nrs  []int64
+	all  bool // it passes every call
 	prog *ebpf.Program
+}
+
+// passes reports whether the filter is known to pass every syscall of
+// sorted nrs.
+func (f *sysFilter) passes(nrs []int64) bool {
+	return f.all || (f.nrs != nil && subset(nrs, f.nrs))
 }
 
 // filterLayout is what a filter reads, from the kernel's BTF and the
@@ -99,52 +117,120 @@ func (d *Dispatcher) filterNrs(lists map[uint32][]*DataHook) map[uint8][]int64 {
 	return nrs
 }
 
-// unfilter empties the filter slot of each direction whose filter would
-// hide a syscall of nrs: its calls then all run, and the run reads the
-// heads. It runs before lists are written, so that no call of a newly
-// mapped syscall is settled as unmapped. d.mu is held.
+// unfilter makes each attached direction pass every syscall of nrs
+// before the lists are written, so that no call of a newly mapped syscall
+// is settled as unmapped: a direction whose filter (the slot's, else the
+// attached one) is not known to pass them all gets the filter that passes
+// every call in its slot, and its calls all run and read the heads. On
+// error the lists must not be written. d.mu is held.
 func (d *Dispatcher) unfilter(nrs map[uint8][]int64) error {
-	for when, f := range d.filters {
-		if subset(nrs[when], f.nrs) {
+	for _, when := range []uint8{OnEnter, OnExit} {
+		if d.links[whenName(when)] == nil || d.deciding(when).passes(nrs[when]) {
 			continue
 		}
-		if err := d.chain(when).Delete(slotFilter); err != nil {
-			return fmt.Errorf("taking the %s filter out: %w", whenName(when), err)
+		if err := d.putFilter(when, nil, true); err != nil {
+			return fmt.Errorf("making the %s filter pass every call: %w", whenName(when), err)
 		}
-		f.prog.Close()
-		delete(d.filters, when)
 	}
 	return nil
 }
 
-// refilter gives each direction a filter of exactly nrs, once the lists
-// are written. A filter is verified only when its set changes: when a
-// syscall gets its first hook or loses its last. A filter that cannot be
-// loaded leaves the direction's calls all running, which is correct and
-// slower; FilterErr says why until a swap has both filters. d.mu is held.
+// deciding is the filter that decides a direction's calls now: the
+// slot's, else the attached one; one of unknown set when neither is this
+// run's.
+func (d *Dispatcher) deciding(when uint8) *sysFilter {
+	if f := d.filters[when]; f != nil {
+		return f
+	}
+	if f := d.attached[when]; f != nil {
+		return f
+	}
+	return &sysFilter{}
+}
+
+// refilter gives each attached direction a filter of exactly nrs, once
+// the lists are written: none in the slot when the attached filter is of
+// nrs, else one there. A filter is verified only when its set changes: when
+// a syscall gets its first hook or loses its last. A filter that cannot be
+// loaded leaves the slot as unfilter left it, which passes every syscall of
+// nrs and is slower; FilterErr says why until a swap has both filters.
+// d.mu is held.
 func (d *Dispatcher) refilter(nrs map[uint8][]int64) {
 	d.filterErr = nil
 	for _, when := range []uint8{OnEnter, OnExit} {
-		if f := d.filters[when]; f != nil && slices.Equal(f.nrs, nrs[when]) {
+		if d.links[whenName(when)] == nil {
 			continue
 		}
-		prog, err := d.newFilter(when, nrs[when])
-		if err == nil {
-			// replaces the old filter at once: the jump to it is patched
-			err = d.chain(when).Put(slotFilter, prog)
-			if err != nil {
-				prog.Close()
+		if a := d.attached[when]; a != nil && !a.all && slices.Equal(a.nrs, nrs[when]) {
+			if err := d.emptySlot(when); err != nil {
+				d.filterErr = errors.Join(d.filterErr, err)
 			}
-		}
-		if err != nil {
-			d.filterErr = errors.Join(d.filterErr, fmt.Errorf("the %s filter: %w", whenName(when), err))
 			continue
 		}
-		if old := d.filters[when]; old != nil {
-			old.prog.Close()
+		if f := d.filters[when]; f != nil && !f.all && slices.Equal(f.nrs, nrs[when]) {
+			continue
 		}
-		d.filters[when] = &sysFilter{nrs: nrs[when], prog: prog}
+		if err := d.putFilter(when, nrs[when], false); err != nil {
+			d.filterErr = errors.Join(d.filterErr, fmt.Errorf("the %s filter: %w", whenName(when), err))
+		}
 	}
+}
+
+// putFilter loads the slot's filter of nrs (of every call with all) and
+// puts it in the direction's slot, where it replaces the last one for the
+// next call. d.mu is held.
+func (d *Dispatcher) putFilter(when uint8, nrs []int64, all bool) error {
+	prog, err := d.newFilter(when, nrs, all, false)
+	if err != nil {
+		return err
+	}
+	if err := d.chain(when).Put(slotFilter, prog); err != nil {
+		prog.Close()
+		return err
+	}
+	if old := d.filters[when]; old != nil {
+		old.prog.Close()
+	}
+	d.filters[when] = &sysFilter{nrs: nrs, all: all, prog: prog}
+	return nil
+}
+
+// emptySlot takes the slot's filter out: the attached one decides again.
+// d.mu is held.
+func (d *Dispatcher) emptySlot(when uint8) error {
+	f := d.filters[when]
+	if f == nil {
+		return nil
+	}
+	if err := d.chain(when).Delete(slotFilter); err != nil {
+		return fmt.Errorf("taking the %s filter out: %w", whenName(when), err)
+	}
+	f.prog.Close()
+	delete(d.filters, when)
+	return nil
+}
+
+// attachFilter attaches a direction's filter of nrs, the first time a
+// swap lists hooks there, before their lists are written. Where that
+// filter cannot be loaded, the object's program is attached, which passes
+// every call to the slot's filter (refilter puts one there), as before
+// there were attached filters. d.mu is held.
+func (d *Dispatcher) attachFilter(when uint8, nrs []int64) error {
+	f := &sysFilter{all: true}
+	prog, err := d.newFilter(when, nrs, false, true)
+	if err == nil {
+		f = &sysFilter{nrs: nrs, prog: prog}
+	} else {
+		prog = d.program(when)
+	}
+	if err := d.attachLink(whenName(when), prog); err != nil {
+		if f.prog != nil {
+			f.prog.Close()
+		}
+		return err
+	}
+	d.attached[when] = f
+	return nil
 }
 
 // FilterErr is why a direction of the dispatcher went without its filter
@@ -163,30 +249,47 @@ func (d *Dispatcher) chain(when uint8) *ebpf.Map {
 	return d.objs.SysEnterChain
 }
 
-// newFilter loads the filter of one direction for nrs: a 64-bit call of
-// a syscall not in nrs returns at once; any other call goes on to the
-// run. A 32-bit call always does, as its number is an i386 one.
-func (d *Dispatcher) newFilter(when uint8, nrs []int64) (*ebpf.Program, error) {
+// newFilter loads a filter of one direction for nrs: a 64-bit call of a
+// syscall not in nrs returns at once; any other call goes on to the run.
+// A 32-bit call always does, as its number is an i386 one. With all, every
+// call goes on. An attached filter first jumps to the slot's filter,
+// when the slot has one.
+func (d *Dispatcher) newFilter(when uint8, nrs []int64, all, attached bool) (*ebpf.Program, error) {
 	const pass, out = "pass", "out"
 	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
-	if d.layout.compatOff >= 0 {
+	name := "filt_"
+	if attached {
+		name = "disp_"
+		// a jump the kernel patches: it falls through while the slot is
+		// empty
 		insns = append(insns,
-			asm.FnGetCurrentTaskBtf.Call(),
-			asm.LoadMem(asm.R1, asm.R0, int16(d.layout.compatOff), asm.Word),
-			asm.JSet.Imm(asm.R1, int32(bpf.DispatchChainSlotCS_TS_COMPAT), pass),
-		)
+			asm.LoadMapPtr(asm.R2, d.chain(when).FD()),
+			asm.Mov.Imm(asm.R3, int32(slotFilter)),
+			asm.FnTailCall.Call())
 	}
-	if when == OnExit {
-		insns = append(insns,
-			asm.LoadMem(asm.R1, asm.R6, 0, asm.DWord), // struct pt_regs *
-			asm.LoadMem(asm.R1, asm.R1, int16(d.layout.origAxOff), asm.DWord))
+	if all {
+		name = "pass_"
 	} else {
-		insns = append(insns, asm.LoadMem(asm.R1, asm.R6, 8, asm.DWord)) // long id
+		if d.layout.compatOff >= 0 {
+			insns = append(insns,
+				asm.FnGetCurrentTaskBtf.Call(),
+				asm.LoadMem(asm.R1, asm.R0, int16(d.layout.compatOff), asm.Word),
+				asm.JSet.Imm(asm.R1, int32(bpf.DispatchChainSlotCS_TS_COMPAT), pass),
+			)
+		}
+		if when == OnExit {
+			insns = append(insns,
+				asm.LoadMem(asm.R1, asm.R6, 0, asm.DWord), // struct pt_regs *
+				asm.LoadMem(asm.R1, asm.R1, int16(d.layout.origAxOff), asm.DWord))
+		} else {
+			insns = append(insns, asm.LoadMem(asm.R1, asm.R6, 8, asm.DWord)) // long id
+		}
+		insns = append(insns, searchInsns(asm.R1, nrs, pass, out)...)
+		insns = append(insns,
+			asm.Mov.Imm(asm.R0, 0).WithSymbol(out),
+			asm.Return())
 	}
-	insns = append(insns, searchInsns(asm.R1, nrs, pass, out)...)
 	insns = append(insns,
-		asm.Mov.Imm(asm.R0, 0).WithSymbol(out),
-		asm.Return(),
 		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol(pass),
 		asm.LoadMapPtr(asm.R2, d.chain(when).FD()),
 		asm.Mov.Imm(asm.R3, int32(slotRun)),
@@ -195,7 +298,7 @@ func (d *Dispatcher) newFilter(when uint8, nrs []int64) (*ebpf.Program, error) {
 		asm.Return(),
 	)
 	prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
-		Name:         "filt_" + whenName(when),
+		Name:         name + whenName(when),
 		Type:         ebpf.Tracing,
 		AttachType:   ebpf.AttachTraceRawTp,
 		AttachTo:     whenName(when),
@@ -253,14 +356,20 @@ func whenName(when uint8) string {
 	return "sys_enter"
 }
 
-// closeFilters closes the filters' files. The chains keep running
-// them while they exist (pinned: the agent exits keeping its sensors).
-// d.mu is held.
+// closeFilters closes the filters' files. The chains and links keep
+// running them while they exist (pinned: the agent exits keeping its
+// sensors). d.mu is held.
 func (d *Dispatcher) closeFilters() error {
 	var errs []error
 	for when, f := range d.filters {
 		errs = append(errs, f.prog.Close())
 		delete(d.filters, when)
+	}
+	for when, f := range d.attached {
+		if f.prog != nil {
+			errs = append(errs, f.prog.Close())
+		}
+		delete(d.attached, when)
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -62,8 +63,10 @@ func TestSearchInsns(t *testing.T) {
 
 // TestSysFilterFollowsLists: each direction's filter passes exactly the
 // mapped syscalls, and a syscall that gets its first hook is served from
-// the moment Add returns (the filter that would hide it is detached
-// before its list is written).
+// the moment Add returns (the filter that would hide it is replaced before
+// its list is written). The filter attached with a direction's first hook
+// decides alone (its chain slot empty) whenever the set is the one it was
+// attached with, and the slot's filter decides otherwise.
 func TestSysFilterFollowsLists(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireFeature(t, "tp_btf")
@@ -77,28 +80,42 @@ func TestSysFilterFollowsLists(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	// the exit filter's syscalls besides the path changers, once the
-	// chain's filter slot is checked to hold it
-	exitNrs := func() []int64 {
+	// the syscalls the exit direction passes besides the path changers,
+	// and whether the chain's slot decides: then the slot holds the
+	// filter d keeps as the slot's, else it is empty and the attached
+	// filter, of known syscalls, decides
+	exitNrs := func() ([]int64, bool) {
 		t.Helper()
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		f := d.filters[OnExit]
-		if f == nil {
-			t.Fatal("no exit filter")
-		}
 		var inSlot ebpf.ProgramID
-		if err := d.objs.SysExitChain.Lookup(slotFilter, &inSlot); err != nil {
+		err := d.objs.SysExitChain.Lookup(slotFilter, &inSlot)
+		f, slot := d.filters[OnExit], true
+		switch {
+		case f == nil && errors.Is(err, ebpf.ErrKeyNotExist):
+			if f, slot = d.attached[OnExit], false; f == nil || f.all || f.nrs == nil {
+				t.Fatalf("the exit slot is empty, and the attached filter is %+v", f)
+			}
+		case f == nil:
+			t.Fatalf("the exit slot holds program %d (%v), which the dispatcher does not know", inSlot, err)
+		case err != nil:
 			t.Fatalf("the exit chain's filter slot: %v", err)
-		}
-		if info, err := f.prog.Info(); err != nil {
-			t.Fatal(err)
-		} else if id, _ := info.ID(); id != inSlot {
-			t.Fatalf("the exit chain's filter slot holds program %d, not the filter (%d)", inSlot, id)
+		default:
+			if info, err := f.prog.Info(); err != nil {
+				t.Fatal(err)
+			} else if id, _ := info.ID(); id != inSlot {
+				t.Fatalf("the exit chain's filter slot holds program %d, not the filter (%d)", inSlot, id)
+			}
 		}
 		return slices.DeleteFunc(slices.Clone(f.nrs), func(nr int64) bool {
 			return slices.Contains(d.layout.pathChangers, nr)
-		})
+		}), slot
+	}
+	wantExit := func(what string, want []int64, wantSlot bool) {
+		t.Helper()
+		if got, slot := exitNrs(); !slices.Equal(got, want) || slot != wantSlot {
+			t.Fatalf("%s: the exit direction passes %v (by the slot's filter: %v), want %v (%v)", what, got, slot, want, wantSlot)
+		}
 	}
 	kill := func(nr uint32) HookSpec {
 		return HookSpec{
@@ -112,7 +129,7 @@ func TestSysFilterFollowsLists(t *testing.T) {
 		}
 	}
 
-	// open (2) first: the exit filter passes its index alone
+	// open (2) first: the attached exit filter passes its index alone
 	open, err := d.Add(kill(2))
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +137,7 @@ func TestSysFilterFollowsLists(t *testing.T) {
 	if err := d.FilterErr(); err != nil {
 		t.Fatal(err)
 	}
-	if got := exitNrs(); !slices.Equal(got, []int64{2}) {
-		t.Fatalf("the exit filter passes %v after hooking open, want [2]", got)
-	}
+	wantExit("after hooking open", []int64{2}, false)
 	// then openat (257), which cat calls: killed at once
 	openat, err := d.Add(kill(257))
 	if err != nil {
@@ -131,24 +146,29 @@ func TestSysFilterFollowsLists(t *testing.T) {
 	if err := exec.Command("cat", target).Run(); !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s after hooking openat: %v, want killed by SIGKILL", target, err)
 	}
-	if got := exitNrs(); !slices.Equal(got, []int64{2, 257}) {
-		t.Fatalf("the exit filter passes %v after hooking openat, want [2 257]", got)
-	}
+	wantExit("after hooking openat", []int64{2, 257}, true)
 	// the last hook of open gone: the filter shrinks, openat still kills
 	if err := open.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := exitNrs(); !slices.Equal(got, []int64{257}) {
-		t.Fatalf("the exit filter passes %v after unhooking open, want [257]", got)
-	}
+	wantExit("after unhooking open", []int64{257}, true)
 	if err := exec.Command("cat", target).Run(); !testutil.KilledBySIGKILL(err) {
 		t.Fatalf("cat %s after unhooking open: %v, want killed by SIGKILL", target, err)
+	}
+	// open again, and openat gone: the set the filter was attached with,
+	// which decides alone again
+	if open, err = d.Add(kill(2)); err != nil {
+		t.Fatal(err)
 	}
 	if err := openat.Close(); err != nil {
 		t.Fatal(err)
 	}
+	wantExit("after hooking open again and unhooking openat", []int64{2}, false)
 	if out, err := exec.Command("cat", target).CombinedOutput(); err != nil || string(out) != "x" {
-		t.Fatalf("cat %s with no hook: %v %q", target, err, out)
+		t.Fatalf("cat %s with open hooked alone: %v %q", target, err, out)
+	}
+	if err := open.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if err := d.FilterErr(); err != nil {
 		t.Fatal(err)
