@@ -7,7 +7,7 @@
 #
 # Each round runs each agent in turn with the shipped policies, then
 # tetragon-bench's loop (-loop-child) under `perf record -g`, and prints,
-# per program (gen_sys_enter, gen_sys_exit), its inclusive share of the
+# per direction (sys_enter, sys_exit), its programs' inclusive share of the
 # loop's samples (helpers and map code included) times the loop's time per
 # operation: nanoseconds per open/read/close. bpf_stats' run_time_ns cannot
 # split a call's cost this way, and ops/s ratios swing by more than the
@@ -58,8 +58,8 @@ for ((r = 1; r <= rounds; r++)); do
 			"$work/bench" -loop-child "$work/plain" -window 5s)
 		perf report -i "$work/perf.data" --children --sort sym -q -g none 2>/dev/null |
 			awk -v ops="$ops" -v bin="$bin" -v round="$r" '
-				$NF ~ /^bpf_prog_[0-9a-f]+_(gen|run|filt)_sys_(enter|exit)$/ {
-					sub(/%/, "", $1); name = $NF; sub(/^bpf_prog_[0-9a-f]+_(gen|run|filt)_/, "gen_", name)
+				$NF ~ /^bpf_prog_[0-9a-f]+_(gen|disp|run|filt|pass)_sys_(enter|exit)$/ {
+					sub(/%/, "", $1); name = $NF; sub(/^bpf_prog_[0-9a-f]+_(gen|disp|run|filt|pass)_/, "gen_", name)
 					ns[name] += $1 / 100 * 1e9 / ops
 				}
 				END {

@@ -98,8 +98,10 @@ func thousandPolicies(t *testing.T, mech string) {
 		t.Fatalf("loading policy %d: %d programs and %d links, %d and %d before", n, p, l, progs, links)
 	}
 	// kprobes: one object and link on each function; the dispatcher: per
-	// direction the attached program, its run and its filter, and the two
-	// io_uring programs, attached where the kernel has io_uring
+	// direction the object's pass-every-call program (attached only where
+	// a filter cannot be loaded), its run and the attached filter (the
+	// chain's slot empty: the set never changed), and the two io_uring
+	// programs, attached where the kernel has io_uring
 	wantProgs, wantLinks := 2, 2
 	if mech == compiler.MechSyscallTracepoint {
 		wantProgs = 8

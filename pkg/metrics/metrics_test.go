@@ -252,10 +252,11 @@ func testProgramStats(t *testing.T, addr, target string) {
 	}
 	// a kprobe hook has programs of its own; without kprobes the hook is
 	// served by the syscall dispatcher, whose programs serve every policy
-	// (fd_install: at the open family's exit)
+	// (fd_install: at the open family's exit, whose attached filter counts
+	// the programs it jumps to)
 	hookLabels := []string{"policy", "metrics-kill", "attach", "fd_install"}
 	if !testutil.Kernel(t).Map()["kprobe"] {
-		hookLabels = []string{"sensor", "syscall-dispatcher", "program", "gen_sys_exit"}
+		hookLabels = []string{"sensor", "syscall-dispatcher", "program", "disp_sys_exit"}
 	}
 	f := eventually(t, addr, "program run counts", func(f families) bool {
 		base, _ := f.Value("tetragon_overhead_program_runs_total", "sensor", "base", "program", "handle_exec")
