@@ -170,6 +170,9 @@ func TestSysFilterFollowsLists(t *testing.T) {
 	if err := open.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := exec.Command("cat", target).CombinedOutput(); err != nil || string(out) != "x" {
+		t.Fatalf("cat %s with no hook: %v %q", target, err, out)
+	}
 	if err := d.FilterErr(); err != nil {
 		t.Fatal(err)
 	}
