@@ -278,7 +278,7 @@ func (m *Manager) swap(lp, old *loadedPolicy) error {
 			return err
 		}
 		if err := d.FilterErr(); err != nil {
-			m.log.Warn().Err(err).Msg("The syscall dispatcher runs without a filter: every system call runs it whole (correct, slower)")
+			m.log.Warn().Err(err).Msg("The syscall dispatcher runs without one of its filters: system calls take a longer path (correct, slower)")
 		}
 	}
 	padd, premove := lp.progHooks(), old.progHooks()

@@ -38,6 +38,9 @@ type sysFilter struct {
 	nrs  []int64
 	all  bool // it passes every call
 	prog *ebpf.Program
+	// err is why an attached direction runs the object's program, which
+	// passes every call to the slot, instead of its own filter
+	err error
 }
 
 // passes reports whether the filter is known to pass every syscall of
@@ -216,11 +219,12 @@ func (d *Dispatcher) emptySlot(when uint8) error {
 // every call to the slot's filter (refilter puts one there), as before
 // there were attached filters. d.mu is held.
 func (d *Dispatcher) attachFilter(when uint8, nrs []int64) error {
-	f := &sysFilter{all: true}
+	f := &sysFilter{nrs: nrs}
 	prog, err := d.newFilter(when, nrs, false, true)
 	if err == nil {
-		f = &sysFilter{nrs: nrs, prog: prog}
+		f.prog = prog
 	} else {
+		f = &sysFilter{all: true, err: fmt.Errorf("the attached %s filter: %w", whenName(when), err)}
 		prog = d.program(when)
 	}
 	if err := d.attachLink(whenName(when), prog); err != nil {
@@ -234,11 +238,18 @@ func (d *Dispatcher) attachFilter(when uint8, nrs []int64) error {
 }
 
 // FilterErr is why a direction of the dispatcher went without its filter
-// at the last swap, if one did.
+// at the last swap, or without its attached filter since it was
+// attached, if one did.
 func (d *Dispatcher) FilterErr() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.filterErr
+	errs := []error{d.filterErr}
+	for _, when := range []uint8{OnEnter, OnExit} {
+		if f := d.attached[when]; f != nil {
+			errs = append(errs, f.err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // chain is the prog array of one direction.

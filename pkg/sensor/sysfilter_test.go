@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -58,6 +59,20 @@ func TestSearchInsns(t *testing.T) {
 			}
 		}
 		prog.Close()
+	}
+}
+
+// killOpen is a hook of syscall nr, read as openat, that kills the
+// opener of target.
+func killOpen(nr uint32, target string) HookSpec {
+	return HookSpec{
+		ID:       nr,
+		Syscalls: map[uint32]Syscall{nr: openFamily[257]},
+		Args:     openArgs(),
+		Selectors: []Selector{{
+			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
+			Actions: ActSigkill,
+		}},
 	}
 }
 
@@ -117,17 +132,7 @@ func TestSysFilterFollowsLists(t *testing.T) {
 			t.Fatalf("%s: the exit direction passes %v (by the slot's filter: %v), want %v (%v)", what, got, slot, want, wantSlot)
 		}
 	}
-	kill := func(nr uint32) HookSpec {
-		return HookSpec{
-			ID:       nr,
-			Syscalls: map[uint32]Syscall{nr: openFamily[257]},
-			Args:     openArgs(),
-			Selectors: []Selector{{
-				Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{target}}},
-				Actions: ActSigkill,
-			}},
-		}
-	}
+	kill := func(nr uint32) HookSpec { return killOpen(nr, target) }
 
 	// open (2) first: the attached exit filter passes its index alone
 	open, err := d.Add(kill(2))
@@ -175,5 +180,70 @@ func TestSysFilterFollowsLists(t *testing.T) {
 	}
 	if err := d.FilterErr(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAttachedFilterFallback: when the kernel refuses a direction's
+// filter at its first hook, the object's program is attached instead,
+// which passes every call on (so the hook enforces at once), and
+// FilterErr says so for as long as it is attached, also after a later
+// swap puts a filter of the exact set in the slot.
+func TestAttachedFilterFallback(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "tetragon")
+	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDispatcher(newRing(t), Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// an offset past pt_regs: the verifier refuses every exit filter of
+	// syscalls, not the one that passes every call
+	d.mu.Lock()
+	good := d.layout.origAxOff
+	d.layout.origAxOff = 32000
+	d.mu.Unlock()
+	openat, err := d.Add(killOpen(257, target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer openat.Close()
+	if err := exec.Command("cat", target).Run(); !testutil.KilledBySIGKILL(err) {
+		t.Fatalf("cat %s with the exit filter refused: %v, want killed by SIGKILL", target, err)
+	}
+	err = d.FilterErr()
+	if err == nil || !strings.Contains(err.Error(), "the attached sys_exit filter") {
+		t.Fatalf("FilterErr with the exit filter refused: %v", err)
+	}
+	d.mu.Lock()
+	if a := d.attached[OnExit]; a == nil || !a.all || a.prog != nil {
+		t.Fatalf("the attached exit program is %+v, want the object's, which passes every call", a)
+	}
+	d.layout.origAxOff = good
+	d.mu.Unlock()
+
+	// a filter the kernel takes again: the slot's is of the exact set,
+	// and the attached program is still the object's
+	open, err := d.Add(killOpen(2, target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if err := exec.Command("cat", target).Run(); !testutil.KilledBySIGKILL(err) {
+		t.Fatalf("cat %s after the exit filter loads again: %v, want killed by SIGKILL", target, err)
+	}
+	err = d.FilterErr()
+	if err == nil || !strings.Contains(err.Error(), "the attached sys_exit filter") || strings.Contains(err.Error(), "the sys_exit filter:") {
+		t.Fatalf("FilterErr with the exit filter in the slot: %v, want the attached filter's error alone", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f := d.filters[OnExit]
+	if f == nil || f.all || !slices.Contains(f.nrs, 2) || !slices.Contains(f.nrs, 257) {
+		t.Fatalf("the exit slot's filter is %+v, want one of open and openat", f)
 	}
 }
