@@ -320,6 +320,25 @@ struct chain {
 struct chain sys_enter_chain SEC(".maps");
 struct chain sys_exit_chain SEC(".maps");
 
+/* Each direction's attached filter's set, as user space attached it (by
+ * direction: 0 entry, 1 exit). No program reads it: a restart that adopts
+ * the dispatcher does, to know when the attached filter can decide alone
+ * with its slot empty (pkg/sensor/sysfilter.go). The set is written before
+ * its filter is attached and names it, so a set whose program is not the
+ * one attached is stale and tells nothing. */
+struct attached_set {
+	__u32 prog_id;
+	__u32 pad;
+	__u64 nrs[SYS_TABLE_LEN / 64]; /* bit nr % 64 of word nr / 64 */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct attached_set);
+} attached_sets SEC(".maps");
+
 /* call_arg reads argument i of the call: from the x86_64 registers
  * (reg_arg), or for a 32-bit call from the i386 ones, ebx, ecx, edx, esi,
  * edi, ebp, whose upper halves the kernel ignores. */

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type DispatchAttachedSet struct {
+	_      structs.HostLayout
+	ProgId uint32
+	Pad    uint32
+	Nrs    [8]uint64
+}
+
 type DispatchCgroupKey struct {
 	_      structs.HostLayout
 	Slot   uint32
@@ -240,6 +247,7 @@ type DispatchVerdictKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	DispatchMapAttachedSets        = "attached_sets"
 	DispatchMapConfs               = "confs"
 	DispatchMapEvents              = "events"
 	DispatchMapExecCreds           = "exec_creds"
@@ -343,6 +351,7 @@ type DispatchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type DispatchMapSpecs struct {
+	AttachedSets  *ebpf.MapSpec `ebpf:"attached_sets"`
 	Confs         *ebpf.MapSpec `ebpf:"confs"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ExecCreds     *ebpf.MapSpec `ebpf:"exec_creds"`
@@ -412,6 +421,7 @@ func (o *DispatchObjects) Close() error {
 //
 // It can be passed to LoadDispatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type DispatchMaps struct {
+	AttachedSets  *ebpf.Map `ebpf:"attached_sets"`
 	Confs         *ebpf.Map `ebpf:"confs"`
 	Events        *ebpf.Map `ebpf:"events"`
 	ExecCreds     *ebpf.Map `ebpf:"exec_creds"`
@@ -433,6 +443,7 @@ type DispatchMaps struct {
 
 func (m *DispatchMaps) Close() error {
 	return _DispatchClose(
+		m.AttachedSets,
 		m.Confs,
 		m.Events,
 		m.ExecCreds,

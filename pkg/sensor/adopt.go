@@ -82,10 +82,16 @@ func AdoptDispatcher(dir string, events *ebpf.Map, opts Options, pinDir string) 
 		if d.links[whenName(when)] == nil {
 			continue
 		}
-		// the filter the previous run left in the slot: it passes
-		// syscalls this run does not know, as the attached one does, so
-		// the first swap replaces it (unfilter) and writes one of this
-		// run's there
+		// what it runs: a filter of a set attached_sets names decides
+		// alone while the slot is empty
+		if a, err := d.adoptAttached(when); err != nil {
+			return nil, fmt.Errorf("the syscall dispatcher: %w", err)
+		} else if a != nil {
+			d.attached[when] = a
+		}
+		// the filter the previous run left in the slot: of a set this run
+		// does not know, so the first swap replaces it (unfilter), then
+		// empties the slot or writes one of this run's there (refilter)
 		var f *ebpf.Program
 		if err := d.chain(when).Lookup(slotFilter, &f); err == nil && f != nil {
 			d.filters[when] = &sysFilter{prog: f}

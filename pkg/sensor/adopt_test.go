@@ -3,6 +3,7 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/tetragon-lite/tetragon/bpf"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/testutil"
 )
@@ -71,6 +73,10 @@ func TestAdoptDispatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	progs := dispatcherProgs(t, first)
+	firstSets := attachedSets(t, first)
+	if len(firstSets) == 0 {
+		t.Fatal("the first run attached no filter")
+	}
 	// the run exits and keeps its sensors: handles closed, pins left
 	first.Close()
 
@@ -121,6 +127,41 @@ func TestAdoptDispatcher(t *testing.T) {
 		return n
 	}
 
+	// a set naming another program than the link's is stale: it tells
+	// nothing, and the slot decides every call
+	recorded, err := ebpf.LoadPinnedMap(filepath.Join(pinned, "attached_sets"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recorded.Close()
+	saved := map[uint8]bpf.DispatchAttachedSet{}
+	for when := range firstSets {
+		var set bpf.DispatchAttachedSet
+		if err := recorded.Lookup(setKey(when), &set); err != nil {
+			t.Fatal(err)
+		}
+		saved[when] = set
+		set.ProgId++
+		if err := recorded.Put(setKey(when), &set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale, err := AdoptDispatcher(pinned, base.Events(), opts(2), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := attachedSets(t, stale); len(got) != 0 {
+		t.Errorf("adopted with stale sets, the attached filters pass %v, want unknown sets", got)
+	}
+	if err := stale.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for when, set := range saved {
+		if err := recorded.Put(setKey(when), &set); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// a start that fails
 	links := openLinks(t)
 	second, err := AdoptDispatcher(pinned, base.Events(), opts(2), filepath.Join(dir, "run2"))
@@ -157,6 +198,10 @@ func TestAdoptDispatcher(t *testing.T) {
 		third.Unpin()
 		third.Close()
 	}()
+	// the attached filters' sets, from what the first run recorded
+	if got := attachedSets(t, third); !maps.EqualFunc(got, firstSets, slices.Equal) {
+		t.Errorf("the adopted attached filters pass %v, want the first run's %v", got, firstSets)
+	}
 	if n := confs(third); n != 2 {
 		t.Errorf("the failed start left %d hook configurations, want the first run's 2", n)
 	}
@@ -171,6 +216,14 @@ func TestAdoptDispatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("the next run, the first run's pins gone", opened(), "7/3")
+	// the set is the one the first run attached with: its filters decide
+	// alone again, the slots empty
+	for when := range firstSets {
+		var id ebpf.ProgramID
+		if err := third.chain(when).Lookup(slotFilter, &id); !errors.Is(err, ebpf.ErrKeyNotExist) {
+			t.Errorf("the %s slot after the release: program %d (%v), want empty", whenName(when), id, err)
+		}
+	}
 	if n := confs(third); n != 1 {
 		t.Errorf("%d hook configurations after the release, want this run's 1", n)
 	}
@@ -191,6 +244,22 @@ func TestAdoptDispatcher(t *testing.T) {
 	if err := third.objs.HookCgroups.NextKey(nil, &ck); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("the dropped hook's cgroups are still in hook_cgroups: %v", err)
 	}
+}
+
+// attachedSets are the syscalls each of d's attached filters passes, by
+// direction, where d knows them.
+func attachedSets(t *testing.T, d *Dispatcher) map[uint8][]int64 {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sets := map[uint8][]int64{}
+	for when, f := range d.attached {
+		if f.err != nil || f.all {
+			t.Errorf("the attached %s filter passes every call: %v", whenName(when), f.err)
+		}
+		sets[when] = f.nrs
+	}
+	return sets
 }
 
 // openLinks counts the process's open BPF link handles.

@@ -214,17 +214,22 @@ func (d *Dispatcher) emptySlot(when uint8) error {
 }
 
 // attachFilter attaches a direction's filter of nrs, the first time a
-// swap lists hooks there, before their lists are written. Where that
+// swap lists hooks there, before their lists are written, and records
+// its set for a restart that adopts it (recordAttached). Where that
 // filter cannot be loaded, the object's program is attached, which passes
 // every call to the slot's filter (refilter puts one there), as before
 // there were attached filters. d.mu is held.
 func (d *Dispatcher) attachFilter(when uint8, nrs []int64) error {
 	f := &sysFilter{nrs: nrs}
-	prog, err := d.newFilter(when, nrs, false, true)
-	if err == nil {
-		f.prog = prog
-	} else {
+	var err error
+	if f.prog, err = d.newFilter(when, nrs, false, true); err != nil {
 		f = &sysFilter{all: true, err: fmt.Errorf("the attached %s filter: %w", whenName(when), err)}
+	} else if err := d.recordAttached(when, f.prog, nrs); err != nil {
+		f.prog.Close()
+		return err
+	}
+	prog := f.prog
+	if prog == nil {
 		prog = d.program(when)
 	}
 	if err := d.attachLink(whenName(when), prog); err != nil {
@@ -235,6 +240,77 @@ func (d *Dispatcher) attachFilter(when uint8, nrs []int64) error {
 	}
 	d.attached[when] = f
 	return nil
+}
+
+// recordAttached writes the set of the filter about to be attached in a
+// direction, naming the filter, where a restart that adopts the
+// dispatcher reads it (adoptAttached). d.mu is held.
+func (d *Dispatcher) recordAttached(when uint8, prog *ebpf.Program, nrs []int64) error {
+	id, err := programID(prog)
+	if err != nil {
+		return fmt.Errorf("the attached %s filter: %w", whenName(when), err)
+	}
+	s := bpf.DispatchAttachedSet{ProgId: uint32(id)}
+	for _, nr := range nrs {
+		s.Nrs[nr/64] |= 1 << (nr % 64)
+	}
+	if err := d.objs.AttachedSets.Put(setKey(when), &s); err != nil {
+		return fmt.Errorf("recording the attached %s filter's set: %w", whenName(when), err)
+	}
+	return nil
+}
+
+// adoptAttached tells what the adopted link of a direction runs: the
+// object's program, which passes every call to the slot; a filter of the
+// set attached_sets names it with; else nil, a filter of a set this run
+// does not know, for which the slot always decides.
+func (d *Dispatcher) adoptAttached(when uint8) (*sysFilter, error) {
+	info, err := d.links[whenName(when)].Info()
+	if err != nil {
+		return nil, fmt.Errorf("reading the %s link: %w", whenName(when), err)
+	}
+	own, err := programID(d.program(when))
+	if err != nil {
+		return nil, err
+	}
+	if info.Program == own {
+		return &sysFilter{all: true, err: fmt.Errorf("the attached %s filter: the previous run attached the object's program, which passes every call", whenName(when))}, nil
+	}
+	var s bpf.DispatchAttachedSet
+	if err := d.objs.AttachedSets.Lookup(setKey(when), &s); err != nil {
+		return nil, fmt.Errorf("reading the attached %s filter's set: %w", whenName(when), err)
+	}
+	if s.ProgId == 0 || ebpf.ProgramID(s.ProgId) != info.Program {
+		return nil, nil
+	}
+	var nrs []int64
+	for nr := range int64(sysTableLen) {
+		if s.Nrs[nr/64]&(1<<(nr%64)) != 0 {
+			nrs = append(nrs, nr)
+		}
+	}
+	return &sysFilter{nrs: nrs}, nil
+}
+
+// setKey is a direction's key in attached_sets.
+func setKey(when uint8) uint32 {
+	if when == OnExit {
+		return 1
+	}
+	return 0
+}
+
+// programID is the kernel's id of a loaded program.
+func programID(p *ebpf.Program) (ebpf.ProgramID, error) {
+	info, err := p.Info()
+	if err != nil {
+		return 0, fmt.Errorf("reading a program's id: %w", err)
+	}
+	id, ok := info.ID()
+	if !ok {
+		return 0, errors.New("the kernel gives no program ids")
+	}
+	return id, nil
 }
 
 // FilterErr is why a direction of the dispatcher went without its filter
