@@ -93,6 +93,7 @@ type DispatchGenConf struct {
 	Cacheable uint8
 	Scoped    uint8
 	Run       uint16
+	Policy    uint32
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -100,6 +101,7 @@ type DispatchGenConf struct {
 		Type uint8
 		Str  uint8
 	}
+	_   [4]byte
 	Sel [5]struct {
 		_       structs.HostLayout
 		Nmatch  uint8

@@ -112,6 +112,7 @@ type HookGenConf struct {
 	Cacheable uint8
 	Scoped    uint8
 	Run       uint16
+	Policy    uint32
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -119,6 +120,7 @@ type HookGenConf struct {
 		Type uint8
 		Str  uint8
 	}
+	_   [4]byte
 	Sel [5]struct {
 		_       structs.HostLayout
 		Nmatch  uint8

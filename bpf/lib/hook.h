@@ -312,6 +312,10 @@ struct gen_conf {
 	 * pinned objects, and the previous run's hooks and this run's then
 	 * share one program */
 	__u16 run;
+	/* the hook's policy, a hash of its name (sensor.PolicyKey): with the
+	 * stable id it tells a previous run's hook from another policy's hook
+	 * whose id collided with it in this run */
+	__u32 policy;
 	struct arg_conf args[MAX_ARGS];
 	struct selector sel[MAX_SELECTORS];
 };

@@ -497,20 +497,49 @@ func shapedPolicies(n int) ([]*tracingpolicy.TracingPolicy, error) {
 // mechanism chosen from the probe); the loop touches none of their paths.
 func loadPolicies(pols []*tracingpolicy.TracingPolicy, features map[string]bool) func() (func(), error) {
 	return func() (func(), error) {
-		ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
-		if err != nil {
-			return nil, err
-		}
-		m := hooks.NewManager(zerolog.Nop(), ring, sensor.Options{Features: features})
-		for _, p := range pols {
-			if err := m.LoadPolicy(p); err != nil {
-				m.Close()
-				ring.Close()
-				return nil, err
-			}
-		}
-		return func() { m.Close(); ring.Close() }, nil
+		_, done, err := managerWith(pols, features)
+		return done, err
 	}
+}
+
+// managerWith loads pols into a hook manager of their own ring buffer, as
+// the agent does; done unloads them.
+func managerWith(pols []*tracingpolicy.TracingPolicy, features map[string]bool) (_ *hooks.Manager, done func(), _ error) {
+	ring, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 8 << 20})
+	if err != nil {
+		return nil, nil, err
+	}
+	m := hooks.NewManager(zerolog.Nop(), ring, sensor.Options{Features: features})
+	done = func() { m.Close(); ring.Close() }
+	for _, p := range pols {
+		if err := m.LoadPolicy(p); err != nil {
+			done()
+			return nil, nil, err
+		}
+	}
+	return m, done, nil
+}
+
+// policyMemory loads pols and returns the most kernel memory one of them
+// is charged, as tetra tracingpolicy list shows it: the sum of its hooks'.
+func policyMemory(pols []*tracingpolicy.TracingPolicy, features map[string]bool) (uint64, error) {
+	m, done, err := managerWith(pols, features)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	var most uint64
+	for _, p := range m.Status() {
+		var mem uint64
+		for _, h := range p.Hooks {
+			mem += h.Stats.MemoryBytes
+		}
+		if mem == 0 {
+			return 0, fmt.Errorf("policy %s: no kernel memory reported", p.Name)
+		}
+		most = max(most, mem)
+	}
+	return most, nil
 }
 
 func median(v []float64) float64 { return quantile(v, 0.5) }
@@ -593,6 +622,10 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 		if !maps.Equal(p, points) {
 			fmt.Printf("note: %d shaped policies attach %v, the -policy files %v; the floor is the latter's\n", len(set), p, points)
 		}
+	}
+	mem, err := policyMemory(fifty, report.Map())
+	if err != nil {
+		return nil, fmt.Errorf("the kernel memory of %d shaped policies: %w", len(fifty), err)
 	}
 	var names []string
 	for _, p := range paths {
@@ -678,10 +711,12 @@ func syscallOverhead(rounds int, window time.Duration, policy string) ([]result,
 		fmt.Printf("program time alone predicts agent ÷ floor = %.4f (%.0f ns per operation more than the floor's programs, of %.0f)\n",
 			opNs/(opNs+progPerOp[2]-progPerOp[1]), progPerOp[2]-progPerOp[1], opNs)
 	}
+	fmt.Printf("kernel memory per policy (tetra tracingpolicy list), the most of %d shaped policies: %d bytes (goal <= 64 KiB)\n", len(fifty), mem)
 	return []result{
 		{"a", "syscall overhead, agent ÷ floor", fmt.Sprintf("%.4f", agentFloor.median), ">= 0.97", metStr(agentFloor.median >= 0.97)},
 		{"a", "50 shaped policies ÷ floor", fmt.Sprintf("%.4f", fiftyFloor.median), ">= 0.95", metStr(fiftyFloor.median >= 0.95)},
 		{"a", "50 shaped policies ÷ 1", fmt.Sprintf("%.4f", fiftyOne.median), ">= 0.97", metStr(fiftyOne.median >= 0.97)},
 		{"a", "agent ÷ no agent, floor ÷ no agent", fmt.Sprintf("%.3f, %.3f", median(modes[2].ops)/none, floor/none), "", "—"},
+		{"a", "kernel memory per policy, the most of 50 shaped", fmt.Sprintf("%d bytes", mem), "<= 64 KiB", metStr(mem <= 64<<10)},
 	}, nil
 }

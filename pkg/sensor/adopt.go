@@ -123,7 +123,7 @@ func (d *Dispatcher) adoptHooks() error {
 	bySlot := map[uint32]*DataHook{}
 	for slot, e := range entries {
 		h := &DataHook{d: d, e: e, cache: e.conf.Cacheable != 0, scope: e.scope,
-			spec: HookSpec{ID: e.conf.HookId, Syscalls: map[uint32]Syscall{}, Scoped: e.conf.Scoped != 0}}
+			spec: HookSpec{ID: e.conf.HookId, Policy: e.conf.Policy, Syscalls: map[uint32]Syscall{}, Scoped: e.conf.Scoped != 0}}
 		bySlot[slot] = h
 		d.adopted = append(d.adopted, h)
 	}
@@ -206,33 +206,40 @@ func sharesMaps(progs []*ebpf.Program, shared map[string]*ebpf.Map) error {
 }
 
 // reconcile completes a swap while the previous run's hooks are adopted:
-// a hook added takes over from the adopted one with its stable id in the
-// same swap, and an adopted hook comes back when its successor goes with
-// none taking over, so that the previous run's policies enforce until
-// this run's replace them. d.mu is held.
+// a hook added takes over from the adopted one with its stable id and
+// policy in the same swap, and an adopted hook comes back when its
+// successor goes with none taking over, so that the previous run's
+// policies enforce until this run's replace them. d.mu is held.
 func (d *Dispatcher) reconcile(add, remove []*DataHook) ([]*DataHook, []*DataHook) {
-	return reconcile(d.adopted, add, remove, func(h *DataHook) (uint32, bool) { return h.spec.ID, h.listed })
+	return reconcile(d.adopted, add, remove, func(h *DataHook) (hookKey, bool) {
+		return hookKey{h.spec.ID, h.spec.Policy}, h.listed
+	})
 }
 
-// reconcile is Dispatcher.reconcile for either owner's hooks, whose
-// stable id and whether they are listed state tells.
-func reconcile[H comparable](adopted, add, remove []H, state func(H) (id uint32, listed bool)) ([]H, []H) {
-	added := map[uint32]bool{}
+// hookKey is what makes a hook of one run the same as a hook of the
+// next: its stable id, and its policy (PolicyKey), as the ids of two
+// policies can collide in another order.
+type hookKey struct{ id, policy uint32 }
+
+// reconcile is Dispatcher.reconcile for either owner's hooks, whose key
+// and whether they are listed state tells.
+func reconcile[H comparable](adopted, add, remove []H, state func(H) (key hookKey, listed bool)) ([]H, []H) {
+	added := map[hookKey]bool{}
 	for _, h := range add {
-		id, _ := state(h)
-		added[id] = true
+		k, _ := state(h)
+		added[k] = true
 	}
-	gone := map[uint32]bool{}
+	gone := map[hookKey]bool{}
 	for _, h := range remove {
-		if id, listed := state(h); listed && !added[id] {
-			gone[id] = true
+		if k, listed := state(h); listed && !added[k] {
+			gone[k] = true
 		}
 	}
 	for _, o := range adopted {
-		switch id, listed := state(o); {
-		case listed && added[id]:
+		switch k, listed := state(o); {
+		case listed && added[k]:
 			remove = append(remove, o)
-		case !listed && gone[id]:
+		case !listed && gone[k]:
 			add = append(add, o)
 		}
 	}
@@ -311,7 +318,7 @@ func (ps *Points) adoptPoint(key string, spec ProgHookSpec, progs []string, own 
 	if own {
 		// the first not taken yet: a run that died during a reload may
 		// have left two
-		dirs, _ := filepath.Glob(filepath.Join(ps.adoptDir, ownPrefix(key, spec.ID)+"*"))
+		dirs, _ := filepath.Glob(filepath.Join(ps.adoptDir, ownPrefix(key, spec)+"*"))
 		dirs = slices.DeleteFunc(dirs, func(d string) bool { return ps.taken[d] })
 		if len(dirs) == 0 {
 			return nil
@@ -412,7 +419,7 @@ func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string, 
 		p.key = "" // no other hook will find it
 	}
 	if ps.pinDir != "" {
-		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, own, spec.ID))
+		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, own, spec))
 		if err := ps.pin(p); err != nil {
 			os.RemoveAll(p.pinDir)
 			return nil, err
@@ -422,12 +429,12 @@ func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string, 
 	return p, nil
 }
 
-// state is a hook's stable id and whether calls run it (reconcile).
-func (h *ProgHook) state() (uint32, bool) {
+// state is a hook's key and whether calls run it (reconcile).
+func (h *ProgHook) state() (hookKey, bool) {
 	if h.e == nil {
-		return 0, false
+		return hookKey{}, false
 	}
-	return h.e.conf.HookId, h.listed
+	return hookKey{h.e.conf.HookId, h.e.conf.Policy}, h.listed
 }
 
 // ReleaseAdopted drops the previous run's hooks the adopted objects still

@@ -2,6 +2,7 @@ package sensor
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
@@ -286,6 +287,19 @@ type HookSpec struct {
 	// Scoped limits the hook to the cgroups SetCgroups names (none until
 	// then): a policy's podSelector, containerSelector or namespace.
 	Scoped bool
+	// Policy is PolicyKey of the hook's policy's name.
+	Policy uint32
+}
+
+// PolicyKey is what a hook's configuration keeps of its policy's name.
+// Stable ids are unique among the hooks of one run, but two policies'
+// ids can collide in another order in the next run: a hook adopted from
+// a previous run is the same hook as one of this run only if both its id
+// and its policy's key are the same (reconcile).
+func PolicyKey(name string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return h.Sum32()
 }
 
 // GenericStats are a hook's kernel-side counters.
@@ -340,6 +354,7 @@ func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.HookGenConf, []
 		return c, nil, fmt.Errorf("hook has %d args and %d selectors, at most %d and %d", len(spec.Args), len(spec.Selectors), MaxArgs, MaxSelectors)
 	}
 	c.HookId = spec.ID
+	c.Policy = spec.Policy
 	c.Nargs = uint8(len(spec.Args))
 	c.Nsel = uint8(len(spec.Selectors))
 	c.Cacheable = boolByte(cacheable(spec))

@@ -238,7 +238,7 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, c
 		}
 	}
 	if ps.pinDir != "" && attach {
-		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, p.own, spec.ID))
+		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, p.own, spec))
 		if err := ps.pin(p); err != nil {
 			ps.closePoint(p)
 			return nil, err
@@ -253,7 +253,7 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, c
 
 // stage writes a hook's entries into p; ps.mu is held.
 func (p *point) stage(spec ProgHookSpec) (*ProgHook, error) {
-	e, err := p.tables.add(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped})
+	e, err := p.tables.add(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped, Policy: spec.Policy})
 	if err != nil {
 		return nil, err
 	}
@@ -411,15 +411,16 @@ func sharedMap(name string) bool {
 
 // pointPin names the pin directory of the object of key (pointKey): the
 // next run finds by it the object it would load (adoptPoint). An object
-// of one hook's own is found by the hook's stable id too (ownPrefix), and
-// numbered, as a run may hold two (a new version's beside the old).
+// of one hook's own is found by the hook's stable id and policy too
+// (ownPrefix), and numbered, as a run may hold two (a new version's
+// beside the old).
 // ps.mu is held.
-func (ps *Points) pointPin(key string, own bool, id uint32) string {
+func (ps *Points) pointPin(key string, own bool, spec ProgHookSpec) string {
 	if !own {
 		return pointName(key)
 	}
 	ps.pins++
-	return ownPrefix(key, id) + strconv.Itoa(ps.pins)
+	return ownPrefix(key, spec) + strconv.Itoa(ps.pins)
 }
 
 // pointName is the pin directory of the shared object of key.
@@ -428,10 +429,11 @@ func pointName(key string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// ownPrefix begins the pin directories of the objects of key that hook id
-// has of its own.
-func ownPrefix(key string, id uint32) string {
-	return "own-" + pointName(key+"|"+strconv.FormatUint(uint64(id), 10)) + "-"
+// ownPrefix begins the pin directories of the objects of key that a hook
+// of spec's stable id and policy has of its own: the next run's hook of
+// both (reconcile's hookKey) adopts them.
+func ownPrefix(key string, spec ProgHookSpec) string {
+	return "own-" + pointName(fmt.Sprintf("%s|%d|%d", key, spec.ID, spec.Policy)) + "-"
 }
 
 // closePoint detaches and unloads an object; ps.mu is held.

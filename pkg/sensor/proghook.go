@@ -221,7 +221,9 @@ type ProgHookSpec struct {
 	Override bool
 	// Scoped is HookSpec.Scoped: the hook applies to the cgroups
 	// SetCgroups names only.
-	Scoped    bool
+	Scoped bool
+	// Policy is HookSpec.Policy.
+	Policy    uint32
 	Args      []Arg
 	Selectors []Selector
 	// RetSockAction (RetTrackSock, RetUntrackSock; 0: none) is what the
