@@ -86,6 +86,7 @@ type DispatchExecCreds struct {
 
 type DispatchGenConf struct {
 	_         structs.HostLayout
+	Key       uint64
 	HookId    uint32
 	Slot      uint16
 	Nargs     uint8
@@ -93,7 +94,6 @@ type DispatchGenConf struct {
 	Cacheable uint8
 	Scoped    uint8
 	Run       uint16
-	Policy    uint32
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -101,7 +101,6 @@ type DispatchGenConf struct {
 		Type uint8
 		Str  uint8
 	}
-	_   [4]byte
 	Sel [5]struct {
 		_       structs.HostLayout
 		Nmatch  uint8

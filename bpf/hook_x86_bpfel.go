@@ -105,6 +105,7 @@ type HookExecCreds struct {
 
 type HookGenConf struct {
 	_         structs.HostLayout
+	Key       uint64
 	HookId    uint32
 	Slot      uint16
 	Nargs     uint8
@@ -112,7 +113,6 @@ type HookGenConf struct {
 	Cacheable uint8
 	Scoped    uint8
 	Run       uint16
-	Policy    uint32
 	Args      [5]struct {
 		_    structs.HostLayout
 		Src  uint8
@@ -120,7 +120,6 @@ type HookGenConf struct {
 		Type uint8
 		Str  uint8
 	}
-	_   [4]byte
 	Sel [5]struct {
 		_       structs.HostLayout
 		Nmatch  uint8

@@ -296,6 +296,12 @@ struct selector {
 };
 
 struct gen_conf {
+	/* what makes a hook of one run the same as a hook of the next: a
+	 * 64-bit hash of its declaration and policy. hook_id, which records
+	 * carry, hashes the same in 32 bits and moves on when it collides
+	 * with another policy's, in the order the policies are loaded, which
+	 * the next run may not repeat */
+	__u64 key;
 	__u32 hook_id;
 	__u16 slot; /* the hook's counters (HOOK_SLOTS) */
 	__u8 nargs;
@@ -312,10 +318,6 @@ struct gen_conf {
 	 * pinned objects, and the previous run's hooks and this run's then
 	 * share one program */
 	__u16 run;
-	/* the hook's policy, a hash of its name (sensor.PolicyKey): with the
-	 * stable id it tells a previous run's hook from another policy's hook
-	 * whose id collided with it in this run */
-	__u32 policy;
 	struct arg_conf args[MAX_ARGS];
 	struct selector sel[MAX_SELECTORS];
 };

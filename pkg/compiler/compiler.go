@@ -91,13 +91,8 @@ func Hook(d Decl, id uint32, facts Facts) (Compiled, error) {
 			return Compiled{}, err
 		}
 	}
-	policy := sensor.PolicyKey(d.Policy)
-	if c.Syscalls != nil {
-		c.Syscalls.Policy = policy
-	}
 	for i := range c.Progs {
 		c.Progs[i].Scoped = d.Scope != nil
-		c.Progs[i].Policy = policy
 	}
 	c.Event = info.event
 	return c, nil

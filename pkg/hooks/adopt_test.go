@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/rs/zerolog"
 
+	"github.com/tetragon-lite/tetragon/pkg/compiler"
 	"github.com/tetragon-lite/tetragon/pkg/kernelfs"
 	"github.com/tetragon-lite/tetragon/pkg/observer"
 	"github.com/tetragon-lite/tetragon/pkg/sensor"
@@ -184,4 +185,131 @@ func drainRuns(t *testing.T, rd *ringbuf.Reader) []uint16 {
 	}
 	slices.Sort(runs)
 	return runs
+}
+
+// TestRestartKeepsCollidedHook: two policies whose hooks' ids collided
+// (the second loaded moved on to the next id) are loaded in the other
+// order after a restart, so each gets the id the other's adopted hook
+// has. Each new hook replaces its own policy's old one all the same (by
+// key), and the other policy's old hook goes on enforcing until its new
+// version is loaded.
+func TestRestartKeepsCollidedHook(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tracepoint")
+	dir, err := os.MkdirTemp(kernelfs.BPF().Path, "adopt-collided-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sensor.RemovePinned(dir) })
+	tmp := t.TempDir()
+	fileA, fileB := filepath.Join(tmp, "a"), filepath.Join(tmp, "b")
+	for _, f := range []string{fileA, fileB} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	features := testutil.Kernel(t).Map()
+	parsed := func(path string) *tp.TracingPolicy {
+		t.Helper()
+		ps, err := tp.Parse("policy.yaml", testutil.OpenatTracepointPolicy("p", path, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps[0]
+	}
+	polA, polB := parsed(fileA), parsed(fileB)
+	// names under which the two policies' hooks get the same id, found by
+	// a birthday search over names (about 2^16 of each)
+	probe := NewManager(zerolog.Nop(), nil, sensor.Options{Features: features})
+	idOf := func(p *tp.TracingPolicy, name string) uint32 {
+		t.Helper()
+		p.Metadata.Name = name
+		decls, err := compiler.FromPolicy(p, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, _ := probe.hookIDs(name, decls)
+		return ids[0]
+	}
+	idsA, idsB := map[uint32]string{}, map[uint32]string{}
+	var nameA, nameB string
+	for i := 0; nameA == "" && i < 1<<20; i++ {
+		a, b := fmt.Sprintf("a-%d", i), fmt.Sprintf("b-%d", i)
+		ia, ib := idOf(polA, a), idOf(polB, b)
+		idsA[ia], idsB[ib] = a, b
+		if n, ok := idsB[ia]; ok {
+			nameA, nameB = a, n
+		} else if n, ok := idsA[ib]; ok {
+			nameA, nameB = n, b
+		}
+	}
+	if nameA == "" {
+		t.Fatal("no two names whose hooks' ids collide")
+	}
+	polA.Metadata.Name, polB.Metadata.Name = nameA, nameB
+
+	base, err := sensor.LoadBase(sensor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	rd, err := ringbuf.NewReader(base.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	manager := func(run uint16, pins, adopt string, pols ...*tp.TracingPolicy) *Manager {
+		t.Helper()
+		m := NewManager(zerolog.Nop(), base.Events(), sensor.Options{ExecCreds: base.ExecCreds(), RunTag: run, Features: features})
+		m.PinUnder(pins)
+		if adopt != "" {
+			m.AdoptFrom(adopt)
+		}
+		for _, p := range pols {
+			if err := m.LoadPolicy(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	// opened opens path and returns the runs of the hooks that recorded it
+	opened := func(path string) []uint16 {
+		t.Helper()
+		drainRuns(t, rd)
+		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syscall.Close(fd)
+		return drainRuns(t, rd)
+	}
+	expect := func(what, path string, runs ...uint16) {
+		t.Helper()
+		if got := opened(path); !slices.Equal(got, runs) {
+			t.Errorf("%s: %s recorded by hooks of runs %v, want %v", what, filepath.Base(path), got, runs)
+		}
+	}
+
+	run1, run2 := filepath.Join(dir, "run1"), filepath.Join(dir, "run2")
+	first := manager(1, run1, "", polA, polB)
+	expect("the first run", fileA, 1)
+	expect("the first run", fileB, 1)
+	if err := first.Keep(); err != nil {
+		t.Fatal(err)
+	}
+	// the other order: B's hook gets the id A's adopted hook has
+	second := manager(2, run2, run1, polB)
+	defer second.Close()
+	expect("B loaded again with A's old id", fileA, 1)
+	expect("B loaded again with A's old id", fileB, 2)
+	if err := second.LoadPolicy(polA); err != nil {
+		t.Fatal(err)
+	}
+	expect("A loaded again with B's old id", fileA, 2)
+	expect("A loaded again with B's old id", fileB, 2)
+	if err := second.ReleaseAdopted(); err != nil {
+		t.Fatal(err)
+	}
+	expect("after the release", fileA, 2)
+	expect("after the release", fileB, 2)
 }

@@ -400,7 +400,7 @@ func (m *Manager) build(policy string, hooks []compiler.Decl, loader *tracingpol
 		return nil, fmt.Errorf("policy %q: %w", policy, err)
 	}
 	m.mu.Lock()
-	ids := m.hookIDs(policy, hooks)
+	ids, keys := m.hookIDs(policy, hooks)
 	m.version++
 	lp := &loadedPolicy{name: policy}
 	if m.pinRoot != "" {
@@ -427,7 +427,7 @@ func (m *Manager) build(policy string, hooks []compiler.Decl, loader *tracingpol
 		if d.Src != (tracingpolicy.Source{}) {
 			where = d.Src.String()
 		}
-		h, err := m.attach(d, id, facts)
+		h, err := m.attach(d, id, keys[i], facts)
 		if err != nil {
 			m.discard(lp)
 			return nil, fmt.Errorf("policy %q: %s: %w", policy, where, err)
@@ -457,33 +457,37 @@ func (m *Manager) build(policy string, hooks []compiler.Decl, loader *tracingpol
 	return lp, nil
 }
 
-// hookIDs gives each hook of a policy an id derived from what it is, so
-// that the same policy loaded again, by this run or the next, has the same
-// ids: records a pinned hook wrote while no agent was running still find
-// their hook after a restart. A collision with another policy's hook moves
-// on to the next id. m.mu is held.
-func (m *Manager) hookIDs(policy string, hooks []compiler.Decl) []uint32 {
+// hookIDs gives each hook of a policy an id and a key derived from what
+// it is, so that the same policy loaded again, by this run or the next,
+// has the same ids: records a pinned hook wrote while no agent was running
+// still find their hook after a restart. A collision of ids with another
+// policy's hook moves on to the next id, so an id depends on the order the
+// policies load; the key, a 64-bit hash of the same, does not, and is what
+// tells the next run which adopted hook a hook replaces
+// (sensor.HookSpec.Key). m.mu is held.
+func (m *Manager) hookIDs(policy string, hooks []compiler.Decl) (ids []uint32, keys []uint64) {
 	taken := map[uint32]bool{0: true}
 	for id, h := range m.hooks {
 		if h.info.decl.Policy != policy {
 			taken[id] = true
 		}
 	}
-	ids := make([]uint32, len(hooks))
 	for i, d := range hooks {
-		h := fnv.New32a()
 		d.Policy = policy
 		// a pointer would print as an address, which differs per run
 		d.Scope = nil
-		fmt.Fprintf(h, "%d %+v", i, d)
-		id := h.Sum32()
+		what := fmt.Sprintf("%d %+v", i, d)
+		h32, h64 := fnv.New32a(), fnv.New64a()
+		h32.Write([]byte(what))
+		h64.Write([]byte(what))
+		id := h32.Sum32()
 		for taken[id] {
 			id++
 		}
 		taken[id] = true
-		ids[i] = id
+		ids, keys = append(ids, id), append(keys, h64.Sum64())
 	}
-	return ids
+	return ids, keys
 }
 
 // refill fills a just published version's scoped hooks again: a change
@@ -510,11 +514,18 @@ type hookInfo struct {
 	event hookevent.Hook
 }
 
-// attach compiles one hook for the mechanism that serves it and stages it.
-func (m *Manager) attach(d compiler.Decl, id uint32, facts compiler.Facts) (*loadedHook, error) {
+// attach compiles one hook for the mechanism that serves it and stages it
+// with its key (hookIDs).
+func (m *Manager) attach(d compiler.Decl, id uint32, key uint64, facts compiler.Facts) (*loadedHook, error) {
 	c, err := compiler.Hook(d, id, facts)
 	if err != nil {
 		return nil, err
+	}
+	if c.Syscalls != nil {
+		c.Syscalls.Key = key
+	}
+	for i := range c.Progs {
+		c.Progs[i].Key = key
 	}
 	obj, err := m.stage(d, c)
 	if err != nil {

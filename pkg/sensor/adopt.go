@@ -123,7 +123,7 @@ func (d *Dispatcher) adoptHooks() error {
 	bySlot := map[uint32]*DataHook{}
 	for slot, e := range entries {
 		h := &DataHook{d: d, e: e, cache: e.conf.Cacheable != 0, scope: e.scope,
-			spec: HookSpec{ID: e.conf.HookId, Policy: e.conf.Policy, Syscalls: map[uint32]Syscall{}, Scoped: e.conf.Scoped != 0}}
+			spec: HookSpec{ID: e.conf.HookId, Key: e.conf.Key, Syscalls: map[uint32]Syscall{}, Scoped: e.conf.Scoped != 0}}
 		bySlot[slot] = h
 		d.adopted = append(d.adopted, h)
 	}
@@ -206,30 +206,23 @@ func sharesMaps(progs []*ebpf.Program, shared map[string]*ebpf.Map) error {
 }
 
 // reconcile completes a swap while the previous run's hooks are adopted:
-// a hook added takes over from the adopted one with its stable id and
-// policy in the same swap, and an adopted hook comes back when its
-// successor goes with none taking over, so that the previous run's
-// policies enforce until this run's replace them. d.mu is held.
+// a hook added takes over from the adopted one of its key in the same
+// swap, and an adopted hook comes back when its successor goes with none
+// taking over, so that the previous run's policies enforce until this
+// run's replace them. d.mu is held.
 func (d *Dispatcher) reconcile(add, remove []*DataHook) ([]*DataHook, []*DataHook) {
-	return reconcile(d.adopted, add, remove, func(h *DataHook) (hookKey, bool) {
-		return hookKey{h.spec.ID, h.spec.Policy}, h.listed
-	})
+	return reconcile(d.adopted, add, remove, func(h *DataHook) (uint64, bool) { return h.spec.Key, h.listed })
 }
 
-// hookKey is what makes a hook of one run the same as a hook of the
-// next: its stable id, and its policy (PolicyKey), as the ids of two
-// policies can collide in another order.
-type hookKey struct{ id, policy uint32 }
-
 // reconcile is Dispatcher.reconcile for either owner's hooks, whose key
-// and whether they are listed state tells.
-func reconcile[H comparable](adopted, add, remove []H, state func(H) (key hookKey, listed bool)) ([]H, []H) {
-	added := map[hookKey]bool{}
+// (HookSpec.Key) and whether they are listed state tells.
+func reconcile[H comparable](adopted, add, remove []H, state func(H) (key uint64, listed bool)) ([]H, []H) {
+	added := map[uint64]bool{}
 	for _, h := range add {
 		k, _ := state(h)
 		added[k] = true
 	}
-	gone := map[hookKey]bool{}
+	gone := map[uint64]bool{}
 	for _, h := range remove {
 		if k, listed := state(h); listed && !added[k] {
 			gone[k] = true
@@ -430,11 +423,11 @@ func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string, 
 }
 
 // state is a hook's key and whether calls run it (reconcile).
-func (h *ProgHook) state() (hookKey, bool) {
+func (h *ProgHook) state() (uint64, bool) {
 	if h.e == nil {
-		return hookKey{}, false
+		return 0, false
 	}
-	return hookKey{h.e.conf.HookId, h.e.conf.Policy}, h.listed
+	return h.e.conf.Key, h.listed
 }
 
 // ReleaseAdopted drops the previous run's hooks the adopted objects still

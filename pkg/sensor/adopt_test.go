@@ -20,9 +20,9 @@ import (
 
 // TestAdoptDispatcher: a dispatcher pinned by one run is adopted by the
 // next with its programs and its hooks, which enforce until the next
-// run's take over. A hook of the same stable id replaces the old one in
-// one swap (the watched open is reported by exactly one run's hook), a
-// hook of the same id and another policy does not;
+// run's take over. A hook of the same key replaces the old one in one
+// swap (the watched open is reported by exactly one run's hook), a hook
+// of the same id and another key does not;
 // a start that fails gives the old hooks back; a start that succeeds
 // drops the old hooks nobody replaced, entries and all.
 func TestAdoptDispatcher(t *testing.T) {
@@ -41,11 +41,11 @@ func TestAdoptDispatcher(t *testing.T) {
 	// cgroup (hook_cgroups holds it)
 	cg := testCgroups(t, 1)[0]
 	keptSpec := func() HookSpec {
-		return HookSpec{ID: 7, Policy: PolicyKey("kept"), Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
+		return HookSpec{ID: 7, Key: 7007, Syscalls: openFamily, Args: openArgs(), Selectors: []Selector{{
 			Matches: []Match{{Arg: 1, Op: OpEqual, Strings: []string{kept}}}, Actions: ActPost,
 		}}}
 	}
-	droppedSpec := HookSpec{ID: 8, Policy: PolicyKey("dropped"), Syscalls: openFamily, Args: openArgs(), Scoped: true, Selectors: []Selector{{
+	droppedSpec := HookSpec{ID: 8, Key: 8008, Syscalls: openFamily, Args: openArgs(), Scoped: true, Selectors: []Selector{{
 		Matches: []Match{{Arg: 1, Op: OpPrefix, Strings: []string{filepath.Dir(dropped)}}}, Actions: ActPost,
 	}}}
 
@@ -163,15 +163,15 @@ func TestAdoptDispatcher(t *testing.T) {
 		}
 	}
 
-	// a hook of another policy whose stable id is an adopted hook's (the
-	// ids of two policies can collide in another order than the last
-	// run's): not the same hook, so the adopted one keeps enforcing
+	// a hook of another key whose id is an adopted hook's (the ids of
+	// two policies can collide in another order than the last run's):
+	// not the same hook, so the adopted one keeps enforcing
 	collided, err := AdoptDispatcher(pinned, base.Events(), opts(2), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := keptSpec()
-	other.Policy = PolicyKey("another")
+	other.Key = 7777
 	if _, err := collided.Add(other); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package sensor
 
 import (
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 
 	"github.com/cilium/ebpf"
@@ -287,19 +286,12 @@ type HookSpec struct {
 	// Scoped limits the hook to the cgroups SetCgroups names (none until
 	// then): a policy's podSelector, containerSelector or namespace.
 	Scoped bool
-	// Policy is PolicyKey of the hook's policy's name.
-	Policy uint32
-}
-
-// PolicyKey is what a hook's configuration keeps of its policy's name.
-// Stable ids are unique among the hooks of one run, but two policies'
-// ids can collide in another order in the next run: a hook adopted from
-// a previous run is the same hook as one of this run only if both its id
-// and its policy's key are the same (reconcile).
-func PolicyKey(name string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	return h.Sum32()
+	// Key is the hook's identity across runs: a hook adopted from a
+	// previous run is the same hook as one of this run when their keys
+	// are equal (reconcile). ID alone is not enough: ids are unique among
+	// one run's hooks only, as a collision moves one on in the order the
+	// policies load.
+	Key uint64
 }
 
 // GenericStats are a hook's kernel-side counters.
@@ -354,7 +346,7 @@ func encodeConf(spec HookSpec, slot func() (uint16, error)) (bpf.HookGenConf, []
 		return c, nil, fmt.Errorf("hook has %d args and %d selectors, at most %d and %d", len(spec.Args), len(spec.Selectors), MaxArgs, MaxSelectors)
 	}
 	c.HookId = spec.ID
-	c.Policy = spec.Policy
+	c.Key = spec.Key
 	c.Nargs = uint8(len(spec.Args))
 	c.Nsel = uint8(len(spec.Selectors))
 	c.Cacheable = boolByte(cacheable(spec))

@@ -253,7 +253,7 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, c
 
 // stage writes a hook's entries into p; ps.mu is held.
 func (p *point) stage(spec ProgHookSpec) (*ProgHook, error) {
-	e, err := p.tables.add(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped, Policy: spec.Policy})
+	e, err := p.tables.add(HookSpec{ID: spec.ID, Args: spec.Args, Selectors: spec.Selectors, Scoped: spec.Scoped, Key: spec.Key})
 	if err != nil {
 		return nil, err
 	}
@@ -411,8 +411,8 @@ func sharedMap(name string) bool {
 
 // pointPin names the pin directory of the object of key (pointKey): the
 // next run finds by it the object it would load (adoptPoint). An object
-// of one hook's own is found by the hook's stable id and policy too
-// (ownPrefix), and numbered, as a run may hold two (a new version's
+// of one hook's own is found by the hook's key too (ownPrefix), and
+// numbered, as a run may hold two (a new version's
 // beside the old).
 // ps.mu is held.
 func (ps *Points) pointPin(key string, own bool, spec ProgHookSpec) string {
@@ -429,11 +429,11 @@ func pointName(key string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// ownPrefix begins the pin directories of the objects of key that a hook
-// of spec's stable id and policy has of its own: the next run's hook of
-// both (reconcile's hookKey) adopts them.
+// ownPrefix begins the pin directories of the objects of key that the
+// hook of spec's key has of its own: the next run's hook of that key
+// adopts them.
 func ownPrefix(key string, spec ProgHookSpec) string {
-	return "own-" + pointName(fmt.Sprintf("%s|%d|%d", key, spec.ID, spec.Policy)) + "-"
+	return "own-" + pointName(key+"|"+strconv.FormatUint(spec.Key, 10)) + "-"
 }
 
 // closePoint detaches and unloads an object; ps.mu is held.

@@ -222,8 +222,8 @@ type ProgHookSpec struct {
 	// Scoped is HookSpec.Scoped: the hook applies to the cgroups
 	// SetCgroups names only.
 	Scoped bool
-	// Policy is HookSpec.Policy.
-	Policy    uint32
+	// Key is HookSpec.Key.
+	Key       uint64
 	Args      []Arg
 	Selectors []Selector
 	// RetSockAction (RetTrackSock, RetUntrackSock; 0: none) is what the
