@@ -75,39 +75,15 @@ func TestRestartAdoptsObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := sensor.LoadBase(sensor.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Close()
-	rd, err := ringbuf.NewReader(base.Events())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
+	r := newRuns(t, features)
 	load := func(run uint16, pins, adopt string) *Manager {
 		t.Helper()
-		m := NewManager(zerolog.Nop(), base.Events(), sensor.Options{ExecCreds: base.ExecCreds(), RunTag: run, Features: features})
-		m.PinUnder(pins)
-		if adopt != "" {
-			m.AdoptFrom(adopt)
-		}
-		if err := m.LoadPolicy(policies[0]); err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return r.manager(run, pins, adopt, policies[0])
 	}
-	// opened opens watched and returns the runs of the records of it, one
-	// per hook
+	// the runs of the records of watched, one per hook
 	opened := func() []uint16 {
 		t.Helper()
-		drainRuns(t, rd)
-		fd, err := syscall.Open(watched, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		syscall.Close(fd)
-		return drainRuns(t, rd)
+		return r.opened(watched)
 	}
 	expect := func(what string, got []uint16, run uint16) {
 		t.Helper()
@@ -144,6 +120,62 @@ func TestRestartAdoptsObjects(t *testing.T) {
 	if got := pinnedPointProgs(t, run2); !slices.Equal(got, progs) {
 		t.Errorf("programs %v after the old pins went, want the adopted %v", got, progs)
 	}
+}
+
+// runs is a base sensor that the hook managers of successive agent runs
+// share, as a restart that adopts it would, and a reader of its ring
+// buffer.
+type runs struct {
+	t        *testing.T
+	base     *sensor.Base
+	rd       *ringbuf.Reader
+	features map[string]bool
+}
+
+// newRuns loads the base sensor; both go when the test ends.
+func newRuns(t *testing.T, features map[string]bool) *runs {
+	t.Helper()
+	base, err := sensor.LoadBase(sensor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { base.Close() })
+	rd, err := ringbuf.NewReader(base.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rd.Close() })
+	return &runs{t: t, base: base, rd: rd, features: features}
+}
+
+// manager is run's hook manager, pinning under pins and adopting what
+// adopt holds (none when empty), with pols loaded.
+func (r *runs) manager(run uint16, pins, adopt string, pols ...*tp.TracingPolicy) *Manager {
+	r.t.Helper()
+	m := NewManager(zerolog.Nop(), r.base.Events(), sensor.Options{ExecCreds: r.base.ExecCreds(), RunTag: run, Features: r.features})
+	m.PinUnder(pins)
+	if adopt != "" {
+		m.AdoptFrom(adopt)
+	}
+	for _, p := range pols {
+		if err := m.LoadPolicy(p); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return m
+}
+
+// opened opens path and returns the runs of the hook records of it,
+// sorted.
+func (r *runs) opened(path string) []uint16 {
+	r.t.Helper()
+	drainRuns(r.t, r.rd)
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	syscall.Close(fd)
+	return drainRuns(r.t, r.rd)
 }
 
 // pinnedPointProgs are the programs of the attach points' objects pinned
@@ -248,57 +280,23 @@ func TestRestartKeepsCollidedHook(t *testing.T) {
 	}
 	polA.Metadata.Name, polB.Metadata.Name = nameA, nameB
 
-	base, err := sensor.LoadBase(sensor.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.Close()
-	rd, err := ringbuf.NewReader(base.Events())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	manager := func(run uint16, pins, adopt string, pols ...*tp.TracingPolicy) *Manager {
-		t.Helper()
-		m := NewManager(zerolog.Nop(), base.Events(), sensor.Options{ExecCreds: base.ExecCreds(), RunTag: run, Features: features})
-		m.PinUnder(pins)
-		if adopt != "" {
-			m.AdoptFrom(adopt)
-		}
-		for _, p := range pols {
-			if err := m.LoadPolicy(p); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return m
-	}
-	// opened opens path and returns the runs of the hooks that recorded it
-	opened := func(path string) []uint16 {
-		t.Helper()
-		drainRuns(t, rd)
-		fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		syscall.Close(fd)
-		return drainRuns(t, rd)
-	}
+	r := newRuns(t, features)
 	expect := func(what, path string, runs ...uint16) {
 		t.Helper()
-		if got := opened(path); !slices.Equal(got, runs) {
+		if got := r.opened(path); !slices.Equal(got, runs) {
 			t.Errorf("%s: %s recorded by hooks of runs %v, want %v", what, filepath.Base(path), got, runs)
 		}
 	}
 
 	run1, run2 := filepath.Join(dir, "run1"), filepath.Join(dir, "run2")
-	first := manager(1, run1, "", polA, polB)
+	first := r.manager(1, run1, "", polA, polB)
 	expect("the first run", fileA, 1)
 	expect("the first run", fileB, 1)
 	if err := first.Keep(); err != nil {
 		t.Fatal(err)
 	}
 	// the other order: B's hook gets the id A's adopted hook has
-	second := manager(2, run2, run1, polB)
+	second := r.manager(2, run2, run1, polB)
 	defer second.Close()
 	expect("B loaded again with A's old id", fileA, 1)
 	expect("B loaded again with A's old id", fileB, 2)

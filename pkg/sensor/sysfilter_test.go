@@ -62,6 +62,24 @@ func TestSearchInsns(t *testing.T) {
 	}
 }
 
+// filterTestDispatcher is a dispatcher with no hook yet, closed when the
+// test ends, and a file of "x" for its hooks to watch.
+func filterTestDispatcher(t *testing.T) (*Dispatcher, string) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	testutil.RequireFeature(t, "tp_btf")
+	target := filepath.Join(t.TempDir(), "tetragon")
+	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDispatcher(newRing(t), Options{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, target
+}
+
 // killOpen is a hook of syscall nr, read as openat, that kills the
 // opener of target.
 func killOpen(nr uint32, target string) HookSpec {
@@ -83,18 +101,7 @@ func killOpen(nr uint32, target string) HookSpec {
 // decides alone (its chain slot empty) whenever the set is the one it was
 // attached with, and the slot's filter decides otherwise.
 func TestSysFilterFollowsLists(t *testing.T) {
-	testutil.RequireRoot(t)
-	testutil.RequireFeature(t, "tp_btf")
-	dir := t.TempDir()
-	target := filepath.Join(dir, "tetragon")
-	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDispatcher(newRing(t), Options{}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, target := filterTestDispatcher(t)
 	// the syscalls the exit direction passes besides the path changers,
 	// and whether the chain's slot decides: then the slot holds the
 	// filter d keeps as the slot's, else it is empty and the attached
@@ -189,18 +196,7 @@ func TestSysFilterFollowsLists(t *testing.T) {
 // FilterErr says so for as long as it is attached, also after a later
 // swap puts a filter of the exact set in the slot.
 func TestAttachedFilterFallback(t *testing.T) {
-	testutil.RequireRoot(t)
-	testutil.RequireFeature(t, "tp_btf")
-	dir := t.TempDir()
-	target := filepath.Join(dir, "tetragon")
-	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	d, err := NewDispatcher(newRing(t), Options{}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d, target := filterTestDispatcher(t)
 	// an offset past pt_regs: the verifier refuses every exit filter of
 	// syscalls, not the one that passes every call
 	d.mu.Lock()
