@@ -311,7 +311,7 @@ func (ps *Points) adoptPoint(key string, spec ProgHookSpec, progs []string, own 
 	if own {
 		// the first not taken yet: a run that died during a reload may
 		// have left two
-		dirs, _ := filepath.Glob(filepath.Join(ps.adoptDir, ownPrefix(key, spec)+"*"))
+		dirs, _ := filepath.Glob(filepath.Join(ps.adoptDir, ownPrefix(key, spec.Key)+"*"))
 		dirs = slices.DeleteFunc(dirs, func(d string) bool { return ps.taken[d] })
 		if len(dirs) == 0 {
 			return nil
@@ -412,7 +412,7 @@ func (ps *Points) openPoint(dir, key string, spec ProgHookSpec, progs []string, 
 		p.key = "" // no other hook will find it
 	}
 	if ps.pinDir != "" {
-		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, own, spec))
+		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, own, spec.Key))
 		if err := ps.pin(p); err != nil {
 			os.RemoveAll(p.pinDir)
 			return nil, err

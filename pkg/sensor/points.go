@@ -238,7 +238,7 @@ func (ps *Points) newPoint(key string, spec ProgHookSpec, cfg bpf.HookHookCfg, c
 		}
 	}
 	if ps.pinDir != "" && attach {
-		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, p.own, spec))
+		p.pinDir = filepath.Join(ps.pinDir, ps.pointPin(key, p.own, spec.Key))
 		if err := ps.pin(p); err != nil {
 			ps.closePoint(p)
 			return nil, err
@@ -412,15 +412,14 @@ func sharedMap(name string) bool {
 // pointPin names the pin directory of the object of key (pointKey): the
 // next run finds by it the object it would load (adoptPoint). An object
 // of one hook's own is found by the hook's key too (ownPrefix), and
-// numbered, as a run may hold two (a new version's
-// beside the old).
+// numbered, as a run may hold two (a new version's beside the old).
 // ps.mu is held.
-func (ps *Points) pointPin(key string, own bool, spec ProgHookSpec) string {
+func (ps *Points) pointPin(key string, own bool, hookKey uint64) string {
 	if !own {
 		return pointName(key)
 	}
 	ps.pins++
-	return ownPrefix(key, spec) + strconv.Itoa(ps.pins)
+	return ownPrefix(key, hookKey) + strconv.Itoa(ps.pins)
 }
 
 // pointName is the pin directory of the shared object of key.
@@ -430,10 +429,10 @@ func pointName(key string) string {
 }
 
 // ownPrefix begins the pin directories of the objects of key that the
-// hook of spec's key has of its own: the next run's hook of that key
-// adopts them.
-func ownPrefix(key string, spec ProgHookSpec) string {
-	return "own-" + pointName(key+"|"+strconv.FormatUint(spec.Key, 10)) + "-"
+// hook of hookKey (HookSpec.Key) has of its own: the next run's hook of
+// that key adopts them.
+func ownPrefix(key string, hookKey uint64) string {
+	return "own-" + pointName(key+"|"+strconv.FormatUint(hookKey, 10)) + "-"
 }
 
 // closePoint detaches and unloads an object; ps.mu is held.
